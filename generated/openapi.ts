@@ -1,0 +1,925 @@
+// Generated from openapi.yaml by `npm run generate`. Do not edit by hand.
+
+export interface paths {
+    "/create-checkout-session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a checkout session
+         * @description Creates a Stripe-hosted checkout page for a one-time payment and returns its URL.
+         *     Redirect the customer's browser to `url`. `{CHECKOUT_SESSION_ID}` in `success_url` is
+         *     replaced by the session id when the customer comes back.
+         */
+        post: operations["createCheckoutSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/checkout-session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retrieve a checkout session
+         * @description Returns the payment details of a checkout session, for example on the success page.
+         */
+        get: operations["getCheckoutSession"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payment-intent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a payment intent
+         * @description Creates a payment intent for a custom payment UI and returns its client secret, which the
+         *     front end hands to Stripe.js. The client secret is only ever returned here.
+         *     With `payment_method` and `confirm: true` the intent is confirmed at once on the server;
+         *     a declined card then answers 402 with Stripe's `code` and `decline_code`.
+         */
+        post: operations["createPaymentIntent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payment-intent/{payment_intent_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retrieve a payment intent
+         * @description Returns the amount, currency and status of a payment intent. Never returns its client secret.
+         */
+        get: operations["getPaymentIntent"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund a payment now
+         * @description Refunds a paid payment intent and waits for Stripe's answer. Without `amount`, the part not
+         *     yet refunded is refunded. An amount above what is left to refund (counting refunds still in
+         *     flight) is refused with 409 before Stripe is called.
+         */
+        post: operations["createRefund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/refund-async": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Queue a refund
+         * @description Checks the refund like `POST /refund`, stores it durably and answers 202 at once; a
+         *     background worker asks Stripe. Follow it with `GET /refund-status/{request_id}`.
+         *     Sending the same `request_id` again with the same body returns the same answer and
+         *     refunds nothing more; with a different body it is refused with 409.
+         */
+        post: operations["createRefundAsync"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/refund-status/{request_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Status of a refund
+         * @description Answers from the service's ledger with the refund's current status.
+         */
+        get: operations["getRefundStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Receive a Stripe event
+         * @description Endpoint for Stripe's webhooks. The `Stripe-Signature` header is checked against the exact
+         *     bytes of the body with the webhook signing secret and a 300 second tolerance. Each event id is
+         *     processed once; a repeated delivery is acknowledged and changes nothing.
+         */
+        post: operations["handleStripeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+    schemas: {
+        /**
+         * Problem
+         * @description RFC 9457 problem details. Every error answer of this service has this shape.
+         */
+        Problem: {
+            /**
+             * Format: uri-reference
+             * @description A URI identifying the problem type; `about:blank` when the HTTP status says it all.
+             * @default about:blank
+             */
+            type: string;
+            /** @description Short summary of the problem type. */
+            title: string;
+            /** @description The HTTP status code. */
+            status: number;
+            /** @description Explanation specific to this occurrence. */
+            detail?: string;
+            /** @description The request path this problem occurred on. */
+            instance?: string;
+            /** @description The request id, also sent in the `X-Request-Id` header; quote it to support. */
+            request_id?: string;
+            /** @description Stable machine-readable code (Stripe's error code where Stripe produced the error). */
+            code?: string;
+            /** @description Stripe's decline code for a declined card. */
+            decline_code?: string;
+            /** @description The request parameter Stripe objected to, if any. */
+            param?: string;
+            /** @description Seconds to wait before retrying (also sent as the `Retry-After` header). */
+            retry_after?: number;
+            /** @description One entry per invalid field. */
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /**
+         * FieldError
+         * @description One invalid part of a request.
+         */
+        FieldError: {
+            /** @description JSON pointer to the invalid field, prefixed by its location (`/body/amount`, `/query/session_id`). */
+            path: string;
+            /** @description What is wrong with it. */
+            message: string;
+            /** @description Validator rule that failed. */
+            code?: string;
+        };
+        /**
+         * Amount
+         * @description An amount in the currency's smallest unit (for example 1000 = 10.00 SGD, or 1000 JPY).
+         * @example 10000
+         */
+        Amount: number;
+        /**
+         * Currency
+         * @description Lower-case three-letter ISO 4217 currency code supported by Stripe.
+         * @example sgd
+         */
+        Currency: string;
+        /**
+         * Metadata
+         * @description Up to 50 key/value pairs passed through to Stripe (keys up to 40 characters, values up to 500).
+         * @example {
+         *       "order_id": "ord_1042"
+         *     }
+         */
+        Metadata: {
+            [key: string]: string;
+        };
+        /**
+         * PaymentIntentId
+         * @description A Stripe payment intent id.
+         * @example pi_3PqRsT2eZvKYlo2C1a2b3c4d
+         */
+        PaymentIntentId: string;
+        /**
+         * CheckoutSessionId
+         * @description A Stripe checkout session id.
+         * @example cs_test_a1b2c3d4e5f6g7h8i9j0
+         */
+        CheckoutSessionId: string;
+        /**
+         * RequestId
+         * @description Client-chosen id that makes a refund request idempotent (letters, digits, `-`, `_`, `.`, `:`).
+         * @example unique-id-123
+         */
+        RequestId: string;
+        /**
+         * RefundReason
+         * @description Why the refund is made, as Stripe accepts it.
+         * @enum {string}
+         */
+        RefundReason: "duplicate" | "fraudulent" | "requested_by_customer";
+        /**
+         * RefundState
+         * @description Where a refund is. Moves only forward: `queued` → `processing` → `pending` or
+         *     `requires_action` → `succeeded`, `failed` or `canceled`.
+         * @enum {string}
+         */
+        RefundState: "queued" | "processing" | "pending" | "requires_action" | "succeeded" | "failed" | "canceled";
+        /**
+         * Url
+         * @description An absolute http(s) URL. `{CHECKOUT_SESSION_ID}` may appear in it as a placeholder.
+         */
+        Url: string;
+        /**
+         * LineItem
+         * @description One product line of a checkout session.
+         */
+        LineItem: {
+            /**
+             * PriceData
+             * @description The price of one unit, defined inline.
+             */
+            price_data: {
+                currency: components["schemas"]["Currency"];
+                /**
+                 * ProductData
+                 * @description The product shown on the checkout page.
+                 */
+                product_data: {
+                    /** @description Product name shown to the customer. */
+                    name: string;
+                    /** @description Longer product description. */
+                    description?: string;
+                };
+                unit_amount: components["schemas"]["Amount"];
+            };
+            /** @description How many units. */
+            quantity: number;
+        };
+        /**
+         * CreateCheckoutSessionRequest
+         * @description What to sell and where to send the customer afterwards. All line items share one currency.
+         */
+        CreateCheckoutSessionRequest: {
+            /** @description The products and quantities. */
+            line_items: components["schemas"]["LineItem"][];
+            success_url: components["schemas"]["Url"];
+            cancel_url: components["schemas"]["Url"];
+            /**
+             * Format: email
+             * @description Pre-fills the customer's e-mail on the checkout page.
+             */
+            customer_email?: string;
+            metadata?: components["schemas"]["Metadata"];
+        };
+        /**
+         * CheckoutSessionCreated
+         * @description A new checkout session. `url` is the original service's only field; the others are additions.
+         */
+        CheckoutSessionCreated: {
+            /** @description The Stripe-hosted page to redirect the customer to. */
+            url: string;
+            /** @description The checkout session id. */
+            id?: string;
+            /**
+             * @description Session status.
+             * @enum {string}
+             */
+            status?: "open" | "complete" | "expired";
+            /**
+             * @description Whether the session has been paid.
+             * @enum {string}
+             */
+            payment_status?: "paid" | "unpaid" | "no_payment_required";
+            /** @description Total in the currency's smallest unit. */
+            amount_total?: number;
+            /** @description Currency of the session. */
+            currency?: string;
+            /** @description Unix time at which the session expires. */
+            expires_at?: number;
+        };
+        /**
+         * CheckoutSession
+         * @description Payment details of a checkout session.
+         */
+        CheckoutSession: {
+            /** @description The checkout session id. */
+            id?: string;
+            /** @description The payment intent created when the customer paid; null before. */
+            payment_intent: string | null;
+            /** @description Total in the currency's smallest unit. */
+            amount_total: number | null;
+            /** @description Currency of the session. */
+            currency: string | null;
+            /** @description The customer's e-mail, once known. */
+            customer_email: string | null;
+            /**
+             * @description Whether the session has been paid.
+             * @enum {string}
+             */
+            payment_status: "paid" | "unpaid" | "no_payment_required";
+            /**
+             * @description Session status.
+             * @enum {string|null}
+             */
+            status?: "open" | "complete" | "expired" | null;
+            /** @description The metadata given at creation. */
+            metadata: {
+                [key: string]: string;
+            };
+        };
+        /**
+         * CreatePaymentIntentRequest
+         * @description Amount and currency to collect, optionally with a payment method to confirm at once.
+         */
+        CreatePaymentIntentRequest: {
+            amount: components["schemas"]["Amount"];
+            currency: components["schemas"]["Currency"];
+            metadata?: components["schemas"]["Metadata"];
+            /** @description Shown in the Stripe dashboard. */
+            description?: string;
+            /**
+             * Format: email
+             * @description Where Stripe sends the receipt.
+             */
+            receipt_email?: string;
+            /** @description A payment method to attach (for example a saved card or a test method such as `pm_card_visa`). */
+            payment_method?: string;
+            /**
+             * @description Confirm the intent at once with `payment_method`.
+             * @default false
+             */
+            confirm: boolean;
+        };
+        /**
+         * PaymentIntentCreated
+         * @description A new payment intent and the client secret the front end needs.
+         */
+        PaymentIntentCreated: {
+            /**
+             * @description Always true on this answer.
+             * @constant
+             */
+            success: true;
+            /** @description Pass to Stripe.js to collect the payment. Treat as a secret. */
+            clientSecret: string;
+            /** @description The payment intent id. */
+            paymentIntentId: string;
+            /** @description Stripe's status of the intent. */
+            status?: string;
+        };
+        /**
+         * PaymentIntent
+         * @description Payment details of a payment intent.
+         */
+        PaymentIntent: {
+            /** @description The payment intent id. */
+            id: string;
+            /** @description Amount in the currency's smallest unit. */
+            amount: number;
+            /** @description Currency. */
+            currency: string;
+            /**
+             * @description Stripe's status.
+             * @enum {string}
+             */
+            status: "requires_payment_method" | "requires_confirmation" | "requires_action" | "processing" | "requires_capture" | "canceled" | "succeeded";
+            /** @description The metadata given at creation. */
+            metadata: {
+                [key: string]: string;
+            };
+            /** @description Amount collected. */
+            amount_received?: number;
+            /** @description Amount refunded or being refunded, as known to this service. */
+            amount_refunded?: number;
+            /** @description Unix time of creation. */
+            created?: number;
+        };
+        /**
+         * CreateRefundRequest
+         * @description What to refund. Without `amount`, everything not yet refunded is refunded.
+         */
+        CreateRefundRequest: {
+            payment_intent_id: components["schemas"]["PaymentIntentId"];
+            amount?: components["schemas"]["Amount"];
+            reason?: components["schemas"]["RefundReason"];
+            request_id?: components["schemas"]["RequestId"];
+            metadata?: components["schemas"]["Metadata"];
+        };
+        /**
+         * CreateRefundAsyncRequest
+         * @description What to refund in the background. `request_id` makes the request idempotent; one is generated if absent.
+         */
+        CreateRefundAsyncRequest: {
+            payment_intent_id: components["schemas"]["PaymentIntentId"];
+            amount?: components["schemas"]["Amount"];
+            reason?: components["schemas"]["RefundReason"];
+            request_id?: components["schemas"]["RequestId"];
+            metadata?: components["schemas"]["Metadata"];
+        };
+        /**
+         * Refund
+         * @description A refund as Stripe reported it.
+         */
+        Refund: {
+            /** @description Stripe's refund id (`re_...`). */
+            id: string;
+            /** @description Amount refunded in the currency's smallest unit. */
+            amount: number;
+            status: components["schemas"]["RefundState"];
+            /** @description Currency. */
+            currency?: string;
+            /** @description The refunded payment intent. */
+            payment_intent?: string;
+            /** @description The reason given. */
+            reason?: string | null;
+            /** @description Why the refund failed, when it did. */
+            failure_reason?: string | null;
+        };
+        /**
+         * RefundCreated
+         * @description The outcome of a synchronous refund.
+         */
+        RefundCreated: {
+            /**
+             * @description Always true on this answer.
+             * @constant
+             */
+            success: true;
+            refund: components["schemas"]["Refund"];
+            /** @description The service's id for this refund, usable with `GET /refund-status/{request_id}`. */
+            request_id?: string;
+        };
+        /**
+         * RefundQueued
+         * @description Acknowledgement that a refund is stored and queued.
+         */
+        RefundQueued: {
+            /**
+             * @description Always true on this answer.
+             * @constant
+             */
+            success: true;
+            /** @description Human-readable confirmation. */
+            message: string;
+            /** @description The request id to follow the refund with. */
+            request_id: string;
+            status?: components["schemas"]["RefundState"];
+        };
+        /**
+         * RefundStatus
+         * @description The ledger's view of a refund.
+         */
+        RefundStatus: {
+            /**
+             * @description Always true on this answer.
+             * @constant
+             */
+            success: true;
+            /** @description Stripe's refund id, once Stripe has created the refund. */
+            refund_id: string | null;
+            status: components["schemas"]["RefundState"];
+            /** @description Amount to refund (null only while the worker has not resolved "refund what is left"). */
+            amount: number | null;
+            /** @description The request id. */
+            request_id: string;
+            /** @description The refunded payment intent. */
+            payment_intent_id?: string;
+            /** @description Why the refund failed, when it did. */
+            failure_reason?: string | null;
+            /**
+             * Format: date-time
+             * @description When the request was accepted.
+             */
+            created_at?: string;
+            /**
+             * Format: date-time
+             * @description When the status last changed.
+             */
+            updated_at?: string;
+        };
+        /**
+         * StripeEvent
+         * @description A Stripe event as Stripe sends it to webhooks (only the fields this service relies on are listed).
+         */
+        StripeEvent: {
+            /** @description Event id (`evt_...`). */
+            id: string;
+            /**
+             * @description Always `event`.
+             * @constant
+             */
+            object: "event";
+            /** @description Event type, such as `refund.updated`. */
+            type: string;
+            /** @description Stripe API version the event was rendered with. */
+            api_version?: string | null;
+            /** @description Unix time of the event. */
+            created?: number;
+            /** @description Whether the event happened in live mode. */
+            livemode?: boolean;
+            /** @description The object the event is about. */
+            data: {
+                /** @description Snapshot of the object at the time of the event. */
+                object: Record<string, never>;
+                /** @description Changed fields' previous values, on `*.updated` events. */
+                previous_attributes?: Record<string, never>;
+            };
+        };
+        /**
+         * WebhookAck
+         * @description Acknowledgement of a webhook delivery.
+         */
+        WebhookAck: {
+            /**
+             * @description Always true on this answer.
+             * @constant
+             */
+            success: true;
+            /** @description True when this event id had been received before and nothing was done. */
+            duplicate?: boolean;
+        };
+    };
+    responses: {
+        /** @description An error, described as RFC 9457 problem details. */
+        Problem: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request is malformed or a field is invalid. */
+        BadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The object does not exist (or is not yours). */
+        NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The card was declined or the payment failed. */
+        PaymentFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request conflicts with the current state (for example more than is left to refund). */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description Stripe refused the service's own credentials or answered unexpectedly. */
+        BadGateway: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description Stripe is rate limiting or unavailable; retry after the given delay. */
+        Unavailable: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+    };
+    parameters: {
+        /**
+         * @description The payment intent id (`pi_...`).
+         * @example pi_3PqRsT2eZvKYlo2C1a2b3c4d
+         */
+        PaymentIntentIdPath: components["schemas"]["PaymentIntentId"];
+    };
+    requestBodies: never;
+    headers: {
+        /**
+         * @description Seconds to wait before trying again.
+         * @example 2
+         */
+        RetryAfter: number;
+    };
+    pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+    createCheckoutSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCheckoutSessionRequest"];
+            };
+        };
+        responses: {
+            /** @description The checkout session was created; send the customer to `url`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckoutSessionCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            402: components["responses"]["PaymentFailed"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getCheckoutSession: {
+        parameters: {
+            query: {
+                /**
+                 * @description The checkout session id (`cs_...`).
+                 * @example cs_test_a1b2c3d4e5f6g7h8i9j0
+                 */
+                session_id: components["schemas"]["CheckoutSessionId"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The checkout session. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckoutSession"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    createPaymentIntent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePaymentIntentRequest"];
+            };
+        };
+        responses: {
+            /** @description The payment intent was created. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentIntentCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            402: components["responses"]["PaymentFailed"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getPaymentIntent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The payment intent id (`pi_...`).
+                 * @example pi_3PqRsT2eZvKYlo2C1a2b3c4d
+                 */
+                payment_intent_id: components["parameters"]["PaymentIntentIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The payment intent. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentIntent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    createRefund: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRefundRequest"];
+            };
+        };
+        responses: {
+            /** @description Stripe accepted the refund; `refund.status` says whether money has moved yet. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            402: components["responses"]["PaymentFailed"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    createRefundAsync: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRefundAsyncRequest"];
+            };
+        };
+        responses: {
+            /** @description The refund is stored and queued. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundQueued"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getRefundStatus: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Accepted for compatibility with the original service; not needed.
+                 * @example pi_3PqRsT2eZvKYlo2C1a2b3c4d
+                 */
+                payment_intent_id?: components["schemas"]["PaymentIntentId"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description The request id given to or returned by `POST /refund-async` (or `POST /refund`).
+                 * @example unique-id-123
+                 */
+                request_id: components["schemas"]["RequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The refund's current state. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundStatus"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    handleStripeWebhook: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description Signature header computed by Stripe over the raw request body.
+                 * @example t=1767139200,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd
+                 */
+                "Stripe-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StripeEvent"];
+            };
+        };
+        responses: {
+            /** @description The event was verified and recorded (or had been already). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAck"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Problem"];
+        };
+    };
+}

@@ -1,0 +1,46 @@
+/**
+ * Writes everything derived from openapi.yaml into generated/.
+ * `--check` writes nothing and fails when a committed file is stale, so CI catches a contract
+ * change that was not regenerated.
+ */
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import openapiTS, { astToString } from 'openapi-typescript';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const specPath = path.join(root, 'openapi.yaml');
+const outDir = path.join(root, 'generated');
+
+const banner = '// Generated from openapi.yaml by `npm run generate`. Do not edit by hand.\n\n';
+
+async function renderTypes(): Promise<string> {
+  const ast = await openapiTS(new URL(`file://${specPath}`), { alphabetize: false });
+  return banner + astToString(ast);
+}
+
+async function main(): Promise<void> {
+  const check = process.argv.includes('--check');
+  const outputs: Record<string, string> = {
+    'openapi.ts': await renderTypes(),
+  };
+  const stale: string[] = [];
+  for (const [name, content] of Object.entries(outputs)) {
+    const file = path.join(outDir, name);
+    const current = await readFile(file, 'utf8').catch(() => null);
+    if (current === content) continue;
+    if (check) stale.push(name);
+    else {
+      await mkdir(outDir, { recursive: true });
+      await writeFile(file, content);
+      console.log(`wrote generated/${name}`);
+    }
+  }
+  if (stale.length > 0) {
+    console.error(`generated/ is stale (${stale.join(', ')}): run \`npm run generate\` and commit.`);
+    process.exit(1);
+  }
+  if (check) console.log('generated/ is up to date');
+}
+
+await main();

@@ -1,0 +1,226 @@
+/**
+ * Reads the environment once into a typed, frozen object. Every bad key is reported together so an
+ * operator fixes a deployment in one go instead of one restart per mistake.
+ */
+import { z } from 'zod';
+
+export type Role = 'all' | 'api' | 'worker';
+
+export interface Config {
+  readonly nodeEnv: 'development' | 'production' | 'test';
+  readonly port: number;
+  readonly host: string;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly role: Role;
+  readonly stripe: {
+    /** `sandbox`: the in-process Stripe stand-in (embedded default); `remote`: Stripe or a compatible server. */
+    readonly mode: 'sandbox' | 'remote';
+    readonly secretKey: string | null;
+    readonly publishableKey: string | null;
+    readonly webhookSecret: string | null;
+    /** Where the SDK sends requests; null means api.stripe.com. */
+    readonly apiBase: URL | null;
+    readonly timeoutMs: number;
+    readonly maxNetworkRetries: number;
+  };
+  readonly database: { readonly url: string };
+  readonly rabbitmq: { readonly url: string | null };
+  readonly worker: {
+    readonly prefetch: number;
+    readonly maxAttempts: number;
+    /** Ceiling of Stripe calls per second made by one worker; null = no ceiling. */
+    readonly stripeMaxRps: number | null;
+    readonly retryDelaysMs: readonly number[];
+  };
+  readonly http: {
+    readonly jsonLimitBytes: number;
+    readonly requestTimeoutMs: number;
+    readonly validateResponses: boolean;
+    readonly trustProxy: boolean;
+  };
+  readonly sandbox: { readonly port: number };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const str = () => z.preprocess(blankToUndefined, z.string().optional());
+const int = (min: number, max: number, def: number) => {
+  const error = `must be a whole number from ${min} to ${max}`;
+  return z.preprocess(
+    blankToUndefined,
+    z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error }).default(def),
+  );
+};
+const bool = (def: boolean) =>
+  z.preprocess(
+    blankToUndefined,
+    z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'])
+      .transform((v) => v === 'true' || v === '1' || v === 'yes')
+      .default(def),
+  );
+
+// Secrets are checked by shape only; messages never echo their values.
+const secretKey = z
+  .string()
+  .refine(
+    (v) => !/^pk_/.test(v),
+    'is a publishable key (pk_...); a secret key (sk_... or rk_...) belongs here',
+  )
+  .refine(
+    (v) => /^(sk|rk)_(test|live)_[A-Za-z0-9_]+$/.test(v),
+    'must look like sk_test_..., sk_live_... or rk_...',
+  );
+
+const schema = z.object({
+  NODE_ENV: z.preprocess(
+    blankToUndefined,
+    z.enum(['development', 'production', 'test']).default('development'),
+  ),
+  PORT: int(0, 65535, 5000),
+  HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
+  LOG_LEVEL: z.preprocess(
+    blankToUndefined,
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
+  ROLE: z.preprocess(blankToUndefined, z.enum(['all', 'api', 'worker']).default('all')),
+  STRIPE_SECRET_KEY: z.preprocess(blankToUndefined, secretKey.optional()),
+  STRIPE_PUBLISHABLE_KEY: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^pk_(test|live)_[A-Za-z0-9_]+$/, 'must look like pk_test_... or pk_live_...')
+      .optional(),
+  ),
+  STRIPE_WEBHOOK_SECRET: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9_+/=]+$/, 'must be a webhook signing secret (whsec_...)')
+      .optional(),
+  ),
+  STRIPE_API_BASE: z.preprocess(
+    blankToUndefined,
+    z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL such as http://127.0.0.1:12111' })
+      .optional(),
+  ),
+  STRIPE_TIMEOUT_MS: int(100, 120_000, 20_000),
+  STRIPE_MAX_NETWORK_RETRIES: int(0, 10, 2),
+  DATABASE_URL: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'must be sqlite:<path> or postgres://...')
+      .default('sqlite:./data/payments.db'),
+  ),
+  RABBITMQ_URL: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^amqps?:\/\/.+/, 'must be an amqp:// or amqps:// URL')
+      .optional(),
+  ),
+  RABBITMQ_HOST: str(),
+  RABBITMQ_PORT: int(1, 65535, 5672),
+  RABBITMQ_USER: z.preprocess(blankToUndefined, z.string().default('guest')),
+  RABBITMQ_PASSWORD: z.preprocess(blankToUndefined, z.string().default('guest')),
+  RABBITMQ_VHOST: z.preprocess(blankToUndefined, z.string().default('/')),
+  WORKER_PREFETCH: int(1, 1000, 32),
+  WORKER_MAX_ATTEMPTS: int(1, 50, 6),
+  WORKER_RETRY_DELAYS_MS: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^\d+(,\d+)*$/, 'must be a comma-separated list of milliseconds, e.g. 1000,5000,25000')
+      .default('1000,5000,25000,120000'),
+  ),
+  STRIPE_MAX_RPS: int(0, 100_000, 0),
+  JSON_BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024, 16 * 1024),
+  REQUEST_TIMEOUT_MS: int(1000, 300_000, 30_000),
+  VALIDATE_RESPONSES: z.preprocess(blankToUndefined, z.enum(['true', 'false']).optional()),
+  TRUST_PROXY: bool(false),
+  SANDBOX_PORT: int(0, 65535, 0),
+});
+
+function rabbitUrl(e: z.infer<typeof schema>): string | null {
+  if (e.RABBITMQ_URL) return e.RABBITMQ_URL;
+  if (!e.RABBITMQ_HOST) return null;
+  const vhost = e.RABBITMQ_VHOST === '/' ? '' : `/${encodeURIComponent(e.RABBITMQ_VHOST)}`;
+  return `amqp://${encodeURIComponent(e.RABBITMQ_USER)}:${encodeURIComponent(e.RABBITMQ_PASSWORD)}@${e.RABBITMQ_HOST}:${e.RABBITMQ_PORT}${vhost}`;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !(o instanceof URL)) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** Parses `env` (normally process.env); throws ConfigError listing every problem. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`),
+    );
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  const production = e.NODE_ENV === 'production';
+  if (production && !e.STRIPE_SECRET_KEY) {
+    problems.push(
+      'STRIPE_SECRET_KEY: required when NODE_ENV=production (the embedded Stripe sandbox never runs in production)',
+    );
+  }
+  if (production && e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET) {
+    problems.push('STRIPE_WEBHOOK_SECRET: required when NODE_ENV=production so webhooks can be verified');
+  }
+  if (production && e.STRIPE_SECRET_KEY?.includes('_test_') === false && e.STRIPE_API_BASE) {
+    problems.push('STRIPE_API_BASE: a live key must not be sent anywhere but Stripe');
+  }
+  if (e.STRIPE_API_BASE && !e.STRIPE_SECRET_KEY) {
+    problems.push('STRIPE_SECRET_KEY: required when STRIPE_API_BASE is set');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const retryDelaysMs = e.WORKER_RETRY_DELAYS_MS.split(',').map(Number);
+  return deepFreeze<Config>({
+    nodeEnv: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    role: e.ROLE,
+    stripe: {
+      mode: e.STRIPE_SECRET_KEY ? 'remote' : 'sandbox',
+      secretKey: e.STRIPE_SECRET_KEY ?? null,
+      publishableKey: e.STRIPE_PUBLISHABLE_KEY ?? null,
+      webhookSecret: e.STRIPE_WEBHOOK_SECRET ?? null,
+      apiBase: e.STRIPE_API_BASE ? new URL(e.STRIPE_API_BASE) : null,
+      timeoutMs: e.STRIPE_TIMEOUT_MS,
+      maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
+    },
+    database: { url: e.DATABASE_URL },
+    rabbitmq: { url: rabbitUrl(e) },
+    worker: {
+      prefetch: e.WORKER_PREFETCH,
+      maxAttempts: e.WORKER_MAX_ATTEMPTS,
+      stripeMaxRps: e.STRIPE_MAX_RPS > 0 ? e.STRIPE_MAX_RPS : null,
+      retryDelaysMs,
+    },
+    http: {
+      jsonLimitBytes: e.JSON_BODY_LIMIT_BYTES,
+      requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      validateResponses: e.VALIDATE_RESPONSES ? e.VALIDATE_RESPONSES === 'true' : e.NODE_ENV === 'test',
+      trustProxy: e.TRUST_PROXY,
+    },
+    sandbox: { port: e.SANDBOX_PORT },
+  });
+}

@@ -1,0 +1,103 @@
+/**
+ * Builds the Express app without listening, so tests start it on port 0 and main.ts decides where it runs.
+ */
+import express, { type Express, type RequestHandler } from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
+import { pinoHttp } from 'pino-http';
+import swaggerUi from 'swagger-ui-express';
+import type { Logger } from 'pino';
+import type { Config } from '../config/index.js';
+import { dispatch, contextOf, operationIdOf, sendReply } from './dispatch.js';
+import { errorHandler, notFound } from './errors.js';
+import type { Handlers } from './operations.js';
+import { requestIdFor } from './request-id.js';
+import type { LoadedSpec } from './spec.js';
+
+export interface AppDeps {
+  config: Pick<Config, 'http'>;
+  logger: Logger;
+  spec: LoadedSpec;
+  handlers: Handlers;
+  /** Extra routes mounted before the contract (health, metrics, demo pages). */
+  extraRoutes?: (app: Express) => void;
+}
+
+const WEBHOOK_BODY_LIMIT = '512kb';
+
+export function buildApp(deps: AppDeps): Express {
+  const { config, logger, spec, handlers } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.http.trustProxy);
+  app.set('query parser', 'simple');
+
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId: requestIdFor,
+      customProps: (req) => ({ operationId: operationIdOf(req as express.Request) }),
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      // The error handler already logged the cause; pino-http's synthetic "failed with status" error is noise.
+      customErrorObject: (_req, _res, _err, val: Record<string, unknown>) => ({ ...val, err: undefined }),
+      customErrorMessage: () => 'request completed',
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({
+          id: req.id,
+          method: req.method,
+          url: req.url,
+        }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      wrapSerializers: false,
+    }),
+  );
+
+  app.get('/openapi.json', (_req, res) => {
+    res.type('application/json').send(spec.json);
+  });
+  app.get('/openapi.yaml', (_req, res) => {
+    res.type('application/yaml').send(spec.yaml);
+  });
+  app.use(
+    '/docs',
+    swaggerUi.serve,
+    swaggerUi.setup(spec.document, { customSiteTitle: 'Stripe Payment Service API' }),
+  );
+
+  deps.extraRoutes?.(app);
+
+  // Stripe signs the exact bytes it sent, so the webhook must see the raw body before any JSON parser.
+  const webhook: RequestHandler = async (req, res) => {
+    const reply = await handlers.handleStripeWebhook({
+      body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+      query: {},
+      path: {},
+      headers: req.headers as never,
+      ctx: contextOf(req),
+    });
+    sendReply(res, reply);
+  };
+  app.post('/webhook', express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), webhook);
+
+  app.use(
+    express.json({
+      limit: config.http.jsonLimitBytes,
+      type: ['application/json', 'application/*+json'],
+      strict: true,
+    }),
+  );
+  app.use(
+    OpenApiValidator.middleware({
+      apiSpec: structuredClone(spec.document) as never,
+      validateApiSpec: true,
+      validateRequests: { allErrors: true, allowUnknownQueryParameters: false },
+      validateResponses: config.http.validateResponses ? { allErrors: true } : false,
+      validateSecurity: false,
+      ignorePaths: /^\/webhook$/,
+    }),
+  );
+  app.use(dispatch(handlers));
+  app.use(notFound);
+  app.use(errorHandler);
+  return app;
+}

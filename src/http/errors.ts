@@ -1,0 +1,133 @@
+/**
+ * The one error path: whatever failed (validator, body parser, domain, Stripe, a bug), the client gets
+ * application/problem+json with a stable shape, and a 500 never shows an internal message.
+ */
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
+import { ProblemError, PROBLEM_CONTENT_TYPE, problemBody, type FieldError } from './problem.js';
+
+interface ValidatorError extends Error {
+  status: number;
+  errors?: { path?: string; message?: string; errorCode?: string }[];
+  headers?: Record<string, string>;
+}
+
+interface BodyParserError extends Error {
+  type: string;
+  status?: number;
+  expose?: boolean;
+}
+
+function isValidatorError(err: unknown): err is ValidatorError {
+  return (
+    err instanceof Error &&
+    typeof (err as ValidatorError).status === 'number' &&
+    Array.isArray((err as ValidatorError).errors)
+  );
+}
+
+function isBodyParserError(err: unknown): err is BodyParserError {
+  return err instanceof Error && typeof (err as BodyParserError).type === 'string' && 'expose' in err;
+}
+
+/** `.body.amount` / `/body/amount` → `/body/amount`. */
+function toPointer(p: string | undefined): string {
+  if (!p) return '';
+  const trimmed = p.startsWith('.') ? p.slice(1).replace(/\./g, '/') : p.replace(/^\//, '');
+  // Name locations as OpenAPI's `in` does, so a client can map an error to its parameter.
+  return `/${trimmed}`.replace(/^\/params\//, '/path/').replace(/^\/headers\//, '/header/');
+}
+
+const BODY_PARSER_MAP: Record<string, [number, string]> = {
+  'entity.parse.failed': [400, 'The request body is not valid JSON.'],
+  'entity.too.large': [413, 'The request body is larger than this operation accepts.'],
+  'entity.verify.failed': [400, 'The request body could not be verified.'],
+  'encoding.unsupported': [415, 'The request body encoding is not supported.'],
+  'charset.unsupported': [415, 'The request body charset is not supported; send UTF-8.'],
+  'request.aborted': [400, 'The request was aborted by the client.'],
+  'request.size.invalid': [400, 'The request body length does not match Content-Length.'],
+  'parameters.too.many': [413, 'The request has too many parameters.'],
+  'stream.encoding.set': [500, 'The server could not read the request body.'],
+};
+
+export interface Rendered {
+  status: number;
+  body: ReturnType<typeof problemBody>;
+  headers: Record<string, string>;
+  /** Whether the failure is ours (logged as an error) rather than the client's. */
+  serverFault: boolean;
+}
+
+export function renderError(err: unknown, req: Request): Rendered {
+  const base = { instance: req.path, requestId: String(req.id ?? '') || undefined };
+  if (err instanceof ProblemError) {
+    const { headers = {}, cause: _cause, ...extras } = err.extras;
+    return {
+      status: err.status,
+      body: problemBody(err.status, { ...base, detail: err.detail, ...extras }),
+      headers,
+      serverFault: err.status === 500,
+    };
+  }
+  if (isBodyParserError(err)) {
+    const [status, detail] = BODY_PARSER_MAP[err.type] ?? [400, 'The request body could not be read.'];
+    return {
+      status,
+      body: problemBody(status, { ...base, detail }),
+      headers: {},
+      serverFault: status >= 500,
+    };
+  }
+  if (isValidatorError(err) && err.status >= 400 && err.status < 500) {
+    const errors: FieldError[] = (err.errors ?? []).map((e) => ({
+      path: toPointer(e.path),
+      message: e.message ?? 'is invalid',
+      ...(e.errorCode ? { code: e.errorCode } : {}),
+    }));
+    const detail =
+      err.status === 400
+        ? errors.map((e) => `${e.path.slice(1) || 'request'} ${e.message}`).join('; ') ||
+          'The request is invalid.'
+        : err.status === 404
+          ? `No operation at ${req.method} ${req.path}.`
+          : err.status === 405
+            ? `${req.method} is not allowed on ${req.path}.`
+            : err.status === 415
+              ? 'Unsupported Content-Type; send application/json.'
+              : err.message;
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(err.headers ?? {})) headers[k] = String(v);
+    return {
+      status: err.status,
+      body: problemBody(err.status, { ...base, detail, ...(err.status === 400 ? { errors } : {}) }),
+      headers,
+      serverFault: false,
+    };
+  }
+  return {
+    status: 500,
+    body: problemBody(500, { ...base, detail: 'The server could not complete the request.' }),
+    headers: {},
+    serverFault: true,
+  };
+}
+
+export function sendProblem(res: Response, rendered: Omit<Rendered, 'serverFault'>): void {
+  for (const [k, v] of Object.entries(rendered.headers)) res.setHeader(k, v);
+  res.status(rendered.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(rendered.body));
+}
+
+export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
+  if (res.headersSent) {
+    next(err);
+    return;
+  }
+  const rendered = renderError(err, req);
+  if (rendered.serverFault) req.log.error({ err }, 'request failed');
+  else if (rendered.status >= 502) req.log.warn({ err }, 'upstream failure');
+  else req.log.debug({ err, status: rendered.status }, 'request rejected');
+  sendProblem(res, rendered);
+};
+
+export const notFound: RequestHandler = (req, _res, next) => {
+  next(new ProblemError(404, `No operation at ${req.method} ${req.path}.`));
+};

@@ -1,0 +1,73 @@
+/**
+ * The typed contract: every operation in openapi.yaml gets exactly one handler whose input and
+ * status-keyed output come from generated/openapi.ts. A missing operation, an undocumented status or a
+ * mis-shaped body is a compile error, not a production surprise.
+ */
+import type { Logger } from 'pino';
+import type { operations } from '../../generated/openapi.js';
+import { ProblemError } from './problem.js';
+
+export type OperationId = keyof operations;
+type Op<O extends OperationId> = operations[O];
+
+/** Operations whose handler needs the exact request bytes (signature checks), not parsed JSON. */
+export type RawBodyOperationId = 'handleStripeWebhook';
+
+type JsonOf<R> = R extends { content: { 'application/json': infer B } } ? B : undefined;
+type Present<T> = [NonNullable<T>] extends [never] ? Record<string, never> : NonNullable<T>;
+type Params<O extends OperationId> = Op<O>['parameters'];
+
+export type RequestBodyOf<O extends OperationId> = O extends RawBodyOperationId
+  ? Buffer
+  : Op<O> extends { requestBody: infer RB }
+    ? JsonOf<RB>
+    : Op<O> extends { requestBody?: infer RB }
+      ? JsonOf<NonNullable<RB>> | undefined
+      : undefined;
+
+/** Who is calling; filled by the authentication layer. */
+export interface Caller {
+  /** Owner of the data this caller may see (an API key's owner). */
+  readonly owner: string;
+  readonly keyId: string | null;
+  readonly scopes: readonly string[];
+}
+
+export interface RequestContext {
+  readonly requestId: string;
+  readonly log: Logger;
+  readonly caller: Caller;
+  /** The Idempotency-Key header, when the client sent one. */
+  readonly idempotencyKey: string | undefined;
+}
+
+export interface Input<O extends OperationId> {
+  body: RequestBodyOf<O>;
+  query: Present<Params<O>['query']>;
+  path: Present<Params<O>['path']>;
+  headers: Present<Params<O>['header']>;
+  ctx: RequestContext;
+}
+
+type SuccessStatus = 200 | 201 | 202 | 204;
+type StatusOf<O extends OperationId> = Extract<keyof Op<O>['responses'], SuccessStatus>;
+
+export type Reply<O extends OperationId> = {
+  [S in StatusOf<O>]: {
+    status: S;
+    body: JsonOf<Op<O>['responses'][S]>;
+    headers?: Record<string, string>;
+  };
+}[StatusOf<O>];
+
+export type Handler<O extends OperationId> = (input: Input<O>) => Promise<Reply<O>>;
+export type Handlers = { [O in OperationId]: Handler<O> };
+
+/** Placeholder for an operation whose feature has not landed: a clear 501, never a silent 200. */
+export function notImplemented<O extends OperationId>(operationId: O): Handler<O> {
+  return async () => {
+    throw new ProblemError(501, `Operation ${operationId} is not implemented yet.`, {
+      code: 'not_implemented',
+    });
+  };
+}

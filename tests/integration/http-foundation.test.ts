@@ -1,0 +1,203 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/http/app.js';
+import { notImplemented, type Handlers } from '../../src/http/operations.js';
+import { loadSpec } from '../../src/http/spec.js';
+import { captureLogger } from '../helpers/log-capture.js';
+import { getJson, postJson, serve, type Served } from '../helpers/http.js';
+
+const SECRET_INTERNAL = 'connection to db-prod-7 failed: password=hunter2';
+
+function handlers(): Handlers {
+  return {
+    createCheckoutSession: notImplemented('createCheckoutSession'),
+    getCheckoutSession: notImplemented('getCheckoutSession'),
+    createPaymentIntent: async ({ body }) => {
+      if (body.amount === 4242) throw new Error(SECRET_INTERNAL);
+      return {
+        status: 200,
+        body: {
+          success: true,
+          clientSecret: 'pi_123_secret_abc',
+          paymentIntentId: 'pi_123',
+          status: 'requires_payment_method',
+        },
+      };
+    },
+    // Answers a body that breaks the contract, to prove responses are validated in tests.
+    getPaymentIntent: async ({ path }) =>
+      ({ status: 200, body: { id: path.payment_intent_id, amount: 'ten' } }) as never,
+    createRefund: notImplemented('createRefund'),
+    createRefundAsync: notImplemented('createRefundAsync'),
+    getRefundStatus: notImplemented('getRefundStatus'),
+    handleStripeWebhook: notImplemented('handleStripeWebhook'),
+  };
+}
+
+let served: Served;
+const { logger, lines } = captureLogger();
+
+beforeAll(async () => {
+  const app = buildApp({
+    config: {
+      http: {
+        jsonLimitBytes: 16 * 1024,
+        requestTimeoutMs: 10_000,
+        validateResponses: true,
+        trustProxy: false,
+      },
+    },
+    logger,
+    spec: loadSpec(),
+    handlers: handlers(),
+  });
+  served = await serve(app);
+});
+afterAll(() => served.close());
+
+function expectProblem(
+  res: { status: number; headers: Headers; json: Record<string, unknown> },
+  status: number,
+) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  expect(res.json).toMatchObject({ type: 'about:blank', status, title: expect.any(String) });
+  expect(typeof res.json.instance).toBe('string');
+  expect(res.json.request_id).toBe(res.headers.get('x-request-id'));
+}
+
+describe('error path', () => {
+  it('answers a valid request through its typed handler', async () => {
+    const res = await postJson(`${served.url}/payment-intent`, { amount: 10000, currency: 'sgd' });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ success: true, paymentIntentId: 'pi_123' });
+  });
+
+  it('validation errors → 400 listing each bad field', async () => {
+    const res = await postJson(`${served.url}/payment-intent`, {
+      amount: -5,
+      currency: 'SGD',
+      surprise: true,
+    });
+    expectProblem(res, 400);
+    const paths = (res.json.errors as { path: string }[]).map((e) => e.path).sort();
+    expect(paths).toEqual(['/body/amount', '/body/currency', '/body/surprise']);
+  });
+
+  it('a missing required field and a wrong type are both reported', async () => {
+    const res = await postJson(`${served.url}/payment-intent`, { amount: '100' });
+    expectProblem(res, 400);
+    const paths = (res.json.errors as { path: string }[]).map((e) => e.path);
+    expect(paths).toContain('/body/currency');
+    expect(paths).toContain('/body/amount');
+  });
+
+  it('bad path and query parameters → 400', async () => {
+    const bad = await getJson(`${served.url}/payment-intent/not-a-pi`);
+    expectProblem(bad, 400);
+    expect((bad.json.errors as { path: string }[])[0]!.path).toBe('/path/payment_intent_id');
+    const missing = await getJson(`${served.url}/checkout-session`);
+    expectProblem(missing, 400);
+    expect((missing.json.errors as { path: string }[])[0]!.path).toBe('/query/session_id');
+  });
+
+  it('unknown route → 404', async () => {
+    const res = await getJson(`${served.url}/no-such-thing`);
+    expectProblem(res, 404);
+  });
+
+  it('wrong method → 405', async () => {
+    const res = await fetch(`${served.url}/refund`, { method: 'DELETE' });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  });
+
+  it('wrong content type → 415', async () => {
+    const res = await postJson(`${served.url}/refund`, 'payment_intent_id=pi_1', {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
+    expectProblem(res, 415);
+  });
+
+  it('body over the limit → 413', async () => {
+    const res = await postJson(`${served.url}/payment-intent`, {
+      amount: 100,
+      currency: 'usd',
+      description: 'x'.repeat(20 * 1024),
+    });
+    expectProblem(res, 413);
+  });
+
+  it('malformed JSON → 400', async () => {
+    const res = await postJson(`${served.url}/payment-intent`, '{"amount": 10,');
+    expectProblem(res, 400);
+    expect(res.json.detail).toMatch(/not valid JSON/);
+  });
+
+  it('an unexpected failure → 500 that never shows the internal message, and the server stays up', async () => {
+    const res = await postJson(`${served.url}/payment-intent`, { amount: 4242, currency: 'usd' });
+    expectProblem(res, 500);
+    expect(res.text).not.toContain('hunter2');
+    expect(res.text).not.toContain('db-prod');
+    const after = await postJson(`${served.url}/payment-intent`, { amount: 100, currency: 'usd' });
+    expect(after.status).toBe(200);
+    // The cause is in the logs for operators.
+    expect(lines.some((l) => l.includes('db-prod-7'))).toBe(true);
+  });
+
+  it('a response that breaks the contract is caught (500) while validating responses', async () => {
+    const res = await getJson(`${served.url}/payment-intent/pi_123`);
+    expectProblem(res, 500);
+    expect(res.text).not.toContain('"ten"');
+  });
+
+  it('operations not built yet answer 501 problem+json', async () => {
+    const res = await postJson(`${served.url}/refund`, { payment_intent_id: 'pi_1' });
+    expectProblem(res, 501);
+  });
+});
+
+describe('request ids', () => {
+  it('echoes a caller-supplied X-Request-Id', async () => {
+    const res = await fetch(`${served.url}/no-such-thing`, { headers: { 'x-request-id': 'trace-abc.123' } });
+    expect(res.headers.get('x-request-id')).toBe('trace-abc.123');
+    expect(((await res.json()) as { request_id: string }).request_id).toBe('trace-abc.123');
+    expect(lines.some((l) => l.includes('"id":"trace-abc.123"'))).toBe(true);
+  });
+
+  it('replaces an unsafe X-Request-Id with a fresh one', async () => {
+    const res = await fetch(`${served.url}/no-such-thing`, { headers: { 'x-request-id': 'a b<script>' } });
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('docs', () => {
+  it('serves the contract as JSON and YAML, and Swagger UI at /docs', async () => {
+    const json = await getJson(`${served.url}/openapi.json`);
+    expect(json.status).toBe(200);
+    expect(json.json.openapi).toMatch(/^3\.1/);
+    const yaml = await fetch(`${served.url}/openapi.yaml`);
+    expect(yaml.status).toBe(200);
+    expect(await yaml.text()).toMatch(/^openapi: 3\.1/);
+    const docs = await fetch(`${served.url}/docs/`);
+    expect(docs.status).toBe(200);
+    expect(await docs.text()).toContain('swagger-ui');
+  });
+});
+
+describe('logging', () => {
+  it('redacts authorization headers and secrets in messages', async () => {
+    await fetch(`${served.url}/no-such-thing`, {
+      headers: {
+        authorization: 'Bearer sk_test_51SuperSecretValue',
+        'stripe-signature': 't=1,v1=' + 'ab'.repeat(32),
+      },
+    });
+    logger.info({ note: 'leak sk_live_abcdef123456 and pi_1_secret_zzz and whsec_qwerty' }, 'testing scrub');
+    const all = lines.join('\n');
+    expect(all).not.toContain('SuperSecretValue');
+    expect(all).not.toContain('abcdef123456');
+    expect(all).not.toContain('secret_zzz');
+    expect(all).not.toContain('whsec_qwerty');
+    expect(all).not.toContain('ab'.repeat(32));
+  });
+});
