@@ -1,0 +1,32 @@
+/**
+ * Backing services for integration tests. In CI a missing service is a failure, never a skip;
+ * on a laptop the suite skips with a loud message so a newcomer sees why.
+ */
+import { Socket } from 'node:net';
+
+export const RABBITMQ_URL = process.env.TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+export const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+function reachable(port: number, host = '127.0.0.1', timeoutMs = 1500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('error', () => done(false));
+    socket.connect(port, host, () => done(true));
+  });
+}
+
+async function available(name: string, port: number): Promise<boolean> {
+  if (await reachable(port)) return true;
+  const message = `${name} is not reachable on 127.0.0.1:${port}`;
+  if (process.env.CI) throw new Error(`${message}; CI requires it (see .ci/run)`);
+  console.warn(`\n!!! SKIPPING: ${message}. Start it to run these tests. !!!\n`);
+  return false;
+}
+
+export const rabbitAvailable = () => available('RabbitMQ', 5672);
+export const postgresAvailable = () => available('PostgreSQL', 5432);

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems];
+    throw err;
+  }
+  return [];
+}
+
+describe('config', () => {
+  it('needs nothing for the embedded default: port 5000, SQLite, in-process sandbox and queue', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(5000);
+    expect(c.database.url).toBe('sqlite:./data/payments.db');
+    expect(c.stripe.mode).toBe('sandbox');
+    expect(c.rabbitmq.url).toBeNull();
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.stripe)).toBe(true);
+  });
+
+  it('keeps the original variable names', () => {
+    const c = loadConfig({
+      STRIPE_SECRET_KEY: 'sk_test_abc123',
+      STRIPE_PUBLISHABLE_KEY: 'pk_test_abc123',
+      STRIPE_WEBHOOK_SECRET: 'whsec_abc123',
+      RABBITMQ_HOST: 'rabbit.internal',
+      RABBITMQ_PORT: '5673',
+      RABBITMQ_USER: 'svc',
+      RABBITMQ_PASSWORD: 'p@ss word',
+      PORT: '8080',
+    });
+    expect(c.stripe.mode).toBe('remote');
+    expect(c.stripe.secretKey).toBe('sk_test_abc123');
+    expect(c.rabbitmq.url).toBe('amqp://svc:p%40ss%20word@rabbit.internal:5673');
+    expect(c.port).toBe(8080);
+  });
+
+  it('prefers RABBITMQ_URL when both are set', () => {
+    expect(loadConfig({ RABBITMQ_URL: 'amqp://a:b@h:1/v', RABBITMQ_HOST: 'x' }).rabbitmq.url).toBe('amqp://a:b@h:1/v');
+  });
+
+  it('reports every bad value at once, without echoing secrets', () => {
+    const problems = problemsOf({
+      PORT: 'eighty',
+      STRIPE_SECRET_KEY: 'pk_test_51Secretish',
+      STRIPE_WEBHOOK_SECRET: 'not-a-secret-value',
+      DATABASE_URL: 'mysql://x',
+      WORKER_PREFETCH: '0',
+    });
+    const keys = problems.map((p) => p.split(':')[0]);
+    expect(keys).toEqual(
+      expect.arrayContaining(['PORT', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'DATABASE_URL', 'WORKER_PREFETCH']),
+    );
+    expect(problems.join('\n')).toContain('publishable key');
+    expect(problems.join('\n')).not.toContain('51Secretish');
+    expect(problems.join('\n')).not.toContain('not-a-secret-value');
+  });
+
+  it('refuses the embedded sandbox in production', () => {
+    expect(problemsOf({ NODE_ENV: 'production' }).join()).toMatch(/STRIPE_SECRET_KEY: required/);
+  });
+
+  it('requires a webhook secret in production', () => {
+    expect(problemsOf({ NODE_ENV: 'production', STRIPE_SECRET_KEY: 'sk_live_x1' }).join()).toMatch(
+      /STRIPE_WEBHOOK_SECRET/,
+    );
+  });
+
+  it('treats empty values as unset', () => {
+    expect(loadConfig({ PORT: '', STRIPE_SECRET_KEY: '' }).stripe.mode).toBe('sandbox');
+  });
+});
