@@ -3,7 +3,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'generated/', 'coverage/', 'node_modules/', 'bench/results/', 'tests/artifacts/', 'data/'] },
+  {
+    ignores: [
+      'dist/',
+      'generated/',
+      'coverage/',
+      'node_modules/',
+      'bench/results/',
+      'tests/artifacts/',
+      'data/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -331,15 +331,15 @@ export interface components {
             /** @description The checkout session id. */
             id?: string;
             /**
-             * @description Session status.
-             * @enum {string}
+             * @description Stripe's session status (`open`, `complete` or `expired`).
+             * @example open
              */
-            status?: "open" | "complete" | "expired";
+            status?: string;
             /**
-             * @description Whether the session has been paid.
-             * @enum {string}
+             * @description Whether the session has been paid (`paid`, `unpaid` or `no_payment_required`).
+             * @example unpaid
              */
-            payment_status?: "paid" | "unpaid" | "no_payment_required";
+            payment_status?: string;
             /** @description Total in the currency's smallest unit. */
             amount_total?: number;
             /** @description Currency of the session. */
@@ -363,15 +363,15 @@ export interface components {
             /** @description The customer's e-mail, once known. */
             customer_email: string | null;
             /**
-             * @description Whether the session has been paid.
-             * @enum {string}
+             * @description Whether the session has been paid (`paid`, `unpaid` or `no_payment_required`).
+             * @example paid
              */
-            payment_status: "paid" | "unpaid" | "no_payment_required";
+            payment_status: string;
             /**
-             * @description Session status.
-             * @enum {string|null}
+             * @description Stripe's session status (`open`, `complete` or `expired`).
+             * @example complete
              */
-            status?: "open" | "complete" | "expired" | null;
+            status?: string | null;
             /** @description The metadata given at creation. */
             metadata: {
                 [key: string]: string;
@@ -429,10 +429,11 @@ export interface components {
             /** @description Currency. */
             currency: string;
             /**
-             * @description Stripe's status.
-             * @enum {string}
+             * @description Stripe's status of the intent: `requires_payment_method`, `requires_confirmation`,
+             *     `requires_action`, `processing`, `requires_capture`, `canceled` or `succeeded`.
+             * @example succeeded
              */
-            status: "requires_payment_method" | "requires_confirmation" | "requires_action" | "processing" | "requires_capture" | "canceled" | "succeeded";
+            status: string;
             /** @description The metadata given at creation. */
             metadata: {
                 [key: string]: string;

@@ -1,0 +1,85 @@
+/**
+ * What Stripe says about currencies, in one place for the service and the sandbox: which codes card
+ * payments accept, which have no minor unit (an amount of 500 jpy is ¥500, not ¥5.00), and the
+ * smallest charge Stripe allows.
+ */
+
+/** Currencies Stripe presents to card payments (ISO 4217, lower case). */
+export const SUPPORTED_CURRENCIES: ReadonlySet<string> = new Set(
+  (
+    'usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bif bmd bnd bob brl bsd bwp byn bzd cad cdf chf ' +
+    'clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq gyd hkd hnl htg huf idr ' +
+    'ils inr isk jmd jpy kes kgs khr kmf krw kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk ' +
+    'mxn myr mzn nad ngn nio nok npr nzd pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp ' +
+    'sle sos srd std szl thb tjs top try ttd twd tzs uah ugx uyu uzs vnd vuv wst xaf xcd xof xpf yer zar zmw'
+  ).split(' '),
+);
+
+/** Currencies whose amounts are whole units (no cents). */
+export const ZERO_DECIMAL_CURRENCIES: ReadonlySet<string> = new Set(
+  'bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf'.split(' '),
+);
+
+/** Stripe's documented minimum charge amounts, in the currency's minor unit. */
+export const MINIMUM_CHARGE: Readonly<Record<string, number>> = Object.freeze({
+  usd: 50,
+  aed: 200,
+  aud: 50,
+  bgn: 100,
+  brl: 50,
+  cad: 50,
+  chf: 50,
+  czk: 1500,
+  dkk: 250,
+  eur: 50,
+  gbp: 30,
+  hkd: 400,
+  huf: 17500,
+  inr: 50,
+  jpy: 50,
+  mxn: 1000,
+  myr: 200,
+  nok: 300,
+  nzd: 50,
+  pln: 200,
+  ron: 200,
+  sek: 300,
+  sgd: 50,
+  thb: 1000,
+});
+
+const SYMBOL: Readonly<Record<string, string>> = Object.freeze({
+  usd: '$',
+  aud: '$',
+  cad: '$',
+  nzd: '$',
+  sgd: '$',
+  hkd: '$',
+  mxn: '$',
+  eur: '€',
+  gbp: '£',
+  jpy: '¥',
+  inr: '₹',
+});
+
+export const MAX_AMOUNT = 99_999_999;
+
+export function isSupportedCurrency(currency: string): boolean {
+  return SUPPORTED_CURRENCIES.has(currency);
+}
+
+export function isZeroDecimal(currency: string): boolean {
+  return ZERO_DECIMAL_CURRENCIES.has(currency);
+}
+
+/** `$1,234.50` / `¥500`, as Stripe's messages print amounts. */
+export function formatAmount(amount: number, currency: string): string {
+  const zero = isZeroDecimal(currency);
+  const major = zero ? amount : amount / 100;
+  const digits = zero ? 0 : 2;
+  const text = major.toLocaleString('en-US', {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+  return `${SYMBOL[currency] ?? ''}${text}`;
+}

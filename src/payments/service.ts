@@ -1,0 +1,268 @@
+/**
+ * Checkout sessions and payment intents: Stripe does the work, the ledger remembers who created what,
+ * and callers only ever see their own objects.
+ */
+import { randomUUID } from 'node:crypto';
+import type Stripe from 'stripe';
+import type { Logger } from 'pino';
+import type { Caller } from '../http/operations.js';
+import { ProblemError } from '../http/problem.js';
+import { isSupportedCurrency } from '../money/currencies.js';
+import type { Payment, Store } from '../store/index.js';
+import type { StripeClient } from '../stripe/client.js';
+import { toProblem } from '../stripe/errors.js';
+
+export interface LineItemInput {
+  price_data: { currency: string; product_data: { name: string; description?: string }; unit_amount: number };
+  quantity: number;
+}
+
+export interface CheckoutInput {
+  line_items: LineItemInput[];
+  success_url: string;
+  cancel_url: string;
+  customer_email?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface PaymentIntentInput {
+  amount: number;
+  currency: string;
+  metadata?: Record<string, string>;
+  description?: string;
+  receipt_email?: string;
+  payment_method?: string;
+  confirm?: boolean;
+}
+
+export interface PaymentsDeps {
+  store: Store;
+  stripe: StripeClient;
+  logger: Logger;
+}
+
+/** Without API keys configured everyone is the same anonymous caller, as in the original service. */
+export function isOpenMode(caller: Caller): boolean {
+  return caller.keyId === null;
+}
+
+export function requireSupportedCurrency(currency: string, param: string): void {
+  if (!isSupportedCurrency(currency)) {
+    throw new ProblemError(400, `Currency ${currency} is not supported by Stripe.`, {
+      code: 'currency_not_supported',
+      param,
+      errors: [{ path: `/body/${param.replace(/\./g, '/')}`, message: 'is not a currency Stripe supports' }],
+    });
+  }
+}
+
+const notFound = (what: string) => new ProblemError(404, `No such ${what}.`, { code: 'resource_missing' });
+
+function paymentIntentStatusOfSession(s: Stripe.Checkout.Session): string {
+  return s.payment_status === 'paid' ? 'succeeded' : 'requires_payment_method';
+}
+
+export type PaymentsService = ReturnType<typeof createPaymentsService>;
+
+export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
+  const log = logger.child({ component: 'payments' });
+
+  /** Finds the ledger row that makes `id` visible to the caller: its own row, or the session that led to it. */
+  async function ownedRow(caller: Caller, id: string): Promise<Payment | null> {
+    const direct = await store.payments.getForOwner(id, caller.owner);
+    if (direct) return direct;
+    if (id.startsWith('pi_')) {
+      const via = await store.payments.findByPaymentIntent(id);
+      if (via && via.owner === caller.owner) return via;
+    }
+    return null;
+  }
+
+  async function recordSession(
+    owner: string,
+    session: Stripe.Checkout.Session,
+    metadata?: Record<string, string>,
+  ) {
+    const piId =
+      typeof session.payment_intent === 'string'
+        ? session.payment_intent
+        : (session.payment_intent?.id ?? null);
+    const row = await store.payments.upsert({
+      id: session.id,
+      kind: 'checkout_session',
+      owner,
+      paymentIntentId: piId,
+      amount: session.amount_total ?? 0,
+      currency: session.currency ?? '',
+      status: session.status ?? 'open',
+      metadata: metadata ?? (session.metadata as Record<string, string> | null) ?? {},
+      customerEmail: session.customer_details?.email ?? session.customer_email ?? null,
+    });
+    if (piId) {
+      await store.payments.upsert({
+        id: piId,
+        kind: 'payment_intent',
+        owner: row.owner,
+        amount: session.amount_total ?? 0,
+        currency: session.currency ?? '',
+        status: paymentIntentStatusOfSession(session),
+        metadata: row.metadata,
+      });
+    }
+    return row;
+  }
+
+  async function recordIntent(owner: string, pi: Stripe.PaymentIntent): Promise<Payment> {
+    return store.payments.upsert({
+      id: pi.id,
+      kind: 'payment_intent',
+      owner,
+      amount: pi.amount,
+      currency: pi.currency,
+      status: pi.status,
+      metadata: (pi.metadata as Record<string, string>) ?? {},
+    });
+  }
+
+  return {
+    async createCheckoutSession(caller: Caller, input: CheckoutInput) {
+      const currencies = new Set(input.line_items.map((li) => li.price_data.currency));
+      if (currencies.size > 1) {
+        throw new ProblemError(400, 'All line items of a checkout session must use the same currency.', {
+          code: 'currency_mismatch',
+          param: 'line_items',
+        });
+      }
+      const currency = input.line_items[0]!.price_data.currency;
+      requireSupportedCurrency(currency, 'line_items.0.price_data.currency');
+      let session: Stripe.Checkout.Session;
+      try {
+        session = await stripe.checkout.sessions.create(
+          {
+            mode: 'payment',
+            line_items: input.line_items.map((li) => ({
+              quantity: li.quantity,
+              price_data: {
+                currency: li.price_data.currency,
+                unit_amount: li.price_data.unit_amount,
+                product_data: {
+                  name: li.price_data.product_data.name,
+                  ...(li.price_data.product_data.description
+                    ? { description: li.price_data.product_data.description }
+                    : {}),
+                },
+              },
+            })),
+            success_url: input.success_url,
+            cancel_url: input.cancel_url,
+            ...(input.customer_email ? { customer_email: input.customer_email } : {}),
+            ...(input.metadata
+              ? { metadata: input.metadata, payment_intent_data: { metadata: input.metadata } }
+              : {}),
+          },
+          { idempotencyKey: `checkout:${randomUUID()}` },
+        );
+      } catch (err) {
+        throw toProblem(err, 'checkout_session');
+      }
+      await recordSession(caller.owner, session, input.metadata);
+      log.info(
+        { sessionId: session.id, amount: session.amount_total, currency: session.currency },
+        'checkout session created',
+      );
+      return session;
+    },
+
+    async getCheckoutSession(caller: Caller, id: string) {
+      const row = await ownedRow(caller, id);
+      if (!row && !isOpenMode(caller)) throw notFound('checkout session');
+      let session: Stripe.Checkout.Session;
+      try {
+        session = await stripe.checkout.sessions.retrieve(id);
+      } catch (err) {
+        throw toProblem(err, 'checkout_session');
+      }
+      await recordSession(row?.owner ?? caller.owner, session);
+      return session;
+    },
+
+    async createPaymentIntent(caller: Caller, input: PaymentIntentInput) {
+      requireSupportedCurrency(input.currency, 'currency');
+      const params: Stripe.PaymentIntentCreateParams = {
+        amount: input.amount,
+        currency: input.currency,
+        ...(input.metadata ? { metadata: input.metadata } : {}),
+        ...(input.description ? { description: input.description } : {}),
+        ...(input.receipt_email ? { receipt_email: input.receipt_email } : {}),
+        ...(input.payment_method
+          ? {
+              payment_method: input.payment_method,
+              payment_method_types: ['card'],
+              confirm: input.confirm ?? false,
+            }
+          : { automatic_payment_methods: { enabled: true } }),
+      };
+      let pi: Stripe.PaymentIntent;
+      try {
+        pi = await stripe.paymentIntents.create(params, { idempotencyKey: `payment_intent:${randomUUID()}` });
+      } catch (err) {
+        // A declined confirmation still created the intent; remember it so the caller can retry or inspect it.
+        const declined = (err as { payment_intent?: Stripe.PaymentIntent }).payment_intent;
+        if (declined?.id) await recordIntent(caller.owner, declined).catch(() => undefined);
+        throw toProblem(err, 'payment_intent');
+      }
+      await recordIntent(caller.owner, pi);
+      log.info(
+        { paymentIntentId: pi.id, amount: pi.amount, currency: pi.currency, status: pi.status },
+        'payment intent created',
+      );
+      return pi;
+    },
+
+    async getPaymentIntent(caller: Caller, id: string) {
+      const row = await ownedRow(caller, id);
+      if (!row && !isOpenMode(caller)) throw notFound('payment intent');
+      let pi: Stripe.PaymentIntent;
+      try {
+        pi = await stripe.paymentIntents.retrieve(id);
+      } catch (err) {
+        throw toProblem(err, 'payment_intent');
+      }
+      const own = row?.id === pi.id ? row : await store.payments.get(pi.id);
+      if (!own || own.status !== pi.status || own.amount !== pi.amount)
+        await recordIntent(row?.owner ?? caller.owner, pi);
+      const amountRefunded = await store.refunds.sumCommitted(pi.id);
+      return { pi, amountRefunded };
+    },
+
+    /** Records Stripe's current view of an intent (from a webhook), keeping the owner we know. */
+    async applyStripePaymentIntent(pi: Stripe.PaymentIntent): Promise<Payment> {
+      const known = await store.payments.findByPaymentIntent(pi.id);
+      return recordIntent(known?.owner ?? '', pi);
+    },
+
+    /** Records a session from a webhook (completed and expired sessions are final, so the snapshot is current). */
+    async applyStripeSession(session: Stripe.Checkout.Session): Promise<Payment> {
+      const known = await store.payments.get(session.id);
+      return recordSession(known?.owner ?? '', session);
+    },
+
+    /**
+     * The payment a refund is checked against, fresh enough to trust its amount: the ledger row when it
+     * already says `succeeded`, otherwise Stripe's current view.
+     */
+    async resolveForRefund(caller: Caller, paymentIntentId: string): Promise<Payment> {
+      const row = await ownedRow(caller, paymentIntentId);
+      if (!row && !isOpenMode(caller)) throw notFound('payment intent');
+      const own = row?.id === paymentIntentId ? row : await store.payments.get(paymentIntentId);
+      if (own?.status === 'succeeded') return own;
+      let pi: Stripe.PaymentIntent;
+      try {
+        pi = await stripe.paymentIntents.retrieve(paymentIntentId);
+      } catch (err) {
+        throw toProblem(err, 'payment_intent');
+      }
+      return recordIntent(row?.owner ?? caller.owner, pi);
+    },
+  };
+}

@@ -1,0 +1,402 @@
+/**
+ * One refund service for the synchronous and the queued path. Money rules live here:
+ * - a refund never exceeds what is left, counting refunds still in flight (checked under a row lock);
+ * - every Stripe call carries the idempotency key `refund:<request key>`, so retries, redeliveries and
+ *   crashes never refund twice;
+ * - status only moves forward (the store enforces it in one conditional UPDATE).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type Stripe from 'stripe';
+import type { Logger } from 'pino';
+import type { Caller } from '../http/operations.js';
+import { ProblemError } from '../http/problem.js';
+import type { PaymentsService } from '../payments/service.js';
+import {
+  DuplicateKeyError,
+  isRefundStatus,
+  isTerminalRefundStatus,
+  type Refund,
+  type RefundStatus,
+  type Repos,
+  type Store,
+} from '../store/index.js';
+import type { StripeClient } from '../stripe/client.js';
+import { classifyStripeError, isTransientStripeError, toProblem } from '../stripe/errors.js';
+
+export interface RefundInput {
+  payment_intent_id: string;
+  amount?: number;
+  reason?: 'duplicate' | 'fraudulent' | 'requested_by_customer';
+  request_id?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface RefundTopology {
+  /** Queue the worker consumes refund requests from. */
+  requests: string;
+  /** Queue other services read refund outcomes from. */
+  responses: string;
+}
+
+export interface RefundServiceDeps {
+  store: Store;
+  stripe: StripeClient;
+  payments: PaymentsService;
+  logger: Logger;
+  topology: RefundTopology;
+}
+
+/** Message on the requests queue: only our key; everything else is read from the ledger. */
+export interface RefundRequestMessage {
+  request_key: string;
+}
+
+/** Outcome message on the responses queue (the original service's fields plus a few). */
+export interface RefundOutcomeMessage {
+  success: boolean;
+  request_id: string;
+  refund_id: string | null;
+  status: RefundStatus;
+  amount: number;
+  currency: string | null;
+  payment_intent_id: string;
+  failure_reason: string | null;
+}
+
+export type ProcessResult =
+  { kind: 'done'; refund: Refund } | { kind: 'retry'; reason: string } | { kind: 'failed'; reason: string };
+
+const OWNER_SEPARATOR = '/';
+
+/** Request ids are chosen by clients, so they are namespaced by owner: two shops may both use "order-1". */
+export function requestKey(owner: string, requestId: string): string {
+  return owner ? `${owner}${OWNER_SEPARATOR}${requestId}` : requestId;
+}
+
+export function publicRequestId(refund: Pick<Refund, 'owner' | 'requestId'>): string {
+  const prefix = refund.owner ? `${refund.owner}${OWNER_SEPARATOR}` : '';
+  return prefix && refund.requestId.startsWith(prefix)
+    ? refund.requestId.slice(prefix.length)
+    : refund.requestId;
+}
+
+export function stripeIdempotencyKey(key: string): string {
+  return `refund:${key}`;
+}
+
+function hashRequest(input: RefundInput): string {
+  const canonical = JSON.stringify({
+    payment_intent_id: input.payment_intent_id,
+    amount: input.amount ?? null,
+    reason: input.reason ?? null,
+    metadata: Object.fromEntries(Object.entries(input.metadata ?? {}).sort(([a], [b]) => a.localeCompare(b))),
+  });
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+export function toRefundStatus(stripeStatus: string | null | undefined): RefundStatus {
+  return stripeStatus && isRefundStatus(stripeStatus) ? stripeStatus : 'pending';
+}
+
+export function outcomeOf(refund: Refund): RefundOutcomeMessage {
+  return {
+    success:
+      refund.status === 'succeeded' || refund.status === 'pending' || refund.status === 'requires_action',
+    request_id: publicRequestId(refund),
+    refund_id: refund.stripeRefundId,
+    status: refund.status,
+    amount: refund.amount,
+    currency: refund.currency,
+    payment_intent_id: refund.paymentIntentId,
+    failure_reason: refund.failureReason,
+  };
+}
+
+export type RefundService = ReturnType<typeof createRefundService>;
+
+export function createRefundService(deps: RefundServiceDeps) {
+  const { store, stripe, payments, topology } = deps;
+  const log = deps.logger.child({ component: 'refunds' });
+
+  function sameRequestOrConflict(existing: Refund, hash: string, caller: Caller): Refund {
+    if (existing.owner !== caller.owner) {
+      // Cannot happen with owner-namespaced keys; never reveal another owner's refund if it somehow did.
+      throw new ProblemError(409, 'This request_id is already in use.', { code: 'request_id_conflict' });
+    }
+    if (existing.requestHash !== hash) {
+      throw new ProblemError(
+        409,
+        `request_id ${publicRequestId(existing)} was already used with a different body.`,
+        {
+          code: 'request_id_conflict',
+        },
+      );
+    }
+    return existing;
+  }
+
+  async function enqueue(tx: Repos, key: string, attemptHint: string): Promise<void> {
+    await tx.outbox.add({
+      destination: topology.requests,
+      routingKey: topology.requests,
+      messageId: `${key}#${attemptHint}`,
+      payload: { request_key: key } satisfies RefundRequestMessage,
+    });
+  }
+
+  async function announce(tx: Repos, refund: Refund): Promise<void> {
+    await tx.outbox.add({
+      destination: topology.responses,
+      routingKey: topology.responses,
+      messageId: `${refund.requestId}#${refund.status}`,
+      payload: outcomeOf(refund),
+    });
+  }
+
+  /** Validates and reserves the amount in the ledger (and, when queued, writes the outbox row) in one transaction. */
+  async function accept(
+    caller: Caller,
+    input: RefundInput,
+    mode: 'sync' | 'async',
+  ): Promise<{ refund: Refund; created: boolean }> {
+    const requestId = input.request_id ?? randomUUID();
+    const key = requestKey(caller.owner, requestId);
+    const hash = hashRequest(input);
+    const existing = await store.refunds.get(key);
+    if (existing) return { refund: sameRequestOrConflict(existing, hash, caller), created: false };
+
+    const payment = await payments.resolveForRefund(caller, input.payment_intent_id);
+    if (payment.status !== 'succeeded') {
+      throw new ProblemError(
+        409,
+        `Payment intent ${payment.id} has not succeeded (status ${payment.status}); nothing to refund.`,
+        {
+          code: 'payment_not_refundable',
+        },
+      );
+    }
+    try {
+      return await store.transaction(async (tx) => {
+        const locked = (await tx.payments.lockForUpdate(payment.id)) ?? payment;
+        const again = await tx.refunds.get(key);
+        if (again) return { refund: sameRequestOrConflict(again, hash, caller), created: false };
+        const committed = await tx.refunds.sumCommitted(payment.id);
+        const remaining = locked.amount - committed;
+        if (remaining <= 0) {
+          throw new ProblemError(
+            409,
+            `Payment intent ${payment.id} is already fully refunded (or being refunded).`,
+            {
+              code: 'charge_already_refunded',
+            },
+          );
+        }
+        const amount = input.amount ?? remaining;
+        if (amount > remaining) {
+          throw new ProblemError(
+            409,
+            `Refund amount ${amount} exceeds the ${remaining} left to refund on ${payment.id}.`,
+            { code: 'amount_exceeds_refundable', param: 'amount' },
+          );
+        }
+        const refund = await tx.refunds.insert({
+          requestId: key,
+          owner: caller.owner,
+          paymentIntentId: payment.id,
+          amount,
+          currency: locked.currency,
+          reason: input.reason ?? null,
+          status: mode === 'async' ? 'queued' : 'processing',
+          mode,
+          requestHash: hash,
+          metadata: input.metadata ?? {},
+        });
+        if (mode === 'async') await enqueue(tx, key, 'accept');
+        return { refund, created: true };
+      });
+    } catch (err) {
+      if (err instanceof DuplicateKeyError) {
+        const raced = await store.refunds.get(key);
+        if (raced) return { refund: sameRequestOrConflict(raced, hash, caller), created: false };
+      }
+      throw err;
+    }
+  }
+
+  async function callStripe(refund: Refund): Promise<Stripe.Refund> {
+    return stripe.refunds.create(
+      {
+        payment_intent: refund.paymentIntentId,
+        amount: refund.amount,
+        ...(refund.reason ? { reason: refund.reason as Stripe.RefundCreateParams.Reason } : {}),
+        metadata: { ...refund.metadata, request_id: refund.requestId },
+      },
+      { idempotencyKey: stripeIdempotencyKey(refund.requestId) },
+    );
+  }
+
+  /** Stores Stripe's answer and, in the same transaction, the outcome message for other services. */
+  async function recordStripeRefund(key: string, r: Stripe.Refund): Promise<Refund> {
+    return store.transaction(async (tx) => {
+      await tx.refunds.patch(key, { stripeRefundId: r.id, currency: r.currency });
+      const moved = await tx.refunds.advance(key, {
+        status: toRefundStatus(r.status),
+        failureReason: r.failure_reason ?? null,
+      });
+      const refund = (await tx.refunds.get(key))!;
+      if (moved) await announce(tx, refund);
+      return refund;
+    });
+  }
+
+  async function recordFailure(key: string, reason: string): Promise<Refund | null> {
+    return store.transaction(async (tx) => {
+      const moved = await tx.refunds.advance(key, { status: 'failed', failureReason: reason });
+      const refund = await tx.refunds.get(key);
+      if (moved && refund) await announce(tx, refund);
+      return refund;
+    });
+  }
+
+  function failureReasonOf(err: unknown): string {
+    const e = err as { code?: string; decline_code?: string; type?: string };
+    return e.decline_code ?? e.code ?? classifyStripeError(err);
+  }
+
+  return {
+    accept,
+
+    /** POST /refund: accept, ask Stripe now, answer with Stripe's result. */
+    async refundNow(caller: Caller, input: RefundInput): Promise<Refund> {
+      const { refund, created } = await accept(caller, input, 'sync');
+      if (!created) {
+        if (refund.stripeRefundId) return refund;
+        if (refund.status === 'failed') {
+          throw new ProblemError(
+            409,
+            `This refund request already failed (${refund.failureReason ?? 'unknown'}).`,
+            {
+              code: 'refund_failed',
+            },
+          );
+        }
+        throw new ProblemError(
+          409,
+          'A refund with this request_id is still being processed; see /refund-status.',
+          {
+            code: 'refund_in_progress',
+          },
+        );
+      }
+      await store.refunds.incrementAttempts(refund.requestId);
+      try {
+        const stripeRefund = await callStripe(refund);
+        const saved = await recordStripeRefund(refund.requestId, stripeRefund);
+        log.info(
+          { request_id: refund.requestId, refund_id: stripeRefund.id, status: saved.status },
+          'refund made',
+        );
+        return saved;
+      } catch (err) {
+        if (isTransientStripeError(err)) {
+          // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
+          // and the reserved amount stays reserved until then.
+          await store.transaction((tx) => enqueue(tx, refund.requestId, 'sync-handoff'));
+          log.warn({ request_id: refund.requestId, err }, 'refund outcome unknown; handed to the worker');
+          const problem = toProblem(err, 'refund');
+          throw new ProblemError(
+            problem.status,
+            `Stripe did not confirm the refund; it will be completed in the background. Check /refund-status/${publicRequestId(refund)}.`,
+            { ...problem.extras, code: problem.extras.code ?? 'upstream_unavailable' },
+          );
+        }
+        await recordFailure(refund.requestId, failureReasonOf(err));
+        log.info({ request_id: refund.requestId, reason: failureReasonOf(err) }, 'refund refused by Stripe');
+        throw toProblem(err, 'payment_intent');
+      }
+    },
+
+    /** POST /refund-async: accept and queue durably; the worker does the rest. */
+    async refundLater(caller: Caller, input: RefundInput): Promise<Refund> {
+      const { refund, created } = await accept(caller, input, 'async');
+      if (created) log.info({ request_id: refund.requestId, amount: refund.amount }, 'refund queued');
+      return refund;
+    },
+
+    async status(caller: Caller, requestId: string): Promise<Refund> {
+      const refund = await store.refunds.getForOwner(requestKey(caller.owner, requestId), caller.owner);
+      if (!refund) throw new ProblemError(404, 'No such refund request.', { code: 'resource_missing' });
+      return refund;
+    },
+
+    /**
+     * The worker's step for one queued refund. Safe to run any number of times for the same key:
+     * a finished refund is left alone, and Stripe sees the same idempotency key every time.
+     */
+    async process(key: string, isLastAttempt: boolean): Promise<ProcessResult> {
+      const refund = await store.refunds.get(key);
+      if (!refund) return { kind: 'failed', reason: 'unknown refund request' };
+      if (isTerminalRefundStatus(refund.status) || refund.stripeRefundId) return { kind: 'done', refund };
+      await store.refunds.advance(key, { status: 'processing' });
+      await store.refunds.incrementAttempts(key);
+      try {
+        const stripeRefund = await callStripe(refund);
+        const saved = await recordStripeRefund(key, stripeRefund);
+        log.info({ request_id: key, refund_id: stripeRefund.id, status: saved.status }, 'queued refund made');
+        return { kind: 'done', refund: saved };
+      } catch (err) {
+        const reason = failureReasonOf(err);
+        if (isTransientStripeError(err) && !isLastAttempt) {
+          log.warn({ request_id: key, reason }, 'refund attempt failed; will retry');
+          return { kind: 'retry', reason };
+        }
+        await recordFailure(key, isTransientStripeError(err) ? `retries_exhausted:${reason}` : reason);
+        log.warn({ request_id: key, reason }, 'refund failed');
+        return { kind: 'failed', reason };
+      }
+    },
+
+    /**
+     * Applies Stripe's view of a refund (webhook or reconciliation). Finds our row by Stripe id, else by the
+     * request key we put in its metadata (the webhook can beat our own write), else records a refund made
+     * outside the service, e.g. in the Stripe dashboard, so it counts against what is left to refund.
+     */
+    async applyStripeRefund(r: Stripe.Refund): Promise<Refund> {
+      const piId = typeof r.payment_intent === 'string' ? r.payment_intent : (r.payment_intent?.id ?? null);
+      let row = await store.refunds.getByStripeId(r.id);
+      const tagged = r.metadata?.request_id;
+      if (!row && tagged) {
+        const candidate = await store.refunds.get(tagged);
+        if (candidate && candidate.paymentIntentId === piId) row = candidate;
+      }
+      if (!row) {
+        if (!piId) throw new Error(`refund ${r.id} has no payment intent`);
+        const payment = await store.payments.findByPaymentIntent(piId);
+        try {
+          row = await store.refunds.insert({
+            requestId: `stripe:${r.id}`,
+            owner: payment?.owner ?? '',
+            paymentIntentId: piId,
+            amount: r.amount,
+            currency: r.currency,
+            reason: r.reason ?? null,
+            status: 'processing',
+            stripeRefundId: r.id,
+            mode: 'external',
+            metadata: (r.metadata as Record<string, string> | null) ?? {},
+          });
+          log.info({ refund_id: r.id, payment_intent: piId }, 'recorded a refund made outside the service');
+        } catch (err) {
+          if (!(err instanceof DuplicateKeyError)) throw err;
+          row = await store.refunds.getByStripeId(r.id);
+          if (!row) throw err;
+        }
+      }
+      return recordStripeRefund(row.requestId, r);
+    },
+
+    /** Marks a refund failed when its message is dead-lettered for a reason the worker did not decide. */
+    recordFailure,
+    outcomeOf,
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Maps every Stripe failure to what our client should see, in one place. Card problems are the
+ * customer's (402 with Stripe's codes); bad requests are the caller's (400/404); rate limits and
+ * outages are temporary (503 + Retry-After); Stripe refusing our own key is our fault (502).
+ */
+import Stripe from 'stripe';
+import { ProblemError } from '../http/problem.js';
+
+export type StripeFailureKind =
+  'card' | 'invalid' | 'not_found' | 'idempotency' | 'transient' | 'auth' | 'unknown';
+
+export function classifyStripeError(err: unknown): StripeFailureKind {
+  if (!(err instanceof Stripe.errors.StripeError)) return 'unknown';
+  if (err instanceof Stripe.errors.StripeCardError) return 'card';
+  if (err instanceof Stripe.errors.StripeRateLimitError) return 'transient';
+  if (err instanceof Stripe.errors.StripeConnectionError) return 'transient';
+  if (err instanceof Stripe.errors.StripeAPIError) return 'transient';
+  if (err instanceof Stripe.errors.StripeAuthenticationError) return 'auth';
+  if (err instanceof Stripe.errors.StripePermissionError) return 'auth';
+  // 409: a request with the same key is still running at Stripe; asking again later returns its result.
+  if (err instanceof Stripe.errors.StripeIdempotencyError)
+    return err.statusCode === 409 ? 'transient' : 'idempotency';
+  if (err instanceof Stripe.errors.StripeInvalidRequestError) {
+    return err.statusCode === 404 || err.code === 'resource_missing' ? 'not_found' : 'invalid';
+  }
+  const status = err.statusCode ?? 0;
+  if (status === 429 || status >= 500) return 'transient';
+  if (status === 401 || status === 403) return 'auth';
+  if (status === 404) return 'not_found';
+  if (status >= 400) return 'invalid';
+  return 'unknown';
+}
+
+/** A failure worth retrying later with the same idempotency key. */
+export function isTransientStripeError(err: unknown): boolean {
+  const kind = classifyStripeError(err);
+  return kind === 'transient' || kind === 'unknown';
+}
+
+const NOT_FOUND_DETAIL: Record<string, string> = {
+  payment_intent: 'No such payment intent.',
+  checkout_session: 'No such checkout session.',
+  refund: 'No such refund.',
+};
+
+export function toProblem(
+  err: unknown,
+  what: keyof typeof NOT_FOUND_DETAIL | 'object' = 'object',
+): ProblemError {
+  if (err instanceof ProblemError) return err;
+  const kind = classifyStripeError(err);
+  const e = err instanceof Stripe.errors.StripeError ? err : undefined;
+  const code = e?.code;
+  switch (kind) {
+    case 'card':
+      // Stripe writes card messages for end customers ("Your card was declined."), so they are safe to show.
+      return new ProblemError(402, e?.message, {
+        code: code ?? 'card_declined',
+        ...(e?.decline_code ? { decline_code: e.decline_code } : {}),
+        cause: err,
+      });
+    case 'not_found':
+      return new ProblemError(404, NOT_FOUND_DETAIL[what] ?? 'No such object.', {
+        code: 'resource_missing',
+        cause: err,
+      });
+    case 'invalid':
+      return new ProblemError(400, e?.message ?? 'The payment provider rejected the request.', {
+        code: code ?? 'invalid_request',
+        ...(e?.param ? { param: e.param } : {}),
+        cause: err,
+      });
+    case 'idempotency':
+      return new ProblemError(
+        409,
+        'A conflicting request with the same id is already known to the payment provider.',
+        {
+          code: 'idempotency_conflict',
+          cause: err,
+        },
+      );
+    case 'transient': {
+      const retryAfter = err instanceof Stripe.errors.StripeRateLimitError ? 2 : 5;
+      return new ProblemError(503, 'The payment provider is unavailable or rate limiting. Retry later.', {
+        code:
+          err instanceof Stripe.errors.StripeRateLimitError
+            ? 'upstream_rate_limited'
+            : 'upstream_unavailable',
+        retry_after: retryAfter,
+        headers: { 'Retry-After': String(retryAfter) },
+        cause: err,
+      });
+    }
+    case 'auth':
+      return new ProblemError(502, "The payment provider rejected the service's credentials.", {
+        code: 'upstream_authentication',
+        cause: err,
+      });
+    default:
+      return new ProblemError(502, 'The payment provider answered unexpectedly.', {
+        code: 'upstream_error',
+        cause: err,
+      });
+  }
+}
