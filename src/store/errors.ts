@@ -1,0 +1,113 @@
+/** Base class for errors the store raises on purpose (as opposed to driver failures passed through). */
+export class StoreError extends Error {
+  override readonly name: string = 'StoreError';
+}
+
+/**
+ * A unique or primary-key constraint rejected a write. Raised with the same shape by SQLite and
+ * PostgreSQL so callers can treat "already exists" as a domain outcome, not a crash.
+ */
+export class DuplicateKeyError extends StoreError {
+  override readonly name = 'DuplicateKeyError';
+  readonly code = 'duplicate_key' as const;
+
+  constructor(
+    /** Table the conflict happened on, when the driver says so. */
+    readonly table: string | undefined,
+    /** Columns of the violated key, e.g. `['request_id']` or `['owner', 'key']`. */
+    readonly columns: readonly string[],
+    /** Constraint name (PostgreSQL only). */
+    readonly constraint: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `duplicate key${table ? ` in ${table}` : ''}${columns.length ? ` (${columns.join(', ')})` : ''}`,
+      options,
+    );
+  }
+}
+
+interface DriverError {
+  code?: unknown;
+  message?: unknown;
+  table?: unknown;
+  constraint?: unknown;
+  detail?: unknown;
+}
+
+function asDriverError(error: unknown): DriverError | undefined {
+  return typeof error === 'object' && error !== null ? (error as DriverError) : undefined;
+}
+
+const SQLITE_UNIQUE_CODES = new Set(['SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY']);
+const PG_UNIQUE_VIOLATION = '23505';
+
+/** Turns a driver's unique-violation error into a {@link DuplicateKeyError}; anything else is returned as is. */
+export function toStoreError(error: unknown): unknown {
+  const e = asDriverError(error);
+  if (!e || error instanceof StoreError) return error;
+  if (typeof e.code === 'string' && SQLITE_UNIQUE_CODES.has(e.code)) {
+    // better-sqlite3 only says "UNIQUE constraint failed: refunds.request_id[, table.col]"
+    const list = String(e.message ?? '').split('failed:')[1] ?? '';
+    const qualified = list
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const table = qualified[0]?.split('.')[0];
+    const columns = qualified.map((q) => q.split('.').slice(1).join('.'));
+    return new DuplicateKeyError(table, columns, undefined, { cause: error });
+  }
+  if (e.code === PG_UNIQUE_VIOLATION) {
+    // The detail names the key's columns and values; only the column names are kept so that
+    // values (which may be customer data) never reach the message.
+    const match = /^Key \((.+?)\)=/.exec(String(e.detail ?? ''));
+    const columns = match?.[1] ? match[1].split(',').map((s) => s.trim().replace(/^"|"$/g, '')) : [];
+    return new DuplicateKeyError(
+      typeof e.table === 'string' ? e.table : undefined,
+      columns,
+      typeof e.constraint === 'string' ? e.constraint : undefined,
+      { cause: error },
+    );
+  }
+  return error;
+}
+
+const PG_RETRYABLE = new Set([
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+]);
+
+/** True for failures that a fresh attempt of the whole transaction may not hit again. */
+export function isRetryableError(error: unknown): boolean {
+  const code = asDriverError(error)?.code;
+  if (typeof code !== 'string') return false;
+  return PG_RETRYABLE.has(code) || code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
+}
+
+export function isSqliteBusy(error: unknown): boolean {
+  const code = asDriverError(error)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
+/**
+ * Wraps every method of a repository so driver unique violations surface as
+ * {@link DuplicateKeyError}, whichever dialect and whether inside a transaction or not.
+ */
+export function withErrorMapping<T extends object>(repo: T): T {
+  const wrapped: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(repo)) {
+    if (typeof value !== 'function') {
+      wrapped[key] = value;
+      continue;
+    }
+    const fn = value as (...args: unknown[]) => Promise<unknown>;
+    wrapped[key] = async (...args: unknown[]) => {
+      try {
+        return await fn.apply(repo, args);
+      } catch (error) {
+        throw toStoreError(error);
+      }
+    };
+  }
+  return wrapped as T;
+}

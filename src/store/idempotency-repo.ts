@@ -1,0 +1,118 @@
+import { addMs, fromJson, toIso, toJson } from './codec.js';
+import type { TimeInput } from './codec.js';
+import type { RepoContext } from './repo-context.js';
+
+export type IdempotencyBegin =
+  /** The caller owns the key now: do the work, then complete() or abandon(). */
+  | { kind: 'started' }
+  /** The same request is still being worked on elsewhere. */
+  | { kind: 'in_progress' }
+  /** The key was used with a different request body. */
+  | { kind: 'mismatch' }
+  /** The request was done before: answer with the stored response. */
+  | { kind: 'replay'; status: number; body: unknown };
+
+export interface IdempotencyRepo {
+  /**
+   * Claims `(owner, key)` for a request whose body hashes to `requestHash`, for `ttlMs`. Race-safe:
+   * of concurrent begins with one key exactly one gets 'started'. An expired row counts as absent.
+   */
+  begin(
+    owner: string,
+    key: string,
+    requestHash: string,
+    ttlMs: number,
+    now?: TimeInput,
+  ): Promise<IdempotencyBegin>;
+  /** Stores the response to replay; false when the key has no in-progress row. */
+  complete(owner: string, key: string, status: number, body: unknown): Promise<boolean>;
+  /** Forgets an in-progress key (e.g. after a 5xx) so the client may retry it. */
+  abandon(owner: string, key: string): Promise<boolean>;
+  /** Deletes expired keys; returns how many. */
+  purgeExpired(now?: TimeInput): Promise<number>;
+}
+
+/** A concurrent abandon/purge can delete the row between our insert and read; go round again. */
+const MAX_BEGIN_ROUNDS = 5;
+
+export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
+  const { db } = ctx;
+
+  return {
+    async begin(owner, key, requestHash, ttlMs, now = new Date()) {
+      const at = toIso(now);
+      const fresh = {
+        request_hash: requestHash,
+        state: 'in_progress' as const,
+        response_status: null,
+        response_body: null,
+        created_at: at,
+        expires_at: addMs(at, ttlMs),
+      };
+      for (let round = 0; round < MAX_BEGIN_ROUNDS; round++) {
+        const inserted = await db
+          .insertInto('idempotency_keys')
+          .values({ owner, key, ...fresh })
+          .onConflict((oc) => oc.columns(['owner', 'key']).doNothing())
+          .executeTakeFirst();
+        if ((inserted.numInsertedOrUpdatedRows ?? 0n) > 0n) return { kind: 'started' };
+
+        const row = await db
+          .selectFrom('idempotency_keys')
+          .select(['request_hash', 'state', 'response_status', 'response_body', 'expires_at'])
+          .where('owner', '=', owner)
+          .where('key', '=', key)
+          .executeTakeFirst();
+        if (!row) continue;
+
+        if (toIso(row.expires_at) <= at) {
+          // Conditional on still being expired, so of two callers taking over the same stale row
+          // only one sees the update succeed.
+          const taken = await db
+            .updateTable('idempotency_keys')
+            .set(fresh)
+            .where('owner', '=', owner)
+            .where('key', '=', key)
+            .where('expires_at', '<=', at)
+            .executeTakeFirst();
+          if (taken.numUpdatedRows > 0n) return { kind: 'started' };
+          continue;
+        }
+        if (row.request_hash !== requestHash) return { kind: 'mismatch' };
+        if (row.state === 'in_progress' || row.response_status === null) return { kind: 'in_progress' };
+        return { kind: 'replay', status: row.response_status, body: fromJson<unknown>(row.response_body) };
+      }
+      // Only reachable when the row keeps vanishing under us; report it as busy rather than loop.
+      return { kind: 'in_progress' };
+    },
+
+    async complete(owner, key, status, body) {
+      const result = await db
+        .updateTable('idempotency_keys')
+        .set({ state: 'done', response_status: status, response_body: toJson(body) })
+        .where('owner', '=', owner)
+        .where('key', '=', key)
+        .where('state', '=', 'in_progress')
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async abandon(owner, key) {
+      const result = await db
+        .deleteFrom('idempotency_keys')
+        .where('owner', '=', owner)
+        .where('key', '=', key)
+        .where('state', '=', 'in_progress')
+        .executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    },
+
+    async purgeExpired(now = new Date()) {
+      const result = await db
+        .deleteFrom('idempotency_keys')
+        .where('expires_at', '<=', toIso(now))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  };
+}

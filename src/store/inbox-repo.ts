@@ -1,0 +1,163 @@
+import type { Selectable } from 'kysely';
+import { addMs, fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
+import type { TimeInput } from './codec.js';
+import type { WebhookEventsTable } from './database.js';
+import { DEFAULT_CLAIM_LEASE_MS } from './outbox-repo.js';
+import { atomically } from './repo-context.js';
+import type { RepoContext } from './repo-context.js';
+
+const MAX_ERROR_LENGTH = 2_000;
+
+/** A Stripe event as received on the webhook (table `webhook_events`). */
+export interface InboxEvent {
+  eventId: string;
+  type: string;
+  /** The event's data.object id (pi_, cs_, re_...), for looking events up by object. */
+  objectId: string | null;
+  payload: unknown;
+  receivedAt: string;
+  processedAt: string | null;
+  attempts: number;
+  lastError: string | null;
+  availableAt: string;
+}
+
+export interface NewInboxEvent {
+  eventId: string;
+  type: string;
+  objectId?: string | null;
+  payload: unknown;
+  receivedAt?: TimeInput;
+}
+
+export interface InboxRepo {
+  /** True when stored now, false when the event was already there (Stripe redelivers). Race-safe. */
+  insertIfAbsent(e: NewInboxEvent): Promise<boolean>;
+  get(eventId: string): Promise<InboxEvent | null>;
+  markProcessed(eventId: string, now?: TimeInput): Promise<boolean>;
+  markFailed(eventId: string, error: string, retryAt: TimeInput): Promise<boolean>;
+  /** Unprocessed events available at `now`, oldest first, leased like OutboxRepo.claimBatch. */
+  claimUnprocessed(limit: number, now?: TimeInput, leaseMs?: number): Promise<InboxEvent[]>;
+  count(): Promise<number>;
+  countUnprocessed(): Promise<number>;
+}
+
+export function toInboxEvent(row: Selectable<WebhookEventsTable>): InboxEvent {
+  return {
+    eventId: row.event_id,
+    type: row.type,
+    objectId: row.object_id,
+    payload: fromJson<unknown>(row.payload),
+    receivedAt: fromDbTime(row.received_at),
+    processedAt: fromDbTimeOrNull(row.processed_at),
+    attempts: toNumber(row.attempts),
+    lastError: row.last_error,
+    availableAt: fromDbTime(row.available_at),
+  };
+}
+
+export function createInboxRepo(ctx: RepoContext): InboxRepo {
+  const { db } = ctx;
+
+  return {
+    async insertIfAbsent(e) {
+      const received = e.receivedAt === undefined ? nowIso() : toIso(e.receivedAt);
+      // ON CONFLICT DO NOTHING rather than catching the violation: on PostgreSQL a failed
+      // statement would poison the caller's transaction.
+      const result = await db
+        .insertInto('webhook_events')
+        .values({
+          event_id: e.eventId,
+          type: e.type,
+          object_id: e.objectId ?? null,
+          payload: toJson(e.payload),
+          received_at: received,
+          available_at: received,
+        })
+        .onConflict((oc) => oc.column('event_id').doNothing())
+        .executeTakeFirst();
+      return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
+    },
+
+    async get(eventId) {
+      const row = await db
+        .selectFrom('webhook_events')
+        .selectAll()
+        .where('event_id', '=', eventId)
+        .executeTakeFirst();
+      return row ? toInboxEvent(row) : null;
+    },
+
+    async markProcessed(eventId, now = new Date()) {
+      const result = await db
+        .updateTable('webhook_events')
+        .set({ processed_at: toIso(now), last_error: null })
+        .where('event_id', '=', eventId)
+        .where('processed_at', 'is', null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async markFailed(eventId, error, retryAt) {
+      const result = await db
+        .updateTable('webhook_events')
+        .set((eb) => ({
+          attempts: eb('attempts', '+', 1),
+          last_error: error.slice(0, MAX_ERROR_LENGTH),
+          available_at: toIso(retryAt),
+        }))
+        .where('event_id', '=', eventId)
+        .where('processed_at', 'is', null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async claimUnprocessed(limit, now = new Date(), leaseMs = DEFAULT_CLAIM_LEASE_MS) {
+      const at = toIso(now);
+      const order = new Map<string, number>();
+      const rows = await atomically(ctx, async (tx) => {
+        const ids = await tx
+          .selectFrom('webhook_events')
+          .select('event_id')
+          .where('processed_at', 'is', null)
+          .where('available_at', '<=', at)
+          .orderBy('received_at')
+          .orderBy('event_id')
+          .limit(limit)
+          .$if(ctx.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked())
+          .execute();
+        if (ids.length === 0) return [];
+        ids.forEach((r, i) => order.set(r.event_id, i));
+        return tx
+          .updateTable('webhook_events')
+          .set({ available_at: addMs(at, leaseMs) })
+          .where(
+            'event_id',
+            'in',
+            ids.map((r) => r.event_id),
+          )
+          .returningAll()
+          .execute();
+      });
+      // RETURNING has no defined order; hand rows back in the claim's oldest-first order.
+      return rows.map(toInboxEvent).sort((a, b) => (order.get(a.eventId) ?? 0) - (order.get(b.eventId) ?? 0));
+    },
+
+    async count() {
+      const row = await db
+        .selectFrom('webhook_events')
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .executeTakeFirstOrThrow();
+      return toNumber(row.n);
+    },
+
+    async countUnprocessed() {
+      const row = await db
+        .selectFrom('webhook_events')
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .where('processed_at', 'is', null)
+        .executeTakeFirstOrThrow();
+      return toNumber(row.n);
+    },
+  };
+}

@@ -1,0 +1,222 @@
+import { Migrator, sql } from 'kysely';
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import type { Logger } from 'pino';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see buildMigrations
+type AnyDb = Kysely<any>;
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/**
+ * Migrations live in code (not a folder read at run time) so the compiled service needs no extra
+ * files. They take `Kysely<any>` on purpose: a migration describes the schema as it was then, not
+ * as the current `Database` type says it is. Never edit a released migration; add a new one.
+ */
+export function buildMigrations(dialect: Dialect): Record<string, Migration> {
+  const pg = dialect === 'postgres';
+  // SQLite has no time type; ISO-8601 text sorts and compares correctly as long as every writer
+  // uses Date#toISOString(), which the repositories guarantee.
+  const time = pg ? 'timestamptz' : 'text';
+
+  return {
+    '0001_initial': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('payments')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('kind', 'text', (c) =>
+            c.notNull().check(sql`kind in ('checkout_session', 'payment_intent')`),
+          )
+          .addColumn('owner', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('payment_intent_id', 'text')
+          .addColumn('amount', 'bigint', (c) => c.notNull().check(sql`amount >= 0`))
+          .addColumn('currency', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('amount_refunded', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('metadata', 'text', (c) => c.notNull().defaultTo('{}'))
+          .addColumn('customer_email', 'text')
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('updated_at', time, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('payments_owner_idx').on('payments').column('owner').execute();
+        await db.schema
+          .createIndex('payments_payment_intent_id_idx')
+          .on('payments')
+          .column('payment_intent_id')
+          .execute();
+        await db.schema
+          .createIndex('payments_created_idx')
+          .on('payments')
+          .columns(['created_at', 'id'])
+          .execute();
+
+        await db.schema
+          .createTable('refunds')
+          .addColumn('request_id', 'text', (c) => c.primaryKey())
+          .addColumn('owner', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('payment_intent_id', 'text', (c) => c.notNull())
+          .addColumn('amount', 'bigint', (c) => c.notNull().check(sql`amount >= 0`))
+          .addColumn('currency', 'text')
+          .addColumn('reason', 'text')
+          .addColumn('status', 'text', (c) =>
+            c
+              .notNull()
+              .check(
+                sql`status in ('queued', 'processing', 'pending', 'requires_action', 'succeeded', 'failed', 'canceled')`,
+              ),
+          )
+          .addColumn('stripe_refund_id', 'text', (c) => c.unique())
+          .addColumn('failure_reason', 'text')
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('mode', 'text', (c) => c.notNull().check(sql`mode in ('sync', 'async', 'external')`))
+          .addColumn('request_hash', 'text')
+          .addColumn('metadata', 'text', (c) => c.notNull().defaultTo('{}'))
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('updated_at', time, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('refunds_payment_intent_id_idx')
+          .on('refunds')
+          .column('payment_intent_id')
+          .execute();
+        await db.schema.createIndex('refunds_owner_idx').on('refunds').column('owner').execute();
+        await db.schema
+          .createIndex('refunds_status_idx')
+          .on('refunds')
+          .columns(['status', 'updated_at'])
+          .execute();
+        await db.schema
+          .createIndex('refunds_created_idx')
+          .on('refunds')
+          .columns(['created_at', 'request_id'])
+          .execute();
+
+        await db.schema
+          .createTable('outbox')
+          .addColumn('id', pg ? 'bigint' : 'integer', (c) =>
+            pg ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('destination', 'text', (c) => c.notNull())
+          .addColumn('routing_key', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('message_id', 'text', (c) => c.notNull().unique())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('headers', 'text')
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('available_at', time, (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('sent_at', time)
+          .addColumn('last_error', 'text')
+          .execute();
+        // Partial indexes keep the relay's polling query cheap however many sent rows pile up.
+        await db.schema
+          .createIndex('outbox_pending_idx')
+          .on('outbox')
+          .columns(['available_at', 'id'])
+          .where(sql.ref('sent_at'), 'is', null)
+          .execute();
+        await db.schema
+          .createIndex('outbox_sent_idx')
+          .on('outbox')
+          .column('sent_at')
+          .where('sent_at', 'is not', null)
+          .execute();
+
+        await db.schema
+          .createTable('webhook_events')
+          .addColumn('event_id', 'text', (c) => c.primaryKey())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('object_id', 'text')
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('received_at', time, (c) => c.notNull())
+          .addColumn('processed_at', time)
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('last_error', 'text')
+          .addColumn('available_at', time, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('webhook_events_unprocessed_idx')
+          .on('webhook_events')
+          .columns(['available_at', 'received_at'])
+          .where(sql.ref('processed_at'), 'is', null)
+          .execute();
+        await db.schema
+          .createIndex('webhook_events_object_idx')
+          .on('webhook_events')
+          .column('object_id')
+          .execute();
+
+        await db.schema
+          .createTable('api_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('owner', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('secret', 'publishable')`))
+          .addColumn('prefix', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull().unique())
+          .addColumn('scopes', 'text', (c) => c.notNull().defaultTo('[]'))
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('revoked_at', time)
+          .addColumn('last_used_at', time)
+          .execute();
+        await db.schema.createIndex('api_keys_owner_idx').on('api_keys').column('owner').execute();
+
+        await db.schema
+          .createTable('idempotency_keys')
+          .addColumn('owner', 'text', (c) => c.notNull())
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('request_hash', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull().check(sql`state in ('in_progress', 'done')`))
+          .addColumn('response_status', 'integer')
+          .addColumn('response_body', 'text')
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('expires_at', time, (c) => c.notNull())
+          .addPrimaryKeyConstraint('idempotency_keys_pkey', ['owner', 'key'])
+          .execute();
+        await db.schema
+          .createIndex('idempotency_keys_expires_idx')
+          .on('idempotency_keys')
+          .column('expires_at')
+          .execute();
+      },
+      async down(db: AnyDb) {
+        for (const table of [
+          'idempotency_keys',
+          'api_keys',
+          'webhook_events',
+          'outbox',
+          'refunds',
+          'payments',
+        ]) {
+          await db.schema.dropTable(table).ifExists().execute();
+        }
+      },
+    },
+  };
+}
+
+/**
+ * Brings the schema to the latest migration. Safe to run from several processes at once: Kysely
+ * takes an advisory lock on PostgreSQL, and on SQLite the migration transaction is BEGIN IMMEDIATE.
+ */
+export async function migrateToLatest(
+  db: AnyDb,
+  opts: { dialect: Dialect; schema?: string; logger: Logger },
+): Promise<string[]> {
+  const migrations = buildMigrations(opts.dialect);
+  const provider: MigrationProvider = { getMigrations: async () => migrations };
+  const migrator = new Migrator({
+    db,
+    provider,
+    // Without an explicit schema Kysely looks for its bookkeeping tables in *any* schema, so a
+    // sibling schema's tables would be mistaken for ours.
+    ...(opts.schema ? { migrationTableSchema: opts.schema } : {}),
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  for (const r of results ?? []) {
+    if (r.status === 'Success') opts.logger.info({ migration: r.migrationName }, 'store migration applied');
+    else if (r.status === 'Error')
+      opts.logger.error({ migration: r.migrationName }, 'store migration failed');
+  }
+  if (error) throw error instanceof Error ? error : new Error(`migration failed: ${String(error)}`);
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

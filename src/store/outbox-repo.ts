@@ -1,0 +1,162 @@
+import type { Selectable } from 'kysely';
+import { addMs, fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
+import type { TimeInput } from './codec.js';
+import type { OutboxTable } from './database.js';
+import { atomically } from './repo-context.js';
+import type { RepoContext } from './repo-context.js';
+
+export const DEFAULT_CLAIM_LEASE_MS = 30_000;
+const MAX_ERROR_LENGTH = 2_000;
+
+export interface OutboxMessage {
+  id: number;
+  /** A queue name (`stripe_refund_requests`) or `exchange:<name>`; the relay decides how to publish. */
+  destination: string;
+  routingKey: string;
+  /** Unique; also the AMQP message id so consumers can de-duplicate. */
+  messageId: string;
+  payload: unknown;
+  headers: Record<string, unknown> | null;
+  createdAt: string;
+  /** Not published before this time (backoff, or another relay's lease). */
+  availableAt: string;
+  attempts: number;
+  sentAt: string | null;
+  lastError: string | null;
+}
+
+export interface NewOutboxMessage {
+  destination: string;
+  routingKey?: string;
+  messageId: string;
+  payload: unknown;
+  headers?: Record<string, unknown> | null;
+  availableAt?: TimeInput;
+}
+
+export interface OutboxRepo {
+  /** Call inside the transaction that makes the change the message announces. Throws DuplicateKeyError on a taken messageId. */
+  add(entry: NewOutboxMessage): Promise<OutboxMessage>;
+  /**
+   * Claims up to `limit` unsent rows available at `now`, oldest first, and leases them by moving
+   * their availableAt to `now + leaseMs`; another relay skips them until the lease runs out. On
+   * PostgreSQL rows locked by a concurrent claimer are skipped (FOR UPDATE SKIP LOCKED).
+   */
+  claimBatch(limit: number, now?: TimeInput, leaseMs?: number): Promise<OutboxMessage[]>;
+  markSent(ids: readonly number[], now?: TimeInput): Promise<number>;
+  /** Records the failure and schedules the next try at `retryAt`. */
+  markFailed(id: number, error: string, retryAt: TimeInput): Promise<boolean>;
+  pendingCount(): Promise<number>;
+  /** Deletes rows sent before `olderThan`; returns how many. */
+  purgeSent(olderThan: TimeInput): Promise<number>;
+}
+
+export function toOutboxMessage(row: Selectable<OutboxTable>): OutboxMessage {
+  return {
+    id: toNumber(row.id),
+    destination: row.destination,
+    routingKey: row.routing_key,
+    messageId: row.message_id,
+    payload: fromJson<unknown>(row.payload),
+    headers: fromJson<Record<string, unknown>>(row.headers),
+    createdAt: fromDbTime(row.created_at),
+    availableAt: fromDbTime(row.available_at),
+    attempts: toNumber(row.attempts),
+    sentAt: fromDbTimeOrNull(row.sent_at),
+    lastError: row.last_error,
+  };
+}
+
+export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
+  const { db } = ctx;
+
+  return {
+    async add(entry) {
+      const created = nowIso();
+      const row = await db
+        .insertInto('outbox')
+        .values({
+          destination: entry.destination,
+          routing_key: entry.routingKey ?? '',
+          message_id: entry.messageId,
+          payload: toJson(entry.payload),
+          headers: entry.headers ? toJson(entry.headers) : null,
+          created_at: created,
+          available_at: entry.availableAt === undefined ? created : toIso(entry.availableAt),
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toOutboxMessage(row);
+    },
+
+    async claimBatch(limit, now = new Date(), leaseMs = DEFAULT_CLAIM_LEASE_MS) {
+      const at = toIso(now);
+      const rows = await atomically(ctx, async (tx) => {
+        const ids = await tx
+          .selectFrom('outbox')
+          .select('id')
+          .where('sent_at', 'is', null)
+          .where('available_at', '<=', at)
+          .orderBy('id')
+          .limit(limit)
+          .$if(ctx.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked())
+          .execute();
+        if (ids.length === 0) return [];
+        return tx
+          .updateTable('outbox')
+          .set({ available_at: addMs(at, leaseMs) })
+          .where(
+            'id',
+            'in',
+            ids.map((r) => r.id),
+          )
+          .returningAll()
+          .execute();
+      });
+      return rows.map(toOutboxMessage).sort((a, b) => a.id - b.id);
+    },
+
+    async markSent(ids, now = new Date()) {
+      if (ids.length === 0) return 0;
+      const result = await db
+        .updateTable('outbox')
+        .set({ sent_at: toIso(now) })
+        .where('id', 'in', [...ids])
+        .where('sent_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    },
+
+    async markFailed(id, error, retryAt) {
+      const result = await db
+        .updateTable('outbox')
+        .set((eb) => ({
+          attempts: eb('attempts', '+', 1),
+          last_error: error.slice(0, MAX_ERROR_LENGTH),
+          available_at: toIso(retryAt),
+        }))
+        .where('id', '=', id)
+        .where('sent_at', 'is', null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async pendingCount() {
+      const row = await db
+        .selectFrom('outbox')
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .where('sent_at', 'is', null)
+        .executeTakeFirstOrThrow();
+      return toNumber(row.n);
+    },
+
+    async purgeSent(olderThan) {
+      const result = await db
+        .deleteFrom('outbox')
+        .where('sent_at', 'is not', null)
+        .where('sent_at', '<', toIso(olderThan))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  };
+}

@@ -1,0 +1,235 @@
+import type { Selectable } from 'kysely';
+import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
+import type { TimeInput } from './codec.js';
+import type { PaymentsTable } from './database.js';
+import type { RepoContext } from './repo-context.js';
+import { requireTransaction } from './repo-context.js';
+
+export type PaymentKind = PaymentsTable['kind'];
+
+export interface Payment {
+  /** Stripe id: `cs_...` for a checkout session, `pi_...` for a payment intent. */
+  id: string;
+  kind: PaymentKind;
+  /** API key owner that created it; '' when learnt from Stripe only. */
+  owner: string;
+  /** For a session, its payment intent once known; for a payment intent, null. */
+  paymentIntentId: string | null;
+  amount: number;
+  currency: string;
+  /** Stripe's status, verbatim. */
+  status: string;
+  amountRefunded: number;
+  metadata: Record<string, string>;
+  customerEmail: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface NewPayment {
+  id: string;
+  kind: PaymentKind;
+  owner?: string;
+  paymentIntentId?: string | null;
+  amount: number;
+  currency: string;
+  status: string;
+  amountRefunded?: number;
+  metadata?: Record<string, string>;
+  customerEmail?: string | null;
+  createdAt?: TimeInput;
+}
+
+export type PaymentPatch = Partial<
+  Pick<
+    Payment,
+    'paymentIntentId' | 'amount' | 'currency' | 'status' | 'amountRefunded' | 'metadata' | 'customerEmail'
+  >
+>;
+
+export interface PaymentsRepo {
+  /** Throws DuplicateKeyError when the id exists. */
+  insert(p: NewPayment): Promise<Payment>;
+  get(id: string): Promise<Payment | null>;
+  /** Null when the payment exists but belongs to someone else, so callers answer 404 either way. */
+  getForOwner(id: string, owner: string): Promise<Payment | null>;
+  /** The payment intent's own row, else the checkout session that led to it. */
+  findByPaymentIntent(paymentIntentId: string): Promise<Payment | null>;
+  update(id: string, patch: PaymentPatch): Promise<Payment | null>;
+  /**
+   * Inserts, or refreshes Stripe-owned fields (status, amount, currency, and amountRefunded,
+   * paymentIntentId, customerEmail when given) of an existing row. Owner and metadata set by us
+   * are kept; they are only filled in when the existing row has none (it was learnt from a webhook).
+   */
+  upsert(p: NewPayment): Promise<Payment>;
+  /**
+   * Keyset page ordered by (createdAt, id). First page: rows created at or after `since`. Next
+   * pages: pass the last row's createdAt as `since` and its id as `afterId`.
+   */
+  listCreatedSince(since: TimeInput, limit: number, afterId?: string): Promise<Payment[]>;
+  /**
+   * Reads the row and, on PostgreSQL, locks it (SELECT ... FOR UPDATE) until the transaction ends,
+   * so concurrent refunds of one payment are checked one at a time. On SQLite the transaction's
+   * BEGIN IMMEDIATE already serialises writers. Only valid inside store.transaction().
+   */
+  lockForUpdate(id: string): Promise<Payment | null>;
+}
+
+export function toPayment(row: Selectable<PaymentsTable>): Payment {
+  return {
+    id: row.id,
+    kind: row.kind,
+    owner: row.owner,
+    paymentIntentId: row.payment_intent_id,
+    amount: toNumber(row.amount),
+    currency: row.currency,
+    status: row.status,
+    amountRefunded: toNumber(row.amount_refunded),
+    metadata: fromJson<Record<string, string>>(row.metadata) ?? {},
+    customerEmail: row.customer_email,
+    createdAt: fromDbTime(row.created_at),
+    updatedAt: fromDbTime(row.updated_at),
+  };
+}
+
+function patchColumns(patch: PaymentPatch) {
+  return {
+    ...(patch.paymentIntentId !== undefined && { payment_intent_id: patch.paymentIntentId }),
+    ...(patch.amount !== undefined && { amount: patch.amount }),
+    ...(patch.currency !== undefined && { currency: patch.currency }),
+    ...(patch.status !== undefined && { status: patch.status }),
+    ...(patch.amountRefunded !== undefined && { amount_refunded: patch.amountRefunded }),
+    ...(patch.metadata !== undefined && { metadata: toJson(patch.metadata) }),
+    ...(patch.customerEmail !== undefined && { customer_email: patch.customerEmail }),
+  };
+}
+
+export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
+  const { db } = ctx;
+
+  function newRow(p: NewPayment) {
+    const created = p.createdAt === undefined ? nowIso() : toIso(p.createdAt);
+    return {
+      id: p.id,
+      kind: p.kind,
+      owner: p.owner ?? '',
+      payment_intent_id: p.paymentIntentId ?? null,
+      amount: p.amount,
+      currency: p.currency,
+      status: p.status,
+      amount_refunded: p.amountRefunded ?? 0,
+      metadata: toJson(p.metadata ?? {}),
+      customer_email: p.customerEmail ?? null,
+      created_at: created,
+      updated_at: created,
+    };
+  }
+
+  return {
+    async insert(p) {
+      const row = await db.insertInto('payments').values(newRow(p)).returningAll().executeTakeFirstOrThrow();
+      return toPayment(row);
+    },
+
+    async get(id) {
+      const row = await db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirst();
+      return row ? toPayment(row) : null;
+    },
+
+    async getForOwner(id, owner) {
+      const row = await db
+        .selectFrom('payments')
+        .selectAll()
+        .where('id', '=', id)
+        .where('owner', '=', owner)
+        .executeTakeFirst();
+      return row ? toPayment(row) : null;
+    },
+
+    async findByPaymentIntent(paymentIntentId) {
+      const rows = await db
+        .selectFrom('payments')
+        .selectAll()
+        .where((eb) => eb.or([eb('id', '=', paymentIntentId), eb('payment_intent_id', '=', paymentIntentId)]))
+        .orderBy('created_at', 'desc')
+        .limit(10)
+        .execute();
+      const row = rows.find((r) => r.id === paymentIntentId) ?? rows[0];
+      return row ? toPayment(row) : null;
+    },
+
+    async update(id, patch) {
+      const row = await db
+        .updateTable('payments')
+        .set({ ...patchColumns(patch), updated_at: nowIso() })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirst();
+      return row ? toPayment(row) : null;
+    },
+
+    async upsert(p) {
+      const values = newRow(p);
+      const row = await db
+        .insertInto('payments')
+        .values(values)
+        .onConflict((oc) =>
+          oc.column('id').doUpdateSet((eb) => ({
+            status: eb.ref('excluded.status'),
+            amount: eb.ref('excluded.amount'),
+            currency: eb.ref('excluded.currency'),
+            ...(p.amountRefunded !== undefined && { amount_refunded: eb.ref('excluded.amount_refunded') }),
+            payment_intent_id: eb.fn.coalesce('excluded.payment_intent_id', 'payments.payment_intent_id'),
+            customer_email: eb.fn.coalesce('excluded.customer_email', 'payments.customer_email'),
+            owner: eb
+              .case()
+              .when('payments.owner', '=', '')
+              .then(eb.ref('excluded.owner'))
+              .else(eb.ref('payments.owner'))
+              .end(),
+            metadata: eb
+              .case()
+              .when('payments.metadata', '=', '{}')
+              .then(eb.ref('excluded.metadata'))
+              .else(eb.ref('payments.metadata'))
+              .end(),
+            updated_at: nowIso(),
+          })),
+        )
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toPayment(row);
+    },
+
+    async listCreatedSince(since, limit, afterId) {
+      const from = toIso(since);
+      const rows = await db
+        .selectFrom('payments')
+        .selectAll()
+        .where((eb) =>
+          afterId === undefined
+            ? eb('created_at', '>=', from)
+            : eb.or([
+                eb('created_at', '>', from),
+                eb.and([eb('created_at', '=', from), eb('id', '>', afterId)]),
+              ]),
+        )
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(limit)
+        .execute();
+      return rows.map(toPayment);
+    },
+
+    async lockForUpdate(id) {
+      requireTransaction(ctx, 'payments.lockForUpdate');
+      const row = await db
+        .selectFrom('payments')
+        .selectAll()
+        .where('id', '=', id)
+        .$if(ctx.dialect === 'postgres', (qb) => qb.forUpdate())
+        .executeTakeFirst();
+      return row ? toPayment(row) : null;
+    },
+  };
+}

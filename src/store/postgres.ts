@@ -1,0 +1,64 @@
+import { CompiledQuery, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Logger } from 'pino';
+
+export interface PostgresOptions {
+  connectionString: string;
+  schema?: string;
+  poolSize: number;
+  connectTimeoutMs: number;
+  logger: Logger;
+}
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+export function assertSchemaName(schema: string): void {
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new Error(`invalid PostgreSQL schema name "${schema}": use letters, digits and _`);
+  }
+}
+
+export function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * int8 (bigint amounts, identity ids, COUNT) would otherwise arrive as strings. Amounts in minor
+ * units stay far below 2^53, so a JS number is exact. Set per pool, not on pg's global registry,
+ * so other pg users in the process are unaffected.
+ */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 && format !== 'binary'
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+export function createPostgresDialect(opts: PostgresOptions): { dialect: PostgresDialect; pool: pg.Pool } {
+  if (opts.schema !== undefined) assertSchemaName(opts.schema);
+  const pool = new pg.Pool({
+    connectionString: opts.connectionString,
+    max: opts.poolSize,
+    connectionTimeoutMillis: opts.connectTimeoutMs,
+    fallback_application_name: 'stripe-payment-service',
+    types,
+  });
+  // An idle client can lose its server (restart, failover); without a listener pg's 'error' event
+  // would crash the process. The pool drops that client and opens a new one on demand.
+  pool.on('error', (error) => opts.logger.warn({ err: error }, 'idle PostgreSQL connection failed'));
+
+  const setSearchPath =
+    opts.schema === undefined
+      ? undefined
+      : CompiledQuery.raw(`set search_path to ${quoteIdentifier(opts.schema)}`);
+  const dialect = new PostgresDialect({
+    pool,
+    // Runs once per new pooled connection, so every connection sees only our schema.
+    ...(setSearchPath && {
+      onCreateConnection: async (connection) => {
+        await connection.executeQuery(setSearchPath);
+      },
+    }),
+  });
+  return { dialect, pool };
+}

@@ -1,0 +1,266 @@
+import type { Selectable } from 'kysely';
+import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
+import type { TimeInput } from './codec.js';
+import type { RefundsTable } from './database.js';
+import {
+  REFUND_STATUSES,
+  RELEASED_REFUND_STATUSES,
+  isRefundStatus,
+  refundStatusesBefore,
+} from './refund-status.js';
+import type { RefundStatus } from './refund-status.js';
+import type { RepoContext } from './repo-context.js';
+
+export type RefundMode = RefundsTable['mode'];
+
+export interface Refund {
+  /** Our id for the request (client-supplied or generated); also the Stripe idempotency key seed. */
+  requestId: string;
+  owner: string;
+  paymentIntentId: string;
+  amount: number;
+  currency: string | null;
+  reason: string | null;
+  status: RefundStatus;
+  stripeRefundId: string | null;
+  failureReason: string | null;
+  attempts: number;
+  mode: RefundMode;
+  /** Hash of the request body, to tell an idempotent retry from a conflicting reuse of requestId. */
+  requestHash: string | null;
+  metadata: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface NewRefund {
+  requestId: string;
+  owner?: string;
+  paymentIntentId: string;
+  amount: number;
+  currency?: string | null;
+  reason?: string | null;
+  status: RefundStatus;
+  stripeRefundId?: string | null;
+  failureReason?: string | null;
+  attempts?: number;
+  mode: RefundMode;
+  requestHash?: string | null;
+  metadata?: Record<string, string>;
+  createdAt?: TimeInput;
+}
+
+/** Fields that may change without a status move. */
+export type RefundFields = Partial<
+  Pick<Refund, 'stripeRefundId' | 'failureReason' | 'attempts' | 'currency'>
+>;
+
+export interface RefundsRepo {
+  /** Throws DuplicateKeyError on a taken requestId or stripeRefundId. */
+  insert(r: NewRefund): Promise<Refund>;
+  get(requestId: string): Promise<Refund | null>;
+  getForOwner(requestId: string, owner: string): Promise<Refund | null>;
+  getByStripeId(stripeRefundId: string): Promise<Refund | null>;
+  /**
+   * Moves the refund forward (see REFUND_STATUS_RANK) and sets the given fields, in one conditional
+   * UPDATE. Returns false, changing nothing, when the refund is unknown or already at or past
+   * `to.status`, so a late or repeated event can never move it back.
+   */
+  advance(requestId: string, to: { status: RefundStatus } & RefundFields): Promise<boolean>;
+  /** Sets non-status fields. Throws DuplicateKeyError if stripeRefundId is taken. */
+  patch(requestId: string, fields: RefundFields): Promise<boolean>;
+  /** Returns the new attempt count, or null when the refund is unknown. */
+  incrementAttempts(requestId: string): Promise<number | null>;
+  /** Sum of amounts not released (failed/canceled): in-flight refunds count against the payment. */
+  sumCommitted(paymentIntentId: string): Promise<number>;
+  /** Oldest-updated first, for sweepers picking up stuck refunds. */
+  listByStatus(statuses: readonly RefundStatus[], limit: number): Promise<Refund[]>;
+  listForPaymentIntent(paymentIntentId: string): Promise<Refund[]>;
+  /** Every status, zero when none. */
+  countByStatus(): Promise<Record<RefundStatus, number>>;
+  /** Keyset page ordered by (createdAt, requestId); see PaymentsRepo.listCreatedSince. */
+  listCreatedSince(since: TimeInput, limit: number, afterRequestId?: string): Promise<Refund[]>;
+}
+
+export function toRefund(row: Selectable<RefundsTable>): Refund {
+  if (!isRefundStatus(row.status))
+    throw new Error(`refund ${row.request_id} has unknown status ${row.status}`);
+  return {
+    requestId: row.request_id,
+    owner: row.owner,
+    paymentIntentId: row.payment_intent_id,
+    amount: toNumber(row.amount),
+    currency: row.currency,
+    reason: row.reason,
+    status: row.status,
+    stripeRefundId: row.stripe_refund_id,
+    failureReason: row.failure_reason,
+    attempts: toNumber(row.attempts),
+    mode: row.mode,
+    requestHash: row.request_hash,
+    metadata: fromJson<Record<string, string>>(row.metadata) ?? {},
+    createdAt: fromDbTime(row.created_at),
+    updatedAt: fromDbTime(row.updated_at),
+  };
+}
+
+function fieldColumns(fields: RefundFields) {
+  return {
+    ...(fields.stripeRefundId !== undefined && { stripe_refund_id: fields.stripeRefundId }),
+    ...(fields.failureReason !== undefined && { failure_reason: fields.failureReason }),
+    ...(fields.attempts !== undefined && { attempts: fields.attempts }),
+    ...(fields.currency !== undefined && { currency: fields.currency }),
+  };
+}
+
+export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
+  const { db } = ctx;
+  const find = (column: 'request_id' | 'stripe_refund_id', value: string) =>
+    db.selectFrom('refunds').selectAll().where(column, '=', value);
+
+  return {
+    async insert(r) {
+      if (!isRefundStatus(r.status)) throw new TypeError(`unknown refund status ${String(r.status)}`);
+      const created = r.createdAt === undefined ? nowIso() : toIso(r.createdAt);
+      const row = await db
+        .insertInto('refunds')
+        .values({
+          request_id: r.requestId,
+          owner: r.owner ?? '',
+          payment_intent_id: r.paymentIntentId,
+          amount: r.amount,
+          currency: r.currency ?? null,
+          reason: r.reason ?? null,
+          status: r.status,
+          stripe_refund_id: r.stripeRefundId ?? null,
+          failure_reason: r.failureReason ?? null,
+          attempts: r.attempts ?? 0,
+          mode: r.mode,
+          request_hash: r.requestHash ?? null,
+          metadata: toJson(r.metadata ?? {}),
+          created_at: created,
+          updated_at: created,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toRefund(row);
+    },
+
+    async get(requestId) {
+      const row = await find('request_id', requestId).executeTakeFirst();
+      return row ? toRefund(row) : null;
+    },
+
+    async getForOwner(requestId, owner) {
+      const row = await find('request_id', requestId).where('owner', '=', owner).executeTakeFirst();
+      return row ? toRefund(row) : null;
+    },
+
+    async getByStripeId(stripeRefundId) {
+      const row = await find('stripe_refund_id', stripeRefundId).executeTakeFirst();
+      return row ? toRefund(row) : null;
+    },
+
+    async advance(requestId, to) {
+      if (!isRefundStatus(to.status)) throw new TypeError(`unknown refund status ${String(to.status)}`);
+      const from = refundStatusesBefore(to.status);
+      if (from.length === 0) return false;
+      // The allowed "from" statuses go into the WHERE clause, so the check and the write are one
+      // statement: two racing updates cannot both pass a stale check.
+      const result = await db
+        .updateTable('refunds')
+        .set({ ...fieldColumns(to), status: to.status, updated_at: nowIso() })
+        .where('request_id', '=', requestId)
+        .where('status', 'in', from)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async patch(requestId, fields) {
+      const columns = fieldColumns(fields);
+      if (Object.keys(columns).length === 0)
+        return (await find('request_id', requestId).executeTakeFirst()) !== undefined;
+      const result = await db
+        .updateTable('refunds')
+        .set({ ...columns, updated_at: nowIso() })
+        .where('request_id', '=', requestId)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async incrementAttempts(requestId) {
+      const row = await db
+        .updateTable('refunds')
+        .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: nowIso() }))
+        .where('request_id', '=', requestId)
+        .returning('attempts')
+        .executeTakeFirst();
+      return row ? toNumber(row.attempts) : null;
+    },
+
+    async sumCommitted(paymentIntentId) {
+      const row = await db
+        .selectFrom('refunds')
+        .select((eb) => eb.fn.coalesce(eb.fn.sum<number | string>('amount'), eb.lit(0)).as('total'))
+        .where('payment_intent_id', '=', paymentIntentId)
+        .where('status', 'not in', RELEASED_REFUND_STATUSES)
+        .executeTakeFirstOrThrow();
+      return toNumber(row.total);
+    },
+
+    async listByStatus(statuses, limit) {
+      if (statuses.length === 0) return [];
+      const rows = await db
+        .selectFrom('refunds')
+        .selectAll()
+        .where('status', 'in', statuses)
+        .orderBy('updated_at')
+        .orderBy('request_id')
+        .limit(limit)
+        .execute();
+      return rows.map(toRefund);
+    },
+
+    async listForPaymentIntent(paymentIntentId) {
+      const rows = await db
+        .selectFrom('refunds')
+        .selectAll()
+        .where('payment_intent_id', '=', paymentIntentId)
+        .orderBy('created_at')
+        .orderBy('request_id')
+        .execute();
+      return rows.map(toRefund);
+    },
+
+    async countByStatus() {
+      const rows = await db
+        .selectFrom('refunds')
+        .select((eb) => ['status', eb.fn.countAll<number | string>().as('n')])
+        .groupBy('status')
+        .execute();
+      const counts = Object.fromEntries(REFUND_STATUSES.map((s) => [s, 0])) as Record<RefundStatus, number>;
+      for (const row of rows) if (isRefundStatus(row.status)) counts[row.status] = toNumber(row.n);
+      return counts;
+    },
+
+    async listCreatedSince(since, limit, afterRequestId) {
+      const from = toIso(since);
+      const rows = await db
+        .selectFrom('refunds')
+        .selectAll()
+        .where((eb) =>
+          afterRequestId === undefined
+            ? eb('created_at', '>=', from)
+            : eb.or([
+                eb('created_at', '>', from),
+                eb.and([eb('created_at', '=', from), eb('request_id', '>', afterRequestId)]),
+              ]),
+        )
+        .orderBy('created_at')
+        .orderBy('request_id')
+        .limit(limit)
+        .execute();
+      return rows.map(toRefund);
+    },
+  };
+}

@@ -1,0 +1,152 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Kysely, sql } from 'kysely';
+import type { Dialect as KyselyDialect } from 'kysely';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { parseDatabaseUrl, redactDatabaseUrl } from './database-url.js';
+import type { Database } from './database.js';
+import { isRetryableError } from './errors.js';
+import { migrateToLatest } from './migrations.js';
+import type { Dialect } from './migrations.js';
+import { createPostgresDialect } from './postgres.js';
+import { createRepos } from './repos.js';
+import type { Repos } from './repos.js';
+import { createSqliteDialect } from './sqlite.js';
+
+export interface StoreOptions {
+  /** `sqlite:<path>`, `sqlite::memory:`, `postgres://...` or `postgresql://...`. */
+  url: string;
+  /** PostgreSQL only: schema to use (created if missing); every pooled connection gets it as search_path. */
+  schema?: string;
+  /** PostgreSQL pool size. Default 10. */
+  poolSize?: number;
+  /** SQLite only. Default FULL: an accepted refund must survive a crash. */
+  sqliteSynchronous?: 'FULL' | 'NORMAL';
+  logger?: Logger;
+  /** SQLite only: how long to wait for another connection's write lock. Default 5000. */
+  sqliteBusyTimeoutMs?: number;
+  /** PostgreSQL only: how long to wait for a new connection. Default 10000. */
+  connectTimeoutMs?: number;
+  /** How many times transaction() runs `fn` on serialization/deadlock/busy failures. Default 4. */
+  transactionAttempts?: number;
+}
+
+export interface Store extends Repos {
+  readonly dialect: Dialect;
+  /**
+   * Runs `fn` in one transaction (BEGIN IMMEDIATE on SQLite) with repositories bound to it, and
+   * runs it again on a serialization failure, deadlock or busy database; so `fn` must not have
+   * effects outside the database. Inside `fn` use only `tx`, never the store's own repositories:
+   * on SQLite they wait for the one connection `fn` holds, and on PostgreSQL they may wait for
+   * `fn`'s own locks. PostgreSQL runs at READ COMMITTED: guard a read-check-write with
+   * `tx.payments.lockForUpdate`, as the refund service does.
+   */
+  transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
+  /** Resolves when the database answers; for readiness probes. */
+  ping(): Promise<void>;
+  /** Closes the connection or pool. Idempotent. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_POOL_SIZE = 10;
+const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_TRANSACTION_ATTEMPTS = 4;
+
+/** Opens the database named by `opts.url` and brings its schema up to date before resolving. */
+export async function createStore(opts: StoreOptions): Promise<Store> {
+  const logger = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'store' });
+  const target = parseDatabaseUrl(opts.url);
+  const dialect: Dialect = target.dialect;
+  let kyselyDialect: KyselyDialect;
+  let migrationSchema: string | undefined;
+
+  if (target.dialect === 'sqlite') {
+    if (opts.schema !== undefined) throw new Error('the schema option is for PostgreSQL only');
+    kyselyDialect = await createSqliteDialect({
+      path: target.path,
+      synchronous: opts.sqliteSynchronous ?? 'FULL',
+      busyTimeoutMs: opts.sqliteBusyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+      logger,
+    });
+    logger.info({ dialect, path: target.path }, 'store opening SQLite');
+  } else {
+    ({ dialect: kyselyDialect } = createPostgresDialect({
+      connectionString: target.connectionString,
+      ...(opts.schema !== undefined && { schema: opts.schema }),
+      poolSize: opts.poolSize ?? DEFAULT_POOL_SIZE,
+      connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      logger,
+    }));
+    logger.info(
+      { dialect, url: redactDatabaseUrl(target.connectionString), schema: opts.schema },
+      'store opening PostgreSQL',
+    );
+  }
+
+  const db = new Kysely<Database>({ dialect: kyselyDialect });
+  try {
+    if (dialect === 'postgres') migrationSchema = await preparePostgresSchema(db, opts.schema);
+    await migrateToLatest(db, {
+      dialect,
+      logger,
+      ...(migrationSchema !== undefined && { schema: migrationSchema }),
+    });
+  } catch (error) {
+    await db.destroy().catch(() => undefined);
+    throw error;
+  }
+
+  const attempts = Math.max(1, opts.transactionAttempts ?? DEFAULT_TRANSACTION_ATTEMPTS);
+  let closing: Promise<void> | undefined;
+
+  return Object.freeze({
+    dialect,
+    ...createRepos({ db, dialect, inTransaction: false }),
+
+    async transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await db
+            .transaction()
+            .execute((trx) => fn(createRepos({ db: trx, dialect, inTransaction: true })));
+        } catch (error) {
+          if (attempt >= attempts || !isRetryableError(error)) throw error;
+          logger.warn(
+            { attempt, code: (error as { code?: unknown }).code },
+            'store transaction hit a conflict; retrying',
+          );
+          await sleep(attempt * 10 + Math.random() * 20);
+        }
+      }
+    },
+
+    async ping() {
+      await db.selectNoFrom((eb) => eb.lit(1).as('ok')).execute();
+    },
+
+    close() {
+      closing ??= db.destroy().then(() => logger.info('store closed'));
+      return closing;
+    },
+  });
+}
+
+/** Creates the schema if needed and returns the one migrations and tables live in. */
+async function preparePostgresSchema(db: Kysely<Database>, schema: string | undefined): Promise<string> {
+  if (schema !== undefined) {
+    try {
+      await db.schema.createSchema(schema).ifNotExists().execute();
+    } catch (error) {
+      // Two processes creating the same schema at once: IF NOT EXISTS can still lose the race
+      // on the catalog's unique index. The schema exists either way.
+      const code = (error as { code?: unknown }).code;
+      if (code !== '23505' && code !== '42P06') throw error;
+    }
+    return schema;
+  }
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
+  const current = rows[0]?.schema;
+  if (!current) throw new Error('PostgreSQL search_path names no existing schema; pass the schema option');
+  return current;
+}

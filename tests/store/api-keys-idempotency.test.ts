@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto';
+import { expect, it } from 'vitest';
+import { DuplicateKeyError } from '../../src/store/index.js';
+import type { NewApiKey } from '../../src/store/index.js';
+import { ISO, describeStore, uid } from './harness.js';
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const key = (over: Partial<NewApiKey> = {}): NewApiKey => {
+  const secret = uid('sk_live');
+  return {
+    id: uid('key'),
+    owner: 'acme',
+    name: 'ci',
+    kind: 'secret',
+    prefix: secret.slice(0, 12),
+    hash: sha256(secret),
+    ...over,
+  };
+};
+
+describeStore('api keys repository', (h) => {
+  it('finds an active key by hash with its scopes, and not once revoked', async () => {
+    const k = key({ scopes: ['payments:write', 'refunds:write'] });
+    const inserted = await h.store.apiKeys.insert(k);
+    expect(inserted).toMatchObject({
+      id: k.id,
+      owner: 'acme',
+      kind: 'secret',
+      prefix: k.prefix,
+      scopes: ['payments:write', 'refunds:write'],
+      revokedAt: null,
+      lastUsedAt: null,
+    });
+    expect(inserted.createdAt).toMatch(ISO);
+    expect(await h.store.apiKeys.findActiveByHash(k.hash)).toEqual(inserted);
+    expect(await h.store.apiKeys.findActiveByHash(sha256('nope'))).toBeNull();
+
+    expect(await h.store.apiKeys.revoke(k.id)).toBe(true);
+    expect(await h.store.apiKeys.revoke(k.id)).toBe(false);
+    expect(await h.store.apiKeys.findActiveByHash(k.hash)).toBeNull();
+  });
+
+  it('rejects a duplicate id or hash', async () => {
+    const k = await h.store.apiKeys.insert(key());
+    await expect(h.store.apiKeys.insert(key({ id: k.id }))).rejects.toBeInstanceOf(DuplicateKeyError);
+    const byHash = await h.store.apiKeys.insert(key({ hash: k.hash })).catch((e: unknown) => e);
+    expect(byHash).toBeInstanceOf(DuplicateKeyError);
+    expect((byHash as DuplicateKeyError).columns).toEqual(['hash']);
+  });
+
+  it('lists keys per owner or all, revoked included; touch records the last use', async () => {
+    const db = await h.open(h.newDatabase());
+    const a = await db.apiKeys.insert(key({ owner: 'a', createdAt: '2030-01-01T00:00:00Z' }));
+    const b = await db.apiKeys.insert(
+      key({ owner: 'b', kind: 'publishable', createdAt: '2030-01-02T00:00:00Z' }),
+    );
+    const a2 = await db.apiKeys.insert(key({ owner: 'a', createdAt: '2030-01-03T00:00:00Z' }));
+    await db.apiKeys.revoke(a.id, '2030-02-01T00:00:00Z');
+
+    expect((await db.apiKeys.list('a')).map((k) => k.id)).toEqual([a.id, a2.id]);
+    expect((await db.apiKeys.list()).map((k) => k.id)).toEqual([a.id, b.id, a2.id]);
+    expect((await db.apiKeys.list('a'))[0]?.revokedAt).toBe('2030-02-01T00:00:00.000Z');
+    expect(await db.apiKeys.list('nobody')).toEqual([]);
+
+    expect(await db.apiKeys.touch(b.id, '2030-03-01T12:00:00Z')).toBe(true);
+    expect((await db.apiKeys.findActiveByHash(b.hash))?.lastUsedAt).toBe('2030-03-01T12:00:00.000Z');
+    expect(await db.apiKeys.touch('key_missing')).toBe(false);
+  });
+});
+
+describeStore('idempotency keys repository', (h) => {
+  const TTL = 60_000;
+
+  it('starts, reports in progress, replays the stored response, and detects a different body', async () => {
+    const k = uid('idem');
+    expect(await h.store.idempotency.begin('acme', k, 'hash-1', TTL)).toEqual({ kind: 'started' });
+    expect(await h.store.idempotency.begin('acme', k, 'hash-1', TTL)).toEqual({ kind: 'in_progress' });
+    expect(await h.store.idempotency.begin('acme', k, 'hash-2', TTL)).toEqual({ kind: 'mismatch' });
+
+    const body = { success: true, refund: { id: 're_1', amount: 500 } };
+    expect(await h.store.idempotency.complete('acme', k, 201, body)).toBe(true);
+    expect(await h.store.idempotency.complete('acme', k, 500, {})).toBe(false);
+    expect(await h.store.idempotency.begin('acme', k, 'hash-1', TTL)).toEqual({
+      kind: 'replay',
+      status: 201,
+      body,
+    });
+    expect(await h.store.idempotency.begin('acme', k, 'hash-2', TTL)).toEqual({ kind: 'mismatch' });
+    // keys are per owner
+    expect(await h.store.idempotency.begin('other', k, 'hash-2', TTL)).toEqual({ kind: 'started' });
+  });
+
+  it('abandon frees an in-progress key for a retry but never drops a finished one', async () => {
+    const k = uid('idem');
+    await h.store.idempotency.begin('acme', k, 'h', TTL);
+    expect(await h.store.idempotency.abandon('acme', k)).toBe(true);
+    expect(await h.store.idempotency.begin('acme', k, 'h', TTL)).toEqual({ kind: 'started' });
+    await h.store.idempotency.complete('acme', k, 200, { ok: 1 });
+    expect(await h.store.idempotency.abandon('acme', k)).toBe(false);
+    expect(await h.store.idempotency.begin('acme', k, 'h', TTL)).toEqual({
+      kind: 'replay',
+      status: 200,
+      body: { ok: 1 },
+    });
+  });
+
+  it('treats an expired key as new, and purgeExpired deletes expired keys only', async () => {
+    const db = await h.open(h.newDatabase());
+    const t0 = new Date('2034-01-01T00:00:00Z');
+    const later = new Date(t0.getTime() + TTL);
+    await db.idempotency.begin('acme', 'done', 'h1', TTL, t0);
+    await db.idempotency.complete('acme', 'done', 200, { v: 1 });
+    await db.idempotency.begin('acme', 'stuck', 'h1', TTL, t0);
+    await db.idempotency.begin('acme', 'fresh', 'h1', TTL, later);
+
+    expect(await db.idempotency.begin('acme', 'done', 'h2', TTL, new Date(later.getTime() - 1))).toEqual({
+      kind: 'mismatch',
+    });
+    expect(await db.idempotency.begin('acme', 'done', 'h2', TTL, later)).toEqual({ kind: 'started' });
+    expect(await db.idempotency.begin('acme', 'done', 'h2', TTL, later)).toEqual({ kind: 'in_progress' });
+
+    expect(await db.idempotency.purgeExpired(later)).toBe(1); // 'stuck'
+    expect(await db.idempotency.purgeExpired(later)).toBe(0);
+    expect(await db.idempotency.begin('acme', 'stuck', 'h9', TTL, later)).toEqual({ kind: 'started' });
+    expect(await db.idempotency.begin('acme', 'fresh', 'h1', TTL, later)).toEqual({ kind: 'in_progress' });
+  });
+});

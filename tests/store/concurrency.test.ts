@@ -1,0 +1,226 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expect, it } from 'vitest';
+import type { Store } from '../../src/store/index.js';
+import { barrier, describeStore, uid } from './harness.js';
+
+const PAYMENT_AMOUNT = 1_000;
+const REFUND_AMOUNT = 150;
+const CONCURRENT = 20;
+
+/** The refund service's guard: lock the payment, read what is committed, insert only if it fits. */
+async function tryRefund(store: Store, piId: string): Promise<boolean> {
+  return store.transaction(async (tx) => {
+    const payment = await tx.payments.lockForUpdate(piId);
+    if (!payment) throw new Error('payment missing');
+    const committed = await tx.refunds.sumCommitted(piId);
+    // Give every other transaction the chance to interleave between the check and the write.
+    await sleep(2);
+    if (committed + REFUND_AMOUNT > payment.amount) return false;
+    await tx.refunds.insert({
+      requestId: uid('req'),
+      paymentIntentId: piId,
+      amount: REFUND_AMOUNT,
+      status: 'queued',
+      mode: 'async',
+    });
+    return true;
+  });
+}
+
+async function newPayment(store: Store): Promise<string> {
+  const id = uid('pi');
+  await store.payments.insert({
+    id,
+    kind: 'payment_intent',
+    amount: PAYMENT_AMOUNT,
+    currency: 'usd',
+    status: 'succeeded',
+  });
+  return id;
+}
+
+describeStore('store concurrency', (h) => {
+  const expectedRefunds = Math.floor(PAYMENT_AMOUNT / REFUND_AMOUNT);
+
+  it(`${CONCURRENT} concurrent lock-check-insert transactions never refund more than the payment`, async () => {
+    const pi = await newPayment(h.store);
+    const results = await Promise.all(Array.from({ length: CONCURRENT }, () => tryRefund(h.store, pi)));
+    expect(results.filter(Boolean)).toHaveLength(expectedRefunds);
+    expect(await h.store.refunds.sumCommitted(pi)).toBe(expectedRefunds * REFUND_AMOUNT);
+    expect(await h.store.refunds.listForPaymentIntent(pi)).toHaveLength(expectedRefunds);
+  });
+
+  it('the same holds across two Store instances (separate connections) on one database', async () => {
+    const other = await h.openSibling();
+    const pi = await newPayment(h.store);
+    const results = await Promise.all(
+      Array.from({ length: CONCURRENT }, (_, i) => tryRefund(i % 2 === 0 ? h.store : other, pi)),
+    );
+    expect(results.filter(Boolean)).toHaveLength(expectedRefunds);
+    expect(await other.refunds.sumCommitted(pi)).toBe(expectedRefunds * REFUND_AMOUNT);
+  });
+
+  it('a transaction waits for another connection’s lock and then sees its commit', async () => {
+    const other = await h.openSibling();
+    const pi = await newPayment(h.store);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let firstLocked!: () => void;
+    const locked = new Promise<void>((resolve) => (firstLocked = resolve));
+
+    const first = h.store.transaction(async (tx) => {
+      await tx.payments.lockForUpdate(pi);
+      await tx.refunds.insert({
+        requestId: uid('req'),
+        paymentIntentId: pi,
+        amount: 900,
+        status: 'queued',
+        mode: 'sync',
+      });
+      firstLocked();
+      await gate;
+    });
+    await locked;
+    let secondSaw: number | undefined;
+    const second = other.transaction(async (tx) => {
+      await tx.payments.lockForUpdate(pi);
+      secondSaw = await tx.refunds.sumCommitted(pi);
+    });
+    await sleep(50);
+    expect(secondSaw).toBeUndefined(); // still waiting for the first transaction
+    release();
+    await Promise.all([first, second]);
+    expect(secondSaw).toBe(900);
+  });
+
+  it(`${CONCURRENT} concurrent insertIfAbsent of one event id: exactly one is new`, async () => {
+    const other = await h.openSibling();
+    const eventId = uid('evt');
+    const results = await Promise.all(
+      Array.from({ length: CONCURRENT }, (_, i) =>
+        (i % 2 ? other : h.store).inbox.insertIfAbsent({ eventId, type: 'charge.refunded', payload: { i } }),
+      ),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const stored = await h.store.inbox.get(eventId);
+    expect(stored?.payload).toEqual({ i: results.indexOf(true) });
+  });
+
+  it(`${CONCURRENT} concurrent idempotency begins: exactly one starts, also when taking over an expired key`, async () => {
+    const other = await h.openSibling();
+    const key = uid('idem');
+    const t0 = new Date();
+    const begins = (at: Date) =>
+      Promise.all(
+        Array.from({ length: CONCURRENT }, (_, i) =>
+          (i % 2 ? other : h.store).idempotency.begin('acme', key, 'h', 1_000, at),
+        ),
+      );
+    const first = await begins(t0);
+    expect(first.filter((r) => r.kind === 'started')).toHaveLength(1);
+    expect(first.filter((r) => r.kind === 'in_progress')).toHaveLength(CONCURRENT - 1);
+
+    const afterExpiry = await begins(new Date(t0.getTime() + 1_000));
+    expect(afterExpiry.filter((r) => r.kind === 'started')).toHaveLength(1);
+    expect(afterExpiry.filter((r) => r.kind === 'in_progress')).toHaveLength(CONCURRENT - 1);
+  });
+
+  it('two relays claiming the outbox concurrently never get the same row', async () => {
+    const options = h.newDatabase();
+    const a = await h.open(options);
+    const b = await h.open(options);
+    const total = 60;
+    for (let i = 0; i < total; i++) await a.outbox.add({ destination: 'q', messageId: `m${i}`, payload: i });
+
+    const drain = async (store: Store) => {
+      const got: number[] = [];
+      for (;;) {
+        const batch = await store.outbox.claimBatch(7);
+        if (batch.length === 0) return got;
+        got.push(...batch.map((m) => m.id));
+        await sleep(1);
+      }
+    };
+    // Two relays per store: concurrent claimers on the same connection pool and across pools.
+    const all = (await Promise.all([drain(a), drain(b), drain(a), drain(b)])).flat();
+    expect(new Set(all).size).toBe(all.length);
+    expect(all).toHaveLength(total);
+  });
+
+  it('two workers claiming the inbox concurrently never get the same event', async () => {
+    const options = h.newDatabase();
+    const a = await h.open(options);
+    const b = await h.open(options);
+    const total = 40;
+    for (let i = 0; i < total; i++)
+      await a.inbox.insertIfAbsent({ eventId: `evt_${i}`, type: 't', payload: i });
+    const drain = async (store: Store) => {
+      const got: string[] = [];
+      for (;;) {
+        const batch = await store.inbox.claimUnprocessed(5);
+        if (batch.length === 0) return got;
+        got.push(...batch.map((e) => e.eventId));
+        await sleep(1);
+      }
+    };
+    const [fromA, fromB] = await Promise.all([drain(a), drain(b)]);
+    const all = [...fromA, ...fromB];
+    expect(new Set(all).size).toBe(total);
+    expect(all).toHaveLength(total);
+  });
+
+  if (h.dialect === 'sqlite')
+    it('gives up with SQLITE_BUSY once the busy timeout has passed', async () => {
+      const impatient = await h.openSibling({ sqliteBusyTimeoutMs: 30, transactionAttempts: 2 });
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let holding!: () => void;
+      const held = new Promise<void>((resolve) => (holding = resolve));
+      const pi = uid('pi');
+      const holder = h.store.transaction(async (tx) => {
+        await tx.payments.insert({
+          id: pi,
+          kind: 'payment_intent',
+          amount: 1,
+          currency: 'usd',
+          status: 'succeeded',
+        });
+        holding();
+        await gate;
+      });
+      await held;
+      const error = await impatient.transaction((tx) => tx.payments.get(pi)).catch((e: unknown) => e);
+      release();
+      await holder;
+      expect((error as { code?: string }).code).toMatch(/^SQLITE_BUSY/);
+      // the holder's write was not disturbed, and the impatient store works once the lock is free
+      expect((await impatient.transaction((tx) => tx.payments.get(pi)))?.id).toBe(pi);
+    });
+
+  if (h.dialect === 'postgres')
+    it('retries a transaction that lost a deadlock, without duplicating its writes', async () => {
+      const p1 = await newPayment(h.store);
+      const p2 = await newPayment(h.store);
+      const bothLocked = barrier(2);
+      const attempts = { a: 0, b: 0 };
+      const run = (name: 'a' | 'b', firstId: string, secondId: string) =>
+        h.store.transaction(async (tx) => {
+          attempts[name] += 1;
+          await tx.payments.lockForUpdate(firstId);
+          await tx.refunds.insert({
+            requestId: `${firstId}-${name}`,
+            paymentIntentId: firstId,
+            amount: 1,
+            status: 'queued',
+            mode: 'sync',
+          });
+          if (attempts[name] === 1) await bothLocked(); // only the first round is forced into the deadlock
+          await tx.payments.lockForUpdate(secondId);
+          return name;
+        });
+      expect(await Promise.all([run('a', p1, p2), run('b', p2, p1)])).toEqual(['a', 'b']);
+      expect(attempts.a + attempts.b).toBe(3); // one of them was the deadlock victim and ran again
+      expect(await h.store.refunds.listForPaymentIntent(p1)).toHaveLength(1);
+      expect(await h.store.refunds.listForPaymentIntent(p2)).toHaveLength(1);
+    });
+});

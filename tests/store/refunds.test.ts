@@ -1,0 +1,243 @@
+import { expect, it } from 'vitest';
+import { DuplicateKeyError, REFUND_STATUSES, canAdvanceRefund } from '../../src/store/index.js';
+import type { NewRefund, RefundStatus } from '../../src/store/index.js';
+import { ISO, describeStore, uid } from './harness.js';
+
+const refund = (over: Partial<NewRefund> = {}): NewRefund => ({
+  requestId: uid('req'),
+  owner: 'acme',
+  paymentIntentId: uid('pi'),
+  amount: 500,
+  status: 'queued',
+  mode: 'async',
+  ...over,
+});
+
+describeStore('refunds repository', (h) => {
+  it('inserts and reads a refund by request id, owner and Stripe id', async () => {
+    const r = refund({
+      currency: 'eur',
+      reason: 'requested_by_customer',
+      stripeRefundId: uid('re'),
+      requestHash: 'abc123',
+      metadata: { ticket: 'T-1' },
+      mode: 'sync',
+      status: 'pending',
+    });
+    const inserted = await h.store.refunds.insert(r);
+    expect(inserted).toMatchObject({
+      requestId: r.requestId,
+      owner: 'acme',
+      paymentIntentId: r.paymentIntentId,
+      amount: 500,
+      currency: 'eur',
+      reason: 'requested_by_customer',
+      status: 'pending',
+      stripeRefundId: r.stripeRefundId,
+      failureReason: null,
+      attempts: 0,
+      mode: 'sync',
+      requestHash: 'abc123',
+      metadata: { ticket: 'T-1' },
+    });
+    expect(inserted.createdAt).toMatch(ISO);
+    expect(await h.store.refunds.get(r.requestId)).toEqual(inserted);
+    expect(await h.store.refunds.getForOwner(r.requestId, 'acme')).toEqual(inserted);
+    expect(await h.store.refunds.getForOwner(r.requestId, 'other')).toBeNull();
+    expect(await h.store.refunds.getByStripeId(r.stripeRefundId!)).toEqual(inserted);
+    expect(await h.store.refunds.get(uid('req'))).toBeNull();
+    expect(await h.store.refunds.getByStripeId(uid('re'))).toBeNull();
+  });
+
+  it('throws DuplicateKeyError for a taken request_id and for a taken stripe_refund_id', async () => {
+    const r = refund({ stripeRefundId: uid('re') });
+    await h.store.refunds.insert(r);
+
+    const sameRequest = await h.store.refunds
+      .insert(refund({ requestId: r.requestId }))
+      .catch((e: unknown) => e);
+    expect(sameRequest).toBeInstanceOf(DuplicateKeyError);
+    expect((sameRequest as DuplicateKeyError).table).toBe('refunds');
+    expect((sameRequest as DuplicateKeyError).columns).toEqual(['request_id']);
+
+    const sameStripe = await h.store.refunds
+      .insert(refund({ stripeRefundId: r.stripeRefundId }))
+      .catch((e: unknown) => e);
+    expect(sameStripe).toBeInstanceOf(DuplicateKeyError);
+    expect((sameStripe as DuplicateKeyError).columns).toEqual(['stripe_refund_id']);
+
+    // patch hits the same unique key
+    const other = await h.store.refunds.insert(refund());
+    await expect(
+      h.store.refunds.patch(other.requestId, { stripeRefundId: r.stripeRefundId }),
+    ).rejects.toBeInstanceOf(DuplicateKeyError);
+    // Several refunds without a Stripe id yet are fine (NULLs do not collide).
+    await h.store.refunds.insert(refund());
+    await h.store.refunds.insert(refund());
+  });
+
+  it('advance only moves forward, ignoring older and repeated statuses', async () => {
+    const r = await h.store.refunds.insert(refund());
+    const steps: [RefundStatus, boolean][] = [
+      ['processing', true],
+      ['queued', false],
+      ['processing', false],
+      ['pending', true],
+      ['requires_action', true],
+      ['pending', true],
+      ['pending', false],
+      ['processing', false],
+      ['succeeded', true],
+      ['failed', false],
+      ['canceled', false],
+      ['succeeded', false],
+      ['pending', false],
+    ];
+    for (const [to, changed] of steps) {
+      expect([to, await h.store.refunds.advance(r.requestId, { status: to })]).toEqual([to, changed]);
+    }
+    expect((await h.store.refunds.get(r.requestId))?.status).toBe('succeeded');
+    expect(await h.store.refunds.advance(uid('req'), { status: 'succeeded' })).toBe(false);
+  });
+
+  it('advance obeys the rank table for every pair of statuses', async () => {
+    for (const from of REFUND_STATUSES) {
+      for (const to of REFUND_STATUSES) {
+        const r = await h.store.refunds.insert(refund({ status: from }));
+        const changed = await h.store.refunds.advance(r.requestId, { status: to });
+        const expected = canAdvanceRefund(from, to);
+        expect([from, to, changed]).toEqual([from, to, expected]);
+        expect((await h.store.refunds.get(r.requestId))?.status).toBe(expected ? to : from);
+      }
+    }
+  });
+
+  it('advance sets the other fields only when the status moves', async () => {
+    const r = await h.store.refunds.insert(refund({ status: 'processing' }));
+    const reId = uid('re');
+    expect(
+      await h.store.refunds.advance(r.requestId, {
+        status: 'failed',
+        failureReason: 'expired_or_canceled_card',
+        stripeRefundId: reId,
+      }),
+    ).toBe(true);
+    expect(await h.store.refunds.advance(r.requestId, { status: 'succeeded', failureReason: 'late' })).toBe(
+      false,
+    );
+    const got = await h.store.refunds.get(r.requestId);
+    expect(got).toMatchObject({
+      status: 'failed',
+      failureReason: 'expired_or_canceled_card',
+      stripeRefundId: reId,
+    });
+  });
+
+  it('concurrent advances settle on the furthest status', async () => {
+    const r = await h.store.refunds.insert(refund());
+    const order: RefundStatus[] = [
+      'succeeded',
+      'processing',
+      'pending',
+      'queued',
+      'requires_action',
+      'processing',
+    ];
+    const results = await Promise.all(
+      order.map((status) => h.store.refunds.advance(r.requestId, { status })),
+    );
+    expect((await h.store.refunds.get(r.requestId))?.status).toBe('succeeded');
+    // once succeeded nothing else may move it
+    expect(results.filter(Boolean).length).toBeGreaterThanOrEqual(1);
+    expect(await h.store.refunds.advance(r.requestId, { status: 'pending' })).toBe(false);
+  });
+
+  it('patch sets non-status fields; incrementAttempts counts up', async () => {
+    const r = await h.store.refunds.insert(refund());
+    const reId = uid('re');
+    expect(
+      await h.store.refunds.patch(r.requestId, { stripeRefundId: reId, failureReason: 'x', currency: 'usd' }),
+    ).toBe(true);
+    expect(await h.store.refunds.incrementAttempts(r.requestId)).toBe(1);
+    expect(await h.store.refunds.incrementAttempts(r.requestId)).toBe(2);
+    expect(await h.store.refunds.get(r.requestId)).toMatchObject({
+      stripeRefundId: reId,
+      failureReason: 'x',
+      currency: 'usd',
+      attempts: 2,
+      status: 'queued',
+    });
+    expect(await h.store.refunds.patch(r.requestId, {})).toBe(true);
+    expect(await h.store.refunds.patch(uid('req'), { attempts: 3 })).toBe(false);
+    expect(await h.store.refunds.incrementAttempts(uid('req'))).toBeNull();
+  });
+
+  it('sumCommitted counts in-flight and succeeded refunds but not failed or canceled ones', async () => {
+    const pi = uid('pi');
+    expect(await h.store.refunds.sumCommitted(pi)).toBe(0);
+    const amounts: Record<RefundStatus, number> = {
+      queued: 1,
+      processing: 10,
+      pending: 100,
+      requires_action: 1_000,
+      succeeded: 10_000,
+      failed: 100_000,
+      canceled: 1_000_000,
+    };
+    for (const status of REFUND_STATUSES) {
+      await h.store.refunds.insert(refund({ paymentIntentId: pi, status, amount: amounts[status] }));
+    }
+    await h.store.refunds.insert(refund({ amount: 7 })); // another payment
+    expect(await h.store.refunds.sumCommitted(pi)).toBe(11_111);
+
+    const list = await h.store.refunds.listForPaymentIntent(pi);
+    expect(list.map((r) => r.status).sort()).toEqual([...REFUND_STATUSES].sort());
+  });
+
+  it('countByStatus reports every status; listByStatus returns the oldest-updated first', async () => {
+    const db = await h.open(h.newDatabase());
+    const empty = await db.refunds.countByStatus();
+    expect(empty).toEqual(Object.fromEntries(REFUND_STATUSES.map((s) => [s, 0])));
+
+    // Past creation times make the later incrementAttempts the newest update, whatever the clock.
+    const a = await db.refunds.insert(refund({ status: 'queued', createdAt: '2020-01-01T00:00:01Z' }));
+    const b = await db.refunds.insert(refund({ status: 'processing', createdAt: '2020-01-01T00:00:02Z' }));
+    const c = await db.refunds.insert(refund({ status: 'queued', createdAt: '2020-01-01T00:00:03Z' }));
+    await db.refunds.insert(refund({ status: 'succeeded' }));
+    await db.refunds.incrementAttempts(a.requestId); // a is now the most recently updated
+
+    expect(await db.refunds.countByStatus()).toMatchObject({
+      queued: 2,
+      processing: 1,
+      succeeded: 1,
+      failed: 0,
+    });
+    const stuck = await db.refunds.listByStatus(['queued', 'processing'], 10);
+    expect(stuck.map((r) => r.requestId)).toEqual([b.requestId, c.requestId, a.requestId]);
+    expect(await db.refunds.listByStatus(['queued', 'processing'], 1)).toHaveLength(1);
+    expect(await db.refunds.listByStatus([], 10)).toEqual([]);
+  });
+
+  it('listCreatedSince pages in (createdAt, requestId) order', async () => {
+    const db = await h.open(h.newDatabase());
+    const t = '2031-01-01T00:00:00.000Z';
+    await db.refunds.insert(refund({ requestId: 'r0', createdAt: '2030-12-31T23:59:59.999Z' }));
+    for (const id of ['r3', 'r1', 'r2']) await db.refunds.insert(refund({ requestId: id, createdAt: t }));
+    await db.refunds.insert(refund({ requestId: 'r4', createdAt: '2031-01-02T00:00:00Z' }));
+
+    const first = await db.refunds.listCreatedSince(t, 2);
+    expect(first.map((r) => r.requestId)).toEqual(['r1', 'r2']);
+    const next = await db.refunds.listCreatedSince(first[1]!.createdAt, 2, first[1]!.requestId);
+    expect(next.map((r) => r.requestId)).toEqual(['r3', 'r4']);
+  });
+
+  it('rejects an unknown status instead of storing it', async () => {
+    await expect(h.store.refunds.insert(refund({ status: 'refunded' as RefundStatus }))).rejects.toThrow(
+      /status/,
+    );
+    const r = await h.store.refunds.insert(refund());
+    await expect(h.store.refunds.advance(r.requestId, { status: 'done' as RefundStatus })).rejects.toThrow(
+      /status/,
+    );
+  });
+});
