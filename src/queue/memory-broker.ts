@@ -1,0 +1,421 @@
+/**
+ * The in-process driver for embedded mode (no RabbitMQ configured). Same contract and the same
+ * topology as the RabbitMQ driver: quorum-like queues with a delivery limit and dead-letter route,
+ * delay queues whose messages expire back into their work queue, a topic exchange, prefetch.
+ * Nothing is durable: unfinished work is re-enqueued from the ledger at start-up.
+ *
+ * Differences that do not change the contract: a delay queue releases each message on its own
+ * timer (no head-of-line wait), and only the `delivery_limit` death is recorded in `x-death`.
+ */
+import { pino, type Logger } from 'pino';
+import { BrokerUnavailableError, PublishError } from './errors.js';
+import {
+  decideSettlement,
+  deadLetterHeaders,
+  isOutcome,
+  readAttempt,
+  readDeliveryCount,
+  retryHeaders,
+  validateConsumeOptions,
+} from './settlement.js';
+import { topicMatches } from './topic-match.js';
+import {
+  baseTopologySpecs,
+  DELIVERY_COUNT_HEADER,
+  familySpecs,
+  jitteredDelay,
+  levelForAttempt,
+  queueFamily,
+  resolveTopology,
+  validateDeliveryLimit,
+  validateRetryDelays,
+  workQueueSpec,
+  type QueueSpec,
+} from './topology.js';
+import { waitBounded } from './wait-bounded.js';
+import type {
+  Broker,
+  ConsumeOptions,
+  Consumer,
+  Delivery,
+  Destination,
+  Handler,
+  Outcome,
+  PublishOptions,
+  TopologyNames,
+} from './types.js';
+
+export interface MemoryBrokerOptions {
+  topology?: Partial<TopologyNames>;
+  retryDelaysMs?: number[];
+  deliveryLimit?: number;
+  logger?: Logger;
+  /** Bound on waiting for in-flight handlers in cancel() and close() (default 30 s). */
+  drainTimeoutMs?: number;
+}
+
+interface StoredMessage {
+  /** Kept serialised, so consumers get a copy exactly as the RabbitMQ driver would hand it over. */
+  content: string;
+  messageId: string;
+  headers: Record<string, unknown>;
+  redelivered: boolean;
+  /** Unacknowledged returns so far (quorum queues' x-delivery-count). */
+  returns: number;
+}
+
+interface MemoryQueue {
+  spec: QueueSpec;
+  ready: StoredMessage[];
+  /** Messages waiting in a delay queue, keyed by their expiry timer. */
+  delayed: Map<ReturnType<typeof setTimeout>, StoredMessage>;
+  consumers: MemoryConsumer[];
+  nextConsumer: number;
+  dispatchScheduled: boolean;
+}
+
+interface MemoryConsumer {
+  queue: MemoryQueue;
+  handler: Handler<unknown>;
+  opts: ConsumeOptions;
+  active: boolean;
+  inflight: Set<Promise<void>>;
+  cancelling: Promise<void> | null;
+}
+
+interface Binding {
+  queue: string;
+  pattern: string;
+}
+
+export function createMemoryBroker(opts: MemoryBrokerOptions = {}): Broker {
+  return new MemoryBroker(opts);
+}
+
+class MemoryBroker implements Broker {
+  readonly kind = 'memory' as const;
+
+  private readonly topology: TopologyNames;
+  private readonly delays: number[];
+  private readonly deliveryLimit: number;
+  private readonly logger: Logger;
+  private readonly drainTimeoutMs: number;
+  private readonly queues = new Map<string, MemoryQueue>();
+  private readonly exchanges = new Map<string, Binding[]>();
+  private readonly stateListeners = new Set<(connected: boolean) => void>();
+  private readonly consumers = new Set<MemoryConsumer>();
+  private state: 'new' | 'running' | 'closed' = 'new';
+  private closing: Promise<void> | null = null;
+
+  constructor(opts: MemoryBrokerOptions) {
+    this.topology = resolveTopology(opts.topology);
+    this.delays = validateRetryDelays(opts.retryDelaysMs);
+    this.deliveryLimit = validateDeliveryLimit(opts.deliveryLimit);
+    this.logger = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'memory-queue' });
+    this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
+    this.declare(baseTopologySpecs(this.topology, this.delays, this.deliveryLimit));
+    this.exchanges.set(this.topology.events, []);
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  start(): Promise<void> {
+    if (this.state === 'closed') return Promise.reject(new BrokerUnavailableError('broker is closed'));
+    if (this.state === 'new') {
+      this.state = 'running';
+      this.logger.info('in-process queue started (embedded mode: messages are not durable)');
+      this.notify(true);
+      for (const queue of this.queues.values()) this.scheduleDispatch(queue);
+    }
+    return Promise.resolve();
+  }
+
+  isConnected(): boolean {
+    return this.state === 'running';
+  }
+
+  onStateChange(fn: (connected: boolean) => void): void {
+    this.stateListeners.add(fn);
+  }
+
+  private notify(connected: boolean): void {
+    for (const listener of this.stateListeners) {
+      try {
+        listener(connected);
+      } catch (err) {
+        this.logger.error({ err }, 'a broker state listener threw');
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    await Promise.all([...this.consumers].map((consumer) => this.cancelConsumer(consumer)));
+    for (const queue of this.queues.values()) {
+      for (const timer of queue.delayed.keys()) clearTimeout(timer);
+      queue.delayed.clear();
+    }
+    const wasRunning = this.state === 'running';
+    this.state = 'closed';
+    if (wasRunning) this.notify(false);
+  }
+
+  // ---- topology --------------------------------------------------------------------------------
+
+  private declare(specs: readonly QueueSpec[]): void {
+    for (const spec of specs) {
+      if (this.queues.has(spec.name)) continue;
+      this.queues.set(spec.name, {
+        spec,
+        ready: [],
+        delayed: new Map(),
+        consumers: [],
+        nextConsumer: 0,
+        dispatchScheduled: false,
+      });
+    }
+  }
+
+  bind(queue: string, exchange: string, pattern: string): Promise<void> {
+    const bindings = this.exchanges.get(exchange);
+    if (!bindings) return Promise.reject(new Error(`exchange ${JSON.stringify(exchange)} does not exist`));
+    const family = queueFamily(queue, this.topology, this.delays);
+    this.declare([workQueueSpec(queue, family.deadLetter, this.deliveryLimit), { name: family.deadLetter }]);
+    if (!bindings.some((b) => b.queue === queue && b.pattern === pattern)) bindings.push({ queue, pattern });
+    return Promise.resolve();
+  }
+
+  queueDepth(queue: string): Promise<number | null> {
+    const found = this.queues.get(queue);
+    return Promise.resolve(found ? found.ready.length + found.delayed.size : null);
+  }
+
+  // ---- publishing ------------------------------------------------------------------------------
+
+  async publish(dest: Destination, body: unknown, opts: PublishOptions): Promise<void> {
+    if (typeof opts.messageId !== 'string' || opts.messageId === '')
+      throw new TypeError('messageId is required');
+    const content = JSON.stringify(body);
+    if (content === undefined) throw new TypeError('body must be JSON-serialisable');
+    if (this.state !== 'running') throw new BrokerUnavailableError();
+    const message: StoredMessage = {
+      content,
+      messageId: opts.messageId,
+      headers: { ...(opts.headers ?? {}) },
+      redelivered: false,
+      returns: 0,
+    };
+    const [exchange, routingKey] = 'queue' in dest ? ['', dest.queue] : [dest.exchange, dest.routingKey];
+    if (exchange === '') {
+      this.enqueue(routingKey, message);
+      return;
+    }
+    const bindings = this.exchanges.get(exchange);
+    if (!bindings)
+      throw new PublishError('channel-closed', `exchange ${JSON.stringify(exchange)} does not exist`);
+    const targets = new Set(bindings.filter((b) => topicMatches(b.pattern, routingKey)).map((b) => b.queue));
+    for (const queue of targets) this.enqueue(queue, { ...message, headers: { ...message.headers } });
+  }
+
+  private enqueue(queueName: string, message: StoredMessage, expirationMs?: number): void {
+    const queue = this.queues.get(queueName);
+    if (!queue)
+      throw new PublishError('unroutable', `no queue named ${JSON.stringify(queueName)} took the message`);
+    const { messageTtlMs, deadLetterTo } = queue.spec;
+    if (messageTtlMs !== undefined) {
+      const ttl = Math.min(messageTtlMs, expirationMs ?? Infinity);
+      const timer = setTimeout(() => {
+        queue.delayed.delete(timer);
+        if (deadLetterTo !== undefined)
+          this.moveTo(deadLetterTo, { ...message, redelivered: false, returns: 0 });
+      }, ttl);
+      queue.delayed.set(timer, message);
+      return;
+    }
+    queue.ready.push(message);
+    this.scheduleDispatch(queue);
+  }
+
+  /** Broker-side moves (expiry, delivery limit) have nobody to report a failure to but the log. */
+  private moveTo(queueName: string, message: StoredMessage): void {
+    try {
+      this.enqueue(queueName, message);
+    } catch (err) {
+      this.logger.error(
+        { err, queue: queueName, messageId: message.messageId },
+        'dead-letter target missing; message dropped',
+      );
+    }
+  }
+
+  // ---- consuming -------------------------------------------------------------------------------
+
+  consume<T>(queueName: string, handler: Handler<T>, opts: ConsumeOptions): Promise<Consumer> {
+    validateConsumeOptions(opts);
+    if (this.state === 'closed') return Promise.reject(new BrokerUnavailableError('broker is closed'));
+    const queue = this.queues.get(queueName);
+    if (!queue) return Promise.reject(new Error(`queue ${JSON.stringify(queueName)} does not exist`));
+    this.declare(familySpecs(queueFamily(queueName, this.topology, this.delays)));
+    const consumer: MemoryConsumer = {
+      queue,
+      handler: handler as Handler<unknown>,
+      opts: { prefetch: opts.prefetch, maxAttempts: opts.maxAttempts },
+      active: true,
+      inflight: new Set(),
+      cancelling: null,
+    };
+    queue.consumers.push(consumer);
+    this.consumers.add(consumer);
+    this.scheduleDispatch(queue);
+    return Promise.resolve({ cancel: () => this.cancelConsumer(consumer) });
+  }
+
+  private scheduleDispatch(queue: MemoryQueue): void {
+    if (queue.dispatchScheduled || this.state !== 'running') return;
+    queue.dispatchScheduled = true;
+    // Deferred so a publish never runs a handler inside the publisher's call stack.
+    setImmediate(() => {
+      queue.dispatchScheduled = false;
+      this.dispatch(queue);
+    });
+  }
+
+  private dispatch(queue: MemoryQueue): void {
+    while (queue.ready.length > 0 && this.state === 'running') {
+      const consumer = this.nextConsumerWithCapacity(queue);
+      if (!consumer) return;
+      const message = queue.ready.shift();
+      if (!message) return;
+      const task = this.handle(consumer, message)
+        .catch((err: unknown) =>
+          this.logger.error({ err, queue: queue.spec.name }, 'unexpected failure settling a message'),
+        )
+        .finally(() => {
+          consumer.inflight.delete(task);
+          this.scheduleDispatch(queue);
+        });
+      consumer.inflight.add(task);
+    }
+  }
+
+  /** Round-robin over consumers, skipping those at their prefetch limit. */
+  private nextConsumerWithCapacity(queue: MemoryQueue): MemoryConsumer | undefined {
+    const count = queue.consumers.length;
+    for (let i = 0; i < count; i++) {
+      const index = (queue.nextConsumer + i) % count;
+      const consumer = queue.consumers[index];
+      if (consumer && consumer.active && consumer.inflight.size < consumer.opts.prefetch) {
+        queue.nextConsumer = (index + 1) % count;
+        return consumer;
+      }
+    }
+    return undefined;
+  }
+
+  private async handle(consumer: MemoryConsumer, message: StoredMessage): Promise<void> {
+    const headers: Record<string, unknown> = { ...message.headers };
+    if (message.returns > 0) headers[DELIVERY_COUNT_HEADER] = message.returns;
+    const attempt = readAttempt(headers);
+    const queueName = consumer.queue.spec.name;
+    const log = this.logger.child({ queue: queueName, messageId: message.messageId, attempt });
+
+    let outcome: Outcome;
+    try {
+      const delivery: Delivery = {
+        body: JSON.parse(message.content) as unknown,
+        messageId: message.messageId,
+        headers,
+        attempt,
+        redelivered: message.redelivered,
+        deliveryCount: readDeliveryCount(headers),
+      };
+      const result: unknown = await consumer.handler(delivery);
+      if (!isOutcome(result)) throw new TypeError('handler resolved without a valid outcome');
+      outcome = result;
+    } catch (err) {
+      log.warn({ err }, 'message handler failed; requeueing');
+      this.requeue(consumer.queue, message);
+      return;
+    }
+
+    const decision = decideSettlement(outcome, attempt, consumer.opts.maxAttempts);
+    const family = queueFamily(queueName, this.topology, this.delays);
+    try {
+      if (decision.action === 'delay') {
+        const level = levelForAttempt(family, decision.nextAttempt);
+        this.enqueue(
+          level.queue,
+          {
+            ...message,
+            headers: retryHeaders(message.headers, queueName, decision.nextAttempt, decision.reason),
+            redelivered: false,
+            returns: 0,
+          },
+          jitteredDelay(level.delayMs),
+        );
+        log.info({ reason: decision.reason, delayMs: level.delayMs }, 'message scheduled for retry');
+      } else if (decision.action === 'dead-letter') {
+        this.enqueue(family.deadLetter, {
+          ...message,
+          headers: deadLetterHeaders(message.headers, queueName, attempt, decision.reason),
+          redelivered: false,
+          returns: 0,
+        });
+        log.warn({ reason: decision.reason }, 'message dead-lettered');
+      }
+    } catch (err) {
+      log.warn({ err }, 'could not route the message onwards; requeueing');
+      this.requeue(consumer.queue, message);
+    }
+  }
+
+  /** A failed delivery goes back to the head of its queue until the delivery limit dead-letters it. */
+  private requeue(queue: MemoryQueue, message: StoredMessage): void {
+    const returns = message.returns + 1;
+    const { deliveryLimit, deadLetterTo } = queue.spec;
+    if (deliveryLimit !== undefined && returns > deliveryLimit) {
+      const headers = withDeath(message.headers, queue.spec.name, 'delivery_limit');
+      this.logger.warn(
+        { queue: queue.spec.name, messageId: message.messageId },
+        'delivery limit reached; dead-lettering',
+      );
+      if (deadLetterTo !== undefined)
+        this.moveTo(deadLetterTo, { ...message, headers, redelivered: false, returns: 0 });
+      return;
+    }
+    queue.ready.unshift({ ...message, redelivered: true, returns });
+    this.scheduleDispatch(queue);
+  }
+
+  private cancelConsumer(consumer: MemoryConsumer): Promise<void> {
+    consumer.cancelling ??= this.doCancel(consumer);
+    return consumer.cancelling;
+  }
+
+  private async doCancel(consumer: MemoryConsumer): Promise<void> {
+    consumer.active = false;
+    this.consumers.delete(consumer);
+    const { queue } = consumer;
+    queue.consumers = queue.consumers.filter((c) => c !== consumer);
+    queue.nextConsumer = 0;
+    const drained = await waitBounded(Promise.allSettled([...consumer.inflight]), this.drainTimeoutMs);
+    if (!drained)
+      this.logger.warn({ queue: queue.spec.name }, 'handlers still running after the drain timeout');
+  }
+}
+
+/** Records a broker-side death the way RabbitMQ does, newest first, so tooling reads both drivers alike. */
+function withDeath(headers: Record<string, unknown>, queue: string, reason: string): Record<string, unknown> {
+  const deaths = Array.isArray(headers['x-death']) ? [...(headers['x-death'] as unknown[])] : [];
+  const entry = { count: 1, reason, queue, exchange: '', 'routing-keys': [queue] };
+  const copy: Record<string, unknown> = { ...headers, 'x-death': [entry, ...deaths] };
+  copy['x-first-death-reason'] ??= reason;
+  copy['x-first-death-queue'] ??= queue;
+  copy['x-first-death-exchange'] ??= '';
+  delete copy[DELIVERY_COUNT_HEADER];
+  return copy;
+}

@@ -1,0 +1,660 @@
+/**
+ * The RabbitMQ driver. amqplib's built-in recovery (connect with `recovery`) owns reconnecting
+ * with backoff; its `setup` hook runs on every (re)connect and is where the topology, the publish
+ * channel, bindings and consumers are (re)established on the fresh connection.
+ */
+import {
+  connect,
+  type Channel,
+  type ChannelModel,
+  type ConsumeMessage,
+  type RecoveringChannelModel,
+} from 'amqplib';
+import { pino, type Logger } from 'pino';
+import { BrokerUnavailableError } from './errors.js';
+import {
+  bindQueue,
+  closeQuietly,
+  declareQueues,
+  declareTopicExchange,
+  openChannel,
+} from './rabbit-declare.js';
+import { ConfirmPublisher } from './rabbit-publisher.js';
+import {
+  decideSettlement,
+  deadLetterHeaders,
+  isOutcome,
+  readAttempt,
+  readDeliveryCount,
+  retryHeaders,
+  validateConsumeOptions,
+} from './settlement.js';
+import {
+  baseTopologySpecs,
+  familySpecs,
+  jitteredDelay,
+  levelForAttempt,
+  queueFamily,
+  resolveTopology,
+  validateDeliveryLimit,
+  validateRetryDelays,
+  workQueueSpec,
+} from './topology.js';
+import { waitBounded } from './wait-bounded.js';
+import type {
+  Broker,
+  ConsumeOptions,
+  Consumer,
+  Delivery,
+  Destination,
+  Handler,
+  Outcome,
+  PublishOptions,
+  TopologyNames,
+} from './types.js';
+
+export interface RabbitBrokerOptions {
+  url: string;
+  topology?: Partial<TopologyNames>;
+  /** Redeliveries after which a message that keeps failing is dead-lettered by the broker (default 5). */
+  deliveryLimit?: number;
+  /** Delay per retry level (default 1 s, 5 s, 25 s, 2 min). */
+  retryDelaysMs?: number[];
+  /** Shown by RabbitMQ (`connection_name`), so operators can tell instances apart. */
+  connectionName?: string;
+  logger?: Logger;
+  /** How long a publish waits for the broker's confirm before rejecting (default 10 s). */
+  confirmTimeoutMs?: number;
+  /** How long start() waits for the first connection before returning anyway (default 5 s). */
+  startTimeoutMs?: number;
+  /** Bound on waiting for in-flight handlers in cancel() and close() (default 30 s). */
+  drainTimeoutMs?: number;
+  /** Reconnect backoff (defaults 250 ms doubling up to 15 s, with jitter). */
+  reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
+}
+
+interface Live {
+  model: ChannelModel;
+  publisher: ConfirmPublisher;
+  reopening: Promise<ConfirmPublisher> | null;
+  /** Families (delay queues + DLQ) already declared on this connection. */
+  families: Set<string>;
+}
+
+interface ConsumerRecord {
+  queue: string;
+  handler: Handler<unknown>;
+  opts: ConsumeOptions;
+  active: boolean;
+  channel: Channel | null;
+  tag: string | null;
+  /** Bumped on every attach; callbacks of an older channel compare it and stand down. */
+  epoch: number;
+  retryTimer: ReturnType<typeof setTimeout> | null;
+  retryCount: number;
+  inflight: Set<Promise<void>>;
+  cancelling: Promise<void> | null;
+}
+
+interface BindingRecord {
+  queue: string;
+  exchange: string;
+  pattern: string;
+}
+
+const noop = (): void => {};
+
+export function createRabbitBroker(opts: RabbitBrokerOptions): Broker {
+  return new RabbitBroker(opts);
+}
+
+class RabbitBroker implements Broker {
+  readonly kind = 'rabbitmq' as const;
+
+  private readonly topology: TopologyNames;
+  private readonly delays: number[];
+  private readonly deliveryLimit: number;
+  private readonly logger: Logger;
+  private readonly confirmTimeoutMs: number;
+  private readonly startTimeoutMs: number;
+  private readonly drainTimeoutMs: number;
+
+  private connection: RecoveringChannelModel | null = null;
+  private starting: Promise<void> | null = null;
+  private live: Live | null = null;
+  private connected = false;
+  private closing: Promise<void> | null = null;
+  private readonly stateListeners = new Set<(connected: boolean) => void>();
+  private readonly consumers = new Set<ConsumerRecord>();
+  private readonly bindings = new Map<string, BindingRecord>();
+
+  constructor(private readonly opts: RabbitBrokerOptions) {
+    // amqplib's recovery would otherwise retry a malformed URL forever in the background.
+    if (!/^amqps?:\/\//i.test(opts.url)) throw new TypeError('url must start with amqp:// or amqps://');
+    this.topology = resolveTopology(opts.topology);
+    this.delays = validateRetryDelays(opts.retryDelaysMs);
+    this.deliveryLimit = validateDeliveryLimit(opts.deliveryLimit);
+    this.logger = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'rabbitmq' });
+    this.confirmTimeoutMs = opts.confirmTimeoutMs ?? 10_000;
+    this.startTimeoutMs = opts.startTimeoutMs ?? 5_000;
+    this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  start(): Promise<void> {
+    if (this.closing) return Promise.reject(new BrokerUnavailableError('broker is closed'));
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    const connection = await connect(this.opts.url, {
+      clientProperties: { connection_name: this.opts.connectionName ?? 'stripe-payment-service' },
+      // Bounds a TCP connect or handshake to an unresponsive host, so recovery moves on to a retry.
+      timeout: 10_000,
+      recovery: {
+        waitForConnect: false,
+        initialDelay: this.opts.reconnect?.initialDelayMs ?? 250,
+        maxDelay: this.opts.reconnect?.maxDelayMs ?? 15_000,
+        maxRetries: Infinity,
+        setup: (model: ChannelModel) => this.setup(model),
+      },
+    });
+    this.connection = connection;
+    // The recovering connection re-emits connection errors; without a listener they would throw.
+    connection.on('error', (err: Error) => this.logger.warn({ err }, 'RabbitMQ connection error'));
+    connection.on('handler-error', (err: Error, event: string) =>
+      this.logger.error({ err, event }, 'a RabbitMQ event listener threw'),
+    );
+    connection.on('connect-failed', (err: Error) =>
+      this.logger.warn({ err: { message: err.message } }, 'RabbitMQ connection attempt failed'),
+    );
+    connection.on('reconnect-scheduled', (info: { attempt: number; delay: number }) =>
+      this.logger.info({ attempt: info.attempt, delayMs: info.delay }, 'RabbitMQ reconnect scheduled'),
+    );
+    connection.on('reconnect-failed', (err: Error) =>
+      this.logger.error({ err }, 'RabbitMQ recovery gave up'),
+    );
+
+    if (this.closing) {
+      await connection.close();
+      return;
+    }
+
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.startTimeoutMs);
+    });
+    const result = await Promise.race([
+      connection.waitForConnect().then(
+        () => 'connected' as const,
+        () => 'failed' as const,
+      ),
+      waited,
+    ]);
+    clearTimeout(timer);
+    if (result !== 'connected' && !this.closing) {
+      this.logger.warn(
+        'RabbitMQ is not reachable yet; publishing fails until it is, retrying in the background',
+      );
+    }
+  }
+
+  /** Runs on every successful (re)connect, before amqplib reports the connection as up. */
+  private async setup(model: ChannelModel): Promise<void> {
+    let lost = false;
+    model.on('error', (err: Error) => this.logger.warn({ err }, 'RabbitMQ connection error'));
+    model.on('close', () => {
+      lost = true;
+      this.onConnectionLost(model);
+    });
+    model.on('blocked', (reason: string) =>
+      this.logger.warn({ reason }, 'RabbitMQ blocked publishing (resource alarm)'),
+    );
+    model.on('unblocked', () => this.logger.info('RabbitMQ unblocked publishing'));
+    if (this.closing) throw new Error('broker is closing');
+
+    await declareQueues(
+      model,
+      baseTopologySpecs(this.topology, this.delays, this.deliveryLimit),
+      this.logger,
+    );
+    await declareTopicExchange(model, this.topology.events, this.logger);
+    const publisher = await ConfirmPublisher.open(model, this.logger);
+    if (lost) throw new Error('connection lost during setup');
+
+    const live: Live = { model, publisher, reopening: null, families: new Set([this.topology.requests]) };
+    this.live = live;
+
+    for (const binding of this.bindings.values()) {
+      try {
+        await this.declareBinding(live, binding);
+      } catch (err) {
+        this.logger.error({ err, ...binding }, 'could not re-declare a binding');
+      }
+    }
+    for (const record of this.consumers) {
+      if (!record.active) continue;
+      try {
+        await this.attach(record, live);
+      } catch (err) {
+        this.logger.error({ err, queue: record.queue }, 'could not re-establish a consumer; will retry');
+        this.scheduleReattach(record);
+      }
+    }
+    // A connection that died while consumers were attaching must not be handed to amqplib as
+    // healthy: it would never see the close and never reconnect.
+    if (lost) throw new Error('connection lost during setup');
+    this.logger.info('RabbitMQ connected and topology declared');
+    this.setConnected(true);
+  }
+
+  private onConnectionLost(model: ChannelModel): void {
+    if (this.live?.model !== model) return;
+    this.live = null;
+    for (const record of this.consumers) {
+      record.channel = null;
+      record.tag = null;
+    }
+    if (!this.closing) this.logger.warn('RabbitMQ connection lost; reconnecting in the background');
+    this.setConnected(false);
+  }
+
+  private setConnected(connected: boolean): void {
+    if (this.connected === connected) return;
+    this.connected = connected;
+    for (const listener of this.stateListeners) {
+      try {
+        listener(connected);
+      } catch (err) {
+        this.logger.error({ err }, 'a broker state listener threw');
+      }
+    }
+  }
+
+  isConnected(): boolean {
+    return this.connected;
+  }
+
+  onStateChange(fn: (connected: boolean) => void): void {
+    this.stateListeners.add(fn);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    // Consumers first, while the publish channel still works: in-flight handlers may need it to
+    // route their retries and dead letters before they ack.
+    await Promise.all([...this.consumers].map((record) => this.cancelConsumer(record)));
+    const live = this.live;
+    this.live = null;
+    if (live) await live.publisher.close();
+    if (this.connection) await this.connection.close().catch(noop);
+    this.setConnected(false);
+  }
+
+  // ---- publishing ------------------------------------------------------------------------------
+
+  async publish(dest: Destination, body: unknown, opts: PublishOptions): Promise<void> {
+    if (typeof opts.messageId !== 'string' || opts.messageId === '')
+      throw new TypeError('messageId is required');
+    const json = JSON.stringify(body);
+    if (json === undefined) throw new TypeError('body must be JSON-serialisable');
+    const [exchange, routingKey] = 'queue' in dest ? ['', dest.queue] : [dest.exchange, dest.routingKey];
+    await this.publishRaw(exchange, routingKey, Buffer.from(json), {
+      messageId: opts.messageId,
+      headers: opts.headers ?? {},
+      timestamp: Math.floor(Date.now() / 1000),
+    });
+  }
+
+  private async publishRaw(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    props: {
+      messageId: string;
+      headers: Record<string, unknown>;
+      timestamp?: number;
+      expiration?: string;
+      correlationId?: string;
+    },
+  ): Promise<void> {
+    const publisher = await this.currentPublisher();
+    await publisher.publish(
+      exchange,
+      routingKey,
+      content,
+      { ...props, persistent: true, contentType: 'application/json' },
+      this.confirmTimeoutMs,
+    );
+  }
+
+  /** The live confirm channel, reopened on the same connection after a channel-level error. */
+  private async currentPublisher(): Promise<ConfirmPublisher> {
+    const live = this.live;
+    if (!live) throw new BrokerUnavailableError();
+    if (live.publisher.isOpen()) return live.publisher;
+    live.reopening ??= ConfirmPublisher.open(live.model, this.logger)
+      .then((publisher) => {
+        live.publisher = publisher;
+        return publisher;
+      })
+      .finally(() => {
+        live.reopening = null;
+      });
+    try {
+      return await live.reopening;
+    } catch (err) {
+      throw new BrokerUnavailableError('could not reopen the publish channel', { cause: err });
+    }
+  }
+
+  // ---- topology helpers ------------------------------------------------------------------------
+
+  async bind(queue: string, exchange: string, pattern: string): Promise<void> {
+    const binding: BindingRecord = { queue, exchange, pattern };
+    const key = JSON.stringify([queue, exchange, pattern]);
+    const live = this.live;
+    if (!live) {
+      // Declared by setup() once a connection exists.
+      this.bindings.set(key, binding);
+      return;
+    }
+    await this.declareBinding(live, binding);
+    this.bindings.set(key, binding);
+  }
+
+  private async declareBinding(live: Live, binding: BindingRecord): Promise<void> {
+    const family = queueFamily(binding.queue, this.topology, this.delays);
+    await declareQueues(
+      live.model,
+      [workQueueSpec(binding.queue, family.deadLetter, this.deliveryLimit), { name: family.deadLetter }],
+      this.logger,
+    );
+    await bindQueue(live.model, binding, this.logger);
+  }
+
+  private async declareFamily(live: Live, queue: string): Promise<void> {
+    if (live.families.has(queue)) return;
+    await declareQueues(live.model, familySpecs(queueFamily(queue, this.topology, this.delays)), this.logger);
+    live.families.add(queue);
+  }
+
+  async queueDepth(queue: string): Promise<number | null> {
+    const live = this.live;
+    if (!live) return null;
+    let channel: Channel | undefined;
+    try {
+      channel = await openChannel(live.model, this.logger, 'queue-depth');
+      const reply = await channel.checkQueue(queue);
+      return reply.messageCount;
+    } catch (err) {
+      this.logger.debug({ err, queue }, 'queue depth unavailable');
+      return null;
+    } finally {
+      await closeQuietly(channel);
+    }
+  }
+
+  // ---- consuming -------------------------------------------------------------------------------
+
+  async consume<T>(queue: string, handler: Handler<T>, opts: ConsumeOptions): Promise<Consumer> {
+    validateConsumeOptions(opts);
+    if (this.closing) throw new BrokerUnavailableError('broker is closed');
+    const record: ConsumerRecord = {
+      queue,
+      handler: handler as Handler<unknown>,
+      opts: { prefetch: opts.prefetch, maxAttempts: opts.maxAttempts },
+      active: true,
+      channel: null,
+      tag: null,
+      epoch: 0,
+      retryTimer: null,
+      retryCount: 0,
+      inflight: new Set(),
+      cancelling: null,
+    };
+    // Registered first so that a reconnect during the attach below re-establishes it too.
+    this.consumers.add(record);
+    const consumer: Consumer = { cancel: () => this.cancelConsumer(record) };
+    const live = this.live;
+    if (!live) return consumer; // attached by setup() once a connection exists
+    try {
+      // Attaching now surfaces mistakes (unknown queue) to the caller instead of the logs.
+      await this.attach(record, live);
+    } catch (err) {
+      if (this.live !== live && !this.closing) return consumer; // the connection dropped; setup() retries
+      record.active = false;
+      this.consumers.delete(record);
+      throw err;
+    }
+    return consumer;
+  }
+
+  private async attach(record: ConsumerRecord, live: Live): Promise<void> {
+    const epoch = ++record.epoch;
+    if (record.retryTimer) {
+      clearTimeout(record.retryTimer);
+      record.retryTimer = null;
+    }
+    const channel = await live.model.createChannel();
+    channel.on('error', (err: Error) =>
+      this.logger.warn({ err, queue: record.queue }, 'RabbitMQ consumer channel closed with an error'),
+    );
+    channel.on('close', () => this.onConsumerChannelClosed(record, epoch));
+    try {
+      // Fails (404) before any retry or dead-letter queue is created for a queue that does not exist.
+      await channel.checkQueue(record.queue);
+      await this.declareFamily(live, record.queue);
+      await channel.prefetch(record.opts.prefetch);
+      if (!record.active || record.epoch !== epoch) {
+        await closeQuietly(channel);
+        return;
+      }
+      record.channel = channel;
+      const { consumerTag } = await channel.consume(
+        record.queue,
+        (msg) => this.onMessage(record, channel, epoch, msg),
+        {
+          noAck: false,
+        },
+      );
+      if (!record.active || record.epoch !== epoch) {
+        // A concurrent attach (reconnect racing consume()) won; keep only one subscription.
+        await closeQuietly(channel);
+        return;
+      }
+      record.tag = consumerTag;
+      record.retryCount = 0;
+    } catch (err) {
+      if (record.channel === channel) record.channel = null;
+      await closeQuietly(channel);
+      throw err;
+    }
+  }
+
+  private onConsumerChannelClosed(record: ConsumerRecord, epoch: number): void {
+    if (record.epoch !== epoch) return;
+    record.channel = null;
+    record.tag = null;
+    if (record.active && this.live && !this.closing) this.scheduleReattach(record);
+  }
+
+  /** Re-subscribes after a channel-level failure; after a lost connection, setup() does it instead. */
+  private scheduleReattach(record: ConsumerRecord): void {
+    if (record.retryTimer || !record.active) return;
+    const delay = Math.min(500 * 2 ** record.retryCount, 30_000);
+    record.retryCount += 1;
+    const model = this.live?.model;
+    record.retryTimer = setTimeout(() => {
+      record.retryTimer = null;
+      const live = this.live;
+      // A channel that closed with its connection is re-established by setup() on the next one.
+      if (!record.active || !live || live.model !== model || this.closing || record.channel) return;
+      this.attach(record, live).catch((err: unknown) => {
+        this.logger.warn({ err, queue: record.queue }, 'could not re-establish a consumer; will retry');
+        this.scheduleReattach(record);
+      });
+    }, delay);
+  }
+
+  private onMessage(
+    record: ConsumerRecord,
+    channel: Channel,
+    epoch: number,
+    msg: ConsumeMessage | null,
+  ): void {
+    if (msg === null) {
+      // The server cancelled us (queue deleted, for instance): subscribe again on a fresh channel
+      // and let the running handlers finish on the old one first.
+      this.logger.warn({ queue: record.queue }, 'RabbitMQ cancelled the consumer; re-subscribing');
+      if (record.epoch === epoch) {
+        record.epoch += 1;
+        record.channel = null;
+        record.tag = null;
+        this.scheduleReattach(record);
+      }
+      void Promise.allSettled([...record.inflight]).then(() => closeQuietly(channel));
+      return;
+    }
+    const task = this.handle(record, channel, msg)
+      .catch((err: unknown) =>
+        this.logger.error({ err, queue: record.queue }, 'unexpected failure settling a message'),
+      )
+      .finally(() => record.inflight.delete(task));
+    record.inflight.add(task);
+  }
+
+  private async handle(record: ConsumerRecord, channel: Channel, msg: ConsumeMessage): Promise<void> {
+    const headers: Record<string, unknown> = { ...(msg.properties.headers ?? {}) };
+    const attempt = readAttempt(headers);
+    const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
+    const log = this.logger.child({ queue: record.queue, messageId, attempt });
+
+    let body: unknown;
+    try {
+      body = JSON.parse(msg.content.toString('utf8'));
+    } catch {
+      // Parsing will never succeed on a later attempt, so retrying would only burn the budget.
+      await this.settle(record, channel, msg, headers, attempt, {
+        kind: 'dead-letter',
+        reason: 'body is not valid JSON',
+      });
+      return;
+    }
+
+    const delivery: Delivery = {
+      body,
+      messageId,
+      headers,
+      attempt,
+      redelivered: msg.fields.redelivered,
+      deliveryCount: readDeliveryCount(headers),
+    };
+    let outcome: Outcome;
+    try {
+      const result: unknown = await record.handler(delivery);
+      if (!isOutcome(result)) throw new TypeError('handler resolved without a valid outcome');
+      outcome = result;
+    } catch (err) {
+      // Requeue: a crash may be transient, and the queue's delivery limit stops a poison message.
+      log.warn({ err }, 'message handler failed; requeueing');
+      this.nack(channel, msg, log);
+      return;
+    }
+    await this.settle(record, channel, msg, headers, attempt, outcome);
+  }
+
+  private async settle(
+    record: ConsumerRecord,
+    channel: Channel,
+    msg: ConsumeMessage,
+    headers: Record<string, unknown>,
+    attempt: number,
+    outcome: Outcome,
+  ): Promise<void> {
+    const decision = decideSettlement(outcome, attempt, record.opts.maxAttempts);
+    const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
+    const log = this.logger.child({ queue: record.queue, messageId, attempt });
+    const family = queueFamily(record.queue, this.topology, this.delays);
+    const props = {
+      messageId,
+      timestamp: typeof msg.properties.timestamp === 'number' ? msg.properties.timestamp : undefined,
+      correlationId:
+        typeof msg.properties.correlationId === 'string' ? msg.properties.correlationId : undefined,
+    };
+    try {
+      if (decision.action === 'delay') {
+        const level = levelForAttempt(family, decision.nextAttempt);
+        await this.publishRaw('', level.queue, msg.content, {
+          ...props,
+          headers: retryHeaders(headers, record.queue, decision.nextAttempt, decision.reason),
+          expiration: String(jitteredDelay(level.delayMs)),
+        });
+        log.info({ reason: decision.reason, delayMs: level.delayMs }, 'message scheduled for retry');
+      } else if (decision.action === 'dead-letter') {
+        await this.publishRaw('', family.deadLetter, msg.content, {
+          ...props,
+          headers: deadLetterHeaders(headers, record.queue, attempt, decision.reason),
+        });
+        log.warn({ reason: decision.reason }, 'message dead-lettered');
+      }
+    } catch (err) {
+      // The copy is not safely stored elsewhere, so the original must stay in the queue.
+      log.warn({ err }, 'could not route the message onwards; requeueing');
+      this.nack(channel, msg, log);
+      return;
+    }
+    try {
+      channel.ack(msg);
+    } catch (err) {
+      // The channel died with the connection; the broker will redeliver (redelivered=true).
+      log.debug({ err }, 'ack failed; the message will be redelivered');
+    }
+  }
+
+  private nack(channel: Channel, msg: ConsumeMessage, log: Logger): void {
+    try {
+      channel.nack(msg, false, true);
+    } catch (err) {
+      log.debug({ err }, 'nack failed; the message will be redelivered');
+    }
+  }
+
+  private cancelConsumer(record: ConsumerRecord): Promise<void> {
+    record.cancelling ??= this.doCancel(record);
+    return record.cancelling;
+  }
+
+  private async doCancel(record: ConsumerRecord): Promise<void> {
+    record.active = false;
+    this.consumers.delete(record);
+    if (record.retryTimer) {
+      clearTimeout(record.retryTimer);
+      record.retryTimer = null;
+    }
+    const { channel, tag } = record;
+    if (channel && tag) {
+      try {
+        await channel.cancel(tag);
+      } catch (err) {
+        this.logger.debug({ err, queue: record.queue }, 'basic.cancel failed');
+      }
+    }
+    const drained = await waitBounded(Promise.allSettled([...record.inflight]), this.drainTimeoutMs);
+    if (!drained) {
+      this.logger.warn(
+        { queue: record.queue, inflight: record.inflight.size },
+        'handlers still running after the drain timeout; their messages will be redelivered',
+      );
+    }
+    record.channel = null;
+    record.tag = null;
+    await closeQuietly(channel);
+  }
+}

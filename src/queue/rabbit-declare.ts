@@ -1,0 +1,89 @@
+/**
+ * Declaring queues, exchanges and bindings on one RabbitMQ connection. A queue that already exists
+ * with other arguments (for example a classic queue left by an older deployment) is used as it is
+ * with a loud error, rather than failing every reconnect forever.
+ */
+import type { Channel, ChannelModel } from 'amqplib';
+import type { Logger } from 'pino';
+import { quorumArguments, type QueueSpec } from './topology.js';
+
+const PRECONDITION_FAILED = 406;
+
+export async function openChannel(model: ChannelModel, logger: Logger, purpose: string): Promise<Channel> {
+  const channel = await model.createChannel();
+  // A channel error is also reported through the failing call; this listener only keeps the
+  // 'error' event from crashing the process.
+  channel.on('error', (err: Error) =>
+    logger.debug({ err, purpose }, 'RabbitMQ channel closed with an error'),
+  );
+  return channel;
+}
+
+export async function closeQuietly(channel: Channel | null | undefined): Promise<void> {
+  if (!channel) return;
+  try {
+    await channel.close();
+  } catch {
+    // already closed by the server or with the connection
+  }
+}
+
+function isPreconditionFailed(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === PRECONDITION_FAILED;
+}
+
+export async function declareQueues(
+  model: ChannelModel,
+  specs: readonly QueueSpec[],
+  logger: Logger,
+): Promise<void> {
+  let channel = await openChannel(model, logger, 'declare');
+  try {
+    for (const spec of specs) {
+      try {
+        await channel.assertQueue(spec.name, { durable: true, arguments: quorumArguments(spec) });
+      } catch (err) {
+        if (!isPreconditionFailed(err)) throw err;
+        logger.error(
+          { err, queue: spec.name, wanted: quorumArguments(spec) },
+          'queue exists with different arguments; using it as it is (apply a policy or recreate it to get the configured ones)',
+        );
+        channel = await openChannel(model, logger, 'declare');
+        await channel.checkQueue(spec.name);
+      }
+    }
+  } finally {
+    await closeQuietly(channel);
+  }
+}
+
+export async function declareTopicExchange(
+  model: ChannelModel,
+  exchange: string,
+  logger: Logger,
+): Promise<void> {
+  let channel = await openChannel(model, logger, 'declare');
+  try {
+    await channel.assertExchange(exchange, 'topic', { durable: true });
+  } catch (err) {
+    if (!isPreconditionFailed(err)) throw err;
+    logger.error({ err, exchange }, 'exchange exists with a different type or flags; using it as it is');
+    channel = await openChannel(model, logger, 'declare');
+    await channel.checkExchange(exchange);
+  } finally {
+    await closeQuietly(channel);
+  }
+}
+
+export async function bindQueue(
+  model: ChannelModel,
+  binding: { queue: string; exchange: string; pattern: string },
+  logger: Logger,
+): Promise<void> {
+  const channel = await openChannel(model, logger, 'bind');
+  try {
+    await channel.bindQueue(binding.queue, binding.exchange, binding.pattern);
+  } finally {
+    await closeQuietly(channel);
+  }
+}

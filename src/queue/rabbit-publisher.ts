@@ -1,0 +1,114 @@
+/**
+ * One confirm channel and the bookkeeping that turns its callbacks into a promise per message:
+ * resolved on the broker's ack, rejected on nack, on a mandatory return (no queue took it), on a
+ * confirm timeout, or when the channel closes first.
+ */
+import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
+import type { Logger } from 'pino';
+import { PublishError } from './errors.js';
+
+export class ConfirmPublisher {
+  private closed = false;
+  /** Returned messages by messageId/exchange/routingKey; a return always precedes its own ack. */
+  private readonly returned = new Map<string, number>();
+
+  private constructor(
+    private readonly channel: ConfirmChannel,
+    private readonly logger: Logger,
+  ) {
+    channel.on('error', (err: Error) =>
+      logger.warn({ err }, 'RabbitMQ publish channel closed with an error'),
+    );
+    channel.on('close', () => {
+      this.closed = true;
+    });
+    channel.on('return', (msg: Message) => {
+      const key = returnKey(msg.properties.messageId, msg.fields.exchange, msg.fields.routingKey);
+      this.returned.set(key, (this.returned.get(key) ?? 0) + 1);
+    });
+  }
+
+  static async open(model: ChannelModel, logger: Logger): Promise<ConfirmPublisher> {
+    return new ConfirmPublisher(await model.createConfirmChannel(), logger);
+  }
+
+  isOpen(): boolean {
+    return !this.closed;
+  }
+
+  publish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish,
+    timeoutMs: number,
+  ): Promise<void> {
+    // Only the default exchange is mandatory: a queue that does not exist must fail the publish,
+    // while a topic event that no subscriber has bound yet is legitimately dropped.
+    const mandatory = exchange === '';
+    const key = returnKey(options.messageId, exchange, routingKey);
+    return new Promise<void>((resolve, reject) => {
+      if (this.closed) {
+        reject(new PublishError('channel-closed', 'publish channel is closed'));
+        return;
+      }
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new PublishError('timeout', `no broker confirm within ${timeoutMs} ms`));
+      }, timeoutMs);
+
+      const onConfirm = (err: unknown): void => {
+        clearTimeout(timer);
+        const wasReturned = this.takeReturned(key);
+        if (settled) return;
+        settled = true;
+        if (err) {
+          const closed = err instanceof Error && err.message === 'channel closed';
+          reject(
+            closed
+              ? new PublishError('channel-closed', 'channel closed before the broker confirmed', {
+                  cause: err,
+                })
+              : new PublishError('nacked', 'broker refused the message', { cause: err }),
+          );
+        } else if (wasReturned) {
+          reject(
+            new PublishError('unroutable', `no queue named ${JSON.stringify(routingKey)} took the message`),
+          );
+        } else {
+          resolve();
+        }
+      };
+
+      try {
+        this.channel.publish(exchange, routingKey, content, { ...options, mandatory }, onConfirm);
+      } catch (err) {
+        clearTimeout(timer);
+        settled = true;
+        reject(new PublishError('channel-closed', 'publish channel is closed', { cause: err }));
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.channel.close();
+    } catch (err) {
+      this.logger.debug({ err }, 'closing the publish channel failed');
+    }
+  }
+
+  private takeReturned(key: string): boolean {
+    const count = this.returned.get(key);
+    if (count === undefined) return false;
+    if (count <= 1) this.returned.delete(key);
+    else this.returned.set(key, count - 1);
+    return true;
+  }
+}
+
+function returnKey(messageId: unknown, exchange: string, routingKey: string): string {
+  return JSON.stringify([messageId ?? null, exchange, routingKey]);
+}

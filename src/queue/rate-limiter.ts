@@ -1,0 +1,65 @@
+/**
+ * Token bucket that keeps the refund worker under a Stripe request ceiling across all of its
+ * concurrent handlers. Waiters are served in arrival order, so a burst cannot starve early callers.
+ * No installed package does this (p-limit bounds concurrency, not rate), hence the small one here.
+ */
+export interface RateLimiter {
+  /** Resolves when the caller may make one request. */
+  acquire(): Promise<void>;
+}
+
+export interface RateLimiterOptions {
+  /**
+   * Requests allowed back to back after an idle period. Defaults to 1, which spaces requests
+   * evenly: a ceiling of N per second is then never exceeded in any one-second window.
+   */
+  burst?: number;
+}
+
+const unlimited: RateLimiter = { acquire: () => Promise.resolve() };
+
+export function createRateLimiter(perSecond: number | null, opts: RateLimiterOptions = {}): RateLimiter {
+  if (perSecond === null) return unlimited;
+  if (!Number.isFinite(perSecond) || perSecond <= 0)
+    throw new TypeError('perSecond must be a positive number or null');
+  const burst = opts.burst ?? 1;
+  if (!Number.isFinite(burst) || burst < 1) throw new TypeError('burst must be >= 1');
+
+  const msPerToken = 1_000 / perSecond;
+  let tokens = burst;
+  let refilledAt = Date.now();
+  const waiters: (() => void)[] = [];
+  let timer: ReturnType<typeof setTimeout> | null = null;
+
+  function refill(): void {
+    const now = Date.now();
+    tokens = Math.min(burst, tokens + (now - refilledAt) / msPerToken);
+    refilledAt = now;
+  }
+
+  function drain(): void {
+    refill();
+    while (waiters.length > 0 && tokens >= 1) {
+      tokens -= 1;
+      waiters.shift()?.();
+    }
+    if (waiters.length > 0 && timer === null) {
+      timer = setTimeout(
+        () => {
+          timer = null;
+          drain();
+        },
+        Math.ceil((1 - tokens) * msPerToken),
+      );
+    }
+  }
+
+  return {
+    acquire(): Promise<void> {
+      return new Promise<void>((resolve) => {
+        waiters.push(resolve);
+        drain();
+      });
+    },
+  };
+}

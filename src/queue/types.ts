@@ -1,0 +1,70 @@
+/**
+ * The messaging contract shared by the RabbitMQ driver and the in-process driver. Domain code
+ * (refund worker, outbox relay, event subscribers) depends on these types only, never on amqplib.
+ */
+
+export interface TopologyNames {
+  /** Work queue for refund requests (quorum, durable, bounded redeliveries). */
+  requests: string;
+  /** Outcome messages for other services (quorum, durable). */
+  responses: string;
+  /** Where requests end up when they cannot be processed (quorum, durable). */
+  deadLetter: string;
+  /** Prefix of the delay queues, one per backoff level. */
+  retryPrefix: string;
+  /** Durable topic exchange carrying verified webhook events. */
+  events: string;
+}
+
+export interface Delivery<T = unknown> {
+  body: T;
+  messageId: string;
+  headers: Record<string, unknown>;
+  /** Our own retry count, read from a header: 0 on the first attempt, +1 per 'retry' outcome. */
+  attempt: number;
+  /** The broker delivered this message before without an ack (crash, throw, lost connection). */
+  redelivered: boolean;
+  /** How many times the broker has already handed this message out unacknowledged (quorum queues). */
+  deliveryCount?: number;
+}
+
+export type Outcome =
+  { kind: 'ack' } | { kind: 'retry'; reason: string } | { kind: 'dead-letter'; reason: string };
+
+export type Destination = { queue: string } | { exchange: string; routingKey: string };
+
+export interface PublishOptions {
+  messageId: string;
+  headers?: Record<string, unknown>;
+}
+
+export interface ConsumeOptions {
+  /** Upper bound of deliveries handled at the same time by this consumer. */
+  prefetch: number;
+  /** Total handler attempts ('retry' outcomes included) before a message is dead-lettered. */
+  maxAttempts: number;
+}
+
+export type Handler<T> = (delivery: Delivery<T>) => Promise<Outcome>;
+
+export interface Consumer {
+  /** Stops new deliveries, then waits (bounded) for the handlers already running. */
+  cancel(): Promise<void>;
+}
+
+export interface Broker {
+  readonly kind: 'rabbitmq' | 'memory';
+  /** Begins connecting; resolves once connected or after a short wait, and keeps retrying in the background. */
+  start(): Promise<void>;
+  isConnected(): boolean;
+  onStateChange(fn: (connected: boolean) => void): void;
+  /** Resolves only once the broker has confirmed the message; rejects on nack, timeout, outage or unroutable queue. */
+  publish(dest: Destination, body: unknown, opts: PublishOptions): Promise<void>;
+  consume<T>(queue: string, handler: Handler<T>, opts: ConsumeOptions): Promise<Consumer>;
+  /** Declares `queue` (quorum, with its own dead-letter queue) and binds it to a topic exchange. */
+  bind(queue: string, exchange: string, pattern: string): Promise<void>;
+  /** Messages ready in the queue, or null when the broker cannot tell (disconnected, unknown queue). */
+  queueDepth(queue: string): Promise<number | null>;
+  /** Stops consumers, waits (bounded) for in-flight handlers, then disconnects. */
+  close(): Promise<void>;
+}

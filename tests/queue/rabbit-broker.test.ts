@@ -1,0 +1,326 @@
+/**
+ * What only the RabbitMQ driver can show: the arguments it declares, message properties on the
+ * wire, reconnecting after the broker drops the connection, and behaviour when RabbitMQ is away.
+ */
+import { pino } from 'pino';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import {
+  BrokerUnavailableError,
+  createRabbitBroker,
+  queueFamily,
+  type Broker,
+  type Delivery,
+  type RabbitBrokerOptions,
+} from '../../src/queue/index.js';
+import {
+  RABBIT_URL,
+  closeConnectionsNamed,
+  deleteEverything,
+  eventually,
+  listExchanges,
+  listQueues,
+  openAdmin,
+  probeRabbit,
+  topologyFor,
+  uniquePrefix,
+} from './support/rabbit.js';
+
+const filePrefix = uniquePrefix('rabbit');
+const rabbit = await probeRabbit('rabbitmq driver', true);
+
+let counter = 0;
+const opened: Broker[] = [];
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((broker) => broker.close()));
+});
+
+afterAll(async () => {
+  if (rabbit.ok) await deleteEverything(filePrefix);
+});
+
+function makeBroker(overrides: Partial<RabbitBrokerOptions> = {}) {
+  const prefix = `${filePrefix}.${++counter}`;
+  const names = topologyFor(prefix);
+  const broker = createRabbitBroker({
+    url: RABBIT_URL,
+    topology: names,
+    deliveryLimit: 3,
+    retryDelaysMs: [300, 900],
+    connectionName: prefix,
+    reconnect: { initialDelayMs: 100, maxDelayMs: 1_000 },
+    ...overrides,
+  });
+  opened.push(broker);
+  return { broker, names, prefix };
+}
+
+describe('rabbitmq driver when RabbitMQ is unreachable', () => {
+  it('refuses options that could only fail later', () => {
+    expect(() => createRabbitBroker({ url: 'http://127.0.0.1:15672' })).toThrow(/amqp/);
+    expect(() => createRabbitBroker({ url: RABBIT_URL, retryDelaysMs: [] })).toThrow(/retryDelaysMs/);
+    expect(() => createRabbitBroker({ url: RABBIT_URL, deliveryLimit: 0 })).toThrow(/deliveryLimit/);
+  });
+
+  it('start() returns after a short wait, publish rejects at once, close() still works', async () => {
+    const { broker, names } = makeBroker({ url: 'amqp://guest:guest@127.0.0.1:1', startTimeoutMs: 300 });
+    await broker.start();
+    expect(broker.isConnected()).toBe(false);
+    await expect(
+      broker.publish({ queue: names.requests }, { a: 1 }, { messageId: 'down-1' }),
+    ).rejects.toBeInstanceOf(BrokerUnavailableError);
+    expect(await broker.queueDepth(names.requests)).toBeNull();
+    // Registering a consumer while down is allowed: it attaches once a connection exists.
+    const consumer = await broker.consume(names.requests, async () => ({ kind: 'ack' }), {
+      prefetch: 1,
+      maxAttempts: 1,
+    });
+    await consumer.cancel();
+    await broker.close();
+  });
+});
+
+describe.skipIf(!rabbit.ok)('rabbitmq driver', () => {
+  it('declares durable quorum queues with a delivery limit, at-least-once dead-lettering and delay levels', async () => {
+    const { broker, names, prefix } = makeBroker();
+    await broker.start();
+    expect(broker.isConnected()).toBe(true);
+
+    const queues = new Map((await listQueues(prefix)).map((q) => [q.name, q]));
+    const requests = queues.get(names.requests);
+    expect(requests).toMatchObject({ type: 'quorum', durable: true });
+    expect(requests?.arguments).toMatchObject({
+      'x-queue-type': 'quorum',
+      'x-delivery-limit': 3,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': names.deadLetter,
+      'x-dead-letter-strategy': 'at-least-once',
+      'x-overflow': 'reject-publish',
+    });
+    expect(queues.get(names.deadLetter)).toMatchObject({ type: 'quorum', durable: true });
+    expect(queues.get(names.responses)).toMatchObject({ type: 'quorum', durable: true });
+
+    const levels = queueFamily(names.requests, names, [300, 900]).levels;
+    expect(levels.map((l) => l.queue)).toEqual([`${names.retryPrefix}.300ms`, `${names.retryPrefix}.900ms`]);
+    for (const level of levels) {
+      const queue = queues.get(level.queue);
+      expect(queue).toMatchObject({ type: 'quorum', durable: true });
+      expect(queue?.arguments).toMatchObject({
+        // The queue TTL is the ceiling of the per-message jitter (10 %).
+        'x-message-ttl': level.delayMs + Math.ceil(level.delayMs / 10),
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': names.requests,
+        'x-dead-letter-strategy': 'at-least-once',
+      });
+    }
+
+    const exchanges = await listExchanges(prefix);
+    expect(exchanges).toEqual([{ name: names.events, type: 'topic', durable: true }]);
+  });
+
+  it('publishes persistent JSON with a content type, message id and timestamp', async () => {
+    const { broker, names } = makeBroker();
+    await broker.start();
+    await broker.publish(
+      { queue: names.requests },
+      { amount: 500, currency: 'jpy' },
+      { messageId: 'props-1' },
+    );
+
+    const admin = await openAdmin();
+    try {
+      const ch = await admin.channel();
+      const msg = await ch.get(names.requests, { noAck: true });
+      expect(msg).not.toBe(false);
+      if (msg === false) return;
+      expect(msg.properties).toMatchObject({
+        deliveryMode: 2,
+        contentType: 'application/json',
+        messageId: 'props-1',
+      });
+      expect(typeof msg.properties.timestamp).toBe('number');
+      expect(JSON.parse(msg.content.toString('utf8'))).toEqual({ amount: 500, currency: 'jpy' });
+    } finally {
+      await admin.conn.close();
+    }
+  });
+
+  it('a retried message really expired out of the delay queue (x-death)', async () => {
+    const { broker, names } = makeBroker();
+    await broker.start();
+    const seen: Delivery[] = [];
+    await broker.consume(
+      names.requests,
+      async (d) => {
+        seen.push(d);
+        return d.attempt === 0 ? { kind: 'retry', reason: 'later' } : { kind: 'ack' };
+      },
+      { prefetch: 1, maxAttempts: 3 },
+    );
+    await broker.publish({ queue: names.requests }, { r: 1 }, { messageId: 'xd-1' });
+    const [, retried] = await eventually(() => seen.length === 2 && seen, 'the retried delivery');
+    const deaths = retried?.headers['x-death'] as { queue: string; reason: string }[] | undefined;
+    expect(deaths?.[0]).toMatchObject({ queue: `${names.retryPrefix}.300ms`, reason: 'expired' });
+  });
+
+  it('rejects a publish the broker nacks', async () => {
+    const { broker, prefix } = makeBroker();
+    await broker.start();
+    const full = `${prefix}.full`;
+    const admin = await openAdmin();
+    try {
+      const ch = await admin.channel();
+      await ch.assertQueue(full, {
+        durable: false,
+        arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
+      });
+    } finally {
+      await admin.conn.close();
+    }
+    await expect(broker.publish({ queue: full }, { a: 1 }, { messageId: 'nack-1' })).rejects.toMatchObject({
+      code: 'nacked',
+    });
+  });
+
+  it('recovers from a channel error: a publish to a missing exchange fails, the next one works', async () => {
+    const { broker, names, prefix } = makeBroker();
+    await broker.start();
+    await expect(
+      broker.publish({ exchange: `${prefix}.no-such-exchange`, routingKey: 'x' }, {}, { messageId: 'ch-1' }),
+    ).rejects.toMatchObject({ code: 'channel-closed' });
+    await broker.publish({ queue: names.requests }, { ok: true }, { messageId: 'ch-2' });
+    expect(await broker.queueDepth(names.requests)).toBe(1);
+    expect(broker.isConnected()).toBe(true);
+  });
+
+  it('re-subscribes when the server cancels the consumer (queue deleted, then declared again)', async () => {
+    const logs: { msg?: string }[] = [];
+    const logger = pino(
+      { level: 'warn' },
+      { write: (line: string) => logs.push(JSON.parse(line) as { msg?: string }) },
+    );
+    const { broker, names, prefix } = makeBroker({ logger });
+    await broker.start();
+    const queue = `${prefix}.sub.cancelled`;
+    await broker.bind(queue, names.events, 'charge.*');
+    const seen: string[] = [];
+    await broker.consume(
+      queue,
+      async (d) => {
+        seen.push(d.messageId);
+        return { kind: 'ack' };
+      },
+      { prefetch: 1, maxAttempts: 1 },
+    );
+    const admin = await openAdmin();
+    try {
+      const ch = await admin.channel();
+      await ch.deleteQueue(queue);
+    } finally {
+      await admin.conn.close();
+    }
+    // Quorum queues notify consumers of a deletion asynchronously; re-creating the queue before
+    // that notice arrives races inside RabbitMQ itself, so wait for the driver to see it first.
+    await eventually(() => logs.some((l) => l.msg?.includes('cancelled the consumer')), 'the cancel notice');
+    await broker.bind(queue, names.events, 'charge.*');
+    await broker.publish(
+      { exchange: names.events, routingKey: 'charge.updated' },
+      {},
+      { messageId: 'again-1' },
+    );
+    await eventually(() => seen.includes('again-1'), 'a delivery after re-subscribing');
+  });
+
+  it('keeps working when a queue already exists with other arguments', async () => {
+    const prefix = `${filePrefix}.${++counter}`;
+    const names = topologyFor(prefix);
+    const admin = await openAdmin();
+    try {
+      // What an older deployment might have left behind: a classic queue under the same name.
+      const ch = await admin.channel();
+      await ch.assertQueue(names.requests, { durable: true });
+    } finally {
+      await admin.conn.close();
+    }
+    const logs: { level: number; msg?: string; queue?: string }[] = [];
+    const logger = pino(
+      { level: 'error' },
+      { write: (line: string) => logs.push(JSON.parse(line) as (typeof logs)[0]) },
+    );
+    const broker = createRabbitBroker({ url: RABBIT_URL, topology: names, connectionName: prefix, logger });
+    opened.push(broker);
+    await broker.start();
+    expect(broker.isConnected()).toBe(true);
+    // ...and says loudly that the queue is not what the configuration asks for.
+    expect(
+      logs.some(
+        (l) => l.level === 50 && l.queue === names.requests && l.msg?.includes('different arguments'),
+      ),
+    ).toBe(true);
+    const seen: string[] = [];
+    await broker.consume(
+      names.requests,
+      async (d) => {
+        seen.push(d.messageId);
+        return { kind: 'ack' };
+      },
+      { prefetch: 1, maxAttempts: 1 },
+    );
+    await broker.publish({ queue: names.requests }, {}, { messageId: 'legacy-1' });
+    await eventually(() => seen.includes('legacy-1'), 'delivery from the legacy queue');
+  });
+
+  it('reconnects after the broker closes the connection: rejects publishes meanwhile, re-declares, keeps consuming', async () => {
+    const { broker, names, prefix } = makeBroker();
+    const states: boolean[] = [];
+    let publishDuringOutage: Promise<void> | undefined;
+    broker.onStateChange((connected) => {
+      states.push(connected);
+      if (!connected && !publishDuringOutage) {
+        publishDuringOutage = broker.publish(
+          { queue: names.requests },
+          { during: 'outage' },
+          { messageId: 'out-1' },
+        );
+        publishDuringOutage.catch(() => {});
+      }
+    });
+    await broker.start();
+    const seen: string[] = [];
+    await broker.consume(
+      names.requests,
+      async (d) => {
+        seen.push(d.messageId);
+        return { kind: 'ack' };
+      },
+      { prefetch: 2, maxAttempts: 3 },
+    );
+    await broker.publish({ queue: names.requests }, {}, { messageId: 'before-1' });
+    await eventually(() => seen.includes('before-1'), 'the first delivery');
+
+    // Remove part of the topology behind the broker's back: the reconnect must bring it back.
+    const admin = await openAdmin();
+    try {
+      const ch = await admin.channel();
+      await ch.deleteQueue(names.deadLetter);
+      await ch.deleteExchange(names.events);
+    } finally {
+      await admin.conn.close();
+    }
+
+    expect(await closeConnectionsNamed(prefix)).toBe(1);
+
+    await eventually(() => states.includes(false), 'the broker to notice the outage');
+    await expect(publishDuringOutage).rejects.toBeInstanceOf(BrokerUnavailableError);
+    await eventually(() => broker.isConnected(), 'the reconnect');
+    expect(states).toEqual([true, false, true]);
+
+    const after = await listQueues(prefix);
+    expect(after.map((q) => q.name)).toContain(names.deadLetter);
+    expect((await listExchanges(prefix)).map((e) => e.name)).toEqual([names.events]);
+
+    await broker.publish({ queue: names.requests }, {}, { messageId: 'after-1' });
+    await eventually(() => seen.includes('after-1'), 'a delivery on the re-established consumer');
+    expect(seen).not.toContain('out-1');
+  });
+});

@@ -1,0 +1,179 @@
+/**
+ * Test support for the queue suites: reaching the shared RabbitMQ, isolating each file under its
+ * own name prefix, driving rabbitmqctl, and cleaning up only what the file created.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { connect, type Channel, type ChannelModel } from 'amqplib';
+import { it } from 'vitest';
+import type { TopologyNames } from '../../../src/queue/index.js';
+
+const run = promisify(execFile);
+
+export const RABBIT_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+export interface RabbitProbe {
+  ok: boolean;
+  reason?: string;
+}
+
+/**
+ * Whether RabbitMQ answers. Outside CI a missing broker skips the suites with a loud warning; in
+ * CI it registers a failing test instead, so a broken environment can never pass silently.
+ */
+export async function probeRabbit(suite: string, needsCtl = false): Promise<RabbitProbe> {
+  let probe: RabbitProbe = { ok: true };
+  try {
+    const conn = await connect(RABBIT_URL, { timeout: 3_000 });
+    conn.on('error', () => {});
+    await conn.close();
+  } catch (err) {
+    probe = {
+      ok: false,
+      reason: `RabbitMQ not reachable at ${new URL(RABBIT_URL).host}: ${(err as Error).message}`,
+    };
+  }
+  if (probe.ok && needsCtl) {
+    try {
+      await run('rabbitmqctl', ['-q', 'status'], { timeout: 30_000 });
+    } catch (err) {
+      probe = { ok: false, reason: `rabbitmqctl unusable: ${(err as Error).message}` };
+    }
+  }
+  if (!probe.ok) {
+    if (process.env.CI) {
+      it(`${suite}: RabbitMQ is required in CI`, () => {
+        throw new Error(probe.reason);
+      });
+    } else {
+      console.warn(`\n!!! SKIPPING ${suite}: ${probe.reason} !!!\n`);
+    }
+  }
+  return probe;
+}
+
+/** A prefix no other test file (or run) shares, so parallel files never see each other's queues. */
+export function uniquePrefix(area: string): string {
+  return `qtest.${area}.${process.pid}.${randomBytes(3).toString('hex')}`;
+}
+
+export function topologyFor(prefix: string): TopologyNames {
+  return {
+    requests: `${prefix}.requests`,
+    responses: `${prefix}.responses`,
+    deadLetter: `${prefix}.requests.dlq`,
+    retryPrefix: `${prefix}.requests.retry`,
+    events: `${prefix}.events`,
+  };
+}
+
+export async function rabbitctl(...args: string[]): Promise<string> {
+  const { stdout } = await run('rabbitmqctl', ['-q', ...args], { timeout: 60_000 });
+  return stdout;
+}
+
+export interface QueueInfo {
+  name: string;
+  type: string;
+  durable: boolean;
+  arguments: Record<string, unknown>;
+}
+
+export async function listQueues(prefix: string): Promise<QueueInfo[]> {
+  const out = await rabbitctl('list_queues', 'name', 'type', 'durable', 'arguments', '--formatter', 'json');
+  const rows = JSON.parse(out) as {
+    name: string;
+    type: string;
+    durable: boolean;
+    arguments: [string, string, unknown][];
+  }[];
+  return rows
+    .filter((row) => row.name.startsWith(prefix))
+    .map((row) => ({
+      ...row,
+      arguments: Object.fromEntries(row.arguments.map(([key, , value]) => [key, value])),
+    }));
+}
+
+export async function listExchanges(
+  prefix: string,
+): Promise<{ name: string; type: string; durable: boolean }[]> {
+  const out = await rabbitctl('list_exchanges', 'name', 'type', 'durable', '--formatter', 'json');
+  return (JSON.parse(out) as { name: string; type: string; durable: boolean }[]).filter((row) =>
+    row.name.startsWith(prefix),
+  );
+}
+
+/** Force-closes only the connections that carry our connection_name; other suites share the broker. */
+export async function closeConnectionsNamed(connectionName: string): Promise<number> {
+  // close_connection wants the Erlang pid, which only the table output prints in a usable form.
+  const out = await rabbitctl('--no-table-headers', 'list_connections', 'pid', 'client_properties');
+  const marker = `{"connection_name",${JSON.stringify(connectionName)}}`;
+  const pids = out
+    .split('\n')
+    .filter((line) => line.includes(marker))
+    .map((line) => line.split('\t')[0] ?? '');
+  for (const pid of pids) await rabbitctl('close_connection', pid, 'queue test: forced close');
+  return pids.length;
+}
+
+/** A plain amqplib connection for looking at the broker from the outside. */
+export async function openAdmin(): Promise<{ conn: ChannelModel; channel: () => Promise<Channel> }> {
+  const conn = await connect(RABBIT_URL);
+  conn.on('error', () => {});
+  return {
+    conn,
+    channel: async () => {
+      const ch = await conn.createChannel();
+      ch.on('error', () => {});
+      return ch;
+    },
+  };
+}
+
+/** Deletes every queue and exchange whose name starts with `prefix`. */
+export async function deleteEverything(prefix: string): Promise<void> {
+  const [queues, exchanges] = [await listQueues(prefix), await listExchanges(prefix)];
+  if (queues.length === 0 && exchanges.length === 0) return;
+  const admin = await openAdmin();
+  try {
+    for (const queue of queues) {
+      const ch = await admin.channel();
+      await ch.deleteQueue(queue.name).catch(() => {});
+      await ch.close().catch(() => {});
+    }
+    for (const exchange of exchanges) {
+      const ch = await admin.channel();
+      await ch.deleteExchange(exchange.name).catch(() => {});
+      await ch.close().catch(() => {});
+    }
+  } finally {
+    await admin.conn.close();
+  }
+}
+
+/** Polls until `check` passes; the deadline only bounds a hang, it asserts nothing about speed. */
+export async function eventually<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<Exclude<T, false | null | undefined>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== false && value !== null && value !== undefined)
+      return value as Exclude<T, false | null | undefined>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** A promise the test resolves by hand, to hold handlers in flight. */
+export function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
