@@ -591,6 +591,48 @@ export interface components {
         };
     };
     responses: {
+        /** @description No API key, or an unknown or revoked one. */
+        Unauthorized: {
+            headers: {
+                /**
+                 * @description The authentication scheme to use.
+                 * @example Bearer
+                 */
+                "WWW-Authenticate"?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The API key lacks the scope this operation needs. */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The Idempotency-Key was already used with a different request body. */
+        IdempotencyMismatch: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description Too many requests for this API key; retry after the given delay. */
+        TooManyRequests: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description An error, described as RFC 9457 problem details. */
         Problem: {
             headers: {
@@ -658,6 +700,13 @@ export interface components {
     };
     parameters: {
         /**
+         * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
+         *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
+         *     is still running, 409. Keys are kept for 24 hours.
+         * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
+         */
+        IdempotencyKey: string;
+        /**
          * @description The payment intent id (`pi_...`).
          * @example pi_3PqRsT2eZvKYlo2C1a2b3c4d
          */
@@ -665,6 +714,11 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /**
+         * @description Present and `true` when this is a stored response replayed for a repeated Idempotency-Key.
+         * @example true
+         */
+        IdempotentReplayed: "true";
         /**
          * @description Seconds to wait before trying again.
          * @example 2
@@ -678,7 +732,15 @@ export interface operations {
     createCheckoutSession: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
+                 *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
+                 *     is still running, 409. Keys are kept for 24 hours.
+                 * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -691,6 +753,7 @@ export interface operations {
             /** @description The checkout session was created; send the customer to `url`. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -698,7 +761,12 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             402: components["responses"]["PaymentFailed"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyMismatch"];
+            429: components["responses"]["TooManyRequests"];
             502: components["responses"]["BadGateway"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -729,7 +797,10 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             502: components["responses"]["BadGateway"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -738,7 +809,15 @@ export interface operations {
     createPaymentIntent: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
+                 *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
+                 *     is still running, 409. Keys are kept for 24 hours.
+                 * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -751,6 +830,7 @@ export interface operations {
             /** @description The payment intent was created. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -758,7 +838,12 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             402: components["responses"]["PaymentFailed"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyMismatch"];
+            429: components["responses"]["TooManyRequests"];
             502: components["responses"]["BadGateway"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -789,7 +874,10 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             502: components["responses"]["BadGateway"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -798,7 +886,15 @@ export interface operations {
     createRefund: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
+                 *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
+                 *     is still running, 409. Keys are kept for 24 hours.
+                 * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -811,6 +907,7 @@ export interface operations {
             /** @description Stripe accepted the refund; `refund.status` says whether money has moved yet. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -818,9 +915,13 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             402: components["responses"]["PaymentFailed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyMismatch"];
+            429: components["responses"]["TooManyRequests"];
             502: components["responses"]["BadGateway"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -829,7 +930,15 @@ export interface operations {
     createRefundAsync: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
+                 *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
+                 *     is still running, 409. Keys are kept for 24 hours.
+                 * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -842,6 +951,7 @@ export interface operations {
             /** @description The refund is stored and queued. */
             202: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -849,8 +959,12 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyMismatch"];
+            429: components["responses"]["TooManyRequests"];
             502: components["responses"]["BadGateway"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -887,7 +1001,10 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };

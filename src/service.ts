@@ -1,32 +1,199 @@
 /**
- * Composition root: builds every dependency once from a Config and starts the roles asked for.
- * main.ts and the integration tests both go through startService, never through module state.
+ * Composition root: builds every dependency once from a Config (createDeps) and starts the roles asked
+ * for. main.ts and the integration tests both go through here, never through module state.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { buildApp } from './http/app.js';
-import { notImplemented, type Handlers } from './http/operations.js';
+import { paymentHandlers } from './http/handlers/payments.js';
+import { refundHandlers } from './http/handlers/refunds.js';
+import { webhookHandlers } from './http/handlers/webhooks.js';
+import type { Handlers } from './http/operations.js';
 import { loadSpec } from './http/spec.js';
+import { createPaymentsService, type PaymentsService } from './payments/service.js';
+import {
+  createMemoryBroker,
+  createRabbitBroker,
+  createRateLimiter,
+  DEFAULT_DELIVERY_LIMIT,
+  resolveTopology,
+  type Broker,
+  type Consumer,
+  type TopologyNames,
+} from './queue/index.js';
+import { createOutboxRelay, type OutboxRelay } from './queue/outbox-relay.js';
+import { createRefundService, type RefundService } from './refunds/service.js';
+import { startRefundWorker } from './refunds/worker.js';
+import { startSandbox, type Sandbox } from './sandbox/index.js';
+import { createStore, redactDatabaseUrl, type Store } from './store/index.js';
+import { createStripeClient, type StripeClient } from './stripe/client.js';
+import { createWebhookService, type WebhookService } from './webhooks/service.js';
+
+export interface ServiceOptions {
+  /** PostgreSQL schema to use (tests isolate with it). */
+  storeSchema?: string;
+  /** Queue and exchange names (tests isolate with a unique prefix). */
+  topology?: Partial<TopologyNames>;
+  /** Extra routes (demo pages, health) mounted on the API. */
+  extraRoutes?: (app: Express, deps: Deps) => void;
+  /** Delay between sweeps for stuck work, in ms. */
+  sweepIntervalMs?: number;
+}
+
+export interface Deps {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly store: Store;
+  readonly stripe: StripeClient;
+  /** The in-process Stripe stand-in, when running embedded. */
+  readonly sandbox: Sandbox | null;
+  readonly webhookSecret: string;
+  readonly broker: Broker;
+  readonly topology: TopologyNames;
+  readonly relay: OutboxRelay;
+  readonly payments: PaymentsService;
+  readonly refunds: RefundService;
+  readonly webhooks: WebhookService;
+  close(): Promise<void>;
+}
+
+const EMBEDDED_NOTICE =
+  'EMBEDDED MODE: Stripe is an in-process sandbox (no real money moves); set STRIPE_SECRET_KEY for real Stripe';
+
+export async function createDeps(config: Config, logger: Logger, opts: ServiceOptions = {}): Promise<Deps> {
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    const store = await createStore({
+      url: config.database.url,
+      logger,
+      ...(opts.storeSchema ? { schema: opts.storeSchema } : {}),
+    });
+    closers.push(() => store.close());
+
+    let sandbox: Sandbox | null = null;
+    let secretKey = config.stripe.secretKey;
+    let apiBase = config.stripe.apiBase;
+    const webhookSecret = config.stripe.webhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`;
+    if (config.stripe.mode === 'sandbox') {
+      secretKey = `sk_test_embedded${randomBytes(16).toString('hex')}`;
+      sandbox = await startSandbox({
+        port: config.sandbox.port,
+        secretKey,
+        logger: logger.child({ component: 'sandbox' }),
+      });
+      closers.push(() => sandbox!.close());
+      apiBase = new URL(sandbox.url);
+      logger.warn({ sandbox: sandbox.url }, EMBEDDED_NOTICE);
+    }
+    const stripe = createStripeClient(
+      {
+        secretKey: secretKey!,
+        apiBase,
+        timeoutMs: config.stripe.timeoutMs,
+        maxNetworkRetries: config.stripe.maxNetworkRetries,
+      },
+      logger,
+    );
+
+    const topology = resolveTopology(opts.topology);
+    const broker = config.rabbitmq.url
+      ? createRabbitBroker({
+          url: config.rabbitmq.url,
+          topology,
+          retryDelaysMs: [...config.worker.retryDelaysMs],
+          connectionName: `payments-${config.role}-${process.pid}`,
+          logger,
+        })
+      : createMemoryBroker({ topology, retryDelaysMs: [...config.worker.retryDelaysMs], logger });
+    if (broker.kind === 'memory') {
+      logger.warn(
+        'EMBEDDED MODE: refunds are queued in process (set RABBITMQ_URL or RABBITMQ_HOST for RabbitMQ)',
+      );
+    }
+    await broker.start();
+    closers.push(() => broker.close());
+
+    const relay = createOutboxRelay({ store, broker, logger });
+    const payments = createPaymentsService({ store, stripe, logger });
+    const refunds = createRefundService({
+      store,
+      stripe,
+      payments,
+      logger,
+      topology: { requests: topology.requests, responses: topology.responses },
+    });
+    const webhooks = createWebhookService({
+      store,
+      stripe,
+      payments,
+      refunds,
+      logger,
+      secret: webhookSecret,
+      eventsExchange: topology.events,
+    });
+    logger.info(
+      {
+        database: redactDatabaseUrl(config.database.url),
+        broker: broker.kind,
+        stripe: sandbox ? 'embedded sandbox' : (apiBase?.origin ?? 'api.stripe.com'),
+      },
+      'dependencies ready',
+    );
+    return {
+      config,
+      logger,
+      store,
+      stripe,
+      sandbox,
+      webhookSecret,
+      broker,
+      topology,
+      relay,
+      payments,
+      refunds,
+      webhooks,
+      async close() {
+        for (const close of closers.reverse())
+          await close().catch((err) => logger.error({ err }, 'close failed'));
+      },
+    };
+  } catch (err) {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    throw err;
+  }
+}
+
+export function createHandlers(deps: Deps): Handlers {
+  const handlers = {
+    ...paymentHandlers(deps.payments),
+    ...refundHandlers(deps.refunds),
+    ...webhookHandlers(deps.webhooks),
+  } satisfies Handlers;
+  // Outbox rows are written by request handlers; wake the relay as soon as they are committed.
+  const wrap = <H extends (...a: never[]) => Promise<unknown>>(h: H): H =>
+    (async (...args: Parameters<H>) => {
+      try {
+        return await h(...args);
+      } finally {
+        deps.relay.notify();
+      }
+    }) as H;
+  return {
+    ...handlers,
+    createRefundAsync: wrap(handlers.createRefundAsync),
+    createRefund: wrap(handlers.createRefund),
+  };
+}
 
 export interface RunningService {
   readonly url: string;
   readonly port: number;
+  readonly deps: Deps;
   close(): Promise<void>;
-}
-
-function createHandlers(): Handlers {
-  return {
-    createCheckoutSession: notImplemented('createCheckoutSession'),
-    getCheckoutSession: notImplemented('getCheckoutSession'),
-    createPaymentIntent: notImplemented('createPaymentIntent'),
-    getPaymentIntent: notImplemented('getPaymentIntent'),
-    createRefund: notImplemented('createRefund'),
-    createRefundAsync: notImplemented('createRefundAsync'),
-    getRefundStatus: notImplemented('getRefundStatus'),
-    handleStripeWebhook: notImplemented('handleStripeWebhook'),
-  };
 }
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
@@ -39,23 +206,104 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
   });
 }
 
-export async function startService(config: Config, logger: Logger): Promise<RunningService> {
-  const spec = loadSpec();
-  const app = buildApp({ config, logger, spec, handlers: createHandlers() });
-  const server = createServer(app);
-  server.requestTimeout = config.http.requestTimeoutMs;
-  const address = await listen(server, config.port, config.host);
-  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  const url = `http://${host}:${address.port}`;
-  logger.info({ url }, 'HTTP API listening');
-  return {
-    url,
-    port: address.port,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
+/** Puts refunds that may have lost their message (embedded queue after a crash, a crash mid-call) back in the queue. */
+async function requeueStuck(deps: Deps, olderThanMs: number): Promise<number> {
+  const stuck = await deps.store.refunds.listByStatus(['queued', 'processing'], 500);
+  const cutoff = Date.now() - olderThanMs;
+  let n = 0;
+  for (const r of stuck) {
+    if (r.stripeRefundId || Date.parse(r.updatedAt) > cutoff) continue;
+    await deps.store.outbox.add({
+      destination: deps.topology.requests,
+      routingKey: deps.topology.requests,
+      messageId: `${r.requestId}#sweep-${Date.now()}-${n}`,
+      payload: { request_key: r.requestId },
+    });
+    n++;
+  }
+  if (n > 0) deps.logger.warn({ count: n }, 're-queued refunds that had no live message');
+  return n;
+}
+
+export async function startService(
+  config: Config,
+  logger: Logger,
+  opts: ServiceOptions = {},
+): Promise<RunningService> {
+  const deps = await createDeps(config, logger, opts);
+  const runApi = config.role !== 'worker';
+  const runWorker = config.role !== 'api';
+  const timers: NodeJS.Timeout[] = [];
+  let consumer: Consumer | null = null;
+  let server: Server | null = null;
+  try {
+    const spec = loadSpec();
+    const app = buildApp({
+      config,
+      logger,
+      spec,
+      handlers: createHandlers(deps),
+      ...(opts.extraRoutes ? { extraRoutes: (a: Express) => opts.extraRoutes!(a, deps) } : {}),
+    });
+    server = createServer(app);
+    server.requestTimeout = config.http.requestTimeoutMs;
+    const address = await listen(server, config.port, config.host);
+    const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+    const url = `http://${host}:${address.port}`;
+    if (deps.sandbox) deps.sandbox.addWebhookEndpoint({ url: `${url}/webhook`, secret: deps.webhookSecret });
+
+    deps.relay.start();
+    if (runWorker) {
+      if (deps.broker.kind === 'memory') await requeueStuck(deps, 0);
+      consumer = await startRefundWorker({
+        broker: deps.broker,
+        refunds: deps.refunds,
+        logger,
+        queue: deps.topology.requests,
+        prefetch: config.worker.prefetch,
+        maxAttempts: config.worker.maxAttempts,
+        deliveryLimit: DEFAULT_DELIVERY_LIMIT,
+        limiter: createRateLimiter(config.worker.stripeMaxRps),
       });
-    },
-  };
+      const sweepMs = opts.sweepIntervalMs ?? 5_000;
+      timers.push(
+        setInterval(() => {
+          deps.webhooks.retryPending().catch((err) => logger.error({ err }, 'webhook retry sweep failed'));
+        }, sweepMs),
+        setInterval(() => {
+          requeueStuck(deps, 10 * 60_000)
+            .then((n) => n > 0 && deps.relay.notify())
+            .catch((err) => logger.error({ err }, 'stuck refund sweep failed'));
+        }, 12 * sweepMs),
+      );
+    }
+    for (const t of timers) t.unref();
+    logger.info({ url, role: config.role, api: runApi, worker: runWorker }, 'service started');
+
+    let closed = false;
+    return {
+      url,
+      port: address.port,
+      deps,
+      async close() {
+        if (closed) return;
+        closed = true;
+        for (const t of timers) clearInterval(t);
+        await consumer?.cancel();
+        await new Promise<void>((resolve) => {
+          server!.close(() => resolve());
+          server!.closeIdleConnections();
+        });
+        await deps.webhooks.idle();
+        await deps.relay.stop();
+        await deps.close();
+      },
+    };
+  } catch (err) {
+    for (const t of timers) clearInterval(t);
+    await consumer?.cancel().catch(() => undefined);
+    server?.close();
+    await deps.close();
+    throw err;
+  }
 }

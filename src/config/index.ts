@@ -3,6 +3,7 @@
  * operator fixes a deployment in one go instead of one restart per mistake.
  */
 import { z } from 'zod';
+import { rabbitUrlFromEnv } from '../queue/rabbit-url.js';
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -149,13 +150,6 @@ const schema = z.object({
   SANDBOX_PORT: int(0, 65535, 0),
 });
 
-function rabbitUrl(e: z.infer<typeof schema>): string | null {
-  if (e.RABBITMQ_URL) return e.RABBITMQ_URL;
-  if (!e.RABBITMQ_HOST) return null;
-  const vhost = e.RABBITMQ_VHOST === '/' ? '' : `/${encodeURIComponent(e.RABBITMQ_VHOST)}`;
-  return `amqp://${encodeURIComponent(e.RABBITMQ_USER)}:${encodeURIComponent(e.RABBITMQ_PASSWORD)}@${e.RABBITMQ_HOST}:${e.RABBITMQ_PORT}${vhost}`;
-}
-
 function deepFreeze<T>(o: T): T {
   if (o && typeof o === 'object' && !(o instanceof URL)) {
     for (const v of Object.values(o)) deepFreeze(v);
@@ -208,7 +202,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
     },
     database: { url: e.DATABASE_URL },
-    rabbitmq: { url: rabbitUrl(e) },
+    rabbitmq: { url: rabbitUrlFromEnv(e) },
     worker: {
       prefetch: e.WORKER_PREFETCH,
       maxAttempts: e.WORKER_MAX_ATTEMPTS,
