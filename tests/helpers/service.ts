@@ -1,0 +1,97 @@
+/**
+ * Starts the real service in-process on port 0, as main.ts would, against SQLite (temp file) or
+ * PostgreSQL (a schema of its own), with the embedded Stripe sandbox reached over HTTP by the SDK.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { loadConfig } from '../../src/config/index.js';
+import { startService, type RunningService, type ServiceOptions } from '../../src/service.js';
+import { captureLogger } from './log-capture.js';
+import { POSTGRES_URL } from './services.js';
+
+export type Db = 'sqlite' | 'postgres';
+
+export interface TestService extends RunningService {
+  lines: string[];
+  db: Db;
+  /** Sets sandbox faults through its control API. */
+  faults(config: Record<string, unknown>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startTestService(
+  db: Db,
+  env: Record<string, string> = {},
+  opts: ServiceOptions = {},
+): Promise<TestService> {
+  const tag = `t${process.pid}_${randomBytes(4).toString('hex')}`;
+  let dir: string | undefined;
+  let databaseUrl: string;
+  let schema: string | undefined;
+  if (db === 'sqlite') {
+    dir = mkdtempSync(path.join(tmpdir(), 'payments-test-'));
+    databaseUrl = `sqlite:${path.join(dir, 'ledger.db')}`;
+  } else {
+    databaseUrl = POSTGRES_URL;
+    schema = tag;
+  }
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'debug',
+    DATABASE_URL: databaseUrl,
+    WORKER_RETRY_DELAYS_MS: '200,400,800',
+    ...env,
+  });
+  const { logger, lines } = captureLogger('debug');
+  const service = await startService(config, logger, {
+    ...(schema ? { storeSchema: schema } : {}),
+    sweepIntervalMs: 500,
+    ...opts,
+  });
+  return {
+    ...service,
+    deps: service.deps,
+    lines,
+    db,
+    async faults(faultConfig) {
+      const sandbox = service.deps.sandbox;
+      if (!sandbox) throw new Error('no embedded sandbox');
+      const res = await fetch(`${sandbox.url}/_sandbox/faults`, {
+        method: Object.keys(faultConfig).length === 0 ? 'DELETE' : 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: Object.keys(faultConfig).length === 0 ? undefined : JSON.stringify(faultConfig),
+      });
+      if (!res.ok) throw new Error(`faults: ${res.status} ${await res.text()}`);
+    },
+    async stop() {
+      await service.close();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      if (schema) {
+        const client = new pg.Client({ connectionString: POSTGRES_URL });
+        await client.connect();
+        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await client.end();
+      }
+    },
+  };
+}
+
+export async function eventually<T>(
+  fn: () => Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T = await fn();
+  while (!ok(last)) {
+    if (Date.now() > deadline) return last;
+    await new Promise((r) => setTimeout(r, 50));
+    last = await fn();
+  }
+  return last;
+}
