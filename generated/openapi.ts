@@ -577,6 +577,46 @@ export interface components {
             };
         };
         /**
+         * RefundOutcomeMessage
+         * @description Message published (persistent, JSON) to the RabbitMQ queue `stripe_refund_responses` whenever a
+         *     refund's status changes: when the worker gets Stripe's answer and when a webhook settles it. The AMQP
+         *     `message_id` is `<request_id>#<status>`, so a consumer can drop a repeat.
+         * @example {
+         *       "success": true,
+         *       "request_id": "unique-id-123",
+         *       "refund_id": "re_3PqRsT2eZvKYlo2C0x9y8z7w",
+         *       "status": "succeeded",
+         *       "amount": 5000,
+         *       "currency": "sgd",
+         *       "payment_intent_id": "pi_3PqRsT2eZvKYlo2C1a2b3c4d",
+         *       "failure_reason": null
+         *     }
+         */
+        RefundOutcomeMessage: {
+            /** @description True while the refund is succeeding (pending, requires_action or succeeded). */
+            success: boolean;
+            /** @description The request id the client gave or received. */
+            request_id: string;
+            /** @description Stripe's refund id, once known. */
+            refund_id: string | null;
+            status: components["schemas"]["RefundState"];
+            /** @description Amount in the currency's smallest unit. */
+            amount: number;
+            /** @description Currency of the refund. */
+            currency?: string | null;
+            /** @description The refunded payment intent. */
+            payment_intent_id: string;
+            /** @description Why the refund failed, when it did. */
+            failure_reason: string | null;
+        };
+        /**
+         * StripeEventMessage
+         * @description Every verified Stripe event is published once (per event id) to the durable topic exchange
+         *     `stripe.events` with the event type as routing key (bind `refund.*`, `payment_intent.succeeded`,
+         *     `#` ...). The body is the Stripe event exactly as Stripe sent it; the AMQP `message_id` is the event id.
+         */
+        StripeEventMessage: components["schemas"]["StripeEvent"];
+        /**
          * WebhookAck
          * @description Acknowledgement of a webhook delivery.
          */
