@@ -5,8 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
+import { provisionKeys } from './auth/api-keys.js';
 import type { Config } from './config/index.js';
 import { buildApp } from './http/app.js';
 import { paymentHandlers } from './http/handlers/payments.js';
@@ -117,6 +119,13 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
     await broker.start();
     closers.push(() => broker.close());
 
+    const provisioned = await provisionKeys(store.apiKeys, config.auth.provisionedKeys);
+    if (provisioned > 0) logger.info({ count: provisioned }, 'API keys provisioned from API_KEYS');
+    if (!config.auth.enabled) {
+      logger.warn(
+        'API AUTHENTICATION IS OFF: anyone who can reach this port can use the API (set API_AUTH=on)',
+      );
+    }
     const relay = createOutboxRelay({ store, broker, logger });
     const payments = createPaymentsService({ store, stripe, logger });
     const refunds = createRefundService({
@@ -196,6 +205,25 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+/** Node rejects malformed HTTP (bad header bytes, oversized headers) before Express; answer it as problem+json too. */
+function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+  const title = status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+  const body = JSON.stringify({
+    type: 'about:blank',
+    title,
+    status,
+    detail: 'The HTTP request is malformed.',
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -243,10 +271,12 @@ export async function startService(
       logger,
       spec,
       handlers: createHandlers(deps),
+      store: deps.store,
       ...(opts.extraRoutes ? { extraRoutes: (a: Express) => opts.extraRoutes!(a, deps) } : {}),
     });
     server = createServer(app);
     server.requestTimeout = config.http.requestTimeoutMs;
+    server.on('clientError', answerMalformedRequest);
     const address = await listen(server, config.port, config.host);
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     const url = `http://${host}:${address.port}`;

@@ -3,6 +3,7 @@
  * operator fixes a deployment in one go instead of one restart per mistake.
  */
 import { z } from 'zod';
+import { parseProvisionedKeys, type ProvisionedKey } from '../auth/api-keys.js';
 import { rabbitUrlFromEnv } from '../queue/rabbit-url.js';
 
 export type Role = 'all' | 'api' | 'worker';
@@ -25,7 +26,11 @@ export interface Config {
     readonly maxNetworkRetries: number;
   };
   readonly database: { readonly url: string };
-  readonly rabbitmq: { readonly url: string | null };
+  readonly rabbitmq: {
+    readonly url: string | null;
+    /** Prepended (with a dot) to every queue and exchange name, so deployments or test runs can share a broker. */
+    readonly queuePrefix: string | null;
+  };
   readonly worker: {
     readonly prefetch: number;
     readonly maxAttempts: number;
@@ -40,6 +45,15 @@ export interface Config {
     readonly trustProxy: boolean;
   };
   readonly sandbox: { readonly port: number };
+  readonly auth: {
+    /** Off only where no real money can move (embedded sandbox, not production), unless asked for. */
+    readonly enabled: boolean;
+    readonly provisionedKeys: readonly ProvisionedKey[];
+    readonly corsOrigins: readonly string[];
+    /** Requests per minute per API key (or per client address when auth is off); 0 = no limit. */
+    readonly rateLimitPerMinute: number;
+    readonly metricsPublic: boolean;
+  };
 }
 
 export class ConfigError extends Error {
@@ -133,6 +147,13 @@ const schema = z.object({
   RABBITMQ_USER: z.preprocess(blankToUndefined, z.string().default('guest')),
   RABBITMQ_PASSWORD: z.preprocess(blankToUndefined, z.string().default('guest')),
   RABBITMQ_VHOST: z.preprocess(blankToUndefined, z.string().default('/')),
+  QUEUE_PREFIX: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,100}$/, 'must be 1-100 letters, digits, ".", "-" or "_"')
+      .optional(),
+  ),
   WORKER_PREFETCH: int(1, 1000, 32),
   WORKER_MAX_ATTEMPTS: int(1, 50, 6),
   WORKER_RETRY_DELAYS_MS: z.preprocess(
@@ -148,6 +169,20 @@ const schema = z.object({
   VALIDATE_RESPONSES: z.preprocess(blankToUndefined, z.enum(['true', 'false']).optional()),
   TRUST_PROXY: bool(false),
   SANDBOX_PORT: int(0, 65535, 0),
+  API_AUTH: z.preprocess(blankToUndefined, z.enum(['on', 'off']).optional()),
+  API_KEYS: str(),
+  CORS_ORIGINS: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(
+        /^https?:\/\/[^\s,/]+(,\s*https?:\/\/[^\s,/]+)*$/,
+        'must be a comma-separated list of origins such as https://shop.example.com',
+      )
+      .optional(),
+  ),
+  RATE_LIMIT_PER_MINUTE: int(0, 1_000_000, 600),
+  METRICS_PUBLIC: bool(true),
 });
 
 function deepFreeze<T>(o: T): T {
@@ -183,7 +218,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.STRIPE_API_BASE && !e.STRIPE_SECRET_KEY) {
     problems.push('STRIPE_SECRET_KEY: required when STRIPE_API_BASE is set');
   }
+  if (production && e.API_AUTH === 'off') problems.push('API_AUTH: cannot be off when NODE_ENV=production');
+  let provisionedKeys: ProvisionedKey[] = [];
+  try {
+    provisionedKeys = e.API_KEYS ? parseProvisionedKeys(e.API_KEYS) : [];
+  } catch (err) {
+    problems.push(`API_KEYS: ${(err as Error).message}`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
+  const embedded = !e.STRIPE_SECRET_KEY;
 
   const retryDelaysMs = e.WORKER_RETRY_DELAYS_MS.split(',').map(Number);
   return deepFreeze<Config>({
@@ -202,7 +245,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
     },
     database: { url: e.DATABASE_URL },
-    rabbitmq: { url: rabbitUrlFromEnv(e) },
+    rabbitmq: { url: rabbitUrlFromEnv(e), queuePrefix: e.QUEUE_PREFIX ?? null },
     worker: {
       prefetch: e.WORKER_PREFETCH,
       maxAttempts: e.WORKER_MAX_ATTEMPTS,
@@ -216,5 +259,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       trustProxy: e.TRUST_PROXY,
     },
     sandbox: { port: e.SANDBOX_PORT },
+    auth: {
+      enabled: e.API_AUTH ? e.API_AUTH === 'on' : !(embedded && !production),
+      provisionedKeys,
+      corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()) : [],
+      rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+      metricsPublic: e.METRICS_PUBLIC,
+    },
   });
 }

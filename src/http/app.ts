@@ -7,25 +7,38 @@ import { pinoHttp } from 'pino-http';
 import swaggerUi from 'swagger-ui-express';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
-import { dispatch, contextOf, operationIdOf, sendReply } from './dispatch.js';
+import type { ApiKeysRepo, IdempotencyRepo } from '../store/index.js';
+import { contextOf, dispatch, operationIdOf, sendReply } from './dispatch.js';
 import { errorHandler, notFound } from './errors.js';
 import type { Handlers } from './operations.js';
 import { requestIdFor } from './request-id.js';
+import {
+  apiKeySecurity,
+  corsMiddleware,
+  helmetMiddleware,
+  rateLimitMiddleware,
+  timeoutMiddleware,
+} from './security.js';
 import type { LoadedSpec } from './spec.js';
 
 export interface AppDeps {
-  config: Pick<Config, 'http'>;
+  config: Pick<Config, 'http'> & { auth?: Config['auth'] };
   logger: Logger;
   spec: LoadedSpec;
   handlers: Handlers;
-  /** Extra routes mounted before the contract (health, metrics, demo pages). */
+  /** Key lookups and Idempotency-Key storage; without them auth is off and Idempotency-Key is ignored. */
+  store?: { apiKeys: ApiKeysRepo; idempotency: IdempotencyRepo };
+  /** Routes mounted before the contract and outside authentication (health, metrics, demo pages). */
   extraRoutes?: (app: Express) => void;
+  /** Observes every finished request (metrics). */
+  onResponse?: (info: { operationId: string | undefined; status: number; seconds: number }) => void;
 }
 
 const WEBHOOK_BODY_LIMIT = '512kb';
 
 export function buildApp(deps: AppDeps): Express {
   const { config, logger, spec, handlers } = deps;
+  const auth = config.auth;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.http.trustProxy);
@@ -51,6 +64,23 @@ export function buildApp(deps: AppDeps): Express {
       wrapSerializers: false,
     }),
   );
+  if (deps.onResponse) {
+    const observe = deps.onResponse;
+    app.use((req, res, next) => {
+      const start = process.hrtime.bigint();
+      res.once('finish', () =>
+        observe({
+          operationId: operationIdOf(req),
+          status: res.statusCode,
+          seconds: Number(process.hrtime.bigint() - start) / 1e9,
+        }),
+      );
+      next();
+    });
+  }
+  app.use(helmetMiddleware());
+  app.use(timeoutMiddleware(config.http.requestTimeoutMs));
+  app.use(corsMiddleware(auth?.corsOrigins ?? []));
 
   app.get('/openapi.json', (_req, res) => {
     res.type('application/json').send(spec.json);
@@ -86,17 +116,21 @@ export function buildApp(deps: AppDeps): Express {
       strict: true,
     }),
   );
+  const authEnabled = Boolean(auth?.enabled && deps.store);
   app.use(
     OpenApiValidator.middleware({
       apiSpec: structuredClone(spec.document) as never,
       validateApiSpec: true,
       validateRequests: { allErrors: true, allowUnknownQueryParameters: false },
       validateResponses: config.http.validateResponses ? { allErrors: true } : false,
-      validateSecurity: false,
+      // With auth off every caller is the anonymous owner (dispatch's default), as in the original service.
+      validateSecurity:
+        authEnabled && deps.store ? { handlers: apiKeySecurity({ apiKeys: deps.store.apiKeys }) } : false,
       ignorePaths: /^\/webhook$/,
     }),
   );
-  app.use(dispatch(handlers));
+  app.use(rateLimitMiddleware(auth?.rateLimitPerMinute ?? 0));
+  app.use(dispatch(handlers, deps.store ? { idempotency: deps.store.idempotency } : {}));
   app.use(notFound);
   app.use(errorHandler);
   return app;

@@ -96,9 +96,17 @@ export function renderError(err: unknown, req: Request): Rendered {
               : err.message;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(err.headers ?? {})) headers[k] = String(v);
+    const code =
+      err.status === 401 ? 'unauthenticated' : err.status === 403 ? 'insufficient_scope' : undefined;
+    if (err.status === 401) headers['WWW-Authenticate'] = 'Bearer';
     return {
       status: err.status,
-      body: problemBody(err.status, { ...base, detail, ...(err.status === 400 ? { errors } : {}) }),
+      body: problemBody(err.status, {
+        ...base,
+        detail,
+        ...(code ? { code } : {}),
+        ...(err.status === 400 ? { errors } : {}),
+      }),
       headers,
       serverFault: false,
     };
@@ -112,20 +120,28 @@ export function renderError(err: unknown, req: Request): Rendered {
 }
 
 export function sendProblem(res: Response, rendered: Omit<Rendered, 'serverFault'>): void {
+  if (res.headersSent) return;
   for (const [k, v] of Object.entries(rendered.headers)) res.setHeader(k, v);
   res.status(rendered.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(rendered.body));
 }
 
-export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
-  if (res.headersSent) {
-    next(err);
-    return;
-  }
+/** Renders and logs an error; the caller decides whether to send it (see dispatch's idempotency). */
+export function renderAndLog(err: unknown, req: Request): Rendered {
   const rendered = renderError(err, req);
   if (rendered.serverFault) req.log.error({ err }, 'request failed');
   else if (rendered.status >= 502) req.log.warn({ err }, 'upstream failure');
   else req.log.debug({ err, status: rendered.status }, 'request rejected');
-  sendProblem(res, rendered);
+  return rendered;
+}
+
+export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
+  if (res.headersSent) {
+    // A timeout answered first; the late outcome is logged, not sent.
+    if (res.writableEnded) req.log.warn({ err }, 'error after the response was sent');
+    else next(err);
+    return;
+  }
+  sendProblem(res, renderAndLog(err, req));
 };
 
 export const notFound: RequestHandler = (req, _res, next) => {

@@ -266,6 +266,7 @@ describe.each(dbs)('payments and refunds on %s', (db) => {
     const bad = await startTestService(db, {
       STRIPE_SECRET_KEY: 'sk_test_wrongkey123',
       STRIPE_API_BASE: svc.deps.sandbox!.url,
+      API_AUTH: 'off',
     });
     try {
       const res = await postJson(`${bad.url}/payment-intent`, { amount: 1000, currency: 'usd' });

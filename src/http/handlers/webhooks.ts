@@ -4,10 +4,9 @@ import type { Handlers } from '../operations.js';
 export const webhookHandlers = (webhooks: WebhookService) =>
   ({
     async handleStripeWebhook({ body, headers }) {
-      const result = await webhooks.receive(
-        body,
-        headers['Stripe-Signature'] ?? (headers as Record<string, string>)['stripe-signature'],
-      );
+      // Node lower-cases incoming header names; the contract spells it the way Stripe documents it.
+      const signature = (headers as Record<string, string | string[] | undefined>)['stripe-signature'];
+      const result = await webhooks.receive(body, signature);
       return { status: 200, body: { success: true, ...(result.duplicate ? { duplicate: true } : {}) } };
     },
   }) satisfies Partial<Handlers>;

@@ -1,0 +1,165 @@
+/**
+ * The edges: who is calling (API keys and scopes, checked by express-openapi-validator's security step
+ * before the body is even validated), browsers (CORS allow-list), how often (per-key rate limit), how long
+ * (request timeout), and safe headers (helmet).
+ */
+import cors from 'cors';
+import type { Request, RequestHandler } from 'express';
+import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import helmet from 'helmet';
+import { hashKey, looksLikeKey, PUBLISHABLE_OPERATIONS } from '../auth/api-keys.js';
+import type { ApiKeysRepo } from '../store/index.js';
+import { sendProblem } from './errors.js';
+import type { Caller } from './operations.js';
+import { problemBody } from './problem.js';
+
+type WithCaller = Request & { caller?: Caller; openapi?: { schema?: { operationId?: string } } };
+
+class AuthError extends Error {
+  constructor(
+    readonly status: 401 | 403,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+// One message for missing, unknown and revoked keys, so a caller cannot tell a revoked key from a typo.
+export const UNAUTHENTICATED_DETAIL = 'A valid API key is required (Authorization: Bearer <key>).';
+
+export interface AuthOptions {
+  apiKeys: ApiKeysRepo;
+  /** How often at most a key's last-used time is written. */
+  touchEveryMs?: number;
+}
+
+/** The validator's security handler for the `ApiKey` scheme: authenticates, checks scopes, sets req.caller. */
+export function apiKeySecurity(opts: AuthOptions) {
+  const lastTouched = new Map<string, number>();
+  const touchEveryMs = opts.touchEveryMs ?? 60_000;
+  return {
+    ApiKey: async (req: Request, scopes: string[]): Promise<boolean> => {
+      const r = req as WithCaller;
+      const match = /^Bearer ([^\s]+)$/i.exec(req.get('authorization') ?? '');
+      const key = match?.[1];
+      if (!key || !looksLikeKey(key)) throw new AuthError(401, UNAUTHENTICATED_DETAIL);
+      const record = await opts.apiKeys.findActiveByHash(hashKey(key));
+      if (!record) throw new AuthError(401, UNAUTHENTICATED_DETAIL);
+      const operationId = r.openapi?.schema?.operationId ?? '';
+      if (record.kind === 'publishable' && !PUBLISHABLE_OPERATIONS.has(operationId)) {
+        throw new AuthError(403, 'Publishable keys may only create checkout sessions and payment intents.');
+      }
+      const missing = scopes.filter((s) => !record.scopes.includes(s));
+      if (missing.length > 0) throw new AuthError(403, `This API key lacks the ${missing.join(', ')} scope.`);
+      r.caller = { owner: record.owner, keyId: record.id, scopes: record.scopes };
+      const now = Date.now();
+      if ((lastTouched.get(record.id) ?? 0) + touchEveryMs < now) {
+        lastTouched.set(record.id, now);
+        void opts.apiKeys.touch(record.id).catch(() => undefined);
+      }
+      return true;
+    },
+  };
+}
+
+export function helmetMiddleware(): RequestHandler {
+  return helmet({
+    contentSecurityPolicy: {
+      directives: {
+        // Swagger UI and the demo load only their own scripts; Swagger UI needs inline styles and data: images.
+        'script-src': ["'self'"],
+        'style-src': ["'self'", "'unsafe-inline'"],
+        'img-src': ["'self'", 'data:'],
+        'form-action': ["'self'", 'http:', 'https:'],
+      },
+    },
+  });
+}
+
+export function corsMiddleware(origins: readonly string[]): RequestHandler {
+  const allowed = new Set(origins);
+  const handler = cors({
+    origin: (origin, cb) => cb(null, origin !== undefined && allowed.has(origin)),
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
+    exposedHeaders: ['X-Request-Id', 'Idempotent-Replayed', 'Retry-After'],
+    maxAge: 600,
+  });
+  return (req, res, next) => {
+    const origin = req.get('origin');
+    if (req.method === 'OPTIONS' && origin !== undefined && !allowed.has(origin)) {
+      sendProblem(res, {
+        status: 403,
+        body: problemBody(403, {
+          detail: 'This origin is not allowed to call the API.',
+          instance: req.path,
+          requestId: String(req.id),
+          code: 'origin_not_allowed',
+        }),
+        headers: {},
+      });
+      return;
+    }
+    handler(req, res, next);
+  };
+}
+
+export function rateLimitMiddleware(perMinute: number): RequestHandler {
+  if (perMinute <= 0) return (_req, _res, next) => next();
+  return rateLimit({
+    windowMs: 60_000,
+    limit: perMinute,
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    keyGenerator: (req) => (req as WithCaller).caller?.keyId ?? ipKeyGenerator(req.ip ?? 'unknown'),
+    handler: (req, res, _next, options) => {
+      const retryAfter = Math.max(
+        1,
+        Math.ceil(
+          (((req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime?.getTime() ??
+            Date.now() + options.windowMs) -
+            Date.now()) /
+            1000,
+        ),
+      );
+      sendProblem(res, {
+        status: 429,
+        body: problemBody(429, {
+          detail: 'Rate limit reached; retry later.',
+          instance: req.path,
+          requestId: String(req.id),
+          code: 'rate_limited',
+          retry_after: retryAfter,
+        }),
+        headers: { 'Retry-After': String(retryAfter) },
+      });
+    },
+  });
+}
+
+/** Answers 503 when a handler takes too long, so a client never waits on a hung upstream forever. */
+export function timeoutMiddleware(ms: number): RequestHandler {
+  return (req, res, next) => {
+    const timer = setTimeout(() => {
+      if (res.headersSent) return;
+      req.log.warn({ ms }, 'request timed out');
+      sendProblem(res, {
+        status: 503,
+        body: problemBody(503, {
+          detail:
+            'The request took too long. Retry later; POSTs are safe to retry with the same Idempotency-Key.',
+          instance: req.path,
+          requestId: String(req.id),
+          code: 'timeout',
+          retry_after: 1,
+        }),
+        headers: { 'Retry-After': '1' },
+      });
+    }, ms);
+    timer.unref();
+    const clear = () => clearTimeout(timer);
+    res.once('finish', clear);
+    res.once('close', clear);
+    next();
+  };
+}
