@@ -1,0 +1,187 @@
+import { getSession, payCheckoutSession, refreshExpiry, sessionExtras } from './checkout-sessions.js';
+import type { SandboxContext } from './context.js';
+import { formatAmount } from './currencies.js';
+import { parseForm } from './form-parser.js';
+import { SandboxError } from './stripe-error.js';
+import { findTestCard, listTestCards } from './test-cards.js';
+import type { CheckoutSessionObject } from './wire-types.js';
+
+export interface PageResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+const STYLE = `
+body{font-family:system-ui,-apple-system,sans-serif;background:#f6f9fc;color:#1a1f36;margin:0}
+main{max-width:32rem;margin:2rem auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 2px 8px #0002}
+h1{font-size:1.25rem;margin-top:0}table{width:100%;border-collapse:collapse;margin-bottom:1.5rem}
+th,td{text-align:left;padding:.4rem 0;border-bottom:1px solid #e3e8ee}td.num,th.num{text-align:right}
+.desc{color:#697386;font-size:.85rem}label{display:block;margin:.75rem 0 .25rem;font-weight:600}
+input,select{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}
+button{margin-top:1.25rem;width:100%;padding:.75rem;font-size:1rem;background:#635bff;color:#fff;border:0;border-radius:6px}
+#error{color:#df1b41;font-weight:600}.note{color:#697386;font-size:.8rem}`;
+
+export function escapeHtml(value: string): string {
+  return value
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+function money(amount: number, currency: string): string {
+  return `${formatAmount(amount, currency)} ${currency.toUpperCase()}`;
+}
+
+function page(status: number, title: string, content: string): PageResponse {
+  const body =
+    `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
+    `<meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(title)}</title>` +
+    `<style>${STYLE}</style></head><body><main>${content}</main></body></html>`;
+  return {
+    status,
+    headers: {
+      'Content-Type': 'text/html; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'",
+      'X-Content-Type-Options': 'nosniff',
+    },
+    body,
+  };
+}
+
+function renderSessionPage(
+  ctx: SandboxContext,
+  session: CheckoutSessionObject,
+  status: number,
+  options: { error?: string; email?: string; selected?: string } = {},
+): PageResponse {
+  const extras = sessionExtras(ctx, session);
+  const rows = extras.lineItems
+    .map((item, i) => {
+      const description = extras.productDescriptions[i];
+      return (
+        `<tr class="line-item"><td><span class="name">${escapeHtml(item.description)}</span>` +
+        (description ? `<br><span class="desc">${escapeHtml(description)}</span>` : '') +
+        `</td><td class="num qty">${item.quantity}</td>` +
+        `<td class="num">${escapeHtml(money(item.amount_total, item.currency))}</td></tr>`
+      );
+    })
+    .join('');
+  const total = escapeHtml(money(session.amount_total, session.currency));
+  const summary =
+    `<h1>Stripe sandbox checkout</h1><table id="line-items"><thead><tr><th>Item</th><th class="num">Qty</th>` +
+    `<th class="num">Amount</th></tr></thead><tbody>${rows}</tbody><tfoot><tr><th colspan="2">Total</th>` +
+    `<td class="num" id="total">${total}</td></tr></tfoot></table>`;
+
+  if (session.status !== 'open') {
+    const message =
+      session.status === 'complete'
+        ? 'This Checkout Session is complete: the payment has already been made.'
+        : 'This Checkout Session has expired. Return to the shop to start again.';
+    return page(
+      status,
+      'Checkout unavailable',
+      `${summary}<p id="status" data-status="${session.status}">${message}</p>`,
+    );
+  }
+
+  const selected = options.selected ?? 'pm_card_visa';
+  const cards = listTestCards()
+    .map(
+      (card) =>
+        `<option value="${escapeHtml(card.id)}"${card.id === selected ? ' selected' : ''}>` +
+        `${escapeHtml(card.label)} · ${escapeHtml(card.id)}</option>`,
+    )
+    .join('');
+  const email = options.email ?? session.customer_email ?? '';
+  const error = options.error ? `<p role="alert" id="error">${escapeHtml(options.error)}</p>` : '';
+  const cancel = session.cancel_url
+    ? `<p><a id="cancel" href="${escapeHtml(session.cancel_url)}">Cancel and return</a></p>`
+    : '';
+  const form =
+    `<form method="post" action="/checkout/${encodeURIComponent(session.id)}" id="checkout-form">` +
+    `<label for="email">Email</label><input type="email" id="email" name="email" value="${escapeHtml(email)}" ` +
+    `autocomplete="email" required><label for="payment_method">Test card</label>` +
+    `<select id="payment_method" name="payment_method">${cards}</select>` +
+    `<button type="submit" id="pay">Pay ${total}</button></form>`;
+  return page(
+    status,
+    'Pay · Stripe sandbox',
+    `${summary}${error}${form}${cancel}<p class="note">Offline Stripe sandbox: no real card is charged.</p>`,
+  );
+}
+
+function notFound(id: string): PageResponse {
+  return page(
+    404,
+    'Not found',
+    `<h1>Checkout Session not found</h1><p id="status">No such checkout session: ${escapeHtml(id)}</p>`,
+  );
+}
+
+function findSession(ctx: SandboxContext, id: string): CheckoutSessionObject | undefined {
+  try {
+    return getSession(ctx, id);
+  } catch (err) {
+    if (err instanceof SandboxError && err.status === 404) return undefined;
+    throw err;
+  }
+}
+
+export function checkoutPageGet(ctx: SandboxContext, sessionId: string): PageResponse {
+  const session = findSession(ctx, sessionId);
+  return session ? renderSessionPage(ctx, session, 200) : notFound(sessionId);
+}
+
+/** The Pay button: 303 to `success_url` on success, the page again with the error otherwise. */
+export function checkoutPagePost(ctx: SandboxContext, sessionId: string, body: string): PageResponse {
+  const session = findSession(ctx, sessionId);
+  if (!session) return notFound(sessionId);
+  refreshExpiry(ctx, session);
+  if (session.status !== 'open') return renderSessionPage(ctx, session, 409);
+
+  let form: Record<string, unknown>;
+  try {
+    form = parseForm(body);
+  } catch {
+    return renderSessionPage(ctx, session, 400, { error: 'The form could not be read. Please try again.' });
+  }
+  const rawEmail = typeof form['email'] === 'string' ? form['email'].trim() : '';
+  const email = rawEmail === '' ? (session.customer_email ?? '') : rawEmail;
+  const paymentMethod = typeof form['payment_method'] === 'string' ? form['payment_method'] : '';
+  if (!EMAIL.test(email)) {
+    return renderSessionPage(ctx, session, 400, {
+      error: 'Enter a valid email address.',
+      email: rawEmail,
+      selected: paymentMethod,
+    });
+  }
+  if (!findTestCard(paymentMethod)) {
+    return renderSessionPage(ctx, session, 400, { error: 'Choose one of the test cards.', email });
+  }
+  try {
+    payCheckoutSession(ctx, session, email, paymentMethod);
+  } catch (err) {
+    if (err instanceof SandboxError) {
+      return renderSessionPage(ctx, session, err.status === 402 ? 402 : 400, {
+        error: err.fields.message,
+        email,
+        selected: paymentMethod,
+      });
+    }
+    throw err;
+  }
+  const location = session.success_url.split('{CHECKOUT_SESSION_ID}').join(session.id);
+  const response = page(
+    303,
+    'Redirecting',
+    `<p>Payment complete. <a href="${escapeHtml(location)}">Continue</a></p>`,
+  );
+  response.headers['Location'] = location;
+  return response;
+}

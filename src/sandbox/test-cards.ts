@@ -1,0 +1,114 @@
+export interface CardDecline {
+  /** `code` on the error and `failure_code` on the charge. */
+  code: string;
+  decline_code: string;
+  message: string;
+}
+
+export interface TestCard {
+  /** The magic PaymentMethod id from Stripe's testing docs. */
+  id: string;
+  label: string;
+  brand: 'visa' | 'mastercard' | 'amex';
+  last4: string;
+  decline?: CardDecline;
+  /** How refunds of a charge paid with this card settle. */
+  refund?: 'pending_then_failed' | 'pending_then_succeeded';
+}
+
+const declined = (decline_code: string, message = 'Your card was declined.'): CardDecline => ({
+  code: 'card_declined',
+  decline_code,
+  message,
+});
+
+const CARDS: readonly TestCard[] = [
+  { id: 'pm_card_visa', label: 'Visa (succeeds)', brand: 'visa', last4: '4242' },
+  { id: 'pm_card_mastercard', label: 'Mastercard (succeeds)', brand: 'mastercard', last4: '4444' },
+  { id: 'pm_card_amex', label: 'American Express (succeeds)', brand: 'amex', last4: '8431' },
+  {
+    id: 'pm_card_chargeDeclined',
+    label: 'Declined: generic decline',
+    brand: 'visa',
+    last4: '0002',
+    decline: declined('generic_decline'),
+  },
+  {
+    id: 'pm_card_chargeDeclinedInsufficientFunds',
+    label: 'Declined: insufficient funds',
+    brand: 'visa',
+    last4: '9995',
+    decline: declined('insufficient_funds', 'Your card has insufficient funds.'),
+  },
+  {
+    id: 'pm_card_chargeDeclinedLostCard',
+    label: 'Declined: lost card',
+    brand: 'visa',
+    last4: '9987',
+    decline: declined('lost_card'),
+  },
+  {
+    id: 'pm_card_chargeDeclinedStolenCard',
+    label: 'Declined: stolen card',
+    brand: 'visa',
+    last4: '9979',
+    decline: declined('stolen_card'),
+  },
+  {
+    id: 'pm_card_chargeDeclinedExpiredCard',
+    label: 'Declined: expired card',
+    brand: 'visa',
+    last4: '0069',
+    decline: { code: 'expired_card', decline_code: 'expired_card', message: 'Your card has expired.' },
+  },
+  {
+    id: 'pm_card_chargeDeclinedIncorrectCvc',
+    label: 'Declined: incorrect CVC',
+    brand: 'visa',
+    last4: '0127',
+    decline: {
+      code: 'incorrect_cvc',
+      decline_code: 'incorrect_cvc',
+      message: "Your card's security code is incorrect.",
+    },
+  },
+  {
+    id: 'pm_card_chargeDeclinedProcessingError',
+    label: 'Declined: processing error',
+    brand: 'visa',
+    last4: '0119',
+    decline: {
+      code: 'processing_error',
+      decline_code: 'processing_error',
+      message: 'An error occurred while processing your card. Try again in a little bit.',
+    },
+  },
+  {
+    id: 'pm_card_refundFail',
+    label: 'Visa (succeeds, refunds fail)',
+    brand: 'visa',
+    last4: '5126',
+    refund: 'pending_then_failed',
+  },
+  {
+    id: 'pm_card_pendingRefund',
+    label: 'Visa (succeeds, refunds stay pending)',
+    brand: 'visa',
+    last4: '7726',
+    refund: 'pending_then_succeeded',
+  },
+];
+
+const ALIASES: Readonly<Record<string, string>> = Object.freeze({
+  pm_card_insufficientFunds: 'pm_card_chargeDeclinedInsufficientFunds',
+});
+
+const BY_ID = new Map(CARDS.map((c) => [c.id, c]));
+
+export function listTestCards(): readonly TestCard[] {
+  return CARDS;
+}
+
+export function findTestCard(id: string): TestCard | undefined {
+  return BY_ID.get(ALIASES[id] ?? id);
+}
