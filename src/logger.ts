@@ -13,7 +13,7 @@ const SECRET_PATTERNS: readonly [RegExp, string][] = [
   [/\bwhsec_[A-Za-z0-9+/=_]+/g, 'whsec_[REDACTED]'],
   [/\b((?:pi|seti|cs)_[A-Za-z0-9_]+?)_secret_[A-Za-z0-9]+/g, '$1_secret_[REDACTED]'],
   [/\bv[01]=[0-9a-f]{16,}/g, 'v1=[REDACTED]'],
-  [/\b(psk|ppk)_[A-Za-z0-9_]{16,}/g, '$1_[REDACTED]'],
+  [/\b(psk|ppk)_[A-Za-z0-9_-]{16,}/g, '$1_[REDACTED]'],
   [/(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, '$1[REDACTED]'],
 ];
 

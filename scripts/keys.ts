@@ -1,0 +1,93 @@
+/**
+ * API key administration against the configured store (DATABASE_URL):
+ *   npm run keys -- create <owner> [--scopes payments:write,refunds:write] [--publishable] [--name "Shop backend"]
+ *   npm run keys -- list [owner]
+ *   npm run keys -- revoke <key id>
+ * The key is printed once on creation; only its hash is stored.
+ */
+import { parseArgs } from 'node:util';
+import { config as loadDotenv } from 'dotenv';
+import { pino } from 'pino';
+import { createKey, SCOPES } from '../src/auth/api-keys.js';
+import { ConfigError, loadConfig } from '../src/config/index.js';
+import { createStore } from '../src/store/index.js';
+
+loadDotenv({ quiet: true });
+
+const usage = `usage:
+  npm run keys -- create <owner> [--scopes ${SCOPES.join(',')}] [--publishable] [--name <text>]
+  npm run keys -- list [owner]
+  npm run keys -- revoke <key id>`;
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: process.argv.slice(2),
+    allowPositionals: true,
+    options: {
+      scopes: { type: 'string' },
+      publishable: { type: 'boolean', default: false },
+      name: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [command, arg] = positionals;
+  if (values.help || !command) {
+    console.log(usage);
+    return command ? 0 : 2;
+  }
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 78;
+    }
+    throw err;
+  }
+  const store = await createStore({ url: config.database.url, logger: pino({ level: 'silent' }) });
+  try {
+    switch (command) {
+      case 'create': {
+        if (!arg) throw new Error('create needs an owner');
+        const { key, record } = await createKey(store.apiKeys, {
+          owner: arg,
+          kind: values.publishable ? 'publishable' : 'secret',
+          ...(values.scopes ? { scopes: values.scopes.split(',').map((s) => s.trim()) } : {}),
+          ...(values.name ? { name: values.name } : {}),
+        });
+        console.log(
+          `created ${record.kind} key ${record.id} for owner "${record.owner}" with scopes ${record.scopes.join(',')}`,
+        );
+        console.log('\nStore it now; it is not shown again:\n');
+        console.log(`  ${key}\n`);
+        return 0;
+      }
+      case 'list': {
+        const keys = await store.apiKeys.list(arg);
+        for (const k of keys) {
+          const state = k.revokedAt ? `revoked ${k.revokedAt}` : `last used ${k.lastUsedAt ?? 'never'}`;
+          console.log(`${k.id}\t${k.owner}\t${k.kind}\t${k.prefix}…\t${k.scopes.join(',')}\t${state}`);
+        }
+        if (keys.length === 0) console.log('no keys');
+        return 0;
+      }
+      case 'revoke': {
+        if (!arg) throw new Error('revoke needs a key id');
+        const ok = await store.apiKeys.revoke(arg);
+        console.log(ok ? `revoked ${arg}` : `no active key ${arg}`);
+        return ok ? 0 : 1;
+      }
+      default:
+        console.error(usage);
+        return 2;
+    }
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    await store.close();
+  }
+}
+
+process.exitCode = await main();

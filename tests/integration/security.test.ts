@@ -1,0 +1,389 @@
+/**
+ * Who may do what: API keys and scopes, per-owner data, publishable keys, CORS, Idempotency-Key,
+ * rate limits, and that secrets never reach the logs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
+import { operations } from '../helpers/contract.js';
+import { getJson, postJson } from '../helpers/http.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+let svc: TestService;
+const keys: Record<string, string> = {};
+
+beforeAll(async () => {
+  svc = await startTestService('sqlite', { API_AUTH: 'on', CORS_ORIGINS: 'https://shop.example.com' });
+  const repo = svc.deps.store.apiKeys;
+  keys.shopAll = (await createKey(repo, { owner: 'shop', kind: 'secret' })).key;
+  keys.shopReadOnly = (
+    await createKey(repo, { owner: 'shop', kind: 'secret', scopes: ['payments:read', 'refunds:read'] })
+  ).key;
+  keys.shopBrowser = (await createKey(repo, { owner: 'shop', kind: 'publishable' })).key;
+  keys.rival = (await createKey(repo, { owner: 'rival', kind: 'secret' })).key;
+  const revoked = await createKey(repo, { owner: 'shop', kind: 'secret' });
+  await repo.revoke(revoked.record.id);
+  keys.revoked = revoked.key;
+});
+afterAll(async () => {
+  await svc?.stop();
+});
+
+const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+
+async function paidIntent(key: string, amount = 5000): Promise<string> {
+  const res = await postJson(
+    `${svc.url}/payment-intent`,
+    { amount, currency: 'usd', payment_method: 'pm_card_visa', confirm: true },
+    auth(key),
+  );
+  expect(res.status).toBe(200);
+  return res.json.paymentIntentId as string;
+}
+
+/** A valid request for each operation, so only authentication decides the answer. */
+function requestFor(operationId: string, pi = 'pi_123abc'): { method: string; path: string; body?: unknown } {
+  switch (operationId) {
+    case 'createCheckoutSession':
+      return {
+        method: 'POST',
+        path: '/create-checkout-session',
+        body: {
+          line_items: [
+            { price_data: { currency: 'usd', product_data: { name: 'T' }, unit_amount: 500 }, quantity: 1 },
+          ],
+          success_url: 'https://shop.example.com/ok',
+          cancel_url: 'https://shop.example.com/no',
+        },
+      };
+    case 'getCheckoutSession':
+      return { method: 'GET', path: '/checkout-session?session_id=cs_test_abc' };
+    case 'createPaymentIntent':
+      return { method: 'POST', path: '/payment-intent', body: { amount: 1000, currency: 'usd' } };
+    case 'getPaymentIntent':
+      return { method: 'GET', path: `/payment-intent/${pi}` };
+    case 'createRefund':
+      return { method: 'POST', path: '/refund', body: { payment_intent_id: pi } };
+    case 'createRefundAsync':
+      return { method: 'POST', path: '/refund-async', body: { payment_intent_id: pi } };
+    case 'getRefundStatus':
+      return { method: 'GET', path: '/refund-status/some-request' };
+    default:
+      throw new Error(operationId);
+  }
+}
+
+async function call(operationId: string, headers: Record<string, string>) {
+  const r = requestFor(operationId);
+  return r.method === 'GET'
+    ? getJson(svc.url + r.path, headers)
+    : postJson(svc.url + r.path, r.body, headers);
+}
+
+const secured = operations()
+  .filter((o) => o.operationId !== 'handleStripeWebhook')
+  .map((o) => o.operationId);
+const scopeOf = (id: string) =>
+  ((operations().find((o) => o.operationId === id)!.op.security as Record<string, string[]>[])[0]!.ApiKey ??
+    [])[0]!;
+
+describe('authentication', () => {
+  it.each(secured)('%s without a key → 401 problem+json', async (operationId) => {
+    const res = await call(operationId, {});
+    expect(res.status).toBe(401);
+    expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+    expect(res.headers.get('www-authenticate')).toBe('Bearer');
+    expect(res.json.code).toBe('unauthenticated');
+  });
+
+  it.each(secured)('%s with a key lacking its scope → 403', async (operationId) => {
+    const scope = scopeOf(operationId);
+    const key = (
+      await createKey(svc.deps.store.apiKeys, {
+        owner: 'shop',
+        kind: 'secret',
+        scopes: ['payments:write', 'payments:read', 'refunds:write', 'refunds:read'].filter(
+          (s) => s !== scope,
+        ),
+      })
+    ).key;
+    const res = await call(operationId, auth(key));
+    expect(res.status).toBe(403);
+    expect(res.json.code).toBe('insufficient_scope');
+    expect(res.json.detail).toContain(scope);
+  });
+
+  it('unknown and revoked keys get the same answer', async () => {
+    const unknown = await call('createPaymentIntent', auth('psk_' + 'x'.repeat(43)));
+    const revoked = await call('createPaymentIntent', auth(keys.revoked!));
+    const strip = (b: Record<string, unknown>) => ({ ...b, request_id: undefined });
+    expect(unknown.status).toBe(401);
+    expect(revoked.status).toBe(401);
+    expect(strip(revoked.json)).toEqual(strip(unknown.json));
+  });
+
+  it('a read-only key reads but cannot write', async () => {
+    const pi = await paidIntent(keys.shopAll!);
+    expect((await getJson(`${svc.url}/payment-intent/${pi}`, auth(keys.shopReadOnly!))).status).toBe(200);
+    expect(
+      (await postJson(`${svc.url}/refund`, { payment_intent_id: pi }, auth(keys.shopReadOnly!))).status,
+    ).toBe(403);
+  });
+
+  it('/docs, /openapi.json and /webhook need no API key', async () => {
+    expect((await fetch(`${svc.url}/openapi.json`)).status).toBe(200);
+    expect((await fetch(`${svc.url}/docs/`)).status).toBe(200);
+    const hook = await postJson(`${svc.url}/webhook`, { id: 'evt_1' });
+    expect(hook.status).toBe(400); // judged by its Stripe signature instead
+  });
+});
+
+describe('object-level access', () => {
+  it("50 of another owner's ids answer 404, never their data", async () => {
+    const ids: { kind: string; id: string }[] = [];
+    for (let i = 0; i < 20; i++) ids.push({ kind: 'pi', id: await paidIntent(keys.shopAll!, 1000 + i) });
+    for (let i = 0; i < 15; i++) {
+      const s = await postJson(
+        `${svc.url}/create-checkout-session`,
+        requestFor('createCheckoutSession').body,
+        auth(keys.shopAll!),
+      );
+      ids.push({ kind: 'cs', id: s.json.id as string });
+    }
+    for (let i = 0; i < 15; i++) {
+      const r = await postJson(
+        `${svc.url}/refund-async`,
+        { payment_intent_id: ids[i]!.id, amount: 100, request_id: `shop-order-${i}` },
+        auth(keys.shopAll!),
+      );
+      expect(r.status).toBe(202);
+      ids.push({ kind: 'refund', id: `shop-order-${i}` });
+    }
+    expect(ids).toHaveLength(50);
+    for (const { kind, id } of ids) {
+      const path =
+        kind === 'pi'
+          ? `/payment-intent/${id}`
+          : kind === 'cs'
+            ? `/checkout-session?session_id=${id}`
+            : `/refund-status/${id}`;
+      const mine = await getJson(svc.url + path, auth(keys.shopAll!));
+      expect(mine.status).toBe(200);
+      const theirs = await getJson(svc.url + path, auth(keys.rival!));
+      expect(theirs.status).toBe(404);
+      // Only the problem fields, answered exactly as for an id that does not exist at all.
+      expect(Object.keys(theirs.json).sort()).toEqual([
+        'code',
+        'detail',
+        'instance',
+        'request_id',
+        'status',
+        'title',
+        'type',
+      ]);
+      const missing = await getJson(
+        svc.url + path.replace(id, `${id.slice(0, 3)}doesnotexist`),
+        auth(keys.rival!),
+      );
+      expect({ ...theirs.json, instance: 0, request_id: 0 }).toEqual({
+        ...missing.json,
+        instance: 0,
+        request_id: 0,
+      });
+    }
+    // Nor can they refund it.
+    const steal = await postJson(`${svc.url}/refund`, { payment_intent_id: ids[0]!.id }, auth(keys.rival!));
+    expect(steal.status).toBe(404);
+  });
+
+  it('the same request_id used by two owners names two different refunds', async () => {
+    const a = await paidIntent(keys.shopAll!);
+    const b = await paidIntent(keys.rival!);
+    const ra = await postJson(
+      `${svc.url}/refund`,
+      { payment_intent_id: a, amount: 100, request_id: 'order-1' },
+      auth(keys.shopAll!),
+    );
+    const rb = await postJson(
+      `${svc.url}/refund`,
+      { payment_intent_id: b, amount: 200, request_id: 'order-1' },
+      auth(keys.rival!),
+    );
+    expect(ra.status).toBe(200);
+    expect(rb.status).toBe(200);
+    expect((await getJson(`${svc.url}/refund-status/order-1`, auth(keys.shopAll!))).json.amount).toBe(100);
+    expect((await getJson(`${svc.url}/refund-status/order-1`, auth(keys.rival!))).json.amount).toBe(200);
+  });
+
+  it('the client secret is only in the creation answer', async () => {
+    const created = await postJson(
+      `${svc.url}/payment-intent`,
+      { amount: 900, currency: 'usd' },
+      auth(keys.shopAll!),
+    );
+    expect(created.json.clientSecret).toMatch(/_secret_/);
+    const read = await getJson(
+      `${svc.url}/payment-intent/${created.json.paymentIntentId as string}`,
+      auth(keys.shopAll!),
+    );
+    expect(read.text).not.toContain('secret');
+  });
+});
+
+describe('publishable (browser) keys', () => {
+  it('create checkout sessions and payment intents', async () => {
+    expect((await call('createCheckoutSession', auth(keys.shopBrowser!))).status).toBe(200);
+    expect((await call('createPaymentIntent', auth(keys.shopBrowser!))).status).toBe(200);
+  });
+
+  it('can never refund or read', async () => {
+    const pi = await paidIntent(keys.shopAll!);
+    for (const op of ['createRefund', 'createRefundAsync', 'getRefundStatus', 'getPaymentIntent']) {
+      const r = requestFor(op, pi);
+      const res =
+        r.method === 'GET'
+          ? await getJson(svc.url + r.path, auth(keys.shopBrowser!))
+          : await postJson(svc.url + r.path, r.body, auth(keys.shopBrowser!));
+      expect(res.status).toBe(403);
+    }
+    expect(await svc.deps.store.refunds.sumCommitted(pi)).toBe(0);
+  });
+
+  it('CORS preflight is allowed only for listed origins', async () => {
+    const preflight = (origin: string) =>
+      fetch(`${svc.url}/create-checkout-session`, {
+        method: 'OPTIONS',
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization,content-type',
+        },
+      });
+    const ok = await preflight('https://shop.example.com');
+    expect(ok.status).toBe(204);
+    expect(ok.headers.get('access-control-allow-origin')).toBe('https://shop.example.com');
+    expect(ok.headers.get('access-control-allow-headers')).toMatch(/authorization/i);
+    const evil = await preflight('https://evil.example.net');
+    expect(evil.status).toBe(403);
+    expect(evil.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('Idempotency-Key', () => {
+  it('same key and body → the stored answer, replayed, and Stripe is asked once', async () => {
+    const body = { amount: 1234, currency: 'usd', metadata: { order_id: 'idem-1' } };
+    const headers = { ...auth(keys.shopAll!), 'idempotency-key': 'idem-key-1' };
+    const first = await postJson(`${svc.url}/payment-intent`, body, headers);
+    const second = await postJson(`${svc.url}/payment-intent`, body, headers);
+    expect(first.status).toBe(200);
+    expect(second.status).toBe(200);
+    expect(second.json).toEqual(first.json);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    const intents = await svc.deps.stripe.paymentIntents.list({ limit: 100 });
+    expect(intents.data.filter((p) => p.metadata?.order_id === 'idem-1')).toHaveLength(1);
+  });
+
+  it('same key, different body → 422', async () => {
+    const headers = { ...auth(keys.shopAll!), 'idempotency-key': 'idem-key-2' };
+    expect(
+      (await postJson(`${svc.url}/payment-intent`, { amount: 100, currency: 'usd' }, headers)).status,
+    ).toBe(200);
+    const res = await postJson(`${svc.url}/payment-intent`, { amount: 101, currency: 'usd' }, headers);
+    expect(res.status).toBe(422);
+    expect(res.json.code).toBe('idempotency_key_reused');
+  });
+
+  it('same key while the first is still running → 409', async () => {
+    await svc.faults({ latency_ms: 600, match: { method: 'POST', path_prefix: '/v1/payment_intents' } });
+    try {
+      const headers = { ...auth(keys.shopAll!), 'idempotency-key': 'idem-key-3' };
+      const body = { amount: 300, currency: 'usd' };
+      const slow = postJson(`${svc.url}/payment-intent`, body, headers);
+      await new Promise((r) => setTimeout(r, 150));
+      const second = await postJson(`${svc.url}/payment-intent`, body, headers);
+      expect(second.status).toBe(409);
+      expect(second.json.code).toBe('idempotency_key_in_use');
+      expect((await slow).status).toBe(200);
+    } finally {
+      await svc.faults({});
+    }
+  });
+
+  it('keys are per owner: another owner may use the same key', async () => {
+    const body = { amount: 700, currency: 'usd' };
+    const a = await postJson(`${svc.url}/payment-intent`, body, {
+      ...auth(keys.shopAll!),
+      'idempotency-key': 'shared',
+    });
+    const b = await postJson(`${svc.url}/payment-intent`, body, {
+      ...auth(keys.rival!),
+      'idempotency-key': 'shared',
+    });
+    expect(b.headers.get('idempotent-replayed')).toBeNull();
+    expect(b.json.paymentIntentId).not.toBe(a.json.paymentIntentId);
+  });
+
+  it('a refund replayed by Idempotency-Key refunds once', async () => {
+    const pi = await paidIntent(keys.shopAll!, 2000);
+    const headers = { ...auth(keys.shopAll!), 'idempotency-key': 'refund-once' };
+    const [x, y] = await Promise.all([
+      postJson(`${svc.url}/refund`, { payment_intent_id: pi, amount: 500 }, headers),
+      new Promise((r) => setTimeout(r, 300)).then(() =>
+        postJson(`${svc.url}/refund`, { payment_intent_id: pi, amount: 500 }, headers),
+      ),
+    ]);
+    expect(x.status).toBe(200);
+    expect(y.status).toBe(200);
+    expect(y.json).toEqual(x.json);
+    expect((await svc.deps.stripe.refunds.list({ payment_intent: pi })).data).toHaveLength(1);
+  });
+});
+
+describe('rate limiting', () => {
+  it('answers 429 with Retry-After once a key exceeds its limit', async () => {
+    const limited = await startTestService('sqlite', { API_AUTH: 'on', RATE_LIMIT_PER_MINUTE: '5' });
+    try {
+      const key = (await createKey(limited.deps.store.apiKeys, { owner: 'tiny', kind: 'secret' })).key;
+      const other = (await createKey(limited.deps.store.apiKeys, { owner: 'other', kind: 'secret' })).key;
+      const statuses: number[] = [];
+      let last;
+      for (let i = 0; i < 7; i++) {
+        last = await getJson(`${limited.url}/refund-status/nope`, auth(key));
+        statuses.push(last.status);
+      }
+      expect(statuses.slice(0, 5)).toEqual([404, 404, 404, 404, 404]);
+      expect(statuses[5]).toBe(429);
+      expect(last!.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(last!.json.code).toBe('rate_limited');
+      // Limits are per key: another caller is unaffected.
+      expect((await getJson(`${limited.url}/refund-status/nope`, auth(other))).status).toBe(404);
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+
+describe('secrets stay out of the logs', () => {
+  it('no API key, Stripe key, client secret or signature appears in captured logs', async () => {
+    const created = await postJson(
+      `${svc.url}/payment-intent`,
+      { amount: 4321, currency: 'usd' },
+      auth(keys.shopAll!),
+    );
+    const clientSecret = created.json.clientSecret as string;
+    await postJson(
+      `${svc.url}/webhook`,
+      { id: 'evt_x' },
+      { 'stripe-signature': 't=1,v1=' + 'ab'.repeat(32) },
+    );
+    await call('createPaymentIntent', auth(keys.revoked!));
+    const logs = svc.lines.join('\n');
+    expect(logs.length).toBeGreaterThan(1000);
+    for (const secret of Object.values(keys)) expect(logs).not.toContain(secret.slice(4));
+    expect(logs).not.toContain(clientSecret);
+    expect(logs).not.toContain(clientSecret.split('_secret_')[1]);
+    expect(logs).not.toContain('ab'.repeat(32));
+    expect(logs).not.toMatch(/sk_test_embedded[0-9a-f]{8}/);
+    expect(logs).not.toMatch(/whsec_[0-9a-f]{8}/);
+  });
+});
