@@ -1,6 +1,69 @@
 // Generated from openapi.yaml by `npm run generate`. Do not edit by hand.
 
 export interface paths {
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Liveness
+         * @description Answers 200 while the process is alive and serving HTTP. Checks nothing else.
+         */
+        get: operations["getHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness
+         * @description Checks the store, RabbitMQ (when configured) and Stripe. Answers 503 naming every part that
+         *     failed, so a load balancer stops sending traffic and an operator knows where to look.
+         */
+        get: operations["getReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description Metrics in the Prometheus text format: HTTP requests, Stripe calls, refunds by status, outbox
+         *     backlog, queue and dead-letter depth, webhook events. Open by default; with `METRICS_PUBLIC=false`
+         *     any valid API key is required.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/create-checkout-session": {
         parameters: {
             query?: never;
@@ -398,7 +461,7 @@ export interface components {
              * @description Confirm the intent at once with `payment_method`.
              * @default false
              */
-            confirm: boolean;
+            confirm?: boolean;
         };
         /**
          * PaymentIntentCreated
@@ -574,6 +637,34 @@ export interface components {
                 object: Record<string, never>;
                 /** @description Changed fields' previous values, on `*.updated` events. */
                 previous_attributes?: Record<string, never>;
+            };
+        };
+        /**
+         * Health
+         * @description Liveness answer.
+         */
+        Health: {
+            /**
+             * @description Always `ok` when the process answers.
+             * @constant
+             */
+            status: "ok";
+        };
+        /**
+         * Readiness
+         * @description Readiness answer with the state of each dependency.
+         */
+        Readiness: {
+            /**
+             * @description `ok` when every check passed.
+             * @enum {string}
+             */
+            status: "ok" | "unavailable";
+            /** @description Names of the checks that failed. */
+            failing?: string[];
+            /** @description Each dependency: `ok`, `down`, or `not_configured`. */
+            checks: {
+                [key: string]: "ok" | "down" | "not_configured";
             };
         };
         /**
@@ -769,6 +860,81 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    getHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process is alive. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every dependency answered. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description At least one dependency failed. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Current metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            default: components["responses"]["Problem"];
+        };
+    };
     createCheckoutSession: {
         parameters: {
             query?: never;

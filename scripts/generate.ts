@@ -7,6 +7,8 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import openapiTS, { astToString } from 'openapi-typescript';
+import { parse } from 'yaml';
+import { renderOpenApi30, type JsonObject } from './openapi-30.js';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const specPath = path.join(root, 'openapi.yaml');
@@ -15,14 +17,27 @@ const outDir = path.join(root, 'generated');
 const banner = '// Generated from openapi.yaml by `npm run generate`. Do not edit by hand.\n\n';
 
 async function renderTypes(): Promise<string> {
-  const ast = await openapiTS(new URL(`file://${specPath}`), { alphabetize: false });
+  // defaultNonNullable would make a property with a `default` required in component schemas, so a
+  // request body without it (the original README's `{ amount, currency }` without `confirm`) would not
+  // compile in a typed client although the service accepts it.
+  const ast = await openapiTS(new URL(`file://${specPath}`), {
+    alphabetize: false,
+    defaultNonNullable: false,
+  });
   return banner + astToString(ast);
+}
+
+// For client generators that only read OpenAPI 3.0; JSON has no room for a banner, so the
+// generated/ folder and this script are what mark it as derived.
+async function renderOpenApi30File(): Promise<string> {
+  return renderOpenApi30(parse(await readFile(specPath, 'utf8')) as JsonObject);
 }
 
 async function main(): Promise<void> {
   const check = process.argv.includes('--check');
   const outputs: Record<string, string> = {
     'openapi.ts': await renderTypes(),
+    'openapi-3.0.json': await renderOpenApi30File(),
   };
   const stale: string[] = [];
   for (const [name, content] of Object.entries(outputs)) {

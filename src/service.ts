@@ -13,9 +13,12 @@ import type { Config } from './config/index.js';
 import { buildApp } from './http/app.js';
 import { paymentHandlers } from './http/handlers/payments.js';
 import { refundHandlers } from './http/handlers/refunds.js';
+import { opsHandlers } from './http/handlers/ops.js';
 import { webhookHandlers } from './http/handlers/webhooks.js';
 import type { Handlers } from './http/operations.js';
 import { loadSpec } from './http/spec.js';
+import { createReadiness, type Readiness } from './ops/health.js';
+import { createMetrics, type Metrics } from './ops/metrics.js';
 import { createPaymentsService, type PaymentsService } from './payments/service.js';
 import {
   createMemoryBroker,
@@ -60,6 +63,8 @@ export interface Deps {
   readonly payments: PaymentsService;
   readonly refunds: RefundService;
   readonly webhooks: WebhookService;
+  readonly metrics: Metrics;
+  readonly readiness: () => Promise<Readiness>;
   close(): Promise<void>;
 }
 
@@ -91,6 +96,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       apiBase = new URL(sandbox.url);
       logger.warn({ sandbox: sandbox.url }, EMBEDDED_NOTICE);
     }
+    const metrics = createMetrics();
     const stripe = createStripeClient(
       {
         secretKey: secretKey!,
@@ -99,6 +105,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
         maxNetworkRetries: config.stripe.maxNetworkRetries,
       },
       logger,
+      (e) => metrics.observeStripe(e),
     );
 
     const topology = resolveTopology(opts.topology);
@@ -126,6 +133,8 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
         'API AUTHENTICATION IS OFF: anyone who can reach this port can use the API (set API_AUTH=on)',
       );
     }
+    metrics.attach({ store, broker, topology });
+    const readiness = createReadiness({ store, broker, stripe });
     const relay = createOutboxRelay({ store, broker, logger });
     const payments = createPaymentsService({ store, stripe, logger });
     const refunds = createRefundService({
@@ -165,6 +174,8 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       payments,
       refunds,
       webhooks,
+      metrics,
+      readiness,
       async close() {
         for (const close of closers.reverse())
           await close().catch((err) => logger.error({ err }, 'close failed'));
@@ -180,7 +191,12 @@ export function createHandlers(deps: Deps): Handlers {
   const handlers = {
     ...paymentHandlers(deps.payments),
     ...refundHandlers(deps.refunds),
-    ...webhookHandlers(deps.webhooks),
+    ...webhookHandlers(deps.webhooks, deps.metrics),
+    ...opsHandlers({
+      readiness: deps.readiness,
+      metrics: deps.metrics,
+      metricsPublic: deps.config.auth.metricsPublic,
+    }),
   } satisfies Handlers;
   // Outbox rows are written by request handlers; wake the relay as soon as they are committed.
   const wrap = <H extends (...a: never[]) => Promise<unknown>>(h: H): H =>
@@ -272,6 +288,7 @@ export async function startService(
       spec,
       handlers: createHandlers(deps),
       store: deps.store,
+      onResponse: (info) => deps.metrics.observeHttp(info),
       ...(opts.extraRoutes ? { extraRoutes: (a: Express) => opts.extraRoutes!(a, deps) } : {}),
     });
     server = createServer(app);

@@ -85,6 +85,9 @@ export function buildApp(deps: AppDeps): Express {
   app.get('/openapi.json', (_req, res) => {
     res.type('application/json').send(spec.json);
   });
+  app.get('/openapi-3.0.json', (_req, res) => {
+    res.type('application/json').send(spec.json30);
+  });
   app.get('/openapi.yaml', (_req, res) => {
     res.type('application/yaml').send(spec.yaml);
   });

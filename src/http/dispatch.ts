@@ -44,7 +44,10 @@ export function sendReply(res: Response, reply: Reply) {
   if (res.headersSent) return; // a timeout answered already
   for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
   if (reply.body === undefined) res.status(reply.status).end();
-  else res.status(reply.status).json(reply.body);
+  else if (typeof reply.body === 'string') {
+    if (!res.getHeader('content-type')) res.type('text/plain');
+    res.status(reply.status).send(reply.body);
+  } else res.status(reply.status).json(reply.body);
 }
 
 /** Stable JSON (sorted keys) so the same body always hashes the same. */

@@ -13,7 +13,11 @@ type Op<O extends OperationId> = operations[O];
 /** Operations whose handler needs the exact request bytes (signature checks), not parsed JSON. */
 export type RawBodyOperationId = 'handleStripeWebhook';
 
-type JsonOf<R> = R extends { content: { 'application/json': infer B } } ? B : undefined;
+type JsonOf<R> = R extends { content: { 'application/json': infer B } }
+  ? B
+  : R extends { content: { 'text/plain': infer T } }
+    ? T
+    : undefined;
 type Present<T> = [NonNullable<T>] extends [never] ? Record<string, never> : NonNullable<T>;
 type Params<O extends OperationId> = Op<O>['parameters'];
 
@@ -49,8 +53,19 @@ export interface Input<O extends OperationId> {
   ctx: RequestContext;
 }
 
-type SuccessStatus = 200 | 201 | 202 | 204;
-type StatusOf<O extends OperationId> = Extract<keyof Op<O>['responses'], SuccessStatus>;
+/**
+ * Statuses a handler may return: every documented one with a JSON or text body (plus 204). Problem
+ * responses (application/problem+json) are produced by throwing ProblemError, never returned.
+ */
+type StatusOf<O extends OperationId> = {
+  [S in keyof Op<O>['responses']]: S extends 'default'
+    ? never
+    : S extends 204
+      ? S
+      : [JsonOf<Op<O>['responses'][S]>] extends [undefined]
+        ? never
+        : S;
+}[keyof Op<O>['responses']];
 
 export type Reply<O extends OperationId> = {
   [S in StatusOf<O>]: {

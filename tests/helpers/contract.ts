@@ -63,13 +63,22 @@ export function requestSchemaPointer(operationId: string): string {
   );
 }
 
+const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
+
 export function responseSchemaPointer(operationId: string, status: string, mediaType?: string): string {
-  const { op } = operation(operationId);
+  const { op, path: p, method } = operation(operationId);
   const responses = op.responses as Json;
-  const response = deref((responses[status] ?? responses.default) as Json);
+  const key = status in responses ? status : 'default';
+  let pointer = `#/paths/${esc(p)}/${method}/responses/${key}`;
+  let response = responses[key] as Json;
+  while (typeof response.$ref === 'string') {
+    pointer = response.$ref;
+    response = resolve(response.$ref);
+  }
   const content = response.content as Json;
   const type = mediaType ?? Object.keys(content)[0]!;
-  return pointerOf((content[type] as Json).schema as Json, 'unknown');
+  const schema = (content[type] as Json).schema as Json;
+  return pointerOf(schema, `${pointer}/content/${esc(type)}/schema`);
 }
 
 export function validate(pointer: string, value: unknown): string[] {

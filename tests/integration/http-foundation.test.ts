@@ -30,6 +30,9 @@ function handlers(): Handlers {
     createRefundAsync: notImplemented('createRefundAsync'),
     getRefundStatus: notImplemented('getRefundStatus'),
     handleStripeWebhook: notImplemented('handleStripeWebhook'),
+    getHealth: async () => ({ status: 200, body: { status: 'ok' } }),
+    getReadiness: notImplemented('getReadiness'),
+    getMetrics: notImplemented('getMetrics'),
   };
 }
 
@@ -175,6 +178,9 @@ describe('docs', () => {
     const json = await getJson(`${served.url}/openapi.json`);
     expect(json.status).toBe(200);
     expect(json.json.openapi).toMatch(/^3\.1/);
+    const json30 = await getJson(`${served.url}/openapi-3.0.json`);
+    expect(json30.status).toBe(200);
+    expect(json30.json.openapi).toBe('3.0.3');
     const yaml = await fetch(`${served.url}/openapi.yaml`);
     expect(yaml.status).toBe(200);
     expect(await yaml.text()).toMatch(/^openapi: 3\.1/);

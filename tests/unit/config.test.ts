@@ -40,7 +40,9 @@ describe('config', () => {
   });
 
   it('prefers RABBITMQ_URL when both are set', () => {
-    expect(loadConfig({ RABBITMQ_URL: 'amqp://a:b@h:1/v', RABBITMQ_HOST: 'x' }).rabbitmq.url).toBe('amqp://a:b@h:1/v');
+    expect(loadConfig({ RABBITMQ_URL: 'amqp://a:b@h:1/v', RABBITMQ_HOST: 'x' }).rabbitmq.url).toBe(
+      'amqp://a:b@h:1/v',
+    );
   });
 
   it('reports every bad value at once, without echoing secrets', () => {
@@ -53,7 +55,13 @@ describe('config', () => {
     });
     const keys = problems.map((p) => p.split(':')[0]);
     expect(keys).toEqual(
-      expect.arrayContaining(['PORT', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'DATABASE_URL', 'WORKER_PREFETCH']),
+      expect.arrayContaining([
+        'PORT',
+        'STRIPE_SECRET_KEY',
+        'STRIPE_WEBHOOK_SECRET',
+        'DATABASE_URL',
+        'WORKER_PREFETCH',
+      ]),
     );
     expect(problems.join('\n')).toContain('publishable key');
     expect(problems.join('\n')).not.toContain('51Secretish');

@@ -57,7 +57,10 @@ const complete = `
   createRefund: notImplemented('createRefund'),
   createRefundAsync: notImplemented('createRefundAsync'),
   getRefundStatus: notImplemented('getRefundStatus'),
-  handleStripeWebhook: notImplemented('handleStripeWebhook'),`;
+  handleStripeWebhook: notImplemented('handleStripeWebhook'),
+  getHealth: notImplemented('getHealth'),
+  getReadiness: notImplemented('getReadiness'),
+  getMetrics: notImplemented('getMetrics'),`;
 
 describe('typed handlers', () => {
   it('a complete handler table compiles', async () => {
