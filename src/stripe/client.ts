@@ -54,7 +54,7 @@ export function createStripeClient(
       requestId: e.request_id,
     };
     // Stripe's request id is what their support asks for; log it for every call.
-    log.debug(
+    log.info(
       { stripeRequestId: event.requestId, method: e.method, path: e.path, status: e.status, ms: e.elapsed },
       'stripe call',
     );

@@ -1,0 +1,89 @@
+/**
+ * npm run reconcile -- --since 24h [--json]
+ * Compares the ledger (DATABASE_URL) with Stripe (STRIPE_SECRET_KEY / STRIPE_API_BASE) and exits 1 when
+ * anything drifted, so it can run from cron or CI.
+ */
+import { parseArgs } from 'node:util';
+import { SingleBar, Presets } from 'cli-progress';
+import { config as loadDotenv } from 'dotenv';
+import { pino } from 'pino';
+import { ConfigError, loadConfig } from '../src/config/index.js';
+import { parseDuration, reconcile } from '../src/reconcile/index.js';
+import { createStore } from '../src/store/index.js';
+import { createStripeClient } from '../src/stripe/client.js';
+
+loadDotenv({ quiet: true });
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: { since: { type: 'string', default: '24h' }, json: { type: 'boolean', default: false } },
+  });
+  let config;
+  let windowMs: number;
+  try {
+    config = loadConfig(process.env);
+    windowMs = parseDuration(values.since!);
+  } catch (err) {
+    console.error(err instanceof ConfigError ? err.message : `error: ${(err as Error).message}`);
+    return 2;
+  }
+  if (!config.stripe.secretKey) {
+    console.error(
+      'error: reconcile needs STRIPE_SECRET_KEY (and STRIPE_API_BASE for a Stripe-compatible server)',
+    );
+    return 2;
+  }
+  const logger = pino({ level: 'silent' });
+  const store = await createStore({ url: config.database.url, logger });
+  const stripe = createStripeClient(
+    {
+      secretKey: config.stripe.secretKey,
+      apiBase: config.stripe.apiBase,
+      timeoutMs: config.stripe.timeoutMs,
+      maxNetworkRetries: 3,
+    },
+    logger,
+  );
+  const bar =
+    process.stderr.isTTY && !values.json
+      ? new SingleBar(
+          { format: ' {phase} [{bar}] {value}/{total}', hideCursor: true },
+          Presets.shades_classic,
+        )
+      : null;
+  let phase = '';
+  try {
+    const report = await reconcile({
+      store,
+      stripe,
+      since: new Date(Date.now() - windowMs),
+      onProgress: (p) => {
+        if (!bar) return;
+        if (p.phase !== phase) {
+          if (phase) bar.stop();
+          phase = p.phase;
+          bar.start(p.total ?? 0, 0, { phase });
+        }
+        if (p.total === null) bar.setTotal(p.done);
+        bar.update(p.done, { phase });
+      },
+    });
+    bar?.stop();
+    if (values.json) console.log(JSON.stringify(report, null, 2));
+    else {
+      const c = report.checked;
+      console.log(
+        `checked since ${report.since}: ${c.payments} payments, ${c.stripeRefunds} Stripe refunds, ${c.ledgerRefunds} ledger refunds`,
+      );
+      if (report.drifts.length === 0) console.log('no drift');
+      for (const d of report.drifts) console.log(`DRIFT ${d.kind} ${d.id}: ${d.detail}`);
+    }
+    return report.drifts.length > 0 ? 1 : 0;
+  } finally {
+    bar?.stop();
+    await store.close();
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,204 @@
+/**
+ * Compares the ledger with Stripe for a time window and reports every difference: payments whose status
+ * or amount disagree, refunds Stripe has that the ledger lacks (made in the dashboard while webhooks were
+ * down), refunds the ledger has that Stripe does not, and refunds stuck in flight.
+ */
+import type Stripe from 'stripe';
+import { isTerminalRefundStatus, type Payment, type Refund, type Store } from '../store/index.js';
+import type { StripeClient } from '../stripe/client.js';
+
+export type DriftKind =
+  | 'payment_missing_in_stripe'
+  | 'payment_status'
+  | 'payment_amount'
+  | 'refund_missing_in_ledger'
+  | 'refund_missing_in_stripe'
+  | 'refund_status'
+  | 'refund_amount'
+  | 'refund_stuck';
+
+export interface Drift {
+  kind: DriftKind;
+  /** Stripe id, or our request id when Stripe has none. */
+  id: string;
+  detail: string;
+}
+
+export interface ReconcileProgress {
+  phase: 'payments' | 'stripe refunds' | 'ledger refunds';
+  done: number;
+  total: number | null;
+}
+
+export interface ReconcileOptions {
+  store: Store;
+  stripe: StripeClient;
+  since: Date;
+  /** Refunds not final after this long count as stuck. */
+  stuckAfterMs?: number;
+  concurrency?: number;
+  onProgress?: (p: ReconcileProgress) => void;
+}
+
+export interface ReconcileReport {
+  since: string;
+  checked: { payments: number; stripeRefunds: number; ledgerRefunds: number };
+  drifts: Drift[];
+}
+
+const PAGE = 200;
+
+async function* ledgerPayments(store: Store, since: Date): AsyncGenerator<Payment> {
+  let cursor: { since: string | Date; after?: string } = { since };
+  for (;;) {
+    const page = await store.payments.listCreatedSince(cursor.since, PAGE, cursor.after);
+    for (const p of page) yield p;
+    if (page.length < PAGE) return;
+    const last = page[page.length - 1]!;
+    cursor = { since: last.createdAt, after: last.id };
+  }
+}
+
+async function* ledgerRefunds(store: Store, since: Date): AsyncGenerator<Refund> {
+  let cursor: { since: string | Date; after?: string } = { since };
+  for (;;) {
+    const page = await store.refunds.listCreatedSince(cursor.since, PAGE, cursor.after);
+    for (const r of page) yield r;
+    if (page.length < PAGE) return;
+    const last = page[page.length - 1]!;
+    cursor = { since: last.createdAt, after: last.requestId };
+  }
+}
+
+async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
+}
+
+function isMissing(err: unknown): boolean {
+  const e = err as { statusCode?: number; code?: string };
+  return e.statusCode === 404 || e.code === 'resource_missing';
+}
+
+export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport> {
+  const { store, stripe, since } = opts;
+  const concurrency = opts.concurrency ?? 8;
+  const stuckAfterMs = opts.stuckAfterMs ?? 60 * 60_000;
+  const drifts: Drift[] = [];
+  const progress = opts.onProgress ?? (() => undefined);
+
+  // 1. Payment intents in the ledger against Stripe.
+  const payments: Payment[] = [];
+  for await (const p of ledgerPayments(store, since)) if (p.kind === 'payment_intent') payments.push(p);
+  let done = 0;
+  await inBatches(payments, concurrency, async (p) => {
+    try {
+      const pi = await stripe.paymentIntents.retrieve(p.id);
+      if (pi.status !== p.status) {
+        drifts.push({
+          kind: 'payment_status',
+          id: p.id,
+          detail: `ledger says ${p.status}, Stripe says ${pi.status}`,
+        });
+      }
+      if (pi.amount !== p.amount) {
+        drifts.push({
+          kind: 'payment_amount',
+          id: p.id,
+          detail: `ledger says ${p.amount}, Stripe says ${pi.amount}`,
+        });
+      }
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+      drifts.push({
+        kind: 'payment_missing_in_stripe',
+        id: p.id,
+        detail: 'in the ledger, unknown to Stripe',
+      });
+    }
+    progress({ phase: 'payments', done: ++done, total: payments.length });
+  });
+
+  // 2. Every Stripe refund of the window must be in the ledger, with the same status and amount.
+  const seen = new Set<string>();
+  let stripeRefunds = 0;
+  const created = { gte: Math.floor(since.getTime() / 1000) };
+  for await (const r of stripe.refunds.list({ created, limit: 100 }) as AsyncIterable<Stripe.Refund>) {
+    stripeRefunds++;
+    seen.add(r.id);
+    const row =
+      (await store.refunds.getByStripeId(r.id)) ??
+      (r.metadata?.request_id ? await store.refunds.get(r.metadata.request_id) : null);
+    if (!row) {
+      drifts.push({
+        kind: 'refund_missing_in_ledger',
+        id: r.id,
+        detail: `Stripe has a ${r.status} refund of ${r.amount} ${r.currency} on ${String(r.payment_intent)} that the ledger lacks`,
+      });
+    } else {
+      if (row.status !== r.status) {
+        drifts.push({
+          kind: 'refund_status',
+          id: r.id,
+          detail: `ledger says ${row.status}, Stripe says ${r.status}`,
+        });
+      }
+      if (row.amount !== r.amount) {
+        drifts.push({
+          kind: 'refund_amount',
+          id: r.id,
+          detail: `ledger says ${row.amount}, Stripe says ${r.amount}`,
+        });
+      }
+    }
+    progress({ phase: 'stripe refunds', done: stripeRefunds, total: null });
+  }
+
+  // 3. Ledger refunds Stripe did not list, and refunds stuck in flight.
+  const ledger: Refund[] = [];
+  for await (const r of ledgerRefunds(store, since)) ledger.push(r);
+  done = 0;
+  const now = Date.now();
+  await inBatches(ledger, concurrency, async (r) => {
+    if (r.stripeRefundId && !seen.has(r.stripeRefundId)) {
+      try {
+        await stripe.refunds.retrieve(r.stripeRefundId);
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+        drifts.push({
+          kind: 'refund_missing_in_stripe',
+          id: r.stripeRefundId,
+          detail: `ledger request ${r.requestId}`,
+        });
+      }
+    }
+    if (!r.stripeRefundId && r.status === 'succeeded') {
+      drifts.push({
+        kind: 'refund_missing_in_stripe',
+        id: r.requestId,
+        detail: 'succeeded in the ledger without a Stripe refund',
+      });
+    }
+    if (!isTerminalRefundStatus(r.status) && now - Date.parse(r.updatedAt) > stuckAfterMs) {
+      drifts.push({
+        kind: 'refund_stuck',
+        id: r.stripeRefundId ?? r.requestId,
+        detail: `${r.status} since ${r.updatedAt}`,
+      });
+    }
+    progress({ phase: 'ledger refunds', done: ++done, total: ledger.length });
+  });
+
+  return {
+    since: since.toISOString(),
+    checked: { payments: payments.length, stripeRefunds, ledgerRefunds: ledger.length },
+    drifts,
+  };
+}
+
+/** `24h`, `30m`, `7d`, `90s` → milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());
+  if (!m) throw new Error(`cannot read duration "${text}"; use e.g. 90s, 30m, 24h, 7d`);
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}

@@ -1,0 +1,266 @@
+/**
+ * What operators see: liveness, readiness naming the failing dependency, Prometheus figures that move
+ * when work is done, and reconciliation finding drift made behind the service's back.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
+import { reconcile } from '../../src/reconcile/index.js';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { getJson, postJson } from '../helpers/http.js';
+import { freePort } from '../helpers/processes.js';
+import { RABBITMQ_URL, rabbitAvailable } from '../helpers/services.js';
+import { deleteEverything, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
+import { eventually, startTestService, type TestService } from '../helpers/service.js';
+
+const run = promisify(execFile);
+const root = path.resolve(import.meta.dirname, '../..');
+
+function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (want.every((w) => line.includes(w))) total += Number(line.split(' ').pop());
+  }
+  return total;
+}
+
+describe('health and readiness', () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService('sqlite');
+  });
+  afterAll(async () => {
+    await svc?.stop();
+  });
+
+  it('/healthz answers 200 ok', async () => {
+    const res = await getJson(`${svc.url}/healthz`);
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ status: 'ok' });
+  });
+
+  it('/readyz answers 200 with each dependency checked', async () => {
+    const res = await getJson(`${svc.url}/readyz`);
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({
+      status: 'ok',
+      checks: { store: 'ok', broker: 'not_configured', stripe: 'ok' },
+    });
+  });
+
+  it('/readyz answers 503 naming RabbitMQ when the broker cannot be reached', async () => {
+    const closed = await freePort();
+    const down = await startTestService('sqlite', { RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${closed}` });
+    try {
+      const res = await getJson(`${down.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(res.json).toMatchObject({
+        status: 'unavailable',
+        failing: ['broker'],
+        checks: { broker: 'down', store: 'ok' },
+      });
+      // The API still accepts work while the broker is away: it waits in the outbox.
+      const pi = await postJson(`${down.url}/payment-intent`, {
+        amount: 1000,
+        currency: 'usd',
+        payment_method: 'pm_card_visa',
+        confirm: true,
+      });
+      const queued = await postJson(`${down.url}/refund-async`, {
+        payment_intent_id: pi.json.paymentIntentId,
+      });
+      expect(queued.status).toBe(202);
+      expect(await down.deps.store.outbox.pendingCount()).toBeGreaterThan(0);
+    } finally {
+      await down.stop();
+    }
+  });
+
+  it('/readyz answers 503 naming Stripe when Stripe fails', async () => {
+    await svc.faults({ error_rate: 1 });
+    try {
+      await new Promise((r) => setTimeout(r, 5100)); // past the cached Stripe answer
+      const res = await getJson(`${svc.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(res.json.failing).toEqual(['stripe']);
+    } finally {
+      await svc.faults({});
+    }
+  }, 20_000);
+});
+
+describe.skipIf(!(await rabbitAvailable()))('readiness with RabbitMQ', () => {
+  it('/readyz reports the broker ok when connected', async () => {
+    const prefix = uniquePrefix('ops');
+    const svc = await startTestService('sqlite', { RABBITMQ_URL }, { topology: topologyFor(prefix) });
+    try {
+      const res = await eventually(
+        () => getJson(`${svc.url}/readyz`),
+        (r) => r.status === 200,
+        10_000,
+      );
+      expect(res.json.checks).toMatchObject({ broker: 'ok' });
+      const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+      expect(metrics).toMatch(/payments_queue_depth\{queue="requests"\} \d+/);
+      expect(metricValue(metrics, 'payments_broker_connected')).toBe(1);
+    } finally {
+      await svc.stop();
+      await deleteEverything(prefix);
+    }
+  });
+});
+
+describe('metrics', () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService('sqlite');
+  });
+  afterAll(async () => {
+    await svc?.stop();
+  });
+
+  it('figures move when work is done', async () => {
+    const scrape = async () => {
+      const res = await fetch(`${svc.url}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      return res.text();
+    };
+    const before = await scrape();
+    const pi = await postJson(`${svc.url}/payment-intent`, {
+      amount: 5000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    await postJson(`${svc.url}/refund`, { payment_intent_id: pi.json.paymentIntentId, amount: 1000 });
+    await postJson(`${svc.url}/refund-async`, { payment_intent_id: pi.json.paymentIntentId, amount: 1000 });
+    await getJson(`${svc.url}/payment-intent/pi_missing_one`);
+    await eventually(
+      async () => (await svc.deps.store.refunds.countByStatus()).succeeded,
+      (n) => n >= 2,
+    );
+    await eventually(
+      () => scrape(),
+      (t) => metricValue(t, 'payments_webhook_events_total') > 0,
+    );
+    const after = await scrape();
+
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      metricValue(after, name, labels) - metricValue(before, name, labels);
+    expect(delta('payments_http_requests_total', { operation: 'createPaymentIntent', status: '200' })).toBe(
+      1,
+    );
+    expect(delta('payments_http_requests_total', { operation: 'getPaymentIntent', status: '404' })).toBe(1);
+    expect(delta('payments_http_request_duration_seconds_count', { operation: 'createRefund' })).toBe(1);
+    expect(
+      delta('payments_stripe_requests_total', { operation: 'POST /v1/payment_intents', outcome: 'ok' }),
+    ).toBe(1);
+    expect(delta('payments_stripe_requests_total', { operation: 'POST /v1/refunds', outcome: 'ok' })).toBe(2);
+    expect(
+      delta('payments_stripe_requests_total', {
+        operation: 'GET /v1/payment_intents/:id',
+        outcome: 'client_error',
+      }),
+    ).toBe(1);
+    expect(metricValue(after, 'payments_refunds', { status: 'succeeded' })).toBeGreaterThanOrEqual(2);
+    expect(after).toMatch(/payments_outbox_backlog \d+/);
+    expect(
+      delta('payments_webhook_events_total', { type: 'refund.created', outcome: 'processed' }),
+    ).toBeGreaterThanOrEqual(2);
+  });
+
+  it('can require an API key', async () => {
+    const closed = await startTestService('sqlite', { METRICS_PUBLIC: 'false', API_AUTH: 'on' });
+    try {
+      expect((await fetch(`${closed.url}/metrics`)).status).toBe(401);
+      const key = (
+        await createKey(closed.deps.store.apiKeys, {
+          owner: 'ops',
+          kind: 'secret',
+          scopes: ['payments:read'],
+        })
+      ).key;
+      expect(
+        (await fetch(`${closed.url}/metrics`, { headers: { authorization: `Bearer ${key}` } })).status,
+      ).toBe(200);
+      expect((await fetch(`${closed.url}/healthz`)).status).toBe(200);
+    } finally {
+      await closed.stop();
+    }
+  });
+});
+
+describe('reconciliation', () => {
+  let sandbox: Sandbox;
+  let svc: TestService;
+  let direct: Stripe;
+  const secret = 'sk_test_reconcile123';
+  beforeAll(async () => {
+    // A sandbox that sends no webhooks: what happens in it behind the service's back stays unknown to the ledger.
+    sandbox = await startSandbox({ secretKey: secret });
+    const { port } = new URL(sandbox.url);
+    direct = new Stripe(secret, { host: '127.0.0.1', port, protocol: 'http' });
+    svc = await startTestService('sqlite', {
+      STRIPE_SECRET_KEY: secret,
+      STRIPE_API_BASE: sandbox.url,
+      API_AUTH: 'off',
+    });
+  });
+  afterAll(async () => {
+    await svc?.stop();
+    await sandbox?.close();
+  });
+
+  it('finds no drift when everything went through the service, then finds a refund made directly in Stripe', async () => {
+    const pi = await postJson(`${svc.url}/payment-intent`, {
+      amount: 8000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    const piId = pi.json.paymentIntentId as string;
+    expect((await postJson(`${svc.url}/refund`, { payment_intent_id: piId, amount: 3000 })).status).toBe(200);
+    const since = new Date(Date.now() - 60_000);
+    const clean = await reconcile({ store: svc.deps.store, stripe: svc.deps.stripe, since });
+    expect(clean.drifts).toEqual([]);
+    expect(clean.checked).toMatchObject({ payments: 1, stripeRefunds: 1, ledgerRefunds: 1 });
+
+    const sneaky = await direct.refunds.create({ payment_intent: piId, amount: 1500 });
+    const phases = new Set<string>();
+    const report = await reconcile({
+      store: svc.deps.store,
+      stripe: svc.deps.stripe,
+      since,
+      onProgress: (p) => phases.add(p.phase),
+    });
+    expect(report.drifts).toEqual([
+      expect.objectContaining({ kind: 'refund_missing_in_ledger', id: sneaky.id }),
+    ]);
+    expect([...phases]).toEqual(['payments', 'stripe refunds', 'ledger refunds']);
+  });
+
+  it('`npm run reconcile` reports the drift and exits non-zero', async () => {
+    const env = {
+      ...process.env,
+      DATABASE_URL: svc.deps.config.database.url,
+      STRIPE_SECRET_KEY: secret,
+      STRIPE_API_BASE: sandbox.url,
+      NODE_ENV: 'test',
+    };
+    const result = await run(process.execPath, ['--import', 'tsx', 'scripts/reconcile.ts', '--since', '1h'], {
+      cwd: root,
+      env,
+    }).then(
+      (r) => ({ code: 0, out: r.stdout }),
+      (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
+    );
+    expect(result.code).toBe(1);
+    expect(result.out).toMatch(/DRIFT refund_missing_in_ledger re_\w+/);
+  }, 60_000);
+});
