@@ -73,6 +73,16 @@ const EMBEDDED_NOTICE =
 
 export async function createDeps(config: Config, logger: Logger, opts: ServiceOptions = {}): Promise<Deps> {
   const closers: (() => Promise<void>)[] = [];
+  if (config.stripe.mode === 'sandbox') {
+    logger.warn(
+      {
+        database: redactDatabaseUrl(config.database.url),
+        rabbitmq: Boolean(config.rabbitmq.url),
+        apiAuth: config.auth.enabled,
+      },
+      `${EMBEDDED_NOTICE}. Not for production.`,
+    );
+  }
   try {
     const store = await createStore({
       url: config.database.url,
@@ -94,7 +104,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       });
       closers.push(() => sandbox!.close());
       apiBase = new URL(sandbox.url);
-      logger.warn({ sandbox: sandbox.url }, EMBEDDED_NOTICE);
+      logger.info({ sandbox: sandbox.url }, 'embedded Stripe sandbox listening');
     }
     const metrics = createMetrics();
     const stripe = createStripeClient(
