@@ -153,6 +153,8 @@ class RabbitBroker implements Broker {
       clientProperties: { connection_name: this.opts.connectionName ?? 'stripe-payment-service' },
       // Bounds a TCP connect or handshake to an unresponsive host, so recovery moves on to a retry.
       timeout: 10_000,
+      // Without it Nagle's algorithm holds small frames back: ~40 ms per confirm or get round trip.
+      noDelay: true,
       recovery: {
         waitForConnect: false,
         initialDelay: this.opts.reconnect?.initialDelayMs ?? 250,
