@@ -58,6 +58,10 @@ export function requireSupportedCurrency(currency: string, param: string): void 
 
 const notFound = (what: string) => new ProblemError(404, `No such ${what}.`, { code: 'resource_missing' });
 
+/** Statuses Stripe never leaves. */
+const FINAL_INTENT_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'canceled']);
+const FINAL_SESSION_STATUSES: ReadonlySet<string> = new Set(['complete', 'expired']);
+
 function paymentIntentStatusOfSession(s: Stripe.Checkout.Session): string {
   return s.payment_status === 'paid' ? 'succeeded' : 'requires_payment_method';
 }
@@ -87,40 +91,60 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       typeof session.payment_intent === 'string'
         ? session.payment_intent
         : (session.payment_intent?.id ?? null);
-    const row = await store.payments.upsert({
-      id: session.id,
-      kind: 'checkout_session',
-      owner,
-      paymentIntentId: piId,
-      amount: session.amount_total ?? 0,
-      currency: session.currency ?? '',
-      status: session.status ?? 'open',
-      metadata: metadata ?? (session.metadata as Record<string, string> | null) ?? {},
-      customerEmail: session.customer_details?.email ?? session.customer_email ?? null,
+    const status = session.status ?? 'open';
+    // Locked and written together, so a slower, older read of the same session cannot undo a newer one.
+    return store.transaction(async (tx) => {
+      const known = await tx.payments.lockForUpdate(session.id);
+      const stale = known !== null && FINAL_SESSION_STATUSES.has(known.status) && known.status !== status;
+      const row = stale
+        ? known
+        : await tx.payments.upsert({
+            id: session.id,
+            kind: 'checkout_session',
+            owner,
+            paymentIntentId: piId,
+            amount: session.amount_total ?? 0,
+            currency: session.currency ?? '',
+            status,
+            metadata: metadata ?? (session.metadata as Record<string, string> | null) ?? {},
+            customerEmail: session.customer_details?.email ?? session.customer_email ?? null,
+          });
+      if (piId) {
+        const knownIntent = await tx.payments.lockForUpdate(piId);
+        const derived = paymentIntentStatusOfSession(session);
+        // An unpaid session says little about its intent: the intent's own status (from its events) wins.
+        const intentStatus =
+          knownIntent && (FINAL_INTENT_STATUSES.has(knownIntent.status) || derived !== 'succeeded')
+            ? knownIntent.status
+            : derived;
+        await tx.payments.upsert({
+          id: piId,
+          kind: 'payment_intent',
+          owner: row.owner,
+          amount: session.amount_total ?? 0,
+          currency: session.currency ?? '',
+          status: intentStatus,
+          metadata: row.metadata,
+        });
+      }
+      return row;
     });
-    if (piId) {
-      await store.payments.upsert({
-        id: piId,
-        kind: 'payment_intent',
-        owner: row.owner,
-        amount: session.amount_total ?? 0,
-        currency: session.currency ?? '',
-        status: paymentIntentStatusOfSession(session),
-        metadata: row.metadata,
-      });
-    }
-    return row;
   }
 
   async function recordIntent(owner: string, pi: Stripe.PaymentIntent): Promise<Payment> {
-    return store.payments.upsert({
-      id: pi.id,
-      kind: 'payment_intent',
-      owner,
-      amount: pi.amount,
-      currency: pi.currency,
-      status: pi.status,
-      metadata: (pi.metadata as Record<string, string>) ?? {},
+    return store.transaction(async (tx) => {
+      const known = await tx.payments.lockForUpdate(pi.id);
+      // Stripe never moves an intent out of succeeded or canceled: a different status is an older view.
+      if (known && FINAL_INTENT_STATUSES.has(known.status) && known.status !== pi.status) return known;
+      return tx.payments.upsert({
+        id: pi.id,
+        kind: 'payment_intent',
+        owner,
+        amount: pi.amount,
+        currency: pi.currency,
+        status: pi.status,
+        metadata: (pi.metadata as Record<string, string>) ?? {},
+      });
     });
   }
 
@@ -241,7 +265,7 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       return recordIntent(known?.owner ?? '', pi);
     },
 
-    /** Records a session from a webhook (completed and expired sessions are final, so the snapshot is current). */
+    /** Records Stripe's current view of a session (from a webhook), keeping the owner we know. */
     async applyStripeSession(session: Stripe.Checkout.Session): Promise<Payment> {
       const known = await store.payments.get(session.id);
       return recordSession(known?.owner ?? '', session);

@@ -6,13 +6,15 @@
  */
 import type Stripe from 'stripe';
 import type { Logger } from 'pino';
-import { ProblemError } from '../http/problem.js';
 import type { PaymentsService } from '../payments/service.js';
 import type { RefundService } from '../refunds/service.js';
 import type { InboxEvent, Store } from '../store/index.js';
 import type { StripeClient } from '../stripe/client.js';
+import { createEventApplier } from './apply.js';
+import { createTaskLimiter } from './task-limiter.js';
+import { verifyStripeEvent } from './verify.js';
 
-export const SIGNATURE_TOLERANCE_SECONDS = 300;
+export { SIGNATURE_TOLERANCE_SECONDS } from './verify.js';
 
 export interface WebhookServiceDeps {
   store: Store;
@@ -24,6 +26,10 @@ export interface WebhookServiceDeps {
   secret: string;
   /** Topic exchange verified events are published to. */
   eventsExchange: string;
+  /** Called after a commit that added outbox rows, so the relay publishes without waiting for its next poll. */
+  outboxWritten?: () => void;
+  /** Events applied at the same time by this process (default 8); the rest wait, already stored. */
+  concurrency?: number;
 }
 
 export interface ReceiveResult {
@@ -32,111 +38,73 @@ export interface ReceiveResult {
   duplicate: boolean;
 }
 
+/** A fresh event is normally being applied by the process that received it; the sweep leaves it alone this long. */
+const FRESH_EVENT_GRACE_MS = 10_000;
+const RETRY_BASE_MS = 1_000;
+const RETRY_MAX_MS = 15 * 60_000;
+
 function objectIdOf(event: Stripe.Event): string | null {
-  const obj = event.data?.object as { id?: unknown } | undefined;
-  return typeof obj?.id === 'string' ? obj.id : null;
+  const obj = event.data.object as { id?: unknown };
+  return typeof obj.id === 'string' ? obj.id : null;
 }
 
-const REFUND_EVENTS = new Set(['refund.created', 'refund.updated', 'refund.failed', 'charge.refund.updated']);
-const PAYMENT_INTENT_EVENTS = new Set([
-  'payment_intent.succeeded',
-  'payment_intent.payment_failed',
-  'payment_intent.canceled',
-  'payment_intent.processing',
-  'payment_intent.requires_action',
-]);
-const SESSION_EVENTS = new Set([
-  'checkout.session.completed',
-  'checkout.session.expired',
-  'checkout.session.async_payment_succeeded',
-  'checkout.session.async_payment_failed',
-]);
-const FINAL_REFUND_STATUSES = new Set(['succeeded', 'failed', 'canceled']);
+export function retryDelayMs(attempts: number): number {
+  return Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(attempts, 20));
+}
 
 export type WebhookService = ReturnType<typeof createWebhookService>;
 
 export function createWebhookService(deps: WebhookServiceDeps) {
-  const { store, stripe, payments, refunds } = deps;
+  const { store } = deps;
   const log = deps.logger.child({ component: 'webhooks' });
-  const inFlight = new Set<Promise<unknown>>();
-
-  function verify(rawBody: Buffer, signature: string | string[] | undefined): Stripe.Event {
-    if (typeof signature !== 'string' || signature.length === 0) {
-      throw new ProblemError(400, 'Missing Stripe-Signature header.', { code: 'signature_missing' });
-    }
-    if (rawBody.length === 0) {
-      throw new ProblemError(400, 'Empty webhook body.', { code: 'signature_invalid' });
-    }
-    try {
-      return stripe.webhooks.constructEvent(rawBody, signature, deps.secret, SIGNATURE_TOLERANCE_SECONDS);
-    } catch (err) {
-      // The reason (bad format, wrong secret, stale timestamp) helps the sender; the signature itself is never echoed.
-      const stale = err instanceof Error && /timestamp/i.test(err.message);
-      throw new ProblemError(
-        400,
-        stale
-          ? 'Webhook timestamp is outside the tolerance window.'
-          : 'Webhook signature verification failed.',
-        { code: 'signature_invalid' },
-      );
-    }
-  }
-
-  /** Applies one event to the ledger. Safe to run again for the same event. */
-  async function apply(event: Stripe.Event): Promise<void> {
-    const type = event.type as string;
-    if (REFUND_EVENTS.has(type)) {
-      let refund = event.data.object as Stripe.Refund;
-      // A non-final snapshot may already be outdated when it arrives; ask Stripe for the current state.
-      if (!FINAL_REFUND_STATUSES.has(refund.status ?? '')) refund = await stripe.refunds.retrieve(refund.id);
-      await refunds.applyStripeRefund(refund);
-      return;
-    }
-    if (type === 'charge.refunded') {
-      const charge = event.data.object as Stripe.Charge;
-      // The charge lists no refunds by default; read them, so refunds made elsewhere are learnt too.
-      for await (const refund of stripe.refunds.list({ charge: charge.id, limit: 100 })) {
-        await refunds.applyStripeRefund(refund);
-      }
-      return;
-    }
-    if (PAYMENT_INTENT_EVENTS.has(type)) {
-      const pi = event.data.object as Stripe.PaymentIntent;
-      await payments.applyStripePaymentIntent(await stripe.paymentIntents.retrieve(pi.id));
-      return;
-    }
-    if (SESSION_EVENTS.has(type)) {
-      await payments.applyStripeSession(event.data.object as Stripe.Checkout.Session);
-      return;
-    }
-    log.debug({ type }, 'event type not used by the ledger');
-  }
+  const apply = createEventApplier(deps);
+  const limiter = createTaskLimiter(deps.concurrency ?? 8);
+  /** Event ids this process is applying or has queued to apply; the sweep must not start a second run of them. */
+  const scheduled = new Set<string>();
+  const outboxWritten = () => deps.outboxWritten?.();
 
   async function processStored(e: Pick<InboxEvent, 'eventId' | 'payload' | 'attempts'>): Promise<boolean> {
     try {
-      await apply(e.payload as Stripe.Event);
+      const event = e.payload as Stripe.Event;
+      const result = await apply(event);
       await store.inbox.markProcessed(e.eventId);
+      log.debug({ eventId: e.eventId, type: event.type, result }, 'webhook event applied');
       return true;
     } catch (err) {
-      const delayMs = Math.min(60_000, 1000 * 2 ** Math.min(e.attempts, 6));
+      const retryAt = new Date(Date.now() + retryDelayMs(e.attempts));
       await store.inbox
-        .markFailed(
-          e.eventId,
-          err instanceof Error ? err.message : String(err),
-          new Date(Date.now() + delayMs),
-        )
-        .catch(() => undefined);
-      log.warn({ err, eventId: e.eventId }, 'webhook event processing failed; will retry');
+        .markFailed(e.eventId, err instanceof Error ? err.message : String(err), retryAt)
+        .catch((markErr: unknown) =>
+          log.error({ err: markErr, eventId: e.eventId }, 'could not record a failure'),
+        );
+      log.warn(
+        { err, eventId: e.eventId, attempts: e.attempts + 1, retryAt },
+        'webhook event failed; will retry',
+      );
       return false;
+    } finally {
+      // Applying may have announced a refund outcome through the outbox.
+      outboxWritten();
     }
   }
 
-  return {
-    verify,
+  function schedule(e: Pick<InboxEvent, 'eventId' | 'payload' | 'attempts'>): Promise<boolean> {
+    if (scheduled.has(e.eventId)) return Promise.resolve(false);
+    scheduled.add(e.eventId);
+    return limiter.run(() => processStored(e)).finally(() => scheduled.delete(e.eventId));
+  }
 
-    /** Verifies and stores the event (once); processing starts after the commit, off the request path. */
+  return {
+    /** Verifies the signature and the event's shape; throws a 400 ProblemError. */
+    verify: (rawBody: Buffer, signature: string | string[] | undefined): Stripe.Event =>
+      verifyStripeEvent(rawBody, signature, deps.secret),
+
+    /**
+     * Verifies and stores the event with its `stripe.events` outbox row in one transaction, once per
+     * event id. Applying it to the ledger starts after the commit, off the request path.
+     */
     async receive(rawBody: Buffer, signature: string | string[] | undefined): Promise<ReceiveResult> {
-      const event = verify(rawBody, signature);
+      const event = verifyStripeEvent(rawBody, signature, deps.secret);
       const inserted = await store.transaction(async (tx) => {
         const fresh = await tx.inbox.insertIfAbsent({
           eventId: event.id,
@@ -155,26 +123,31 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         return fresh;
       });
       if (inserted) {
-        const p = processStored({ eventId: event.id, payload: event, attempts: 0 }).finally(() =>
-          inFlight.delete(p),
-        );
-        inFlight.add(p);
+        outboxWritten();
+        void schedule({ eventId: event.id, payload: event, attempts: 0 });
       }
       log.info({ eventId: event.id, type: event.type, duplicate: !inserted }, 'webhook received');
       return { eventId: event.id, type: event.type, duplicate: !inserted };
     },
 
-    /** Retries events whose processing failed or was interrupted; returns how many were processed. */
+    /**
+     * Applies stored events whose processing failed or was interrupted (a crash between the commit
+     * and the ledger update); returns how many were applied now.
+     */
     async retryPending(limit = 100): Promise<number> {
       const batch = await store.inbox.claimUnprocessed(limit);
-      let ok = 0;
-      for (const e of batch) if (await processStored(e)) ok++;
-      return ok;
+      const now = Date.now();
+      const due = batch.filter(
+        (e) =>
+          !scheduled.has(e.eventId) &&
+          // Skipped rows stay leased for a while and come back if their receiver died meanwhile.
+          (e.attempts > 0 || now - Date.parse(e.receivedAt) >= FRESH_EVENT_GRACE_MS),
+      );
+      const results = await Promise.all(due.map(schedule));
+      return results.filter(Boolean).length;
     },
 
-    /** Waits for processing started by receive() (shutdown and tests). */
-    async idle(): Promise<void> {
-      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
-    },
+    /** Waits until every event this process started applying is done (shutdown and tests). */
+    idle: (): Promise<void> => limiter.idle(),
   };
 }

@@ -1,0 +1,88 @@
+/**
+ * Signature check for Stripe webhooks, on the exact bytes received. Everything that fails here is a
+ * 400 and must happen before anything is written: an unverified body is never stored or processed.
+ */
+import Stripe from 'stripe';
+import { ProblemError } from '../http/problem.js';
+
+/** Stripe's own default: a signature older than this is treated as a replay. */
+export const SIGNATURE_TOLERANCE_SECONDS = 300;
+
+/** Longer ids are not Stripe's; refusing them keeps junk out of the inbox's primary key. */
+const MAX_EVENT_ID_LENGTH = 255;
+const MAX_EVENT_TYPE_LENGTH = 255;
+
+export type WebhookRejection =
+  'signature_missing' | 'signature_invalid' | 'signature_expired' | 'body_missing' | 'event_invalid';
+
+export interface VerifyOptions {
+  /** Seconds; default SIGNATURE_TOLERANCE_SECONDS. */
+  toleranceSeconds?: number;
+  /** Clock for the tolerance check, in ms (tests). */
+  nowMs?: number;
+}
+
+function reject(detail: string, code: WebhookRejection): ProblemError {
+  return new ProblemError(400, detail, { code });
+}
+
+/** What a verified body must look like before the service stores it under its id. */
+function assertEventShape(value: unknown): asserts value is Stripe.Event {
+  const e = value as Partial<Stripe.Event> | null;
+  const valid =
+    typeof e === 'object' &&
+    e !== null &&
+    !Array.isArray(e) &&
+    typeof e.id === 'string' &&
+    e.id.length > 0 &&
+    e.id.length <= MAX_EVENT_ID_LENGTH &&
+    typeof e.type === 'string' &&
+    e.type.length > 0 &&
+    e.type.length <= MAX_EVENT_TYPE_LENGTH &&
+    typeof e.data === 'object' &&
+    e.data !== null &&
+    typeof e.data.object === 'object' &&
+    e.data.object !== null;
+  if (!valid) {
+    throw reject(
+      'The signed body is not a Stripe event (id, type and data.object are required).',
+      'event_invalid',
+    );
+  }
+}
+
+/**
+ * Verifies `Stripe-Signature` over `rawBody` with the SDK and returns the parsed event. Throws a 400
+ * ProblemError that says why (missing, malformed, wrong, stale) but never echoes the signature.
+ */
+export function verifyStripeEvent(
+  rawBody: Buffer,
+  signature: string | string[] | undefined,
+  secret: string,
+  opts: VerifyOptions = {},
+): Stripe.Event {
+  if (signature === undefined || signature === '') {
+    throw reject('The Stripe-Signature header is missing.', 'signature_missing');
+  }
+  if (Array.isArray(signature)) {
+    throw reject('Exactly one Stripe-Signature header is expected.', 'signature_invalid');
+  }
+  if (rawBody.length === 0) throw reject('The webhook body is empty.', 'body_missing');
+
+  const tolerance = opts.toleranceSeconds ?? SIGNATURE_TOLERANCE_SECONDS;
+  let event: unknown;
+  try {
+    event = Stripe.webhooks.constructEvent(rawBody, signature, secret, tolerance, undefined, opts.nowMs);
+  } catch (err) {
+    if (err instanceof Stripe.errors.StripeSignatureVerificationError) {
+      const stale = /tolerance/i.test(err.message);
+      throw stale
+        ? reject(`The signature timestamp is outside the ${tolerance} second tolerance.`, 'signature_expired')
+        : reject('The Stripe-Signature header does not match the body.', 'signature_invalid');
+    }
+    // The signature matched, so Stripe (or someone holding the secret) sent a body that is not JSON.
+    throw reject('The signed body is not valid JSON.', 'event_invalid');
+  }
+  assertEventShape(event);
+  return event;
+}

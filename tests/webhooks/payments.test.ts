@@ -1,0 +1,137 @@
+/**
+ * Payment intents and checkout sessions that change in Stripe (confirmed, declined or canceled in the
+ * dashboard, paid on the hosted page, expired) reach the ledger through their webhooks alone.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  paidInDashboard,
+  postJson,
+  rabbitReady,
+  sandboxEvents,
+  startRig,
+  until,
+  type Rig,
+} from './support/rig.js';
+
+const readme = JSON.parse(
+  readFileSync(new URL('../fixtures/original-readme-examples.json', import.meta.url), 'utf8'),
+) as { requests: Record<string, Record<string, unknown>> };
+
+const rabbit = await rabbitReady('webhook payments');
+
+describe.skipIf(!rabbit)('payments learnt from webhooks', () => {
+  let rig: Rig;
+  beforeAll(async () => {
+    rig = await startRig('sqlite', 'payments', { deliverWebhooks: true });
+  });
+  afterAll(async () => {
+    await rig?.stop();
+  });
+
+  const ledgerStatus = (id: string) => until(() => rig.svc.deps.store.payments.get(id), `ledger row ${id}`);
+  const statusBecomes = (id: string, status: string) =>
+    until(
+      async () => (await rig.svc.deps.store.payments.get(id))?.status === status,
+      `${id} to be ${status}`,
+    );
+
+  async function unconfirmedIntent(amount = 1200): Promise<string> {
+    const res = await postJson(`${rig.svc.url}/payment-intent`, { amount, currency: 'usd' });
+    expect(res.status).toBe(200);
+    const id = res.json.paymentIntentId as string;
+    expect((await ledgerStatus(id)).status).toBe('requires_payment_method');
+    return id;
+  }
+
+  it('payment_intent.succeeded: an intent confirmed outside the service becomes succeeded', async () => {
+    const id = await unconfirmedIntent();
+    await rig.dashboard.paymentIntents.confirm(id, {
+      payment_method: 'pm_card_visa',
+      return_url: 'https://shop.example.com/done',
+    });
+    await statusBecomes(id, 'succeeded');
+    expect(await rig.svc.deps.store.payments.get(id)).toMatchObject({ amount: 1200, currency: 'usd' });
+  });
+
+  it('payment_intent.canceled: an intent canceled in the dashboard becomes canceled', async () => {
+    const id = await unconfirmedIntent();
+    await rig.dashboard.paymentIntents.cancel(id);
+    await statusBecomes(id, 'canceled');
+  });
+
+  it('payment_intent.payment_failed is applied, and an older event arriving later moves nothing back', async () => {
+    const id = await unconfirmedIntent(1300);
+    await expect(
+      rig.dashboard.paymentIntents.confirm(id, {
+        payment_method: 'pm_card_chargeDeclined',
+        return_url: 'https://shop.example.com/done',
+      }),
+    ).rejects.toMatchObject({ code: 'card_declined' });
+    const failed = await until(async () => {
+      const events = await sandboxEvents(rig, new Set(['payment_intent.payment_failed']));
+      return events.find((e) => (e.data.object as Stripe.PaymentIntent).id === id);
+    }, 'the payment_failed event');
+    await until(async () => (await rig.svc.deps.store.inbox.get(failed.id))?.processedAt, 'it to be applied');
+    expect((await rig.svc.deps.store.payments.get(id))!.status).toBe('requires_payment_method');
+
+    await rig.dashboard.paymentIntents.confirm(id, {
+      payment_method: 'pm_card_visa',
+      return_url: 'https://shop.example.com/done',
+    });
+    await statusBecomes(id, 'succeeded');
+    // Stripe redelivers the old failure (same snapshot, as if late); it must not undo the success.
+    const late = { ...failed, id: `evt_late${randomBytes(8).toString('hex')}` };
+    expect((await rig.send(JSON.stringify(late))).status).toBe(200);
+    await rig.settled();
+    expect((await rig.svc.deps.store.inbox.get(late.id))!.processedAt).not.toBeNull();
+    expect((await rig.svc.deps.store.payments.get(id))!.status).toBe('succeeded');
+  });
+
+  it('an intent paid entirely in the dashboard is learnt with no owner', async () => {
+    const id = await paidInDashboard(rig, 'pm_card_visa', 4200);
+    await statusBecomes(id, 'succeeded');
+    expect(await rig.svc.deps.store.payments.get(id)).toMatchObject({
+      owner: '',
+      amount: 4200,
+      kind: 'payment_intent',
+    });
+  });
+
+  it('checkout.session.completed: a session paid on the hosted page is complete, its intent succeeded', async () => {
+    const created = await postJson(`${rig.svc.url}/create-checkout-session`, {
+      ...readme.requests.createCheckoutSession,
+      metadata: { order_id: 'wh-1' },
+    });
+    expect(created.status).toBe(200);
+    const sessionId = created.json.id as string;
+    expect((await ledgerStatus(sessionId)).status).toBe('open');
+    const page = await fetch(created.json.url as string, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'payment_method=pm_card_visa&email=buyer%40example.com',
+      redirect: 'manual',
+    });
+    expect(page.status).toBe(303);
+    await statusBecomes(sessionId, 'complete');
+    const session = (await rig.svc.deps.store.payments.get(sessionId))!;
+    expect(session).toMatchObject({ customerEmail: 'buyer@example.com', amount: 10000 });
+    expect(session.paymentIntentId).toMatch(/^pi_/);
+    await statusBecomes(session.paymentIntentId!, 'succeeded');
+    expect(await rig.svc.deps.store.payments.get(session.paymentIntentId!)).toMatchObject({
+      metadata: { order_id: 'wh-1' },
+    });
+  });
+
+  it('checkout.session.expired: a session expired in the dashboard is expired', async () => {
+    const created = await postJson(
+      `${rig.svc.url}/create-checkout-session`,
+      readme.requests.createCheckoutSession,
+    );
+    const sessionId = created.json.id as string;
+    await rig.dashboard.checkout.sessions.expire(sessionId);
+    await statusBecomes(sessionId, 'expired');
+  });
+});

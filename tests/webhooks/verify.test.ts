@@ -1,0 +1,147 @@
+/**
+ * The pieces of the webhook path that need no services: signature verification against signatures
+ * made by the official SDK, the retry schedule, and the limiter that bounds concurrent processing.
+ */
+import Stripe from 'stripe';
+import { describe, expect, it } from 'vitest';
+import { ProblemError } from '../../src/http/problem.js';
+import { retryDelayMs } from '../../src/webhooks/service.js';
+import { createTaskLimiter } from '../../src/webhooks/task-limiter.js';
+import { SIGNATURE_TOLERANCE_SECONDS, verifyStripeEvent } from '../../src/webhooks/verify.js';
+
+const SECRET = 'whsec_unitTestSecret0123456789abcdef';
+const T = 1_767_139_200;
+const body = JSON.stringify({
+  id: 'evt_1',
+  object: 'event',
+  type: 'refund.updated',
+  data: { object: { id: 're_1' } },
+});
+const sign = (payload: string, timestamp = T, secret = SECRET) =>
+  Stripe.webhooks.generateTestHeaderString({ payload, secret, timestamp });
+
+function rejection(fn: () => unknown): {
+  status: number;
+  code: string | undefined;
+  detail: string | undefined;
+} {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProblemError);
+    const p = err as ProblemError;
+    return { status: p.status, code: p.extras.code, detail: p.detail };
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('verifyStripeEvent', () => {
+  const at = (seconds: number) => ({ nowMs: seconds * 1000 });
+
+  it('returns the event for a signature the SDK made over the exact bytes', () => {
+    const event = verifyStripeEvent(Buffer.from(body), sign(body), SECRET, at(T));
+    expect(event).toMatchObject({ id: 'evt_1', type: 'refund.updated' });
+  });
+
+  it('uses Stripe’s 300 s tolerance: 300 s old passes, 301 s old is refused as expired', () => {
+    expect(SIGNATURE_TOLERANCE_SECONDS).toBe(300);
+    expect(verifyStripeEvent(Buffer.from(body), sign(body), SECRET, at(T + 300)).id).toBe('evt_1');
+    expect(
+      rejection(() => verifyStripeEvent(Buffer.from(body), sign(body), SECRET, at(T + 301))),
+    ).toMatchObject({
+      status: 400,
+      code: 'signature_expired',
+    });
+  });
+
+  it('accepts a header carrying several v1 signatures when one matches (secret rotation)', () => {
+    const other = sign(body, T, 'whsec_previousSecret00000000000000').split('v1=')[1];
+    const header = `${sign(body)},v1=${other}`;
+    expect(verifyStripeEvent(Buffer.from(body), header, SECRET, at(T)).id).toBe('evt_1');
+  });
+
+  it.each([
+    ['missing header', undefined, body, 'signature_missing'],
+    ['empty header', '', body, 'signature_missing'],
+    ['two headers', [sign(body), sign(body)], body, 'signature_invalid'],
+    ['no timestamp', `v1=${sign(body).split('v1=')[1]}`, body, 'signature_invalid'],
+    ['wrong secret', sign(body, T, 'whsec_other000000000000000000000000'), body, 'signature_invalid'],
+    ['changed body', sign(body), body.replace('re_1', 're_2'), 'signature_invalid'],
+    ['empty body', sign(''), '', 'body_missing'],
+    ['signed non-JSON', sign('{"id":'), '{"id":', 'event_invalid'],
+    ['signed array', sign('[1,2]'), '[1,2]', 'event_invalid'],
+    [
+      'signed event without data.object',
+      sign('{"id":"evt_1","type":"x.y","data":{}}'),
+      '{"id":"evt_1","type":"x.y","data":{}}',
+      'event_invalid',
+    ],
+    [
+      'signed thin (v2) event',
+      sign('{"id":"evt_1","object":"v2.core.event","type":"x.y","data":{"object":{}}}'),
+      '{"id":"evt_1","object":"v2.core.event","type":"x.y","data":{"object":{}}}',
+      'event_invalid',
+    ],
+  ] as const)('%s → 400 %s', (_name, header, payload, code) => {
+    const r = rejection(() =>
+      verifyStripeEvent(Buffer.from(payload), header as string | string[] | undefined, SECRET, at(T)),
+    );
+    expect(r).toMatchObject({ status: 400, code });
+  });
+
+  it('never puts the signature in what it says', () => {
+    const header = sign(body, T, 'whsec_other000000000000000000000000');
+    const r = rejection(() => verifyStripeEvent(Buffer.from(body), header, SECRET, at(T)));
+    expect(r.detail).not.toContain(header.split('v1=')[1]);
+  });
+});
+
+describe('retry schedule', () => {
+  it('doubles from 1 s and stops growing at 15 min', () => {
+    expect([0, 1, 2, 3].map(retryDelayMs)).toEqual([1000, 2000, 4000, 8000]);
+    expect(retryDelayMs(10)).toBe(15 * 60_000);
+    expect(retryDelayMs(1000)).toBe(15 * 60_000);
+  });
+});
+
+describe('task limiter', () => {
+  it('runs at most n at once, in arrival order, and idle() waits for all of them', async () => {
+    const limiter = createTaskLimiter(2);
+    let running = 0;
+    let peak = 0;
+    const order: number[] = [];
+    const releases: (() => void)[] = [];
+    const tasks = [0, 1, 2, 3, 4].map((i) =>
+      limiter.run(async () => {
+        running++;
+        peak = Math.max(peak, running);
+        order.push(i);
+        await new Promise<void>((resolve) => releases.push(resolve));
+        running--;
+        return i;
+      }),
+    );
+    let idle = false;
+    const idlePromise = limiter.idle().then(() => (idle = true));
+    // Finish them one at a time; each finish lets exactly one waiting task start.
+    for (let finished = 0; finished < 5; finished++) {
+      while (releases.length === 0) await new Promise((r) => setTimeout(r, 1));
+      expect(running).toBeLessThanOrEqual(2);
+      expect(idle).toBe(false);
+      releases.shift()!();
+    }
+    expect(await Promise.all(tasks)).toEqual([0, 1, 2, 3, 4]);
+    await idlePromise;
+    expect(idle).toBe(true);
+    expect(peak).toBe(2);
+    expect(order).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('a failing task rejects its own promise and frees its slot', async () => {
+    const limiter = createTaskLimiter(1);
+    await expect(limiter.run(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    await expect(limiter.run(async () => 'next')).resolves.toBe('next');
+    await limiter.idle();
+    expect(limiter.active).toBe(0);
+  });
+});
