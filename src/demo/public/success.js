@@ -1,0 +1,144 @@
+// The success page: the paid session's details, then a full refund through the async path, followed live.
+import { ApiError, api, clearError, loadConfig, showError } from './api.js';
+import { formatMoney } from './money.js';
+
+const FINAL = new Set(['succeeded', 'failed', 'canceled']);
+const NOTES = {
+  queued: 'stored; waiting for the refund worker',
+  processing: 'the worker is asking Stripe',
+  pending: 'Stripe accepted it; the bank has not settled it yet',
+  requires_action: 'Stripe needs the customer to act',
+  succeeded: 'the money is back on the card',
+  failed: 'Stripe could not refund it',
+  canceled: 'the refund was canceled',
+};
+const POLL_FIRST_MS = 250;
+const POLL_MAX_MS = 3000;
+
+const $ = (id) => document.getElementById(id);
+
+function setText(id, text) {
+  $(id).textContent = text;
+}
+
+/** The same id for every refund click on one payment, so a reload or a double click refunds once. */
+function refundRequestId(paymentIntentId) {
+  return `demo-refund-${paymentIntentId}`;
+}
+
+function showRefundStatus(status, failureReason) {
+  const badge = $('refund-status');
+  const history = $('refund-history');
+  $('refund-progress').hidden = false;
+  badge.textContent = status;
+  badge.dataset.status = status;
+  badge.dataset.final = String(FINAL.has(status));
+  const note = NOTES[status] ?? '';
+  setText('refund-note', failureReason ? `(${note}: ${failureReason})` : note ? `(${note})` : '');
+  if (history.lastElementChild?.dataset.status !== status) {
+    const item = document.createElement('li');
+    item.dataset.status = status;
+    item.textContent = status;
+    history.append(item);
+  }
+}
+
+async function follow(requestId) {
+  setText('refund-request-id', requestId);
+  let delay = POLL_FIRST_MS;
+  for (;;) {
+    let refund;
+    try {
+      refund = await api(`/refund-status/${encodeURIComponent(requestId)}`);
+    } catch (err) {
+      // A blip (network, 5xx) is worth waiting out; a 4xx will not change by asking again.
+      if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw err;
+      showError(err);
+      refund = null;
+    }
+    if (refund) {
+      clearError();
+      showRefundStatus(refund.status, refund.failure_reason);
+      if (FINAL.has(refund.status)) return refund;
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(POLL_MAX_MS, Math.round(delay * 1.5));
+  }
+}
+
+async function refund(paymentIntentId) {
+  const button = $('refund');
+  button.disabled = true;
+  clearError();
+  try {
+    const queued = await api('/refund-async', {
+      method: 'POST',
+      body: { payment_intent_id: paymentIntentId, request_id: refundRequestId(paymentIntentId) },
+    });
+    showRefundStatus(queued.status ?? 'queued', null);
+    await follow(queued.request_id);
+  } catch (err) {
+    showError(err);
+    button.disabled = false;
+  }
+}
+
+/** A refund started before a reload is picked up again instead of offering the button. */
+async function resume(paymentIntentId) {
+  const requestId = refundRequestId(paymentIntentId);
+  try {
+    await api(`/refund-status/${encodeURIComponent(requestId)}`);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return false;
+    throw err;
+  }
+  await follow(requestId);
+  return true;
+}
+
+async function init() {
+  const config = await loadConfig();
+  const sessionId = new URL(window.location.href).searchParams.get('session_id');
+  if (!sessionId) {
+    setText('load-status', '');
+    setText('title', 'No order to show');
+    throw new Error('This page needs a ?session_id=cs_... parameter (the store adds it after checkout).');
+  }
+  if (config.authRequired) {
+    setText('load-status', '');
+    $('auth-notice').hidden = false;
+    return;
+  }
+  let session;
+  try {
+    session = await api(`/checkout-session?session_id=${encodeURIComponent(sessionId)}`);
+  } catch (err) {
+    setText('load-status', '');
+    setText('title', 'Order not found');
+    throw err;
+  }
+  const zero = new Set(config.zeroDecimalCurrencies);
+  const paid = session.payment_status === 'paid';
+  setText('title', paid ? 'Thank you for your order' : 'Payment not completed');
+  setText('load-status', '');
+  const badge = $('payment-status');
+  badge.textContent = session.payment_status;
+  badge.dataset.status = session.payment_status;
+  const amount = $('amount');
+  amount.textContent = formatMoney(session.amount_total, session.currency, zero);
+  amount.dataset.amount = String(session.amount_total ?? '');
+  amount.dataset.currency = session.currency ?? '';
+  setText('email', session.customer_email ?? '—');
+  setText('payment-intent', session.payment_intent ?? '—');
+  setText('session-id', session.id ?? sessionId);
+  $('session').hidden = false;
+  document.body.dataset.ready = 'true';
+
+  if (!paid || !session.payment_intent) return;
+  $('refund-section').hidden = false;
+  const button = $('refund');
+  button.addEventListener('click', () => void refund(session.payment_intent));
+  if (!(await resume(session.payment_intent))) button.disabled = false;
+}
+
+init().catch(showError);

@@ -1,0 +1,75 @@
+/**
+ * What mountDemo serves, without a browser: the pages, their configuration, and a content policy that
+ * still works when the demo is opened over plain http from another machine.
+ */
+import express from 'express';
+import { afterEach, describe, expect, it } from 'vitest';
+import { mountDemo } from '../../src/demo/mount.js';
+import { helmetMiddleware } from '../../src/http/security.js';
+import { serve, type Served } from '../helpers/http.js';
+
+let served: Served | undefined;
+afterEach(async () => {
+  await served?.close();
+  served = undefined;
+});
+
+async function start(opts: Parameters<typeof mountDemo>[1]): Promise<string> {
+  const app = express();
+  // As in buildApp: the API's helmet policy runs first and the demo narrows it for its own pages.
+  app.use(helmetMiddleware());
+  mountDemo(app, opts);
+  app.get('/elsewhere', (_req, res) => {
+    res.send('not the demo');
+  });
+  served = await serve(app);
+  return served.url;
+}
+
+describe('mountDemo', () => {
+  it('serves the storefront, the success page and their scripts from /demo', async () => {
+    const url = await start({});
+    const bare = await fetch(`${url}/demo`, { redirect: 'manual' });
+    expect(bare.status).toBe(301);
+    expect(bare.headers.get('location')).toBe('/demo/');
+    for (const [path, type] of [
+      ['/demo/', 'text/html'],
+      ['/demo/success.html', 'text/html'],
+      ['/demo/shop.js', 'text/javascript'],
+      ['/demo/success.js', 'text/javascript'],
+      ['/demo/demo.css', 'text/css'],
+    ] as const) {
+      const res = await fetch(`${url}${path}`);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('content-type'), path).toContain(type);
+    }
+    const html = await (await fetch(`${url}/demo/`)).text();
+    expect(html).toContain('<script type="module" src="shop.js"></script>');
+    // The policy allows no inline script, so the pages must carry none.
+    expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
+    expect(html).not.toMatch(/\son[a-z]+=/);
+  });
+
+  it('tells the pages where the API is and whether it wants keys, and nothing secret', async () => {
+    const url = await start({ apiBase: 'https://payments.example.com/', authRequired: true });
+    const res = await fetch(`${url}/demo/config.json`);
+    expect(res.status).toBe(200);
+    const config = (await res.json()) as Record<string, unknown>;
+    expect(config).toMatchObject({ apiBase: 'https://payments.example.com', authRequired: true });
+    expect(config.zeroDecimalCurrencies).toEqual(expect.arrayContaining(['jpy', 'krw']));
+    expect(config.zeroDecimalCurrencies).not.toContain('sgd');
+    expect(Object.keys(config).sort()).toEqual(['apiBase', 'authRequired', 'zeroDecimalCurrencies']);
+  });
+
+  it('answers the pages with a policy that does not upgrade http and lets them reach the API', async () => {
+    const url = await start({ apiBase: 'http://10.0.0.5:5000' });
+    const csp = (await fetch(`${url}/demo/`)).headers.get('content-security-policy') ?? '';
+    expect(csp).not.toContain('upgrade-insecure-requests');
+    expect(csp).toMatch(/script-src 'self'(;|$)/);
+    expect(csp).toMatch(/connect-src 'self' http:\/\/10\.0\.0\.5:5000(;|$)/);
+    expect(csp).toContain("object-src 'none'");
+    // Routes outside /demo keep the API's policy.
+    const other = await fetch(`${url}/elsewhere`);
+    expect(other.headers.get('content-security-policy')).toContain('upgrade-insecure-requests');
+  });
+});

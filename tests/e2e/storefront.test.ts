@@ -1,0 +1,263 @@
+/**
+ * The demo storefront in a real browser against the real service (embedded sandbox, SQLite ledger,
+ * in-process queue): buy on the hosted checkout page, come back paid, refund through the async path
+ * and watch it settle; a declined card stays on the checkout page and pays nothing.
+ */
+import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { mountDemo } from '../../src/demo/mount.js';
+import { getJson } from '../helpers/http.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+import { chromiumAvailable, launchChromium, watchPageErrors } from './browser.js';
+
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/e2e/', import.meta.url));
+const SHOTS = {
+  storefront: '01-storefront.png',
+  checkoutVisa: '02-checkout-visa.png',
+  successPaid: '03-success-paid.png',
+  refundSucceeded: '04-refund-succeeded.png',
+  checkoutDeclined: '05-checkout-declined.png',
+  successUnpaid: '06-success-unpaid.png',
+  problemNotFound: '07-problem-not-found.png',
+  authNotice: '08-auth-notice.png',
+  authDiscovered: '09-auth-discovered.png',
+} as const;
+
+const haveChromium = chromiumAvailable();
+
+/** Intl separates code and number with a no-break space; compare text as a reader sees it. */
+const visible = (text: string | null) => (text ?? '').replace(/\s+/g, ' ').trim();
+
+async function shot(page: Page, name: keyof typeof SHOTS): Promise<void> {
+  await page.screenshot({ path: `${ARTIFACTS}${SHOTS[name]}`, fullPage: true });
+}
+
+function expectShots(...names: (keyof typeof SHOTS)[]): void {
+  for (const name of names) expect(statSync(`${ARTIFACTS}${SHOTS[name]}`).size).toBeGreaterThan(1000);
+}
+
+describe.skipIf(!haveChromium)('demo storefront in Chromium', () => {
+  let svc: TestService;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let pageErrors: string[];
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    // Stale screenshots from an earlier run must not satisfy this run's assertions.
+    for (const file of Object.values(SHOTS)) rmSync(`${ARTIFACTS}${file}`, { force: true });
+    // One after the other, so a failed launch still leaves `svc` set for afterAll to stop.
+    svc = await startTestService(
+      'sqlite',
+      {},
+      { extraRoutes: (app, deps) => mountDemo(app, { authRequired: deps.config.auth.enabled }) },
+    );
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await svc?.stop();
+  });
+  beforeEach(async () => {
+    context = await browser.newContext({ locale: 'en-US', viewport: { width: 1000, height: 800 } });
+    page = await context.newPage();
+    pageErrors = watchPageErrors(page);
+  });
+  afterEach(async () => {
+    await context?.close();
+  });
+
+  /** Storefront → Buy → the sandbox's hosted checkout page, filled in and submitted. */
+  async function checkout(card: string, email: string, shotName: keyof typeof SHOTS): Promise<string> {
+    await page.goto(`${svc.url}/demo/`);
+    await page.locator('body[data-ready="true"]').waitFor();
+    await page.getByRole('button', { name: 'Buy now' }).click();
+    await page.waitForURL(/\/checkout\/cs_[^/]+$/);
+    const sessionId = new URL(page.url()).pathname.split('/').pop()!;
+    expect(visible(await page.locator('#total').textContent())).toContain('25.00');
+    await page.getByLabel('Test card').selectOption(card);
+    await page.getByLabel('Email').fill(email);
+    await shot(page, shotName);
+    await page.locator('#pay').click();
+    return sessionId;
+  }
+
+  it('buys with a Visa test card, lands paid, refunds and watches the refund settle', async () => {
+    await page.goto(`${svc.url}/demo`);
+    await page.locator('body[data-ready="true"]').waitFor();
+    expect(new URL(page.url()).pathname).toBe('/demo/');
+    expect(await page.locator('#product-name').textContent()).toBe('Sandbox coffee mug');
+    const price = page.locator('#price');
+    expect(visible(await price.textContent())).toBe('SGD 25.00');
+    expect(await price.getAttribute('data-amount')).toBe('2500');
+    await shot(page, 'storefront');
+
+    const sessionId = await checkout('pm_card_visa', 'buyer@example.com', 'checkoutVisa');
+    await page.waitForURL((u) => u.pathname === '/demo/success.html');
+    expect(new URL(page.url()).searchParams.get('session_id')).toBe(sessionId);
+
+    await page.locator('#payment-status[data-status="paid"]').waitFor();
+    expect(await page.locator('#payment-status').textContent()).toBe('paid');
+    expect(await page.locator('h1').textContent()).toBe('Thank you for your order');
+    expect(visible(await page.locator('#amount').textContent())).toBe('SGD 25.00');
+    expect(await page.locator('#email').textContent()).toBe('buyer@example.com');
+    expect(await page.locator('#session-id').textContent()).toBe(sessionId);
+    const paymentIntentId = await page.locator('#payment-intent').textContent();
+    expect(paymentIntentId).toMatch(/^pi_/);
+    const session = await getJson(`${svc.url}/checkout-session?session_id=${sessionId}`);
+    expect(session.json).toMatchObject({ payment_status: 'paid', payment_intent: paymentIntentId });
+    const refundButton = page.getByRole('button', { name: 'Refund this payment' });
+    // Enabled once the page has checked that no refund of this payment is under way.
+    await page.locator('#refund:enabled').waitFor();
+    await shot(page, 'successPaid');
+
+    await refundButton.click();
+    const status = page.locator('#refund-status');
+    await page.locator('#refund-status[data-final="true"]').waitFor({ timeout: 20_000 });
+    expect(await status.textContent()).toBe('succeeded');
+    expect(await page.getByRole('status').filter({ has: status }).count()).toBe(1);
+    // The accepted request always starts queued, so a settled refund shows at least one move.
+    const history = await page.locator('#refund-history li').allTextContents();
+    expect(history[0]).toBe('queued');
+    expect(history.at(-1)).toBe('succeeded');
+    expect(history.length).toBeGreaterThanOrEqual(2);
+    expect(await refundButton.isDisabled()).toBe(true);
+    expect(await page.locator('#error').isHidden()).toBe(true);
+    await shot(page, 'refundSucceeded');
+
+    const requestId = (await page.locator('#refund-request-id').textContent())!;
+    const fromApi = await getJson(`${svc.url}/refund-status/${encodeURIComponent(requestId)}`);
+    expect(fromApi.status).toBe(200);
+    expect(fromApi.json).toMatchObject({
+      status: 'succeeded',
+      amount: 2500,
+      payment_intent_id: paymentIntentId,
+    });
+    const ledger = await svc.deps.store.refunds.get(requestId);
+    expect(ledger).toMatchObject({ status: 'succeeded', amount: 2500, paymentIntentId, mode: 'async' });
+    expect(ledger?.stripeRefundId).toMatch(/^re_/);
+    const stripeRefunds = await svc.deps.stripe.refunds.list({ payment_intent: paymentIntentId! });
+    expect(stripeRefunds.data.map((r) => [r.status, r.amount])).toEqual([['succeeded', 2500]]);
+
+    // A reload follows the same refund instead of offering to refund again.
+    await page.reload();
+    await page.locator('#refund-status[data-status="succeeded"]').waitFor();
+    expect(await refundButton.isDisabled()).toBe(true);
+
+    expectShots('storefront', 'checkoutVisa', 'successPaid', 'refundSucceeded');
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it('shows the decline on the checkout page for pm_card_chargeDeclined and leaves the session unpaid', async () => {
+    const sessionId = await checkout('pm_card_chargeDeclined', 'declined@example.com', 'checkoutDeclined');
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.textContent()).toMatch(/declined/i);
+    expect(new URL(page.url()).pathname).toBe(`/checkout/${sessionId}`);
+    // The page is still there to try another card, with the customer's input kept.
+    expect(await page.getByLabel('Email').inputValue()).toBe('declined@example.com');
+    expect(await page.locator('#pay').isVisible()).toBe(true);
+    await shot(page, 'checkoutDeclined');
+
+    // Giving up on the hosted page brings the customer back to the store (cancel_url).
+    await page.getByRole('link', { name: 'Cancel and return' }).click();
+    await page.waitForURL((u) => u.pathname === '/demo/');
+    await page.locator('body[data-ready="true"]').waitFor();
+
+    const session = await getJson(`${svc.url}/checkout-session?session_id=${sessionId}`);
+    expect(session.status).toBe(200);
+    expect(session.json.payment_status).toBe('unpaid');
+    expect(session.json.status).toBe('open');
+
+    // Opening the success page by hand does not pretend otherwise, and offers no refund.
+    await page.goto(`${svc.url}/demo/success.html?session_id=${sessionId}`);
+    await page.locator('#payment-status[data-status="unpaid"]').waitFor();
+    expect(await page.locator('h1').textContent()).toBe('Payment not completed');
+    expect(await page.locator('#refund-section').isHidden()).toBe(true);
+    await shot(page, 'successUnpaid');
+
+    expectShots('checkoutDeclined', 'successUnpaid');
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it('shows an API problem readably (unknown checkout session)', async () => {
+    await page.goto(`${svc.url}/demo/success.html?session_id=cs_test_doesnotexist`);
+    const alert = page.locator('#error');
+    await alert.waitFor();
+    expect(await alert.getAttribute('role')).toBe('alert');
+    expect(visible(await alert.locator('.problem-title').textContent())).toBe('Not Found (404)');
+    expect(visible(await alert.locator('.problem-detail').textContent())).toMatch(/checkout session/i);
+    expect(visible(await alert.locator('.problem-meta').textContent())).toMatch(/request \S+/);
+    expect(await page.locator('h1').textContent()).toBe('Order not found');
+    expect(await page.locator('#session').isHidden()).toBe(true);
+    await shot(page, 'problemNotFound');
+    expectShots('problemNotFound');
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+});
+
+describe.skipIf(!haveChromium)('demo storefront with API_AUTH=on', () => {
+  let svc: TestService;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let pageErrors: string[];
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    svc = await startTestService(
+      'sqlite',
+      { API_AUTH: 'on' },
+      { extraRoutes: (app, deps) => mountDemo(app, { authRequired: deps.config.auth.enabled }) },
+    );
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await svc?.stop();
+  });
+  beforeEach(async () => {
+    context = await browser.newContext({ locale: 'en-US' });
+    page = await context.newPage();
+    pageErrors = watchPageErrors(page);
+  });
+  afterEach(async () => {
+    await context?.close();
+  });
+
+  it('says the demo needs auth off and does not offer to buy', async () => {
+    await page.goto(`${svc.url}/demo/`);
+    const notice = page.locator('#auth-notice');
+    await notice.waitFor();
+    expect(visible(await notice.textContent())).toContain('API_AUTH=on');
+    expect(await page.getByRole('button', { name: 'Buy now' }).isDisabled()).toBe(true);
+    expect(await page.content()).not.toMatch(/psk_|ppk_|sk_test_/);
+    await shot(page, 'authNotice');
+    expectShots('authNotice');
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it('shows the notice and the 401 problem when the page was not told auth is on', async () => {
+    // As if mountDemo had been called without authRequired: the page only learns it from the API.
+    await page.route('**/demo/config.json', async (route) => {
+      const real = (await (await route.fetch()).json()) as Record<string, unknown>;
+      await route.fulfill({ json: { ...real, authRequired: false } });
+    });
+    await page.goto(`${svc.url}/demo/`);
+    await page.locator('body[data-ready="true"]').waitFor();
+    expect(await page.locator('#auth-notice').isHidden()).toBe(true);
+    await page.getByRole('button', { name: 'Buy now' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    expect(visible(await alert.locator('.problem-title').textContent())).toBe('Unauthorized (401)');
+    expect(visible(await alert.locator('.problem-meta').textContent())).toContain('code unauthenticated');
+    expect(await page.locator('#auth-notice').isVisible()).toBe(true);
+    expect(new URL(page.url()).pathname).toBe('/demo/');
+    await shot(page, 'authDiscovered');
+    expectShots('authDiscovered');
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+});
