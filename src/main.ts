@@ -2,9 +2,13 @@
 import { config as loadDotenv } from 'dotenv';
 import { ConfigError, loadConfig } from './config/index.js';
 import { createLogger } from './logger.js';
+import { defaultTopology, type TopologyNames } from './queue/index.js';
 import { startService } from './service.js';
 
 loadDotenv({ quiet: true });
+
+/** Long enough for in-flight Stripe calls to finish (the SDK's own timeout is 20 s by default). */
+const SHUTDOWN_TIMEOUT_MS = 25_000;
 
 let config;
 try {
@@ -17,18 +21,41 @@ try {
   throw err;
 }
 
+function prefixedTopology(prefix: string | null): Partial<TopologyNames> {
+  if (!prefix) return {};
+  return Object.fromEntries(
+    Object.entries(defaultTopology).map(([role, name]) => [role, `${prefix}.${name}`]),
+  ) as Partial<TopologyNames>;
+}
+
 const logger = createLogger({ level: config.logLevel });
-const service = await startService(config, logger);
+
+// A signal during start-up is honoured once the service is up, so nothing is left half-opened.
+let stopRequested: string | null = null;
+const onEarlySignal = (signal: NodeJS.Signals) => {
+  stopRequested ??= signal;
+};
+process.on('SIGTERM', onEarlySignal);
+process.on('SIGINT', onEarlySignal);
+
+const service = await startService(config, logger, {
+  topology: prefixedTopology(config.rabbitmq.queuePrefix),
+});
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
+  if (stopping) {
+    logger.warn({ signal }, 'already shutting down; send SIGKILL to stop at once');
+    return;
+  }
   stopping = true;
+  // Order (in service.close): stop consuming and let in-flight refunds finish, stop accepting HTTP,
+  // flush the outbox, close the broker and the store. Unfinished messages are redelivered by RabbitMQ.
   logger.info({ signal }, 'shutting down');
   const timer = setTimeout(() => {
-    logger.error('shutdown took too long; exiting');
+    logger.error('shutdown took too long; exiting (unacknowledged refunds will be redelivered)');
     process.exit(1);
-  }, 25_000);
+  }, SHUTDOWN_TIMEOUT_MS);
   timer.unref();
   try {
     await service.close();
@@ -39,5 +66,8 @@ async function shutdown(signal: string): Promise<void> {
     process.exit(1);
   }
 }
+process.off('SIGTERM', onEarlySignal);
+process.off('SIGINT', onEarlySignal);
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
+if (stopRequested) void shutdown(stopRequested);

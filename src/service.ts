@@ -95,6 +95,9 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
     let secretKey = config.stripe.secretKey;
     let apiBase = config.stripe.apiBase;
     const webhookSecret = config.stripe.webhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`;
+    if (config.stripe.mode === 'remote' && !config.stripe.webhookSecret) {
+      logger.warn('STRIPE_WEBHOOK_SECRET is not set: every webhook from Stripe will be refused until it is');
+    }
     if (config.stripe.mode === 'sandbox') {
       secretKey = `sk_test_embedded${randomBytes(16).toString('hex')}`;
       sandbox = await startSandbox({
@@ -162,6 +165,8 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       logger,
       secret: webhookSecret,
       eventsExchange: topology.events,
+      // Webhooks write outbox rows (stripe.events, refund outcomes); publish them without waiting for a poll.
+      outboxWritten: () => relay.notify(),
     });
     logger.info(
       {
@@ -260,20 +265,36 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
   });
 }
 
-/** Puts refunds that may have lost their message (embedded queue after a crash, a crash mid-call) back in the queue. */
+/**
+ * Puts refunds that may have lost their message (embedded queue after a crash, a message dead-lettered
+ * by the delivery limit while the ledger could not be told) back in the queue. Each re-queued row is
+ * touched, so the next sweep leaves it alone until it has been stale for `olderThanMs` again.
+ */
 async function requeueStuck(deps: Deps, olderThanMs: number): Promise<number> {
-  const stuck = await deps.store.refunds.listByStatus(['queued', 'processing'], 500);
+  // While RabbitMQ is unreachable the earlier messages are still waiting in the outbox; more copies of
+  // them would only pile up.
+  if (!deps.broker.isConnected()) return 0;
   const cutoff = Date.now() - olderThanMs;
+  const pageSize = 500;
   let n = 0;
-  for (const r of stuck) {
-    if (r.stripeRefundId || Date.parse(r.updatedAt) > cutoff) continue;
-    await deps.store.outbox.add({
-      destination: deps.topology.requests,
-      routingKey: deps.topology.requests,
-      messageId: `${r.requestId}#sweep-${Date.now()}-${n}`,
-      payload: { request_key: r.requestId },
-    });
-    n++;
+  for (;;) {
+    const page = await deps.store.refunds.listByStatus(['queued', 'processing'], pageSize);
+    const stale = page.filter((r) => !r.stripeRefundId && Date.parse(r.updatedAt) < cutoff);
+    for (const r of stale) {
+      await deps.store.transaction(async (tx) => {
+        await tx.outbox.add({
+          destination: deps.topology.requests,
+          routingKey: deps.topology.requests,
+          messageId: `${r.requestId}#sweep-${Date.now()}-${n}`,
+          payload: { request_key: r.requestId },
+        });
+        // Rewrites a value fixed at acceptance: only updated_at changes, and no concurrent write is undone.
+        await tx.refunds.patch(r.requestId, { currency: r.currency });
+      });
+      n++;
+    }
+    // Oldest first, and touched rows move to the back: a page with nothing stale means we are done.
+    if (stale.length === 0 || page.length < pageSize) break;
   }
   if (n > 0) deps.logger.warn({ count: n }, 're-queued refunds that had no live message');
   return n;

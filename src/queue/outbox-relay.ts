@@ -17,13 +17,23 @@ export interface OutboxRelayOptions {
   /** First retry delay after a failed publish; doubles per attempt up to maxBackoffMs. */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * How long a claimed batch is hidden from other relays. It must outlast a publish waiting for its
+   * confirm (10 s by default); after a crash it is also how long the claimed rows wait (default 15 s).
+   */
+  leaseMs?: number;
+  /** Bound on the final flush in stop() (default 5 s). */
+  flushTimeoutMs?: number;
 }
 
 export interface OutboxRelay {
   start(): void;
   /** Wakes the relay now: call after committing a transaction that added outbox rows. */
   notify(): void;
-  /** Stops after the batch in progress; resolves when it is flushed. */
+  /**
+   * Stops after the batch in progress, then publishes what is ready (bounded by flushTimeoutMs) so the
+   * outcomes written by the last refunds leave with this process instead of waiting for another relay.
+   */
   stop(): Promise<void>;
   /** Publishes until the outbox has nothing ready (tests, shutdown). */
   drain(timeoutMs?: number): Promise<void>;
@@ -44,6 +54,8 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const idleMs = opts.idleMs ?? 250;
   const backoffMs = opts.backoffMs ?? 500;
   const maxBackoffMs = opts.maxBackoffMs ?? 30_000;
+  const leaseMs = opts.leaseMs ?? 15_000;
+  const flushTimeoutMs = opts.flushTimeoutMs ?? 5_000;
   let running = false;
   let wake: (() => void) | null = null;
   let pendingWake = false;
@@ -68,7 +80,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   /** Publishes one claimed batch; returns how many rows it handled. */
   async function runBatch(): Promise<number> {
     if (!broker.isConnected()) return 0;
-    const batch = await store.outbox.claimBatch(batchSize);
+    const batch = await store.outbox.claimBatch(batchSize, new Date(), leaseMs);
     if (batch.length === 0) return 0;
     const results = await Promise.allSettled(
       batch.map((m) =>
@@ -129,6 +141,18 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       relay.notify();
       await loop;
       loop = null;
+      const deadline = Date.now() + flushTimeoutMs;
+      let flushed = 0;
+      try {
+        while (broker.isConnected() && Date.now() < deadline) {
+          const handled = await runBatch();
+          flushed += handled;
+          if (handled < batchSize) break;
+        }
+      } catch (err) {
+        log.warn({ err }, 'final outbox flush failed; the rows stay for the next relay');
+      }
+      if (flushed > 0) log.info({ rows: flushed }, 'outbox flushed on stop');
     },
     async drain(timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;

@@ -66,6 +66,11 @@ export interface RefundOutcomeMessage {
 export type ProcessResult =
   { kind: 'done'; refund: Refund } | { kind: 'retry'; reason: string } | { kind: 'failed'; reason: string };
 
+export interface ProcessOptions {
+  /** Awaited right before the Stripe call (the worker's rate limiter). */
+  beforeStripeCall?: () => Promise<void>;
+}
+
 const OWNER_SEPARATOR = '/';
 
 /** Request ids are chosen by clients, so they are namespaced by owner: two shops may both use "order-1". */
@@ -320,6 +325,9 @@ export function createRefundService(deps: RefundServiceDeps) {
     async refundLater(caller: Caller, input: RefundInput): Promise<Refund> {
       const { refund, created } = await accept(caller, input, 'async');
       if (created) log.info({ request_id: refund.requestId, amount: refund.amount }, 'refund queued');
+      // A replay gets the answer the first request got, whatever the worker has done since (10 concurrent
+      // retries of one request must all read the same); GET /refund-status is where progress shows.
+      if (!created && refund.mode === 'async') return { ...refund, status: 'queued' };
       return refund;
     },
 
@@ -333,13 +341,16 @@ export function createRefundService(deps: RefundServiceDeps) {
      * The worker's step for one queued refund. Safe to run any number of times for the same key:
      * a finished refund is left alone, and Stripe sees the same idempotency key every time.
      */
-    async process(key: string, isLastAttempt: boolean): Promise<ProcessResult> {
+    async process(key: string, isLastAttempt: boolean, opts: ProcessOptions = {}): Promise<ProcessResult> {
       const refund = await store.refunds.get(key);
       if (!refund) return { kind: 'failed', reason: 'unknown refund request' };
       if (isTerminalRefundStatus(refund.status) || refund.stripeRefundId) return { kind: 'done', refund };
       await store.refunds.advance(key, { status: 'processing' });
       await store.refunds.incrementAttempts(key);
       try {
+        // Waited for here rather than before the ledger reads, so the ceiling holds at Stripe's end and
+        // redeliveries of finished refunds do not spend it.
+        await opts.beforeStripeCall?.();
         const stripeRefund = await callStripe(refund);
         const saved = await recordStripeRefund(key, stripeRefund);
         log.info({ request_id: key, refund_id: stripeRefund.id, status: saved.status }, 'queued refund made');
@@ -361,16 +372,26 @@ export function createRefundService(deps: RefundServiceDeps) {
      * request key we put in its metadata (the webhook can beat our own write), else records a refund made
      * outside the service, e.g. in the Stripe dashboard, so it counts against what is left to refund.
      */
-    async applyStripeRefund(r: Stripe.Refund): Promise<Refund> {
+    async applyStripeRefund(r: Stripe.Refund): Promise<Refund | null> {
       const piId = typeof r.payment_intent === 'string' ? r.payment_intent : (r.payment_intent?.id ?? null);
       let row = await store.refunds.getByStripeId(r.id);
       const tagged = r.metadata?.request_id;
       if (!row && tagged) {
         const candidate = await store.refunds.get(tagged);
-        if (candidate && candidate.paymentIntentId === piId) row = candidate;
+        // A row already tied to another Stripe refund is not this one, whatever the metadata says.
+        if (
+          candidate &&
+          candidate.paymentIntentId === piId &&
+          (candidate.stripeRefundId === null || candidate.stripeRefundId === r.id)
+        )
+          row = candidate;
       }
       if (!row) {
-        if (!piId) throw new Error(`refund ${r.id} has no payment intent`);
+        if (!piId) {
+          // The ledger only knows payment intents; a refund of a bare charge has nothing to count against.
+          log.info({ refund_id: r.id }, 'ignored a refund without a payment intent');
+          return null;
+        }
         const payment = await store.payments.findByPaymentIntent(piId);
         try {
           row = await store.refunds.insert({

@@ -18,7 +18,11 @@ export interface RefundWorkerOptions {
   /** The broker's delivery limit: a message handed out this often without an ack is given up on. */
   deliveryLimit: number;
   limiter: RateLimiter;
+  /** Pause before a failed delivery goes back to the queue; doubles per redelivery (default 250 ms, max 5 s). */
+  crashBackoffMs?: number;
 }
+
+const MAX_CRASH_BACKOFF_MS = 5_000;
 
 function keyOf(d: Delivery<unknown>): string | null {
   const body = d.body as Partial<RefundRequestMessage> | null;
@@ -30,9 +34,29 @@ function keyOf(d: Delivery<unknown>): string | null {
     : null;
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Consumer> {
   const { refunds, limiter } = opts;
   const log = opts.logger.child({ component: 'refund-worker' });
+  const crashBackoffMs = opts.crashBackoffMs ?? 250;
+  const beforeStripeCall = () => limiter.acquire();
+  // Two messages for one refund (a relay republish after a crash, a sweep) would otherwise call Stripe at
+  // the same moment with the same idempotency key and earn a 409 and a pointless retry. The second waits.
+  const running = new Map<string, Promise<unknown>>();
+
+  async function processOnce(key: string, isLastAttempt: boolean) {
+    const previous = running.get(key) ?? Promise.resolve();
+    const work = previous
+      .catch(() => undefined)
+      .then(() => refunds.process(key, isLastAttempt, { beforeStripeCall }));
+    running.set(key, work);
+    try {
+      return await work;
+    } finally {
+      if (running.get(key) === work) running.delete(key);
+    }
+  }
 
   async function handle(d: Delivery<unknown>): Promise<Outcome> {
     const key = keyOf(d);
@@ -40,19 +64,26 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
       log.warn({ messageId: d.messageId }, 'malformed refund message dead-lettered');
       return { kind: 'dead-letter', reason: 'malformed message: no request_key' };
     }
-    await limiter.acquire();
     try {
-      const result = await refunds.process(key, d.attempt + 1 >= opts.maxAttempts);
+      const result = await processOnce(key, d.attempt + 1 >= opts.maxAttempts);
       if (result.kind === 'done') return { kind: 'ack' };
       if (result.kind === 'retry') return { kind: 'retry', reason: result.reason };
       return { kind: 'dead-letter', reason: result.reason };
     } catch (err) {
-      // An unexpected failure (store down, bug): let the broker redeliver; on the last delivery the
-      // ledger is told, so a poison message never leaves a refund stuck in `processing`.
-      if ((d.deliveryCount ?? 0) + 1 >= opts.deliveryLimit) {
-        await refunds.recordFailure(key, 'worker_error').catch(() => undefined);
+      // An unexpected failure (store down, unreadable ledger row, bug): the broker redelivers it and its
+      // delivery limit stops a poison message. RabbitMQ dead-letters once x-delivery-count would pass the
+      // limit, so the delivery whose count equals it is the last: the ledger is told then, so the refund
+      // is not left in `processing`.
+      const deliveryCount = d.deliveryCount ?? 0;
+      log.error({ err, request_id: key, deliveryCount }, 'refund worker failed on a message');
+      if (deliveryCount >= opts.deliveryLimit) {
+        await refunds.recordFailure(key, 'worker_error').catch((e: unknown) => {
+          log.error({ err: e, request_id: key }, 'could not record the failure of a poison message');
+        });
+      } else {
+        // Without a pause a store outage would burn the whole delivery limit in milliseconds.
+        await sleep(Math.min(crashBackoffMs * 2 ** deliveryCount, MAX_CRASH_BACKOFF_MS));
       }
-      log.error({ err, request_id: key }, 'refund worker failed on a message');
       throw err;
     }
   }

@@ -1,0 +1,147 @@
+/**
+ * STRIPE_MAX_RPS: a worker process never asks Stripe for refunds faster than the ceiling. The rate is
+ * measured where Stripe would see it: a pass-through HTTP hop in front of the sandbox notes when each
+ * POST /v1/refunds arrives. The refunds are queued before the worker starts, so it has a backlog to
+ * burst through and this process is idle while the worker runs.
+ */
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresAvailable, rabbitAvailable } from '../helpers/services.js';
+import {
+  clusterEnv,
+  countsOf,
+  expectExactlyOnce,
+  killAllWorkers,
+  paidIntents,
+  peekRabbit,
+  pgSchema,
+  pool,
+  postRefundAsync,
+  prefixedTopology,
+  refundOrders,
+  spawnWorker,
+  startInProcess,
+  startStripe,
+  uniqueTag,
+  waitFor,
+  type InProcessService,
+  type PgSchema,
+  type RabbitPeek,
+  type StripeStandIn,
+} from './support/harness.js';
+
+const ready = (await rabbitAvailable()) && (await postgresAvailable());
+const MAX_RPS = 10;
+
+interface Hop {
+  url: string;
+  /** Arrival times (ms) of POST /v1/refunds. */
+  refundPosts: number[];
+  close(): Promise<void>;
+}
+
+async function passThrough(target: string): Promise<Hop> {
+  const to = new URL(target);
+  const refundPosts: number[] = [];
+  const server: Server = createServer((req, res) => {
+    if (req.method === 'POST' && req.url?.startsWith('/v1/refunds')) refundPosts.push(performance.now());
+    const upstream = request(
+      { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    refundPosts,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** The most arrivals inside any window [t, t + 1 s). */
+function busiestSecond(times: number[]): number {
+  let best = 0;
+  for (let i = 0, j = 0; i < times.length; i++) {
+    while (j < times.length && times[j]! < times[i]! + 1_000) j++;
+    best = Math.max(best, j - i);
+  }
+  return best;
+}
+
+describe.skipIf(!ready)('STRIPE_MAX_RPS', () => {
+  const tag = uniqueTag('rate');
+  const topology = prefixedTopology(tag);
+  let stripe: StripeStandIn;
+  let hop: Hop;
+  let db: PgSchema;
+  let svc: InProcessService;
+  let peek: RabbitPeek;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    stripe = await startStripe();
+    hop = await passThrough(stripe.url);
+    db = pgSchema(tag);
+    env = clusterEnv(stripe, db, tag, { STRIPE_API_BASE: hop.url });
+    svc = await startInProcess({ env, db, topology });
+    peek = await peekRabbit();
+  });
+
+  afterAll(async () => {
+    await killAllWorkers();
+    await svc?.close();
+    await peek?.deleteAll(topology);
+    await peek?.close();
+    await db?.drop();
+    await hop?.close();
+    await stripe?.close();
+  });
+
+  it(`keeps POST /v1/refunds at or under ${MAX_RPS} per second however many are queued`, async () => {
+    const intents = await paidIntents(svc.url, 10, 10_000);
+    const orders = refundOrders(tag, intents, 5, 1_000);
+    const keys = orders.map((o) => o.request_id);
+    // Without the ceiling the worker (prefetch 32) would send this backlog in one burst.
+    await pool(orders, 25, (o) => postRefundAsync(svc.url, o));
+    await waitFor(
+      () => peek.depth(topology.requests),
+      (n) => n === orders.length,
+      10_000,
+    );
+    const worker = await spawnWorker('worker-rate', { ...env, STRIPE_MAX_RPS: String(MAX_RPS) });
+    const counts = await waitFor(
+      () => countsOf(svc, keys),
+      (c) => c.succeeded === orders.length,
+      30_000,
+    );
+    expect(counts.succeeded).toBe(orders.length);
+    expect((await worker.kill('SIGTERM')).code).toBe(0);
+    await expectExactlyOnce(stripe, keys, 1_000);
+
+    const times = hop.refundPosts;
+    expect(times).toHaveLength(orders.length);
+    const busiest = busiestSecond(times);
+    const span = (times.at(-1)! - times[0]!) / 1000;
+    const average = (times.length - 1) / span;
+    console.info(
+      `[async] STRIPE_MAX_RPS=${MAX_RPS}: ${times.length} refund calls over ${span.toFixed(2)} s ` +
+        `(${average.toFixed(2)}/s on average), busiest second ${busiest}`,
+    );
+    // The worker lets calls go 1/MAX_RPS apart; between that moment and Stripe, scheduling jitter can
+    // squeeze one more into some 1-second window (typically 11 at 10/s), so two are allowed for. Without
+    // the ceiling this backlog arrives at over 40 per second.
+    expect(busiest).toBeLessThanOrEqual(MAX_RPS + 2);
+    expect(average).toBeLessThanOrEqual(MAX_RPS * 1.05);
+  }, 60_000);
+});
