@@ -2,7 +2,7 @@
 import { config as loadDotenv } from 'dotenv';
 import { ConfigError, loadConfig } from './config/index.js';
 import { createLogger } from './logger.js';
-import { defaultTopology, type TopologyNames } from './queue/index.js';
+import { mountDemo } from './demo/mount.js';
 import { startService } from './service.js';
 
 loadDotenv({ quiet: true });
@@ -21,13 +21,6 @@ try {
   throw err;
 }
 
-function prefixedTopology(prefix: string | null): Partial<TopologyNames> {
-  if (!prefix) return {};
-  return Object.fromEntries(
-    Object.entries(defaultTopology).map(([role, name]) => [role, `${prefix}.${name}`]),
-  ) as Partial<TopologyNames>;
-}
-
 const logger = createLogger({ level: config.logLevel });
 
 // A signal during start-up is honoured once the service is up, so nothing is left half-opened.
@@ -39,7 +32,10 @@ process.on('SIGTERM', onEarlySignal);
 process.on('SIGINT', onEarlySignal);
 
 const service = await startService(config, logger, {
-  topology: prefixedTopology(config.rabbitmq.queuePrefix),
+  // The demo storefront only exists next to the embedded sandbox, where no real money can move.
+  extraRoutes: (app, deps) => {
+    if (deps.sandbox) mountDemo(app, { authRequired: deps.config.auth.enabled });
+  },
 });
 
 let stopping = false;

@@ -25,6 +25,7 @@ import {
   createRabbitBroker,
   createRateLimiter,
   DEFAULT_DELIVERY_LIMIT,
+  prefixedTopology,
   resolveTopology,
   type Broker,
   type Consumer,
@@ -121,7 +122,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       (e) => metrics.observeStripe(e),
     );
 
-    const topology = resolveTopology(opts.topology);
+    const topology = resolveTopology({ ...prefixedTopology(config.rabbitmq.queuePrefix), ...opts.topology });
     const broker = config.rabbitmq.url
       ? createRabbitBroker({
           url: config.rabbitmq.url,
@@ -331,6 +332,20 @@ export async function startService(
     if (deps.sandbox) deps.sandbox.addWebhookEndpoint({ url: `${url}/webhook`, secret: deps.webhookSecret });
 
     deps.relay.start();
+    const sweepMs = opts.sweepIntervalMs ?? 5_000;
+    timers.push(
+      // Webhooks arrive at API processes; whichever process stored an event retries it if processing failed.
+      setInterval(() => {
+        deps.webhooks.retryPending().catch((err) => logger.error({ err }, 'webhook retry sweep failed'));
+      }, sweepMs),
+      // Housekeeping: idempotency keys expire after 24 h; sent outbox rows are kept a week for inspection.
+      setInterval(() => {
+        Promise.all([
+          deps.store.idempotency.purgeExpired(),
+          deps.store.outbox.purgeSent(new Date(Date.now() - 7 * 86_400_000)),
+        ]).catch((err) => logger.error({ err }, 'housekeeping failed'));
+      }, 3_600_000),
+    );
     if (runWorker) {
       if (deps.broker.kind === 'memory') await requeueStuck(deps, 0);
       consumer = await startRefundWorker({
@@ -343,11 +358,7 @@ export async function startService(
         deliveryLimit: DEFAULT_DELIVERY_LIMIT,
         limiter: createRateLimiter(config.worker.stripeMaxRps),
       });
-      const sweepMs = opts.sweepIntervalMs ?? 5_000;
       timers.push(
-        setInterval(() => {
-          deps.webhooks.retryPending().catch((err) => logger.error({ err }, 'webhook retry sweep failed'));
-        }, sweepMs),
         setInterval(() => {
           requeueStuck(deps, 10 * 60_000)
             .then((n) => n > 0 && deps.relay.notify())

@@ -98,7 +98,8 @@ const schema = z.object({
     blankToUndefined,
     z.enum(['development', 'production', 'test']).default('development'),
   ),
-  PORT: int(0, 65535, 5000),
+  // Unset: 5000, except for a worker, which only serves health and metrics and so takes any free port.
+  PORT: z.preprocess(blankToUndefined, int(0, 65535, -1)),
   HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
   LOG_LEVEL: z.preprocess(
     blankToUndefined,
@@ -231,7 +232,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const retryDelaysMs = e.WORKER_RETRY_DELAYS_MS.split(',').map(Number);
   return deepFreeze<Config>({
     nodeEnv: e.NODE_ENV,
-    port: e.PORT,
+    port: e.PORT >= 0 ? e.PORT : e.ROLE === 'worker' ? 0 : 5000,
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
     role: e.ROLE,

@@ -18,6 +18,7 @@ export {
   RETRY_REASON_HEADER,
   SOURCE_QUEUE_HEADER,
   defaultTopology,
+  prefixedTopology,
   queueFamily,
   resolveTopology,
   type QueueFamily,

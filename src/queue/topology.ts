@@ -169,3 +169,11 @@ export function quorumArguments(spec: QueueSpec): Record<string, unknown> {
 function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+/** `QUEUE_PREFIX=staging` → `staging.stripe_refund_requests`, ... : several deployments can share one broker. */
+export function prefixedTopology(prefix: string | null): Partial<TopologyNames> {
+  if (!prefix) return {};
+  return Object.fromEntries(
+    Object.entries(defaultTopology).map(([role, name]) => [role, `${prefix}.${name}`]),
+  ) as Partial<TopologyNames>;
+}
