@@ -153,7 +153,8 @@ export function createRefundService(deps: RefundServiceDeps) {
     await tx.outbox.add({
       destination: topology.responses,
       routingKey: topology.responses,
-      messageId: `${refund.requestId}#${refund.status}`,
+      // updatedAt keeps the id unique when a refund passes through the same status twice (pending ↔ requires_action).
+      messageId: `${refund.requestId}#${refund.status}#${refund.updatedAt}`,
       payload: outcomeOf(refund),
     });
   }
@@ -243,15 +244,27 @@ export function createRefundService(deps: RefundServiceDeps) {
   /** Stores Stripe's answer and, in the same transaction, the outcome message for other services. */
   async function recordStripeRefund(key: string, r: Stripe.Refund): Promise<Refund> {
     return store.transaction(async (tx) => {
-      await tx.refunds.patch(key, { stripeRefundId: r.id, currency: r.currency });
-      const moved = await tx.refunds.advance(key, {
-        status: toRefundStatus(r.status),
-        failureReason: r.failure_reason ?? null,
+      const to = { status: toRefundStatus(r.status), failureReason: r.failure_reason ?? null };
+      // Stripe is the truth about money: a refund we gave up on but Stripe made is put right.
+      const corrected = await tx.refunds.correctFromStripe(key, {
+        ...to,
+        stripeRefundId: r.id,
+        currency: r.currency,
       });
+      if (!corrected) await tx.refunds.patch(key, { stripeRefundId: r.id, currency: r.currency });
+      const moved = corrected || (await tx.refunds.advance(key, to));
       const refund = (await tx.refunds.get(key))!;
       if (moved) await announce(tx, refund);
       return refund;
     });
+  }
+
+  /** The refund Stripe made for this request, if any (we tag every refund with our key). */
+  async function findStripeRefund(refund: Refund): Promise<Stripe.Refund | null> {
+    for await (const r of stripe.refunds.list({ payment_intent: refund.paymentIntentId, limit: 100 })) {
+      if (r.metadata?.request_id === refund.requestId) return r;
+    }
+    return null;
   }
 
   async function recordFailure(key: string, reason: string): Promise<Refund | null> {
@@ -360,6 +373,18 @@ export function createRefundService(deps: RefundServiceDeps) {
         if (isTransientStripeError(err) && !isLastAttempt) {
           log.warn({ request_id: key, reason }, 'refund attempt failed; will retry');
           return { kind: 'retry', reason };
+        }
+        if (isTransientStripeError(err)) {
+          // The last answer was lost, not refused: Stripe may have made the refund. Look before calling it failed.
+          const made = await findStripeRefund(refund).catch(() => null);
+          if (made) {
+            const saved = await recordStripeRefund(key, made);
+            log.info(
+              { request_id: key, refund_id: made.id, status: saved.status },
+              'refund found at Stripe after retries',
+            );
+            return { kind: 'done', refund: saved };
+          }
         }
         await recordFailure(key, isTransientStripeError(err) ? `retries_exhausted:${reason}` : reason);
         log.warn({ request_id: key, reason }, 'refund failed');

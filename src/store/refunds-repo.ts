@@ -67,6 +67,15 @@ export interface RefundsRepo {
    * `to.status`, so a late or repeated event can never move it back.
    */
   advance(requestId: string, to: { status: RefundStatus } & RefundFields): Promise<boolean>;
+  /**
+   * The one exception to forward-only: a refund we marked `failed` without ever hearing from Stripe
+   * (retries exhausted, worker gave up) that Stripe later shows it did make. Only such a row (failed, no
+   * Stripe id) moves, in one conditional UPDATE; returns whether it did.
+   */
+  correctFromStripe(
+    requestId: string,
+    to: { status: RefundStatus; stripeRefundId: string } & RefundFields,
+  ): Promise<boolean>;
   /** Sets non-status fields. Throws DuplicateKeyError if stripeRefundId is taken. */
   patch(requestId: string, fields: RefundFields): Promise<boolean>;
   /** Returns the new attempt count, or null when the refund is unknown. */
@@ -172,6 +181,18 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         .set({ ...fieldColumns(to), status: to.status, updated_at: nowIso() })
         .where('request_id', '=', requestId)
         .where('status', 'in', from)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async correctFromStripe(requestId, to) {
+      if (!isRefundStatus(to.status)) throw new TypeError(`unknown refund status ${String(to.status)}`);
+      const result = await db
+        .updateTable('refunds')
+        .set({ ...fieldColumns(to), status: to.status, updated_at: nowIso() })
+        .where('request_id', '=', requestId)
+        .where('status', '=', 'failed')
+        .where('stripe_refund_id', 'is', null)
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
     },

@@ -1,0 +1,124 @@
+/**
+ * When the service loses Stripe's answer it must not call a refund failed that Stripe actually made:
+ * the worker looks before giving up, and a later webhook puts a given-up refund right.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSandbox } from '../../src/sandbox/index.js';
+import { getJson, postJson } from '../helpers/http.js';
+import { eventually, startTestService, type TestService } from '../helpers/service.js';
+
+let svc: TestService;
+beforeAll(async () => {
+  svc = await startTestService('sqlite');
+});
+afterAll(async () => {
+  await svc?.stop();
+});
+
+async function paid(amount: number): Promise<string> {
+  const res = await postJson(`${svc.url}/payment-intent`, {
+    amount,
+    currency: 'usd',
+    payment_method: 'pm_card_visa',
+    confirm: true,
+  });
+  return res.json.paymentIntentId as string;
+}
+
+describe('refunds whose answer was lost', () => {
+  it('are recorded as made when Stripe made them, even after every attempt lost its answer', async () => {
+    // A Stripe that sends no webhooks, so only the worker's own look at Stripe can find the refund.
+    const sandbox = await startSandbox({ secretKey: 'sk_test_lostanswer1' });
+    const quiet = await startTestService('sqlite', {
+      STRIPE_SECRET_KEY: 'sk_test_lostanswer1',
+      STRIPE_API_BASE: sandbox.url,
+      API_AUTH: 'off',
+      WORKER_MAX_ATTEMPTS: '2',
+      WORKER_RETRY_DELAYS_MS: '100',
+      STRIPE_MAX_NETWORK_RETRIES: '0',
+    });
+    try {
+      const created = await postJson(`${quiet.url}/payment-intent`, {
+        amount: 3000,
+        currency: 'usd',
+        payment_method: 'pm_card_visa',
+        confirm: true,
+      });
+      const pi = created.json.paymentIntentId as string;
+      // Stripe processes every refund call, then the connection drops before the answer arrives.
+      const faults = await fetch(`${sandbox.url}/_sandbox/faults`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ drop_rate: 1, match: { method: 'POST', path_prefix: '/v1/refunds' } }),
+      });
+      expect(faults.status).toBeLessThan(300);
+      const res = await postJson(`${quiet.url}/refund-async`, {
+        payment_intent_id: pi,
+        amount: 1200,
+        request_id: 'lost-answer',
+      });
+      expect(res.status).toBe(202);
+      const done = await eventually(
+        () => getJson(`${quiet.url}/refund-status/lost-answer`),
+        (r) => r.json.status === 'succeeded' || r.json.status === 'failed',
+      );
+      expect(done.json).toMatchObject({
+        status: 'succeeded',
+        amount: 1200,
+        refund_id: expect.stringMatching(/^re_/),
+      });
+      const refunds = await quiet.deps.stripe.refunds.list({ payment_intent: pi });
+      expect(refunds.data).toHaveLength(1);
+      expect(refunds.data[0]!.id).toBe(done.json.refund_id);
+    } finally {
+      await quiet.stop();
+      await sandbox.close();
+    }
+  });
+
+  it('are put right by a later webhook when the service had given up', async () => {
+    const pi = await paid(2000);
+    // A refund the worker gave up on (retries exhausted) although Stripe did make it.
+    await svc.deps.store.refunds.insert({
+      requestId: 'given-up',
+      paymentIntentId: pi,
+      amount: 800,
+      currency: 'usd',
+      status: 'failed',
+      failureReason: 'retries_exhausted:transient',
+      mode: 'async',
+    });
+    const made = await svc.deps.stripe.refunds.create(
+      { payment_intent: pi, amount: 800, metadata: { request_id: 'given-up' } },
+      { idempotencyKey: 'refund:given-up' },
+    );
+    const fixed = await eventually(
+      () => getJson(`${svc.url}/refund-status/given-up`),
+      (r) => r.json.status === 'succeeded',
+    );
+    expect(fixed.json).toMatchObject({ status: 'succeeded', refund_id: made.id, failure_reason: null });
+    // And it counts again against what is left to refund.
+    expect(await svc.deps.store.refunds.sumCommitted(pi)).toBe(800);
+  });
+
+  it('a refund Stripe refused stays failed', async () => {
+    const pi = await paid(1000);
+    await svc.deps.store.refunds.insert({
+      requestId: 'refused',
+      paymentIntentId: pi,
+      amount: 500,
+      currency: 'usd',
+      status: 'failed',
+      failureReason: 'charge_already_refunded',
+      mode: 'async',
+      stripeRefundId: 're_refused_elsewhere',
+    });
+    expect(
+      await svc.deps.store.refunds.correctFromStripe('refused', {
+        status: 'succeeded',
+        stripeRefundId: 're_other',
+      }),
+    ).toBe(false);
+    expect((await svc.deps.store.refunds.get('refused'))!.status).toBe('failed');
+  });
+});
