@@ -13,7 +13,11 @@ import pg from 'pg';
 import Stripe from 'stripe';
 import { expect } from 'vitest';
 import { loadConfig } from '../../../src/config/index.js';
-import { defaultTopology, type TopologyNames } from '../../../src/queue/index.js';
+import {
+  prefixedTopology as prefixTopologyNames,
+  resolveTopology,
+  type TopologyNames,
+} from '../../../src/queue/index.js';
 import { startService, type RunningService, type ServiceOptions } from '../../../src/service.js';
 import { startSandbox, type FaultConfig, type Sandbox } from '../../../src/sandbox/index.js';
 import type { Refund, RefundStatus } from '../../../src/store/index.js';
@@ -30,10 +34,9 @@ export function uniqueTag(area: string): string {
 }
 
 /** The names a process started with QUEUE_PREFIX=<prefix> uses (same rule as src/main.ts). */
+/** The same names the service derives from QUEUE_PREFIX. */
 export function prefixedTopology(prefix: string): TopologyNames {
-  return Object.fromEntries(
-    Object.entries(defaultTopology).map(([role, name]) => [role, `${prefix}.${name}`]),
-  ) as unknown as TopologyNames;
+  return resolveTopology(prefixTopologyNames(prefix));
 }
 
 export function retryQueues(topology: TopologyNames, delays = TEST_RETRY_DELAYS_MS): string[] {
