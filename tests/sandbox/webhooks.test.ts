@@ -110,6 +110,8 @@ describe('webhook delivery', () => {
     expect(new Set(receiver.hooks.map((h) => h.body)).size).toBe(1);
     for (const hook of receiver.hooks)
       expect(verify(stripe, hook.body, hook.signature).type).toBe('payment_intent.created');
+    // The receiver logs the request before the sandbox has read its answer; wait for the sandbox's side.
+    await waitFor(() => sandbox.stats().webhooks.delivered === 1, 'the delivery to be recorded');
     const stats = sandbox.stats().webhooks;
     expect(stats.delivered).toBe(1);
     expect(stats.failedAttempts).toBe(2);
