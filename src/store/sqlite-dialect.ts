@@ -19,6 +19,8 @@ export interface SqliteDialectOptions {
  * - waiting for a lock happens with async sleeps instead of SQLite's busy handler, because
  *   better-sqlite3 is synchronous: the busy handler would block the event loop, and with it any
  *   other connection in this process that holds the lock and needs the loop to commit.
+ *
+ * And one for throughput: writes of the same event-loop turn share one commit (see the driver).
  */
 export class ImmediateSqliteDialect implements Dialect {
   constructor(private readonly options: SqliteDialectOptions) {}
@@ -96,6 +98,16 @@ class ImmediateSqliteConnection implements DatabaseConnection {
     return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
   }
 
+  /** Runs on the connection as it is (inside the open transaction, if any). */
+  run<R>(compiledQuery: CompiledQuery): QueryResult<R> {
+    return this.#run<R>(compiledQuery);
+  }
+
+  /** A statement that only reads needs no write lock and no commit. */
+  isReadonly(compiledQuery: CompiledQuery): boolean {
+    return this.#prepare(compiledQuery.sql).readonly;
+  }
+
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
     // Outside a transaction a busy statement has not run at all, so running it again is safe.
     // Inside one we already hold the write lock (BEGIN IMMEDIATE) and should not see SQLITE_BUSY.
@@ -113,15 +125,67 @@ class ImmediateSqliteConnection implements DatabaseConnection {
     await retryWhileBusy(() => this.#db.exec(sql), this.#busyTimeoutMs);
   }
 
+  /** For statements that cannot meet SQLITE_BUSY: we already hold the write lock. */
+  execNow(sql: string): void {
+    this.#db.exec(sql);
+  }
+
   get inTransaction(): boolean {
     return this.#db.inTransaction;
   }
 }
 
+/** Commits of one group: every member's promise settles with the one COMMIT that made it durable. */
+interface Group {
+  members: number;
+  startedAt: number;
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * One acquisition of the connection. Kysely hands it back to begin/commit/rollback/release, which is
+ * how the driver knows whose work is in the open group and who still holds the connection.
+ */
+class Lease implements DatabaseConnection {
+  /** Inside a Kysely transaction (a savepoint within the group). */
+  inUnit = false;
+  /** The group this lease wrote to (or read from): it settles when that group commits. */
+  group: Group | null = null;
+  released = false;
+
+  constructor(readonly driver: ImmediateSqliteDriver) {}
+
+  executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    return this.driver.execute<R>(this, compiledQuery);
+  }
+
+  streamQuery<R>(compiledQuery: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
+    return this.driver.stream<R>(this, compiledQuery);
+  }
+}
+
+/** A group stays open at most this long or for this many members, so other processes get the lock too. */
+const GROUP_MAX_MS = 10;
+const GROUP_MAX_MEMBERS = 128;
+const UNIT_SAVEPOINT = '"group_commit_unit"';
+
+/**
+ * Group commit. With synchronous=FULL every COMMIT waits for an fsync, and better-sqlite3 does it on
+ * the event loop, so one commit per transaction caps a process at a few hundred writes per second and
+ * stalls every request meanwhile. Instead, the transactions and single writes of one turn of the event
+ * loop share one BEGIN IMMEDIATE ... COMMIT: each Kysely transaction runs in its own savepoint (a
+ * failure rolls back only its own writes), and nobody hears "done" before the COMMIT that makes their
+ * writes durable has returned. Reads that run while a group is open wait for it too, so no caller ever
+ * sees data that could still be lost. Alone, a transaction commits one event-loop turn later than before.
+ */
 class ImmediateSqliteDriver implements Driver {
   readonly #options: SqliteDialectOptions;
   readonly #mutex = new ConnectionMutex();
   readonly #connection: ImmediateSqliteConnection;
+  #group: Group | null = null;
+  #commitScheduled = false;
 
   constructor(options: SqliteDialectOptions) {
     this.#options = options;
@@ -133,21 +197,57 @@ class ImmediateSqliteDriver implements Driver {
   async acquireConnection(): Promise<DatabaseConnection> {
     // One better-sqlite3 handle per Store: queries queue here, exactly as in Kysely's driver.
     await this.#mutex.lock();
-    return this.#connection;
+    return new Lease(this);
   }
 
-  async beginTransaction(): Promise<void> {
+  async execute<R>(lease: Lease, compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    if (lease.inUnit) return this.#runInGroup<R>(compiledQuery);
+    if (!this.#group) {
+      if (this.#connection.isReadonly(compiledQuery)) return this.#connection.executeQuery<R>(compiledQuery);
+      await this.#openGroup();
+    }
+    this.#join(lease);
+    return this.#runInGroup<R>(compiledQuery);
+  }
+
+  async *stream<R>(lease: Lease, compiledQuery: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
+    if (this.#group && !lease.inUnit) this.#join(lease);
+    yield* this.#connection.streamQuery<R>(compiledQuery);
+  }
+
+  async beginTransaction(connection: DatabaseConnection): Promise<void> {
     // Isolation settings are ignored: SQLite transactions are always serializable.
-    await this.#connection.exec('begin immediate');
+    const lease = connection as Lease;
+    if (!this.#group) await this.#openGroup();
+    this.#join(lease);
+    this.#connection.execNow(`savepoint ${UNIT_SAVEPOINT}`);
+    lease.inUnit = true;
   }
 
-  async commitTransaction(): Promise<void> {
-    await this.#connection.exec('commit');
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    const lease = connection as Lease;
+    this.#connection.execNow(`release ${UNIT_SAVEPOINT}`);
+    lease.inUnit = false;
+    await this.#leave(lease);
   }
 
-  async rollbackTransaction(): Promise<void> {
-    // SQLite rolls back by itself after some errors (e.g. SQLITE_FULL); a second rollback would throw.
-    if (this.#connection.inTransaction) await this.#connection.exec('rollback');
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    const lease = connection as Lease;
+    // After a failed group commit the connection already belongs to someone else.
+    if (lease.released) return;
+    lease.inUnit = false;
+    const group = lease.group;
+    lease.group = null; // a rolled-back unit has nothing left to wait for
+    if (this.#connection.inTransaction) {
+      this.#connection.execNow(`rollback to ${UNIT_SAVEPOINT}`);
+      this.#connection.execNow(`release ${UNIT_SAVEPOINT}`);
+    } else if (group) {
+      // SQLite rolled the whole transaction back by itself (e.g. SQLITE_FULL): the group is lost.
+      this.#fail(
+        group,
+        new Error('SQLite rolled back a group commit after an error in one of its transactions'),
+      );
+    }
   }
 
   async savepoint(_connection: DatabaseConnection, name: string): Promise<void> {
@@ -162,12 +262,93 @@ class ImmediateSqliteDriver implements Driver {
     await this.#connection.exec(`release ${quoteIdentifier(name)}`);
   }
 
-  async releaseConnection(): Promise<void> {
-    this.#mutex.unlock();
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    const lease = connection as Lease;
+    if (lease.released) return;
+    await this.#leave(lease);
   }
 
   async destroy(): Promise<void> {
+    // A group whose commit is still scheduled holds finished work: make it durable before closing.
+    if (this.#group && !this.#mutex.locked) this.#commit(this.#group);
     if (this.#options.database.open) this.#options.database.close();
+  }
+
+  async #openGroup(): Promise<void> {
+    await this.#connection.exec('begin immediate');
+    let resolve!: () => void;
+    let reject!: (error: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    done.catch(() => undefined); // members await it; this only keeps an unawaited failure quiet
+    this.#group = { members: 0, startedAt: performance.now(), done, resolve, reject };
+  }
+
+  #join(lease: Lease): void {
+    if (this.#group && lease.group !== this.#group) {
+      lease.group = this.#group;
+      this.#group.members++;
+    }
+  }
+
+  #runInGroup<R>(compiledQuery: CompiledQuery): QueryResult<R> {
+    try {
+      return this.#connection.run<R>(compiledQuery);
+    } catch (error) {
+      // Most errors undo only the statement; a few (SQLITE_FULL, IOERR) roll back the whole group.
+      if (this.#group && !this.#connection.inTransaction) this.#fail(this.#group, error);
+      throw error;
+    }
+  }
+
+  /**
+   * Gives the connection up. The group commits at the end of this turn of the event loop, so the I/O
+   * callbacks that are already due (other requests, Stripe answers) can add their writes to it first.
+   */
+  async #leave(lease: Lease): Promise<void> {
+    lease.released = true;
+    const group = this.#group;
+    if (group) {
+      if (group.members >= GROUP_MAX_MEMBERS || performance.now() - group.startedAt >= GROUP_MAX_MS) {
+        this.#commit(group);
+      } else if (!this.#commitScheduled) {
+        this.#commitScheduled = true;
+        setImmediate(() => {
+          this.#commitScheduled = false;
+          // The group open now, which may be a newer one than when this was scheduled (an old one can be
+          // committed early, at its size or age limit). Whoever holds the connection commits or
+          // schedules when it leaves.
+          if (this.#group && !this.#mutex.locked) this.#commit(this.#group);
+        });
+      }
+    }
+    this.#mutex.unlock();
+    if (lease.group) await lease.group.done;
+  }
+
+  #commit(group: Group): void {
+    this.#group = null;
+    try {
+      this.#connection.execNow('commit');
+    } catch (error) {
+      if (this.#connection.inTransaction) {
+        try {
+          this.#connection.execNow('rollback');
+        } catch {
+          // the connection is unusable either way; the next BEGIN reports it
+        }
+      }
+      group.reject(error);
+      return;
+    }
+    group.resolve();
+  }
+
+  #fail(group: Group, error: unknown): void {
+    if (this.#group === group) this.#group = null;
+    group.reject(error);
   }
 }
 
@@ -178,6 +359,9 @@ function quoteIdentifier(name: string): string {
 class ConnectionMutex {
   #promise: Promise<void> | undefined;
   #resolve: (() => void) | undefined;
+  get locked(): boolean {
+    return this.#promise !== undefined;
+  }
 
   async lock(): Promise<void> {
     while (this.#promise) await this.#promise;

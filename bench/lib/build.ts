@@ -1,0 +1,50 @@
+/**
+ * Builds the service into a private directory for the run (same tsc, same tsconfig.build.json as
+ * `npm run build`), so a rebuild, a `git checkout` or a cleaned dist/ during the run cannot change or
+ * break what is being measured.
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+export interface AppSnapshot {
+  dir: string;
+  main: string;
+  sandboxCli: string;
+}
+
+export function snapshotPaths(dir: string): AppSnapshot {
+  return {
+    dir,
+    main: path.join(dir, 'dist/src/main.js'),
+    sandboxCli: path.join(dir, 'dist/src/sandbox/cli.js'),
+  };
+}
+
+export function buildSnapshot(root: string, dir: string): AppSnapshot {
+  const tsc = createRequire(path.join(root, 'package.json')).resolve('typescript/bin/tsc');
+  mkdirSync(path.join(dir, 'generated'), { recursive: true });
+  try {
+    execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', path.join(dir, 'dist')], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    // tsc still emits on type errors; only a missing entry point stops the run.
+    const out = String((err as { stdout?: Buffer }).stdout ?? '');
+    process.stderr.write(`warning: tsc reported errors; measuring what it emitted:\n${out.slice(0, 2000)}\n`);
+  }
+  // The service finds openapi.yaml and generated/openapi-3.0.json next to dist/, resolves packages from
+  // node_modules, and needs "type": "module" from package.json.
+  copyFileSync(path.join(root, 'openapi.yaml'), path.join(dir, 'openapi.yaml'));
+  copyFileSync(path.join(root, 'generated/openapi-3.0.json'), path.join(dir, 'generated/openapi-3.0.json'));
+  copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+  if (!existsSync(path.join(dir, 'node_modules'))) {
+    symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  }
+  const app = snapshotPaths(dir);
+  if (!existsSync(app.main) || !existsSync(app.sandboxCli))
+    throw new Error(`the build did not emit ${app.main}`);
+  return app;
+}

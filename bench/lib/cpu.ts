@@ -1,0 +1,80 @@
+/**
+ * CPU accounting for a measured window: how much of the machine the bench's own process tree used,
+ * and how much went elsewhere (other users of this machine, and the shared PostgreSQL and RabbitMQ
+ * servers). On a shared 2-core box this is what tells a real regression from a noisy neighbour.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+
+const TICKS = 100; // USER_HZ on Linux
+
+interface Sample {
+  at: number;
+  machineBusy: number;
+  tree: number;
+}
+
+function machineBusyTicks(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal ...
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu;
+  return user + nice + system + irq + softirq + steal;
+}
+
+function readStat(pid: number): { ppid: number; ticks: number } | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may itself contain spaces and parentheses.
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) };
+  } catch {
+    return null;
+  }
+}
+
+/** utime+stime (+ reaped children) of this process and every live descendant. */
+function treeTicks(root: number): number {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const s = readStat(Number(name));
+    if (s) stats.set(Number(name), s);
+  }
+  const children = new Map<number, number[]>();
+  for (const [pid, s] of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), pid]);
+  let total = 0;
+  const stack = [root];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    total += stats.get(pid)?.ticks ?? 0;
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return total;
+}
+
+export function cpuSample(): Sample {
+  return { at: performance.now(), machineBusy: machineBusyTicks(), tree: treeTicks(process.pid) };
+}
+
+export interface CpuShare {
+  /** In cores: 2.0 is a fully busy 2-core machine. */
+  machine: number;
+  bench: number;
+  other: number;
+  cores: number;
+  loadAverage: number;
+}
+
+export function cpuShare(a: Sample, b: Sample): CpuShare {
+  const seconds = (b.at - a.at) / 1000;
+  const machine = (b.machineBusy - a.machineBusy) / TICKS / seconds;
+  const bench = (b.tree - a.tree) / TICKS / seconds;
+  const round = (n: number) => Math.round(n * 100) / 100;
+  return {
+    machine: round(machine),
+    bench: round(bench),
+    other: round(Math.max(0, machine - bench)),
+    cores: os.cpus().length,
+    loadAverage: round(os.loadavg()[0] ?? 0),
+  };
+}
