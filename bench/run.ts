@@ -42,7 +42,12 @@ const OUT_DIR = path.resolve(ROOT, option('out', 'bench/results'));
 /** Reuse a snapshot from an earlier run (development of the bench itself); default: build a fresh one. */
 const APP_DIR = option('app', '');
 /** Extra node flags for service processes only (e.g. heap limits); default: none, as `node dist/src/main.js`. */
-const SERVICE_NODE_OPTIONS = option('service-node-options', '').split(' ').filter(Boolean);
+// The heap settings the Dockerfile gives the service in production (its NODE_OPTIONS), so the bench measures
+// the service as deployed; `--service-node-options=` (empty) measures Node's defaults instead.
+const PRODUCTION_NODE_OPTIONS = '--max-old-space-size=128 --max-semi-space-size=8';
+const SERVICE_NODE_OPTIONS = option('service-node-options', PRODUCTION_NODE_OPTIONS)
+  .split(' ')
+  .filter(Boolean);
 const RABBITMQ_URL = option('rabbitmq-url', 'amqp://guest:guest@127.0.0.1:5672');
 const PG_ADMIN_URL = option('pg-url', 'postgres://postgres@127.0.0.1:5432/test');
 const SEED_INTENTS = 256;

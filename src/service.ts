@@ -34,7 +34,7 @@ import {
 import { createOutboxRelay, type OutboxRelay } from './queue/outbox-relay.js';
 import { createRefundService, type RefundService } from './refunds/service.js';
 import { startRefundWorker } from './refunds/worker.js';
-import { startSandbox, type Sandbox } from './sandbox/index.js';
+import type { Sandbox } from './sandbox/index.js';
 import { createStore, redactDatabaseUrl, type Store } from './store/index.js';
 import { createStripeClient, type StripeClient } from './stripe/client.js';
 import { createWebhookService, type WebhookService } from './webhooks/service.js';
@@ -101,6 +101,8 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
     }
     if (config.stripe.mode === 'sandbox') {
       secretKey = `sk_test_embedded${randomBytes(16).toString('hex')}`;
+      // Loaded only here: a deployment against real Stripe never pays for the sandbox's code.
+      const { startSandbox } = await import('./sandbox/index.js');
       sandbox = await startSandbox({
         port: config.sandbox.port,
         secretKey,

@@ -14,7 +14,6 @@ import type { PaymentsService } from '../payments/service.js';
 import {
   DuplicateKeyError,
   isRefundStatus,
-  isTerminalRefundStatus,
   type Refund,
   type RefundStatus,
   type Repos,
@@ -213,6 +212,8 @@ export function createRefundService(deps: RefundServiceDeps) {
           currency: locked.currency,
           reason: input.reason ?? null,
           status: mode === 'async' ? 'queued' : 'processing',
+          // The synchronous path calls Stripe right after this commit: count that attempt now.
+          attempts: mode === 'sync' ? 1 : 0,
           mode,
           requestHash: hash,
           metadata: input.metadata ?? {},
@@ -241,16 +242,17 @@ export function createRefundService(deps: RefundServiceDeps) {
     );
   }
 
-  /** Stores Stripe's answer and, in the same transaction, the outcome message for other services. */
-  async function recordStripeRefund(key: string, r: Stripe.Refund): Promise<Refund> {
+  /**
+   * Stores Stripe's answer and, in the same transaction, the outcome message for other services.
+   * `mayBeGivenUp`: the row may be `failed` without a Stripe id (false when the caller knows it is in flight).
+   */
+  async function recordStripeRefund(key: string, r: Stripe.Refund, mayBeGivenUp = true): Promise<Refund> {
     return store.transaction(async (tx) => {
       const to = { status: toRefundStatus(r.status), failureReason: r.failure_reason ?? null };
       // Stripe is the truth about money: a refund we gave up on but Stripe made is put right.
-      const corrected = await tx.refunds.correctFromStripe(key, {
-        ...to,
-        stripeRefundId: r.id,
-        currency: r.currency,
-      });
+      const corrected =
+        mayBeGivenUp &&
+        (await tx.refunds.correctFromStripe(key, { ...to, stripeRefundId: r.id, currency: r.currency }));
       if (!corrected) await tx.refunds.patch(key, { stripeRefundId: r.id, currency: r.currency });
       const moved = corrected || (await tx.refunds.advance(key, to));
       const refund = (await tx.refunds.get(key))!;
@@ -306,10 +308,9 @@ export function createRefundService(deps: RefundServiceDeps) {
           },
         );
       }
-      await store.refunds.incrementAttempts(refund.requestId);
       try {
         const stripeRefund = await callStripe(refund);
-        const saved = await recordStripeRefund(refund.requestId, stripeRefund);
+        const saved = await recordStripeRefund(refund.requestId, stripeRefund, false);
         log.info(
           { request_id: refund.requestId, refund_id: stripeRefund.id, status: saved.status },
           'refund made',
@@ -355,17 +356,18 @@ export function createRefundService(deps: RefundServiceDeps) {
      * a finished refund is left alone, and Stripe sees the same idempotency key every time.
      */
     async process(key: string, isLastAttempt: boolean, opts: ProcessOptions = {}): Promise<ProcessResult> {
-      const refund = await store.refunds.get(key);
-      if (!refund) return { kind: 'failed', reason: 'unknown refund request' };
-      if (isTerminalRefundStatus(refund.status) || refund.stripeRefundId) return { kind: 'done', refund };
-      await store.refunds.advance(key, { status: 'processing' });
-      await store.refunds.incrementAttempts(key);
+      // One statement: queued → processing, one more attempt; null when there is nothing left to send.
+      const refund = await store.refunds.beginAttempt(key);
+      if (!refund) {
+        const known = await store.refunds.get(key);
+        return known ? { kind: 'done', refund: known } : { kind: 'failed', reason: 'unknown refund request' };
+      }
       try {
         // Waited for here rather than before the ledger reads, so the ceiling holds at Stripe's end and
         // redeliveries of finished refunds do not spend it.
         await opts.beforeStripeCall?.();
         const stripeRefund = await callStripe(refund);
-        const saved = await recordStripeRefund(key, stripeRefund);
+        const saved = await recordStripeRefund(key, stripeRefund, false);
         log.info({ request_id: key, refund_id: stripeRefund.id, status: saved.status }, 'queued refund made');
         return { kind: 'done', refund: saved };
       } catch (err) {

@@ -76,6 +76,12 @@ export interface RefundsRepo {
     requestId: string,
     to: { status: RefundStatus; stripeRefundId: string } & RefundFields,
   ): Promise<boolean>;
+  /**
+   * The worker's first write for a refund it is about to send to Stripe: queued → processing and one more
+   * attempt, in one statement. Returns the row, or null when there is nothing to send (unknown, already
+   * final, or already answered by Stripe).
+   */
+  beginAttempt(requestId: string): Promise<Refund | null>;
   /** Sets non-status fields. Throws DuplicateKeyError if stripeRefundId is taken. */
   patch(requestId: string, fields: RefundFields): Promise<boolean>;
   /** Returns the new attempt count, or null when the refund is unknown. */
@@ -183,6 +189,22 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         .where('status', 'in', from)
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
+    },
+
+    async beginAttempt(requestId) {
+      const row = await db
+        .updateTable('refunds')
+        .set((eb) => ({
+          status: eb.case().when('status', '=', 'queued').then('processing').else(eb.ref('status')).end(),
+          attempts: eb('attempts', '+', 1),
+          updated_at: nowIso(),
+        }))
+        .where('request_id', '=', requestId)
+        .where('status', 'in', ['queued', 'processing'])
+        .where('stripe_refund_id', 'is', null)
+        .returningAll()
+        .executeTakeFirst();
+      return row ? toRefund(row) : null;
     },
 
     async correctFromStripe(requestId, to) {
