@@ -3,15 +3,14 @@
  */
 import express, { type Express, type RequestHandler } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
-import { pinoHttp } from 'pino-http';
 import swaggerUi from 'swagger-ui-express';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { ApiKeysRepo, IdempotencyRepo } from '../store/index.js';
-import { contextOf, dispatch, operationIdOf, sendReply } from './dispatch.js';
+import { contextOf, dispatch, sendReply } from './dispatch.js';
 import { errorHandler, notFound } from './errors.js';
 import type { Handlers } from './operations.js';
-import { requestIdFor } from './request-id.js';
+import { requestLog } from './request-log.js';
 import {
   apiKeySecurity,
   corsMiddleware,
@@ -44,40 +43,9 @@ export function buildApp(deps: AppDeps): Express {
   app.set('trust proxy', config.http.trustProxy);
   app.set('query parser', 'simple');
 
-  app.use(
-    pinoHttp({
-      logger,
-      genReqId: requestIdFor,
-      customProps: (req) => ({ operationId: operationIdOf(req as express.Request) }),
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
-      // The error handler already logged the cause; pino-http's synthetic "failed with status" error is noise.
-      customErrorObject: (_req, _res, _err, val: Record<string, unknown>) => ({ ...val, err: undefined }),
-      customErrorMessage: () => 'request completed',
-      serializers: {
-        req: (req: { id: unknown; method: string; url: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: req.url,
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-      wrapSerializers: false,
-    }),
-  );
-  if (deps.onResponse) {
-    const observe = deps.onResponse;
-    app.use((req, res, next) => {
-      const start = process.hrtime.bigint();
-      res.once('finish', () =>
-        observe({
-          operationId: operationIdOf(req),
-          status: res.statusCode,
-          seconds: Number(process.hrtime.bigint() - start) / 1e9,
-        }),
-      );
-      next();
-    });
-  }
+  // API answers are not cached; computing an ETag hash for each would be wasted work.
+  app.set('etag', false);
+  app.use(requestLog(logger, deps.onResponse));
   app.use(helmetMiddleware());
   app.use(timeoutMiddleware(config.http.requestTimeoutMs));
   app.use(corsMiddleware(auth?.corsOrigins ?? []));

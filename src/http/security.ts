@@ -157,9 +157,8 @@ export function timeoutMiddleware(ms: number): RequestHandler {
       });
     }, ms);
     timer.unref();
-    const clear = () => clearTimeout(timer);
-    res.once('finish', clear);
-    res.once('close', clear);
+    // 'close' follows 'finish' for a completed response and also fires when the client goes away.
+    res.once('close', () => clearTimeout(timer));
     next();
   };
 }

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Caller } from '../http/operations.js';
 import { ProblemError } from '../http/problem.js';
 import { isSupportedCurrency } from '../money/currencies.js';
-import type { Payment, Store } from '../store/index.js';
+import type { Payment, Repos, Store } from '../store/index.js';
 import type { StripeClient } from '../stripe/client.js';
 import { toProblem } from '../stripe/errors.js';
 
@@ -72,11 +72,15 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
   const log = logger.child({ component: 'payments' });
 
   /** Finds the ledger row that makes `id` visible to the caller: its own row, or the session that led to it. */
-  async function ownedRow(caller: Caller, id: string): Promise<Payment | null> {
-    const direct = await store.payments.getForOwner(id, caller.owner);
+  async function ownedRow(
+    caller: Caller,
+    id: string,
+    repos: Pick<Repos, 'payments'> = store,
+  ): Promise<Payment | null> {
+    const direct = await repos.payments.getForOwner(id, caller.owner);
     if (direct) return direct;
     if (id.startsWith('pi_')) {
-      const via = await store.payments.findByPaymentIntent(id);
+      const via = await repos.payments.findByPaymentIntent(id);
       if (via && via.owner === caller.owner) return via;
     }
     return null;
@@ -270,6 +274,9 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       const known = await store.payments.get(session.id);
       return recordSession(known?.owner ?? '', session);
     },
+
+    /** The ledger row that makes `id` visible to the caller (read with `repos`, e.g. inside a transaction). */
+    ownedRow,
 
     /**
      * The payment a refund is checked against, fresh enough to trust its amount: the ledger row when it

@@ -10,7 +10,7 @@ import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { Caller } from '../http/operations.js';
 import { ProblemError } from '../http/problem.js';
-import type { PaymentsService } from '../payments/service.js';
+import { isOpenMode, type PaymentsService } from '../payments/service.js';
 import {
   DuplicateKeyError,
   isRefundStatus,
@@ -167,67 +167,85 @@ export function createRefundService(deps: RefundServiceDeps) {
     const requestId = input.request_id ?? randomUUID();
     const key = requestKey(caller.owner, requestId);
     const hash = hashRequest(input);
-    const existing = await store.refunds.get(key);
-    if (existing) return { refund: sameRequestOrConflict(existing, hash, caller), created: false };
-
-    const payment = await payments.resolveForRefund(caller, input.payment_intent_id);
-    if (payment.status !== 'succeeded') {
-      throw new ProblemError(
+    const piId = input.payment_intent_id;
+    const notRefundable = (status: string) =>
+      new ProblemError(
         409,
-        `Payment intent ${payment.id} has not succeeded (status ${payment.status}); nothing to refund.`,
+        `Payment intent ${piId} has not succeeded (status ${status}); nothing to refund.`,
         {
           code: 'payment_not_refundable',
         },
       );
-    }
-    try {
-      return await store.transaction(async (tx) => {
-        const locked = (await tx.payments.lockForUpdate(payment.id)) ?? payment;
-        const again = await tx.refunds.get(key);
-        if (again) return { refund: sameRequestOrConflict(again, hash, caller), created: false };
-        const committed = await tx.refunds.sumCommitted(payment.id);
-        const remaining = locked.amount - committed;
-        if (remaining <= 0) {
-          throw new ProblemError(
-            409,
-            `Payment intent ${payment.id} is already fully refunded (or being refunded).`,
-            {
-              code: 'charge_already_refunded',
-            },
-          );
-        }
-        const amount = input.amount ?? remaining;
-        if (amount > remaining) {
-          throw new ProblemError(
-            409,
-            `Refund amount ${amount} exceeds the ${remaining} left to refund on ${payment.id}.`,
-            { code: 'amount_exceeds_refundable', param: 'amount' },
-          );
-        }
-        const refund = await tx.refunds.insert({
-          requestId: key,
-          owner: caller.owner,
-          paymentIntentId: payment.id,
-          amount,
-          currency: locked.currency,
-          reason: input.reason ?? null,
-          status: mode === 'async' ? 'queued' : 'processing',
-          // The synchronous path calls Stripe right after this commit: count that attempt now.
-          attempts: mode === 'sync' ? 1 : 0,
-          mode,
-          requestHash: hash,
-          metadata: input.metadata ?? {},
+
+    // Everything the check needs is read in the one transaction that reserves the amount, so a request
+    // waits for a single commit. Only when the ledger does not know the payment as succeeded is Stripe
+    // asked (outside any transaction) and the check run once more.
+    for (let round = 0; round < 2; round++) {
+      let outcome: { refund: Refund; created: boolean } | 'refresh';
+      try {
+        outcome = await store.transaction(async (tx) => {
+          const existing = await tx.refunds.get(key);
+          if (existing) return { refund: sameRequestOrConflict(existing, hash, caller), created: false };
+          const visible = await payments.ownedRow(caller, piId, tx);
+          if (!visible && !isOpenMode(caller)) {
+            throw new ProblemError(404, 'No such payment intent.', { code: 'resource_missing' });
+          }
+          const locked = await tx.payments.lockForUpdate(piId);
+          if (locked?.status !== 'succeeded') {
+            if (round > 0) throw notRefundable(locked?.status ?? 'unknown');
+            return 'refresh';
+          }
+          const committed = await tx.refunds.sumCommitted(piId);
+          const remaining = locked.amount - committed;
+          if (remaining <= 0) {
+            throw new ProblemError(
+              409,
+              `Payment intent ${piId} is already fully refunded (or being refunded).`,
+              {
+                code: 'charge_already_refunded',
+              },
+            );
+          }
+          const amount = input.amount ?? remaining;
+          if (amount > remaining) {
+            throw new ProblemError(
+              409,
+              `Refund amount ${amount} exceeds the ${remaining} left to refund on ${piId}.`,
+              {
+                code: 'amount_exceeds_refundable',
+                param: 'amount',
+              },
+            );
+          }
+          const refund = await tx.refunds.insert({
+            requestId: key,
+            owner: caller.owner,
+            paymentIntentId: piId,
+            amount,
+            currency: locked.currency,
+            reason: input.reason ?? null,
+            status: mode === 'async' ? 'queued' : 'processing',
+            // The synchronous path calls Stripe right after this commit: count that attempt now.
+            attempts: mode === 'sync' ? 1 : 0,
+            mode,
+            requestHash: hash,
+            metadata: input.metadata ?? {},
+          });
+          if (mode === 'async') await enqueue(tx, key, 'accept');
+          return { refund, created: true };
         });
-        if (mode === 'async') await enqueue(tx, key, 'accept');
-        return { refund, created: true };
-      });
-    } catch (err) {
-      if (err instanceof DuplicateKeyError) {
-        const raced = await store.refunds.get(key);
-        if (raced) return { refund: sameRequestOrConflict(raced, hash, caller), created: false };
+      } catch (err) {
+        if (err instanceof DuplicateKeyError) {
+          const raced = await store.refunds.get(key);
+          if (raced) return { refund: sameRequestOrConflict(raced, hash, caller), created: false };
+        }
+        throw err;
       }
-      throw err;
+      if (outcome !== 'refresh') return outcome;
+      const payment = await payments.resolveForRefund(caller, piId);
+      if (payment.status !== 'succeeded') throw notRefundable(payment.status);
     }
+    throw notRefundable('unknown');
   }
 
   async function callStripe(refund: Refund): Promise<Stripe.Refund> {
