@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { config as loadDotenv } from 'dotenv';
 import { pino } from 'pino';
 import { createKey, SCOPES } from '../src/auth/api-keys.js';
-import { ConfigError, loadConfig } from '../src/config/index.js';
+import { loadConfigOrExit } from '../src/config/index.js';
 import { createStore } from '../src/store/index.js';
 
 loadDotenv({ quiet: true });
@@ -35,16 +35,7 @@ async function main(): Promise<number> {
     console.log(usage);
     return command ? 0 : 2;
   }
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      return 78;
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit(process.env);
   const store = await createStore({ url: config.database.url, logger: pino({ level: 'silent' }) });
   try {
     switch (command) {

@@ -1,6 +1,6 @@
 /** Process entry point: configuration, logging, start, and graceful shutdown on SIGTERM/SIGINT. */
 import { config as loadDotenv } from 'dotenv';
-import { ConfigError, loadConfig } from './config/index.js';
+import { loadConfigOrExit } from './config/index.js';
 import { createLogger } from './logger.js';
 import { mountDemo } from './demo/mount.js';
 import { startService } from './service.js';
@@ -10,16 +10,7 @@ loadDotenv({ quiet: true });
 /** Long enough for in-flight Stripe calls to finish (the SDK's own timeout is 20 s by default). */
 const SHUTDOWN_TIMEOUT_MS = 25_000;
 
-let config;
-try {
-  config = loadConfig(process.env);
-} catch (err) {
-  if (err instanceof ConfigError) {
-    console.error(err.message);
-    process.exit(78); // EX_CONFIG
-  }
-  throw err;
-}
+const config = loadConfigOrExit(process.env);
 
 const logger = createLogger({ level: config.logLevel });
 

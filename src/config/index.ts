@@ -269,3 +269,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
   });
 }
+
+/** For entry points: the config, or every problem printed and exit code 78 (EX_CONFIG). */
+export function loadConfigOrExit(env: Record<string, string | undefined>): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(78);
+    }
+    throw err;
+  }
+}
