@@ -186,11 +186,12 @@ export function createRefundService(deps: RefundServiceDeps) {
         outcome = await store.transaction(async (tx) => {
           const existing = await tx.refunds.get(key);
           if (existing) return { refund: sameRequestOrConflict(existing, hash, caller), created: false };
-          const visible = await payments.ownedRow(caller, piId, tx);
+          const locked = await tx.payments.lockForUpdate(piId);
+          // Usually the intent's own row says whose it is; otherwise it may be visible through its session.
+          const visible = locked?.owner === caller.owner ? locked : await payments.ownedRow(caller, piId, tx);
           if (!visible && !isOpenMode(caller)) {
             throw new ProblemError(404, 'No such payment intent.', { code: 'resource_missing' });
           }
-          const locked = await tx.payments.lockForUpdate(piId);
           if (locked?.status !== 'succeeded') {
             if (round > 0) throw notRefundable(locked?.status ?? 'unknown');
             return 'refresh';
@@ -277,6 +278,23 @@ export function createRefundService(deps: RefundServiceDeps) {
       if (moved) await announce(tx, refund);
       return refund;
     });
+  }
+
+  /** The worker's common case in one statement plus the outcome message; anything unusual takes the general path. */
+  async function recordAttempt(key: string, r: Stripe.Refund): Promise<Refund> {
+    const to = {
+      status: toRefundStatus(r.status),
+      stripeRefundId: r.id,
+      currency: r.currency,
+      failureReason: r.failure_reason ?? null,
+    };
+    if (to.status === 'processing' || to.status === 'queued') return recordStripeRefund(key, r, false);
+    const settled = await store.transaction(async (tx) => {
+      const refund = await tx.refunds.settleAttempt(key, to);
+      if (refund) await announce(tx, refund);
+      return refund;
+    });
+    return settled ?? recordStripeRefund(key, r, false);
   }
 
   /** The refund Stripe made for this request, if any (we tag every refund with our key). */
@@ -385,7 +403,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         // redeliveries of finished refunds do not spend it.
         await opts.beforeStripeCall?.();
         const stripeRefund = await callStripe(refund);
-        const saved = await recordStripeRefund(key, stripeRefund, false);
+        const saved = await recordAttempt(key, stripeRefund);
         log.info({ request_id: key, refund_id: stripeRefund.id, status: saved.status }, 'queued refund made');
         return { kind: 'done', refund: saved };
       } catch (err) {

@@ -82,6 +82,15 @@ export interface RefundsRepo {
    * final, or already answered by Stripe).
    */
   beginAttempt(requestId: string): Promise<Refund | null>;
+  /**
+   * Records Stripe's answer for a refund this worker has in flight (`processing`, no Stripe id yet) in one
+   * statement. Returns the updated row, or null when someone got there first (a webhook), in which case
+   * the caller falls back to the general path.
+   */
+  settleAttempt(
+    requestId: string,
+    to: { status: RefundStatus; stripeRefundId: string } & RefundFields,
+  ): Promise<Refund | null>;
   /** Sets non-status fields. Throws DuplicateKeyError if stripeRefundId is taken. */
   patch(requestId: string, fields: RefundFields): Promise<boolean>;
   /** Returns the new attempt count, or null when the refund is unknown. */
@@ -201,6 +210,19 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         }))
         .where('request_id', '=', requestId)
         .where('status', 'in', ['queued', 'processing'])
+        .where('stripe_refund_id', 'is', null)
+        .returningAll()
+        .executeTakeFirst();
+      return row ? toRefund(row) : null;
+    },
+
+    async settleAttempt(requestId, to) {
+      if (!isRefundStatus(to.status)) throw new TypeError(`unknown refund status ${String(to.status)}`);
+      const row = await db
+        .updateTable('refunds')
+        .set({ ...fieldColumns(to), status: to.status, updated_at: nowIso() })
+        .where('request_id', '=', requestId)
+        .where('status', '=', 'processing')
         .where('stripe_refund_id', 'is', null)
         .returningAll()
         .executeTakeFirst();
