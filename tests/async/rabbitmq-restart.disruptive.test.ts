@@ -117,6 +117,10 @@ describe.skipIf(!ready)('RabbitMQ restarted during a stream of refund requests',
           10_000,
         ),
       ).toBe(false);
+      // Operators see it too: readiness names the broker while it is down.
+      const ready = await fetch(`${svc.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ status: 'unavailable', failing: ['broker'] });
       await sleep(3_000);
       outage = false;
       await restoreRabbit();
@@ -139,6 +143,7 @@ describe.skipIf(!ready)('RabbitMQ restarted during a stream of refund requests',
     expect(counts).toMatchObject({ succeeded: accepted.length, queued: 0, processing: 0, failed: 0 });
     await expectExactlyOnce(stripe, accepted, 1_000);
     expect(svc.deps.broker.isConnected()).toBe(true);
+    expect((await fetch(`${svc.url}/readyz`)).status).toBe(200);
 
     await waitFor(
       () => svc.deps.store.outbox.pendingCount(),
