@@ -5,28 +5,18 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { postgresAvailable, rabbitAvailable } from '../helpers/services.js';
 import {
-  clusterEnv,
   countsOf,
   expectExactlyOnce,
   paidIntents,
-  peekRabbit,
-  pgSchema,
   pool,
   postRefundAsync,
-  prefixedTopology,
   refundOrders,
   retryQueues,
-  startInProcess,
-  startStripe,
-  uniqueTag,
+  useCluster,
   waitFor,
-  type InProcessService,
-  type PgSchema,
-  type RabbitPeek,
-  type StripeStandIn,
 } from './support/harness.js';
 
 const run = promisify(execFile);
@@ -60,50 +50,31 @@ async function closeOwnConnections(connectionName: string): Promise<number> {
 const ready = (await rabbitAvailable()) && (await postgresAvailable()) && (await ctlUsable());
 
 describe.skipIf(!ready)('RabbitMQ connection and channel failures', () => {
-  const tag = uniqueTag('recover');
-  const topology = prefixedTopology(tag);
   // What createDeps names the connection of a ROLE=all service in this process.
   const connectionName = `payments-all-${process.pid}`;
-  let stripe: StripeStandIn;
-  let db: PgSchema;
-  let svc: InProcessService;
-  let peek: RabbitPeek;
   const sent: string[] = [];
 
-  beforeAll(async () => {
-    stripe = await startStripe();
-    db = pgSchema(tag);
-    svc = await startInProcess({ env: clusterEnv(stripe, db, tag, { ROLE: 'all' }), db, topology });
-    peek = await peekRabbit();
-  });
-
-  afterAll(async () => {
-    await svc?.close();
-    await peek?.deleteAll(topology);
-    await peek?.close();
-    await db?.drop();
-    await stripe?.close();
-  });
+  const rig = useCluster('recover', { ROLE: 'all' });
 
   it('recovers from its connection being closed twice mid-stream; each refund made once', async () => {
-    await stripe.faults({ latency_ms: 30, match: { method: 'POST', path_prefix: '/v1/refunds' } });
-    const intents = await paidIntents(svc.url, 30, 10_000);
-    const orders = refundOrders(`${tag}-conn`, intents, 10, 1_000);
+    await rig.stripe.faults({ latency_ms: 30, match: { method: 'POST', path_prefix: '/v1/refunds' } });
+    const intents = await paidIntents(rig.svc.url, 30, 10_000);
+    const orders = refundOrders(`${rig.tag}-conn`, intents, 10, 1_000);
     const keys = orders.map((o) => o.request_id);
     sent.push(...keys);
 
-    const posting = pool(orders, 8, (o) => postRefundAsync(svc.url, o));
+    const posting = pool(orders, 8, (o) => postRefundAsync(rig.svc.url, o));
     let closed = 0;
     for (const threshold of [60, 160]) {
       await waitFor(
-        () => countsOf(svc, keys),
+        () => countsOf(rig.svc, keys),
         (c) => c.succeeded >= threshold,
         30_000,
         25,
       );
       closed += await closeOwnConnections(connectionName);
       await waitFor(
-        async () => svc.deps.broker.isConnected(),
+        async () => rig.svc.deps.broker.isConnected(),
         (c) => c,
         30_000,
       );
@@ -112,50 +83,53 @@ describe.skipIf(!ready)('RabbitMQ connection and channel failures', () => {
     expect(closed).toBe(2);
 
     const counts = await waitFor(
-      () => countsOf(svc, keys),
+      () => countsOf(rig.svc, keys),
       (c) => c.succeeded === orders.length,
       60_000,
       100,
     );
     expect(counts).toMatchObject({ succeeded: orders.length, queued: 0, processing: 0, failed: 0 });
-    await expectExactlyOnce(stripe, sent, 1_000);
-    expect(svc.lines.filter((l) => l.includes('RabbitMQ connected and topology declared')).length).toBe(3);
-    for (const q of [topology.requests, topology.deadLetter, ...retryQueues(topology)])
-      expect(await peek.depth(q), q).toBe(0);
+    await expectExactlyOnce(rig.stripe, sent, 1_000);
+    expect(rig.svc.lines.filter((l) => l.includes('RabbitMQ connected and topology declared')).length).toBe(
+      3,
+    );
+    for (const q of [rig.topology.requests, rig.topology.deadLetter, ...retryQueues(rig.topology)])
+      expect(await rig.peek.depth(q), q).toBe(0);
   }, 90_000);
 
   it('a channel error on the publish channel does not crash the service or stop the refunds', async () => {
-    await stripe.faults({});
+    await rig.stripe.faults({});
     // A row aimed at an exchange that does not exist: RabbitMQ closes the publishing channel over it.
-    const bad = await svc.deps.store.outbox.add({
-      destination: `exchange:${tag}.no-such-exchange`,
+    const bad = await rig.svc.deps.store.outbox.add({
+      destination: `exchange:${rig.tag}.no-such-exchange`,
       routingKey: 'anything',
-      messageId: `${tag}-bad-row`,
+      messageId: `${rig.tag}-bad-row`,
       payload: { hello: 'world' },
     });
-    svc.deps.relay.notify();
+    rig.svc.deps.relay.notify();
     const failures = await waitFor(
-      async () => svc.lines.filter((l) => l.includes(`${tag}-bad-row`) && l.includes('publish failed')),
+      async () =>
+        rig.svc.lines.filter((l) => l.includes(`${rig.tag}-bad-row`) && l.includes('publish failed')),
       (lines) => lines.length > 0,
       10_000,
     );
     expect(failures.length).toBeGreaterThan(0);
-    expect(svc.lines.some((l) => l.includes('RabbitMQ publish channel closed with an error'))).toBe(true);
+    expect(rig.svc.lines.some((l) => l.includes('RabbitMQ publish channel closed with an error'))).toBe(true);
 
-    const intents = await paidIntents(svc.url, 2, 10_000);
-    const orders = refundOrders(`${tag}-chan`, intents, 5, 1_000);
+    const intents = await paidIntents(rig.svc.url, 2, 10_000);
+    const orders = refundOrders(`${rig.tag}-chan`, intents, 5, 1_000);
     const keys = orders.map((o) => o.request_id);
     sent.push(...keys);
-    await pool(orders, 5, (o) => postRefundAsync(svc.url, o));
+    await pool(orders, 5, (o) => postRefundAsync(rig.svc.url, o));
     const counts = await waitFor(
-      () => countsOf(svc, keys),
+      () => countsOf(rig.svc, keys),
       (c) => c.succeeded === orders.length,
       30_000,
     );
     expect(counts.succeeded).toBe(orders.length);
-    await expectExactlyOnce(stripe, sent, 1_000);
-    expect(svc.deps.broker.isConnected()).toBe(true);
+    await expectExactlyOnce(rig.stripe, sent, 1_000);
+    expect(rig.svc.deps.broker.isConnected()).toBe(true);
     // The row is kept for another try (an outbox never drops what it was given); retire it here.
-    expect(await svc.deps.store.outbox.markSent([bad.id])).toBe(1);
+    expect(await rig.svc.deps.store.outbox.markSent([bad.id])).toBe(1);
   }, 60_000);
 });

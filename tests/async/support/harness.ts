@@ -7,11 +7,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { connect, type Channel, type ChannelModel } from 'amqplib';
 import pg from 'pg';
 import Stripe from 'stripe';
-import { expect } from 'vitest';
 import { loadConfig } from '../../../src/config/index.js';
 import {
   prefixedTopology as prefixTopologyNames,
@@ -177,6 +177,44 @@ export async function startInProcess(
     ...opts,
   });
   return Object.assign(service, { lines });
+}
+
+/** A sandbox, a PostgreSQL schema, the service in this process and a RabbitMQ peek, for one test file. */
+export interface ClusterRig {
+  readonly tag: string;
+  readonly topology: TopologyNames;
+  readonly stripe: StripeStandIn;
+  readonly db: PgSchema;
+  readonly env: Record<string, string>;
+  readonly svc: InProcessService;
+  readonly peek: RabbitPeek;
+}
+
+/**
+ * Registers the beforeAll/afterAll most async test files share and returns the rig, filled in by
+ * beforeAll. Teardown stops worker processes, the service, this file's queues, the schema and the sandbox.
+ */
+export function useCluster(area: string, env: Record<string, string> = {}): ClusterRig {
+  const tag = uniqueTag(area);
+  const rig = { tag, topology: prefixedTopology(tag) } as {
+    -readonly [K in keyof ClusterRig]: ClusterRig[K];
+  };
+  beforeAll(async () => {
+    rig.stripe = await startStripe();
+    rig.db = pgSchema(tag);
+    rig.env = clusterEnv(rig.stripe, rig.db, tag, env);
+    rig.svc = await startInProcess({ env: rig.env, db: rig.db, topology: rig.topology });
+    rig.peek = await peekRabbit();
+  });
+  afterAll(async () => {
+    await killAllWorkers();
+    await rig.svc?.close();
+    await rig.peek?.deleteAll(rig.topology);
+    await rig.peek?.close();
+    await rig.db?.drop();
+    await rig.stripe?.close();
+  });
+  return rig;
 }
 
 // ---- worker processes --------------------------------------------------------------------------
