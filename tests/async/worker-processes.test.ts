@@ -3,89 +3,55 @@
  * exactly once (done-when 6), and SIGTERM mid-stream lets in-flight refunds finish, loses nothing and
  * leaves the rest in the queue for the next worker.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { postgresAvailable, rabbitAvailable } from '../helpers/services.js';
 import {
-  clusterEnv,
   countsOf,
   expectExactlyOnce,
-  killAllWorkers,
   paidIntents,
-  peekRabbit,
-  pgSchema,
   pool,
   postRefundAsync,
-  prefixedTopology,
   refundOrders,
   spawnWorker,
-  startInProcess,
-  startStripe,
   statusCounts,
-  uniqueTag,
+  useCluster,
   waitFor,
-  type InProcessService,
-  type PgSchema,
-  type RabbitPeek,
-  type StripeStandIn,
 } from './support/harness.js';
 
 const ready = (await rabbitAvailable()) && (await postgresAvailable());
 const REFUNDS_PATH = { method: 'POST', path_prefix: '/v1/refunds' };
 
 describe.skipIf(!ready)('refund worker processes', () => {
-  const tag = uniqueTag('procs');
-  const topology = prefixedTopology(tag);
-  let stripe: StripeStandIn;
-  let db: PgSchema;
-  let api: InProcessService;
-  let peek: RabbitPeek;
-  let env: Record<string, string>;
+  const rig = useCluster('procs', {});
   /** Every request key sent so far: the sandbox must hold exactly one refund for each, nothing else. */
   const sent: string[] = [];
 
-  beforeAll(async () => {
-    stripe = await startStripe();
-    db = pgSchema(tag);
-    env = clusterEnv(stripe, db, tag);
-    api = await startInProcess({ env, db, topology });
-    peek = await peekRabbit();
-  });
-
-  afterAll(async () => {
-    await killAllWorkers();
-    await api?.close();
-    await peek?.deleteAll(topology);
-    await peek?.close();
-    await db?.drop();
-    await stripe?.close();
-  });
-
   it('two workers share the queue and together refund each request exactly once', async () => {
-    await stripe.faults({ latency_ms: 40, match: REFUNDS_PATH });
-    const [a, b] = await Promise.all([spawnWorker('worker-a', env), spawnWorker('worker-b', env)]);
-    const intents = await paidIntents(api.url, 40, 10_000);
-    const orders = refundOrders(`${tag}-pair`, intents, 10, 1_000);
+    await rig.stripe.faults({ latency_ms: 40, match: REFUNDS_PATH });
+    const [a, b] = await Promise.all([spawnWorker('worker-a', rig.env), spawnWorker('worker-b', rig.env)]);
+    const intents = await paidIntents(rig.svc.url, 40, 10_000);
+    const orders = refundOrders(`${rig.tag}-pair`, intents, 10, 1_000);
     sent.push(...orders.map((o) => o.request_id));
 
     const started = Date.now();
-    await pool(orders, 24, (o) => postRefundAsync(api.url, o));
+    await pool(orders, 24, (o) => postRefundAsync(rig.svc.url, o));
     const acceptedIn = (Date.now() - started) / 1000;
     const counts = await waitFor(
-      () => statusCounts(api),
+      () => statusCounts(rig.svc),
       (c) => c.succeeded === orders.length,
       60_000,
       25,
     );
     const doneIn = (Date.now() - started) / 1000;
     expect(counts).toMatchObject({ succeeded: orders.length, queued: 0, processing: 0, failed: 0 });
-    await expectExactlyOnce(stripe, sent, 1_000);
+    await expectExactlyOnce(rig.stripe, sent, 1_000);
 
     expect([(await a.kill('SIGTERM')).code, (await b.kill('SIGTERM')).code]).toEqual([0, 0]);
     const made = [a.refundsMade(), b.refundsMade()];
     expect(made[0]).toBeGreaterThan(0);
     expect(made[1]).toBeGreaterThan(0);
     expect(made[0]! + made[1]!).toBe(orders.length);
-    expect(await peek.depth(topology.requests)).toBe(0);
+    expect(await rig.peek.depth(rig.topology.requests)).toBe(0);
     console.info(
       `[async] two workers: ${orders.length} refunds accepted in ${acceptedIn.toFixed(1)} s ` +
         `(${(orders.length / acceptedIn).toFixed(0)}/s), all refunded ${doneIn.toFixed(1)} s after the first ` +
@@ -94,32 +60,32 @@ describe.skipIf(!ready)('refund worker processes', () => {
   }, 120_000);
 
   it('one worker drains a backlog of 500 queued refunds, each exactly once', async () => {
-    await stripe.faults({});
-    const intents = await paidIntents(api.url, 50, 10_000);
-    const orders = refundOrders(`${tag}-backlog`, intents, 10, 1_000);
+    await rig.stripe.faults({});
+    const intents = await paidIntents(rig.svc.url, 50, 10_000);
+    const orders = refundOrders(`${rig.tag}-backlog`, intents, 10, 1_000);
     const keys = orders.map((o) => o.request_id);
     sent.push(...keys);
-    await pool(orders, 24, (o) => postRefundAsync(api.url, o));
+    await pool(orders, 24, (o) => postRefundAsync(rig.svc.url, o));
     await waitFor(
-      () => peek.depth(topology.requests),
+      () => rig.peek.depth(rig.topology.requests),
       (n) => n === orders.length,
       20_000,
     );
 
     // Polled with one cheap query over the whole ledger, so the measuring does not slow the worker down.
-    const before = (await statusCounts(api)).succeeded;
-    const worker = await spawnWorker('worker-backlog', env);
+    const before = (await statusCounts(rig.svc)).succeeded;
+    const worker = await spawnWorker('worker-backlog', rig.env);
     const started = Date.now();
     await waitFor(
-      () => statusCounts(api),
+      () => statusCounts(rig.svc),
       (c) => c.succeeded === before + orders.length,
       60_000,
       50,
     );
     const seconds = (Date.now() - started) / 1000;
-    const counts = await countsOf(api, keys);
+    const counts = await countsOf(rig.svc, keys);
     expect(counts).toMatchObject({ succeeded: orders.length, queued: 0, processing: 0, failed: 0 });
-    await expectExactlyOnce(stripe, sent, 1_000);
+    await expectExactlyOnce(rig.stripe, sent, 1_000);
     expect((await worker.kill('SIGTERM')).code).toBe(0);
     console.info(
       `[async] backlog: one worker (prefetch 32, PostgreSQL, sandbox without added latency) drained ` +
@@ -129,16 +95,16 @@ describe.skipIf(!ready)('refund worker processes', () => {
 
   it('SIGTERM mid-stream: in-flight refunds finish, the rest wait in the queue, nothing is lost', async () => {
     // Slow enough that a full prefetch window is always in flight when the signal lands.
-    await stripe.faults({ latency_ms: 400, match: REFUNDS_PATH });
-    const intents = await paidIntents(api.url, 12, 10_000);
-    const orders = refundOrders(`${tag}-term`, intents, 10, 1_000);
+    await rig.stripe.faults({ latency_ms: 400, match: REFUNDS_PATH });
+    const intents = await paidIntents(rig.svc.url, 12, 10_000);
+    const orders = refundOrders(`${rig.tag}-term`, intents, 10, 1_000);
     const keys = orders.map((o) => o.request_id);
     sent.push(...keys);
-    await pool(orders, 24, (o) => postRefundAsync(api.url, o));
+    await pool(orders, 24, (o) => postRefundAsync(rig.svc.url, o));
 
-    const worker = await spawnWorker('worker-term', { ...env, WORKER_PREFETCH: '8' });
+    const worker = await spawnWorker('worker-term', { ...rig.env, WORKER_PREFETCH: '8' });
     await waitFor(
-      () => countsOf(api, keys),
+      () => countsOf(rig.svc, keys),
       (c) => c.succeeded >= 16,
       30_000,
       20,
@@ -155,23 +121,25 @@ describe.skipIf(!ready)('refund worker processes', () => {
 
     // Nothing half-done: every refund Stripe made is recorded, none is stuck in processing, and every
     // refund not made yet still has its message in the queue.
-    const after = await countsOf(api, keys);
+    const after = await countsOf(rig.svc, keys);
     expect(after.processing).toBe(0);
     expect(after.succeeded + after.queued).toBe(orders.length);
     expect(after.queued).toBeGreaterThan(0);
-    const made = [...(await stripe.refundsByRequest()).keys()].filter((k) => k.startsWith(`${tag}-term`));
+    const made = [...(await rig.stripe.refundsByRequest()).keys()].filter((k) =>
+      k.startsWith(`${rig.tag}-term`),
+    );
     expect(made.length).toBe(after.succeeded);
-    expect(await peek.depth(topology.requests)).toBe(after.queued);
+    expect(await rig.peek.depth(rig.topology.requests)).toBe(after.queued);
 
-    await stripe.faults({ latency_ms: 20, match: REFUNDS_PATH });
-    const next = await spawnWorker('worker-next', env);
+    await rig.stripe.faults({ latency_ms: 20, match: REFUNDS_PATH });
+    const next = await spawnWorker('worker-next', rig.env);
     const final = await waitFor(
-      () => countsOf(api, keys),
+      () => countsOf(rig.svc, keys),
       (c) => c.succeeded === orders.length,
       30_000,
     );
     expect(final).toMatchObject({ succeeded: orders.length, queued: 0, processing: 0, failed: 0 });
-    await expectExactlyOnce(stripe, sent, 1_000);
+    await expectExactlyOnce(rig.stripe, sent, 1_000);
     expect((await next.kill('SIGTERM')).code).toBe(0);
     console.info(
       `[async] SIGTERM: ${finishedWhileStopping} in-flight refunds finished after the signal; ` +
