@@ -48,27 +48,35 @@ export interface ReconcileReport {
 
 const PAGE = 200;
 
-async function* ledgerPayments(store: Store, since: Date): AsyncGenerator<Payment> {
+/** Walks a keyset-paged ledger listing (ordered by createdAt, then id) to the end. */
+async function* pages<T extends { createdAt: string }>(
+  since: Date,
+  page: (since: string | Date, limit: number, afterId?: string) => Promise<T[]>,
+  idOf: (row: T) => string,
+): AsyncGenerator<T> {
   let cursor: { since: string | Date; after?: string } = { since };
   for (;;) {
-    const page = await store.payments.listCreatedSince(cursor.since, PAGE, cursor.after);
-    for (const p of page) yield p;
-    if (page.length < PAGE) return;
-    const last = page[page.length - 1]!;
-    cursor = { since: last.createdAt, after: last.id };
+    const rows = await page(cursor.since, PAGE, cursor.after);
+    for (const r of rows) yield r;
+    if (rows.length < PAGE) return;
+    const last = rows[rows.length - 1]!;
+    cursor = { since: last.createdAt, after: idOf(last) };
   }
 }
 
-async function* ledgerRefunds(store: Store, since: Date): AsyncGenerator<Refund> {
-  let cursor: { since: string | Date; after?: string } = { since };
-  for (;;) {
-    const page = await store.refunds.listCreatedSince(cursor.since, PAGE, cursor.after);
-    for (const r of page) yield r;
-    if (page.length < PAGE) return;
-    const last = page[page.length - 1]!;
-    cursor = { since: last.createdAt, after: last.requestId };
-  }
-}
+const ledgerPayments = (store: Store, since: Date): AsyncGenerator<Payment> =>
+  pages(
+    since,
+    (s, n, after) => store.payments.listCreatedSince(s, n, after),
+    (p) => p.id,
+  );
+
+const ledgerRefunds = (store: Store, since: Date): AsyncGenerator<Refund> =>
+  pages(
+    since,
+    (s, n, after) => store.refunds.listCreatedSince(s, n, after),
+    (r) => r.requestId,
+  );
 
 async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<void>): Promise<void> {
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
