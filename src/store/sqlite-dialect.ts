@@ -1,3 +1,4 @@
+import { closeSync, fdatasync, openSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SelectQueryNode, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
 import type { DatabaseConnection, Dialect, Driver, Kysely, QueryResult, CompiledQuery } from 'kysely';
@@ -8,6 +9,11 @@ export interface SqliteDialectOptions {
   database: BetterSqlite3.Database;
   /** How long to keep retrying when another connection holds the write lock. */
   busyTimeoutMs: number;
+  /**
+   * The database's WAL file, when the connection runs with synchronous=NORMAL and durability is
+   * this driver's job: after each group's COMMIT it fdatasyncs the WAL off the event loop (see WalSync).
+   */
+  walPath?: string;
 }
 
 /**
@@ -166,30 +172,126 @@ class Lease implements DatabaseConnection {
   }
 }
 
+/**
+ * Durable commits without blocking the event loop. With synchronous=FULL SQLite fsyncs the WAL inside
+ * COMMIT, on the JS thread: every request in the process stalls for the disk. Instead the connection
+ * runs with synchronous=NORMAL (COMMIT only write()s the WAL frames) and this class fdatasyncs the WAL
+ * file on libuv's thread pool afterwards: the same guarantee as FULL (SQLite's FULL in WAL mode is
+ * exactly "NORMAL plus a sync of the WAL after each commit"), paid off the main thread and shared by
+ * every commit made while the previous sync was running. A checkpoint syncs the WAL before copying it
+ * and the database after, so frames that a checkpoint moved out of the WAL are durable too.
+ *
+ * Nobody hears about a commit before its sync has returned: writers wait for their group's sync, and
+ * readers (see the driver's #leave) for the sync of every commit made before they finished, so no
+ * answer ever shows data that a power cut could still take back.
+ */
+class WalSync {
+  readonly #path: string;
+  #fd: number | null = null;
+  /** Commits made / commits known durable, counted by sequence number. */
+  #committed = 0;
+  #synced = 0;
+  #inFlight = false;
+  #failure: unknown = null;
+  #waiters: { seq: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  /** Call right after a successful COMMIT; resolves once that commit is on disk. */
+  committed(): Promise<void> {
+    return this.#waitFor(++this.#committed);
+  }
+
+  /** Resolves once every commit made so far is on disk; null when nothing is waiting. */
+  durable(): Promise<void> | null {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return this.#synced >= this.#committed ? null : this.#waitFor(this.#committed);
+  }
+
+  /** Waits for outstanding syncs and closes the file. */
+  async close(): Promise<void> {
+    await this.durable()?.catch(() => undefined);
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
+  }
+
+  #waitFor(seq: number): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ seq, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  #kick(): void {
+    if (this.#inFlight || this.#waiters.length === 0) return;
+    const target = this.#committed;
+    let fd: number;
+    try {
+      // The WAL exists once a commit has written to it; it is never replaced while we hold the database open.
+      fd = this.#fd ??= openSync(this.#path, 'r');
+    } catch (error) {
+      this.#fatal(error);
+      return;
+    }
+    this.#inFlight = true;
+    fdatasync(fd, (error) => {
+      this.#inFlight = false;
+      if (error) {
+        this.#fatal(error);
+        return;
+      }
+      this.#synced = target;
+      const still = [];
+      for (const w of this.#waiters) {
+        if (w.seq <= target) w.resolve();
+        else still.push(w);
+      }
+      this.#waiters = still;
+      this.#kick();
+    });
+  }
+
+  /**
+   * A failed fsync may have dropped the dirty pages (Linux clears the error after reporting it once), so
+   * nothing written since the last good sync can be called durable again: every waiter and every later
+   * caller gets the error, the store's ping fails and /readyz reports it until the process is restarted.
+   */
+  #fatal(error: unknown): void {
+    this.#failure = error;
+    for (const w of this.#waiters) w.reject(error);
+    this.#waiters = [];
+  }
+}
+
 /** A group stays open at most this long or for this many members, so other processes get the lock too. */
 const GROUP_MAX_MS = 10;
 const GROUP_MAX_MEMBERS = 128;
 const UNIT_SAVEPOINT = '"group_commit_unit"';
 
 /**
- * Group commit. With synchronous=FULL every COMMIT waits for an fsync, and better-sqlite3 does it on
- * the event loop, so one commit per transaction caps a process at a few hundred writes per second and
- * stalls every request meanwhile. Instead, the transactions and single writes of one turn of the event
+ * Group commit. A durable COMMIT waits for the disk, so one commit per transaction caps a process at a
+ * few hundred writes per second. Instead, the transactions and single writes of one turn of the event
  * loop share one BEGIN IMMEDIATE ... COMMIT: each Kysely transaction runs in its own savepoint (a
  * failure rolls back only its own writes), and nobody hears "done" before the COMMIT that makes their
- * writes durable has returned. Reads that run while a group is open wait for it too, so no caller ever
- * sees data that could still be lost. Alone, a transaction commits one event-loop turn later than before.
+ * writes durable has returned (and, with `walPath`, the WAL sync after it: see WalSync). Reads that run
+ * while a group is open wait for it too, so no caller ever sees data that could still be lost. Alone, a
+ * transaction commits one event-loop turn later than before.
  */
 class ImmediateSqliteDriver implements Driver {
   readonly #options: SqliteDialectOptions;
   readonly #mutex = new ConnectionMutex();
   readonly #connection: ImmediateSqliteConnection;
+  readonly #wal: WalSync | null;
   #group: Group | null = null;
   #commitScheduled = false;
 
   constructor(options: SqliteDialectOptions) {
     this.#options = options;
     this.#connection = new ImmediateSqliteConnection(options.database, options.busyTimeoutMs);
+    this.#wal = options.walPath ? new WalSync(options.walPath) : null;
   }
 
   async init(): Promise<void> {}
@@ -271,6 +373,7 @@ class ImmediateSqliteDriver implements Driver {
   async destroy(): Promise<void> {
     // A group whose commit is still scheduled holds finished work: make it durable before closing.
     if (this.#group && !this.#mutex.locked) this.#commit(this.#group);
+    await this.#wal?.close();
     if (this.#options.database.open) this.#options.database.close();
   }
 
@@ -326,6 +429,8 @@ class ImmediateSqliteDriver implements Driver {
     }
     this.#mutex.unlock();
     if (lease.group) await lease.group.done;
+    // A read may have seen a commit whose sync is still running: it answers only once that is on disk.
+    else await this.#wal?.durable();
   }
 
   #commit(group: Group): void {
@@ -343,7 +448,8 @@ class ImmediateSqliteDriver implements Driver {
       group.reject(error);
       return;
     }
-    group.resolve();
+    if (this.#wal) this.#wal.committed().then(group.resolve, group.reject);
+    else group.resolve();
   }
 
   #fail(group: Group, error: unknown): void {

@@ -4,7 +4,8 @@
  * writes are committed (another connection sees them); a transaction that fails takes only its own
  * writes with it; and a read never hands out data that is not committed yet.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import fs, { mkdtempSync, rmSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -144,5 +145,127 @@ describe('SQLite group commit', () => {
     const id = uid('lone');
     await store.transaction((tx) => tx.refunds.insert(refund(id)));
     expect(committed(id)).toBe(true);
+  });
+});
+
+/**
+ * Durability without blocking the event loop: SQLite runs with synchronous=NORMAL and the dialect
+ * fdatasyncs the WAL on the thread pool after each group's COMMIT. fs.fdatasync is intercepted here
+ * (syncBuiltinESMExports makes the dialect's `import { fdatasync }` see the replacement) so the test
+ * decides when the disk "answers".
+ */
+describe('SQLite durable commit off the event loop', () => {
+  type Pending = { fd: number; done: (err: NodeJS.ErrnoException | null) => void };
+  const realFdatasync = fs.fdatasync;
+  let dir: string;
+  let file: string;
+  let store: Store;
+  let held: Pending[] = [];
+  let hold = false;
+  let failNext: NodeJS.ErrnoException | null = null;
+  let seq = 0;
+  const uid = (p: string) => `${p}_${process.pid}_${++seq}`;
+  const refund = (requestId: string) => ({
+    requestId,
+    paymentIntentId: 'pi_wal',
+    amount: 100,
+    status: 'queued' as const,
+    mode: 'async' as const,
+  });
+  const tick = () => new Promise((r) => setTimeout(r, 20));
+  const release = () => {
+    const all = held;
+    held = [];
+    for (const p of all) realFdatasync(p.fd, p.done);
+  };
+
+  beforeAll(async () => {
+    (fs as { fdatasync: typeof fs.fdatasync }).fdatasync = ((fd: number, cb: Pending['done']) => {
+      if (failNext) {
+        const err = failNext;
+        failNext = null;
+        setImmediate(() => cb(err));
+      } else if (hold) held.push({ fd, done: cb });
+      else realFdatasync(fd, cb);
+    }) as typeof fs.fdatasync;
+    syncBuiltinESMExports();
+    dir = mkdtempSync(join(tmpdir(), 'wal-sync-'));
+    file = join(dir, 'ledger.db');
+    store = await createStore({ url: `sqlite:${file}` });
+  });
+
+  afterAll(async () => {
+    hold = false;
+    release();
+    await store?.close();
+    (fs as { fdatasync: typeof fs.fdatasync }).fdatasync = realFdatasync;
+    syncBuiltinESMExports();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the file is in WAL mode, which the dialect’s sync of the -wal file relies on', () => {
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    } finally {
+      db.close();
+    }
+  });
+
+  it('a write resolves only after the WAL sync that follows its COMMIT has returned', async () => {
+    hold = true;
+    const id = uid('held');
+    let resolved = false;
+    const write = store.refunds.insert(refund(id)).then(() => {
+      resolved = true;
+    });
+    await tick();
+    // Committed (another connection would see it) but not yet on disk: the caller has not been told.
+    expect(held.length).toBeGreaterThan(0);
+    expect(resolved).toBe(false);
+    hold = false;
+    release();
+    await write;
+    expect(resolved).toBe(true);
+  });
+
+  it('a read that saw a commit whose sync is still running answers only after that sync', async () => {
+    hold = true;
+    const id = uid('seen');
+    const write = store.refunds.insert(refund(id));
+    await tick(); // committed, sync held
+    let answered: boolean | null = null;
+    const read = store.refunds.get(id).then((r) => {
+      answered = r !== null;
+    });
+    await tick();
+    expect(answered).toBeNull();
+    hold = false;
+    release();
+    await Promise.all([write, read]);
+    expect(answered).toBe(true);
+  });
+
+  it('commits made while a sync runs share the next one', async () => {
+    hold = true;
+    const first = store.refunds.insert(refund(uid('a')));
+    await tick();
+    expect(held).toHaveLength(1);
+    const more = Array.from({ length: 20 }, (_, i) => store.refunds.insert(refund(uid(`b${i}`))));
+    await tick();
+    // The 20 later writes committed in their own groups, but only one sync is running at a time.
+    expect(held).toHaveLength(1);
+    hold = false;
+    release();
+    await first;
+    await Promise.all(more);
+  });
+
+  it('a failed sync fails the write and every later use of the store, instead of calling anything durable', async () => {
+    const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5 });
+    failNext = eio;
+    await expect(store.refunds.insert(refund(uid('lost')))).rejects.toMatchObject({ code: 'EIO' });
+    await expect(store.ping()).rejects.toMatchObject({ code: 'EIO' });
+    await expect(store.refunds.insert(refund(uid('after')))).rejects.toMatchObject({ code: 'EIO' });
   });
 });
