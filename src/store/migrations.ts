@@ -191,6 +191,27 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0002_refunds_reserved_covering_idx': {
+      // Every refund acceptance sums what is already reserved on its payment intent; with the amount and
+      // status in the index that sum reads only the index, not one table row per earlier refund.
+      async up(db: AnyDb) {
+        await db.schema
+          .createIndex('refunds_pi_status_amount_idx')
+          .on('refunds')
+          .columns(['payment_intent_id', 'status', 'amount'])
+          .execute();
+        // The new index starts with payment_intent_id, so it serves every lookup the old one did.
+        await db.schema.dropIndex('refunds_payment_intent_id_idx').execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema
+          .createIndex('refunds_payment_intent_id_idx')
+          .on('refunds')
+          .column('payment_intent_id')
+          .execute();
+        await db.schema.dropIndex('refunds_pi_status_amount_idx').execute();
+      },
+    },
   };
 }
 
