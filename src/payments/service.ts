@@ -59,7 +59,8 @@ export function requireSupportedCurrency(currency: string, param: string): void 
 const notFound = (what: string) => new ProblemError(404, `No such ${what}.`, { code: 'resource_missing' });
 
 /** Statuses Stripe never leaves. */
-const FINAL_INTENT_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'canceled']);
+const FINAL_INTENT_STATUS_LIST = ['succeeded', 'canceled'] as const;
+const FINAL_INTENT_STATUSES: ReadonlySet<string> = new Set(FINAL_INTENT_STATUS_LIST);
 const FINAL_SESSION_STATUSES: ReadonlySet<string> = new Set(['complete', 'expired']);
 
 function paymentIntentStatusOfSession(s: Stripe.Checkout.Session): string {
@@ -136,11 +137,10 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
   }
 
   async function recordIntent(owner: string, pi: Stripe.PaymentIntent): Promise<Payment> {
-    return store.transaction(async (tx) => {
-      const known = await tx.payments.lockForUpdate(pi.id);
-      // Stripe never moves an intent out of succeeded or canceled: a different status is an older view.
-      if (known && FINAL_INTENT_STATUSES.has(known.status) && known.status !== pi.status) return known;
-      return tx.payments.upsert({
+    // Stripe never moves an intent out of succeeded or canceled: a different status is an older view,
+    // and the one guarded statement keeps the final row (no transaction or row lock needed).
+    return store.payments.upsert(
+      {
         id: pi.id,
         kind: 'payment_intent',
         owner,
@@ -148,8 +148,9 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
         currency: pi.currency,
         status: pi.status,
         metadata: (pi.metadata as Record<string, string>) ?? {},
-      });
-    });
+      },
+      { finalStatuses: FINAL_INTENT_STATUS_LIST },
+    );
   }
 
   return {

@@ -60,8 +60,11 @@ export interface PaymentsRepo {
    * Inserts, or refreshes Stripe-owned fields (status, amount, currency, and amountRefunded,
    * paymentIntentId, customerEmail when given) of an existing row. Owner and metadata set by us
    * are kept; they are only filled in when the existing row has none (it was learnt from a webhook).
+   * `finalStatuses`: statuses Stripe never leaves; an existing row in one of them is not moved to a
+   * different status (the newer view wins even when an older one arrives later) and comes back as it is.
+   * One statement, so no transaction or row lock is needed around it.
    */
-  upsert(p: NewPayment): Promise<Payment>;
+  upsert(p: NewPayment, opts?: { finalStatuses?: readonly string[] }): Promise<Payment>;
   /**
    * Keyset page ordered by (createdAt, id). First page: rows created at or after `since`. Next
    * pages: pass the last row's createdAt as `since` and its id as `afterId`.
@@ -168,13 +171,14 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
       return row ? toPayment(row) : null;
     },
 
-    async upsert(p) {
+    async upsert(p, opts) {
       const values = newRow(p);
+      const final = opts?.finalStatuses ?? [];
       const row = await db
         .insertInto('payments')
         .values(values)
-        .onConflict((oc) =>
-          oc.column('id').doUpdateSet((eb) => ({
+        .onConflict((oc) => {
+          const update = oc.column('id').doUpdateSet((eb) => ({
             status: eb.ref('excluded.status'),
             amount: eb.ref('excluded.amount'),
             currency: eb.ref('excluded.currency'),
@@ -194,11 +198,26 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
               .else(eb.ref('payments.metadata'))
               .end(),
             updated_at: nowIso(),
-          })),
-        )
+          }));
+          return final.length === 0
+            ? update
+            : update.where((eb) =>
+                eb.or([
+                  eb('payments.status', 'not in', final),
+                  eb('payments.status', '=', eb.ref('excluded.status')),
+                ]),
+              );
+        })
         .returningAll()
+        .executeTakeFirst();
+      if (row) return toPayment(row);
+      // The guard kept a final row as it was: return that row.
+      const kept = await db
+        .selectFrom('payments')
+        .selectAll()
+        .where('id', '=', p.id)
         .executeTakeFirstOrThrow();
-      return toPayment(row);
+      return toPayment(kept);
     },
 
     async listCreatedSince(since, limit, afterId) {

@@ -119,6 +119,35 @@ describeStore('payments repository', (h) => {
     expect(third.amountRefunded).toBe(500);
   });
 
+  it('upsert with finalStatuses never moves a final row to another status, even with concurrent older views', async () => {
+    const final = ['succeeded', 'canceled'] as const;
+    const id = uid('pi');
+    await h.store.payments.upsert(intent({ id, status: 'succeeded' }), { finalStatuses: final });
+    // An older view (sent before the payment succeeded) arrives late, many times at once.
+    const stale = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        h.store.payments.upsert(intent({ id, status: 'requires_payment_method', amount: 1 }), {
+          finalStatuses: final,
+        }),
+      ),
+    );
+    for (const row of stale) expect(row).toMatchObject({ id, status: 'succeeded', amount: 2_000 });
+    expect(await h.store.payments.get(id)).toMatchObject({ status: 'succeeded', amount: 2_000 });
+    // The same final status still refreshes Stripe's other fields; a non-final row moves freely.
+    expect(
+      await h.store.payments.upsert(intent({ id, status: 'succeeded', amount: 2_100 }), {
+        finalStatuses: final,
+      }),
+    ).toMatchObject({ status: 'succeeded', amount: 2_100 });
+    const open = uid('pi');
+    await h.store.payments.upsert(intent({ id: open, status: 'requires_payment_method' }), {
+      finalStatuses: final,
+    });
+    expect(
+      await h.store.payments.upsert(intent({ id: open, status: 'processing' }), { finalStatuses: final }),
+    ).toMatchObject({ status: 'processing' });
+  });
+
   it('upsert fills in owner and metadata of a row first learnt from a webhook', async () => {
     const id = uid('cs');
     await h.store.payments.upsert(intent({ id, kind: 'checkout_session', owner: '', status: 'open' }));
