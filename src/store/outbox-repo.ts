@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely';
 import { addMs, fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
 import type { OutboxTable } from './database.js';
+import { queryTemplate } from './query-template.js';
 import { atomically } from './repo-context.js';
 import type { RepoContext } from './repo-context.js';
 
@@ -67,25 +68,43 @@ export function toOutboxMessage(row: Selectable<OutboxTable>): OutboxMessage {
   };
 }
 
+const ADD_COLUMNS = [
+  'destination',
+  'routing_key',
+  'message_id',
+  'payload',
+  'headers',
+  'created_at',
+  'available_at',
+] as const;
+
+/** Every accepted refund adds one row: built once (see query-template.ts). */
+const addMessage = queryTemplate<Record<(typeof ADD_COLUMNS)[number], unknown>, Selectable<OutboxTable>>(
+  'outbox.add',
+  ADD_COLUMNS,
+  (db, p) =>
+    db
+      .insertInto('outbox')
+      .values(Object.fromEntries(ADD_COLUMNS.map((c) => [c, p(c)])) as never)
+      .returningAll(),
+);
+
 export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
   const { db } = ctx;
 
   return {
     async add(entry) {
       const created = nowIso();
-      const row = await db
-        .insertInto('outbox')
-        .values({
-          destination: entry.destination,
-          routing_key: entry.routingKey ?? '',
-          message_id: entry.messageId,
-          payload: toJson(entry.payload),
-          headers: entry.headers ? toJson(entry.headers) : null,
-          created_at: created,
-          available_at: entry.availableAt === undefined ? created : toIso(entry.availableAt),
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const row = await addMessage.first(db, ctx.dialect, {
+        destination: entry.destination,
+        routing_key: entry.routingKey ?? '',
+        message_id: entry.messageId,
+        payload: toJson(entry.payload),
+        headers: entry.headers ? toJson(entry.headers) : null,
+        created_at: created,
+        available_at: entry.availableAt === undefined ? created : toIso(entry.availableAt),
+      });
+      if (!row) throw new Error(`outbox message ${entry.messageId} was not inserted`);
       return toOutboxMessage(row);
     },
 

@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely';
 import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
 import type { PaymentsTable } from './database.js';
+import { queryTemplate } from './query-template.js';
 import type { RepoContext } from './repo-context.js';
 import { requireTransaction } from './repo-context.js';
 
@@ -107,26 +108,107 @@ function patchColumns(patch: PaymentPatch) {
   };
 }
 
+type PaymentRow = Selectable<PaymentsTable>;
+type NewPaymentRow = ReturnType<typeof newRow>;
+
+function newRow(p: NewPayment) {
+  const created = p.createdAt === undefined ? nowIso() : toIso(p.createdAt);
+  return {
+    id: p.id,
+    kind: p.kind,
+    owner: p.owner ?? '',
+    payment_intent_id: p.paymentIntentId ?? null,
+    amount: p.amount,
+    currency: p.currency,
+    status: p.status,
+    amount_refunded: p.amountRefunded ?? 0,
+    metadata: toJson(p.metadata ?? {}),
+    customer_email: p.customerEmail ?? null,
+    created_at: created,
+    updated_at: created,
+  };
+}
+
+const ROW_COLUMNS = [
+  'id',
+  'kind',
+  'owner',
+  'payment_intent_id',
+  'amount',
+  'currency',
+  'status',
+  'amount_refunded',
+  'metadata',
+  'customer_email',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly (keyof NewPaymentRow)[];
+
+const getById = queryTemplate<{ id: string }, PaymentRow>('payments.get', ['id'], (db, p) =>
+  db.selectFrom('payments').selectAll().where('id', '=', p('id')),
+);
+
+const getForOwner = queryTemplate<{ id: string; owner: string }, PaymentRow>(
+  'payments.getForOwner',
+  ['id', 'owner'],
+  (db, p) => db.selectFrom('payments').selectAll().where('id', '=', p('id')).where('owner', '=', p('owner')),
+);
+
+const lockById = {
+  sqlite: getById,
+  postgres: queryTemplate<{ id: string }, PaymentRow>('payments.lockForUpdate', ['id'], (db, p) =>
+    db.selectFrom('payments').selectAll().where('id', '=', p('id')).forUpdate(),
+  ),
+};
+
+/** One template per shape: with or without amount_refunded, and per list of final statuses. */
+const upserts = new Map<string, ReturnType<typeof upsertTemplate>>();
+
+function upsertTemplate(refreshRefunded: boolean, final: readonly string[]) {
+  return queryTemplate<NewPaymentRow & { now: string }, PaymentRow>(
+    `payments.upsert(${String(refreshRefunded)},${final.join('|')})`,
+    [...ROW_COLUMNS, 'now'],
+    (db, p) =>
+      db
+        .insertInto('payments')
+        .values(Object.fromEntries(ROW_COLUMNS.map((c) => [c, p(c)])) as unknown as NewPaymentRow)
+        .onConflict((oc) => {
+          const update = oc.column('id').doUpdateSet((eb) => ({
+            status: eb.ref('excluded.status'),
+            amount: eb.ref('excluded.amount'),
+            currency: eb.ref('excluded.currency'),
+            ...(refreshRefunded && { amount_refunded: eb.ref('excluded.amount_refunded') }),
+            payment_intent_id: eb.fn.coalesce('excluded.payment_intent_id', 'payments.payment_intent_id'),
+            customer_email: eb.fn.coalesce('excluded.customer_email', 'payments.customer_email'),
+            owner: eb
+              .case()
+              .when('payments.owner', '=', '')
+              .then(eb.ref('excluded.owner'))
+              .else(eb.ref('payments.owner'))
+              .end(),
+            metadata: eb
+              .case()
+              .when('payments.metadata', '=', '{}')
+              .then(eb.ref('excluded.metadata'))
+              .else(eb.ref('payments.metadata'))
+              .end(),
+            updated_at: p('now'),
+          }));
+          return final.length === 0
+            ? update
+            : update.where((eb) =>
+                eb.or([
+                  eb('payments.status', 'not in', final),
+                  eb('payments.status', '=', eb.ref('excluded.status')),
+                ]),
+              );
+        })
+        .returningAll(),
+  );
+}
+
 export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
   const { db } = ctx;
-
-  function newRow(p: NewPayment) {
-    const created = p.createdAt === undefined ? nowIso() : toIso(p.createdAt);
-    return {
-      id: p.id,
-      kind: p.kind,
-      owner: p.owner ?? '',
-      payment_intent_id: p.paymentIntentId ?? null,
-      amount: p.amount,
-      currency: p.currency,
-      status: p.status,
-      amount_refunded: p.amountRefunded ?? 0,
-      metadata: toJson(p.metadata ?? {}),
-      customer_email: p.customerEmail ?? null,
-      created_at: created,
-      updated_at: created,
-    };
-  }
 
   return {
     async insert(p) {
@@ -135,17 +217,12 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
     },
 
     async get(id) {
-      const row = await db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await getById.first(db, ctx.dialect, { id });
       return row ? toPayment(row) : null;
     },
 
     async getForOwner(id, owner) {
-      const row = await db
-        .selectFrom('payments')
-        .selectAll()
-        .where('id', '=', id)
-        .where('owner', '=', owner)
-        .executeTakeFirst();
+      const row = await getForOwner.first(db, ctx.dialect, { id, owner });
       return row ? toPayment(row) : null;
     },
 
@@ -172,51 +249,15 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
     },
 
     async upsert(p, opts) {
-      const values = newRow(p);
       const final = opts?.finalStatuses ?? [];
-      const row = await db
-        .insertInto('payments')
-        .values(values)
-        .onConflict((oc) => {
-          const update = oc.column('id').doUpdateSet((eb) => ({
-            status: eb.ref('excluded.status'),
-            amount: eb.ref('excluded.amount'),
-            currency: eb.ref('excluded.currency'),
-            ...(p.amountRefunded !== undefined && { amount_refunded: eb.ref('excluded.amount_refunded') }),
-            payment_intent_id: eb.fn.coalesce('excluded.payment_intent_id', 'payments.payment_intent_id'),
-            customer_email: eb.fn.coalesce('excluded.customer_email', 'payments.customer_email'),
-            owner: eb
-              .case()
-              .when('payments.owner', '=', '')
-              .then(eb.ref('excluded.owner'))
-              .else(eb.ref('payments.owner'))
-              .end(),
-            metadata: eb
-              .case()
-              .when('payments.metadata', '=', '{}')
-              .then(eb.ref('excluded.metadata'))
-              .else(eb.ref('payments.metadata'))
-              .end(),
-            updated_at: nowIso(),
-          }));
-          return final.length === 0
-            ? update
-            : update.where((eb) =>
-                eb.or([
-                  eb('payments.status', 'not in', final),
-                  eb('payments.status', '=', eb.ref('excluded.status')),
-                ]),
-              );
-        })
-        .returningAll()
-        .executeTakeFirst();
+      const key = `${String(p.amountRefunded !== undefined)}:${final.join('|')}`;
+      let template = upserts.get(key);
+      if (!template) upserts.set(key, (template = upsertTemplate(p.amountRefunded !== undefined, final)));
+      const row = await template.first(db, ctx.dialect, { ...newRow(p), now: nowIso() });
       if (row) return toPayment(row);
       // The guard kept a final row as it was: return that row.
-      const kept = await db
-        .selectFrom('payments')
-        .selectAll()
-        .where('id', '=', p.id)
-        .executeTakeFirstOrThrow();
+      const kept = await getById.first(db, ctx.dialect, { id: p.id });
+      if (!kept) throw new Error(`payment ${p.id} vanished during upsert`);
       return toPayment(kept);
     },
 
@@ -242,12 +283,7 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
 
     async lockForUpdate(id) {
       requireTransaction(ctx, 'payments.lockForUpdate');
-      const row = await db
-        .selectFrom('payments')
-        .selectAll()
-        .where('id', '=', id)
-        .$if(ctx.dialect === 'postgres', (qb) => qb.forUpdate())
-        .executeTakeFirst();
+      const row = await lockById[ctx.dialect].first(db, ctx.dialect, { id });
       return row ? toPayment(row) : null;
     },
   };

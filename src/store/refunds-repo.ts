@@ -9,6 +9,7 @@ import {
   refundStatusesBefore,
 } from './refund-status.js';
 import type { RefundStatus } from './refund-status.js';
+import { queryTemplate } from './query-template.js';
 import type { RepoContext } from './repo-context.js';
 
 export type RefundMode = RefundsTable['mode'];
@@ -137,6 +138,109 @@ function fieldColumns(fields: RefundFields) {
   };
 }
 
+type RefundRow = Selectable<RefundsTable>;
+
+const INSERT_COLUMNS = [
+  'request_id',
+  'owner',
+  'payment_intent_id',
+  'amount',
+  'currency',
+  'reason',
+  'status',
+  'stripe_refund_id',
+  'failure_reason',
+  'attempts',
+  'mode',
+  'request_hash',
+  'metadata',
+  'created_at',
+  'updated_at',
+] as const;
+type InsertRow = Record<(typeof INSERT_COLUMNS)[number], unknown>;
+
+// The statements every accepted refund and every worker attempt run, built once (see query-template.ts).
+const getByRequestId = queryTemplate<{ requestId: string }, RefundRow>(
+  'refunds.get',
+  ['requestId'],
+  (db, p) => db.selectFrom('refunds').selectAll().where('request_id', '=', p('requestId')),
+);
+
+const getForOwner = queryTemplate<{ requestId: string; owner: string }, RefundRow>(
+  'refunds.getForOwner',
+  ['requestId', 'owner'],
+  (db, p) =>
+    db
+      .selectFrom('refunds')
+      .selectAll()
+      .where('request_id', '=', p('requestId'))
+      .where('owner', '=', p('owner')),
+);
+
+const insertRefund = queryTemplate<InsertRow, RefundRow>('refunds.insert', INSERT_COLUMNS, (db, p) =>
+  db
+    .insertInto('refunds')
+    .values(Object.fromEntries(INSERT_COLUMNS.map((c) => [c, p(c)])) as never)
+    .returningAll(),
+);
+
+const sumCommitted = queryTemplate<{ paymentIntentId: string }, { total: number | string | null }>(
+  'refunds.sumCommitted',
+  ['paymentIntentId'],
+  (db, p) =>
+    db
+      .selectFrom('refunds')
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number | string>('amount'), eb.lit(0)).as('total'))
+      .where('payment_intent_id', '=', p('paymentIntentId'))
+      .where('status', 'not in', RELEASED_REFUND_STATUSES),
+);
+
+const beginAttempt = queryTemplate<{ requestId: string; now: string }, RefundRow>(
+  'refunds.beginAttempt',
+  ['requestId', 'now'],
+  (db, p) =>
+    db
+      .updateTable('refunds')
+      .set((eb) => ({
+        status: eb.case().when('status', '=', 'queued').then('processing').else(eb.ref('status')).end(),
+        attempts: eb('attempts', '+', 1),
+        updated_at: p('now'),
+      }))
+      .where('request_id', '=', p('requestId'))
+      .where('status', 'in', ['queued', 'processing'])
+      .where('stripe_refund_id', 'is', null)
+      .returningAll(),
+);
+
+const settleAttempt = queryTemplate<
+  {
+    requestId: string;
+    status: RefundStatus;
+    stripeRefundId: string;
+    currency: string | null;
+    failureReason: string | null;
+    now: string;
+  },
+  RefundRow
+>(
+  'refunds.settleAttempt',
+  ['requestId', 'status', 'stripeRefundId', 'currency', 'failureReason', 'now'],
+  (db, p) =>
+    db
+      .updateTable('refunds')
+      .set({
+        stripe_refund_id: p('stripeRefundId'),
+        currency: p('currency'),
+        failure_reason: p('failureReason'),
+        status: p('status'),
+        updated_at: p('now'),
+      })
+      .where('request_id', '=', p('requestId'))
+      .where('status', '=', 'processing')
+      .where('stripe_refund_id', 'is', null)
+      .returningAll(),
+);
+
 export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
   const { db } = ctx;
   const find = (column: 'request_id' | 'stripe_refund_id', value: string) =>
@@ -146,37 +250,34 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
     async insert(r) {
       if (!isRefundStatus(r.status)) throw new TypeError(`unknown refund status ${String(r.status)}`);
       const created = r.createdAt === undefined ? nowIso() : toIso(r.createdAt);
-      const row = await db
-        .insertInto('refunds')
-        .values({
-          request_id: r.requestId,
-          owner: r.owner ?? '',
-          payment_intent_id: r.paymentIntentId,
-          amount: r.amount,
-          currency: r.currency ?? null,
-          reason: r.reason ?? null,
-          status: r.status,
-          stripe_refund_id: r.stripeRefundId ?? null,
-          failure_reason: r.failureReason ?? null,
-          attempts: r.attempts ?? 0,
-          mode: r.mode,
-          request_hash: r.requestHash ?? null,
-          metadata: toJson(r.metadata ?? {}),
-          created_at: created,
-          updated_at: created,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const row = await insertRefund.first(db, ctx.dialect, {
+        request_id: r.requestId,
+        owner: r.owner ?? '',
+        payment_intent_id: r.paymentIntentId,
+        amount: r.amount,
+        currency: r.currency ?? null,
+        reason: r.reason ?? null,
+        status: r.status,
+        stripe_refund_id: r.stripeRefundId ?? null,
+        failure_reason: r.failureReason ?? null,
+        attempts: r.attempts ?? 0,
+        mode: r.mode,
+        request_hash: r.requestHash ?? null,
+        metadata: toJson(r.metadata ?? {}),
+        created_at: created,
+        updated_at: created,
+      });
+      if (!row) throw new Error(`refund ${r.requestId} was not inserted`);
       return toRefund(row);
     },
 
     async get(requestId) {
-      const row = await find('request_id', requestId).executeTakeFirst();
+      const row = await getByRequestId.first(db, ctx.dialect, { requestId });
       return row ? toRefund(row) : null;
     },
 
     async getForOwner(requestId, owner) {
-      const row = await find('request_id', requestId).where('owner', '=', owner).executeTakeFirst();
+      const row = await getForOwner.first(db, ctx.dialect, { requestId, owner });
       return row ? toRefund(row) : null;
     },
 
@@ -201,31 +302,32 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
     },
 
     async beginAttempt(requestId) {
-      const row = await db
-        .updateTable('refunds')
-        .set((eb) => ({
-          status: eb.case().when('status', '=', 'queued').then('processing').else(eb.ref('status')).end(),
-          attempts: eb('attempts', '+', 1),
-          updated_at: nowIso(),
-        }))
-        .where('request_id', '=', requestId)
-        .where('status', 'in', ['queued', 'processing'])
-        .where('stripe_refund_id', 'is', null)
-        .returningAll()
-        .executeTakeFirst();
+      const row = await beginAttempt.first(db, ctx.dialect, { requestId, now: nowIso() });
       return row ? toRefund(row) : null;
     },
 
     async settleAttempt(requestId, to) {
       if (!isRefundStatus(to.status)) throw new TypeError(`unknown refund status ${String(to.status)}`);
-      const row = await db
-        .updateTable('refunds')
-        .set({ ...fieldColumns(to), status: to.status, updated_at: nowIso() })
-        .where('request_id', '=', requestId)
-        .where('status', '=', 'processing')
-        .where('stripe_refund_id', 'is', null)
-        .returningAll()
-        .executeTakeFirst();
+      if (to.currency === undefined || to.failureReason === undefined || to.attempts !== undefined) {
+        // Not the worker's usual shape: build the statement for exactly these fields.
+        const row = await db
+          .updateTable('refunds')
+          .set({ ...fieldColumns(to), status: to.status, updated_at: nowIso() })
+          .where('request_id', '=', requestId)
+          .where('status', '=', 'processing')
+          .where('stripe_refund_id', 'is', null)
+          .returningAll()
+          .executeTakeFirst();
+        return row ? toRefund(row) : null;
+      }
+      const row = await settleAttempt.first(db, ctx.dialect, {
+        requestId,
+        status: to.status,
+        stripeRefundId: to.stripeRefundId,
+        currency: to.currency,
+        failureReason: to.failureReason,
+        now: nowIso(),
+      });
       return row ? toRefund(row) : null;
     },
 
@@ -264,13 +366,8 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
     },
 
     async sumCommitted(paymentIntentId) {
-      const row = await db
-        .selectFrom('refunds')
-        .select((eb) => eb.fn.coalesce(eb.fn.sum<number | string>('amount'), eb.lit(0)).as('total'))
-        .where('payment_intent_id', '=', paymentIntentId)
-        .where('status', 'not in', RELEASED_REFUND_STATUSES)
-        .executeTakeFirstOrThrow();
-      return toNumber(row.total);
+      const row = await sumCommitted.first(db, ctx.dialect, { paymentIntentId });
+      return toNumber(row?.total);
     },
 
     async listByStatus(statuses, limit) {
