@@ -8,7 +8,6 @@ import type { Database } from './database.js';
 import { isRetryableError } from './errors.js';
 import { migrateToLatest } from './migrations.js';
 import type { Dialect } from './migrations.js';
-import { createPostgresDialect } from './postgres.js';
 import { createRepos } from './repos.js';
 import type { Repos } from './repos.js';
 import { createSqliteDialect } from './sqlite.js';
@@ -71,6 +70,8 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
     });
     logger.info({ dialect, path: target.path }, 'store opening SQLite');
   } else {
+    // Loaded only when used: a SQLite deployment never pays for the pg driver at start.
+    const { createPostgresDialect } = await import('./postgres.js');
     ({ dialect: kyselyDialect } = createPostgresDialect({
       connectionString: target.connectionString,
       ...(opts.schema !== undefined && { schema: opts.schema }),
