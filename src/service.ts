@@ -10,7 +10,7 @@ import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { provisionKeys } from './auth/api-keys.js';
 import type { Config } from './config/index.js';
-import { buildApp } from './http/app.js';
+import { buildOpsApp } from './http/ops-app.js';
 import { paymentHandlers } from './http/handlers/payments.js';
 import { refundHandlers } from './http/handlers/refunds.js';
 import { opsHandlers } from './http/handlers/ops.js';
@@ -315,16 +315,27 @@ export async function startService(
   let consumer: Consumer | null = null;
   let server: Server | null = null;
   try {
-    const spec = loadSpec();
-    const app = buildApp({
-      config,
-      logger,
-      spec,
-      handlers: createHandlers(deps),
-      store: deps.store,
-      onResponse: (info) => deps.metrics.observeHttp(info),
-      ...(opts.extraRoutes ? { extraRoutes: (a: Express) => opts.extraRoutes!(a, deps) } : {}),
-    });
+    const handlers = createHandlers(deps);
+    const onResponse = (info: { operationId: string | undefined; status: number; seconds: number }) =>
+      deps.metrics.observeHttp(info);
+    // Only API processes load the contract validator and Swagger UI.
+    const buildApp = runApi ? (await import('./http/app.js')).buildApp : null;
+    const app = buildApp
+      ? buildApp({
+          config,
+          logger,
+          spec: loadSpec(),
+          handlers,
+          store: deps.store,
+          onResponse,
+          ...(opts.extraRoutes ? { extraRoutes: (a: Express) => opts.extraRoutes!(a, deps) } : {}),
+        })
+      : buildOpsApp({
+          logger,
+          handlers,
+          ...(config.auth.enabled ? { apiKeys: deps.store.apiKeys } : {}),
+          onResponse,
+        });
     server = createServer(app);
     server.requestTimeout = config.http.requestTimeoutMs;
     server.on('clientError', answerMalformedRequest);

@@ -115,6 +115,40 @@ describe.skipIf(!(await rabbitAvailable()))('readiness with RabbitMQ', () => {
   });
 });
 
+describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', () => {
+  it('serves health, readiness and metrics, and answers every API path with a 404 naming its role', async () => {
+    const prefix = uniquePrefix('opsw');
+    const svc = await startTestService(
+      'sqlite',
+      { RABBITMQ_URL, ROLE: 'worker' },
+      { topology: topologyFor(prefix) },
+    );
+    try {
+      expect(await getJson(`${svc.url}/healthz`)).toMatchObject({ status: 200, json: { status: 'ok' } });
+      const ready = await eventually(
+        () => getJson(`${svc.url}/readyz`),
+        (r) => r.status === 200,
+        10_000,
+      );
+      expect(ready.json.checks).toMatchObject({ store: 'ok', broker: 'ok' });
+      const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+      expect(metrics).toMatch(/payments_queue_depth\{queue="requests"\} \d+/);
+      // Its own requests are counted under their operation, as on an API process.
+      expect(
+        metricValue(metrics, 'payments_http_requests_total', { operation: 'getHealth' }),
+      ).toBeGreaterThan(0);
+      const api = await postJson(`${svc.url}/refund-async`, { payment_intent_id: 'pi_x', amount: 1 });
+      expect(api.status).toBe(404);
+      expect(api.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(api.json.detail).toMatch(/ROLE=worker/);
+      expect(svc.deps.config.role).toBe('worker');
+    } finally {
+      await svc.stop();
+      await deleteEverything(prefix);
+    }
+  });
+});
+
 describe('metrics', () => {
   let svc: TestService;
   beforeAll(async () => {

@@ -1,0 +1,71 @@
+/**
+ * The HTTP face of a worker process: health, readiness and metrics only (see buildOpsApp). Kept apart
+ * from app.ts so a worker never loads the contract validator or Swagger UI.
+ */
+import express, { type Express, type RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import type { ApiKeysRepo } from '../store/index.js';
+import type { AppDeps } from './app.js';
+import { contextOf, sendReply } from './dispatch.js';
+import { errorHandler } from './errors.js';
+import type { Handlers } from './operations.js';
+import { ProblemError } from './problem.js';
+import { requestLog } from './request-log.js';
+import { apiKeySecurity, helmetMiddleware } from './security.js';
+
+export interface OpsAppDeps {
+  logger: Logger;
+  handlers: Pick<Handlers, 'getHealth' | 'getReadiness' | 'getMetrics'>;
+  /** When given (auth on), a Bearer key on /metrics is checked, as the API's optional ApiKey security does. */
+  apiKeys?: ApiKeysRepo;
+  onResponse?: AppDeps['onResponse'];
+}
+
+/**
+ * A worker process (ROLE=worker) serves only what its operators need: /healthz, /readyz and /metrics,
+ * answered by the same handlers as the API's. It neither loads nor compiles the contract's validators, so
+ * it starts sooner and uses less memory; every other path is a 404 that says where the API runs.
+ */
+export function buildOpsApp(deps: OpsAppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(requestLog(deps.logger, deps.onResponse));
+  app.use(helmetMiddleware());
+  const security = deps.apiKeys ? apiKeySecurity({ apiKeys: deps.apiKeys }) : null;
+  const route =
+    (operationId: keyof OpsAppDeps['handlers']): RequestHandler =>
+    async (req, res, next) => {
+      try {
+        // Where the validator would have put it: request logs and metrics label by operationId.
+        (req as { openapi?: unknown }).openapi = { schema: { operationId } };
+        // /metrics accepts no key or a valid one ({} or ApiKey); an invalid key leaves the caller anonymous.
+        if (security && operationId === 'getMetrics' && req.get('authorization')) {
+          await security.ApiKey(req, []).catch(() => false);
+        }
+        const reply = await deps.handlers[operationId]({
+          body: undefined as never,
+          query: {} as never,
+          path: {} as never,
+          headers: req.headers as never,
+          ctx: contextOf(req),
+        });
+        sendReply(res, reply);
+      } catch (err) {
+        next(err);
+      }
+    };
+  app.get('/healthz', route('getHealth'));
+  app.get('/readyz', route('getReadiness'));
+  app.get('/metrics', route('getMetrics'));
+  app.use((req, _res, next) => {
+    next(
+      new ProblemError(
+        404,
+        `No operation at ${req.method} ${req.path}: this process only runs the refund worker (ROLE=worker); the API is served by ROLE=api or ROLE=all processes.`,
+      ),
+    );
+  });
+  app.use(errorHandler);
+  return app;
+}
