@@ -18,10 +18,11 @@ ENV SCARF_ANALYTICS=false
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 
-# ---- build: TypeScript to dist/ ---------------------------------------------------------------------
+# ---- build: TypeScript to dist/, then the service bundled into dist/src/main.bundle.mjs ---------------
 FROM deps AS build
 COPY tsconfig.json tsconfig.build.json openapi.yaml ./
 COPY generated ./generated
+COPY scripts/bundle.mjs ./scripts/bundle.mjs
 COPY src ./src
 COPY client ./client
 RUN npm run build
@@ -56,4 +57,4 @@ USER node
 EXPOSE 5000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 5000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "dist/src/main.js"]
+CMD ["node", "dist/src/main.bundle.mjs"]

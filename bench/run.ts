@@ -41,7 +41,7 @@ const KEEP = option('keep', 'false') === 'true';
 const OUT_DIR = path.resolve(ROOT, option('out', 'bench/results'));
 /** Reuse a snapshot from an earlier run (development of the bench itself); default: build a fresh one. */
 const APP_DIR = option('app', '');
-/** Extra node flags for service processes only (e.g. heap limits); default: none, as `node dist/src/main.js`. */
+/** Extra node flags for service processes only (e.g. heap limits); default: none, as `node dist/src/main.bundle.mjs`. */
 // The heap settings the Dockerfile gives the service in production (its NODE_OPTIONS), so the bench measures
 // the service as deployed; `--service-node-options=` (empty) measures Node's defaults instead.
 const PRODUCTION_NODE_OPTIONS = '--max-old-space-size=128 --max-semi-space-size=8';

@@ -17,7 +17,8 @@ export interface AppSnapshot {
 export function snapshotPaths(dir: string): AppSnapshot {
   return {
     dir,
-    main: path.join(dir, 'dist/src/main.js'),
+    // What `npm start` and the Docker image run (scripts/bundle.mjs).
+    main: path.join(dir, 'dist/src/main.bundle.mjs'),
     sandboxCli: path.join(dir, 'dist/src/sandbox/cli.js'),
   };
 }
@@ -35,14 +36,19 @@ export function buildSnapshot(root: string, dir: string): AppSnapshot {
     const out = String((err as { stdout?: Buffer }).stdout ?? '');
     process.stderr.write(`warning: tsc reported errors; measuring what it emitted:\n${out.slice(0, 2000)}\n`);
   }
-  // The service finds openapi.yaml and generated/openapi-3.0.json next to dist/, resolves packages from
-  // node_modules, and needs "type": "module" from package.json.
+  // The service finds openapi.yaml and generated/ next to dist/, resolves packages from node_modules,
+  // and needs "type": "module" from package.json.
   copyFileSync(path.join(root, 'openapi.yaml'), path.join(dir, 'openapi.yaml'));
-  copyFileSync(path.join(root, 'generated/openapi-3.0.json'), path.join(dir, 'generated/openapi-3.0.json'));
+  for (const file of ['openapi-3.0.json', 'openapi.json'])
+    copyFileSync(path.join(root, 'generated', file), path.join(dir, 'generated', file));
   copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
   if (!existsSync(path.join(dir, 'node_modules'))) {
     symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
   }
+  execFileSync(process.execPath, [path.join(root, 'scripts/bundle.mjs'), path.join(dir, 'dist')], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const app = snapshotPaths(dir);
   if (!existsSync(app.main) || !existsSync(app.sandboxCli))
     throw new Error(`the build did not emit ${app.main}`);

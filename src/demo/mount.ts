@@ -35,6 +35,8 @@ export function resolveDemoAssets(explicit?: string): string | null {
     ...(explicit ? [explicit] : []),
     fileURLToPath(new URL('./public/', import.meta.url)),
     fileURLToPath(new URL('../../../src/demo/public/', import.meta.url)),
+    // From the bundle (dist/src/main.bundle.mjs): scripts/bundle.mjs copies the assets to dist/src/demo/public.
+    fileURLToPath(new URL('./demo/public/', import.meta.url)),
   ];
   return candidates.find((dir) => existsSync(`${dir.replace(/\/?$/, '/')}index.html`)) ?? null;
 }

@@ -80,7 +80,7 @@ describe('Dockerfile', () => {
     expect(runtime.some((l) => /^ENV NODE_ENV=production\b/.test(l))).toBe(true);
     expect(runtime).toContain('EXPOSE 5000');
     expect(runtime.find((l) => l.startsWith('HEALTHCHECK'))).toMatch(/\/healthz/);
-    expect(runtime.at(-1)).toBe('CMD ["node", "dist/src/main.js"]');
+    expect(runtime.at(-1)).toBe('CMD ["node", "dist/src/main.bundle.mjs"]');
   });
 
   it('copies only files that exist and that .dockerignore lets into the build context', () => {

@@ -1,0 +1,89 @@
+/**
+ * `npm start`, `npm run worker` and the Docker image run dist/src/main.bundle.mjs (scripts/bundle.mjs),
+ * not the files tsc emits, so the bundle itself is built (tsc into a private directory, then bundled,
+ * as `npm run build` and the bench do) and used the way a newcomer would: started with no configuration,
+ * it serves the contract, validates requests, moves a payment through its embedded sandbox, and finds
+ * the files it serves from outside the bundle (Swagger UI, the demo).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildSnapshot } from '../../bench/lib/build.js';
+import { getJson, postJson } from '../helpers/http.js';
+import { freePort, spawnUntil, type Spawned } from '../helpers/processes.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+describe('the bundled service (what npm start runs)', () => {
+  let dir: string;
+  let proc: Spawned;
+  let base: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'bundle-'));
+    const app = buildSnapshot(root, dir);
+    expect(app.main.endsWith('main.bundle.mjs')).toBe(true);
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    proc = await spawnUntil(process.execPath, [app.main], /service started/, {
+      cwd: dir,
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        HOME: dir,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}`,
+      },
+      timeoutMs: 30_000,
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await proc?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers health and serves the contract it was built from', async () => {
+    expect(await getJson(`${base}/healthz`)).toMatchObject({ status: 200, json: { status: 'ok' } });
+    const spec = await getJson(`${base}/openapi.json`);
+    expect(spec.status).toBe(200);
+    expect(spec.json.openapi).toMatch(/^3\.1/);
+  });
+
+  it('validates requests against the contract (400 problem+json naming the field)', async () => {
+    const res = await postJson(`${base}/payment-intent`, { amount: -5, currency: 'usd' });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(JSON.stringify(res.json.errors)).toContain('/body/amount');
+  });
+
+  it('creates, confirms and reads a payment intent through the embedded sandbox', async () => {
+    const created = await postJson(`${base}/payment-intent`, {
+      amount: 2_000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    expect(created.status).toBe(200);
+    expect(created.json).toMatchObject({ success: true, status: 'succeeded' });
+    const read = await getJson(`${base}/payment-intent/${String(created.json.paymentIntentId)}`);
+    expect(read.json).toMatchObject({
+      amount: 2_000,
+      currency: 'usd',
+      status: 'succeeded',
+      amount_refunded: 0,
+    });
+  });
+
+  it('serves Swagger UI and the demo storefront from files outside the bundle', async () => {
+    const docs = await fetch(`${base}/docs/`);
+    expect(docs.status).toBe(200);
+    expect(await docs.text()).toContain('swagger-ui');
+    const css = await fetch(`${base}/docs/swagger-ui.css`);
+    expect(css.status).toBe(200);
+    const demo = await fetch(`${base}/demo/`);
+    expect(demo.status).toBe(200);
+    expect(await demo.text()).toMatch(/<html/i);
+  });
+});
