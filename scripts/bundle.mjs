@@ -2,8 +2,8 @@
  * Bundles the compiled service (dist/src/main.js and everything it imports) into one ES module,
  * dist/src/main.bundle.mjs, which `npm start`, `npm run worker` and the Docker image run.
  *
- * Why: Node 20 resolves, reads and links every module file separately; Kysely alone is ~280 files and
- * the whole graph ~1,500, which was ~300 ms of a ~900 ms start. One file starts in ~600 ms. The
+ * Why: Node 20 resolves, reads and links every module file separately; Kysely alone is ~260 files and
+ * the whole graph ~1,200, which was ~300 ms of a ~900 ms start. One file starts in ~600 ms. The
  * bundle stays next to dist/src/main.js so the paths it resolves from import.meta.url (openapi.yaml,
  * generated/, the demo's assets) are the same. Native or path-bound packages stay external and are
  * loaded from node_modules: better-sqlite3 (native addon), pg-native (pg's optional native driver),
