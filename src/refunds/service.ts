@@ -14,6 +14,7 @@ import { isOpenMode, type PaymentsService } from '../payments/service.js';
 import {
   DuplicateKeyError,
   isRefundStatus,
+  type NewOutboxMessage,
   type Refund,
   type RefundStatus,
   type Repos,
@@ -148,14 +149,19 @@ export function createRefundService(deps: RefundServiceDeps) {
     });
   }
 
-  async function announce(tx: Repos, refund: Refund): Promise<void> {
-    await tx.outbox.add({
+  /** The outcome message other services read from the responses queue. */
+  function announcement(refund: Refund): NewOutboxMessage {
+    return {
       destination: topology.responses,
       routingKey: topology.responses,
       // updatedAt keeps the id unique when a refund passes through the same status twice (pending ↔ requires_action).
       messageId: `${refund.requestId}#${refund.status}#${refund.updatedAt}`,
       payload: outcomeOf(refund),
-    });
+    };
+  }
+
+  async function announce(tx: Repos, refund: Refund): Promise<void> {
+    await tx.outbox.add(announcement(refund));
   }
 
   /** Validates and reserves the amount in the ledger (and, when queued, writes the outbox row) in one transaction. */
@@ -280,8 +286,12 @@ export function createRefundService(deps: RefundServiceDeps) {
     });
   }
 
-  /** The worker's common case in one statement plus the outcome message; anything unusual takes the general path. */
-  async function recordAttempt(key: string, r: Stripe.Refund): Promise<Refund> {
+  /**
+   * The worker's common case: the row moves and its outcome message is written together (one statement on
+   * PostgreSQL); anything unusual (a webhook got there first) takes the general path.
+   */
+  async function recordAttempt(current: Refund, r: Stripe.Refund): Promise<Refund> {
+    const key = current.requestId;
     const to = {
       status: toRefundStatus(r.status),
       stripeRefundId: r.id,
@@ -289,11 +299,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       failureReason: r.failure_reason ?? null,
     };
     if (to.status === 'processing' || to.status === 'queued') return recordStripeRefund(key, r, false);
-    const settled = await store.transaction(async (tx) => {
-      const refund = await tx.refunds.settleAttempt(key, to);
-      if (refund) await announce(tx, refund);
-      return refund;
-    });
+    const settled = await store.refunds.settleAttemptAnnounced(current, to, announcement);
     return settled ?? recordStripeRefund(key, r, false);
   }
 
@@ -403,7 +409,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         // redeliveries of finished refunds do not spend it.
         await opts.beforeStripeCall?.();
         const stripeRefund = await callStripe(refund);
-        const saved = await recordAttempt(key, stripeRefund);
+        const saved = await recordAttempt(refund, stripeRefund);
         log.info({ request_id: key, refund_id: stripeRefund.id, status: saved.status }, 'queued refund made');
         return { kind: 'done', refund: saved };
       } catch (err) {

@@ -1,9 +1,9 @@
-import type { Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { addMs, fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
-import type { OutboxTable } from './database.js';
+import type { Database, OutboxTable } from './database.js';
+import type { Dialect } from './migrations.js';
 import { queryTemplate } from './query-template.js';
-import { atomically } from './repo-context.js';
 import type { RepoContext } from './repo-context.js';
 
 export const DEFAULT_CLAIM_LEASE_MS = 30_000;
@@ -89,49 +89,74 @@ const addMessage = queryTemplate<Record<(typeof ADD_COLUMNS)[number], unknown>, 
       .returningAll(),
 );
 
+/** Writes one message with `db` (the store or a transaction); other repositories use it for atomic writes. */
+export async function addOutboxMessage(
+  db: Kysely<Database>,
+  dialect: Dialect,
+  entry: NewOutboxMessage,
+  created: string,
+): Promise<OutboxMessage> {
+  const row = await addMessage.first(db, dialect, {
+    destination: entry.destination,
+    routing_key: entry.routingKey ?? '',
+    message_id: entry.messageId,
+    payload: toJson(entry.payload),
+    headers: entry.headers ? toJson(entry.headers) : null,
+    created_at: created,
+    available_at: entry.availableAt === undefined ? created : toIso(entry.availableAt),
+  });
+  if (!row) throw new Error(`outbox message ${entry.messageId} was not inserted`);
+  return toOutboxMessage(row);
+}
+
 export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
   const { db } = ctx;
 
   return {
     async add(entry) {
-      const created = nowIso();
-      const row = await addMessage.first(db, ctx.dialect, {
-        destination: entry.destination,
-        routing_key: entry.routingKey ?? '',
-        message_id: entry.messageId,
-        payload: toJson(entry.payload),
-        headers: entry.headers ? toJson(entry.headers) : null,
-        created_at: created,
-        available_at: entry.availableAt === undefined ? created : toIso(entry.availableAt),
-      });
-      if (!row) throw new Error(`outbox message ${entry.messageId} was not inserted`);
-      return toOutboxMessage(row);
+      return addOutboxMessage(db, ctx.dialect, entry, nowIso());
     },
 
     async claimBatch(limit, now = new Date(), leaseMs = DEFAULT_CLAIM_LEASE_MS) {
       const at = toIso(now);
-      const rows = await atomically(ctx, async (tx) => {
-        const ids = await tx
-          .selectFrom('outbox')
-          .select('id')
-          .where('sent_at', 'is', null)
-          .where('available_at', '<=', at)
-          .orderBy('id')
-          .limit(limit)
-          .$if(ctx.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked())
-          .execute();
-        if (ids.length === 0) return [];
-        return tx
-          .updateTable('outbox')
-          .set({ available_at: addMs(at, leaseMs) })
-          .where(
-            'id',
-            'in',
-            ids.map((r) => r.id),
-          )
-          .returningAll()
-          .execute();
-      });
+      const lease = addMs(at, leaseMs);
+      // One statement: pick the oldest available rows and lease them. On PostgreSQL the pick is a CTE
+      // (evaluated once) whose rows are locked, skipping those a concurrent relay holds; on SQLite the
+      // statement holds the write lock.
+      const rows =
+        ctx.dialect === 'postgres'
+          ? await db
+              .with('next', (qb) =>
+                qb
+                  .selectFrom('outbox')
+                  .select('id')
+                  .where('sent_at', 'is', null)
+                  .where('available_at', '<=', at)
+                  .orderBy('id')
+                  .limit(limit)
+                  .forUpdate()
+                  .skipLocked(),
+              )
+              .updateTable('outbox')
+              .set({ available_at: lease })
+              .from('next')
+              .whereRef('outbox.id', '=', 'next.id')
+              .returningAll('outbox')
+              .execute()
+          : await db
+              .updateTable('outbox')
+              .set({ available_at: lease })
+              .where('id', 'in', (eb) =>
+                eb
+                  .selectFrom('outbox')
+                  .select('id')
+                  .where('sent_at', 'is', null)
+                  .where('available_at', '<=', at)
+                  .orderBy('id')
+                  .limit(limit),
+              )
+              .returningAll()
+              .execute();
       return rows.map(toOutboxMessage).sort((a, b) => a.id - b.id);
     },
 

@@ -241,3 +241,60 @@ describeStore('refunds repository', (h) => {
     );
   });
 });
+
+describeStore('a worker attempt settled together with its outcome message', (h) => {
+  const settle = (current: Awaited<ReturnType<typeof h.store.refunds.beginAttempt>>, stripeId: string) =>
+    h.store.refunds.settleAttemptAnnounced(
+      current!,
+      { status: 'succeeded', stripeRefundId: stripeId, currency: 'usd', failureReason: null },
+      (settled) => ({
+        destination: 'responses',
+        routingKey: 'responses',
+        messageId: `${settled.requestId}#${settled.status}#${settled.updatedAt}`,
+        payload: { request_id: settled.requestId, status: settled.status, refund_id: settled.stripeRefundId },
+      }),
+    );
+  const messagesFor = async (requestId: string) =>
+    (await h.store.outbox.claimBatch(10_000, new Date(Date.now() + 60_000))).filter((m) =>
+      m.messageId.startsWith(`${requestId}#`),
+    );
+
+  it('moves the row and writes exactly one message describing the row as it now reads', async () => {
+    const r = await h.store.refunds.insert(refund());
+    const current = await h.store.refunds.beginAttempt(r.requestId);
+    expect(current).toMatchObject({ status: 'processing', attempts: 1 });
+    const stripeId = uid('re');
+    const settled = await settle(current, stripeId);
+    expect(settled).toMatchObject({
+      status: 'succeeded',
+      stripeRefundId: stripeId,
+      currency: 'usd',
+      attempts: 1,
+    });
+    expect(await h.store.refunds.get(r.requestId)).toEqual(settled);
+    const messages = await messagesFor(r.requestId);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toMatchObject({
+      destination: 'responses',
+      messageId: `${r.requestId}#succeeded#${settled!.updatedAt}`,
+      payload: { request_id: r.requestId, status: 'succeeded', refund_id: stripeId },
+    });
+  });
+
+  it('of concurrent settlements exactly one moves the row and writes a message; the rest change nothing', async () => {
+    const r = await h.store.refunds.insert(refund());
+    const current = await h.store.refunds.beginAttempt(r.requestId);
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => settle(current, `re_${r.requestId}_${i}`)),
+    );
+    const winners = results.filter((x) => x !== null);
+    expect(winners).toHaveLength(1);
+    expect(await h.store.refunds.get(r.requestId)).toEqual(winners[0]);
+    expect(await messagesFor(r.requestId)).toHaveLength(1);
+    // Already settled: a late attempt neither moves it nor announces anything.
+    const pending = await h.store.outbox.pendingCount();
+    expect(await settle(current, uid('re'))).toBeNull();
+    expect(await h.store.outbox.pendingCount()).toBe(pending);
+    expect(await h.store.refunds.get(r.requestId)).toEqual(winners[0]);
+  });
+});
