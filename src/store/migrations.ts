@@ -212,6 +212,18 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropIndex('refunds_pi_status_amount_idx').execute();
       },
     },
+    '0003_drop_unused_owner_idx': {
+      // Every owner check goes through the primary key (id or request_id, then owner): these indexes were
+      // never read, only written on every insert.
+      async up(db: AnyDb) {
+        await db.schema.dropIndex('refunds_owner_idx').execute();
+        await db.schema.dropIndex('payments_owner_idx').execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.createIndex('refunds_owner_idx').on('refunds').column('owner').execute();
+        await db.schema.createIndex('payments_owner_idx').on('payments').column('owner').execute();
+      },
+    },
   };
 }
 

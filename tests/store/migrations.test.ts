@@ -46,7 +46,11 @@ describeStore('store lifecycle and migrations', (h) => {
     expect((await second.payments.get('pi_keep'))?.amount).toBe(100);
     const third = await h.open(options);
     expect((await third.payments.get('pi_keep'))?.amount).toBe(100);
-    expect(await appliedMigrations(options)).toEqual(['0001_initial', '0002_refunds_reserved_covering_idx']);
+    expect(await appliedMigrations(options)).toEqual([
+      '0001_initial',
+      '0002_refunds_reserved_covering_idx',
+      '0003_drop_unused_owner_idx',
+    ]);
   });
 
   it('several processes starting at once on an empty database all come up', async () => {
@@ -54,7 +58,11 @@ describeStore('store lifecycle and migrations', (h) => {
     const stores = await Promise.all(Array.from({ length: 4 }, () => h.open(options)));
     await stores[0]!.payments.insert(payment('pi_shared'));
     for (const s of stores) expect((await s.payments.get('pi_shared'))?.id).toBe('pi_shared');
-    expect(await appliedMigrations(options)).toEqual(['0001_initial', '0002_refunds_reserved_covering_idx']);
+    expect(await appliedMigrations(options)).toEqual([
+      '0001_initial',
+      '0002_refunds_reserved_covering_idx',
+      '0003_drop_unused_owner_idx',
+    ]);
   });
 
   it('reports its dialect, answers ping, and closes idempotently', async () => {
