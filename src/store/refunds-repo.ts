@@ -1,7 +1,7 @@
-import type { Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
-import type { RefundsTable } from './database.js';
+import type { Database, RefundsTable } from './database.js';
 import {
   REFUND_STATUSES,
   RELEASED_REFUND_STATUSES,
@@ -11,7 +11,7 @@ import {
 import type { RefundStatus } from './refund-status.js';
 import type { NewOutboxMessage } from './outbox-repo.js';
 import { addOutboxMessage } from './outbox-repo.js';
-import { queryTemplate } from './query-template.js';
+import { queryTemplate, type Param } from './query-template.js';
 import { atomically } from './repo-context.js';
 import type { RepoContext } from './repo-context.js';
 
@@ -87,19 +87,12 @@ export interface RefundsRepo {
    */
   beginAttempt(requestId: string): Promise<Refund | null>;
   /**
-   * Records Stripe's answer for a refund this worker has in flight (`processing`, no Stripe id yet) in one
-   * statement. Returns the updated row, or null when someone got there first (a webhook), in which case
-   * the caller falls back to the general path.
-   */
-  settleAttempt(
-    requestId: string,
-    to: { status: RefundStatus; stripeRefundId: string } & RefundFields,
-  ): Promise<Refund | null>;
-  /**
-   * settleAttempt plus the outbox message that announces it, atomically: the message is written exactly
+   * Records Stripe's answer for a refund this worker has in flight (`processing`, no Stripe id yet) and
+   * the outbox message that announces it, atomically: the message is written exactly
    * when the row moves. `message` receives the row as it will read after the move (`updatedAt` = `now`)
    * and returns the message. On PostgreSQL one statement (a data-modifying CTE), so a worker attempt costs
-   * one round trip instead of four; elsewhere a transaction of two.
+   * one round trip instead of four; elsewhere a transaction of two. Null when someone got there first
+   * (a webhook): nothing is written and the caller takes the general path.
    */
   settleAttemptAnnounced(
     current: Refund,
@@ -231,81 +224,48 @@ const beginAttempt = queryTemplate<{ requestId: string; now: string }, RefundRow
       .returningAll(),
 );
 
-const settleAttempt = queryTemplate<
-  {
-    requestId: string;
-    status: RefundStatus;
-    stripeRefundId: string;
-    currency: string | null;
-    failureReason: string | null;
-    now: string;
-  },
-  RefundRow
->(
+type SettleParams = {
+  requestId: string;
+  status: RefundStatus;
+  stripeRefundId: string;
+  currency: string | null;
+  failureReason: string | null;
+  now: string;
+};
+const SETTLE_NAMES = ['requestId', 'status', 'stripeRefundId', 'currency', 'failureReason', 'now'] as const;
+
+/** Records Stripe's answer on a refund this worker has in flight (`processing`, no Stripe id yet). */
+const settleUpdate = (db: Pick<Kysely<Database>, 'updateTable'>, p: Param<SettleParams>) =>
+  db
+    .updateTable('refunds')
+    .set({
+      stripe_refund_id: p('stripeRefundId'),
+      currency: p('currency'),
+      failure_reason: p('failureReason'),
+      status: p('status'),
+      updated_at: p('now'),
+    })
+    .where('request_id', '=', p('requestId'))
+    .where('status', '=', 'processing')
+    .where('stripe_refund_id', 'is', null)
+    .returningAll();
+
+const settleAttempt = queryTemplate<SettleParams, RefundRow>(
   'refunds.settleAttempt',
-  ['requestId', 'status', 'stripeRefundId', 'currency', 'failureReason', 'now'],
-  (db, p) =>
-    db
-      .updateTable('refunds')
-      .set({
-        stripe_refund_id: p('stripeRefundId'),
-        currency: p('currency'),
-        failure_reason: p('failureReason'),
-        status: p('status'),
-        updated_at: p('now'),
-      })
-      .where('request_id', '=', p('requestId'))
-      .where('status', '=', 'processing')
-      .where('stripe_refund_id', 'is', null)
-      .returningAll(),
+  SETTLE_NAMES,
+  settleUpdate,
 );
 
 /** PostgreSQL only: the row moves and its outbox message is written by one statement, or neither. */
 const settleAnnouncedPg = queryTemplate<
-  {
-    requestId: string;
-    status: RefundStatus;
-    stripeRefundId: string;
-    currency: string | null;
-    failureReason: string | null;
-    now: string;
-    destination: string;
-    routingKey: string;
-    messageId: string;
-    payload: string;
-  },
+  SettleParams & { destination: string; routingKey: string; messageId: string; payload: string },
   RefundRow
 >(
   'refunds.settleAttemptAnnounced',
-  [
-    'requestId',
-    'status',
-    'stripeRefundId',
-    'currency',
-    'failureReason',
-    'now',
-    'destination',
-    'routingKey',
-    'messageId',
-    'payload',
-  ],
+  [...SETTLE_NAMES, 'destination', 'routingKey', 'messageId', 'payload'],
   (db, p) =>
     db
-      .with('settled', (qb) =>
-        qb
-          .updateTable('refunds')
-          .set({
-            stripe_refund_id: p('stripeRefundId'),
-            currency: p('currency'),
-            failure_reason: p('failureReason'),
-            status: p('status'),
-            updated_at: p('now'),
-          })
-          .where('request_id', '=', p('requestId'))
-          .where('status', '=', 'processing')
-          .where('stripe_refund_id', 'is', null)
-          .returningAll(),
-      )
+      .with('settled', () => settleUpdate(db, p))
       .with('announced', (qb) =>
         qb
           .insertInto('outbox')
@@ -390,31 +350,6 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
 
     async beginAttempt(requestId) {
       const row = await beginAttempt.first(db, ctx.dialect, { requestId, now: nowIso() });
-      return row ? toRefund(row) : null;
-    },
-
-    async settleAttempt(requestId, to) {
-      if (!isRefundStatus(to.status)) throw new TypeError(`unknown refund status ${String(to.status)}`);
-      if (to.currency === undefined || to.failureReason === undefined || to.attempts !== undefined) {
-        // Not the worker's usual shape: build the statement for exactly these fields.
-        const row = await db
-          .updateTable('refunds')
-          .set({ ...fieldColumns(to), status: to.status, updated_at: nowIso() })
-          .where('request_id', '=', requestId)
-          .where('status', '=', 'processing')
-          .where('stripe_refund_id', 'is', null)
-          .returningAll()
-          .executeTakeFirst();
-        return row ? toRefund(row) : null;
-      }
-      const row = await settleAttempt.first(db, ctx.dialect, {
-        requestId,
-        status: to.status,
-        stripeRefundId: to.stripeRefundId,
-        currency: to.currency,
-        failureReason: to.failureReason,
-        now: nowIso(),
-      });
       return row ? toRefund(row) : null;
     },
 
