@@ -365,14 +365,17 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         updatedAt: now,
       };
       const m = message(settled);
+      const params: SettleParams = {
+        requestId: current.requestId,
+        status: to.status,
+        stripeRefundId: to.stripeRefundId,
+        currency: to.currency,
+        failureReason: to.failureReason,
+        now,
+      };
       if (ctx.dialect === 'postgres') {
         const row = await settleAnnouncedPg.first(db, ctx.dialect, {
-          requestId: current.requestId,
-          status: to.status,
-          stripeRefundId: to.stripeRefundId,
-          currency: to.currency,
-          failureReason: to.failureReason,
-          now,
+          ...params,
           destination: m.destination,
           routingKey: m.routingKey ?? '',
           messageId: m.messageId,
@@ -381,14 +384,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         return row ? toRefund(row) : null;
       }
       return atomically(ctx, async (tx) => {
-        const row = await settleAttempt.first(tx, ctx.dialect, {
-          requestId: current.requestId,
-          status: to.status,
-          stripeRefundId: to.stripeRefundId,
-          currency: to.currency,
-          failureReason: to.failureReason,
-          now,
-        });
+        const row = await settleAttempt.first(tx, ctx.dialect, params);
         if (!row) return null;
         await addOutboxMessage(tx, ctx.dialect, { ...m, availableAt: now }, now);
         return toRefund(row);
