@@ -1,6 +1,7 @@
 import { CompiledQuery, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { preparedStatementName } from './query-template.js';
 
 export interface PostgresOptions {
   connectionString: string;
@@ -46,6 +47,17 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
   // An idle client can lose its server (restart, failover); without a listener pg's 'error' event
   // would crash the process. The pool drops that client and opens a new one on demand.
   pool.on('error', (error) => opts.logger.warn({ err: error }, 'idle PostgreSQL connection failed'));
+  // The hot statements (query templates) run as named prepared statements: parsed and planned once per
+  // connection instead of on every request. Kysely calls client.query(text, values); everything that is
+  // not a template's text passes through unchanged.
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    client.query = ((...args: unknown[]) => {
+      const [text, values] = args;
+      const name = typeof text === 'string' && args.length === 2 ? preparedStatementName(text) : undefined;
+      return name ? query({ name, text, values }) : query(...args);
+    }) as typeof client.query;
+  });
 
   const setSearchPath =
     opts.schema === undefined

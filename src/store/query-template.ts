@@ -11,11 +11,25 @@
  * into the template. Building checks that every declared name was used and nothing else looks like a
  * placeholder; running checks that every name has a value.
  */
+import { createHash } from 'node:crypto';
 import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
 import type { Database } from './database.js';
 import type { Dialect } from './migrations.js';
 
 const MARK = '\u0000kysely-template-param:';
+
+/**
+ * PostgreSQL statement names for the templates' SQL. A template's text never changes, so each pooled
+ * connection can prepare it once (node-postgres named statements) and PostgreSQL skips parsing and
+ * planning on every later run. Only template SQL is named: the set is small and fixed, so the
+ * statements a connection keeps prepared stay bounded.
+ */
+const preparedNames = new Map<string, string>();
+
+/** The prepared-statement name for `sql` when it is a template's PostgreSQL text, else undefined. */
+export function preparedStatementName(sql: string): string | undefined {
+  return preparedNames.get(sql);
+}
 
 type Slot = { readonly name: string } | { readonly value: unknown };
 
@@ -62,7 +76,13 @@ export function queryTemplate<P extends Record<string, unknown>, R>(
 
   function compiled(db: Kysely<Database>, dialect: Dialect): Compiled {
     let c = byDialect.get(dialect);
-    if (!c) byDialect.set(dialect, (c = compile(db)));
+    if (!c) {
+      byDialect.set(dialect, (c = compile(db)));
+      if (dialect === 'postgres') {
+        const sql = c.query.sql;
+        preparedNames.set(sql, `tpl_${createHash('sha256').update(sql).digest('hex').slice(0, 32)}`);
+      }
+    }
     return c;
   }
 

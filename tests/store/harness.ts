@@ -36,7 +36,7 @@ async function findPostgres(): Promise<string | undefined> {
 const reachablePg = await findPostgres();
 /** In CI an unreachable PostgreSQL must fail the suite, so the first candidate is used regardless. */
 export const PG_URL = reachablePg ?? PG_CANDIDATES[0] ?? 'postgres://postgres@127.0.0.1:5432/test';
-const skipPostgres = reachablePg === undefined && !process.env.CI;
+export const skipPostgres = reachablePg === undefined && !process.env.CI;
 if (skipPostgres) {
   console.warn(
     `\n!!! PostgreSQL is unreachable (${PG_CANDIDATES.join(', ')}): SKIPPING the PostgreSQL store tests. ` +
