@@ -233,25 +233,29 @@ class WalSync {
       // The WAL exists once a commit has written to it; it is never replaced while we hold the database open.
       fd = this.#fd ??= openSync(this.#path, 'r');
     } catch (error) {
-      this.#fatal(error);
+      // No WAL yet (only empty commits since the database was opened): there is nothing to make durable.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') this.#settle(target);
+      else this.#fatal(error);
       return;
     }
     this.#inFlight = true;
     fdatasync(fd, (error) => {
       this.#inFlight = false;
-      if (error) {
-        this.#fatal(error);
-        return;
-      }
-      this.#synced = target;
-      const still = [];
-      for (const w of this.#waiters) {
-        if (w.seq <= target) w.resolve();
-        else still.push(w);
-      }
-      this.#waiters = still;
-      this.#kick();
+      if (error) this.#fatal(error);
+      else this.#settle(target);
     });
+  }
+
+  /** Every commit up to `target` is on disk: tell their waiters, then sync whatever came since. */
+  #settle(target: number): void {
+    this.#synced = Math.max(this.#synced, target);
+    const still = [];
+    for (const w of this.#waiters) {
+      if (w.seq <= target) w.resolve();
+      else still.push(w);
+    }
+    this.#waiters = still;
+    this.#kick();
   }
 
   /**
