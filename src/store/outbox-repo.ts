@@ -120,23 +120,21 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
     async claimBatch(limit, now = new Date(), leaseMs = DEFAULT_CLAIM_LEASE_MS) {
       const at = toIso(now);
       const lease = addMs(at, leaseMs);
+      const oldestAvailable = (qb: Pick<Kysely<Database>, 'selectFrom'>) =>
+        qb
+          .selectFrom('outbox')
+          .select('id')
+          .where('sent_at', 'is', null)
+          .where('available_at', '<=', at)
+          .orderBy('id')
+          .limit(limit);
       // One statement: pick the oldest available rows and lease them. On PostgreSQL the pick is a CTE
       // (evaluated once) whose rows are locked, skipping those a concurrent relay holds; on SQLite the
       // statement holds the write lock.
       const rows =
         ctx.dialect === 'postgres'
           ? await db
-              .with('next', (qb) =>
-                qb
-                  .selectFrom('outbox')
-                  .select('id')
-                  .where('sent_at', 'is', null)
-                  .where('available_at', '<=', at)
-                  .orderBy('id')
-                  .limit(limit)
-                  .forUpdate()
-                  .skipLocked(),
-              )
+              .with('next', (qb) => oldestAvailable(qb).forUpdate().skipLocked())
               .updateTable('outbox')
               .set({ available_at: lease })
               .from('next')
@@ -146,15 +144,7 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
           : await db
               .updateTable('outbox')
               .set({ available_at: lease })
-              .where('id', 'in', (eb) =>
-                eb
-                  .selectFrom('outbox')
-                  .select('id')
-                  .where('sent_at', 'is', null)
-                  .where('available_at', '<=', at)
-                  .orderBy('id')
-                  .limit(limit),
-              )
+              .where('id', 'in', oldestAvailable(db))
               .returningAll()
               .execute();
       return rows.map(toOutboxMessage).sort((a, b) => a.id - b.id);
