@@ -3,7 +3,7 @@ import { addMs, fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson, t
 import type { TimeInput } from './codec.js';
 import type { Database, OutboxTable } from './database.js';
 import type { Dialect } from './migrations.js';
-import { queryTemplate } from './query-template.js';
+import { placeholders, queryTemplate } from './query-template.js';
 import type { RepoContext } from './repo-context.js';
 
 export const DEFAULT_CLAIM_LEASE_MS = 30_000;
@@ -82,11 +82,7 @@ const ADD_COLUMNS = [
 const addMessage = queryTemplate<Record<(typeof ADD_COLUMNS)[number], unknown>, Selectable<OutboxTable>>(
   'outbox.add',
   ADD_COLUMNS,
-  (db, p) =>
-    db
-      .insertInto('outbox')
-      .values(Object.fromEntries(ADD_COLUMNS.map((c) => [c, p(c)])) as never)
-      .returningAll(),
+  (db, p) => db.insertInto('outbox').values(placeholders(p, ADD_COLUMNS)).returningAll(),
 );
 
 /** Writes one message with `db` (the store or a transaction); other repositories use it for atomic writes. */

@@ -2,7 +2,7 @@ import type { Selectable } from 'kysely';
 import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
 import type { PaymentsTable } from './database.js';
-import { queryTemplate } from './query-template.js';
+import { placeholders, queryTemplate } from './query-template.js';
 import type { RepoContext } from './repo-context.js';
 import { requireTransaction } from './repo-context.js';
 
@@ -171,7 +171,7 @@ function upsertTemplate(refreshRefunded: boolean, final: readonly string[]) {
     (db, p) =>
       db
         .insertInto('payments')
-        .values(Object.fromEntries(ROW_COLUMNS.map((c) => [c, p(c)])) as unknown as NewPaymentRow)
+        .values(placeholders(p, ROW_COLUMNS))
         .onConflict((oc) => {
           const update = oc.column('id').doUpdateSet((eb) => ({
             status: eb.ref('excluded.status'),

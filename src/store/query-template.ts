@@ -41,6 +41,14 @@ interface Compiled {
 /** `p(name)` stands for the value passed as `params[name]` at run time. */
 export type Param<P> = (name: keyof P & string) => never;
 
+/** `{ column: p(column) }` for each column: an insert whose every value is the parameter of the same name. */
+export function placeholders<P, C extends keyof P & string>(
+  p: Param<P>,
+  columns: readonly C[],
+): Record<C, never> {
+  return Object.fromEntries(columns.map((c) => [c, p(c)])) as Record<C, never>;
+}
+
 export interface QueryTemplate<P extends Record<string, unknown>, R> {
   run(db: Kysely<Database>, dialect: Dialect, params: P): Promise<QueryResult<R>>;
   /** First row, or undefined. */

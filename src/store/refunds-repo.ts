@@ -11,7 +11,7 @@ import {
 import type { RefundStatus } from './refund-status.js';
 import type { NewOutboxMessage } from './outbox-repo.js';
 import { addOutboxMessage } from './outbox-repo.js';
-import { queryTemplate, type Param } from './query-template.js';
+import { placeholders, queryTemplate, type Param } from './query-template.js';
 import { atomically } from './repo-context.js';
 import type { RepoContext } from './repo-context.js';
 
@@ -190,10 +190,7 @@ const getForOwner = queryTemplate<{ requestId: string; owner: string }, RefundRo
 );
 
 const insertRefund = queryTemplate<InsertRow, RefundRow>('refunds.insert', INSERT_COLUMNS, (db, p) =>
-  db
-    .insertInto('refunds')
-    .values(Object.fromEntries(INSERT_COLUMNS.map((c) => [c, p(c)])) as never)
-    .returningAll(),
+  db.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returningAll(),
 );
 
 const sumCommitted = queryTemplate<{ paymentIntentId: string }, { total: number | string | null }>(
