@@ -44,10 +44,12 @@ describe.skipIf(skipPostgres)('PostgreSQL prepared statements for query template
   });
 
   it('leaves other statements unprepared', async () => {
+    const names = async () =>
+      (await sql<{ name: string }>`select name from pg_prepared_statements`.execute(db)).rows.map(
+        (r) => r.name,
+      );
+    const before = await names();
     await sql`select 41 + ${1} as n`.execute(db);
-    const prepared = await sql<{ name: string }>`select name from pg_prepared_statements`.execute(db);
-    expect(prepared.rows.map((r) => r.name)).toEqual([
-      preparedStatementName(db.selectNoFrom((eb) => eb.val('x').as('n')).compile().sql),
-    ]);
+    expect(await names()).toEqual(before);
   });
 });
