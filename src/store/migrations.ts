@@ -224,6 +224,29 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('payments_owner_idx').on('payments').column('owner').execute();
       },
     },
+    '0004_outbox_unsent_idx': {
+      // The relay claims the oldest unsent rows by id. outbox_pending_idx (available_at, id) cannot give
+      // that order, so both SQLite and PostgreSQL walked the primary key past every sent row (kept for
+      // 7 days) on each claim. Unsent rows in id order make the claim read only what is waiting.
+      async up(db: AnyDb) {
+        await db.schema
+          .createIndex('outbox_unsent_idx')
+          .on('outbox')
+          .column('id')
+          .where(sql.ref('sent_at'), 'is', null)
+          .execute();
+        await db.schema.dropIndex('outbox_pending_idx').execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema
+          .createIndex('outbox_pending_idx')
+          .on('outbox')
+          .columns(['available_at', 'id'])
+          .where(sql.ref('sent_at'), 'is', null)
+          .execute();
+        await db.schema.dropIndex('outbox_unsent_idx').execute();
+      },
+    },
   };
 }
 

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
 import { addMs, fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
@@ -105,6 +106,54 @@ export async function addOutboxMessage(
   return toOutboxMessage(row);
 }
 
+/**
+ * The relay's claim as one statement: pick the oldest available unsent rows and lease them. On
+ * PostgreSQL the pick is a CTE (evaluated once) whose rows are locked, skipping those a concurrent
+ * relay holds; on SQLite the statement holds the write lock. The pick walks outbox_unsent_idx, so its
+ * cost follows the rows waiting, not the sent rows kept for a week.
+ */
+export function claimBatchQuery(
+  db: Kysely<Database>,
+  dialect: Dialect,
+  limit: number,
+  at: string,
+  leaseMs: number,
+) {
+  const lease = addMs(at, leaseMs);
+  const oldestAvailable = (qb: Pick<Kysely<Database>, 'selectFrom'>) =>
+    qb
+      .selectFrom('outbox')
+      .select('id')
+      .where('sent_at', 'is', null)
+      .where('available_at', '<=', at)
+      .orderBy('id')
+      .limit(limit);
+  return dialect === 'postgres'
+    ? db
+        .with('next', (qb) => oldestAvailable(qb).forUpdate().skipLocked())
+        .updateTable('outbox')
+        .set({ available_at: lease })
+        .from('next')
+        .whereRef('outbox.id', '=', 'next.id')
+        .returningAll('outbox')
+    : db
+        .updateTable('outbox')
+        .set({ available_at: lease })
+        .where('id', 'in', oldestAvailable(db))
+        .returningAll();
+}
+
+/**
+ * A list of ids as one parameter, so a batch of any size runs the same statement (one prepared
+ * statement, instead of one per batch size crowding the statement cache).
+ */
+function idList(dialect: Dialect, ids: readonly number[]) {
+  // node-postgres sends a JS array as one array parameter; SQLite reads the ids from JSON.
+  return dialect === 'postgres'
+    ? sql<number>`(select unnest(cast(${[...ids]} as bigint[])))`
+    : sql<number>`(select value from json_each(${JSON.stringify(ids)}))`;
+}
+
 export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
   const { db } = ctx;
 
@@ -114,35 +163,7 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
     },
 
     async claimBatch(limit, now = new Date(), leaseMs = DEFAULT_CLAIM_LEASE_MS) {
-      const at = toIso(now);
-      const lease = addMs(at, leaseMs);
-      const oldestAvailable = (qb: Pick<Kysely<Database>, 'selectFrom'>) =>
-        qb
-          .selectFrom('outbox')
-          .select('id')
-          .where('sent_at', 'is', null)
-          .where('available_at', '<=', at)
-          .orderBy('id')
-          .limit(limit);
-      // One statement: pick the oldest available rows and lease them. On PostgreSQL the pick is a CTE
-      // (evaluated once) whose rows are locked, skipping those a concurrent relay holds; on SQLite the
-      // statement holds the write lock.
-      const rows =
-        ctx.dialect === 'postgres'
-          ? await db
-              .with('next', (qb) => oldestAvailable(qb).forUpdate().skipLocked())
-              .updateTable('outbox')
-              .set({ available_at: lease })
-              .from('next')
-              .whereRef('outbox.id', '=', 'next.id')
-              .returningAll('outbox')
-              .execute()
-          : await db
-              .updateTable('outbox')
-              .set({ available_at: lease })
-              .where('id', 'in', oldestAvailable(db))
-              .returningAll()
-              .execute();
+      const rows = await claimBatchQuery(db, ctx.dialect, limit, toIso(now), leaseMs).execute();
       return rows.map(toOutboxMessage).sort((a, b) => a.id - b.id);
     },
 
@@ -151,7 +172,7 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
       const result = await db
         .updateTable('outbox')
         .set({ sent_at: toIso(now) })
-        .where('id', 'in', [...ids])
+        .where('id', 'in', idList(ctx.dialect, ids))
         .where('sent_at', 'is', null)
         .executeTakeFirst();
       return Number(result.numUpdatedRows);

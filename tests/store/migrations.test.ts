@@ -50,6 +50,7 @@ describeStore('store lifecycle and migrations', (h) => {
       '0001_initial',
       '0002_refunds_reserved_covering_idx',
       '0003_drop_unused_owner_idx',
+      '0004_outbox_unsent_idx',
     ]);
   });
 
@@ -62,6 +63,7 @@ describeStore('store lifecycle and migrations', (h) => {
       '0001_initial',
       '0002_refunds_reserved_covering_idx',
       '0003_drop_unused_owner_idx',
+      '0004_outbox_unsent_idx',
     ]);
   });
 
