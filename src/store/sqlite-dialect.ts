@@ -83,16 +83,19 @@ class ImmediateSqliteConnection implements DatabaseConnection {
     this.#busyTimeoutMs = busyTimeoutMs;
   }
 
+  /** Prepared statements, least recently used first: a burst of one-off SQL evicts only one-off SQL. */
   #prepare(sql: string): BetterSqlite3.Statement {
     let stmt = this.#statements.get(sql);
-    if (!stmt) {
+    if (stmt) {
+      this.#statements.delete(sql);
+    } else {
       stmt = this.#db.prepare(sql);
       if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
         const oldest = this.#statements.keys().next().value;
         if (oldest !== undefined) this.#statements.delete(oldest);
       }
-      this.#statements.set(sql, stmt);
     }
+    this.#statements.set(sql, stmt);
     return stmt;
   }
 
