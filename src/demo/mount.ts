@@ -50,7 +50,7 @@ function originOf(apiBase: string): string | null {
 }
 
 /**
- * The API's helmet policy upgrades insecure requests, which breaks a demo opened over plain http on
+ * helmet's page policy upgrades insecure requests, which breaks a demo opened over plain http on
  * anything but localhost; the pages need no inline code, so their policy can otherwise be stricter.
  */
 function demoCsp(apiBase: string): RequestHandler {

@@ -11,7 +11,7 @@ import { errorHandler } from './errors.js';
 import type { Handlers } from './operations.js';
 import { ProblemError } from './problem.js';
 import { requestLog } from './request-log.js';
-import { apiKeySecurity, helmetMiddleware } from './security.js';
+import { apiKeySecurity, securityHeaders } from './security.js';
 
 export interface OpsAppDeps {
   logger: Logger;
@@ -31,7 +31,7 @@ export function buildOpsApp(deps: OpsAppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(requestLog(deps.logger, deps.onResponse));
-  app.use(helmetMiddleware());
+  app.use(securityHeaders());
   const security = deps.apiKeys ? apiKeySecurity({ apiKeys: deps.apiKeys }) : null;
   const route =
     (operationId: keyof OpsAppDeps['handlers']): RequestHandler =>

@@ -1,7 +1,7 @@
 /**
  * The edges: who is calling (API keys and scopes, checked by express-openapi-validator's security step
  * before the body is even validated), browsers (CORS allow-list), how often (per-key rate limit), how long
- * (request timeout), and safe headers (helmet).
+ * (request timeout), and safe headers (a lean set for JSON, helmet for pages).
  */
 import cors from 'cors';
 import type { Request, RequestHandler } from 'express';
@@ -59,6 +59,37 @@ export function apiKeySecurity(opts: AuthOptions) {
       }
       return true;
     },
+  };
+}
+
+/**
+ * What a JSON answer needs (OWASP REST Security Cheat Sheet, "Security headers"): no caching of payment
+ * data, no sniffing, no framing, HTTPS only, and a policy that lets the body run nothing if a browser
+ * ever renders it. helmet's full browser policy (a dozen headers, ~0.7 KB on every answer) is for pages.
+ */
+const API_HEADERS: ReadonlyArray<readonly [string, string]> = [
+  ['Cache-Control', 'no-store'],
+  ['Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'"],
+  ['Strict-Transport-Security', 'max-age=31536000; includeSubDomains'],
+  ['X-Content-Type-Options', 'nosniff'],
+  ['X-Frame-Options', 'DENY'],
+];
+
+/** Paths that serve HTML to browsers (Swagger UI, the demo storefront). */
+export const PAGE_PREFIXES = ['/docs', '/demo'] as const;
+
+const isPage = (path: string) => PAGE_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`));
+
+/** helmet's browser policy for the pages, the lean API set for everything else. */
+export function securityHeaders(): RequestHandler {
+  const pages = helmetMiddleware();
+  return (req, res, next) => {
+    if (isPage(req.path)) {
+      pages(req, res, next);
+      return;
+    }
+    for (const [name, value] of API_HEADERS) res.setHeader(name, value);
+    next();
   };
 }
 

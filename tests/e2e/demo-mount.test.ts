@@ -5,7 +5,7 @@
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mountDemo } from '../../src/demo/mount.js';
-import { helmetMiddleware } from '../../src/http/security.js';
+import { securityHeaders } from '../../src/http/security.js';
 import { serve, type Served } from '../helpers/http.js';
 
 let served: Served | undefined;
@@ -16,8 +16,8 @@ afterEach(async () => {
 
 async function start(opts: Parameters<typeof mountDemo>[1]): Promise<string> {
   const app = express();
-  // As in buildApp: the API's helmet policy runs first and the demo narrows it for its own pages.
-  app.use(helmetMiddleware());
+  // As in buildApp: the pages get helmet's browser policy first and the demo narrows it for its own pages.
+  app.use(securityHeaders());
   mountDemo(app, opts);
   app.get('/elsewhere', (_req, res) => {
     res.send('not the demo');
@@ -68,8 +68,13 @@ describe('mountDemo', () => {
     expect(csp).toMatch(/script-src 'self'(;|$)/);
     expect(csp).toMatch(/connect-src 'self' http:\/\/10\.0\.0\.5:5000(;|$)/);
     expect(csp).toContain("object-src 'none'");
-    // Routes outside /demo keep the API's policy.
+    // The demo keeps helmet's other browser headers.
+    const page = await fetch(`${url}/demo/`);
+    expect(page.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    expect(page.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+    // Routes outside the pages get the API's policy: nothing may run, nothing may frame them.
     const other = await fetch(`${url}/elsewhere`);
-    expect(other.headers.get('content-security-policy')).toContain('upgrade-insecure-requests');
+    expect(other.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'");
+    expect(other.headers.get('x-frame-options')).toBe('DENY');
   });
 });

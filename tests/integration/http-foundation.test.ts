@@ -190,6 +190,42 @@ describe('docs', () => {
   });
 });
 
+describe('security headers', () => {
+  it('API answers, successes and problems alike, are uncacheable, unframeable and run nothing', async () => {
+    for (const res of [
+      await fetch(`${served.url}/payment-intent`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ amount: 10000, currency: 'sgd' }),
+      }),
+      await fetch(`${served.url}/payment-intent`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      }),
+      await fetch(`${served.url}/no-such-thing`),
+    ]) {
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      expect(res.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'");
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('strict-transport-security')).toMatch(/^max-age=\d+; includeSubDomains$/);
+      // helmet's page-only headers are not repeated on every JSON answer.
+      expect(res.headers.get('cross-origin-opener-policy')).toBeNull();
+    }
+  });
+
+  it('Swagger UI gets the browser policy its page needs', async () => {
+    const docs = await fetch(`${served.url}/docs/`);
+    const csp = docs.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("style-src 'self' 'unsafe-inline'");
+    expect(docs.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    expect(docs.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(docs.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+  });
+});
+
 describe('logging', () => {
   it('redacts authorization headers and secrets in messages', async () => {
     await fetch(`${served.url}/no-such-thing`, {
