@@ -3,8 +3,6 @@
  */
 import express, { type Express, type RequestHandler } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
-// The same module instance the library uses (also inside the bundle), patched below.
-import schemaValidatorModule from 'express-openapi-validator/dist/framework/openapi.schema.validator.js';
 import swaggerUi from 'swagger-ui-express';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
@@ -13,10 +11,11 @@ import { contextOf, dispatch, sendReply } from './dispatch.js';
 import { errorHandler, notFound } from './errors.js';
 import type { Handlers } from './operations.js';
 import { requestLog } from './request-log.js';
+import './validator-tuning.js';
 import {
   apiKeySecurity,
   corsMiddleware,
-  helmetMiddleware,
+  securityHeaders,
   rateLimitMiddleware,
   timeoutMiddleware,
 } from './security.js';
@@ -35,31 +34,6 @@ export interface AppDeps {
   onResponse?: (info: { operationId: string | undefined; status: number; seconds: number }) => void;
 }
 
-/**
- * express-openapi-validator 5.x compiles the whole OpenAPI meta-schema with Ajv at every start, even with
- * validateApiSpec=false, only to never use it: ~110 ms, a fifth of an API process's start. When the
- * contract is not being checked (production: CI lints it), its framework gets a validator that compiles
- * nothing; with validateApiSpec=true (tests) the library's own class runs unchanged. Fails safe: if the
- * library's internals move, nothing is replaced and start-up is only slower.
- */
-function skipUnusedSpecValidatorCompile(): void {
-  try {
-    const mod = schemaValidatorModule as unknown as {
-      OpenAPISchemaValidator?: new (opts: { validateApiSpec?: boolean }) => unknown;
-    };
-    const Original = mod.OpenAPISchemaValidator;
-    if (typeof Original !== 'function' || (Original as { lazy?: boolean }).lazy) return;
-    const Lazy = function (this: unknown, opts: { validateApiSpec?: boolean }) {
-      return opts.validateApiSpec ? new Original(opts) : { validate: () => ({ errors: [] }) };
-    } as unknown as new (opts: { validateApiSpec?: boolean }) => unknown;
-    (Lazy as { lazy?: boolean }).lazy = true;
-    mod.OpenAPISchemaValidator = Lazy;
-  } catch {
-    // a different layout of the package: keep its behaviour
-  }
-}
-skipUnusedSpecValidatorCompile();
-
 const WEBHOOK_BODY_LIMIT = '512kb';
 
 export function buildApp(deps: AppDeps): Express {
@@ -73,7 +47,7 @@ export function buildApp(deps: AppDeps): Express {
   // API answers are not cached; computing an ETag hash for each would be wasted work.
   app.set('etag', false);
   app.use(requestLog(logger, deps.onResponse));
-  app.use(helmetMiddleware());
+  app.use(securityHeaders());
   app.use(timeoutMiddleware(config.http.requestTimeoutMs));
   app.use(corsMiddleware(auth?.corsOrigins ?? []));
 

@@ -1,0 +1,75 @@
+/**
+ * Two costs express-openapi-validator 5.x pays without need, taken out by replacing functions on the
+ * same module instances the library uses (also inside the bundle). Both fail safe: if a package's
+ * layout changes, nothing is replaced and the service is only slower.
+ */
+import schemaValidatorModule from 'express-openapi-validator/dist/framework/openapi.schema.validator.js';
+import pathToRegexpModule from 'path-to-regexp';
+
+/**
+ * express-openapi-validator 5.x compiles the whole OpenAPI meta-schema with Ajv at every start, even with
+ * validateApiSpec=false, only to never use it: ~110 ms, a fifth of an API process's start. When the
+ * contract is not being checked (production: CI lints it), its framework gets a validator that compiles
+ * nothing; with validateApiSpec=true (tests) the library's own class runs unchanged. Fails safe: if the
+ * library's internals move, nothing is replaced and start-up is only slower.
+ */
+function skipUnusedSpecValidatorCompile(): void {
+  try {
+    const mod = schemaValidatorModule as unknown as {
+      OpenAPISchemaValidator?: new (opts: { validateApiSpec?: boolean }) => unknown;
+    };
+    const Original = mod.OpenAPISchemaValidator;
+    if (typeof Original !== 'function' || (Original as { lazy?: boolean }).lazy) return;
+    const Lazy = function (this: unknown, opts: { validateApiSpec?: boolean }) {
+      return opts.validateApiSpec ? new Original(opts) : { validate: () => ({ errors: [] }) };
+    } as unknown as new (opts: { validateApiSpec?: boolean }) => unknown;
+    (Lazy as { lazy?: boolean }).lazy = true;
+    mod.OpenAPISchemaValidator = Lazy;
+  } catch {
+    // a different layout of the package: keep its behaviour
+  }
+}
+
+type PathToRegexp = (path: unknown, options?: Record<string, unknown>) => unknown;
+
+/** Options the validator passes; any other option (or a non-string path) goes to the original uncached. */
+const CACHEABLE_OPTIONS = new Set(['sensitive', 'strict']);
+const ROUTE_CACHE_LIMIT = 1_000;
+
+/**
+ * The validator's route lookup (openapi.metadata.js, `lookupRoute`) compiles a path-to-regexp pattern
+ * for every route of the contract, on every request, until one matches: about a tenth of a request's
+ * validation time for a dozen routes. pathToRegexp is a pure function of its path and options and its
+ * result is only read (the regexp has no `g` flag, so exec keeps no state), so the compiled patterns
+ * are kept. The contract's routes are a fixed, small set; the cache is still bounded.
+ */
+function cacheRoutePatterns(): void {
+  try {
+    const mod = pathToRegexpModule as unknown as { pathToRegexp?: PathToRegexp & { cached?: boolean } };
+    const original = mod.pathToRegexp;
+    if (typeof original !== 'function' || original.cached) return;
+    const cache = new Map<string, unknown>();
+    const cached = ((path: unknown, options?: Record<string, unknown>) => {
+      if (
+        typeof path !== 'string' ||
+        (options && Object.keys(options).some((k) => !CACHEABLE_OPTIONS.has(k)))
+      )
+        return original(path, options);
+      const key = `${options?.['sensitive'] ? 's' : '-'}${options?.['strict'] ? 's' : '-'}${path}`;
+      let compiled = cache.get(key);
+      if (compiled === undefined) {
+        compiled = original(path, options);
+        if (cache.size >= ROUTE_CACHE_LIMIT) cache.clear();
+        cache.set(key, compiled);
+      }
+      return compiled;
+    }) as PathToRegexp & { cached?: boolean };
+    cached.cached = true;
+    mod.pathToRegexp = cached;
+  } catch {
+    // a different layout of the package: keep its behaviour
+  }
+}
+
+skipUnusedSpecValidatorCompile();
+cacheRoutePatterns();
