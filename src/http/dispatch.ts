@@ -23,7 +23,10 @@ export function contextOf(req: Request): RequestContext {
   const key = req.get('idempotency-key');
   return {
     requestId: String(req.id),
-    log: req.log,
+    // A getter, so the request's child logger (and its redaction) is built only when a handler logs.
+    get log() {
+      return req.log;
+    },
     caller: (req as Request & { caller?: Caller }).caller ?? ANONYMOUS,
     idempotencyKey: key === undefined ? undefined : key,
   };

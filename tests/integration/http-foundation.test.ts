@@ -11,8 +11,9 @@ function handlers(): Handlers {
   return {
     createCheckoutSession: notImplemented('createCheckoutSession'),
     getCheckoutSession: notImplemented('getCheckoutSession'),
-    createPaymentIntent: async ({ body }) => {
+    createPaymentIntent: async ({ body, ctx }) => {
       if (body.amount === 4242) throw new Error(SECRET_INTERNAL);
+      if (body.amount === 4343) ctx.log.info({ amount: body.amount }, 'handler note');
       return {
         status: 200,
         body: {
@@ -227,6 +228,19 @@ describe('security headers', () => {
 });
 
 describe('logging', () => {
+  it("a handler's log lines carry the request's id", async () => {
+    const res = await postJson(
+      `${served.url}/payment-intent`,
+      { amount: 4343, currency: 'sgd' },
+      { 'x-request-id': 'trace-log-1' },
+    );
+    expect(res.status).toBe(200);
+    const notes = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'handler note');
+    expect(notes).toEqual([expect.objectContaining({ reqId: 'trace-log-1', amount: 4343 })]);
+  });
+
   it('redacts authorization headers and secrets in messages', async () => {
     await fetch(`${served.url}/no-such-thing`, {
       headers: {
