@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Broker, TopologyNames } from '../queue/index.js';
+import { OPEN_REFUND_STATUSES } from '../store/index.js';
 import type { Store } from '../store/index.js';
 
 export interface Metrics {
@@ -73,12 +74,14 @@ export function createMetrics(): Metrics {
   let sources: { store: Store; broker: Broker; topology: TopologyNames } | null = null;
   new Gauge({
     name: 'payments_refunds',
-    help: 'Refunds in the ledger by status.',
+    // Only statuses a refund can still leave: counting the final ones walks every refund ever made,
+    // on every scrape (on SQLite, on the event loop).
+    help: 'Refunds not yet final (queued, processing, pending, requires_action), by status.',
     labelNames: ['status'] as const,
     registers: [registry],
     async collect() {
       if (!sources) return;
-      const counts = await sources.store.refunds.countByStatus();
+      const counts = await sources.store.refunds.countByStatus(OPEN_REFUND_STATUSES);
       for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
     },
   });

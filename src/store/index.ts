@@ -8,6 +8,7 @@ export type { Dialect } from './migrations.js';
 export type { TimeInput } from './codec.js';
 export type { Database } from './database.js';
 export {
+  OPEN_REFUND_STATUSES,
   REFUND_STATUSES,
   REFUND_STATUS_RANK,
   RELEASED_REFUND_STATUSES,

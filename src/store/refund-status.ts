@@ -26,6 +26,11 @@ export const REFUND_STATUS_RANK: Readonly<Record<RefundStatus, number>> = Object
 
 const TERMINAL_RANK = 3;
 
+/** Statuses a refund can still leave: the work in flight. */
+export const OPEN_REFUND_STATUSES: readonly RefundStatus[] = REFUND_STATUSES.filter(
+  (s) => REFUND_STATUS_RANK[s] < TERMINAL_RANK,
+);
+
 /** Statuses whose amount no longer counts against what is left to refund. */
 export const RELEASED_REFUND_STATUSES: readonly RefundStatus[] = ['failed', 'canceled'];
 

@@ -212,6 +212,13 @@ describeStore('refunds repository', (h) => {
       succeeded: 1,
       failed: 0,
     });
+    // Only the statuses asked for (the metrics gauge asks for those still in flight).
+    expect(await db.refunds.countByStatus(['queued', 'processing', 'pending'])).toEqual({
+      queued: 2,
+      processing: 1,
+      pending: 0,
+    });
+    expect(await db.refunds.countByStatus([])).toEqual({});
     const stuck = await db.refunds.listByStatus(['queued', 'processing'], 10);
     expect(stuck.map((r) => r.requestId)).toEqual([b.requestId, c.requestId, a.requestId]);
     expect(await db.refunds.listByStatus(['queued', 'processing'], 1)).toHaveLength(1);
