@@ -15,6 +15,7 @@ import {
   DuplicateKeyError,
   isRefundStatus,
   type NewOutboxMessage,
+  type NewRefund,
   type Refund,
   type RefundStatus,
   type Repos,
@@ -140,13 +141,17 @@ export function createRefundService(deps: RefundServiceDeps) {
     return existing;
   }
 
-  async function enqueue(tx: Repos, key: string, attemptHint: string): Promise<void> {
-    await tx.outbox.add({
+  function requestMessage(key: string, attemptHint: string): NewOutboxMessage {
+    return {
       destination: topology.requests,
       routingKey: topology.requests,
       messageId: `${key}#${attemptHint}`,
       payload: { request_key: key } satisfies RefundRequestMessage,
-    });
+    };
+  }
+
+  async function enqueue(tx: Repos, key: string, attemptHint: string): Promise<void> {
+    await tx.outbox.add(requestMessage(key, attemptHint));
   }
 
   /** The outcome message other services read from the responses queue. */
@@ -224,7 +229,7 @@ export function createRefundService(deps: RefundServiceDeps) {
               },
             );
           }
-          const refund = await tx.refunds.insert({
+          const row = {
             requestId: key,
             owner: caller.owner,
             paymentIntentId: piId,
@@ -237,8 +242,12 @@ export function createRefundService(deps: RefundServiceDeps) {
             mode,
             requestHash: hash,
             metadata: input.metadata ?? {},
-          });
-          if (mode === 'async') await enqueue(tx, key, 'accept');
+          } satisfies NewRefund;
+          // Queued: the refund and the message that queues it are written together.
+          const refund =
+            mode === 'async'
+              ? await tx.refunds.insertAnnounced(row, requestMessage(key, 'accept'))
+              : await tx.refunds.insert(row);
           return { refund, created: true };
         });
       } catch (err) {

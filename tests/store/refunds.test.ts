@@ -305,3 +305,83 @@ describeStore('a worker attempt settled together with its outcome message', (h) 
     expect(await h.store.refunds.get(r.requestId)).toEqual(winners[0]);
   });
 });
+
+describeStore('an accepted refund written together with the message that queues it', (h) => {
+  const queueMessage = (requestId: string) => ({
+    destination: 'requests',
+    routingKey: 'requests',
+    messageId: `${requestId}#accept`,
+    payload: { request_key: requestId },
+  });
+  const messagesFor = async (db: typeof h.store, requestId: string) =>
+    (await db.outbox.claimBatch(10_000, new Date(Date.now() + 60_000))).filter((m) =>
+      m.messageId.startsWith(`${requestId}#`),
+    );
+
+  it('stores the refund as insert does, and exactly one message, available from the refund creation', async () => {
+    const db = await h.open(h.newDatabase());
+    const r = refund({ status: 'queued', mode: 'async', metadata: { order: '42' } });
+    const stored = await db.refunds.insertAnnounced(r, queueMessage(r.requestId));
+    expect(stored).toMatchObject({
+      requestId: r.requestId,
+      owner: 'acme',
+      amount: r.amount,
+      status: 'queued',
+      mode: 'async',
+      metadata: { order: '42' },
+      attempts: 0,
+    });
+    expect(stored.createdAt).toMatch(ISO);
+    expect(await db.refunds.get(r.requestId)).toEqual(stored);
+    const messages = await messagesFor(db, r.requestId);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toMatchObject({
+      destination: 'requests',
+      routingKey: 'requests',
+      messageId: `${r.requestId}#accept`,
+      payload: { request_key: r.requestId },
+      createdAt: stored.createdAt,
+      attempts: 0,
+    });
+  });
+
+  it('a taken request id raises DuplicateKeyError and writes no second message', async () => {
+    const db = await h.open(h.newDatabase());
+    const r = refund({ status: 'queued', mode: 'async' });
+    const first = await db.refunds.insertAnnounced(r, queueMessage(r.requestId));
+    await expect(
+      db.refunds.insertAnnounced(
+        { ...r, amount: r.amount + 1 },
+        { ...queueMessage(r.requestId), messageId: 'other' },
+      ),
+    ).rejects.toBeInstanceOf(DuplicateKeyError);
+    expect(await db.refunds.get(r.requestId)).toEqual(first);
+    expect(await messagesFor(db, r.requestId)).toHaveLength(1);
+    expect(
+      (await db.outbox.claimBatch(100, new Date(Date.now() + 60_000))).map((m) => m.messageId),
+    ).not.toContain('other');
+  });
+
+  it('a taken message id fails the whole write: no refund row is left behind', async () => {
+    const db = await h.open(h.newDatabase());
+    const taken = refund({ status: 'queued', mode: 'async' });
+    await db.outbox.add({ destination: 'requests', messageId: `${taken.requestId}#accept`, payload: {} });
+    await expect(db.refunds.insertAnnounced(taken, queueMessage(taken.requestId))).rejects.toBeInstanceOf(
+      DuplicateKeyError,
+    );
+    expect(await db.refunds.get(taken.requestId)).toBeNull();
+  });
+
+  it('rolls back with the transaction it runs in', async () => {
+    const db = await h.open(h.newDatabase());
+    const r = refund({ status: 'queued', mode: 'async' });
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.refunds.insertAnnounced(r, queueMessage(r.requestId));
+        throw new Error('changed my mind');
+      }),
+    ).rejects.toThrow('changed my mind');
+    expect(await db.refunds.get(r.requestId)).toBeNull();
+    expect(await db.outbox.pendingCount()).toBe(0);
+  });
+});
