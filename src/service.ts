@@ -59,6 +59,8 @@ export interface Deps {
   readonly sandbox: Sandbox | null;
   readonly webhookSecret: string;
   readonly broker: Broker;
+  /** Settles once broker.start() has: connected, or (after its start timeout) retrying in the background. */
+  readonly brokerStarted: Promise<void>;
   readonly topology: TopologyNames;
   readonly relay: OutboxRelay;
   readonly payments: PaymentsService;
@@ -139,7 +141,11 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
         'EMBEDDED MODE: refunds are queued in process (set RABBITMQ_URL or RABBITMQ_HOST for RabbitMQ)',
       );
     }
-    await broker.start();
+    // Connecting (and declaring the topology) takes a few round trips: they overlap with the rest of the
+    // start, and an API process listens before they finish. startService waits for this before it
+    // resolves and before a worker consumes.
+    const brokerStarted = broker.start();
+    brokerStarted.catch(() => undefined); // awaited by startService; rejects only when closed meanwhile
     closers.push(() => broker.close());
 
     const provisioned = await provisionKeys(store.apiKeys, config.auth.provisionedKeys);
@@ -187,6 +193,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       sandbox,
       webhookSecret,
       broker,
+      brokerStarted,
       topology,
       relay,
       payments,
@@ -343,6 +350,8 @@ export async function startService(
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     const url = `http://${host}:${address.port}`;
     if (deps.sandbox) deps.sandbox.addWebhookEndpoint({ url: `${url}/webhook`, secret: deps.webhookSecret });
+    // Requests are already answered (an accepted refund waits in the outbox until the broker is up).
+    await deps.brokerStarted;
 
     deps.relay.start();
     const sweepMs = opts.sweepIntervalMs ?? 5_000;

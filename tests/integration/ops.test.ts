@@ -3,13 +3,17 @@
  * when work is done, and reconciliation finding drift made behind the service's back.
  */
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
+import { loadConfig } from '../../src/config/index.js';
 import { reconcile } from '../../src/reconcile/index.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { startService } from '../../src/service.js';
+import { captureLogger } from '../helpers/log-capture.js';
 import { getJson, postJson } from '../helpers/http.js';
 import { freePort } from '../helpers/processes.js';
 import { RABBITMQ_URL, rabbitAvailable } from '../helpers/services.js';
@@ -80,6 +84,52 @@ describe('health and readiness', () => {
       await down.stop();
     }
   });
+
+  it('answers /healthz while RabbitMQ is still connecting, and is not ready until it is', async () => {
+    // A broker that accepts the TCP connection and never answers the AMQP handshake.
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const brokerPort = (silent.address() as net.AddressInfo).port;
+    const port = await freePort();
+    const { logger } = captureLogger('info');
+    const starting = startService(
+      loadConfig({
+        NODE_ENV: 'test',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        ROLE: 'api',
+        DATABASE_URL: 'sqlite::memory:',
+        RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${brokerPort}`,
+      }),
+      logger,
+    );
+    let started = false;
+    void starting.then(() => (started = true)).catch(() => undefined);
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      const health = await eventually(
+        () => getJson(`${url}/healthz`).catch(() => ({ status: 0, json: {} })),
+        (r) => r.status === 200,
+      );
+      expect(health.json).toEqual({ status: 'ok' });
+      // The broker is still in its handshake: the service answers, but says it is not ready.
+      expect(started).toBe(false);
+      expect(sockets.size).toBeGreaterThan(0);
+      const ready = await getJson(`${url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(ready.json).toMatchObject({ failing: ['broker'], checks: { broker: 'down', store: 'ok' } });
+    } finally {
+      const svc = await starting;
+      await svc.close();
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  }, 20_000);
 
   it('/readyz answers 503 naming Stripe when Stripe fails', async () => {
     await svc.faults({ error_rate: 1 });
