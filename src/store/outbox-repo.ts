@@ -86,14 +86,15 @@ const addMessage = queryTemplate<Record<(typeof ADD_COLUMNS)[number], unknown>, 
   (db, p) => db.insertInto('outbox').values(placeholders(p, ADD_COLUMNS)).returningAll(),
 );
 
-/** Writes one message with `db` (the store or a transaction); other repositories use it for atomic writes. */
-export async function addOutboxMessage(
-  db: Kysely<Database>,
-  dialect: Dialect,
-  entry: NewOutboxMessage,
-  created: string,
-): Promise<OutboxMessage> {
-  const row = await addMessage.first(db, dialect, {
+/** The same insert answering nothing, for writers that do not need the row back. */
+const addMessageQuiet = queryTemplate<Record<(typeof ADD_COLUMNS)[number], unknown>, never>(
+  'outbox.addQuiet',
+  ADD_COLUMNS,
+  (db, p) => db.insertInto('outbox').values(placeholders(p, ADD_COLUMNS)),
+);
+
+function addValues(entry: NewOutboxMessage, created: string): Record<(typeof ADD_COLUMNS)[number], unknown> {
+  return {
     destination: entry.destination,
     routing_key: entry.routingKey ?? '',
     message_id: entry.messageId,
@@ -101,7 +102,27 @@ export async function addOutboxMessage(
     headers: entry.headers ? toJson(entry.headers) : null,
     created_at: created,
     available_at: entry.availableAt === undefined ? created : toIso(entry.availableAt),
-  });
+  };
+}
+
+/** addOutboxMessage without reading the row back. Throws DuplicateKeyError on a taken messageId. */
+export async function addOutboxMessageQuiet(
+  db: Kysely<Database>,
+  dialect: Dialect,
+  entry: NewOutboxMessage,
+  created: string,
+): Promise<void> {
+  await addMessageQuiet.run(db, dialect, addValues(entry, created));
+}
+
+/** Writes one message with `db` (the store or a transaction); other repositories use it for atomic writes. */
+export async function addOutboxMessage(
+  db: Kysely<Database>,
+  dialect: Dialect,
+  entry: NewOutboxMessage,
+  created: string,
+): Promise<OutboxMessage> {
+  const row = await addMessage.first(db, dialect, addValues(entry, created));
   if (!row) throw new Error(`outbox message ${entry.messageId} was not inserted`);
   return toOutboxMessage(row);
 }

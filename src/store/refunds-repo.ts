@@ -10,7 +10,7 @@ import {
 } from './refund-status.js';
 import type { RefundStatus } from './refund-status.js';
 import type { NewOutboxMessage } from './outbox-repo.js';
-import { addOutboxMessage } from './outbox-repo.js';
+import { addOutboxMessageQuiet } from './outbox-repo.js';
 import { placeholders, queryTemplate, type Param } from './query-template.js';
 import { atomically } from './repo-context.js';
 import type { RepoContext } from './repo-context.js';
@@ -202,6 +202,11 @@ const insertRefund = queryTemplate<InsertRow, RefundRow>('refunds.insert', INSER
   db.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returningAll(),
 );
 
+/** The same insert answering nothing: the caller already holds every value the row will have. */
+const insertRefundQuiet = queryTemplate<InsertRow, never>('refunds.insertQuiet', INSERT_COLUMNS, (db, p) =>
+  db.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)),
+);
+
 const OUTBOX_PARAMS = ['destination', 'routingKey', 'messageId', 'payload'] as const;
 type OutboxParams = Record<(typeof OUTBOX_PARAMS)[number], unknown>;
 
@@ -375,13 +380,14 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         if (!row) throw new Error(`refund ${r.requestId} was not inserted`);
         return toRefund(row);
       }
+      // SQLite: two statements in one transaction, neither reading back what it wrote (every column is
+      // given, so the stored row is `values`; RETURNING cost ~a fifth of each insert).
       const created = values.created_at as string;
-      return atomically(ctx, async (tx) => {
-        const row = await insertRefund.first(tx, ctx.dialect, values);
-        if (!row) throw new Error(`refund ${r.requestId} was not inserted`);
-        await addOutboxMessage(tx, ctx.dialect, { ...message, availableAt: created }, created);
-        return toRefund(row);
+      await atomically(ctx, async (tx) => {
+        await insertRefundQuiet.run(tx, ctx.dialect, values);
+        await addOutboxMessageQuiet(tx, ctx.dialect, { ...message, availableAt: created }, created);
       });
+      return toRefund(values as RefundRow);
     },
 
     async get(requestId) {
@@ -452,7 +458,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       return atomically(ctx, async (tx) => {
         const row = await settleAttempt.first(tx, ctx.dialect, params);
         if (!row) return null;
-        await addOutboxMessage(tx, ctx.dialect, { ...m, availableAt: now }, now);
+        await addOutboxMessageQuiet(tx, ctx.dialect, { ...m, availableAt: now }, now);
         return toRefund(row);
       });
     },
