@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
 import type { Database, RefundsTable } from './database.js';
@@ -209,6 +209,35 @@ const insertRefundQuiet = queryTemplate<InsertRow, never>('refunds.insertQuiet',
 
 const OUTBOX_PARAMS = ['destination', 'routingKey', 'messageId', 'payload'] as const;
 type OutboxParams = Record<(typeof OUTBOX_PARAMS)[number], unknown>;
+const ANNOUNCED_COLUMNS = [
+  'destination',
+  'routing_key',
+  'message_id',
+  'payload',
+  'created_at',
+  'available_at',
+] as const;
+
+/**
+ * PostgreSQL CTEs that write a refund row and, from it, the outbox message announcing it: the message's
+ * columns, stamped with the template parameter `at`. Selected from the CTE's row, so the message is
+ * written exactly when the row is.
+ */
+function announcedValues<P extends OutboxParams>(
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CTE's row type differs per statement
+  eb: ExpressionBuilder<any, any>,
+  p: Param<P>,
+  at: keyof P & string,
+) {
+  return [
+    eb.val(p('destination')).as('destination'),
+    eb.val(p('routingKey')).as('routing_key'),
+    eb.val(p('messageId')).as('message_id'),
+    eb.val(p('payload')).as('payload'),
+    eb.val(p(at)).as('created_at'),
+    eb.val(p(at)).as('available_at'),
+  ];
+}
 
 /** PostgreSQL: the refund row and the message that queues it, one statement. */
 const insertAnnouncedPg = queryTemplate<InsertRow & OutboxParams, RefundRow>(
@@ -222,19 +251,8 @@ const insertAnnouncedPg = queryTemplate<InsertRow & OutboxParams, RefundRow>(
       .with('announced', (qb) =>
         qb
           .insertInto('outbox')
-          .columns(['destination', 'routing_key', 'message_id', 'payload', 'created_at', 'available_at'])
-          .expression((eb) =>
-            eb
-              .selectFrom('inserted')
-              .select([
-                eb.val(p('destination')).as('destination'),
-                eb.val(p('routingKey')).as('routing_key'),
-                eb.val(p('messageId')).as('message_id'),
-                eb.val(p('payload')).as('payload'),
-                eb.val(p('created_at')).as('created_at'),
-                eb.val(p('created_at')).as('available_at'),
-              ]),
-          )
+          .columns(ANNOUNCED_COLUMNS)
+          .expression((eb) => eb.selectFrom('inserted').select(announcedValues(eb, p, 'created_at')))
           .returning('id'),
       )
       .selectFrom('inserted')
@@ -302,31 +320,17 @@ const settleAttempt = queryTemplate<SettleParams, RefundRow>(
 );
 
 /** PostgreSQL only: the row moves and its outbox message is written by one statement, or neither. */
-const settleAnnouncedPg = queryTemplate<
-  SettleParams & { destination: string; routingKey: string; messageId: string; payload: string },
-  RefundRow
->(
+const settleAnnouncedPg = queryTemplate<SettleParams & OutboxParams, RefundRow>(
   'refunds.settleAttemptAnnounced',
-  [...SETTLE_NAMES, 'destination', 'routingKey', 'messageId', 'payload'],
+  [...SETTLE_NAMES, ...OUTBOX_PARAMS],
   (db, p) =>
     db
       .with('settled', () => settleUpdate(db, p))
       .with('announced', (qb) =>
         qb
           .insertInto('outbox')
-          .columns(['destination', 'routing_key', 'message_id', 'payload', 'created_at', 'available_at'])
-          .expression((eb) =>
-            eb
-              .selectFrom('settled')
-              .select([
-                eb.val(p('destination')).as('destination'),
-                eb.val(p('routingKey')).as('routing_key'),
-                eb.val(p('messageId')).as('message_id'),
-                eb.val(p('payload')).as('payload'),
-                eb.val(p('now')).as('created_at'),
-                eb.val(p('now')).as('available_at'),
-              ]),
-          )
+          .columns(ANNOUNCED_COLUMNS)
+          .expression((eb) => eb.selectFrom('settled').select(announcedValues(eb, p, 'now')))
           .returning('id'),
       )
       .selectFrom('settled')
