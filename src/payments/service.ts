@@ -9,7 +9,7 @@ import type { Caller } from '../http/operations.js';
 import { ProblemError } from '../http/problem.js';
 import { isSupportedCurrency } from '../money/currencies.js';
 import type { Payment, Repos, Store } from '../store/index.js';
-import type { StripeClient } from '../stripe/client.js';
+import { withoutCallSite, type StripeClient } from '../stripe/client.js';
 import { toProblem } from '../stripe/errors.js';
 
 export interface LineItemInput {
@@ -233,7 +233,9 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       };
       let pi: Stripe.PaymentIntent;
       try {
-        pi = await stripe.paymentIntents.create(params, { idempotencyKey: `payment_intent:${randomUUID()}` });
+        pi = await withoutCallSite(() =>
+          stripe.paymentIntents.create(params, { idempotencyKey: `payment_intent:${randomUUID()}` }),
+        );
       } catch (err) {
         // A declined confirmation still created the intent; remember it so the caller can retry or inspect it.
         const declined = (err as { payment_intent?: Stripe.PaymentIntent }).payment_intent;
@@ -253,7 +255,7 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       if (!row && !isOpenMode(caller)) throw notFound('payment intent');
       let pi: Stripe.PaymentIntent;
       try {
-        pi = await stripe.paymentIntents.retrieve(id);
+        pi = await withoutCallSite(() => stripe.paymentIntents.retrieve(id));
       } catch (err) {
         throw toProblem(err, 'payment_intent');
       }
@@ -290,7 +292,7 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       if (own?.status === 'succeeded') return own;
       let pi: Stripe.PaymentIntent;
       try {
-        pi = await stripe.paymentIntents.retrieve(paymentIntentId);
+        pi = await withoutCallSite(() => stripe.paymentIntents.retrieve(paymentIntentId));
       } catch (err) {
         throw toProblem(err, 'payment_intent');
       }

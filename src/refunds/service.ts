@@ -21,7 +21,7 @@ import {
   type Repos,
   type Store,
 } from '../store/index.js';
-import type { StripeClient } from '../stripe/client.js';
+import { withoutCallSite, type StripeClient } from '../stripe/client.js';
 import { classifyStripeError, isTransientStripeError, toProblem } from '../stripe/errors.js';
 
 export interface RefundInput {
@@ -265,14 +265,16 @@ export function createRefundService(deps: RefundServiceDeps) {
   }
 
   async function callStripe(refund: Refund): Promise<Stripe.Refund> {
-    return stripe.refunds.create(
-      {
-        payment_intent: refund.paymentIntentId,
-        amount: refund.amount,
-        ...(refund.reason ? { reason: refund.reason as Stripe.RefundCreateParams.Reason } : {}),
-        metadata: { ...refund.metadata, request_id: refund.requestId },
-      },
-      { idempotencyKey: stripeIdempotencyKey(refund.requestId) },
+    return withoutCallSite(() =>
+      stripe.refunds.create(
+        {
+          payment_intent: refund.paymentIntentId,
+          amount: refund.amount,
+          ...(refund.reason ? { reason: refund.reason as Stripe.RefundCreateParams.Reason } : {}),
+          metadata: { ...refund.metadata, request_id: refund.requestId },
+        },
+        { idempotencyKey: stripeIdempotencyKey(refund.requestId) },
+      ),
     );
   }
 

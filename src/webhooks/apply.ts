@@ -7,7 +7,7 @@ import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { PaymentsService } from '../payments/service.js';
 import type { RefundService } from '../refunds/service.js';
-import type { StripeClient } from '../stripe/client.js';
+import { withoutCallSite, type StripeClient } from '../stripe/client.js';
 
 /** Events whose `data.object` is a refund. */
 export const REFUND_EVENT_TYPES: ReadonlySet<string> = new Set([
@@ -69,7 +69,7 @@ export function createEventApplier(deps: EventApplierDeps) {
   async function applyRefund(snapshot: Stripe.Refund): Promise<ApplyResult> {
     const refund = FINAL_REFUND_STATUSES.has(snapshot.status ?? '')
       ? snapshot
-      : await current(() => stripe.refunds.retrieve(snapshot.id), snapshot.id);
+      : await current(() => withoutCallSite(() => stripe.refunds.retrieve(snapshot.id)), snapshot.id);
     if (!refund) return 'object_missing';
     await refunds.applyStripeRefund(refund);
     return 'applied';
@@ -97,7 +97,7 @@ export function createEventApplier(deps: EventApplierDeps) {
     }
 
     if (PAYMENT_INTENT_EVENT_TYPES.has(type)) {
-      const pi = await current(() => stripe.paymentIntents.retrieve(id), id);
+      const pi = await current(() => withoutCallSite(() => stripe.paymentIntents.retrieve(id)), id);
       if (!pi) return 'object_missing';
       await payments.applyStripePaymentIntent(pi);
       return 'applied';
