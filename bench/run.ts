@@ -80,12 +80,10 @@ const progress = createProgress(wallStart);
 // ---------------------------------------------------------------------------------------------- processes
 
 let app: AppSnapshot;
-const NODE_TSX = (file: string) => ['--import', 'tsx', path.join(ROOT, file)];
-
 async function startBaseline(name: string, file: string, env: Record<string, string> = {}) {
   const proc = startProcess({
     name,
-    args: NODE_TSX(file),
+    args: [file],
     env: { PORT: '0', ...env },
     cwd: ROOT,
     logDir: tmp,
@@ -417,9 +415,9 @@ interface Step {
 const plan: Step[] = [];
 
 plan.push({
-  label: 'build the service (tsc -p tsconfig.build.json) into a private directory',
+  label: 'build the service (tsc -p tsconfig.build.json) and the two baselines into a private directory',
   run: async () => {
-    app = APP_DIR ? snapshotPaths(path.resolve(APP_DIR)) : buildSnapshot(ROOT, path.join(tmp, 'app'));
+    app = APP_DIR ? snapshotPaths(path.resolve(APP_DIR)) : await buildSnapshot(ROOT, path.join(tmp, 'app'));
   },
 });
 
@@ -438,8 +436,8 @@ plan.push({
     running.add(sandbox);
     sandboxBase = `http://127.0.0.1:${port}`;
     await waitForSandbox();
-    b1 = await startBaseline('baseline1', 'bench/baselines/validator-ceiling.ts');
-    b2 = await startBaseline('baseline2', 'bench/baselines/stripe-direct.ts', {
+    b1 = await startBaseline('baseline1', app.baselines.validatorCeiling);
+    b2 = await startBaseline('baseline2', app.baselines.stripeDirect, {
       STRIPE_SECRET_KEY: SECRET_KEY,
       STRIPE_API_BASE: sandboxBase,
     });

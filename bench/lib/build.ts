@@ -12,6 +12,8 @@ export interface AppSnapshot {
   dir: string;
   main: string;
   sandboxCli: string;
+  /** The two baselines, built the way the service is (one esbuild bundle each, run by plain `node`). */
+  baselines: { validatorCeiling: string; stripeDirect: string };
 }
 
 export function snapshotPaths(dir: string): AppSnapshot {
@@ -20,10 +22,43 @@ export function snapshotPaths(dir: string): AppSnapshot {
     // What `npm start` and the Docker image run (scripts/bundle.mjs).
     main: path.join(dir, 'dist/src/main.bundle.mjs'),
     sandboxCli: path.join(dir, 'dist/src/sandbox/cli.js'),
+    baselines: {
+      validatorCeiling: path.join(dir, 'bench/baselines/validator-ceiling.mjs'),
+      stripeDirect: path.join(dir, 'bench/baselines/stripe-direct.mjs'),
+    },
   };
 }
 
-export function buildSnapshot(root: string, dir: string): AppSnapshot {
+/**
+ * The baselines get the service's treatment: bundled by esbuild with the same options as
+ * scripts/bundle.mjs and run by plain `node`. Run through tsx instead, each SDK call in baseline 2
+ * paid for source-mapped stack traces (~4% of its CPU), which flattered the service's ratios.
+ */
+async function buildBaselines(root: string, app: AppSnapshot): Promise<void> {
+  const { build } = await import('esbuild');
+  for (const [name, outfile] of [
+    ['validator-ceiling', app.baselines.validatorCeiling],
+    ['stripe-direct', app.baselines.stripeDirect],
+  ] as const) {
+    await build({
+      entryPoints: [path.join(root, 'bench/baselines', `${name}.ts`)],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      minifyWhitespace: true,
+      minifySyntax: true,
+      keepNames: true,
+      banner: {
+        js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);",
+      },
+      logLevel: 'warning',
+    });
+  }
+}
+
+export async function buildSnapshot(root: string, dir: string): Promise<AppSnapshot> {
   const tsc = createRequire(path.join(root, 'package.json')).resolve('typescript/bin/tsc');
   mkdirSync(path.join(dir, 'generated'), { recursive: true });
   try {
@@ -52,5 +87,6 @@ export function buildSnapshot(root: string, dir: string): AppSnapshot {
   const app = snapshotPaths(dir);
   if (!existsSync(app.main) || !existsSync(app.sandboxCli))
     throw new Error(`the build did not emit ${app.main}`);
+  await buildBaselines(root, app);
   return app;
 }

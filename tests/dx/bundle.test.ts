@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSnapshot } from '../../bench/lib/build.js';
+import { buildSnapshot, type AppSnapshot } from '../../bench/lib/build.js';
 import { getJson, postJson } from '../helpers/http.js';
 import { freePort, spawnUntil, type Spawned } from '../helpers/processes.js';
 
@@ -19,10 +19,11 @@ describe('the bundled service (what npm start runs)', () => {
   let dir: string;
   let proc: Spawned;
   let base: string;
+  let app: AppSnapshot;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'bundle-'));
-    const app = buildSnapshot(root, dir);
+    app = await buildSnapshot(root, dir);
     expect(app.main.endsWith('main.bundle.mjs')).toBe(true);
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
@@ -85,5 +86,27 @@ describe('the bundled service (what npm start runs)', () => {
     const demo = await fetch(`${base}/demo/`);
     expect(demo.status).toBe(200);
     expect(await demo.text()).toMatch(/<html/i);
+  });
+
+  it("builds the bench's baselines the same way, and they run from plain node", async () => {
+    // Baseline 1 validates against the snapshot's openapi.yaml; a 400 problem proves it found and loaded it.
+    const b1 = await spawnUntil(process.execPath, [app.baselines.validatorCeiling], /listening \d+/, {
+      cwd: dir,
+      env: { PATH: process.env['PATH'] ?? '', PORT: '0' },
+    });
+    try {
+      const port = /listening (\d+)/.exec(b1.output())![1];
+      const bad = await postJson(`http://127.0.0.1:${port}/refund-async`, { payment_intent_id: 'nope' });
+      expect(bad.status).toBe(400);
+      const ok = await getJson(`http://127.0.0.1:${port}/healthz`);
+      expect(ok).toMatchObject({ status: 200, json: { status: 'ok' } });
+    } finally {
+      await b1.stop();
+    }
+    const b2 = await spawnUntil(process.execPath, [app.baselines.stripeDirect], /listening \d+/, {
+      cwd: dir,
+      env: { PATH: process.env['PATH'] ?? '', PORT: '0' },
+    });
+    await b2.stop();
   });
 });
