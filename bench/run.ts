@@ -16,7 +16,7 @@ import { runLoad } from './lib/load.js';
 import type { LoadKind, LoadOutput } from './lib/load-types.js';
 import { machineInfo } from './lib/machine.js';
 import { freePort, sampleRss, startProcess, stopProcess, waitReady, type Proc } from './lib/procs.js';
-import { cpuSample, cpuShare } from './lib/cpu.js';
+import { cpuSample, cpuShare, processTicks, US_PER_TICK } from './lib/cpu.js';
 import { createProgress } from './lib/progress.js';
 import { deletePrefixed, queueDepth } from './lib/rabbit.js';
 import { writeReport } from './lib/report.js';
@@ -186,6 +186,8 @@ interface Tally {
   latencies: Float64Array[];
   peaks: Record<string, number>;
   cpu: { machine: number; bench: number; other: number; loadAverage: number };
+  /** CPU ticks each measured process used during the rounds. */
+  procTicks: Record<string, number>;
 }
 
 let loadSeq = 0;
@@ -196,6 +198,7 @@ async function loadOnce(m: MeasureSpec, seconds: number, tally: Tally | null): P
   const acceptedFile = path.join(tmp, `${prefix}.accepted`);
   const latencyFile = path.join(tmp, `${prefix}.lat`);
   const sampler = tally ? sampleRss(m.procs) : null;
+  const ticksBefore = m.procs.map((p) => processTicks(p.pid));
   const before = cpuSample();
   let out: LoadOutput;
   try {
@@ -218,6 +221,7 @@ async function loadOnce(m: MeasureSpec, seconds: number, tally: Tally | null): P
     }
   }
   const share = cpuShare(before, cpuSample());
+  const ticksAfter = m.procs.map((p) => processTicks(p.pid));
   if (m.kind === 'refund-async') {
     const text = readFileSync(acceptedFile, 'utf8');
     if (text) m.accepted?.push(...text.split('\n'));
@@ -227,6 +231,10 @@ async function loadOnce(m: MeasureSpec, seconds: number, tally: Tally | null): P
   for (const k of ['machine', 'bench', 'other', 'loadAverage'] as const) {
     tally.cpu[k] = (tally.cpu[k] * tally.seconds + share[k] * w) / (tally.seconds + w);
   }
+  m.procs.forEach((p, i) => {
+    const [a, b] = [ticksBefore[i], ticksAfter[i]];
+    if (a != null && b != null) tally.procTicks[p.name] = (tally.procTicks[p.name] ?? 0) + (b - a);
+  });
   tally.seconds += w;
   tally.ok += out.ok;
   tally.requests += out.requests;
@@ -279,6 +287,12 @@ function finish(t: Tally): LoadScenario {
       other: round1(t.cpu.other * 10) / 10,
       loadAverage: round1(t.cpu.loadAverage * 10) / 10,
     },
+    cpuUsPerRequest: Object.fromEntries(
+      Object.entries(t.procTicks).map(([p, ticks]) => [
+        p,
+        t.ok > 0 ? Math.round((ticks * US_PER_TICK) / t.ok) : 0,
+      ]),
+    ),
   };
   scenarios.push(scenario);
   return scenario;
@@ -294,6 +308,7 @@ const newTally = (spec: MeasureSpec): Tally => ({
   latencies: [],
   peaks: {},
   cpu: { machine: 0, bench: 0, other: 0, loadAverage: 0 },
+  procTicks: {},
 });
 
 /**
@@ -377,18 +392,6 @@ async function seedIntents(base: string, n: number, auth = false): Promise<strin
   return ids;
 }
 
-async function seedBaselineIntents(base: string, n: number): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < n; i++) {
-    ids.push(
-      String(
-        (await postJson(`${base}/payment-intent`, { amount: 2000, currency: 'usd' }))['paymentIntentId'],
-      ),
-    );
-  }
-  return ids;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitOutboxEmpty(ledger: Ledger, timeoutMs: number): Promise<number> {
@@ -467,7 +470,6 @@ for (const store of STORES) {
     memLedger: Ledger | null;
     svc: RunningService | null;
     intents: string[];
-    baselineIntents: string[];
     accepted: string[];
     b1Async: LoadScenario | null;
     b1Status: LoadScenario | null;
@@ -480,7 +482,6 @@ for (const store of STORES) {
     memLedger: null,
     svc: null,
     intents: [],
-    baselineIntents: [],
     accepted: [],
     b1Async: null,
     b1Status: null,
@@ -509,7 +510,6 @@ for (const store of STORES) {
         prefix,
       });
       s.intents = await seedIntents(s.svc.base, SEED_INTENTS);
-      s.baselineIntents = await seedBaselineIntents(b2.base, SEED_INTENTS);
     },
   });
 
@@ -528,7 +528,8 @@ for (const store of STORES) {
             base: b2.base,
             kind,
             procs: [b2.proc, sandbox],
-            ids: s.baselineIntents,
+            // The very intents the service reads (succeeded, with a charge), from the same sandbox.
+            ids: s.intents,
             expectStatus: [200],
           },
           {

@@ -52,6 +52,14 @@ function treeTicks(root: number): number {
   return total;
 }
 
+/** CPU ticks (utime+stime, all threads) one process has used so far; null once it is gone. */
+export function processTicks(pid: number): number | null {
+  return readStat(pid)?.ticks ?? null;
+}
+
+/** Microseconds of CPU per tick (USER_HZ). */
+export const US_PER_TICK = 1_000_000 / TICKS;
+
 export function cpuSample(): Sample {
   return { at: performance.now(), machineBusy: machineBusyTicks(), tree: treeTicks(process.pid) };
 }

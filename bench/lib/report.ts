@@ -57,20 +57,48 @@ export function renderMarkdown(r: BenchResults): string {
       '(B S S B), so a burst of outside load lands on both. Peak RSS is the highest VmRSS sampled every 200 ms. ' +
       'CPU is the average number of cores busy during the rounds: the whole machine / this bench (service, ' +
       'sandbox, baselines, load generator) / everything else (other users of the machine and the shared ' +
-      'PostgreSQL and RabbitMQ servers).',
+      'PostgreSQL and RabbitMQ servers). CPU µs/req is the CPU time of each measured process (all its threads) ' +
+      'during the rounds divided by the answers it gave: the cost of one request to that process.',
   );
   lines.push('');
   lines.push(
-    '| System | Operation | Where | req/s | p50 ms | p99 ms | p99.9 ms | Unexpected | Peak RSS MB | vs baseline | Target | |',
+    '| System | Operation | Where | req/s | p50 ms | p99 ms | p99.9 ms | Unexpected | Peak RSS MB | CPU cores | CPU µs/req | vs baseline | Target | |',
   );
-  lines.push('|---|---|---|---:|---:|---:|---:|---|---|---:|---:|---|');
+  lines.push('|---|---|---|---:|---:|---:|---:|---|---|---|---|---:|---:|---|');
   for (const s of r.scenarios) {
     const rss = Object.entries(s.peakRssMb)
       .map(([p, mb]) => `${p} ${f0(mb)}`)
       .join(', ');
+    const cpu = Object.entries(s.cpuUsPerRequest ?? {})
+      .map(([p, us]) => `${p} ${f0(us)}`)
+      .join(', ');
     lines.push(
-      `| ${s.system} | ${s.operation} | ${where(s)} | ${f0(s.reqPerSec)} | ${s.latencyMs.p50} | ${s.latencyMs.p99} | ${s.latencyMs.p999} | ${unexpected(s)} | ${rss} | ${f2(s.cpuCores.machine)} / ${f2(s.cpuCores.bench)} / ${f2(s.cpuCores.other)} | ${f2(s.ratio)} | ${s.targetRatio ?? ''} | ${mark(s.pass)} |`,
+      `| ${s.system} | ${s.operation} | ${where(s)} | ${f0(s.reqPerSec)} | ${s.latencyMs.p50} | ${s.latencyMs.p99} | ${s.latencyMs.p999} | ${unexpected(s)} | ${rss} | ${f2(s.cpuCores.machine)} / ${f2(s.cpuCores.bench)} / ${f2(s.cpuCores.other)} | ${cpu} | ${f2(s.ratio)} | ${s.targetRatio ?? ''} | ${mark(s.pass)} |`,
     );
+  }
+  const added = r.scenarios.flatMap((s) => {
+    const base = s.baselineId ? r.scenarios.find((b) => b.id === s.baselineId) : undefined;
+    const mine = s.cpuUsPerRequest?.[Object.keys(s.cpuUsPerRequest)[0] ?? ''];
+    const theirs = base?.cpuUsPerRequest?.[Object.keys(base.cpuUsPerRequest)[0] ?? ''];
+    return base && mine !== undefined && theirs !== undefined ? [{ s, base, mine, theirs }] : [];
+  });
+  if (added.length > 0) {
+    lines.push('');
+    lines.push('### What the service adds per request');
+    lines.push('');
+    lines.push(
+      "CPU of the process answering (service or baseline), per answered request, from the same rounds. On a 2-core machine shared with the sandbox and the load generator, the service's throughput follows this figure more than anything else.",
+    );
+    lines.push('');
+    lines.push(
+      '| Service scenario | Baseline | Service µs/req | Baseline µs/req | Added µs/req | × baseline |',
+    );
+    lines.push('|---|---|---:|---:|---:|---:|');
+    for (const { s, base, mine, theirs } of added) {
+      lines.push(
+        `| ${s.id} | ${base.id} | ${f0(mine)} | ${f0(theirs)} | ${f0(mine - theirs)} | ${theirs > 0 ? f2(mine / theirs) : '-'} |`,
+      );
+    }
   }
   const noted = r.scenarios.filter((s) => s.note);
   if (noted.length > 0) {

@@ -32,6 +32,12 @@ export interface LoadScenario {
    * machine and the shared PostgreSQL and RabbitMQ servers).
    */
   cpuCores: { machine: number; bench: number; other: number; loadAverage: number };
+  /**
+   * CPU time (all threads, from /proc) each measured process used during the rounds, divided by the
+   * answers with the expected status: what one request costs that process, whatever else the machine
+   * was doing. Resolution is one 10 ms tick over thousands of requests.
+   */
+  cpuUsPerRequest: Record<string, number>;
   baselineId?: string;
   ratio?: number;
   targetRatio?: number;
