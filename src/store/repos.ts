@@ -23,35 +23,13 @@ export interface Repos {
   readonly idempotency: IdempotencyRepo;
 }
 
-/**
- * Each repository is built on first use: a transaction builds a fresh set bound to its connection, and
- * most touch two or three of the six (building all of them was ~15 µs of every transaction).
- */
 export function createRepos(ctx: RepoContext): Repos {
-  let payments: PaymentsRepo | undefined;
-  let refunds: RefundsRepo | undefined;
-  let outbox: OutboxRepo | undefined;
-  let inbox: InboxRepo | undefined;
-  let apiKeys: ApiKeysRepo | undefined;
-  let idempotency: IdempotencyRepo | undefined;
   return Object.freeze({
-    get payments() {
-      return (payments ??= withErrorMapping(createPaymentsRepo(ctx)));
-    },
-    get refunds() {
-      return (refunds ??= withErrorMapping(createRefundsRepo(ctx)));
-    },
-    get outbox() {
-      return (outbox ??= withErrorMapping(createOutboxRepo(ctx)));
-    },
-    get inbox() {
-      return (inbox ??= withErrorMapping(createInboxRepo(ctx)));
-    },
-    get apiKeys() {
-      return (apiKeys ??= withErrorMapping(createApiKeysRepo(ctx)));
-    },
-    get idempotency() {
-      return (idempotency ??= withErrorMapping(createIdempotencyRepo(ctx)));
-    },
+    payments: withErrorMapping(createPaymentsRepo(ctx)),
+    refunds: withErrorMapping(createRefundsRepo(ctx)),
+    outbox: withErrorMapping(createOutboxRepo(ctx)),
+    inbox: withErrorMapping(createInboxRepo(ctx)),
+    apiKeys: withErrorMapping(createApiKeysRepo(ctx)),
+    idempotency: withErrorMapping(createIdempotencyRepo(ctx)),
   });
 }
