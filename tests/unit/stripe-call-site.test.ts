@@ -18,7 +18,11 @@ describe('withoutCallSite (SDK calls without the per-request call-site stack)', 
 
   it('returns what the SDK returns and leaves the stack limit as it was', async () => {
     const created = await withoutCallSite(() =>
-      stripe.paymentIntents.create({ amount: 1234, currency: 'usd', automatic_payment_methods: { enabled: true } }),
+      stripe.paymentIntents.create({
+        amount: 1234,
+        currency: 'usd',
+        automatic_payment_methods: { enabled: true },
+      }),
     );
     expect(Error.stackTraceLimit).toBe(limit);
     const again = await withoutCallSite(() => stripe.paymentIntents.retrieve(created.id));
