@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely';
 import { fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson } from './codec.js';
 import type { TimeInput } from './codec.js';
 import type { ApiKeysTable } from './database.js';
+import { queryTemplate } from './query-template.js';
 import type { RepoContext } from './repo-context.js';
 
 export type ApiKeyKind = ApiKeysTable['kind'];
@@ -62,6 +63,14 @@ export function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
   };
 }
 
+/** Every authenticated request looks its key up: built and compiled once, not per request. */
+const activeByHash = queryTemplate<{ hash: string }, Selectable<ApiKeysTable>>(
+  'apiKeys.findActiveByHash',
+  ['hash'],
+  (db, p) =>
+    db.selectFrom('api_keys').selectAll().where('hash', '=', p('hash')).where('revoked_at', 'is', null),
+);
+
 export function createApiKeysRepo(ctx: RepoContext): ApiKeysRepo {
   const { db } = ctx;
 
@@ -85,12 +94,7 @@ export function createApiKeysRepo(ctx: RepoContext): ApiKeysRepo {
     },
 
     async findActiveByHash(hash) {
-      const row = await db
-        .selectFrom('api_keys')
-        .selectAll()
-        .where('hash', '=', hash)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
+      const row = await activeByHash.first(db, ctx.dialect, { hash });
       return row ? toApiKey(row) : null;
     },
 

@@ -1,6 +1,7 @@
 import { addMs, fromJson, toIso, toJson } from './codec.js';
 import type { TimeInput } from './codec.js';
 import type { RepoContext } from './repo-context.js';
+import { placeholders, queryTemplate } from './query-template.js';
 
 export type IdempotencyBegin =
   /** The caller owns the key now: do the work, then complete() or abandon(). */
@@ -35,6 +36,34 @@ export interface IdempotencyRepo {
 /** A concurrent abandon/purge can delete the row between our insert and read; go round again. */
 const MAX_BEGIN_ROUNDS = 5;
 
+// Every POST that carries an Idempotency-Key runs these two: built and compiled once, not per request.
+const CLAIM_COLUMNS = ['owner', 'key', 'request_hash', 'created_at', 'expires_at'] as const;
+type ClaimParams = Record<(typeof CLAIM_COLUMNS)[number], string>;
+
+const claim = queryTemplate<ClaimParams, never>('idempotency.claim', CLAIM_COLUMNS, (db, p) =>
+  db
+    .insertInto('idempotency_keys')
+    .values({
+      ...placeholders(p, CLAIM_COLUMNS),
+      state: 'in_progress',
+      response_status: null,
+      response_body: null,
+    })
+    .onConflict((oc) => oc.columns(['owner', 'key']).doNothing()),
+);
+
+const completeInProgress = queryTemplate<{ owner: string; key: string; status: number; body: string }, never>(
+  'idempotency.complete',
+  ['owner', 'key', 'status', 'body'],
+  (db, p) =>
+    db
+      .updateTable('idempotency_keys')
+      .set({ state: 'done', response_status: p('status'), response_body: p('body') })
+      .where('owner', '=', p('owner'))
+      .where('key', '=', p('key'))
+      .where('state', '=', 'in_progress'),
+);
+
 export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
   const { db } = ctx;
 
@@ -50,12 +79,14 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
         expires_at: addMs(at, ttlMs),
       };
       for (let round = 0; round < MAX_BEGIN_ROUNDS; round++) {
-        const inserted = await db
-          .insertInto('idempotency_keys')
-          .values({ owner, key, ...fresh })
-          .onConflict((oc) => oc.columns(['owner', 'key']).doNothing())
-          .executeTakeFirst();
-        if ((inserted.numInsertedOrUpdatedRows ?? 0n) > 0n) return { kind: 'started' };
+        const inserted = await claim.run(db, ctx.dialect, {
+          owner,
+          key,
+          request_hash: requestHash,
+          created_at: fresh.created_at,
+          expires_at: fresh.expires_at,
+        });
+        if ((inserted.numAffectedRows ?? 0n) > 0n) return { kind: 'started' };
 
         const row = await db
           .selectFrom('idempotency_keys')
@@ -87,14 +118,13 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
     },
 
     async complete(owner, key, status, body) {
-      const result = await db
-        .updateTable('idempotency_keys')
-        .set({ state: 'done', response_status: status, response_body: toJson(body) })
-        .where('owner', '=', owner)
-        .where('key', '=', key)
-        .where('state', '=', 'in_progress')
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
+      const result = await completeInProgress.run(db, ctx.dialect, {
+        owner,
+        key,
+        status,
+        body: toJson(body),
+      });
+      return (result.numAffectedRows ?? 0n) > 0n;
     },
 
     async abandon(owner, key) {
