@@ -51,8 +51,9 @@ export interface paths {
         };
         /**
          * Prometheus metrics
-         * @description Metrics in the Prometheus text format: HTTP requests, Stripe calls, refunds by status, outbox
-         *     backlog, queue and dead-letter depth, webhook events. Open by default; with `METRICS_PUBLIC=false`
+         * @description Metrics in the Prometheus text format: HTTP requests, Stripe calls, refunds in flight by status,
+         *     refunds moved into a final status by this process, outbox backlog, queue and dead-letter depth,
+         *     webhook events. Open by default; with `METRICS_PUBLIC=false`
          *     any valid API key is required.
          */
         get: operations["getMetrics"];

@@ -165,6 +165,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       payments,
       logger,
       topology: { requests: topology.requests, responses: topology.responses },
+      onFinal: (refund) => metrics.observeRefundFinal(refund.status),
     });
     const webhooks = createWebhookService({
       store,

@@ -12,6 +12,8 @@ export interface Metrics {
   observeHttp(info: { operationId: string | undefined; status: number; seconds: number }): void;
   observeStripe(info: { method: string; path: string; status: number; elapsedMs: number }): void;
   observeWebhook(type: string, outcome: 'processed' | 'duplicate' | 'rejected'): void;
+  /** A refund this process moved into a final status (after the commit). */
+  observeRefundFinal(status: string): void;
   /** Ledger and queue figures are read at scrape time. */
   attach(sources: { store: Store; broker: Broker; topology: TopologyNames }): void;
   render(): Promise<string>;
@@ -69,6 +71,14 @@ export function createMetrics(): Metrics {
     name: 'payments_webhook_events_total',
     help: 'Stripe webhook deliveries by event type and outcome.',
     labelNames: ['type', 'outcome'] as const,
+    registers: [registry],
+  });
+  const refundsFinal = new Counter({
+    name: 'payments_refunds_final_total',
+    // Counted where the move is committed, so each move is counted once across processes (sum them).
+    // A refund given up on as failed that Stripe did make is counted again when it is put right.
+    help: 'Refunds moved into a final status (succeeded, failed, canceled) by this process.',
+    labelNames: ['status'] as const,
     registers: [registry],
   });
   let sources: { store: Store; broker: Broker; topology: TopologyNames } | null = null;
@@ -134,6 +144,9 @@ export function createMetrics(): Metrics {
     },
     observeWebhook(type, outcome) {
       webhookEvents.inc({ type, outcome });
+    },
+    observeRefundFinal(status) {
+      refundsFinal.inc({ status });
     },
     attach(s) {
       sources = s;

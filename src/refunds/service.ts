@@ -14,6 +14,7 @@ import { isOpenMode, type PaymentsService } from '../payments/service.js';
 import {
   DuplicateKeyError,
   isRefundStatus,
+  isTerminalRefundStatus,
   type NewOutboxMessage,
   type NewRefund,
   type Refund,
@@ -45,6 +46,11 @@ export interface RefundServiceDeps {
   payments: PaymentsService;
   logger: Logger;
   topology: RefundTopology;
+  /**
+   * Told, after the commit, each time this process moved a refund into a final status (succeeded, failed,
+   * canceled): metrics count the outcomes here, where the move happened, so each is counted once.
+   */
+  onFinal?: (refund: Refund) => void;
 }
 
 /** Message on the requests queue: only our key; everything else is read from the ledger. */
@@ -282,8 +288,14 @@ export function createRefundService(deps: RefundServiceDeps) {
    * Stores Stripe's answer and, in the same transaction, the outcome message for other services.
    * `mayBeGivenUp`: the row may be `failed` without a Stripe id (false when the caller knows it is in flight).
    */
+  /** Passes on a committed move into a final status (see RefundServiceDeps.onFinal). */
+  function settled(refund: Refund, moved: boolean): Refund {
+    if (moved && isTerminalRefundStatus(refund.status)) deps.onFinal?.(refund);
+    return refund;
+  }
+
   async function recordStripeRefund(key: string, r: Stripe.Refund, mayBeGivenUp = true): Promise<Refund> {
-    return store.transaction(async (tx) => {
+    const { refund, moved } = await store.transaction(async (tx) => {
       const to = { status: toRefundStatus(r.status), failureReason: r.failure_reason ?? null };
       // Stripe is the truth about money: a refund we gave up on but Stripe made is put right.
       const corrected =
@@ -293,8 +305,9 @@ export function createRefundService(deps: RefundServiceDeps) {
       const moved = corrected || (await tx.refunds.advance(key, to));
       const refund = (await tx.refunds.get(key))!;
       if (moved) await announce(tx, refund);
-      return refund;
+      return { refund, moved };
     });
+    return settled(refund, moved);
   }
 
   /**
@@ -310,8 +323,8 @@ export function createRefundService(deps: RefundServiceDeps) {
       failureReason: r.failure_reason ?? null,
     };
     if (to.status === 'processing' || to.status === 'queued') return recordStripeRefund(key, r, false);
-    const settled = await store.refunds.settleAttemptAnnounced(current, to, announcement);
-    return settled ?? recordStripeRefund(key, r, false);
+    const moved = await store.refunds.settleAttemptAnnounced(current, to, announcement);
+    return moved ? settled(moved, true) : recordStripeRefund(key, r, false);
   }
 
   /** The refund Stripe made for this request, if any (we tag every refund with our key). */
@@ -323,12 +336,13 @@ export function createRefundService(deps: RefundServiceDeps) {
   }
 
   async function recordFailure(key: string, reason: string): Promise<Refund | null> {
-    return store.transaction(async (tx) => {
+    const { refund, moved } = await store.transaction(async (tx) => {
       const moved = await tx.refunds.advance(key, { status: 'failed', failureReason: reason });
       const refund = await tx.refunds.get(key);
       if (moved && refund) await announce(tx, refund);
-      return refund;
+      return { refund, moved };
     });
+    return refund ? settled(refund, moved) : null;
   }
 
   function failureReasonOf(err: unknown): string {

@@ -224,10 +224,18 @@ describe('metrics', () => {
     });
     await postJson(`${svc.url}/refund`, { payment_intent_id: pi.json.paymentIntentId, amount: 1000 });
     await postJson(`${svc.url}/refund-async`, { payment_intent_id: pi.json.paymentIntentId, amount: 1000 });
+    // Stripe leaves this one pending, then fails it (a refund.failed webhook moves it here).
+    const failing = await postJson(`${svc.url}/payment-intent`, {
+      amount: 3000,
+      currency: 'usd',
+      payment_method: 'pm_card_refundFail',
+      confirm: true,
+    });
+    await postJson(`${svc.url}/refund`, { payment_intent_id: failing.json.paymentIntentId, amount: 3000 });
     await getJson(`${svc.url}/payment-intent/pi_missing_one`);
     await eventually(
-      async () => (await svc.deps.store.refunds.countByStatus()).succeeded,
-      (n) => n >= 2,
+      async () => await svc.deps.store.refunds.countByStatus(),
+      (n) => (n.succeeded ?? 0) >= 2 && (n.failed ?? 0) >= 1,
     );
     await eventually(
       () => scrape(),
@@ -238,14 +246,14 @@ describe('metrics', () => {
     const delta = (name: string, labels: Record<string, string> = {}) =>
       metricValue(after, name, labels) - metricValue(before, name, labels);
     expect(delta('payments_http_requests_total', { operation: 'createPaymentIntent', status: '200' })).toBe(
-      1,
+      2,
     );
     expect(delta('payments_http_requests_total', { operation: 'getPaymentIntent', status: '404' })).toBe(1);
-    expect(delta('payments_http_request_duration_seconds_count', { operation: 'createRefund' })).toBe(1);
+    expect(delta('payments_http_request_duration_seconds_count', { operation: 'createRefund' })).toBe(2);
     expect(
       delta('payments_stripe_requests_total', { operation: 'POST /v1/payment_intents', outcome: 'ok' }),
-    ).toBe(1);
-    expect(delta('payments_stripe_requests_total', { operation: 'POST /v1/refunds', outcome: 'ok' })).toBe(2);
+    ).toBe(2);
+    expect(delta('payments_stripe_requests_total', { operation: 'POST /v1/refunds', outcome: 'ok' })).toBe(3);
     expect(
       delta('payments_stripe_requests_total', {
         operation: 'GET /v1/payment_intents/:id',
@@ -256,6 +264,9 @@ describe('metrics', () => {
     for (const status of ['queued', 'processing', 'pending', 'requires_action'])
       expect(after).toContain(`payments_refunds{status="${status}"} 0\n`);
     expect(after).not.toContain('payments_refunds{status="succeeded"}');
+    // Final outcomes are counted once each, where the move into them was committed.
+    expect(delta('payments_refunds_final_total', { status: 'succeeded' })).toBe(2);
+    expect(delta('payments_refunds_final_total', { status: 'failed' })).toBe(1);
     expect(after).toMatch(/payments_outbox_backlog \d+/);
     expect(
       delta('payments_webhook_events_total', { type: 'refund.created', outcome: 'processed' }),
