@@ -215,22 +215,19 @@ describe('metrics', () => {
       expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
       return res.text();
     };
+    const paid = (amount: number, paymentMethod: string) =>
+      postJson(`${svc.url}/payment-intent`, {
+        amount,
+        currency: 'usd',
+        payment_method: paymentMethod,
+        confirm: true,
+      });
     const before = await scrape();
-    const pi = await postJson(`${svc.url}/payment-intent`, {
-      amount: 5000,
-      currency: 'usd',
-      payment_method: 'pm_card_visa',
-      confirm: true,
-    });
+    const pi = await paid(5000, 'pm_card_visa');
     await postJson(`${svc.url}/refund`, { payment_intent_id: pi.json.paymentIntentId, amount: 1000 });
     await postJson(`${svc.url}/refund-async`, { payment_intent_id: pi.json.paymentIntentId, amount: 1000 });
     // Stripe leaves this one pending, then fails it (a refund.failed webhook moves it here).
-    const failing = await postJson(`${svc.url}/payment-intent`, {
-      amount: 3000,
-      currency: 'usd',
-      payment_method: 'pm_card_refundFail',
-      confirm: true,
-    });
+    const failing = await paid(3000, 'pm_card_refundFail');
     await postJson(`${svc.url}/refund`, { payment_intent_id: failing.json.paymentIntentId, amount: 3000 });
     await getJson(`${svc.url}/payment-intent/pi_missing_one`);
     await eventually(
