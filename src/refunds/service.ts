@@ -284,16 +284,16 @@ export function createRefundService(deps: RefundServiceDeps) {
     );
   }
 
-  /**
-   * Stores Stripe's answer and, in the same transaction, the outcome message for other services.
-   * `mayBeGivenUp`: the row may be `failed` without a Stripe id (false when the caller knows it is in flight).
-   */
   /** Passes on a committed move into a final status (see RefundServiceDeps.onFinal). */
   function settled(refund: Refund, moved: boolean): Refund {
     if (moved && isTerminalRefundStatus(refund.status)) deps.onFinal?.(refund);
     return refund;
   }
 
+  /**
+   * Stores Stripe's answer and, in the same transaction, the outcome message for other services.
+   * `mayBeGivenUp`: the row may be `failed` without a Stripe id (false when the caller knows it is in flight).
+   */
   async function recordStripeRefund(key: string, r: Stripe.Refund, mayBeGivenUp = true): Promise<Refund> {
     const { refund, moved } = await store.transaction(async (tx) => {
       const to = { status: toRefundStatus(r.status), failureReason: r.failure_reason ?? null };
@@ -323,8 +323,8 @@ export function createRefundService(deps: RefundServiceDeps) {
       failureReason: r.failure_reason ?? null,
     };
     if (to.status === 'processing' || to.status === 'queued') return recordStripeRefund(key, r, false);
-    const moved = await store.refunds.settleAttemptAnnounced(current, to, announcement);
-    return moved ? settled(moved, true) : recordStripeRefund(key, r, false);
+    const row = await store.refunds.settleAttemptAnnounced(current, to, announcement);
+    return row ? settled(row, true) : recordStripeRefund(key, r, false);
   }
 
   /** The refund Stripe made for this request, if any (we tag every refund with our key). */
