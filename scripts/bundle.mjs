@@ -16,30 +16,38 @@
  */
 import { cpSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const dist = path.resolve(root, process.argv[2] ?? 'dist');
-
-await build({
-  entryPoints: [path.join(dist, 'src/main.js')],
-  outfile: path.join(dist, 'src/main.bundle.mjs'),
+/** How every Node bundle of this project is built (the service here; the bench's baselines reuse it). */
+export const BUNDLE_OPTIONS = {
   bundle: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['better-sqlite3', 'pg-native', 'swagger-ui-dist'],
   // Whitespace and syntax only: names stay, so stack traces and logged error names read as in the source.
   minifyWhitespace: true,
   minifySyntax: true,
   keepNames: true,
-  sourcemap: 'linked',
   // CommonJS packages inside an ES module bundle still call require() for Node built-ins.
   banner: {
     js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);",
   },
   logLevel: 'warning',
-});
+};
 
-cpSync(path.join(root, 'src/demo/public'), path.join(dist, 'src/demo/public'), { recursive: true });
+// Imported for BUNDLE_OPTIONS (bench/lib/build.ts), it builds nothing.
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+  const dist = path.resolve(root, process.argv[2] ?? 'dist');
+
+  await build({
+    ...BUNDLE_OPTIONS,
+    entryPoints: [path.join(dist, 'src/main.js')],
+    outfile: path.join(dist, 'src/main.bundle.mjs'),
+    external: ['better-sqlite3', 'pg-native', 'swagger-ui-dist'],
+    sourcemap: 'linked',
+  });
+
+  cpSync(path.join(root, 'src/demo/public'), path.join(dist, 'src/demo/public'), { recursive: true });
+}

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export interface AppSnapshot {
   dir: string;
@@ -30,30 +31,23 @@ export function snapshotPaths(dir: string): AppSnapshot {
 }
 
 /**
- * The baselines get the service's treatment: bundled by esbuild with the same options as
- * scripts/bundle.mjs and run by plain `node`. Run through tsx instead, each SDK call in baseline 2
+ * The baselines get the service's treatment: bundled by esbuild with scripts/bundle.mjs's options and
+ * run by plain `node`. Run through tsx instead, each SDK call in baseline 2
  * paid for source-mapped stack traces (~4% of its CPU), which flattered the service's ratios.
  */
 async function buildBaselines(root: string, app: AppSnapshot): Promise<void> {
   const { build } = await import('esbuild');
+  const { BUNDLE_OPTIONS } = (await import(pathToFileURL(path.join(root, 'scripts/bundle.mjs')).href)) as {
+    BUNDLE_OPTIONS: Parameters<typeof build>[0];
+  };
   for (const [name, outfile] of [
     ['validator-ceiling', app.baselines.validatorCeiling],
     ['stripe-direct', app.baselines.stripeDirect],
   ] as const) {
     await build({
+      ...BUNDLE_OPTIONS,
       entryPoints: [path.join(root, 'bench/baselines', `${name}.ts`)],
       outfile,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      minifyWhitespace: true,
-      minifySyntax: true,
-      keepNames: true,
-      banner: {
-        js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);",
-      },
-      logLevel: 'warning',
     });
   }
 }
