@@ -79,12 +79,18 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
     repos: Pick<Repos, 'payments'> = store,
   ): Promise<Payment | null> {
     const direct = await repos.payments.getForOwner(id, caller.owner);
-    if (direct) return direct;
-    if (id.startsWith('pi_')) {
-      const via = await repos.payments.findByPaymentIntent(id);
-      if (via && via.owner === caller.owner) return via;
-    }
-    return null;
+    return direct ?? ownedThroughSession(caller, id, repos);
+  }
+
+  /** The checkout session of the caller's that led to payment intent `id`, when the intent has no row of its own. */
+  async function ownedThroughSession(
+    caller: Caller,
+    id: string,
+    repos: Pick<Repos, 'payments'> = store,
+  ): Promise<Payment | null> {
+    if (!id.startsWith('pi_')) return null;
+    const via = await repos.payments.findByPaymentIntent(id);
+    return via && via.owner === caller.owner ? via : null;
   }
 
   async function recordSession(
@@ -251,7 +257,9 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
     },
 
     async getPaymentIntent(caller: Caller, id: string) {
-      const row = await ownedRow(caller, id);
+      // Usually the intent's own row: read together with what its refunds hold, in one statement.
+      const direct = await store.payments.getForOwnerWithCommitted(id, caller.owner);
+      const row = direct?.payment ?? (await ownedThroughSession(caller, id));
       if (!row && !isOpenMode(caller)) throw notFound('payment intent');
       let pi: Stripe.PaymentIntent;
       try {
@@ -262,7 +270,9 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       const own = row?.id === pi.id ? row : await store.payments.get(pi.id);
       if (!own || own.status !== pi.status || own.amount !== pi.amount)
         await recordIntent(row?.owner ?? caller.owner, pi);
-      const amountRefunded = await store.refunds.sumCommitted(pi.id);
+      // What the refunds held when the row was read (before the Stripe call): as of that read, as any answer is.
+      const amountRefunded =
+        direct?.payment.id === pi.id ? direct.committed : await store.refunds.sumCommitted(pi.id);
       return { pi, amountRefunded };
     },
 

@@ -3,6 +3,7 @@ import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.j
 import type { TimeInput } from './codec.js';
 import type { PaymentsTable } from './database.js';
 import { placeholders, queryTemplate } from './query-template.js';
+import { RELEASED_REFUND_STATUSES } from './refund-status.js';
 import type { RepoContext } from './repo-context.js';
 import { requireTransaction } from './repo-context.js';
 
@@ -54,6 +55,14 @@ export interface PaymentsRepo {
   get(id: string): Promise<Payment | null>;
   /** Null when the payment exists but belongs to someone else, so callers answer 404 either way. */
   getForOwner(id: string, owner: string): Promise<Payment | null>;
+  /**
+   * getForOwner and, in the same statement, the amount its refunds hold (RefundsRepo.sumCommitted of the
+   * row's id): one read for GET /payment-intent/{id}. Null when getForOwner would be.
+   */
+  getForOwnerWithCommitted(
+    id: string,
+    owner: string,
+  ): Promise<{ payment: Payment; committed: number } | null>;
   /** The payment intent's own row, else the checkout session that led to it. */
   findByPaymentIntent(paymentIntentId: string): Promise<Payment | null>;
   update(id: string, patch: PaymentPatch): Promise<Payment | null>;
@@ -154,6 +163,27 @@ const getForOwner = queryTemplate<{ id: string; owner: string }, PaymentRow>(
   (db, p) => db.selectFrom('payments').selectAll().where('id', '=', p('id')).where('owner', '=', p('owner')),
 );
 
+const getForOwnerWithCommitted = queryTemplate<
+  { id: string; owner: string },
+  PaymentRow & { committed: number | string | null }
+>('payments.getForOwnerWithCommitted', ['id', 'owner'], (db, p) =>
+  db
+    .selectFrom('payments')
+    .selectAll('payments')
+    .select((eb) =>
+      eb
+        .selectFrom('refunds')
+        .select((sub) =>
+          sub.fn.coalesce(sub.fn.sum<number | string>('refunds.amount'), sub.lit(0)).as('total'),
+        )
+        .whereRef('refunds.payment_intent_id', '=', 'payments.id')
+        .where('refunds.status', 'not in', RELEASED_REFUND_STATUSES)
+        .as('committed'),
+    )
+    .where('payments.id', '=', p('id'))
+    .where('payments.owner', '=', p('owner')),
+);
+
 const lockById = {
   sqlite: getById,
   postgres: queryTemplate<{ id: string }, PaymentRow>('payments.lockForUpdate', ['id'], (db, p) =>
@@ -224,6 +254,13 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
     async getForOwner(id, owner) {
       const row = await getForOwner.first(db, ctx.dialect, { id, owner });
       return row ? toPayment(row) : null;
+    },
+
+    async getForOwnerWithCommitted(id, owner) {
+      const row = await getForOwnerWithCommitted.first(db, ctx.dialect, { id, owner });
+      if (!row) return null;
+      const { committed, ...payment } = row;
+      return { payment: toPayment(payment), committed: toNumber(committed) };
     },
 
     async findByPaymentIntent(paymentIntentId) {

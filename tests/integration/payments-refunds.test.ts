@@ -90,11 +90,14 @@ describe.each(dbs)('payments and refunds on %s', (db) => {
     });
     const pi = got.json.payment_intent as string;
     expect(pi).toMatch(/^pi_/);
+    // The intent is visible through its session (the ledger has no row of the intent's own yet).
     const intent = await getJson(`${svc.url}/payment-intent/${pi}`);
-    expect(intent.json).toMatchObject({ id: pi, amount: 10000, status: 'succeeded' });
+    expect(intent.json).toMatchObject({ id: pi, amount: 10000, status: 'succeeded', amount_refunded: 0 });
     const refund = await postJson(`${svc.url}/refund`, { payment_intent_id: pi });
     expect(refund.status).toBe(200);
     expect(refund.json.refund).toMatchObject({ amount: 10000, status: 'succeeded' });
+    const after = await getJson(`${svc.url}/payment-intent/${pi}`);
+    expect(after.json).toMatchObject({ id: pi, status: 'succeeded', amount_refunded: 10000 });
   });
 
   it('README: POST /payment-intent and GET /payment-intent/{id}', async () => {
@@ -128,8 +131,12 @@ describe.each(dbs)('payments and refunds on %s', (db) => {
       status: 'succeeded',
       id: expect.stringMatching(/^re_/),
     });
+    const half = await getJson(`${svc.url}/payment-intent/${pi}`);
+    expect(half.json).toMatchObject({ amount: 10000, amount_refunded: 5000 });
     const rest = await postJson(`${svc.url}/refund`, { payment_intent_id: pi });
     expect(rest.json.refund).toMatchObject({ amount: 5000, status: 'succeeded' });
+    const all = await getJson(`${svc.url}/payment-intent/${pi}`);
+    expect(all.json).toMatchObject({ amount: 10000, amount_refunded: 10000 });
     const more = await postJson(`${svc.url}/refund`, { payment_intent_id: pi, amount: 1 });
     expect(more.status).toBe(409);
     const refunds = await sandboxRefunds(pi);

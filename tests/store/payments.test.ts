@@ -60,6 +60,41 @@ describeStore('payments repository', (h) => {
     expect(await h.store.payments.getForOwner(p.id, 'shop-b')).toBeNull();
   });
 
+  it('getForOwnerWithCommitted reads the row with what its refunds hold, and hides other owners’ rows', async () => {
+    const p = intent({ owner: 'shop-a', amount: 50_000 });
+    await h.store.payments.insert(p);
+    expect(await h.store.payments.getForOwnerWithCommitted(p.id, 'shop-a')).toEqual({
+      payment: await h.store.payments.get(p.id),
+      committed: 0,
+    });
+    const statuses = ['queued', 'processing', 'pending', 'succeeded', 'failed', 'canceled'] as const;
+    for (const [i, status] of statuses.entries()) {
+      await h.store.refunds.insert({
+        requestId: uid('req'),
+        owner: 'shop-a',
+        paymentIntentId: p.id,
+        amount: 10 ** i,
+        status,
+        mode: 'async',
+      });
+    }
+    await h.store.refunds.insert({
+      requestId: uid('req'),
+      owner: 'shop-a',
+      paymentIntentId: uid('pi'),
+      amount: 7,
+      status: 'succeeded',
+      mode: 'sync',
+    });
+    const read = await h.store.payments.getForOwnerWithCommitted(p.id, 'shop-a');
+    // failed and canceled refunds hold nothing; another payment's refund is not counted
+    expect(read?.committed).toBe(1_111);
+    expect(read?.committed).toBe(await h.store.refunds.sumCommitted(p.id));
+    expect(read?.payment).toMatchObject({ id: p.id, owner: 'shop-a', amount: 50_000 });
+    expect(await h.store.payments.getForOwnerWithCommitted(p.id, 'shop-b')).toBeNull();
+    expect(await h.store.payments.getForOwnerWithCommitted(uid('pi'), 'shop-a')).toBeNull();
+  });
+
   it('findByPaymentIntent prefers the intent row, else finds the session that led to it', async () => {
     const piId = uid('pi');
     const session = intent({
