@@ -101,13 +101,20 @@ export function withErrorMapping<T extends object>(repo: T): T {
       continue;
     }
     const fn = value as (...args: unknown[]) => Promise<unknown>;
-    wrapped[key] = async (...args: unknown[]) => {
+    // One derived promise per call (not an async function's own plus its await's): every query passes here.
+    wrapped[key] = (...args: unknown[]) => {
+      let result: unknown;
       try {
-        return await fn.apply(repo, args);
+        result = fn.apply(repo, args);
       } catch (error) {
-        throw toStoreError(error);
+        return Promise.reject(toStoreError(error));
       }
+      return Promise.resolve(result).then(undefined, rethrowAsStoreError);
     };
   }
   return wrapped as T;
+}
+
+function rethrowAsStoreError(error: unknown): never {
+  throw toStoreError(error);
 }
