@@ -5,6 +5,8 @@
  * which cost ~9% of the CPU of a small request even when nothing was logged; here the child is only made
  * when something logs.
  */
+import type { IncomingMessage } from 'node:http';
+import express from 'express';
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { operationIdOf } from './dispatch.js';
@@ -23,17 +25,30 @@ export interface Finished {
   seconds: number;
 }
 
+const BASE_LOGGER = Symbol('requestLog.logger');
+const CHILD_LOGGER = Symbol('requestLog.child');
+
+type LoggedRequest = IncomingMessage & { [BASE_LOGGER]?: Logger; [CHILD_LOGGER]?: Logger };
+
+// `req.log` is one getter on the request prototype every Express app shares, not a property defined on each
+// request: defineProperty per request cost ~6 µs and gave every request object a shape of its own. The child
+// logger (with the request id) is still built only when something logs.
+Object.defineProperty(express.request, 'log', {
+  configurable: true,
+  enumerable: false,
+  get(this: LoggedRequest): Logger | undefined {
+    const base = this[BASE_LOGGER];
+    if (!base) return undefined;
+    return (this[CHILD_LOGGER] ??= base.child({ reqId: this.id }));
+  },
+});
+
 export function requestLog(logger: Logger, onFinish?: (info: Finished) => void): RequestHandler {
   return (req, res, next) => {
     const start = process.hrtime.bigint();
     const id = requestIdFor(req, res);
     req.id = id;
-    let child: Logger | undefined;
-    Object.defineProperty(req, 'log', {
-      configurable: true,
-      enumerable: false,
-      get: () => (child ??= logger.child({ reqId: id })),
-    });
+    (req as LoggedRequest)[BASE_LOGGER] = logger;
     res.once('finish', () => {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const operationId = operationIdOf(req);
