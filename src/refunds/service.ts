@@ -201,9 +201,8 @@ export function createRefundService(deps: RefundServiceDeps) {
       let outcome: { refund: Refund; created: boolean } | 'refresh';
       try {
         outcome = await store.transaction(async (tx) => {
-          const existing = await tx.refunds.get(key);
+          const { existing, payment: locked, committed } = await tx.refunds.lockForAccept(key, piId);
           if (existing) return { refund: sameRequestOrConflict(existing, hash, caller), created: false };
-          const locked = await tx.payments.lockForUpdate(piId);
           // Usually the intent's own row says whose it is; otherwise it may be visible through its session.
           const visible = locked?.owner === caller.owner ? locked : await payments.ownedRow(caller, piId, tx);
           if (!visible && !isOpenMode(caller)) {
@@ -213,7 +212,6 @@ export function createRefundService(deps: RefundServiceDeps) {
             if (round > 0) throw notRefundable(locked?.status ?? 'unknown');
             return 'refresh';
           }
-          const committed = await tx.refunds.sumCommitted(piId);
           const remaining = locked.amount - committed;
           if (remaining <= 0) {
             throw new ProblemError(

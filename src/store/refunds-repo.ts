@@ -1,7 +1,7 @@
 import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
-import type { Database, RefundsTable } from './database.js';
+import type { Database, PaymentsTable, RefundsTable } from './database.js';
 import {
   REFUND_STATUSES,
   RELEASED_REFUND_STATUSES,
@@ -12,7 +12,9 @@ import type { RefundStatus } from './refund-status.js';
 import type { NewOutboxMessage } from './outbox-repo.js';
 import { addOutboxMessageQuiet } from './outbox-repo.js';
 import { placeholders, queryTemplate, type Param } from './query-template.js';
-import { atomically } from './repo-context.js';
+import { atomically, requireTransaction } from './repo-context.js';
+import { toPayment } from './payments-repo.js';
+import type { Payment } from './payments-repo.js';
 import type { RepoContext } from './repo-context.js';
 
 export type RefundMode = RefundsTable['mode'];
@@ -116,6 +118,19 @@ export interface RefundsRepo {
   incrementAttempts(requestId: string): Promise<number | null>;
   /** Sum of amounts not released (failed/canceled): in-flight refunds count against the payment. */
   sumCommitted(paymentIntentId: string): Promise<number>;
+  /**
+   * The reads that start accepting a refund, inside store.transaction(): the refund already recorded
+   * under `requestId` (a replay), the payment row locked as PaymentsRepo.lockForUpdate locks it, and
+   * what its refunds hold (sumCommitted), read after the lock. SQLite: one statement (BEGIN IMMEDIATE
+   * already serialises writers). PostgreSQL: the lock and the replay check in one statement, the sum in
+   * a second, so that it sees every refund committed while this transaction waited for the lock. Only
+   * when the payment has no row is the replay check a statement of its own. `committed` is 0 when there
+   * is no payment row or the request is a replay.
+   */
+  lockForAccept(
+    requestId: string,
+    paymentIntentId: string,
+  ): Promise<{ existing: Refund | null; payment: Payment | null; committed: number }>;
   /** Oldest-updated first, for sweepers picking up stuck refunds. */
   listByStatus(statuses: readonly RefundStatus[], limit: number): Promise<Refund[]>;
   listForPaymentIntent(paymentIntentId: string): Promise<Refund[]>;
@@ -160,6 +175,7 @@ function fieldColumns(fields: RefundFields) {
 }
 
 type RefundRow = Selectable<RefundsTable>;
+type PaymentRow = Selectable<PaymentsTable>;
 
 const INSERT_COLUMNS = [
   'request_id',
@@ -337,6 +353,65 @@ const settleAnnouncedPg = queryTemplate<SettleParams & OutboxParams, RefundRow>(
       .selectAll(),
 );
 
+/** Every refund column, selected as `r_<column>` beside a payment row's own columns. */
+const REFUND_COLUMNS = [...INSERT_COLUMNS] as const;
+const JOINED_REFUND_COLUMNS = REFUND_COLUMNS.map((c) => `r.${c} as r_${c}` as const);
+type JoinedRefund = { [C in (typeof REFUND_COLUMNS)[number] as `r_${C}`]: RefundRow[C] | null };
+type AcceptRow = PaymentRow & JoinedRefund & { committed?: number | string | null };
+
+/**
+ * The payment row, the refund under `requestId` if any (left join) and, on SQLite, the sum its refunds
+ * hold. PostgreSQL locks the payment row (FOR UPDATE OF p; the refunds side of the join is not locked).
+ */
+const lockForAcceptTemplates = {
+  sqlite: queryTemplate<{ requestId: string; paymentIntentId: string }, AcceptRow>(
+    'refunds.lockForAccept',
+    ['requestId', 'paymentIntentId'],
+    (db, p) =>
+      db
+        .selectFrom('payments as p')
+        .leftJoin('refunds as r', (join) => join.on('r.request_id', '=', p('requestId')))
+        .selectAll('p')
+        .select(JOINED_REFUND_COLUMNS as unknown as 'r.request_id'[])
+        .select((eb) =>
+          eb
+            .selectFrom('refunds as c')
+            .select((sub) => sub.fn.coalesce(sub.fn.sum<number | string>('c.amount'), sub.lit(0)).as('total'))
+            .whereRef('c.payment_intent_id', '=', 'p.id')
+            .where('c.status', 'not in', RELEASED_REFUND_STATUSES)
+            .as('committed'),
+        )
+        .where('p.id', '=', p('paymentIntentId')),
+  ),
+  postgres: queryTemplate<{ requestId: string; paymentIntentId: string }, AcceptRow>(
+    'refunds.lockForAccept',
+    ['requestId', 'paymentIntentId'],
+    (db, p) =>
+      db
+        .selectFrom('payments as p')
+        .leftJoin('refunds as r', (join) => join.on('r.request_id', '=', p('requestId')))
+        .selectAll('p')
+        .select(JOINED_REFUND_COLUMNS as unknown as 'r.request_id'[])
+        .where('p.id', '=', p('paymentIntentId'))
+        .forUpdate('p'),
+  ),
+};
+
+/** The joined refund of an AcceptRow, or null when the left join found none. */
+function joinedRefund(row: AcceptRow): Refund | null {
+  if (row.r_request_id === null || row.r_request_id === undefined) return null;
+  const refund: Record<string, unknown> = {};
+  for (const c of REFUND_COLUMNS) refund[c] = row[`r_${c}`];
+  return toRefund(refund as RefundRow);
+}
+
+/** The payment columns of an AcceptRow. */
+function paymentOf(row: AcceptRow): PaymentRow {
+  const payment: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) if (!k.startsWith('r_') && k !== 'committed') payment[k] = v;
+  return payment as PaymentRow;
+}
+
 export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
   const { db } = ctx;
   const find = (column: 'request_id' | 'stripe_refund_id', value: string) =>
@@ -504,6 +579,27 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
     async sumCommitted(paymentIntentId) {
       const row = await sumCommitted.first(db, ctx.dialect, { paymentIntentId });
       return toNumber(row?.total);
+    },
+
+    async lockForAccept(requestId, paymentIntentId) {
+      requireTransaction(ctx, 'refunds.lockForAccept');
+      const row = await lockForAcceptTemplates[ctx.dialect].first(db, ctx.dialect, {
+        requestId,
+        paymentIntentId,
+      });
+      if (!row) {
+        // No payment row: a replay is still found (its payment may be another one).
+        const existing = await getByRequestId.first(db, ctx.dialect, { requestId });
+        return { existing: existing ? toRefund(existing) : null, payment: null, committed: 0 };
+      }
+      const existing = joinedRefund(row);
+      const payment = toPayment(paymentOf(row));
+      if (existing) return { existing, payment, committed: 0 };
+      const committed =
+        ctx.dialect === 'sqlite'
+          ? toNumber(row.committed)
+          : toNumber((await sumCommitted.first(db, ctx.dialect, { paymentIntentId }))?.total);
+      return { existing: null, payment, committed };
     },
 
     async listByStatus(statuses, limit) {

@@ -27,6 +27,24 @@ async function tryRefund(store: Store, piId: string): Promise<boolean> {
   });
 }
 
+/** The same guard through refunds.lockForAccept, the read the refund service makes. */
+async function tryAccept(store: Store, piId: string): Promise<boolean> {
+  return store.transaction(async (tx) => {
+    const { payment, committed, existing } = await tx.refunds.lockForAccept(uid('req'), piId);
+    if (!payment || existing) throw new Error('payment missing or request replayed');
+    await sleep(2);
+    if (committed + REFUND_AMOUNT > payment.amount) return false;
+    await tx.refunds.insert({
+      requestId: uid('req'),
+      paymentIntentId: piId,
+      amount: REFUND_AMOUNT,
+      status: 'queued',
+      mode: 'async',
+    });
+    return true;
+  });
+}
+
 async function newPayment(store: Store): Promise<string> {
   const id = uid('pi');
   await store.payments.insert({
@@ -58,6 +76,47 @@ describeStore('store concurrency', (h) => {
     );
     expect(results.filter(Boolean)).toHaveLength(expectedRefunds);
     expect(await other.refunds.sumCommitted(pi)).toBe(expectedRefunds * REFUND_AMOUNT);
+  });
+
+  it(`${CONCURRENT} concurrent lockForAccept-check-insert transactions, over two connections, never refund more than the payment`, async () => {
+    const other = await h.openSibling();
+    const pi = await newPayment(h.store);
+    const results = await Promise.all(
+      Array.from({ length: CONCURRENT }, (_, i) => tryAccept(i % 2 === 0 ? h.store : other, pi)),
+    );
+    expect(results.filter(Boolean)).toHaveLength(expectedRefunds);
+    expect(await h.store.refunds.sumCommitted(pi)).toBe(expectedRefunds * REFUND_AMOUNT);
+  });
+
+  it('lockForAccept waits for another connection’s lock and then counts its commit', async () => {
+    const other = await h.openSibling();
+    const pi = await newPayment(h.store);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let firstLocked!: () => void;
+    const locked = new Promise<void>((resolve) => (firstLocked = resolve));
+    const first = h.store.transaction(async (tx) => {
+      await tx.refunds.lockForAccept(uid('req'), pi);
+      await tx.refunds.insert({
+        requestId: uid('req'),
+        paymentIntentId: pi,
+        amount: 900,
+        status: 'queued',
+        mode: 'sync',
+      });
+      firstLocked();
+      await gate;
+    });
+    await locked;
+    let secondSaw: number | undefined;
+    const second = other.transaction(async (tx) => {
+      secondSaw = (await tx.refunds.lockForAccept(uid('req'), pi)).committed;
+    });
+    await sleep(50);
+    expect(secondSaw).toBeUndefined(); // still waiting for the first transaction
+    release();
+    await Promise.all([first, second]);
+    expect(secondSaw).toBe(900);
   });
 
   it('a transaction waits for another connection’s lock and then sees its commit', async () => {

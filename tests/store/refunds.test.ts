@@ -194,6 +194,51 @@ describeStore('refunds repository', (h) => {
     expect(list.map((r) => r.status).sort()).toEqual([...REFUND_STATUSES].sort());
   });
 
+  it('lockForAccept finds a replay, the payment and what its refunds hold, only inside a transaction', async () => {
+    const pi = uid('pi');
+    const accept = (requestId: string, piId = pi) =>
+      h.store.transaction((tx) => tx.refunds.lockForAccept(requestId, piId));
+
+    // Neither a payment row nor a refund yet.
+    expect(await accept(uid('req'))).toEqual({ existing: null, payment: null, committed: 0 });
+
+    // A refund recorded under the request id is found even when its payment has no row.
+    const early = await h.store.refunds.insert(
+      refund({ paymentIntentId: pi, amount: 3, status: 'succeeded' }),
+    );
+    expect(await accept(early.requestId)).toMatchObject({ existing: early, payment: null, committed: 0 });
+
+    await h.store.payments.insert({
+      id: pi,
+      kind: 'payment_intent',
+      owner: 'acme',
+      amount: 50_000,
+      currency: 'usd',
+      status: 'succeeded',
+    });
+    for (const [i, status] of (['queued', 'pending', 'failed', 'canceled'] as const).entries()) {
+      await h.store.refunds.insert(refund({ paymentIntentId: pi, status, amount: 10 ** (i + 1) }));
+    }
+    await h.store.refunds.insert(refund({ amount: 7 })); // another payment's refund
+    const fresh = await accept(uid('req'));
+    expect(fresh.existing).toBeNull();
+    expect(fresh.payment).toEqual(await h.store.payments.get(pi));
+    // 3 (succeeded) + 10 (queued) + 100 (pending); failed and canceled hold nothing
+    expect(fresh.committed).toBe(113);
+    expect(fresh.committed).toBe(await h.store.refunds.sumCommitted(pi));
+
+    // A replay: the recorded refund (all its fields) beside the payment row.
+    const replay = await accept(early.requestId);
+    expect(replay.existing).toEqual(early);
+    expect(replay.payment?.id).toBe(pi);
+
+    // A request id recorded for another payment is still returned (the caller answers the conflict).
+    const elsewhere = await h.store.refunds.insert(refund({ metadata: { k: 'v' } }));
+    expect((await accept(elsewhere.requestId)).existing).toEqual(elsewhere);
+
+    await expect(h.store.refunds.lockForAccept(uid('req'), pi)).rejects.toThrow(/store.transaction/);
+  });
+
   it('countByStatus reports every status; listByStatus returns the oldest-updated first', async () => {
     const db = await h.open(h.newDatabase());
     const empty = await db.refunds.countByStatus();
