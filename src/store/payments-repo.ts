@@ -258,9 +258,8 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
 
     async getForOwnerWithCommitted(id, owner) {
       const row = await getForOwnerWithCommitted.first(db, ctx.dialect, { id, owner });
-      if (!row) return null;
-      const { committed, ...payment } = row;
-      return { payment: toPayment(payment), committed: toNumber(committed) };
+      // toPayment reads the payment's own columns and ignores `committed`.
+      return row ? { payment: toPayment(row), committed: toNumber(row.committed) } : null;
     },
 
     async findByPaymentIntent(paymentIntentId) {

@@ -405,13 +405,6 @@ function joinedRefund(row: AcceptRow): Refund | null {
   return toRefund(refund as RefundRow);
 }
 
-/** The payment columns of an AcceptRow. */
-function paymentOf(row: AcceptRow): PaymentRow {
-  const payment: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) if (!k.startsWith('r_') && k !== 'committed') payment[k] = v;
-  return payment as PaymentRow;
-}
-
 export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
   const { db } = ctx;
   const find = (column: 'request_id' | 'stripe_refund_id', value: string) =>
@@ -593,7 +586,8 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         return { existing: existing ? toRefund(existing) : null, payment: null, committed: 0 };
       }
       const existing = joinedRefund(row);
-      const payment = toPayment(paymentOf(row));
+      // toPayment reads the payment's own columns and ignores the joined ones.
+      const payment = toPayment(row);
       if (existing) return { existing, payment, committed: 0 };
       const committed =
         ctx.dialect === 'sqlite'
