@@ -7,7 +7,11 @@
 import { describe, expect, it } from 'vitest';
 import schemaValidatorModule from 'express-openapi-validator/dist/framework/openapi.schema.validator.js';
 import pathToRegexpModule from 'path-to-regexp';
+import { OpenApiContext } from 'express-openapi-validator/dist/framework/openapi.context.js';
+import { OpenApiSpecLoader } from 'express-openapi-validator/dist/framework/openapi.spec.loader.js';
+import metadataModule from 'express-openapi-validator/dist/middlewares/openapi.metadata.js';
 import { buildApp } from '../../src/http/app.js';
+import { loadSpec } from '../../src/http/spec.js';
 
 type Validator = { validate(doc: unknown): { errors: unknown[] } };
 const Ctor = () =>
@@ -67,5 +71,96 @@ describe('route patterns, as the service leaves path-to-regexp', () => {
     expect(compile('/files', { end: false })).not.toBe(open);
     expect(open.regexp.test('/files/a/b')).toBe(true);
     expect(compile(['/a', '/b'])).not.toBe(compile(['/a', '/b']));
+  });
+});
+
+describe('route lookup, as the service leaves the metadata middleware', () => {
+  type Middleware = (req: object, res: object, next: (err?: unknown) => void) => unknown;
+  type Factory = ((context: object, responseApiDoc: unknown) => Middleware) & {
+    oneRoute?: boolean;
+    original?: Factory;
+  };
+  const factory = () => (metadataModule as unknown as { applyOpenApiMetadata: Factory }).applyOpenApiMetadata;
+
+  async function context(ignorePaths?: RegExp) {
+    const spec = await new OpenApiSpecLoader({
+      apiDoc: structuredClone(loadSpec().document) as never,
+      validateApiSpec: false,
+    }).load();
+    return new OpenApiContext(spec, ignorePaths as RegExp);
+  }
+
+  /** What a middleware did with a request: the error it threw, or what it put on the request. */
+  function outcome(middleware: Middleware, method: string, url: string) {
+    const path = url.split('?')[0]!;
+    const req: Record<string, unknown> = {
+      method,
+      url,
+      originalUrl: url,
+      path,
+      baseUrl: '',
+      app: { enabled: () => false },
+    };
+    try {
+      let nextArg: unknown = 'not called';
+      middleware(req, {}, (err?: unknown) => (nextArg = err));
+      const meta = req['openapi'] as
+        | {
+            expressRoute: string;
+            openApiRoute: string;
+            pathParams: unknown;
+            schema?: { operationId?: string };
+          }
+        | undefined;
+      return {
+        next: nextArg,
+        route: meta?.expressRoute,
+        openApiRoute: meta?.openApiRoute,
+        operationId: meta?.schema?.operationId,
+        params: req['params'],
+      };
+    } catch (err) {
+      const e = err as { status?: number; message?: string; headers?: unknown };
+      return { status: e.status, message: e.message, headers: e.headers };
+    }
+  }
+
+  it('is the one-route replacement once the app module is loaded', () => {
+    expect(typeof buildApp).toBe('function');
+    expect(factory().oneRoute).toBe(true);
+    expect(typeof factory().original).toBe('function');
+  });
+
+  it('does with every request what the library’s own lookup does', async () => {
+    const doc = loadSpec().document as { paths: Record<string, Record<string, unknown>> };
+    const urls: [string, string][] = [];
+    for (const [path, item] of Object.entries(doc.paths)) {
+      const concrete = path.replace(/\{[^}]+\}/g, 'x_1%20y');
+      for (const method of ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'])
+        urls.push([method, concrete], [method, `${concrete}?a=1&b=%ZZ`]);
+      expect(Object.keys(item).length).toBeGreaterThan(0);
+    }
+    urls.push(
+      ['GET', '/nope'],
+      ['GET', '/payment-intent/pi_1/extra'],
+      ['GET', '/PAYMENT-INTENT/pi_1'],
+      ['GET', '/payment-intent/%E0%A4%A'], // malformed percent-encoding
+      ['GET', '/payment-intent/'],
+      ['GET', '/'],
+      ['GET', '/ignored/thing'],
+    );
+    for (const ignore of [undefined, /^\/ignored/]) {
+      const ctx = await context(ignore);
+      const ours = factory()(ctx, undefined);
+      const theirs = factory().original!(await context(ignore), undefined);
+      const seen = new Set<unknown>();
+      for (const [method, url] of urls) {
+        const expected = outcome(theirs, method, url);
+        expect(outcome(ours, method, url), `${method} ${url}`).toEqual(expected);
+        seen.add(expected.status ?? expected.operationId ?? expected.next);
+      }
+      // the list reaches matched operations, 404, 405 and 400 (malformed URI)
+      expect([...seen]).toEqual(expect.arrayContaining([404, 405, 400, 'getPaymentIntent']));
+    }
   });
 });
