@@ -89,32 +89,7 @@ export function isSqliteBusy(error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
-/**
- * Wraps every method of a repository so driver unique violations surface as
- * {@link DuplicateKeyError}, whichever dialect and whether inside a transaction or not.
- */
-export function withErrorMapping<T extends object>(repo: T): T {
-  const wrapped: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(repo)) {
-    if (typeof value !== 'function') {
-      wrapped[key] = value;
-      continue;
-    }
-    const fn = value as (...args: unknown[]) => Promise<unknown>;
-    // One derived promise per call (not an async function's own plus its await's): every query passes here.
-    wrapped[key] = (...args: unknown[]) => {
-      let result: unknown;
-      try {
-        result = fn.apply(repo, args);
-      } catch (error) {
-        return Promise.reject(toStoreError(error));
-      }
-      return Promise.resolve(result).then(undefined, rethrowAsStoreError);
-    };
-  }
-  return wrapped as T;
-}
-
-function rethrowAsStoreError(error: unknown): never {
+/** For promise chains: `.catch(rethrowAsStoreError)`. */
+export function rethrowAsStoreError(error: unknown): never {
   throw toStoreError(error);
 }

@@ -1,6 +1,7 @@
 import { CompiledQuery, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { rethrowAsStoreError } from './errors.js';
 import { preparedStatementName } from './query-template.js';
 
 export interface PostgresOptions {
@@ -49,13 +50,15 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
   pool.on('error', (error) => opts.logger.warn({ err: error }, 'idle PostgreSQL connection failed'));
   // The hot statements (query templates) run as named prepared statements: parsed and planned once per
   // connection instead of on every request. Kysely calls client.query(text, values); everything that is
-  // not a template's text passes through unchanged.
+  // not a template's text passes through unchanged. Unique violations come back as DuplicateKeyError
+  // (see toStoreError), whoever ran the statement.
   pool.on('connect', (client) => {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     client.query = ((...args: unknown[]) => {
       const [text, values] = args;
       const name = typeof text === 'string' && args.length === 2 ? preparedStatementName(text) : undefined;
-      return name ? query({ name, text, values }) : query(...args);
+      const result = name ? query({ name, text, values }) : query(...args);
+      return result instanceof Promise ? result.catch(rethrowAsStoreError) : result;
     }) as typeof client.query;
   });
 

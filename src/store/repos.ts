@@ -1,6 +1,5 @@
 import { createApiKeysRepo } from './api-keys-repo.js';
 import type { ApiKeysRepo } from './api-keys-repo.js';
-import { withErrorMapping } from './errors.js';
 import { createIdempotencyRepo } from './idempotency-repo.js';
 import type { IdempotencyRepo } from './idempotency-repo.js';
 import { createInboxRepo } from './inbox-repo.js';
@@ -13,7 +12,10 @@ import { createRefundsRepo } from './refunds-repo.js';
 import type { RefundsRepo } from './refunds-repo.js';
 import type { RepoContext } from './repo-context.js';
 
-/** The repositories, bound either to the store or to one transaction. */
+/**
+ * The repositories, bound either to the store or to one transaction. A unique violation reaches their
+ * callers as DuplicateKeyError: both drivers map it where the statement runs.
+ */
 export interface Repos {
   readonly payments: PaymentsRepo;
   readonly refunds: RefundsRepo;
@@ -25,11 +27,11 @@ export interface Repos {
 
 export function createRepos(ctx: RepoContext): Repos {
   return Object.freeze({
-    payments: withErrorMapping(createPaymentsRepo(ctx)),
-    refunds: withErrorMapping(createRefundsRepo(ctx)),
-    outbox: withErrorMapping(createOutboxRepo(ctx)),
-    inbox: withErrorMapping(createInboxRepo(ctx)),
-    apiKeys: withErrorMapping(createApiKeysRepo(ctx)),
-    idempotency: withErrorMapping(createIdempotencyRepo(ctx)),
+    payments: createPaymentsRepo(ctx),
+    refunds: createRefundsRepo(ctx),
+    outbox: createOutboxRepo(ctx),
+    inbox: createInboxRepo(ctx),
+    apiKeys: createApiKeysRepo(ctx),
+    idempotency: createIdempotencyRepo(ctx),
   });
 }

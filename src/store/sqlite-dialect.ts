@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SelectQueryNode, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
 import type { DatabaseConnection, Dialect, Driver, Kysely, QueryResult, CompiledQuery } from 'kysely';
 import type BetterSqlite3 from 'better-sqlite3';
-import { isSqliteBusy } from './errors.js';
+import { isSqliteBusy, toStoreError } from './errors.js';
 
 export interface SqliteDialectOptions {
   database: BetterSqlite3.Database;
@@ -99,12 +99,17 @@ class ImmediateSqliteConnection implements DatabaseConnection {
     return stmt;
   }
 
+  /** Unique violations leave here as DuplicateKeyError (see toStoreError), whoever ran the statement. */
   #run<R>(compiledQuery: CompiledQuery): QueryResult<R> {
-    const stmt = this.#prepare(compiledQuery.sql);
-    const parameters = compiledQuery.parameters as unknown[];
-    if (stmt.reader) return { rows: stmt.all(parameters) as R[] };
-    const { changes, lastInsertRowid } = stmt.run(parameters);
-    return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
+    try {
+      const stmt = this.#prepare(compiledQuery.sql);
+      const parameters = compiledQuery.parameters as unknown[];
+      if (stmt.reader) return { rows: stmt.all(parameters) as R[] };
+      const { changes, lastInsertRowid } = stmt.run(parameters);
+      return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
+    } catch (error) {
+      throw toStoreError(error);
+    }
   }
 
   /** Runs on the connection as it is (inside the open transaction, if any). */

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { parseDatabaseUrl, redactDatabaseUrl } from './database-url.js';
 import type { Database } from './database.js';
-import { isRetryableError } from './errors.js';
+import { DuplicateKeyError, isRetryableError } from './errors.js';
 import { migrateToLatest } from './migrations.js';
 import type { Dialect } from './migrations.js';
 import { createRepos } from './repos.js';
@@ -142,7 +142,7 @@ async function preparePostgresSchema(db: Kysely<Database>, schema: string | unde
       // Two processes creating the same schema at once: IF NOT EXISTS can still lose the race
       // on the catalog's unique index. The schema exists either way.
       const code = (error as { code?: unknown }).code;
-      if (code !== '23505' && code !== '42P06') throw error;
+      if (!(error instanceof DuplicateKeyError) && code !== '42P06') throw error;
     }
     return schema;
   }

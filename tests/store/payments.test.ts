@@ -53,6 +53,21 @@ describeStore('payments repository', (h) => {
     expect((error as DuplicateKeyError).columns).toEqual(['id']);
   });
 
+  it('inside a transaction too: the duplicate is DuplicateKeyError and the transaction writes nothing', async () => {
+    const p = intent();
+    await h.store.payments.insert(p);
+    const other = intent();
+    const error = await h.store
+      .transaction(async (tx) => {
+        await tx.payments.insert(other);
+        await tx.payments.insert(p);
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DuplicateKeyError);
+    expect((error as DuplicateKeyError).table).toBe('payments');
+    expect(await h.store.payments.get(other.id)).toBeNull();
+  });
+
   it('getForOwner hides other owners’ payments', async () => {
     const p = intent({ owner: 'shop-a' });
     await h.store.payments.insert(p);
