@@ -3,7 +3,7 @@ import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.j
 import type { TimeInput } from './codec.js';
 import type { PaymentsTable } from './database.js';
 import { placeholders, queryTemplate } from './query-template.js';
-import { RELEASED_REFUND_STATUSES } from './refund-status.js';
+import { committedOfPayment } from './committed.js';
 import type { RepoContext } from './repo-context.js';
 import { requireTransaction } from './repo-context.js';
 
@@ -168,20 +168,11 @@ const getForOwnerWithCommitted = queryTemplate<
   PaymentRow & { committed: number | string | null }
 >('payments.getForOwnerWithCommitted', ['id', 'owner'], (db, p) =>
   db
-    .selectFrom('payments')
-    .selectAll('payments')
-    .select((eb) =>
-      eb
-        .selectFrom('refunds')
-        .select((sub) =>
-          sub.fn.coalesce(sub.fn.sum<number | string>('refunds.amount'), sub.lit(0)).as('total'),
-        )
-        .whereRef('refunds.payment_intent_id', '=', 'payments.id')
-        .where('refunds.status', 'not in', RELEASED_REFUND_STATUSES)
-        .as('committed'),
-    )
-    .where('payments.id', '=', p('id'))
-    .where('payments.owner', '=', p('owner')),
+    .selectFrom('payments as p')
+    .selectAll('p')
+    .select(committedOfPayment)
+    .where('p.id', '=', p('id'))
+    .where('p.owner', '=', p('owner')),
 );
 
 const lockById = {

@@ -12,6 +12,7 @@ import type { RefundStatus } from './refund-status.js';
 import type { NewOutboxMessage } from './outbox-repo.js';
 import { addOutboxMessageQuiet } from './outbox-repo.js';
 import { placeholders, queryTemplate, type Param } from './query-template.js';
+import { committedOfPayment } from './committed.js';
 import { atomically, requireTransaction } from './repo-context.js';
 import { toPayment } from './payments-repo.js';
 import type { Payment } from './payments-repo.js';
@@ -363,37 +364,24 @@ type AcceptRow = PaymentRow & JoinedRefund & { committed?: number | string | nul
  * The payment row, the refund under `requestId` if any (left join) and, on SQLite, the sum its refunds
  * hold. PostgreSQL locks the payment row (FOR UPDATE OF p; the refunds side of the join is not locked).
  */
+type AcceptParams = { requestId: string; paymentIntentId: string };
+const acceptRead = (db: Kysely<Database>, p: Param<AcceptParams>) =>
+  db
+    .selectFrom('payments as p')
+    .leftJoin('refunds as r', (join) => join.on('r.request_id', '=', p('requestId')))
+    .selectAll('p')
+    .select(JOINED_REFUND_COLUMNS as unknown as 'r.request_id'[])
+    .where('p.id', '=', p('paymentIntentId'));
 const lockForAcceptTemplates = {
-  sqlite: queryTemplate<{ requestId: string; paymentIntentId: string }, AcceptRow>(
+  sqlite: queryTemplate<AcceptParams, AcceptRow>(
     'refunds.lockForAccept',
     ['requestId', 'paymentIntentId'],
-    (db, p) =>
-      db
-        .selectFrom('payments as p')
-        .leftJoin('refunds as r', (join) => join.on('r.request_id', '=', p('requestId')))
-        .selectAll('p')
-        .select(JOINED_REFUND_COLUMNS as unknown as 'r.request_id'[])
-        .select((eb) =>
-          eb
-            .selectFrom('refunds as c')
-            .select((sub) => sub.fn.coalesce(sub.fn.sum<number | string>('c.amount'), sub.lit(0)).as('total'))
-            .whereRef('c.payment_intent_id', '=', 'p.id')
-            .where('c.status', 'not in', RELEASED_REFUND_STATUSES)
-            .as('committed'),
-        )
-        .where('p.id', '=', p('paymentIntentId')),
+    (db, p) => acceptRead(db, p).select(committedOfPayment),
   ),
-  postgres: queryTemplate<{ requestId: string; paymentIntentId: string }, AcceptRow>(
+  postgres: queryTemplate<AcceptParams, AcceptRow>(
     'refunds.lockForAccept',
     ['requestId', 'paymentIntentId'],
-    (db, p) =>
-      db
-        .selectFrom('payments as p')
-        .leftJoin('refunds as r', (join) => join.on('r.request_id', '=', p('requestId')))
-        .selectAll('p')
-        .select(JOINED_REFUND_COLUMNS as unknown as 'r.request_id'[])
-        .where('p.id', '=', p('paymentIntentId'))
-        .forUpdate('p'),
+    (db, p) => acceptRead(db, p).forUpdate('p'),
   ),
 };
 

@@ -1,39 +1,42 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
-import type { Store } from '../../src/store/index.js';
+import type { Repos, Store } from '../../src/store/index.js';
 import { barrier, describeStore, uid } from './harness.js';
 
 const PAYMENT_AMOUNT = 1_000;
 const REFUND_AMOUNT = 150;
 const CONCURRENT = 20;
 
+/** The guard's read: the payment, locked, and what its refunds already hold. */
+type GuardRead = (tx: Repos, piId: string) => Promise<{ amount: number; committed: number }>;
+
+const READS: [string, GuardRead][] = [
+  [
+    'lockForUpdate, then sumCommitted',
+    async (tx, piId) => {
+      const payment = await tx.payments.lockForUpdate(piId);
+      if (!payment) throw new Error('payment missing');
+      return { amount: payment.amount, committed: await tx.refunds.sumCommitted(piId) };
+    },
+  ],
+  [
+    "lockForAccept (the refund service's read)",
+    async (tx, piId) => {
+      const { payment, committed, existing } = await tx.refunds.lockForAccept(uid('req'), piId);
+      if (!payment || existing) throw new Error('payment missing or request replayed');
+      return { amount: payment.amount, committed };
+    },
+  ],
+];
+const lockThenSum = READS[0]![1];
+
 /** The refund service's guard: lock the payment, read what is committed, insert only if it fits. */
-async function tryRefund(store: Store, piId: string): Promise<boolean> {
+async function tryRefund(store: Store, piId: string, read: GuardRead = lockThenSum): Promise<boolean> {
   return store.transaction(async (tx) => {
-    const payment = await tx.payments.lockForUpdate(piId);
-    if (!payment) throw new Error('payment missing');
-    const committed = await tx.refunds.sumCommitted(piId);
+    const { amount, committed } = await read(tx, piId);
     // Give every other transaction the chance to interleave between the check and the write.
     await sleep(2);
-    if (committed + REFUND_AMOUNT > payment.amount) return false;
-    await tx.refunds.insert({
-      requestId: uid('req'),
-      paymentIntentId: piId,
-      amount: REFUND_AMOUNT,
-      status: 'queued',
-      mode: 'async',
-    });
-    return true;
-  });
-}
-
-/** The same guard through refunds.lockForAccept, the read the refund service makes. */
-async function tryAccept(store: Store, piId: string): Promise<boolean> {
-  return store.transaction(async (tx) => {
-    const { payment, committed, existing } = await tx.refunds.lockForAccept(uid('req'), piId);
-    if (!payment || existing) throw new Error('payment missing or request replayed');
-    await sleep(2);
-    if (committed + REFUND_AMOUNT > payment.amount) return false;
+    if (committed + REFUND_AMOUNT > amount) return false;
     await tx.refunds.insert({
       requestId: uid('req'),
       paymentIntentId: piId,
@@ -68,89 +71,53 @@ describeStore('store concurrency', (h) => {
     expect(await h.store.refunds.listForPaymentIntent(pi)).toHaveLength(expectedRefunds);
   });
 
-  it('the same holds across two Store instances (separate connections) on one database', async () => {
-    const other = await h.openSibling();
-    const pi = await newPayment(h.store);
-    const results = await Promise.all(
-      Array.from({ length: CONCURRENT }, (_, i) => tryRefund(i % 2 === 0 ? h.store : other, pi)),
-    );
-    expect(results.filter(Boolean)).toHaveLength(expectedRefunds);
-    expect(await other.refunds.sumCommitted(pi)).toBe(expectedRefunds * REFUND_AMOUNT);
-  });
+  it.each(READS)(
+    'the same holds across two Store instances (separate connections) on one database, reading through %s',
+    async (_, read) => {
+      const other = await h.openSibling();
+      const pi = await newPayment(h.store);
+      const results = await Promise.all(
+        Array.from({ length: CONCURRENT }, (_, i) => tryRefund(i % 2 === 0 ? h.store : other, pi, read)),
+      );
+      expect(results.filter(Boolean)).toHaveLength(expectedRefunds);
+      expect(await other.refunds.sumCommitted(pi)).toBe(expectedRefunds * REFUND_AMOUNT);
+    },
+  );
 
-  it(`${CONCURRENT} concurrent lockForAccept-check-insert transactions, over two connections, never refund more than the payment`, async () => {
-    const other = await h.openSibling();
-    const pi = await newPayment(h.store);
-    const results = await Promise.all(
-      Array.from({ length: CONCURRENT }, (_, i) => tryAccept(i % 2 === 0 ? h.store : other, pi)),
-    );
-    expect(results.filter(Boolean)).toHaveLength(expectedRefunds);
-    expect(await h.store.refunds.sumCommitted(pi)).toBe(expectedRefunds * REFUND_AMOUNT);
-  });
+  it.each(READS)(
+    'a transaction reading through %s waits for another connection’s lock, then counts its refund',
+    async (_, read) => {
+      const other = await h.openSibling();
+      const pi = await newPayment(h.store);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let firstLocked!: () => void;
+      const locked = new Promise<void>((resolve) => (firstLocked = resolve));
 
-  it('lockForAccept waits for another connection’s lock and then counts its commit', async () => {
-    const other = await h.openSibling();
-    const pi = await newPayment(h.store);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let firstLocked!: () => void;
-    const locked = new Promise<void>((resolve) => (firstLocked = resolve));
-    const first = h.store.transaction(async (tx) => {
-      await tx.refunds.lockForAccept(uid('req'), pi);
-      await tx.refunds.insert({
-        requestId: uid('req'),
-        paymentIntentId: pi,
-        amount: 900,
-        status: 'queued',
-        mode: 'sync',
+      const first = h.store.transaction(async (tx) => {
+        await read(tx, pi);
+        await tx.refunds.insert({
+          requestId: uid('req'),
+          paymentIntentId: pi,
+          amount: 900,
+          status: 'queued',
+          mode: 'sync',
+        });
+        firstLocked();
+        await gate;
       });
-      firstLocked();
-      await gate;
-    });
-    await locked;
-    let secondSaw: number | undefined;
-    const second = other.transaction(async (tx) => {
-      secondSaw = (await tx.refunds.lockForAccept(uid('req'), pi)).committed;
-    });
-    await sleep(50);
-    expect(secondSaw).toBeUndefined(); // still waiting for the first transaction
-    release();
-    await Promise.all([first, second]);
-    expect(secondSaw).toBe(900);
-  });
-
-  it('a transaction waits for another connection’s lock and then sees its commit', async () => {
-    const other = await h.openSibling();
-    const pi = await newPayment(h.store);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let firstLocked!: () => void;
-    const locked = new Promise<void>((resolve) => (firstLocked = resolve));
-
-    const first = h.store.transaction(async (tx) => {
-      await tx.payments.lockForUpdate(pi);
-      await tx.refunds.insert({
-        requestId: uid('req'),
-        paymentIntentId: pi,
-        amount: 900,
-        status: 'queued',
-        mode: 'sync',
+      await locked;
+      let secondSaw: number | undefined;
+      const second = other.transaction(async (tx) => {
+        secondSaw = (await read(tx, pi)).committed;
       });
-      firstLocked();
-      await gate;
-    });
-    await locked;
-    let secondSaw: number | undefined;
-    const second = other.transaction(async (tx) => {
-      await tx.payments.lockForUpdate(pi);
-      secondSaw = await tx.refunds.sumCommitted(pi);
-    });
-    await sleep(50);
-    expect(secondSaw).toBeUndefined(); // still waiting for the first transaction
-    release();
-    await Promise.all([first, second]);
-    expect(secondSaw).toBe(900);
-  });
+      await sleep(50);
+      expect(secondSaw).toBeUndefined(); // still waiting for the first transaction
+      release();
+      await Promise.all([first, second]);
+      expect(secondSaw).toBe(900);
+    },
+  );
 
   it(`${CONCURRENT} concurrent insertIfAbsent of one event id: exactly one is new`, async () => {
     const other = await h.openSibling();
