@@ -16,7 +16,7 @@ import { runLoad } from './lib/load.js';
 import type { LoadKind, LoadOutput } from './lib/load-types.js';
 import { machineInfo } from './lib/machine.js';
 import { freePort, sampleRss, startProcess, stopProcess, waitReady, type Proc } from './lib/procs.js';
-import { cpuSample, cpuShare, processTicks, US_PER_TICK } from './lib/cpu.js';
+import { cpuSample, cpuShare, mainThreadTicks, processTicks, US_PER_TICK } from './lib/cpu.js';
 import { createProgress } from './lib/progress.js';
 import { deletePrefixed, queueDepth } from './lib/rabbit.js';
 import { writeReport } from './lib/report.js';
@@ -188,6 +188,7 @@ interface Tally {
   cpu: { machine: number; bench: number; other: number; loadAverage: number };
   /** CPU ticks each measured process used during the rounds. */
   procTicks: Record<string, number>;
+  mainTicks: Record<string, number>;
 }
 
 let loadSeq = 0;
@@ -199,6 +200,7 @@ async function loadOnce(m: MeasureSpec, seconds: number, tally: Tally | null): P
   const latencyFile = path.join(tmp, `${prefix}.lat`);
   const sampler = tally ? sampleRss(m.procs) : null;
   const ticksBefore = m.procs.map((p) => processTicks(p.pid));
+  const mainBefore = m.procs.map((p) => mainThreadTicks(p.pid));
   const before = cpuSample();
   let out: LoadOutput;
   try {
@@ -222,6 +224,7 @@ async function loadOnce(m: MeasureSpec, seconds: number, tally: Tally | null): P
   }
   const share = cpuShare(before, cpuSample());
   const ticksAfter = m.procs.map((p) => processTicks(p.pid));
+  const mainAfter = m.procs.map((p) => mainThreadTicks(p.pid));
   if (m.kind === 'refund-async') {
     const text = readFileSync(acceptedFile, 'utf8');
     if (text) m.accepted?.push(...text.split('\n'));
@@ -234,6 +237,8 @@ async function loadOnce(m: MeasureSpec, seconds: number, tally: Tally | null): P
   m.procs.forEach((p, i) => {
     const [a, b] = [ticksBefore[i], ticksAfter[i]];
     if (a != null && b != null) tally.procTicks[p.name] = (tally.procTicks[p.name] ?? 0) + (b - a);
+    const [ma, mb] = [mainBefore[i], mainAfter[i]];
+    if (ma != null && mb != null) tally.mainTicks[p.name] = (tally.mainTicks[p.name] ?? 0) + (mb - ma);
   });
   tally.seconds += w;
   tally.ok += out.ok;
@@ -293,6 +298,12 @@ function finish(t: Tally): LoadScenario {
         t.ok > 0 ? Math.round((ticks * US_PER_TICK) / t.ok) : 0,
       ]),
     ),
+    mainThreadUsPerRequest: Object.fromEntries(
+      Object.entries(t.mainTicks).map(([p, ticks]) => [
+        p,
+        t.ok > 0 ? Math.round((ticks * US_PER_TICK) / t.ok) : 0,
+      ]),
+    ),
   };
   scenarios.push(scenario);
   return scenario;
@@ -309,6 +320,7 @@ const newTally = (spec: MeasureSpec): Tally => ({
   peaks: {},
   cpu: { machine: 0, bench: 0, other: 0, loadAverage: 0 },
   procTicks: {},
+  mainTicks: {},
 });
 
 /**

@@ -57,6 +57,21 @@ export function processTicks(pid: number): number | null {
   return readStat(pid)?.ticks ?? null;
 }
 
+/**
+ * CPU ticks (utime+stime) of a process's main thread alone (its task whose id is the pid): in Node the
+ * JavaScript thread, which is what limits throughput; the rest of processTicks is libuv's pool and V8's
+ * helper threads (GC, compiler). Null once it is gone.
+ */
+export function mainThreadTicks(pid: number): number | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return null;
+  }
+}
+
 /** Microseconds of CPU per tick (USER_HZ). */
 export const US_PER_TICK = 1_000_000 / TICKS;
 

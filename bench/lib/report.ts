@@ -80,23 +80,32 @@ export function renderMarkdown(r: BenchResults): string {
     const base = s.baselineId ? r.scenarios.find((b) => b.id === s.baselineId) : undefined;
     const mine = s.cpuUsPerRequest?.[Object.keys(s.cpuUsPerRequest)[0] ?? ''];
     const theirs = base?.cpuUsPerRequest?.[Object.keys(base.cpuUsPerRequest)[0] ?? ''];
-    return base && mine !== undefined && theirs !== undefined ? [{ s, base, mine, theirs }] : [];
+    const first = (r?: Record<string, number>) => (r ? r[Object.keys(r)[0] ?? ''] : undefined);
+    const mineMain = first(s.mainThreadUsPerRequest);
+    const theirsMain = first(base?.mainThreadUsPerRequest);
+    return base && mine !== undefined && theirs !== undefined
+      ? [{ s, base, mine, theirs, mineMain, theirsMain }]
+      : [];
   });
   if (added.length > 0) {
     lines.push('');
     lines.push('### What the service adds per request');
     lines.push('');
     lines.push(
-      "CPU of the process answering (service or baseline), per answered request, from the same rounds. On a 2-core machine shared with the sandbox and the load generator, the service's throughput follows this figure more than anything else.",
+      "CPU of the process answering (service or baseline), per answered request, from the same rounds: all its threads, and its main (JavaScript) thread alone. On a 2-core machine shared with the sandbox and the load generator, the service's throughput follows these figures more than anything else; the main thread's is the one that caps it.",
     );
     lines.push('');
     lines.push(
-      '| Service scenario | Baseline | Service µs/req | Baseline µs/req | Added µs/req | × baseline |',
+      '| Service scenario | Baseline | Service µs/req | Baseline µs/req | Added µs/req | × baseline | Main thread µs/req, service / baseline | × baseline |',
     );
-    lines.push('|---|---|---:|---:|---:|---:|');
-    for (const { s, base, mine, theirs } of added) {
+    lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
+    for (const { s, base, mine, theirs, mineMain, theirsMain } of added) {
+      const main =
+        mineMain !== undefined && theirsMain !== undefined
+          ? `${f0(mineMain)} / ${f0(theirsMain)} | ${theirsMain > 0 ? f2(mineMain / theirsMain) : '-'}`
+          : '- | -';
       lines.push(
-        `| ${s.id} | ${base.id} | ${f0(mine)} | ${f0(theirs)} | ${f0(mine - theirs)} | ${theirs > 0 ? f2(mine / theirs) : '-'} |`,
+        `| ${s.id} | ${base.id} | ${f0(mine)} | ${f0(theirs)} | ${f0(mine - theirs)} | ${theirs > 0 ? f2(mine / theirs) : '-'} | ${main} |`,
       );
     }
   }

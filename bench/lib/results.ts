@@ -38,6 +38,11 @@ export interface LoadScenario {
    * was doing. Resolution is one 10 ms tick over thousands of requests.
    */
   cpuUsPerRequest: Record<string, number>;
+  /**
+   * The same for each process's main thread alone (the JavaScript thread, which limits its throughput).
+   * Absent in runs before benchmx0ne2tp.
+   */
+  mainThreadUsPerRequest?: Record<string, number>;
   baselineId?: string;
   ratio?: number;
   targetRatio?: number;
