@@ -40,7 +40,7 @@ export interface LoadScenario {
   cpuUsPerRequest: Record<string, number>;
   /**
    * The same for each process's main thread alone (the JavaScript thread, which limits its throughput).
-   * Absent in runs before benchmx0ne2tp.
+   * Absent up to and including run benchmx0ne2tp.
    */
   mainThreadUsPerRequest?: Record<string, number>;
   baselineId?: string;
