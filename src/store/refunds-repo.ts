@@ -354,10 +354,9 @@ const settleAnnouncedPg = queryTemplate<SettleParams & OutboxParams, RefundRow>(
       .selectAll(),
 );
 
-/** Every refund column, selected as `r_<column>` beside a payment row's own columns. */
-const REFUND_COLUMNS = [...INSERT_COLUMNS] as const;
-const JOINED_REFUND_COLUMNS = REFUND_COLUMNS.map((c) => `r.${c} as r_${c}` as const);
-type JoinedRefund = { [C in (typeof REFUND_COLUMNS)[number] as `r_${C}`]: RefundRow[C] | null };
+/** Every refund column (INSERT_COLUMNS names them all), selected as `r_<column>` beside a payment row's own. */
+const JOINED_REFUND_COLUMNS = INSERT_COLUMNS.map((c) => `r.${c} as r_${c}` as const);
+type JoinedRefund = { [C in (typeof INSERT_COLUMNS)[number] as `r_${C}`]: RefundRow[C] | null };
 type AcceptRow = PaymentRow & JoinedRefund & { committed?: number | string | null };
 
 /**
@@ -389,7 +388,7 @@ const lockForAcceptTemplates = {
 function joinedRefund(row: AcceptRow): Refund | null {
   if (row.r_request_id === null || row.r_request_id === undefined) return null;
   const refund: Record<string, unknown> = {};
-  for (const c of REFUND_COLUMNS) refund[c] = row[`r_${c}`];
+  for (const c of INSERT_COLUMNS) refund[c] = row[`r_${c}`];
   return toRefund(refund as RefundRow);
 }
 
