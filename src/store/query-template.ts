@@ -31,6 +31,20 @@ export function preparedStatementName(sql: string): string | undefined {
   return preparedNames.get(sql);
 }
 
+type Execute = (query: CompiledQuery) => Promise<QueryResult<unknown>>;
+
+/** Handles whose template queries skip Kysely's executor (see executeTemplatesWith). */
+const directExecutors = new WeakMap<Kysely<Database>, Execute>();
+
+/**
+ * Templates run on `db` call `execute` instead of `db.executeQuery`. Kysely's executor adds nothing to an
+ * already compiled query but a connection round trip through its provider (several promises and closures
+ * per query); `execute` must do exactly what `db.executeQuery` would, so `db` must have no plugins.
+ */
+export function executeTemplatesWith(db: Kysely<Database>, execute: Execute): void {
+  directExecutors.set(db, execute);
+}
+
 type Slot = { readonly name: string } | { readonly value: unknown };
 
 interface Compiled {
@@ -102,7 +116,9 @@ export function queryTemplate<P extends Record<string, unknown>, R>(
       if (value === undefined) throw new TypeError(`query template ${label}: no value for ${slot.name}`);
       return value;
     });
-    return db.executeQuery<R>({ ...query, parameters } as CompiledQuery<R>);
+    const compiledQuery = { ...query, parameters } as CompiledQuery<R>;
+    const direct = directExecutors.get(db);
+    return direct ? (direct(compiledQuery) as Promise<QueryResult<R>>) : db.executeQuery<R>(compiledQuery);
   }
 
   return {

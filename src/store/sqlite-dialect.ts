@@ -29,10 +29,53 @@ export interface SqliteDialectOptions {
  * And one for throughput: writes of the same event-loop turn share one commit (see the driver).
  */
 export class ImmediateSqliteDialect implements Dialect {
+  #driver: ImmediateSqliteDriver | null = null;
+
   constructor(private readonly options: SqliteDialectOptions) {}
 
   createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.options);
+    if (this.#driver) throw new Error('an ImmediateSqliteDialect serves one Kysely instance');
+    return (this.#driver = new ImmediateSqliteDriver(this.options));
+  }
+
+  /**
+   * Runs `fn` as one transaction (a unit of the group commit), exactly as `db.transaction().execute()`
+   * would, with `unitDb` (see unitDialect) bound to it. Without Kysely's transaction machinery: no
+   * Transaction instance, executor and connection provider per transaction, and the caller can build
+   * what it binds to `unitDb` once.
+   */
+  runUnit<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#requireDriver().runUnit(fn);
+  }
+
+  /** What Kysely's executor does with a compiled query on the store's handle: acquire, run, release. */
+  executeAlone<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    return this.#requireDriver().executeAlone<R>(compiledQuery);
+  }
+
+  /** What Kysely's executor does with a compiled query on the unit handle: run it in the open unit. */
+  executeInUnit<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    return this.#requireDriver().unitConnection().executeQuery<R>(compiledQuery);
+  }
+
+  #requireDriver(): ImmediateSqliteDriver {
+    if (!this.#driver) throw new Error('the Kysely instance of this dialect was not created yet');
+    return this.#driver;
+  }
+
+  /**
+   * A dialect for a second Kysely instance whose every query runs in the unit runUnit has open. One such
+   * instance serves every unit: SQLite has one connection, and a unit holds it from begin to commit.
+   * A query made on it outside a unit fails instead of running outside the transaction.
+   */
+  unitDialect(): Dialect {
+    return {
+      createDriver: () => new UnitDriver(this.#requireDriver()),
+      createQueryCompiler: () => new SqliteQueryCompiler(),
+      createAdapter: () => new TransactionalSqliteAdapter(),
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's own Dialect signature
+      createIntrospector: (db: Kysely<any>) => new SqliteIntrospector(db),
+    };
   }
   createQueryCompiler() {
     return new SqliteQueryCompiler();
@@ -299,6 +342,8 @@ class ImmediateSqliteDriver implements Driver {
   readonly #wal: WalSync | null;
   #group: Group | null = null;
   #commitScheduled = false;
+  /** The lease holding the connection (the mutex), if any. */
+  #holder: Lease | null = null;
 
   constructor(options: SqliteDialectOptions) {
     this.#options = options;
@@ -311,7 +356,40 @@ class ImmediateSqliteDriver implements Driver {
   async acquireConnection(): Promise<DatabaseConnection> {
     // One better-sqlite3 handle per Store: queries queue here, exactly as in Kysely's driver.
     await this.#mutex.lock();
-    return new Lease(this);
+    return (this.#holder = new Lease(this));
+  }
+
+  /** Kysely's TransactionBuilder.execute, step for step, for a caller that needs no Transaction object. */
+  async runUnit<T>(fn: () => Promise<T>): Promise<T> {
+    const lease = (await this.acquireConnection()) as Lease;
+    try {
+      await this.beginTransaction(lease);
+      const result = await fn();
+      await this.commitTransaction(lease);
+      return result;
+    } catch (error) {
+      await this.rollbackTransaction(lease);
+      throw error;
+    } finally {
+      await this.releaseConnection(lease);
+    }
+  }
+
+  /** Kysely's DefaultConnectionProvider around one query. */
+  async executeAlone<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    const lease = (await this.acquireConnection()) as Lease;
+    try {
+      return await this.execute<R>(lease, compiledQuery);
+    } finally {
+      await this.releaseConnection(lease);
+    }
+  }
+
+  /** The connection of the unit runUnit has open. */
+  unitConnection(): DatabaseConnection {
+    const lease = this.#holder;
+    if (!lease?.inUnit) throw new Error('a transaction handle was used outside its transaction');
+    return lease;
   }
 
   async execute<R>(lease: Lease, compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
@@ -424,6 +502,7 @@ class ImmediateSqliteDriver implements Driver {
    */
   async #leave(lease: Lease): Promise<void> {
     lease.released = true;
+    if (this.#holder === lease) this.#holder = null;
     const group = this.#group;
     if (group) {
       if (group.members >= GROUP_MAX_MEMBERS || performance.now() - group.startedAt >= GROUP_MAX_MS) {
@@ -468,6 +547,26 @@ class ImmediateSqliteDriver implements Driver {
     if (this.#group === group) this.#group = null;
     group.reject(error);
   }
+}
+
+/** The driver of unitDialect(): every connection it hands out is the open unit's. */
+class UnitDriver implements Driver {
+  constructor(private readonly driver: ImmediateSqliteDriver) {}
+  async init(): Promise<void> {}
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return this.driver.unitConnection();
+  }
+  async beginTransaction(): Promise<void> {
+    throw new Error('transactions do not nest: this handle already is one');
+  }
+  async commitTransaction(): Promise<void> {
+    throw new Error('transactions do not nest: this handle already is one');
+  }
+  async rollbackTransaction(): Promise<void> {
+    throw new Error('transactions do not nest: this handle already is one');
+  }
+  async releaseConnection(): Promise<void> {}
+  async destroy(): Promise<void> {}
 }
 
 function quoteIdentifier(name: string): string {

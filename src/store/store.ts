@@ -11,6 +11,8 @@ import type { Dialect } from './migrations.js';
 import { createRepos } from './repos.js';
 import type { Repos } from './repos.js';
 import { createSqliteDialect } from './sqlite.js';
+import { ImmediateSqliteDialect } from './sqlite-dialect.js';
+import { executeTemplatesWith } from './query-template.js';
 
 export interface StoreOptions {
   /** `sqlite:<path>`, `sqlite::memory:`, `postgres://...` or `postgresql://...`. */
@@ -86,6 +88,20 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   }
 
   const db = new Kysely<Database>({ dialect: kyselyDialect });
+  // SQLite: every transaction runs as a unit of the driver's group commit, through one Kysely handle and one
+  // set of repositories bound to whichever unit is open (SQLite has one connection; a unit holds it to the end).
+  let sqliteUnits: { dialect: ImmediateSqliteDialect; repos: Repos } | null = null;
+  if (kyselyDialect instanceof ImmediateSqliteDialect) {
+    const sqlite = kyselyDialect;
+    const unitDb = new Kysely<Database>({ dialect: sqlite.unitDialect() });
+    // Neither handle has plugins, so the dialect's own execute paths are what Kysely's executor would do.
+    executeTemplatesWith(db, (q) => sqlite.executeAlone(q));
+    executeTemplatesWith(unitDb, (q) => sqlite.executeInUnit(q));
+    sqliteUnits = {
+      dialect: sqlite,
+      repos: createRepos({ db: unitDb, dialect, inTransaction: true }),
+    };
+  }
   try {
     if (dialect === 'postgres') migrationSchema = await preparePostgresSchema(db, opts.schema);
     await migrateToLatest(db, {
@@ -108,6 +124,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
     async transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
       for (let attempt = 1; ; attempt++) {
         try {
+          if (sqliteUnits) return await sqliteUnits.dialect.runUnit(() => fn(sqliteUnits.repos));
           return await db
             .transaction()
             .execute((trx) => fn(createRepos({ db: trx, dialect, inTransaction: true })));

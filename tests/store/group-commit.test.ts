@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStore, DuplicateKeyError, type Store } from '../../src/store/index.js';
+import { createStore, DuplicateKeyError, type Repos, type Store } from '../../src/store/index.js';
 
 const CONCURRENT = 40;
 
@@ -145,6 +145,22 @@ describe('SQLite group commit', () => {
     const id = uid('lone');
     await store.transaction((tx) => tx.refunds.insert(refund(id)));
     expect(committed(id)).toBe(true);
+  });
+
+  // Every SQLite transaction's repositories run on one handle bound to whichever transaction holds the
+  // connection. Used after its transaction ended, with none open, it must refuse, not write outside any.
+  it('repositories kept after their transaction ended refuse to run', async () => {
+    let kept: Repos | undefined;
+    await store.transaction(async (tx) => {
+      kept = tx;
+    });
+    const late = uid('late');
+    await expect(kept!.refunds.insert(refund(late))).rejects.toThrow(/outside its transaction/);
+    expect(committed(late)).toBe(false);
+    // The store itself is unharmed.
+    const after = uid('after');
+    await store.transaction((tx) => tx.refunds.insert(refund(after)));
+    expect(committed(after)).toBe(true);
   });
 });
 
