@@ -7,11 +7,17 @@ export interface RepoContext {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
   readonly inTransaction: boolean;
+  /**
+   * How this store runs a short transaction of its own, when not Kysely's `db.transaction()` (SQLite: a
+   * unit of the group commit, see ImmediateSqliteDialect.runUnit). Only on a context outside a transaction.
+   */
+  readonly transaction?: <T>(fn: (db: Kysely<Database>) => Promise<T>) => Promise<T>;
 }
 
 /** Runs `fn` in the caller's transaction, or in a short one of its own. */
 export async function atomically<T>(ctx: RepoContext, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
   if (ctx.inTransaction) return fn(ctx.db);
+  if (ctx.transaction) return ctx.transaction(fn);
   return ctx.db.transaction().execute(fn);
 }
 

@@ -90,7 +90,10 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   const db = new Kysely<Database>({ dialect: kyselyDialect });
   // SQLite: every transaction runs as a unit of the driver's group commit, through one Kysely handle and one
   // set of repositories bound to whichever unit is open (SQLite has one connection; a unit holds it to the end).
-  let sqliteUnits: { dialect: ImmediateSqliteDialect; repos: Repos } | null = null;
+  let sqliteUnits: {
+    run: <T>(fn: (db: Kysely<Database>) => Promise<T>) => Promise<T>;
+    repos: Repos;
+  } | null = null;
   if (kyselyDialect instanceof ImmediateSqliteDialect) {
     const sqlite = kyselyDialect;
     const unitDb = new Kysely<Database>({ dialect: sqlite.unitDialect() });
@@ -98,7 +101,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
     executeTemplatesWith(db, (q) => sqlite.executeAlone(q));
     executeTemplatesWith(unitDb, (q) => sqlite.executeInUnit(q));
     sqliteUnits = {
-      dialect: sqlite,
+      run: (fn) => sqlite.runUnit(() => fn(unitDb)),
       repos: createRepos({ db: unitDb, dialect, inTransaction: true }),
     };
   }
@@ -119,12 +122,20 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
 
   return Object.freeze({
     dialect,
-    ...createRepos({ db, dialect, inTransaction: false }),
+    ...createRepos({
+      db,
+      dialect,
+      inTransaction: false,
+      ...(sqliteUnits ? { transaction: sqliteUnits.run } : {}),
+    }),
 
     async transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
       for (let attempt = 1; ; attempt++) {
         try {
-          if (sqliteUnits) return await sqliteUnits.dialect.runUnit(() => fn(sqliteUnits.repos));
+          if (sqliteUnits) {
+            const { repos } = sqliteUnits;
+            return await sqliteUnits.run(() => fn(repos));
+          }
           return await db
             .transaction()
             .execute((trx) => fn(createRepos({ db: trx, dialect, inTransaction: true })));
