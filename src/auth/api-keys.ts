@@ -3,7 +3,7 @@
  * stored, which is safe for 256-bit random keys and keeps lookups O(1). Secret keys (`psk_`) carry
  * scopes; publishable keys (`ppk_`) are for browsers and can only start payments.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { ApiKey, ApiKeysRepo } from '../store/index.js';
 import { DuplicateKeyError } from '../store/index.js';
 
@@ -27,7 +27,7 @@ export function isScope(s: string): s is Scope {
 }
 
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
+  return hash('sha256', key, 'hex');
 }
 
 export function looksLikeKey(key: string): boolean {

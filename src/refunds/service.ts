@@ -5,7 +5,7 @@
  *   crashes never refund twice;
  * - status only moves forward (the store enforces it in one conditional UPDATE).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { Caller } from '../http/operations.js';
@@ -103,7 +103,7 @@ function hashRequest(input: RefundInput): string {
     reason: input.reason ?? null,
     metadata: Object.fromEntries(Object.entries(input.metadata ?? {}).sort(([a], [b]) => a.localeCompare(b))),
   });
-  return createHash('sha256').update(canonical).digest('hex');
+  return hash('sha256', canonical, 'hex');
 }
 
 export function toRefundStatus(stripeStatus: string | null | undefined): RefundStatus {
