@@ -1,0 +1,226 @@
+/**
+ * `npm run bench:ab -- --a=<git rev> [--b=<git rev>] [--scenario=refund-async]`: two builds of the service
+ * side by side against one baseline, in alternating rounds, on SQLite + RabbitMQ. On a shared machine the
+ * same code's req/s moves by a quarter between `npm run bench` runs; measured in one run, interleaved, two
+ * builds see the same weather, so this is how a change is told from noise. See bench/README.md.
+ *
+ * --a, --b: git revisions (b defaults to the working tree as it is). Each is built into a private
+ * directory (a revision through a temporary `git worktree` that borrows this checkout's node_modules).
+ * --scenario: refund-async (vs baseline 1), create-payment-intent or get-payment-intent (vs baseline 2).
+ * --rounds=4, --duration=4 (s measured a round), --warmup=2, --connections=32, --intents=2048 (paid
+ * intents seeded through each service, used round-robin), --keep.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildSnapshot, type AppSnapshot } from './lib/build.js';
+import { mainThreadTicks, US_PER_TICK } from './lib/cpu.js';
+import { runLoad } from './lib/load.js';
+import type { LoadKind } from './lib/load-types.js';
+import { freePort, startProcess, stopProcess, waitReady, type Proc } from './lib/procs.js';
+import { deletePrefixed } from './lib/rabbit.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+function option(name: string, fallback: string): string {
+  const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
+  return flag ? flag.slice(flag.indexOf('=') + 1) : fallback;
+}
+const A = option('a', '');
+const B = option('b', '');
+const SCENARIO = option('scenario', 'refund-async') as LoadKind;
+const ROUNDS = Number(option('rounds', '4'));
+const DURATION = Number(option('duration', '4'));
+const WARMUP = Number(option('warmup', '2'));
+const CONNECTIONS = Number(option('connections', '32'));
+const KEEP = process.argv.includes('--keep');
+const INTENTS = Number(option('intents', '2048'));
+const RABBITMQ_URL = option('rabbitmq-url', 'amqp://guest:guest@127.0.0.1:5672');
+const SECRET_KEY = 'sk_test_bench_ab';
+const SCENARIOS: Record<string, { baseline: 1 | 2; expect: number[] }> = {
+  'refund-async': { baseline: 1, expect: [202] },
+  'create-payment-intent': { baseline: 2, expect: [200] },
+  'get-payment-intent': { baseline: 2, expect: [200] },
+};
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-ab-'));
+const running: Proc[] = [];
+const worktrees: string[] = [];
+const prefix = `benchab${Date.now().toString(36)}`;
+
+async function build(rev: string, name: string): Promise<AppSnapshot> {
+  let root = ROOT;
+  if (rev) {
+    root = path.join(tmp, `src-${name}`);
+    execFileSync('git', ['worktree', 'add', '--detach', root, rev], { cwd: ROOT, stdio: 'ignore' });
+    worktrees.push(root);
+    symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'), 'dir');
+  }
+  return buildSnapshot(root, path.join(tmp, `app-${name}`));
+}
+
+function start(name: string, args: string[], env: Record<string, string>, cwd = tmp): Proc {
+  const proc = startProcess({ name, args, env, cwd, logDir: tmp });
+  running.push(proc);
+  return proc;
+}
+
+async function main(): Promise<void> {
+  const scenario = SCENARIOS[SCENARIO];
+  if (!A || !scenario) {
+    throw new Error(
+      `usage: npm run bench:ab -- --a=<rev> [--b=<rev>] [--scenario=${Object.keys(SCENARIOS).join('|')}]`,
+    );
+  }
+  process.stderr.write(`building a=${A} and b=${B || 'working tree'}\n`);
+  const apps = { a: await build(A, 'a'), b: await build(B, 'b') };
+
+  const sandboxPort = await freePort();
+  start('sandbox', [apps.b.sandboxCli], {
+    SANDBOX_PORT: String(sandboxPort),
+    SANDBOX_SECRET_KEY: SECRET_KEY,
+    LOG_LEVEL: 'warn',
+  });
+  const sandboxBase = `http://127.0.0.1:${sandboxPort}`;
+  for (let i = 0; ; i++) {
+    if (
+      await fetch(`${sandboxBase}/_sandbox/stats`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
+    if (i > 400) throw new Error('the sandbox did not start');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+
+  const baselineFile =
+    scenario.baseline === 1 ? apps.b.baselines.validatorCeiling : apps.b.baselines.stripeDirect;
+  const baselineProc = start(
+    `baseline${scenario.baseline}`,
+    [baselineFile],
+    { PORT: '0', STRIPE_SECRET_KEY: SECRET_KEY, STRIPE_API_BASE: sandboxBase },
+    ROOT,
+  );
+  const baselinePort = Number((await baselineProc.waitForLine(/listening (\d+)/))[1]);
+  const systems = [
+    { name: `baseline ${scenario.baseline}`, base: `http://127.0.0.1:${baselinePort}`, proc: baselineProc },
+  ];
+
+  for (const [name, app] of Object.entries(apps)) {
+    const port = await freePort();
+    const proc = start(name, ['--max-old-space-size=128', '--max-semi-space-size=8', app.main], {
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'warn',
+      VALIDATE_RESPONSES: 'false',
+      API_AUTH: 'off',
+      RATE_LIMIT_PER_MINUTE: '0',
+      STRIPE_SECRET_KEY: SECRET_KEY,
+      STRIPE_API_BASE: sandboxBase,
+      STRIPE_MAX_RPS: '0',
+      DATABASE_URL: `sqlite:${path.join(tmp, `${name}.db`)}`,
+      ROLE: 'api',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      RABBITMQ_URL,
+      QUEUE_PREFIX: `${prefix}.${name}`,
+    });
+    const base = `http://127.0.0.1:${port}`;
+    await waitReady(proc, base);
+    systems.push({ name, base, proc });
+  }
+
+  // Paid intents, created through each service so that its own ledger knows them. Enough of them that the
+  // refunds of a run stay few per intent: the over-refund guard sums an intent's refunds, so refunding the
+  // same few intents thousands of times would measure that sum more than the change under test.
+  const intents: Record<string, string[]> = {};
+  for (const s of systems.slice(1)) {
+    const ids: string[] = [];
+    const seedOne = async (): Promise<void> => {
+      while (ids.length < INTENTS) {
+        const slot = ids.push('') - 1;
+        const res = await fetch(`${s.base}/payment-intent`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            amount: 99_999_999,
+            currency: 'usd',
+            payment_method: 'pm_card_visa',
+            confirm: true,
+          }),
+        });
+        const body = (await res.json()) as { paymentIntentId?: string };
+        if (!res.ok || !body.paymentIntentId) throw new Error(`seeding ${s.name}: ${res.status}`);
+        ids[slot] = body.paymentIntentId;
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, seedOne));
+    intents[s.name] = ids;
+  }
+
+  const results: Record<string, { reqPerSec: number[]; mainUs: number[] }> = {};
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const s of round % 2 === 0 ? systems : [...systems].reverse()) {
+      const spec = {
+        url: s.base,
+        kind: SCENARIO,
+        connections: CONNECTIONS,
+        durationSec: DURATION,
+        ids: intents[s.name] ?? intents['b']!,
+        idPrefix: `${prefix}-${round}-${s.name.replace(/\W/g, '')}`,
+        expectStatus: scenario.expect,
+      };
+      await runLoad({ ...spec, durationSec: WARMUP, idPrefix: `${spec.idPrefix}-w` });
+      const before = mainThreadTicks(s.proc.pid) ?? 0;
+      const out = await runLoad(spec);
+      const mainUs = (((mainThreadTicks(s.proc.pid) ?? 0) - before) * US_PER_TICK) / Math.max(1, out.ok);
+      const r = (results[s.name] ??= { reqPerSec: [], mainUs: [] });
+      r.reqPerSec.push(Math.round(out.okPerSec));
+      r.mainUs.push(Math.round(mainUs));
+      process.stderr.write(
+        `round ${round + 1} ${s.name}: ${Math.round(out.okPerSec)} req/s, main thread ${Math.round(mainUs)} µs/req\n`,
+      );
+    }
+  }
+
+  const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+  const baseline = results[systems[0]!.name]!;
+  console.log(
+    `\n${SCENARIO}, ${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections (a = ${A}, b = ${B || 'working tree'})\n`,
+  );
+  console.log('| | req/s by round | mean req/s | vs baseline | main thread µs/req by round | mean |');
+  console.log('|---|---|---:|---:|---|---:|');
+  for (const [name, r] of Object.entries(results)) {
+    const ratio = name === systems[0]!.name ? '-' : (mean(r.reqPerSec) / mean(baseline.reqPerSec)).toFixed(2);
+    console.log(
+      `| ${name} | ${r.reqPerSec.join(', ')} | ${mean(r.reqPerSec).toFixed(0)} | ${ratio} | ${r.mainUs.join(', ')} | ${mean(r.mainUs).toFixed(0)} |`,
+    );
+  }
+  const a = results['a']!;
+  const b = results['b']!;
+  console.log(
+    `\nb / a: req/s ${(mean(b.reqPerSec) / mean(a.reqPerSec)).toFixed(3)}, main thread µs/req ${(mean(b.mainUs) / mean(a.mainUs)).toFixed(3)}`,
+  );
+}
+
+async function cleanup(): Promise<void> {
+  for (const proc of running.reverse()) await stopProcess(proc, 10_000).catch(() => undefined);
+  await deletePrefixed(RABBITMQ_URL, [`${prefix}.a`, `${prefix}.b`]).catch(() => 0);
+  for (const dir of worktrees) {
+    try {
+      execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: ROOT, stdio: 'ignore' });
+    } catch {
+      // removed with tmp below; `git worktree prune` forgets it
+    }
+  }
+  if (!KEEP && existsSync(tmp)) rmSync(tmp, { recursive: true, force: true });
+  execFileSync('git', ['worktree', 'prune'], { cwd: ROOT, stdio: 'ignore' });
+}
+
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanup());
