@@ -3,14 +3,12 @@
  * from openapi.yaml), so there is no second, hand-written route table to drift from the contract.
  * POSTs carrying an Idempotency-Key are answered once and replayed after, as Stripe does it.
  */
-import { hash as oneShotHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import type { IdempotencyRepo } from '../store/index.js';
 import { renderAndLog, sendProblem } from './errors.js';
 import type { Caller, Handlers, Input, OperationId, RequestContext } from './operations.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from './problem.js';
-
-const sha256Hex = (text: string): string => oneShotHash('sha256', text, 'hex');
 
 interface OpenApiRequestMeta {
   schema?: { operationId?: string };
@@ -92,7 +90,7 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     const idemKey = store && req.method === 'POST' ? ctx.idempotencyKey : undefined;
     const owner = ctx.caller.owner;
     if (idemKey !== undefined) {
-      const hash = sha256Hex(`${operationId}\n${canonical(req.body)}`);
+      const hash = digest('sha256', `${operationId}\n${canonical(req.body)}`, 'hex');
       const begun = await store!.begin(owner, idemKey, hash, IDEMPOTENCY_TTL_MS);
       if (begun.kind === 'replay') {
         res.setHeader('Idempotent-Replayed', 'true');
