@@ -53,7 +53,7 @@ const PG_ADMIN_URL = option('pg-url', 'postgres://postgres@127.0.0.1:5432/test')
 // Paid intents the refund and GET scenarios use round-robin. The over-refund guard sums an intent's refunds
 // on every acceptance, so the scenario's refunds per intent set part of what POST /refund-async costs: with
 // 256 intents (up to and including benchmx0rj3js) a run refunded each intent 60-80 times and the sum kept
-// growing within the run; with 2048 it stays under ten, closer to real payments (one or two refunds).
+// growing within the run; with 2048 it stays around ten, closer to real payments (one or two refunds).
 const SEED_INTENTS = 2048;
 const STATUS_IDS = 1000;
 
