@@ -21,6 +21,7 @@ import { runLoad } from './lib/load.js';
 import type { LoadKind } from './lib/load-types.js';
 import { freePort, startProcess, stopProcess, waitReady, type Proc } from './lib/procs.js';
 import { deletePrefixed } from './lib/rabbit.js';
+import { PRODUCTION_NODE_OPTIONS, seedIntents, serviceEnv, waitForSandbox } from './lib/service.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 function option(name: string, fallback: string): string {
@@ -83,17 +84,7 @@ async function main(): Promise<void> {
     LOG_LEVEL: 'warn',
   });
   const sandboxBase = `http://127.0.0.1:${sandboxPort}`;
-  for (let i = 0; ; i++) {
-    if (
-      await fetch(`${sandboxBase}/_sandbox/stats`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    if (i > 400) throw new Error('the sandbox did not start');
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await waitForSandbox(sandboxBase);
 
   const baselineFile =
     scenario.baseline === 1 ? apps.b.baselines.validatorCeiling : apps.b.baselines.stripeDirect;
@@ -110,22 +101,19 @@ async function main(): Promise<void> {
 
   for (const [name, app] of Object.entries(apps)) {
     const port = await freePort();
-    const proc = start(name, ['--max-old-space-size=128', '--max-semi-space-size=8', app.main], {
-      NODE_ENV: 'development',
-      LOG_LEVEL: 'warn',
-      VALIDATE_RESPONSES: 'false',
-      API_AUTH: 'off',
-      RATE_LIMIT_PER_MINUTE: '0',
-      STRIPE_SECRET_KEY: SECRET_KEY,
-      STRIPE_API_BASE: sandboxBase,
-      STRIPE_MAX_RPS: '0',
-      DATABASE_URL: `sqlite:${path.join(tmp, `${name}.db`)}`,
-      ROLE: 'api',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      RABBITMQ_URL,
-      QUEUE_PREFIX: `${prefix}.${name}`,
-    });
+    const proc = start(
+      name,
+      [...PRODUCTION_NODE_OPTIONS.split(' '), app.main],
+      serviceEnv({
+        port,
+        databaseUrl: `sqlite:${path.join(tmp, `${name}.db`)}`,
+        role: 'api',
+        sandboxBase,
+        secretKey: SECRET_KEY,
+        rabbitmqUrl: RABBITMQ_URL,
+        queuePrefix: `${prefix}.${name}`,
+      }),
+    );
     const base = `http://127.0.0.1:${port}`;
     await waitReady(proc, base);
     systems.push({ name, base, proc });
@@ -135,29 +123,7 @@ async function main(): Promise<void> {
   // refunds of a run stay few per intent: the over-refund guard sums an intent's refunds, so refunding the
   // same few intents thousands of times would measure that sum more than the change under test.
   const intents: Record<string, string[]> = {};
-  for (const s of systems.slice(1)) {
-    const ids: string[] = [];
-    const seedOne = async (): Promise<void> => {
-      while (ids.length < INTENTS) {
-        const slot = ids.push('') - 1;
-        const res = await fetch(`${s.base}/payment-intent`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({
-            amount: 99_999_999,
-            currency: 'usd',
-            payment_method: 'pm_card_visa',
-            confirm: true,
-          }),
-        });
-        const body = (await res.json()) as { paymentIntentId?: string };
-        if (!res.ok || !body.paymentIntentId) throw new Error(`seeding ${s.name}: ${res.status}`);
-        ids[slot] = body.paymentIntentId;
-      }
-    };
-    await Promise.all(Array.from({ length: 16 }, seedOne));
-    intents[s.name] = ids;
-  }
+  for (const s of systems.slice(1)) intents[s.name] = await seedIntents(s.base, INTENTS);
 
   const results: Record<string, { reqPerSec: number[]; mainUs: number[] }> = {};
   for (let round = 0; round < ROUNDS; round++) {

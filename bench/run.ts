@@ -19,6 +19,7 @@ import { freePort, sampleRss, startProcess, stopProcess, waitReady, type Proc } 
 import { cpuSample, cpuShare, mainThreadTicks, processTicks, US_PER_TICK } from './lib/cpu.js';
 import { createProgress } from './lib/progress.js';
 import { deletePrefixed, queueDepth } from './lib/rabbit.js';
+import { PRODUCTION_NODE_OPTIONS, seedIntents, serviceEnv, waitForSandbox } from './lib/service.js';
 import { writeReport } from './lib/report.js';
 import type { BenchResults, DrainRun, DurabilityCheck, LoadScenario, ReadyTime } from './lib/results.js';
 
@@ -42,9 +43,7 @@ const OUT_DIR = path.resolve(ROOT, option('out', 'bench/results'));
 /** Reuse a snapshot from an earlier run (development of the bench itself); default: build a fresh one. */
 const APP_DIR = option('app', '');
 /** Extra node flags for service processes only (e.g. heap limits); default: none, as `node dist/src/main.bundle.mjs`. */
-// The heap settings the Dockerfile gives the service in production (its NODE_OPTIONS), so the bench measures
-// the service as deployed; `--service-node-options=` (empty) measures Node's defaults instead.
-const PRODUCTION_NODE_OPTIONS = '--max-old-space-size=128 --max-semi-space-size=8';
+// The service as deployed (PRODUCTION_NODE_OPTIONS); `--service-node-options=` (empty) measures Node's defaults instead.
 const SERVICE_NODE_OPTIONS = option('service-node-options', PRODUCTION_NODE_OPTIONS)
   .split(' ')
   .filter(Boolean);
@@ -116,25 +115,16 @@ interface RunningService {
 
 async function startService(spec: ServiceSpec): Promise<RunningService> {
   const port = await freePort();
-  const env: Record<string, string> = {
-    NODE_ENV: 'development',
-    LOG_LEVEL: 'warn',
-    VALIDATE_RESPONSES: 'false',
-    API_AUTH: spec.auth ? 'on' : 'off',
-    RATE_LIMIT_PER_MINUTE: '0',
-    STRIPE_SECRET_KEY: SECRET_KEY,
-    STRIPE_API_BASE: sandboxBase,
-    STRIPE_MAX_RPS: '0',
-    DATABASE_URL: spec.databaseUrl,
-    ROLE: spec.role,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    ...(spec.auth
-      ? { API_KEYS: `bench|payments:read,payments:write,refunds:read,refunds:write|${API_KEY}` }
-      : {}),
-    ...(spec.broker === 'rabbitmq' ? { RABBITMQ_URL } : {}),
-    ...(spec.prefix ? { QUEUE_PREFIX: spec.prefix } : {}),
-  };
+  const env = serviceEnv({
+    port,
+    databaseUrl: spec.databaseUrl,
+    role: spec.role,
+    sandboxBase,
+    secretKey: SECRET_KEY,
+    ...(spec.broker === 'rabbitmq' ? { rabbitmqUrl: RABBITMQ_URL } : {}),
+    ...(spec.prefix ? { queuePrefix: spec.prefix } : {}),
+    ...(spec.auth ? { apiKey: API_KEY } : {}),
+  });
   if (spec.prefix && !rabbitPrefixes.includes(spec.prefix)) rabbitPrefixes.push(spec.prefix);
   // cwd is the temp dir so a developer's .env in the checkout cannot change what is measured.
   const proc = startProcess({
@@ -377,37 +367,6 @@ function compare(s: LoadScenario, baseline: LoadScenario, target: number): void 
 
 // ---------------------------------------------------------------------------------------- helper calls
 
-async function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-  });
-  const json = (await res.json()) as Record<string, unknown>;
-  if (!res.ok) throw new Error(`POST ${url}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-/** Paid intents the refund scenarios draw on: confirmed through the service, so its ledger knows them. */
-async function seedIntents(base: string, n: number, auth = false): Promise<string[]> {
-  const ids: string[] = [];
-  const next = async (): Promise<void> => {
-    while (ids.length < n) {
-      ids.push('');
-      const slot = ids.length - 1;
-      const pi = await postJson(
-        `${base}/payment-intent`,
-        { amount: 99_999_999, currency: 'usd', payment_method: 'pm_card_visa', confirm: true },
-        authHeaders(auth),
-      );
-      if (pi['status'] !== 'succeeded') throw new Error(`seed intent is ${String(pi['status'])}`);
-      ids[slot] = String(pi['paymentIntentId']);
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, next));
-  return ids;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitOutboxEmpty(ledger: Ledger, timeoutMs: number): Promise<number> {
@@ -454,7 +413,7 @@ plan.push({
     });
     running.add(sandbox);
     sandboxBase = `http://127.0.0.1:${port}`;
-    await waitForSandbox();
+    await waitForSandbox(sandboxBase);
     b1 = await startBaseline('baseline1', app.baselines.validatorCeiling);
     b2 = await startBaseline('baseline2', app.baselines.stripeDirect, {
       STRIPE_SECRET_KEY: SECRET_KEY,
@@ -462,19 +421,6 @@ plan.push({
     });
   },
 });
-
-async function waitForSandbox(): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    try {
-      const res = await fetch(`${sandboxBase}/_sandbox/stats`);
-      if (res.ok) return;
-    } catch {
-      // not up yet
-    }
-    await sleep(25);
-  }
-  throw new Error('sandbox did not start');
-}
 
 for (const store of STORES) {
   const s: {
@@ -662,7 +608,7 @@ for (const store of STORES) {
           auth: true,
         });
         try {
-          const intents = await seedIntents(svc.base, 16, true);
+          const intents = await seedIntents(svc.base, 16, authHeaders(true));
           const accepted: string[] = [];
           // Refunds owned by the key's owner, for the status reads below (not measured).
           const fill = await runLoad({
