@@ -39,10 +39,9 @@ export class ImmediateSqliteDialect implements Dialect {
   }
 
   /**
-   * Runs `fn` as one transaction (a unit of the group commit), exactly as `db.transaction().execute()`
-   * would, with `unitDb` (see unitDialect) bound to it. Without Kysely's transaction machinery: no
-   * Transaction instance, executor and connection provider per transaction, and the caller can build
-   * what it binds to `unitDb` once.
+   * Runs `fn` as one transaction (a unit of the group commit), as `db.transaction().execute()` would, but
+   * without a Kysely Transaction, executor and connection provider per call: `fn` runs its queries on a
+   * Kysely handle made once with unitDialect(), which reaches whichever unit is open.
    */
   runUnit<T>(fn: () => Promise<T>): Promise<T> {
     return this.#requireDriver().runUnit(fn);
