@@ -9,14 +9,16 @@
  * --scenario: refund-async (vs baseline 1), create-payment-intent or get-payment-intent (vs baseline 2).
  * --rounds=4, --duration=4 (s measured a round), --warmup=2, --connections=32, --intents=2048 (paid
  * intents seeded through each service, used round-robin), --keep.
+ * --cpu-prof=<dir>: both builds run with `node --cpu-prof`; their profiles (written when they stop) are
+ * moved to <dir>/a.cpuprofile, <dir>/b.cpuprofile and <dir>/baseline.cpuprofile.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSnapshot, type AppSnapshot } from './lib/build.js';
-import { mainThreadTicks, US_PER_TICK } from './lib/cpu.js';
+import { mainThreadUserSys, processTicks, US_PER_TICK } from './lib/cpu.js';
 import { runLoad } from './lib/load.js';
 import type { LoadKind } from './lib/load-types.js';
 import { freePort, startProcess, stopProcess, waitReady, type Proc } from './lib/procs.js';
@@ -36,6 +38,7 @@ const DURATION = Number(option('duration', '4'));
 const WARMUP = Number(option('warmup', '2'));
 const CONNECTIONS = Number(option('connections', '32'));
 const KEEP = process.argv.includes('--keep');
+const CPU_PROF = option('cpu-prof', '');
 const INTENTS = Number(option('intents', '2048'));
 const RABBITMQ_URL = option('rabbitmq-url', 'amqp://guest:guest@127.0.0.1:5672');
 const SECRET_KEY = 'sk_test_bench_ab';
@@ -61,6 +64,10 @@ async function build(rev: string, name: string): Promise<AppSnapshot> {
   return buildSnapshot(root, path.join(tmp, `app-${name}`));
 }
 
+function profileFlags(name: string): string[] {
+  return CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(tmp, `prof-${name}`)}`] : [];
+}
+
 function start(name: string, args: string[], env: Record<string, string>, cwd = tmp): Proc {
   const proc = startProcess({ name, args, env, cwd, logDir: tmp });
   running.push(proc);
@@ -78,7 +85,7 @@ async function main(): Promise<void> {
   const apps = { a: await build(A, 'a'), b: await build(B, 'b') };
 
   const sandboxPort = await freePort();
-  start('sandbox', [apps.b.sandboxCli], {
+  const sandbox = start('sandbox', [apps.b.sandboxCli], {
     SANDBOX_PORT: String(sandboxPort),
     SANDBOX_SECRET_KEY: SECRET_KEY,
     LOG_LEVEL: 'warn',
@@ -90,7 +97,7 @@ async function main(): Promise<void> {
     scenario.baseline === 1 ? apps.b.baselines.validatorCeiling : apps.b.baselines.stripeDirect;
   const baselineProc = start(
     `baseline${scenario.baseline}`,
-    [baselineFile],
+    [...profileFlags('baseline'), baselineFile],
     { PORT: '0', STRIPE_SECRET_KEY: SECRET_KEY, STRIPE_API_BASE: sandboxBase },
     ROOT,
   );
@@ -103,7 +110,7 @@ async function main(): Promise<void> {
     const port = await freePort();
     const proc = start(
       name,
-      [...PRODUCTION_NODE_OPTIONS.split(' '), app.main],
+      [...PRODUCTION_NODE_OPTIONS.split(' '), ...profileFlags(name), app.main],
       serviceEnv({
         port,
         databaseUrl: `sqlite:${path.join(tmp, `${name}.db`)}`,
@@ -123,9 +130,18 @@ async function main(): Promise<void> {
   // refunds of a run stay few per intent: the over-refund guard sums an intent's refunds, so refunding the
   // same few intents thousands of times would measure that sum more than the change under test.
   const intents: Record<string, string[]> = {};
-  for (const s of systems.slice(1)) intents[s.name] = await seedIntents(s.base, INTENTS);
+  // POST /payment-intent needs none, and without them a profile holds only the scenario's requests.
+  const seeds = SCENARIO === 'create-payment-intent' ? 0 : INTENTS;
+  const served: Record<string, number> = {};
+  for (const s of systems.slice(1)) {
+    intents[s.name] = await seedIntents(s.base, seeds);
+    served[s.name] = seeds;
+  }
 
-  const results: Record<string, { reqPerSec: number[]; mainUs: number[] }> = {};
+  const results: Record<
+    string,
+    { reqPerSec: number[]; mainUs: number[]; sysUs: number[]; sandboxUs: number[] }
+  > = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of round % 2 === 0 ? systems : [...systems].reverse()) {
       const spec = {
@@ -137,15 +153,24 @@ async function main(): Promise<void> {
         idPrefix: `${prefix}-${round}-${s.name.replace(/\W/g, '')}`,
         expectStatus: scenario.expect,
       };
-      await runLoad({ ...spec, durationSec: WARMUP, idPrefix: `${spec.idPrefix}-w` });
-      const before = mainThreadTicks(s.proc.pid) ?? 0;
+      const warm = await runLoad({ ...spec, durationSec: WARMUP, idPrefix: `${spec.idPrefix}-w` });
+      const before = mainThreadUserSys(s.proc.pid) ?? { user: 0, sys: 0 };
+      const sandboxBefore = processTicks(sandbox.pid) ?? 0;
       const out = await runLoad(spec);
-      const mainUs = (((mainThreadTicks(s.proc.pid) ?? 0) - before) * US_PER_TICK) / Math.max(1, out.ok);
-      const r = (results[s.name] ??= { reqPerSec: [], mainUs: [] });
+      const after = mainThreadUserSys(s.proc.pid) ?? before;
+      const sandboxTicks = (processTicks(sandbox.pid) ?? 0) - sandboxBefore;
+      const perReq = (ticks: number) => (ticks * US_PER_TICK) / Math.max(1, out.ok);
+      const mainUs = perReq(after.user - before.user + after.sys - before.sys);
+      const sysUs = perReq(after.sys - before.sys);
+      const sandboxUs = perReq(sandboxTicks);
+      served[s.name] = (served[s.name] ?? 0) + warm.ok + out.ok;
+      const r = (results[s.name] ??= { reqPerSec: [], mainUs: [], sysUs: [], sandboxUs: [] });
+      r.sandboxUs.push(Math.round(sandboxUs));
       r.reqPerSec.push(Math.round(out.okPerSec));
       r.mainUs.push(Math.round(mainUs));
+      r.sysUs.push(Math.round(sysUs));
       process.stderr.write(
-        `round ${round + 1} ${s.name}: ${Math.round(out.okPerSec)} req/s, main thread ${Math.round(mainUs)} µs/req\n`,
+        `round ${round + 1} ${s.name}: ${Math.round(out.okPerSec)} req/s, main thread ${Math.round(mainUs)} µs/req (kernel ${Math.round(sysUs)}), sandbox ${Math.round(sandboxUs)} µs/req\n`,
       );
     }
   }
@@ -155,16 +180,23 @@ async function main(): Promise<void> {
   console.log(
     `\n${SCENARIO}, ${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections (a = ${A}, b = ${B || 'working tree'})\n`,
   );
-  console.log('| | req/s by round | mean req/s | vs baseline | main thread µs/req by round | mean |');
-  console.log('|---|---|---:|---:|---|---:|');
+  console.log(
+    '| | req/s by round | mean req/s | vs baseline | main thread µs/req by round | mean | of which kernel | sandbox µs/req |',
+  );
+  console.log('|---|---|---:|---:|---|---:|---:|---:|');
   for (const [name, r] of Object.entries(results)) {
     const ratio = name === systems[0]!.name ? '-' : (mean(r.reqPerSec) / mean(baseline.reqPerSec)).toFixed(2);
     console.log(
-      `| ${name} | ${r.reqPerSec.join(', ')} | ${mean(r.reqPerSec).toFixed(0)} | ${ratio} | ${r.mainUs.join(', ')} | ${mean(r.mainUs).toFixed(0)} |`,
+      `| ${name} | ${r.reqPerSec.join(', ')} | ${mean(r.reqPerSec).toFixed(0)} | ${ratio} | ${r.mainUs.join(', ')} | ${mean(r.mainUs).toFixed(0)} | ${mean(r.sysUs).toFixed(0)} | ${mean(r.sandboxUs).toFixed(0)} |`,
     );
   }
   const a = results['a']!;
   const b = results['b']!;
+  console.log(
+    CPU_PROF
+      ? `\nrequests answered while profiled (warm-ups, rounds, seeding): ${JSON.stringify(served)}`
+      : '',
+  );
   console.log(
     `\nb / a: req/s ${(mean(b.reqPerSec) / mean(a.reqPerSec)).toFixed(3)}, main thread µs/req ${(mean(b.mainUs) / mean(a.mainUs)).toFixed(3)}`,
   );
@@ -172,6 +204,14 @@ async function main(): Promise<void> {
 
 async function cleanup(): Promise<void> {
   for (const proc of running.reverse()) await stopProcess(proc, 10_000).catch(() => undefined);
+  if (CPU_PROF) {
+    mkdirSync(CPU_PROF, { recursive: true });
+    for (const name of ['a', 'b', 'baseline']) {
+      const dir = path.join(tmp, `prof-${name}`);
+      const file = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith('.cpuprofile')) : undefined;
+      if (file) renameSync(path.join(dir, file), path.join(CPU_PROF, `${name}.cpuprofile`));
+    }
+  }
   await deletePrefixed(RABBITMQ_URL, [`${prefix}.a`, `${prefix}.b`]).catch(() => 0);
   for (const dir of worktrees) {
     try {

@@ -63,10 +63,16 @@ export function processTicks(pid: number): number | null {
  * helper threads (GC, compiler). Null once it is gone.
  */
 export function mainThreadTicks(pid: number): number | null {
+  const t = mainThreadUserSys(pid);
+  return t && t.user + t.sys;
+}
+
+/** The main thread's user and system (kernel) ticks apart. Null once it is gone. */
+export function mainThreadUserSys(pid: number): { user: number; sys: number } | null {
   try {
     const text = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
     const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
+    return { user: Number(f[11]), sys: Number(f[12]) };
   } catch {
     return null;
   }
