@@ -226,6 +226,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   } catch (err) {
     problems.push(`API_KEYS: ${(err as Error).message}`);
   }
+  const rabbitUrl = rabbitUrlFromEnv(e);
+  if (e.ROLE !== 'all' && rabbitUrl === null) {
+    // The in-process queue exists inside one process: an API process's refunds would reach no worker,
+    // and a worker process would wait on a queue nobody can publish to.
+    problems.push(
+      `ROLE: ${e.ROLE} needs RabbitMQ (RABBITMQ_URL or RABBITMQ_HOST); without it only ROLE=all runs, with the in-process queue`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const embedded = !e.STRIPE_SECRET_KEY;
 
@@ -246,7 +254,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
     },
     database: { url: e.DATABASE_URL },
-    rabbitmq: { url: rabbitUrlFromEnv(e), queuePrefix: e.QUEUE_PREFIX ?? null },
+    rabbitmq: { url: rabbitUrl, queuePrefix: e.QUEUE_PREFIX ?? null },
     worker: {
       prefetch: e.WORKER_PREFETCH,
       maxAttempts: e.WORKER_MAX_ATTEMPTS,

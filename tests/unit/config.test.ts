@@ -78,6 +78,16 @@ describe('config', () => {
     );
   });
 
+  it('runs an API-only or worker-only process only with RabbitMQ: the in-process queue cannot join two processes', () => {
+    for (const role of ['api', 'worker']) {
+      expect(problemsOf({ ROLE: role })).toEqual([
+        `ROLE: ${role} needs RabbitMQ (RABBITMQ_URL or RABBITMQ_HOST); without it only ROLE=all runs, with the in-process queue`,
+      ]);
+      expect(loadConfig({ ROLE: role, RABBITMQ_HOST: 'rabbit' }).role).toBe(role);
+    }
+    expect(loadConfig({ ROLE: 'all' }).rabbitmq.url).toBeNull();
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ PORT: '', STRIPE_SECRET_KEY: '' }).stripe.mode).toBe('sandbox');
   });
