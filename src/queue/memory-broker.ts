@@ -6,6 +6,11 @@
  *
  * Differences that do not change the contract: a delay queue releases each message on its own
  * timer (no head-of-line wait), and only the `delivery_limit` death is recorded in `x-death`.
+ *
+ * One difference that does: the queues other services read (the responses queue) and the dead-letter
+ * queues keep at most `retainLimit` messages each, dropping the oldest. Over RabbitMQ other processes
+ * consume them; in process nobody can, so without a bound every refund outcome would stay in memory
+ * until the heap ran out. The ledger keeps every outcome either way (GET /refund-status).
  */
 import { pino, type Logger } from 'pino';
 import { BrokerUnavailableError, PublishError } from './errors.js';
@@ -52,7 +57,14 @@ export interface MemoryBrokerOptions {
   logger?: Logger;
   /** Bound on waiting for in-flight handlers in cancel() and close() (default 30 s). */
   drainTimeoutMs?: number;
+  /**
+   * Most messages kept in the responses queue and in each dead-letter queue (default 10,000); past it
+   * the oldest is dropped. Work queues (refund requests, their retries) are never bounded.
+   */
+  retainLimit?: number;
 }
+
+export const DEFAULT_RETAIN_LIMIT = 10_000;
 
 interface StoredMessage {
   /** Kept serialised, so consumers get a copy exactly as the RabbitMQ driver would hand it over. */
@@ -100,6 +112,11 @@ class MemoryBroker implements Broker {
   private readonly deliveryLimit: number;
   private readonly logger: Logger;
   private readonly drainTimeoutMs: number;
+  private readonly retainLimit: number;
+  /** Queues whose messages nobody in this process needs: the responses queue and every dead-letter queue. */
+  private readonly retained = new Set<string>();
+  /** Messages dropped so far from each retained queue. */
+  private readonly dropped = new Map<string, number>();
   private readonly queues = new Map<string, MemoryQueue>();
   private readonly exchanges = new Map<string, Binding[]>();
   private readonly stateListeners = new Set<(connected: boolean) => void>();
@@ -113,6 +130,10 @@ class MemoryBroker implements Broker {
     this.deliveryLimit = validateDeliveryLimit(opts.deliveryLimit);
     this.logger = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'memory-queue' });
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
+    this.retainLimit = opts.retainLimit ?? DEFAULT_RETAIN_LIMIT;
+    if (!Number.isInteger(this.retainLimit) || this.retainLimit < 1)
+      throw new RangeError('retainLimit must be a positive integer');
+    this.retained.add(this.topology.responses);
     this.declare(baseTopologySpecs(this.topology, this.delays, this.deliveryLimit));
     this.exchanges.set(this.topology.events, []);
   }
@@ -168,6 +189,9 @@ class MemoryBroker implements Broker {
 
   private declare(specs: readonly QueueSpec[]): void {
     for (const spec of specs) {
+      // A work queue's dead-letter target (delay queues dead-letter back into their work queue).
+      if (spec.deliveryLimit !== undefined && spec.deadLetterTo !== undefined)
+        this.retained.add(spec.deadLetterTo);
       if (this.queues.has(spec.name)) continue;
       this.queues.set(spec.name, {
         spec,
@@ -237,7 +261,21 @@ class MemoryBroker implements Broker {
       return;
     }
     queue.ready.push(message);
+    if (queue.ready.length > this.retainLimit && this.retained.has(queueName)) this.dropOldest(queue);
     this.scheduleDispatch(queue);
+  }
+
+  private dropOldest(queue: MemoryQueue): void {
+    const name = queue.spec.name;
+    queue.ready.shift();
+    const dropped = (this.dropped.get(name) ?? 0) + 1;
+    this.dropped.set(name, dropped);
+    // Once, then every further retainLimit: enough to notice, never one line per message.
+    if (dropped === 1 || dropped % this.retainLimit === 0)
+      this.logger.warn(
+        { queue: name, limit: this.retainLimit, dropped },
+        'in-process queue full: dropping its oldest messages (nobody in this process consumes it)',
+      );
   }
 
   /** Broker-side moves (expiry, delivery limit) have nobody to report a failure to but the log. */
