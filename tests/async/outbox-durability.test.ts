@@ -28,6 +28,7 @@ import {
   startStripe,
   uniqueTag,
   waitFor,
+  ledgerRows,
   type InProcessService,
   type StripeStandIn,
 } from './support/harness.js';
@@ -121,17 +122,31 @@ describe('embedded mode (in-process queue)', () => {
       ...clusterEnv(stripe, { url: `sqlite:${path.join(dir, 'ledger.db')}` }, tag),
       RABBITMQ_URL: '',
     };
-    // An API-only run: the in-process queue takes the messages, then the process goes away with them.
-    const first = await startInProcess({ env, topology });
+    // A run whose worker cannot reach Stripe: every refund fails its first attempt and waits in the
+    // in-process retry queue for a minute, then the process goes away with those messages.
+    const first = await startInProcess(
+      { env, topology },
+      { ROLE: 'all', WORKER_RETRY_DELAYS_MS: '60000', WORKER_MAX_ATTEMPTS: '50' },
+    );
     services.push(first);
     expect(first.deps.broker.kind).toBe('memory');
     expect(first.lines.some((l) => l.includes('refunds are queued in process'))).toBe(true);
     const intents = await paidIntents(first.url, 3, 9_000);
     const orders = refundOrders(tag, intents, 3, 3_000);
     const keys = orders.map((o) => o.request_id);
+    await stripe.faults({ error_rate: 1, match: { method: 'POST', path_prefix: '/v1/refunds' } });
     await pool(orders, 5, (o) => postRefundAsync(first.url, o));
-    await first.deps.relay.drain(5_000);
+    const tried = await waitFor(
+      () => ledgerRows(first, keys),
+      (rows) => rows.length === keys.length && rows.every((r) => r.attempts >= 1),
+      20_000,
+    );
+    // Tried, and not final: waiting for its retry or still inside the SDK's own retries.
+    expect(tried.map((r) => r.attempts >= 1 && ['pending', 'processing'].includes(r.status))).toEqual(
+      keys.map(() => true),
+    );
     await first.close();
+    await stripe.faults({});
     expect((await stripe.refundsByRequest()).size).toBe(0);
 
     const second = await startInProcess({ env, topology }, { ROLE: 'all' });
