@@ -64,7 +64,7 @@ export interface MemoryBrokerOptions {
   retainLimit?: number;
 }
 
-export const DEFAULT_RETAIN_LIMIT = 10_000;
+const DEFAULT_RETAIN_LIMIT = 10_000;
 
 interface StoredMessage {
   /** Kept serialised, so consumers get a copy exactly as the RabbitMQ driver would hand it over. */

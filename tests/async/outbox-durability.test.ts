@@ -17,6 +17,7 @@ import {
   clusterEnv,
   countsOf,
   expectExactlyOnce,
+  ledgerRows,
   paidIntents,
   peekRabbit,
   pgSchema,
@@ -28,7 +29,6 @@ import {
   startStripe,
   uniqueTag,
   waitFor,
-  ledgerRows,
   type InProcessService,
   type StripeStandIn,
 } from './support/harness.js';

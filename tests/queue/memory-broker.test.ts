@@ -28,7 +28,7 @@ async function publishMany(b: Broker, queue: string, n: number): Promise<void> {
 }
 
 describe('in-process queue (embedded mode)', () => {
-  it('keeps only the newest responses once the limit is reached, and says so once in the log', async () => {
+  it('keeps only the newest responses once the limit is reached, and logs the first drop and every limit-th', async () => {
     const { broker: b, lines } = await broker(3);
     await publishMany(b, names.responses, 7);
 
