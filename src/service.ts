@@ -71,6 +71,9 @@ export interface Deps {
   close(): Promise<void>;
 }
 
+/** Payment intents, charges, refunds, sessions and payment methods the embedded sandbox keeps, each. */
+const EMBEDDED_SANDBOX_MAX_OBJECTS = 10_000;
+
 const EMBEDDED_NOTICE =
   'EMBEDDED MODE: Stripe is an in-process sandbox (no real money moves); set STRIPE_SECRET_KEY for real Stripe';
 
@@ -109,6 +112,8 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
         port: config.sandbox.port,
         secretKey,
         logger: logger.child({ component: 'sandbox' }),
+        // It lives in this process: keep its memory bounded however long the service runs.
+        maxObjects: EMBEDDED_SANDBOX_MAX_OBJECTS,
       });
       closers.push(() => sandbox!.close());
       apiBase = new URL(sandbox.url);

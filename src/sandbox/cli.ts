@@ -3,7 +3,8 @@
  *
  * SANDBOX_PORT (default 12111), SANDBOX_HOST (default 127.0.0.1), SANDBOX_WEBHOOK_URL,
  * SANDBOX_WEBHOOK_SECRET (falls back to STRIPE_WEBHOOK_SECRET), SANDBOX_SECRET_KEY,
- * SANDBOX_REFUND_SETTLE_DELAY_MS, SANDBOX_PUBLIC_URL (base of hosted checkout links), LOG_LEVEL (default info).
+ * SANDBOX_REFUND_SETTLE_DELAY_MS, SANDBOX_PUBLIC_URL (base of hosted checkout links), SANDBOX_MAX_OBJECTS
+ * (keep only the newest that many of each kind of object; default 0, all), LOG_LEVEL (default info).
  */
 import { pino } from 'pino';
 import { startSandbox, type SandboxOptions } from './index.js';
@@ -28,6 +29,8 @@ async function main(): Promise<void> {
     refundSettleDelayMs: integerFromEnv('SANDBOX_REFUND_SETTLE_DELAY_MS', 1000, 0, 86_400_000),
     logger,
   };
+  const maxObjects = integerFromEnv('SANDBOX_MAX_OBJECTS', 0, 0, 100_000_000);
+  if (maxObjects > 0) options.maxObjects = maxObjects;
   const publicUrl = process.env['SANDBOX_PUBLIC_URL'];
   if (publicUrl) options.publicUrl = publicUrl;
   const secretKey = process.env['SANDBOX_SECRET_KEY'];

@@ -3,22 +3,28 @@ import { invalidRequest } from './stripe-error.js';
 /**
  * Objects of one type in creation order, with O(1) lookup by id. Each object gets a sequence
  * number at insertion; lists use it as a stable cursor position. With `maxSize` the oldest
- * objects are dropped (in batches, so eviction stays amortised O(1)).
+ * objects are dropped (in batches, so eviction stays amortised O(1)), and `onEvict` hears which,
+ * so indexes kept elsewhere can forget them too.
  */
 export class Collection<T extends { id: string }> {
   private items: T[] = [];
   private base = 0;
   private readonly seqById = new Map<string, number>();
 
-  constructor(private readonly maxSize = Number.POSITIVE_INFINITY) {}
+  constructor(
+    private readonly maxSize = Number.POSITIVE_INFINITY,
+    private readonly onEvict?: (evicted: readonly T[]) => void,
+  ) {}
 
   add(item: T): void {
     this.seqById.set(item.id, this.base + this.items.length);
     this.items.push(item);
     if (this.items.length > this.maxSize) {
       const drop = Math.max(1, Math.ceil(this.maxSize / 10));
-      for (const old of this.items.splice(0, drop)) this.seqById.delete(old.id);
+      const evicted = this.items.splice(0, drop);
+      for (const old of evicted) this.seqById.delete(old.id);
       this.base += drop;
+      this.onEvict?.(evicted);
     }
   }
 

@@ -28,18 +28,45 @@ export interface SessionExtras {
   attemptIntentId: string | null;
 }
 
+/**
+ * Every object the sandbox has made. With `maxObjects` each kind keeps only its newest that many (the
+ * oldest answer 404 like an unknown id), and what indexes them goes with them: a long-running embedded
+ * service must not grow with every payment it has ever seen.
+ */
 export class SandboxState {
-  readonly paymentIntents = new Collection<PaymentIntentObject>();
-  readonly charges = new Collection<ChargeObject>();
-  readonly refunds = new Collection<RefundObject>();
-  readonly checkoutSessions = new Collection<CheckoutSessionObject>();
-  readonly paymentMethods = new Map<string, PaymentMethodObject>();
   /** The test card behind each PaymentMethod and charge: it decides declines and refund outcomes. */
   readonly cardOf = new Map<string, TestCard>();
   readonly chargesByIntent = new Map<string, ChargeObject[]>();
   readonly refundsByCharge = new Map<string, RefundObject[]>();
   readonly refundsByIntent = new Map<string, RefundObject[]>();
   readonly sessionExtras = new Map<string, SessionExtras>();
+  readonly paymentIntents: Collection<PaymentIntentObject>;
+  readonly charges: Collection<ChargeObject>;
+  readonly refunds: Collection<RefundObject>;
+  readonly checkoutSessions: Collection<CheckoutSessionObject>;
+  readonly paymentMethods: Collection<PaymentMethodObject>;
+
+  constructor(maxObjects = Number.POSITIVE_INFINITY) {
+    this.paymentIntents = new Collection(maxObjects, (gone) => {
+      for (const pi of gone) {
+        this.chargesByIntent.delete(pi.id);
+        this.refundsByIntent.delete(pi.id);
+      }
+    });
+    this.charges = new Collection(maxObjects, (gone) => {
+      for (const charge of gone) {
+        this.refundsByCharge.delete(charge.id);
+        this.cardOf.delete(charge.id);
+      }
+    });
+    this.refunds = new Collection(maxObjects);
+    this.checkoutSessions = new Collection(maxObjects, (gone) => {
+      for (const session of gone) this.sessionExtras.delete(session.id);
+    });
+    this.paymentMethods = new Collection(maxObjects, (gone) => {
+      for (const pm of gone) this.cardOf.delete(pm.id);
+    });
+  }
 
   clear(): void {
     this.paymentIntents.clear();

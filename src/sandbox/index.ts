@@ -55,10 +55,16 @@ export interface SandboxOptions {
   maxIdempotencyBytes?: number;
   /** Largest accepted request body. Default 1 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Payment intents, charges, refunds, checkout sessions and payment methods kept, each (the oldest
+   * dropped first, then answering 404 like an unknown id). Default: all of them.
+   */
+  maxObjects?: number;
 }
 
 export interface SandboxStats {
   paymentIntents: number;
+  paymentMethods: number;
   charges: number;
   refunds: number;
   checkoutSessions: number;
@@ -106,7 +112,9 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   dispatcher.onDelivered = (eventId) => events.markDelivered(eventId);
 
   let baseUrl = '';
-  const state = new SandboxState();
+  const maxObjects = options.maxObjects ?? Number.POSITIVE_INFINITY;
+  if (!(maxObjects >= 1)) throw new RangeError('maxObjects must be at least 1');
+  const state = new SandboxState(maxObjects);
   const refundTimers = new RefundTimers();
   const ctx: SandboxContext = {
     state,
@@ -145,6 +153,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   };
   const stats = (): SandboxStats => ({
     paymentIntents: state.paymentIntents.size,
+    paymentMethods: state.paymentMethods.size,
     charges: state.charges.size,
     refunds: state.refunds.size,
     checkoutSessions: state.checkoutSessions.size,

@@ -78,7 +78,7 @@ export function resolvePaymentMethod(
     metadata: {},
     type: 'card',
   };
-  ctx.state.paymentMethods.set(pm.id, pm);
+  ctx.state.paymentMethods.add(pm);
   ctx.state.cardOf.set(pm.id, card);
   return { pm, card };
 }
