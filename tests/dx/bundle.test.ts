@@ -59,6 +59,19 @@ describe('the bundled service (what npm start runs)', () => {
     expect(JSON.stringify(res.json.errors)).toContain('/body/amount');
   });
 
+  it('decodes a UTF-16 JSON body (iconv-lite is loaded from node_modules, not bundled)', async () => {
+    const body = Buffer.from(JSON.stringify({ amount: -5, currency: 'usd' }), 'utf16le');
+    const res = await fetch(`${base}/payment-intent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json; charset=utf-16le' },
+      body,
+    });
+    expect(res.status).toBe(400);
+    const problem = (await res.json()) as { errors?: unknown };
+    // The validator saw the decoded amount: the body was read, not refused or garbled.
+    expect(JSON.stringify(problem.errors)).toContain('/body/amount');
+  });
+
   it('creates, confirms and reads a payment intent through the embedded sandbox', async () => {
     const created = await postJson(`${base}/payment-intent`, {
       amount: 2_000,

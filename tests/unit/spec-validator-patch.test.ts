@@ -1,15 +1,18 @@
 /**
  * src/http/validator-tuning.ts (loaded with the app) replaces express-openapi-validator's
  * OpenAPISchemaValidator so that it compiles the OpenAPI meta-schema only when the contract is actually
- * checked (validateApiSpec=true), and keeps the route patterns the validator compiles on every request.
- * Both must keep the library's meaning.
+ * checked (validateApiSpec=true), keeps the route patterns the validator compiles on every request, looks a
+ * request's route up among one route at a time, and resolves the contract's `$ref`s without compiling them
+ * with Ajv. Each must keep the library's meaning.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import schemaValidatorModule from 'express-openapi-validator/dist/framework/openapi.schema.validator.js';
 import pathToRegexpModule from 'path-to-regexp';
 import { OpenApiContext } from 'express-openapi-validator/dist/framework/openapi.context.js';
 import { OpenApiSpecLoader } from 'express-openapi-validator/dist/framework/openapi.spec.loader.js';
 import metadataModule from 'express-openapi-validator/dist/middlewares/openapi.metadata.js';
+import preprocessorModule from 'express-openapi-validator/dist/middlewares/parsers/schema.preprocessor.js';
+import { OpenApiValidator } from 'express-openapi-validator/dist/openapi.validator.js';
 import { buildApp } from '../../src/http/app.js';
 import { loadSpec } from '../../src/http/spec.js';
 
@@ -162,5 +165,73 @@ describe('route lookup, as the service leaves the metadata middleware', () => {
       // the list reaches matched operations, 404, 405 and 400 (malformed URI)
       expect([...seen]).toEqual(expect.arrayContaining([404, 405, 400, 'getPaymentIntent']));
     }
+  });
+});
+
+describe("schema references, as the service leaves the validator's preprocessor", () => {
+  type Resolve = ((this: unknown, schema: unknown) => unknown) & { direct?: boolean };
+  interface Preprocessor {
+    ajv: { getSchema(ref: string): unknown };
+    resolveSchema: Resolve;
+    preProcess(): { apiDoc: unknown };
+  }
+  const Preprocessor = (
+    preprocessorModule as unknown as {
+      SchemaPreprocessor: (new (doc: unknown, ajvOptions: unknown, responses: unknown) => Preprocessor) & {
+        prototype: { resolveSchema: Resolve & { original?: Resolve } };
+      };
+    }
+  ).SchemaPreprocessor;
+  // The options the validator hands its preprocessor, normalized by the library itself, as app.ts sets them.
+  const ajvOptions = (
+    new OpenApiValidator({
+      apiSpec: {} as never,
+      validateRequests: { allErrors: true, allowUnknownQueryParameters: false },
+      validateResponses: false,
+    }) as unknown as { ajvOpts: { preprocessor: unknown } }
+  ).ajvOpts.preprocessor;
+
+  async function loadedContract() {
+    const spec = await new OpenApiSpecLoader({
+      apiDoc: structuredClone(loadSpec().document) as never,
+      validateApiSpec: false,
+    }).load();
+    return spec.apiDoc as { components: { schemas: Record<string, unknown> } };
+  }
+
+  it('is the direct lookup once the app module is loaded', () => {
+    expect(typeof buildApp).toBe('function');
+    expect(Preprocessor.prototype.resolveSchema.direct).toBe(true);
+    expect(typeof Preprocessor.prototype.resolveSchema.original).toBe('function');
+  });
+
+  it('preprocesses the contract exactly as the library does, without compiling a schema to do it', async () => {
+    const ours = new Preprocessor(await loadedContract(), ajvOptions, false);
+    const compiles = vi.spyOn(ours.ajv, 'getSchema');
+    const mine = ours.preProcess().apiDoc;
+    expect(compiles).not.toHaveBeenCalled();
+
+    const theirs = new Preprocessor(await loadedContract(), ajvOptions, false);
+    theirs.resolveSchema = Preprocessor.prototype.resolveSchema.original!;
+    const compiled = vi.spyOn(theirs.ajv, 'getSchema');
+    const expected = theirs.preProcess().apiDoc;
+    expect(compiled).toHaveBeenCalled();
+    expect(mine).toEqual(expected);
+  });
+
+  it('returns the very object the contract holds, and leaves what it cannot find to the library', async () => {
+    const doc = await loadedContract();
+    doc.components.schemas['a/b~c'] = { type: 'string' };
+    const pre = new Preprocessor(doc, ajvOptions, false);
+    const name = Object.keys(doc.components.schemas)[0]!;
+    expect(pre.resolveSchema({ $ref: `#/components/schemas/${name}` })).toBe(doc.components.schemas[name]);
+    expect(pre.resolveSchema({ $ref: '#/components/schemas/a~1b~0c' })).toBe(doc.components.schemas['a/b~c']);
+    const inline = { type: 'integer' };
+    expect(pre.resolveSchema(inline)).toBe(inline);
+    const missing = { $ref: '#/components/schemas/NoSuchSchema' };
+    const theirs = new Preprocessor(doc, ajvOptions, false);
+    expect(pre.resolveSchema(missing)).toEqual(
+      Preprocessor.prototype.resolveSchema.original!.call(theirs, missing),
+    );
   });
 });
