@@ -225,6 +225,11 @@ describe("schema references, as the service leaves the validator's preprocessor"
     const pre = new Preprocessor(doc, ajvOptions, false);
     const name = Object.keys(doc.components.schemas)[0]!;
     expect(pre.resolveSchema({ $ref: `#/components/schemas/${name}` })).toBe(doc.components.schemas[name]);
+    // The very object the library's own lookup (through Ajv) returns.
+    const viaAjv = new Preprocessor(doc, ajvOptions, false);
+    expect(
+      Preprocessor.prototype.resolveSchema.original!.call(viaAjv, { $ref: `#/components/schemas/${name}` }),
+    ).toBe(doc.components.schemas[name]);
     expect(pre.resolveSchema({ $ref: '#/components/schemas/a~1b~0c' })).toBe(doc.components.schemas['a/b~c']);
     const inline = { type: 'integer' };
     expect(pre.resolveSchema(inline)).toBe(inline);
