@@ -100,6 +100,9 @@ export function buildApp(deps: AppDeps): Express {
       validateSecurity:
         authEnabled && deps.store ? { handlers: apiKeySecurity({ apiKeys: deps.store.apiKeys }) } : false,
       ignorePaths: /^\/webhook$/,
+      // No operation takes multipart/form-data (it is refused with 415 like any undeclared media type), so
+      // multer is never handed a request body, and no request pays for a multipart check.
+      fileUploader: false,
     }),
   );
   app.use(rateLimitMiddleware(auth?.rateLimitPerMinute ?? 0));

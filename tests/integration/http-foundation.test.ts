@@ -122,6 +122,17 @@ describe('error path', () => {
     expectProblem(res, 415);
   });
 
+  it('a multipart/form-data body → 415, as any media type the contract does not declare', async () => {
+    const form = new FormData();
+    form.append('payment_intent_id', 'pi_1');
+    form.append('file', new Blob(['x'.repeat(1024)]), 'a.bin');
+    const res = await fetch(`${served.url}/refund`, { method: 'POST', body: form });
+    expectProblem(
+      { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, unknown> },
+      415,
+    );
+  });
+
   it('body over the limit → 413', async () => {
     const res = await postJson(`${served.url}/payment-intent`, {
       amount: 100,
