@@ -9,6 +9,8 @@
  * --scenario: refund-async (vs baseline 1), create-payment-intent or get-payment-intent (vs baseline 2).
  * --rounds=4, --duration=4 (s measured a round), --warmup=2, --connections=32, --intents=2048 (paid
  * intents seeded through each service, used round-robin), --keep.
+ * --a-node-options, --b-node-options: `node` flags of each build's process (default: the production image's
+ * NODE_OPTIONS), to compare heap settings on one build (--a=HEAD with no --b is the working tree).
  * --cpu-prof=<dir>: both builds run with `node --cpu-prof`; their profiles (written when they stop) are
  * moved to <dir>/a.cpuprofile, <dir>/b.cpuprofile and <dir>/baseline.cpuprofile.
  */
@@ -21,7 +23,7 @@ import { buildSnapshot, type AppSnapshot } from './lib/build.js';
 import { mainThreadUserSys, processTicks, US_PER_TICK } from './lib/cpu.js';
 import { runLoad } from './lib/load.js';
 import type { LoadKind } from './lib/load-types.js';
-import { freePort, startProcess, stopProcess, waitReady, type Proc } from './lib/procs.js';
+import { freePort, memStatus, startProcess, stopProcess, waitReady, type Proc } from './lib/procs.js';
 import { deletePrefixed } from './lib/rabbit.js';
 import { PRODUCTION_NODE_OPTIONS, seedIntents, serviceEnv, waitForSandbox } from './lib/service.js';
 
@@ -40,6 +42,11 @@ const CONNECTIONS = Number(option('connections', '32'));
 const KEEP = process.argv.includes('--keep');
 const CPU_PROF = option('cpu-prof', '');
 const INTENTS = Number(option('intents', '2048'));
+// Node flags of each build's process (default: the production image's).
+const NODE_FLAGS: Record<string, string> = {
+  a: option('a-node-options', PRODUCTION_NODE_OPTIONS),
+  b: option('b-node-options', PRODUCTION_NODE_OPTIONS),
+};
 const RABBITMQ_URL = option('rabbitmq-url', 'amqp://guest:guest@127.0.0.1:5672');
 const SECRET_KEY = 'sk_test_bench_ab';
 const SCENARIOS: Record<string, { baseline: 1 | 2; expect: number[] }> = {
@@ -110,7 +117,7 @@ async function main(): Promise<void> {
     const port = await freePort();
     const proc = start(
       name,
-      [...PRODUCTION_NODE_OPTIONS.split(' '), ...profileFlags(name), app.main],
+      [...(NODE_FLAGS[name] ?? '').split(' ').filter(Boolean), ...profileFlags(name), app.main],
       serviceEnv({
         port,
         databaseUrl: `sqlite:${path.join(tmp, `${name}.db`)}`,
@@ -140,7 +147,14 @@ async function main(): Promise<void> {
 
   const results: Record<
     string,
-    { reqPerSec: number[]; mainUs: number[]; sysUs: number[]; sandboxUs: number[] }
+    {
+      reqPerSec: number[];
+      mainUs: number[];
+      sysUs: number[];
+      processUs: number[];
+      sandboxUs: number[];
+      loadUs: number[];
+    }
   > = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of round % 2 === 0 ? systems : [...systems].reverse()) {
@@ -156,21 +170,36 @@ async function main(): Promise<void> {
       const warm = await runLoad({ ...spec, durationSec: WARMUP, idPrefix: `${spec.idPrefix}-w` });
       const before = mainThreadUserSys(s.proc.pid) ?? { user: 0, sys: 0 };
       const sandboxBefore = processTicks(sandbox.pid) ?? 0;
+      const processBefore = processTicks(s.proc.pid) ?? 0;
       const out = await runLoad(spec);
       const after = mainThreadUserSys(s.proc.pid) ?? before;
+      const processTicksUsed = (processTicks(s.proc.pid) ?? processBefore) - processBefore;
       const sandboxTicks = (processTicks(sandbox.pid) ?? 0) - sandboxBefore;
       const perReq = (ticks: number) => (ticks * US_PER_TICK) / Math.max(1, out.ok);
       const mainUs = perReq(after.user - before.user + after.sys - before.sys);
       const sysUs = perReq(after.sys - before.sys);
       const sandboxUs = perReq(sandboxTicks);
+      // Every thread of the process (GC helpers, libuv's pool) and the load generator: on two cores they
+      // take CPU the main threads could have had.
+      const processUs = perReq(processTicksUsed);
+      const loadUs = out.cpuUs / Math.max(1, out.ok);
       served[s.name] = (served[s.name] ?? 0) + warm.ok + out.ok;
-      const r = (results[s.name] ??= { reqPerSec: [], mainUs: [], sysUs: [], sandboxUs: [] });
+      const r = (results[s.name] ??= {
+        reqPerSec: [],
+        mainUs: [],
+        sysUs: [],
+        processUs: [],
+        sandboxUs: [],
+        loadUs: [],
+      });
       r.sandboxUs.push(Math.round(sandboxUs));
+      r.processUs.push(Math.round(processUs));
+      r.loadUs.push(Math.round(loadUs));
       r.reqPerSec.push(Math.round(out.okPerSec));
       r.mainUs.push(Math.round(mainUs));
       r.sysUs.push(Math.round(sysUs));
       process.stderr.write(
-        `round ${round + 1} ${s.name}: ${Math.round(out.okPerSec)} req/s, main thread ${Math.round(mainUs)} µs/req (kernel ${Math.round(sysUs)}), sandbox ${Math.round(sandboxUs)} µs/req\n`,
+        `round ${round + 1} ${s.name}: ${Math.round(out.okPerSec)} req/s, main thread ${Math.round(mainUs)} µs/req (kernel ${Math.round(sysUs)}), all threads ${Math.round(processUs)}, sandbox ${Math.round(sandboxUs)}, load generator ${Math.round(loadUs)} µs/req\n`,
       );
     }
   }
@@ -181,15 +210,18 @@ async function main(): Promise<void> {
     `\n${SCENARIO}, ${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections (a = ${A}, b = ${B || 'working tree'})\n`,
   );
   console.log(
-    '| | req/s by round | mean req/s | vs baseline | main thread µs/req by round | mean | of which kernel | sandbox µs/req |',
+    '| | req/s by round | mean req/s | vs baseline | main thread µs/req by round | mean | of which kernel | all threads | sandbox µs/req | load generator µs/req |',
   );
-  console.log('|---|---|---:|---:|---|---:|---:|---:|');
+  console.log('|---|---|---:|---:|---|---:|---:|---:|---:|---:|');
   for (const [name, r] of Object.entries(results)) {
     const ratio = name === systems[0]!.name ? '-' : (mean(r.reqPerSec) / mean(baseline.reqPerSec)).toFixed(2);
     console.log(
-      `| ${name} | ${r.reqPerSec.join(', ')} | ${mean(r.reqPerSec).toFixed(0)} | ${ratio} | ${r.mainUs.join(', ')} | ${mean(r.mainUs).toFixed(0)} | ${mean(r.sysUs).toFixed(0)} | ${mean(r.sandboxUs).toFixed(0)} |`,
+      `| ${name} | ${r.reqPerSec.join(', ')} | ${mean(r.reqPerSec).toFixed(0)} | ${ratio} | ${r.mainUs.join(', ')} | ${mean(r.mainUs).toFixed(0)} | ${mean(r.sysUs).toFixed(0)} | ${mean(r.processUs).toFixed(0)} | ${mean(r.sandboxUs).toFixed(0)} | ${mean(r.loadUs).toFixed(0)} |`,
     );
   }
+  console.log(
+    `\npeak RSS (VmHWM) so far, MB: ${systems.map((s) => `${s.name} ${memStatus(s.proc.pid)?.hwmMb.toFixed(0) ?? '?'}`).join(', ')}`,
+  );
   const a = results['a']!;
   const b = results['b']!;
   console.log(

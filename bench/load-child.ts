@@ -58,6 +58,7 @@ function request(): autocannon.Request {
 }
 
 const latencies: number[] = [];
+const cpuStart = process.cpuUsage();
 const instance = autocannon({
   url: spec.url,
   connections: spec.connections,
@@ -71,6 +72,7 @@ instance.on('response', (_client: unknown, statusCode: number, _bytes: number, r
 });
 
 const result = await instance;
+const cpu = process.cpuUsage(cpuStart);
 if (spec.acceptedFile) writeFileSync(spec.acceptedFile, accepted.join('\n'));
 // Every response time, so rounds of one scenario can be merged into exact percentiles.
 if (spec.latencyFile) writeFileSync(spec.latencyFile, Buffer.from(new Float64Array(latencies).buffer));
@@ -94,5 +96,6 @@ const out: LoadOutput = {
     mean: result.latency.mean,
   },
   accepted: accepted.length,
+  cpuUs: cpu.user + cpu.system,
 };
 process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -31,4 +31,6 @@ export interface LoadOutput {
   timeouts: number;
   latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
   accepted: number;
+  /** CPU the generator itself used (user + system, all its threads) while it ran, µs. */
+  cpuUs: number;
 }
