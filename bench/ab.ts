@@ -1,6 +1,6 @@
 /**
  * `npm run bench:ab -- --a=<git rev> [--b=<git rev>] [--scenario=refund-async]`: two builds of the service
- * side by side against one baseline, in alternating rounds, on SQLite + RabbitMQ. On a shared machine the
+ * side by side against one baseline, in alternating rounds, on SQLite (or --store=postgres) + RabbitMQ. On a shared machine the
  * same code's req/s moves by a quarter between `npm run bench` runs; measured in one run, interleaved, two
  * builds see the same weather, so this is how a change is told from noise. See bench/README.md.
  *
@@ -9,6 +9,8 @@
  * --scenario: refund-async (vs baseline 1), create-payment-intent or get-payment-intent (vs baseline 2).
  * --rounds=4, --duration=4 (s measured a round), --warmup=2, --connections=32, --intents=2048 (paid
  * intents seeded through each service, used round-robin), --keep.
+ * --store=postgres: each build gets a fresh database on the server at --pg-url (default
+ * postgres://postgres@127.0.0.1:5432/test, a user that may CREATE DATABASE), dropped at the end.
  * --a-node-options, --b-node-options: `node` flags of each build's process (default: the production image's
  * NODE_OPTIONS), to compare heap settings on one build (--a=HEAD with no --b is the working tree).
  * --cpu-prof=<dir>: both builds run with `node --cpu-prof`; their profiles (written when they stop) are
@@ -21,6 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSnapshot, type AppSnapshot } from './lib/build.js';
 import { mainThreadUserSys, processTicks, US_PER_TICK } from './lib/cpu.js';
+import { createPgDatabase, dropPgDatabase } from './lib/ledger.js';
 import { runLoad } from './lib/load.js';
 import type { LoadKind } from './lib/load-types.js';
 import { freePort, memStatus, startProcess, stopProcess, waitReady, type Proc } from './lib/procs.js';
@@ -48,6 +51,8 @@ const NODE_FLAGS: Record<string, string> = {
   b: option('b-node-options', PRODUCTION_NODE_OPTIONS),
 };
 const RABBITMQ_URL = option('rabbitmq-url', 'amqp://guest:guest@127.0.0.1:5672');
+const STORE = option('store', 'sqlite');
+const PG_ADMIN_URL = option('pg-url', 'postgres://postgres@127.0.0.1:5432/test');
 const SECRET_KEY = 'sk_test_bench_ab';
 const SCENARIOS: Record<string, { baseline: 1 | 2; expect: number[] }> = {
   'refund-async': { baseline: 1, expect: [202] },
@@ -58,6 +63,7 @@ const SCENARIOS: Record<string, { baseline: 1 | 2; expect: number[] }> = {
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-ab-'));
 const running: Proc[] = [];
 const worktrees: string[] = [];
+const pgDatabases: string[] = [];
 const prefix = `benchab${Date.now().toString(36)}`;
 
 async function build(rev: string, name: string): Promise<AppSnapshot> {
@@ -83,9 +89,9 @@ function start(name: string, args: string[], env: Record<string, string>, cwd = 
 
 async function main(): Promise<void> {
   const scenario = SCENARIOS[SCENARIO];
-  if (!A || !scenario) {
+  if (!A || !scenario || (STORE !== 'sqlite' && STORE !== 'postgres')) {
     throw new Error(
-      `usage: npm run bench:ab -- --a=<rev> [--b=<rev>] [--scenario=${Object.keys(SCENARIOS).join('|')}]`,
+      `usage: npm run bench:ab -- --a=<rev> [--b=<rev>] [--scenario=${Object.keys(SCENARIOS).join('|')}] [--store=sqlite|postgres]`,
     );
   }
   process.stderr.write(`building a=${A} and b=${B || 'working tree'}\n`);
@@ -115,12 +121,17 @@ async function main(): Promise<void> {
 
   for (const [name, app] of Object.entries(apps)) {
     const port = await freePort();
+    let databaseUrl = `sqlite:${path.join(tmp, `${name}.db`)}`;
+    if (STORE === 'postgres') {
+      databaseUrl = await createPgDatabase(PG_ADMIN_URL, `${prefix}_${name}`);
+      pgDatabases.push(`${prefix}_${name}`);
+    }
     const proc = start(
       name,
       [...(NODE_FLAGS[name] ?? '').split(' ').filter(Boolean), ...profileFlags(name), app.main],
       serviceEnv({
         port,
-        databaseUrl: `sqlite:${path.join(tmp, `${name}.db`)}`,
+        databaseUrl,
         role: 'api',
         sandboxBase,
         secretKey: SECRET_KEY,
@@ -207,7 +218,7 @@ async function main(): Promise<void> {
   const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
   const baseline = results[systems[0]!.name]!;
   console.log(
-    `\n${SCENARIO}, ${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections (a = ${A}, b = ${B || 'working tree'})\n`,
+    `\n${SCENARIO} on ${STORE}, ${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections (a = ${A}, b = ${B || 'working tree'})\n`,
   );
   console.log(
     '| | req/s by round | mean req/s | vs baseline | main thread µs/req by round | mean | of which kernel | all threads | sandbox µs/req | load generator µs/req |',
@@ -245,6 +256,7 @@ async function cleanup(): Promise<void> {
     }
   }
   await deletePrefixed(RABBITMQ_URL, [`${prefix}.a`, `${prefix}.b`]).catch(() => 0);
+  for (const db of pgDatabases) await dropPgDatabase(PG_ADMIN_URL, db).catch(() => undefined);
   for (const dir of worktrees) {
     try {
       execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: ROOT, stdio: 'ignore' });
