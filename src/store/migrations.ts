@@ -247,6 +247,32 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropIndex('outbox_unsent_idx').execute();
       },
     },
+    '0005_pg_refunds_committed_fn': {
+      // PostgreSQL only. What a payment's refunds hold (RefundsRepo.sumCommitted's rule: every refund not
+      // failed or canceled), as a function the refund guard calls in the statement that locks the payment
+      // row, after the lock is granted: one round trip instead of two. VOLATILE and PL/pgSQL on purpose: a
+      // volatile function's query takes a fresh snapshot, so it sees every refund committed while the
+      // caller waited for the lock, and PL/pgSQL is never inlined into the calling statement (whose snapshot
+      // is older). A test compares it with sumCommitted for every status.
+      async up(db: AnyDb) {
+        if (!pg) return;
+        await sql`
+          create function refunds_committed(pi text) returns bigint
+          language plpgsql volatile
+          as $fn$
+          begin
+            return (
+              select coalesce(sum(amount), 0)::bigint from refunds
+              where payment_intent_id = pi and status not in ('failed', 'canceled')
+            );
+          end
+          $fn$`.execute(db);
+      },
+      async down(db: AnyDb) {
+        if (!pg) return;
+        await sql`drop function if exists refunds_committed(text)`.execute(db);
+      },
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Selectable } from 'kysely';
 import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
 import type { Database, PaymentsTable, RefundsTable } from './database.js';
@@ -122,10 +122,10 @@ export interface RefundsRepo {
   /**
    * The reads that start accepting a refund, inside store.transaction(): the refund already recorded
    * under `requestId` (a replay), the payment row locked as PaymentsRepo.lockForUpdate locks it, and
-   * what its refunds hold (sumCommitted), read after the lock. SQLite: one statement (BEGIN IMMEDIATE
-   * already serialises writers). PostgreSQL: the lock and the replay check in one statement, the sum in
-   * a second, so that it sees every refund committed while this transaction waited for the lock. Only
-   * when the payment has no row is the replay check a statement of its own. `committed` is 0 when there
+   * what its refunds hold (sumCommitted), read after the lock. One statement on both: SQLite's BEGIN
+   * IMMEDIATE already serialises writers; on PostgreSQL the sum is taken by a volatile function called
+   * once the row is locked, so that it sees every refund committed while this transaction waited for the
+   * lock. Only when the payment has no row is the replay check a statement of its own. `committed` is 0 when there
    * is no payment row or the request is a replay.
    */
   lockForAccept(
@@ -360,8 +360,8 @@ type JoinedRefund = { [C in (typeof INSERT_COLUMNS)[number] as `r_${C}`]: Refund
 type AcceptRow = PaymentRow & JoinedRefund & { committed?: number | string | null };
 
 /**
- * The payment row, the refund under `requestId` if any (left join) and, on SQLite, the sum its refunds
- * hold. PostgreSQL locks the payment row (FOR UPDATE OF p; the refunds side of the join is not locked).
+ * The payment row and the refund under `requestId` if any (left join). PostgreSQL locks the payment row
+ * (FOR UPDATE OF p; the refunds side of the join is not locked). Each dialect's template adds the sum.
  */
 type AcceptParams = { requestId: string; paymentIntentId: string };
 const acceptRead = (db: Kysely<Database>, p: Param<AcceptParams>) =>
@@ -377,10 +377,21 @@ const lockForAcceptTemplates = {
     ['requestId', 'paymentIntentId'],
     (db, p) => acceptRead(db, p).select(committedOfPayment),
   ),
+  // The lock, then the sum, in one statement: the materialized CTE hands its row on only once FOR UPDATE has
+  // it locked, and refunds_committed (migration 0005) reads with a snapshot taken when it is called, so the
+  // sum counts every refund committed while this transaction waited for the lock.
   postgres: queryTemplate<AcceptParams, AcceptRow>(
     'refunds.lockForAccept',
     ['requestId', 'paymentIntentId'],
-    (db, p) => acceptRead(db, p).forUpdate('p'),
+    (db, p) =>
+      db
+        .with(
+          (cte) => cte('locked').materialized(),
+          () => acceptRead(db, p).forUpdate('p'),
+        )
+        .selectFrom('locked')
+        .selectAll('locked')
+        .select(sql<string>`refunds_committed(locked.id)`.as('committed')),
   ),
 };
 
@@ -576,11 +587,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       // toPayment reads the payment's own columns and ignores the joined ones.
       const payment = toPayment(row);
       if (existing) return { existing, payment, committed: 0 };
-      const committed =
-        ctx.dialect === 'sqlite'
-          ? toNumber(row.committed)
-          : toNumber((await sumCommitted.first(db, ctx.dialect, { paymentIntentId }))?.total);
-      return { existing: null, payment, committed };
+      return { existing: null, payment, committed: toNumber(row.committed) };
     },
 
     async listByStatus(statuses, limit) {

@@ -51,6 +51,7 @@ describeStore('store lifecycle and migrations', (h) => {
       '0002_refunds_reserved_covering_idx',
       '0003_drop_unused_owner_idx',
       '0004_outbox_unsent_idx',
+      '0005_pg_refunds_committed_fn',
     ]);
   });
 
@@ -64,6 +65,7 @@ describeStore('store lifecycle and migrations', (h) => {
       '0002_refunds_reserved_covering_idx',
       '0003_drop_unused_owner_idx',
       '0004_outbox_unsent_idx',
+      '0005_pg_refunds_committed_fn',
     ]);
   });
 
