@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSnapshot, type AppSnapshot } from './lib/build.js';
-import { mainThreadUserSys, processTicks, US_PER_TICK } from './lib/cpu.js';
+import { commandTicks, mainThreadUserSys, processTicks, US_PER_TICK } from './lib/cpu.js';
 import { createPgDatabase, dropPgDatabase } from './lib/ledger.js';
 import { runLoad } from './lib/load.js';
 import type { LoadKind } from './lib/load-types.js';
@@ -165,6 +165,7 @@ async function main(): Promise<void> {
       processUs: number[];
       sandboxUs: number[];
       loadUs: number[];
+      serversUs: number[];
     }
   > = {};
   for (let round = 0; round < ROUNDS; round++) {
@@ -182,9 +183,11 @@ async function main(): Promise<void> {
       const before = mainThreadUserSys(s.proc.pid) ?? { user: 0, sys: 0 };
       const sandboxBefore = processTicks(sandbox.pid) ?? 0;
       const processBefore = processTicks(s.proc.pid) ?? 0;
+      const serversBefore = commandTicks('postgres') + commandTicks('beam.smp');
       const out = await runLoad(spec);
       const after = mainThreadUserSys(s.proc.pid) ?? before;
       const processTicksUsed = (processTicks(s.proc.pid) ?? processBefore) - processBefore;
+      const serversTicks = commandTicks('postgres') + commandTicks('beam.smp') - serversBefore;
       const sandboxTicks = (processTicks(sandbox.pid) ?? 0) - sandboxBefore;
       const perReq = (ticks: number) => (ticks * US_PER_TICK) / Math.max(1, out.ok);
       const mainUs = perReq(after.user - before.user + after.sys - before.sys);
@@ -194,6 +197,8 @@ async function main(): Promise<void> {
       // take CPU the main threads could have had.
       const processUs = perReq(processTicksUsed);
       const loadUs = out.cpuUs / Math.max(1, out.ok);
+      // The shared PostgreSQL and RabbitMQ servers: what the request cost them (plus anything else using them).
+      const serversUs = perReq(serversTicks);
       served[s.name] = (served[s.name] ?? 0) + warm.ok + out.ok;
       const r = (results[s.name] ??= {
         reqPerSec: [],
@@ -202,15 +207,17 @@ async function main(): Promise<void> {
         processUs: [],
         sandboxUs: [],
         loadUs: [],
+        serversUs: [],
       });
       r.sandboxUs.push(Math.round(sandboxUs));
       r.processUs.push(Math.round(processUs));
       r.loadUs.push(Math.round(loadUs));
+      r.serversUs.push(Math.round(serversUs));
       r.reqPerSec.push(Math.round(out.okPerSec));
       r.mainUs.push(Math.round(mainUs));
       r.sysUs.push(Math.round(sysUs));
       process.stderr.write(
-        `round ${round + 1} ${s.name}: ${Math.round(out.okPerSec)} req/s, main thread ${Math.round(mainUs)} µs/req (kernel ${Math.round(sysUs)}), all threads ${Math.round(processUs)}, sandbox ${Math.round(sandboxUs)}, load generator ${Math.round(loadUs)} µs/req\n`,
+        `round ${round + 1} ${s.name}: ${Math.round(out.okPerSec)} req/s, main thread ${Math.round(mainUs)} µs/req (kernel ${Math.round(sysUs)}), all threads ${Math.round(processUs)}, sandbox ${Math.round(sandboxUs)}, load generator ${Math.round(loadUs)}, PostgreSQL + RabbitMQ ${Math.round(serversUs)} µs/req\n`,
       );
     }
   }
@@ -221,13 +228,13 @@ async function main(): Promise<void> {
     `\n${SCENARIO} on ${STORE}, ${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections (a = ${A}, b = ${B || 'working tree'})\n`,
   );
   console.log(
-    '| | req/s by round | mean req/s | vs baseline | main thread µs/req by round | mean | of which kernel | all threads | sandbox µs/req | load generator µs/req |',
+    '| | req/s by round | mean req/s | vs baseline | main thread µs/req by round | mean | of which kernel | all threads | sandbox µs/req | load generator µs/req | PostgreSQL + RabbitMQ µs/req |',
   );
-  console.log('|---|---|---:|---:|---|---:|---:|---:|---:|---:|');
+  console.log('|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|');
   for (const [name, r] of Object.entries(results)) {
     const ratio = name === systems[0]!.name ? '-' : (mean(r.reqPerSec) / mean(baseline.reqPerSec)).toFixed(2);
     console.log(
-      `| ${name} | ${r.reqPerSec.join(', ')} | ${mean(r.reqPerSec).toFixed(0)} | ${ratio} | ${r.mainUs.join(', ')} | ${mean(r.mainUs).toFixed(0)} | ${mean(r.sysUs).toFixed(0)} | ${mean(r.processUs).toFixed(0)} | ${mean(r.sandboxUs).toFixed(0)} | ${mean(r.loadUs).toFixed(0)} |`,
+      `| ${name} | ${r.reqPerSec.join(', ')} | ${mean(r.reqPerSec).toFixed(0)} | ${ratio} | ${r.mainUs.join(', ')} | ${mean(r.mainUs).toFixed(0)} | ${mean(r.sysUs).toFixed(0)} | ${mean(r.processUs).toFixed(0)} | ${mean(r.sandboxUs).toFixed(0)} | ${mean(r.loadUs).toFixed(0)} | ${mean(r.serversUs).toFixed(0)} |`,
     );
   }
   console.log(

@@ -107,3 +107,23 @@ export function cpuShare(a: Sample, b: Sample): CpuShare {
     loadAverage: round(os.loadavg()[0] ?? 0),
   };
 }
+
+/**
+ * CPU ticks used so far by every process whose command name is `comm` (e.g. `postgres`: the server and its
+ * backends, with the exited ones counted in their parent's reaped-children time; `beam.smp`: RabbitMQ).
+ */
+export function commandTicks(comm: string): number {
+  let total = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')) !== comm) continue;
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      total += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {
+      // the process ended
+    }
+  }
+  return total;
+}
