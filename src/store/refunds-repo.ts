@@ -125,8 +125,8 @@ export interface RefundsRepo {
    * what its refunds hold (sumCommitted), read after the lock. One statement on both: SQLite's BEGIN
    * IMMEDIATE already serialises writers; on PostgreSQL the sum is taken by a volatile function called
    * once the row is locked, so that it sees every refund committed while this transaction waited for the
-   * lock. Only when the payment has no row is the replay check a statement of its own. `committed` is 0 when there
-   * is no payment row or the request is a replay.
+   * lock. Only when the payment has no row is the replay check a statement of its own. `committed` is 0
+   * when there is no payment row or the request is a replay.
    */
   lockForAccept(
     requestId: string,
