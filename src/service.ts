@@ -92,6 +92,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
   try {
     const store = await createStore({
       url: config.database.url,
+      poolSize: config.database.poolSize,
       logger,
       ...(opts.storeSchema ? { schema: opts.storeSchema } : {}),
     });

@@ -27,7 +27,8 @@ export interface Config {
     readonly timeoutMs: number;
     readonly maxNetworkRetries: number;
   };
-  readonly database: { readonly url: string };
+  /** poolSize: PostgreSQL connections per process (SQLite has one connection). */
+  readonly database: { readonly url: string; readonly poolSize: number };
   readonly rabbitmq: {
     readonly url: string | null;
     /** Prepended (with a dot) to every queue and exchange name, so deployments or test runs can share a broker. */
@@ -138,6 +139,7 @@ const schema = z.object({
       .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'must be sqlite:<path> or postgres://...')
       .default('sqlite:./data/payments.db'),
   ),
+  DATABASE_POOL_SIZE: int(1, 1000, 10),
   RABBITMQ_URL: z.preprocess(
     blankToUndefined,
     z
@@ -255,7 +257,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       timeoutMs: e.STRIPE_TIMEOUT_MS,
       maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
     },
-    database: { url: e.DATABASE_URL },
+    database: { url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE },
     rabbitmq: { url: rabbitUrl, queuePrefix: e.QUEUE_PREFIX ?? null },
     worker: {
       prefetch: e.WORKER_PREFETCH,

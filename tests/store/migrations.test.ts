@@ -94,6 +94,26 @@ describeStore('store lifecycle and migrations', (h) => {
   });
 
   if (h.dialect === 'postgres')
+    it('opens no more PostgreSQL connections than its pool size (DATABASE_POOL_SIZE)', async () => {
+      const store = await h.open({ ...h.newDatabase(), poolSize: 2 });
+      let inside = 0;
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const held = Array.from({ length: 3 }, () =>
+        store.transaction(async (tx) => {
+          await tx.payments.get('pi_none');
+          inside += 1;
+          await gate;
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      expect(inside).toBe(2); // the third waits for a connection
+      release();
+      await Promise.all(held);
+      expect(inside).toBe(3);
+    });
+
+  if (h.dialect === 'postgres')
     it('keeps each schema to itself on every pooled connection', async () => {
       const a = await h.open({ ...h.newDatabase(), poolSize: 3 });
       const bOptions = h.newDatabase();

@@ -16,6 +16,7 @@ describe('config', () => {
     const c = loadConfig({});
     expect(c.port).toBe(5000);
     expect(c.database.url).toBe('sqlite:./data/payments.db');
+    expect(c.database.poolSize).toBe(10);
     expect(c.stripe.mode).toBe('sandbox');
     expect(c.rabbitmq.url).toBeNull();
     expect(Object.isFrozen(c)).toBe(true);
@@ -52,6 +53,7 @@ describe('config', () => {
       STRIPE_WEBHOOK_SECRET: 'not-a-secret-value',
       DATABASE_URL: 'mysql://x',
       WORKER_PREFETCH: '0',
+      DATABASE_POOL_SIZE: '0',
     });
     const keys = problems.map((p) => p.split(':')[0]);
     expect(keys).toEqual(
@@ -61,6 +63,7 @@ describe('config', () => {
         'STRIPE_WEBHOOK_SECRET',
         'DATABASE_URL',
         'WORKER_PREFETCH',
+        'DATABASE_POOL_SIZE',
       ]),
     );
     expect(problems.join('\n')).toContain('publishable key');
@@ -86,6 +89,10 @@ describe('config', () => {
       expect(loadConfig({ ROLE: role, RABBITMQ_HOST: 'rabbit' }).role).toBe(role);
     }
     expect(loadConfig({ ROLE: 'all' }).rabbitmq.url).toBeNull();
+  });
+
+  it('takes the PostgreSQL pool size from DATABASE_POOL_SIZE', () => {
+    expect(loadConfig({ DATABASE_POOL_SIZE: '25' }).database.poolSize).toBe(25);
   });
 
   it('treats empty values as unset', () => {
