@@ -106,9 +106,12 @@ describeStore('store lifecycle and migrations', (h) => {
           await gate;
         }),
       );
-      await new Promise((r) => setTimeout(r, 200));
-      expect(inside).toBe(2); // the third waits for a connection
-      release();
+      try {
+        await new Promise((r) => setTimeout(r, 200));
+        expect(inside).toBe(2); // the third waits for a connection
+      } finally {
+        release(); // also when the check fails, so the store can close
+      }
       await Promise.all(held);
       expect(inside).toBe(3);
     });
