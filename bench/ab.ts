@@ -1,8 +1,8 @@
 /**
  * `npm run bench:ab -- --a=<git rev> [--b=<git rev>] [--scenario=refund-async]`: two builds of the service
- * side by side against one baseline, in alternating rounds, on SQLite (or --store=postgres) + RabbitMQ. On a shared machine the
- * same code's req/s moves by a quarter between `npm run bench` runs; measured in one run, interleaved, two
- * builds see the same weather, so this is how a change is told from noise. See bench/README.md.
+ * side by side against one baseline, in alternating rounds, on SQLite (or --store=postgres) + RabbitMQ. On a
+ * shared machine the same code's req/s moves by a quarter between `npm run bench` runs; measured in one run,
+ * interleaved, two builds see the same weather, so this is how a change is told from noise. See bench/README.md.
  *
  * --a, --b: git revisions (b defaults to the working tree as it is). Each is built into a private
  * directory (a revision through a temporary `git worktree` that borrows this checkout's node_modules).
@@ -54,6 +54,8 @@ const RABBITMQ_URL = option('rabbitmq-url', 'amqp://guest:guest@127.0.0.1:5672')
 const STORE = option('store', 'sqlite');
 const PG_ADMIN_URL = option('pg-url', 'postgres://postgres@127.0.0.1:5432/test');
 const SECRET_KEY = 'sk_test_bench_ab';
+/** The shared servers whose CPU per request is reported: PostgreSQL and RabbitMQ. */
+const SERVER_COMMANDS = ['postgres', 'beam.smp'];
 const SCENARIOS: Record<string, { baseline: 1 | 2; expect: number[] }> = {
   'refund-async': { baseline: 1, expect: [202] },
   'create-payment-intent': { baseline: 2, expect: [200] },
@@ -183,11 +185,11 @@ async function main(): Promise<void> {
       const before = mainThreadUserSys(s.proc.pid) ?? { user: 0, sys: 0 };
       const sandboxBefore = processTicks(sandbox.pid) ?? 0;
       const processBefore = processTicks(s.proc.pid) ?? 0;
-      const serversBefore = commandTicks('postgres') + commandTicks('beam.smp');
+      const serversBefore = commandTicks(SERVER_COMMANDS);
       const out = await runLoad(spec);
       const after = mainThreadUserSys(s.proc.pid) ?? before;
       const processTicksUsed = (processTicks(s.proc.pid) ?? processBefore) - processBefore;
-      const serversTicks = commandTicks('postgres') + commandTicks('beam.smp') - serversBefore;
+      const serversTicks = commandTicks(SERVER_COMMANDS) - serversBefore;
       const sandboxTicks = (processTicks(sandbox.pid) ?? 0) - sandboxBefore;
       const perReq = (ticks: number) => (ticks * US_PER_TICK) / Math.max(1, out.ok);
       const mainUs = perReq(after.user - before.user + after.sys - before.sys);

@@ -21,12 +21,16 @@ function machineBusyTicks(): number {
   return user + nice + system + irq + softirq + steal;
 }
 
-function readStat(pid: number): { ppid: number; ticks: number } | null {
+function readStat(pid: number): { comm: string; ppid: number; ticks: number } | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name, which may itself contain spaces and parentheses.
     const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) };
+    return {
+      comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')),
+      ppid: Number(f[1]),
+      ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]),
+    };
   } catch {
     return null;
   }
@@ -109,21 +113,15 @@ export function cpuShare(a: Sample, b: Sample): CpuShare {
 }
 
 /**
- * CPU ticks used so far by every process whose command name is `comm` (e.g. `postgres`: the server and its
- * backends, with the exited ones counted in their parent's reaped-children time; `beam.smp`: RabbitMQ).
+ * CPU ticks used so far by every process whose command name is one of `commands` (e.g. `postgres`: the server
+ * and its backends, with the exited ones counted in their parent's reaped-children time; `beam.smp`: RabbitMQ).
  */
-export function commandTicks(comm: string): number {
+export function commandTicks(commands: readonly string[]): number {
   let total = 0;
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    try {
-      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')) !== comm) continue;
-      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      total += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-    } catch {
-      // the process ended
-    }
+    const s = readStat(Number(name));
+    if (s && commands.includes(s.comm)) total += s.ticks;
   }
   return total;
 }
