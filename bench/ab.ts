@@ -168,6 +168,8 @@ async function main(): Promise<void> {
       sandboxUs: number[];
       loadUs: number[];
       serversUs: number[];
+      p99Ms: number[];
+      p999Ms: number[];
     }
   > = {};
   for (let round = 0; round < ROUNDS; round++) {
@@ -210,7 +212,11 @@ async function main(): Promise<void> {
         sandboxUs: [],
         loadUs: [],
         serversUs: [],
+        p99Ms: [],
+        p999Ms: [],
       });
+      r.p99Ms.push(out.latencyMs.p99);
+      r.p999Ms.push(out.latencyMs.p999);
       r.sandboxUs.push(Math.round(sandboxUs));
       r.processUs.push(Math.round(processUs));
       r.loadUs.push(Math.round(loadUs));
@@ -219,7 +225,7 @@ async function main(): Promise<void> {
       r.mainUs.push(Math.round(mainUs));
       r.sysUs.push(Math.round(sysUs));
       process.stderr.write(
-        `round ${round + 1} ${s.name}: ${Math.round(out.okPerSec)} req/s, main thread ${Math.round(mainUs)} µs/req (kernel ${Math.round(sysUs)}), all threads ${Math.round(processUs)}, sandbox ${Math.round(sandboxUs)}, load generator ${Math.round(loadUs)}, PostgreSQL + RabbitMQ ${Math.round(serversUs)} µs/req\n`,
+        `round ${round + 1} ${s.name}: ${Math.round(out.okPerSec)} req/s, main thread ${Math.round(mainUs)} µs/req (kernel ${Math.round(sysUs)}), all threads ${Math.round(processUs)}, sandbox ${Math.round(sandboxUs)}, load generator ${Math.round(loadUs)}, PostgreSQL + RabbitMQ ${Math.round(serversUs)} µs/req, latency p99 ${out.latencyMs.p99.toFixed(1)} ms, p99.9 ${out.latencyMs.p999.toFixed(1)} ms\n`,
       );
     }
   }
@@ -230,13 +236,13 @@ async function main(): Promise<void> {
     `\n${SCENARIO} on ${STORE}, ${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections (a = ${A}, b = ${B || 'working tree'})\n`,
   );
   console.log(
-    '| | req/s by round | mean req/s | vs baseline | main thread µs/req by round | mean | of which kernel | all threads | sandbox µs/req | load generator µs/req | PostgreSQL + RabbitMQ µs/req |',
+    '| | req/s by round | mean req/s | vs baseline | main thread µs/req by round | mean | of which kernel | all threads | sandbox µs/req | load generator µs/req | PostgreSQL + RabbitMQ µs/req | p99 ms by round | p99.9 ms by round |',
   );
-  console.log('|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|');
   for (const [name, r] of Object.entries(results)) {
     const ratio = name === systems[0]!.name ? '-' : (mean(r.reqPerSec) / mean(baseline.reqPerSec)).toFixed(2);
     console.log(
-      `| ${name} | ${r.reqPerSec.join(', ')} | ${mean(r.reqPerSec).toFixed(0)} | ${ratio} | ${r.mainUs.join(', ')} | ${mean(r.mainUs).toFixed(0)} | ${mean(r.sysUs).toFixed(0)} | ${mean(r.processUs).toFixed(0)} | ${mean(r.sandboxUs).toFixed(0)} | ${mean(r.loadUs).toFixed(0)} | ${mean(r.serversUs).toFixed(0)} |`,
+      `| ${name} | ${r.reqPerSec.join(', ')} | ${mean(r.reqPerSec).toFixed(0)} | ${ratio} | ${r.mainUs.join(', ')} | ${mean(r.mainUs).toFixed(0)} | ${mean(r.sysUs).toFixed(0)} | ${mean(r.processUs).toFixed(0)} | ${mean(r.sandboxUs).toFixed(0)} | ${mean(r.loadUs).toFixed(0)} | ${mean(r.serversUs).toFixed(0)} | ${r.p99Ms.map((x) => x.toFixed(1)).join(', ')} | ${r.p999Ms.map((x) => x.toFixed(1)).join(', ')} |`,
     );
   }
   console.log(
@@ -250,7 +256,7 @@ async function main(): Promise<void> {
       : '',
   );
   console.log(
-    `\nb / a: req/s ${(mean(b.reqPerSec) / mean(a.reqPerSec)).toFixed(3)}, main thread µs/req ${(mean(b.mainUs) / mean(a.mainUs)).toFixed(3)}`,
+    `\nb / a: req/s ${(mean(b.reqPerSec) / mean(a.reqPerSec)).toFixed(3)}, main thread µs/req ${(mean(b.mainUs) / mean(a.mainUs)).toFixed(3)}, mean p99 ${(mean(b.p99Ms) / mean(a.p99Ms)).toFixed(3)}, mean p99.9 ${(mean(b.p999Ms) / mean(a.p999Ms)).toFixed(3)}`,
   );
 }
 
