@@ -14,6 +14,8 @@ export interface SqliteDialectOptions {
    * this driver's job: after each group's COMMIT it fdatasyncs the WAL off the event loop (see WalSync).
    */
   walPath?: string;
+  /** The thread that checkpoints the WAL (see WalCheckpointer): stopped before the connection closes. */
+  checkpointer?: { close(): Promise<void> };
 }
 
 /**
@@ -463,6 +465,8 @@ class ImmediateSqliteDriver implements Driver {
     // A group whose commit is still scheduled holds finished work: make it durable before closing.
     if (this.#group && !this.#mutex.locked) this.#commit(this.#group);
     await this.#wal?.close();
+    // Its connection first, so that closing ours (the last) checkpoints the WAL and removes it.
+    await this.#options.checkpointer?.close();
     if (this.#options.database.open) this.#options.database.close();
   }
 

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { WalCheckpointer } from './sqlite-checkpointer.js';
 import { ImmediateSqliteDialect, retryWhileBusy } from './sqlite-dialect.js';
 
 export interface SqliteOptions {
@@ -22,6 +23,7 @@ export async function createSqliteDialect(opts: SqliteOptions): Promise<Immediat
   if (!memory) mkdirSync(dirname(resolve(opts.path)), { recursive: true });
   const db = new Database(opts.path, { timeout: BLOCKING_BUSY_MS });
   let wal = false;
+  let checkpointer: WalCheckpointer | undefined;
   try {
     db.pragma(`busy_timeout = ${BLOCKING_BUSY_MS}`);
     // Switching to WAL needs a moment of exclusive access when another connection opens the
@@ -40,6 +42,10 @@ export async function createSqliteDialect(opts: SqliteOptions): Promise<Immediat
     wal = !memory && String(mode).toLowerCase() === 'wal' && opts.synchronous === 'FULL';
     db.pragma(`synchronous = ${wal ? 'NORMAL' : opts.synchronous}`);
     db.pragma('foreign_keys = ON');
+    // Checkpoints move off the event loop (see WalCheckpointer), whatever the synchronous setting.
+    if (!memory && String(mode).toLowerCase() === 'wal') {
+      checkpointer = new WalCheckpointer({ database: db, path: resolve(opts.path), logger: opts.logger });
+    }
   } catch (error) {
     db.close();
     throw error;
@@ -48,5 +54,6 @@ export async function createSqliteDialect(opts: SqliteOptions): Promise<Immediat
     database: db,
     busyTimeoutMs: opts.busyTimeoutMs,
     ...(wal ? { walPath: `${resolve(opts.path)}-wal` } : {}),
+    ...(checkpointer ? { checkpointer } : {}),
   });
 }

@@ -1,0 +1,180 @@
+/**
+ * WAL checkpoints on a worker thread (src/store/sqlite-checkpointer.ts). SQLite's own automatic
+ * checkpoint copies the WAL into the database file and fsyncs both inside the COMMIT that crosses 1000
+ * pages, on the event loop. What a user of the store relies on instead: the rows reach the database
+ * file without any commit doing that work, the WAL stops growing under steady writes, closing the store
+ * leaves no WAL behind, and if the thread cannot run SQLite checkpoints on commit as before. The store's
+ * connection keeps SQLite's own checkpoint only as a backstop, at a far larger WAL.
+ */
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import Database from 'better-sqlite3';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createStore } from '../../src/store/index.js';
+import { WalCheckpointer } from '../../src/store/sqlite-checkpointer.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Rows in a copy of the database file alone (no -wal): what has been checkpointed into it. */
+function rowsInDatabaseFile(file: string, dir: string, table: string): number {
+  const copy = join(dir, `copy-${Date.now()}-${Math.random()}.db`);
+  copyFileSync(file, copy);
+  try {
+    const db = new Database(copy, { readonly: true });
+    try {
+      return (db.prepare(`select count(*) as n from ${table}`).get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return -1; // copied mid-checkpoint, or the table is not there yet: ask again
+  } finally {
+    rmSync(copy, { force: true });
+  }
+}
+
+function capturingLogger() {
+  const lines: { level: number; msg: string }[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(JSON.parse(String(chunk)) as { level: number; msg: string });
+        cb();
+      },
+    }),
+  );
+  return { logger, lines };
+}
+
+describe('SQLite WAL checkpoints off the event loop', () => {
+  let dir: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'wal-checkpoint-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('moves committed rows into the database file in the background, with far fewer than 1000 pages written', async () => {
+    const file = join(dir, 'ledger.db');
+    const store = await createStore({ url: `sqlite:${file}` });
+    try {
+      const n = 50;
+      await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          store.refunds.insert({
+            requestId: `bg_${i}`,
+            paymentIntentId: 'pi_bg',
+            amount: 1,
+            status: 'queued',
+            mode: 'async',
+          }),
+        ),
+      );
+      // Nothing more is written or closed: only the checkpointer can put the rows into the file.
+      let inFile = -1;
+      for (let i = 0; i < 60 && inFile !== n; i++) {
+        await sleep(100);
+        inFile = rowsInDatabaseFile(file, dir, 'refunds');
+      }
+      expect(inFile).toBe(n);
+      // The WAL is still there: the rows were copied by a checkpoint, not by a close.
+      expect(existsSync(`${file}-wal`)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('closing the store also closes the thread’s connection, so no WAL is left behind', async () => {
+    const file = join(dir, 'ledger.db');
+    const store = await createStore({ url: `sqlite:${file}` });
+    await store.refunds.insert({
+      requestId: 'close_1',
+      paymentIntentId: 'pi_close',
+      amount: 1,
+      status: 'queued',
+      mode: 'async',
+    });
+    // Once the thread has copied the row into the file, its connection is open.
+    for (let i = 0; i < 60 && rowsInDatabaseFile(file, dir, 'refunds') !== 1; i++) await sleep(100);
+    expect(rowsInDatabaseFile(file, dir, 'refunds')).toBe(1);
+    expect(existsSync(`${file}-wal`)).toBe(true);
+    await store.close();
+    expect(existsSync(`${file}-wal`)).toBe(false);
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.prepare("select count(*) as n from refunds where request_id = 'close_1'").get()).toEqual({
+        n: 1,
+      });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('keeps the WAL bounded while a writer commits a thousand times a second, and leaves SQLite’s own checkpoint as a backstop', async () => {
+    const file = join(dir, 'steady.db');
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.exec('create table t (id integer primary key, body text not null)');
+    const { logger } = capturingLogger();
+    const checkpointer = new WalCheckpointer({
+      database: db,
+      path: file,
+      logger,
+      intervalMs: 20,
+      restartFrames: 64,
+      // Out of reach here: only the thread can keep this WAL small.
+      backstopFrames: 1_000_000,
+    });
+    try {
+      for (let i = 0; i < 100 && db.pragma('wal_autocheckpoint', { simple: true }) !== 1_000_000; i++)
+        await sleep(20);
+      expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1_000_000);
+
+      // One commit every millisecond or so for 2 s, 3 KiB a row: several MB of WAL if nobody checkpoints.
+      const insert = db.prepare('insert into t (body) values (?)');
+      const body = 'x'.repeat(3072);
+      let written = 0;
+      let largestWal = 0;
+      const until = Date.now() + 2000;
+      while (Date.now() < until) {
+        insert.run(body);
+        written += 1;
+        if (written % 20 === 0) largestWal = Math.max(largestWal, statSync(`${file}-wal`).size);
+        await sleep(1);
+      }
+      const writtenBytes = written * 3072;
+      expect(writtenBytes).toBeGreaterThan(2 * 1024 * 1024);
+      // Far below what was written: the WAL was started over again and again.
+      expect(largestWal).toBeLessThan(writtenBytes / 4);
+    } finally {
+      await checkpointer.close();
+      db.close();
+    }
+  });
+
+  it('when its thread cannot open the database, says so and leaves SQLite’s own checkpoint on', async () => {
+    const file = join(dir, 'real.db');
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    const { logger, lines } = capturingLogger();
+    const checkpointer = new WalCheckpointer({ database: db, path: join(dir, 'missing', 'nope.db'), logger });
+    try {
+      for (let i = 0; i < 100 && !lines.some((l) => l.level >= 50); i++) await sleep(20);
+      expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toContain(
+        'WAL checkpointer thread failed',
+      );
+      expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+      await sleep(200);
+      expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    } finally {
+      await checkpointer.close();
+      db.close();
+    }
+  });
+});
