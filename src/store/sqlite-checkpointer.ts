@@ -7,28 +7,24 @@ import type { Logger } from 'pino';
 /** How often the background connection checkpoints (PASSIVE: it never waits for, nor blocks, a writer). */
 export const CHECKPOINT_INTERVAL_MS = 250;
 /**
- * WAL frames (pages, 4 KiB each by default) beyond which the next checkpoint is a RESTART. Under
- * steady writes a PASSIVE checkpoint never quite catches up with the writers, and SQLite only starts
- * the WAL over once a checkpoint has; RESTART waits for a gap between writes to make that happen.
+ * The store's connection keeps SQLite's automatic checkpoint, at this many WAL frames (pages, 4 KiB by
+ * default) instead of 1000. Under steady writes a checkpoint in another connection never quite catches
+ * up with the writer, and SQLite starts the WAL over only once one has: this one, in the writer's own
+ * connection between its commits, does. By then the thread has copied all but the last moments' frames,
+ * so it is short. It also bounds the WAL (16 MiB) should the thread fall behind.
  */
-export const RESTART_FRAMES = 4096;
-/**
- * The store's connection keeps SQLite's automatic checkpoint, at this many frames instead of 1000: a
- * backstop that bounds the WAL (32 MiB) should the thread fall behind a writer that never pauses.
- */
-export const BACKSTOP_FRAMES = 2 * RESTART_FRAMES;
+export const BACKSTOP_FRAMES = 4096;
 
 /** SQLite's default: the COMMIT that takes the WAL past this many pages checkpoints it. */
 const SQLITE_AUTOCHECKPOINT_PAGES = 1000;
 
 export interface CheckpointerOptions {
-  /** The store's connection: its automatic checkpoint is off while the thread runs. */
+  /** The store's connection: its automatic checkpoint moves to `backstopFrames` while the thread runs. */
   database: BetterSqlite3.Database;
   /** The database file (not the -wal file). */
   path: string;
   logger: Logger;
   intervalMs?: number;
-  restartFrames?: number;
   backstopFrames?: number;
 }
 
@@ -38,24 +34,20 @@ export interface CheckpointerOptions {
  * the absolute path the main thread resolved, since the worker resolves nothing relative to this file.
  *
  * Its connection runs synchronous=FULL, so every checkpoint syncs the WAL before copying frames into
- * the database and syncs the database before the WAL may be started over: a commit that a checkpoint
+ * the database, and syncs the database before the WAL may be started over: a commit that a checkpoint
  * moves out of the WAL stays as durable as it was (see WalSync in sqlite-dialect.ts).
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
-const db = new Database(workerData.path, { fileMustExist: true, timeout: workerData.restartWaitMs });
+const db = new Database(workerData.path, { fileMustExist: true });
 db.pragma('synchronous = FULL');
 parentPort.postMessage({ kind: 'ready' });
 let closed = false;
 function checkpoint() {
   if (closed) return;
   try {
-    const [passive] = db.pragma('wal_checkpoint(PASSIVE)');
-    if (passive && passive.log >= workerData.restartFrames) {
-      const [restart] = db.pragma('wal_checkpoint(RESTART)');
-      if (restart && restart.busy) parentPort.postMessage({ kind: 'busy', log: restart.log });
-    }
+    db.pragma('wal_checkpoint(PASSIVE)');
   } catch (error) {
     parentPort.postMessage({ kind: 'error', message: String(error && error.message || error) });
   }
@@ -76,7 +68,7 @@ parentPort.on('message', (message) => {
  * file and fsyncs both, on the event loop: a stall of milliseconds, and on a 2-core VM ~35 µs of the
  * main thread per row written (measured with better-sqlite3 on this project's refunds table). This
  * thread does that work beside the writers (SQLite's WAL locking lets one checkpointer run next to
- * them), and the store's connection checkpoints only as a backstop, past BACKSTOP_FRAMES. Several
+ * them); the store's connection checkpoints only past BACKSTOP_FRAMES, to start the WAL over. Several
  * processes on one file each run one; a checkpoint that finds another running skips. The backstop
  * replaces SQLite's 1000 pages only once the thread has opened the file, and 1000 comes back if the
  * thread dies, so the WAL is always checkpointed by someone.
@@ -95,9 +87,6 @@ export class WalCheckpointer {
         driver: createRequire(import.meta.url).resolve('better-sqlite3'),
         path: opts.path,
         intervalMs: interval,
-        restartFrames: opts.restartFrames ?? RESTART_FRAMES,
-        // RESTART waits (on this thread only) for a moment without a writer.
-        restartWaitMs: 10 * interval,
       },
       // A small heap: the thread only calls into SQLite.
       resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1 },
@@ -106,12 +95,10 @@ export class WalCheckpointer {
     });
     const db = opts.database;
     const backstop = opts.backstopFrames ?? BACKSTOP_FRAMES;
-    this.#worker.on('message', (m: { kind: string; message?: string; log?: number }) => {
+    this.#worker.on('message', (m: { kind: string; message?: string }) => {
       if (m.kind === 'ready') {
         if (db.open && !this.#closing) db.pragma(`wal_autocheckpoint = ${backstop}`);
       } else if (m.kind === 'error') log.error({ err: { message: m.message } }, 'WAL checkpoint failed');
-      else if (m.kind === 'busy')
-        log.debug({ walFrames: m.log }, 'WAL restart checkpoint found writers busy');
     });
     this.#worker.on('error', (err) => log.error({ err }, 'WAL checkpointer thread failed'));
     this.#exited = once(this.#worker, 'exit').catch(() => undefined);
