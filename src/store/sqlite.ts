@@ -32,18 +32,19 @@ export async function createSqliteDialect(opts: SqliteOptions): Promise<Immediat
       () => db.pragma('journal_mode = WAL', { simple: true }) as string,
       opts.busyTimeoutMs,
     );
-    if (!memory && String(mode).toLowerCase() !== 'wal') {
+    const walMode = !memory && String(mode).toLowerCase() === 'wal';
+    if (!memory && !walMode) {
       opts.logger.warn({ journalMode: mode }, 'SQLite did not switch to WAL; concurrent readers will block');
     }
     // FULL: every commit is on disk before anyone hears of it, so an accepted refund survives a power
     // cut. In WAL mode SQLite would fsync inside COMMIT, on the event loop; the dialect does the same
     // sync on the thread pool instead (SQLite itself runs NORMAL and the dialect syncs the WAL after each
     // commit). NORMAL alone may lose the last commits (never corrupts), where that is acceptable.
-    wal = !memory && String(mode).toLowerCase() === 'wal' && opts.synchronous === 'FULL';
+    wal = walMode && opts.synchronous === 'FULL';
     db.pragma(`synchronous = ${wal ? 'NORMAL' : opts.synchronous}`);
     db.pragma('foreign_keys = ON');
     // Checkpoints move off the event loop (see WalCheckpointer), whatever the synchronous setting.
-    if (!memory && String(mode).toLowerCase() === 'wal') {
+    if (walMode) {
       checkpointer = new WalCheckpointer({ database: db, path: resolve(opts.path), logger: opts.logger });
     }
   } catch (error) {
