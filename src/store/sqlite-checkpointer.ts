@@ -95,9 +95,17 @@ export class WalCheckpointer {
     });
     const db = opts.database;
     const backstop = opts.backstopFrames ?? BACKSTOP_FRAMES;
+    // From an event handler: a connection busy with a statement would throw, and must not take the process down.
+    const setAutocheckpoint = (pages: number) => {
+      try {
+        db.pragma(`wal_autocheckpoint = ${pages}`);
+      } catch (err) {
+        log.warn({ err, pages }, 'could not set SQLite’s automatic checkpoint');
+      }
+    };
     this.#worker.on('message', (m: { kind: string; message?: string }) => {
       if (m.kind === 'ready') {
-        if (db.open && !this.#closing) db.pragma(`wal_autocheckpoint = ${backstop}`);
+        if (db.open && !this.#closing) setAutocheckpoint(backstop);
       } else if (m.kind === 'error') log.error({ err: { message: m.message } }, 'WAL checkpoint failed');
     });
     this.#worker.on('error', (err) => log.error({ err }, 'WAL checkpointer thread failed'));
@@ -105,7 +113,7 @@ export class WalCheckpointer {
     void this.#exited.then(() => {
       if (this.#closing || !db.open) return;
       log.error('WAL checkpointer thread exited; SQLite checkpoints on commit again');
-      db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
+      setAutocheckpoint(SQLITE_AUTOCHECKPOINT_PAGES);
     });
     // It must not keep the process alive; close() ends it.
     this.#worker.unref();

@@ -151,6 +151,30 @@ describe('SQLite WAL checkpoints off the event loop', () => {
     }
   });
 
+  it('when the store’s connection is busy with a query as the thread starts, logs it and keeps SQLite’s own checkpoint', async () => {
+    const file = join(dir, 'busy.db');
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.exec('create table t (id integer primary key); insert into t values (1), (2)');
+    // An open iterator keeps the connection busy: any other statement on it throws meanwhile.
+    const rows = db.prepare('select id from t').iterate();
+    rows.next();
+    const { logger, lines } = capturingLogger();
+    const checkpointer = new WalCheckpointer({ database: db, path: file, logger });
+    try {
+      for (let i = 0; i < 100 && !lines.some((l) => l.level === 40); i++) await sleep(20);
+      expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toContain(
+        'could not set SQLite’s automatic checkpoint',
+      );
+      rows.return?.();
+      expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    } finally {
+      rows.return?.();
+      await checkpointer.close();
+      db.close();
+    }
+  });
+
   it('when its thread cannot open the database, says so and leaves SQLite’s own checkpoint on', async () => {
     const file = join(dir, 'real.db');
     const db = new Database(file);
