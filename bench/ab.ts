@@ -158,20 +158,20 @@ async function main(): Promise<void> {
     served[s.name] = seeds;
   }
 
-  const results: Record<
-    string,
-    {
-      reqPerSec: number[];
-      mainUs: number[];
-      sysUs: number[];
-      processUs: number[];
-      sandboxUs: number[];
-      loadUs: number[];
-      serversUs: number[];
-      p99Ms: number[];
-      p999Ms: number[];
-    }
-  > = {};
+  /** One value per measured round, for each figure. */
+  type Round = {
+    reqPerSec: number;
+    mainUs: number;
+    sysUs: number;
+    processUs: number;
+    sandboxUs: number;
+    loadUs: number;
+    serversUs: number;
+    p99Ms: number;
+    p999Ms: number;
+  };
+  type Series = { [K in keyof Round]: number[] };
+  const results: Record<string, Series> = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of round % 2 === 0 ? systems : [...systems].reverse()) {
       const spec = {
@@ -204,26 +204,21 @@ async function main(): Promise<void> {
       // The shared PostgreSQL and RabbitMQ servers: what the request cost them (plus anything else using them).
       const serversUs = perReq(serversTicks);
       served[s.name] = (served[s.name] ?? 0) + warm.ok + out.ok;
-      const r = (results[s.name] ??= {
-        reqPerSec: [],
-        mainUs: [],
-        sysUs: [],
-        processUs: [],
-        sandboxUs: [],
-        loadUs: [],
-        serversUs: [],
-        p99Ms: [],
-        p999Ms: [],
-      });
-      r.p99Ms.push(out.latencyMs.p99);
-      r.p999Ms.push(out.latencyMs.p999);
-      r.sandboxUs.push(Math.round(sandboxUs));
-      r.processUs.push(Math.round(processUs));
-      r.loadUs.push(Math.round(loadUs));
-      r.serversUs.push(Math.round(serversUs));
-      r.reqPerSec.push(Math.round(out.okPerSec));
-      r.mainUs.push(Math.round(mainUs));
-      r.sysUs.push(Math.round(sysUs));
+      const row: Round = {
+        reqPerSec: Math.round(out.okPerSec),
+        mainUs: Math.round(mainUs),
+        sysUs: Math.round(sysUs),
+        processUs: Math.round(processUs),
+        sandboxUs: Math.round(sandboxUs),
+        loadUs: Math.round(loadUs),
+        serversUs: Math.round(serversUs),
+        p99Ms: out.latencyMs.p99,
+        p999Ms: out.latencyMs.p999,
+      };
+      const r = (results[s.name] ??= Object.fromEntries(
+        Object.keys(row).map((k) => [k, [] as number[]]),
+      ) as Series);
+      for (const k of Object.keys(row) as (keyof Round)[]) r[k].push(row[k]);
       process.stderr.write(
         `round ${round + 1} ${s.name}: ${Math.round(out.okPerSec)} req/s, main thread ${Math.round(mainUs)} µs/req (kernel ${Math.round(sysUs)}), all threads ${Math.round(processUs)}, sandbox ${Math.round(sandboxUs)}, load generator ${Math.round(loadUs)}, PostgreSQL + RabbitMQ ${Math.round(serversUs)} µs/req, latency p99 ${out.latencyMs.p99.toFixed(1)} ms, p99.9 ${out.latencyMs.p999.toFixed(1)} ms\n`,
       );
