@@ -9,14 +9,16 @@
 import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
-import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createStore } from '../../src/store/index.js';
 import { WalCheckpointer } from '../../src/store/sqlite-checkpointer.js';
+import { captureLogger } from '../helpers/log-capture.js';
+import { eventually } from '../helpers/service.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long the thread may take to start and act: its polls are every few milliseconds to 250 ms. */
+const WAIT_MS = 6_000;
 
 /** Rows in a copy of the database file alone (no -wal): what has been checkpointed into it. */
 function rowsInDatabaseFile(file: string, dir: string, table: string): number {
@@ -36,19 +38,12 @@ function rowsInDatabaseFile(file: string, dir: string, table: string): number {
   }
 }
 
-function capturingLogger() {
-  const lines: { level: number; msg: string }[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(JSON.parse(String(chunk)) as { level: number; msg: string });
-        cb();
-      },
-    }),
-  );
-  return { logger, lines };
-}
+/** The messages logged at `level` (pino's number: 40 warn, 50 error). */
+const messagesAt = (lines: string[], level: number): string[] =>
+  lines
+    .map((l) => JSON.parse(l) as { level: number; msg: string })
+    .filter((l) => l.level === level)
+    .map((l) => l.msg);
 
 describe('SQLite WAL checkpoints off the event loop', () => {
   let dir: string;
@@ -59,6 +54,15 @@ describe('SQLite WAL checkpoints off the event loop', () => {
   afterEach(() => {
     rmSync(dir, { recursive: true, force: true });
   });
+
+  /** A connection of the test's own on a new file in WAL mode, as the store's would be. */
+  const walDatabase = (name: string, schema?: string) => {
+    const file = join(dir, name);
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    if (schema) db.exec(schema);
+    return { file, db };
+  };
 
   it('moves committed rows into the database file in the background, with far fewer than 1000 pages written', async () => {
     const file = join(dir, 'ledger.db');
@@ -77,11 +81,11 @@ describe('SQLite WAL checkpoints off the event loop', () => {
         ),
       );
       // Nothing more is written or closed: only the checkpointer can put the rows into the file.
-      let inFile = -1;
-      for (let i = 0; i < 60 && inFile !== n; i++) {
-        await sleep(100);
-        inFile = rowsInDatabaseFile(file, dir, 'refunds');
-      }
+      const inFile = await eventually(
+        async () => rowsInDatabaseFile(file, dir, 'refunds'),
+        (rows) => rows === n,
+        WAIT_MS,
+      );
       expect(inFile).toBe(n);
       // The WAL is still there: the rows were copied by a checkpoint, not by a close.
       expect(existsSync(`${file}-wal`)).toBe(true);
@@ -101,8 +105,12 @@ describe('SQLite WAL checkpoints off the event loop', () => {
       mode: 'async',
     });
     // Once the thread has copied the row into the file, its connection is open.
-    for (let i = 0; i < 60 && rowsInDatabaseFile(file, dir, 'refunds') !== 1; i++) await sleep(100);
-    expect(rowsInDatabaseFile(file, dir, 'refunds')).toBe(1);
+    const inFile = await eventually(
+      async () => rowsInDatabaseFile(file, dir, 'refunds'),
+      (rows) => rows === 1,
+      WAIT_MS,
+    );
+    expect(inFile).toBe(1);
     expect(existsSync(`${file}-wal`)).toBe(true);
     await store.close();
     expect(existsSync(`${file}-wal`)).toBe(false);
@@ -117,11 +125,11 @@ describe('SQLite WAL checkpoints off the event loop', () => {
   });
 
   it('keeps the WAL bounded under a writer that never pauses, SQLite’s own checkpoint moved to the backstop', async () => {
-    const file = join(dir, 'steady.db');
-    const db = new Database(file);
-    db.pragma('journal_mode = WAL');
-    db.exec('create table t (id integer primary key, body text not null)');
-    const { logger } = capturingLogger();
+    const { file, db } = walDatabase(
+      'steady.db',
+      'create table t (id integer primary key, body text not null)',
+    );
+    const { logger } = captureLogger();
     const checkpointer = new WalCheckpointer({
       database: db,
       path: file,
@@ -130,9 +138,8 @@ describe('SQLite WAL checkpoints off the event loop', () => {
       backstopFrames: 256,
     });
     try {
-      for (let i = 0; i < 100 && db.pragma('wal_autocheckpoint', { simple: true }) !== 256; i++)
-        await sleep(20);
-      expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(256);
+      const autocheckpoint = async () => db.pragma('wal_autocheckpoint', { simple: true });
+      expect(await eventually(autocheckpoint, (pages) => pages === 256, WAIT_MS)).toBe(256);
 
       // 3000 commits of 3 KiB, one a turn of the event loop: ~12 MB of WAL if it never starts over.
       const insert = db.prepare('insert into t (body) values (?)');
@@ -152,20 +159,22 @@ describe('SQLite WAL checkpoints off the event loop', () => {
   });
 
   it('when the store’s connection is busy with a query as the thread starts, logs it and keeps SQLite’s own checkpoint', async () => {
-    const file = join(dir, 'busy.db');
-    const db = new Database(file);
-    db.pragma('journal_mode = WAL');
-    db.exec('create table t (id integer primary key); insert into t values (1), (2)');
+    const { file, db } = walDatabase(
+      'busy.db',
+      'create table t (id integer primary key); insert into t values (1), (2)',
+    );
     // An open iterator keeps the connection busy: any other statement on it throws meanwhile.
     const rows = db.prepare('select id from t').iterate();
     rows.next();
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = captureLogger();
     const checkpointer = new WalCheckpointer({ database: db, path: file, logger });
     try {
-      for (let i = 0; i < 100 && !lines.some((l) => l.level === 40); i++) await sleep(20);
-      expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toContain(
-        'could not set SQLite’s automatic checkpoint',
+      const warnings = await eventually(
+        async () => messagesAt(lines, 40),
+        (w) => w.length > 0,
+        WAIT_MS,
       );
+      expect(warnings).toContain('could not set SQLite’s automatic checkpoint');
       rows.return?.();
       expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
     } finally {
@@ -176,16 +185,16 @@ describe('SQLite WAL checkpoints off the event loop', () => {
   });
 
   it('when its thread cannot open the database, says so and leaves SQLite’s own checkpoint on', async () => {
-    const file = join(dir, 'real.db');
-    const db = new Database(file);
-    db.pragma('journal_mode = WAL');
-    const { logger, lines } = capturingLogger();
+    const { db } = walDatabase('real.db');
+    const { logger, lines } = captureLogger();
     const checkpointer = new WalCheckpointer({ database: db, path: join(dir, 'missing', 'nope.db'), logger });
     try {
-      for (let i = 0; i < 100 && !lines.some((l) => l.level >= 50); i++) await sleep(20);
-      expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toContain(
-        'WAL checkpointer thread failed',
+      const errors = await eventually(
+        async () => messagesAt(lines, 50),
+        (e) => e.length > 0,
+        WAIT_MS,
       );
+      expect(errors).toContain('WAL checkpointer thread failed');
       expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
       await sleep(200);
       expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
