@@ -116,11 +116,13 @@ export async function retryWhileBusy<T>(run: () => T, timeoutMs: number): Promis
 }
 
 const STATEMENT_CACHE_SIZE = 200;
+const CONTROL_CACHE_SIZE = 32;
 
 class ImmediateSqliteConnection implements DatabaseConnection {
   readonly #db: BetterSqlite3.Database;
   readonly #busyTimeoutMs: number;
   readonly #statements = new Map<string, BetterSqlite3.Statement>();
+  readonly #control = new Map<string, BetterSqlite3.Statement>();
 
   constructor(db: BetterSqlite3.Database, busyTimeoutMs: number) {
     this.#db = db;
@@ -180,12 +182,26 @@ class ImmediateSqliteConnection implements DatabaseConnection {
   }
 
   async exec(sql: string): Promise<void> {
-    await retryWhileBusy(() => this.#db.exec(sql), this.#busyTimeoutMs);
+    await retryWhileBusy(() => this.#runControl(sql), this.#busyTimeoutMs);
   }
 
   /** For statements that cannot meet SQLITE_BUSY: we already hold the write lock. */
   execNow(sql: string): void {
-    this.#db.exec(sql);
+    this.#runControl(sql);
+  }
+
+  /**
+   * Transaction control (BEGIN, COMMIT, ROLLBACK, savepoints): one statement each, run several times per
+   * group commit. db.exec would parse and compile it on every call; these are prepared once.
+   */
+  #runControl(sql: string): void {
+    let stmt = this.#control.get(sql);
+    if (!stmt) {
+      stmt = this.#db.prepare(sql);
+      // Savepoint names come from code, so the set is small; the bound only guards against a caller that varies them.
+      if (this.#control.size < CONTROL_CACHE_SIZE) this.#control.set(sql, stmt);
+    }
+    stmt.run();
   }
 
   get inTransaction(): boolean {
