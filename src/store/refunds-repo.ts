@@ -354,13 +354,11 @@ const settleAnnouncedPg = queryTemplate<SettleParams & OutboxParams, RefundRow>(
       .selectAll(),
 );
 
-/** Every refund column (INSERT_COLUMNS names them all), selected as `r_<column>` beside a payment row's own. */
-const JOINED_REFUND_COLUMNS = INSERT_COLUMNS.map((c) => `r.${c} as r_${c}` as const);
-type JoinedRefund = { [C in (typeof INSERT_COLUMNS)[number] as `r_${C}`]: RefundRow[C] | null };
-type AcceptRow = PaymentRow & JoinedRefund & { committed?: number | string | null };
+/** Whether the request id is taken: the refund itself is read only then (a replay), not on every accept. */
+type AcceptRow = PaymentRow & { r_request_id: string | null; committed?: number | string | null };
 
 /**
- * The payment row and the refund under `requestId` if any (left join). PostgreSQL locks the payment row
+ * The payment row and whether a refund under `requestId` exists (left join). PostgreSQL locks the payment row
  * (FOR UPDATE OF p; the refunds side of the join is not locked). Each dialect's template adds the sum.
  */
 type AcceptParams = { requestId: string; paymentIntentId: string };
@@ -369,7 +367,7 @@ const acceptRead = (db: Kysely<Database>, p: Param<AcceptParams>) =>
     .selectFrom('payments as p')
     .leftJoin('refunds as r', (join) => join.on('r.request_id', '=', p('requestId')))
     .selectAll('p')
-    .select(JOINED_REFUND_COLUMNS as unknown as 'r.request_id'[])
+    .select('r.request_id as r_request_id')
     .where('p.id', '=', p('paymentIntentId'));
 const lockForAcceptTemplates = {
   sqlite: queryTemplate<AcceptParams, AcceptRow>(
@@ -394,14 +392,6 @@ const lockForAcceptTemplates = {
         .select(sql<string>`refunds_committed(locked.id)`.as('committed')),
   ),
 };
-
-/** The joined refund of an AcceptRow, or null when the left join found none. */
-function joinedRefund(row: AcceptRow): Refund | null {
-  if (row.r_request_id === null || row.r_request_id === undefined) return null;
-  const refund: Record<string, unknown> = {};
-  for (const c of INSERT_COLUMNS) refund[c] = row[`r_${c}`];
-  return toRefund(refund as RefundRow);
-}
 
 export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
   const { db } = ctx;
@@ -583,10 +573,14 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         const existing = await getByRequestId.first(db, ctx.dialect, { requestId });
         return { existing: existing ? toRefund(existing) : null, payment: null, committed: 0 };
       }
-      const existing = joinedRefund(row);
       // toPayment reads the payment's own columns and ignores the joined ones.
       const payment = toPayment(row);
-      if (existing) return { existing, payment, committed: 0 };
+      if (row.r_request_id !== null && row.r_request_id !== undefined) {
+        // A replay: read the refund in full, in the same transaction.
+        const existing = await getByRequestId.first(db, ctx.dialect, { requestId });
+        if (!existing) throw new Error(`refund ${requestId} vanished inside its transaction`);
+        return { existing: toRefund(existing), payment, committed: 0 };
+      }
       return { existing: null, payment, committed: toNumber(row.committed) };
     },
 
