@@ -29,6 +29,21 @@ function isBodyParserError(err: unknown): err is BodyParserError {
   return err instanceof Error && typeof (err as BodyParserError).type === 'string' && 'expose' in err;
 }
 
+/**
+ * A client error in http-errors' form (a 4xx status, expose) without body-parser's `type`: body-parser passes
+ * zlib's own error on that way when a body is not what its Content-Encoding says.
+ */
+function isExposedClientError(err: unknown): err is Error & { status: number; code?: unknown } {
+  const status = (err as { status?: unknown }).status;
+  return (
+    err instanceof Error &&
+    (err as { expose?: unknown }).expose === true &&
+    typeof status === 'number' &&
+    status >= 400 &&
+    status < 500
+  );
+}
+
 /** `.body.amount` / `/body/amount` → `/body/amount`. */
 function toPointer(p: string | undefined): string {
   if (!p) return '';
@@ -108,6 +123,18 @@ export function renderError(err: unknown, req: Request): Rendered {
         ...(err.status === 400 ? { errors } : {}),
       }),
       headers,
+      serverFault: false,
+    };
+  }
+  if (isExposedClientError(err)) {
+    const compressed = typeof err.code === 'string' && err.code.startsWith('Z_');
+    const detail = compressed
+      ? 'The request body is not valid data for its Content-Encoding.'
+      : 'The request could not be read.';
+    return {
+      status: err.status,
+      body: problemBody(err.status, { ...base, detail }),
+      headers: {},
       serverFault: false,
     };
   }

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
 import { notImplemented, type Handlers } from '../../src/http/operations.js';
@@ -146,6 +147,20 @@ describe('error path', () => {
     const res = await postJson(`${served.url}/payment-intent`, '{"amount": 10,');
     expectProblem(res, 400);
     expect(res.json.detail).toMatch(/not valid JSON/);
+  });
+
+  it('a body that is not what its Content-Encoding says → 400, and a gzipped body is read', async () => {
+    const body = JSON.stringify({ amount: 100, currency: 'usd' });
+    const broken = await postJson(`${served.url}/payment-intent`, body, { 'content-encoding': 'gzip' });
+    expectProblem(broken, 400);
+    expect(broken.json.detail).toMatch(/Content-Encoding/);
+    const res = await fetch(`${served.url}/payment-intent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(body),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ success: true, paymentIntentId: 'pi_123' });
   });
 
   it('an unexpected failure → 500 that never shows the internal message, and the server stays up', async () => {
