@@ -52,6 +52,8 @@ function toPointer(p: string | undefined): string {
   return `/${trimmed}`.replace(/^\/params\//, '/path/').replace(/^\/headers\//, '/header/');
 }
 
+const MALFORMED_URI = /^malformed uri/;
+
 const BODY_PARSER_MAP: Record<string, [number, string]> = {
   'entity.parse.failed': [400, 'The request body is not valid JSON.'],
   'entity.too.large': [413, 'The request body is larger than this operation accepts.'],
@@ -93,11 +95,17 @@ export function renderError(err: unknown, req: Request): Rendered {
     };
   }
   if (isValidatorError(err) && err.status >= 400 && err.status < 500) {
-    const errors: FieldError[] = (err.errors ?? []).map((e) => ({
-      path: toPointer(e.path),
-      message: e.message ?? 'is invalid',
-      ...(e.errorCode ? { code: e.errorCode } : {}),
-    }));
+    const errors: FieldError[] = (err.errors ?? []).map((e) =>
+      // The validator names the whole URL path and says "malformed uri'" when a path segment is not
+      // valid percent-encoding (e.g. %ZZ): point at the path instead.
+      MALFORMED_URI.test(e.message ?? '')
+        ? { path: '/path', message: 'is not valid percent-encoding' }
+        : {
+            path: toPointer(e.path),
+            message: e.message ?? 'is invalid',
+            ...(e.errorCode ? { code: e.errorCode } : {}),
+          },
+    );
     const detail =
       err.status === 400
         ? errors.map((e) => `${e.path.slice(1) || 'request'} ${e.message}`).join('; ') ||

@@ -103,6 +103,10 @@ describe('error path', () => {
     const missing = await getJson(`${served.url}/checkout-session`);
     expectProblem(missing, 400);
     expect((missing.json.errors as { path: string }[])[0]!.path).toBe('/query/session_id');
+    const encoded = await getJson(`${served.url}/payment-intent/pi_%ZZ`);
+    expectProblem(encoded, 400);
+    expect(encoded.json.detail).toBe('path is not valid percent-encoding');
+    expect(encoded.json.errors).toEqual([{ path: '/path', message: 'is not valid percent-encoding' }]);
   });
 
   it('unknown route → 404', async () => {
