@@ -13,11 +13,23 @@
  * postgres://postgres@127.0.0.1:5432/test, a user that may CREATE DATABASE), dropped at the end.
  * --a-node-options, --b-node-options: `node` flags of each build's process (default: the production image's
  * NODE_OPTIONS), to compare heap settings on one build (--a=HEAD with no --b is the working tree).
+ * --sql-timing=<dir>: both builds run with bench/probes/sqlite-statements.mjs, which times every better-sqlite3
+ * call of their main thread by SQL text; when they stop, <dir>/a.json and <dir>/b.json hold the figures and a
+ * table sets them side by side, per answered request (seeding, warm-ups and rounds). SQLite only.
  * --cpu-prof=<dir>: both builds run with `node --cpu-prof`; their profiles (written when they stop) are
  * moved to <dir>/a.cpuprofile, <dir>/b.cpuprofile and <dir>/baseline.cpuprofile.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +43,8 @@ import { deletePrefixed } from './lib/rabbit.js';
 import { PRODUCTION_NODE_OPTIONS, seedIntents, serviceEnv, waitForSandbox } from './lib/service.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** Requests each build answered (seeding, warm-ups and rounds), for figures per request. */
+const served: Record<string, number> = {};
 function option(name: string, fallback: string): string {
   const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
   return flag ? flag.slice(flag.indexOf('=') + 1) : fallback;
@@ -44,6 +58,7 @@ const WARMUP = Number(option('warmup', '2'));
 const CONNECTIONS = Number(option('connections', '32'));
 const KEEP = process.argv.includes('--keep');
 const CPU_PROF = option('cpu-prof', '');
+const SQL_TIMING = option('sql-timing', '');
 const INTENTS = Number(option('intents', '2048'));
 // Node flags of each build's process (default: the production image's).
 const NODE_FLAGS: Record<string, string> = {
@@ -83,6 +98,44 @@ function profileFlags(name: string): string[] {
   return CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(tmp, `prof-${name}`)}`] : [];
 }
 
+function sqlTimingFlags(name: string): string[] {
+  if (!SQL_TIMING) return [];
+  const probe = new URL('./probes/sqlite-statements.mjs', import.meta.url);
+  probe.searchParams.set('out', path.resolve(SQL_TIMING, `${name}.json`));
+  return [`--import=${probe.href}`];
+}
+
+/** The probe's figures of both builds, the statements that cost most first, per answered request. */
+function printSqlTiming(): void {
+  type Row = { sql: string; calls: number; us: number };
+  const read = (name: string): Map<string, Row> => {
+    const file = path.resolve(SQL_TIMING, `${name}.json`);
+    if (!existsSync(file)) return new Map();
+    return new Map((JSON.parse(readFileSync(file, 'utf8')) as Row[]).map((r) => [r.sql, r]));
+  };
+  const a = read('a');
+  const b = read('b');
+  const perRequest = (r: Row | undefined, name: string) =>
+    r && served[name] ? (r.us / served[name]).toFixed(1) : '-';
+  const total = (m: Map<string, Row>) => [...m.values()].reduce((sum, r) => sum + r.us, 0);
+  const keys = [...new Set([...a.keys(), ...b.keys()])]
+    .sort((x, y) => (b.get(y)?.us ?? a.get(y)?.us ?? 0) - (b.get(x)?.us ?? a.get(x)?.us ?? 0))
+    .slice(0, 15);
+  console.log(`\nSQLite calls of the main thread (${path.resolve(SQL_TIMING)}), µs per answered request:\n`);
+  console.log('| statement | a µs/req | a calls | b µs/req | b calls |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const k of keys) {
+    const [ra, rb] = [a.get(k), b.get(k)];
+    const sql = k.length > 100 ? `${k.slice(0, 100)}…` : k;
+    console.log(
+      `| ${sql.replace(/\|/g, '\\|')} | ${perRequest(ra, 'a')} | ${ra?.calls ?? 0} | ${perRequest(rb, 'b')} | ${rb?.calls ?? 0} |`,
+    );
+  }
+  const sum = (m: Map<string, Row>, name: string) =>
+    served[name] ? (total(m) / served[name]).toFixed(1) : '-';
+  console.log(`| all | ${sum(a, 'a')} | | ${sum(b, 'b')} | |`);
+}
+
 function start(name: string, args: string[], env: Record<string, string>, cwd = tmp): Proc {
   const proc = startProcess({ name, args, env, cwd, logDir: tmp });
   running.push(proc);
@@ -95,6 +148,10 @@ async function main(): Promise<void> {
     throw new Error(
       `usage: npm run bench:ab -- --a=<rev> [--b=<rev>] [--scenario=${Object.keys(SCENARIOS).join('|')}] [--store=sqlite|postgres]`,
     );
+  }
+  if (SQL_TIMING) {
+    if (STORE !== 'sqlite') throw new Error('--sql-timing times better-sqlite3: use it with --store=sqlite');
+    mkdirSync(SQL_TIMING, { recursive: true });
   }
   process.stderr.write(`building a=${A} and b=${B || 'working tree'}\n`);
   const apps = { a: await build(A, 'a'), b: await build(B, 'b') };
@@ -130,7 +187,12 @@ async function main(): Promise<void> {
     }
     const proc = start(
       name,
-      [...(NODE_FLAGS[name] ?? '').split(' ').filter(Boolean), ...profileFlags(name), app.main],
+      [
+        ...(NODE_FLAGS[name] ?? '').split(' ').filter(Boolean),
+        ...profileFlags(name),
+        ...sqlTimingFlags(name),
+        app.main,
+      ],
       serviceEnv({
         port,
         databaseUrl,
@@ -152,7 +214,6 @@ async function main(): Promise<void> {
   const intents: Record<string, string[]> = {};
   // POST /payment-intent needs none, and without them a profile holds only the scenario's requests.
   const seeds = SCENARIO === 'create-payment-intent' ? 0 : INTENTS;
-  const served: Record<string, number> = {};
   for (const s of systems.slice(1)) {
     intents[s.name] = await seedIntents(s.base, seeds);
     served[s.name] = seeds;
@@ -257,6 +318,7 @@ async function main(): Promise<void> {
 
 async function cleanup(): Promise<void> {
   for (const proc of running.reverse()) await stopProcess(proc, 10_000).catch(() => undefined);
+  if (SQL_TIMING) printSqlTiming();
   if (CPU_PROF) {
     mkdirSync(CPU_PROF, { recursive: true });
     for (const name of ['a', 'b', 'baseline']) {
