@@ -150,8 +150,10 @@ describe('SQLite WAL checkpoints off the event loop', () => {
         if (written % 20 === 0) largestWal = Math.max(largestWal, statSync(`${file}-wal`).size);
         await new Promise((r) => setImmediate(r));
       }
-      // 256 frames are ~1 MB: the WAL was started over again and again.
-      expect(largestWal).toBeLessThan(3 * 1024 * 1024);
+      // 256 frames are ~1 MB: the WAL was started over again and again. It stays under ~3 MB on an idle machine;
+      // on a loaded one the thread's checkpoint, which holds the checkpoint lock, can make the writer skip its
+      // own a few times (3.8 MB seen in CI). Without the backstop it reaches ~37 MB.
+      expect(largestWal).toBeLessThan(8 * 1024 * 1024);
     } finally {
       await checkpointer.close();
       db.close();
