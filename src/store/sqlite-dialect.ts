@@ -116,13 +116,11 @@ export async function retryWhileBusy<T>(run: () => T, timeoutMs: number): Promis
 }
 
 const STATEMENT_CACHE_SIZE = 200;
-const CONTROL_CACHE_SIZE = 32;
 
 class ImmediateSqliteConnection implements DatabaseConnection {
   readonly #db: BetterSqlite3.Database;
   readonly #busyTimeoutMs: number;
   readonly #statements = new Map<string, BetterSqlite3.Statement>();
-  readonly #control = new Map<string, BetterSqlite3.Statement>();
 
   constructor(db: BetterSqlite3.Database, busyTimeoutMs: number) {
     this.#db = db;
@@ -192,16 +190,10 @@ class ImmediateSqliteConnection implements DatabaseConnection {
 
   /**
    * Transaction control (BEGIN, COMMIT, ROLLBACK, savepoints): one statement each, run several times per
-   * group commit. db.exec would parse and compile it on every call; these are prepared once.
+   * group commit. db.exec would parse and compile it on every call; the statement cache keeps them prepared.
    */
   #runControl(sql: string): void {
-    let stmt = this.#control.get(sql);
-    if (!stmt) {
-      stmt = this.#db.prepare(sql);
-      // Savepoint names come from code, so the set is small; the bound only guards against a caller that varies them.
-      if (this.#control.size < CONTROL_CACHE_SIZE) this.#control.set(sql, stmt);
-    }
-    stmt.run();
+    this.#prepare(sql).run();
   }
 
   get inTransaction(): boolean {
