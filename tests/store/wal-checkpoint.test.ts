@@ -45,6 +45,14 @@ const messagesAt = (lines: string[], level: number): string[] =>
     .filter((l) => l.level === level)
     .map((l) => l.msg);
 
+/** Waits until something is logged at `level`, and returns those messages. */
+const loggedAt = (lines: string[], level: number): Promise<string[]> =>
+  eventually(
+    async () => messagesAt(lines, level),
+    (messages) => messages.length > 0,
+    WAIT_MS,
+  );
+
 describe('SQLite WAL checkpoints off the event loop', () => {
   let dir: string;
 
@@ -171,11 +179,7 @@ describe('SQLite WAL checkpoints off the event loop', () => {
     const { logger, lines } = captureLogger();
     const checkpointer = new WalCheckpointer({ database: db, path: file, logger });
     try {
-      const warnings = await eventually(
-        async () => messagesAt(lines, 40),
-        (w) => w.length > 0,
-        WAIT_MS,
-      );
+      const warnings = await loggedAt(lines, 40);
       expect(warnings).toContain('could not set SQLite’s automatic checkpoint');
       rows.return?.();
       expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
@@ -191,11 +195,7 @@ describe('SQLite WAL checkpoints off the event loop', () => {
     const { logger, lines } = captureLogger();
     const checkpointer = new WalCheckpointer({ database: db, path: join(dir, 'missing', 'nope.db'), logger });
     try {
-      const errors = await eventually(
-        async () => messagesAt(lines, 50),
-        (e) => e.length > 0,
-        WAIT_MS,
-      );
+      const errors = await loggedAt(lines, 50);
       expect(errors).toContain('WAL checkpointer thread failed');
       expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
       await sleep(200);
