@@ -172,6 +172,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       logger,
       topology: { requests: topology.requests, responses: topology.responses },
       onFinal: (refund) => metrics.observeRefundFinal(refund.status),
+      outbox: relay,
     });
     const webhooks = createWebhookService({
       store,
@@ -230,7 +231,8 @@ export function createHandlers(deps: Deps): Handlers {
       metricsPublic: deps.config.auth.metricsPublic,
     }),
   } satisfies Handlers;
-  // Outbox rows are written by request handlers; wake the relay as soon as they are committed.
+  // Outbox rows are written by request handlers; wake the relay as soon as they are committed. (An async
+  // refund's row is handed to the relay by the refund service itself, see RefundServiceDeps.outbox.)
   const wrap = <H extends (...a: never[]) => Promise<unknown>>(h: H): H =>
     (async (...args: Parameters<H>) => {
       try {
@@ -241,7 +243,6 @@ export function createHandlers(deps: Deps): Handlers {
     }) as H;
   return {
     ...handlers,
-    createRefundAsync: wrap(handlers.createRefundAsync),
     createRefund: wrap(handlers.createRefund),
   };
 }

@@ -24,12 +24,30 @@ export interface OutboxRelayOptions {
   leaseMs?: number;
   /** Bound on the final flush in stop() (default 5 s). */
   flushTimeoutMs?: number;
+  /** How many handed-over rows may wait in memory before writers are told to write rows available (1000). */
+  maxHandedOff?: number;
 }
 
-export interface OutboxRelay {
-  start(): void;
+/**
+ * What a writer needs to hand its own outbox rows to this process's relay, skipping the claim that leases
+ * them: ask leaseForHandOff() before the transaction, write the row with availableAt = now + that lease
+ * (already leased to this relay, so no other relay takes it), and call handOff() after the commit. If the
+ * process dies in between, the lease runs out and any relay's claim publishes the row.
+ */
+export interface OutboxHandOff {
+  /**
+   * The lease to write a row with, or null: write it available now and call notify() after the commit
+   * (the relay is stopped, the broker is down, or enough rows are already waiting in memory).
+   */
+  leaseForHandOff(): number | null;
+  /** After the commit: publishes the row written with leaseForHandOff()'s lease. */
+  handOff(message: OutboxMessage): void;
   /** Wakes the relay now: call after committing a transaction that added outbox rows. */
   notify(): void;
+}
+
+export interface OutboxRelay extends OutboxHandOff {
+  start(): void;
   /**
    * Stops after the batch in progress, then publishes what is ready (bounded by flushTimeoutMs) so the
    * outcomes written by the last refunds leave with this process instead of waiting for another relay.
@@ -56,16 +74,17 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const maxBackoffMs = opts.maxBackoffMs ?? 30_000;
   const leaseMs = opts.leaseMs ?? 15_000;
   const flushTimeoutMs = opts.flushTimeoutMs ?? 5_000;
+  const maxHandedOff = opts.maxHandedOff ?? 1_000;
   let running = false;
   let wake: (() => void) | null = null;
-  let pendingWake = false;
   let loop: Promise<void> | null = null;
+  /** Rows handed over after their commit, already leased to this relay: published without a claim. */
+  const handed: OutboxMessage[] = [];
+  /** A claim is wanted before the idle timer says so: notify(), a full batch, the broker back. */
+  let claimDue = true;
+  let lastClaim = 0;
 
   function sleep(ms: number): Promise<void> {
-    if (pendingWake) {
-      pendingWake = false;
-      return Promise.resolve();
-    }
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {
@@ -77,11 +96,12 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     });
   }
 
-  /** Publishes one claimed batch; returns how many rows it handled. */
-  async function runBatch(): Promise<number> {
-    if (!broker.isConnected()) return 0;
-    const batch = await store.outbox.claimBatch(batchSize, new Date(), leaseMs);
-    if (batch.length === 0) return 0;
+  function wakeUp(): void {
+    wake?.();
+  }
+
+  /** Publishes `batch`; marks each row sent, or failed with its next try after a backoff. */
+  async function publishBatch(batch: readonly OutboxMessage[]): Promise<void> {
     const results = await Promise.allSettled(
       batch.map((m) =>
         broker.publish(destinationOf(m), m.payload, {
@@ -105,20 +125,47 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       }
     }
     if (sent.length > 0) await store.outbox.markSent(sent);
+  }
+
+  /** Claims and publishes one batch from the outbox; returns how many rows it handled. */
+  async function runBatch(): Promise<number> {
+    if (!broker.isConnected()) return 0;
+    const batch = await store.outbox.claimBatch(batchSize, new Date(), leaseMs);
+    if (batch.length > 0) await publishBatch(batch);
+    return batch.length;
+  }
+
+  /**
+   * Publishes up to a batch of handed-over rows. With the broker down it gives their leases back instead,
+   * so that a claim takes them once it is up (rather than after the lease).
+   */
+  async function runHanded(): Promise<number> {
+    const batch = handed.splice(0, batchSize);
+    if (broker.isConnected()) await publishBatch(batch);
+    else await store.outbox.release(batch.map((m) => m.id));
     return batch.length;
   }
 
   async function run(): Promise<void> {
     while (running) {
-      let handled = 0;
       try {
-        handled = await runBatch();
+        if (handed.length > 0) {
+          await runHanded();
+          continue;
+        }
+        if (claimDue || Date.now() - lastClaim >= idleMs) {
+          claimDue = false;
+          lastClaim = Date.now();
+          if ((await runBatch()) >= batchSize) claimDue = true;
+          continue;
+        }
       } catch (err) {
         log.error({ err }, 'outbox relay batch failed');
         await sleep(1000);
         continue;
       }
-      if (handled < batchSize) await sleep(idleMs);
+      // Nothing in hand and no claim due: wait for a hand-off, a notify() or the next poll.
+      await sleep(idleMs - (Date.now() - lastClaim));
     }
   }
 
@@ -130,25 +177,49 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     start() {
       if (running) return;
       running = true;
+      claimDue = true;
       loop = run();
     },
     notify() {
-      if (wake) wake();
-      else pendingWake = true;
+      claimDue = true;
+      wakeUp();
+    },
+    leaseForHandOff() {
+      // A soft bound: transactions that asked before the queue filled still hand their row over.
+      return running && broker.isConnected() && handed.length < maxHandedOff ? leaseMs : null;
+    },
+    handOff(message) {
+      if (running) {
+        handed.push(message);
+        wakeUp();
+        return;
+      }
+      // Stopped meanwhile: end the lease so that the next claim (another relay's, or the next start's) takes it.
+      store.outbox.release([message.id]).catch((err: unknown) => {
+        log.warn(
+          { err, messageId: message.messageId },
+          'could not end the lease of a handed-over row; a relay claims it when the lease runs out',
+        );
+      });
     },
     async stop() {
       running = false;
-      relay.notify();
+      wakeUp();
       await loop;
       loop = null;
       const deadline = Date.now() + flushTimeoutMs;
       let flushed = 0;
       try {
         while (broker.isConnected() && Date.now() < deadline) {
+          if (handed.length > 0) {
+            flushed += await runHanded();
+            continue;
+          }
           const handled = await runBatch();
           flushed += handled;
           if (handled < batchSize) break;
         }
+        if (handed.length > 0) await store.outbox.release(handed.splice(0).map((m) => m.id));
       } catch (err) {
         log.warn({ err }, 'final outbox flush failed; the rows stay for the next relay');
       }
@@ -158,8 +229,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       const deadline = Date.now() + timeoutMs;
       while ((await store.outbox.pendingCount()) > 0) {
         if (Date.now() > deadline) throw new Error('outbox did not drain in time');
-        if (!running) await runBatch();
-        else relay.notify();
+        if (!running) {
+          if (handed.length > 0) await runHanded();
+          else await runBatch();
+        } else relay.notify();
         await new Promise((r) => setTimeout(r, 20));
       }
     },

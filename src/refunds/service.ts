@@ -17,11 +17,13 @@ import {
   isTerminalRefundStatus,
   type NewOutboxMessage,
   type NewRefund,
+  type OutboxMessage,
   type Refund,
   type RefundStatus,
   type Repos,
   type Store,
 } from '../store/index.js';
+import type { OutboxHandOff } from '../queue/outbox-relay.js';
 import { withoutCallSite, type StripeClient } from '../stripe/client.js';
 import { classifyStripeError, isTransientStripeError, toProblem } from '../stripe/errors.js';
 
@@ -51,6 +53,11 @@ export interface RefundServiceDeps {
    * canceled): metrics count the outcomes here, where the move happened, so each is counted once.
    */
   onFinal?: (refund: Refund) => void;
+  /**
+   * This process's outbox relay. An accepted async refund's request message is handed to it after the
+   * commit (or, when it cannot take one, it is woken), so it is published without a claim.
+   */
+  outbox?: OutboxHandOff;
 }
 
 /** Message on the requests queue: only our key; everything else is read from the ledger. */
@@ -198,7 +205,9 @@ export function createRefundService(deps: RefundServiceDeps) {
     // waits for a single commit. Only when the ledger does not know the payment as succeeded is Stripe
     // asked (outside any transaction) and the check run once more.
     for (let round = 0; round < 2; round++) {
-      let outcome: { refund: Refund; created: boolean } | 'refresh';
+      let outcome: { refund: Refund; created: boolean; handOff?: OutboxMessage } | 'refresh';
+      // Asked before the transaction: the row is written already leased to this process's relay.
+      const lease = mode === 'async' ? (deps.outbox?.leaseForHandOff() ?? null) : null;
       try {
         outcome = await store.transaction(async (tx) => {
           const { existing, payment: locked, committed } = await tx.refunds.lockForAccept(key, piId);
@@ -247,12 +256,29 @@ export function createRefundService(deps: RefundServiceDeps) {
             requestHash: hash,
             metadata: input.metadata ?? {},
           } satisfies NewRefund;
+          if (mode === 'sync') return { refund: await tx.refunds.insert(row), created: true };
           // Queued: the refund and the message that queues it are written together.
-          const refund =
-            mode === 'async'
-              ? await tx.refunds.insertAnnounced(row, requestMessage(key, 'accept'))
-              : await tx.refunds.insert(row);
-          return { refund, created: true };
+          const message = requestMessage(key, 'accept');
+          if (lease === null) {
+            const { refund } = await tx.refunds.insertAnnounced(row, message);
+            return { refund, created: true };
+          }
+          const availableAt = new Date(Date.now() + lease).toISOString();
+          const { refund, outboxId } = await tx.refunds.insertAnnounced(row, { ...message, availableAt });
+          const handOff: OutboxMessage = {
+            id: outboxId,
+            destination: message.destination,
+            routingKey: message.routingKey ?? '',
+            messageId: message.messageId,
+            payload: message.payload,
+            headers: null,
+            createdAt: refund.createdAt,
+            availableAt,
+            attempts: 0,
+            sentAt: null,
+            lastError: null,
+          };
+          return { refund, created: true, handOff };
         });
       } catch (err) {
         if (err instanceof DuplicateKeyError) {
@@ -261,7 +287,11 @@ export function createRefundService(deps: RefundServiceDeps) {
         }
         throw err;
       }
-      if (outcome !== 'refresh') return outcome;
+      if (outcome !== 'refresh') {
+        if (outcome.handOff) deps.outbox?.handOff(outcome.handOff);
+        else if (outcome.created && mode === 'async') deps.outbox?.notify();
+        return { refund: outcome.refund, created: outcome.created };
+      }
       const payment = await payments.resolveForRefund(caller, piId);
       if (payment.status !== 'succeeded') throw notRefundable(payment.status);
     }

@@ -46,6 +46,11 @@ export interface OutboxRepo {
    */
   claimBatch(limit: number, now?: TimeInput, leaseMs?: number): Promise<OutboxMessage[]>;
   markSent(ids: readonly number[], now?: TimeInput): Promise<number>;
+  /**
+   * Ends the lease on unsent rows a relay holds but will not publish itself (their availableAt becomes
+   * `now`), so the next claim by any relay takes them; returns how many rows were still unsent.
+   */
+  release(ids: readonly number[], now?: TimeInput): Promise<number>;
   /** Records the failure and schedules the next try at `retryAt`. */
   markFailed(id: number, error: string, retryAt: TimeInput): Promise<boolean>;
   pendingCount(): Promise<number>;
@@ -105,14 +110,18 @@ function addValues(entry: NewOutboxMessage, created: string): Record<(typeof ADD
   };
 }
 
-/** addOutboxMessage without reading the row back. Throws DuplicateKeyError on a taken messageId. */
+/**
+ * addOutboxMessage without reading the row back. Answers the row's id where the driver reports it
+ * (SQLite), else null. Throws DuplicateKeyError on a taken messageId.
+ */
 export async function addOutboxMessageQuiet(
   db: Kysely<Database>,
   dialect: Dialect,
   entry: NewOutboxMessage,
   created: string,
-): Promise<void> {
-  await addMessageQuiet.run(db, dialect, addValues(entry, created));
+): Promise<number | null> {
+  const { insertId } = await addMessageQuiet.run(db, dialect, addValues(entry, created));
+  return insertId === undefined ? null : Number(insertId);
 }
 
 /** Writes one message with `db` (the store or a transaction); other repositories use it for atomic writes. */
@@ -193,6 +202,17 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
       const result = await db
         .updateTable('outbox')
         .set({ sent_at: toIso(now) })
+        .where('id', 'in', idList(ctx.dialect, ids))
+        .where('sent_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    },
+
+    async release(ids, now = new Date()) {
+      if (ids.length === 0) return 0;
+      const result = await db
+        .updateTable('outbox')
+        .set({ available_at: toIso(now) })
         .where('id', 'in', idList(ctx.dialect, ids))
         .where('sent_at', 'is', null)
         .executeTakeFirst();

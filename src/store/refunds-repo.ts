@@ -69,8 +69,11 @@ export interface RefundsRepo {
    * Inserts the refund and the outbox message that queues it, atomically (an accepted async refund).
    * On PostgreSQL one statement (a data-modifying CTE), one round trip instead of two; elsewhere two
    * statements in one transaction. Throws DuplicateKeyError like insert (or on a taken messageId).
+   * The message is available from the refund's createdAt unless `message.availableAt` says otherwise (a
+   * row leased to the relay that will publish it, see OutboxRelay.handOff). Answers the refund and the
+   * message's outbox id.
    */
-  insertAnnounced(r: NewRefund, message: NewOutboxMessage): Promise<Refund>;
+  insertAnnounced(r: NewRefund, message: NewOutboxMessage): Promise<{ refund: Refund; outboxId: number }>;
   get(requestId: string): Promise<Refund | null>;
   getForOwner(requestId: string, owner: string): Promise<Refund | null>;
   getByStripeId(stripeRefundId: string): Promise<Refund | null>;
@@ -224,7 +227,7 @@ const insertRefundQuiet = queryTemplate<InsertRow, never>('refunds.insertQuiet',
   db.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)),
 );
 
-const OUTBOX_PARAMS = ['destination', 'routingKey', 'messageId', 'payload'] as const;
+const OUTBOX_PARAMS = ['destination', 'routingKey', 'messageId', 'payload', 'availableAt'] as const;
 type OutboxParams = Record<(typeof OUTBOX_PARAMS)[number], unknown>;
 const ANNOUNCED_COLUMNS = [
   'destination',
@@ -237,8 +240,8 @@ const ANNOUNCED_COLUMNS = [
 
 /**
  * PostgreSQL CTEs that write a refund row and, from it, the outbox message announcing it: the message's
- * columns, stamped with the template parameter `at`. Selected from the CTE's row, so the message is
- * written exactly when the row is.
+ * columns, stamped with the template parameter `at` and available from `availableAt`. Selected from the
+ * CTE's row, so the message is written exactly when the row is.
  */
 function announcedValues<P extends OutboxParams>(
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CTE's row type differs per statement
@@ -252,12 +255,12 @@ function announcedValues<P extends OutboxParams>(
     eb.val(p('messageId')).as('message_id'),
     eb.val(p('payload')).as('payload'),
     eb.val(p(at)).as('created_at'),
-    eb.val(p(at)).as('available_at'),
+    eb.val(p('availableAt')).as('available_at'),
   ];
 }
 
-/** PostgreSQL: the refund row and the message that queues it, one statement. */
-const insertAnnouncedPg = queryTemplate<InsertRow & OutboxParams, RefundRow>(
+/** PostgreSQL: the refund row and the message that queues it, one statement; answers the row and the message's id. */
+const insertAnnouncedPg = queryTemplate<InsertRow & OutboxParams, RefundRow & { outbox_id: string | number }>(
   'refunds.insertAnnounced',
   [...INSERT_COLUMNS, ...OUTBOX_PARAMS],
   (db, p) =>
@@ -272,8 +275,9 @@ const insertAnnouncedPg = queryTemplate<InsertRow & OutboxParams, RefundRow>(
           .expression((eb) => eb.selectFrom('inserted').select(announcedValues(eb, p, 'created_at')))
           .returning('id'),
       )
-      .selectFrom('inserted')
-      .selectAll(),
+      .selectFrom(['inserted', 'announced'])
+      .selectAll('inserted')
+      .select('announced.id as outbox_id'),
 );
 
 const sumCommitted = queryTemplate<{ paymentIntentId: string }, { total: number | string | null }>(
@@ -429,6 +433,8 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
 
     async insertAnnounced(r, message) {
       const values = insertRow(r);
+      const created = values.created_at as string;
+      const availableAt = message.availableAt === undefined ? created : toIso(message.availableAt);
       if (ctx.dialect === 'postgres') {
         const row = await insertAnnouncedPg.first(db, ctx.dialect, {
           ...values,
@@ -436,18 +442,19 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
           routingKey: message.routingKey ?? '',
           messageId: message.messageId,
           payload: toJson(message.payload),
+          availableAt,
         });
         if (!row) throw new Error(`refund ${r.requestId} was not inserted`);
-        return toRefund(row);
+        return { refund: toRefund(row), outboxId: toNumber(row.outbox_id) };
       }
       // SQLite: two statements in one transaction, neither reading back what it wrote (every column is
       // given, so the stored row is `values`; RETURNING cost ~a fifth of each insert).
-      const created = values.created_at as string;
-      await atomically(ctx, async (tx) => {
+      const outboxId = await atomically(ctx, async (tx) => {
         await insertRefundQuiet.run(tx, ctx.dialect, values);
-        await addOutboxMessageQuiet(tx, ctx.dialect, { ...message, availableAt: created }, created);
+        return addOutboxMessageQuiet(tx, ctx.dialect, { ...message, availableAt }, created);
       });
-      return toRefund(values as RefundRow);
+      if (outboxId === null) throw new Error(`refund ${r.requestId}: the outbox insert reported no id`);
+      return { refund: toRefund(values as RefundRow), outboxId };
     },
 
     async get(requestId) {
@@ -512,6 +519,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
           routingKey: m.routingKey ?? '',
           messageId: m.messageId,
           payload: toJson(m.payload),
+          availableAt: now,
         });
         return row ? toRefund(row) : null;
       }

@@ -35,6 +35,20 @@ describeStore('outbox repository', (h) => {
     expect(claimed!.availableAt).toBe(at(now.toISOString(), DEFAULT_CLAIM_LEASE_MS));
   });
 
+  it('release makes leased rows claimable now, and leaves sent rows alone', async () => {
+    const db = await h.open(h.newDatabase());
+    const later = at(new Date().toISOString(), 60_000);
+    const a = await db.outbox.add({ destination: 'q', messageId: 'a', payload: 'a', availableAt: later });
+    const b = await db.outbox.add({ destination: 'q', messageId: 'b', payload: 'b', availableAt: later });
+    const c = await db.outbox.add({ destination: 'q', messageId: 'c', payload: 'c', availableAt: later });
+    expect(await db.outbox.markSent([c.id])).toBe(1);
+    expect(await db.outbox.claimBatch(10)).toEqual([]);
+
+    expect(await db.outbox.release([a.id, b.id, c.id])).toBe(2);
+    expect((await db.outbox.claimBatch(10)).map((m) => m.messageId)).toEqual(['a', 'b']);
+    expect(await db.outbox.release([])).toBe(0);
+  });
+
   it('rejects a duplicate message id', async () => {
     const messageId = uid('msg');
     await h.store.outbox.add({ destination: 'q', messageId, payload: 1 });

@@ -371,7 +371,7 @@ describeStore('an accepted refund written together with the message that queues 
   it('stores the refund as insert does, and exactly one message, available from the refund creation', async () => {
     const db = await h.open(h.newDatabase());
     const r = refund({ status: 'queued', mode: 'async', metadata: { order: '42' } });
-    const stored = await db.refunds.insertAnnounced(r, queueMessage(r.requestId));
+    const { refund: stored, outboxId } = await db.refunds.insertAnnounced(r, queueMessage(r.requestId));
     expect(stored).toMatchObject({
       requestId: r.requestId,
       owner: 'acme',
@@ -386,6 +386,7 @@ describeStore('an accepted refund written together with the message that queues 
     const messages = await messagesFor(db, r.requestId);
     expect(messages).toHaveLength(1);
     expect(messages[0]).toMatchObject({
+      id: outboxId,
       destination: 'requests',
       routingKey: 'requests',
       messageId: `${r.requestId}#accept`,
@@ -395,10 +396,26 @@ describeStore('an accepted refund written together with the message that queues 
     });
   });
 
+  it('writes the message leased until the given availableAt: no claim takes it before, release ends the lease', async () => {
+    const db = await h.open(h.newDatabase());
+    const r = refund({ status: 'queued', mode: 'async' });
+    const leasedUntil = new Date(Date.now() + 60_000).toISOString();
+    const { outboxId } = await db.refunds.insertAnnounced(r, {
+      ...queueMessage(r.requestId),
+      availableAt: leasedUntil,
+    });
+    expect(await db.outbox.claimBatch(10, new Date())).toEqual([]);
+    expect(await db.outbox.pendingCount()).toBe(1);
+    expect(await db.outbox.release([outboxId])).toBe(1);
+    const [claimed, ...rest] = await db.outbox.claimBatch(10, new Date());
+    expect(rest).toEqual([]);
+    expect(claimed).toMatchObject({ id: outboxId, messageId: `${r.requestId}#accept` });
+  });
+
   it('a taken request id raises DuplicateKeyError and writes no second message', async () => {
     const db = await h.open(h.newDatabase());
     const r = refund({ status: 'queued', mode: 'async' });
-    const first = await db.refunds.insertAnnounced(r, queueMessage(r.requestId));
+    const { refund: first } = await db.refunds.insertAnnounced(r, queueMessage(r.requestId));
     await expect(
       db.refunds.insertAnnounced(
         { ...r, amount: r.amount + 1 },

@@ -1,0 +1,192 @@
+/**
+ * The outbox relay against a real store (SQLite and PostgreSQL) and the in-process broker: rows a writer
+ * hands over after its commit are published without being claimed; a handed-over row is never lost, whether
+ * the broker is down, the relay is stopped, or the process dies before publishing it.
+ */
+import { expect, it, vi } from 'vitest';
+import { createMemoryBroker } from '../../src/queue/memory-broker.js';
+import { createOutboxRelay, type OutboxRelay } from '../../src/queue/outbox-relay.js';
+import type { Broker, Delivery } from '../../src/queue/types.js';
+import type { OutboxMessage, Store } from '../../src/store/index.js';
+import { describeStore, silentLogger, uid } from '../store/harness.js';
+
+const QUEUE = 'stripe_refund_requests';
+
+/** What a refund accept does: ask for a lease, write the row with it, hand it over after the commit. */
+async function writeAndHandOff(store: Store, relay: OutboxRelay, tag: string): Promise<OutboxMessage> {
+  const lease = relay.leaseForHandOff();
+  expect(lease).toBeGreaterThan(0);
+  const availableAt = new Date(Date.now() + lease!).toISOString();
+  const messageId = uid(tag);
+  const written = await store.outbox.add({ destination: QUEUE, messageId, payload: { tag }, availableAt });
+  relay.handOff(written);
+  return written;
+}
+
+async function collect(broker: Broker): Promise<Delivery[]> {
+  const got: Delivery[] = [];
+  await broker.consume(
+    QUEUE,
+    async (d) => {
+      got.push(d);
+      return { kind: 'ack' };
+    },
+    { prefetch: 10, maxAttempts: 1 },
+  );
+  return got;
+}
+
+async function until(check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describeStore('outbox relay hand-off', (h) => {
+  it('publishes handed-over rows and marks them sent without a claim ever returning them', async () => {
+    const store = await h.open(h.newDatabase());
+    const broker = createMemoryBroker();
+    await broker.start();
+    const got = await collect(broker);
+    const claimed: number[] = [];
+    const claim = store.outbox.claimBatch.bind(store.outbox);
+    vi.spyOn(store.outbox, 'claimBatch').mockImplementation(async (...args) => {
+      const rows = await claim(...args);
+      claimed.push(...rows.map((r) => r.id));
+      return rows;
+    });
+    const relay = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
+    relay.start();
+    try {
+      const written = await Promise.all([1, 2, 3].map((n) => writeAndHandOff(store, relay, `h${n}`)));
+      await until(async () => (await store.outbox.pendingCount()) === 0);
+      expect(got.map((d) => d.messageId).sort()).toEqual(written.map((m) => m.messageId).sort());
+      // Polls kept running (idleMs 20) and found nothing: every row was leased to this relay.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(claimed).toEqual([]);
+      expect(got).toHaveLength(3);
+    } finally {
+      await relay.stop();
+      await broker.close();
+    }
+  });
+
+  it('with the broker down, it asks for no lease, and gives back the lease of a row handed over anyway', async () => {
+    const store = await h.open(h.newDatabase());
+    const broker = createMemoryBroker(); // not started yet: not connected
+    const relay = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
+    relay.start();
+    try {
+      expect(relay.leaseForHandOff()).toBeNull();
+      // A writer that asked while the broker was up, and commits after it went down.
+      const messageId = uid('late');
+      const leased = await store.outbox.add({
+        destination: QUEUE,
+        messageId,
+        payload: {},
+        availableAt: new Date(Date.now() + 60_000).toISOString(),
+      });
+      relay.handOff(leased);
+      // The lease is given back: the row is claimable now, not in a minute.
+      await until(async () => (await store.outbox.claimBatch(10, new Date(), 1)).length === 1);
+      // Once the broker is up, the relay publishes it.
+      const got = await collect(broker);
+      await broker.start();
+      await until(() => got.length === 1);
+      expect(got[0]!.messageId).toBe(messageId);
+      await until(async () => (await store.outbox.pendingCount()) === 0);
+    } finally {
+      await relay.stop();
+      await broker.close();
+    }
+  });
+
+  it('a row handed over to a relay that never publishes it (a crash) is claimed by another once the lease ends', async () => {
+    const store = await h.open(h.newDatabase());
+    const broker = createMemoryBroker();
+    await broker.start();
+    const got = await collect(broker);
+    const leaseMs = 400;
+    const dying = createOutboxRelay({ store, broker, logger: silentLogger, leaseMs });
+    // Written with the dying relay's lease; the process dies before handOff().
+    const written = await store.outbox.add({
+      destination: QUEUE,
+      messageId: uid('orphan'),
+      payload: {},
+      availableAt: new Date(Date.now() + (dying.leaseForHandOff() ?? leaseMs)).toISOString(),
+    });
+    const other = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
+    other.start();
+    try {
+      await new Promise((r) => setTimeout(r, leaseMs / 2));
+      expect(got).toEqual([]); // still leased
+      await until(() => got.length === 1);
+      expect(got[0]!.messageId).toBe(written.messageId);
+      await until(async () => (await store.outbox.pendingCount()) === 0);
+    } finally {
+      await other.stop();
+      await broker.close();
+    }
+  });
+
+  it('a row handed over after stop() has its lease ended, so the next relay publishes it at once', async () => {
+    const store = await h.open(h.newDatabase());
+    const broker = createMemoryBroker();
+    await broker.start();
+    const got = await collect(broker);
+    const first = createOutboxRelay({ store, broker, logger: silentLogger });
+    first.start();
+    const lease = first.leaseForHandOff();
+    expect(lease).toBe(15_000);
+    const written = await store.outbox.add({
+      destination: QUEUE,
+      messageId: uid('after-stop'),
+      payload: {},
+      availableAt: new Date(Date.now() + lease!).toISOString(),
+    });
+    await first.stop();
+    expect(first.leaseForHandOff()).toBeNull();
+    first.handOff(written);
+    await until(async () => (await store.outbox.claimBatch(10, new Date(), 1)).length === 1);
+    const next = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
+    next.start();
+    try {
+      await until(() => got.length === 1);
+      expect(got[0]!.messageId).toBe(written.messageId);
+    } finally {
+      await next.stop();
+      await broker.close();
+    }
+  });
+
+  it('stops offering leases once maxHandedOff rows wait in memory', async () => {
+    const store = await h.open(h.newDatabase());
+    const broker = createMemoryBroker();
+    await broker.start();
+    // Started but its loop is parked on a publish that does not return until released.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const publish = broker.publish.bind(broker);
+    vi.spyOn(broker, 'publish').mockImplementation(async (...args) => {
+      await gate;
+      return publish(...args);
+    });
+    const relay = createOutboxRelay({ store, broker, logger: silentLogger, maxHandedOff: 2, batchSize: 1 });
+    relay.start();
+    try {
+      await writeAndHandOff(store, relay, 'a'); // taken by the loop, parked on the gate
+      await until(() => vi.mocked(broker.publish).mock.calls.length === 1);
+      await writeAndHandOff(store, relay, 'b');
+      await writeAndHandOff(store, relay, 'c');
+      expect(relay.leaseForHandOff()).toBeNull();
+      release();
+      await until(async () => (await store.outbox.pendingCount()) === 0);
+      expect(relay.leaseForHandOff()).toBe(15_000);
+    } finally {
+      await relay.stop();
+      await broker.close();
+    }
+  });
+});
