@@ -187,6 +187,21 @@ function idList(dialect: Dialect, ids: readonly number[]) {
 export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
   const { db } = ctx;
 
+  /** Sets `values` on those of `ids` not sent yet; returns how many. */
+  async function setOnUnsent(
+    ids: readonly number[],
+    values: { sent_at: string } | { available_at: string },
+  ): Promise<number> {
+    if (ids.length === 0) return 0;
+    const result = await db
+      .updateTable('outbox')
+      .set(values)
+      .where('id', 'in', idList(ctx.dialect, ids))
+      .where('sent_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
   return {
     async add(entry) {
       return addOutboxMessage(db, ctx.dialect, entry, nowIso());
@@ -198,25 +213,11 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
     },
 
     async markSent(ids, now = new Date()) {
-      if (ids.length === 0) return 0;
-      const result = await db
-        .updateTable('outbox')
-        .set({ sent_at: toIso(now) })
-        .where('id', 'in', idList(ctx.dialect, ids))
-        .where('sent_at', 'is', null)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows);
+      return setOnUnsent(ids, { sent_at: toIso(now) });
     },
 
     async release(ids, now = new Date()) {
-      if (ids.length === 0) return 0;
-      const result = await db
-        .updateTable('outbox')
-        .set({ available_at: toIso(now) })
-        .where('id', 'in', idList(ctx.dialect, ids))
-        .where('sent_at', 'is', null)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows);
+      return setOnUnsent(ids, { available_at: toIso(now) });
     },
 
     async markFailed(id, error, retryAt) {

@@ -12,13 +12,17 @@ import { describeStore, silentLogger, uid } from '../store/harness.js';
 
 const QUEUE = 'stripe_refund_requests';
 
+/** A row written as a writer given a lease of `leaseMs` writes it: no claim takes it before then. */
+function addLeased(store: Store, tag: string, leaseMs: number): Promise<OutboxMessage> {
+  const availableAt = new Date(Date.now() + leaseMs).toISOString();
+  return store.outbox.add({ destination: QUEUE, messageId: uid(tag), payload: { tag }, availableAt });
+}
+
 /** What a refund accept does: ask for a lease, write the row with it, hand it over after the commit. */
 async function writeAndHandOff(store: Store, relay: OutboxRelay, tag: string): Promise<OutboxMessage> {
   const lease = relay.leaseForHandOff();
   expect(lease).toBeGreaterThan(0);
-  const availableAt = new Date(Date.now() + lease!).toISOString();
-  const messageId = uid(tag);
-  const written = await store.outbox.add({ destination: QUEUE, messageId, payload: { tag }, availableAt });
+  const written = await addLeased(store, tag, lease!);
   relay.handOff(written);
   return written;
 }
@@ -81,13 +85,7 @@ describeStore('outbox relay hand-off', (h) => {
     try {
       expect(relay.leaseForHandOff()).toBeNull();
       // A writer that asked while the broker was up, and commits after it went down.
-      const messageId = uid('late');
-      const leased = await store.outbox.add({
-        destination: QUEUE,
-        messageId,
-        payload: {},
-        availableAt: new Date(Date.now() + 60_000).toISOString(),
-      });
+      const leased = await addLeased(store, 'late', 60_000);
       relay.handOff(leased);
       // The lease is given back: the row is claimable now, not in a minute.
       await until(async () => (await store.outbox.claimBatch(10, new Date(), 1)).length === 1);
@@ -95,7 +93,7 @@ describeStore('outbox relay hand-off', (h) => {
       const got = await collect(broker);
       await broker.start();
       await until(() => got.length === 1);
-      expect(got[0]!.messageId).toBe(messageId);
+      expect(got[0]!.messageId).toBe(leased.messageId);
       await until(async () => (await store.outbox.pendingCount()) === 0);
     } finally {
       await relay.stop();
@@ -109,14 +107,8 @@ describeStore('outbox relay hand-off', (h) => {
     await broker.start();
     const got = await collect(broker);
     const leaseMs = 400;
-    const dying = createOutboxRelay({ store, broker, logger: silentLogger, leaseMs });
-    // Written with the dying relay's lease; the process dies before handOff().
-    const written = await store.outbox.add({
-      destination: QUEUE,
-      messageId: uid('orphan'),
-      payload: {},
-      availableAt: new Date(Date.now() + (dying.leaseForHandOff() ?? leaseMs)).toISOString(),
-    });
+    // Written leased to a relay whose process dies before handOff().
+    const written = await addLeased(store, 'orphan', leaseMs);
     const other = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
     other.start();
     try {
@@ -140,12 +132,7 @@ describeStore('outbox relay hand-off', (h) => {
     first.start();
     const lease = first.leaseForHandOff();
     expect(lease).toBe(15_000);
-    const written = await store.outbox.add({
-      destination: QUEUE,
-      messageId: uid('after-stop'),
-      payload: {},
-      availableAt: new Date(Date.now() + lease!).toISOString(),
-    });
+    const written = await addLeased(store, 'after-stop', lease!);
     await first.stop();
     expect(first.leaseForHandOff()).toBeNull();
     first.handOff(written);
