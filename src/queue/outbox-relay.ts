@@ -4,7 +4,7 @@
  * wait; nothing accepted is lost, and a row published twice is harmless because consumers are idempotent.
  */
 import type { Logger } from 'pino';
-import type { OutboxMessage, Store } from '../store/index.js';
+import type { NewOutboxMessage, OutboxMessage, Store } from '../store/index.js';
 import type { Broker, Destination } from './types.js';
 
 export interface OutboxRelayOptions {
@@ -44,6 +44,34 @@ export interface OutboxHandOff {
   handOff(message: OutboxMessage): void;
   /** Wakes the relay now: call after committing a transaction that added outbox rows. */
   notify(): void;
+}
+
+/**
+ * `message` as a writer given a lease of `leaseMs` (by leaseForHandOff) stores it, available only once the
+ * lease ends, and `handOff(id)`: what to pass to OutboxHandOff.handOff after the commit, given the row's id.
+ */
+export function leased(
+  message: NewOutboxMessage,
+  leaseMs: number,
+): { message: NewOutboxMessage & { availableAt: string }; handOff(id: number): OutboxMessage } {
+  const now = Date.now();
+  const availableAt = new Date(now + leaseMs).toISOString();
+  return {
+    message: { ...message, availableAt },
+    handOff: (id) => ({
+      id,
+      destination: message.destination,
+      routingKey: message.routingKey ?? '',
+      messageId: message.messageId,
+      payload: message.payload,
+      headers: message.headers ?? null,
+      createdAt: new Date(now).toISOString(),
+      availableAt,
+      attempts: 0,
+      sentAt: null,
+      lastError: null,
+    }),
+  };
 }
 
 export interface OutboxRelay extends OutboxHandOff {

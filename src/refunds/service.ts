@@ -23,7 +23,7 @@ import {
   type Repos,
   type Store,
 } from '../store/index.js';
-import type { OutboxHandOff } from '../queue/outbox-relay.js';
+import { leased, type OutboxHandOff } from '../queue/outbox-relay.js';
 import { withoutCallSite, type StripeClient } from '../stripe/client.js';
 import { classifyStripeError, isTransientStripeError, toProblem } from '../stripe/errors.js';
 
@@ -259,26 +259,9 @@ export function createRefundService(deps: RefundServiceDeps) {
           if (mode === 'sync') return { refund: await tx.refunds.insert(row), created: true };
           // Queued: the refund and the message that queues it are written together.
           const message = requestMessage(key, 'accept');
-          if (lease === null) {
-            const { refund } = await tx.refunds.insertAnnounced(row, message);
-            return { refund, created: true };
-          }
-          const availableAt = new Date(Date.now() + lease).toISOString();
-          const { refund, outboxId } = await tx.refunds.insertAnnounced(row, { ...message, availableAt });
-          const handOff: OutboxMessage = {
-            id: outboxId,
-            destination: message.destination,
-            routingKey: message.routingKey ?? '',
-            messageId: message.messageId,
-            payload: message.payload,
-            headers: null,
-            createdAt: refund.createdAt,
-            availableAt,
-            attempts: 0,
-            sentAt: null,
-            lastError: null,
-          };
-          return { refund, created: true, handOff };
+          const held = lease === null ? null : leased(message, lease);
+          const { refund, outboxId } = await tx.refunds.insertAnnounced(row, held?.message ?? message);
+          return { refund, created: true, handOff: held?.handOff(outboxId) };
         });
       } catch (err) {
         if (err instanceof DuplicateKeyError) {
@@ -288,8 +271,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         throw err;
       }
       if (outcome !== 'refresh') {
-        if (outcome.handOff) deps.outbox?.handOff(outcome.handOff);
-        else if (outcome.created && mode === 'async') deps.outbox?.notify();
+        if (outcome.created && mode === 'async') published(outcome.handOff);
         return { refund: outcome.refund, created: outcome.created };
       }
       const payment = await payments.resolveForRefund(caller, piId);
@@ -310,6 +292,15 @@ export function createRefundService(deps: RefundServiceDeps) {
         { idempotencyKey: stripeIdempotencyKey(refund.requestId) },
       ),
     );
+  }
+
+  /**
+   * After the commit of an outbox row: hand it to this process's relay when it was written leased to it,
+   * else wake the relay so that it claims the row now rather than at its next poll.
+   */
+  function published(handOff: OutboxMessage | undefined): void {
+    if (handOff) deps.outbox?.handOff(handOff);
+    else deps.outbox?.notify();
   }
 
   /** Passes on a committed move into a final status (see RefundServiceDeps.onFinal). */
@@ -351,8 +342,19 @@ export function createRefundService(deps: RefundServiceDeps) {
       failureReason: r.failure_reason ?? null,
     };
     if (to.status === 'processing' || to.status === 'queued') return recordStripeRefund(key, r, false);
-    const row = await store.refunds.settleAttemptAnnounced(current, to, announcement);
-    return row ? settled(row, true) : recordStripeRefund(key, r, false);
+    // The outcome message is written leased to this process's relay when it can take one (as in accept).
+    const lease = deps.outbox?.leaseForHandOff() ?? null;
+    let handOff: ((id: number) => OutboxMessage) | undefined;
+    const row = await store.refunds.settleAttemptAnnounced(current, to, (settledRow) => {
+      const message = announcement(settledRow);
+      if (lease === null) return message;
+      const held = leased(message, lease);
+      handOff = held.handOff;
+      return held.message;
+    });
+    if (!row) return recordStripeRefund(key, r, false);
+    published(handOff?.(row.outboxId));
+    return settled(row.refund, true);
   }
 
   /** The refund Stripe made for this request, if any (we tag every refund with our key). */

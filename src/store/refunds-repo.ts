@@ -104,7 +104,8 @@ export interface RefundsRepo {
    * when the row moves. `message` receives the row as it will read after the move (`updatedAt` = `now`)
    * and returns the message. On PostgreSQL one statement (a data-modifying CTE), so a worker attempt costs
    * one round trip instead of four; elsewhere a transaction of two. Null when someone got there first
-   * (a webhook): nothing is written and the caller takes the general path.
+   * (a webhook): nothing is written and the caller takes the general path. The message is available from
+   * `now` unless it says otherwise (see insertAnnounced); answers the row and the message's outbox id.
    */
   settleAttemptAnnounced(
     current: Refund,
@@ -115,7 +116,7 @@ export interface RefundsRepo {
       failureReason: string | null;
     },
     message: (settled: Refund) => NewOutboxMessage,
-  ): Promise<Refund | null>;
+  ): Promise<{ refund: Refund; outboxId: number } | null>;
   /** Sets non-status fields. Throws DuplicateKeyError if stripeRefundId is taken. */
   patch(requestId: string, fields: RefundFields): Promise<boolean>;
   /** Returns the new attempt count, or null when the refund is unknown. */
@@ -340,22 +341,26 @@ const settleAttempt = queryTemplate<SettleParams, RefundRow>(
   settleUpdate,
 );
 
-/** PostgreSQL only: the row moves and its outbox message is written by one statement, or neither. */
-const settleAnnouncedPg = queryTemplate<SettleParams & OutboxParams, RefundRow>(
-  'refunds.settleAttemptAnnounced',
-  [...SETTLE_NAMES, ...OUTBOX_PARAMS],
-  (db, p) =>
-    db
-      .with('settled', () => settleUpdate(db, p))
-      .with('announced', (qb) =>
-        qb
-          .insertInto('outbox')
-          .columns(ANNOUNCED_COLUMNS)
-          .expression((eb) => eb.selectFrom('settled').select(announcedValues(eb, p, 'now')))
-          .returning('id'),
-      )
-      .selectFrom('settled')
-      .selectAll(),
+/**
+ * PostgreSQL only: the row moves and its outbox message is written by one statement, or neither; answers
+ * the row and the message's id.
+ */
+const settleAnnouncedPg = queryTemplate<
+  SettleParams & OutboxParams,
+  RefundRow & { outbox_id: string | number }
+>('refunds.settleAttemptAnnounced', [...SETTLE_NAMES, ...OUTBOX_PARAMS], (db, p) =>
+  db
+    .with('settled', () => settleUpdate(db, p))
+    .with('announced', (qb) =>
+      qb
+        .insertInto('outbox')
+        .columns(ANNOUNCED_COLUMNS)
+        .expression((eb) => eb.selectFrom('settled').select(announcedValues(eb, p, 'now')))
+        .returning('id'),
+    )
+    .selectFrom(['settled', 'announced'])
+    .selectAll('settled')
+    .select('announced.id as outbox_id'),
 );
 
 /** Whether the request id is taken: the refund itself is read only then (a replay), not on every accept. */
@@ -504,6 +509,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         updatedAt: now,
       };
       const m = message(settled);
+      const availableAt = m.availableAt === undefined ? now : toIso(m.availableAt);
       const params: SettleParams = {
         requestId: current.requestId,
         status: to.status,
@@ -519,15 +525,17 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
           routingKey: m.routingKey ?? '',
           messageId: m.messageId,
           payload: toJson(m.payload),
-          availableAt: now,
+          availableAt,
         });
-        return row ? toRefund(row) : null;
+        return row ? { refund: toRefund(row), outboxId: toNumber(row.outbox_id) } : null;
       }
       return atomically(ctx, async (tx) => {
         const row = await settleAttempt.first(tx, ctx.dialect, params);
         if (!row) return null;
-        await addOutboxMessageQuiet(tx, ctx.dialect, { ...m, availableAt: now }, now);
-        return toRefund(row);
+        const outboxId = await addOutboxMessageQuiet(tx, ctx.dialect, { ...m, availableAt }, now);
+        if (outboxId === null)
+          throw new Error(`refund ${current.requestId}: the outbox insert reported no id`);
+        return { refund: toRefund(row), outboxId };
       });
     },
 

@@ -300,7 +300,11 @@ describeStore('refunds repository', (h) => {
 });
 
 describeStore('a worker attempt settled together with its outcome message', (h) => {
-  const settle = (current: Awaited<ReturnType<typeof h.store.refunds.beginAttempt>>, stripeId: string) =>
+  const settleWithId = (
+    current: Awaited<ReturnType<typeof h.store.refunds.beginAttempt>>,
+    stripeId: string,
+    availableAt?: string,
+  ) =>
     h.store.refunds.settleAttemptAnnounced(
       current!,
       { status: 'succeeded', stripeRefundId: stripeId, currency: 'usd', failureReason: null },
@@ -309,8 +313,13 @@ describeStore('a worker attempt settled together with its outcome message', (h) 
         routingKey: 'responses',
         messageId: `${settled.requestId}#${settled.status}#${settled.updatedAt}`,
         payload: { request_id: settled.requestId, status: settled.status, refund_id: settled.stripeRefundId },
+        ...(availableAt === undefined ? {} : { availableAt }),
       }),
     );
+  const settle = async (
+    current: Awaited<ReturnType<typeof h.store.refunds.beginAttempt>>,
+    stripeId: string,
+  ) => (await settleWithId(current, stripeId))?.refund ?? null;
   const messagesFor = async (requestId: string) =>
     (await h.store.outbox.claimBatch(10_000, new Date(Date.now() + 60_000))).filter((m) =>
       m.messageId.startsWith(`${requestId}#`),
@@ -336,6 +345,23 @@ describeStore('a worker attempt settled together with its outcome message', (h) 
       messageId: `${r.requestId}#succeeded#${settled!.updatedAt}`,
       payload: { request_id: r.requestId, status: 'succeeded', refund_id: stripeId },
     });
+  });
+
+  it('answers the message id, and writes the message leased until the given availableAt', async () => {
+    const r = await h.store.refunds.insert(refund());
+    const current = await h.store.refunds.beginAttempt(r.requestId);
+    const settled = await settleWithId(current, uid('re'), new Date(Date.now() + 60_000).toISOString());
+    expect(settled?.refund.status).toBe('succeeded');
+    expect(await h.store.outbox.claimBatch(10_000, new Date())).not.toContainEqual(
+      expect.objectContaining({ id: settled!.outboxId }),
+    );
+    expect(await h.store.outbox.release([settled!.outboxId])).toBe(1);
+    expect(await messagesFor(r.requestId)).toEqual([
+      expect.objectContaining({
+        id: settled!.outboxId,
+        messageId: `${r.requestId}#succeeded#${settled!.refund.updatedAt}`,
+      }),
+    ]);
   });
 
   it('of concurrent settlements exactly one moves the row and writes a message; the rest change nothing', async () => {
