@@ -888,15 +888,24 @@ async function drain(d: DrainSpec): Promise<DrainRun> {
   };
 }
 
-/** Polls the ledger until `count` refunds under `idPrefix` are final (succeeded or failed). */
+/**
+ * Polls the ledger until `count` refunds under `idPrefix` are final (succeeded or failed). A poll counts the
+ * run's refunds by status, tens of thousands of rows by the second drain, on the machine being measured:
+ * every 50 ms, one PostgreSQL backend spent ~15% of a core on it while the workers drained. So it polls
+ * every 50 ms only until the first refund is final and near the end; in between it waits a quarter of the
+ * time the rate so far says is left (at most 1 s), which still sees the end within ~50 ms.
+ */
 async function waitTerminal(ledger: Ledger, idPrefix: string, count: number, t0: number) {
   let first = 0;
   let counts = await ledger.countByPrefix(idPrefix);
   const terminal = () => (counts.byStatus['succeeded'] ?? 0) + (counts.byStatus['failed'] ?? 0);
   const deadline = t0 + Math.max(120_000, (count / 50) * 1000);
   while (terminal() < count) {
-    if (performance.now() > deadline) throw new Error(`drain stalled at ${terminal()}/${count}`);
-    await sleep(50);
+    const now = performance.now();
+    if (now > deadline) throw new Error(`drain stalled at ${terminal()}/${count}`);
+    const done = terminal();
+    const left = first && done > 0 ? ((count - done) * (now - first)) / done : 0;
+    await sleep(Math.min(1000, Math.max(50, left / 4)));
     counts = await ledger.countByPrefix(idPrefix);
     if (!first && terminal() > 0) first = performance.now();
   }
