@@ -54,8 +54,9 @@ export interface RefundServiceDeps {
    */
   onFinal?: (refund: Refund) => void;
   /**
-   * This process's outbox relay. An accepted async refund's request message is handed to it after the
-   * commit (or, when it cannot take one, it is woken), so it is published without a claim.
+   * This process's outbox relay. The request message of an accepted async refund and the outcome message
+   * of an attempt the worker settles are handed to it after their commit (or, when it cannot take one, it
+   * is woken), so they are published without a claim.
    */
   outbox?: OutboxHandOff;
 }
