@@ -40,6 +40,13 @@ async function collect(broker: Broker): Promise<Delivery[]> {
   return got;
 }
 
+/** `got` receives exactly `messageId`'s message, and the outbox is left with nothing unsent. */
+async function publishedOnce(got: Delivery[], store: Store, messageId: string): Promise<void> {
+  await until(() => got.length === 1);
+  expect(got.map((d) => d.messageId)).toEqual([messageId]);
+  await until(async () => (await store.outbox.pendingCount()) === 0);
+}
+
 async function until(check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -92,9 +99,7 @@ describeStore('outbox relay hand-off', (h) => {
       // Once the broker is up, the relay publishes it.
       const got = await collect(broker);
       await broker.start();
-      await until(() => got.length === 1);
-      expect(got[0]!.messageId).toBe(leased.messageId);
-      await until(async () => (await store.outbox.pendingCount()) === 0);
+      await publishedOnce(got, store, leased.messageId);
     } finally {
       await relay.stop();
       await broker.close();
@@ -114,9 +119,7 @@ describeStore('outbox relay hand-off', (h) => {
     try {
       await new Promise((r) => setTimeout(r, leaseMs / 2));
       expect(got).toEqual([]); // still leased
-      await until(() => got.length === 1);
-      expect(got[0]!.messageId).toBe(written.messageId);
-      await until(async () => (await store.outbox.pendingCount()) === 0);
+      await publishedOnce(got, store, written.messageId);
     } finally {
       await other.stop();
       await broker.close();
@@ -140,8 +143,7 @@ describeStore('outbox relay hand-off', (h) => {
     const next = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
     next.start();
     try {
-      await until(() => got.length === 1);
-      expect(got[0]!.messageId).toBe(written.messageId);
+      await publishedOnce(got, store, written.messageId);
     } finally {
       await next.stop();
       await broker.close();
