@@ -110,6 +110,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const handed: OutboxMessage[] = [];
   /** A claim is wanted before the idle timer says so: notify(), a full batch, the broker back. */
   let claimDue = true;
+  /** When the last claim started (performance.now(): a wall-clock step does not stretch the poll). */
   let lastClaim = 0;
 
   function sleep(ms: number): Promise<void> {
@@ -181,9 +182,9 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
           await runHanded();
           continue;
         }
-        if (claimDue || Date.now() - lastClaim >= idleMs) {
+        if (claimDue || performance.now() - lastClaim >= idleMs) {
           claimDue = false;
-          lastClaim = Date.now();
+          lastClaim = performance.now();
           if ((await runBatch()) >= batchSize) claimDue = true;
           continue;
         }
@@ -193,7 +194,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         continue;
       }
       // Nothing in hand and no claim due: wait for a hand-off, a notify() or the next poll.
-      await sleep(idleMs - (Date.now() - lastClaim));
+      await sleep(idleMs - (performance.now() - lastClaim));
     }
   }
 
