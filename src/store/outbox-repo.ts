@@ -111,17 +111,19 @@ function addValues(entry: NewOutboxMessage, created: string): Record<(typeof ADD
 }
 
 /**
- * addOutboxMessage without reading the row back. Answers the row's id where the driver reports it
- * (SQLite), else null. Throws DuplicateKeyError on a taken messageId.
+ * addOutboxMessage without reading the row back; answers the row's id. For drivers that report the id of
+ * an insert (SQLite): elsewhere it throws rather than answer a wrong one. Throws DuplicateKeyError on a
+ * taken messageId.
  */
 export async function addOutboxMessageQuiet(
   db: Kysely<Database>,
   dialect: Dialect,
   entry: NewOutboxMessage,
   created: string,
-): Promise<number | null> {
+): Promise<number> {
   const { insertId } = await addMessageQuiet.run(db, dialect, addValues(entry, created));
-  return insertId === undefined ? null : Number(insertId);
+  if (insertId === undefined) throw new Error(`outbox message ${entry.messageId}: the insert reported no id`);
+  return Number(insertId);
 }
 
 /** Writes one message with `db` (the store or a transaction); other repositories use it for atomic writes. */

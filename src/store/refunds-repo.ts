@@ -458,7 +458,6 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         await insertRefundQuiet.run(tx, ctx.dialect, values);
         return addOutboxMessageQuiet(tx, ctx.dialect, { ...message, availableAt }, created);
       });
-      if (outboxId === null) throw new Error(`refund ${r.requestId}: the outbox insert reported no id`);
       return { refund: toRefund(values as RefundRow), outboxId };
     },
 
@@ -533,8 +532,6 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         const row = await settleAttempt.first(tx, ctx.dialect, params);
         if (!row) return null;
         const outboxId = await addOutboxMessageQuiet(tx, ctx.dialect, { ...m, availableAt }, now);
-        if (outboxId === null)
-          throw new Error(`refund ${current.requestId}: the outbox insert reported no id`);
         return { refund: toRefund(row), outboxId };
       });
     },
