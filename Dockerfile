@@ -18,7 +18,7 @@ ENV SCARF_ANALYTICS=false
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 
-# ---- build: TypeScript to dist/, then the service bundled into dist/src/main.bundle.mjs ---------------
+# ---- build: TypeScript to dist/, the service bundled into dist/src/main.bundle.cjs + its launcher ---------
 FROM deps AS build
 COPY tsconfig.json tsconfig.build.json openapi.yaml ./
 COPY generated ./generated
@@ -51,6 +51,9 @@ COPY --from=build /app/dist ./dist
 # /docs, /openapi.json) and serves generated/openapi-3.0.json.
 COPY package.json openapi.yaml ./
 COPY generated ./generated
+# V8's code cache of the bundle, made under this stage's NODE_OPTIONS (V8 refuses one made under other flags):
+# ~15% off every start (src/launch/code-cache.ts). Written while dist/ is still root's; the service only reads it.
+RUN node dist/src/launch/prime.js
 # SQLite's default location (DATABASE_URL=sqlite:./data/payments.db) must be writable by the service user.
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node

@@ -5,7 +5,7 @@
  * it serves the contract, validates requests, moves a payment through its embedded sandbox, and finds
  * the files it serves from outside the bundle (Swagger UI, the demo).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +35,9 @@ describe('the bundled service (what npm start runs)', () => {
         PORT: String(port),
         HOST: '127.0.0.1',
         DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}`,
+        // The build primed the code cache under this process's NODE_OPTIONS; the same flags find it.
+        ...(process.env['NODE_OPTIONS'] ? { NODE_OPTIONS: process.env['NODE_OPTIONS'] } : {}),
+        LOG_LEVEL: 'debug',
       },
       timeoutMs: 30_000,
     });
@@ -43,6 +46,14 @@ describe('the bundled service (what npm start runs)', () => {
   afterAll(async () => {
     await proc?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts from the V8 code cache the build wrote next to the bundle', () => {
+    const caches = readdirSync(path.dirname(app.main)).filter((f) => f.endsWith('.v8cache'));
+    expect(caches.length).toBeGreaterThanOrEqual(1);
+    expect(caches.every((f) => f.startsWith('main.bundle.cjs.'))).toBe(true);
+    expect(proc.output()).toMatch(/"codeCache":"used"/);
+    expect(proc.output()).not.toMatch(/no usable code cache/);
   });
 
   it('answers health and serves the contract it was built from', async () => {

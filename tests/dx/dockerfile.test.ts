@@ -83,6 +83,16 @@ describe('Dockerfile', () => {
     expect(runtime.at(-1)).toBe('CMD ["node", "dist/src/main.bundle.mjs"]');
   });
 
+  it('writes the code cache in the runtime stage, under its NODE_OPTIONS, before dropping root', () => {
+    const at = (re: RegExp) => runtime.findIndex((l) => re.test(l));
+    const prime = at(/^RUN node dist\/src\/launch\/prime\.js$/);
+    expect(prime).toBeGreaterThan(at(/^ENV .*NODE_OPTIONS=/));
+    expect(prime).toBeGreaterThan(at(/^COPY --from=build \/app\/dist /));
+    expect(prime).toBeGreaterThan(at(/^COPY --from=prod-deps /));
+    expect(prime).toBeLessThan(at(/^USER node$/));
+    expect(existsSync(path.join(root, 'src/launch/prime.ts'))).toBe(true);
+  });
+
   it('copies only files that exist and that .dockerignore lets into the build context', () => {
     const sources = instructions
       .filter((l) => l.startsWith('COPY ') && !l.includes('--from='))
