@@ -33,7 +33,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildSnapshot, type AppSnapshot } from './lib/build.js';
+import { buildSnapshot, primeCodeCache, type AppSnapshot } from './lib/build.js';
 import { commandTicks, mainThreadUserSys, processTicks, US_PER_TICK } from './lib/cpu.js';
 import { createPgDatabase, dropPgDatabase } from './lib/ledger.js';
 import { runLoad } from './lib/load.js';
@@ -91,7 +91,9 @@ async function build(rev: string, name: string): Promise<AppSnapshot> {
     worktrees.push(root);
     symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'), 'dir');
   }
-  return buildSnapshot(root, path.join(tmp, `app-${name}`));
+  const app = await buildSnapshot(root, path.join(tmp, `app-${name}`));
+  primeCodeCache(app, NODE_FLAGS[name]!.split(/\s+/).filter(Boolean));
+  return app;
 }
 
 function profileFlags(name: string): string[] {

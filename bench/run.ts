@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildSnapshot, snapshotPaths, type AppSnapshot } from './lib/build.js';
+import { buildSnapshot, primeCodeCache, snapshotPaths, type AppSnapshot } from './lib/build.js';
 import { fillQueuedRefunds } from './lib/fill.js';
 import { createPgDatabase, dropPgDatabase, postgresLedger, sqliteLedger, type Ledger } from './lib/ledger.js';
 import { runLoad } from './lib/load.js';
@@ -396,6 +396,7 @@ plan.push({
   label: 'build the service (tsc -p tsconfig.build.json) and the two baselines into a private directory',
   run: async () => {
     app = APP_DIR ? snapshotPaths(path.resolve(APP_DIR)) : await buildSnapshot(ROOT, path.join(tmp, 'app'));
+    primeCodeCache(app, SERVICE_NODE_OPTIONS);
   },
 });
 
