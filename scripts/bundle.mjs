@@ -68,9 +68,15 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
   });
   // In a child (evaluating the bundle's modules leaves timers and handles behind), with this process's
   // NODE_OPTIONS: the cache is for the flags the service will be started with.
-  execFileSync(process.execPath, [path.join(dist, 'src/launch/prime.js')], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  // An optimisation only: a build whose cache could not be made still starts, ~100 ms slower.
+  try {
+    execFileSync(process.execPath, [path.join(dist, 'src/launch/prime.js')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      timeout: 60_000,
+    });
+  } catch (err) {
+    console.warn(`warning: no code cache for the bundle (${err.message})`);
+  }
 
   cpSync(path.join(root, 'src/demo/public'), path.join(dist, 'src/demo/public'), { recursive: true });
 }

@@ -48,13 +48,19 @@ Object.assign(process.env, {
 process.chdir(workDir);
 
 const main = bundle.exports['main'] as (opts: MainOptions) => Promise<void>;
-await main({
-  onStarted: (url) => {
-    void fetch(`${url}/healthz`)
-      .then((res) => res.arrayBuffer())
-      .catch(() => undefined)
-      .then(() => {
-        finish(bundle.saveCache() ? 'code cache: written' : 'warning: could not write the code cache');
-      });
-  },
-});
+try {
+  await main({
+    onStarted: (url) => {
+      void fetch(`${url}/healthz`)
+        .then((res) => res.arrayBuffer())
+        .catch(() => undefined)
+        .then(() => {
+          finish(bundle.saveCache() ? 'code cache: written' : 'warning: could not write the code cache');
+        });
+    },
+  });
+} catch (err) {
+  // What the modules compiled is still worth caching; the build goes on either way.
+  console.warn(`warning: the embedded service did not start for the code cache: ${String(err)}`);
+  finish(bundle.saveCache() ? 'code cache: written (modules only)' : 'no code cache written');
+}
