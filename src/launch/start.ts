@@ -18,8 +18,6 @@ const bundle = loadBundle(path.join(path.dirname(fileURLToPath(import.meta.url))
 const main = bundle.exports['main'] as (opts: MainOptions) => Promise<void>;
 await main({
   codeCache: bundle.cache,
-  onStarted: () => {
-    if (bundle.cache === 'used' || bundle.cache === 'off') return;
-    setTimeout(() => bundle.saveCache(), SAVE_CACHE_AFTER_MS).unref();
-  },
+  // A no-op when the cache was used or is off.
+  onStarted: () => setTimeout(() => bundle.saveCache(), SAVE_CACHE_AFTER_MS).unref(),
 });
