@@ -3,8 +3,8 @@
  * dist/src/main.bundle.cjs, and the launcher (dist/src/launch/start.js) into dist/src/main.bundle.mjs,
  * which `npm start`, `npm run worker` and the Docker image run. The launcher compiles the bundle with V8's
  * code cache (src/launch/code-cache.ts); this script writes that cache, dist/src/main.bundle.cjs.<key>.v8cache,
- * for the NODE_OPTIONS it runs under (src/launch/prime.ts: the bundle's modules evaluated once in a child
- * process, the service not started).
+ * for the NODE_OPTIONS it runs under (src/launch/prime.ts, in a child process: the service started once in
+ * embedded mode on an ephemeral port with an in-memory database, then stopped).
  *
  * Why: Node 20 resolves, reads and links every module file separately; Kysely alone is ~260 files and
  * the whole graph ~1,200, which was ~300 ms of a ~900 ms start. One file starts in ~600 ms. The
@@ -66,8 +66,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     entryPoints: [path.join(dist, 'src/launch/start.js')],
     outfile: path.join(dist, 'src/main.bundle.mjs'),
   });
-  // In a child (evaluating the bundle's modules leaves timers and handles behind), with this process's
-  // NODE_OPTIONS: the cache is for the flags the service will be started with.
+  // In a child (the primed service leaves timers and handles behind), with this process's NODE_OPTIONS: the
+  // cache is for the flags the service will be started with.
   // An optimisation only: a build whose cache could not be made still starts, ~100 ms slower.
   try {
     execFileSync(process.execPath, [path.join(dist, 'src/launch/prime.js')], {
