@@ -74,6 +74,19 @@ export interface RefundsRepo {
    * message's outbox id.
    */
   insertAnnounced(r: NewRefund, message: NewOutboxMessage): Promise<{ refund: Refund; outboxId: number }>;
+  /**
+   * PostgreSQL only (absent elsewhere): accepts an async refund in one statement, outside any transaction.
+   * The payment row is locked and what its refunds hold is read after the lock, as lockForAccept does;
+   * the refund (`amount` of `r`, or what is left when it is null; the payment's currency) and its outbox
+   * message are written only when the payment is `succeeded` and owned by `r.owner`, no refund holds
+   * `r.requestId`, and the amount is positive and within what is left. Otherwise null, with nothing
+   * written: the caller runs the transactional check, which says why or finds another way (a replay, an
+   * intent visible through its session). Throws DuplicateKeyError like insertAnnounced.
+   */
+  acceptAnnounced?(
+    r: Omit<NewRefund, 'amount' | 'currency'> & { amount: number | null },
+    message: NewOutboxMessage,
+  ): Promise<{ refund: Refund; outboxId: number } | null>;
   get(requestId: string): Promise<Refund | null>;
   getForOwner(requestId: string, owner: string): Promise<Refund | null>;
   getByStripeId(stripeRefundId: string): Promise<Refund | null>;
@@ -402,6 +415,86 @@ const lockForAcceptTemplates = {
   ),
 };
 
+/**
+ * PostgreSQL: an async refund accepted by one statement, with no transaction of its own (see
+ * RefundsRepo.acceptAnnounced). It locks the payment row and reads what its refunds hold after the lock, as
+ * lockForAccept does; then the refund and its outbox message are inserted only from a row that passes
+ * every check of the transactional path. The amount is the one asked for or, without one, what is left.
+ */
+const ACCEPT_FAST_COLUMNS = INSERT_COLUMNS.filter(
+  (c): c is Exclude<(typeof INSERT_COLUMNS)[number], 'amount' | 'currency'> =>
+    c !== 'amount' && c !== 'currency',
+);
+type AcceptFastParams = Record<(typeof ACCEPT_FAST_COLUMNS)[number], unknown> &
+  OutboxParams & { requestedAmount: unknown };
+const acceptAnnouncedPg = queryTemplate<AcceptFastParams, RefundRow & { outbox_id: string | number }>(
+  'refunds.acceptAnnounced',
+  [...ACCEPT_FAST_COLUMNS, ...OUTBOX_PARAMS, 'requestedAmount'],
+  (db, p) =>
+    db
+      .with(
+        (cte) => cte('locked').materialized(),
+        () =>
+          acceptRead(db, (name) => p(name === 'requestId' ? 'request_id' : 'payment_intent_id')).forUpdate(
+            'p',
+          ),
+      )
+      .with(
+        (cte) => cte('held').materialized(),
+        (qb) =>
+          qb
+            .selectFrom('locked')
+            .select(['locked.currency', 'locked.amount'])
+            .select(sql<number>`refunds_committed(locked.id)`.as('committed'))
+            .where('locked.r_request_id', 'is', null)
+            .where('locked.status', '=', 'succeeded')
+            .where('locked.owner', '=', p('owner')),
+      )
+      .with('fits', (qb) =>
+        qb
+          .selectFrom('held')
+          .select('held.currency')
+          .select(
+            sql<number>`coalesce(cast(${p('requestedAmount')} as bigint), held.amount - held.committed)`.as(
+              'amount',
+            ),
+          )
+          .select(sql<number>`held.amount - held.committed`.as('remaining')),
+      )
+      .with('inserted', (qb) =>
+        qb
+          .insertInto('refunds')
+          .columns(INSERT_COLUMNS)
+          .expression((eb) =>
+            eb
+              .selectFrom('fits')
+              .select((sb) =>
+                INSERT_COLUMNS.map((c) =>
+                  c === 'amount'
+                    ? sb.ref('fits.amount').as('amount')
+                    : c === 'currency'
+                      ? sb.ref('fits.currency').as('currency')
+                      : sb.val(p(c)).as(c),
+                ),
+              )
+              .where('fits.remaining', '>', 0)
+              .where('fits.amount', '>', 0)
+              .whereRef('fits.amount', '<=', 'fits.remaining'),
+          )
+          .returningAll(),
+      )
+      .with('announced', (qb) =>
+        qb
+          .insertInto('outbox')
+          .columns(ANNOUNCED_COLUMNS)
+          .expression((eb) => eb.selectFrom('inserted').select(announcedValues(eb, p, 'created_at')))
+          .returning('id'),
+      )
+      .selectFrom(['inserted', 'announced'])
+      .selectAll('inserted')
+      .select('announced.id as outbox_id'),
+);
+
 export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
   const { db } = ctx;
   const find = (column: 'request_id' | 'stripe_refund_id', value: string) =>
@@ -460,6 +553,23 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       });
       return { refund: toRefund(values as RefundRow), outboxId };
     },
+
+    ...(ctx.dialect === 'postgres' && {
+      async acceptAnnounced(r, message) {
+        const { amount: _amount, currency: _currency, ...values } = insertRow({ ...r, amount: 0 });
+        const created = values.created_at as string;
+        const row = await acceptAnnouncedPg.first(db, ctx.dialect, {
+          ...values,
+          requestedAmount: r.amount,
+          destination: message.destination,
+          routingKey: message.routingKey ?? '',
+          messageId: message.messageId,
+          payload: toJson(message.payload),
+          availableAt: message.availableAt === undefined ? created : toIso(message.availableAt),
+        });
+        return row ? { refund: toRefund(row), outboxId: toNumber(row.outbox_id) } : null;
+      },
+    }),
 
     async get(requestId) {
       const row = await getByRequestId.first(db, ctx.dialect, { requestId });

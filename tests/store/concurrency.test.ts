@@ -249,4 +249,60 @@ describeStore('store concurrency', (h) => {
       expect(await h.store.refunds.listForPaymentIntent(p1)).toHaveLength(1);
       expect(await h.store.refunds.listForPaymentIntent(p2)).toHaveLength(1);
     });
+
+  const acceptOne = async (store: Store, piId: string): Promise<boolean> => {
+    const requestId = uid('req');
+    const accepted = await store.refunds.acceptAnnounced!(
+      { requestId, owner: '', paymentIntentId: piId, amount: REFUND_AMOUNT, status: 'queued', mode: 'async' },
+      { destination: 'requests', messageId: `${requestId}#accept`, payload: { request_key: requestId } },
+    );
+    return accepted !== null;
+  };
+
+  if (h.dialect === 'postgres')
+    it(`${CONCURRENT} concurrent accepts on two pools, half of them one statement, never refund more than the payment`, async () => {
+      const other = await h.openSibling();
+      const pi = await newPayment(h.store);
+      const results = await Promise.all(
+        Array.from({ length: CONCURRENT }, (_, i) => {
+          const store = i % 2 === 0 ? h.store : other;
+          return i % 4 < 2 ? acceptOne(store, pi) : tryRefund(store, pi);
+        }),
+      );
+      expect(results.filter(Boolean)).toHaveLength(expectedRefunds);
+      expect(await h.store.refunds.sumCommitted(pi)).toBe(expectedRefunds * REFUND_AMOUNT);
+      expect(await other.refunds.listForPaymentIntent(pi)).toHaveLength(expectedRefunds);
+    });
+
+  if (h.dialect === 'postgres')
+    it('a one-statement accept waits for a transaction holding the payment, then counts its refund', async () => {
+      const other = await h.openSibling();
+      const pi = await newPayment(h.store);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let firstLocked!: () => void;
+      const locked = new Promise<void>((resolve) => (firstLocked = resolve));
+      const first = h.store.transaction(async (tx) => {
+        await tx.refunds.lockForAccept(uid('req'), pi);
+        await tx.refunds.insert({
+          requestId: uid('req'),
+          paymentIntentId: pi,
+          amount: PAYMENT_AMOUNT - REFUND_AMOUNT + 1,
+          status: 'queued',
+          mode: 'sync',
+        });
+        firstLocked();
+        await gate;
+      });
+      await locked;
+      let done = false;
+      const second = acceptOne(other, pi).finally(() => (done = true));
+      await sleep(50);
+      expect(done).toBe(false); // still waiting for the first transaction's lock
+      release();
+      await first;
+      // Had it read the refunds as of its own start, 150 would have fitted in the 1,000.
+      expect(await second).toBe(false);
+      expect(await h.store.refunds.sumCommitted(pi)).toBe(PAYMENT_AMOUNT - REFUND_AMOUNT + 1);
+    });
 });

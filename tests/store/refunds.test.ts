@@ -478,3 +478,125 @@ describeStore('an accepted refund written together with the message that queues 
     expect(await db.outbox.pendingCount()).toBe(0);
   });
 });
+
+describeStore('an async refund accepted by one statement (PostgreSQL)', (h) => {
+  if (h.dialect !== 'postgres') {
+    it('is absent on SQLite, whose accept runs as a transaction of the group commit', () => {
+      expect(h.store.refunds.acceptAnnounced).toBeUndefined();
+    });
+    return;
+  }
+  const queueMessage = (requestId: string) => ({
+    destination: 'requests',
+    routingKey: 'requests',
+    messageId: `${requestId}#accept`,
+    payload: { request_key: requestId },
+  });
+  const accept = (
+    db: typeof h.store,
+    paymentIntentId: string,
+    over: { amount?: number | null; owner?: string; requestId?: string } = {},
+  ) => {
+    const requestId = over.requestId ?? uid('req');
+    return db.refunds.acceptAnnounced!(
+      {
+        requestId,
+        owner: over.owner ?? 'acme',
+        paymentIntentId,
+        amount: over.amount === undefined ? 300 : over.amount,
+        reason: 'requested_by_customer',
+        status: 'queued',
+        mode: 'async',
+        requestHash: 'h1',
+        metadata: { order: '7' },
+      },
+      queueMessage(requestId),
+    );
+  };
+  const payment = async (
+    db: typeof h.store,
+    over: { status?: string; owner?: string; amount?: number } = {},
+  ): Promise<string> => {
+    const id = uid('pi');
+    await db.payments.insert({
+      id,
+      kind: 'payment_intent',
+      owner: over.owner ?? 'acme',
+      amount: over.amount ?? 1_000,
+      currency: 'eur',
+      status: over.status ?? 'succeeded',
+    });
+    return id;
+  };
+
+  it('writes the refund (the payment’s currency) and its message when the refund fits', async () => {
+    const db = await h.open(h.newDatabase());
+    const pi = await payment(db);
+    const accepted = await accept(db, pi);
+    expect(accepted).not.toBeNull();
+    const { refund: stored, outboxId } = accepted!;
+    expect(stored).toMatchObject({
+      owner: 'acme',
+      paymentIntentId: pi,
+      amount: 300,
+      currency: 'eur',
+      reason: 'requested_by_customer',
+      status: 'queued',
+      mode: 'async',
+      attempts: 0,
+      requestHash: 'h1',
+      metadata: { order: '7' },
+      stripeRefundId: null,
+    });
+    expect(stored.createdAt).toMatch(ISO);
+    expect(await db.refunds.get(stored.requestId)).toEqual(stored);
+    const [message, ...rest] = await db.outbox.claimBatch(10, new Date(Date.now() + 60_000));
+    expect(rest).toEqual([]);
+    expect(message).toMatchObject({
+      id: outboxId,
+      messageId: `${stored.requestId}#accept`,
+      payload: { request_key: stored.requestId },
+      createdAt: stored.createdAt,
+    });
+    expect(await db.refunds.sumCommitted(pi)).toBe(300);
+  });
+
+  it('without an amount refunds what is left, and then nothing more', async () => {
+    const db = await h.open(h.newDatabase());
+    const pi = await payment(db);
+    expect((await accept(db, pi, { amount: 250 }))?.refund.amount).toBe(250);
+    expect((await accept(db, pi, { amount: null }))?.refund.amount).toBe(750);
+    expect(await accept(db, pi, { amount: null })).toBeNull();
+    expect(await accept(db, pi, { amount: 1 })).toBeNull();
+    expect(await db.refunds.sumCommitted(pi)).toBe(1_000);
+  });
+
+  it('writes nothing and answers null whenever the transactional check has something to say', async () => {
+    const db = await h.open(h.newDatabase());
+    const pi = await payment(db);
+    const replayed = uid('req');
+    expect(await accept(db, pi, { requestId: replayed, amount: 100 })).not.toBeNull();
+    const before = await db.outbox.pendingCount();
+
+    const cases: [string, Promise<unknown>][] = [
+      ['no payment row', accept(db, uid('pi'))],
+      ['payment not succeeded', payment(db, { status: 'processing' }).then((id) => accept(db, id))],
+      ['payment of another owner', payment(db, { owner: 'other' }).then((id) => accept(db, id))],
+      ['request id taken (a replay)', accept(db, pi, { requestId: replayed, amount: 100 })],
+      ['amount over what is left', accept(db, pi, { amount: 901 })],
+    ];
+    for (const [label, result] of cases) expect(await result, label).toBeNull();
+    expect(await db.outbox.pendingCount()).toBe(before);
+    expect(await db.refunds.sumCommitted(pi)).toBe(100);
+    expect(await db.refunds.listForPaymentIntent(pi)).toHaveLength(1);
+  });
+
+  it('a taken message id fails the whole statement: no refund row is left behind', async () => {
+    const db = await h.open(h.newDatabase());
+    const pi = await payment(db);
+    const requestId = uid('req');
+    await db.outbox.add({ destination: 'requests', messageId: `${requestId}#accept`, payload: {} });
+    await expect(accept(db, pi, { requestId })).rejects.toBeInstanceOf(DuplicateKeyError);
+    expect(await db.refunds.get(requestId)).toBeNull();
+  });
+});
