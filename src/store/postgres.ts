@@ -62,18 +62,23 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
     }) as typeof client.query;
   });
 
-  const setSearchPath =
-    opts.schema === undefined
-      ? undefined
-      : CompiledQuery.raw(`set search_path to ${quoteIdentifier(opts.schema)}`);
+  // Every connection runs READ COMMITTED, whatever the server, the role or the URL set as its default. The
+  // refund guard locks a payment row and then sums its refunds with a fresh snapshot (refunds_committed);
+  // under REPEATABLE READ or SERIALIZABLE that sum would come from the snapshot taken before the lock wait,
+  // miss a refund committed meanwhile, and let the payment be refunded twice over.
+  const setUp = CompiledQuery.raw(
+    [
+      "set default_transaction_isolation to 'read committed'",
+      // Only our schema, when one is given.
+      ...(opts.schema === undefined ? [] : [`set search_path to ${quoteIdentifier(opts.schema)}`]),
+    ].join('; '),
+  );
   const dialect = new PostgresDialect({
     pool,
-    // Runs once per new pooled connection, so every connection sees only our schema.
-    ...(setSearchPath && {
-      onCreateConnection: async (connection) => {
-        await connection.executeQuery(setSearchPath);
-      },
-    }),
+    // Runs once per new pooled connection, before its first query.
+    onCreateConnection: async (connection) => {
+      await connection.executeQuery(setUp);
+    },
   });
   return { dialect, pool };
 }

@@ -305,4 +305,42 @@ describeStore('store concurrency', (h) => {
       expect(await second).toBe(false);
       expect(await h.store.refunds.sumCommitted(pi)).toBe(PAYMENT_AMOUNT - REFUND_AMOUNT + 1);
     });
+
+  if (h.dialect === 'postgres')
+    it('both accept paths count a refund committed while they waited, whatever isolation the URL asks for', async () => {
+      // A server, role or URL default of REPEATABLE READ would make the sum after the lock read the snapshot
+      // taken before the wait, and miss the refund that the lock holder committed.
+      const url = new URL(h.options.url);
+      url.searchParams.set('options', '-c default_transaction_isolation=repeatable\\ read');
+      const other = await h.openSibling({ url: url.toString() });
+      const viaTransaction = async (piId: string) =>
+        other.transaction(async (tx) => (await tx.refunds.lockForAccept(uid('req'), piId)).committed);
+      for (const second of [viaTransaction, (piId: string) => acceptOne(other, piId)]) {
+        const pi = await newPayment(h.store);
+        let release!: () => void;
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        let firstLocked!: () => void;
+        const locked = new Promise<void>((resolve) => (firstLocked = resolve));
+        const first = h.store.transaction(async (tx) => {
+          await tx.refunds.lockForAccept(uid('req'), pi);
+          await tx.refunds.insert({
+            requestId: uid('req'),
+            paymentIntentId: pi,
+            amount: PAYMENT_AMOUNT - REFUND_AMOUNT + 1,
+            status: 'queued',
+            mode: 'sync',
+          });
+          firstLocked();
+          await gate;
+        });
+        await locked;
+        const result = second(pi);
+        await sleep(50);
+        release();
+        await first;
+        // The transactional read sees the first refund; the one-statement accept finds no room for 150.
+        expect(await result).toBe(second === viaTransaction ? PAYMENT_AMOUNT - REFUND_AMOUNT + 1 : false);
+        expect(await h.store.refunds.sumCommitted(pi)).toBe(PAYMENT_AMOUNT - REFUND_AMOUNT + 1);
+      }
+    });
 });
