@@ -191,6 +191,25 @@ describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind)
     expect(refunds.data.map((r) => r.amount)).toEqual([4_000]);
   });
 
+  it('one request_id sent for two intents at once: one 202, the other 409, one refund', async () => {
+    const [a, b] = await paidIntents(svc.url, 2, 10_000);
+    const id = `${tag}-two-intents`;
+    const answers = await Promise.all(
+      [a, b].map((pi) => postJson(`${svc.url}/refund-async`, { payment_intent_id: pi, request_id: id })),
+    );
+    expect(answers.map((r) => r.status).sort()).toEqual([202, 409]);
+    const won = answers.findIndex((r) => r.status === 202);
+    expect(answers[1 - won]!.json).toMatchObject({ status: 409, code: 'request_id_conflict' });
+    expect((await settled(id)).json).toMatchObject({ status: 'succeeded', amount: 10_000 });
+    const winner = won === 0 ? a! : b!;
+    const loser = won === 0 ? b! : a!;
+    expect((await stripe.stripe.refunds.list({ payment_intent: winner })).data.map((r) => r.amount)).toEqual([
+      10_000,
+    ]);
+    expect((await stripe.stripe.refunds.list({ payment_intent: loser })).data).toEqual([]);
+    expect(await svc.deps.store.refunds.listForPaymentIntent(loser)).toEqual([]);
+  });
+
   it('applies the /refund guards: unknown intent, bad body, more than is left (in-flight refunds count)', async () => {
     const missing = await postJson(`${svc.url}/refund-async`, {
       payment_intent_id: 'pi_doesnotexist000000000000',
