@@ -343,4 +343,34 @@ describeStore('store concurrency', (h) => {
         expect(await h.store.refunds.sumCommitted(pi)).toBe(PAYMENT_AMOUNT - REFUND_AMOUNT + 1);
       }
     });
+
+  if (h.dialect === 'postgres')
+    it('a one-statement accept that waited reads the payment row as the lock holder left it', async () => {
+      const other = await h.openSibling();
+      const changes: [string, { status: string; amount: number }, boolean][] = [
+        ['status no longer succeeded', { status: 'canceled', amount: PAYMENT_AMOUNT }, false],
+        ['amount cut below the refund', { status: 'succeeded', amount: REFUND_AMOUNT - 1 }, false],
+        ['amount raised', { status: 'succeeded', amount: PAYMENT_AMOUNT * 2 }, true],
+      ];
+      for (const [label, change, accepted] of changes) {
+        const pi = await newPayment(h.store);
+        let release!: () => void;
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        let firstLocked!: () => void;
+        const locked = new Promise<void>((resolve) => (firstLocked = resolve));
+        const first = h.store.transaction(async (tx) => {
+          await tx.payments.lockForUpdate(pi);
+          await tx.payments.upsert({ id: pi, kind: 'payment_intent', currency: 'usd', ...change });
+          firstLocked();
+          await gate;
+        });
+        await locked;
+        const second = acceptOne(other, pi);
+        await sleep(50);
+        release();
+        await first;
+        expect(await second, label).toBe(accepted);
+        expect(await h.store.refunds.sumCommitted(pi), label).toBe(accepted ? REFUND_AMOUNT : 0);
+      }
+    });
 });
