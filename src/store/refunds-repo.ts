@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely, type Selectable } from 'kysely';
+import { sql, type Kysely, type QueryCreator, type Selectable } from 'kysely';
 import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
 import type { Database, PaymentsTable, RefundsTable } from './database.js';
@@ -253,24 +253,33 @@ const ANNOUNCED_COLUMNS = [
 ] as const;
 
 /**
- * PostgreSQL CTEs that write a refund row and, from it, the outbox message announcing it: the message's
- * columns, stamped with the template parameter `at` and available from `availableAt`. Selected from the
- * CTE's row, so the message is written exactly when the row is.
+ * The PostgreSQL CTE that writes the outbox message announcing the refund row of CTE `from` (the row the
+ * statement inserted or moved): its columns stamped with the template parameter `at` and available from
+ * `availableAt`. Selected from that CTE's row, so the message is written exactly when the row is.
  */
-function announcedValues<P extends OutboxParams>(
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CTE's row type differs per statement
-  eb: ExpressionBuilder<any, any>,
+function announcedInsert<P extends OutboxParams>(
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CTEs before it differ per statement
+  qb: QueryCreator<any>,
   p: Param<P>,
+  from: 'inserted' | 'settled',
   at: keyof P & string,
 ) {
-  return [
-    eb.val(p('destination')).as('destination'),
-    eb.val(p('routingKey')).as('routing_key'),
-    eb.val(p('messageId')).as('message_id'),
-    eb.val(p('payload')).as('payload'),
-    eb.val(p(at)).as('created_at'),
-    eb.val(p('availableAt')).as('available_at'),
-  ];
+  return qb
+    .insertInto('outbox')
+    .columns(ANNOUNCED_COLUMNS)
+    .expression((eb) =>
+      eb
+        .selectFrom(from)
+        .select((sb) => [
+          sb.val(p('destination')).as('destination'),
+          sb.val(p('routingKey')).as('routing_key'),
+          sb.val(p('messageId')).as('message_id'),
+          sb.val(p('payload')).as('payload'),
+          sb.val(p(at)).as('created_at'),
+          sb.val(p('availableAt')).as('available_at'),
+        ]),
+    )
+    .returning('id');
 }
 
 /** PostgreSQL: the refund row and the message that queues it, one statement; answers the row and the message's id. */
@@ -282,13 +291,7 @@ const insertAnnouncedPg = queryTemplate<InsertRow & OutboxParams, RefundRow & { 
       .with('inserted', (qb) =>
         qb.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returningAll(),
       )
-      .with('announced', (qb) =>
-        qb
-          .insertInto('outbox')
-          .columns(ANNOUNCED_COLUMNS)
-          .expression((eb) => eb.selectFrom('inserted').select(announcedValues(eb, p, 'created_at')))
-          .returning('id'),
-      )
+      .with('announced', (qb) => announcedInsert(qb, p, 'inserted', 'created_at'))
       .selectFrom(['inserted', 'announced'])
       .selectAll('inserted')
       .select('announced.id as outbox_id'),
@@ -364,13 +367,7 @@ const settleAnnouncedPg = queryTemplate<
 >('refunds.settleAttemptAnnounced', [...SETTLE_NAMES, ...OUTBOX_PARAMS], (db, p) =>
   db
     .with('settled', () => settleUpdate(db, p))
-    .with('announced', (qb) =>
-      qb
-        .insertInto('outbox')
-        .columns(ANNOUNCED_COLUMNS)
-        .expression((eb) => eb.selectFrom('settled').select(announcedValues(eb, p, 'now')))
-        .returning('id'),
-    )
+    .with('announced', (qb) => announcedInsert(qb, p, 'settled', 'now'))
     .selectFrom(['settled', 'announced'])
     .selectAll('settled')
     .select('announced.id as outbox_id'),
@@ -483,13 +480,7 @@ const acceptAnnouncedPg = queryTemplate<AcceptFastParams, RefundRow & { outbox_i
           )
           .returningAll(),
       )
-      .with('announced', (qb) =>
-        qb
-          .insertInto('outbox')
-          .columns(ANNOUNCED_COLUMNS)
-          .expression((eb) => eb.selectFrom('inserted').select(announcedValues(eb, p, 'created_at')))
-          .returning('id'),
-      )
+      .with('announced', (qb) => announcedInsert(qb, p, 'inserted', 'created_at'))
       .selectFrom(['inserted', 'announced'])
       .selectAll('inserted')
       .select('announced.id as outbox_id'),

@@ -48,6 +48,36 @@ async function tryRefund(store: Store, piId: string, read: GuardRead = lockThenS
   });
 }
 
+/**
+ * Starts a transaction on `store` that runs `hold` (which takes the payment's lock and may write) and then
+ * keeps it open; resolves once `hold` has run. `release()` lets it commit; `committed` settles then.
+ */
+async function holdLock(
+  store: Store,
+  hold: (tx: Repos) => Promise<unknown>,
+): Promise<{ release: () => void; committed: Promise<void> }> {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const holding = new Promise<void>((resolve) => (held = resolve));
+  const committed = store.transaction(async (tx) => {
+    await hold(tx);
+    held();
+    await gate;
+  });
+  await Promise.race([holding, committed]);
+  return { release, committed };
+}
+
+/** A refund of `PAYMENT_AMOUNT - REFUND_AMOUNT + 1` on `paymentIntentId`: no room is left for one more. */
+const almostAll = (paymentIntentId: string) => ({
+  requestId: uid('req'),
+  paymentIntentId,
+  amount: PAYMENT_AMOUNT - REFUND_AMOUNT + 1,
+  status: 'queued' as const,
+  mode: 'sync' as const,
+});
+
 async function newPayment(store: Store): Promise<string> {
   const id = uid('pi');
   await store.payments.insert({
@@ -89,12 +119,7 @@ describeStore('store concurrency', (h) => {
     async (_, read) => {
       const other = await h.openSibling();
       const pi = await newPayment(h.store);
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      let firstLocked!: () => void;
-      const locked = new Promise<void>((resolve) => (firstLocked = resolve));
-
-      const first = h.store.transaction(async (tx) => {
+      const first = await holdLock(h.store, async (tx) => {
         await read(tx, pi);
         await tx.refunds.insert({
           requestId: uid('req'),
@@ -103,18 +128,15 @@ describeStore('store concurrency', (h) => {
           status: 'queued',
           mode: 'sync',
         });
-        firstLocked();
-        await gate;
       });
-      await locked;
       let secondSaw: number | undefined;
       const second = other.transaction(async (tx) => {
         secondSaw = (await read(tx, pi)).committed;
       });
       await sleep(50);
       expect(secondSaw).toBeUndefined(); // still waiting for the first transaction
-      release();
-      await Promise.all([first, second]);
+      first.release();
+      await Promise.all([first.committed, second]);
       expect(secondSaw).toBe(900);
     },
   );
@@ -278,29 +300,16 @@ describeStore('store concurrency', (h) => {
     it('a one-statement accept waits for a transaction holding the payment, then counts its refund', async () => {
       const other = await h.openSibling();
       const pi = await newPayment(h.store);
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      let firstLocked!: () => void;
-      const locked = new Promise<void>((resolve) => (firstLocked = resolve));
-      const first = h.store.transaction(async (tx) => {
+      const first = await holdLock(h.store, async (tx) => {
         await tx.refunds.lockForAccept(uid('req'), pi);
-        await tx.refunds.insert({
-          requestId: uid('req'),
-          paymentIntentId: pi,
-          amount: PAYMENT_AMOUNT - REFUND_AMOUNT + 1,
-          status: 'queued',
-          mode: 'sync',
-        });
-        firstLocked();
-        await gate;
+        await tx.refunds.insert(almostAll(pi));
       });
-      await locked;
       let done = false;
       const second = acceptOne(other, pi).finally(() => (done = true));
       await sleep(50);
       expect(done).toBe(false); // still waiting for the first transaction's lock
-      release();
-      await first;
+      first.release();
+      await first.committed;
       // Had it read the refunds as of its own start, 150 would have fitted in the 1,000.
       expect(await second).toBe(false);
       expect(await h.store.refunds.sumCommitted(pi)).toBe(PAYMENT_AMOUNT - REFUND_AMOUNT + 1);
@@ -317,27 +326,14 @@ describeStore('store concurrency', (h) => {
         other.transaction(async (tx) => (await tx.refunds.lockForAccept(uid('req'), piId)).committed);
       for (const second of [viaTransaction, (piId: string) => acceptOne(other, piId)]) {
         const pi = await newPayment(h.store);
-        let release!: () => void;
-        const gate = new Promise<void>((resolve) => (release = resolve));
-        let firstLocked!: () => void;
-        const locked = new Promise<void>((resolve) => (firstLocked = resolve));
-        const first = h.store.transaction(async (tx) => {
+        const first = await holdLock(h.store, async (tx) => {
           await tx.refunds.lockForAccept(uid('req'), pi);
-          await tx.refunds.insert({
-            requestId: uid('req'),
-            paymentIntentId: pi,
-            amount: PAYMENT_AMOUNT - REFUND_AMOUNT + 1,
-            status: 'queued',
-            mode: 'sync',
-          });
-          firstLocked();
-          await gate;
+          await tx.refunds.insert(almostAll(pi));
         });
-        await locked;
         const result = second(pi);
         await sleep(50);
-        release();
-        await first;
+        first.release();
+        await first.committed;
         // The transactional read sees the first refund; the one-statement accept finds no room for 150.
         expect(await result).toBe(second === viaTransaction ? PAYMENT_AMOUNT - REFUND_AMOUNT + 1 : false);
         expect(await h.store.refunds.sumCommitted(pi)).toBe(PAYMENT_AMOUNT - REFUND_AMOUNT + 1);
@@ -354,21 +350,14 @@ describeStore('store concurrency', (h) => {
       ];
       for (const [label, change, accepted] of changes) {
         const pi = await newPayment(h.store);
-        let release!: () => void;
-        const gate = new Promise<void>((resolve) => (release = resolve));
-        let firstLocked!: () => void;
-        const locked = new Promise<void>((resolve) => (firstLocked = resolve));
-        const first = h.store.transaction(async (tx) => {
+        const first = await holdLock(h.store, async (tx) => {
           await tx.payments.lockForUpdate(pi);
           await tx.payments.upsert({ id: pi, kind: 'payment_intent', currency: 'usd', ...change });
-          firstLocked();
-          await gate;
         });
-        await locked;
         const second = acceptOne(other, pi);
         await sleep(50);
-        release();
-        await first;
+        first.release();
+        await first.committed;
         expect(await second, label).toBe(accepted);
         expect(await h.store.refunds.sumCommitted(pi), label).toBe(accepted ? REFUND_AMOUNT : 0);
       }
