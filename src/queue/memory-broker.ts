@@ -62,9 +62,15 @@ export interface MemoryBrokerOptions {
    * the oldest is dropped. Work queues (refund requests, their retries) are never bounded.
    */
   retainLimit?: number;
+  /**
+   * Most messages the work queues (and their delay queues) should hold in memory together (default 10,000,
+   * ~3.5 MB): see Broker.room. Publishing past it still works; the outbox relay asks before it publishes.
+   */
+  maxBacklog?: number;
 }
 
 const DEFAULT_RETAIN_LIMIT = 10_000;
+const DEFAULT_MAX_BACKLOG = 10_000;
 
 interface StoredMessage {
   /** Kept serialised, so consumers get a copy exactly as the RabbitMQ driver would hand it over. */
@@ -113,6 +119,7 @@ class MemoryBroker implements Broker {
   private readonly logger: Logger;
   private readonly drainTimeoutMs: number;
   private readonly retainLimit: number;
+  private readonly maxBacklog: number;
   /** Queues whose messages nobody in this process needs: the responses queue and every dead-letter queue. */
   private readonly retained = new Set<string>();
   /** Messages dropped so far from each retained queue. */
@@ -133,6 +140,9 @@ class MemoryBroker implements Broker {
     this.retainLimit = opts.retainLimit ?? DEFAULT_RETAIN_LIMIT;
     if (!Number.isInteger(this.retainLimit) || this.retainLimit < 1)
       throw new RangeError('retainLimit must be a positive integer');
+    this.maxBacklog = opts.maxBacklog ?? DEFAULT_MAX_BACKLOG;
+    if (!Number.isInteger(this.maxBacklog) || this.maxBacklog < 1)
+      throw new RangeError('maxBacklog must be a positive integer');
     this.retained.add(this.topology.responses);
     this.declare(baseTopologySpecs(this.topology, this.delays, this.deliveryLimit));
     this.exchanges.set(this.topology.events, []);
@@ -216,6 +226,13 @@ class MemoryBroker implements Broker {
   queueDepth(queue: string): Promise<number | null> {
     const found = this.queues.get(queue);
     return Promise.resolve(found ? found.ready.length + found.delayed.size : null);
+  }
+
+  room(): number {
+    let backlog = 0;
+    for (const [name, queue] of this.queues)
+      if (!this.retained.has(name)) backlog += queue.ready.length + queue.delayed.size;
+    return Math.max(0, this.maxBacklog - backlog);
   }
 
   // ---- publishing ------------------------------------------------------------------------------

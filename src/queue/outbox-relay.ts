@@ -159,7 +159,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   /** Claims and publishes one batch from the outbox; returns how many rows it handled. */
   async function runBatch(): Promise<number> {
     if (!broker.isConnected()) return 0;
-    const batch = await store.outbox.claimBatch(batchSize, new Date(), leaseMs);
+    // A bounded broker (the in-process queue) that is full: the rows wait in the outbox for the next poll.
+    const limit = Math.min(batchSize, broker.room?.() ?? batchSize);
+    if (limit <= 0) return 0;
+    const batch = await store.outbox.claimBatch(limit, new Date(), leaseMs);
     if (batch.length > 0) await publishBatch(batch);
     return batch.length;
   }
@@ -215,7 +218,11 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     },
     leaseForHandOff() {
       // A soft bound: transactions that asked before the queue filled still hand their row over.
-      return running && broker.isConnected() && handed.length < maxHandedOff ? leaseMs : null;
+      return running &&
+        broker.isConnected() &&
+        handed.length < Math.min(maxHandedOff, broker.room?.() ?? maxHandedOff)
+        ? leaseMs
+        : null;
     },
     handOff(message) {
       if (running) {

@@ -65,6 +65,12 @@ export interface Broker {
   bind(queue: string, exchange: string, pattern: string): Promise<void>;
   /** Messages ready in the queue, or null when the broker cannot tell (disconnected, unknown queue). */
   queueDepth(queue: string): Promise<number | null>;
+  /**
+   * How many more messages the broker should be given now; absent when it sets no bound (RabbitMQ keeps its
+   * queues on disk). The in-process queue keeps its work queues in memory, so past its bound the outbox relay
+   * leaves rows in the outbox, durable, until the worker has taken some.
+   */
+  room?(): number;
   /** Stops consumers, waits (bounded) for in-flight handlers, then disconnects. */
   close(): Promise<void>;
 }

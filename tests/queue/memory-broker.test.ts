@@ -67,8 +67,37 @@ describe('in-process queue (embedded mode)', () => {
     expect(await b.queueDepth(names.requests)).toBe(50);
   });
 
+  it('reports how much room its work queues have left (their delay queues count, retained queues do not)', async () => {
+    const b = createMemoryBroker({ maxBacklog: 10, retryDelaysMs: [60_000] });
+    opened.push(b);
+    await b.start();
+    expect(b.room!()).toBe(10);
+    await publishMany(b, names.requests, 4);
+    await publishMany(b, names.responses, 5);
+    await publishMany(b, names.deadLetter, 5);
+    expect(b.room!()).toBe(6);
+    // A retry waits in a delay queue: still in memory, still counted.
+    const taken: string[] = [];
+    const consumer = await b.consume(
+      names.requests,
+      async (d) => {
+        taken.push(d.messageId);
+        return taken.length === 1 ? { kind: 'retry', reason: 'later' } : { kind: 'ack' };
+      },
+      { prefetch: 1, maxAttempts: 3 },
+    );
+    await expect.poll(() => taken.length).toBe(4);
+    expect(await b.queueDepth(names.requests)).toBe(0);
+    expect(b.room!()).toBe(9);
+    await consumer.cancel();
+    await publishMany(b, names.requests, 20);
+    expect(b.room!()).toBe(0); // never negative: publishing past the bound still works
+    expect(await b.queueDepth(names.requests)).toBe(20);
+  });
+
   it('refuses a limit that is not a positive integer', () => {
     expect(() => createMemoryBroker({ retainLimit: 0 })).toThrow(/retainLimit/);
     expect(() => createMemoryBroker({ retainLimit: 1.5 })).toThrow(/retainLimit/);
+    expect(() => createMemoryBroker({ maxBacklog: 0 })).toThrow(/maxBacklog/);
   });
 });

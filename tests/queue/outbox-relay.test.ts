@@ -178,4 +178,34 @@ describeStore('outbox relay hand-off', (h) => {
       await broker.close();
     }
   });
+
+  it('leaves rows in the outbox while the in-process queue is full, and publishes them as the worker takes some', async () => {
+    const store = await h.open(h.newDatabase());
+    const broker = createMemoryBroker({ maxBacklog: 5 });
+    await broker.start();
+    const relay = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
+    relay.start();
+    try {
+      const ids = Array.from({ length: 12 }, () => uid('full'));
+      for (const messageId of ids) await store.outbox.add({ destination: QUEUE, messageId, payload: {} });
+      relay.notify();
+      await until(async () => (await broker.queueDepth(QUEUE)) === 5);
+      // Polls keep running (idleMs 20): nothing more goes into memory, the rest stays durable and unsent.
+      await new Promise((r) => setTimeout(r, 150));
+      expect(await broker.queueDepth(QUEUE)).toBe(5);
+      expect(await store.outbox.pendingCount()).toBe(7);
+      expect(broker.room!()).toBe(0);
+      // A full queue takes no hand-off either: an accept then writes its row available, for a claim.
+      expect(relay.leaseForHandOff()).toBeNull();
+
+      const got = await collect(broker);
+      await until(() => got.length === 12);
+      expect(got.map((d) => d.messageId).sort()).toEqual([...ids].sort());
+      await until(async () => (await store.outbox.pendingCount()) === 0);
+      expect(relay.leaseForHandOff()).toBe(15_000);
+    } finally {
+      await relay.stop();
+      await broker.close();
+    }
+  });
 });
