@@ -193,6 +193,19 @@ export function createRefundService(deps: RefundServiceDeps) {
     const key = requestKey(caller.owner, requestId);
     const hash = hashRequest(input);
     const piId = input.payment_intent_id;
+    // The row either path writes, but for the amount and the currency (which come from the payment).
+    const fields = {
+      requestId: key,
+      owner: caller.owner,
+      paymentIntentId: piId,
+      reason: input.reason ?? null,
+      status: mode === 'async' ? 'queued' : 'processing',
+      // The synchronous path calls Stripe right after this commit: count that attempt now.
+      attempts: mode === 'sync' ? 1 : 0,
+      mode,
+      requestHash: hash,
+      metadata: input.metadata ?? {},
+    } satisfies Omit<NewRefund, 'amount' | 'currency'>;
     const notRefundable = (status: string) =>
       new ProblemError(
         409,
@@ -210,21 +223,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       const message = requestMessage(key, 'accept');
       const held = lease === null ? null : leased(message, lease);
       const fast = await store.refunds
-        .acceptAnnounced(
-          {
-            requestId: key,
-            owner: caller.owner,
-            paymentIntentId: piId,
-            amount: input.amount ?? null,
-            reason: input.reason ?? null,
-            status: 'queued',
-            attempts: 0,
-            mode,
-            requestHash: hash,
-            metadata: input.metadata ?? {},
-          },
-          held?.message ?? message,
-        )
+        .acceptAnnounced({ ...fields, amount: input.amount ?? null }, held?.message ?? message)
         .catch((err: unknown) => {
           // A concurrent request with this id got there first: the transaction below finds it (a replay).
           if (err instanceof DuplicateKeyError) return null;
@@ -277,20 +276,7 @@ export function createRefundService(deps: RefundServiceDeps) {
               },
             );
           }
-          const row = {
-            requestId: key,
-            owner: caller.owner,
-            paymentIntentId: piId,
-            amount,
-            currency: locked.currency,
-            reason: input.reason ?? null,
-            status: mode === 'async' ? 'queued' : 'processing',
-            // The synchronous path calls Stripe right after this commit: count that attempt now.
-            attempts: mode === 'sync' ? 1 : 0,
-            mode,
-            requestHash: hash,
-            metadata: input.metadata ?? {},
-          } satisfies NewRefund;
+          const row = { ...fields, amount, currency: locked.currency } satisfies NewRefund;
           if (mode === 'sync') return { refund: await tx.refunds.insert(row), created: true };
           // Queued: the refund and the message that queues it are written together.
           const message = requestMessage(key, 'accept');
