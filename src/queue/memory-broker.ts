@@ -58,19 +58,19 @@ export interface MemoryBrokerOptions {
   /** Bound on waiting for in-flight handlers in cancel() and close() (default 30 s). */
   drainTimeoutMs?: number;
   /**
-   * Most messages kept in the responses queue and in each dead-letter queue (default 10,000); past it
+   * Most messages kept in the responses queue and in each dead-letter queue (default 1,000); past it
    * the oldest is dropped. Work queues (refund requests, their retries) are never bounded.
    */
   retainLimit?: number;
   /**
-   * Most messages the work queues (and their delay queues) should hold in memory together (default 10,000,
-   * ~3.5 MB): see Broker.room. Publishing past it still works; the outbox relay asks before it publishes.
+   * Most messages the work queues (and their delay queues) should hold in memory together (default 2,000,
+   * ~0.7 MB): see Broker.room. Publishing past it still works; the outbox relay asks before it publishes.
    */
   maxBacklog?: number;
 }
 
-const DEFAULT_RETAIN_LIMIT = 10_000;
-const DEFAULT_MAX_BACKLOG = 10_000;
+const DEFAULT_RETAIN_LIMIT = 1_000;
+const DEFAULT_MAX_BACKLOG = 2_000;
 
 interface StoredMessage {
   /** Kept serialised, so consumers get a copy exactly as the RabbitMQ driver would hand it over. */
