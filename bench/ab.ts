@@ -11,6 +11,8 @@
  * intents seeded through each service, used round-robin), --keep.
  * --store=postgres: each build gets a fresh database on the server at --pg-url (default
  * postgres://postgres@127.0.0.1:5432/test, a user that may CREATE DATABASE), dropped at the end.
+ * --queue=memory: each build runs ROLE=all on the in-process queue (no RabbitMQ), so its own worker refunds
+ * alongside the load, as in the full bench's "without RabbitMQ" scenario. Default: rabbitmq (ROLE=api).
  * --a-node-options, --b-node-options: `node` flags of each build's process (default: the production image's
  * NODE_OPTIONS), to compare heap settings on one build (--a=HEAD with no --b is the working tree).
  * --sql-timing=<dir>: both builds run with bench/probes/sqlite-statements.mjs, which times every better-sqlite3
@@ -67,6 +69,7 @@ const NODE_FLAGS: Record<string, string> = {
 };
 const RABBITMQ_URL = option('rabbitmq-url', 'amqp://guest:guest@127.0.0.1:5672');
 const STORE = option('store', 'sqlite');
+const QUEUE = option('queue', 'rabbitmq');
 const PG_ADMIN_URL = option('pg-url', 'postgres://postgres@127.0.0.1:5432/test');
 const SECRET_KEY = 'sk_test_bench_ab';
 /** The shared servers whose CPU per request is reported: PostgreSQL and RabbitMQ. */
@@ -146,9 +149,14 @@ function start(name: string, args: string[], env: Record<string, string>, cwd = 
 
 async function main(): Promise<void> {
   const scenario = SCENARIOS[SCENARIO];
-  if (!A || !scenario || (STORE !== 'sqlite' && STORE !== 'postgres')) {
+  if (
+    !A ||
+    !scenario ||
+    (STORE !== 'sqlite' && STORE !== 'postgres') ||
+    !['rabbitmq', 'memory'].includes(QUEUE)
+  ) {
     throw new Error(
-      `usage: npm run bench:ab -- --a=<rev> [--b=<rev>] [--scenario=${Object.keys(SCENARIOS).join('|')}] [--store=sqlite|postgres]`,
+      `usage: npm run bench:ab -- --a=<rev> [--b=<rev>] [--scenario=${Object.keys(SCENARIOS).join('|')}] [--store=sqlite|postgres] [--queue=rabbitmq|memory]`,
     );
   }
   if (SQL_TIMING) {
@@ -198,11 +206,10 @@ async function main(): Promise<void> {
       serviceEnv({
         port,
         databaseUrl,
-        role: 'api',
+        role: QUEUE === 'memory' ? 'all' : 'api',
         sandboxBase,
         secretKey: SECRET_KEY,
-        rabbitmqUrl: RABBITMQ_URL,
-        queuePrefix: `${prefix}.${name}`,
+        ...(QUEUE === 'memory' ? {} : { rabbitmqUrl: RABBITMQ_URL, queuePrefix: `${prefix}.${name}` }),
       }),
     );
     const base = `http://127.0.0.1:${port}`;
@@ -291,7 +298,7 @@ async function main(): Promise<void> {
   const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
   const baseline = results[systems[0]!.name]!;
   console.log(
-    `\n${SCENARIO} on ${STORE}, ${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections (a = ${A}, b = ${B || 'working tree'})\n`,
+    `\n${SCENARIO} on ${STORE} + ${QUEUE}, ${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections (a = ${A}, b = ${B || 'working tree'})\n`,
   );
   console.log(
     '| | req/s by round | mean req/s | vs baseline | main thread µs/req by round | mean | of which kernel | all threads | sandbox µs/req | load generator µs/req | PostgreSQL + RabbitMQ µs/req | p99 ms by round | p99.9 ms by round |',
