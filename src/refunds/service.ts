@@ -444,7 +444,7 @@ export function createRefundService(deps: RefundServiceDeps) {
           throw new ProblemError(
             problem.status,
             `Stripe did not confirm the refund; it will be completed in the background. Check /refund-status/${publicRequestId(refund)}.`,
-            { ...problem.extras, code: problem.extras.code ?? 'upstream_unavailable' },
+            { ...problem.extras, code: problem.extras.code ?? 'upstream_unavailable', committed: true },
           );
         }
         await recordFailure(refund.requestId, failureReasonOf(err));
