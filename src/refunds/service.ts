@@ -388,7 +388,8 @@ export function createRefundService(deps: RefundServiceDeps) {
 
   async function recordFailure(key: string, reason: string): Promise<Refund | null> {
     const { refund, moved } = await store.transaction(async (tx) => {
-      const moved = await tx.refunds.advance(key, { status: 'failed', failureReason: reason });
+      // Never a refund tied to a Stripe refund: Stripe made it, and its webhooks say how it ends.
+      const moved = await tx.refunds.giveUp(key, reason);
       const refund = await tx.refunds.get(key);
       if (moved && refund) await announce(tx, refund);
       return { refund, moved };
@@ -506,7 +507,12 @@ export function createRefundService(deps: RefundServiceDeps) {
             return { kind: 'done', refund: saved };
           }
         }
-        await recordFailure(key, isTransientStripeError(err) ? `retries_exhausted:${reason}` : reason);
+        const given = await recordFailure(
+          key,
+          isTransientStripeError(err) ? `retries_exhausted:${reason}` : reason,
+        );
+        // A webhook tied it to the refund Stripe made meanwhile: not failed, and its webhooks finish it.
+        if (given?.stripeRefundId) return { kind: 'done', refund: given };
         log.warn({ request_id: key, reason }, 'refund failed');
         return { kind: 'failed', reason };
       }

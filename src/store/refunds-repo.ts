@@ -97,6 +97,13 @@ export interface RefundsRepo {
    */
   advance(requestId: string, to: { status: RefundStatus } & RefundFields): Promise<boolean>;
   /**
+   * Gives up on a refund Stripe never answered for (retries exhausted, refused, poison message): moves it
+   * to `failed` like advance, but only while it has no Stripe id. A row tied to a Stripe refund (by the
+   * worker's answer or a webhook) was made by Stripe; its status is Stripe's to set, and a failed row with
+   * a Stripe id could never be put right (see correctFromStripe). Returns whether it moved.
+   */
+  giveUp(requestId: string, failureReason: string): Promise<boolean>;
+  /**
    * The one exception to forward-only: a refund we marked `failed` without ever hearing from Stripe
    * (retries exhausted, worker gave up) that Stripe later shows it did make. Only such a row (failed, no
    * Stripe id) moves, in one conditional UPDATE; returns whether it did.
@@ -588,6 +595,17 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         .set({ ...fieldColumns(to), status: to.status, updated_at: nowIso() })
         .where('request_id', '=', requestId)
         .where('status', 'in', from)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async giveUp(requestId, failureReason) {
+      const result = await db
+        .updateTable('refunds')
+        .set({ status: 'failed', failure_reason: failureReason, updated_at: nowIso() })
+        .where('request_id', '=', requestId)
+        .where('status', 'in', refundStatusesBefore('failed'))
+        .where('stripe_refund_id', 'is', null)
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
     },
