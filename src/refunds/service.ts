@@ -373,7 +373,9 @@ export function createRefundService(deps: RefundServiceDeps) {
       handOff = held.handOff;
       return held.message;
     });
-    if (!row) return recordStripeRefund(key, r, false);
+    // Someone got there first: a webhook, or another delivery of this refund that gave up on it while this
+    // call was in flight (then Stripe's answer puts the failed row right).
+    if (!row) return recordStripeRefund(key, r);
     published(handOff?.(row.outboxId));
     return settled(row.refund, true);
   }
