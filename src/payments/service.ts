@@ -2,7 +2,7 @@
  * Checkout sessions and payment intents: Stripe does the work, the ledger remembers who created what,
  * and callers only ever see their own objects.
  */
-import { randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { Caller } from '../http/operations.js';
@@ -221,7 +221,12 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       return session;
     },
 
-    async createPaymentIntent(caller: Caller, input: PaymentIntentInput) {
+    /**
+     * `idempotencyKey`: the caller's Idempotency-Key, if any. Stripe's key is derived from it, so a retry after
+     * a lost answer (the service answered 5xx and forgot the key) gets the intent Stripe already made and
+     * charged instead of a second one.
+     */
+    async createPaymentIntent(caller: Caller, input: PaymentIntentInput, idempotencyKey?: string) {
       requireSupportedCurrency(input.currency, 'currency');
       const params: Stripe.PaymentIntentCreateParams = {
         amount: input.amount,
@@ -240,7 +245,12 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       let pi: Stripe.PaymentIntent;
       try {
         pi = await withoutCallSite(() =>
-          stripe.paymentIntents.create(params, { idempotencyKey: `payment_intent:${randomUUID()}` }),
+          stripe.paymentIntents.create(params, {
+            idempotencyKey:
+              idempotencyKey === undefined
+                ? `payment_intent:${randomUUID()}`
+                : `payment_intent:${hash('sha256', `${caller.owner}\n${idempotencyKey}`, 'hex')}`,
+          }),
         );
       } catch (err) {
         // A declined confirmation still created the intent; remember it so the caller can retry or inspect it.

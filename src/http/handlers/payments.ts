@@ -40,7 +40,7 @@ export const paymentHandlers = (payments: PaymentsService) =>
     },
 
     async createPaymentIntent({ body, ctx }) {
-      const pi = await payments.createPaymentIntent(ctx.caller, body);
+      const pi = await payments.createPaymentIntent(ctx.caller, body, ctx.idempotencyKey);
       return {
         status: 200,
         body: {

@@ -1,0 +1,41 @@
+/**
+ * Review: POST /payment-intent with confirm: true charges the card. When Stripe's answer is lost the
+ * service answers 503 and forgets the Idempotency-Key; the client's retry with the same key must not
+ * create (and charge) a second payment intent.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postJson } from '../helpers/http.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+let svc: TestService;
+beforeAll(async () => {
+  svc = await startTestService('sqlite', { STRIPE_MAX_NETWORK_RETRIES: '0' });
+});
+afterAll(async () => {
+  await svc?.stop();
+});
+
+describe('POST /payment-intent retried with the same Idempotency-Key after a lost answer', () => {
+  it('charges the customer once', async () => {
+    const body = {
+      amount: 4321,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+      metadata: { order: 'review-double-charge' },
+    };
+    const key = { 'Idempotency-Key': 'review-money-pi-retry' };
+    // Stripe creates and confirms the intent, then the connection drops before the answer arrives.
+    await svc.faults({ drop_rate: 1, match: { method: 'POST', path_prefix: '/v1/payment_intents' } });
+    const first = await postJson(`${svc.url}/payment-intent`, body, key);
+    expect(first.status).toBe(503);
+    await svc.faults({});
+    const retry = await postJson(`${svc.url}/payment-intent`, body, key);
+    expect(retry.status).toBe(200);
+    const all = await svc.deps.stripe.paymentIntents.list({ limit: 100 });
+    const charged = all.data.filter(
+      (pi) => pi.metadata?.order === 'review-double-charge' && pi.status === 'succeeded',
+    );
+    expect(charged.map((pi) => pi.id)).toEqual([retry.json.paymentIntentId]);
+  });
+});
