@@ -7,80 +7,89 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, postJson } from '../helpers/http.js';
-import { eventually, startTestService, type TestService } from '../helpers/service.js';
+import { postgresAvailable } from '../helpers/services.js';
+import { eventually, startTestService, type Db, type TestService } from '../helpers/service.js';
 import { requestKey } from '../../src/refunds/service.js';
 
-let svc: TestService;
-beforeAll(async () => {
-  svc = await startTestService('sqlite', { STRIPE_MAX_NETWORK_RETRIES: '0' });
-});
-afterAll(async () => {
-  await svc?.stop();
-});
+const dbs: Db[] = ['sqlite', ...((await postgresAvailable()) ? (['postgres'] as const) : [])];
 
-describe("a worker's answer arriving after another delivery gave up", () => {
-  it('puts the refund right: it ends succeeded, as at Stripe', async () => {
-    const created = await postJson(`${svc.url}/payment-intent`, {
-      amount: 5000,
-      currency: 'usd',
-      payment_method: 'pm_card_visa',
-      confirm: true,
-    });
-    const pi = created.json.paymentIntentId as string;
+describe.each(dbs)('on %s', (db) => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService(db, { STRIPE_MAX_NETWORK_RETRIES: '0' });
+  });
+  afterAll(async () => {
+    await svc?.stop();
+  });
 
-    const refunds = svc.deps.stripe.refunds;
-    const create = refunds.create.bind(refunds);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let inFlight = false;
-    let entered!: () => void;
-    const firstEntered = new Promise<void>((resolve) => (entered = resolve));
-    refunds.create = (async (...args: Parameters<typeof create>) => {
-      if (inFlight) {
-        // What Stripe answers a second request with a key whose first request is still running.
-        throw new Stripe.errors.StripeIdempotencyError({
-          message: 'There is currently another in-progress request using this Stripe-Idempotency-Key.',
-          statusCode: 409,
-          type: 'idempotency_error',
-        });
-      }
-      inFlight = true;
-      entered();
-      await gate; // the first worker's call is slow at Stripe
-      try {
-        return await create(...args);
-      } finally {
-        inFlight = false;
-      }
-    }) as typeof refunds.create;
-    try {
-      const res = await postJson(`${svc.url}/refund-async`, {
-        payment_intent_id: pi,
-        amount: 1500,
-        request_id: 'review-late-answer',
+  describe("a worker's answer arriving after another delivery gave up", () => {
+    it('puts the refund right: it ends succeeded, as at Stripe', async () => {
+      const created = await postJson(`${svc.url}/payment-intent`, {
+        amount: 5000,
+        currency: 'usd',
+        payment_method: 'pm_card_visa',
+        confirm: true,
       });
-      expect(res.status).toBe(202);
-      await firstEntered; // this service's worker is now waiting on Stripe
-      // A second delivery of the same refund, on its last attempt, on another worker.
-      const other = await svc.deps.refunds.process(requestKey('', 'review-late-answer'), true);
-      expect(other.kind).toBe('failed');
-      release();
-      await eventually(
-        async () => (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data,
-        (list) => list.length === 1,
+      const pi = created.json.paymentIntentId as string;
+
+      const refunds = svc.deps.stripe.refunds;
+      const create = refunds.create.bind(refunds);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let inFlight = false;
+      let entered!: () => void;
+      const firstEntered = new Promise<void>((resolve) => (entered = resolve));
+      refunds.create = (async (...args: Parameters<typeof create>) => {
+        if (inFlight) {
+          // What Stripe answers a second request with a key whose first request is still running.
+          throw new Stripe.errors.StripeIdempotencyError({
+            message: 'There is currently another in-progress request using this Stripe-Idempotency-Key.',
+            statusCode: 409,
+            type: 'idempotency_error',
+          });
+        }
+        inFlight = true;
+        entered();
+        await gate; // the first worker's call is slow at Stripe
+        try {
+          return await create(...args);
+        } finally {
+          inFlight = false;
+        }
+      }) as typeof refunds.create;
+      try {
+        const res = await postJson(`${svc.url}/refund-async`, {
+          payment_intent_id: pi,
+          amount: 1500,
+          request_id: 'review-late-answer',
+        });
+        expect(res.status).toBe(202);
+        await firstEntered; // this service's worker is now waiting on Stripe
+        // A second delivery of the same refund, on its last attempt, on another worker.
+        const other = await svc.deps.refunds.process(requestKey('', 'review-late-answer'), true);
+        expect(other.kind).toBe('failed');
+        release();
+        await eventually(
+          async () => (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data,
+          (list) => list.length === 1,
+        );
+      } finally {
+        release();
+        refunds.create = create as typeof refunds.create;
+      }
+      const stripeRefunds = (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data;
+      expect(stripeRefunds).toHaveLength(1);
+      expect(stripeRefunds[0]!.status).toBe('succeeded');
+      const status = await eventually(
+        () => getJson(`${svc.url}/refund-status/review-late-answer`),
+        (r) => r.json.status === 'succeeded',
+        5_000,
       );
-    } finally {
-      release();
-      refunds.create = create as typeof refunds.create;
-    }
-    const stripeRefunds = (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data;
-    expect(stripeRefunds).toHaveLength(1);
-    expect(stripeRefunds[0]!.status).toBe('succeeded');
-    const status = await eventually(
-      () => getJson(`${svc.url}/refund-status/review-late-answer`),
-      (r) => r.json.status === 'succeeded',
-      5_000,
-    );
-    expect(status.json).toMatchObject({ status: 'succeeded', refund_id: stripeRefunds[0]!.id, amount: 1500 });
+      expect(status.json).toMatchObject({
+        status: 'succeeded',
+        refund_id: stripeRefunds[0]!.id,
+        amount: 1500,
+      });
+    });
   });
 });
