@@ -487,6 +487,17 @@ export function createRefundService(deps: RefundServiceDeps) {
         // Waited for here rather than before the ledger reads, so the ceiling holds at Stripe's end and
         // redeliveries of finished refunds do not spend it.
         await opts.beforeStripeCall?.();
+        // An earlier call (a previous attempt, or the synchronous path's) may have reached Stripe with its
+        // answer lost. Stripe keeps idempotency keys for 24 hours only, and a retry can come later than that
+        // (workers or the database down that long): look for the refund first rather than make a second one.
+        if (refund.attempts > 1) {
+          const made = await findStripeRefund(refund);
+          if (made) {
+            const saved = await recordStripeRefund(key, made);
+            log.info({ request_id: key, refund_id: made.id, status: saved.status }, 'refund found at Stripe');
+            return { kind: 'done', refund: saved };
+          }
+        }
         const stripeRefund = await callStripe(refund);
         const saved = await recordAttempt(refund, stripeRefund);
         log.info({ request_id: key, refund_id: stripeRefund.id, status: saved.status }, 'queued refund made');
