@@ -1,5 +1,5 @@
 /**
- * Review: two deliveries of one refund run on two workers (a relay republish after a crash, a sweep). One
+ * two deliveries of one refund run on two workers (a relay republish after a crash, a sweep). One
  * is on its last attempt: Stripe answers it 409 (the other's call with the same idempotency key is still
  * running), the refund is not listed yet, so it gives up and marks the refund failed. Then the other
  * worker's call returns: Stripe made the refund. The ledger must say what Stripe did.
@@ -61,12 +61,12 @@ describe.each(dbs)('on %s', (db) => {
         const res = await postJson(`${svc.url}/refund-async`, {
           payment_intent_id: pi,
           amount: 1500,
-          request_id: 'review-late-answer',
+          request_id: 'late-answer',
         });
         expect(res.status).toBe(202);
         await firstEntered; // this service's worker is now waiting on Stripe
         // A second delivery of the same refund, on its last attempt, on another worker.
-        const other = await svc.deps.refunds.process(requestKey('', 'review-late-answer'), true);
+        const other = await svc.deps.refunds.process(requestKey('', 'late-answer'), true);
         expect(other.kind).toBe('failed');
         release();
         await eventually(
@@ -81,7 +81,7 @@ describe.each(dbs)('on %s', (db) => {
       expect(stripeRefunds).toHaveLength(1);
       expect(stripeRefunds[0]!.status).toBe('succeeded');
       const status = await eventually(
-        () => getJson(`${svc.url}/refund-status/review-late-answer`),
+        () => getJson(`${svc.url}/refund-status/late-answer`),
         (r) => r.json.status === 'succeeded',
         5_000,
       );

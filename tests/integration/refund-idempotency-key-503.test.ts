@@ -1,5 +1,5 @@
 /**
- * Review: an Idempotency-Key makes a POST "safe to retry". POST /refund answering 503 after it reserved the
+ * an Idempotency-Key makes a POST "safe to retry". POST /refund answering 503 after it reserved the
  * amount and handed the refund to the worker must not let a retry with the same key refund again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ describe('Idempotency-Key on POST /refund after a 503 hand-off', () => {
       confirm: true,
     });
     const pi = created.json.paymentIntentId as string;
-    const key = { 'Idempotency-Key': 'review-money-idem-503' };
+    const key = { 'Idempotency-Key': 'idem-503' };
     await svc.faults({ error_rate: 1, match: { method: 'POST', path_prefix: '/v1/refunds' } });
     const first = await postJson(`${svc.url}/refund`, { payment_intent_id: pi, amount: 1000 }, key);
     expect(first.status).toBe(503);

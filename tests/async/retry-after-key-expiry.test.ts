@@ -1,5 +1,5 @@
 /**
- * Review: "every Stripe call carries an idempotency key, so a retry or a crash replays Stripe's answer".
+ * "every Stripe call carries an idempotency key, so a retry or a crash replays Stripe's answer".
  * Stripe keeps idempotency keys for 24 hours. A retry of a refund whose earlier call reached Stripe (its
  * answer lost), made more than 24 h later (workers or the database down that long, then the message
  * redelivered or the stuck-refund sweep), must not refund a second time.
@@ -13,9 +13,9 @@ let svc: TestService;
 let sandbox: Sandbox;
 beforeAll(async () => {
   // A Stripe whose webhooks do not reach the service (not configured, or lost in the same outage).
-  sandbox = await startSandbox({ secretKey: 'sk_test_reviewkeyexpiry' });
+  sandbox = await startSandbox({ secretKey: 'sk_test_keyexpiry' });
   svc = await startTestService('sqlite', {
-    STRIPE_SECRET_KEY: 'sk_test_reviewkeyexpiry',
+    STRIPE_SECRET_KEY: 'sk_test_keyexpiry',
     STRIPE_API_BASE: sandbox.url,
     API_AUTH: 'off',
     STRIPE_MAX_NETWORK_RETRIES: '0',
@@ -54,7 +54,7 @@ describe('a refund retried after Stripe forgot its idempotency key', () => {
     const res = await postJson(`${svc.url}/refund-async`, {
       payment_intent_id: pi,
       amount: 1000,
-      request_id: 'review-key-expiry',
+      request_id: 'key-expiry',
     });
     expect(res.status).toBe(202);
     // The worker's first attempt has failed (its answer lost) and its retry waits in the delay queue.
@@ -68,7 +68,7 @@ describe('a refund retried after Stripe forgot its idempotency key', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(Date.now() + 25 * 3_600_000);
     const done = await eventually(
-      () => getJson(`${svc.url}/refund-status/review-key-expiry`),
+      () => getJson(`${svc.url}/refund-status/key-expiry`),
       (r) => r.json.status === 'succeeded' || r.json.status === 'failed',
     );
     expect(done.json.status).toBe('succeeded');

@@ -1,5 +1,5 @@
 /**
- * Review: the worker gives up on a refund (last attempt lost Stripe's answer, and Stripe's list is
+ * the worker gives up on a refund (last attempt lost Stripe's answer, and Stripe's list is
  * unreachable too) after a webhook already tied the row to the Stripe refund it made. The row must not
  * be marked failed: Stripe made the refund, and a failed row with a Stripe id can never be put right.
  */
@@ -43,21 +43,21 @@ describe.each(dbs)('on %s', (db) => {
           () => svc.deps.store.refunds.getByStripeId(made!.id),
           (row) => row !== null,
         );
-        throw new Stripe.errors.StripeConnectionError({ message: 'connection reset (review test)' });
+        throw new Stripe.errors.StripeConnectionError({ message: 'connection reset' });
       }) as typeof refunds.create;
       refunds.list = (() => {
-        throw new Stripe.errors.StripeConnectionError({ message: 'connection reset (review test)' });
+        throw new Stripe.errors.StripeConnectionError({ message: 'connection reset' });
       }) as unknown as typeof refunds.list;
       try {
         const res = await postJson(`${svc.url}/refund-async`, {
           payment_intent_id: pi,
           amount: 2000,
-          request_id: 'review-give-up',
+          request_id: 'give-up',
         });
         expect(res.status).toBe(202);
         // The worker has given up (or not) and the sandbox settles the pending refund after ~1 s.
         await eventually(
-          () => getJson(`${svc.url}/refund-status/review-give-up`),
+          () => getJson(`${svc.url}/refund-status/give-up`),
           (r) => r.json.status === 'failed' || r.json.status === 'succeeded',
         );
       } finally {
@@ -71,7 +71,7 @@ describe.each(dbs)('on %s', (db) => {
       );
       expect(atStripe.status).toBe('succeeded');
       const settled = await eventually(
-        () => getJson(`${svc.url}/refund-status/review-give-up`),
+        () => getJson(`${svc.url}/refund-status/give-up`),
         (r) => r.json.status === 'succeeded',
         5_000,
       );

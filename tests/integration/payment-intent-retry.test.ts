@@ -1,5 +1,5 @@
 /**
- * Review: POST /payment-intent with confirm: true charges the card. When Stripe's answer is lost the
+ * POST /payment-intent with confirm: true charges the card. When Stripe's answer is lost the
  * service answers 503 and forgets the Idempotency-Key; the client's retry with the same key must not
  * create (and charge) a second payment intent.
  */
@@ -22,9 +22,9 @@ describe('POST /payment-intent retried with the same Idempotency-Key after a los
       currency: 'usd',
       payment_method: 'pm_card_visa',
       confirm: true,
-      metadata: { order: 'review-double-charge' },
+      metadata: { order: 'double-charge' },
     };
-    const key = { 'Idempotency-Key': 'review-money-pi-retry' };
+    const key = { 'Idempotency-Key': 'pi-retry' };
     // Stripe creates and confirms the intent, then the connection drops before the answer arrives.
     await svc.faults({ drop_rate: 1, match: { method: 'POST', path_prefix: '/v1/payment_intents' } });
     const first = await postJson(`${svc.url}/payment-intent`, body, key);
@@ -34,7 +34,7 @@ describe('POST /payment-intent retried with the same Idempotency-Key after a los
     expect(retry.status).toBe(200);
     const all = await svc.deps.stripe.paymentIntents.list({ limit: 100 });
     const charged = all.data.filter(
-      (pi) => pi.metadata?.order === 'review-double-charge' && pi.status === 'succeeded',
+      (pi) => pi.metadata?.order === 'double-charge' && pi.status === 'succeeded',
     );
     expect(charged.map((pi) => pi.id)).toEqual([retry.json.paymentIntentId]);
   });
