@@ -1,5 +1,5 @@
 /**
- * the worker gives up on a refund (last attempt lost Stripe's answer, and Stripe's list is
+ * The worker gives up on a refund (last attempt lost Stripe's answer, and Stripe's list is
  * unreachable too) after a webhook already tied the row to the Stripe refund it made. The row must not
  * be marked failed: Stripe made the refund, and a failed row with a Stripe id can never be put right.
  */

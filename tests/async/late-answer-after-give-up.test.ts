@@ -1,5 +1,5 @@
 /**
- * two deliveries of one refund run on two workers (a relay republish after a crash, a sweep). One
+ * Two deliveries of one refund run on two workers (a relay republish after a crash, a sweep). One
  * is on its last attempt: Stripe answers it 409 (the other's call with the same idempotency key is still
  * running), the refund is not listed yet, so it gives up and marks the refund failed. Then the other
  * worker's call returns: Stripe made the refund. The ledger must say what Stripe did.

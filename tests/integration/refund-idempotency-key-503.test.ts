@@ -1,5 +1,5 @@
 /**
- * an Idempotency-Key makes a POST "safe to retry". POST /refund answering 503 after it reserved the
+ * An Idempotency-Key makes a POST "safe to retry". POST /refund answering 503 after it reserved the
  * amount and handed the refund to the worker must not let a retry with the same key refund again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
