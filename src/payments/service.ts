@@ -67,6 +67,17 @@ function paymentIntentStatusOfSession(s: Stripe.Checkout.Session): string {
   return s.payment_status === 'paid' ? 'succeeded' : 'requires_payment_method';
 }
 
+/**
+ * Stripe's idempotency key for a create call: derived from the caller's Idempotency-Key when there is one,
+ * so a retry after a lost answer (the service answered 5xx and forgot the key) gets the object Stripe
+ * already made instead of a second one; otherwise a fresh key for this call alone.
+ */
+function stripeKey(kind: string, owner: string, idempotencyKey: string | undefined): string {
+  return idempotencyKey === undefined
+    ? `${kind}:${randomUUID()}`
+    : `${kind}:${hash('sha256', `${owner}\n${idempotencyKey}`, 'hex')}`;
+}
+
 export type PaymentsService = ReturnType<typeof createPaymentsService>;
 
 export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
@@ -160,7 +171,8 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
   }
 
   return {
-    async createCheckoutSession(caller: Caller, input: CheckoutInput) {
+    /** `idempotencyKey`: the caller's Idempotency-Key, if any (see stripeKey). */
+    async createCheckoutSession(caller: Caller, input: CheckoutInput, idempotencyKey?: string) {
       const currencies = new Set(input.line_items.map((li) => li.price_data.currency));
       if (currencies.size > 1) {
         throw new ProblemError(400, 'All line items of a checkout session must use the same currency.', {
@@ -195,7 +207,7 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
               ? { metadata: input.metadata, payment_intent_data: { metadata: input.metadata } }
               : {}),
           },
-          { idempotencyKey: `checkout:${randomUUID()}` },
+          { idempotencyKey: stripeKey('checkout', caller.owner, idempotencyKey) },
         );
       } catch (err) {
         throw toProblem(err, 'checkout_session');
@@ -221,11 +233,7 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       return session;
     },
 
-    /**
-     * `idempotencyKey`: the caller's Idempotency-Key, if any. Stripe's key is derived from it, so a retry after
-     * a lost answer (the service answered 5xx and forgot the key) gets the intent Stripe already made and
-     * charged instead of a second one.
-     */
+    /** `idempotencyKey`: the caller's Idempotency-Key, if any (see stripeKey): a retry never charges twice. */
     async createPaymentIntent(caller: Caller, input: PaymentIntentInput, idempotencyKey?: string) {
       requireSupportedCurrency(input.currency, 'currency');
       const params: Stripe.PaymentIntentCreateParams = {
@@ -246,10 +254,7 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       try {
         pi = await withoutCallSite(() =>
           stripe.paymentIntents.create(params, {
-            idempotencyKey:
-              idempotencyKey === undefined
-                ? `payment_intent:${randomUUID()}`
-                : `payment_intent:${hash('sha256', `${caller.owner}\n${idempotencyKey}`, 'hex')}`,
+            idempotencyKey: stripeKey('payment_intent', caller.owner, idempotencyKey),
           }),
         );
       } catch (err) {

@@ -1,7 +1,8 @@
 /**
  * POST /payment-intent with confirm: true charges the card. When Stripe's answer is lost the
  * service answers 503 and forgets the Idempotency-Key; the client's retry with the same key must not
- * create (and charge) a second payment intent.
+ * create (and charge) a second payment intent. The same holds for checkout sessions (a second session
+ * would be a second page the customer could pay on).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postJson } from '../helpers/http.js';
@@ -37,5 +38,40 @@ describe('POST /payment-intent retried with the same Idempotency-Key after a los
       (pi) => pi.metadata?.order === 'double-charge' && pi.status === 'succeeded',
     );
     expect(charged.map((pi) => pi.id)).toEqual([retry.json.paymentIntentId]);
+  });
+});
+
+describe('POST /create-checkout-session retried with the same Idempotency-Key after a lost answer', () => {
+  it('makes one session, and another key makes another', async () => {
+    const body = {
+      line_items: [
+        {
+          price_data: { currency: 'usd', product_data: { name: 'Retry mug' }, unit_amount: 1500 },
+          quantity: 1,
+        },
+      ],
+      success_url: 'https://shop.example/ok',
+      cancel_url: 'https://shop.example/cancel',
+      metadata: { order: 'checkout-retry' },
+    };
+    const key = { 'Idempotency-Key': 'checkout-retry' };
+    await svc.faults({ drop_rate: 1, match: { method: 'POST', path_prefix: '/v1/checkout/sessions' } });
+    const first = await postJson(`${svc.url}/create-checkout-session`, body, key);
+    expect(first.status).toBe(503);
+    await svc.faults({});
+    const retry = await postJson(`${svc.url}/create-checkout-session`, body, key);
+    expect(retry.status).toBe(200);
+    const sessions = async () =>
+      (await svc.deps.stripe.checkout.sessions.list({ limit: 100 })).data
+        .filter((s) => s.metadata?.order === 'checkout-retry')
+        .map((s) => s.id);
+    expect(await sessions()).toEqual([retry.json.id]);
+    // A new key is a new order: a new session.
+    const other = await postJson(`${svc.url}/create-checkout-session`, body, {
+      'Idempotency-Key': 'checkout-retry-2',
+    });
+    expect(other.status).toBe(200);
+    expect(other.json.id).not.toBe(retry.json.id);
+    expect((await sessions()).sort()).toEqual([retry.json.id, other.json.id].sort());
   });
 });

@@ -6,7 +6,7 @@ type Metadata = Record<string, string>;
 export const paymentHandlers = (payments: PaymentsService) =>
   ({
     async createCheckoutSession({ body, ctx }) {
-      const s = await payments.createCheckoutSession(ctx.caller, body);
+      const s = await payments.createCheckoutSession(ctx.caller, body, ctx.idempotencyKey);
       return {
         status: 200,
         body: {
