@@ -308,6 +308,11 @@ export interface components {
             [key: string]: string;
         };
         /**
+         * RefundMetadata
+         * @description Metadata passed through to Stripe's refund: up to 49 key/value pairs, because the service adds its own `request_id` key (replacing one given here), by which it finds the refund at Stripe.
+         */
+        RefundMetadata: components["schemas"]["Metadata"];
+        /**
          * PaymentIntentId
          * @description A Stripe payment intent id.
          * @example pi_3PqRsT2eZvKYlo2C1a2b3c4d
@@ -518,7 +523,7 @@ export interface components {
             amount?: components["schemas"]["Amount"];
             reason?: components["schemas"]["RefundReason"];
             request_id?: components["schemas"]["RequestId"];
-            metadata?: components["schemas"]["Metadata"];
+            metadata?: components["schemas"]["RefundMetadata"];
         };
         /**
          * CreateRefundAsyncRequest
@@ -529,7 +534,7 @@ export interface components {
             amount?: components["schemas"]["Amount"];
             reason?: components["schemas"]["RefundReason"];
             request_id?: components["schemas"]["RequestId"];
-            metadata?: components["schemas"]["Metadata"];
+            metadata?: components["schemas"]["RefundMetadata"];
         };
         /**
          * Refund
