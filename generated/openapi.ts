@@ -839,7 +839,9 @@ export interface components {
         /**
          * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
          *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
-         *     is still running, 409. Keys are kept for 24 hours.
+         *     is still running, 409. Keys are kept for 24 hours. A refund request with a key but no
+         *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
+         *     with the same key finds that refund even after the key itself is forgotten.
          * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
          */
         IdempotencyKey: string;
@@ -948,7 +950,9 @@ export interface operations {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
-                 *     is still running, 409. Keys are kept for 24 hours.
+                 *     is still running, 409. Keys are kept for 24 hours. A refund request with a key but no
+                 *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
+                 *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -1025,7 +1029,9 @@ export interface operations {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
-                 *     is still running, 409. Keys are kept for 24 hours.
+                 *     is still running, 409. Keys are kept for 24 hours. A refund request with a key but no
+                 *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
+                 *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -1102,7 +1108,9 @@ export interface operations {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
-                 *     is still running, 409. Keys are kept for 24 hours.
+                 *     is still running, 409. Keys are kept for 24 hours. A refund request with a key but no
+                 *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
+                 *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -1146,7 +1154,9 @@ export interface operations {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
-                 *     is still running, 409. Keys are kept for 24 hours.
+                 *     is still running, 409. Keys are kept for 24 hours. A refund request with a key but no
+                 *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
+                 *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];

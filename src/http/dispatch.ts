@@ -123,10 +123,8 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     } catch (err) {
       const rendered = renderAndLog(err, req);
       if (idemKey !== undefined) {
-        // A 5xx may be retried by the client; a definite answer (4xx) is kept like a success, and so is a
-        // 5xx after which work goes on (a refund handed to the worker): a retry must not start it again.
-        if (rendered.status >= 500 && !rendered.committed)
-          await store!.abandon(owner, idemKey).catch(() => undefined);
+        // A 5xx may be retried by the client; a definite answer (4xx) is kept like a success.
+        if (rendered.status >= 500) await store!.abandon(owner, idemKey).catch(() => undefined);
         else await store!.complete(owner, idemKey, rendered.status, rendered.body);
       }
       if (!res.headersSent) sendProblem(res, rendered);

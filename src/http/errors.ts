@@ -72,20 +72,17 @@ export interface Rendered {
   headers: Record<string, string>;
   /** Whether the failure is ours (logged as an error) rather than the client's. */
   serverFault: boolean;
-  /** See ProblemExtras.committed. */
-  committed?: boolean;
 }
 
 export function renderError(err: unknown, req: Request): Rendered {
   const base = { instance: req.path, requestId: String(req.id ?? '') || undefined };
   if (err instanceof ProblemError) {
-    const { headers = {}, cause: _cause, committed, ...extras } = err.extras;
+    const { headers = {}, cause: _cause, ...extras } = err.extras;
     return {
       status: err.status,
       body: problemBody(err.status, { ...base, detail: err.detail, ...extras }),
       headers,
       serverFault: err.status === 500,
-      ...(committed ? { committed } : {}),
     };
   }
   if (isBodyParserError(err)) {

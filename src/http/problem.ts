@@ -18,11 +18,6 @@ export interface ProblemExtras {
   /** Extra response headers, e.g. Retry-After. */
   headers?: Record<string, string>;
   cause?: unknown;
-  /**
-   * The request changed state before failing (e.g. a refund reserved and handed to the worker): an
-   * Idempotency-Key keeps this answer for replay, even a 5xx, so a retry cannot do the work again.
-   */
-  committed?: boolean;
 }
 
 export class ProblemError extends Error {

@@ -100,6 +100,15 @@ export function publicRequestId(refund: Pick<Refund, 'owner' | 'requestId'>): st
     : refund.requestId;
 }
 
+/**
+ * The request id of a refund asked for with an Idempotency-Key but no request_id: derived from the key, so
+ * that a retry the Idempotency-Key store no longer answers (the first try got a 5xx, the process died before
+ * storing the answer, or a day has passed) finds the same refund instead of making another.
+ */
+export function requestIdFromIdempotencyKey(idempotencyKey: string): string {
+  return `idem:${hash('sha256', idempotencyKey, 'hex').slice(0, 40)}`;
+}
+
 export function stripeIdempotencyKey(key: string): string {
   return `refund:${key}`;
 }
@@ -138,7 +147,7 @@ export function createRefundService(deps: RefundServiceDeps) {
   const { store, stripe, payments, topology } = deps;
   const log = deps.logger.child({ component: 'refunds' });
 
-  function sameRequestOrConflict(existing: Refund, hash: string, caller: Caller): Refund {
+  function sameRequestOrConflict(existing: Refund, hash: string, caller: Caller, derived: boolean): Refund {
     if (existing.owner !== caller.owner) {
       // Cannot happen with owner-namespaced keys; never reveal another owner's refund if it somehow did.
       throw new ProblemError(409, 'This request_id is already in use.', { code: 'request_id_conflict' });
@@ -146,7 +155,9 @@ export function createRefundService(deps: RefundServiceDeps) {
     if (existing.requestHash !== hash) {
       throw new ProblemError(
         409,
-        `request_id ${publicRequestId(existing)} was already used with a different body.`,
+        derived
+          ? `This Idempotency-Key was already used with a different body (refund request ${publicRequestId(existing)}).`
+          : `request_id ${publicRequestId(existing)} was already used with a different body.`,
         {
           code: 'request_id_conflict',
         },
@@ -188,8 +199,11 @@ export function createRefundService(deps: RefundServiceDeps) {
     caller: Caller,
     input: RefundInput,
     mode: 'sync' | 'async',
+    idempotencyKey: string | undefined,
   ): Promise<{ refund: Refund; created: boolean }> {
-    const requestId = input.request_id ?? randomUUID();
+    const derived = input.request_id === undefined && idempotencyKey !== undefined;
+    const requestId =
+      input.request_id ?? (derived ? requestIdFromIdempotencyKey(idempotencyKey) : randomUUID());
     const key = requestKey(caller.owner, requestId);
     const hash = hashRequest(input);
     const piId = input.payment_intent_id;
@@ -245,7 +259,8 @@ export function createRefundService(deps: RefundServiceDeps) {
       try {
         outcome = await store.transaction(async (tx) => {
           const { existing, payment: locked, committed } = await tx.refunds.lockForAccept(key, piId);
-          if (existing) return { refund: sameRequestOrConflict(existing, hash, caller), created: false };
+          if (existing)
+            return { refund: sameRequestOrConflict(existing, hash, caller, derived), created: false };
           // Usually the intent's own row says whose it is; otherwise it may be visible through its session.
           const visible = locked?.owner === caller.owner ? locked : await payments.ownedRow(caller, piId, tx);
           if (!visible && !isOpenMode(caller)) {
@@ -287,7 +302,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       } catch (err) {
         if (err instanceof DuplicateKeyError) {
           const raced = await store.refunds.get(key);
-          if (raced) return { refund: sameRequestOrConflict(raced, hash, caller), created: false };
+          if (raced) return { refund: sameRequestOrConflict(raced, hash, caller, derived), created: false };
         }
         throw err;
       }
@@ -408,8 +423,8 @@ export function createRefundService(deps: RefundServiceDeps) {
     accept,
 
     /** POST /refund: accept, ask Stripe now, answer with Stripe's result. */
-    async refundNow(caller: Caller, input: RefundInput): Promise<Refund> {
-      const { refund, created } = await accept(caller, input, 'sync');
+    async refundNow(caller: Caller, input: RefundInput, idempotencyKey?: string): Promise<Refund> {
+      const { refund, created } = await accept(caller, input, 'sync', idempotencyKey);
       if (!created) {
         if (refund.stripeRefundId) return refund;
         if (refund.status === 'failed') {
@@ -447,7 +462,7 @@ export function createRefundService(deps: RefundServiceDeps) {
           throw new ProblemError(
             problem.status,
             `Stripe did not confirm the refund; it will be completed in the background. Check /refund-status/${publicRequestId(refund)}.`,
-            { ...problem.extras, code: problem.extras.code ?? 'upstream_unavailable', committed: true },
+            { ...problem.extras, code: problem.extras.code ?? 'upstream_unavailable' },
           );
         }
         await recordFailure(refund.requestId, failureReasonOf(err));
@@ -457,8 +472,8 @@ export function createRefundService(deps: RefundServiceDeps) {
     },
 
     /** POST /refund-async: accept and queue durably; the worker does the rest. */
-    async refundLater(caller: Caller, input: RefundInput): Promise<Refund> {
-      const { refund, created } = await accept(caller, input, 'async');
+    async refundLater(caller: Caller, input: RefundInput, idempotencyKey?: string): Promise<Refund> {
+      const { refund, created } = await accept(caller, input, 'async', idempotencyKey);
       if (created) log.info({ request_id: refund.requestId, amount: refund.amount }, 'refund queued');
       // A replay gets the answer the first request got, whatever the worker has done since (10 concurrent
       // retries of one request must all read the same); GET /refund-status is where progress shows.
