@@ -11,6 +11,7 @@ import { contextOf, dispatch, sendReply } from './dispatch.js';
 import { errorHandler, notFound } from './errors.js';
 import type { Handlers } from './operations.js';
 import { requestLog } from './request-log.js';
+import { noteUnicodeEscapes, refuseLoneSurrogates } from './well-formed.js';
 import './validator-tuning.js';
 import {
   apiKeySecurity,
@@ -86,6 +87,7 @@ export function buildApp(deps: AppDeps): Express {
       limit: config.http.jsonLimitBytes,
       type: ['application/json', 'application/*+json'],
       strict: true,
+      verify: noteUnicodeEscapes,
     }),
   );
   const authEnabled = Boolean(auth?.enabled && deps.store);
@@ -105,6 +107,7 @@ export function buildApp(deps: AppDeps): Express {
       fileUploader: false,
     }),
   );
+  app.use(refuseLoneSurrogates);
   app.use(rateLimitMiddleware(auth?.rateLimitPerMinute ?? 0));
   app.use(dispatch(handlers, deps.store ? { idempotency: deps.store.idempotency } : {}));
   app.use(notFound);

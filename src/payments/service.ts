@@ -10,7 +10,7 @@ import { ProblemError } from '../http/problem.js';
 import { isSupportedCurrency } from '../money/currencies.js';
 import type { Payment, Repos, Store } from '../store/index.js';
 import { withoutCallSite, type StripeClient } from '../stripe/client.js';
-import { toProblem } from '../stripe/errors.js';
+import { classifyStripeError, toProblem } from '../stripe/errors.js';
 
 export interface LineItemInput {
   price_data: { currency: string; product_data: { name: string; description?: string }; unit_amount: number };
@@ -261,6 +261,15 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
         // A declined confirmation still created the intent; remember it so the caller can retry or inspect it.
         const declined = (err as { payment_intent?: Stripe.PaymentIntent }).payment_intent;
         if (declined?.id) await recordIntent(caller.owner, declined).catch(() => undefined);
+        // Creating an intent cannot miss the intent itself: what Stripe did not find is the payment method.
+        if (input.payment_method && classifyStripeError(err) === 'not_found') {
+          throw new ProblemError(400, 'No such payment method.', {
+            code: 'resource_missing',
+            param: 'payment_method',
+            errors: [{ path: '/body/payment_method', message: 'is not a payment method Stripe knows' }],
+            cause: err,
+          });
+        }
         throw toProblem(err, 'payment_intent');
       }
       await recordIntent(caller.owner, pi);
