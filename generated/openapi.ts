@@ -309,9 +309,16 @@ export interface components {
         };
         /**
          * RefundMetadata
-         * @description Metadata passed through to Stripe's refund: up to 49 key/value pairs, because the service adds its own `request_id` key (replacing one given here), by which it finds the refund at Stripe.
+         * @description Up to 49 key/value pairs passed through to Stripe (keys up to 40 characters, values up to 500). The
+         *     service adds its own `request_id` key to every refund it makes (Stripe allows 50 keys in all), by
+         *     which it finds the refund at Stripe, so that key is reserved.
+         * @example {
+         *       "order_id": "ord_1042"
+         *     }
          */
-        RefundMetadata: components["schemas"]["Metadata"];
+        RefundMetadata: {
+            [key: string]: string;
+        };
         /**
          * PaymentIntentId
          * @description A Stripe payment intent id.
