@@ -168,11 +168,29 @@ export function rateLimitMiddleware(perMinute: number): RequestHandler {
   });
 }
 
-/** Answers 503 when a handler takes too long, so a client never waits on a hung upstream forever. */
+/**
+ * Answers 503 when a handler takes too long, so a client never waits on a hung upstream forever. A request
+ * whose body has not all arrived by then is the client's delay, not ours: 408, and the connection is closed
+ * rather than kept reading a body that may never come.
+ */
 export function timeoutMiddleware(ms: number): RequestHandler {
   return (req, res, next) => {
     const timer = setTimeout(() => {
       if (res.headersSent) return;
+      if (!req.complete) {
+        req.log.info({ ms }, 'request body not received in time');
+        sendProblem(res, {
+          status: 408,
+          body: problemBody(408, {
+            detail: 'The request body did not arrive in time.',
+            instance: req.path,
+            requestId: String(req.id),
+            code: 'request_timeout',
+          }),
+          headers: { Connection: 'close' },
+        });
+        return;
+      }
       req.log.warn({ ms }, 'request timed out');
       sendProblem(res, {
         status: 503,

@@ -1,0 +1,111 @@
+/**
+ * A client that sends its headers and then dribbles (or stops sending) the body it announced is the
+ * client's fault. The request timeout used to answer it like a hung upstream: 503 "Retry later", logged at
+ * error level, the connection kept alive while the rest of the body was still awaited. It must be a 408
+ * problem+json that closes the connection, so the socket is not held for a body that is not coming.
+ * A handler that is itself slow still answers 503 (README: "Requests taking longer answer 503").
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+let svc: TestService;
+let key: string;
+
+beforeAll(async () => {
+  svc = await startTestService('sqlite', {
+    API_AUTH: 'on',
+    RATE_LIMIT_PER_MINUTE: '0',
+    LOG_LEVEL: 'info',
+    REQUEST_TIMEOUT_MS: '1000',
+  });
+  key = (await createKey(svc.deps.store.apiKeys, { owner: 'slow', kind: 'secret' })).key;
+});
+afterAll(async () => {
+  await svc?.stop();
+});
+
+/** Writes `chunks` `gapMs` apart; resolves with what came back and when the server closed the socket. */
+function dribble(
+  chunks: string[],
+  gapMs: number,
+  giveUpMs = 6000,
+): Promise<{ answer: string; closedAfterMs: number | null }> {
+  const { port } = new URL(svc.url);
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket = connect(Number(port), '127.0.0.1');
+    let answer = '';
+    let i = 0;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ answer, closedAfterMs: null });
+    }, giveUpMs);
+    socket.on('data', (d) => (answer += d.toString('latin1')));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ answer, closedAfterMs: Date.now() - started });
+    });
+    socket.on('error', () => undefined);
+    const next = () => {
+      if (socket.destroyed || i >= chunks.length) return;
+      socket.write(chunks[i++]!);
+      setTimeout(next, gapMs);
+    };
+    socket.on('connect', next);
+  });
+}
+
+const body = JSON.stringify({ amount: 1000, currency: 'usd' });
+const head = (length = body.length) =>
+  `POST /payment-intent HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${key}\r\n` +
+  `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+
+describe('request bodies that do not arrive in time', () => {
+  it.each([
+    ['a body that stops halfway', [head(), body.slice(0, 5)], 0],
+    ['a body sent one byte every 300 ms', [head(), ...body.split('')], 300],
+  ] as const)('%s → 408 problem+json, and the connection is closed', async (_name, chunks, gap) => {
+    const { answer, closedAfterMs } = await dribble([...chunks], gap);
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer.toLowerCase()).toContain('content-type: application/problem+json');
+    expect(answer).toContain('"code":"request_timeout"');
+    expect(answer.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(closedAfterMs).not.toBeNull();
+    expect(closedAfterMs!).toBeLessThan(3000);
+  });
+
+  it('is not logged as a server error', async () => {
+    const before = svc.lines.length;
+    await dribble([head(), body.slice(0, 5)], 0);
+    const lines = svc.lines.slice(before).filter((l) => l.includes('"request completed"'));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) expect(l).not.toMatch(/"level":50/);
+  });
+
+  it('a complete request whose handler is slow (Stripe answering late) still gets 503 with Retry-After', async () => {
+    await svc.faults({ latency_ms: 1500 });
+    try {
+      const res = await fetch(`${svc.url}/payment-intent`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body,
+      });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect(await res.json()).toMatchObject({ code: 'timeout' });
+    } finally {
+      await svc.faults({});
+    }
+  });
+
+  it('a complete request is still answered normally afterwards', async () => {
+    const res = await fetch(`${svc.url}/payment-intent`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body,
+    });
+    expect(res.status).toBe(200);
+  });
+});
