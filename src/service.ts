@@ -254,20 +254,30 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
-/** Node rejects malformed HTTP (bad header bytes, oversized headers) before Express; answer it as problem+json too. */
+/** What Node itself would answer for each client error (its default clientError handling), as problem+json. */
+const CLIENT_ERROR_ANSWERS: Record<string, [number, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'The request headers are too large.'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large', 'The chunk extensions are too large.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'The request did not arrive in time.'],
+};
+
+/**
+ * Node rejects malformed HTTP (bad header bytes, oversized headers) and requests that do not arrive in time
+ * before Express; answer them as problem+json too. As Node does, nothing is written once a response on this
+ * socket has started, so a second answer never corrupts the first.
+ */
 function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable) {
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (!socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-  const title = status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
-  const body = JSON.stringify({
-    type: 'about:blank',
-    title,
-    status,
-    detail: 'The HTTP request is malformed.',
-  });
+  const [status, title, detail] = CLIENT_ERROR_ANSWERS[err.code ?? ''] ?? [
+    400,
+    'Bad Request',
+    'The HTTP request is malformed.',
+  ];
+  const body = JSON.stringify({ type: 'about:blank', title, status, detail });
   socket.end(
     `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );

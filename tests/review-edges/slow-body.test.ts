@@ -76,6 +76,16 @@ describe('request bodies that do not arrive in time', () => {
     expect(closedAfterMs!).toBeLessThan(3000);
   });
 
+  it('headers that never finish → 408 problem+json (as Node answers by itself), not "400 malformed"', async () => {
+    // Node checks request deadlines every 30 s, so this can take up to REQUEST_TIMEOUT_MS + 30 s.
+    const slow = head().match(/[^]{1,2}/g)!;
+    const { answer, closedAfterMs } = await dribble(slow, 400, 40_000);
+    expect(closedAfterMs).not.toBeNull();
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer.toLowerCase()).toContain('content-type: application/problem+json');
+    expect(answer).toContain('"status":408');
+  }, 45_000);
+
   it('is not logged as a server error', async () => {
     const before = svc.lines.length;
     await dribble([head(), body.slice(0, 5)], 0);
