@@ -3,7 +3,7 @@
  * for. main.ts and the integration tests both go through here, never through module state.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
@@ -283,6 +283,22 @@ function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Duplex): voi
   );
 }
 
+/** An `Expect` other than 100-continue: 417, as Node answers it by itself, but as problem+json. */
+function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
+  const body = JSON.stringify({
+    type: 'about:blank',
+    title: 'Expectation Failed',
+    status: 417,
+    detail: 'Only "Expect: 100-continue" is supported.',
+  });
+  res.writeHead(417, {
+    'Content-Type': 'application/problem+json',
+    'Content-Length': Buffer.byteLength(body),
+    Connection: 'close',
+  });
+  res.end(body);
+}
+
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -364,6 +380,7 @@ export async function startService(
     server = createServer(app);
     server.requestTimeout = config.http.requestTimeoutMs;
     server.on('clientError', answerMalformedRequest);
+    server.on('checkExpectation', refuseExpectation);
     const address = await listen(server, config.port, config.host);
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     const url = `http://${host}:${address.port}`;

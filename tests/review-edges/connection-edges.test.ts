@@ -1,4 +1,6 @@
 /**
+ * Answers given at the connection level.
+ *
  * A client that sends its headers and then dribbles (or stops sending) the body it announced is the
  * client's fault. The request timeout used to answer it like a hung upstream: 503 "Retry later", logged at
  * error level, the connection kept alive while the rest of the body was still awaited. It must be a 408
@@ -117,5 +119,35 @@ describe('request bodies that do not arrive in time', () => {
       body,
     });
     expect(res.status).toBe(200);
+  });
+});
+
+describe('an Expect header the server does not support', () => {
+  it('→ 417 problem+json (Node answered an empty 417 by itself)', async () => {
+    const { answer } = await dribble(
+      [
+        `POST /payment-intent HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${key}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 200-ok\r\n\r\n`,
+      ],
+      0,
+      3000,
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 417 /);
+    expect(answer.toLowerCase()).toContain('content-type: application/problem+json');
+    expect(answer).toContain('"status":417');
+  });
+
+  it('Expect: 100-continue still works', async () => {
+    const { answer } = await dribble(
+      [
+        `POST /payment-intent HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+        body,
+      ],
+      200,
+      5000,
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 100 Continue/);
+    expect(answer).toContain('HTTP/1.1 200 OK');
   });
 });
