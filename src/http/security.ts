@@ -135,6 +135,13 @@ export function corsMiddleware(origins: readonly string[]): RequestHandler {
   };
 }
 
+/**
+ * Liveness and readiness probes are never limited: without a key a caller is counted by IP, and behind a load
+ * balancer (TRUST_PROXY off) its probes share one IP with every other request that has no key, so anyone
+ * could otherwise make the probes answer 429 and the instance be taken out of service.
+ */
+const UNLIMITED_OPERATIONS: ReadonlySet<string> = new Set(['getHealth', 'getReadiness']);
+
 export function rateLimitMiddleware(perMinute: number): RequestHandler {
   if (perMinute <= 0) return (_req, _res, next) => next();
   return rateLimit({
@@ -142,6 +149,7 @@ export function rateLimitMiddleware(perMinute: number): RequestHandler {
     limit: perMinute,
     standardHeaders: 'draft-7',
     legacyHeaders: false,
+    skip: (req) => UNLIMITED_OPERATIONS.has((req as WithCaller).openapi?.schema?.operationId ?? ''),
     keyGenerator: (req) => (req as WithCaller).caller?.keyId ?? ipKeyGenerator(req.ip ?? 'unknown'),
     handler: (req, res, _next, options) => {
       const retryAfter = Math.max(
