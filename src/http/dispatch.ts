@@ -123,8 +123,10 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     } catch (err) {
       const rendered = renderAndLog(err, req);
       if (idemKey !== undefined) {
-        // A 5xx may be retried by the client; a definite answer (4xx) is kept like a success.
-        if (rendered.status >= 500) await store!.abandon(owner, idemKey).catch(() => undefined);
+        // A 5xx may be retried by the client, and so may an answer that says when to retry (another request is
+        // still running); a definite answer (any other 4xx) is kept like a success.
+        if (rendered.status >= 500 || rendered.body.retry_after !== undefined)
+          await store!.abandon(owner, idemKey).catch(() => undefined);
         else await store!.complete(owner, idemKey, rendered.status, rendered.body);
       }
       if (!res.headersSent) sendProblem(res, rendered);

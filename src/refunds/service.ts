@@ -441,6 +441,8 @@ export function createRefundService(deps: RefundServiceDeps) {
           'A refund with this request_id is still being processed; see /refund-status.',
           {
             code: 'refund_in_progress',
+            retry_after: 1,
+            headers: { 'Retry-After': '1' },
           },
         );
       }
