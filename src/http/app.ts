@@ -9,6 +9,7 @@ import type { Config } from '../config/index.js';
 import type { ApiKeysRepo, IdempotencyRepo } from '../store/index.js';
 import { contextOf, dispatch, sendReply } from './dispatch.js';
 import { errorHandler, notFound } from './errors.js';
+import { ProblemError } from './problem.js';
 import type { Handlers } from './operations.js';
 import { requestLog } from './request-log.js';
 import { noteUnicodeEscapes, refuseLoneSurrogates } from './well-formed.js';
@@ -81,6 +82,10 @@ export function buildApp(deps: AppDeps): Express {
     sendReply(res, reply);
   };
   app.post('/webhook', express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), webhook);
+  // The validator never sees /webhook, so it cannot answer 405 for it as it does for the contract's other paths.
+  app.all('/webhook', (req, _res, next) => {
+    next(new ProblemError(405, `${req.method} is not allowed on /webhook.`, { headers: { Allow: 'POST' } }));
+  });
 
   app.use(
     express.json({

@@ -26,9 +26,19 @@ function reject(detail: string, code: WebhookRejection): ProblemError {
   return new ProblemError(400, detail, { code });
 }
 
+/** Stripe's ids and event types never hold control characters (PostgreSQL cannot even store NUL in text). */
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
 /** What a verified body must look like before the service stores it under its id. */
 function assertEventShape(value: unknown): asserts value is Stripe.Event {
   const e = value as Partial<Stripe.Event> | null;
+  const objectId = (e?.data?.object as { id?: unknown } | null | undefined)?.id;
   const valid =
     typeof e === 'object' &&
     e !== null &&
@@ -42,7 +52,10 @@ function assertEventShape(value: unknown): asserts value is Stripe.Event {
     typeof e.data === 'object' &&
     e.data !== null &&
     typeof e.data.object === 'object' &&
-    e.data.object !== null;
+    e.data.object !== null &&
+    !hasControlCharacter(e.id) &&
+    !hasControlCharacter(e.type) &&
+    !(typeof objectId === 'string' && hasControlCharacter(objectId));
   if (!valid) {
     throw reject(
       'The signed body is not a Stripe event (id, type and data.object are required).',

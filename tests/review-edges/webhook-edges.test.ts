@@ -1,0 +1,71 @@
+/**
+ * POST /webhook edges not covered by tests/webhooks/signature.test.ts:
+ *
+ * - Any other method on /webhook answered 404 "No operation at GET /webhook." (the path is kept away from
+ *   the contract validator, which answers 405 with Allow for every other path of the contract).
+ * - A signed event whose id, type or object id holds a NUL character was stored as it is: PostgreSQL refuses
+ *   NUL in text, so the webhook answered 500 (and Stripe would retry it for days). No Stripe id holds
+ *   control characters; such an event is refused like any other body that is not a Stripe event.
+ */
+import Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresAvailable } from '../helpers/services.js';
+import { startTestService, type Db, type TestService } from '../helpers/service.js';
+
+const pg = await postgresAvailable();
+
+describe.each<Db>(['sqlite', ...(pg ? (['postgres'] as const) : [])])('webhook edges on %s', (db) => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService(db, { API_AUTH: 'on', LOG_LEVEL: 'warn' });
+  });
+  afterAll(async () => {
+    await svc?.stop();
+  });
+
+  const send = (body: string) =>
+    fetch(`${svc.url}/webhook`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'stripe-signature': Stripe.webhooks.generateTestHeaderString({
+          payload: body,
+          secret: svc.deps.webhookSecret,
+          timestamp: Math.floor(Date.now() / 1000),
+        }),
+      },
+      body,
+    });
+
+  const event = (over: Record<string, unknown>) =>
+    JSON.stringify({
+      id: `evt_edge${Math.random().toString(36).slice(2)}`,
+      object: 'event',
+      type: 'refund.updated',
+      created: Math.floor(Date.now() / 1000),
+      data: { object: { id: 're_edge1', object: 'refund', amount: 100, status: 'succeeded' } },
+      ...over,
+    });
+
+  it.each([
+    ['its id', { id: 'evt_\u0000x' }],
+    ['its type', { type: 'refund.\u0000updated' }],
+    ['its object id', { data: { object: { id: 're_\u0000', object: 'refund' } } }],
+  ])('a signed event with a NUL in %s → 400 event_invalid, not 500', async (_what, over) => {
+    const res = await send(event(over));
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await res.json()).toMatchObject({ status: 400, code: 'event_invalid' });
+  });
+
+  it('an ordinary signed event is still accepted', async () => {
+    const res = await send(event({}));
+    expect(res.status).toBe(200);
+  });
+
+  it.each(['GET', 'PUT', 'DELETE', 'PATCH'])('%s /webhook → 405 with Allow: POST', async (method) => {
+    const res = await fetch(`${svc.url}/webhook`, { method });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('POST');
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  });
+});
