@@ -471,7 +471,7 @@ export interface components {
             /** @description A payment method to attach (for example a saved card or a test method such as `pm_card_visa`). */
             payment_method?: string;
             /**
-             * @description Confirm the intent at once with `payment_method`.
+             * @description Confirm the intent at once with `payment_method`, which is then required (400 without it).
              * @default false
              */
             confirm?: boolean;

@@ -236,6 +236,15 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
     /** `idempotencyKey`: the caller's Idempotency-Key, if any (see stripeKey): a retry never charges twice. */
     async createPaymentIntent(caller: Caller, input: PaymentIntentInput, idempotencyKey?: string) {
       requireSupportedCurrency(input.currency, 'currency');
+      // Stripe refuses to confirm an intent without a payment method; dropping `confirm` would answer 200 with
+      // an intent the caller believes confirmed.
+      if (input.confirm && !input.payment_method) {
+        throw new ProblemError(400, 'confirm: true needs a payment_method to confirm with.', {
+          code: 'parameter_missing',
+          param: 'payment_method',
+          errors: [{ path: '/body/payment_method', message: 'is required when confirm is true' }],
+        });
+      }
       const params: Stripe.PaymentIntentCreateParams = {
         amount: input.amount,
         currency: input.currency,

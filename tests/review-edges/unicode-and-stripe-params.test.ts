@@ -122,3 +122,25 @@ describe('a payment_method Stripe does not know', () => {
     expect(String(res.json.detail)).not.toMatch(/payment intent/i);
   });
 });
+
+describe('confirm without a payment method', () => {
+  it('POST /payment-intent with confirm: true and no payment_method → 400, not an unconfirmed 200', async () => {
+    const res = await postJson(
+      `${svc.url}/payment-intent`,
+      { amount: 1000, currency: 'usd', confirm: true },
+      auth,
+    );
+    expectProblem(res, 400);
+    expect(JSON.stringify(res.json.errors)).toContain('/body/payment_method');
+  });
+
+  it('confirm: false without one is still a plain new intent', async () => {
+    const res = await postJson(
+      `${svc.url}/payment-intent`,
+      { amount: 1000, currency: 'usd', confirm: false },
+      auth,
+    );
+    expect(res.status).toBe(200);
+    expect(res.json.status).toBe('requires_payment_method');
+  });
+});
