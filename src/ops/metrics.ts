@@ -19,7 +19,9 @@ export interface Metrics {
   render(): Promise<string>;
 }
 
-const ID_SEGMENT = /^(pi|ch|re|cs|evt|pm|cus|py|txn|seti|pm_card)_[A-Za-z0-9_]+$/;
+// Whatever follows a Stripe id prefix: ids reach Stripe as callers spelt them (the contract allows `.` and `-`),
+// and each distinct label value would be new series for as long as the process runs.
+const ID_SEGMENT = /^(pi|ch|re|cs|evt|pm|cus|py|txn|seti)_[^/]+$/;
 
 /** `/v1/refunds/re_123` → `POST /v1/refunds/:id`, so labels stay few. */
 export function stripeOperation(method: string, path: string): string {
