@@ -88,10 +88,14 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
 
     const store = opts.idempotency;
     const idemKey = store && req.method === 'POST' ? ctx.idempotencyKey : undefined;
-    const owner = ctx.caller.owner;
+    // A publishable key is public, so the Idempotency-Keys used through it are its own: sharing them with the
+    // owner's secret keys would let anyone claim (422) or replay (client secret included) the server's keys.
+    // Owners never hold '#'.
+    const idemScope =
+      ctx.caller.kind === 'publishable' ? `${ctx.caller.owner}#${ctx.caller.keyId}` : ctx.caller.owner;
     if (idemKey !== undefined) {
       const hash = digest('sha256', `${operationId}\n${canonical(req.body)}`, 'hex');
-      const begun = await store!.begin(owner, idemKey, hash, IDEMPOTENCY_TTL_MS);
+      const begun = await store!.begin(idemScope, idemKey, hash, IDEMPOTENCY_TTL_MS);
       if (begun.kind === 'replay') {
         res.setHeader('Idempotent-Replayed', 'true');
         if (begun.status >= 400) {
@@ -126,13 +130,13 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
         // A 5xx may be retried by the client, and so may an answer that says when to retry (another request is
         // still running); a definite answer (any other 4xx) is kept like a success.
         if (rendered.status >= 500 || rendered.body.retry_after !== undefined)
-          await store!.abandon(owner, idemKey).catch(() => undefined);
-        else await store!.complete(owner, idemKey, rendered.status, rendered.body);
+          await store!.abandon(idemScope, idemKey).catch(() => undefined);
+        else await store!.complete(idemScope, idemKey, rendered.status, rendered.body);
       }
       if (!res.headersSent) sendProblem(res, rendered);
       return;
     }
-    if (idemKey !== undefined) await store!.complete(owner, idemKey, reply.status, reply.body);
+    if (idemKey !== undefined) await store!.complete(idemScope, idemKey, reply.status, reply.body);
     sendReply(res, reply);
   };
 }

@@ -35,6 +35,8 @@ export interface Caller {
   readonly owner: string;
   readonly keyId: string | null;
   readonly scopes: readonly string[];
+  /** Publishable keys are public (they sit in web pages); absent without a key. */
+  readonly kind?: 'secret' | 'publishable';
 }
 
 export interface RequestContext {

@@ -51,7 +51,7 @@ export function apiKeySecurity(opts: AuthOptions) {
       }
       const missing = scopes.filter((s) => !record.scopes.includes(s));
       if (missing.length > 0) throw new AuthError(403, `This API key lacks the ${missing.join(', ')} scope.`);
-      r.caller = { owner: record.owner, keyId: record.id, scopes: record.scopes };
+      r.caller = { owner: record.owner, keyId: record.id, scopes: record.scopes, kind: record.kind };
       const now = Date.now();
       if ((lastTouched.get(record.id) ?? 0) + touchEveryMs < now) {
         lastTouched.set(record.id, now);
