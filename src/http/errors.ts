@@ -54,6 +54,13 @@ function toPointer(p: string | undefined): string {
 
 const MALFORMED_URI = /^malformed uri/;
 
+/**
+ * Validation collects every error (allErrors), so one 16 kB body can fail thousands of times; listing them all
+ * (in errors[] and again in the detail) made answers fifty times the size of the request. The first ones are
+ * listed and the rest counted.
+ */
+export const MAX_LISTED_ERRORS = 20;
+
 const BODY_PARSER_MAP: Record<string, [number, string]> = {
   'entity.parse.failed': [400, 'The request body is not valid JSON.'],
   'entity.too.large': [413, 'The request body is larger than this operation accepts.'],
@@ -95,7 +102,8 @@ export function renderError(err: unknown, req: Request): Rendered {
     };
   }
   if (isValidatorError(err) && err.status >= 400 && err.status < 500) {
-    const errors: FieldError[] = (err.errors ?? []).map((e) =>
+    const all = err.errors ?? [];
+    const errors: FieldError[] = all.slice(0, MAX_LISTED_ERRORS).map((e) =>
       // The validator names the whole URL path and says "malformed uri'" when a path segment is not
       // valid percent-encoding (e.g. %ZZ): point at the path instead.
       MALFORMED_URI.test(e.message ?? '')
@@ -106,10 +114,11 @@ export function renderError(err: unknown, req: Request): Rendered {
             ...(e.errorCode ? { code: e.errorCode } : {}),
           },
     );
+    const unlisted = all.length - errors.length;
     const detail =
       err.status === 400
-        ? errors.map((e) => `${e.path.slice(1) || 'request'} ${e.message}`).join('; ') ||
-          'The request is invalid.'
+        ? (errors.map((e) => `${e.path.slice(1) || 'request'} ${e.message}`).join('; ') ||
+            'The request is invalid.') + (unlisted > 0 ? `; and ${unlisted} more` : '')
         : err.status === 404
           ? `No operation at ${req.method} ${req.path}.`
           : err.status === 405
