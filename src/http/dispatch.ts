@@ -7,7 +7,14 @@ import { hash as digest } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import type { IdempotencyRepo } from '../store/index.js';
 import { renderAndLog, sendProblem } from './errors.js';
-import type { Caller, Handlers, Input, OperationId, RequestContext } from './operations.js';
+import {
+  idempotencyScope,
+  type Caller,
+  type Handlers,
+  type Input,
+  type OperationId,
+  type RequestContext,
+} from './operations.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from './problem.js';
 
 interface OpenApiRequestMeta {
@@ -88,11 +95,7 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
 
     const store = opts.idempotency;
     const idemKey = store && req.method === 'POST' ? ctx.idempotencyKey : undefined;
-    // A publishable key is public, so the Idempotency-Keys used through it are its own: sharing them with the
-    // owner's secret keys would let anyone claim (422) or replay (client secret included) the server's keys.
-    // Owners never hold '#'.
-    const idemScope =
-      ctx.caller.kind === 'publishable' ? `${ctx.caller.owner}#${ctx.caller.keyId}` : ctx.caller.owner;
+    const idemScope = idempotencyScope(ctx.caller);
     if (idemKey !== undefined) {
       const hash = digest('sha256', `${operationId}\n${canonical(req.body)}`, 'hex');
       const begun = await store!.begin(idemScope, idemKey, hash, IDEMPOTENCY_TTL_MS);

@@ -39,6 +39,15 @@ export interface Caller {
   readonly kind?: 'secret' | 'publishable';
 }
 
+/**
+ * Whose Idempotency-Keys a caller's are: its owner's, but a publishable key's own. A publishable key is public,
+ * so sharing keys with the owner's secret keys would let anyone claim (422) or replay (client secret included)
+ * the server's keys, or take over the Stripe idempotency key derived from one. Owners never hold '#'.
+ */
+export function idempotencyScope(caller: Caller): string {
+  return caller.kind === 'publishable' ? `${caller.owner}#${caller.keyId}` : caller.owner;
+}
+
 export interface RequestContext {
   readonly requestId: string;
   readonly log: Logger;

@@ -5,7 +5,7 @@
 import { hash, randomUUID } from 'node:crypto';
 import type Stripe from 'stripe';
 import type { Logger } from 'pino';
-import type { Caller } from '../http/operations.js';
+import { idempotencyScope, type Caller } from '../http/operations.js';
 import { ProblemError } from '../http/problem.js';
 import { isSupportedCurrency } from '../money/currencies.js';
 import type { Payment, Repos, Store } from '../store/index.js';
@@ -72,10 +72,10 @@ function paymentIntentStatusOfSession(s: Stripe.Checkout.Session): string {
  * so a retry after a lost answer (the service answered 5xx and forgot the key) gets the object Stripe
  * already made instead of a second one; otherwise a fresh key for this call alone.
  */
-function stripeKey(kind: string, owner: string, idempotencyKey: string | undefined): string {
+function stripeKey(kind: string, caller: Caller, idempotencyKey: string | undefined): string {
   return idempotencyKey === undefined
     ? `${kind}:${randomUUID()}`
-    : `${kind}:${hash('sha256', `${owner}\n${idempotencyKey}`, 'hex')}`;
+    : `${kind}:${hash('sha256', `${idempotencyScope(caller)}\n${idempotencyKey}`, 'hex')}`;
 }
 
 export type PaymentsService = ReturnType<typeof createPaymentsService>;
@@ -207,7 +207,7 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
               ? { metadata: input.metadata, payment_intent_data: { metadata: input.metadata } }
               : {}),
           },
-          { idempotencyKey: stripeKey('checkout', caller.owner, idempotencyKey) },
+          { idempotencyKey: stripeKey('checkout', caller, idempotencyKey) },
         );
       } catch (err) {
         throw toProblem(err, 'checkout_session');
@@ -263,7 +263,7 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       try {
         pi = await withoutCallSite(() =>
           stripe.paymentIntents.create(params, {
-            idempotencyKey: stripeKey('payment_intent', caller.owner, idempotencyKey),
+            idempotencyKey: stripeKey('payment_intent', caller, idempotencyKey),
           }),
         );
       } catch (err) {

@@ -1,5 +1,5 @@
 /**
- * Review of bad-input handling against the real service (sandbox Stripe, SQLite):
+ * Bad input the contract cannot catch, against the real service (sandbox Stripe, SQLite):
  *
  * 1. A JSON string holding a lone UTF-16 surrogate (`"\ud800"`) is valid JSON syntax, passes every schema
  *    check, and then cannot be sent to Stripe: the SDK's form encoder (encodeURIComponent) throws a URIError.
