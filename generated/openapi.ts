@@ -846,7 +846,8 @@ export interface components {
         /**
          * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
          *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
-         *     is still running, 409. Keys are kept for 24 hours. A refund request with a key but no
+         *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
+         *     runs it again). Keys are kept for 24 hours. A refund request with a key but no
          *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
          *     with the same key finds that refund even after the key itself is forgotten.
          * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
@@ -957,7 +958,8 @@ export interface operations {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
-                 *     is still running, 409. Keys are kept for 24 hours. A refund request with a key but no
+                 *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
+                 *     runs it again). Keys are kept for 24 hours. A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
                  *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
@@ -1036,7 +1038,8 @@ export interface operations {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
-                 *     is still running, 409. Keys are kept for 24 hours. A refund request with a key but no
+                 *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
+                 *     runs it again). Keys are kept for 24 hours. A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
                  *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
@@ -1115,7 +1118,8 @@ export interface operations {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
-                 *     is still running, 409. Keys are kept for 24 hours. A refund request with a key but no
+                 *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
+                 *     runs it again). Keys are kept for 24 hours. A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
                  *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
@@ -1161,7 +1165,8 @@ export interface operations {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
-                 *     is still running, 409. Keys are kept for 24 hours. A refund request with a key but no
+                 *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
+                 *     runs it again). Keys are kept for 24 hours. A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
                  *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14

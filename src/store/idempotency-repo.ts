@@ -33,6 +33,14 @@ export interface IdempotencyRepo {
   purgeExpired(now?: TimeInput): Promise<number>;
 }
 
+/**
+ * How long a request may hold its key in progress before a retry may take the key over: its process is then
+ * taken to have died before answering (a live request is cut off by REQUEST_TIMEOUT_MS long before). Taking
+ * over is safe for every operation that takes a key: a refund finds its own row again (by request_id, or by
+ * the one derived from the key) and a create call reuses the Stripe idempotency key derived from it.
+ */
+export const IN_PROGRESS_STALE_MS = 10 * 60_000;
+
 /** A concurrent abandon/purge can delete the row between our insert and read; go round again. */
 const MAX_BEGIN_ROUNDS = 5;
 
@@ -90,7 +98,7 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
 
         const row = await db
           .selectFrom('idempotency_keys')
-          .select(['request_hash', 'state', 'response_status', 'response_body', 'expires_at'])
+          .select(['request_hash', 'state', 'response_status', 'response_body', 'created_at', 'expires_at'])
           .where('owner', '=', owner)
           .where('key', '=', key)
           .executeTakeFirst();
@@ -110,7 +118,21 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
           continue;
         }
         if (row.request_hash !== requestHash) return { kind: 'mismatch' };
-        if (row.state === 'in_progress' || row.response_status === null) return { kind: 'in_progress' };
+        if (row.state === 'in_progress' || row.response_status === null) {
+          const staleBefore = addMs(at, -IN_PROGRESS_STALE_MS);
+          if (toIso(row.created_at) > staleBefore) return { kind: 'in_progress' };
+          // Conditional on still being the same stale claim, so of two retries only one takes it over.
+          const taken = await db
+            .updateTable('idempotency_keys')
+            .set(fresh)
+            .where('owner', '=', owner)
+            .where('key', '=', key)
+            .where('state', '=', 'in_progress')
+            .where('created_at', '<=', staleBefore)
+            .executeTakeFirst();
+          if (taken.numUpdatedRows > 0n) return { kind: 'started' };
+          continue;
+        }
         return { kind: 'replay', status: row.response_status, body: fromJson<unknown>(row.response_body) };
       }
       // Only reachable when the row keeps vanishing under us; report it as busy rather than loop.

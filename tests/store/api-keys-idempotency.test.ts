@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { DuplicateKeyError } from '../../src/store/index.js';
+import { IN_PROGRESS_STALE_MS } from '../../src/store/idempotency-repo.js';
 import type { NewApiKey } from '../../src/store/index.js';
 import { ISO, describeStore, uid } from './harness.js';
 
@@ -101,6 +102,35 @@ describeStore('idempotency keys repository', (h) => {
       kind: 'replay',
       status: 200,
       body: { ok: 1 },
+    });
+  });
+
+  it('a key left in progress by a request that died is taken over by one retry after IN_PROGRESS_STALE_MS', async () => {
+    const db = await h.open(h.newDatabase());
+    const DAY = 24 * 3_600_000;
+    const t0 = new Date('2034-02-01T00:00:00Z');
+    const at = (ms: number) => new Date(t0.getTime() + ms);
+    expect(await db.idempotency.begin('acme', 'died', 'h1', DAY, t0)).toEqual({ kind: 'started' });
+    // Never completed nor abandoned: its process died. Until the claim is stale, a retry waits.
+    expect(await db.idempotency.begin('acme', 'died', 'h1', DAY, at(IN_PROGRESS_STALE_MS - 1))).toEqual({
+      kind: 'in_progress',
+    });
+    // Another body is still refused, stale or not.
+    expect(await db.idempotency.begin('acme', 'died', 'h2', DAY, at(IN_PROGRESS_STALE_MS))).toEqual({
+      kind: 'mismatch',
+    });
+    // Two retries at once: one takes the key over, the other sees it in progress (the new claim is fresh).
+    const retries = await Promise.all([
+      db.idempotency.begin('acme', 'died', 'h1', DAY, at(IN_PROGRESS_STALE_MS)),
+      db.idempotency.begin('acme', 'died', 'h1', DAY, at(IN_PROGRESS_STALE_MS)),
+    ]);
+    expect(retries.map((r) => r.kind).sort()).toEqual(['in_progress', 'started']);
+    expect(await db.idempotency.complete('acme', 'died', 200, { ok: 2 })).toBe(true);
+    // A finished key is never taken over, however old.
+    expect(await db.idempotency.begin('acme', 'died', 'h1', DAY, at(3 * IN_PROGRESS_STALE_MS))).toEqual({
+      kind: 'replay',
+      status: 200,
+      body: { ok: 2 },
     });
   });
 
