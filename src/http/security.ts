@@ -40,7 +40,7 @@ export function apiKeySecurity(opts: AuthOptions) {
   return {
     ApiKey: async (req: Request, scopes: string[]): Promise<boolean> => {
       const r = req as WithCaller;
-      const match = /^Bearer ([^\s]+)$/i.exec(req.get('authorization') ?? '');
+      const match = /^Bearer +([^\s]+) *$/i.exec(req.get('authorization') ?? '');
       const key = match?.[1];
       if (!key || !looksLikeKey(key)) throw new AuthError(401, UNAUTHENTICATED_DETAIL);
       const record = await opts.apiKeys.findActiveByHash(hashKey(key));

@@ -137,6 +137,18 @@ describe('authentication', () => {
     expect(strip(revoked.json)).toEqual(strip(unknown.json));
   });
 
+  it('the Bearer scheme is case-insensitive and may be followed by more than one space (RFC 9110)', async () => {
+    for (const authorization of [
+      `bearer ${keys.shopAll}`,
+      `Bearer   ${keys.shopAll}`,
+      `BEARER\t${keys.shopAll}`,
+    ]) {
+      const res = await call('getRefundStatus', { authorization });
+      // Authenticated: the refund is unknown (404), not the 401 of a missing key. A tab is not a space: 401.
+      expect(res.status).toBe(authorization.includes('\t') ? 401 : 404);
+    }
+  });
+
   it('a read-only key reads but cannot write', async () => {
     const pi = await paidIntent(keys.shopAll!);
     expect((await getJson(`${svc.url}/payment-intent/${pi}`, auth(keys.shopReadOnly!))).status).toBe(200);
