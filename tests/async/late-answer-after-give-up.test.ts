@@ -6,7 +6,7 @@
  */
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getJson, postJson } from '../helpers/http.js';
+import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { postgresAvailable } from '../helpers/services.js';
 import { eventually, startTestService, type Db, type TestService } from '../helpers/service.js';
 import { requestKey } from '../../src/refunds/service.js';
@@ -24,13 +24,7 @@ describe.each(dbs)('on %s', (db) => {
 
   describe("a worker's answer arriving after another delivery gave up", () => {
     it('puts the refund right: it ends succeeded, as at Stripe', async () => {
-      const created = await postJson(`${svc.url}/payment-intent`, {
-        amount: 5000,
-        currency: 'usd',
-        payment_method: 'pm_card_visa',
-        confirm: true,
-      });
-      const pi = created.json.paymentIntentId as string;
+      const pi = await paidIntent(svc.url, 5000);
 
       const refunds = svc.deps.stripe.refunds;
       const create = refunds.create.bind(refunds);

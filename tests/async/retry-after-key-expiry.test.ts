@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
-import { getJson, postJson } from '../helpers/http.js';
+import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -42,13 +42,7 @@ async function faults(config: Record<string, unknown>) {
 
 describe('a refund retried after Stripe forgot its idempotency key', () => {
   it('is not made twice', async () => {
-    const created = await postJson(`${svc.url}/payment-intent`, {
-      amount: 5000,
-      currency: 'usd',
-      payment_method: 'pm_card_visa',
-      confirm: true,
-    });
-    const pi = created.json.paymentIntentId as string;
+    const pi = await paidIntent(svc.url, 5000);
     // Stripe makes the refund, then the connection drops before the answer arrives.
     await faults({ drop_rate: 1, match: { method: 'POST', path_prefix: '/v1/refunds' } });
     const res = await postJson(`${svc.url}/refund-async`, {

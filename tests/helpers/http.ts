@@ -48,3 +48,23 @@ export async function getJson(url: string, headers: Record<string, string> = {})
   }
   return { status: res.status, headers: res.headers, text, json: json as Record<string, unknown> };
 }
+
+/**
+ * A payment intent for `amount`, confirmed with the sandbox's test card through the service at `serviceUrl`
+ * (so its ledger knows it): its id. Throws unless the intent succeeded.
+ */
+export async function paidIntent(
+  serviceUrl: string,
+  amount: number,
+  opts: { currency?: string; headers?: Record<string, string> } = {},
+): Promise<string> {
+  const res = await postJson(
+    `${serviceUrl}/payment-intent`,
+    { amount, currency: opts.currency ?? 'usd', payment_method: 'pm_card_visa', confirm: true },
+    opts.headers,
+  );
+  if (res.status !== 200 || res.json.status !== 'succeeded') {
+    throw new Error(`paying an intent answered ${res.status}: ${res.text}`);
+  }
+  return res.json.paymentIntentId as string;
+}

@@ -4,7 +4,7 @@
  * longer answers it: after a 5xx (the key is forgotten so that the retry runs again), or a day later.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { getJson, postJson } from '../helpers/http.js';
+import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -18,22 +18,11 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-async function paidIntent(amount: number): Promise<string> {
-  const created = await postJson(`${svc.url}/payment-intent`, {
-    amount,
-    currency: 'usd',
-    payment_method: 'pm_card_visa',
-    confirm: true,
-  });
-  expect(created.status).toBe(200);
-  return created.json.paymentIntentId as string;
-}
-
 const stripeRefunds = async (pi: string) => (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data;
 
 describe('Idempotency-Key on a refund without request_id', () => {
   it('POST /refund: a retry after the 503 hand-off answers that refund, and Stripe makes one', async () => {
-    const pi = await paidIntent(4000);
+    const pi = await paidIntent(svc.url, 4000);
     const key = { 'Idempotency-Key': 'idem-503' };
     await svc.faults({ error_rate: 1, match: { method: 'POST', path_prefix: '/v1/refunds' } });
     const first = await postJson(`${svc.url}/refund`, { payment_intent_id: pi, amount: 1000 }, key);
@@ -61,7 +50,7 @@ describe('Idempotency-Key on a refund without request_id', () => {
   });
 
   it('POST /refund-async: the same key a day later is the same refund; with another body, a 409', async () => {
-    const pi = await paidIntent(3000);
+    const pi = await paidIntent(svc.url, 3000);
     const key = { 'Idempotency-Key': 'idem-next-day' };
     const first = await postJson(`${svc.url}/refund-async`, { payment_intent_id: pi, amount: 700 }, key);
     expect(first.status).toBe(202);

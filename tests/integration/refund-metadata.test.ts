@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { getJson, postJson } from '../helpers/http.js';
+import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -28,16 +28,6 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-async function paidIntent(amount = 1000): Promise<string> {
-  const res = await postJson(
-    `${svc.url}/payment-intent`,
-    { amount, currency: 'usd', payment_method: 'pm_card_visa', confirm: true },
-    auth,
-  );
-  expect(res.status).toBe(200);
-  return res.json.paymentIntentId as string;
-}
-
 const fifty = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, 'v']));
 const fortyNine = Object.fromEntries(Array.from({ length: 49 }, (_, i) => [`k${i}`, 'v']));
 
@@ -45,7 +35,7 @@ describe('refund metadata and the key the service adds', () => {
   it.each(['/refund', '/refund-async'])(
     '%s with 50 metadata pairs → 400 on /body/metadata, nothing recorded',
     async (path) => {
-      const pi = await paidIntent();
+      const pi = await paidIntent(svc.url, 1000, { headers: auth });
       const requestId = `meta50-${path.slice(1)}`;
       const res = await postJson(
         `${svc.url}${path}`,
@@ -62,7 +52,7 @@ describe('refund metadata and the key the service adds', () => {
   it.each(['/refund', '/refund-async'])(
     '%s with a request_id metadata key of its own → 400, not silently replaced',
     async (path) => {
-      const pi = await paidIntent();
+      const pi = await paidIntent(svc.url, 1000, { headers: auth });
       const res = await postJson(
         `${svc.url}${path}`,
         { payment_intent_id: pi, amount: 100, metadata: { request_id: 'mine' } },
@@ -74,7 +64,7 @@ describe('refund metadata and the key the service adds', () => {
   );
 
   it('49 pairs still go through to Stripe, sync and queued', async () => {
-    const pi = await paidIntent();
+    const pi = await paidIntent(svc.url, 1000, { headers: auth });
     const now = await postJson(
       `${svc.url}/refund`,
       { payment_intent_id: pi, amount: 100, metadata: fortyNine },

@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { getJson, postJson } from '../helpers/http.js';
+import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -24,16 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await svc?.stop();
 });
-
-async function paidIntent(amount = 1000): Promise<string> {
-  const res = await postJson(
-    `${svc.url}/payment-intent`,
-    { amount, currency: 'usd', payment_method: 'pm_card_visa', confirm: true },
-    auth,
-  );
-  expect(res.status).toBe(200);
-  return res.json.paymentIntentId as string;
-}
 
 function expectProblem(
   res: { status: number; headers: Headers; json: Record<string, unknown> },
@@ -64,7 +54,7 @@ describe('lone UTF-16 surrogates in JSON strings', () => {
   });
 
   it('POST /refund with one in metadata → 400, and nothing is reserved against the payment', async () => {
-    const pi = await paidIntent(1000);
+    const pi = await paidIntent(svc.url, 1000, { headers: auth });
     const res = await postJson(
       `${svc.url}/refund`,
       `{"payment_intent_id":"${pi}","amount":400,"request_id":"lone-sync","metadata":{"note":${LONE}}}`,
@@ -81,7 +71,7 @@ describe('lone UTF-16 surrogates in JSON strings', () => {
   });
 
   it('POST /refund-async with one in metadata → 400, never accepted for a worker that can never send it', async () => {
-    const pi = await paidIntent(1000);
+    const pi = await paidIntent(svc.url, 1000, { headers: auth });
     const res = await postJson(
       `${svc.url}/refund-async`,
       `{"payment_intent_id":"${pi}","amount":400,"request_id":"lone-async","metadata":{"note":${LONE}}}`,
