@@ -217,7 +217,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (production && e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET) {
     problems.push('STRIPE_WEBHOOK_SECRET: required when NODE_ENV=production so webhooks can be verified');
   }
-  if (production && e.STRIPE_SECRET_KEY?.includes('_test_') === false && e.STRIPE_API_BASE) {
+  // https://api.stripe.com itself is allowed, so a deployment that cannot unset the variable (the compose
+  // file's default is the sandbox) can still point a live key at Stripe.
+  if (
+    production &&
+    e.STRIPE_SECRET_KEY?.includes('_test_') === false &&
+    e.STRIPE_API_BASE &&
+    new URL(e.STRIPE_API_BASE).origin !== 'https://api.stripe.com'
+  ) {
     problems.push('STRIPE_API_BASE: a live key must not be sent anywhere but Stripe');
   }
   if (e.STRIPE_API_BASE && !e.STRIPE_SECRET_KEY) {

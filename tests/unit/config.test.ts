@@ -81,6 +81,23 @@ describe('config', () => {
     );
   });
 
+  it('sends a live key only to Stripe: STRIPE_API_BASE may name api.stripe.com, nothing else', () => {
+    const live = {
+      NODE_ENV: 'production',
+      STRIPE_SECRET_KEY: 'sk_live_x1',
+      STRIPE_WEBHOOK_SECRET: 'whsec_x1',
+    };
+    expect(problemsOf({ ...live, STRIPE_API_BASE: 'http://sandbox:12111' })).toEqual([
+      'STRIPE_API_BASE: a live key must not be sent anywhere but Stripe',
+    ]);
+    expect(problemsOf({ ...live, STRIPE_API_BASE: 'http://api.stripe.com' })).toHaveLength(1);
+    expect(problemsOf({ ...live, STRIPE_API_BASE: 'https://api.stripe.com.evil.example' })).toHaveLength(1);
+    expect(loadConfig({ ...live, STRIPE_API_BASE: 'https://api.stripe.com' }).stripe.apiBase?.host).toBe(
+      'api.stripe.com',
+    );
+    expect(loadConfig({ ...live, STRIPE_API_BASE: 'https://api.stripe.com/' }).stripe.mode).toBe('remote');
+  });
+
   it('runs an API-only or worker-only process only with RabbitMQ: the in-process queue cannot join two processes', () => {
     for (const role of ['api', 'worker']) {
       expect(problemsOf({ ROLE: role })).toEqual([
