@@ -683,7 +683,8 @@ export interface components {
         /**
          * RefundOutcomeMessage
          * @description Message published (persistent, JSON) to the RabbitMQ queue `stripe_refund_responses` whenever a
-         *     refund's status changes: when the worker gets Stripe's answer and when a webhook settles it. The AMQP
+         *     refund's status changes: when `POST /refund` or the worker gets Stripe's answer and when a webhook
+         *     settles it. The AMQP
          *     `message_id` is `<request_id>#<status>#<time of the change>`, so a consumer can drop a repeat.
          * @example {
          *       "success": true,
