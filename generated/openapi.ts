@@ -682,9 +682,9 @@ export interface components {
         };
         /**
          * RefundOutcomeMessage
-         * @description Message published (persistent, JSON) to the RabbitMQ queue `stripe_refund_responses` whenever a
-         *     refund's status changes: when `POST /refund` or the worker gets Stripe's answer and when a webhook
-         *     settles it. The AMQP
+         * @description Message published (persistent, JSON) to the RabbitMQ queue `stripe_refund_responses` whenever
+         *     Stripe's answer moves a refund's status (the answer to `POST /refund` or to the worker, or a
+         *     webhook) and when the worker gives a refund up. The AMQP
          *     `message_id` is `<request_id>#<status>#<time of the change>`, so a consumer can drop a repeat.
          * @example {
          *       "success": true,
