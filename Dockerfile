@@ -47,8 +47,9 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# package.json's "type": "module" makes dist/ ESM; the service reads openapi.yaml at run time (validator,
-# /docs, /openapi.json) and serves generated/openapi-3.0.json.
+# package.json's "type": "module" makes the launcher (dist/src/main.bundle.mjs) an ES module; it runs the
+# CommonJS bundle beside it. The service reads openapi.yaml at run time (validator, /docs, /openapi.json) and
+# serves generated/openapi-3.0.json.
 COPY package.json openapi.yaml ./
 COPY generated ./generated
 # V8's code cache of the bundle, made under this stage's NODE_OPTIONS (V8 refuses one made under other flags):
