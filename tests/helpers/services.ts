@@ -20,13 +20,20 @@ function reachable(port: number, host = '127.0.0.1', timeoutMs = 1500): Promise<
   });
 }
 
-async function available(name: string, port: number): Promise<boolean> {
-  if (await reachable(port)) return true;
-  const message = `${name} is not reachable on 127.0.0.1:${port}`;
+/** Host and port of a service URL (amqp://, postgres://), with the scheme's default port. */
+function endpointOf(url: string, defaultPort: number): { host: string; port: number } {
+  const u = new URL(url);
+  return { host: u.hostname || '127.0.0.1', port: u.port ? Number(u.port) : defaultPort };
+}
+
+async function available(name: string, url: string, defaultPort: number): Promise<boolean> {
+  const { host, port } = endpointOf(url, defaultPort);
+  if (await reachable(port, host)) return true;
+  const message = `${name} is not reachable on ${host}:${port}`;
   if (process.env.CI) throw new Error(`${message}; CI requires it (see .ci/run)`);
   console.warn(`\n!!! SKIPPING: ${message}. Start it to run these tests. !!!\n`);
   return false;
 }
 
-export const rabbitAvailable = () => available('RabbitMQ', 5672);
-export const postgresAvailable = () => available('PostgreSQL', 5432);
+export const rabbitAvailable = () => available('RabbitMQ', RABBITMQ_URL, 5672);
+export const postgresAvailable = () => available('PostgreSQL', POSTGRES_URL, 5432);
