@@ -27,12 +27,13 @@ export function createRateLimiter(perSecond: number | null, opts: RateLimiterOpt
 
   const msPerToken = 1_000 / perSecond;
   let tokens = burst;
-  let refilledAt = Date.now();
+  // Monotonic time: a wall-clock step back (NTP, a resumed VM) would otherwise hold every call for as long.
+  let refilledAt = performance.now();
   const waiters: (() => void)[] = [];
   let timer: ReturnType<typeof setTimeout> | null = null;
 
   function refill(): void {
-    const now = Date.now();
+    const now = performance.now();
     tokens = Math.min(burst, tokens + (now - refilledAt) / msPerToken);
     refilledAt = now;
   }
