@@ -94,6 +94,8 @@ interface ConsumerRecord {
   retryCount: number;
   inflight: Set<Promise<void>>;
   cancelling: Promise<void> | null;
+  /** The server cancelled the subscription (its queue was deleted): declare the queue again before attaching. */
+  redeclare: boolean;
 }
 
 interface BindingRecord {
@@ -420,6 +422,7 @@ class RabbitBroker implements Broker {
       retryCount: 0,
       inflight: new Set(),
       cancelling: null,
+      redeclare: false,
     };
     // Registered first so that a reconnect during the attach below re-establishes it too.
     this.consumers.add(record);
@@ -443,6 +446,10 @@ class RabbitBroker implements Broker {
     if (record.retryTimer) {
       clearTimeout(record.retryTimer);
       record.retryTimer = null;
+    }
+    if (record.redeclare) {
+      await this.redeclare(live, record.queue);
+      record.redeclare = false;
     }
     const channel = await live.model.createChannel();
     channel.on('error', (err: Error) =>
@@ -478,6 +485,23 @@ class RabbitBroker implements Broker {
       await closeQuietly(channel);
       throw err;
     }
+  }
+
+  /**
+   * Declares again a queue of ours that was deleted under its consumer: the work queues of the topology
+   * and every queue this broker bound (with its bindings). Setup only declares them on a new connection,
+   * so without this a consumer would wait for a reconnect that may never come, and every publish to the
+   * queue would come back unroutable. A queue this broker does not know stays the caller's business.
+   */
+  private async redeclare(live: Live, queue: string): Promise<void> {
+    const own = baseTopologySpecs(this.topology, this.delays, this.deliveryLimit).filter(
+      (spec) => spec.name === queue,
+    );
+    if (own.length > 0) await declareQueues(live.model, own, this.logger);
+    for (const binding of this.bindings.values())
+      if (binding.queue === queue) await this.declareBinding(live, binding);
+    // Its delay and dead-letter queues may have gone with it: declared again by the attach.
+    live.families.delete(queue);
   }
 
   private onConsumerChannelClosed(record: ConsumerRecord, epoch: number): void {
@@ -519,6 +543,7 @@ class RabbitBroker implements Broker {
         record.epoch += 1;
         record.channel = null;
         record.tag = null;
+        record.redeclare = true;
         this.scheduleReattach(record);
       }
       void Promise.allSettled([...record.inflight]).then(() => closeQuietly(channel));
