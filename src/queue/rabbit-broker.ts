@@ -79,6 +79,8 @@ interface Live {
   reopening: Promise<ConfirmPublisher> | null;
   /** Families (delay queues + DLQ) already declared on this connection. */
   families: Set<string>;
+  /** RabbitMQ announced connection.blocked (a resource alarm) and not yet connection.unblocked. */
+  alarm: { blocked: boolean };
 }
 
 interface ConsumerRecord {
@@ -208,15 +210,20 @@ class RabbitBroker implements Broker {
   /** Runs on every successful (re)connect, before amqplib reports the connection as up. */
   private async setup(model: ChannelModel): Promise<void> {
     let lost = false;
+    const alarm = { blocked: false };
     model.on('error', (err: Error) => this.logger.warn({ err }, 'RabbitMQ connection error'));
     model.on('close', () => {
       lost = true;
       this.onConnectionLost(model);
     });
-    model.on('blocked', (reason: string) =>
-      this.logger.warn({ reason }, 'RabbitMQ blocked publishing (resource alarm)'),
-    );
-    model.on('unblocked', () => this.logger.info('RabbitMQ unblocked publishing'));
+    model.on('blocked', (reason: string) => {
+      alarm.blocked = true;
+      this.logger.warn({ reason }, 'RabbitMQ blocked publishing (resource alarm); publishes wait');
+    });
+    model.on('unblocked', () => {
+      alarm.blocked = false;
+      this.logger.info('RabbitMQ unblocked publishing');
+    });
     if (this.closing) throw new Error('broker is closing');
 
     await declareQueues(
@@ -228,7 +235,13 @@ class RabbitBroker implements Broker {
     const publisher = await ConfirmPublisher.open(model, this.logger);
     if (lost) throw new Error('connection lost during setup');
 
-    const live: Live = { model, publisher, reopening: null, families: new Set([this.topology.requests]) };
+    const live: Live = {
+      model,
+      publisher,
+      reopening: null,
+      families: new Set([this.topology.requests]),
+      alarm,
+    };
     this.live = live;
 
     for (const binding of this.bindings.values()) {
@@ -285,6 +298,15 @@ class RabbitBroker implements Broker {
     this.stateListeners.add(fn);
   }
 
+  /**
+   * No bound, except during a resource alarm: RabbitMQ then stops reading a connection that publishes, so a
+   * publish would only sit in this process's write buffer until its confirm times out, and the outbox relay
+   * would add a copy per try for as long as the alarm lasts. Meanwhile the rows wait in the outbox.
+   */
+  room(): number {
+    return this.live?.alarm.blocked ? 0 : Number.MAX_SAFE_INTEGER;
+  }
+
   close(): Promise<void> {
     this.closing ??= this.doClose();
     return this.closing;
@@ -308,6 +330,10 @@ class RabbitBroker implements Broker {
       throw new TypeError('messageId is required');
     const json = JSON.stringify(body);
     if (json === undefined) throw new TypeError('body must be JSON-serialisable');
+    // Refused at once rather than buffered (see room()): the row stays in the outbox. A consumer's retry or
+    // dead-letter copy (publishRaw) still goes out, so that its message is not redelivered at once in a loop.
+    if (this.live?.alarm.blocked)
+      throw new BrokerUnavailableError('RabbitMQ is blocking publishes (resource alarm)');
     const [exchange, routingKey] = 'queue' in dest ? ['', dest.queue] : [dest.exchange, dest.routingKey];
     await this.publishRaw(exchange, routingKey, Buffer.from(json), {
       messageId: opts.messageId,

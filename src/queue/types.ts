@@ -66,9 +66,10 @@ export interface Broker {
   /** Messages ready in the queue, or null when the broker cannot tell (disconnected, unknown queue). */
   queueDepth(queue: string): Promise<number | null>;
   /**
-   * How many more messages the broker should be given now; absent when it sets no bound (RabbitMQ keeps its
-   * queues on disk). The in-process queue keeps its work queues in memory, so past its bound the outbox relay
-   * leaves rows in the outbox, durable, until the worker has taken some.
+   * How many more messages the broker should be given now; absent when it sets no bound. The in-process queue
+   * keeps its work queues in memory, so past its bound the outbox relay leaves rows in the outbox, durable,
+   * until the worker has taken some. RabbitMQ keeps its queues on disk and answers 0 only during a resource
+   * alarm (connection.blocked), when it would not read what it is sent.
    */
   room?(): number;
   /** Stops consumers, waits (bounded) for in-flight handlers, then disconnects. */

@@ -1,0 +1,173 @@
+/**
+ * Review: RabbitMQ blocks a connection that publishes during a resource alarm (memory, disk): it stops
+ * reading the socket and announces it with connection.blocked. The driver only logged it. The outbox relay
+ * kept publishing: each publish waited for a confirm that could not come, timed out, and the row was tried
+ * again after its backoff, each try leaving one more copy of the message in the connection's write buffer.
+ * Over a long alarm that buffer grows without bound (every waiting row, once per backoff), and when the
+ * alarm clears every copy reaches the queue at once.
+ *
+ * RabbitMQ is shared, so its alarm is simulated: a proxy between the driver and RabbitMQ stops forwarding
+ * what the driver sends (as RabbitMQ stops reading a blocked connection) and injects connection.blocked /
+ * connection.unblocked frames at frame boundaries.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createRabbitBroker } from '../../src/queue/index.js';
+import { createOutboxRelay } from '../../src/queue/outbox-relay.js';
+import { createStore } from '../../src/store/index.js';
+import {
+  RABBIT_URL,
+  deleteEverything,
+  eventually,
+  openAdmin,
+  probeRabbit,
+  topologyFor,
+  uniquePrefix,
+} from '../queue/support/rabbit.js';
+
+const filePrefix = uniquePrefix('rq-blocked');
+const rabbit = await probeRabbit('blocked connection');
+
+afterAll(async () => {
+  if (rabbit.ok) await deleteEverything(filePrefix);
+});
+
+function methodFrame(classId: number, methodId: number, args: Buffer): Buffer {
+  const payload = Buffer.concat([
+    Buffer.from([classId >> 8, classId & 255, methodId >> 8, methodId & 255]),
+    args,
+  ]);
+  const header = Buffer.alloc(7);
+  header.writeUInt8(1, 0); // method frame
+  header.writeUInt16BE(0, 1); // channel 0
+  header.writeUInt32BE(payload.length, 3);
+  return Buffer.concat([header, payload, Buffer.from([0xce])]);
+}
+
+const BLOCKED = methodFrame(10, 60, Buffer.concat([Buffer.from([13]), Buffer.from('low on memory')]));
+const UNBLOCKED = methodFrame(10, 61, Buffer.alloc(0));
+
+/** A TCP proxy to RabbitMQ that can play a resource alarm on the connections through it. */
+async function alarmProxy(target: URL) {
+  const pairs: { client: Socket; upstream: Socket; held: Buffer[]; inject(frame: Buffer): void }[] = [];
+  let blocked = false;
+  const server: Server = createServer((client) => {
+    const upstream = tcpConnect(Number(target.port || 5672), target.hostname);
+    const held: Buffer[] = [];
+    // Server → client: forwarded frame by frame, so a frame can be injected between two.
+    let pending = Buffer.alloc(0);
+    const queued: Buffer[] = [];
+    const pair = {
+      client,
+      upstream,
+      held,
+      inject(frame: Buffer) {
+        if (pending.length === 0) client.write(frame);
+        else queued.push(frame);
+      },
+    };
+    upstream.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 7) {
+        const size = pending.readUInt32BE(3);
+        if (pending.length < 7 + size + 1) break;
+        client.write(pending.subarray(0, 8 + size));
+        pending = pending.subarray(8 + size);
+        if (pending.length === 0) for (const f of queued.splice(0)) client.write(f);
+      }
+    });
+    client.on('data', (chunk: Buffer) => {
+      if (blocked) held.push(chunk);
+      else upstream.write(chunk);
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    pairs.push(pair);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `amqp://${target.username}:${target.password}@127.0.0.1:${port}`,
+    block() {
+      blocked = true;
+      for (const p of pairs) p.inject(BLOCKED);
+    },
+    unblock() {
+      blocked = false;
+      for (const p of pairs) {
+        for (const chunk of p.held.splice(0)) p.upstream.write(chunk);
+        p.inject(UNBLOCKED);
+      }
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const p of pairs) p.client.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', () => {
+  it('the relay stops handing the broker copies of waiting rows, so nothing piles up in memory', async () => {
+    const prefix = `${filePrefix}.1`;
+    const names = topologyFor(prefix);
+    const proxy = await alarmProxy(new URL(RABBIT_URL));
+    const dir = mkdtempSync(join(tmpdir(), 'rq-blocked-'));
+    const store = await createStore({ url: `sqlite:${join(dir, 'db.sqlite')}` });
+    const broker = createRabbitBroker({
+      url: proxy.url,
+      topology: names,
+      connectionName: prefix,
+      confirmTimeoutMs: 200,
+    });
+    const relay = createOutboxRelay({
+      store,
+      broker,
+      logger: pino({ level: 'silent' }),
+      idleMs: 20,
+      backoffMs: 50,
+      maxBackoffMs: 100,
+    });
+    try {
+      await broker.start();
+      expect(broker.isConnected()).toBe(true);
+      relay.start();
+
+      proxy.block();
+      await new Promise((r) => setTimeout(r, 200)); // the notice reaches the driver
+      await store.outbox.add({ destination: names.requests, messageId: 'waiting-1', payload: { n: 1 } });
+      relay.notify();
+      // Three seconds of alarm: with the relay's short timeouts, a dozen tries of the one waiting row.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(await store.outbox.pendingCount()).toBe(1);
+
+      proxy.unblock();
+      await eventually(async () => (await store.outbox.pendingCount()) === 0, 'the row sent after the alarm');
+      await new Promise((r) => setTimeout(r, 500)); // copies still on their way
+      const admin = await openAdmin();
+      let copies: number;
+      try {
+        const ch = await admin.channel();
+        copies = (await ch.checkQueue(names.requests)).messageCount;
+      } finally {
+        await admin.conn.close();
+      }
+      // Each copy beyond the first was one more message buffered in memory while the alarm lasted.
+      expect(copies).toBe(1);
+    } finally {
+      await relay.stop();
+      await broker.close();
+      await store.close();
+      await proxy.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
