@@ -11,7 +11,7 @@ import {
   type RecoveringChannelModel,
 } from 'amqplib';
 import { pino, type Logger } from 'pino';
-import { BrokerUnavailableError } from './errors.js';
+import { BrokerUnavailableError, PublishError } from './errors.js';
 import {
   bindQueue,
   closeQuietly,
@@ -81,6 +81,8 @@ interface Live {
   families: Set<string>;
   /** RabbitMQ announced connection.blocked (a resource alarm) and not yet connection.unblocked. */
   alarm: { blocked: boolean };
+  /** Queues and exchanges of ours being declared again after a publish found them missing, by name. */
+  restoring: Map<string, Promise<void>>;
 }
 
 interface ConsumerRecord {
@@ -241,6 +243,7 @@ class RabbitBroker implements Broker {
       reopening: null,
       families: new Set([this.topology.requests]),
       alarm,
+      restoring: new Map(),
     };
     this.live = live;
 
@@ -335,11 +338,52 @@ class RabbitBroker implements Broker {
     if (this.live?.alarm.blocked)
       throw new BrokerUnavailableError('RabbitMQ is blocking publishes (resource alarm)');
     const [exchange, routingKey] = 'queue' in dest ? ['', dest.queue] : [dest.exchange, dest.routingKey];
-    await this.publishRaw(exchange, routingKey, Buffer.from(json), {
-      messageId: opts.messageId,
-      headers: opts.headers ?? {},
-      timestamp: Math.floor(Date.now() / 1000),
-    });
+    try {
+      await this.publishRaw(exchange, routingKey, Buffer.from(json), {
+        messageId: opts.messageId,
+        headers: opts.headers ?? {},
+        timestamp: Math.floor(Date.now() / 1000),
+      });
+    } catch (err) {
+      await this.restoreAfter(dest, err);
+      throw err;
+    }
+  }
+
+  /**
+   * A publish to a queue or exchange of ours that no longer exists (deleted under a live connection): declare
+   * it again, so that the outbox's next try goes through. Setup only declares the topology on a new connection,
+   * and no consumer of ours watches the responses queue or the events exchange; without this their rows would
+   * wait in the outbox until the process happened to reconnect.
+   */
+  private async restoreAfter(dest: Destination, err: unknown): Promise<void> {
+    const live = this.live;
+    if (!live || !(err instanceof PublishError)) return;
+    let key: string;
+    let restore: () => Promise<void>;
+    if ('queue' in dest && err.code === 'unroutable') {
+      key = `queue:${dest.queue}`;
+      restore = () => this.redeclare(live, dest.queue);
+    } else if (
+      'exchange' in dest &&
+      dest.exchange === this.topology.events &&
+      err.code === 'channel-closed'
+    ) {
+      key = `exchange:${dest.exchange}`;
+      restore = async () => {
+        await declareTopicExchange(live.model, dest.exchange, this.logger);
+        for (const binding of this.bindings.values())
+          if (binding.exchange === dest.exchange) await this.declareBinding(live, binding);
+      };
+    } else return;
+    let running = live.restoring.get(key);
+    if (!running) {
+      running = restore()
+        .catch((e: unknown) => this.logger.warn({ err: e, what: key }, 'could not declare it again'))
+        .finally(() => live.restoring.delete(key));
+      live.restoring.set(key, running);
+    }
+    await running;
   }
 
   private async publishRaw(
@@ -523,9 +567,11 @@ class RabbitBroker implements Broker {
     const own = baseTopologySpecs(this.topology, this.delays, this.deliveryLimit).filter(
       (spec) => spec.name === queue,
     );
+    const bound = [...this.bindings.values()].filter((binding) => binding.queue === queue);
+    if (own.length === 0 && bound.length === 0) return;
+    this.logger.warn({ queue }, 'a queue of ours is missing (deleted?); declaring it again');
     if (own.length > 0) await declareQueues(live.model, own, this.logger);
-    for (const binding of this.bindings.values())
-      if (binding.queue === queue) await this.declareBinding(live, binding);
+    for (const binding of bound) await this.declareBinding(live, binding);
     // Its delay and dead-letter queues may have gone with it: declared again by the attach.
     live.families.delete(queue);
   }
@@ -660,6 +706,14 @@ class RabbitBroker implements Broker {
     } catch (err) {
       // The copy is not safely stored elsewhere, so the original must stay in the queue.
       log.warn({ err }, 'could not route the message onwards; requeueing');
+      const live = this.live;
+      if (live && err instanceof PublishError && err.code === 'unroutable') {
+        // A delay or dead-letter queue deleted under us: declared again, so the redelivery can go on.
+        live.families.delete(record.queue);
+        await this.declareFamily(live, record.queue).catch((e: unknown) =>
+          log.warn({ err: e }, 'could not declare the retry and dead-letter queues again'),
+        );
+      }
       this.nack(channel, msg, log);
       return;
     }
