@@ -314,16 +314,21 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
  * by the delivery limit while the ledger could not be told) back in the queue. Each re-queued row is
  * touched, so the next sweep leaves it alone until it has been stale for `olderThanMs` again.
  */
-async function requeueStuck(deps: Deps, olderThanMs: number): Promise<number> {
+export async function requeueStuck(deps: Deps, olderThanMs: number): Promise<number> {
   // While RabbitMQ is unreachable the earlier messages are still waiting in the outbox; more copies of
   // them would only pile up.
   if (!deps.broker.isConnected()) return 0;
   const cutoff = Date.now() - olderThanMs;
   const pageSize = 500;
   let n = 0;
+  // Re-queued by this sweep: a wall-clock step back can leave a touched row older than the cutoff, and it
+  // must not be re-queued again (page after page, for as long as the step).
+  const done = new Set<string>();
   for (;;) {
     const page = await deps.store.refunds.listByStatus(['queued', 'processing'], pageSize);
-    const stale = page.filter((r) => !r.stripeRefundId && Date.parse(r.updatedAt) < cutoff);
+    const stale = page.filter(
+      (r) => !r.stripeRefundId && Date.parse(r.updatedAt) < cutoff && !done.has(r.requestId),
+    );
     for (const r of stale) {
       await deps.store.transaction(async (tx) => {
         await tx.outbox.add({
@@ -335,6 +340,7 @@ async function requeueStuck(deps: Deps, olderThanMs: number): Promise<number> {
         // Rewrites a value fixed at acceptance: only updated_at changes, and no concurrent write is undone.
         await tx.refunds.patch(r.requestId, { currency: r.currency });
       });
+      done.add(r.requestId);
       n++;
     }
     // Oldest first, and touched rows move to the back: a page with nothing stale means we are done.
