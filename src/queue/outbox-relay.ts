@@ -179,13 +179,20 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   }
 
   async function run(): Promise<void> {
+    /** The last turn published handed-over rows: a claim that is due goes next, however many more wait. */
+    let servedHanded = false;
     while (running) {
       try {
-        if (handed.length > 0) {
+        const claimNow = claimDue || performance.now() - lastClaim >= idleMs;
+        // Under steady load the hand-off list never empties; rows only a claim takes (written without a
+        // lease, failed tries, webhook events, a dead process's rows) must not wait for the load to stop.
+        if (handed.length > 0 && !(claimNow && servedHanded)) {
           await runHanded();
+          servedHanded = true;
           continue;
         }
-        if (claimDue || performance.now() - lastClaim >= idleMs) {
+        servedHanded = false;
+        if (claimNow) {
           claimDue = false;
           lastClaim = performance.now();
           if ((await runBatch()) >= batchSize) claimDue = true;
