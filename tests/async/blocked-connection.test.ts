@@ -1,5 +1,5 @@
 /**
- * Review: RabbitMQ blocks a connection that publishes during a resource alarm (memory, disk): it stops
+ * RabbitMQ blocks a connection that publishes during a resource alarm (memory, disk): it stops
  * reading the socket and announces it with connection.blocked. The driver only logged it. The outbox relay
  * kept publishing: each publish waited for a confirm that could not come, timed out, and the row was tried
  * again after its backoff, each try leaving one more copy of the message in the connection's write buffer.

@@ -1,5 +1,5 @@
 /**
- * Review: the refund request queue deleted under a running service (an operator "purging" it, a
+ * The refund request queue deleted under a running service (an operator "purging" it, a
  * deployment tool). The broker cancels the worker's consumer; the driver re-subscribes, but only ever
  * checks that the queue exists. Nothing re-declares it while the connection stays up, so the consumer
  * retries forever, every publish of the relay comes back unroutable, and every refund accepted from

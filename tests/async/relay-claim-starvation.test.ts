@@ -1,5 +1,5 @@
 /**
- * Review: the relay publishes rows handed over by this process's writers first, and claims from the outbox
+ * The relay publishes rows handed over by this process's writers first, and claims from the outbox
  * only once nothing handed over is waiting. Under steady load the hand-off list never empties, so rows that
  * only a claim can take wait for as long as the load lasts: rows written available (the hand-off bound was
  * reached, or the broker was briefly down), retries after a failed publish, webhook events, sweeper rows, and

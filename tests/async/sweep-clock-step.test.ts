@@ -1,5 +1,5 @@
 /**
- * Review: the sweep for stuck refunds pages through queued/processing rows oldest first and relies on each
+ * The sweep for stuck refunds pages through queued/processing rows oldest first and relies on each
  * re-queued row being touched (updated_at = now) to move it past the cutoff. When the wall clock steps back
  * during a sweep (NTP step, VM resumed), the touched rows are still older than the cutoff computed before the
  * step, so the next page returns them again: the sweep loops, writing one more outbox row per refund per page,

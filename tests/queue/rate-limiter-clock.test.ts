@@ -1,5 +1,5 @@
 /**
- * Review: the worker's Stripe rate limiter must not stall when the wall clock steps backwards (NTP step,
+ * The worker's Stripe rate limiter must not stall when the wall clock steps backwards (NTP step,
  * VM resumed from a snapshot). It measured elapsed time with Date.now(), so a step back of an hour made
  * (now - refilledAt) hugely negative and the next refund waited an hour for a token.
  */

@@ -1,5 +1,5 @@
 /**
- * Review: the topology the relay publishes to deleted under a live connection. The driver declares its
+ * The topology the relay publishes to deleted under a live connection. The driver declares its
  * queues and the events exchange only when it (re)connects; no consumer of ours watches the responses queue
  * or the events exchange, so nothing notices they are gone. Every outcome row (responses queue: unroutable)
  * and every webhook event row (events exchange: 404, which also closes the publish channel under the other
