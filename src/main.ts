@@ -13,8 +13,11 @@ import { createLogger } from './logger.js';
 import { mountDemo } from './demo/mount.js';
 import { startService } from './service.js';
 
-/** Long enough for in-flight Stripe calls to finish (the SDK's own timeout is 20 s by default). */
-const SHUTDOWN_TIMEOUT_MS = 25_000;
+/**
+ * Long enough for in-flight Stripe calls to finish (the SDK's own timeout is 20 s by default, and the brokers
+ * wait at most that long for their handlers). Give the process a stop grace period above this (compose: 30 s).
+ */
+export const SHUTDOWN_TIMEOUT_MS = 25_000;
 
 export interface MainOptions {
   /** Called once the service is up and listening, with its base URL. */

@@ -55,7 +55,10 @@ export interface MemoryBrokerOptions {
   retryDelaysMs?: number[];
   deliveryLimit?: number;
   logger?: Logger;
-  /** Bound on waiting for in-flight handlers in cancel() and close() (default 30 s). */
+  /**
+   * Bound on waiting for in-flight handlers in cancel() and close() (default 20 s: the Stripe SDK's default
+   * timeout, and inside the process's 25 s shutdown, which still has to drain HTTP and flush the outbox).
+   */
   drainTimeoutMs?: number;
   /**
    * Most messages kept in the responses queue and in each dead-letter queue (default 1,000); past it
@@ -136,7 +139,7 @@ class MemoryBroker implements Broker {
     this.delays = validateRetryDelays(opts.retryDelaysMs);
     this.deliveryLimit = validateDeliveryLimit(opts.deliveryLimit);
     this.logger = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'memory-queue' });
-    this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
+    this.drainTimeoutMs = opts.drainTimeoutMs ?? 20_000;
     this.retainLimit = opts.retainLimit ?? DEFAULT_RETAIN_LIMIT;
     if (!Number.isInteger(this.retainLimit) || this.retainLimit < 1)
       throw new RangeError('retainLimit must be a positive integer');

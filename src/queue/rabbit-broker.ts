@@ -67,7 +67,10 @@ export interface RabbitBrokerOptions {
   confirmTimeoutMs?: number;
   /** How long start() waits for the first connection before returning anyway (default 5 s). */
   startTimeoutMs?: number;
-  /** Bound on waiting for in-flight handlers in cancel() and close() (default 30 s). */
+  /**
+   * Bound on waiting for in-flight handlers in cancel() and close() (default 20 s: the Stripe SDK's default
+   * timeout, and inside the process's 25 s shutdown, which still has to drain HTTP and flush the outbox).
+   */
   drainTimeoutMs?: number;
   /** Reconnect backoff (defaults 250 ms doubling up to 15 s, with jitter). */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
@@ -143,7 +146,7 @@ class RabbitBroker implements Broker {
     this.logger = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'rabbitmq' });
     this.confirmTimeoutMs = opts.confirmTimeoutMs ?? 10_000;
     this.startTimeoutMs = opts.startTimeoutMs ?? 5_000;
-    this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
+    this.drainTimeoutMs = opts.drainTimeoutMs ?? 20_000;
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/index.js';
+import { SHUTDOWN_TIMEOUT_MS } from '../../src/main.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);
@@ -23,6 +24,7 @@ interface Service {
   depends_on?: Record<string, { condition?: string }> | string[];
   healthcheck?: { test?: string[] | string; disable?: boolean };
   volumes?: unknown[];
+  stop_grace_period?: string;
 }
 
 async function composeInstalled(): Promise<boolean> {
@@ -130,6 +132,14 @@ describe.skipIf(!installed)('docker-compose.yml', () => {
         postgres: expect.objectContaining({ condition: 'service_healthy' }),
         sandbox: expect.objectContaining({ condition: 'service_healthy' }),
       });
+    }
+  });
+
+  it('gives the api and worker longer to stop than their own shutdown takes (Docker kills after 10 s)', () => {
+    for (const name of ['api', 'worker']) {
+      const grace = /^(\d+)s$/.exec(services[name]!.stop_grace_period ?? '');
+      expect(grace, name).not.toBeNull();
+      expect(Number(grace![1]) * 1000, name).toBeGreaterThan(SHUTDOWN_TIMEOUT_MS);
     }
   });
 
