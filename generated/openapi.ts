@@ -346,7 +346,8 @@ export interface components {
         /**
          * RefundState
          * @description Where a refund is. Moves only forward: `queued` → `processing` → `pending` or
-         *     `requires_action` → `succeeded`, `failed` or `canceled`.
+         *     `requires_action` → `succeeded`, `failed` or `canceled`. The one exception is Stripe's: a
+         *     `succeeded` refund can later become `failed` when the customer's bank returns it.
          * @enum {string}
          */
         RefundState: "queued" | "processing" | "pending" | "requires_action" | "succeeded" | "failed" | "canceled";

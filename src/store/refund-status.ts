@@ -42,8 +42,13 @@ export function isTerminalRefundStatus(status: RefundStatus): boolean {
   return REFUND_STATUS_RANK[status] >= TERMINAL_RANK;
 }
 
-/** Whether a refund in status `from` may move to `to`. */
+/**
+ * Whether a refund in status `from` may move to `to`. Forward only, with Stripe's one exception: a refund it
+ * reported `succeeded` can still fail later (the customer's bank returns it; docs.stripe.com/refunds, failed
+ * refunds), and the ledger must then say so and stop counting its amount.
+ */
 export function canAdvanceRefund(from: RefundStatus, to: RefundStatus): boolean {
+  if (from === 'succeeded' && to === 'failed') return true;
   const a = REFUND_STATUS_RANK[from];
   const b = REFUND_STATUS_RANK[to];
   return b > a || (b === a && b < TERMINAL_RANK && from !== to);

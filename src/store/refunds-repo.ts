@@ -3,6 +3,7 @@ import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.j
 import type { TimeInput } from './codec.js';
 import type { Database, PaymentsTable, RefundsTable } from './database.js';
 import {
+  OPEN_REFUND_STATUSES,
   REFUND_STATUSES,
   RELEASED_REFUND_STATUSES,
   isRefundStatus,
@@ -604,7 +605,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         .updateTable('refunds')
         .set({ status: 'failed', failure_reason: failureReason, updated_at: nowIso() })
         .where('request_id', '=', requestId)
-        .where('status', 'in', refundStatusesBefore('failed'))
+        .where('status', 'in', OPEN_REFUND_STATUSES)
         .where('stripe_refund_id', 'is', null)
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;

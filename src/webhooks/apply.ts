@@ -34,7 +34,11 @@ export const CHECKOUT_SESSION_EVENT_TYPES: ReadonlySet<string> = new Set([
 
 export const CHARGE_REFUNDED_EVENT_TYPE = 'charge.refunded';
 
-/** Refund statuses Stripe never leaves, so a snapshot in one of them cannot be stale. */
+/**
+ * Refund statuses a snapshot is applied in as it is, without asking Stripe again. Stripe never leaves failed or
+ * canceled; it can leave succeeded (for failed), but the ledger never moves from failed back to succeeded, so
+ * an old succeeded snapshot applied after the failure changes nothing.
+ */
 const FINAL_REFUND_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'canceled']);
 
 export interface EventApplierDeps {
