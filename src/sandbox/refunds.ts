@@ -129,7 +129,10 @@ function createRefund(ctx: SandboxContext, params: Params, request: RequestInfo)
     );
   }
   const card = ctx.state.cardOf.get(charge.id);
-  const pending = card?.refund !== undefined;
+  // As on Stripe (https://docs.stripe.com/testing#refunds): pm_card_pendingRefund refunds begin `pending`;
+  // pm_card_refundFail refunds begin `succeeded` and fail later; all others succeed for good.
+  const pending = card?.refund === 'pending_then_succeeded';
+  const settlesLater = card?.refund !== undefined;
   const refund: RefundObject = {
     id: ctx.ids.id('re', 24),
     object: 'refund',
@@ -168,7 +171,7 @@ function createRefund(ctx: SandboxContext, params: Params, request: RequestInfo)
   if (charge.payment_intent) indexPush(ctx.state.refundsByIntent, charge.payment_intent, refund);
   ctx.events.emit('refund.created', refund, request);
   ctx.events.emit('charge.refunded', charge, request);
-  if (pending) {
+  if (settlesLater) {
     ctx.refundTimers.schedule(refund.id, ctx.refundSettleDelayMs, () => {
       settleRefund(ctx, refund, NO_REQUEST);
     });
@@ -177,16 +180,18 @@ function createRefund(ctx: SandboxContext, params: Params, request: RequestInfo)
 }
 
 /**
- * Moves a pending refund to its final state: `failed` for charges paid with pm_card_refundFail
- * (the charge gets the amount back as refundable), else `succeeded`. False if it was not pending.
+ * Moves a refund that has not settled yet to its final state: a pm_card_refundFail refund from `succeeded`
+ * to `failed` (the charge gets the amount back as refundable), a pending one to `succeeded`. False if the
+ * refund has nothing left to settle.
  */
 export function settleRefund(ctx: SandboxContext, refund: RefundObject, request: EventRequestInfo): boolean {
-  if (refund.status !== 'pending') return false;
+  const card = ctx.state.cardOf.get(refund.charge);
+  const failsLater = card?.refund === 'succeeded_then_failed' && refund.status === 'succeeded';
+  if (refund.status !== 'pending' && !failsLater) return false;
   ctx.refundTimers.cancel(refund.id);
   const charge = ctx.state.charges.get(refund.charge);
-  const card = ctx.state.cardOf.get(refund.charge);
   const previous = { status: refund.status };
-  if (card?.refund === 'pending_then_failed') {
+  if (failsLater) {
     refund.status = 'failed';
     refund.failure_reason = 'expired_or_canceled_card';
     refund.failure_balance_transaction = ctx.ids.id('txn', 24);

@@ -413,7 +413,7 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
         return controlError(res, requestId, 404, `No such refund: '${segments[1] ?? ''}'`);
       }
       if (!settleRefund(ctx, refund, { id: requestId, idempotency_key: null })) {
-        return controlError(res, requestId, 400, `Refund ${refund.id} is ${refund.status}, not pending.`);
+        return controlError(res, requestId, 400, `Refund ${refund.id} is ${refund.status} and has nothing left to settle.`);
       }
       return ok(refund);
     }

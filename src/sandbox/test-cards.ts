@@ -12,8 +12,11 @@ export interface TestCard {
   brand: 'visa' | 'mastercard' | 'amex';
   last4: string;
   decline?: CardDecline;
-  /** How refunds of a charge paid with this card settle. */
-  refund?: 'pending_then_failed' | 'pending_then_succeeded';
+  /**
+   * How refunds of a charge paid with this card settle (https://docs.stripe.com/testing#refunds): 4000000000005126
+   * begins `succeeded` and later moves to `failed`; 4000000000007726 begins `pending` and later succeeds.
+   */
+  refund?: 'succeeded_then_failed' | 'pending_then_succeeded';
 }
 
 const declined = (decline_code: string, message = 'Your card was declined.'): CardDecline => ({
@@ -88,7 +91,7 @@ const CARDS: readonly TestCard[] = [
     label: 'Visa (succeeds, refunds fail)',
     brand: 'visa',
     last4: '5126',
-    refund: 'pending_then_failed',
+    refund: 'succeeded_then_failed',
   },
   {
     id: 'pm_card_pendingRefund',

@@ -203,7 +203,7 @@ describe('webhook delivery', () => {
       .map((h) => verify(stripe, h.body, h.signature))
       .filter((e) => e.type === 'refund.updated');
     expect(updated.map((e) => e.data.previous_attributes)).toEqual(
-      expect.arrayContaining([{ status: 'pending' }, { metadata: {} }]),
+      expect.arrayContaining([{ status: 'succeeded' }, { metadata: {} }]),
     );
   });
 

@@ -1,0 +1,48 @@
+/**
+ * Behaviours Stripe documents that the service depends on, each with the page that states it.
+ * A sandbox kinder than Stripe lets the service's tests pass while production breaks.
+ */
+import type Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { control, paidIntent, startSandbox, stripeFor, type Sandbox } from './helpers/fixtures.js';
+
+describe('Stripe documented behaviour', () => {
+  let sandbox: Sandbox;
+  let stripe: Stripe;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ refundSettleDelayMs: 60_000 });
+    stripe = stripeFor(sandbox);
+  });
+  afterAll(() => sandbox.close());
+
+  // https://docs.stripe.com/testing#refunds — "Asynchronous failure 4000000000005126: The charge succeeds.
+  // If you initiate a refund, its status begins as `succeeded`. Some time later, its status transitions to
+  // `failed` and sends a `charge.refund.updated` webhook event."
+  it('pm_card_refundFail: a refund begins as succeeded, then moves to failed', async () => {
+    const intent = await paidIntent(stripe, 2000, 'pm_card_refundFail');
+    const refund = await stripe.refunds.create({ payment_intent: intent.id, amount: 2000 });
+    expect(refund.status).toBe('succeeded');
+    expect((await stripe.refunds.retrieve(refund.id)).status).toBe('succeeded');
+
+    const settled = await control(sandbox, 'POST', `/refunds/${refund.id}/settle`);
+    expect(settled.status).toBe(200);
+    const failed = await stripe.refunds.retrieve(refund.id);
+    expect(failed.status).toBe('failed');
+    const events = (await stripe.events.list({ limit: 3 })).data;
+    expect(events.map((e) => e.type)).toEqual(['charge.refund.updated', 'refund.updated', 'refund.failed']);
+    expect(events[0]?.data.previous_attributes).toEqual({ status: 'succeeded' });
+    const charge = await stripe.charges.retrieve(intent.latest_charge as string);
+    expect(charge.amount_refunded).toBe(0);
+    // Settled once only.
+    expect((await control(sandbox, 'POST', `/refunds/${refund.id}/settle`)).status).toBe(400);
+  });
+
+  // Same page: "With all other test cards, refunds succeed immediately and don't change status after that."
+  it('a pm_card_visa refund succeeds at once and cannot be settled', async () => {
+    const intent = await paidIntent(stripe, 2000, 'pm_card_visa');
+    const refund = await stripe.refunds.create({ payment_intent: intent.id });
+    expect(refund.status).toBe('succeeded');
+    expect((await control(sandbox, 'POST', `/refunds/${refund.id}/settle`)).status).toBe(400);
+  });
+});
