@@ -4,8 +4,17 @@ export interface FaultMatch {
 }
 
 export interface FaultConfig {
-  /** Share of requests answered 500 `api_error` before any processing. */
+  /**
+   * Share of requests answered 500 `api_error` before any processing: a failure in front of Stripe's
+   * idempotency layer, so nothing is saved under an Idempotency-Key and a retry with it executes anew.
+   */
   error_rate?: number;
+  /**
+   * Share of requests that fail with 500 `api_error` once the endpoint has begun executing (nothing is
+   * changed). As on Stripe (https://docs.stripe.com/api/idempotent_requests), the 500 is saved under the
+   * request's Idempotency-Key and every retry with that key gets the same 500 back until the key expires.
+   */
+  execution_error_rate?: number;
   /** Share of requests answered 429 before any processing. */
   rate_limit_rate?: number;
   /** Requests per second above which requests are answered 429. */
@@ -19,8 +28,16 @@ export interface FaultConfig {
 
 export type FaultDecision = 'rate_limit' | 'error' | undefined;
 
-const RATES = ['error_rate', 'rate_limit_rate', 'drop_rate'] as const;
-const KEYS = new Set(['error_rate', 'rate_limit_rate', 'rate_limit_rps', 'latency_ms', 'drop_rate', 'match']);
+const RATES = ['error_rate', 'execution_error_rate', 'rate_limit_rate', 'drop_rate'] as const;
+const KEYS = new Set([
+  'error_rate',
+  'execution_error_rate',
+  'rate_limit_rate',
+  'rate_limit_rps',
+  'latency_ms',
+  'drop_rate',
+  'match',
+]);
 const MAX_LATENCY_MS = 120_000;
 
 /** Validates a control-API body; returns the config or a message saying what is wrong. */
@@ -96,6 +113,7 @@ export class FaultInjector {
     const c = this.config;
     if (
       c.error_rate === undefined &&
+      c.execution_error_rate === undefined &&
       c.rate_limit_rate === undefined &&
       c.rate_limit_rps === undefined &&
       c.latency_ms === undefined &&
@@ -122,6 +140,11 @@ export class FaultInjector {
     if (config.rate_limit_rate !== undefined && this.random() < config.rate_limit_rate) return 'rate_limit';
     if (config.error_rate !== undefined && this.random() < config.error_rate) return 'error';
     return undefined;
+  }
+
+  /** Whether this request, now executing, fails with a 500 (see `execution_error_rate`). */
+  shouldFailExecution(config: FaultConfig): boolean {
+    return config.execution_error_rate !== undefined && this.random() < config.execution_error_rate;
   }
 
   shouldDrop(config: FaultConfig): boolean {

@@ -246,6 +246,8 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
         const request: RequestInfo = { id: requestId, idempotency_key: idempotencyKey };
         let result: RouteResult & { headers?: Record<string, string> };
         try {
+          if (fault !== undefined && faults.shouldFailExecution(fault))
+            throw new SandboxError(500, API_ERROR);
           result = match.route.handler(params, match.pathParams, request);
         } catch (err) {
           if (!(err instanceof SandboxError)) throw err;
@@ -413,7 +415,12 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
         return controlError(res, requestId, 404, `No such refund: '${segments[1] ?? ''}'`);
       }
       if (!settleRefund(ctx, refund, { id: requestId, idempotency_key: null })) {
-        return controlError(res, requestId, 400, `Refund ${refund.id} is ${refund.status} and has nothing left to settle.`);
+        return controlError(
+          res,
+          requestId,
+          400,
+          `Refund ${refund.id} is ${refund.status} and has nothing left to settle.`,
+        );
       }
       return ok(refund);
     }

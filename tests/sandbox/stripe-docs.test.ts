@@ -2,9 +2,9 @@
  * Behaviours Stripe documents that the service depends on, each with the page that states it.
  * A sandbox kinder than Stripe lets the service's tests pass while production breaks.
  */
-import type Stripe from 'stripe';
+import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { control, paidIntent, startSandbox, stripeFor, type Sandbox } from './helpers/fixtures.js';
+import { control, errorOf, paidIntent, startSandbox, stripeFor, type Sandbox } from './helpers/fixtures.js';
 
 describe('Stripe documented behaviour', () => {
   let sandbox: Sandbox;
@@ -44,5 +44,31 @@ describe('Stripe documented behaviour', () => {
     const refund = await stripe.refunds.create({ payment_intent: intent.id });
     expect(refund.status).toBe('succeeded');
     expect((await control(sandbox, 'POST', `/refunds/${refund.id}/settle`)).status).toBe(400);
+  });
+
+  // https://docs.stripe.com/api/idempotent_requests — "Stripe saves the status code and body of the first
+  // request made with a given idempotency key after endpoint execution begins. Retries with the same key
+  // return the saved response, including `500` errors."
+  it('a 500 from an executing endpoint is saved under the key and replayed to retries', async () => {
+    await control(sandbox, 'POST', '/faults', { execution_error_rate: 1, match: { method: 'POST' } });
+    const intent = await paidIntent(stripe, 1500, 'pm_card_visa').catch(() => undefined);
+    expect(intent).toBeUndefined();
+    const first = await errorOf(() =>
+      stripe.paymentIntents.create({ amount: 500, currency: 'usd' }, { idempotencyKey: 'exec-500' }),
+    );
+    expect(first).toBeInstanceOf(Stripe.errors.StripeAPIError);
+    expect(first.statusCode).toBe(500);
+    await control(sandbox, 'DELETE', '/faults');
+    const again = await errorOf(() =>
+      stripe.paymentIntents.create({ amount: 500, currency: 'usd' }, { idempotencyKey: 'exec-500' }),
+    );
+    expect(again.statusCode).toBe(500);
+    expect(again.headers?.['idempotent-replayed']).toBe('true');
+    // Nothing was made; a fresh key executes.
+    const fresh = await stripe.paymentIntents.create(
+      { amount: 500, currency: 'usd' },
+      { idempotencyKey: 'exec-ok' },
+    );
+    expect(fresh.status).toBe('requires_payment_method');
   });
 });
