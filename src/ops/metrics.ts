@@ -79,7 +79,7 @@ export function createMetrics(): Metrics {
     name: 'payments_refunds_final_total',
     // Counted where the move is committed, so each move is counted once across processes (sum them).
     // A refund given up on as failed that Stripe did make is counted again when it is put right.
-    help: 'Refunds moved into a final status (succeeded, failed, canceled) by this process.',
+    help: 'Refunds moved into a final status (succeeded, failed, canceled) by this process; one Stripe fails after it succeeded counts under both.',
     labelNames: ['status'] as const,
     registers: [registry],
   });

@@ -153,44 +153,40 @@ describe.skipIf(!rabbit)('refunds settled through webhooks', () => {
 
   // https://docs.stripe.com/testing#refunds: with 4000000000005126 a refund "begins as `succeeded`. Some time
   // later, its status transitions to `failed` and sends a `charge.refund.updated` webhook event."
-  // KNOWN SERVICE BUG (it.fails): the ledger treats `succeeded` as terminal (src/store/refund-status.ts ranks
-  // succeeded = failed = 3, canAdvanceRefund refuses succeeded -> failed), so the refund stays `succeeded`,
-  // no `failed` outcome is published and the amount stays committed. Last in the file: its 20 s of polling
-  // trips the service's rate limit for whatever runs next. Turn back into `it` once the service handles it.
-  it.fails(
-    'a refund that succeeded and then fails becomes failed, says why, and frees the amount again',
-    async () => {
-      const pi = await paidThroughService(rig, 'pm_card_refundFail', 4000);
-      const accepted = await postJson(`${rig.svc.url}/refund-async`, {
-        payment_intent_id: pi,
-        request_id: 'settle-fail',
-      });
-      expect(accepted.status).toBe(202);
-      const seen = await until(async () => {
-        const r = await getJson(`${rig.svc.url}/refund-status/settle-fail`);
-        return r.json.status === 'succeeded' && r.json;
-      }, 'the worker to record the succeeded refund');
-      const refundId = seen.refund_id as string;
-      await rig.settled();
-      const blocked = await postJson(`${rig.svc.url}/refund`, { payment_intent_id: pi, amount: 100 });
-      expect(blocked.status).toBe(409);
-      await rig.settleRefund(refundId);
-      const done = await until(async () => {
-        const r = await getJson(`${rig.svc.url}/refund-status/settle-fail`);
-        return r.json.status === 'failed' && r.json;
-      }, 'the webhook to fail the refund');
-      expect(done).toMatchObject({ status: 'failed', failure_reason: 'expired_or_canceled_card' });
-      await rig.settled();
-      const outcomes = await outcomesFor('settle-fail');
-      expect(outcomes.map((m) => (m.body as { status: string }).status)).toEqual(['succeeded', 'failed']);
-      expect(outcomes[1]!.body).toMatchObject({ success: false, failure_reason: 'expired_or_canceled_card' });
-      // The failed amount no longer counts against the payment: the full amount can be refunded again.
-      const again = await postJson(`${rig.svc.url}/refund`, {
-        payment_intent_id: pi,
-        request_id: 'settle-fail-2',
-      });
-      expect(again.status).toBe(200);
-      expect(again.json.refund).toMatchObject({ amount: 4000, status: 'pending' });
-    },
-  );
+  // The ledger follows (canAdvanceRefund's one exception): failed, its outcome published, its amount free again.
+  // Last in the file: its polling can trip the service's rate limit for whatever runs next.
+  it('a refund that succeeded and then fails becomes failed, says why, and frees the amount again', async () => {
+    const pi = await paidThroughService(rig, 'pm_card_refundFail', 4000);
+    const accepted = await postJson(`${rig.svc.url}/refund-async`, {
+      payment_intent_id: pi,
+      request_id: 'settle-fail',
+    });
+    expect(accepted.status).toBe(202);
+    const seen = await until(async () => {
+      const r = await getJson(`${rig.svc.url}/refund-status/settle-fail`);
+      return r.json.status === 'succeeded' && r.json;
+    }, 'the worker to record the succeeded refund');
+    const refundId = seen.refund_id as string;
+    await rig.settled();
+    const blocked = await postJson(`${rig.svc.url}/refund`, { payment_intent_id: pi, amount: 100 });
+    expect(blocked.status).toBe(409);
+    await rig.settleRefund(refundId);
+    const done = await until(async () => {
+      const r = await getJson(`${rig.svc.url}/refund-status/settle-fail`);
+      return r.json.status === 'failed' && r.json;
+    }, 'the webhook to fail the refund');
+    expect(done).toMatchObject({ status: 'failed', failure_reason: 'expired_or_canceled_card' });
+    await rig.settled();
+    const outcomes = await outcomesFor('settle-fail');
+    expect(outcomes.map((m) => (m.body as { status: string }).status)).toEqual(['succeeded', 'failed']);
+    expect(outcomes[1]!.body).toMatchObject({ success: false, failure_reason: 'expired_or_canceled_card' });
+    // The failed amount no longer counts against the payment: the full amount can be refunded again.
+    const again = await postJson(`${rig.svc.url}/refund`, {
+      payment_intent_id: pi,
+      request_id: 'settle-fail-2',
+    });
+    expect(again.status).toBe(200);
+    // On this card a new refund begins succeeded too (and would fail later).
+    expect(again.json.refund).toMatchObject({ amount: 4000, status: 'succeeded' });
+  });
 });

@@ -106,8 +106,7 @@ export function orderingSuite(db: Db, opts: { refunds: number; copies: number; s
       for await (const r of rig.dashboard.refunds.list({ limit: 100 })) sandboxRefunds.set(r.id, r);
       expect(sandboxRefunds.size).toBe(opts.refunds);
       // pm_card_refundFail refunds begin `succeeded` and fail later (docs.stripe.com/testing#refunds). They are
-      // left `succeeded` here: the service cannot yet move a refund from succeeded to failed (see the it.fails
-      // test in tests/webhooks/settlement.test.ts); once it can, settle them too and expect some `failed`.
+      // left `succeeded` here; tests/webhooks/settlement.test.ts covers the ledger following them to failed.
       for (const r of sandboxRefunds.values()) if (r.status === 'pending') await rig.settleRefund(r.id);
       for await (const r of rig.dashboard.refunds.list({ limit: 100 })) sandboxRefunds.set(r.id, r);
       const statuses = [...sandboxRefunds.values()].map((r) => r.status);
