@@ -109,8 +109,23 @@ export function requestIdFromIdempotencyKey(idempotencyKey: string): string {
   return `idem:${hash('sha256', idempotencyKey, 'hex').slice(0, 40)}`;
 }
 
-export function stripeIdempotencyKey(key: string): string {
-  return `refund:${key}`;
+/**
+ * Stripe's idempotency key for refund `key`. Generation 0 is `refund:<key>`; a later generation is used only
+ * once Stripe has replayed a 5xx saved under the one before and the refund is not at Stripe (see callStripe).
+ */
+export function stripeIdempotencyKey(key: string, generation = 0): string {
+  return generation === 0 ? `refund:${key}` : `refund:${key}#${generation}`;
+}
+
+/**
+ * Stripe answered with a 5xx it had saved under this idempotency key (Idempotent-Replayed: true): the request
+ * that first used the key ended in that error, and every retry with the key gets the same answer.
+ */
+function isReplayedServerError(err: unknown): boolean {
+  const e = err as { statusCode?: unknown; headers?: Record<string, unknown> } | null;
+  return (
+    typeof e?.statusCode === 'number' && e.statusCode >= 500 && e.headers?.['idempotent-replayed'] === 'true'
+  );
 }
 
 function hashRequest(input: RefundInput): string {
@@ -316,18 +331,40 @@ export function createRefundService(deps: RefundServiceDeps) {
     throw notRefundable('unknown');
   }
 
+  /**
+   * Asks Stripe for the refund under its idempotency key. Stripe saves a 5xx once the endpoint has begun and
+   * replays it to every retry with that key (docs.stripe.com/api/idempotent_requests), so such a key can never
+   * succeed. Then the refund is looked for at Stripe (the failed request may still have made it) and, when it
+   * is not there, asked for again under the next generation of the key. Every worker walks the same keys in
+   * the same order, so two deliveries of one refund still share a key at every step. Attempt n may reach
+   * generation n - 1 at most: one new key per attempt, at the worker's retry pace, so an outage that lasts a
+   * while cannot use every key up within one attempt (the SDK's own retries turn a fresh 5xx into a replayed one).
+   */
   async function callStripe(refund: Refund): Promise<Stripe.Refund> {
-    return withoutCallSite(() =>
-      stripe.refunds.create(
-        {
-          payment_intent: refund.paymentIntentId,
-          amount: refund.amount,
-          ...(refund.reason ? { reason: refund.reason as Stripe.RefundCreateParams.Reason } : {}),
-          metadata: { ...refund.metadata, request_id: refund.requestId },
-        },
-        { idempotencyKey: stripeIdempotencyKey(refund.requestId) },
-      ),
-    );
+    const lastGeneration = Math.max(0, refund.attempts - 1);
+    for (let generation = 0; ; generation++) {
+      try {
+        return await withoutCallSite(() =>
+          stripe.refunds.create(
+            {
+              payment_intent: refund.paymentIntentId,
+              amount: refund.amount,
+              ...(refund.reason ? { reason: refund.reason as Stripe.RefundCreateParams.Reason } : {}),
+              metadata: { ...refund.metadata, request_id: refund.requestId },
+            },
+            { idempotencyKey: stripeIdempotencyKey(refund.requestId, generation) },
+          ),
+        );
+      } catch (err) {
+        if (generation >= lastGeneration || !isReplayedServerError(err)) throw err;
+        const made = await findStripeRefund(refund);
+        if (made) return made;
+        log.warn(
+          { request_id: refund.requestId, generation: generation + 1 },
+          'Stripe replays a saved error for this refund; asking again under a new idempotency key',
+        );
+      }
+    }
   }
 
   /**

@@ -16,12 +16,9 @@ describe('a Stripe 500 saved under the refund idempotency key', () => {
     await svc?.stop();
   });
 
-  // KNOWN SERVICE BUG (it.fails): the worker retries `refund:<request id>` with the same key, Stripe replays the
-  // saved 500 every time, and after its last attempt (findStripeRefund finds nothing) the refund ends
-  // `failed` with failure_reason `retries_exhausted:transient`, although the caller was told 503 "it will be
-  // completed in the background" and Stripe is healthy. A replayed 500 (Idempotent-Replayed: true) means
-  // "nothing more will happen under this key": look for the refund, and if there is none retry under a new key.
-  it.fails('the refund still completes once Stripe is healthy again', async () => {
+  // A replayed 500 (Idempotent-Replayed: true) means nothing more will happen under that key: the worker looks
+  // for the refund at Stripe and, as it is not there, asks again under the key's next generation.
+  it('the refund still completes once Stripe is healthy again', async () => {
     const paid = await postJson(`${svc.url}/payment-intent`, {
       amount: 4000,
       currency: 'usd',
