@@ -5,7 +5,7 @@
  */
 import { expect, it, vi } from 'vitest';
 import { createMemoryBroker } from '../../src/queue/memory-broker.js';
-import { createOutboxRelay, type OutboxRelay } from '../../src/queue/outbox-relay.js';
+import { createOutboxRelay, leased, type OutboxRelay } from '../../src/queue/outbox-relay.js';
 import type { Broker, Delivery } from '../../src/queue/types.js';
 import type { OutboxMessage, Store } from '../../src/store/index.js';
 import { describeStore, silentLogger, uid } from '../store/harness.js';
@@ -208,4 +208,48 @@ describeStore('outbox relay hand-off', (h) => {
       await broker.close();
     }
   });
+
+  // Hand-offs go first and claims only when none wait; under steady load that list never empties, so rows
+  // only a claim takes (written without a lease, failed tries, webhook events, sweeper rows, a dead
+  // process's rows) waited as long as the load lasted. A claim that is due now alternates with hand-offs.
+  it('publishes a row only a claim can take within a poll or two, however busy the hand-off is', async () => {
+    const store = await h.open(h.newDatabase());
+    const broker = createMemoryBroker({ maxBacklog: 1_000_000 });
+    await broker.start();
+    const got = await collect(broker);
+    const relay = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 100 });
+    relay.start();
+    let writing = true;
+    let handedOver = 0;
+    // Steady load: writers hand over one row after another, as accepted refunds do.
+    const writers = Array.from({ length: 4 }, async () => {
+      while (writing) {
+        const lease = relay.leaseForHandOff();
+        const held = leased({ destination: QUEUE, messageId: uid('load'), payload: {} }, lease ?? 0);
+        const row = await store.outbox.add(held.message);
+        if (lease !== null) relay.handOff(held.handOff(row.id));
+        else relay.notify();
+        handedOver++;
+      }
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      // A row written available (no lease): only a claim publishes it.
+      await store.outbox.add({ destination: QUEUE, messageId: 'claim-only', payload: {} });
+      relay.notify();
+      const published = await until(() => got.some((d) => d.messageId === 'claim-only'), 3_000).then(
+        () => true,
+        () => false,
+      );
+      expect({ published, loadWasRunning: handedOver > 100 }).toEqual({
+        published: true,
+        loadWasRunning: true,
+      });
+    } finally {
+      writing = false;
+      await Promise.all(writers);
+      await relay.stop();
+      await broker.close();
+    }
+  }, 30_000);
 });
