@@ -383,16 +383,19 @@ export function createRefundService(deps: RefundServiceDeps) {
   }
 
   /**
-   * Stores Stripe's answer and, in the same transaction, the outcome message for other services.
-   * `mayBeGivenUp`: the row may be `failed` without a Stripe id (false when the caller knows it is in flight).
+   * Stores Stripe's answer and, in the same transaction, the outcome message for other services. The row
+   * may have been given up on (failed without a Stripe id) while the call was in flight, by another delivery
+   * or a sweep's: even the caller that began the call cannot rule that out, so Stripe's answer may correct it.
    */
-  async function recordStripeRefund(key: string, r: Stripe.Refund, mayBeGivenUp = true): Promise<Refund> {
+  async function recordStripeRefund(key: string, r: Stripe.Refund): Promise<Refund> {
     const { refund, moved } = await store.transaction(async (tx) => {
       const to = { status: toRefundStatus(r.status), failureReason: r.failure_reason ?? null };
       // Stripe is the truth about money: a refund we gave up on but Stripe made is put right.
-      const corrected =
-        mayBeGivenUp &&
-        (await tx.refunds.correctFromStripe(key, { ...to, stripeRefundId: r.id, currency: r.currency }));
+      const corrected = await tx.refunds.correctFromStripe(key, {
+        ...to,
+        stripeRefundId: r.id,
+        currency: r.currency,
+      });
       if (!corrected) await tx.refunds.patch(key, { stripeRefundId: r.id, currency: r.currency });
       const moved = corrected || (await tx.refunds.advance(key, to));
       const refund = (await tx.refunds.get(key))!;
@@ -414,7 +417,6 @@ export function createRefundService(deps: RefundServiceDeps) {
       currency: r.currency,
       failureReason: r.failure_reason ?? null,
     };
-    if (to.status === 'processing' || to.status === 'queued') return recordStripeRefund(key, r, false);
     // The outcome message is written leased to this process's relay when it can take one (as in accept).
     const lease = deps.outbox?.leaseForHandOff() ?? null;
     let handOff: ((id: number) => OutboxMessage) | undefined;
@@ -485,7 +487,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       }
       try {
         const stripeRefund = await callStripe(refund);
-        const saved = await recordStripeRefund(refund.requestId, stripeRefund, false);
+        const saved = await recordStripeRefund(refund.requestId, stripeRefund);
         log.info(
           { request_id: refund.requestId, refund_id: stripeRefund.id, status: saved.status },
           'refund made',

@@ -2,7 +2,8 @@
  * Two deliveries of one refund run on two workers (a relay republish after a crash, a sweep). One
  * is on its last attempt: Stripe answers it 409 (the other's call with the same idempotency key is still
  * running), the refund is not listed yet, so it gives up and marks the refund failed. Then the other
- * worker's call returns: Stripe made the refund. The ledger must say what Stripe did.
+ * worker's call returns: Stripe made the refund. The ledger must say what Stripe did. The same holds for
+ * POST /refund when its own call is the slow one (a sweep handed the refund to a worker meanwhile).
  */
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,49 @@ import { requestKey } from '../../src/refunds/service.js';
 
 const dbs: Db[] = ['sqlite', ...((await postgresAvailable()) ? (['postgres'] as const) : [])];
 
+/**
+ * Makes the next refunds.create slow at "Stripe" until released; meanwhile any other create with the same
+ * key gets what Stripe answers while a request with that idempotency key is still running (409).
+ */
+function slowFirstCreate(stripe: Stripe): {
+  entered: Promise<void>;
+  release: () => void;
+  restore: () => void;
+} {
+  const refunds = stripe.refunds;
+  const create = refunds.create.bind(refunds);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let inFlight = false;
+  let markEntered!: () => void;
+  const entered = new Promise<void>((resolve) => (markEntered = resolve));
+  refunds.create = (async (...args: Parameters<typeof create>) => {
+    if (inFlight) {
+      throw new Stripe.errors.StripeIdempotencyError({
+        message: 'There is currently another in-progress request using this Stripe-Idempotency-Key.',
+        statusCode: 409,
+        type: 'idempotency_error',
+      });
+    }
+    inFlight = true;
+    markEntered();
+    await gate;
+    try {
+      return await create(...args);
+    } finally {
+      inFlight = false;
+    }
+  }) as typeof refunds.create;
+  return {
+    entered,
+    release,
+    restore: () => {
+      release();
+      refunds.create = create as typeof refunds.create;
+    },
+  };
+}
+
 describe.each(dbs)('on %s', (db) => {
   let svc: TestService;
   beforeAll(async () => {
@@ -22,68 +66,79 @@ describe.each(dbs)('on %s', (db) => {
     await svc?.stop();
   });
 
-  describe("a worker's answer arriving after another delivery gave up", () => {
-    it('puts the refund right: it ends succeeded, as at Stripe', async () => {
-      const pi = await paidIntent(svc.url, 5000);
-
-      const refunds = svc.deps.stripe.refunds;
-      const create = refunds.create.bind(refunds);
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      let inFlight = false;
-      let entered!: () => void;
-      const firstEntered = new Promise<void>((resolve) => (entered = resolve));
-      refunds.create = (async (...args: Parameters<typeof create>) => {
-        if (inFlight) {
-          // What Stripe answers a second request with a key whose first request is still running.
-          throw new Stripe.errors.StripeIdempotencyError({
-            message: 'There is currently another in-progress request using this Stripe-Idempotency-Key.',
-            statusCode: 409,
-            type: 'idempotency_error',
-          });
-        }
-        inFlight = true;
-        entered();
-        await gate; // the first worker's call is slow at Stripe
+  describe.each([
+    { card: 'pm_card_visa', atStripe: 'succeeded', status: 'succeeded' },
+    { card: 'pm_card_pendingRefund', atStripe: 'pending', status: 'pending' },
+  ])(
+    "a worker's answer ($atStripe) arriving after another delivery gave up",
+    ({ card, atStripe, status }) => {
+      it(`puts the refund right: it reads ${status}, as at Stripe`, async () => {
+        const pi = await paidIntent(svc.url, 5000, { paymentMethod: card });
+        const requestId = `late-answer-${atStripe}`;
+        const slow = slowFirstCreate(svc.deps.stripe);
         try {
-          return await create(...args);
+          const res = await postJson(`${svc.url}/refund-async`, {
+            payment_intent_id: pi,
+            amount: 1500,
+            request_id: requestId,
+          });
+          expect(res.status).toBe(202);
+          await slow.entered; // this service's worker is now waiting on Stripe
+          // A second delivery of the same refund, on its last attempt, on another worker.
+          const other = await svc.deps.refunds.process(requestKey('', requestId), true);
+          expect(other.kind).toBe('failed');
+          slow.release();
+          await eventually(
+            async () => (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data,
+            (list) => list.length === 1,
+          );
         } finally {
-          inFlight = false;
+          slow.restore();
         }
-      }) as typeof refunds.create;
-      try {
-        const res = await postJson(`${svc.url}/refund-async`, {
-          payment_intent_id: pi,
-          amount: 1500,
-          request_id: 'late-answer',
-        });
-        expect(res.status).toBe(202);
-        await firstEntered; // this service's worker is now waiting on Stripe
-        // A second delivery of the same refund, on its last attempt, on another worker.
-        const other = await svc.deps.refunds.process(requestKey('', 'late-answer'), true);
-        expect(other.kind).toBe('failed');
-        release();
-        await eventually(
-          async () => (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data,
-          (list) => list.length === 1,
+        const stripeRefunds = (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data;
+        expect(stripeRefunds).toHaveLength(1);
+        expect(stripeRefunds[0]!.status).toBe(atStripe);
+        const read = await eventually(
+          () => getJson(`${svc.url}/refund-status/${requestId}`),
+          (r) => r.json.status === status,
+          5_000,
         );
+        expect(read.json).toMatchObject({ status, refund_id: stripeRefunds[0]!.id, amount: 1500 });
+      });
+    },
+  );
+
+  describe('POST /refund whose Stripe call outlives a delivery that gave up on it', () => {
+    it('answers and records what Stripe did: succeeded', async () => {
+      const pi = await paidIntent(svc.url, 5000);
+      const slow = slowFirstCreate(svc.deps.stripe);
+      let answer: Awaited<ReturnType<typeof postJson>>;
+      try {
+        const pending = postJson(`${svc.url}/refund`, {
+          payment_intent_id: pi,
+          amount: 1200,
+          request_id: 'late-sync-answer',
+        });
+        await slow.entered;
+        // A sweep handed the long-running request to a worker, whose last attempt gives up on it.
+        const other = await svc.deps.refunds.process(requestKey('', 'late-sync-answer'), true);
+        expect(other.kind).toBe('failed');
+        slow.release();
+        answer = await pending;
       } finally {
-        release();
-        refunds.create = create as typeof refunds.create;
+        slow.restore();
       }
       const stripeRefunds = (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data;
       expect(stripeRefunds).toHaveLength(1);
       expect(stripeRefunds[0]!.status).toBe('succeeded');
-      const status = await eventually(
-        () => getJson(`${svc.url}/refund-status/late-answer`),
-        (r) => r.json.status === 'succeeded',
-        5_000,
-      );
-      expect(status.json).toMatchObject({
-        status: 'succeeded',
-        refund_id: stripeRefunds[0]!.id,
-        amount: 1500,
+      expect(answer.status).toBe(200);
+      expect(answer.json).toMatchObject({
+        success: true,
+        request_id: 'late-sync-answer',
+        refund: { id: stripeRefunds[0]!.id, status: 'succeeded', failure_reason: null },
       });
+      const read = await getJson(`${svc.url}/refund-status/late-sync-answer`);
+      expect(read.json).toMatchObject({ status: 'succeeded', refund_id: stripeRefunds[0]!.id, amount: 1200 });
     });
   });
 });

@@ -56,11 +56,16 @@ export async function getJson(url: string, headers: Record<string, string> = {})
 export async function paidIntent(
   serviceUrl: string,
   amount: number,
-  opts: { currency?: string; headers?: Record<string, string> } = {},
+  opts: { currency?: string; headers?: Record<string, string>; paymentMethod?: string } = {},
 ): Promise<string> {
   const res = await postJson(
     `${serviceUrl}/payment-intent`,
-    { amount, currency: opts.currency ?? 'usd', payment_method: 'pm_card_visa', confirm: true },
+    {
+      amount,
+      currency: opts.currency ?? 'usd',
+      payment_method: opts.paymentMethod ?? 'pm_card_visa',
+      confirm: true,
+    },
     opts.headers,
   );
   if (res.status !== 200 || res.json.status !== 'succeeded') {
