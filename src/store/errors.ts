@@ -4,6 +4,15 @@ export class StoreError extends Error {
 }
 
 /**
+ * The database cannot be reached or did not answer in time. The outcome of the statement is unknown (a
+ * COMMIT may have been applied), so callers retry the whole operation under the same keys, never blindly.
+ */
+export class StoreUnavailableError extends StoreError {
+  override readonly name = 'StoreUnavailableError';
+  readonly code = 'store_unavailable' as const;
+}
+
+/**
  * A unique or primary-key constraint rejected a write. Raised with the same shape by SQLite and
  * PostgreSQL so callers can treat "already exists" as a domain outcome, not a crash.
  */

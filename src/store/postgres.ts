@@ -1,7 +1,7 @@
 import { CompiledQuery, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { rethrowAsStoreError } from './errors.js';
+import { StoreUnavailableError, toStoreError } from './errors.js';
 import { preparedStatementName } from './query-template.js';
 
 export interface PostgresOptions {
@@ -9,6 +9,13 @@ export interface PostgresOptions {
   schema?: string;
   poolSize: number;
   connectTimeoutMs: number;
+  /**
+   * How long a statement may go unanswered before it fails with StoreUnavailableError and its connection is
+   * closed (pg's query_timeout, and statement_timeout a little above it on the server). Unset: no limit, for
+   * migrations (Kysely waits up to an hour for another process's migration lock, and a migration may rightly
+   * run long).
+   */
+  queryTimeoutMs?: number;
   logger: Logger;
 }
 
@@ -36,12 +43,35 @@ const types = {
       : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
+/**
+ * The server ends a session left idle inside a transaction this long. No transaction of the service waits
+ * on anything but its own statements (Stripe is called outside them), so only a client that is gone leaves
+ * one idle: without this its row locks (the refund guard's payment row) would be held until the server's
+ * TCP stack noticed, which on a silently dead path takes many minutes.
+ */
+const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
+/**
+ * TCP keepalive probes start after this much silence on a pooled connection, so a connection whose peer is
+ * gone without a word (failover, a firewall forgetting the flow) is found dead and dropped while idle.
+ */
+const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
+/** The server's statement_timeout is this much above the client's, so the client always decides first. */
+const SERVER_TIMEOUT_MARGIN_MS = 1_000;
+
+/** pg's error for a query whose answer did not arrive within query_timeout (it sets no code). */
+function isQueryTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Query read timeout';
+}
+
 export function createPostgresDialect(opts: PostgresOptions): { dialect: PostgresDialect; pool: pg.Pool } {
   if (opts.schema !== undefined) assertSchemaName(opts.schema);
   const pool = new pg.Pool({
     connectionString: opts.connectionString,
     max: opts.poolSize,
     connectionTimeoutMillis: opts.connectTimeoutMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
+    ...(opts.queryTimeoutMs !== undefined && { query_timeout: opts.queryTimeoutMs }),
     fallback_application_name: 'stripe-payment-service',
     types,
   });
@@ -54,11 +84,28 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
   // (see toStoreError), whoever ran the statement.
   pool.on('connect', (client) => {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    // pg answers a timed-out query with an error but keeps the connection, still waiting for that answer: handed
+    // back to the pool, it would put every later query behind one that may never be answered. It is closed
+    // instead (end() destroys the socket while a query is active), which also makes the pool drop it on release.
+    // What follows on it (Kysely's ROLLBACK) then fails at once rather than waiting out another timeout.
+    let abandoned = false;
+    const unavailable = (error: unknown): never => {
+      if (!abandoned && isQueryTimeout(error)) {
+        abandoned = true;
+        opts.logger.warn(
+          { timeoutMs: opts.queryTimeoutMs },
+          'PostgreSQL did not answer in time; connection closed',
+        );
+        client.end().catch(() => undefined);
+      }
+      if (abandoned) throw new StoreUnavailableError('PostgreSQL did not answer in time', { cause: error });
+      throw toStoreError(error);
+    };
     client.query = ((...args: unknown[]) => {
       const [text, values] = args;
       const name = typeof text === 'string' && args.length === 2 ? preparedStatementName(text) : undefined;
       const result = name ? query({ name, text, values }) : query(...args);
-      return result instanceof Promise ? result.catch(rethrowAsStoreError) : result;
+      return result instanceof Promise ? result.catch(unavailable) : result;
     }) as typeof client.query;
   });
 
@@ -69,12 +116,27 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
   const setUp = CompiledQuery.raw(
     [
       "set default_transaction_isolation to 'read committed'",
+      // The server gives up too, so work nobody waits for any more stops there as well.
+      ...(opts.queryTimeoutMs === undefined
+        ? []
+        : [
+            `set statement_timeout to ${opts.queryTimeoutMs + SERVER_TIMEOUT_MARGIN_MS}`,
+            `set idle_in_transaction_session_timeout to ${Math.max(IDLE_IN_TRANSACTION_TIMEOUT_MS, opts.queryTimeoutMs)}`,
+          ]),
       // Only our schema, when one is given.
       ...(opts.schema === undefined ? [] : [`set search_path to ${quoteIdentifier(opts.schema)}`]),
     ].join('; '),
   );
   const dialect = new PostgresDialect({
-    pool,
+    // A connection that cannot be had in time (the server is down or silent, or every pooled one is busy) is
+    // the same outage to a caller as a statement without an answer.
+    pool: {
+      connect: () =>
+        pool.connect().catch((error: unknown) => {
+          throw new StoreUnavailableError('no PostgreSQL connection', { cause: error });
+        }),
+      end: () => pool.end(),
+    },
     // Runs once per new pooled connection, before its first query.
     onCreateConnection: async (connection) => {
       await connection.executeQuery(setUp);

@@ -28,6 +28,11 @@ export interface StoreOptions {
   sqliteBusyTimeoutMs?: number;
   /** PostgreSQL only: how long to wait for a new connection. Default 10000. */
   connectTimeoutMs?: number;
+  /**
+   * PostgreSQL only: how long a statement may go unanswered before it fails with StoreUnavailableError and
+   * its connection is closed. Default 10000. Migrations run on a connection of their own without it.
+   */
+  queryTimeoutMs?: number;
   /** How many times transaction() runs `fn` on serialization/deadlock/busy failures. Default 4. */
   transactionAttempts?: number;
 }
@@ -52,6 +57,7 @@ export interface Store extends Repos {
 const DEFAULT_POOL_SIZE = 10;
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_QUERY_TIMEOUT_MS = 10_000;
 const DEFAULT_TRANSACTION_ATTEMPTS = 4;
 
 /** Opens the database named by `opts.url` and brings its schema up to date before resolving. */
@@ -60,6 +66,8 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   const target = parseDatabaseUrl(opts.url);
   const dialect: Dialect = target.dialect;
   let kyselyDialect: KyselyDialect;
+  /** PostgreSQL: the dialect migrations run on (one connection, no query timeout), closed once they are done. */
+  let migrationDialect: KyselyDialect | undefined;
   let migrationSchema: string | undefined;
 
   if (target.dialect === 'sqlite') {
@@ -74,13 +82,20 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   } else {
     // Loaded only when used: a SQLite deployment never pays for the pg driver at start.
     const { createPostgresDialect } = await import('./postgres.js');
-    ({ dialect: kyselyDialect } = createPostgresDialect({
+    const common = {
       connectionString: target.connectionString,
       ...(opts.schema !== undefined && { schema: opts.schema }),
-      poolSize: opts.poolSize ?? DEFAULT_POOL_SIZE,
       connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       logger,
+    };
+    ({ dialect: kyselyDialect } = createPostgresDialect({
+      ...common,
+      poolSize: opts.poolSize ?? DEFAULT_POOL_SIZE,
+      queryTimeoutMs: opts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
     }));
+    // Kysely waits up to an hour for another process's migration lock, and a migration may rightly take long:
+    // neither is an unanswered statement, so migrations get a connection without the timeouts.
+    ({ dialect: migrationDialect } = createPostgresDialect({ ...common, poolSize: 1 }));
     logger.info(
       { dialect, url: redactDatabaseUrl(target.connectionString), schema: opts.schema },
       'store opening PostgreSQL',
@@ -105,9 +120,10 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
       repos: createRepos({ db: unitDb, dialect, inTransaction: true }),
     };
   }
+  const migrationDb = migrationDialect ? new Kysely<Database>({ dialect: migrationDialect }) : db;
   try {
-    if (dialect === 'postgres') migrationSchema = await preparePostgresSchema(db, opts.schema);
-    await migrateToLatest(db, {
+    if (dialect === 'postgres') migrationSchema = await preparePostgresSchema(migrationDb, opts.schema);
+    await migrateToLatest(migrationDb, {
       dialect,
       logger,
       ...(migrationSchema !== undefined && { schema: migrationSchema }),
@@ -115,6 +131,8 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   } catch (error) {
     await db.destroy().catch(() => undefined);
     throw error;
+  } finally {
+    if (migrationDb !== db) await migrationDb.destroy().catch(() => undefined);
   }
 
   const attempts = Math.max(1, opts.transactionAttempts ?? DEFAULT_TRANSACTION_ATTEMPTS);
