@@ -833,7 +833,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Stripe is rate limiting or unavailable; retry after the given delay. */
+        /** @description Stripe is rate limiting or unavailable (`upstream_rate_limited`, `upstream_unavailable`), or the service's database did not answer in time (`store_unavailable`); retry after the given delay, with the same Idempotency-Key or request_id. */
         Unavailable: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];

@@ -93,6 +93,8 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
     const store = await createStore({
       url: config.database.url,
       poolSize: config.database.poolSize,
+      queryTimeoutMs: config.database.timeoutMs,
+      connectTimeoutMs: config.database.timeoutMs,
       logger,
       ...(opts.storeSchema ? { schema: opts.storeSchema } : {}),
     });

@@ -27,8 +27,11 @@ export interface Config {
     readonly timeoutMs: number;
     readonly maxNetworkRetries: number;
   };
-  /** poolSize: PostgreSQL connections per process (SQLite has one connection). */
-  readonly database: { readonly url: string; readonly poolSize: number };
+  /**
+   * poolSize: PostgreSQL connections per process (SQLite has one connection). timeoutMs: PostgreSQL only, how
+   * long a statement may go unanswered, or a connection take to get, before the request fails with a 503.
+   */
+  readonly database: { readonly url: string; readonly poolSize: number; readonly timeoutMs: number };
   readonly rabbitmq: {
     readonly url: string | null;
     /** Prepended (with a dot) to every queue and exchange name, so deployments or test runs can share a broker. */
@@ -140,6 +143,9 @@ const schema = z.object({
       .default('sqlite:./data/payments.db'),
   ),
   DATABASE_POOL_SIZE: int(1, 1000, 10),
+  // Below REQUEST_TIMEOUT_MS's default, so a request whose database went silent answers with the store's 503
+  // (after at most two waits: its statement, then releasing its Idempotency-Key) before the HTTP timeout's.
+  DATABASE_TIMEOUT_MS: int(100, 600_000, 10_000),
   RABBITMQ_URL: z.preprocess(
     blankToUndefined,
     z
@@ -264,7 +270,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       timeoutMs: e.STRIPE_TIMEOUT_MS,
       maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
     },
-    database: { url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE },
+    database: { url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, timeoutMs: e.DATABASE_TIMEOUT_MS },
     rabbitmq: { url: rabbitUrl, queuePrefix: e.QUEUE_PREFIX ?? null },
     worker: {
       prefetch: e.WORKER_PREFETCH,

@@ -3,6 +3,7 @@
  * application/problem+json with a stable shape, and a 500 never shows an internal message.
  */
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
+import { StoreUnavailableError } from '../store/errors.js';
 import { ProblemError, PROBLEM_CONTENT_TYPE, problemBody, type FieldError } from './problem.js';
 
 interface ValidatorError extends Error {
@@ -90,6 +91,22 @@ export function renderError(err: unknown, req: Request): Rendered {
       body: problemBody(err.status, { ...base, detail: err.detail, ...extras }),
       headers,
       serverFault: err.status === 500,
+    };
+  }
+  if (err instanceof StoreUnavailableError) {
+    // Retryable: every write of the service is keyed (request_id, Idempotency-Key), so a retry of a request
+    // whose COMMIT went unanswered finds what it did instead of doing it again.
+    const retryAfter = 1;
+    return {
+      status: 503,
+      body: problemBody(503, {
+        ...base,
+        detail: 'The service could not reach its database in time. Retry later with the same request.',
+        code: err.code,
+        retry_after: retryAfter,
+      }),
+      headers: { 'Retry-After': String(retryAfter) },
+      serverFault: false,
     };
   }
   if (isBodyParserError(err)) {
