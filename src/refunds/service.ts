@@ -485,14 +485,9 @@ export function createRefundService(deps: RefundServiceDeps) {
           },
         );
       }
+      let stripeRefund: Stripe.Refund;
       try {
-        const stripeRefund = await callStripe(refund);
-        const saved = await recordStripeRefund(refund.requestId, stripeRefund);
-        log.info(
-          { request_id: refund.requestId, refund_id: stripeRefund.id, status: saved.status },
-          'refund made',
-        );
-        return saved;
+        stripeRefund = await callStripe(refund);
       } catch (err) {
         if (isTransientStripeError(err)) {
           // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
@@ -510,6 +505,16 @@ export function createRefundService(deps: RefundServiceDeps) {
         log.info({ request_id: refund.requestId, reason: failureReasonOf(err) }, 'refund refused by Stripe');
         throw toProblem(err, 'payment_intent');
       }
+      // Outside the try: Stripe made the refund, so a store failure here (the database went silent) must not
+      // be taken for Stripe's refusal and mark it failed. It surfaces as a 503; the row stays processing until
+      // the stuck-refund sweep has the worker ask Stripe again under the same idempotency key (or a webhook
+      // settles it), and a retry of the request finds the same refund.
+      const saved = await recordStripeRefund(refund.requestId, stripeRefund);
+      log.info(
+        { request_id: refund.requestId, refund_id: stripeRefund.id, status: saved.status },
+        'refund made',
+      );
+      return saved;
     },
 
     /** POST /refund-async: accept and queue durably; the worker does the rest. */
