@@ -1,0 +1,56 @@
+/**
+ * A TCP proxy a test puts between a client and a real service, to play a network path that goes silent:
+ * in black-hole mode it keeps every socket open and forwards nothing (bytes sent meanwhile are lost, as on a
+ * path that drops packets without a reset), and new connections are accepted but get nothing either.
+ */
+import { createServer, connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
+
+export interface TcpProxy {
+  readonly host: string;
+  readonly port: number;
+  /** Stop forwarding in both directions; sockets stay open. */
+  blackHole(): void;
+  /** Forward again (what was sent while black-holed is gone). */
+  forward(): void;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+  const sockets = new Set<Socket>();
+  let silent = false;
+  const server = createServer((client) => {
+    const upstream = tcpConnect(target.port, target.host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('data', (chunk: Buffer) => {
+      if (!silent) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!silent) client.write(chunk);
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: '127.0.0.1',
+    port: (server.address() as AddressInfo).port,
+    blackHole() {
+      silent = true;
+    },
+    forward() {
+      silent = false;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
