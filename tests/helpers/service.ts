@@ -19,6 +19,11 @@ export interface TestService extends RunningService {
   db: Db;
   /** Sets sandbox faults through its control API. */
   faults(config: Record<string, unknown>): Promise<void>;
+  /**
+   * PostgreSQL only (the service holds its SQLite file exclusively): runs SQL in the service's schema over a
+   * connection of the test's own, as an operator or another process would. Answers the last statement's rows.
+   */
+  sql(statements: string): Promise<Record<string, unknown>[]>;
   stop(): Promise<void>;
 }
 
@@ -67,6 +72,19 @@ export async function startTestService(
         body: Object.keys(faultConfig).length === 0 ? undefined : JSON.stringify(faultConfig),
       });
       if (!res.ok) throw new Error(`faults: ${res.status} ${await res.text()}`);
+    },
+    async sql(statements) {
+      if (!schema) throw new Error('sql() needs the PostgreSQL store');
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      try {
+        const results = (await client.query(`SET search_path TO "${schema}"; ${statements}`)) as unknown as {
+          rows: Record<string, unknown>[];
+        }[];
+        return results.at(-1)!.rows;
+      } finally {
+        await client.end();
+      }
     },
     async stop() {
       await service.close();
