@@ -51,10 +51,41 @@ function asDriverError(error: unknown): DriverError | undefined {
 const SQLITE_UNIQUE_CODES = new Set(['SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY']);
 const PG_UNIQUE_VIOLATION = '23505';
 
-/** Turns a driver's unique-violation error into a {@link DuplicateKeyError}; anything else is returned as is. */
+/**
+ * PostgreSQL failures that say nothing about the statement and everything about the connection or the server:
+ * connection exceptions (class 08), too many connections, the server shutting down or starting, and a session
+ * the server cancelled or ended (statement_timeout, idle_in_transaction_session_timeout).
+ */
+const PG_UNAVAILABLE_CODES = new Set(['53300', '57014', '57P01', '57P02', '57P03', '25P03']);
+/** Socket errors from node-postgres, which passes them through with the system's code. */
+const SOCKET_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+/** node-postgres's own errors for a connection that ended, which carry no code. */
+const PG_ENDED =
+  /^(Connection terminated|Client was closed and is not queryable|Client has encountered a connection error)/;
+
+function isUnavailable(e: DriverError): boolean {
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  if (code !== undefined) {
+    return code.startsWith('08') || PG_UNAVAILABLE_CODES.has(code) || SOCKET_CODES.has(code);
+  }
+  return PG_ENDED.test(String(e.message ?? ''));
+}
+
+/**
+ * Turns a driver's unique-violation error into a {@link DuplicateKeyError}, and a lost or refused connection
+ * into a {@link StoreUnavailableError}; anything else is returned as is.
+ */
 export function toStoreError(error: unknown): unknown {
   const e = asDriverError(error);
   if (!e || error instanceof StoreError) return error;
+  if (isUnavailable(e)) return new StoreUnavailableError('the database is unavailable', { cause: error });
   if (typeof e.code === 'string' && SQLITE_UNIQUE_CODES.has(e.code)) {
     // better-sqlite3 only says "UNIQUE constraint failed: refunds.request_id[, table.col]"
     const list = String(e.message ?? '').split('failed:')[1] ?? '';
@@ -96,9 +127,4 @@ export function isRetryableError(error: unknown): boolean {
 export function isSqliteBusy(error: unknown): boolean {
   const code = asDriverError(error)?.code;
   return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
-}
-
-/** For promise chains: `.catch(rethrowAsStoreError)`. */
-export function rethrowAsStoreError(error: unknown): never {
-  throw toStoreError(error);
 }

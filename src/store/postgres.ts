@@ -83,6 +83,10 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
   // not a template's text passes through unchanged. Unique violations come back as DuplicateKeyError
   // (see toStoreError), whoever ran the statement.
   pool.on('connect', (client) => {
+    // While a client is checked out the pool listens for nothing on it, so a server that ends the session under
+    // a running statement (a restart, a failover, pg_terminate_backend) would emit an 'error' nobody handles and
+    // crash the process. The statement itself fails (StoreUnavailableError); the client is dropped on release.
+    client.on('error', (error) => opts.logger.warn({ err: error }, 'PostgreSQL connection lost'));
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     // pg answers a timed-out query with an error but keeps the connection, still waiting for that answer: handed
     // back to the pool, it would put every later query behind one that may never be answered. It is closed

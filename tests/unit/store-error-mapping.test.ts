@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DuplicateKeyError, rethrowAsStoreError, toStoreError } from '../../src/store/errors.js';
+import { DuplicateKeyError, StoreUnavailableError, toStoreError } from '../../src/store/errors.js';
 
 // The shapes better-sqlite3 and node-postgres give a unique violation (both drivers map them where the
 // statement runs; tests/store checks that through real databases).
@@ -43,9 +43,30 @@ describe('toStoreError', () => {
     expect(toStoreError(mapped)).toBe(mapped);
   });
 
-  it('rethrowAsStoreError throws the mapped error (for promise chains)', async () => {
-    await expect(Promise.reject(pgUnique()).catch(rethrowAsStoreError)).rejects.toBeInstanceOf(
-      DuplicateKeyError,
-    );
+  it.each([
+    ['the server ended the session (pg_terminate_backend, shutdown)', { code: '57P01' }],
+    ['statement_timeout', { code: '57014' }],
+    ['idle_in_transaction_session_timeout', { code: '25P03' }],
+    ['too many connections', { code: '53300' }],
+    ['a connection exception', { code: '08006' }],
+    ['a reset socket', { code: 'ECONNRESET' }],
+    ['a refused connection', { code: 'ECONNREFUSED' }],
+    ["node-postgres's end of connection", { message: 'Connection terminated unexpectedly' }],
+    ['a query on a closed client', { message: 'Client was closed and is not queryable' }],
+  ] as [string, { code?: string; message?: string }][])(
+    'turns %s into StoreUnavailableError (a 503), keeping the cause',
+    (_what, shape) => {
+      const raw = Object.assign(new Error(shape.message ?? 'driver error'), shape);
+      const err = toStoreError(raw);
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect(err).toMatchObject({ code: 'store_unavailable', cause: raw });
+    },
+  );
+
+  it('leaves statement errors alone: a syntax error or a check violation is not an outage', () => {
+    for (const code of ['42601', '23514', '22P02']) {
+      const raw = Object.assign(new Error('statement error'), { code });
+      expect(toStoreError(raw)).toBe(raw);
+    }
   });
 });
