@@ -12,6 +12,41 @@ export const SIGNATURE_TOLERANCE_SECONDS = 300;
 const MAX_EVENT_ID_LENGTH = 255;
 const MAX_EVENT_TYPE_LENGTH = 255;
 
+/**
+ * Stripe's events nest a dozen levels or so (event, data, object, an expanded list, its items...). A body
+ * nested thousands deep still parses (V8's JSON.parse does not recurse), but JSON.stringify does, so storing
+ * it threw a RangeError and the webhook answered 500, which Stripe retries for days; a shallower one was
+ * stored and published to consumers whose parsers may recurse (Python's stops at ~1,000).
+ */
+export const MAX_EVENT_DEPTH = 64;
+
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * Whether valid JSON nests objects and arrays deeper than `max`, counted on the bytes without recursion.
+ * Outside strings only brackets open and close; in UTF-8 no byte of a multi-byte character is ASCII.
+ */
+export function jsonNestedDeeperThan(json: Buffer, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const b = json[i];
+    if (inString) {
+      if (b === BACKSLASH) i++;
+      else if (b === QUOTE) inString = false;
+    } else if (b === QUOTE) inString = true;
+    else if (b === OPEN_BRACE || b === OPEN_BRACKET) {
+      if (++depth > max) return true;
+    } else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) depth--;
+  }
+  return false;
+}
+
 export type WebhookRejection =
   'signature_missing' | 'signature_invalid' | 'signature_expired' | 'body_missing' | 'event_invalid';
 
@@ -95,6 +130,12 @@ export function verifyStripeEvent(
     }
     // The signature matched, so Stripe (or someone holding the secret) sent a body that is not JSON.
     throw reject('The signed body is not valid JSON.', 'event_invalid');
+  }
+  if (jsonNestedDeeperThan(rawBody, MAX_EVENT_DEPTH)) {
+    throw reject(
+      `The signed body is not a Stripe event (it nests more than ${MAX_EVENT_DEPTH} levels deep).`,
+      'event_invalid',
+    );
   }
   assertEventShape(event);
   return event;

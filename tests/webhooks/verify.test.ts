@@ -7,7 +7,12 @@ import { describe, expect, it } from 'vitest';
 import { ProblemError } from '../../src/http/problem.js';
 import { retryDelayMs } from '../../src/webhooks/service.js';
 import { createTaskLimiter } from '../../src/webhooks/task-limiter.js';
-import { SIGNATURE_TOLERANCE_SECONDS, verifyStripeEvent } from '../../src/webhooks/verify.js';
+import {
+  jsonNestedDeeperThan,
+  MAX_EVENT_DEPTH,
+  SIGNATURE_TOLERANCE_SECONDS,
+  verifyStripeEvent,
+} from '../../src/webhooks/verify.js';
 
 const SECRET = 'whsec_unitTestSecret0123456789abcdef';
 const T = 1_767_139_200;
@@ -93,6 +98,59 @@ describe('verifyStripeEvent', () => {
     const header = sign(body, T, 'whsec_other000000000000000000000000');
     const r = rejection(() => verifyStripeEvent(Buffer.from(body), header, SECRET, at(T)));
     expect(r.detail).not.toContain(header.split('v1=')[1]);
+  });
+});
+
+describe('deeply nested signed events', () => {
+  const at = { nowMs: T * 1000 };
+  /** A signed event whose whole body nests `depth` levels (the event itself is level 1). */
+  const eventNested = (depth: number) => {
+    const inner = depth - 3; // event, data, object
+    const deep = '{"a":'.repeat(inner) + '1' + '}'.repeat(inner);
+    return `{"id":"evt_deep","object":"event","type":"refund.updated","data":{"object":{"id":"re_1","x":${deep}}}}`;
+  };
+
+  it(`an event nested ${MAX_EVENT_DEPTH} levels is accepted, one level more is refused as event_invalid`, () => {
+    const ok = eventNested(MAX_EVENT_DEPTH);
+    expect(verifyStripeEvent(Buffer.from(ok), sign(ok), SECRET, at).id).toBe('evt_deep');
+    const deeper = eventNested(MAX_EVENT_DEPTH + 1);
+    expect(rejection(() => verifyStripeEvent(Buffer.from(deeper), sign(deeper), SECRET, at))).toMatchObject({
+      status: 400,
+      code: 'event_invalid',
+    });
+  });
+
+  it('an event nested 100,000 levels is refused as event_invalid, not handed on to overflow the stack', () => {
+    const payload = eventNested(100_000);
+    // What storing it did: JSON.stringify recurses and overflows the stack.
+    expect(() => JSON.stringify(JSON.parse(payload))).toThrow(RangeError);
+    const r = rejection(() => verifyStripeEvent(Buffer.from(payload), sign(payload), SECRET, at));
+    expect(r).toMatchObject({ status: 400, code: 'event_invalid' });
+    expect(r.detail).toContain(String(MAX_EVENT_DEPTH));
+  });
+
+  it('an unsigned deep body is still a signature failure: the signature is checked first', () => {
+    const payload = eventNested(100_000);
+    const header = sign(payload, T, 'whsec_other000000000000000000000000');
+    expect(rejection(() => verifyStripeEvent(Buffer.from(payload), header, SECRET, at)).code).toBe(
+      'signature_invalid',
+    );
+  });
+
+  it('counts brackets, not the ones inside strings or escaped quotes', () => {
+    const deeper = (json: string, max: number) => {
+      JSON.parse(json); // every case is valid JSON, as a verified body is
+      return jsonNestedDeeperThan(Buffer.from(json), max);
+    };
+    expect(deeper('[[[]]]', 3)).toBe(false);
+    expect(deeper('[[[[]]]]', 3)).toBe(true);
+    expect(deeper('{"a":[1,{"b":2}],"c":{}}', 3)).toBe(false);
+    expect(deeper('{"a":"[[[[{{{{"}', 1)).toBe(false);
+    expect(deeper(String.raw`{"a":"\\"}`, 1)).toBe(false);
+    expect(deeper(String.raw`{"a\\":"x\\\"[[[","b":{}}`, 1)).toBe(true);
+    expect(deeper(String.raw`{"a\\":"x\\\"[[["}`, 1)).toBe(false);
+    expect(deeper('{"é":"ü[","b":[{}]}', 2)).toBe(true);
+    expect(deeper(`[${Array(10_000).fill('[]').join(',')}]`, 2)).toBe(false);
   });
 });
 

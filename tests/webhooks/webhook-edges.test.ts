@@ -6,11 +6,16 @@
  * - A signed event whose id, type or object id holds a NUL character was stored as it is: PostgreSQL refuses
  *   NUL in text, so the webhook answered 500 (and Stripe would retry it for days). No Stripe id holds
  *   control characters; such an event is refused like any other body that is not a Stripe event.
+ * - A signed event nested tens of thousands of levels deep (within the 512 kB body limit) parsed, but storing
+ *   it (JSON.stringify in the store's codec) overflowed the stack: 500, logged as an error, nothing stored,
+ *   and the same 500 on every retry. A shallower one (a few thousand levels) was stored and published to
+ *   stripe.events. No Stripe event nests anywhere near 64 levels; deeper is refused as event_invalid.
  */
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable } from '../helpers/services.js';
 import { startTestService, type Db, type TestService } from '../helpers/service.js';
+import { MAX_EVENT_DEPTH } from '../../src/webhooks/verify.js';
 
 const pg = await postgresAvailable();
 
@@ -55,6 +60,40 @@ describe.each<Db>(['sqlite', ...(pg ? (['postgres'] as const) : [])])('webhook e
     const res = await send(event(over));
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(await res.json()).toMatchObject({ status: 400, code: 'event_invalid' });
+  });
+
+  /** A signed event with `levels` more objects (or arrays) nested inside data.object. */
+  const nested = (id: string, levels: number, open = '{"a":', close = '}') =>
+    `{"id":"${id}","object":"event","type":"payment_intent.succeeded","created":${Math.floor(Date.now() / 1000)},` +
+    `"data":{"object":{"id":"pi_deep1","object":"payment_intent","x":${open.repeat(levels)}1${close.repeat(levels)}}}}`;
+
+  it.each([
+    ['80,000 objects', nested('evt_deep_objects', 80_000)],
+    ['200,000 arrays', nested('evt_deep_arrays', 200_000, '[', ']')],
+    ['a few thousand objects', nested('evt_deep_some', 4_000)],
+    [`${MAX_EVENT_DEPTH + 1} levels in all`, nested('evt_deep_just', MAX_EVENT_DEPTH - 2)],
+  ])(
+    'a signed event nested %s deep → 400 event_invalid, nothing stored, the same on redelivery',
+    async (_what, body) => {
+      expect(body.length).toBeLessThan(512 * 1024);
+      const id = /"id":"(evt_[a-z_]+)"/.exec(body)![1]!;
+      const before = await svc.deps.store.inbox.count();
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const res = await send(body);
+        expect(res.status).toBe(400);
+        expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        expect(await res.json()).toMatchObject({ status: 400, code: 'event_invalid' });
+      }
+      expect(await svc.deps.store.inbox.get(id)).toBeNull();
+      expect(await svc.deps.store.inbox.count()).toBe(before);
+      expect(svc.lines.filter((l) => l.includes('"level":50'))).toEqual([]);
+    },
+  );
+
+  it(`a signed event nested ${MAX_EVENT_DEPTH} levels in all is accepted`, async () => {
+    const res = await send(nested('evt_deep_ok', MAX_EVENT_DEPTH - 3));
+    expect(res.status).toBe(200);
+    expect(await svc.deps.store.inbox.get('evt_deep_ok')).not.toBeNull();
   });
 
   it('an ordinary signed event is still accepted', async () => {
