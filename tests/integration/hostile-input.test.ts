@@ -348,6 +348,50 @@ describe('hostile input', () => {
     }
   });
 
+  it('JSON nested as deep as the 16 kB limit allows answers 400 problem+json on every JSON operation', async () => {
+    // V8's JSON.parse does not recurse, and every request schema is closed (metadata values are strings), so
+    // the validator refuses a nested value at its first level: nothing recursive (the lone-surrogate walk,
+    // the Idempotency-Key body hash, JSON.stringify) ever sees such a body.
+    const limit = 16 * 1024;
+    const deep = (room: number, open: string, close: string) => {
+      const n = Math.floor(room / (open.length + close.length));
+      return open.repeat(n) + (open === '[' ? '' : '1') + close.repeat(n);
+    };
+    const bodies = (path: string) => {
+      const valid = JSON.stringify(validBodies[path]).slice(0, -1);
+      const out: string[] = [];
+      for (const [open, close] of [
+        ['[', ']'],
+        ['{"a":', '}'],
+      ] as const) {
+        const room = (prefix: string) => limit - prefix.length - 64;
+        out.push(deep(limit - 16, open, close));
+        for (const prefix of [`${valid},"metadata":{"k":`, `${valid},"x\\ud800":`, `${valid},"x":`]) {
+          out.push(`${prefix}${deep(room(prefix), open, close)}${prefix.includes('metadata') ? '}}' : '}'}`);
+        }
+      }
+      return out;
+    };
+    for (const path of Object.keys(validBodies)) {
+      for (const body of bodies(path)) {
+        expect(Buffer.byteLength(body)).toBeLessThanOrEqual(limit);
+        const res = await fetch(svc.url + path, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${key}`,
+            'content-type': 'application/json',
+            'idempotency-key': `deep-${Math.random()}`,
+          },
+          body,
+        });
+        const problem = (await res.json()) as { status: number };
+        if (res.status !== 400) throw new Error(`${path} ${body.slice(0, 60)}: ${res.status}`);
+        expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        expect(problem.status).toBe(400);
+      }
+    }
+  });
+
   it.each(rawCases.map((r, i) => [i, r] as const))(
     'malformed HTTP #%s answers 4xx problem+json',
     async (_i, raw) => {
