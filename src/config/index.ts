@@ -58,6 +58,8 @@ export interface Config {
     readonly corsOrigins: readonly string[];
     /** Requests per minute per API key (or per client address when auth is off); 0 = no limit. */
     readonly rateLimitPerMinute: number;
+    /** Answers 401 per minute per client address before it must present a key known to work; 0 = no limit. */
+    readonly authFailuresPerMinute: number;
     readonly metricsPublic: boolean;
   };
 }
@@ -193,6 +195,7 @@ const schema = z.object({
       .optional(),
   ),
   RATE_LIMIT_PER_MINUTE: int(0, 1_000_000, 600),
+  AUTH_FAILURES_PER_MINUTE: int(0, 1_000_000, 30),
   METRICS_PUBLIC: bool(true),
 });
 
@@ -290,6 +293,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       provisionedKeys,
       corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()) : [],
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+      authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
       metricsPublic: e.METRICS_PUBLIC,
     },
   });

@@ -16,7 +16,9 @@ import { noteUnicodeEscapes, refuseLoneSurrogates } from './well-formed.js';
 import './validator-tuning.js';
 import {
   apiKeySecurity,
+  authFailureLimit,
   corsMiddleware,
+  keyRequirements,
   securityHeaders,
   rateLimitMiddleware,
   timeoutMiddleware,
@@ -87,6 +89,14 @@ export function buildApp(deps: AppDeps): Express {
     next(new ProblemError(405, `${req.method} is not allowed on /webhook.`, { headers: { Allow: 'POST' } }));
   });
 
+  const authEnabled = Boolean(auth?.enabled && deps.store);
+  // Before the body is read: a client over its limit of failed authentication costs no parse and no lookup.
+  const requirements = keyRequirements(spec.document);
+  const failureLimit = authEnabled
+    ? authFailureLimit(auth?.authFailuresPerMinute ?? 0, (req) => requirements.get(req.path) ?? 'required')
+    : null;
+  if (failureLimit) app.use(failureLimit.middleware);
+
   app.use(
     express.json({
       limit: config.http.jsonLimitBytes,
@@ -95,7 +105,6 @@ export function buildApp(deps: AppDeps): Express {
       verify: noteUnicodeEscapes,
     }),
   );
-  const authEnabled = Boolean(auth?.enabled && deps.store);
   app.use(
     OpenApiValidator.middleware({
       apiSpec: structuredClone(spec.document) as never,
@@ -105,7 +114,14 @@ export function buildApp(deps: AppDeps): Express {
       validateResponses: config.http.validateResponses ? { allErrors: true } : false,
       // With auth off every caller is the anonymous owner (dispatch's default), as in the original service.
       validateSecurity:
-        authEnabled && deps.store ? { handlers: apiKeySecurity({ apiKeys: deps.store.apiKeys }) } : false,
+        authEnabled && deps.store
+          ? {
+              handlers: apiKeySecurity({
+                apiKeys: deps.store.apiKeys,
+                ...(failureLimit ? { onAuthenticated: failureLimit.authenticated } : {}),
+              }),
+            }
+          : false,
       ignorePaths: /^\/webhook$/,
       // No operation takes multipart/form-data (it is refused with 415 like any undeclared media type), so
       // multer is never handed a request body, and no request pays for a multipart check.

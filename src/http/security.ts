@@ -1,11 +1,12 @@
 /**
  * The edges: who is calling (API keys and scopes, checked by express-openapi-validator's security step
- * before the body is even validated), browsers (CORS allow-list), how often (per-key rate limit), how long
- * (request timeout), and safe headers (a lean set for JSON, helmet for pages).
+ * before the body is even validated), browsers (CORS allow-list), how often (per-key rate limit, and failed
+ * authentication per client address), how long (request timeout), and safe headers (a lean set for JSON,
+ * helmet for pages).
  */
 import cors from 'cors';
-import type { Request, RequestHandler } from 'express';
-import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import type { Request, RequestHandler, Response } from 'express';
+import { ipKeyGenerator, MemoryStore, rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import { hashKey, looksLikeKey, PUBLISHABLE_OPERATIONS } from '../auth/api-keys.js';
 import type { ApiKeysRepo } from '../store/index.js';
@@ -31,6 +32,13 @@ export interface AuthOptions {
   apiKeys: ApiKeysRepo;
   /** How often at most a key's last-used time is written. */
   touchEveryMs?: number;
+  /** Told the hash of every key that is found active (see authFailureLimit). */
+  onAuthenticated?: (keyHash: string) => void;
+}
+
+/** The key in `Authorization: Bearer <key>` (scheme case-insensitive, RFC 9110), if any. */
+function bearerKey(req: Request): string | undefined {
+  return /^Bearer +([^\s]+) *$/i.exec(req.get('authorization') ?? '')?.[1];
 }
 
 /** The validator's security handler for the `ApiKey` scheme: authenticates, checks scopes, sets req.caller. */
@@ -40,11 +48,12 @@ export function apiKeySecurity(opts: AuthOptions) {
   return {
     ApiKey: async (req: Request, scopes: string[]): Promise<boolean> => {
       const r = req as WithCaller;
-      const match = /^Bearer +([^\s]+) *$/i.exec(req.get('authorization') ?? '');
-      const key = match?.[1];
+      const key = bearerKey(req);
       if (!key || !looksLikeKey(key)) throw new AuthError(401, UNAUTHENTICATED_DETAIL);
-      const record = await opts.apiKeys.findActiveByHash(hashKey(key));
+      const hash = hashKey(key);
+      const record = await opts.apiKeys.findActiveByHash(hash);
       if (!record) throw new AuthError(401, UNAUTHENTICATED_DETAIL);
+      opts.onAuthenticated?.(hash);
       const operationId = r.openapi?.schema?.operationId ?? '';
       if (record.kind === 'publishable' && !PUBLISHABLE_OPERATIONS.has(operationId)) {
         throw new AuthError(403, 'Publishable keys may only create checkout sessions and payment intents.');
@@ -142,6 +151,28 @@ export function corsMiddleware(origins: readonly string[]): RequestHandler {
  */
 const UNLIMITED_OPERATIONS: ReadonlySet<string> = new Set(['getHealth', 'getReadiness']);
 
+/** The 429 every limit answers: problem+json, code rate_limited, and Retry-After in whole seconds. */
+function sendRateLimited(req: Request, res: Response, resetTime: Date | undefined, windowMs: number): void {
+  const retryAfter = Math.max(
+    1,
+    Math.ceil(((resetTime?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000),
+  );
+  sendProblem(res, {
+    status: 429,
+    body: problemBody(429, {
+      detail: 'Rate limit reached; retry later.',
+      instance: req.path,
+      requestId: String(req.id),
+      code: 'rate_limited',
+      retry_after: retryAfter,
+    }),
+    headers: { 'Retry-After': String(retryAfter) },
+  });
+}
+
+/** Client addresses as express-rate-limit keys them: IPv4 as it is, IPv6 by its /56 subnet. */
+const clientAddressKey = (req: Request) => ipKeyGenerator(req.ip ?? 'unknown');
+
 export function rateLimitMiddleware(perMinute: number): RequestHandler {
   if (perMinute <= 0) return (_req, _res, next) => next();
   return rateLimit({
@@ -150,30 +181,109 @@ export function rateLimitMiddleware(perMinute: number): RequestHandler {
     standardHeaders: 'draft-7',
     legacyHeaders: false,
     skip: (req) => UNLIMITED_OPERATIONS.has((req as WithCaller).openapi?.schema?.operationId ?? ''),
-    keyGenerator: (req) => (req as WithCaller).caller?.keyId ?? ipKeyGenerator(req.ip ?? 'unknown'),
+    keyGenerator: (req) => (req as WithCaller).caller?.keyId ?? clientAddressKey(req),
     handler: (req, res, _next, options) => {
-      const retryAfter = Math.max(
-        1,
-        Math.ceil(
-          (((req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime?.getTime() ??
-            Date.now() + options.windowMs) -
-            Date.now()) /
-            1000,
-        ),
+      sendRateLimited(
+        req,
+        res,
+        (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime,
+        options.windowMs,
       );
-      sendProblem(res, {
-        status: 429,
-        body: problemBody(429, {
-          detail: 'Rate limit reached; retry later.',
-          instance: req.path,
-          requestId: String(req.id),
-          code: 'rate_limited',
-          retry_after: retryAfter,
-        }),
-        headers: { 'Retry-After': String(retryAfter) },
-      });
     },
   });
+}
+
+export interface AuthFailureLimit {
+  /** Mounted before authentication (and before the body is read). */
+  readonly middleware: RequestHandler;
+  /** For AuthOptions.onAuthenticated. */
+  readonly authenticated: (keyHash: string) => void;
+}
+
+/** What a path's operations ask of the caller: nothing (`security: []`), a key or none, or a key. */
+export type KeyRequirement = 'none' | 'optional' | 'required';
+
+const AUTH_FAILURE_WINDOW_MS = 60_000;
+
+/**
+ * Failed authentication, limited per client address. The per-key limit runs after authentication, so it
+ * never saw a request with a missing, unknown or revoked key: anyone could try keys as fast as the
+ * service answered, each try a key lookup in the store.
+ *
+ * Every answer 401 counts against the client's address (a fixed window of a minute). Once an address has
+ * `perMinute` of them, its requests are answered 429 before the key is looked up or the body read, unless
+ * they present a key this process has already seen authenticate: many clients can share one address (a
+ * NAT, or a proxy with TRUST_PROXY off), and one of them trying keys must not lock the others out. Only a
+ * client whose key this process has not seen yet waits for the window to end. Counting answers given (not
+ * requests in flight, as express-rate-limit's skipSuccessfulRequests would) keeps a burst of first requests
+ * with a good key from being refused. Operations that need no key (probes, the webhook) are never refused,
+ * nor those where a key is optional (/metrics) when the request carries none.
+ */
+export function authFailureLimit(
+  perMinute: number,
+  requirementOf: (req: Request) => KeyRequirement,
+): AuthFailureLimit | null {
+  if (perMinute <= 0) return null;
+  const failures = new MemoryStore();
+  // MemoryStore reads nothing but the window from express-rate-limit's options.
+  failures.init({ windowMs: AUTH_FAILURE_WINDOW_MS } as Parameters<MemoryStore['init']>[0]);
+  // Hashes of keys found active. Only the store's own keys get in, so it is no bigger than that table; a
+  // key revoked since is still looked up (and refused) like any other.
+  const known = new Set<string>();
+  const middleware: RequestHandler = async (req, res, next) => {
+    const requirement = requirementOf(req);
+    if (requirement === 'none') {
+      next();
+      return;
+    }
+    const client = clientAddressKey(req);
+    res.once('finish', () => {
+      if (res.statusCode === 401) void failures.increment(client);
+    });
+    const counted = await failures.get(client);
+    if (counted && counted.totalHits >= perMinute) {
+      const authorization = req.get('authorization');
+      const key = bearerKey(req);
+      const keyless = requirement === 'optional' && authorization === undefined;
+      if (!keyless && (key === undefined || !looksLikeKey(key) || !known.has(hashKey(key)))) {
+        sendRateLimited(req, res, counted.resetTime, AUTH_FAILURE_WINDOW_MS);
+        return;
+      }
+    }
+    next();
+  };
+  return { middleware, authenticated: (keyHash) => known.add(keyHash) };
+}
+
+const HTTP_METHODS: ReadonlySet<string> = new Set([
+  'get',
+  'put',
+  'post',
+  'delete',
+  'patch',
+  'head',
+  'options',
+  'trace',
+]);
+
+/**
+ * The contract's paths that do not need a key: `none` when no operation on it asks for one (`security: []`),
+ * `optional` when each lets anonymous callers in (a `{}` alternative). Paths not listed need a key.
+ */
+export function keyRequirements(document: Record<string, unknown>): ReadonlyMap<string, KeyRequirement> {
+  const out = new Map<string, KeyRequirement>();
+  const paths = (document.paths ?? {}) as Record<string, Record<string, { security?: unknown }>>;
+  for (const [path, item] of Object.entries(paths)) {
+    const securities = Object.entries(item)
+      .filter(([method]) => HTTP_METHODS.has(method))
+      .map(([, op]) => (Array.isArray(op.security) ? (op.security as object[]) : null));
+    if (securities.length === 0 || securities.some((s) => s === null)) continue;
+    if (securities.every((s) => s!.length === 0)) out.set(path, 'none');
+    else if (securities.every((s) => s!.length === 0 || s!.some((alt) => Object.keys(alt).length === 0))) {
+      out.set(path, 'optional');
+    }
+  }
+  return out;
 }
 
 /**

@@ -14,7 +14,14 @@ let svc: TestService;
 let key: string;
 
 beforeAll(async () => {
-  svc = await startTestService('sqlite', { API_AUTH: 'on', RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn' });
+  // Limits off: one client sends hundreds of requests, over a hundred of them without a key on purpose
+  // (tests/integration/auth-failure-limit.test.ts covers the limit on failed authentication).
+  svc = await startTestService('sqlite', {
+    API_AUTH: 'on',
+    RATE_LIMIT_PER_MINUTE: '0',
+    AUTH_FAILURES_PER_MINUTE: '0',
+    LOG_LEVEL: 'warn',
+  });
   key = (await createKey(svc.deps.store.apiKeys, { owner: 'hostile', kind: 'secret' })).key;
 });
 afterAll(async () => {

@@ -112,6 +112,14 @@ describe('config', () => {
     expect(loadConfig({ DATABASE_POOL_SIZE: '25' }).database.poolSize).toBe(25);
   });
 
+  it('limits failed authentication to 30 a minute per client address unless AUTH_FAILURES_PER_MINUTE says otherwise', () => {
+    expect(loadConfig({}).auth.authFailuresPerMinute).toBe(30);
+    expect(loadConfig({ AUTH_FAILURES_PER_MINUTE: '0' }).auth.authFailuresPerMinute).toBe(0);
+    expect(loadConfig({ AUTH_FAILURES_PER_MINUTE: '120' }).auth.authFailuresPerMinute).toBe(120);
+    expect(problemsOf({ AUTH_FAILURES_PER_MINUTE: '-1' })[0]).toMatch(/^AUTH_FAILURES_PER_MINUTE/);
+    expect(problemsOf({ AUTH_FAILURES_PER_MINUTE: 'many' })[0]).toMatch(/^AUTH_FAILURES_PER_MINUTE/);
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ PORT: '', STRIPE_SECRET_KEY: '' }).stripe.mode).toBe('sandbox');
   });

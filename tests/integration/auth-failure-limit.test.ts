@@ -1,0 +1,161 @@
+/**
+ * Failed authentication is limited per client address. The per-key rate limit runs after authentication,
+ * so a client sending missing, unknown or revoked keys was never limited: it could try keys as fast as the
+ * service answered, each try a lookup in the store, and got 401 every time.
+ *
+ * Now every 401 counts against the client's address; past AUTH_FAILURES_PER_MINUTE its requests are
+ * answered 429 (problem+json, code rate_limited, Retry-After) before any lookup, except those presenting a
+ * key this process has already seen work, so other clients behind the same address keep working. Probes
+ * and the webhook are never refused, nor /metrics without a key. Addresses come from req.ip, so with TRUST_PROXY=true the
+ * client's X-Forwarded-For address is the one counted.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
+import { keyRequirements } from '../../src/http/security.js';
+import { loadSpec } from '../../src/http/spec.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+const LIMIT = 5;
+let svc: TestService;
+let goodKey: string;
+let unseenKey: string;
+
+beforeAll(async () => {
+  svc = await startTestService('sqlite', {
+    API_AUTH: 'on',
+    AUTH_FAILURES_PER_MINUTE: String(LIMIT),
+    TRUST_PROXY: 'true',
+    LOG_LEVEL: 'warn',
+  });
+  goodKey = (await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key;
+  unseenKey = (await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key;
+});
+afterAll(async () => {
+  vi.restoreAllMocks();
+  await svc?.stop();
+});
+
+const from = (ip: string, key?: string) => ({
+  'x-forwarded-for': ip,
+  ...(key === undefined ? {} : { authorization: `Bearer ${key}` }),
+});
+const status = (ip: string, key?: string, path = '/refund-status/nope') =>
+  fetch(`${svc.url}${path}`, { headers: from(ip, key) });
+
+describe('failed authentication is limited per client address', () => {
+  const attacker = '203.0.113.7';
+
+  it(`${LIMIT} failures answer 401, then 429 rate_limited with Retry-After, with no key lookup`, async () => {
+    // A client behind the same address whose key worked before the attack.
+    expect((await status(attacker, goodKey)).status).toBe(404);
+
+    const lookups = vi.spyOn(svc.deps.store.apiKeys, 'findActiveByHash');
+    const answers: number[] = [];
+    for (let i = 0; i < LIMIT; i++) {
+      // Unknown keys and no key at all both count.
+      answers.push((await status(attacker, i % 2 ? undefined : `psk_${'x'.repeat(40)}${i}`)).status);
+    }
+    expect(answers).toEqual(Array(LIMIT).fill(401));
+    const lookupsBefore = lookups.mock.calls.length;
+
+    for (const key of [`psk_${'y'.repeat(43)}`, undefined, 'not-a-key']) {
+      const res = await status(attacker, key);
+      expect(res.status).toBe(429);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      const retryAfter = Number(res.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+      expect(await res.json()).toMatchObject({ status: 429, code: 'rate_limited', retry_after: retryAfter });
+    }
+    // A POST is refused before its body is read or its key looked up.
+    const post = await fetch(`${svc.url}/payment-intent`, {
+      method: 'POST',
+      headers: { ...from(attacker, `psk_${'z'.repeat(43)}`), 'content-type': 'application/json' },
+      body: '{"amount": 100, "currency": "usd"}',
+    });
+    expect(post.status).toBe(429);
+    expect(lookups.mock.calls.length).toBe(lookupsBefore);
+    lookups.mockRestore();
+  });
+
+  it('a key that has worked keeps working from that address; a key not seen yet waits', async () => {
+    expect((await status(attacker, goodKey)).status).toBe(404);
+    const created = await fetch(`${svc.url}/payment-intent`, {
+      method: 'POST',
+      headers: { ...from(attacker, goodKey), 'content-type': 'application/json' },
+      body: JSON.stringify({ amount: 1000, currency: 'usd' }),
+    });
+    expect(created.status).toBe(200);
+    expect((await status(attacker, unseenKey)).status).toBe(429);
+  });
+
+  it('other addresses are unaffected, and a key seen to work anywhere is known everywhere', async () => {
+    expect((await status('198.51.100.20')).status).toBe(401);
+    expect((await status('198.51.100.20', unseenKey)).status).toBe(404);
+    expect((await status(attacker, unseenKey)).status).toBe(404);
+  });
+
+  it('probes and the webhook are never refused, nor /metrics without a key', async () => {
+    for (let i = 0; i < 3; i++) {
+      for (const key of [undefined, `psk_${'y'.repeat(43)}`]) {
+        expect((await status(attacker, key, '/healthz')).status).toBe(200);
+        expect((await status(attacker, key, '/readyz')).status).toBe(200);
+      }
+      expect((await status(attacker, undefined, '/metrics')).status).toBe(200);
+      expect((await status(attacker, goodKey, '/metrics')).status).toBe(200);
+    }
+    const hook = await fetch(`${svc.url}/webhook`, { method: 'POST', headers: from(attacker), body: '{}' });
+    expect(hook.status).toBe(400);
+    // A key is optional on /metrics, but one that has not worked yet is still refused.
+    expect((await status(attacker, `psk_${'y'.repeat(43)}`, '/metrics')).status).toBe(429);
+  });
+
+  it('IPv6 clients are counted by their /56 subnet', async () => {
+    const a = '2001:db8:1:100::1';
+    const b = '2001:db8:1:1ff::2';
+    for (let i = 0; i < LIMIT; i++) expect((await status(a)).status).toBe(401);
+    expect((await status(b)).status).toBe(429);
+  });
+});
+
+describe('which paths need a key, read from the contract', () => {
+  it('probes and the webhook need none, /metrics takes one optionally, every other path needs one', () => {
+    expect(Object.fromEntries(keyRequirements(loadSpec().document))).toEqual({
+      '/healthz': 'none',
+      '/readyz': 'none',
+      '/webhook': 'none',
+      '/metrics': 'optional',
+    });
+  });
+});
+
+describe('AUTH_FAILURES_PER_MINUTE=0', () => {
+  it('turns the limit off', async () => {
+    const open = await startTestService('sqlite', {
+      API_AUTH: 'on',
+      AUTH_FAILURES_PER_MINUTE: '0',
+      LOG_LEVEL: 'warn',
+    });
+    try {
+      for (let i = 0; i < 40; i++) {
+        expect((await fetch(`${open.url}/refund-status/nope`)).status).toBe(401);
+      }
+    } finally {
+      await open.stop();
+    }
+  });
+});
+
+describe('the default', () => {
+  it('allows 30 failures a minute per address', async () => {
+    const svc2 = await startTestService('sqlite', { API_AUTH: 'on', LOG_LEVEL: 'warn' });
+    try {
+      const answers: number[] = [];
+      for (let i = 0; i < 31; i++) answers.push((await fetch(`${svc2.url}/refund-status/nope`)).status);
+      expect(answers.slice(0, 30)).toEqual(Array(30).fill(401));
+      expect(answers[30]).toBe(429);
+    } finally {
+      await svc2.stop();
+    }
+  });
+});
