@@ -769,7 +769,10 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Too many requests for this API key; retry after the given delay. */
+        /**
+         * @description Too many requests for this API key, or too many failed authentications (401) from this client
+         *     address, whose requests then need a key already seen to work; retry after the given delay.
+         */
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
