@@ -719,7 +719,9 @@ export interface components {
          * StripeEventMessage
          * @description Every verified Stripe event is published once (per event id) to the durable topic exchange
          *     `stripe.events` with the event type as routing key (bind `refund.*`, `payment_intent.succeeded`,
-         *     `#` ...). The body is the Stripe event exactly as Stripe sent it; the AMQP `message_id` is the event id.
+         *     `#` ...). The body is the Stripe event as Stripe sent it, less every `client_secret` field (Stripe puts
+         *     the payment intent's in `payment_intent.*` events; it is for the customer's browser alone). The AMQP
+         *     `message_id` is the event id.
          */
         StripeEventMessage: components["schemas"]["StripeEvent"];
         /**

@@ -11,6 +11,7 @@ import type { RefundService } from '../refunds/service.js';
 import type { InboxEvent, Store } from '../store/index.js';
 import type { StripeClient } from '../stripe/client.js';
 import { createEventApplier } from './apply.js';
+import { dropClientSecrets } from './client-secrets.js';
 import { createTaskLimiter } from './task-limiter.js';
 import { verifyStripeEvent } from './verify.js';
 
@@ -104,7 +105,8 @@ export function createWebhookService(deps: WebhookServiceDeps) {
      * event id. Applying it to the ledger starts after the commit, off the request path.
      */
     async receive(rawBody: Buffer, signature: string | string[] | undefined): Promise<ReceiveResult> {
-      const event = verifyStripeEvent(rawBody, signature, deps.secret);
+      // Verified on the bytes Stripe signed; what is kept and published has the client secrets taken out.
+      const event = dropClientSecrets(verifyStripeEvent(rawBody, signature, deps.secret));
       const inserted = await store.transaction(async (tx) => {
         const fresh = await tx.inbox.insertIfAbsent({
           eventId: event.id,

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { operations } from '../helpers/contract.js';
 import { getJson, postJson } from '../helpers/http.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
 const keys: Record<string, string> = {};
@@ -399,6 +399,16 @@ describe('secrets stay out of the logs', () => {
       auth(keys.shopAll!),
     );
     const clientSecret = created.json.clientSecret as string;
+    // Whoever holds the same public ppk_ key and an Idempotency-Key gets that request's answer replayed, client
+    // secret included: the header's value is a credential of sorts and stays out of the logs.
+    await postJson(
+      `${svc.url}/payment-intent`,
+      { amount: 1234, currency: 'usd' },
+      {
+        ...auth(keys.shopBrowser!),
+        'idempotency-key': 'idem-browser-7f3a9c2e',
+      },
+    );
     await postJson(
       `${svc.url}/webhook`,
       { id: 'evt_x' },
@@ -413,5 +423,53 @@ describe('secrets stay out of the logs', () => {
     expect(logs).not.toContain('ab'.repeat(32));
     expect(logs).not.toMatch(/sk_test_embedded[0-9a-f]{8}/);
     expect(logs).not.toMatch(/whsec_[0-9a-f]{8}/);
+    expect(logs).not.toContain('idem-browser-7f3a9c2e');
+  });
+});
+
+describe('client secrets stay out of RabbitMQ messages', () => {
+  it('events published to stripe.events carry no client secret (Stripe puts it in payment_intent.* events)', async () => {
+    const queue = 'security.events-subscriber';
+    await svc.deps.broker.bind(queue, svc.deps.topology.events, '#');
+    const published: unknown[] = [];
+    const consumer = await svc.deps.broker.consume(
+      queue,
+      async (d) => {
+        published.push(d.body);
+        return { kind: 'ack' };
+      },
+      { prefetch: 10, maxAttempts: 1 },
+    );
+    try {
+      const created = await postJson(
+        `${svc.url}/payment-intent`,
+        { amount: 2500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true },
+        auth(keys.shopAll!),
+      );
+      const { paymentIntentId, clientSecret } = created.json as {
+        paymentIntentId: string;
+        clientSecret: string;
+      };
+      const about = (e: unknown) =>
+        (e as { data: { object: { id: string } } }).data.object.id === paymentIntentId;
+      // The embedded sandbox delivers payment_intent.created and .succeeded for it, signed, as Stripe would.
+      await eventually(
+        async () => published.filter(about).length,
+        (n) => n >= 2,
+      );
+      expect(published.filter(about).length).toBeGreaterThanOrEqual(2);
+      const secretPart = clientSecret.split('_secret_')[1]!;
+      expect(JSON.stringify(published)).not.toContain(secretPart);
+      for (const e of published.filter(about)) {
+        expect((e as { data: { object: Record<string, unknown> } }).data.object).not.toHaveProperty(
+          'client_secret',
+        );
+        // The stored copy is what retries apply and what a relay would publish again.
+        const stored = await svc.deps.store.inbox.get((e as { id: string }).id);
+        expect(JSON.stringify(stored?.payload)).not.toContain(secretPart);
+      }
+    } finally {
+      await consumer.cancel();
+    }
   });
 });
