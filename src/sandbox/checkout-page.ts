@@ -138,6 +138,15 @@ export function checkoutPageGet(ctx: SandboxContext, sessionId: string): PageRes
   return session ? renderSessionPage(ctx, session, 200) : notFound(sessionId);
 }
 
+/**
+ * `success_url` with the session id in place of `{CHECKOUT_SESSION_ID}`, serialized by the URL parser so that
+ * non-ASCII and control characters (which the parser accepted at creation) are percent-encoded: raw, they are
+ * not allowed in a Location header.
+ */
+function successLocation(session: CheckoutSessionObject): string {
+  return new URL(session.success_url.split('{CHECKOUT_SESSION_ID}').join(session.id)).href;
+}
+
 /** The Pay button: 303 to `success_url` on success, the page again with the error otherwise. */
 export function checkoutPagePost(ctx: SandboxContext, sessionId: string, body: string): PageResponse {
   const session = findSession(ctx, sessionId);
@@ -164,6 +173,8 @@ export function checkoutPagePost(ctx: SandboxContext, sessionId: string, body: s
   if (!findTestCard(paymentMethod)) {
     return renderSessionPage(ctx, session, 400, { error: 'Choose one of the test cards.', email });
   }
+  // Worked out before the charge: nothing may fail once the customer has paid.
+  const location = successLocation(session);
   try {
     payCheckoutSession(ctx, session, email, paymentMethod);
   } catch (err) {
@@ -176,7 +187,6 @@ export function checkoutPagePost(ctx: SandboxContext, sessionId: string, body: s
     }
     throw err;
   }
-  const location = session.success_url.split('{CHECKOUT_SESSION_ID}').join(session.id);
   const response = page(
     303,
     'Redirecting',

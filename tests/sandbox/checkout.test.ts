@@ -143,6 +143,27 @@ describe('Checkout Sessions and the hosted page', () => {
     ).toHaveLength(1);
   });
 
+  it('redirects to a success_url with non-ASCII or control characters, percent-encoded, after one payment', async () => {
+    // Valid URLs by the WHATWG parser (and the service's contract), but not as they are in a Location header:
+    // writing them raw threw after the charge, answering 500 "Please try again" to a customer already charged.
+    const cases: [string, string][] = [
+      ['https://shop.example/日本?s={CHECKOUT_SESSION_ID}', 'https://shop.example/%E6%97%A5%E6%9C%AC?s='],
+      ['https://shop.example/a\u0001b/{CHECKOUT_SESSION_ID}', 'https://shop.example/a%01b/'],
+      ['https://shop.example/x\u007f?s={CHECKOUT_SESSION_ID}', 'https://shop.example/x%7F?s='],
+    ];
+    for (const [successUrl, prefix] of cases) {
+      const session = await stripe.checkout.sessions.create(sessionParams({ success_url: successUrl }));
+      const res = await pay(session.url as string, { email: 'dan@example.com', payment_method: 'pm_card_visa' });
+      expect(res.status).toBe(303);
+      expect(res.headers.get('location')).toBe(`${prefix}${session.id}`);
+      expect(await res.text()).toContain(`href="${prefix}${session.id}"`);
+      const done = await stripe.checkout.sessions.retrieve(session.id);
+      expect(done.payment_status).toBe('paid');
+      const charges = await stripe.charges.list({ payment_intent: done.payment_intent as string });
+      expect(charges.data).toHaveLength(1);
+    }
+  });
+
   it('re-renders the page with the decline message and keeps the session open', async () => {
     const session = await stripe.checkout.sessions.create(sessionParams());
     const res = await pay(session.url as string, {
