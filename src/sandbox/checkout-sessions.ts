@@ -477,6 +477,7 @@ export function payCheckoutSession(
       null,
     );
   extras.attemptIntentId = intent.id;
+  ctx.state.checkoutIntents.add(intent.id);
   const { pm } = resolvePaymentMethod(ctx, paymentMethod, 'payment_method');
   pm.billing_details.email = email;
   chargeIntent(ctx, intent, pm.id, null);

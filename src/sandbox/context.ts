@@ -40,6 +40,8 @@ export class SandboxState {
   readonly refundsByCharge = new Map<string, RefundObject[]>();
   readonly refundsByIntent = new Map<string, RefundObject[]>();
   readonly sessionExtras = new Map<string, SessionExtras>();
+  /** PaymentIntents a Checkout Session made: only its hosted page confirms them. */
+  readonly checkoutIntents = new Set<string>();
   readonly paymentIntents: Collection<PaymentIntentObject>;
   readonly charges: Collection<ChargeObject>;
   readonly refunds: Collection<RefundObject>;
@@ -51,6 +53,7 @@ export class SandboxState {
       for (const pi of gone) {
         this.chargesByIntent.delete(pi.id);
         this.refundsByIntent.delete(pi.id);
+        this.checkoutIntents.delete(pi.id);
       }
     });
     this.charges = new Collection(maxObjects, (gone) => {
@@ -79,6 +82,7 @@ export class SandboxState {
     this.refundsByCharge.clear();
     this.refundsByIntent.clear();
     this.sessionExtras.clear();
+    this.checkoutIntents.clear();
   }
 }
 

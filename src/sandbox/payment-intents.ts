@@ -147,6 +147,16 @@ export function getPaymentIntent(ctx: SandboxContext, id: string, param = 'inten
   return intent;
 }
 
+/**
+ * Stripe refuses API calls that would pay, cancel or re-price an intent a Checkout Session made; the session
+ * owns it (and expiring the session cancels it). Other updates, such as metadata, are allowed.
+ */
+function refuseIfCheckoutOwned(ctx: SandboxContext, intent: PaymentIntentObject): void {
+  if (ctx.state.checkoutIntents.has(intent.id)) {
+    throw invalidRequest('You cannot perform this action on PaymentIntents created by Checkout.');
+  }
+}
+
 export function renderPaymentIntent(
   ctx: SandboxContext,
   intent: PaymentIntentObject,
@@ -521,6 +531,8 @@ export function paymentIntentRoutes(ctx: SandboxContext): RouteDefinition[] {
       handler: (params, [id = '']) => {
         const intent = getPaymentIntent(ctx, id);
         parseExpand(params['expand'], EXPANDABLE, ALWAYS_NULL);
+        if (['amount', 'currency', 'payment_method'].some((field) => params[field] !== undefined))
+          refuseIfCheckoutOwned(ctx, intent);
         updateIntent(ctx, intent, params);
         return render(intent, params);
       },
@@ -532,6 +544,7 @@ export function paymentIntentRoutes(ctx: SandboxContext): RouteDefinition[] {
       handler: (params, [id = ''], request) => {
         const intent = getPaymentIntent(ctx, id);
         parseExpand(params['expand'], EXPANDABLE, ALWAYS_NULL);
+        refuseIfCheckoutOwned(ctx, intent);
         confirmIntent(ctx, intent, params, request);
         return render(intent, params);
       },
@@ -543,6 +556,7 @@ export function paymentIntentRoutes(ctx: SandboxContext): RouteDefinition[] {
       handler: (params, [id = ''], request) => {
         const intent = getPaymentIntent(ctx, id);
         parseExpand(params['expand'], EXPANDABLE, ALWAYS_NULL);
+        refuseIfCheckoutOwned(ctx, intent);
         cancelIntent(ctx, intent, params, request);
         return render(intent, params);
       },

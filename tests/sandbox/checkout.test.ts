@@ -190,6 +190,40 @@ describe('Checkout Sessions and the hosted page', () => {
     expect(charges.data.map((c) => c.status)).toEqual(['succeeded', 'failed']);
   });
 
+  it('refuses to confirm, cancel or re-price the PaymentIntent of a Checkout attempt through the API', async () => {
+    // Stripe: "You cannot perform this action on PaymentIntents created by Checkout." Confirming the declined
+    // attempt's intent, then paying on the page, charged one intent twice.
+    const session = await stripe.checkout.sessions.create(sessionParams());
+    const declined = await pay(session.url as string, {
+      email: 'eve@example.com',
+      payment_method: 'pm_card_chargeDeclined',
+    });
+    expect(declined.status).toBe(402);
+    const attempt = (await stripe.paymentIntents.list({ limit: 1 })).data[0]!;
+    expect(attempt).toMatchObject({ amount: 3300, status: 'requires_payment_method' });
+
+    for (const call of [
+      () => stripe.paymentIntents.confirm(attempt.id, { payment_method: 'pm_card_visa' }),
+      () => stripe.paymentIntents.cancel(attempt.id),
+      () => stripe.paymentIntents.update(attempt.id, { amount: 100 }),
+    ]) {
+      const err = await errorOf(call);
+      expect(err.statusCode).toBe(400);
+      expect(err.type).toBe('StripeInvalidRequestError');
+      expect(err.message).toBe('You cannot perform this action on PaymentIntents created by Checkout.');
+    }
+    // What does not touch the payment may still change.
+    const noted = await stripe.paymentIntents.update(attempt.id, { metadata: { note: 'n' } });
+    expect(noted.metadata).toEqual({ note: 'n' });
+
+    const paid = await pay(session.url as string, { email: 'eve@example.com', payment_method: 'pm_card_visa' });
+    expect(paid.status).toBe(303);
+    const intent = await stripe.paymentIntents.retrieve(attempt.id);
+    expect(intent).toMatchObject({ status: 'succeeded', amount: 3300, amount_received: 3300 });
+    const charges = await stripe.charges.list({ payment_intent: attempt.id });
+    expect(charges.data.map((c) => c.status)).toEqual(['succeeded', 'failed']);
+  });
+
   it('expires an open session; the page then shows a message instead of the form', async () => {
     const session = await stripe.checkout.sessions.create(sessionParams());
     const expired = await stripe.checkout.sessions.expire(session.id);
