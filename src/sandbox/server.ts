@@ -131,6 +131,18 @@ function splitPath(pathname: string): string[] | undefined {
   }
 }
 
+/**
+ * The control API has no key, so a request a browser makes on behalf of a web page is refused: a cross-origin
+ * "simple" POST needs no preflight, and a page that rebinds a name of its own to 127.0.0.1 reads answers as
+ * same-origin. Browsers mark both (`Origin`, `Sec-Fetch-Site`); test code and curl send neither. A GET the user
+ * typed into the address bar (`Sec-Fetch-Site: none`) is still answered.
+ */
+function fromWebPage(req: IncomingMessage, method: string): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'none' && (method === 'GET' || method === 'HEAD')) return false;
+  return site !== undefined || req.headers.origin !== undefined;
+}
+
 // Unref'd: an injected delay must not keep a closed sandbox's process alive.
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
@@ -461,7 +473,17 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
       res.destroy();
       return;
     }
-    if (pathname.startsWith('/_sandbox/')) return handleControl(res, requestId, method, pathname, body);
+    if (pathname.startsWith('/_sandbox/')) {
+      if (fromWebPage(req, method)) {
+        return controlError(
+          res,
+          requestId,
+          403,
+          'The sandbox control API does not answer requests made by web pages.',
+        );
+      }
+      return handleControl(res, requestId, method, pathname, body);
+    }
     if (pathname.startsWith('/checkout/')) return handleCheckout(res, requestId, method, pathname, body);
     return handleApi(req, res, requestId, method, pathname, query, body);
   }

@@ -174,3 +174,50 @@ describe('malformed input', () => {
     expect(list.object).toBe('list');
   });
 });
+
+describe('the control API and browsers', () => {
+  let sandbox: Sandbox;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox();
+  });
+  afterAll(() => sandbox.close());
+
+  // The control API has no key. Any web page the developer visits can send it a "simple" cross-origin POST
+  // (text/plain, no preflight), or read it after rebinding a name of its own to 127.0.0.1: it could register
+  // its own webhook endpoint (and receive every event, customer e-mails included), or wipe the sandbox.
+  it('refuses requests a web page makes; test code and a URL typed in the address bar still get through', async () => {
+    const endpoint = JSON.stringify({ url: 'https://evil.example/hook', secret: 'whsec_evil' });
+    const crossSite = await request(sandbox, 'POST', '/_sandbox/webhook_endpoints', {
+      body: endpoint,
+      headers: {
+        'content-type': 'text/plain',
+        origin: 'https://evil.example',
+        'sec-fetch-site': 'cross-site',
+      },
+    });
+    expect(crossSite.status).toBe(403);
+    expect((crossSite.json as StripeErrorBody).error.type).toBe('invalid_request_error');
+
+    const rebound = await request(sandbox, 'GET', '/_sandbox/requests', {
+      headers: { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' },
+    });
+    expect(rebound.status).toBe(403);
+    const originOnly = await request(sandbox, 'POST', '/_sandbox/reset', {
+      headers: { origin: 'http://rebound.example' },
+    });
+    expect(originOnly.status).toBe(403);
+    expect(sandbox.stats().webhooks.endpoints).toBe(0);
+
+    const typed = await request(sandbox, 'GET', '/_sandbox/stats', {
+      headers: { 'sec-fetch-site': 'none', 'sec-fetch-mode': 'navigate' },
+    });
+    expect(typed.status).toBe(200);
+    const fromTests = await request(sandbox, 'POST', '/_sandbox/webhook_endpoints', {
+      body: endpoint,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(fromTests.status).toBe(200);
+    expect(sandbox.stats().webhooks.endpoints).toBe(1);
+  });
+});
