@@ -153,7 +153,10 @@ describe('Checkout Sessions and the hosted page', () => {
     ];
     for (const [successUrl, prefix] of cases) {
       const session = await stripe.checkout.sessions.create(sessionParams({ success_url: successUrl }));
-      const res = await pay(session.url as string, { email: 'dan@example.com', payment_method: 'pm_card_visa' });
+      const res = await pay(session.url as string, {
+        email: 'dan@example.com',
+        payment_method: 'pm_card_visa',
+      });
       expect(res.status).toBe(303);
       expect(res.headers.get('location')).toBe(`${prefix}${session.id}`);
       expect(await res.text()).toContain(`href="${prefix}${session.id}"`);
@@ -216,7 +219,10 @@ describe('Checkout Sessions and the hosted page', () => {
     const noted = await stripe.paymentIntents.update(attempt.id, { metadata: { note: 'n' } });
     expect(noted.metadata).toEqual({ note: 'n' });
 
-    const paid = await pay(session.url as string, { email: 'eve@example.com', payment_method: 'pm_card_visa' });
+    const paid = await pay(session.url as string, {
+      email: 'eve@example.com',
+      payment_method: 'pm_card_visa',
+    });
     expect(paid.status).toBe(303);
     const intent = await stripe.paymentIntents.retrieve(attempt.id);
     expect(intent).toMatchObject({ status: 'succeeded', amount: 3300, amount_received: 3300 });
