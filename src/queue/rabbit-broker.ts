@@ -178,8 +178,13 @@ class RabbitBroker implements Broker {
     connection.on('handler-error', (err: Error, event: string) =>
       this.logger.error({ err, event }, 'a RabbitMQ event listener threw'),
     );
-    connection.on('connect-failed', (err: Error) =>
-      this.logger.warn({ err: { message: err.message } }, 'RabbitMQ connection attempt failed'),
+    // The reason only (refused login, refused connection, timeout): a stack every retry would be noise. Under
+    // `reason`, not `err`, which the logger's error serializer would render as "[object Object]".
+    connection.on('connect-failed', (err: unknown) =>
+      this.logger.warn(
+        { reason: err instanceof Error ? err.message : String(err) },
+        'RabbitMQ connection attempt failed',
+      ),
     );
     connection.on('reconnect-scheduled', (info: { attempt: number; delay: number }) =>
       this.logger.info({ attempt: info.attempt, delayMs: info.delay }, 'RabbitMQ reconnect scheduled'),

@@ -3,6 +3,7 @@
  * wire, reconnecting after the broker drops the connection, and behaviour when RabbitMQ is away.
  */
 import { pino } from 'pino';
+import { captureLogger } from '../helpers/log-capture.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   BrokerUnavailableError,
@@ -60,6 +61,21 @@ describe('rabbitmq driver when RabbitMQ is unreachable', () => {
     expect(() => createRabbitBroker({ url: 'http://127.0.0.1:15672' })).toThrow(/amqp/);
     expect(() => createRabbitBroker({ url: RABBIT_URL, retryDelaysMs: [] })).toThrow(/retryDelaysMs/);
     expect(() => createRabbitBroker({ url: RABBIT_URL, deliveryLimit: 0 })).toThrow(/deliveryLimit/);
+  });
+
+  it('says why a connection attempt failed (the broker refused the login), without the password', async () => {
+    const { logger, lines } = captureLogger('info');
+    const refused = new URL(RABBIT_URL);
+    refused.password = 'not-the-password-4711';
+    const { broker } = makeBroker({ url: refused.toString(), startTimeoutMs: 300, logger });
+    await broker.start();
+    expect(broker.isConnected()).toBe(false);
+    const failed = await eventually(
+      () => lines.find((l) => l.includes('RabbitMQ connection attempt failed')),
+      'a failed connection attempt to be logged',
+    );
+    expect(failed).toMatch(/ACCESS.REFUSED/);
+    expect(lines.join('\n')).not.toContain('not-the-password-4711');
   });
 
   it('start() returns after a short wait, publish rejects at once, close() still works', async () => {
