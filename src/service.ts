@@ -166,7 +166,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
     metrics.attach({ store, broker, topology });
     const readiness = createReadiness({ store, broker, stripe });
     const relay = createOutboxRelay({ store, broker, logger });
-    const payments = createPaymentsService({ store, stripe, logger });
+    const payments = createPaymentsService({ store, stripe, logger, ownersMatter: config.auth.enabled });
     const refunds = createRefundService({
       store,
       stripe,

@@ -39,6 +39,11 @@ export interface PaymentsDeps {
   store: Store;
   stripe: StripeClient;
   logger: Logger;
+  /**
+   * API keys are on, so every object has an owner to find (with them off everyone is the same anonymous
+   * caller and no lookup is worth a Stripe call).
+   */
+  ownersMatter?: boolean;
 }
 
 /** Without API keys configured everyone is the same anonymous caller, as in the original service. */
@@ -80,7 +85,7 @@ function stripeKey(kind: string, caller: Caller, idempotencyKey: string | undefi
 
 export type PaymentsService = ReturnType<typeof createPaymentsService>;
 
-export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
+export function createPaymentsService({ store, stripe, logger, ownersMatter = false }: PaymentsDeps) {
   const log = logger.child({ component: 'payments' });
 
   /** Finds the ledger row that makes `id` visible to the caller: its own row, or the session that led to it. */
@@ -309,10 +314,20 @@ export function createPaymentsService({ store, stripe, logger }: PaymentsDeps) {
       return { pi, amountRefunded };
     },
 
-    /** Records Stripe's current view of an intent (from a webhook), keeping the owner we know. */
+    /**
+     * Records Stripe's current view of an intent (from a webhook), keeping the owner we know. An intent we know
+     * no owner for may be a checkout session's whose `checkout.session.completed` has not arrived yet (Stripe
+     * sends the intent's events first): its session is asked for, so that the session's owner can read and
+     * refund the payment at once instead of getting 404 until the session's event is applied.
+     */
     async applyStripePaymentIntent(pi: Stripe.PaymentIntent): Promise<Payment> {
       const known = await store.payments.findByPaymentIntent(pi.id);
-      return recordIntent(known?.owner ?? '', pi);
+      if (known?.owner || !ownersMatter) return recordIntent(known?.owner ?? '', pi);
+      const session = (await stripe.checkout.sessions.list({ payment_intent: pi.id, limit: 1 })).data[0];
+      const ours = session ? await store.payments.get(session.id) : null;
+      if (!session || !ours) return recordIntent('', pi);
+      await recordSession(ours.owner, session);
+      return recordIntent(ours.owner, pi);
     },
 
     /** Records Stripe's current view of a session (from a webhook), keeping the owner we know. */

@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
+import { postJson as postWithHeaders } from '../helpers/http.js';
 import {
   paidInDashboard,
   postJson,
@@ -135,3 +137,66 @@ describe.skipIf(!rabbit)('payments learnt from webhooks', () => {
     await statusBecomes(sessionId, 'expired');
   });
 });
+
+describe.skipIf(!rabbit)(
+  'a checkout payment whose intent event comes before the session event (API keys on)',
+  () => {
+    let rig: Rig;
+    let key: string;
+    beforeAll(async () => {
+      // The test delivers the events itself, so it chooses their order.
+      rig = await startRig('sqlite', 'payments-order', { env: { API_AUTH: 'on' } });
+      key = (await createKey(rig.svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key;
+    });
+    afterAll(async () => {
+      await rig?.stop();
+    });
+
+    it("the intent is the session owner's at once: it can be read and refunded before checkout.session.completed", async () => {
+      const auth = { authorization: `Bearer ${key}` };
+      const created = await postWithHeaders(
+        `${rig.svc.url}/create-checkout-session`,
+        readme.requests.createCheckoutSession,
+        auth,
+      );
+      expect(created.status).toBe(200);
+      const page = await fetch(created.json.url as string, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'payment_method=pm_card_visa&email=buyer%40example.com',
+        redirect: 'manual',
+      });
+      expect(page.status).toBe(303);
+      const session = await rig.dashboard.checkout.sessions.retrieve(created.json.id as string);
+      const pi = session.payment_intent as string;
+      const [succeeded] = (await sandboxEvents(rig, new Set(['payment_intent.succeeded']))).filter(
+        (e) => (e.data.object as Stripe.PaymentIntent).id === pi,
+      );
+      expect((await rig.send(JSON.stringify(succeeded))).status).toBe(200);
+      await until(
+        async () => (await rig.svc.deps.store.payments.get(pi))?.status === 'succeeded',
+        'the intent',
+      );
+
+      const read = await fetch(`${rig.svc.url}/payment-intent/${pi}`, { headers: auth });
+      expect(read.status).toBe(200);
+      expect(await read.json()).toMatchObject({ id: pi, status: 'succeeded', amount: 10000 });
+      const refund = await postWithHeaders(
+        `${rig.svc.url}/refund`,
+        { payment_intent_id: pi, amount: 2500 },
+        auth,
+      );
+      expect(refund.status).toBe(200);
+      expect(refund.json).toMatchObject({ refund: { amount: 2500, status: 'succeeded' } });
+      // Another owner's key still sees nothing.
+      const other = (await createKey(rig.svc.deps.store.apiKeys, { owner: 'other', kind: 'secret' })).key;
+      expect(
+        (
+          await fetch(`${rig.svc.url}/payment-intent/${pi}`, {
+            headers: { authorization: `Bearer ${other}` },
+          })
+        ).status,
+      ).toBe(404);
+    });
+  },
+);
