@@ -90,14 +90,38 @@ describe.skipIf(!installed)('docker-compose.yml', () => {
     expect(envOf(services.worker).ROLE).toBe('worker');
   });
 
-  it('publishes the api on 5000, RabbitMQ on 5672/15672 and the mock on 4010', () => {
-    const published = (s: Service | undefined) =>
-      (s?.ports ?? []).map((p) =>
-        typeof p === 'object' && p ? (p as { published?: unknown }).published : p,
-      );
-    expect(published(services.api).map(String)).toContain('5000');
-    expect(published(services.rabbitmq).map(String).sort()).toEqual(['15672', '5672']);
-    expect(published(services.mock).map(String)).toContain('4010');
+  /** Each published port as host address and port, from either form docker-compose prints. */
+  const published = (s: Service | undefined): { ip: string; port: string }[] =>
+    (s?.ports ?? []).map((p) => {
+      if (typeof p === 'object' && p) {
+        const o = p as { published?: unknown; host_ip?: unknown };
+        return { ip: String(o.host_ip ?? '0.0.0.0'), port: String(o.published) };
+      }
+      // "127.0.0.1:5000:5000/tcp" or "5000:5000"
+      const parts = String(p).split(':');
+      return parts.length === 3 ? { ip: parts[0]!, port: parts[1]! } : { ip: '0.0.0.0', port: parts[0]! };
+    });
+
+  it('publishes the api on 5000, RabbitMQ on 5672/15672, the sandbox on 12111 and the mock on 4010', () => {
+    expect(published(services.api).map((p) => p.port)).toEqual(['5000']);
+    expect(
+      published(services.rabbitmq)
+        .map((p) => p.port)
+        .sort(),
+    ).toEqual(['15672', '5672']);
+    expect(published(services.sandbox).map((p) => p.port)).toEqual(['12111']);
+    expect(published(services.mock).map((p) => p.port)).toEqual(['4010']);
+  });
+
+  it('publishes every port on 127.0.0.1 only (guest/guest, the sandbox and the mock have no real protection)', () => {
+    const all = Object.entries(services).flatMap(([name, s]) => published(s).map((p) => ({ name, ...p })));
+    expect(all.length).toBeGreaterThan(0);
+    for (const p of all) expect(p.ip, `${p.name}:${p.port}`).toBe('127.0.0.1');
+  });
+
+  it('lets the api be published on another address when asked', async () => {
+    const wide = await composeConfig({ API_BIND: '0.0.0.0' });
+    expect(published(wide.api)).toEqual([{ ip: '0.0.0.0', port: '5000' }]);
   });
 
   it('gives the api the original variable names, plus DATABASE_URL and STRIPE_API_BASE', () => {
@@ -183,8 +207,8 @@ describe.skipIf(!installed)('docker-compose.yml', () => {
     });
     expect(envOf(overridden.api).STRIPE_SECRET_KEY).toBe('sk_test_from_environment');
     expect(envOf(overridden.worker).STRIPE_SECRET_KEY).toBe('sk_test_from_environment');
-    expect(envOf(overridden.sandbox).SANDBOX_SECRET_KEY).toBe('sk_test_from_environment');
-    expect(envOf(overridden.sandbox).SANDBOX_WEBHOOK_SECRET).toBe('whsec_from_environment');
+    // Real secrets are the api's and the worker's; the sandbox keeps its own.
+    expect(JSON.stringify(overridden.sandbox)).not.toMatch(/from_environment/);
     expect(envOf(overridden.api).RABBITMQ_PASSWORD).toBe('rabbit-from-environment');
     expect(envOf(overridden.rabbitmq).RABBITMQ_DEFAULT_PASS).toBe('rabbit-from-environment');
   });
