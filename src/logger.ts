@@ -1,7 +1,7 @@
 /**
  * One pino logger for the process. Redaction works twice: known fields by path, and a last-line
- * filter on every written line for anything shaped like a Stripe key, client secret, webhook secret
- * or signature, so a secret that slips into a message or error still never reaches the logs.
+ * filter on every written line for anything shaped like a Stripe key, client secret, webhook secret,
+ * signature or password in a URL, so a secret that slips into a message or error still never reaches the logs.
  */
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
@@ -15,6 +15,8 @@ const SECRET_PATTERNS: readonly [RegExp, string][] = [
   [/\bv[01]=[0-9a-f]{16,}/g, 'v1=[REDACTED]'],
   [/\b(psk|ppk)_[A-Za-z0-9_-]{16,}/g, '$1_[REDACTED]'],
   [/(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, '$1[REDACTED]'],
+  // The password in a connection URL (postgres://user:pass@host, amqp://guest:guest@host), whoever logs it.
+  [/\b([a-z][a-z0-9+.-]*:\/\/[^\s:@/"]*):[^\s@/"]+@/gi, '$1:[REDACTED]@'],
 ];
 
 export function scrubSecrets(line: string): string {

@@ -1,0 +1,55 @@
+/**
+ * The logger's last line of defence: whatever a message or an error carries, secrets shaped like these never
+ * reach the written line.
+ */
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger, scrubSecrets } from '../../src/logger.js';
+
+describe('scrubSecrets', () => {
+  it.each([
+    [
+      'postgres://payments:s3cr%40t@db.internal:5432/payments',
+      's3cr%40t',
+      'postgres://payments:[REDACTED]@db.internal',
+    ],
+    ['amqp://guest:guest@rabbitmq:5672', 'guest@', 'amqp://guest:[REDACTED]@rabbitmq'],
+    ['amqps://svc:p4ss@mq.example.com/vhost', 'p4ss', 'amqps://svc:[REDACTED]@mq.example.com'],
+    ['sk_test_51abcDEF', 'abcDEF', 'sk_test_[REDACTED]'],
+    ['pi_123_secret_456xyz', '456xyz', 'pi_123_secret_[REDACTED]'],
+  ])('%s loses its secret', (input, secret, kept) => {
+    const out = scrubSecrets(`connect failed: ${input} (retrying)`);
+    expect(out).not.toContain(secret);
+    expect(out).toContain(kept);
+  });
+
+  it('leaves URLs without a password, and ordinary text, as they are', () => {
+    for (const line of [
+      'http://127.0.0.1:5000/refund-status/abc',
+      'postgres://payments@db:5432/payments',
+      'https://user@example.com/path',
+      'ratio 1:2 at 10:30@noon',
+    ]) {
+      expect(scrubSecrets(line)).toBe(line);
+    }
+  });
+
+  it('applies to what the logger writes, message and error alike', () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString('utf8'));
+        cb();
+      },
+    });
+    const logger = createLogger({ level: 'info' }, sink);
+    logger.warn(
+      { err: new Error('getaddrinfo ENOTFOUND postgres://app:hunter2@db') },
+      'cannot reach amqp://u:pw9@mq',
+    );
+    const written = lines.join('');
+    expect(written).not.toContain('hunter2');
+    expect(written).not.toContain('pw9');
+    expect(written).toContain('postgres://app:[REDACTED]@db');
+  });
+});
