@@ -422,6 +422,7 @@ export async function startService(
         maxAttempts: config.worker.maxAttempts,
         deliveryLimit: DEFAULT_DELIVERY_LIMIT,
         limiter: createRateLimiter(config.worker.stripeMaxRps),
+        storePing: () => deps.store.ping(),
       });
       timers.push(
         setInterval(() => {

@@ -13,6 +13,7 @@ import { ProblemError } from '../http/problem.js';
 import { isOpenMode, type PaymentsService } from '../payments/service.js';
 import {
   DuplicateKeyError,
+  StoreUnavailableError,
   isRefundStatus,
   isTerminalRefundStatus,
   type NewOutboxMessage,
@@ -564,6 +565,9 @@ export function createRefundService(deps: RefundServiceDeps) {
         log.info({ request_id: key, refund_id: stripeRefund.id, status: saved.status }, 'queued refund made');
         return { kind: 'done', refund: saved };
       } catch (err) {
+        // The store, not Stripe, failed (maybe after Stripe made the refund): no attempt is spent on it and no
+        // failure is recorded; the worker runs the step again once the store answers.
+        if (err instanceof StoreUnavailableError) throw err;
         const reason = failureReasonOf(err);
         if (isTransientStripeError(err) && !isLastAttempt) {
           log.warn({ request_id: key, reason }, 'refund attempt failed; will retry');

@@ -3,8 +3,10 @@
  * only after the ledger holds the outcome. Transient Stripe failures go back through the delay queues;
  * permanent ones and exhausted retries are dead-lettered with the ledger showing `failed`.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Broker, Consumer, Delivery, Outcome } from '../queue/index.js';
+import { StoreUnavailableError } from '../store/index.js';
 import type { RateLimiter } from '../queue/index.js';
 import type { RefundRequestMessage, RefundService } from './service.js';
 
@@ -20,6 +22,13 @@ export interface RefundWorkerOptions {
   limiter: RateLimiter;
   /** Pause before a failed delivery goes back to the queue; doubles per redelivery (default 250 ms, max 5 s). */
   crashBackoffMs?: number;
+  /** Resolves once the store answers again (a trivial query); rejects while it does not. */
+  storePing: () => Promise<void>;
+  /**
+   * How long one delivery may wait for the store to come back before it fails like any other (default 5 min,
+   * well inside RabbitMQ's 30 min consumer timeout). See handle().
+   */
+  storeOutageHoldMs?: number;
 }
 
 const MAX_CRASH_BACKOFF_MS = 5_000;
@@ -36,10 +45,15 @@ function keyOf(d: Delivery<unknown>): string | null {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+const DEFAULT_STORE_OUTAGE_HOLD_MS = 5 * 60_000;
+
 export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Consumer> {
   const { refunds, limiter } = opts;
   const log = opts.logger.child({ component: 'refund-worker' });
   const crashBackoffMs = opts.crashBackoffMs ?? 250;
+  const storeOutageHoldMs = opts.storeOutageHoldMs ?? DEFAULT_STORE_OUTAGE_HOLD_MS;
+  /** Aborted by cancel(): deliveries waiting for the store give up waiting and go back to the queue. */
+  const stopping = new AbortController();
   const beforeStripeCall = () => limiter.acquire();
   // Two messages for one refund (a relay republish after a crash, a sweep) would otherwise call Stripe at
   // the same moment with the same idempotency key and earn a 409 and a pointless retry. The second waits.
@@ -58,6 +72,43 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
     }
   }
 
+  /**
+   * Waits until the store answers again: true, or false when the worker is stopping or `until` has passed.
+   * The first pause also lets a pool drop the connections the outage broke before the next try takes one.
+   */
+  async function storeBack(until: number): Promise<boolean> {
+    for (let pause = crashBackoffMs; ; pause = Math.min(pause * 2, MAX_CRASH_BACKOFF_MS)) {
+      if (stopping.signal.aborted || Date.now() + pause > until) return false;
+      try {
+        await delay(pause, undefined, { signal: stopping.signal });
+        await opts.storePing();
+        return true;
+      } catch {
+        // still away, or stopping (checked above)
+      }
+    }
+  }
+
+  /**
+   * processOnce, run again in place while the store is unavailable. Giving the message back instead would spend
+   * the broker's delivery limit (5 redeliveries, about 8 s of backoff) on an outage: a failover that long would
+   * dead-letter every refund the worker touched meanwhile (left `processing` until the stuck-refund sweep, or
+   * marked failed `worker_error` although Stripe may have made it). Each run is safe to repeat (the refund's
+   * idempotency key, and a look at Stripe first on a later attempt).
+   */
+  async function processThroughOutage(key: string, isLastAttempt: boolean) {
+    const until = Date.now() + storeOutageHoldMs;
+    for (;;) {
+      try {
+        return await processOnce(key, isLastAttempt);
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+        log.warn({ err, request_id: key }, 'store unavailable; the refund waits for it');
+        if (!(await storeBack(until))) throw err;
+      }
+    }
+  }
+
   async function handle(d: Delivery<unknown>): Promise<Outcome> {
     const key = keyOf(d);
     if (!key) {
@@ -65,7 +116,7 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
       return { kind: 'dead-letter', reason: 'malformed message: no request_key' };
     }
     try {
-      const result = await processOnce(key, d.attempt + 1 >= opts.maxAttempts);
+      const result = await processThroughOutage(key, d.attempt + 1 >= opts.maxAttempts);
       if (result.kind === 'done') return { kind: 'ack' };
       if (result.kind === 'retry') return { kind: 'retry', reason: result.reason };
       return { kind: 'dead-letter', reason: result.reason };
@@ -93,5 +144,10 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
     maxAttempts: opts.maxAttempts,
   });
   log.info({ queue: opts.queue, prefetch: opts.prefetch }, 'refund worker consuming');
-  return consumer;
+  return {
+    async cancel() {
+      stopping.abort();
+      await consumer.cancel();
+    },
+  };
 }

@@ -1,0 +1,170 @@
+/**
+ * The server ends the worker's, the outbox relay's or the sweep's PostgreSQL sessions (a failover, an operator's
+ * pg_terminate_backend, a restart). The database being away for a while is not the refund's fault: the process
+ * stays up, every accepted refund is made at Stripe once and recorded once, and no outcome says `failed` for a
+ * refund Stripe made. Each test holds a row lock from a session of its own so that a statement of the service is
+ * in flight when its session is ended, and ends only sessions with this file's application_name.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getJson, paidIntent, postJson } from '../helpers/http.js';
+import { eventually, startTestService, type TestService } from '../helpers/service.js';
+import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
+import { startStripe, type StripeStandIn } from '../async/support/harness.js';
+
+const pgOk = await postgresAvailable();
+
+/** Holds every refunds.create at "Stripe" until released (the real SDK call then runs). */
+function gateRefundCreate(stripe: Stripe): {
+  entered: Promise<void>;
+  release: () => void;
+  restore: () => void;
+} {
+  const refunds = stripe.refunds;
+  const create = refunds.create.bind(refunds);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let markEntered!: () => void;
+  const entered = new Promise<void>((resolve) => (markEntered = resolve));
+  refunds.create = (async (...args: Parameters<typeof create>) => {
+    markEntered();
+    await gate;
+    return create(...args);
+  }) as typeof refunds.create;
+  return {
+    entered,
+    release,
+    restore: () => {
+      release();
+      refunds.create = create as typeof refunds.create;
+    },
+  };
+}
+
+interface Outcome {
+  request_id: string;
+  status: string;
+  refund_id: string | null;
+}
+
+describe.skipIf(!pgOk)('PostgreSQL ending the background parts’ sessions', () => {
+  const appName = `bglost_${randomBytes(4).toString('hex')}`;
+  let svc: TestService;
+  let stripe: StripeStandIn;
+  let admin: pg.Client;
+  let schema: string;
+
+  /** A session of the test's own with a transaction open in the service's schema. */
+  async function lockHolder(): Promise<pg.Client> {
+    const holder = new pg.Client({ connectionString: POSTGRES_URL });
+    await holder.connect();
+    await holder.query(`SET search_path TO "${schema}"`);
+    await holder.query('BEGIN');
+    return holder;
+  }
+
+  /** The service's sessions waiting for a lock (so one of its statements is in flight). */
+  async function waitingSessions(): Promise<number[]> {
+    const rows = await eventually(
+      async () =>
+        (
+          await admin.query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+            [appName],
+          )
+        ).rows as { pid: number }[],
+      (r) => r.length > 0,
+      10_000,
+    );
+    return rows.map((r) => r.pid);
+  }
+
+  /** Ends those sessions and waits until they are gone (an ended backend lingers in pg_stat_activity a moment). */
+  async function terminate(pids: readonly number[]): Promise<void> {
+    for (const pid of pids) await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+    await eventually(
+      async () => (await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1)', [pids])).rowCount,
+      (n) => n === 0,
+      5_000,
+    );
+  }
+
+  /** Every outcome message the service wrote for `requestId` (its outbox keeps them, sent or not). */
+  async function outcomes(requestId: string): Promise<{ outcome: Outcome; sent: boolean }[]> {
+    const rows = await svc.sql(
+      `SELECT payload, sent_at FROM outbox WHERE destination = '${svc.deps.topology.responses}' ORDER BY id`,
+    );
+    return rows
+      .map((r) => ({ outcome: JSON.parse(String(r['payload'])) as Outcome, sent: r['sent_at'] !== null }))
+      .filter((o) => o.outcome.request_id === requestId);
+  }
+
+  beforeAll(async () => {
+    const url = new URL(POSTGRES_URL);
+    url.searchParams.set('application_name', appName);
+    // A Stripe of the test's own that sends the service no webhooks: what the ledger and the outcomes say comes
+    // from the background parts alone (webhooks may be late, or not configured).
+    stripe = await startStripe();
+    svc = await startTestService('postgres', {
+      DATABASE_URL: url.toString(),
+      STRIPE_SECRET_KEY: stripe.secretKey,
+      STRIPE_API_BASE: stripe.url,
+      STRIPE_MAX_NETWORK_RETRIES: '0',
+      API_AUTH: 'off',
+    });
+    admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    schema = String((await svc.sql('SELECT current_schema() AS s'))[0]!['s']);
+  });
+  afterAll(async () => {
+    await admin?.end();
+    await svc?.stop();
+    await stripe?.close();
+  });
+
+  it('a worker whose sessions keep being ended after Stripe made the refund records it, never failed', async () => {
+    const pi = await paidIntent(svc.url, 5000);
+    const requestId = `bg-worker-${randomBytes(4).toString('hex')}`;
+    const gate = gateRefundCreate(svc.deps.stripe);
+    const holder = await lockHolder();
+    let ended = 0;
+    try {
+      const res = await postJson(`${svc.url}/refund-async`, {
+        payment_intent_id: pi,
+        amount: 700,
+        request_id: requestId,
+      });
+      expect(res.status).toBe(202);
+      await gate.entered; // the worker is at Stripe; its answer will wait for the refund row
+      await holder.query('SELECT 1 FROM refunds WHERE request_id = $1 FOR UPDATE', [requestId]);
+      gate.release();
+      // The database keeps failing the refund for a while (about 8 s on the code before the fix): each time the
+      // worker comes back to it, its session is ended again, more often than the broker's delivery limit (5)
+      // lets a message fail. Then the database is well again.
+      for (; ended < 7; ended++) await terminate(await waitingSessions());
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+      gate.restore();
+    }
+
+    const stripeRefunds = (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data;
+    expect(stripeRefunds).toHaveLength(1);
+    const read = await eventually(
+      () => getJson(`${svc.url}/refund-status/${requestId}`),
+      (r) => r.json.status !== 'processing' && r.json.status !== 'queued',
+      15_000,
+    );
+    expect(read.json).toMatchObject({ status: 'succeeded', refund_id: stripeRefunds[0]!.id });
+    // Every outcome written says what Stripe did, and each leaves the outbox.
+    const written = await eventually(
+      () => outcomes(requestId),
+      (list) => list.length > 0 && list.every((o) => o.sent),
+      15_000,
+    );
+    expect(written.map((o) => o.outcome.status)).toEqual(['succeeded']);
+    expect(written.every((o) => o.sent)).toBe(true);
+  });
+});
