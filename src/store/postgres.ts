@@ -93,9 +93,12 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
     // instead (end() destroys the socket while a query is active), which also makes the pool drop it on release.
     // What follows on it (Kysely's ROLLBACK) then fails at once rather than waiting out another timeout.
     let abandoned = false;
+    /** Closed after a failure that says the session is gone or unusable (see below). */
+    let closed = false;
     const unavailable = (error: unknown): never => {
       if (!abandoned && isQueryTimeout(error)) {
         abandoned = true;
+        closed = true;
         opts.logger.warn(
           { timeoutMs: opts.queryTimeoutMs },
           'PostgreSQL did not answer in time; connection closed',
@@ -103,7 +106,17 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
         client.end().catch(() => undefined);
       }
       if (abandoned) throw new StoreUnavailableError('PostgreSQL did not answer in time', { cause: error });
-      throw toStoreError(error);
+      const mapped = toStoreError(error);
+      // A session the server ended (pg_terminate_backend, a restart: 57P01 arrives before the socket closes) is
+      // still "queryable" to pg when the statement's error reaches Kysely, which releases it at once: the pool
+      // would lend it to the very next statement (a worker's next step), which then fails too. Closed now, the
+      // pool drops it on release. Closing costs a reconnect for the rarer outcomes that leave it usable
+      // (statement_timeout).
+      if (mapped instanceof StoreUnavailableError && !closed) {
+        closed = true;
+        client.end().catch(() => undefined);
+      }
+      throw mapped;
     };
     client.query = ((...args: unknown[]) => {
       const [text, values] = args;

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
+import { StoreUnavailableError } from '../../src/store/index.js';
 import { startStripe, type StripeStandIn } from '../async/support/harness.js';
 
 const pgOk = await postgresAvailable();
@@ -166,5 +167,34 @@ describe.skipIf(!pgOk)('PostgreSQL ending the background parts’ sessions', () 
     );
     expect(written.map((o) => o.outcome.status)).toEqual(['succeeded']);
     expect(written.every((o) => o.sent)).toBe(true);
+  });
+
+  it('a session ended under a statement is not handed out again: the next statement works', async () => {
+    const pi = await paidIntent(svc.url, 5000);
+    const holder = await lockHolder();
+    let outcome: { failed: unknown; next: unknown };
+    try {
+      await holder.query('SELECT 1 FROM payments WHERE id = $1 FOR UPDATE', [pi]);
+      // One statement, as most of the worker's steps are (beginAttempt, recording Stripe's answer), and right
+      // after its failure the next one, as the worker's or the next request's.
+      const settled = svc.deps.store.payments.update(pi, { metadata: { touched: 'yes' } }).then(
+        () => ({ failed: undefined, next: undefined }),
+        async (failed: unknown) => ({
+          failed,
+          next: await svc.deps.store.ping().then(
+            () => 'answered',
+            (err: unknown) => err,
+          ),
+        }),
+      );
+      const pids = await waitingSessions();
+      for (const pid of pids) await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+      outcome = await settled;
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+    expect(outcome.failed).toBeInstanceOf(StoreUnavailableError);
+    expect(outcome.next).toBe('answered');
   });
 });
