@@ -112,6 +112,12 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   let claimDue = true;
   /** When the last claim started (performance.now(): a wall-clock step does not stretch the poll). */
   let lastClaim = 0;
+  /**
+   * Rows published whose markSent failed. Without a second try they would be published again once their lease
+   * ran out (15 s later): a duplicate of every message, request or outcome, on every database blip. Should the
+   * store stay away longer than the lease, that still happens (harmless: consumers are idempotent).
+   */
+  const unmarked = new Set<number>();
 
   function sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -153,7 +159,23 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         );
       }
     }
-    if (sent.length > 0) await store.outbox.markSent(sent);
+    if (sent.length === 0) return;
+    try {
+      await store.outbox.markSent(sent);
+    } catch (err) {
+      // Published, but the store did not hear it (the connection was lost): marked on the next turn instead
+      // of being published again when the lease runs out.
+      for (const id of sent) unmarked.add(id);
+      throw err;
+    }
+  }
+
+  /** Marks the rows published while the store could not be told; they stay in `unmarked` until it is. */
+  async function markUnmarked(): Promise<void> {
+    if (unmarked.size === 0) return;
+    const ids = [...unmarked];
+    await store.outbox.markSent(ids);
+    for (const id of ids) unmarked.delete(id);
   }
 
   /** Claims and publishes one batch from the outbox; returns how many rows it handled. */
@@ -183,6 +205,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     let servedHanded = false;
     while (running) {
       try {
+        await markUnmarked();
         const claimNow = claimDue || performance.now() - lastClaim >= idleMs;
         // Under steady load the hand-off list never empties; rows only a claim takes (written without a
         // lease, failed tries, webhook events, a dead process's rows) must not wait for the load to stop.
@@ -253,6 +276,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       const deadline = Date.now() + flushTimeoutMs;
       let flushed = 0;
       try {
+        await markUnmarked();
         while (broker.isConnected() && Date.now() < deadline) {
           if (handed.length > 0) {
             flushed += await runHanded();

@@ -92,14 +92,15 @@ describe.skipIf(!pgOk)('PostgreSQL ending the background parts’ sessions', () 
     );
   }
 
-  /** Every outcome message the service wrote for `requestId` (its outbox keeps them, sent or not). */
-  async function outcomes(requestId: string): Promise<{ outcome: Outcome; sent: boolean }[]> {
+  /** Every outcome message the service wrote for `requestIds` (its outbox keeps them, sent or not). */
+  async function outcomes(...requestIds: string[]): Promise<{ outcome: Outcome; sent: boolean }[]> {
+    const wanted = new Set(requestIds);
     const rows = await svc.sql(
       `SELECT payload, sent_at FROM outbox WHERE destination = '${svc.deps.topology.responses}' ORDER BY id`,
     );
     return rows
       .map((r) => ({ outcome: JSON.parse(String(r['payload'])) as Outcome, sent: r['sent_at'] !== null }))
-      .filter((o) => o.outcome.request_id === requestId);
+      .filter((o) => wanted.has(o.outcome.request_id));
   }
 
   beforeAll(async () => {
@@ -196,5 +197,53 @@ describe.skipIf(!pgOk)('PostgreSQL ending the background parts’ sessions', () 
     }
     expect(outcome.failed).toBeInstanceOf(StoreUnavailableError);
     expect(outcome.next).toBe('answered');
+  });
+
+  it('the outbox relay whose "sent" is cut off marks the row sent soon after, without publishing it again', async () => {
+    const messageId = `bg-mark-${randomBytes(4).toString('hex')}`;
+    const broker = svc.deps.broker;
+    const publish = broker.publish.bind(broker);
+    let published = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let markEntered!: () => void;
+    const entered = new Promise<void>((resolve) => (markEntered = resolve));
+    broker.publish = async (dest, body, opts) => {
+      if (opts.messageId === messageId) {
+        published++;
+        markEntered();
+        await gate;
+      }
+      return publish(dest, body, opts);
+    };
+    const holder = await lockHolder();
+    try {
+      await svc.sql(
+        `INSERT INTO outbox (destination, routing_key, message_id, payload, created_at, available_at)
+         VALUES ('${svc.deps.topology.responses}', '${svc.deps.topology.responses}', '${messageId}', '{"probe":true}',
+           now(), now())`,
+      );
+      svc.deps.relay.notify();
+      await entered; // claimed and being published; its "sent" will wait for the row
+      await holder.query('SELECT 1 FROM outbox WHERE message_id = $1 FOR UPDATE', [messageId]);
+      release();
+      await terminate(await waitingSessions());
+    } finally {
+      release();
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+    try {
+      // Well before the claim's lease (15 s) would hand the row out again.
+      const sent = await eventually(
+        () => svc.sql(`SELECT sent_at FROM outbox WHERE message_id = '${messageId}'`),
+        (rows) => rows[0]?.['sent_at'] != null,
+        5_000,
+      );
+      expect(sent[0]?.['sent_at']).not.toBeNull();
+      expect(published).toBe(1);
+    } finally {
+      broker.publish = publish;
+    }
   });
 });
