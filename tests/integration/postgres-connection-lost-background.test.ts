@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
+import { requeueStuck } from '../../src/service.js';
 import { StoreUnavailableError } from '../../src/store/index.js';
 import { startStripe, type StripeStandIn } from '../async/support/harness.js';
 
@@ -199,6 +200,31 @@ describe.skipIf(!pgOk)('PostgreSQL ending the background parts’ sessions', () 
     expect(outcome.next).toBe('answered');
   });
 
+  it('the outbox relay whose claim is cut off logs it and keeps publishing', async () => {
+    const messageId = `bg-relay-${randomBytes(4).toString('hex')}`;
+    const holder = await lockHolder();
+    try {
+      // The relay's next claim waits for the table with its statement running; the row it is to take is
+      // written under the same lock, so it is there once the lock is gone.
+      await holder.query('LOCK TABLE outbox IN EXCLUSIVE MODE');
+      await holder.query(
+        `INSERT INTO outbox (destination, routing_key, message_id, payload, created_at, available_at)
+         VALUES ($1, $1, $2, '{"probe":true}', now(), now())`,
+        [svc.deps.topology.responses, messageId],
+      );
+      await terminate(await waitingSessions());
+    } finally {
+      await holder.query('COMMIT').catch(() => undefined);
+      await holder.end();
+    }
+    const sent = await eventually(
+      () => svc.sql(`SELECT sent_at FROM outbox WHERE message_id = '${messageId}'`),
+      (rows) => rows[0]?.['sent_at'] != null,
+      10_000,
+    );
+    expect(sent[0]?.['sent_at']).not.toBeNull();
+  });
+
   it('the outbox relay whose "sent" is cut off marks the row sent soon after, without publishing it again', async () => {
     const messageId = `bg-mark-${randomBytes(4).toString('hex')}`;
     const broker = svc.deps.broker;
@@ -245,5 +271,106 @@ describe.skipIf(!pgOk)('PostgreSQL ending the background parts’ sessions', () 
     } finally {
       broker.publish = publish;
     }
+  });
+
+  it('a sweep cut off half way re-queues nothing twice, and the next sweep finishes the refund once', async () => {
+    const pi = await paidIntent(svc.url, 5000);
+    const requestId = `bg-sweep-${randomBytes(4).toString('hex')}`;
+    // A refund whose message is gone (say, dead-lettered while the ledger could not be told): queued, untouched
+    // for an hour. Written directly, with no outbox row, so only the sweep can move it.
+    await svc.sql(
+      `INSERT INTO refunds (request_id, owner, payment_intent_id, amount, currency, reason, status, attempts, mode,
+         request_hash, metadata, created_at, updated_at)
+       VALUES ('${requestId}', '', '${pi}', 900, 'usd', NULL, 'queued', 0, 'async', 'x', '{}',
+         now() - interval '1 hour', now() - interval '1 hour')`,
+    );
+    const holder = await lockHolder();
+    let first: unknown;
+    try {
+      await holder.query('SELECT 1 FROM refunds WHERE request_id = $1 FOR UPDATE', [requestId]);
+      const sweeping = requeueStuck(svc.deps, 60_000).then(
+        (n) => n,
+        (err: unknown) => err,
+      );
+      await terminate(await waitingSessions());
+      first = await sweeping;
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+    expect(first).toBeInstanceOf(StoreUnavailableError);
+    // Its transaction (outbox row and touch) rolled back: nothing was queued for the refund.
+    const queued = await svc.sql(
+      `SELECT count(*)::int AS n FROM outbox WHERE payload LIKE '%${requestId}%' AND destination = '${svc.deps.topology.requests}'`,
+    );
+    expect(queued[0]?.['n']).toBe(0);
+    expect(await requeueStuck(svc.deps, 60_000)).toBe(1);
+    svc.deps.relay.notify();
+    const read = await eventually(
+      () => getJson(`${svc.url}/refund-status/${requestId}`),
+      (r) => r.json.status === 'succeeded',
+      10_000,
+    );
+    expect(read.json.status).toBe('succeeded');
+    expect((await svc.deps.stripe.refunds.list({ payment_intent: pi })).data).toHaveLength(1);
+  });
+
+  it('sessions ended every 250 ms during a burst of POST /refund-async: each accepted refund is made once', async () => {
+    const intents = await Promise.all(Array.from({ length: 20 }, () => paidIntent(svc.url, 5000)));
+    const orders = intents.flatMap((pi, i) =>
+      Array.from({ length: 10 }, (_, j) => ({
+        payment_intent_id: pi,
+        amount: 300,
+        request_id: `bg-burst-${i}-${j}-${randomBytes(3).toString('hex')}`,
+      })),
+    );
+    let burstDone = false;
+    let ended = 0;
+    const chaos = (async () => {
+      const until = Date.now() + 3_000;
+      while (!burstDone || Date.now() < until) {
+        const r = await admin.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+          [appName],
+        );
+        ended += r.rowCount ?? 0;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    })();
+    // A client retries a 503 (the database went away under its request) until the refund is accepted.
+    const answers = await Promise.all(
+      orders.map(async (order, i) => {
+        await new Promise((resolve) => setTimeout(resolve, i * 10));
+        for (let tries = 1; ; tries++) {
+          const res = await postJson(`${svc.url}/refund-async`, order);
+          if (res.status !== 503 || tries >= 50) return res.status;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }),
+    ).finally(() => (burstDone = true));
+    await chaos;
+    expect(ended).toBeGreaterThan(0);
+    expect(answers.every((status) => status === 202)).toBe(true);
+
+    const keys = orders.map((o) => o.request_id);
+    const rows = await eventually(
+      async () => Promise.all(keys.map((k) => svc.deps.store.refunds.get(k))),
+      (list) => list.every((r) => r?.status === 'succeeded'),
+      20_000,
+    );
+    expect(rows.filter((r) => r?.status !== 'succeeded').map((r) => [r?.requestId, r?.status])).toEqual([]);
+    const atStripe = (
+      await Promise.all(intents.map((pi) => svc.deps.stripe.refunds.list({ payment_intent: pi, limit: 100 })))
+    ).flatMap((list) => list.data.map((r) => r.metadata?.['request_id']));
+    expect(atStripe.sort()).toEqual([...keys].sort());
+    // Every refund's outcome left the outbox, and none says failed.
+    const written = await eventually(
+      () => outcomes(...keys),
+      (list) => list.length >= keys.length && list.every((o) => o.sent),
+      20_000,
+    );
+    expect(written.every((o) => o.sent)).toBe(true);
+    expect(new Set(written.map((o) => o.outcome.request_id)).size).toBe(keys.length);
+    expect(written.filter((o) => o.outcome.status !== 'succeeded')).toEqual([]);
   });
 });
