@@ -1,17 +1,17 @@
 /**
  * What Stripe says about currencies, in one place for the service and the sandbox: which codes card
- * payments accept, which have no minor unit (an amount of 500 jpy is ¥500, not ¥5.00), and the
- * smallest charge Stripe allows.
+ * payments accept, which have no minor unit (an amount of 500 jpy is ¥500, not ¥5.00), which have three
+ * (an amount of 5120 kwd is 5.120 KWD), and the smallest charge Stripe allows.
  */
 
 /** Currencies Stripe presents to card payments (ISO 4217, lower case). */
 export const SUPPORTED_CURRENCIES: ReadonlySet<string> = new Set(
   (
-    'usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bif bmd bnd bob brl bsd bwp byn bzd cad cdf chf ' +
+    'usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd cad cdf chf ' +
     'clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq gyd hkd hnl htg huf idr ' +
-    'ils inr isk jmd jpy kes kgs khr kmf krw kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk ' +
-    'mxn myr mzn nad ngn nio nok npr nzd pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp ' +
-    'sle sos srd std szl thb tjs top try ttd twd tzs uah ugx uyu uzs vnd vuv wst xaf xcd xof xpf yer zar zmw'
+    'ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk ' +
+    'mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp ' +
+    'sle sos srd std szl thb tjs tnd top try ttd twd tzs uah ugx uyu uzs vnd vuv wst xaf xcd xof xpf yer zar zmw'
   ).split(' '),
 );
 
@@ -19,6 +19,13 @@ export const SUPPORTED_CURRENCIES: ReadonlySet<string> = new Set(
 export const ZERO_DECIMAL_CURRENCIES: ReadonlySet<string> = new Set(
   'bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf'.split(' '),
 );
+
+/**
+ * Currencies with three decimals: amounts count thousandths. Stripe takes them for payment intents, refunds
+ * and disputes only with a last digit of 0 ("round amounts to the nearest ten": 5.124 KWD must be sent as
+ * 5120 or 5130), for its payment partners' sake (docs.stripe.com/currencies#three-decimal).
+ */
+export const THREE_DECIMAL_CURRENCIES: ReadonlySet<string> = new Set('bhd jod kwd omr tnd'.split(' '));
 
 /** Stripe's documented minimum charge amounts, in the currency's minor unit. */
 export const MINIMUM_CHARGE: Readonly<Record<string, number>> = Object.freeze({
@@ -72,11 +79,24 @@ export function isZeroDecimal(currency: string): boolean {
   return ZERO_DECIMAL_CURRENCIES.has(currency);
 }
 
-/** `$1,234.50` / `¥500`, as Stripe's messages print amounts. */
+export function isThreeDecimal(currency: string): boolean {
+  return THREE_DECIMAL_CURRENCIES.has(currency);
+}
+
+/** How many decimals an amount's minor unit stands for: 0 (jpy), 2 (usd) or 3 (kwd). */
+export function minorUnitDigits(currency: string): 0 | 2 | 3 {
+  return isZeroDecimal(currency) ? 0 : isThreeDecimal(currency) ? 3 : 2;
+}
+
+/** Whether Stripe takes `amount` in `currency`: a three-decimal currency's last digit must be 0. */
+export function fitsMinorUnitStep(amount: number, currency: string): boolean {
+  return !isThreeDecimal(currency) || amount % 10 === 0;
+}
+
+/** `$1,234.50` / `¥500` / `5.120` (kwd), as Stripe's messages print amounts. */
 export function formatAmount(amount: number, currency: string): string {
-  const zero = isZeroDecimal(currency);
-  const major = zero ? amount : amount / 100;
-  const digits = zero ? 0 : 2;
+  const digits = minorUnitDigits(currency);
+  const major = amount / 10 ** digits;
   const text = major.toLocaleString('en-US', {
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,

@@ -1,6 +1,6 @@
 import { paginate, resolveLimit, type ListOptions } from './collection.js';
 import { nowSeconds, ok, type RequestInfo, type SandboxContext, type SessionExtras } from './context.js';
-import { checkChargeAmount, MAX_AMOUNT, normalizeCurrency } from './currencies.js';
+import { checkChargeAmount, checkMinorUnitStep, MAX_AMOUNT, normalizeCurrency } from './currencies.js';
 import { NO_REQUEST, type EventRequestInfo } from './event-log.js';
 import { parseExpand } from './expand.js';
 import {
@@ -203,8 +203,10 @@ function parseLineItems(raw: unknown): ParsedLineItem[] {
         'parameter_missing',
       );
     }
+    const currency = normalizeCurrency(priceData['currency'] as string, `${path}[price_data][currency]`);
+    checkMinorUnitStep(unitAmount, currency, `${path}[price_data][unit_amount]`);
     return {
-      currency: normalizeCurrency(priceData['currency'] as string, `${path}[price_data][currency]`),
+      currency,
       unitAmount,
       quantity,
       name: product['name'] as string,

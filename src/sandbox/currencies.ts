@@ -1,5 +1,6 @@
 import { invalidRequest } from './stripe-error.js';
 import {
+  fitsMinorUnitStep,
   formatAmount,
   isZeroDecimal,
   MAX_AMOUNT,
@@ -25,7 +26,26 @@ export function normalizeCurrency(value: string, param = 'currency'): string {
   return currency;
 }
 
-/** Stripe's bounds on a charge amount: at least 1, the currency minimum, at most 99,999,999. */
+/**
+ * Stripe's rule for three-decimal currencies (docs.stripe.com/currencies#three-decimal): payment intents,
+ * refunds and disputes take them only with a last digit of 0. Stripe documents the rule but not the words
+ * of its error, so the message here is the sandbox's own, with Stripe's type and param.
+ */
+export function checkMinorUnitStep(amount: number, currency: string, param = 'amount'): void {
+  if (fitsMinorUnitStep(amount, currency)) return;
+  const down = amount - (amount % 10);
+  throw invalidRequest(
+    `Invalid amount: ${amount}. Amounts in ${currency}, a three-decimal currency, must be evenly divisible by 10 ` +
+      `(round to the nearest ten, for example ${down} or ${down + 10}). ` +
+      'See https://docs.stripe.com/currencies#three-decimal for more information.',
+    param,
+  );
+}
+
+/**
+ * Stripe's bounds on a charge amount: at least 1, the currency minimum, at most 99,999,999, and a last digit
+ * of 0 in a three-decimal currency.
+ */
 export function checkChargeAmount(amount: number, currency: string, param = 'amount'): void {
   if (amount < 1) {
     throw invalidRequest(
@@ -49,4 +69,5 @@ export function checkChargeAmount(amount: number, currency: string, param = 'amo
       'amount_too_small',
     );
   }
+  checkMinorUnitStep(amount, currency, param);
 }

@@ -1,7 +1,7 @@
 import { getCharge, renderCharge } from './charges.js';
 import { paginate, type ListOptions } from './collection.js';
 import { indexPush, nowSeconds, ok, type RequestInfo, type SandboxContext } from './context.js';
-import { formatAmount } from './currencies.js';
+import { checkMinorUnitStep, formatAmount } from './currencies.js';
 import { NO_REQUEST, type EventRequestInfo } from './event-log.js';
 import { parseExpand } from './expand.js';
 import {
@@ -121,6 +121,7 @@ function createRefund(ctx: SandboxContext, params: Params, request: RequestInfo)
       'parameter_invalid_integer',
     );
   }
+  checkMinorUnitStep(amount, charge.currency);
   if (amount > remaining) {
     throw invalidRequest(
       `Refund amount (${formatAmount(amount, charge.currency)}) is greater than unrefunded amount on charge ` +
