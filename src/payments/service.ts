@@ -7,7 +7,7 @@ import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import { idempotencyScope, type Caller } from '../http/operations.js';
 import { ProblemError } from '../http/problem.js';
-import { isSupportedCurrency } from '../money/currencies.js';
+import { fitsMinorUnitStep, isSupportedCurrency } from '../money/currencies.js';
 import type { Payment, Repos, Store } from '../store/index.js';
 import { withoutCallSite, type StripeClient } from '../stripe/client.js';
 import { classifyStripeError, toProblem } from '../stripe/errors.js';
@@ -51,13 +51,36 @@ export function isOpenMode(caller: Caller): boolean {
   return caller.keyId === null;
 }
 
+/** `line_items.0.price_data.currency` → `/body/line_items/0/price_data/currency`, as the validator names fields. */
+const bodyPath = (param: string) => `/body/${param.replace(/\./g, '/')}`;
+
 export function requireSupportedCurrency(currency: string, param: string): void {
   if (!isSupportedCurrency(currency)) {
     throw new ProblemError(400, `Currency ${currency} is not supported by Stripe.`, {
       code: 'currency_not_supported',
       param,
-      errors: [{ path: `/body/${param.replace(/\./g, '/')}`, message: 'is not a currency Stripe supports' }],
+      errors: [{ path: bodyPath(param), message: 'is not a currency Stripe supports' }],
     });
+  }
+}
+
+/**
+ * Stripe takes a three-decimal currency's amounts (5120 kwd is 5.120 KWD) only with a last digit of 0
+ * (docs.stripe.com/currencies#three-decimal): refused here, before any money is reserved or Stripe is called.
+ */
+export function requireAmountFitsCurrency(amount: number, currency: string, param: string): void {
+  if (!fitsMinorUnitStep(amount, currency)) {
+    const down = amount - (amount % 10);
+    throw new ProblemError(
+      400,
+      `Amount ${amount} is not a multiple of 10: ${currency} has three decimals and Stripe takes its amounts ` +
+        `rounded to the nearest ten (for example ${down} or ${down + 10}).`,
+      {
+        code: 'amount_not_rounded',
+        param,
+        errors: [{ path: bodyPath(param), message: 'must be a multiple of 10 in a three-decimal currency' }],
+      },
+    );
   }
 }
 
@@ -187,6 +210,14 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       }
       const currency = input.line_items[0]!.price_data.currency;
       requireSupportedCurrency(currency, 'line_items.0.price_data.currency');
+      // Each unit amount in steps of 10, so the total is too.
+      input.line_items.forEach((li, i) =>
+        requireAmountFitsCurrency(
+          li.price_data.unit_amount,
+          currency,
+          `line_items.${i}.price_data.unit_amount`,
+        ),
+      );
       let session: Stripe.Checkout.Session;
       try {
         session = await stripe.checkout.sessions.create(
@@ -241,6 +272,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     /** `idempotencyKey`: the caller's Idempotency-Key, if any (see stripeKey): a retry never charges twice. */
     async createPaymentIntent(caller: Caller, input: PaymentIntentInput, idempotencyKey?: string) {
       requireSupportedCurrency(input.currency, 'currency');
+      requireAmountFitsCurrency(input.amount, input.currency, 'amount');
       // Stripe refuses to confirm an intent without a payment method; dropping `confirm` would answer 200 with
       // an intent the caller believes confirmed.
       if (input.confirm && !input.payment_method) {

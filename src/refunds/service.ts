@@ -10,7 +10,7 @@ import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { Caller } from '../http/operations.js';
 import { ProblemError } from '../http/problem.js';
-import { isOpenMode, type PaymentsService } from '../payments/service.js';
+import { isOpenMode, requireAmountFitsCurrency, type PaymentsService } from '../payments/service.js';
 import {
   DuplicateKeyError,
   StoreUnavailableError,
@@ -297,6 +297,8 @@ export function createRefundService(deps: RefundServiceDeps) {
             );
           }
           const amount = input.amount ?? remaining;
+          // What is left stays a multiple of 10 when every refund was one.
+          requireAmountFitsCurrency(amount, locked.currency, 'amount');
           if (amount > remaining) {
             throw new ProblemError(
               409,

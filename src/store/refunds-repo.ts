@@ -14,6 +14,7 @@ import type { NewOutboxMessage } from './outbox-repo.js';
 import { addOutboxMessageQuiet } from './outbox-repo.js';
 import { placeholders, queryTemplate, type Param } from './query-template.js';
 import { committedOfPayment } from './committed.js';
+import { THREE_DECIMAL_CURRENCIES } from '../money/currencies.js';
 import { atomically, requireTransaction } from './repo-context.js';
 import { toPayment } from './payments-repo.js';
 import type { Payment } from './payments-repo.js';
@@ -80,9 +81,10 @@ export interface RefundsRepo {
    * The payment row is locked and what its refunds hold is read after the lock, as lockForAccept does;
    * the refund (`amount` of `r`, or what is left when it is null; the payment's currency) and its outbox
    * message are written only when the payment is `succeeded` and owned by `r.owner`, no refund holds
-   * `r.requestId`, and the amount is positive and within what is left. Otherwise null, with nothing
-   * written: the caller runs the transactional check, which says why or finds another way (a replay, an
-   * intent visible through its session). Throws DuplicateKeyError like insertAnnounced.
+   * `r.requestId`, and the amount is positive, within what is left and, in a three-decimal currency, a
+   * multiple of 10. Otherwise null, with nothing written: the caller runs the transactional check, which
+   * says why or finds another way (a replay, an intent visible through its session). Throws
+   * DuplicateKeyError like insertAnnounced.
    */
   acceptAnnounced?(
     r: Omit<NewRefund, 'amount' | 'currency'> & { amount: number | null },
@@ -484,7 +486,14 @@ const acceptAnnouncedPg = queryTemplate<AcceptFastParams, RefundRow & { outbox_i
               )
               .where('fits.remaining', '>', 0)
               .where('fits.amount', '>', 0)
-              .whereRef('fits.amount', '<=', 'fits.remaining'),
+              .whereRef('fits.amount', '<=', 'fits.remaining')
+              // A three-decimal currency's amount must end in 0 (the transactional path says so with a 400).
+              .where((eb) =>
+                eb.or([
+                  eb('fits.currency', 'not in', [...THREE_DECIMAL_CURRENCIES]),
+                  eb(sql<number>`fits.amount % 10`, '=', 0),
+                ]),
+              ),
           )
           .returningAll(),
       )
