@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import express, { type Express, type RequestHandler } from 'express';
-import { ZERO_DECIMAL_CURRENCIES } from '../money/currencies.js';
+import { THREE_DECIMAL_CURRENCIES, ZERO_DECIMAL_CURRENCIES } from '../money/currencies.js';
 
 export interface DemoOptions {
   /** Where the pages send API calls; same origin as the page when absent. */
@@ -22,6 +22,8 @@ export interface DemoClientConfig {
   apiBase: string;
   authRequired: boolean;
   zeroDecimalCurrencies: string[];
+  /** Currencies whose amounts count thousandths (5120 kwd is 5.120 KWD). */
+  threeDecimalCurrencies: string[];
 }
 
 export const DEMO_PATH = '/demo';
@@ -79,6 +81,7 @@ export function mountDemo(app: Express, opts: DemoOptions = {}): void {
     apiBase,
     authRequired: opts.authRequired ?? false,
     zeroDecimalCurrencies: [...ZERO_DECIMAL_CURRENCIES].sort(),
+    threeDecimalCurrencies: [...THREE_DECIMAL_CURRENCIES].sort(),
   };
 
   const router = express.Router();

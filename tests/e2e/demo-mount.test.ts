@@ -58,7 +58,13 @@ describe('mountDemo', () => {
     expect(config).toMatchObject({ apiBase: 'https://payments.example.com', authRequired: true });
     expect(config.zeroDecimalCurrencies).toEqual(expect.arrayContaining(['jpy', 'krw']));
     expect(config.zeroDecimalCurrencies).not.toContain('sgd');
-    expect(Object.keys(config).sort()).toEqual(['apiBase', 'authRequired', 'zeroDecimalCurrencies']);
+    expect(config.threeDecimalCurrencies).toEqual(['bhd', 'jod', 'kwd', 'omr', 'tnd']);
+    expect(Object.keys(config).sort()).toEqual([
+      'apiBase',
+      'authRequired',
+      'threeDecimalCurrencies',
+      'zeroDecimalCurrencies',
+    ]);
   });
 
   it('answers the pages with a policy that does not upgrade http and lets them reach the API', async () => {

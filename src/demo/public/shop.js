@@ -1,6 +1,6 @@
 // The storefront: one product, a Buy button that creates a checkout session and goes to its hosted page.
 import { api, clearError, loadConfig, showAuthNotice, showError } from './api.js';
-import { formatMoney } from './money.js';
+import { formatMoney, minorUnits } from './money.js';
 
 export const PRODUCT = Object.freeze({
   name: 'Sandbox coffee mug',
@@ -53,11 +53,11 @@ async function buy(event) {
 
 async function init() {
   const config = await loadConfig();
-  const zero = new Set(config.zeroDecimalCurrencies);
+  const units = minorUnits(config);
   document.getElementById('product-name').textContent = PRODUCT.name;
   document.getElementById('product-description').textContent = PRODUCT.description;
   const price = document.getElementById('price');
-  price.textContent = formatMoney(PRODUCT.unit_amount, PRODUCT.currency, zero);
+  price.textContent = formatMoney(PRODUCT.unit_amount, PRODUCT.currency, units);
   price.dataset.amount = String(PRODUCT.unit_amount);
   price.dataset.currency = PRODUCT.currency;
   document.getElementById('buy-form').addEventListener('submit', buy);

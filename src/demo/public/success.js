@@ -1,6 +1,6 @@
 // The success page: the paid session's details, then a full refund through the async path, followed live.
 import { ApiError, api, clearError, loadConfig, showError } from './api.js';
-import { formatMoney } from './money.js';
+import { formatMoney, minorUnits } from './money.js';
 
 const FINAL = new Set(['succeeded', 'failed', 'canceled']);
 const NOTES = {
@@ -117,7 +117,7 @@ async function init() {
     setText('title', 'Order not found');
     throw err;
   }
-  const zero = new Set(config.zeroDecimalCurrencies);
+  const units = minorUnits(config);
   const paid = session.payment_status === 'paid';
   setText('title', paid ? 'Thank you for your order' : 'Payment not completed');
   setText('load-status', '');
@@ -125,7 +125,7 @@ async function init() {
   badge.textContent = session.payment_status;
   badge.dataset.status = session.payment_status;
   const amount = $('amount');
-  amount.textContent = formatMoney(session.amount_total, session.currency, zero);
+  amount.textContent = formatMoney(session.amount_total, session.currency, units);
   amount.dataset.amount = String(session.amount_total ?? '');
   amount.dataset.currency = session.currency ?? '';
   setText('email', session.customer_email ?? '—');
