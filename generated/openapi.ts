@@ -287,13 +287,16 @@ export interface components {
         };
         /**
          * Amount
-         * @description An amount in the currency's smallest unit (for example 1000 = 10.00 SGD, or 1000 JPY).
+         * @description An amount in the currency's smallest unit (for example 1000 = 10.00 SGD, 1000 JPY, or 1000 = 1.000 KWD).
+         *     In the three-decimal currencies (`bhd`, `jod`, `kwd`, `omr`, `tnd`) Stripe requires the last digit to be 0
+         *     (docs.stripe.com/currencies#three-decimal); any other amount is refused with 400 `amount_not_rounded`.
          * @example 10000
          */
         Amount: number;
         /**
          * Currency
-         * @description Lower-case three-letter ISO 4217 currency code supported by Stripe.
+         * @description Lower-case three-letter ISO 4217 currency code supported by Stripe. Zero-decimal currencies (`jpy`, `krw`, ...)
+         *     count whole units; three-decimal ones (`bhd`, `jod`, `kwd`, `omr`, `tnd`) count thousandths, in steps of 10.
          * @example sgd
          */
         Currency: string;
