@@ -444,14 +444,24 @@ export async function startService(
         if (closed) return;
         closed = true;
         for (const t of timers) clearInterval(t);
-        await consumer?.cancel();
-        await new Promise<void>((resolve) => {
-          server!.close(() => resolve());
-          server!.closeIdleConnections();
-        });
-        await deps.webhooks.idle();
-        await deps.relay.stop();
-        await deps.close();
+        // Each step logged with how long it took, so a slow stop says where it waited.
+        const began = performance.now();
+        const step = async (name: string, run: () => Promise<unknown>) => {
+          await run();
+          logger.debug({ step: name, ms: Math.round(performance.now() - began) }, 'shutdown step done');
+        };
+        await step('consumer cancelled', async () => consumer?.cancel());
+        await step(
+          'http server closed',
+          () =>
+            new Promise<void>((resolve) => {
+              server!.close(() => resolve());
+              server!.closeIdleConnections();
+            }),
+        );
+        await step('webhook tasks idle', () => deps.webhooks.idle());
+        await step('outbox relay stopped', () => deps.relay.stop());
+        await step('dependencies closed', () => deps.close());
       },
     };
   } catch (err) {

@@ -87,7 +87,19 @@ export async function startTestService(
       }
     },
     async stop() {
-      await service.close();
+      // A stop that hangs would only show as a hook timeout: say where it waits (service.close logs each step).
+      const watchdog = setTimeout(() => {
+        const tail = lines.filter((l) => l.includes('shutdown step') || l.includes('"level":5')).slice(-10);
+        process.stderr.write(
+          `\n!!! test service still stopping after 15 s; last steps:\n${tail.join('\n')}\n`,
+        );
+      }, 15_000);
+      watchdog.unref();
+      try {
+        await service.close();
+      } finally {
+        clearTimeout(watchdog);
+      }
       if (dir) rmSync(dir, { recursive: true, force: true });
       if (schema) {
         const client = new pg.Client({ connectionString: POSTGRES_URL });
