@@ -26,7 +26,12 @@ import {
 } from '../store/index.js';
 import { leased, type OutboxHandOff } from '../queue/outbox-relay.js';
 import { withoutCallSite, type StripeClient } from '../stripe/client.js';
-import { classifyStripeError, isTransientStripeError, toProblem } from '../stripe/errors.js';
+import {
+  classifyStripeError,
+  isIdempotencyKeyInUse,
+  isTransientStripeError,
+  toProblem,
+} from '../stripe/errors.js';
 
 export interface RefundInput {
   payment_intent_id: string;
@@ -571,6 +576,17 @@ export function createRefundService(deps: RefundServiceDeps) {
         // failure is recorded; the worker runs the step again once the store answers.
         if (err instanceof StoreUnavailableError) throw err;
         const reason = failureReasonOf(err);
+        if (isLastAttempt && isIdempotencyKeyInUse(err)) {
+          // Another delivery of this refund, in this process or another (a relay's republish, a sweep's copy), has
+          // it at Stripe under the same key right now: that call's answer settles the row. Giving up here would
+          // mark failed, and announce as failed, a refund Stripe is making. Should that delivery's process die
+          // first, the stuck-refund sweep queues the refund again and the worker looks for it at Stripe.
+          log.info(
+            { request_id: key },
+            'refund is at Stripe through another delivery; leaving it to that one',
+          );
+          return { kind: 'done', refund };
+        }
         if (isTransientStripeError(err) && !isLastAttempt) {
           log.warn({ request_id: key, reason }, 'refund attempt failed; will retry');
           return { kind: 'retry', reason };

@@ -31,6 +31,19 @@ export function classifyStripeError(err: unknown): StripeFailureKind {
   return 'unknown';
 }
 
+/**
+ * Stripe's 409 for a request whose idempotency key another request (of this process or another) is still
+ * using: that request will get Stripe's real answer. The SDK makes it a StripeAPIError (it types only 400s and
+ * 404s as idempotency errors), so it is told by its status and code.
+ */
+export function isIdempotencyKeyInUse(err: unknown): boolean {
+  return (
+    err instanceof Stripe.errors.StripeError &&
+    err.statusCode === 409 &&
+    (err.code === 'idempotency_key_in_use' || err.rawType === 'idempotency_error')
+  );
+}
+
 /** A failure worth retrying later with the same idempotency key. */
 export function isTransientStripeError(err: unknown): boolean {
   const kind = classifyStripeError(err);

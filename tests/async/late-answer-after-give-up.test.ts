@@ -1,9 +1,11 @@
 /**
  * Two deliveries of one refund run on two workers (a relay republish after a crash, a sweep). One
- * is on its last attempt: Stripe answers it 409 (the other's call with the same idempotency key is still
- * running), the refund is not listed yet, so it gives up and marks the refund failed. Then the other
- * worker's call returns: Stripe made the refund. The ledger must say what Stripe did. The same holds for
- * POST /refund when its own call is the slow one (a sweep handed the refund to a worker meanwhile).
+ * is on its last attempt and its own call to Stripe is lost (a connection error) while the other's call with
+ * the same idempotency key is still running; the refund is not listed yet, so it gives up and marks the refund
+ * failed. Then the other worker's call returns: Stripe made the refund. The ledger must say what Stripe did.
+ * The same holds for POST /refund when its own call is the slow one (a sweep handed the refund to a worker
+ * meanwhile). (Had Stripe answered the overlapping call 409, the delivery would not give up at all: see
+ * tests/integration/two-processes.test.ts.)
  */
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,8 +17,8 @@ import { requestKey } from '../../src/refunds/service.js';
 const dbs: Db[] = ['sqlite', ...((await postgresAvailable()) ? (['postgres'] as const) : [])];
 
 /**
- * Makes the next refunds.create slow at "Stripe" until released; meanwhile any other create with the same
- * key gets what Stripe answers while a request with that idempotency key is still running (409).
+ * Makes the next refunds.create slow at "Stripe" until released; meanwhile any other create is lost on the
+ * way (a connection error), so its delivery cannot tell whether Stripe made the refund.
  */
 function slowFirstCreate(stripe: Stripe): {
   entered: Promise<void>;
@@ -32,10 +34,9 @@ function slowFirstCreate(stripe: Stripe): {
   const entered = new Promise<void>((resolve) => (markEntered = resolve));
   refunds.create = (async (...args: Parameters<typeof create>) => {
     if (inFlight) {
-      throw new Stripe.errors.StripeIdempotencyError({
-        message: 'There is currently another in-progress request using this Stripe-Idempotency-Key.',
-        statusCode: 409,
-        type: 'idempotency_error',
+      throw new Stripe.errors.StripeConnectionError({
+        message: 'An error occurred with our connection to Stripe.',
+        type: 'api_error',
       });
     }
     inFlight = true;
