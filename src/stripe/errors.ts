@@ -17,7 +17,9 @@ export function classifyStripeError(err: unknown): StripeFailureKind {
   if (err instanceof Stripe.errors.StripeAPIError) return 'transient';
   if (err instanceof Stripe.errors.StripeAuthenticationError) return 'auth';
   if (err instanceof Stripe.errors.StripePermissionError) return 'auth';
-  // 409: a request with the same key is still running at Stripe; asking again later returns its result.
+  // The SDK makes an idempotency_error a StripeIdempotencyError only for 400 and 404 (a key reused with other
+  // parameters or on another endpoint). Its 409, a request with the same key still running at Stripe, is a
+  // StripeAPIError above: transient, since asking again later returns that request's result.
   if (err instanceof Stripe.errors.StripeIdempotencyError)
     return err.statusCode === 409 ? 'transient' : 'idempotency';
   if (err instanceof Stripe.errors.StripeInvalidRequestError) {
