@@ -1,0 +1,378 @@
+/**
+ * Graceful shutdown of the built service (dist/src/main.bundle.mjs, what `npm start` and the image run),
+ * signalled while it is busy: nothing answered 202 is lost, nothing is refunded twice, the process stops
+ * cleanly (exit code 0) within the 25 s the README promises, and a request that comes after the signal gets
+ * an answer or a refused connection, never a hang.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request, Agent, type RequestOptions } from 'node:http';
+import { createServer, connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { pino } from 'pino';
+import { buildSnapshot } from '../../bench/lib/build.js';
+import { createStore, type Store } from '../../src/store/index.js';
+import { POSTGRES_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
+import {
+  clusterEnv,
+  peekRabbit,
+  pgSchema,
+  prefixedTopology,
+  REPO_ROOT,
+  sleep,
+  startStripe,
+  uniqueTag,
+  type PgSchema,
+  type RabbitPeek,
+  type StripeStandIn,
+} from './support/harness.js';
+
+const ready = (await rabbitAvailable()) && (await postgresAvailable());
+/** What the README promises between the signal and the exit. */
+const SHUTDOWN_BUDGET_MS = 25_000;
+const REFUNDS_PATH = { method: 'POST', path_prefix: '/v1/refunds' };
+
+// ---- the built service as a child process ---------------------------------------------------------
+
+interface ServiceProcess {
+  url: string;
+  logs(): Record<string, unknown>[];
+  /** Sends `signal`; returns when it was sent. */
+  signal(signal: NodeJS.Signals): number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+const children = new Set<ChildProcess>();
+
+async function startBuilt(main: string, env: Record<string, string>): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [main], {
+    cwd: path.dirname(path.dirname(path.dirname(main))),
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal, at: Date.now() });
+    }),
+  );
+  const deadline = Date.now() + 30_000;
+  let started: RegExpExecArray | null;
+  while (!(started = /"url":"(http:[^"]+)"[^\n]*"msg":"service started"/.exec(out))) {
+    if (child.exitCode !== null) throw new Error(`the service exited before it started:\n${out}`);
+    if (Date.now() > deadline) throw new Error(`the service did not start in time:\n${out}`);
+    await sleep(25);
+  }
+  return {
+    url: started[1]!,
+    logs: () =>
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => {
+          try {
+            return JSON.parse(l) as Record<string, unknown>;
+          } catch {
+            return {};
+          }
+        }),
+    signal(signal) {
+      child.kill(signal);
+      return Date.now();
+    },
+    exited,
+  };
+}
+
+// ---- HTTP, with and without keep-alive ---------------------------------------------------------------
+
+interface Answer {
+  status: number;
+  contentType: string;
+  body: string;
+  /** The socket error, when there was no answer. */
+  error?: string;
+}
+
+/** POSTs JSON; a socket error comes back as `error`, never thrown. `agent: false` opens a fresh connection. */
+function post(url: string, body: unknown, agent: Agent | false, timeoutMs = 40_000): Promise<Answer> {
+  const payload = JSON.stringify(body);
+  const opts: RequestOptions = {
+    method: 'POST',
+    agent,
+    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+    timeout: timeoutMs,
+  };
+  return new Promise((resolve) => {
+    const req = request(url, opts, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'] ?? '', body: text }),
+      );
+      res.on('error', (err: NodeJS.ErrnoException) =>
+        resolve({ status: 0, contentType: '', body: '', error: err.code ?? err.message }),
+      );
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('no answer'), { code: 'TIMEOUT' })));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      resolve({ status: 0, contentType: '', body: '', error: err.code ?? err.message }),
+    );
+    req.end(payload);
+  });
+}
+
+async function paidIntents(url: string, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await post(
+      `${url}/payment-intent`,
+      { amount: 100_000, currency: 'sgd', payment_method: 'pm_card_visa', confirm: true },
+      false,
+    );
+    expect(r.status, r.body).toBe(200);
+    ids.push((JSON.parse(r.body) as { paymentIntentId: string }).paymentIntentId);
+  }
+  return ids;
+}
+
+// ---- the rig ------------------------------------------------------------------------------------
+
+describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
+  const tag = uniqueTag('stop');
+  const topology = prefixedTopology(tag);
+  let buildDir: string;
+  let main: string;
+  let stripe: StripeStandIn;
+  let db: PgSchema;
+  let env: Record<string, string>;
+  /** The ledger as the test reads it (no relay of its own: what reaches RabbitMQ was sent by the service). */
+  let store: Store;
+  let peek: RabbitPeek;
+  const tempDirs: string[] = [];
+
+  beforeAll(async () => {
+    buildDir = mkdtempSync(path.join(tmpdir(), 'stop-build-'));
+    main = (await buildSnapshot(REPO_ROOT, buildDir)).main;
+    stripe = await startStripe();
+    db = pgSchema(tag);
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA "${db.schema}"`);
+    await admin.end();
+    env = clusterEnv(stripe, db, tag);
+    store = await createStore({ url: POSTGRES_URL, schema: db.schema, logger: pino({ level: 'silent' }) });
+    peek = await peekRabbit();
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const child of children) child.kill('SIGKILL');
+    await store?.close();
+    await peek?.deleteAll(topology);
+    await peek?.close();
+    await db?.drop();
+    await stripe?.close();
+    for (const dir of [buildDir, ...tempDirs]) if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function requestKeysOnQueue(): Promise<Set<string>> {
+    const messages = await peek.drain(topology.requests);
+    return new Set(messages.map((m) => (JSON.parse(m.body) as { request_key: string }).request_key));
+  }
+
+  it('API: SIGTERM in a burst of POST /refund-async loses no 202 and stops at once', async () => {
+    const api = await startBuilt(main, { ...env, ROLE: 'api' });
+    const intents = await paidIntents(api.url, 10);
+    const results: (Answer & { key: string; sentAt: number })[] = [];
+    let sending = true;
+    let n = 0;
+    const keepAlive = new Agent({ keepAlive: true, maxSockets: 12 });
+    // Twelve clients on kept-alive connections and four opening a connection per request, sending until
+    // after the process has gone.
+    const senders = Array.from({ length: 16 }, async (_, s) => {
+      while (sending) {
+        const key = `${tag}-burst-${n++}`;
+        const sentAt = Date.now();
+        const answer = await post(
+          `${api.url}/refund-async`,
+          { request_id: key, payment_intent_id: intents[n % intents.length], amount: 10 },
+          s < 12 ? keepAlive : false,
+        );
+        results.push({ key, sentAt, ...answer });
+        // Refused: the port is closed; do not spin.
+        if (answer.error === 'ECONNREFUSED') await sleep(20);
+      }
+    });
+    await sleep(500);
+    const stopAt = api.signal('SIGTERM');
+    const exit = await api.exited;
+    await sleep(300);
+    sending = false;
+    await Promise.all(senders);
+    keepAlive.destroy();
+
+    const accepted = results.filter((r) => r.status === 202).map((r) => r.key);
+    const acceptedAfterStop = results.filter((r) => r.status === 202 && r.sentAt >= stopAt).length;
+    const others = results.filter((r) => r.status !== 202);
+    const outcomes: Record<string, number> = {};
+    for (const r of others) {
+      const k = r.error ?? `${r.status} ${r.contentType}`;
+      outcomes[k] = (outcomes[k] ?? 0) + 1;
+    }
+    expect(exit.code).toBe(0);
+    expect(exit.at - stopAt).toBeLessThan(SHUTDOWN_BUDGET_MS);
+    expect(accepted.length).toBeGreaterThan(0);
+
+    // Every 202 is in the ledger and its message reached RabbitMQ (the outbox is empty).
+    const rows = await Promise.all(accepted.map((k) => store.refunds.get(k)));
+    expect(accepted.filter((_, i) => rows[i]?.status !== 'queued')).toEqual([]);
+    expect(await store.outbox.pendingCount()).toBe(0);
+    const onQueue = await requestKeysOnQueue();
+    expect(accepted.filter((k) => !onQueue.has(k))).toEqual([]);
+
+    // Anything else was a clean refusal: a 503 problem, a refused connection, or a kept-alive connection
+    // closed under a request it had not read; never a hang. Whatever the ledger took is on the queue too.
+    for (const r of others) {
+      if (r.error) expect(['ECONNREFUSED', 'ECONNRESET']).toContain(r.error);
+      else expect([r.status, r.contentType]).toEqual([503, expect.stringContaining('application/problem+json')]);
+    }
+    const erred = others.map((r) => r.key);
+    const erredRows = await Promise.all(erred.map((k) => store.refunds.get(k)));
+    expect(erred.filter((k, i) => erredRows[i] && !onQueue.has(k))).toEqual([]);
+    console.info(
+      `[stop] API under load: ${accepted.length} accepted (${acceptedAfterStop} after the signal), ` +
+        `exit ${exit.code} ${exit.at - stopAt} ms after SIGTERM; otherwise ${JSON.stringify(outcomes)}`,
+    );
+  }, 60_000);
+
+  it('API: SIGTERM while RabbitMQ is unreachable keeps the outbox rows for the next process', async () => {
+    // RabbitMQ through a proxy the test can cut: connections dropped, new ones refused.
+    const sockets = new Set<Socket>();
+    let cut = false;
+    const proxy: Server = createServer((client) => {
+      if (cut) return void client.destroy();
+      const upstream = tcpConnect(5672, '127.0.0.1');
+      sockets.add(client).add(upstream);
+      client.pipe(upstream).pipe(client);
+      const end = () => (client.destroy(), upstream.destroy());
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const { port } = proxy.address() as AddressInfo;
+    try {
+      const api = await startBuilt(main, {
+        ...env,
+        ROLE: 'api',
+        RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}`,
+      });
+      const intents = await paidIntents(api.url, 2);
+      const pendingBefore = await store.outbox.pendingCount();
+      cut = true;
+      for (const s of sockets) s.destroy();
+      const keys = Array.from({ length: 10 }, (_, i) => `${tag}-cut-${i}`);
+      for (const [i, key] of keys.entries()) {
+        const r = await post(
+          `${api.url}/refund-async`,
+          { request_id: key, payment_intent_id: intents[i % 2], amount: 10 },
+          false,
+        );
+        expect(r.status, r.body).toBe(202);
+      }
+      const stopAt = api.signal('SIGTERM');
+      const exit = await api.exited;
+      expect(exit.code).toBe(0);
+      expect(exit.at - stopAt).toBeLessThan(SHUTDOWN_BUDGET_MS);
+      expect(await store.outbox.pendingCount()).toBe(pendingBefore + keys.length);
+
+      const next = await startBuilt(main, { ...env, ROLE: 'api' });
+      const deadline = Date.now() + 15_000;
+      while ((await store.outbox.pendingCount()) > 0 && Date.now() < deadline) await sleep(50);
+      next.signal('SIGTERM');
+      expect((await next.exited).code).toBe(0);
+      expect(await store.outbox.pendingCount()).toBe(0);
+      const onQueue = await requestKeysOnQueue();
+      expect(keys.filter((k) => !onQueue.has(k))).toEqual([]);
+    } finally {
+      proxy.close();
+      for (const s of sockets) s.destroy();
+    }
+  }, 60_000);
+
+  it('ROLE=all, in-process queue: SIGINT (then SIGTERM) mid-refunds stops HTTP at once; the next start finishes every refund once', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'stop-all-'));
+    tempDirs.push(dir);
+    const embedded = {
+      ...env,
+      ROLE: 'all',
+      RABBITMQ_URL: '',
+      DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}`,
+      WORKER_PREFETCH: '8',
+    };
+    const first = await startBuilt(main, embedded);
+    const intents = await paidIntents(first.url, 5);
+    await stripe.faults({ latency_ms: 1_500, match: REFUNDS_PATH });
+    const asyncKeys = Array.from({ length: 30 }, (_, i) => `${tag}-all-${i}`);
+    for (const [i, key] of asyncKeys.entries()) {
+      const r = await post(
+        `${first.url}/refund-async`,
+        { request_id: key, payment_intent_id: intents[i % 5], amount: 10 },
+        false,
+      );
+      expect(r.status, r.body).toBe(202);
+    }
+    const syncKey = `${tag}-all-sync`;
+    const sync = post(
+      `${first.url}/refund`,
+      { request_id: syncKey, payment_intent_id: intents[0], amount: 10 },
+      false,
+    );
+    await sleep(300);
+    const stopAt = first.signal('SIGINT');
+    await sleep(100);
+    first.signal('SIGTERM');
+    await sleep(200);
+    // The queue is still draining (Stripe answers in 1.5 s), but a new connection is no longer taken.
+    const late = await post(
+      `${first.url}/refund-async`,
+      { request_id: `${tag}-all-late`, payment_intent_id: intents[1], amount: 10 },
+      false,
+    );
+    const exit = await first.exited;
+    expect((await sync).status).toBe(200);
+    expect(late.error).toBe('ECONNREFUSED');
+    expect(exit.code).toBe(0);
+    expect(exit.at - stopAt).toBeLessThan(SHUTDOWN_BUDGET_MS);
+    expect(first.logs().some((l) => l.msg === 'already shutting down; send SIGKILL to stop at once')).toBe(true);
+
+    await stripe.faults({});
+    const second = await startBuilt(main, embedded);
+    const keys = [...asyncKeys, syncKey];
+    const statuses = async () =>
+      Promise.all(
+        keys.map(async (k) => {
+          const res = await fetch(`${second.url}/refund-status/${k}`);
+          return ((await res.json()) as { status?: string }).status;
+        }),
+      );
+    const deadline = Date.now() + 15_000;
+    let last = await statuses();
+    while (last.some((s) => s !== 'succeeded') && Date.now() < deadline) {
+      await sleep(100);
+      last = await statuses();
+    }
+    second.signal('SIGTERM');
+    expect((await second.exited).code).toBe(0);
+    expect(last.filter((s) => s !== 'succeeded')).toEqual([]);
+    const byRequest = await stripe.refundsByRequest();
+    expect(keys.filter((k) => byRequest.get(k)?.length !== 1)).toEqual([]);
+  }, 60_000);
+});
