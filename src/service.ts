@@ -385,7 +385,15 @@ export async function startService(
           ...(config.auth.enabled ? { apiKeys: deps.store.apiKeys } : {}),
           onResponse,
         });
-    server = createServer(app);
+    // Once the service is stopping, every response closes its connection (Connection: close): otherwise a client
+    // that keeps its connection busy holds server.close() open, and the process serves it until the shutdown
+    // timer kills it with the outbox unflushed. A response already under way when the stop begins keeps its
+    // connection; the client's next request on it is answered with Connection: close.
+    let stopping = false;
+    server = createServer((req, res) => {
+      if (stopping) res.shouldKeepAlive = false;
+      app(req, res);
+    });
     server.requestTimeout = config.http.requestTimeoutMs;
     server.on('clientError', answerMalformedRequest);
     server.on('checkExpectation', refuseExpectation);
@@ -450,15 +458,12 @@ export async function startService(
           await run();
           logger.debug({ step: name, ms: Math.round(performance.now() - began) }, 'shutdown step done');
         };
+        // Stop taking requests and stop consuming at once, then wait for both to drain: a request accepted
+        // while the queue drains (up to 20 s at a slow Stripe) could outlast the process's 25 s budget.
+        stopping = true;
+        const httpClosed = new Promise<void>((resolve) => server!.close(() => resolve()));
         await step('consumer cancelled', async () => consumer?.cancel());
-        await step(
-          'http server closed',
-          () =>
-            new Promise<void>((resolve) => {
-              server!.close(() => resolve());
-              server!.closeIdleConnections();
-            }),
-        );
+        await step('http server closed', () => httpClosed);
         await step('webhook tasks idle', () => deps.webhooks.idle());
         await step('outbox relay stopped', () => deps.relay.stop());
         await step('dependencies closed', () => deps.close());
