@@ -40,13 +40,17 @@ export async function main(opts: MainOptions = {}): Promise<void> {
     logger.debug({ codeCache: opts.codeCache }, 'code cache');
   }
 
-  // A signal during start-up is honoured once the service is up, so nothing is left half-opened.
+  // A signal during start-up is honoured once the service is up, so nothing is left half-opened. One listener
+  // for the whole life: removing the last listener of a signal closes Node's handle for it, and a signal that
+  // had arrived but not yet been dispatched (start-up runs without polling for it, e.g. SQLite's synchronous
+  // migrations) would be dropped, leaving the process deaf to the SIGTERM it was sent.
   let stopRequested: string | null = null;
-  const onEarlySignal = (signal: NodeJS.Signals) => {
+  let onSignal = (signal: NodeJS.Signals) => {
     stopRequested ??= signal;
   };
-  process.on('SIGTERM', onEarlySignal);
-  process.on('SIGINT', onEarlySignal);
+  const listener = (signal: NodeJS.Signals) => onSignal(signal);
+  process.on('SIGTERM', listener);
+  process.on('SIGINT', listener);
 
   const service = await startService(config, logger, {
     // The demo storefront only exists next to the embedded sandbox, where no real money can move.
@@ -79,10 +83,7 @@ export async function main(opts: MainOptions = {}): Promise<void> {
       process.exit(1);
     }
   }
-  process.off('SIGTERM', onEarlySignal);
-  process.off('SIGINT', onEarlySignal);
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  onSignal = (signal) => void shutdown(signal);
   if (stopRequested) void shutdown(stopRequested);
   opts.onStarted?.(service.url);
 }

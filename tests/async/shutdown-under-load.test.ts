@@ -47,7 +47,15 @@ interface ServiceProcess {
 
 const children = new Set<ChildProcess>();
 
-async function startBuilt(main: string, env: Record<string, string>): Promise<ServiceProcess> {
+/**
+ * Starts the built service and resolves once it has started. `signalOn` sends a signal the moment a log line
+ * with that message appears (the process may then stop before it has started: `url` is empty).
+ */
+async function startBuilt(
+  main: string,
+  env: Record<string, string>,
+  signalOn?: { msg: string; signal: NodeJS.Signals },
+): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [main], {
     cwd: path.dirname(path.dirname(path.dirname(main))),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
@@ -55,7 +63,13 @@ async function startBuilt(main: string, env: Record<string, string>): Promise<Se
   });
   children.add(child);
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  let signalled = false;
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (signalOn && !signalled && out.includes(`"msg":"${signalOn.msg}"`)) {
+      signalled = child.kill(signalOn.signal);
+    }
+  });
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
     child.once('exit', (code, signal) => {
@@ -66,12 +80,13 @@ async function startBuilt(main: string, env: Record<string, string>): Promise<Se
   const deadline = Date.now() + 30_000;
   let started: RegExpExecArray | null;
   while (!(started = /"url":"(http:[^"]+)"[^\n]*"msg":"service started"/.exec(out))) {
+    if (child.exitCode !== null && signalled) break;
     if (child.exitCode !== null) throw new Error(`the service exited before it started:\n${out}`);
     if (Date.now() > deadline) throw new Error(`the service did not start in time:\n${out}`);
     await sleep(25);
   }
   return {
-    url: started[1]!,
+    url: started?.[1] ?? '',
     logs: () =>
       out
         .split('\n')
@@ -242,7 +257,8 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
     // closed under a request it had not read; never a hang. Whatever the ledger took is on the queue too.
     for (const r of others) {
       if (r.error) expect(['ECONNREFUSED', 'ECONNRESET']).toContain(r.error);
-      else expect([r.status, r.contentType]).toEqual([503, expect.stringContaining('application/problem+json')]);
+      else
+        expect([r.status, r.contentType]).toEqual([503, expect.stringContaining('application/problem+json')]);
     }
     const erred = others.map((r) => r.key);
     const erredRows = await Promise.all(erred.map((k) => store.refunds.get(k)));
@@ -307,6 +323,20 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
     }
   }, 60_000);
 
+  it('a SIGTERM during start-up (SQLite migrations) stops the process once it is up', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'stop-early-'));
+    tempDirs.push(dir);
+    // The migrations run synchronously: the signal arrives but is dispatched only after start-up.
+    const proc = await startBuilt(
+      main,
+      { ...env, ROLE: 'all', RABBITMQ_URL: '', DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}` },
+      { msg: 'store migration applied', signal: 'SIGTERM' },
+    );
+    const exit = await Promise.race([proc.exited, sleep(SHUTDOWN_BUDGET_MS).then(() => null)]);
+    expect(exit?.code).toBe(0);
+    expect(proc.logs().some((l) => l.msg === 'stopped cleanly')).toBe(true);
+  }, 60_000);
+
   it('ROLE=all, in-process queue: SIGINT (then SIGTERM) mid-refunds stops HTTP at once; the next start finishes every refund once', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'stop-all-'));
     tempDirs.push(dir);
@@ -351,7 +381,9 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
     expect(late.error).toBe('ECONNREFUSED');
     expect(exit.code).toBe(0);
     expect(exit.at - stopAt).toBeLessThan(SHUTDOWN_BUDGET_MS);
-    expect(first.logs().some((l) => l.msg === 'already shutting down; send SIGKILL to stop at once')).toBe(true);
+    expect(first.logs().some((l) => l.msg === 'already shutting down; send SIGKILL to stop at once')).toBe(
+      true,
+    );
 
     await stripe.faults({});
     const second = await startBuilt(main, embedded);
