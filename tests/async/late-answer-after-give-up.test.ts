@@ -7,56 +7,14 @@
  * meanwhile). (Had Stripe answered the overlapping call 409, the delivery would not give up at all: see
  * tests/integration/two-processes.test.ts.)
  */
-import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { postgresAvailable } from '../helpers/services.js';
 import { eventually, startTestService, type Db, type TestService } from '../helpers/service.js';
+import { gateRefundCreate } from '../helpers/stripe-gate.js';
 import { requestKey } from '../../src/refunds/service.js';
 
 const dbs: Db[] = ['sqlite', ...((await postgresAvailable()) ? (['postgres'] as const) : [])];
-
-/**
- * Makes the next refunds.create slow at "Stripe" until released; meanwhile any other create is lost on the
- * way (a connection error), so its delivery cannot tell whether Stripe made the refund.
- */
-function slowFirstCreate(stripe: Stripe): {
-  entered: Promise<void>;
-  release: () => void;
-  restore: () => void;
-} {
-  const refunds = stripe.refunds;
-  const create = refunds.create.bind(refunds);
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let inFlight = false;
-  let markEntered!: () => void;
-  const entered = new Promise<void>((resolve) => (markEntered = resolve));
-  refunds.create = (async (...args: Parameters<typeof create>) => {
-    if (inFlight) {
-      throw new Stripe.errors.StripeConnectionError({
-        message: 'An error occurred with our connection to Stripe.',
-        type: 'api_error',
-      });
-    }
-    inFlight = true;
-    markEntered();
-    await gate;
-    try {
-      return await create(...args);
-    } finally {
-      inFlight = false;
-    }
-  }) as typeof refunds.create;
-  return {
-    entered,
-    release,
-    restore: () => {
-      release();
-      refunds.create = create as typeof refunds.create;
-    },
-  };
-}
 
 describe.each(dbs)('on %s', (db) => {
   let svc: TestService;
@@ -76,7 +34,7 @@ describe.each(dbs)('on %s', (db) => {
       it(`puts the refund right: it reads ${status}, as at Stripe`, async () => {
         const pi = await paidIntent(svc.url, 5000, { paymentMethod: card });
         const requestId = `late-answer-${atStripe}`;
-        const slow = slowFirstCreate(svc.deps.stripe);
+        const slow = gateRefundCreate(svc.deps.stripe, { othersLost: true });
         try {
           const res = await postJson(`${svc.url}/refund-async`, {
             payment_intent_id: pi,
@@ -112,7 +70,7 @@ describe.each(dbs)('on %s', (db) => {
   describe('POST /refund whose Stripe call outlives a delivery that gave up on it', () => {
     it('answers and records what Stripe did: succeeded', async () => {
       const pi = await paidIntent(svc.url, 5000);
-      const slow = slowFirstCreate(svc.deps.stripe);
+      const slow = gateRefundCreate(svc.deps.stripe, { othersLost: true });
       let answer: Awaited<ReturnType<typeof postJson>>;
       try {
         const pending = postJson(`${svc.url}/refund`, {

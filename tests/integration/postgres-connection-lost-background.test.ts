@@ -7,10 +7,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
+import { gateRefundCreate } from '../helpers/stripe-gate.js';
 import { POSTGRES_URL, RABBITMQ_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
 import { requeueStuck } from '../../src/service.js';
 import { StoreUnavailableError } from '../../src/store/index.js';
@@ -19,33 +19,6 @@ import { peekRabbit, startStripe, uniqueTag, type StripeStandIn } from '../async
 const pgOk = await postgresAvailable();
 /** The in-process queue (ROLE=all, embedded), and RabbitMQ under a queue prefix of this file's own. */
 const brokers = ['memory', ...(pgOk && (await rabbitAvailable()) ? (['rabbitmq'] as const) : [])];
-
-/** Holds every refunds.create at "Stripe" until released (the real SDK call then runs). */
-function gateRefundCreate(stripe: Stripe): {
-  entered: Promise<void>;
-  release: () => void;
-  restore: () => void;
-} {
-  const refunds = stripe.refunds;
-  const create = refunds.create.bind(refunds);
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let markEntered!: () => void;
-  const entered = new Promise<void>((resolve) => (markEntered = resolve));
-  refunds.create = (async (...args: Parameters<typeof create>) => {
-    markEntered();
-    await gate;
-    return create(...args);
-  }) as typeof refunds.create;
-  return {
-    entered,
-    release,
-    restore: () => {
-      release();
-      refunds.create = create as typeof refunds.create;
-    },
-  };
-}
 
 interface Outcome {
   request_id: string;
