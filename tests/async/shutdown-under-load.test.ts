@@ -18,6 +18,7 @@ import { createStore, type Store } from '../../src/store/index.js';
 import { POSTGRES_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
 import {
   clusterEnv,
+  jsonLogLines,
   peekRabbit,
   pgSchema,
   prefixedTopology,
@@ -87,17 +88,7 @@ async function startBuilt(
   }
   return {
     url: started?.[1] ?? '',
-    logs: () =>
-      out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => {
-          try {
-            return JSON.parse(l) as Record<string, unknown>;
-          } catch {
-            return {};
-          }
-        }),
+    logs: () => jsonLogLines(out),
     signal(signal) {
       child.kill(signal);
       return Date.now();

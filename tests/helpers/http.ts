@@ -73,3 +73,16 @@ export async function paidIntent(
   }
   return res.json.paymentIntentId as string;
 }
+
+/**
+ * Pays a checkout session on the sandbox's hosted page as a customer would (the Pay button's form post), and
+ * answers the page's response (303 to success_url when paid).
+ */
+export function payOnHostedPage(checkoutUrl: string, card = 'pm_card_visa'): Promise<Response> {
+  return fetch(checkoutUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: `payment_method=${encodeURIComponent(card)}&email=buyer%40example.com`,
+    redirect: 'manual',
+  });
+}

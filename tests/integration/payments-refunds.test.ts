@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateResponse } from '../helpers/contract.js';
-import { getJson, postJson } from '../helpers/http.js';
+import { getJson, payOnHostedPage, postJson } from '../helpers/http.js';
 import { postgresAvailable } from '../helpers/services.js';
 import { eventually, startTestService, type Db, type TestService } from '../helpers/service.js';
 
@@ -73,12 +73,7 @@ describe.each(dbs)('payments and refunds on %s', (db) => {
       ...readme.requests.createCheckoutSession,
       metadata: { order_id: 'ord_7' },
     });
-    const page = await fetch(created.json.url as string, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: 'payment_method=pm_card_visa&email=buyer%40example.com',
-      redirect: 'manual',
-    });
+    const page = await payOnHostedPage(created.json.url as string);
     expect(page.status).toBe(303);
     expect(page.headers.get('location')).toContain(`session_id=${created.json.id as string}`);
     const got = await getJson(`${svc.url}/checkout-session?session_id=${created.json.id as string}`);

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { postJson as postWithHeaders } from '../helpers/http.js';
+import { payOnHostedPage, postJson as postWithHeaders } from '../helpers/http.js';
 import {
   paidInDashboard,
   postJson,
@@ -110,12 +110,7 @@ describe.skipIf(!rabbit)('payments learnt from webhooks', () => {
     expect(created.status).toBe(200);
     const sessionId = created.json.id as string;
     expect((await ledgerStatus(sessionId)).status).toBe('open');
-    const page = await fetch(created.json.url as string, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: 'payment_method=pm_card_visa&email=buyer%40example.com',
-      redirect: 'manual',
-    });
+    const page = await payOnHostedPage(created.json.url as string);
     expect(page.status).toBe(303);
     await statusBecomes(sessionId, 'complete');
     const session = (await rig.svc.deps.store.payments.get(sessionId))!;
@@ -160,12 +155,7 @@ describe.skipIf(!rabbit)(
         auth,
       );
       expect(created.status).toBe(200);
-      const page = await fetch(created.json.url as string, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: 'payment_method=pm_card_visa&email=buyer%40example.com',
-        redirect: 'manual',
-      });
+      const page = await payOnHostedPage(created.json.url as string);
       expect(page.status).toBe(303);
       const session = await rig.dashboard.checkout.sessions.retrieve(created.json.id as string);
       const pi = session.payment_intent as string;

@@ -235,6 +235,20 @@ export interface WorkerProcess {
 const live = new Set<WorkerProcess>();
 
 /** Starts `src/main.ts` as its own node process (no npx/tsx wrapper, so a signal reaches the service itself). */
+/** The JSON log lines in a child process's output (anything else, such as a stack trace, is skipped). */
+export function jsonLogLines(out: string): Record<string, unknown>[] {
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    });
+}
+
 export async function spawnWorker(
   name: string,
   env: Record<string, string>,
@@ -256,17 +270,7 @@ export async function spawnWorker(
     child,
     pid: child.pid ?? -1,
     output: () => out,
-    logs: () =>
-      out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => {
-          try {
-            return JSON.parse(l) as Record<string, unknown>;
-          } catch {
-            return {};
-          }
-        }),
+    logs: () => jsonLogLines(out),
     refundsMade: () => worker.logs().filter((l) => l.msg === 'queued refund made').length,
     exited,
     async kill(signal) {
