@@ -514,9 +514,10 @@ export function createRefundService(deps: RefundServiceDeps) {
         throw toProblem(err, 'payment_intent');
       }
       // Outside the try: Stripe made the refund, so a store failure here (the database went silent) must not
-      // be taken for Stripe's refusal and mark it failed. It surfaces as a 503; the row stays processing until
-      // the stuck-refund sweep has the worker ask Stripe again under the same idempotency key (or a webhook
-      // settles it), and a retry of the request finds the same refund.
+      // be taken for Stripe's refusal and mark it failed. It surfaces as a 5xx (503 store_unavailable when the
+      // database is unreachable); the row stays processing until a webhook settles it or the stuck-refund sweep
+      // has the worker ask Stripe again under the same idempotency key, and a retry of the request finds the
+      // same refund.
       const saved = await recordStripeRefund(refund.requestId, stripeRefund);
       log.info(
         { request_id: refund.requestId, refund_id: stripeRefund.id, status: saved.status },
