@@ -1,4 +1,4 @@
-import { CompiledQuery, PostgresDialect } from 'kysely';
+import { PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { StoreUnavailableError, toStoreError } from './errors.js';
@@ -130,33 +130,49 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
   // refund guard locks a payment row and then sums its refunds with a fresh snapshot (refunds_committed);
   // under REPEATABLE READ or SERIALIZABLE that sum would come from the snapshot taken before the lock wait,
   // miss a refund committed meanwhile, and let the payment be refunded twice over.
-  const setUp = CompiledQuery.raw(
-    [
-      "set default_transaction_isolation to 'read committed'",
-      // The server gives up too, so work nobody waits for any more stops there as well.
-      ...(opts.queryTimeoutMs === undefined
-        ? []
-        : [
-            `set statement_timeout to ${opts.queryTimeoutMs + SERVER_TIMEOUT_MARGIN_MS}`,
-            `set idle_in_transaction_session_timeout to ${Math.max(IDLE_IN_TRANSACTION_TIMEOUT_MS, opts.queryTimeoutMs)}`,
-          ]),
-      // Only our schema, when one is given.
-      ...(opts.schema === undefined ? [] : [`set search_path to ${quoteIdentifier(opts.schema)}`]),
-    ].join('; '),
-  );
+  const setUp = [
+    "set default_transaction_isolation to 'read committed'",
+    // The server gives up too, so work nobody waits for any more stops there as well.
+    ...(opts.queryTimeoutMs === undefined
+      ? []
+      : [
+          `set statement_timeout to ${opts.queryTimeoutMs + SERVER_TIMEOUT_MARGIN_MS}`,
+          `set idle_in_transaction_session_timeout to ${Math.max(IDLE_IN_TRANSACTION_TIMEOUT_MS, opts.queryTimeoutMs)}`,
+        ]),
+    // Only our schema, when one is given.
+    ...(opts.schema === undefined ? [] : [`set search_path to ${quoteIdentifier(opts.schema)}`]),
+  ].join('; ');
+  // Connections that have run setUp. It runs here, not in Kysely's onCreateConnection: a connection whose setup
+  // fails (the network drops it, the server ends the session) must be thrown away, and Kysely would keep it
+  // checked out for good (lost to the pool: after as many failures as the pool has slots every request waits
+  // for a connection that never comes, and pool.end() waits forever).
+  const setUpDone = new WeakSet<pg.PoolClient>();
   const dialect = new PostgresDialect({
-    // A connection that cannot be had in time (the server is down or silent, or every pooled one is busy) is
-    // the same outage to a caller as a statement without an answer.
     pool: {
-      connect: () =>
-        pool.connect().catch((error: unknown) => {
+      connect: async () => {
+        let client: pg.PoolClient;
+        try {
+          client = await pool.connect();
+        } catch (error) {
+          // A connection that cannot be had in time (the server is down or silent, or every pooled one is busy)
+          // is the same outage to a caller as a statement without an answer.
           throw new StoreUnavailableError('no PostgreSQL connection', { cause: error });
-        }),
+        }
+        if (!setUpDone.has(client)) {
+          try {
+            await client.query(setUp);
+          } catch (error) {
+            // Released with an error, the pool closes it instead of lending it out unset.
+            client.release(error instanceof Error ? error : true);
+            throw error instanceof StoreUnavailableError
+              ? error
+              : new StoreUnavailableError('PostgreSQL connection setup failed', { cause: error });
+          }
+          setUpDone.add(client);
+        }
+        return client;
+      },
       end: () => pool.end(),
-    },
-    // Runs once per new pooled connection, before its first query.
-    onCreateConnection: async (connection) => {
-      await connection.executeQuery(setUp);
     },
   });
   return { dialect, pool };

@@ -12,23 +12,31 @@ export interface TcpProxy {
   blackHole(): void;
   /** Forward again (what was sent while black-holed is gone). */
   forward(): void;
+  /**
+   * From now on, a connection whose client sends bytes containing `marker` goes silent at that point, in both
+   * directions, for good (one statement of a protocol swallowed on the way); `null` stops matching.
+   */
+  silenceConnectionsSending(marker: string | null): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let silent = false;
+  let marker: string | null = null;
   const server = createServer((client) => {
     const upstream = tcpConnect(target.port, target.host);
+    let swallowed = false;
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
     }
     client.on('data', (chunk: Buffer) => {
-      if (!silent) upstream.write(chunk);
+      if (marker !== null && chunk.includes(marker)) swallowed = true;
+      if (!silent && !swallowed) upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
-      if (!silent) client.write(chunk);
+      if (!silent && !swallowed) client.write(chunk);
     });
     const end = () => {
       client.destroy();
@@ -46,6 +54,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     forward() {
       silent = false;
+    },
+    silenceConnectionsSending(m) {
+      marker = m;
     },
     close: () =>
       new Promise<void>((resolve) => {
