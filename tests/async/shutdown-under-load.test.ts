@@ -4,9 +4,8 @@
  * cleanly (exit code 0) within the 25 s the README promises, and a request that comes after the signal gets
  * an answer or a refused connection, never a hang.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request, Agent, type RequestOptions } from 'node:http';
+import { Agent } from 'node:http';
 import { createServer, connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,7 +17,6 @@ import { createStore, type Store } from '../../src/store/index.js';
 import { POSTGRES_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
 import {
   clusterEnv,
-  jsonLogLines,
   peekRabbit,
   pgSchema,
   prefixedTopology,
@@ -30,111 +28,12 @@ import {
   type RabbitPeek,
   type StripeStandIn,
 } from './support/harness.js';
+import { killAllBuilt, post, startBuilt, type Answer } from './support/built.js';
 
 const ready = (await rabbitAvailable()) && (await postgresAvailable());
 /** What the README promises between the signal and the exit. */
 const SHUTDOWN_BUDGET_MS = 25_000;
 const REFUNDS_PATH = { method: 'POST', path_prefix: '/v1/refunds' };
-
-// ---- the built service as a child process ---------------------------------------------------------
-
-interface ServiceProcess {
-  url: string;
-  logs(): Record<string, unknown>[];
-  /** Sends `signal`; returns when it was sent. */
-  signal(signal: NodeJS.Signals): number;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-}
-
-const children = new Set<ChildProcess>();
-
-/**
- * Starts the built service and resolves once it has started. `signalOn` sends a signal the moment a log line
- * with that message appears (the process may then stop before it has started: `url` is empty).
- */
-async function startBuilt(
-  main: string,
-  env: Record<string, string>,
-  signalOn?: { msg: string; signal: NodeJS.Signals },
-): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [main], {
-    cwd: path.dirname(path.dirname(path.dirname(main))),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let out = '';
-  let signalled = false;
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (signalOn && !signalled && out.includes(`"msg":"${signalOn.msg}"`)) {
-      signalled = child.kill(signalOn.signal);
-    }
-  });
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal, at: Date.now() });
-    }),
-  );
-  const deadline = Date.now() + 30_000;
-  let started: RegExpExecArray | null;
-  while (!(started = /"url":"(http:[^"]+)"[^\n]*"msg":"service started"/.exec(out))) {
-    if (child.exitCode !== null && signalled) break;
-    if (child.exitCode !== null) throw new Error(`the service exited before it started:\n${out}`);
-    if (Date.now() > deadline) throw new Error(`the service did not start in time:\n${out}`);
-    await sleep(25);
-  }
-  return {
-    url: started?.[1] ?? '',
-    logs: () => jsonLogLines(out),
-    signal(signal) {
-      child.kill(signal);
-      return Date.now();
-    },
-    exited,
-  };
-}
-
-// ---- HTTP, with and without keep-alive ---------------------------------------------------------------
-
-interface Answer {
-  status: number;
-  contentType: string;
-  body: string;
-  /** The socket error, when there was no answer. */
-  error?: string;
-}
-
-/** POSTs JSON; a socket error comes back as `error`, never thrown. `agent: false` opens a fresh connection. */
-function post(url: string, body: unknown, agent: Agent | false, timeoutMs = 40_000): Promise<Answer> {
-  const payload = JSON.stringify(body);
-  const opts: RequestOptions = {
-    method: 'POST',
-    agent,
-    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-    timeout: timeoutMs,
-  };
-  return new Promise((resolve) => {
-    const req = request(url, opts, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'] ?? '', body: text }),
-      );
-      res.on('error', (err: NodeJS.ErrnoException) =>
-        resolve({ status: 0, contentType: '', body: '', error: err.code ?? err.message }),
-      );
-    });
-    req.on('timeout', () => req.destroy(Object.assign(new Error('no answer'), { code: 'TIMEOUT' })));
-    req.on('error', (err: NodeJS.ErrnoException) =>
-      resolve({ status: 0, contentType: '', body: '', error: err.code ?? err.message }),
-    );
-    req.end(payload);
-  });
-}
 
 async function paidIntents(url: string, n: number): Promise<string[]> {
   const ids: string[] = [];
@@ -180,7 +79,7 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const child of children) child.kill('SIGKILL');
+    killAllBuilt();
     await store?.close();
     await peek?.deleteAll(topology);
     await peek?.close();
