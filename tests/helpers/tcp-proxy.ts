@@ -65,3 +65,13 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       }),
   };
 }
+
+/** A proxy in front of the server `url` names, and the same URL pointed at the proxy instead. */
+export async function proxyFor(url: string): Promise<{ proxy: TcpProxy; url: string }> {
+  const target = new URL(url);
+  const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  const viaProxy = new URL(url);
+  viaProxy.hostname = proxy.host;
+  viaProxy.port = String(proxy.port);
+  return { proxy, url: viaProxy.toString() };
+}

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 const pgOk = await postgresAvailable();
 
@@ -18,13 +18,10 @@ describe.skipIf(!pgOk)('a PostgreSQL connection whose setup fails', () => {
   let svc: TestService;
   let stopped = false;
   beforeAll(async () => {
-    const target = new URL(POSTGRES_URL);
-    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-    const viaProxy = new URL(POSTGRES_URL);
-    viaProxy.hostname = proxy.host;
-    viaProxy.port = String(proxy.port);
+    const via = await proxyFor(POSTGRES_URL);
+    proxy = via.proxy;
     svc = await startTestService('postgres', {
-      DATABASE_URL: viaProxy.toString(),
+      DATABASE_URL: via.url,
       // One slot: a connection lost to the pool shows at once.
       DATABASE_POOL_SIZE: '1',
       DATABASE_TIMEOUT_MS: '400',

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 const pgOk = await postgresAvailable();
 
@@ -22,13 +22,10 @@ describe.skipIf(!pgOk)('PostgreSQL behind a network path that goes silent', () =
   let proxy: TcpProxy;
   let svc: TestService;
   beforeAll(async () => {
-    const target = new URL(POSTGRES_URL);
-    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-    const viaProxy = new URL(POSTGRES_URL);
-    viaProxy.hostname = proxy.host;
-    viaProxy.port = String(proxy.port);
+    const via = await proxyFor(POSTGRES_URL);
+    proxy = via.proxy;
     svc = await startTestService('postgres', {
-      DATABASE_URL: viaProxy.toString(),
+      DATABASE_URL: via.url,
       DATABASE_POOL_SIZE: String(POOL_SIZE),
       DATABASE_TIMEOUT_MS: String(DATABASE_TIMEOUT_MS),
       REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
