@@ -72,6 +72,22 @@ describe.skipIf(!ready)('two API processes on one PostgreSQL schema', () => {
     }
   }
 
+  /** Polls `pi`'s one refund every 5 ms until it reads succeeded; answers it and every status seen on the way. */
+  async function watchUntilSucceeded(pi: string) {
+    const statuses = new Set<string>();
+    const row = await waitFor(
+      async () => {
+        const r = (await ledger(pi))[0];
+        if (r) statuses.add(r.status);
+        return r;
+      },
+      (r) => r?.status === 'succeeded',
+      15_000,
+      5,
+    );
+    return { row, statuses };
+  }
+
   /** Waits until no refund of `pi` is in flight, then checks ledger and Stripe agree one to one. */
   async function settledAndAgreeing(pi: string, paidAmount: number) {
     const rows = await waitFor(
@@ -316,17 +332,7 @@ describe.skipIf(!ready)('two API processes on one PostgreSQL schema', () => {
           ),
         ),
       );
-      const statuses = new Set<string>();
-      const row = await waitFor(
-        async () => {
-          const r = (await ledger(pi))[0];
-          if (r) statuses.add(r.status);
-          return r;
-        },
-        (r) => r?.status === 'succeeded',
-        15_000,
-        5,
-      );
+      const { row, statuses } = await watchUntilSucceeded(pi);
       expect(row?.status).toBe('succeeded');
       expect([...statuses]).not.toContain('failed');
     } finally {
@@ -365,17 +371,7 @@ describe.skipIf(!ready)('two API processes on one PostgreSQL schema', () => {
           headers: { 'x-retry-attempt': 5 },
         });
       await ch.waitForConfirms();
-      const statuses = new Set<string>();
-      await waitFor(
-        async () => {
-          const r = (await ledger(pi))[0];
-          if (r) statuses.add(r.status);
-          return r;
-        },
-        (r) => r?.status === 'succeeded',
-        15_000,
-        5,
-      );
+      const { statuses } = await watchUntilSucceeded(pi);
       // The ledger never said failed (a client reading that would ask for the refund again), and the outcomes
       // other services read say succeeded only.
       expect([...statuses]).not.toContain('failed');
