@@ -350,7 +350,9 @@ export interface components {
          * RefundState
          * @description Where a refund is. Moves only forward: `queued` → `processing` → `pending` or
          *     `requires_action` → `succeeded`, `failed` or `canceled`. The one exception is Stripe's: a
-         *     `succeeded` refund can later become `failed` when the customer's bank returns it.
+         *     `succeeded` refund can later become `failed` when the customer's bank returns it. A refund
+         *     stays `processing` (its amount reserved) for as long as Stripe cannot be asked whether it
+         *     made it; `failed` means Stripe refused it or, asked, has no such refund.
          * @enum {string}
          */
         RefundState: "queued" | "processing" | "pending" | "requires_action" | "succeeded" | "failed" | "canceled";

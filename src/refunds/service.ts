@@ -461,6 +461,43 @@ export function createRefundService(deps: RefundServiceDeps) {
     return refund ? settled(refund, moved) : null;
   }
 
+  /**
+   * A refund whose fate is unknown (a call may have reached Stripe, and Stripe cannot be asked now) stays
+   * `processing`, its amount reserved; its message is dead-lettered, and the stuck-refund sweep queues it again
+   * once it has been untouched for a while. That attempt looks at Stripe first, so it is recorded as made, or
+   * made, never twice.
+   */
+  function leftUnresolved(key: string, reason: string): ProcessResult {
+    log.warn(
+      { request_id: key, reason },
+      'refund outcome unknown and Stripe cannot be asked; left processing for the stuck-refund sweep',
+    );
+    return { kind: 'failed', reason: `outcome_unknown:${reason}` };
+  }
+
+  /**
+   * The worker's last resort, for a refund whose messages kept failing for a reason that is not Stripe's
+   * answer (a bug, a row the ledger cannot write). The failure may have come after Stripe made the refund, so
+   * Stripe is asked first: a refund it made is recorded as made, and while Stripe cannot be asked the refund
+   * is left `processing` for the stuck-refund sweep. Only a refund Stripe does not have is marked failed.
+   */
+  async function giveUpUnlessMade(key: string, reason: string): Promise<Refund | null> {
+    const refund = await store.refunds.get(key);
+    if (!refund || refund.stripeRefundId || isTerminalRefundStatus(refund.status)) return refund;
+    let made: Stripe.Refund | null;
+    try {
+      made = await findStripeRefund(refund);
+    } catch (err) {
+      log.warn(
+        { err, request_id: key },
+        'Stripe cannot be asked about a refund given up on; left for the sweep',
+      );
+      return refund;
+    }
+    if (made) return recordStripeRefund(key, made);
+    return recordFailure(key, reason);
+  }
+
   function failureReasonOf(err: unknown): string {
     const e = err as { code?: string; decline_code?: string; type?: string };
     return e.decline_code ?? e.code ?? classifyStripeError(err);
@@ -594,7 +631,14 @@ export function createRefundService(deps: RefundServiceDeps) {
         }
         if (isTransientStripeError(err)) {
           // The last answer was lost, not refused: Stripe may have made the refund. Look before calling it failed.
-          const made = await findStripeRefund(refund).catch(() => null);
+          let made: Stripe.Refund | null;
+          try {
+            made = await findStripeRefund(refund);
+          } catch {
+            // Stripe cannot say either (still unreachable). `failed` would release the amount for other refunds
+            // and tell other services the money did not move, while Stripe may have made this one.
+            return leftUnresolved(key, reason);
+          }
           if (made) {
             const saved = await recordStripeRefund(key, made);
             log.info(
@@ -664,8 +708,8 @@ export function createRefundService(deps: RefundServiceDeps) {
       return recordStripeRefund(row.requestId, r);
     },
 
-    /** Marks a refund failed when its message is dead-lettered for a reason the worker did not decide. */
-    recordFailure,
+    /** For a message dead-lettered for a reason the worker did not decide: failed, unless Stripe made it. */
+    giveUpUnlessMade,
     outcomeOf,
   };
 }

@@ -128,7 +128,7 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
       const deliveryCount = d.deliveryCount ?? 0;
       log.error({ err, request_id: key, deliveryCount }, 'refund worker failed on a message');
       if (deliveryCount >= opts.deliveryLimit) {
-        await refunds.recordFailure(key, 'worker_error').catch((e: unknown) => {
+        await refunds.giveUpUnlessMade(key, 'worker_error').catch((e: unknown) => {
           log.error({ err: e, request_id: key }, 'could not record the failure of a poison message');
         });
       } else {

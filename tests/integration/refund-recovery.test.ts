@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox } from '../../src/sandbox/index.js';
 import { getJson, postJson } from '../helpers/http.js';
+import { requeueStuck } from '../../src/service.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -70,6 +71,79 @@ describe('refunds whose answer was lost', () => {
       const refunds = await quiet.deps.stripe.refunds.list({ payment_intent: pi });
       expect(refunds.data).toHaveLength(1);
       expect(refunds.data[0]!.id).toBe(done.json.refund_id);
+    } finally {
+      await quiet.stop();
+      await sandbox.close();
+    }
+  });
+
+  it('stay processing, not failed, while Stripe cannot say whether it made them, and are finished once it can', async () => {
+    // A Stripe that sends no webhooks and, for now, loses every answer about refunds: it makes the refund, then
+    // drops the connection, and its list of refunds is unreachable too.
+    const sandbox = await startSandbox({ secretKey: 'sk_test_unknownfate1' });
+    const quiet = await startTestService('sqlite', {
+      STRIPE_SECRET_KEY: 'sk_test_unknownfate1',
+      STRIPE_API_BASE: sandbox.url,
+      API_AUTH: 'off',
+      WORKER_MAX_ATTEMPTS: '2',
+      WORKER_RETRY_DELAYS_MS: '100',
+      STRIPE_MAX_NETWORK_RETRIES: '0',
+    });
+    try {
+      const pi = (
+        await postJson(`${quiet.url}/payment-intent`, {
+          amount: 3000,
+          currency: 'usd',
+          payment_method: 'pm_card_visa',
+          confirm: true,
+        })
+      ).json.paymentIntentId as string;
+      const faults = (config: Record<string, unknown> | null) =>
+        fetch(`${sandbox.url}/_sandbox/faults`, {
+          method: config ? 'POST' : 'DELETE',
+          headers: { 'content-type': 'application/json' },
+          ...(config ? { body: JSON.stringify(config) } : {}),
+        });
+      expect((await faults({ drop_rate: 1, match: { path_prefix: '/v1/refunds' } })).status).toBeLessThan(
+        300,
+      );
+      const res = await postJson(`${quiet.url}/refund-async`, {
+        payment_intent_id: pi,
+        amount: 1200,
+        request_id: 'unknown-fate',
+      });
+      expect(res.status).toBe(202);
+      // Every attempt spent: the message is dead-lettered.
+      const deadLetter = quiet.deps.topology.deadLetter;
+      await eventually(
+        () => quiet.deps.broker.queueDepth(deadLetter),
+        (n) => n === 1,
+      );
+      expect(await quiet.deps.broker.queueDepth(deadLetter)).toBe(1);
+      // Stripe made it; the service cannot know yet. Not failed: the amount stays reserved.
+      expect((await getJson(`${quiet.url}/refund-status/unknown-fate`)).json).toMatchObject({
+        status: 'processing',
+        refund_id: null,
+      });
+      const over = await postJson(`${quiet.url}/refund-async`, {
+        payment_intent_id: pi,
+        amount: 2000,
+        request_id: 'would-over-refund',
+      });
+      expect(over.status).toBe(409);
+      expect(over.json.code).toBe('amount_exceeds_refundable');
+
+      // Stripe answers again; the stuck-refund sweep (run now rather than after 10 min) queues it once more.
+      expect((await faults(null)).status).toBeLessThan(300);
+      expect(await requeueStuck(quiet.deps, 0)).toBe(1);
+      quiet.deps.relay.notify();
+      const done = await eventually(
+        () => getJson(`${quiet.url}/refund-status/unknown-fate`),
+        (r) => r.json.status !== 'processing' && r.json.status !== 'queued',
+      );
+      const atStripe = (await quiet.deps.stripe.refunds.list({ payment_intent: pi })).data;
+      expect(atStripe).toHaveLength(1);
+      expect(done.json).toMatchObject({ status: 'succeeded', amount: 1200, refund_id: atStripe[0]!.id });
     } finally {
       await quiet.stop();
       await sandbox.close();

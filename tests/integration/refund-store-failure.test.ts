@@ -1,9 +1,9 @@
 /**
- * POST /refund: Stripe made the refund, then the ledger could not record it (a trigger refuses the update,
- * as a full disk or a broken connection would). The money has moved, so the refund must not be marked failed
- * (nor a `failed` outcome sent to other services) as if Stripe had refused it; once the database is well
- * again, the refund settles as what Stripe made, once. PostgreSQL: the test needs a connection of its own to
- * add the trigger, and the service holds its SQLite file exclusively.
+ * Stripe made the refund, then the ledger could not record it (a trigger refuses the update, as a full disk or
+ * a broken connection would): on POST /refund, and in the worker for POST /refund-async. The money has moved,
+ * so the refund must not be marked failed (nor a `failed` outcome sent to other services) as if Stripe had
+ * refused it; once the database is well again, the refund settles as what Stripe made, once. PostgreSQL: the
+ * test needs a connection of its own to add the trigger, and the service holds its SQLite file exclusively.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent, postJson } from '../helpers/http.js';
@@ -20,6 +20,53 @@ describe.skipIf(!pgOk)('POST /refund whose Stripe answer cannot be recorded (Pos
   afterAll(async () => {
     await svc?.stop();
   });
+
+  it('a queued refund the worker cannot record is never given up as failed while Stripe has it', async () => {
+    const pi = await paidIntent(svc.url, 5000);
+    await svc.sql(`CREATE FUNCTION refuse_stripe_id() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'injected write failure'; END $$;
+      CREATE TRIGGER refuse_stripe_id BEFORE UPDATE ON refunds FOR EACH ROW
+        WHEN (NEW.stripe_refund_id IS NOT NULL AND OLD.stripe_refund_id IS NULL)
+        EXECUTE FUNCTION refuse_stripe_id();`);
+    let meanwhile: Awaited<ReturnType<typeof getJson>>;
+    try {
+      const res = await postJson(`${svc.url}/refund-async`, {
+        payment_intent_id: pi,
+        amount: 1500,
+        request_id: 'unrecorded-async',
+      });
+      expect(res.status).toBe(202);
+      // Every delivery fails to record Stripe's answer, until the delivery limit dead-letters the message: the
+      // worker's last resort for a message that keeps failing for a reason that is not Stripe's.
+      const deadLetter = svc.deps.topology.deadLetter;
+      await eventually(
+        () => svc.deps.broker.queueDepth(deadLetter),
+        (n) => n === 1,
+        30_000,
+      );
+      expect(await svc.deps.broker.queueDepth(deadLetter)).toBe(1);
+      meanwhile = await getJson(`${svc.url}/refund-status/unrecorded-async`);
+    } finally {
+      await svc.sql('DROP TRIGGER refuse_stripe_id ON refunds; DROP FUNCTION refuse_stripe_id();');
+    }
+    const atStripe = (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data;
+    expect(atStripe).toHaveLength(1);
+    // Stripe made it: the amount stays reserved and nobody is told it failed.
+    expect(meanwhile.json).toMatchObject({ status: 'processing', amount: 1500, failure_reason: null });
+
+    const settled = await eventually(
+      () => getJson(`${svc.url}/refund-status/unrecorded-async`),
+      (r) => r.json.status === 'succeeded',
+    );
+    expect(settled.json).toMatchObject({ status: 'succeeded', refund_id: atStripe[0]!.id, amount: 1500 });
+    expect((await svc.deps.stripe.refunds.list({ payment_intent: pi })).data).toHaveLength(1);
+    // Its outcomes, as published to other services (the outbox also holds the request for the worker).
+    const outcomes = await svc.sql(
+      `SELECT message_id FROM outbox WHERE message_id LIKE 'unrecorded-async#%'
+         AND destination = '${svc.deps.topology.responses}' ORDER BY id`,
+    );
+    expect(outcomes.map((r) => String(r['message_id']).split('#')[1])).toEqual(['succeeded']);
+  }, 60_000);
 
   it('is a server fault, never a failed refund, and settles as Stripe made it once the ledger is back', async () => {
     const pi = await paidIntent(svc.url, 5000);
