@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import Stripe from 'stripe';
 import { createStripeClient, type StripeClient } from '../stripe/client.js';
+import { dropClientSecrets } from './client-secrets.js';
 
 export interface TriggerOptions {
   type: string;
@@ -51,7 +52,7 @@ Options:
   --url <url>                 default http://127.0.0.1:$PORT/webhook (PORT default 5000)
   --secret <whsec_...>        default $STRIPE_WEBHOOK_SECRET (from the environment or .env)
   --offline                   do not read the object from Stripe even if STRIPE_SECRET_KEY is set
-  --dry-run                   print the event, send nothing
+  --dry-run                   print the event (client secrets left out), send nothing
   -h, --help
 
 With STRIPE_SECRET_KEY (and optionally STRIPE_API_BASE) set, the real object is read and embedded
@@ -356,7 +357,9 @@ export async function runWebhookTrigger(
   const { event, payload, source } = await buildTriggerEvent(o, env, io);
   const object = (event['data'] as { object: { id: string } }).object;
   if (o.dryRun) {
-    io.out(payload);
+    // A payment intent read from Stripe carries its client secret, which may confirm the payment; a terminal
+    // (and its scroll-back, a pasted issue) is no place for it. The service drops it on receipt anyway.
+    io.out(JSON.stringify(dropClientSecrets(structuredClone(event)), null, 2));
     return 0;
   }
   // The official SDK signs, so the service sees exactly what Stripe would send.

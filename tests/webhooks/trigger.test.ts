@@ -173,6 +173,28 @@ describe.skipIf(!rabbit)('the webhook trigger command', () => {
     expect(help.stdout).toContain('Usage: npm run webhook -- <event-type>');
   });
 
+  it('--dry-run never prints the client secret of a payment intent read from Stripe', async () => {
+    const pi = await paidThroughService(rig, 'pm_card_visa', 1800);
+    const secret = (await rig.svc.deps.stripe.paymentIntents.retrieve(pi)).client_secret;
+    expect(secret).toMatch(/_secret_/);
+    const res = await run(
+      ['payment_intent.succeeded', '--payment-intent', pi, '--dry-run', '--secret', rig.secret],
+      stripeEnv(),
+    );
+    expect(res.code).toBe(0);
+    expect(res.stdout).not.toContain(secret!);
+    expect(res.stdout).not.toContain('_secret_');
+    const event = JSON.parse(res.stdout) as { data: { object: Record<string, unknown> } };
+    // The rest is the object Stripe has.
+    expect(event.data.object).toMatchObject({
+      id: pi,
+      object: 'payment_intent',
+      status: 'succeeded',
+      amount: 1800,
+    });
+    expect(event.data.object).not.toHaveProperty('client_secret');
+  });
+
   it('--dry-run prints a well-formed event without sending it', async () => {
     const before = await rig.svc.deps.store.inbox.count();
     const res = await run(
