@@ -32,6 +32,7 @@ import {
   type TopologyNames,
 } from './queue/index.js';
 import { createOutboxRelay, type OutboxRelay } from './queue/outbox-relay.js';
+import { waitBounded } from './queue/wait-bounded.js';
 import { createRefundService, type RefundService } from './refunds/service.js';
 import { startRefundWorker } from './refunds/worker.js';
 import type { Sandbox } from './sandbox/index.js';
@@ -48,6 +49,11 @@ export interface ServiceOptions {
   extraRoutes?: (app: Express, deps: Deps) => void;
   /** Delay between sweeps for stuck work, in ms. */
   sweepIntervalMs?: number;
+  /**
+   * How long after close() begins it waits for webhook events still being applied (default 15 s, inside the
+   * 25 s a stop may take). An event not applied by then stays stored, and a process's retry sweep applies it.
+   */
+  webhookDrainMs?: number;
 }
 
 export interface Deps {
@@ -464,7 +470,15 @@ export async function startService(
         const httpClosed = new Promise<void>((resolve) => server!.close(() => resolve()));
         await step('consumer cancelled', async () => consumer?.cancel());
         await step('http server closed', () => httpClosed);
-        await step('webhook tasks idle', () => deps.webhooks.idle());
+        // Bounded: an event whose Stripe read hangs must not keep the process from stopping (and its outbox from
+        // being flushed) until the shutdown timer kills it. The event is stored; applying it again is safe.
+        await step('webhook tasks idle', async () => {
+          const left = began + (opts.webhookDrainMs ?? 15_000) - performance.now();
+          if (!(await waitBounded(deps.webhooks.idle(), Math.max(0, left))))
+            logger.warn(
+              'webhook events still being applied at shutdown; they stay stored and are applied later',
+            );
+        });
         await step('outbox relay stopped', () => deps.relay.stop());
         await step('dependencies closed', () => deps.close());
       },
