@@ -26,33 +26,50 @@ async function paid(amount: number): Promise<string> {
   return res.json.paymentIntentId as string;
 }
 
+/**
+ * A service on a Stripe of its own that sends no webhooks (so only the worker's own look at Stripe can find a
+ * refund), with two worker attempts and no SDK retries; runs `body` with a paid intent of 3000 and stops both.
+ */
+async function withQuietStripe(
+  secretKey: string,
+  body: (quiet: TestService, pi: string, faults: (config: object | null) => Promise<void>) => Promise<void>,
+): Promise<void> {
+  const sandbox = await startSandbox({ secretKey });
+  const quiet = await startTestService('sqlite', {
+    STRIPE_SECRET_KEY: secretKey,
+    STRIPE_API_BASE: sandbox.url,
+    API_AUTH: 'off',
+    WORKER_MAX_ATTEMPTS: '2',
+    WORKER_RETRY_DELAYS_MS: '100',
+    STRIPE_MAX_NETWORK_RETRIES: '0',
+  });
+  const faults = async (config: object | null) => {
+    const res = await fetch(`${sandbox.url}/_sandbox/faults`, {
+      method: config ? 'POST' : 'DELETE',
+      headers: { 'content-type': 'application/json' },
+      ...(config ? { body: JSON.stringify(config) } : {}),
+    });
+    expect(res.status).toBeLessThan(300);
+  };
+  try {
+    const created = await postJson(`${quiet.url}/payment-intent`, {
+      amount: 3000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    await body(quiet, created.json.paymentIntentId as string, faults);
+  } finally {
+    await quiet.stop();
+    await sandbox.close();
+  }
+}
+
 describe('refunds whose answer was lost', () => {
   it('are recorded as made when Stripe made them, even after every attempt lost its answer', async () => {
-    // A Stripe that sends no webhooks, so only the worker's own look at Stripe can find the refund.
-    const sandbox = await startSandbox({ secretKey: 'sk_test_lostanswer1' });
-    const quiet = await startTestService('sqlite', {
-      STRIPE_SECRET_KEY: 'sk_test_lostanswer1',
-      STRIPE_API_BASE: sandbox.url,
-      API_AUTH: 'off',
-      WORKER_MAX_ATTEMPTS: '2',
-      WORKER_RETRY_DELAYS_MS: '100',
-      STRIPE_MAX_NETWORK_RETRIES: '0',
-    });
-    try {
-      const created = await postJson(`${quiet.url}/payment-intent`, {
-        amount: 3000,
-        currency: 'usd',
-        payment_method: 'pm_card_visa',
-        confirm: true,
-      });
-      const pi = created.json.paymentIntentId as string;
+    await withQuietStripe('sk_test_lostanswer1', async (quiet, pi, faults) => {
       // Stripe processes every refund call, then the connection drops before the answer arrives.
-      const faults = await fetch(`${sandbox.url}/_sandbox/faults`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ drop_rate: 1, match: { method: 'POST', path_prefix: '/v1/refunds' } }),
-      });
-      expect(faults.status).toBeLessThan(300);
+      await faults({ drop_rate: 1, match: { method: 'POST', path_prefix: '/v1/refunds' } });
       const res = await postJson(`${quiet.url}/refund-async`, {
         payment_intent_id: pi,
         amount: 1200,
@@ -71,42 +88,14 @@ describe('refunds whose answer was lost', () => {
       const refunds = await quiet.deps.stripe.refunds.list({ payment_intent: pi });
       expect(refunds.data).toHaveLength(1);
       expect(refunds.data[0]!.id).toBe(done.json.refund_id);
-    } finally {
-      await quiet.stop();
-      await sandbox.close();
-    }
+    });
   });
 
   it('stay processing, not failed, while Stripe cannot say whether it made them, and are finished once it can', async () => {
-    // A Stripe that sends no webhooks and, for now, loses every answer about refunds: it makes the refund, then
-    // drops the connection, and its list of refunds is unreachable too.
-    const sandbox = await startSandbox({ secretKey: 'sk_test_unknownfate1' });
-    const quiet = await startTestService('sqlite', {
-      STRIPE_SECRET_KEY: 'sk_test_unknownfate1',
-      STRIPE_API_BASE: sandbox.url,
-      API_AUTH: 'off',
-      WORKER_MAX_ATTEMPTS: '2',
-      WORKER_RETRY_DELAYS_MS: '100',
-      STRIPE_MAX_NETWORK_RETRIES: '0',
-    });
-    try {
-      const pi = (
-        await postJson(`${quiet.url}/payment-intent`, {
-          amount: 3000,
-          currency: 'usd',
-          payment_method: 'pm_card_visa',
-          confirm: true,
-        })
-      ).json.paymentIntentId as string;
-      const faults = (config: Record<string, unknown> | null) =>
-        fetch(`${sandbox.url}/_sandbox/faults`, {
-          method: config ? 'POST' : 'DELETE',
-          headers: { 'content-type': 'application/json' },
-          ...(config ? { body: JSON.stringify(config) } : {}),
-        });
-      expect((await faults({ drop_rate: 1, match: { path_prefix: '/v1/refunds' } })).status).toBeLessThan(
-        300,
-      );
+    await withQuietStripe('sk_test_unknownfate1', async (quiet, pi, faults) => {
+      // For now Stripe loses every answer about refunds: it makes the refund, then drops the connection, and
+      // its list of refunds is unreachable too.
+      await faults({ drop_rate: 1, match: { path_prefix: '/v1/refunds' } });
       const res = await postJson(`${quiet.url}/refund-async`, {
         payment_intent_id: pi,
         amount: 1200,
@@ -134,7 +123,7 @@ describe('refunds whose answer was lost', () => {
       expect(over.json.code).toBe('amount_exceeds_refundable');
 
       // Stripe answers again; the stuck-refund sweep (run now rather than after 10 min) queues it once more.
-      expect((await faults(null)).status).toBeLessThan(300);
+      await faults(null);
       expect(await requeueStuck(quiet.deps, 0)).toBe(1);
       quiet.deps.relay.notify();
       const done = await eventually(
@@ -144,10 +133,7 @@ describe('refunds whose answer was lost', () => {
       const atStripe = (await quiet.deps.stripe.refunds.list({ payment_intent: pi })).data;
       expect(atStripe).toHaveLength(1);
       expect(done.json).toMatchObject({ status: 'succeeded', amount: 1200, refund_id: atStripe[0]!.id });
-    } finally {
-      await quiet.stop();
-      await sandbox.close();
-    }
+    });
   });
 
   it('are put right by a later webhook when the service had given up', async () => {

@@ -21,13 +21,19 @@ describe.skipIf(!pgOk)('POST /refund whose Stripe answer cannot be recorded (Pos
     await svc?.stop();
   });
 
-  it('a queued refund the worker cannot record is never given up as failed while Stripe has it', async () => {
-    const pi = await paidIntent(svc.url, 5000);
-    await svc.sql(`CREATE FUNCTION refuse_stripe_id() RETURNS trigger LANGUAGE plpgsql AS
+  /** A trigger refuses every update that ties a refund row to a Stripe refund. */
+  const refuseRecordingStripeRefunds = () =>
+    svc.sql(`CREATE FUNCTION refuse_stripe_id() RETURNS trigger LANGUAGE plpgsql AS
         $$ BEGIN RAISE EXCEPTION 'injected write failure'; END $$;
       CREATE TRIGGER refuse_stripe_id BEFORE UPDATE ON refunds FOR EACH ROW
         WHEN (NEW.stripe_refund_id IS NOT NULL AND OLD.stripe_refund_id IS NULL)
         EXECUTE FUNCTION refuse_stripe_id();`);
+  const allowRecordingStripeRefunds = () =>
+    svc.sql('DROP TRIGGER refuse_stripe_id ON refunds; DROP FUNCTION refuse_stripe_id();');
+
+  it('a queued refund the worker cannot record is never given up as failed while Stripe has it', async () => {
+    const pi = await paidIntent(svc.url, 5000);
+    await refuseRecordingStripeRefunds();
     let meanwhile: Awaited<ReturnType<typeof getJson>>;
     try {
       const res = await postJson(`${svc.url}/refund-async`, {
@@ -47,7 +53,7 @@ describe.skipIf(!pgOk)('POST /refund whose Stripe answer cannot be recorded (Pos
       expect(await svc.deps.broker.queueDepth(deadLetter)).toBe(1);
       meanwhile = await getJson(`${svc.url}/refund-status/unrecorded-async`);
     } finally {
-      await svc.sql('DROP TRIGGER refuse_stripe_id ON refunds; DROP FUNCTION refuse_stripe_id();');
+      await allowRecordingStripeRefunds();
     }
     const atStripe = (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data;
     expect(atStripe).toHaveLength(1);
@@ -70,11 +76,7 @@ describe.skipIf(!pgOk)('POST /refund whose Stripe answer cannot be recorded (Pos
 
   it('is a server fault, never a failed refund, and settles as Stripe made it once the ledger is back', async () => {
     const pi = await paidIntent(svc.url, 5000);
-    await svc.sql(`CREATE FUNCTION refuse_stripe_id() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN RAISE EXCEPTION 'injected write failure'; END $$;
-      CREATE TRIGGER refuse_stripe_id BEFORE UPDATE ON refunds FOR EACH ROW
-        WHEN (NEW.stripe_refund_id IS NOT NULL AND OLD.stripe_refund_id IS NULL)
-        EXECUTE FUNCTION refuse_stripe_id();`);
+    await refuseRecordingStripeRefunds();
     let res: Awaited<ReturnType<typeof postJson>>;
     let meanwhile: Awaited<ReturnType<typeof getJson>>;
     try {
@@ -85,7 +87,7 @@ describe.skipIf(!pgOk)('POST /refund whose Stripe answer cannot be recorded (Pos
       });
       meanwhile = await getJson(`${svc.url}/refund-status/unrecorded`);
     } finally {
-      await svc.sql('DROP TRIGGER refuse_stripe_id ON refunds; DROP FUNCTION refuse_stripe_id();');
+      await allowRecordingStripeRefunds();
     }
     const atStripe = (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data;
     expect(atStripe).toHaveLength(1);
