@@ -100,3 +100,56 @@ export function validateResponse(
     return [`status ${status} is not documented`];
   return validate(responseSchemaPointer(operationId, String(status), mediaType), body);
 }
+
+/** An answer as a client sees it. */
+export interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/**
+ * Headers a client acts on. When the service sends one, the answer's entry in the contract must name it, or a
+ * generated client has no typed way to read it (when to retry, which scheme to authenticate with).
+ */
+const ACTIONABLE_HEADERS = ['retry-after', 'www-authenticate', 'idempotent-replayed'];
+
+/**
+ * How `answer` contradicts the contract of `operationId`: its status is not listed (the `default` entry only
+ * covers 500, the one failure nobody plans), its Content-Type is not one the status documents, its body does
+ * not match that media type's schema, or an actionable header is sent but not documented.
+ */
+export function answerViolations(operationId: string, answer: Answer): string[] {
+  const { op } = operation(operationId);
+  const responses = op.responses as Json;
+  const status = String(answer.status);
+  const where = `${operationId} ${status}`;
+  if (!(status in responses) && answer.status !== 500) return [`${where}: status not documented`];
+  const response = deref(responses[status in responses ? status : 'default'] as Json);
+  const mediaType = (answer.headers.get('content-type') ?? '').split(';')[0]!.trim();
+  const content = (response.content ?? {}) as Json;
+  if (!(mediaType in content))
+    return [
+      `${where}: content type ${mediaType || '(none)'} not documented (${Object.keys(content).join(', ')})`,
+    ];
+  const out: string[] = [];
+  let body: unknown = answer.text;
+  if (/[/+]json$/.test(mediaType)) {
+    try {
+      body = JSON.parse(answer.text);
+    } catch {
+      return [`${where}: body is not JSON`];
+    }
+  }
+  out.push(
+    ...validate(responseSchemaPointer(operationId, status, mediaType), body).map(
+      (e) => `${where}: body ${e}`,
+    ),
+  );
+  const documented = new Set(Object.keys((response.headers ?? {}) as Json).map((h) => h.toLowerCase()));
+  for (const header of ACTIONABLE_HEADERS) {
+    if (answer.headers.has(header) && !documented.has(header))
+      out.push(`${where}: header ${header} is sent but not documented`);
+  }
+  return out;
+}
