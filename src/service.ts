@@ -80,6 +80,9 @@ export interface Deps {
 /** Payment intents, charges, refunds, sessions and payment methods the embedded sandbox keeps, each. */
 const EMBEDDED_SANDBOX_MAX_OBJECTS = 10_000;
 
+/** How long /readyz waits for each dependency at most (less when REQUEST_TIMEOUT_MS is short). */
+const READINESS_CHECK_TIMEOUT_MS = 2000;
+
 const EMBEDDED_NOTICE =
   'EMBEDDED MODE: Stripe is an in-process sandbox (no real money moves); set STRIPE_SECRET_KEY for real Stripe';
 
@@ -170,7 +173,14 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       );
     }
     metrics.attach({ store, broker, topology });
-    const readiness = createReadiness({ store, broker, stripe });
+    // Each check gives up well within the request timeout, so /readyz always answers its own 503 naming the
+    // part that is slow, never the timeout's problem+json, which says nothing of what failed.
+    const readiness = createReadiness({
+      store,
+      broker,
+      stripe,
+      timeoutMs: Math.min(READINESS_CHECK_TIMEOUT_MS, Math.floor(config.http.requestTimeoutMs / 2)),
+    });
     const relay = createOutboxRelay({ store, broker, logger });
     const payments = createPaymentsService({ store, stripe, logger, ownersMatter: config.auth.enabled });
     const refunds = createRefundService({

@@ -171,6 +171,18 @@ describe('answers of the service with API keys on', () => {
     expect([anonymous, unknownQuery].flatMap((a) => answerViolations('getMetrics', a))).toEqual([]);
   });
 
+  it('/readyz while Stripe answers slower than the request timeout → its own 503, naming stripe', async () => {
+    await svc.faults({ latency_ms: 1800, match: { method: 'GET', path_prefix: '/v1/payment_intents' } });
+    try {
+      const res = await call(`${svc.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(answerViolations('getReadiness', res)).toEqual([]);
+      expect(JSON.parse(res.text)).toMatchObject({ status: 'unavailable', failing: ['stripe'] });
+    } finally {
+      await svc.faults({});
+    }
+  });
+
   it('/webhook: a bad signature (400) and a body over its limit (413)', async () => {
     const badSignature = await call(`${svc.url}/webhook`, {
       method: 'POST',
