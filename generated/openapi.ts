@@ -831,6 +831,7 @@ export interface components {
         /** @description The request is malformed or a field is invalid. */
         BadRequest: {
             headers: {
+                "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -840,6 +841,7 @@ export interface components {
         /** @description The object does not exist (or is not yours). */
         NotFound: {
             headers: {
+                "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -849,6 +851,7 @@ export interface components {
         /** @description The card was declined or the payment failed. */
         PaymentFailed: {
             headers: {
+                "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -863,6 +866,7 @@ export interface components {
         Conflict: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
+                "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -909,7 +913,8 @@ export interface components {
     requestBodies: never;
     headers: {
         /**
-         * @description Present and `true` when this is a stored response replayed for a repeated Idempotency-Key.
+         * @description Present and `true` when this is a stored response replayed for a repeated Idempotency-Key: a success, or a
+         *     definite refusal (400, 402, 404, or a 409 without `Retry-After`), which is replayed like a success.
          * @example true
          */
         IdempotentReplayed: "true";

@@ -142,6 +142,19 @@ describe('answers of the service with API keys on', () => {
     }
   });
 
+  it('a refused request replayed by its Idempotency-Key → the same 404, marked Idempotent-Replayed', async () => {
+    const init = {
+      method: 'POST',
+      headers: { ...json(key), 'idempotency-key': 'contract-404-replay' },
+      body: JSON.stringify({ payment_intent_id: 'pi_nosuchintent', amount: 500 }),
+    };
+    const first = await call(`${svc.url}/refund`, init);
+    const replayed = await call(`${svc.url}/refund`, init);
+    expect([first.status, replayed.status]).toEqual([404, 404]);
+    expect(replayed.headers.get('idempotent-replayed')).toBe('true');
+    expect([first, replayed].flatMap((a) => answerViolations('createRefund', a))).toEqual([]);
+  });
+
   it('a refund still being made under the same request_id → 409 with Retry-After', async () => {
     const pi = await paidIntent(svc.url, 2000, { headers: bearer(key) });
     await svc.faults({ latency_ms: 600, match: { method: 'POST', path_prefix: '/v1/refunds' } });
