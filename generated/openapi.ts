@@ -54,7 +54,8 @@ export interface paths {
          * @description Metrics in the Prometheus text format: HTTP requests, Stripe calls, refunds in flight by status,
          *     refunds moved into a final status by this process, outbox backlog, queue and dead-letter depth,
          *     webhook events. Open by default; with `METRICS_PUBLIC=false`
-         *     any valid API key is required.
+         *     any valid API key is required. While the service's database does not answer, it answers 503
+         *     `store_unavailable` (the refund and outbox gauges are read from it).
          */
         get: operations["getMetrics"];
         put?: never;
@@ -1002,6 +1003,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };

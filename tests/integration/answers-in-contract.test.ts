@@ -261,7 +261,7 @@ describe.skipIf(!pgOk)('answers while the database does not answer (PostgreSQL)'
     await svc?.stop();
   });
 
-  it('GET /refund-status and a verified webhook → 503 store_unavailable with Retry-After', async () => {
+  it('GET /refund-status, a verified webhook and /metrics → 503 store_unavailable with Retry-After', async () => {
     proxy.blackHole();
     try {
       const status = await call(`${svc.url}/refund-status/some-request`);
@@ -285,9 +285,12 @@ describe.skipIf(!pgOk)('answers while the database does not answer (PostgreSQL)'
         body: payload,
       });
       expect(webhook.status).toBe(503);
+      const metrics = await call(`${svc.url}/metrics`);
+      expect(metrics.status).toBe(503);
       expect([
         ...answerViolations('getRefundStatus', status),
         ...answerViolations('handleStripeWebhook', webhook),
+        ...answerViolations('getMetrics', metrics),
       ]).toEqual([]);
     } finally {
       proxy.forward();
