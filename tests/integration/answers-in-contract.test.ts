@@ -220,7 +220,6 @@ describe('answers of the rate limits', () => {
     svc = await startTestService('sqlite', {
       API_AUTH: 'on',
       RATE_LIMIT_PER_MINUTE: '2',
-      AUTH_FAILURES_PER_MINUTE: '1',
       LOG_LEVEL: 'info',
     });
     key = (await createKey(svc.deps.store.apiKeys, { owner: 'tiny', kind: 'secret' })).key;
