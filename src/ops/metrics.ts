@@ -5,6 +5,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Broker, TopologyNames } from '../queue/index.js';
 import { OPEN_REFUND_STATUSES } from '../store/index.js';
+
+/** How long a scrape waits for the database's answers before it reports them unknown. */
+const STORE_SCRAPE_TIMEOUT_MS = 3_000;
 import type { Store } from '../store/index.js';
 
 export interface Metrics {
@@ -92,9 +95,10 @@ export function createMetrics(): Metrics {
     labelNames: ['status'] as const,
     registers: [registry],
     async collect() {
-      if (!sources) return;
-      const counts = await sources.store.refunds.countByStatus(OPEN_REFUND_STATUSES);
-      for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
+      const snapshot = await storeSnapshot();
+      // Unknown while the database does not answer: no series rather than stale ones.
+      if (!snapshot) this.reset();
+      else for (const [status, n] of Object.entries(snapshot.counts)) this.set({ status }, n);
     },
   });
   new Gauge({
@@ -102,9 +106,46 @@ export function createMetrics(): Metrics {
     help: 'Outbox messages not yet confirmed by the broker.',
     registers: [registry],
     async collect() {
-      if (sources) this.set(await sources.store.outbox.pendingCount());
+      if (!sources) return;
+      const snapshot = await storeSnapshot();
+      if (snapshot) this.set(snapshot.backlog);
+      else this.remove(); // no series while unknown
     },
   });
+  new Gauge({
+    name: 'payments_store_up',
+    help: "1 when this scrape's reads of the database (refund and outbox gauges) were answered, else 0.",
+    registers: [registry],
+    async collect() {
+      if (sources) this.set((await storeSnapshot()) ? 1 : 0);
+    },
+  });
+  // A scrape goes on while the database is away (that is when the HTTP and Stripe figures matter most): the
+  // gauges read from it say so through payments_store_up instead of failing the whole scrape. The registry
+  // collects every metric at once, so the three share one read of the store per scrape.
+  interface StoreSnapshot {
+    counts: Record<string, number>;
+    backlog: number;
+  }
+  let snapshotInFlight: Promise<StoreSnapshot | null> | null = null;
+  function storeSnapshot(): Promise<StoreSnapshot | null> {
+    if (!sources) return Promise.resolve(null);
+    const { store } = sources;
+    if (snapshotInFlight) return snapshotInFlight;
+    let timer: NodeJS.Timeout | undefined;
+    // Bounded well inside a scrape's timeout (Prometheus: 10 s), for a database that does not answer at all.
+    const late = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), STORE_SCRAPE_TIMEOUT_MS);
+    });
+    const read = Promise.all([store.refunds.countByStatus(OPEN_REFUND_STATUSES), store.outbox.pendingCount()])
+      .then(([counts, backlog]): StoreSnapshot => ({ counts, backlog }))
+      .catch(() => null);
+    snapshotInFlight = Promise.race([read, late]).finally(() => {
+      clearTimeout(timer);
+      snapshotInFlight = null;
+    });
+    return snapshotInFlight;
+  }
   new Gauge({
     name: 'payments_queue_depth',
     help: 'Messages ready in the refund queues (requests, dead-letter), when the broker can tell.',

@@ -260,7 +260,7 @@ describe.skipIf(!pgOk)('answers while the database does not answer (PostgreSQL)'
     await svc?.stop();
   });
 
-  it('GET /refund-status, a verified webhook and /metrics → 503 store_unavailable with Retry-After', async () => {
+  it('GET /refund-status and a verified webhook → 503 store_unavailable with Retry-After; /metrics still answers', async () => {
     proxy.blackHole();
     try {
       const status = await call(`${svc.url}/refund-status/some-request`);
@@ -284,8 +284,15 @@ describe.skipIf(!pgOk)('answers while the database does not answer (PostgreSQL)'
         body: payload,
       });
       expect(webhook.status).toBe(503);
+      // The scrape goes on: what the process counted itself, with the database's gauges marked unknown.
       const metrics = await call(`${svc.url}/metrics`);
-      expect(metrics.status).toBe(503);
+      expect(metrics.status).toBe(200);
+      expect(metrics.text).toContain('payments_store_up 0\n');
+      expect(metrics.text).not.toMatch(/^payments_outbox_backlog /m);
+      expect(metrics.text).not.toMatch(/^payments_refunds\{/m);
+      expect(metrics.text).toMatch(
+        /^payments_http_requests_total\{operation="getRefundStatus",status="503"\} 1$/m,
+      );
       expect([
         ...answerViolations('getRefundStatus', status),
         ...answerViolations('handleStripeWebhook', webhook),

@@ -268,6 +268,7 @@ describe('metrics', () => {
     expect(delta('payments_refunds_final_total', { status: 'succeeded' })).toBe(3);
     expect(delta('payments_refunds_final_total', { status: 'failed' })).toBe(1);
     expect(after).toMatch(/payments_outbox_backlog \d+/);
+    expect(after).toContain('payments_store_up 1\n');
     expect(
       delta('payments_webhook_events_total', { type: 'refund.created', outcome: 'processed' }),
     ).toBeGreaterThanOrEqual(2);
