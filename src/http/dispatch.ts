@@ -5,7 +5,7 @@
  */
 import { hash as digest } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
-import type { IdempotencyRepo } from '../store/index.js';
+import { IN_PROGRESS_STALE_MS, type IdempotencyRepo } from '../store/index.js';
 import { renderAndLog, sendProblem } from './errors.js';
 import {
   idempotencyScope,
@@ -70,6 +70,42 @@ function canonical(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
+/** Waits between further tries of a key's last write that failed; the last one repeats. */
+const SETTLE_RETRY_DELAYS_MS = [250, 500, 1_000, 2_000, 5_000];
+/** Stop trying well before a retry could take the claim over as stale (it may have, on another process). */
+const SETTLE_WINDOW_MS = IN_PROGRESS_STALE_MS - 60_000;
+
+/**
+ * Runs a key's last write (complete or abandon). When the database cannot take it (the outage that may have
+ * failed the request itself), it is tried again in the background until it can, instead of leaving the key
+ * in progress: a retry would get 409 idempotency_key_in_use until the claim went stale, ten minutes later,
+ * however soon the database came back. Never throws.
+ */
+async function settleKey(write: () => Promise<unknown>, req: Request, claimedAt: number): Promise<void> {
+  try {
+    await write();
+    return;
+  } catch (err) {
+    req.log.warn({ err }, 'Idempotency-Key not settled; trying again in the background');
+  }
+  const log = req.log;
+  let attempt = 0;
+  const again = () => {
+    const delay = SETTLE_RETRY_DELAYS_MS[Math.min(attempt++, SETTLE_RETRY_DELAYS_MS.length - 1)]!;
+    if (Date.now() + delay > claimedAt + SETTLE_WINDOW_MS) {
+      log.warn('Idempotency-Key left in progress; a retry takes it over once the claim is stale');
+      return;
+    }
+    setTimeout(() => {
+      write().then(
+        () => log.info({ attempts: attempt }, 'Idempotency-Key settled'),
+        () => again(),
+      );
+    }, delay).unref();
+  };
+  again();
+}
+
 export interface DispatchOptions {
   /** Where Idempotency-Key results live; without it the header is accepted but has no effect. */
   idempotency?: IdempotencyRepo;
@@ -96,6 +132,7 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     const store = opts.idempotency;
     const idemKey = store && req.method === 'POST' ? ctx.idempotencyKey : undefined;
     const idemScope = idempotencyScope(ctx.caller);
+    const claimedAt = Date.now();
     if (idemKey !== undefined) {
       const hash = digest('sha256', `${operationId}\n${canonical(req.body)}`, 'hex');
       const begun = await store!.begin(idemScope, idemKey, hash, IDEMPOTENCY_TTL_MS);
@@ -132,14 +169,21 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
       if (idemKey !== undefined) {
         // A 5xx may be retried by the client, and so may an answer that says when to retry (another request is
         // still running); a definite answer (any other 4xx) is kept like a success.
-        if (rendered.status >= 500 || rendered.body.retry_after !== undefined)
-          await store!.abandon(idemScope, idemKey).catch(() => undefined);
-        else await store!.complete(idemScope, idemKey, rendered.status, rendered.body);
+        const retryable = rendered.status >= 500 || rendered.body.retry_after !== undefined;
+        await settleKey(
+          retryable
+            ? () => store!.abandon(idemScope, idemKey)
+            : () => store!.complete(idemScope, idemKey, rendered.status, rendered.body),
+          req,
+          claimedAt,
+        );
       }
       if (!res.headersSent) sendProblem(res, rendered);
       return;
     }
-    if (idemKey !== undefined) await store!.complete(idemScope, idemKey, reply.status, reply.body);
+    // The work is done (money may have moved): its answer goes out even when storing it for replays fails.
+    if (idemKey !== undefined)
+      await settleKey(() => store!.complete(idemScope, idemKey, reply.status, reply.body), req, claimedAt);
     sendReply(res, reply);
   };
 }

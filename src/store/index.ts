@@ -24,3 +24,4 @@ export type { NewOutboxMessage, OutboxMessage, OutboxRepo } from './outbox-repo.
 export type { InboxEvent, InboxRepo, NewInboxEvent } from './inbox-repo.js';
 export type { ApiKey, ApiKeyKind, ApiKeysRepo, NewApiKey } from './api-keys-repo.js';
 export type { IdempotencyBegin, IdempotencyRepo } from './idempotency-repo.js';
+export { IN_PROGRESS_STALE_MS } from './idempotency-repo.js';

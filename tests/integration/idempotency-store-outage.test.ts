@@ -1,0 +1,106 @@
+/**
+ * A request that took its Idempotency-Key and then lost the database answers 503 store_unavailable, which says
+ * "retry with the same Idempotency-Key". The key must then be free for that retry once the database is back:
+ * not held "in progress" for the ten minutes after which a key is taken to belong to a process that died.
+ * And a request whose work is done (money moved) answers what was done even when storing that answer for
+ * replays fails; the answer is stored once the database takes it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { paidIntent, postJson } from '../helpers/http.js';
+import { eventually, startTestService, type TestService } from '../helpers/service.js';
+import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
+import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
+
+const pgOk = await postgresAvailable();
+
+/** A service on PostgreSQL reached through a proxy the test can silence. */
+function behindProxy() {
+  const held = {} as { proxy: TcpProxy; svc: TestService };
+  beforeAll(async () => {
+    const via = await proxyFor(POSTGRES_URL);
+    held.proxy = via.proxy;
+    held.svc = await startTestService('postgres', {
+      DATABASE_URL: via.url,
+      DATABASE_POOL_SIZE: '3',
+      DATABASE_TIMEOUT_MS: '400',
+      STRIPE_MAX_NETWORK_RETRIES: '0',
+    });
+  });
+  afterAll(async () => {
+    // The proxy first: closing its sockets fails whatever still waits on one, so the service can close.
+    await held.proxy?.close();
+    await held.svc?.stop();
+  });
+  return held;
+}
+
+describe.skipIf(!pgOk)('Idempotency-Key of a request cut off by a database outage (PostgreSQL)', () => {
+  const held = behindProxy();
+
+  it('POST /payment-intent: the retry the 503 asks for gets the one intent Stripe made, within seconds', async () => {
+    const { proxy, svc } = held;
+    const key = { 'Idempotency-Key': `outage-${Date.now()}` };
+    const body = { amount: 2500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true };
+    // Stripe takes its time; the database goes away while it does, after the key was taken.
+    await svc.faults({ latency_ms: 1_500, match: { method: 'POST', path_prefix: '/v1/payment_intents' } });
+    const pending = postJson(`${svc.url}/payment-intent`, body, key);
+    const claimed = await eventually(
+      () => svc.sql(`SELECT state FROM idempotency_keys`),
+      (rows) => rows.length === 1,
+      5_000,
+    );
+    expect(claimed).toEqual([{ state: 'in_progress' }]);
+    proxy.blackHole();
+    const first = await pending;
+    expect(first.status).toBe(503);
+    expect(first.json).toMatchObject({ code: 'store_unavailable' });
+    await svc.faults({});
+    proxy.forward();
+
+    // The client retries as told (Retry-After is a second or so). A few seconds of 409 while the service
+    // catches up is fine; ten minutes of it is not.
+    const retried = await eventually(
+      () => postJson(`${svc.url}/payment-intent`, body, key),
+      (r) => r.status !== 409 && r.status !== 503,
+      10_000,
+    );
+    expect(retried.status).toBe(200);
+    expect(retried.json.status).toBe('succeeded');
+    const atStripe = await svc.deps.stripe.paymentIntents.list({ limit: 10 });
+    expect(atStripe.data.map((p) => p.id)).toEqual([retried.json.paymentIntentId]);
+    const replay = await postJson(`${svc.url}/payment-intent`, body, key);
+    expect(replay.status).toBe(200);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.json.paymentIntentId).toBe(retried.json.paymentIntentId);
+  });
+});
+
+describe.skipIf(!pgOk)('Idempotency-Key whose answer cannot be stored (PostgreSQL)', () => {
+  const held = behindProxy();
+
+  it('POST /refund answers the refund Stripe made, and replays it once the database takes the answer', async () => {
+    const { proxy, svc } = held;
+    const pi = await paidIntent(svc.url, 4000);
+    const key = { 'Idempotency-Key': `unstored-${Date.now()}` };
+    const body = { payment_intent_id: pi, amount: 1500 };
+    // Only the statement that stores the answer under the key is lost on the way (no other statement of the
+    // service starts this way); every other one, the refund's own included, goes through.
+    proxy.silenceConnectionsSending('update "idempotency_keys" set "state" = $1');
+    const first = await postJson(`${svc.url}/refund`, body, key);
+    expect(first.status).toBe(200);
+    expect(first.json.refund).toMatchObject({ amount: 1500, status: 'succeeded' });
+    const made = await svc.deps.stripe.refunds.list({ payment_intent: pi });
+    expect(made.data.map((r) => r.id)).toEqual([(first.json.refund as { id: string }).id]);
+    proxy.silenceConnectionsSending(null);
+
+    const replay = await eventually(
+      () => postJson(`${svc.url}/refund`, body, key),
+      (r) => r.status !== 409,
+      10_000,
+    );
+    expect(replay.status).toBe(200);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.json).toEqual(first.json);
+    expect((await svc.deps.stripe.refunds.list({ payment_intent: pi })).data).toHaveLength(1);
+  });
+});
