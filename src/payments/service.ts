@@ -10,7 +10,7 @@ import { ProblemError } from '../http/problem.js';
 import { fitsMinorUnitStep, isSupportedCurrency } from '../money/currencies.js';
 import type { Payment, Repos, Store } from '../store/index.js';
 import { withoutCallSite, type StripeClient } from '../stripe/client.js';
-import { classifyStripeError, toProblem } from '../stripe/errors.js';
+import { classifyStripeError, toCreateProblem, toProblem } from '../stripe/errors.js';
 
 export interface LineItemInput {
   price_data: { currency: string; product_data: { name: string; description?: string }; unit_amount: number };
@@ -246,7 +246,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
           { idempotencyKey: stripeKey('checkout', caller, idempotencyKey) },
         );
       } catch (err) {
-        throw toProblem(err, 'checkout_session');
+        throw toCreateProblem(err, 'checkout_session');
       }
       await recordSession(caller.owner, session, input.metadata);
       log.info(
@@ -316,7 +316,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
             cause: err,
           });
         }
-        throw toProblem(err, 'payment_intent');
+        throw toCreateProblem(err, 'payment_intent');
       }
       await recordIntent(caller.owner, pi);
       log.info(

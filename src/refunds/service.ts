@@ -29,6 +29,7 @@ import { withoutCallSite, type StripeClient } from '../stripe/client.js';
 import {
   classifyStripeError,
   isIdempotencyKeyInUse,
+  isReplayedServerError,
   isTransientStripeError,
   toProblem,
 } from '../stripe/errors.js';
@@ -121,17 +122,6 @@ export function requestIdFromIdempotencyKey(idempotencyKey: string): string {
  */
 export function stripeIdempotencyKey(key: string, generation = 0): string {
   return generation === 0 ? `refund:${key}` : `refund:${key}#${generation}`;
-}
-
-/**
- * Stripe answered with a 5xx it had saved under this idempotency key (Idempotent-Replayed: true): the request
- * that first used the key ended in that error, and every retry with the key gets the same answer.
- */
-function isReplayedServerError(err: unknown): boolean {
-  const e = err as { statusCode?: unknown; headers?: Record<string, unknown> } | null;
-  return (
-    typeof e?.statusCode === 'number' && e.statusCode >= 500 && e.headers?.['idempotent-replayed'] === 'true'
-  );
 }
 
 function hashRequest(input: RefundInput): string {

@@ -46,6 +46,33 @@ export function isIdempotencyKeyInUse(err: unknown): boolean {
   );
 }
 
+/**
+ * Stripe answered with a 5xx it had saved under this idempotency key (Idempotent-Replayed: true): the request
+ * that first used the key ended in that error, and every retry with the key gets the same answer.
+ */
+export function isReplayedServerError(err: unknown): boolean {
+  const e = err as { statusCode?: unknown; headers?: Record<string, unknown> } | null;
+  return (
+    typeof e?.statusCode === 'number' && e.statusCode >= 500 && e.headers?.['idempotent-replayed'] === 'true'
+  );
+}
+
+/**
+ * The problem for a create call (payment intent, checkout session) whose idempotency key, derived from the
+ * client's Idempotency-Key, holds a 5xx Stripe saved: not a 503 "retry later", since every retry with that key
+ * gets the same error from Stripe for as long as Stripe keeps the key (24 hours or more). Only a new key helps.
+ */
+export function toCreateProblem(err: unknown, what: 'payment_intent' | 'checkout_session'): ProblemError {
+  if (!isReplayedServerError(err)) return toProblem(err, what);
+  return new ProblemError(
+    502,
+    'The payment provider failed this request and answers every retry with this Idempotency-Key with the same ' +
+      'error, so retrying with it cannot succeed. A new Idempotency-Key makes a new request; the provider may ' +
+      'have made the object all the same, so check (webhooks, your metadata) before sending one.',
+    { code: 'upstream_error_saved', cause: err },
+  );
+}
+
 /** A failure worth retrying later with the same idempotency key. */
 export function isTransientStripeError(err: unknown): boolean {
   const kind = classifyStripeError(err);

@@ -75,3 +75,38 @@ describe('POST /create-checkout-session retried with the same Idempotency-Key af
     expect((await sessions()).sort()).toEqual([retry.json.id, other.json.id].sort());
   });
 });
+
+describe('POST /payment-intent whose Stripe idempotency key holds a saved 500', () => {
+  it('says that retrying with the key cannot succeed (502, no Retry-After); a new key makes the intent', async () => {
+    const body = {
+      amount: 2600,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+      metadata: { order: 'saved-500' },
+    };
+    const key = { 'Idempotency-Key': 'pi-saved-500' };
+    // Stripe's endpoint fails once it has begun, and saves that 500 under the key for every retry with it.
+    await svc.faults({
+      execution_error_rate: 1,
+      match: { method: 'POST', path_prefix: '/v1/payment_intents' },
+    });
+    // The first 500 looks like any passing failure (the SDK makes no retries here): retry later.
+    const first = await postJson(`${svc.url}/payment-intent`, body, key);
+    expect(first.status).toBe(503);
+    expect(first.json).toMatchObject({ code: 'upstream_unavailable' });
+    await svc.faults({});
+    // Stripe is fine again, but not for this key: every retry with it gets the saved 500 back, and is told so.
+    for (let i = 0; i < 2; i++) {
+      const retry = await postJson(`${svc.url}/payment-intent`, body, key);
+      expect(retry.status).toBe(502);
+      expect(retry.json).toMatchObject({ code: 'upstream_error_saved' });
+      expect(retry.headers.get('retry-after')).toBeNull();
+    }
+    const fresh = await postJson(`${svc.url}/payment-intent`, body, { 'Idempotency-Key': 'pi-saved-500-b' });
+    expect(fresh.status).toBe(200);
+    const all = await svc.deps.stripe.paymentIntents.list({ limit: 100 });
+    const charged = all.data.filter((pi) => pi.metadata?.order === 'saved-500');
+    expect(charged.map((pi) => pi.id)).toEqual([fresh.json.paymentIntentId]);
+  });
+});
