@@ -5,7 +5,7 @@
  */
 import { hash as digest } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
-import { IN_PROGRESS_STALE_MS, type IdempotencyRepo } from '../store/index.js';
+import { IN_PROGRESS_STALE_MS, StoreUnavailableError, type IdempotencyRepo } from '../store/index.js';
 import { renderAndLog, sendProblem } from './errors.js';
 import {
   idempotencyScope,
@@ -82,28 +82,21 @@ const SETTLE_WINDOW_MS = IN_PROGRESS_STALE_MS - 60_000;
  * however soon the database came back. Never throws.
  */
 async function settleKey(write: () => Promise<unknown>, req: Request, claimedAt: number): Promise<void> {
-  try {
-    await write();
-    return;
-  } catch (err) {
-    req.log.warn({ err }, 'Idempotency-Key not settled; trying again in the background');
-  }
   const log = req.log;
   let attempt = 0;
-  const again = () => {
+  // Anything but an outage (a store closed under a stopping service, a bug) would fail the same way again.
+  const failed = (err: unknown) => {
     const delay = SETTLE_RETRY_DELAYS_MS[Math.min(attempt++, SETTLE_RETRY_DELAYS_MS.length - 1)]!;
-    if (Date.now() + delay > claimedAt + SETTLE_WINDOW_MS) {
-      log.warn('Idempotency-Key left in progress; a retry takes it over once the claim is stale');
+    if (!(err instanceof StoreUnavailableError) || Date.now() + delay > claimedAt + SETTLE_WINDOW_MS) {
+      log.warn({ err, attempts: attempt }, 'Idempotency-Key left in progress until the claim is stale');
       return;
     }
+    if (attempt === 1) log.warn({ err }, 'Idempotency-Key not settled; trying again in the background');
     setTimeout(() => {
-      write().then(
-        () => log.info({ attempts: attempt }, 'Idempotency-Key settled'),
-        () => again(),
-      );
+      write().then(() => log.info({ attempts: attempt + 1 }, 'Idempotency-Key settled'), failed);
     }, delay).unref();
   };
-  again();
+  await write().catch(failed);
 }
 
 export interface DispatchOptions {
