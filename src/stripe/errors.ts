@@ -58,11 +58,20 @@ export function isReplayedServerError(err: unknown): boolean {
 }
 
 /**
- * The problem for a create call (payment intent, checkout session) whose idempotency key, derived from the
- * client's Idempotency-Key, holds a 5xx Stripe saved: not a 503 "retry later", since every retry with that key
- * gets the same error from Stripe for as long as Stripe keeps the key (24 hours or more). Only a new key helps.
+ * The problem for a create call (payment intent, checkout session), whose Stripe idempotency key is derived from
+ * the client's Idempotency-Key. Two answers of Stripe's then speak of the client's key: other parameters under it
+ * (422, as the key's own record says), and a 5xx saved under it: not a 503 "retry later", since every retry with
+ * that key gets the same error from Stripe for as long as Stripe keeps the key (24 hours or more). Only a new
+ * key helps.
  */
 export function toCreateProblem(err: unknown, what: 'payment_intent' | 'checkout_session'): ProblemError {
+  // Stripe's key is derived from the client's: Stripe refusing other parameters under it is the client reusing
+  // its Idempotency-Key with another body (the key's own record, freed by an earlier 5xx, would have said so).
+  if (classifyStripeError(err) === 'idempotency')
+    return new ProblemError(422, 'This Idempotency-Key was used with a different request.', {
+      code: 'idempotency_key_reused',
+      cause: err,
+    });
   if (!isReplayedServerError(err)) return toProblem(err, what);
   return new ProblemError(
     502,

@@ -103,6 +103,10 @@ describe('POST /payment-intent whose Stripe idempotency key holds a saved 500', 
       expect(retry.json).toMatchObject({ code: 'upstream_error_saved' });
       expect(retry.headers.get('retry-after')).toBeNull();
     }
+    // The same key with another body is what the key's own record would have refused, had a 5xx not freed it.
+    const other = await postJson(`${svc.url}/payment-intent`, { ...body, amount: 2700 }, key);
+    expect(other.status).toBe(422);
+    expect(other.json).toMatchObject({ code: 'idempotency_key_reused' });
     const fresh = await postJson(`${svc.url}/payment-intent`, body, { 'Idempotency-Key': 'pi-saved-500-b' });
     expect(fresh.status).toBe(200);
     const all = await svc.deps.stripe.paymentIntents.list({ limit: 100 });
