@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { provisionKeys } from './auth/api-keys.js';
 import type { Config } from './config/index.js';
 import { buildOpsApp } from './http/ops-app.js';
-import { paymentHandlers } from './http/handlers/payments.js';
+import { paymentHandlers, paymentReplays } from './http/handlers/payments.js';
 import { refundHandlers } from './http/handlers/refunds.js';
 import { opsHandlers } from './http/handlers/ops.js';
 import { webhookHandlers } from './http/handlers/webhooks.js';
@@ -391,6 +391,7 @@ export async function startService(
           logger,
           spec: loadSpec(),
           handlers,
+          replays: paymentReplays(deps.payments),
           store: deps.store,
           onResponse,
           ...(opts.extraRoutes ? { extraRoutes: (a: Express) => opts.extraRoutes!(a, deps) } : {}),

@@ -7,7 +7,7 @@ import swaggerUi from 'swagger-ui-express';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { ApiKeysRepo, IdempotencyRepo } from '../store/index.js';
-import { contextOf, dispatch, sendReply } from './dispatch.js';
+import { contextOf, dispatch, sendReply, type DispatchOptions } from './dispatch.js';
 import { errorHandler, notFound } from './errors.js';
 import { ProblemError } from './problem.js';
 import type { Handlers } from './operations.js';
@@ -30,6 +30,8 @@ export interface AppDeps {
   logger: Logger;
   spec: LoadedSpec;
   handlers: Handlers;
+  /** How replayed answers whose secrets were not kept are rebuilt (see Reply.replayBody). */
+  replays?: DispatchOptions['replays'];
   /** Key lookups and Idempotency-Key storage; without them auth is off and Idempotency-Key is ignored. */
   store?: { apiKeys: ApiKeysRepo; idempotency: IdempotencyRepo };
   /** Routes mounted before the contract and outside authentication (health, metrics, demo pages). */
@@ -130,7 +132,12 @@ export function buildApp(deps: AppDeps): Express {
   );
   app.use(refuseLoneSurrogates);
   app.use(rateLimitMiddleware(auth?.rateLimitPerMinute ?? 0));
-  app.use(dispatch(handlers, deps.store ? { idempotency: deps.store.idempotency } : {}));
+  app.use(
+    dispatch(handlers, {
+      ...(deps.store ? { idempotency: deps.store.idempotency } : {}),
+      ...(deps.replays ? { replays: deps.replays } : {}),
+    }),
+  );
   app.use(notFound);
   app.use(errorHandler);
   return app;

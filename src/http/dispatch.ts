@@ -13,6 +13,7 @@ import {
   type Handlers,
   type Input,
   type OperationId,
+  type ReplayBuilder,
   type RequestContext,
 } from './operations.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from './problem.js';
@@ -48,6 +49,7 @@ interface Reply {
   status: number;
   body: unknown;
   headers?: Record<string, string>;
+  replayBody?: unknown;
 }
 
 export function sendReply(res: Response, reply: Reply) {
@@ -102,6 +104,8 @@ async function settleKey(write: () => Promise<unknown>, req: Request, claimedAt:
 export interface DispatchOptions {
   /** Where Idempotency-Key results live; without it the header is accepted but has no effect. */
   idempotency?: IdempotencyRepo;
+  /** Per operation that keeps a replayBody: how a replay's answer is rebuilt from it. */
+  replays?: Partial<Record<OperationId, ReplayBuilder>>;
 }
 
 export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHandler {
@@ -133,7 +137,10 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
         res.setHeader('Idempotent-Replayed', 'true');
         if (begun.status >= 400) {
           res.status(begun.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(begun.body));
-        } else sendReply(res, { status: begun.status, body: begun.body });
+          return;
+        }
+        const rebuild = opts.replays?.[operationId];
+        sendReply(res, { status: begun.status, body: rebuild ? await rebuild(begun.body, ctx) : begun.body });
         return;
       }
       if (begun.kind === 'mismatch') {
@@ -176,7 +183,11 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     }
     // The work is done (money may have moved): its answer goes out even when storing it for replays fails.
     if (idemKey !== undefined)
-      await settleKey(() => store!.complete(idemScope, idemKey, reply.status, reply.body), req, claimedAt);
+      await settleKey(
+        () => store!.complete(idemScope, idemKey, reply.status, reply.replayBody ?? reply.body),
+        req,
+        claimedAt,
+      );
     sendReply(res, reply);
   };
 }

@@ -83,8 +83,16 @@ export type Reply<O extends OperationId> = {
     status: S;
     body: JsonOf<Op<O>['responses'][S]>;
     headers?: Record<string, string>;
+    /**
+     * What an Idempotency-Key keeps for replays instead of `body`, when the body holds what must not be stored
+     * (a client secret); the operation's ReplayBuilder turns it back into the answer.
+     */
+    replayBody?: unknown;
   };
 }[StatusOf<O>];
+
+/** Rebuilds a replayed answer from what was kept for it (Reply.replayBody); may ask Stripe again. */
+export type ReplayBuilder = (kept: unknown, ctx: RequestContext) => Promise<unknown>;
 
 export type Handler<O extends OperationId> = (input: Input<O>) => Promise<Reply<O>>;
 export type Handlers = { [O in OperationId]: Handler<O> };

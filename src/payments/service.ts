@@ -326,6 +326,16 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       return pi;
     },
 
+    /** An intent's client secret, from Stripe: for a replayed create, whose kept answer leaves it out. */
+    async clientSecretOf(id: string): Promise<string> {
+      try {
+        const pi = await withoutCallSite(() => stripe.paymentIntents.retrieve(id));
+        return pi.client_secret ?? '';
+      } catch (err) {
+        throw toProblem(err, 'payment_intent');
+      }
+    },
+
     async getPaymentIntent(caller: Caller, id: string) {
       // Usually the intent's own row: read together with what its refunds hold, in one statement.
       const direct = await store.payments.getForOwnerWithCommitted(id, caller.owner);

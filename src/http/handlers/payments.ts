@@ -1,5 +1,5 @@
 import type { PaymentsService } from '../../payments/service.js';
-import type { Handlers } from '../operations.js';
+import type { Handlers, OperationId, ReplayBuilder } from '../operations.js';
 
 type Metadata = Record<string, string>;
 
@@ -41,15 +41,10 @@ export const paymentHandlers = (payments: PaymentsService) =>
 
     async createPaymentIntent({ body, ctx }) {
       const pi = await payments.createPaymentIntent(ctx.caller, body, ctx.idempotencyKey);
-      return {
-        status: 200,
-        body: {
-          success: true,
-          clientSecret: pi.client_secret ?? '',
-          paymentIntentId: pi.id,
-          status: pi.status,
-        },
-      };
+      const answer = { success: true, paymentIntentId: pi.id, status: pi.status } as const;
+      // The client secret is not kept with the Idempotency-Key (Stripe asks that it be stored nowhere): a replay
+      // reads it from Stripe again (paymentReplays).
+      return { status: 200, body: { ...answer, clientSecret: pi.client_secret ?? '' }, replayBody: answer };
     },
 
     async getPaymentIntent({ path, ctx }) {
@@ -69,3 +64,14 @@ export const paymentHandlers = (payments: PaymentsService) =>
       };
     },
   }) satisfies Partial<Handlers>;
+
+/** Rebuilds replayed answers whose secrets were not kept (see Reply.replayBody). */
+export const paymentReplays = (payments: PaymentsService) =>
+  ({
+    async createPaymentIntent(kept) {
+      const answer = kept as { paymentIntentId: string; clientSecret?: string };
+      // Kept before client secrets were left out: as it was.
+      if (typeof answer.clientSecret === 'string') return answer;
+      return { ...answer, clientSecret: await payments.clientSecretOf(answer.paymentIntentId) };
+    },
+  }) satisfies Partial<Record<OperationId, ReplayBuilder>>;
