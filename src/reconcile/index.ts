@@ -5,6 +5,7 @@
  */
 import type Stripe from 'stripe';
 import { isTerminalRefundStatus, type Payment, type Refund, type Store } from '../store/index.js';
+import { ledgerRowOf, paymentIntentOf } from '../refunds/service.js';
 import type { StripeClient } from '../stripe/client.js';
 
 export type DriftKind =
@@ -126,6 +127,23 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     progress({ phase: 'payments', done: ++done, total: payments.length });
   });
 
+  function compareRefund(row: Refund, r: Stripe.Refund): void {
+    if (row.status !== r.status) {
+      drifts.push({
+        kind: 'refund_status',
+        id: r.id,
+        detail: `ledger says ${row.status}, Stripe says ${r.status}`,
+      });
+    }
+    if (row.amount !== r.amount) {
+      drifts.push({
+        kind: 'refund_amount',
+        id: r.id,
+        detail: `ledger says ${row.amount}, Stripe says ${r.amount}`,
+      });
+    }
+  }
+
   // 2. Every Stripe refund of the window must be in the ledger, with the same status and amount.
   const seen = new Set<string>();
   let stripeRefunds = 0;
@@ -133,31 +151,15 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
   for await (const r of stripe.refunds.list({ created, limit: 100 }) as AsyncIterable<Stripe.Refund>) {
     stripeRefunds++;
     seen.add(r.id);
-    const row =
-      (await store.refunds.getByStripeId(r.id)) ??
-      (r.metadata?.request_id ? await store.refunds.get(r.metadata.request_id) : null);
+    // Matched as the webhooks match it: a refund they would record as made outside the service is missing.
+    const row = await ledgerRowOf(store, r);
     if (!row) {
       drifts.push({
         kind: 'refund_missing_in_ledger',
         id: r.id,
-        detail: `Stripe has a ${r.status} refund of ${r.amount} ${r.currency} on ${String(r.payment_intent)} that the ledger lacks`,
+        detail: `Stripe has a ${r.status} refund of ${r.amount} ${r.currency} on ${String(paymentIntentOf(r))} that the ledger lacks`,
       });
-    } else {
-      if (row.status !== r.status) {
-        drifts.push({
-          kind: 'refund_status',
-          id: r.id,
-          detail: `ledger says ${row.status}, Stripe says ${r.status}`,
-        });
-      }
-      if (row.amount !== r.amount) {
-        drifts.push({
-          kind: 'refund_amount',
-          id: r.id,
-          detail: `ledger says ${row.amount}, Stripe says ${r.amount}`,
-        });
-      }
-    }
+    } else compareRefund(row, r);
     progress({ phase: 'stripe refunds', done: stripeRefunds, total: null });
   }
 
@@ -168,8 +170,9 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
   const now = Date.now();
   await inBatches(ledger, concurrency, async (r) => {
     if (r.stripeRefundId && !seen.has(r.stripeRefundId)) {
+      // Made before the window but recorded in it (a webhook that came late): compared here instead.
       try {
-        await stripe.refunds.retrieve(r.stripeRefundId);
+        compareRefund(r, await stripe.refunds.retrieve(r.stripeRefundId));
       } catch (err) {
         if (!isMissing(err)) throw err;
         drifts.push({

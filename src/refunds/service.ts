@@ -152,6 +152,29 @@ export function outcomeOf(refund: Refund): RefundOutcomeMessage {
   };
 }
 
+/** The payment intent a Stripe refund is of (an id, or an expanded object), null for a bare charge's. */
+export function paymentIntentOf(r: Stripe.Refund): string | null {
+  return typeof r.payment_intent === 'string' ? r.payment_intent : (r.payment_intent?.id ?? null);
+}
+
+/**
+ * The ledger row of Stripe refund `r`: the row tied to it, else the row its metadata names (the webhook can
+ * beat our own write) when that row is of the same payment intent and not tied to another Stripe refund,
+ * whatever the metadata says. Null when the ledger has none (a refund made outside the service). Webhooks and
+ * reconciliation both use this rule, so what one records the other finds.
+ */
+export async function ledgerRowOf(repos: Pick<Repos, 'refunds'>, r: Stripe.Refund): Promise<Refund | null> {
+  const tied = await repos.refunds.getByStripeId(r.id);
+  const tagged = r.metadata?.request_id;
+  if (tied || !tagged) return tied;
+  const candidate = await repos.refunds.get(tagged);
+  return candidate &&
+    candidate.paymentIntentId === paymentIntentOf(r) &&
+    (candidate.stripeRefundId === null || candidate.stripeRefundId === r.id)
+    ? candidate
+    : null;
+}
+
 export type RefundService = ReturnType<typeof createRefundService>;
 
 export function createRefundService(deps: RefundServiceDeps) {
@@ -655,19 +678,8 @@ export function createRefundService(deps: RefundServiceDeps) {
      * outside the service, e.g. in the Stripe dashboard, so it counts against what is left to refund.
      */
     async applyStripeRefund(r: Stripe.Refund): Promise<Refund | null> {
-      const piId = typeof r.payment_intent === 'string' ? r.payment_intent : (r.payment_intent?.id ?? null);
-      let row = await store.refunds.getByStripeId(r.id);
-      const tagged = r.metadata?.request_id;
-      if (!row && tagged) {
-        const candidate = await store.refunds.get(tagged);
-        // A row already tied to another Stripe refund is not this one, whatever the metadata says.
-        if (
-          candidate &&
-          candidate.paymentIntentId === piId &&
-          (candidate.stripeRefundId === null || candidate.stripeRefundId === r.id)
-        )
-          row = candidate;
-      }
+      const piId = paymentIntentOf(r);
+      let row = await ledgerRowOf(store, r);
       if (!row) {
         if (!piId) {
           // The ledger only knows payment intents; a refund of a bare charge has nothing to count against.
