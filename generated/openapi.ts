@@ -709,7 +709,11 @@ export interface components {
         RefundOutcomeMessage: {
             /** @description True while the refund is succeeding (pending, requires_action or succeeded). */
             success: boolean;
-            /** @description The request id the client gave or received. */
+            /**
+             * @description The request id the client gave or received; `stripe:<refund id>` for a refund made outside the
+             *     service (in the Stripe dashboard), which `GET /refund-status/{request_id}` answers for the
+             *     payment's owner.
+             */
             request_id: string;
             /** @description Stripe's refund id, once known. */
             refund_id: string | null;

@@ -686,11 +686,13 @@ export function createRefundService(deps: RefundServiceDeps) {
           log.info({ refund_id: r.id }, 'ignored a refund without a payment intent');
           return null;
         }
-        const payment = await store.payments.findByPaymentIntent(piId);
+        const owner = (await store.payments.findByPaymentIntent(piId))?.owner ?? '';
         try {
           row = await store.refunds.insert({
-            requestId: `stripe:${r.id}`,
-            owner: payment?.owner ?? '',
+            // In the owner's namespace, like the owner's own requests: the outcome message names the request id
+            // `stripe:<refund id>`, and GET /refund-status/{request_id} with the owner's key finds it.
+            requestId: requestKey(owner, `stripe:${r.id}`),
+            owner,
             paymentIntentId: piId,
             amount: r.amount,
             currency: r.currency,
