@@ -1,7 +1,8 @@
 /**
  * npm run reconcile -- --since 24h [--json]
  * Compares the ledger (DATABASE_URL) with Stripe (STRIPE_SECRET_KEY / STRIPE_API_BASE) and exits 1 when
- * anything drifted, so it can run from cron or CI.
+ * anything drifted, so it can run from cron or CI; 2 for bad arguments or configuration, 3 when the comparison
+ * could not finish (Stripe or the database did not answer).
  */
 import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
@@ -35,7 +36,13 @@ async function main(): Promise<number> {
     return 2;
   }
   const logger = pino({ level: 'silent' });
-  const store = await createStore({ url: config.database.url, logger });
+  let store;
+  try {
+    store = await createStore({ url: config.database.url, logger });
+  } catch (err) {
+    console.error(`error: reconcile could not finish: ${err instanceof Error ? err.message : String(err)}`);
+    return 3;
+  }
   const stripe = createStripeClient(
     {
       secretKey: config.stripe.secretKey,
@@ -80,6 +87,12 @@ async function main(): Promise<number> {
       for (const d of report.drifts) console.log(`DRIFT ${d.kind} ${d.id}: ${d.detail}`);
     }
     return report.drifts.length > 0 ? 1 : 0;
+  } catch (err) {
+    // Not drift: the comparison did not finish (Stripe or the database did not answer). A distinct code, so a
+    // job alerting on drift can tell the two apart; the message only, as the stack says nothing to an operator.
+    bar?.stop();
+    console.error(`error: reconcile could not finish: ${err instanceof Error ? err.message : String(err)}`);
+    return 3;
   } finally {
     bar?.stop();
     await store.close();

@@ -362,4 +362,33 @@ describe('reconciliation', () => {
     expect(result.code).toBe(1);
     expect(result.out).toMatch(/DRIFT refund_missing_in_ledger re_\w+/);
   }, 60_000);
+
+  // Exit code 1 says "drift"; a run that could not compare (Stripe unreachable) used to end the same way, with
+  // an uncaught error's stack trace, so a cron job alerting on drift could not tell the two apart.
+  it('`npm run reconcile` that cannot reach Stripe says so and exits 3, not 1 (drift)', async () => {
+    const env = {
+      ...process.env,
+      DATABASE_URL: svc.deps.config.database.url,
+      STRIPE_SECRET_KEY: secret,
+      STRIPE_API_BASE: `http://127.0.0.1:${await freePort()}`,
+      STRIPE_TIMEOUT_MS: '2000',
+      NODE_ENV: 'test',
+    };
+    const result = await run(process.execPath, ['--import', 'tsx', 'scripts/reconcile.ts', '--since', '1h'], {
+      cwd: root,
+      env,
+    }).then(
+      (r) => ({ code: 0, out: r.stdout, err: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({
+        code: e.code,
+        out: e.stdout,
+        err: e.stderr,
+      }),
+    );
+    expect(result.code).toBe(3);
+    expect(result.out).not.toMatch(/DRIFT|no drift/);
+    expect(result.err).toMatch(/^error: reconcile could not finish: .*connection to Stripe/m);
+    expect(result.err).not.toMatch(/^\s+at /m);
+    expect(result.err).not.toContain(secret);
+  }, 60_000);
 });
