@@ -198,6 +198,22 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     );
   }
 
+  /**
+   * The owner of payment intent `id`, '' when it has none: the one the ledger knows, else (API keys on) the owner
+   * of the checkout session of ours that made it, asked of Stripe and recorded (session and intent) on the way.
+   * Stripe names the intent on a session only once it is paid, and sends the intent's own events (and its
+   * refunds') in no set order with the session's, so an event may come when the ledger knows only the session.
+   */
+  async function ownerOfIntent(id: string): Promise<string> {
+    const known = await store.payments.findByPaymentIntent(id);
+    if (known?.owner || !ownersMatter) return known?.owner ?? '';
+    const session = (await stripe.checkout.sessions.list({ payment_intent: id, limit: 1 })).data[0];
+    const ours = session ? await store.payments.get(session.id) : null;
+    if (!session || !ours) return '';
+    await recordSession(ours.owner, session);
+    return ours.owner;
+  }
+
   return {
     /** `idempotencyKey`: the caller's Idempotency-Key, if any (see stripeKey). */
     async createCheckoutSession(caller: Caller, input: CheckoutInput, idempotencyKey?: string) {
@@ -359,18 +375,14 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     /**
      * Records Stripe's current view of an intent (from a webhook), keeping the owner we know. An intent we know
      * no owner for may be a checkout session's whose `checkout.session.completed` has not arrived yet (Stripe
-     * sends the intent's events first): its session is asked for, so that the session's owner can read and
-     * refund the payment at once instead of getting 404 until the session's event is applied.
+     * sends the intent's events first): its session is asked for (ownerOfIntent), so that the session's owner
+     * can read and refund the payment at once instead of getting 404 until the session's event is applied.
      */
     async applyStripePaymentIntent(pi: Stripe.PaymentIntent): Promise<Payment> {
-      const known = await store.payments.findByPaymentIntent(pi.id);
-      if (known?.owner || !ownersMatter) return recordIntent(known?.owner ?? '', pi);
-      const session = (await stripe.checkout.sessions.list({ payment_intent: pi.id, limit: 1 })).data[0];
-      const ours = session ? await store.payments.get(session.id) : null;
-      if (!session || !ours) return recordIntent('', pi);
-      await recordSession(ours.owner, session);
-      return recordIntent(ours.owner, pi);
+      return recordIntent(await ownerOfIntent(pi.id), pi);
     },
+
+    ownerOfIntent,
 
     /** Records Stripe's current view of a session (from a webhook), keeping the owner we know. */
     async applyStripeSession(session: Stripe.Checkout.Session): Promise<Payment> {

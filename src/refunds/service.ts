@@ -686,7 +686,8 @@ export function createRefundService(deps: RefundServiceDeps) {
           log.info({ refund_id: r.id }, 'ignored a refund without a payment intent');
           return null;
         }
-        const owner = (await store.payments.findByPaymentIntent(piId))?.owner ?? '';
+        // The payment's events may not have come yet (a checkout payment's intent then has no row of its own).
+        const owner = await payments.ownerOfIntent(piId);
         try {
           row = await store.refunds.insert({
             // In the owner's namespace, like the owner's own requests: the outcome message names the request id

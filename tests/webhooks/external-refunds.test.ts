@@ -6,11 +6,18 @@
  * That request id (`stripe:<refund id>`) was the ledger key as it was, outside the shop's namespace of
  * request ids: GET /refund-status/{request_id} with the shop's key answered 404 for the very request id the
  * outcome message named.
+ *
+ * The refund's owner was the owner the ledger knew for the payment intent when its event came. Stripe does not
+ * deliver events in order, and after an outage of the endpoint retries each on its own schedule: a refund of a
+ * hosted-checkout payment could be applied before the payment's own events, when the ledger knew only the
+ * session (Stripe names the intent on it once paid). The refund then belonged to nobody, for good: its outcome
+ * was announced under an id the shop could never look up. It is now learnt as a payment intent event learns
+ * its owner, from the checkout session of the shop's that made it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { getJson, postJson } from '../helpers/http.js';
-import { databases, rabbitReady, startRig, until, type Rig } from './support/rig.js';
+import { getJson, payOnHostedPage, postJson } from '../helpers/http.js';
+import { databases, rabbitReady, sandboxEvents, startRig, until, type Rig } from './support/rig.js';
 
 const rabbit = await rabbitReady('dashboard refunds with API keys');
 const dbs = await databases();
@@ -64,5 +71,58 @@ describe.skipIf(!rabbit).each(dbs)('dashboard refunds of a shop payment on %s', 
     const rest = await postJson(`${rig.svc.url}/refund`, { payment_intent_id: pi }, shop);
     expect(rest.status).toBe(200);
     expect(rest.json.refund).toMatchObject({ amount: 3800, status: 'succeeded' });
+  });
+});
+
+describe.skipIf(!rabbit).each(dbs)('a dashboard refund applied before its checkout payment on %s', (db) => {
+  let rig: Rig;
+  let shop: Record<string, string>;
+  beforeAll(async () => {
+    // The test delivers the events itself, so it chooses which arrive.
+    rig = await startRig(db, `external-order.${db}`, { env: { API_AUTH: 'on' } });
+    const { key } = await createKey(rig.svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' });
+    shop = { authorization: `Bearer ${key}` };
+  });
+  afterAll(async () => {
+    await rig?.stop();
+  });
+
+  it("is the shop's: its outcome names a request id the shop can look up", async () => {
+    const created = await postJson(
+      `${rig.svc.url}/create-checkout-session`,
+      {
+        line_items: [
+          {
+            price_data: { currency: 'usd', product_data: { name: 'Lamp' }, unit_amount: 6000 },
+            quantity: 1,
+          },
+        ],
+        success_url: 'https://shop.example.com/ok',
+        cancel_url: 'https://shop.example.com/cancel',
+      },
+      shop,
+    );
+    expect(created.status).toBe(200);
+    expect((await payOnHostedPage(created.json.url as string)).status).toBe(303);
+    const pi = (await rig.dashboard.checkout.sessions.retrieve(created.json.id as string))
+      .payment_intent as string;
+    const refund = await rig.dashboard.refunds.create({ payment_intent: pi, amount: 2000 });
+    // Only the refund's event has come yet; the payment's are still on their way.
+    const [event] = (await sandboxEvents(rig, new Set(['refund.created']))).filter(
+      (e) => (e.data.object as { id: string }).id === refund.id,
+    );
+    expect((await rig.send(JSON.stringify(event))).status).toBe(200);
+    await rig.settled();
+
+    const outcome = (await rig.drain(rig.topology.responses))
+      .map((m) => m.body as Record<string, unknown>)
+      .find((b) => b.refund_id === refund.id);
+    expect(outcome).toMatchObject({ status: 'succeeded', amount: 2000, payment_intent_id: pi });
+    const status = await getJson(`${rig.svc.url}/refund-status/${String(outcome!.request_id)}`, shop);
+    expect(status.status).toBe(200);
+    expect(status.json).toMatchObject({ refund_id: refund.id, status: 'succeeded', amount: 2000 });
+    const left = await postJson(`${rig.svc.url}/refund`, { payment_intent_id: pi }, shop);
+    expect(left.status).toBe(200);
+    expect(left.json.refund).toMatchObject({ amount: 4000 });
   });
 });
