@@ -167,15 +167,19 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
           knownIntent && (FINAL_INTENT_STATUSES.has(knownIntent.status) || derived !== 'succeeded')
             ? knownIntent.status
             : derived;
-        await tx.payments.upsert({
-          id: piId,
-          kind: 'payment_intent',
-          owner: row.owner,
-          amount: session.amount_total ?? 0,
-          currency: session.currency ?? '',
-          status: intentStatus,
-          metadata: row.metadata,
-        });
+        // Guarded as well: with no row to lock, the intent's own event may insert it (final) before this upsert.
+        await tx.payments.upsert(
+          {
+            id: piId,
+            kind: 'payment_intent',
+            owner: row.owner,
+            amount: session.amount_total ?? 0,
+            currency: session.currency ?? '',
+            status: intentStatus,
+            metadata: row.metadata,
+          },
+          { finalStatuses: FINAL_INTENT_STATUS_LIST },
+        );
       }
       return row;
     });
