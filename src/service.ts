@@ -428,11 +428,13 @@ export async function startService(
       setInterval(() => {
         deps.webhooks.retryPending().catch((err) => logger.error({ err }, 'webhook retry sweep failed'));
       }, sweepMs),
-      // Housekeeping: idempotency keys expire after 24 h; sent outbox rows are kept a week for inspection.
+      // Housekeeping: idempotency keys expire after 24 h; sent outbox rows are kept a week for inspection;
+      // applied webhook events 30 days (Stripe retries an event for 3 days; a later copy is applied again, safely).
       setInterval(() => {
         Promise.all([
           deps.store.idempotency.purgeExpired(),
           deps.store.outbox.purgeSent(new Date(Date.now() - 7 * 86_400_000)),
+          deps.store.inbox.purgeProcessed(new Date(Date.now() - 30 * 86_400_000)),
         ]).catch((err) => logger.error({ err }, 'housekeeping failed'));
       }, 3_600_000),
     );

@@ -40,6 +40,11 @@ export interface InboxRepo {
   claimUnprocessed(limit: number, now?: TimeInput, leaseMs?: number): Promise<InboxEvent[]>;
   count(): Promise<number>;
   countUnprocessed(): Promise<number>;
+  /**
+   * Deletes events applied before `olderThan`, in batches of `batch` (short statements on a big table); events
+   * not applied yet are kept whatever their age. Returns how many were deleted.
+   */
+  purgeProcessed(olderThan: TimeInput, batch?: number): Promise<number>;
 }
 
 export function toInboxEvent(row: Selectable<WebhookEventsTable>): InboxEvent {
@@ -149,6 +154,27 @@ export function createInboxRepo(ctx: RepoContext): InboxRepo {
         .select((eb) => eb.fn.countAll<number | string>().as('n'))
         .executeTakeFirstOrThrow();
       return toNumber(row.n);
+    },
+
+    async purgeProcessed(olderThan, batch = 1_000) {
+      const cutoff = toIso(olderThan);
+      let total = 0;
+      for (;;) {
+        const result = await db
+          .deleteFrom('webhook_events')
+          .where('event_id', 'in', (eb) =>
+            eb
+              .selectFrom('webhook_events')
+              .select('event_id')
+              .where('processed_at', 'is not', null)
+              .where('processed_at', '<', cutoff)
+              .limit(batch),
+          )
+          .executeTakeFirst();
+        const n = Number(result.numDeletedRows);
+        total += n;
+        if (n < batch) return total;
+      }
     },
 
     async countUnprocessed() {

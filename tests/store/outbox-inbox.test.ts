@@ -152,6 +152,20 @@ describeStore('outbox repository', (h) => {
 });
 
 describeStore('inbox repository', (h) => {
+  it('purgeProcessed deletes only events applied before the cut-off, in batches', async () => {
+    const db = await h.open(h.newDatabase());
+    for (let i = 0; i < 7; i++)
+      await db.inbox.insertIfAbsent({ eventId: `evt_${i}`, type: 'refund.updated', payload: { i } });
+    for (let i = 0; i < 5; i++) await db.inbox.markProcessed(`evt_${i}`, '2032-03-01T00:00:00Z');
+    await db.inbox.markProcessed('evt_5', '2032-03-03T00:00:00Z');
+    // evt_6 was never applied: kept, however old.
+    expect(await db.inbox.purgeProcessed('2032-03-02T00:00:00Z', 2)).toBe(5);
+    expect(await db.inbox.purgeProcessed('2032-03-02T00:00:00Z', 2)).toBe(0);
+    expect(await db.inbox.count()).toBe(2);
+    expect(await db.inbox.get('evt_5')).not.toBeNull();
+    expect(await db.inbox.countUnprocessed()).toBe(1);
+  });
+
   it('stores an event once and reports duplicates', async () => {
     const eventId = uid('evt');
     const event = {
