@@ -292,14 +292,17 @@ export interface components {
          * Amount
          * @description An amount in the currency's smallest unit (for example 1000 = 10.00 SGD, 1000 JPY, or 1000 = 1.000 KWD).
          *     In the three-decimal currencies (`bhd`, `jod`, `kwd`, `omr`, `tnd`) Stripe requires the last digit to be 0
-         *     (docs.stripe.com/currencies#three-decimal); any other amount is refused with 400 `amount_not_rounded`.
+         *     (docs.stripe.com/currencies#three-decimal), and in `isk` and `ugx`, whole units written with two decimals
+         *     (500 = 5 ISK), the last two digits to be 00 (docs.stripe.com/currencies#special-cases); any other amount is
+         *     refused with 400 `amount_not_rounded`.
          * @example 10000
          */
         Amount: number;
         /**
          * Currency
          * @description Lower-case three-letter ISO 4217 currency code supported by Stripe. Zero-decimal currencies (`jpy`, `krw`, ...)
-         *     count whole units; three-decimal ones (`bhd`, `jod`, `kwd`, `omr`, `tnd`) count thousandths, in steps of 10.
+         *     count whole units; three-decimal ones (`bhd`, `jod`, `kwd`, `omr`, `tnd`) count thousandths, in steps of 10;
+         *     `isk` and `ugx` count hundredths, in steps of 100.
          * @example sgd
          */
         Currency: string;

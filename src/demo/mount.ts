@@ -6,7 +6,11 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import express, { type Express, type RequestHandler } from 'express';
-import { THREE_DECIMAL_CURRENCIES, ZERO_DECIMAL_CURRENCIES } from '../money/currencies.js';
+import {
+  THREE_DECIMAL_CURRENCIES,
+  WHOLE_HUNDREDS_CURRENCIES,
+  ZERO_DECIMAL_CURRENCIES,
+} from '../money/currencies.js';
 
 export interface DemoOptions {
   /** Where the pages send API calls; same origin as the page when absent. */
@@ -24,6 +28,8 @@ export interface DemoClientConfig {
   zeroDecimalCurrencies: string[];
   /** Currencies whose amounts count thousandths (5120 kwd is 5.120 KWD). */
   threeDecimalCurrencies: string[];
+  /** Currencies whose amounts are two-decimal values always ending in 00 (500 isk is 5 ISK). */
+  wholeHundredsCurrencies: string[];
 }
 
 export const DEMO_PATH = '/demo';
@@ -82,6 +88,7 @@ export function mountDemo(app: Express, opts: DemoOptions = {}): void {
     authRequired: opts.authRequired ?? false,
     zeroDecimalCurrencies: [...ZERO_DECIMAL_CURRENCIES].sort(),
     threeDecimalCurrencies: [...THREE_DECIMAL_CURRENCIES].sort(),
+    wholeHundredsCurrencies: [...WHOLE_HUNDREDS_CURRENCIES].sort(),
   };
 
   const router = express.Router();

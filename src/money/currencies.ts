@@ -1,7 +1,8 @@
 /**
  * What Stripe says about currencies, in one place for the service and the sandbox: which codes card
  * payments accept, which have no minor unit (an amount of 500 jpy is ¥500, not ¥5.00), which have three
- * (an amount of 5120 kwd is 5.120 KWD), and the smallest charge Stripe allows.
+ * (an amount of 5120 kwd is 5.120 KWD), which take two-decimal amounts in whole units only (an amount of
+ * 500 isk is 5 ISK), and the smallest charge Stripe allows.
  */
 
 /** Currencies Stripe presents to card payments (ISO 4217, lower case). */
@@ -15,10 +16,21 @@ export const SUPPORTED_CURRENCIES: ReadonlySet<string> = new Set(
   ).split(' '),
 );
 
-/** Currencies whose amounts are whole units (no cents). */
+/**
+ * Currencies whose API amounts are whole units (no cents). Stripe's zero-decimal list also names ugx, but its
+ * special cases say the API still takes ugx as a two-decimal value (see WHOLE_HUNDREDS_CURRENCIES), so it is not
+ * here: an amount of 500 ugx is 5 UGX.
+ */
 export const ZERO_DECIMAL_CURRENCIES: ReadonlySet<string> = new Set(
-  'bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf'.split(' '),
+  'bif clp djf gnf jpy kmf krw mga pyg rwf vnd vuv xaf xof xpf'.split(' '),
 );
+
+/**
+ * Currencies that became zero-decimal but that the API, for backward compatibility, still takes as two-decimal
+ * values whose last two digits are 00: 5 ISK is an amount of 500, and fractions cannot be charged
+ * (docs.stripe.com/currencies#special-cases). (huf and twd, zero-decimal for payouts only, charge any amount.)
+ */
+export const WHOLE_HUNDREDS_CURRENCIES: ReadonlySet<string> = new Set(['isk', 'ugx']);
 
 /**
  * Currencies with three decimals: amounts count thousandths. Stripe takes them for payment intents, refunds
@@ -88,17 +100,27 @@ export function minorUnitDigits(currency: string): 0 | 2 | 3 {
   return isZeroDecimal(currency) ? 0 : isThreeDecimal(currency) ? 3 : 2;
 }
 
-/** Whether Stripe takes `amount` in `currency`: a three-decimal currency's last digit must be 0. */
-export function fitsMinorUnitStep(amount: number, currency: string): boolean {
-  return !isThreeDecimal(currency) || amount % 10 === 0;
+/**
+ * The step Stripe takes `currency`'s amounts in: 10 for a three-decimal currency (last digit 0), 100 for isk and
+ * ugx (whole units written with two decimals), 1 for the others.
+ */
+export function minorUnitStep(currency: string): 1 | 10 | 100 {
+  return isThreeDecimal(currency) ? 10 : WHOLE_HUNDREDS_CURRENCIES.has(currency) ? 100 : 1;
 }
 
-/** `$1,234.50` / `¥500` / `5.120` (kwd), as Stripe's messages print amounts. */
+/** Whether Stripe takes `amount` in `currency`: a multiple of its minorUnitStep. */
+export function fitsMinorUnitStep(amount: number, currency: string): boolean {
+  return amount % minorUnitStep(currency) === 0;
+}
+
+/** `$1,234.50` / `¥500` / `5.120` (kwd) / `1,500` (150000 isk), as Stripe's messages print amounts. */
 export function formatAmount(amount: number, currency: string): string {
   const digits = minorUnitDigits(currency);
   const major = amount / 10 ** digits;
+  // isk and ugx have no fractions to show (an amount that has one is refused before it is shown).
+  const shown = WHOLE_HUNDREDS_CURRENCIES.has(currency) ? 0 : digits;
   const text = major.toLocaleString('en-US', {
-    minimumFractionDigits: digits,
+    minimumFractionDigits: shown,
     maximumFractionDigits: digits,
   });
   return `${SYMBOL[currency] ?? ''}${text}`;

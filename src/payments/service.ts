@@ -7,7 +7,7 @@ import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import { idempotencyScope, type Caller } from '../http/operations.js';
 import { ProblemError } from '../http/problem.js';
-import { fitsMinorUnitStep, isSupportedCurrency } from '../money/currencies.js';
+import { fitsMinorUnitStep, isSupportedCurrency, minorUnitStep } from '../money/currencies.js';
 import type { Payment, Repos, Store } from '../store/index.js';
 import { withoutCallSite, type StripeClient } from '../stripe/client.js';
 import { classifyStripeError, toCreateProblem, toProblem } from '../stripe/errors.js';
@@ -66,22 +66,36 @@ export function requireSupportedCurrency(currency: string, param: string): void 
 
 /**
  * Stripe takes a three-decimal currency's amounts (5120 kwd is 5.120 KWD) only with a last digit of 0
- * (docs.stripe.com/currencies#three-decimal): refused here, before any money is reserved or Stripe is called.
+ * (docs.stripe.com/currencies#three-decimal), and isk and ugx amounts (500 isk is 5 ISK) only in whole units,
+ * ending in 00 (docs.stripe.com/currencies#special-cases): refused here, before any money is reserved or Stripe
+ * is called.
  */
 export function requireAmountFitsCurrency(amount: number, currency: string, param: string): void {
-  if (!fitsMinorUnitStep(amount, currency)) {
-    const down = amount - (amount % 10);
-    throw new ProblemError(
-      400,
-      `Amount ${amount} is not a multiple of 10: ${currency} has three decimals and Stripe takes its amounts ` +
-        `rounded to the nearest ten (for example ${down} or ${down + 10}).`,
-      {
-        code: 'amount_not_rounded',
-        param,
-        errors: [{ path: bodyPath(param), message: 'must be a multiple of 10 in a three-decimal currency' }],
-      },
-    );
-  }
+  if (fitsMinorUnitStep(amount, currency)) return;
+  const step = minorUnitStep(currency);
+  const down = amount - (amount % step);
+  const why =
+    step === 10
+      ? `${currency} has three decimals and Stripe takes its amounts rounded to the nearest ten`
+      : `Stripe takes ${currency} amounts with two decimals that are always 00 (it cannot charge fractions of ` +
+        `${currency.toUpperCase()}: 500 is 5 ${currency.toUpperCase()})`;
+  throw new ProblemError(
+    400,
+    `Amount ${amount} is not a multiple of ${step}: ${why} (for example ${down} or ${down + step}).`,
+    {
+      code: 'amount_not_rounded',
+      param,
+      errors: [
+        {
+          path: bodyPath(param),
+          message:
+            step === 10
+              ? 'must be a multiple of 10 in a three-decimal currency'
+              : `must be a multiple of 100 in ${currency} (whole units)`,
+        },
+      ],
+    },
+  );
 }
 
 const notFound = (what: string) => new ProblemError(404, `No such ${what}.`, { code: 'resource_missing' });
@@ -230,7 +244,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       }
       const currency = input.line_items[0]!.price_data.currency;
       requireSupportedCurrency(currency, 'line_items.0.price_data.currency');
-      // Each unit amount in steps of 10, so the total is too.
+      // Each unit amount in the currency's step (10 for kwd, 100 for isk), so the total is too.
       input.line_items.forEach((li, i) =>
         requireAmountFitsCurrency(
           li.price_data.unit_amount,

@@ -5,6 +5,7 @@ import {
   isZeroDecimal,
   MAX_AMOUNT,
   MINIMUM_CHARGE,
+  minorUnitStep,
   SUPPORTED_CURRENCIES,
 } from '../money/currencies.js';
 
@@ -27,24 +28,30 @@ export function normalizeCurrency(value: string, param = 'currency'): string {
 }
 
 /**
- * Stripe's rule for three-decimal currencies (docs.stripe.com/currencies#three-decimal): payment intents,
- * refunds and disputes take them only with a last digit of 0. Stripe documents the rule but not the words
- * of its error, so the message here is the sandbox's own, with Stripe's type and param.
+ * Stripe's rules for amounts in steps: three-decimal currencies (docs.stripe.com/currencies#three-decimal) take
+ * payment intents, refunds and disputes only with a last digit of 0; isk and ugx
+ * (docs.stripe.com/currencies#special-cases) only as whole units, two-decimal values ending in 00. Stripe documents
+ * the rules but not the words of its errors, so the messages here are the sandbox's own, with Stripe's type and
+ * param.
  */
 export function checkMinorUnitStep(amount: number, currency: string, param = 'amount'): void {
   if (fitsMinorUnitStep(amount, currency)) return;
-  const down = amount - (amount % 10);
-  throw invalidRequest(
-    `Invalid amount: ${amount}. Amounts in ${currency}, a three-decimal currency, must be evenly divisible by 10 ` +
-      `(round to the nearest ten, for example ${down} or ${down + 10}). ` +
-      'See https://docs.stripe.com/currencies#three-decimal for more information.',
-    param,
-  );
+  const step = minorUnitStep(currency);
+  const down = amount - (amount % step);
+  const why =
+    step === 10
+      ? `Amounts in ${currency}, a three-decimal currency, must be evenly divisible by 10 ` +
+        `(round to the nearest ten, for example ${down} or ${down + 10}). ` +
+        'See https://docs.stripe.com/currencies#three-decimal for more information.'
+      : `Amounts in ${currency} are two-decimal values of whole units and must be evenly divisible by 100 ` +
+        `(fractions of ${currency} cannot be charged: for example ${down} or ${down + 100}). ` +
+        'See https://docs.stripe.com/currencies#special-cases for more information.';
+  throw invalidRequest(`Invalid amount: ${amount}. ${why}`, param);
 }
 
 /**
- * Stripe's bounds on a charge amount: at least 1, the currency minimum, at most 99,999,999, and a last digit
- * of 0 in a three-decimal currency.
+ * Stripe's bounds on a charge amount: at least 1, the currency minimum, at most 99,999,999, and the currency's
+ * step (checkMinorUnitStep).
  */
 export function checkChargeAmount(amount: number, currency: string, param = 'amount'): void {
   if (amount < 1) {

@@ -14,7 +14,7 @@ import type { NewOutboxMessage } from './outbox-repo.js';
 import { addOutboxMessageQuiet } from './outbox-repo.js';
 import { placeholders, queryTemplate, type Param } from './query-template.js';
 import { committedOfPayment } from './committed.js';
-import { THREE_DECIMAL_CURRENCIES } from '../money/currencies.js';
+import { THREE_DECIMAL_CURRENCIES, WHOLE_HUNDREDS_CURRENCIES } from '../money/currencies.js';
 import { atomically, requireTransaction } from './repo-context.js';
 import { toPayment } from './payments-repo.js';
 import type { Payment } from './payments-repo.js';
@@ -81,8 +81,8 @@ export interface RefundsRepo {
    * The payment row is locked and what its refunds hold is read after the lock, as lockForAccept does;
    * the refund (`amount` of `r`, or what is left when it is null; the payment's currency) and its outbox
    * message are written only when the payment is `succeeded` and owned by `r.owner`, no refund holds
-   * `r.requestId`, and the amount is positive, within what is left and, in a three-decimal currency, a
-   * multiple of 10. Otherwise null, with nothing written: the caller runs the transactional check, which
+   * `r.requestId`, and the amount is positive, within what is left and in the currency's step (a multiple of
+   * 10 in a three-decimal currency, of 100 in isk and ugx). Otherwise null, with nothing written: the caller runs the transactional check, which
    * says why or finds another way (a replay, an intent visible through its session). Throws
    * DuplicateKeyError like insertAnnounced.
    */
@@ -492,6 +492,13 @@ const acceptAnnouncedPg = queryTemplate<AcceptFastParams, RefundRow & { outbox_i
                 eb.or([
                   eb('fits.currency', 'not in', [...THREE_DECIMAL_CURRENCIES]),
                   eb(sql<number>`fits.amount % 10`, '=', 0),
+                ]),
+              )
+              // So must an isk or ugx amount in 00 (whole units).
+              .where((eb) =>
+                eb.or([
+                  eb('fits.currency', 'not in', [...WHOLE_HUNDREDS_CURRENCIES]),
+                  eb(sql<number>`fits.amount % 100`, '=', 0),
                 ]),
               ),
           )

@@ -59,10 +59,13 @@ describe('mountDemo', () => {
     expect(config.zeroDecimalCurrencies).toEqual(expect.arrayContaining(['jpy', 'krw']));
     expect(config.zeroDecimalCurrencies).not.toContain('sgd');
     expect(config.threeDecimalCurrencies).toEqual(['bhd', 'jod', 'kwd', 'omr', 'tnd']);
+    expect(config.wholeHundredsCurrencies).toEqual(['isk', 'ugx']);
+    expect(config.zeroDecimalCurrencies).not.toContain('ugx');
     expect(Object.keys(config).sort()).toEqual([
       'apiBase',
       'authRequired',
       'threeDecimalCurrencies',
+      'wholeHundredsCurrencies',
       'zeroDecimalCurrencies',
     ]);
   });

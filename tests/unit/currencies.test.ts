@@ -41,4 +41,19 @@ describe('currencies', () => {
     expect(formatAmount(123_450, 'usd')).toBe('$1,234.50');
     expect(formatAmount(500, 'jpy')).toBe('¥500');
   });
+
+  it('takes isk and ugx as two-decimal amounts in whole units (docs.stripe.com/currencies#special-cases)', () => {
+    for (const c of ['isk', 'ugx']) {
+      expect(isZeroDecimal(c), c).toBe(false);
+      expect(minorUnitDigits(c), c).toBe(2);
+      expect(fitsMinorUnitStep(150_000, c), c).toBe(true);
+      expect(fitsMinorUnitStep(150_050, c), c).toBe(false);
+    }
+    // 150000 is 1,500 krónur, shown without the 00 that is always there.
+    expect(formatAmount(150_000, 'isk')).toBe('1,500');
+    expect(formatAmount(500, 'ugx')).toBe('5');
+    // huf and twd are zero-decimal for payouts only: charges take any two-decimal amount.
+    expect(fitsMinorUnitStep(17_550, 'huf')).toBe(true);
+    expect(formatAmount(17_550, 'huf')).toBe('175.50');
+  });
 });
