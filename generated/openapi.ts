@@ -308,7 +308,9 @@ export interface components {
         Currency: string;
         /**
          * Metadata
-         * @description Up to 50 key/value pairs passed through to Stripe (keys up to 40 characters, values up to 500).
+         * @description Up to 50 key/value pairs passed through to Stripe (keys up to 40 characters, values up to 500). A value's
+         *     length counts UTF-16 code units (an emoji counts 2); a longer value is refused with 400
+         *     `metadata_value_too_long`.
          * @example {
          *       "order_id": "ord_1042"
          *     }
@@ -318,9 +320,9 @@ export interface components {
         };
         /**
          * RefundMetadata
-         * @description Up to 49 key/value pairs passed through to Stripe (keys up to 40 characters, values up to 500). The
-         *     service adds its own `request_id` key to every refund it makes (Stripe allows 50 keys in all), by
-         *     which it finds the refund at Stripe, so that key is reserved.
+         * @description Up to 49 key/value pairs passed through to Stripe (keys up to 40 characters, values up to 500, counted
+         *     in UTF-16 code units as for `Metadata`). The service adds its own `request_id` key to every refund it
+         *     makes (Stripe allows 50 keys in all), by which it finds the refund at Stripe, so that key is reserved.
          * @example {
          *       "order_id": "ord_1042"
          *     }

@@ -98,6 +98,33 @@ export function requireAmountFitsCurrency(amount: number, currency: string, para
   );
 }
 
+/** Stripe's limit on a metadata value, in characters. */
+export const METADATA_VALUE_MAX = 500;
+
+/**
+ * Stripe does not say how it counts a metadata value's 500 characters; the sandbox counts UTF-16 units (an emoji is
+ * two), the contract's `maxLength` code points (an emoji is one). A value the contract takes could thus be refused by
+ * Stripe only after a refund was reserved (POST /refund-async would answer 202 for a refund its worker can only
+ * fail), so the stricter count is applied here, before any money is reserved or Stripe is called.
+ */
+export function requireMetadataFits(metadata: Record<string, string> | undefined): void {
+  const long = Object.entries(metadata ?? {}).filter(([, v]) => v.length > METADATA_VALUE_MAX);
+  if (long.length === 0) return;
+  throw new ProblemError(
+    400,
+    `Metadata values can have up to ${METADATA_VALUE_MAX} characters, counting a character outside the Basic ` +
+      `Multilingual Plane (an emoji) as two; ${long.map(([k, v]) => `${k} has ${v.length}`).join(', ')}.`,
+    {
+      code: 'metadata_value_too_long',
+      param: 'metadata',
+      errors: long.map(([k]) => ({
+        path: `/body/metadata/${k}`,
+        message: `must NOT have more than ${METADATA_VALUE_MAX} UTF-16 code units (an emoji counts 2)`,
+      })),
+    },
+  );
+}
+
 const notFound = (what: string) => new ProblemError(404, `No such ${what}.`, { code: 'resource_missing' });
 
 /** Statuses Stripe never leaves. */
@@ -244,6 +271,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       }
       const currency = input.line_items[0]!.price_data.currency;
       requireSupportedCurrency(currency, 'line_items.0.price_data.currency');
+      requireMetadataFits(input.metadata);
       // Each unit amount in the currency's step (10 for kwd, 100 for isk), so the total is too.
       input.line_items.forEach((li, i) =>
         requireAmountFitsCurrency(
@@ -307,6 +335,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     async createPaymentIntent(caller: Caller, input: PaymentIntentInput, idempotencyKey?: string) {
       requireSupportedCurrency(input.currency, 'currency');
       requireAmountFitsCurrency(input.amount, input.currency, 'amount');
+      requireMetadataFits(input.metadata);
       // Stripe refuses to confirm an intent without a payment method; dropping `confirm` would answer 200 with
       // an intent the caller believes confirmed.
       if (input.confirm && !input.payment_method) {

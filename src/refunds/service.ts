@@ -10,7 +10,12 @@ import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { Caller } from '../http/operations.js';
 import { ProblemError } from '../http/problem.js';
-import { isOpenMode, requireAmountFitsCurrency, type PaymentsService } from '../payments/service.js';
+import {
+  isOpenMode,
+  requireAmountFitsCurrency,
+  requireMetadataFits,
+  type PaymentsService,
+} from '../payments/service.js';
 import {
   DuplicateKeyError,
   StoreUnavailableError,
@@ -235,6 +240,7 @@ export function createRefundService(deps: RefundServiceDeps) {
     mode: 'sync' | 'async',
     idempotencyKey: string | undefined,
   ): Promise<{ refund: Refund; created: boolean }> {
+    requireMetadataFits(input.metadata);
     const derived = input.request_id === undefined && idempotencyKey !== undefined;
     const requestId =
       input.request_id ?? (derived ? requestIdFromIdempotencyKey(idempotencyKey) : randomUUID());
