@@ -366,7 +366,7 @@ export interface components {
         RefundState: "queued" | "processing" | "pending" | "requires_action" | "succeeded" | "failed" | "canceled";
         /**
          * Url
-         * @description An absolute http(s) URL. `{CHECKOUT_SESSION_ID}` may appear in it as a placeholder.
+         * @description An absolute http(s) URL with a host. `{CHECKOUT_SESSION_ID}` may appear in it as a placeholder.
          */
         Url: string;
         /**

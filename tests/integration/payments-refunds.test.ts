@@ -68,6 +68,19 @@ describe.each(dbs)('payments and refunds on %s', (db) => {
     });
   });
 
+  it('a return URL without a host is refused with 400 naming it, before Stripe is asked', async () => {
+    const before = (await svc.deps.stripe.checkout.sessions.list({ limit: 100 })).data.length;
+    for (const url of ['https:///////x', 'http://', 'https://?x', 'https://#top', 'https:///path']) {
+      const res = await postJson(`${svc.url}/create-checkout-session`, {
+        ...readme.requests.createCheckoutSession,
+        success_url: url,
+      });
+      expect(res.status, url).toBe(400);
+      expect(JSON.stringify(res.json.errors), url).toContain('/body/success_url');
+    }
+    expect((await svc.deps.stripe.checkout.sessions.list({ limit: 100 })).data).toHaveLength(before);
+  });
+
   it('a checkout paid on the hosted page shows paid, its payment intent and e-mail', async () => {
     const created = await postJson(`${svc.url}/create-checkout-session`, {
       ...readme.requests.createCheckoutSession,
