@@ -698,10 +698,15 @@ export interface components {
          * RefundOutcomeMessage
          * @description Message published (persistent, JSON) to the RabbitMQ queue `stripe_refund_responses` whenever
          *     Stripe's answer moves a refund's status (the answer to `POST /refund` or to the worker, or a
-         *     webhook) and when the worker gives a refund up. The AMQP
-         *     `message_id` is `<request_id>#<status>#<time of the change>`, so a consumer can drop a repeat.
+         *     webhook) and when the worker gives a refund up. Request ids are chosen per owner (two API keys'
+         *     owners may both use `order-1`), so a consumer tells refunds apart by `owner` and `request_id`
+         *     together. The AMQP `message_id` is `<owner>/<request_id>#<status>#<time of the change>`
+         *     (`<request_id>#<status>#<time of the change>` when `owner` is null), so a consumer can drop a repeat:
+         *     delivery is at least once. Order is not guaranteed, even between one refund's outcomes; a status only
+         *     moves forward (`RefundState`), so a consumer keeps the furthest one it has seen.
          * @example {
          *       "success": true,
+         *       "owner": "shop",
          *       "request_id": "unique-id-123",
          *       "refund_id": "re_3PqRsT2eZvKYlo2C0x9y8z7w",
          *       "status": "succeeded",
@@ -715,9 +720,14 @@ export interface components {
             /** @description True while the refund is succeeding (pending, requires_action or succeeded). */
             success: boolean;
             /**
-             * @description The request id the client gave or received; `stripe:<refund id>` for a refund made outside the
-             *     service (in the Stripe dashboard), which `GET /refund-status/{request_id}` answers for the
-             *     payment's owner.
+             * @description The owner of the API key the refund (or, for a refund made in the Stripe dashboard, the payment)
+             *     was made with; null when it has none (the service runs without API keys).
+             */
+            owner: string | null;
+            /**
+             * @description The request id the client gave or received, unique per owner; `stripe:<refund id>` for a refund
+             *     made outside the service (in the Stripe dashboard), which `GET /refund-status/{request_id}` answers
+             *     for the payment's owner.
              */
             request_id: string;
             /** @description Stripe's refund id, once known. */
@@ -731,6 +741,23 @@ export interface components {
             payment_intent_id: string;
             /** @description Why the refund failed, when it did. */
             failure_reason: string | null;
+        };
+        /**
+         * RefundRequestMessage
+         * @description Message (persistent, JSON) the service publishes to its own work queue `stripe_refund_requests` for a
+         *     refund its worker is to make, and that an operator finds in `stripe_refund_requests.dlq` when the worker
+         *     gave the refund up (the `x-dead-letter-reason` header says why; `GET /refund-status` says how the refund
+         *     ended). It names the refund in the ledger and nothing else: the worker reads amount and payment from the
+         *     ledger, so a message another producer publishes to the queue refunds nothing and is dead-lettered. The
+         *     AMQP `message_id` is `<request_key>#<why it was queued>`; the same refund may be queued more than once
+         *     (a sweep, a relay's retry), and the worker makes it once.
+         * @example {
+         *       "request_key": "shop/unique-id-123"
+         *     }
+         */
+        RefundRequestMessage: {
+            /** @description The refund's ledger key, `<owner>/<request_id>` (`<request_id>` alone without API keys). */
+            request_key: string;
         };
         /**
          * StripeEventMessage

@@ -8,6 +8,7 @@
 import { hash, randomUUID } from 'node:crypto';
 import type Stripe from 'stripe';
 import type { Logger } from 'pino';
+import type { components } from '../../generated/openapi.js';
 import type { Caller } from '../http/operations.js';
 import { ProblemError } from '../http/problem.js';
 import {
@@ -74,21 +75,13 @@ export interface RefundServiceDeps {
 }
 
 /** Message on the requests queue: only our key; everything else is read from the ledger. */
-export interface RefundRequestMessage {
-  request_key: string;
-}
+export type RefundRequestMessage = components['schemas']['RefundRequestMessage'];
 
-/** Outcome message on the responses queue (the original service's fields plus a few). */
-export interface RefundOutcomeMessage {
-  success: boolean;
-  request_id: string;
-  refund_id: string | null;
-  status: RefundStatus;
-  amount: number;
-  currency: string | null;
-  payment_intent_id: string;
-  failure_reason: string | null;
-}
+/**
+ * Outcome message on the responses queue, typed from the contract (`RefundOutcomeMessage` in openapi.yaml), so a
+ * field the contract and the message disagree on fails to compile.
+ */
+export type RefundOutcomeMessage = components['schemas']['RefundOutcomeMessage'];
 
 export type ProcessResult =
   { kind: 'done'; refund: Refund } | { kind: 'retry'; reason: string } | { kind: 'failed'; reason: string };
@@ -147,6 +140,8 @@ export function outcomeOf(refund: Refund): RefundOutcomeMessage {
   return {
     success:
       refund.status === 'succeeded' || refund.status === 'pending' || refund.status === 'requires_action',
+    // Request ids are unique per owner only: without it, two shops' `order-1` could not be told apart.
+    owner: refund.owner || null,
     request_id: publicRequestId(refund),
     refund_id: refund.stripeRefundId,
     status: refund.status,
