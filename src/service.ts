@@ -33,7 +33,7 @@ import {
 } from './queue/index.js';
 import { createOutboxRelay, type OutboxRelay } from './queue/outbox-relay.js';
 import { waitBounded } from './queue/wait-bounded.js';
-import { createRefundService, type RefundService } from './refunds/service.js';
+import { createRefundService, type RefundRequestMessage, type RefundService } from './refunds/service.js';
 import { startRefundWorker } from './refunds/worker.js';
 import type { Sandbox } from './sandbox/index.js';
 import { createStore, redactDatabaseUrl, type Store } from './store/index.js';
@@ -353,7 +353,7 @@ export async function requeueStuck(deps: Deps, olderThanMs: number): Promise<num
           destination: deps.topology.requests,
           routingKey: deps.topology.requests,
           messageId: `${r.requestId}#sweep-${Date.now()}-${n}`,
-          payload: { request_key: r.requestId },
+          payload: { request_key: r.requestId } satisfies RefundRequestMessage,
         });
         // Rewrites a value fixed at acceptance: only updated_at changes, and no concurrent write is undone.
         await tx.refunds.patch(r.requestId, { currency: r.currency });
