@@ -9,6 +9,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { config as loadDotenv } from 'dotenv';
 import { loadConfigOrExit } from './config/index.js';
+import { pino } from 'pino';
 import { createLogger } from './logger.js';
 import { mountDemo } from './demo/mount.js';
 import { startService } from './service.js';
@@ -30,7 +31,9 @@ export interface MainOptions {
 export async function main(opts: MainOptions = {}): Promise<void> {
   loadDotenv({ quiet: true });
   const config = loadConfigOrExit(process.env);
-  const logger = createLogger({ level: config.logLevel });
+  // Pino's default stdout stream, held here so that an exit can wait for its last line (exitAfterLogs).
+  const stdout = pino.destination({ dest: 1, sync: false });
+  const logger = createLogger({ level: config.logLevel }, stdout);
   if (opts.codeCache === 'none' || opts.codeCache === 'rejected') {
     logger.info(
       { codeCache: opts.codeCache },
@@ -52,12 +55,29 @@ export async function main(opts: MainOptions = {}): Promise<void> {
   process.on('SIGTERM', listener);
   process.on('SIGINT', listener);
 
-  const service = await startService(config, logger, {
-    // The demo storefront only exists next to the embedded sandbox, where no real money can move.
-    extraRoutes: (app, deps) => {
-      if (deps.sandbox) mountDemo(app, { authRequired: deps.config.auth.enabled });
-    },
-  });
+  // An error nothing handled leaves the process in an unknown state: say so in one log line and exit non-zero,
+  // so the orchestrator restarts it (unacknowledged refunds are redelivered, leased outbox rows taken over).
+  // Node's own report would be a multi-line stack trace on stderr that log collectors split into many events.
+  const die = (what: string) => (err: unknown) => {
+    logger.fatal({ err }, `${what}: ${describeError(err)}; exiting`);
+    exitAfterLogs(stdout, 1);
+  };
+  process.on('uncaughtException', die('uncaught exception'));
+  process.on('unhandledRejection', die('unhandled promise rejection'));
+
+  let service: Awaited<ReturnType<typeof startService>>;
+  try {
+    service = await startService(config, logger, {
+      // The demo storefront only exists next to the embedded sandbox, where no real money can move.
+      extraRoutes: (app, deps) => {
+        if (deps.sandbox) mountDemo(app, { authRequired: deps.config.auth.enabled });
+      },
+    });
+  } catch (err) {
+    // Database unreachable, port taken, address unknown: exit so the orchestrator retries the start later.
+    die('could not start')(err);
+    return;
+  }
 
   let stopping = false;
   async function shutdown(signal: string): Promise<void> {
@@ -71,21 +91,50 @@ export async function main(opts: MainOptions = {}): Promise<void> {
     logger.info({ signal }, 'shutting down');
     const timer = setTimeout(() => {
       logger.error('shutdown took too long; exiting (unacknowledged refunds will be redelivered)');
-      process.exit(1);
+      exitAfterLogs(stdout, 1);
     }, SHUTDOWN_TIMEOUT_MS);
     timer.unref();
     try {
       await service.close();
       logger.info('stopped cleanly');
-      process.exit(0);
+      exitAfterLogs(stdout, 0);
     } catch (err) {
       logger.error({ err }, 'error during shutdown');
-      process.exit(1);
+      exitAfterLogs(stdout, 1);
     }
   }
   onSignal = (signal) => void shutdown(signal);
   if (stopRequested) void shutdown(stopRequested);
   opts.onStarted?.(service.url);
+}
+
+/**
+ * Exits once stdout has taken every log line: pino writes asynchronously, and neither process.exit() nor pino's
+ * flush() waits for a write still under way, so the line saying why the process stopped could be lost. Bounded,
+ * in case stdout no longer drains.
+ */
+let exiting = false;
+function exitAfterLogs(stdout: ReturnType<typeof pino.destination>, code: number): void {
+  // The first reason to exit wins: a later error (say, while the logs drain) neither changes the code nor ends
+  // the stream twice.
+  if (exiting) return;
+  exiting = true;
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 2_000);
+  stdout.once('close', () => process.exit(code));
+  stdout.end();
+}
+
+/** An error's message and those of its causes, e.g. "no PostgreSQL connection (connect ECONNREFUSED 127.0.0.1:5432)". */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e !== undefined && e !== null && parts.length < 4;) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (message && !parts.includes(message)) parts.push(message);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  const [first, ...rest] = parts;
+  return rest.length > 0 ? `${first} (${rest.join(': ')})` : (first ?? 'unknown error');
 }
 
 function runDirectly(): boolean {
