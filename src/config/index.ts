@@ -207,6 +207,15 @@ function deepFreeze<T>(o: T): T {
   return o;
 }
 
+function isUrl(value: string): boolean {
+  try {
+    new URL(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Parses `env` (normally process.env); throws ConfigError listing every problem. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = schema.safeParse(env);
@@ -246,7 +255,22 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   } catch (err) {
     problems.push(`API_KEYS: ${(err as Error).message}`);
   }
+  // The drivers parse these as WHATWG URLs when they first connect: a URL they refuse (a port that is not a
+  // number, a space in the host, an unencoded "/" or "@" in the password) would otherwise surface as a failed
+  // start or, for RabbitMQ, as reconnect attempts that never end. pg reads "user@/db" (no host) as a socket path.
+  if (/^postgres/.test(e.DATABASE_URL) && !isUrl(e.DATABASE_URL.replace('@/', '@localhost/'))) {
+    problems.push(
+      'DATABASE_URL: is not a valid URL: postgres://user:password@host:5432/database, with special characters in the password percent-encoded',
+    );
+  }
   const rabbitUrl = rabbitUrlFromEnv(e);
+  if (rabbitUrl !== null && !isUrl(rabbitUrl)) {
+    problems.push(
+      e.RABBITMQ_URL
+        ? 'RABBITMQ_URL: is not a valid URL: amqp://user:password@host:5672/vhost, with special characters in the password percent-encoded'
+        : 'RABBITMQ_HOST: is not a valid host name or IP address',
+    );
+  }
   if (e.ROLE !== 'all' && rabbitUrl === null) {
     // The in-process queue exists inside one process: an API process's refunds would reach no worker,
     // and a worker process would wait on a queue nobody can publish to.

@@ -120,6 +120,32 @@ describe('config', () => {
     expect(problemsOf({ AUTH_FAILURES_PER_MINUTE: 'many' })[0]).toMatch(/^AUTH_FAILURES_PER_MINUTE/);
   });
 
+  it('refuses a connection URL its driver could not parse, naming the variable but not the password', () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ DATABASE_URL: 'postgres://payments:hunter2@127.0.0.1:notaport/payments' }, 'DATABASE_URL'],
+      [{ DATABASE_URL: 'postgresql://payments:hunter2@db host/payments' }, 'DATABASE_URL'],
+      [{ RABBITMQ_URL: 'amqp://guest:hunter2@127.0.0.1:notaport' }, 'RABBITMQ_URL'],
+      [{ RABBITMQ_URL: 'amqps://guest:hunter2@rabbit host:5671/' }, 'RABBITMQ_URL'],
+      [{ RABBITMQ_HOST: 'rabbit host', RABBITMQ_PASSWORD: 'hunter2' }, 'RABBITMQ_HOST'],
+    ];
+    for (const [env, variable] of cases) {
+      const problems = problemsOf(env);
+      expect(problems, JSON.stringify(env)).toHaveLength(1);
+      expect(problems[0]).toMatch(new RegExp(`^${variable}: `));
+      expect(problems[0]).not.toContain('hunter2');
+    }
+    // What the drivers take stays accepted: a socket directory instead of a host, IPv6, an encoded password.
+    for (const url of [
+      'postgres://payments@/payments?host=/var/run/postgresql',
+      'postgres://payments:p%40ss@[::1]:5432/payments',
+      'postgresql://db.internal/payments',
+    ]) {
+      expect(loadConfig({ DATABASE_URL: url }).database.url).toBe(url);
+    }
+    expect(loadConfig({ RABBITMQ_URL: 'amqp://[::1]:5672/%2F' }).rabbitmq.url).toBe('amqp://[::1]:5672/%2F');
+    expect(loadConfig({ RABBITMQ_HOST: '::1' }).rabbitmq.url).toBe('amqp://guest:guest@[::1]:5672');
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ PORT: '', STRIPE_SECRET_KEY: '' }).stripe.mode).toBe('sandbox');
   });
