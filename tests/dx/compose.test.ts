@@ -25,6 +25,10 @@ interface Service {
   healthcheck?: { test?: string[] | string; disable?: boolean };
   volumes?: unknown[];
   stop_grace_period?: string;
+  read_only?: boolean;
+  tmpfs?: string[] | string;
+  security_opt?: string[];
+  cap_drop?: string[];
 }
 
 async function composeInstalled(): Promise<boolean> {
@@ -82,6 +86,18 @@ describe.skipIf(!installed)('docker-compose.yml', () => {
     expect(JSON.stringify(services.rabbitmq!.healthcheck!.test)).toContain('rabbitmq-diagnostics');
     expect(JSON.stringify(services.postgres!.healthcheck!.test)).toContain('pg_isready');
     expect(JSON.stringify(services.api!.healthcheck!.test)).toContain('/healthz');
+  });
+
+  it('runs the containers built from the Dockerfile read-only, without new privileges or capabilities', () => {
+    // With PostgreSQL nothing of the service's is written (its code cache is made at build time), so a
+    // compromised process can neither change the code it runs nor gain privileges through a setuid binary.
+    for (const name of ['sandbox', 'api', 'worker']) {
+      const s = services[name]!;
+      expect(s.read_only, name).toBe(true);
+      expect([s.tmpfs ?? []].flat(), name).toContain('/tmp');
+      expect(s.security_opt ?? [], name).toContain('no-new-privileges:true');
+      expect(s.cap_drop ?? [], name).toEqual(['ALL']);
+    }
   });
 
   it('publishes no host port and no fixed name for the worker, so --scale worker=N works', () => {
