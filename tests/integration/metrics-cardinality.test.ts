@@ -42,3 +42,25 @@ describe('Stripe operation labels', () => {
     expect(operations.size).toBeLessThan(10);
   });
 });
+
+describe('HTTP operation labels', () => {
+  it('count webhooks and log them under their operation, handleStripeWebhook, not with unknown paths', async () => {
+    const before = svc.lines.length;
+    const res = await fetch(`${svc.url}/webhook`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'stripe-signature': 't=1,v1=00' },
+      body: '{}',
+    });
+    expect(res.status).toBe(400);
+    await res.arrayBuffer();
+    const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /^payments_http_requests_total\{operation="handleStripeWebhook",status="400"\} 1$/m,
+    );
+    const logged = svc.lines
+      .slice(before)
+      .map((l) => JSON.parse(l) as { msg?: string; operationId?: string; req?: { url?: string } })
+      .filter((l) => l.msg === 'request completed' && l.req?.url === '/webhook');
+    expect(logged.map((l) => l.operationId)).toEqual(['handleStripeWebhook']);
+  });
+});
