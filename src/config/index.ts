@@ -236,9 +236,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     problems.push('STRIPE_WEBHOOK_SECRET: required when NODE_ENV=production so webhooks can be verified');
   }
   // https://api.stripe.com itself is allowed, so a deployment that cannot unset the variable (the compose
-  // file's default is the sandbox) can still point a live key at Stripe.
+  // file's default is the sandbox) can still point a live key at Stripe. Whatever NODE_ENV says: a live key
+  // sent elsewhere is a leaked key, and NODE_ENV is the variable most easily left unset.
   if (
-    production &&
     e.STRIPE_SECRET_KEY?.includes('_test_') === false &&
     e.STRIPE_API_BASE &&
     new URL(e.STRIPE_API_BASE).origin !== 'https://api.stripe.com'

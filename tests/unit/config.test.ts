@@ -98,6 +98,23 @@ describe('config', () => {
     expect(loadConfig({ ...live, STRIPE_API_BASE: 'https://api.stripe.com/' }).stripe.mode).toBe('remote');
   });
 
+  it('sends a live key only to Stripe whatever NODE_ENV says', () => {
+    for (const NODE_ENV of ['development', 'test', undefined]) {
+      const env = {
+        ...(NODE_ENV ? { NODE_ENV } : {}),
+        STRIPE_SECRET_KEY: 'rk_live_x1',
+        STRIPE_API_BASE: 'http://127.0.0.1:12111',
+      };
+      expect(problemsOf(env), String(NODE_ENV)).toEqual([
+        'STRIPE_API_BASE: a live key must not be sent anywhere but Stripe',
+      ]);
+    }
+    expect(
+      loadConfig({ STRIPE_SECRET_KEY: 'sk_test_x1', STRIPE_API_BASE: 'http://127.0.0.1:12111' }).stripe
+        .apiBase?.port,
+    ).toBe('12111');
+  });
+
   it('runs an API-only or worker-only process only with RabbitMQ: the in-process queue cannot join two processes', () => {
     for (const role of ['api', 'worker']) {
       expect(problemsOf({ ROLE: role })).toEqual([
