@@ -167,6 +167,11 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
 
     const provisioned = await provisionKeys(store.apiKeys, config.auth.provisionedKeys);
     if (provisioned > 0) logger.info({ count: provisioned }, 'API keys provisioned from API_KEYS');
+    if (config.auth.enabled && !(await store.apiKeys.list()).some((k) => k.revokedAt === null)) {
+      logger.warn(
+        'API keys are required but no API key exists: every request is refused with 401 until one is provisioned (API_KEYS, or npm run keys -- create)',
+      );
+    }
     if (!config.auth.enabled) {
       logger.warn(
         'API AUTHENTICATION IS OFF: anyone who can reach this port can use the API (set API_AUTH=on)',
