@@ -43,6 +43,9 @@ Object.defineProperty(express.request, 'log', {
   },
 });
 
+/** Operations an orchestrator or Prometheus calls on a timer. */
+const PROBE_OPERATIONS: ReadonlySet<string> = new Set(['getHealth', 'getReadiness', 'getMetrics']);
+
 export function requestLog(logger: Logger, onFinish?: (info: Finished) => void): RequestHandler {
   return (req, res, next) => {
     const start = process.hrtime.bigint();
@@ -53,7 +56,12 @@ export function requestLog(logger: Logger, onFinish?: (info: Finished) => void):
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const operationId = operationIdOf(req);
       onFinish?.({ operationId, status: res.statusCode, seconds });
-      const level = res.statusCode >= 500 ? 'error' : 'info';
+      // Probes and scrapes come every few seconds from the orchestrator and Prometheus: at info they would bury
+      // the requests that matter. A /readyz 503 names a dependency that is down, which the dependency's own
+      // errors already log; it is a warning, not the request's failure.
+      const probe = PROBE_OPERATIONS.has(operationId ?? '');
+      const level =
+        res.statusCode >= 500 ? (probe ? 'warn' : 'error') : probe && res.statusCode < 400 ? 'debug' : 'info';
       if (!logger.isLevelEnabled(level)) return;
       logger[level](
         {
