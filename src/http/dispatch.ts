@@ -101,6 +101,38 @@ async function settleKey(write: () => Promise<unknown>, req: Request, claimedAt:
   await write().catch(failed);
 }
 
+/**
+ * A claim younger than this may belong to a request still running (REQUEST_TIMEOUT_MS, 30 s by default, cuts off
+ * its answer, and its Stripe call may run on a little longer); an older one most likely to a process that died.
+ */
+const LIVE_CLAIM_MS = 60_000;
+
+/**
+ * When to retry a key held by another request: in a second while that request may still be running; once it has
+ * held the key longer than any live request would, when the claim goes stale and a retry takes it over (rather
+ * than a retry every second for up to ten minutes after a crash).
+ */
+export function inProgressAdvice(
+  since: string | undefined,
+  now = Date.now(),
+): { retryAfter: number; detail: string } {
+  const age = since === undefined ? 0 : now - Date.parse(since);
+  if (!(age >= LIVE_CLAIM_MS)) {
+    return {
+      retryAfter: 1,
+      detail: 'A request with this Idempotency-Key is still in progress; retry shortly.',
+    };
+  }
+  const retryAfter = Math.max(1, Math.ceil((IN_PROGRESS_STALE_MS - age) / 1000));
+  return {
+    retryAfter,
+    detail:
+      `A request with this Idempotency-Key has held it for ${Math.floor(age / 1000)} s without finishing; its ` +
+      `process has most likely stopped. A retry in ${retryAfter} s takes the key over and finishes the request ` +
+      '(nothing is done twice).',
+  };
+}
+
 export interface DispatchOptions {
   /** Where Idempotency-Key results live; without it the header is accepted but has no effect. */
   idempotency?: IdempotencyRepo;
@@ -149,15 +181,12 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
         });
       }
       if (begun.kind === 'in_progress') {
-        throw new ProblemError(
-          409,
-          'A request with this Idempotency-Key is still in progress; retry shortly.',
-          {
-            code: 'idempotency_key_in_use',
-            retry_after: 1,
-            headers: { 'Retry-After': '1' },
-          },
-        );
+        const { retryAfter, detail } = inProgressAdvice(begun.since);
+        throw new ProblemError(409, detail, {
+          code: 'idempotency_key_in_use',
+          retry_after: retryAfter,
+          headers: { 'Retry-After': String(retryAfter) },
+        });
       }
     }
 

@@ -6,8 +6,8 @@ import { placeholders, queryTemplate } from './query-template.js';
 export type IdempotencyBegin =
   /** The caller owns the key now: do the work, then complete() or abandon(). */
   | { kind: 'started' }
-  /** The same request is still being worked on elsewhere. */
-  | { kind: 'in_progress' }
+  /** The same request is still being worked on elsewhere, since `since` (ISO time) when known. */
+  | { kind: 'in_progress'; since?: string }
   /** The key was used with a different request body. */
   | { kind: 'mismatch' }
   /** The request was done before: answer with the stored response. */
@@ -120,7 +120,8 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
         if (row.request_hash !== requestHash) return { kind: 'mismatch' };
         if (row.state === 'in_progress' || row.response_status === null) {
           const staleBefore = addMs(at, -IN_PROGRESS_STALE_MS);
-          if (toIso(row.created_at) > staleBefore) return { kind: 'in_progress' };
+          if (toIso(row.created_at) > staleBefore)
+            return { kind: 'in_progress', since: toIso(row.created_at) };
           // Conditional on still being the same stale claim, so of two retries only one takes it over.
           const taken = await db
             .updateTable('idempotency_keys')

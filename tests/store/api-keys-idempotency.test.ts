@@ -75,7 +75,7 @@ describeStore('idempotency keys repository', (h) => {
   it('starts, reports in progress, replays the stored response, and detects a different body', async () => {
     const k = uid('idem');
     expect(await h.store.idempotency.begin('acme', k, 'hash-1', TTL)).toEqual({ kind: 'started' });
-    expect(await h.store.idempotency.begin('acme', k, 'hash-1', TTL)).toEqual({ kind: 'in_progress' });
+    expect(await h.store.idempotency.begin('acme', k, 'hash-1', TTL)).toMatchObject({ kind: 'in_progress' });
     expect(await h.store.idempotency.begin('acme', k, 'hash-2', TTL)).toEqual({ kind: 'mismatch' });
 
     const body = { success: true, refund: { id: 're_1', amount: 500 } };
@@ -114,6 +114,7 @@ describeStore('idempotency keys repository', (h) => {
     // Never completed nor abandoned: its process died. Until the claim is stale, a retry waits.
     expect(await db.idempotency.begin('acme', 'died', 'h1', DAY, at(IN_PROGRESS_STALE_MS - 1))).toEqual({
       kind: 'in_progress',
+      since: t0.toISOString(),
     });
     // Another body is still refused, stale or not.
     expect(await db.idempotency.begin('acme', 'died', 'h2', DAY, at(IN_PROGRESS_STALE_MS))).toEqual({
@@ -147,11 +148,11 @@ describeStore('idempotency keys repository', (h) => {
       kind: 'mismatch',
     });
     expect(await db.idempotency.begin('acme', 'done', 'h2', TTL, later)).toEqual({ kind: 'started' });
-    expect(await db.idempotency.begin('acme', 'done', 'h2', TTL, later)).toEqual({ kind: 'in_progress' });
+    expect(await db.idempotency.begin('acme', 'done', 'h2', TTL, later)).toMatchObject({ kind: 'in_progress' });
 
     expect(await db.idempotency.purgeExpired(later)).toBe(1); // 'stuck'
     expect(await db.idempotency.purgeExpired(later)).toBe(0);
     expect(await db.idempotency.begin('acme', 'stuck', 'h9', TTL, later)).toEqual({ kind: 'started' });
-    expect(await db.idempotency.begin('acme', 'fresh', 'h1', TTL, later)).toEqual({ kind: 'in_progress' });
+    expect(await db.idempotency.begin('acme', 'fresh', 'h1', TTL, later)).toMatchObject({ kind: 'in_progress' });
   });
 });
