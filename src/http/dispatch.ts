@@ -166,13 +166,16 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
       const hash = digest('sha256', `${operationId}\n${canonical(req.body)}`, 'hex');
       const begun = await store!.begin(idemScope, idemKey, hash, IDEMPOTENCY_TTL_MS);
       if (begun.kind === 'replay') {
-        res.setHeader('Idempotent-Replayed', 'true');
         if (begun.status >= 400) {
+          res.setHeader('Idempotent-Replayed', 'true');
           res.status(begun.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(begun.body));
           return;
         }
+        // Rebuilt first: should that fail (Stripe unreachable), its problem is no replay.
         const rebuild = opts.replays?.[operationId];
-        sendReply(res, { status: begun.status, body: rebuild ? await rebuild(begun.body, ctx) : begun.body });
+        const body = rebuild ? await rebuild(begun.body, ctx) : begun.body;
+        res.setHeader('Idempotent-Replayed', 'true');
+        sendReply(res, { status: begun.status, body });
         return;
       }
       if (begun.kind === 'mismatch') {

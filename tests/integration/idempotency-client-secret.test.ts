@@ -41,5 +41,17 @@ describe.skipIf(!pgOk)('POST /payment-intent under an Idempotency-Key (PostgreSQ
     expect(replay.json).toEqual(first.json);
     const intents = await svc.deps.stripe.paymentIntents.list({ limit: 100 });
     expect(intents.data.filter((pi) => pi.amount === 4100)).toHaveLength(1);
+
+    // While Stripe cannot give the secret back, the replay is a retry-later, not a replay without it.
+    await svc.faults({ error_rate: 1, match: { method: 'GET', path_prefix: '/v1/payment_intents' } });
+    try {
+      const down = await postJson(`${svc.url}/payment-intent`, body, key);
+      expect(down.status).toBe(503);
+      expect(down.json.code).toBe('upstream_unavailable');
+      expect(down.headers.get('idempotent-replayed')).toBeNull();
+    } finally {
+      await svc.faults({});
+    }
+    expect((await postJson(`${svc.url}/payment-intent`, body, key)).json).toEqual(first.json);
   });
 });
