@@ -61,11 +61,26 @@ export function createLogger(cfg: LoggerConfig, destination?: DestinationStream)
   return destination ? pino(options, destination) : pino(options);
 }
 
+/**
+ * V8's JSON.parse quotes the text around where it stopped (`Unexpected token 'j', ..."l": jane.doe@"... is not
+ * valid JSON`): from a request body, that may be a customer's e-mail address or anything else the client sent.
+ */
+const JSON_EXCERPT = /,? ?(?:\.\.\.)?"[\s\S]*"(?:\.\.\.)? is not valid JSON/;
+
+/** The message of an error made from the request body (body-parser attaches the body to it), without the body's text. */
+function withoutBodyText(message: string): string {
+  return message.replace(JSON_EXCERPT, ' (request body text left out): not valid JSON');
+}
+
 /** Keeps what helps an operator and drops what may carry request data (raw bodies, headers). */
 export function serializeError(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) return { message: String(err) };
   const e = err as Error & Record<string, unknown>;
-  const out: Record<string, unknown> = { type: e.name, message: e.message, stack: e.stack };
+  // Such an error's stack would repeat its message in its first line, and says nothing useful about a parse.
+  const out: Record<string, unknown> =
+    'body' in e
+      ? { type: e.name, message: withoutBodyText(e.message) }
+      : { type: e.name, message: e.message, stack: e.stack };
   for (const k of ['code', 'type', 'statusCode', 'status', 'requestId', 'decline_code', 'param']) {
     if (e[k] !== undefined && typeof e[k] !== 'object') out[k === 'type' ? 'errorType' : k] = e[k];
   }

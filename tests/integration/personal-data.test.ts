@@ -1,0 +1,43 @@
+/**
+ * Customers' personal data (e-mail addresses above all) goes where it is needed and nowhere else: not into the
+ * service's logs, even at debug, and not into ledger columns nothing reads.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
+import { postJson } from '../helpers/http.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+let svc: TestService;
+let key = '';
+const auth = () => ({ authorization: `Bearer ${key}` });
+
+beforeAll(async () => {
+  // startTestService logs at debug, the most an operator can turn on.
+  svc = await startTestService('sqlite', { API_AUTH: 'on' });
+  key = (await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key;
+});
+afterAll(async () => {
+  await svc?.stop();
+});
+
+describe('logs', () => {
+  it('a body that is not valid JSON is refused without any of its text reaching the logs', async () => {
+    // JSON.parse quotes the text around the character it stumbled on; here, the customer's address.
+    const bodies = [
+      '{"amount": 1000, "currency": "usd", "receipt_email": jane.doe.7731@example.com}',
+      'jane.doe.7731@example.com',
+      '{"amount": 1000, "currency": "usd", "receipt_email": "jane.doe.7731@example.com", "confirm": tru}',
+    ];
+    for (const body of bodies) {
+      const res = await postJson(`${svc.url}/payment-intent`, body, auth());
+      expect(res.status).toBe(400);
+      expect(res.json.detail).toBe('The request body is not valid JSON.');
+    }
+    const logs = svc.lines.join('\n');
+    // The refusals were logged (at debug), with why...
+    expect(logs.match(/"request rejected"/g)?.length ?? 0).toBeGreaterThanOrEqual(bodies.length);
+    expect(logs).toContain('entity.parse.failed');
+    // ...but nothing of the address, nor of the text around it.
+    for (const fragment of ['jane', '7731', 'example.com', 'tru}']) expect(logs).not.toContain(fragment);
+  });
+});
