@@ -198,7 +198,8 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
             currency: session.currency ?? '',
             status,
             metadata: metadata ?? (session.metadata as Record<string, string> | null) ?? {},
-            customerEmail: session.customer_details?.email ?? session.customer_email ?? null,
+            // No customer e-mail: nothing here reads it (GET /checkout-session asks Stripe), so the ledger keeps
+            // no customer's personal data.
           });
       if (piId) {
         const knownIntent = await tx.payments.lockForUpdate(piId);

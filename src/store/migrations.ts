@@ -273,6 +273,22 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
         await sql`drop function if exists refunds_committed(text)`.execute(db);
       },
     },
+    '0006_forget_customer_emails': {
+      // Checkout sessions' rows kept the customer's e-mail address, which nothing ever read (GET
+      // /checkout-session asks Stripe): personal data kept for no use. The service no longer writes it; this
+      // forgets what earlier versions wrote. The column stays, so a process of an earlier version running
+      // beside this one during a rolling update still works (it may write a few more, until it is replaced).
+      async up(db: AnyDb) {
+        await db
+          .updateTable('payments')
+          .set({ customer_email: null })
+          .where('customer_email', 'is not', null)
+          .execute();
+      },
+      async down() {
+        // What was forgotten cannot come back.
+      },
+    },
   };
 }
 

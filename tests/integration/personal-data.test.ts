@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { postJson } from '../helpers/http.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { getJson, payOnHostedPage, postJson } from '../helpers/http.js';
+import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
 let key = '';
@@ -39,5 +39,38 @@ describe('logs', () => {
     expect(logs).toContain('entity.parse.failed');
     // ...but nothing of the address, nor of the text around it.
     for (const fragment of ['jane', '7731', 'example.com', 'tru}']) expect(logs).not.toContain(fragment);
+  });
+});
+
+describe('ledger', () => {
+  it('keeps no customer e-mail address: GET /checkout-session reads it from Stripe when asked', async () => {
+    const created = await postJson(
+      `${svc.url}/create-checkout-session`,
+      {
+        line_items: [
+          { price_data: { currency: 'usd', product_data: { name: 'Mug' }, unit_amount: 1200 }, quantity: 1 },
+        ],
+        success_url: 'https://shop.example.com/ok',
+        cancel_url: 'https://shop.example.com/no',
+        customer_email: 'sam.lee.4410@example.com',
+      },
+      auth(),
+    );
+    expect(created.status).toBe(200);
+    const id = created.json.id as string;
+    // The hosted page's form sends the address the customer typed (buyer@example.com).
+    expect((await payOnHostedPage(created.json.url as string)).status).toBe(303);
+    const session = await eventually(
+      () => getJson(`${svc.url}/checkout-session?session_id=${id}`, auth()),
+      (r) => r.json.payment_status === 'paid',
+    );
+    expect(session.json.customer_email).toBe('buyer@example.com');
+    const rows = [await svc.deps.store.payments.get(id)];
+    rows.push(await svc.deps.store.payments.get(session.json.payment_intent as string));
+    for (const row of rows) {
+      expect(row).not.toBeNull();
+      expect(row!.customerEmail).toBeNull();
+      expect(JSON.stringify(row)).not.toMatch(/4410|buyer@/);
+    }
   });
 });

@@ -32,6 +32,26 @@ async function appliedMigrations(options: StoreOptions): Promise<string[]> {
   }
 }
 
+/** Runs one statement straight on the database, as an operator (or an earlier version of the service) would. */
+async function runSql(options: StoreOptions, statement: string): Promise<void> {
+  if (options.url.startsWith('sqlite:')) {
+    const db = new Database(options.url.slice('sqlite:'.length));
+    try {
+      db.prepare(statement).run();
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    await client.query(`SET search_path TO "${options.schema}"; ${statement}`);
+  } finally {
+    await client.end();
+  }
+}
+
 const payment = (id: string) =>
   ({ id, kind: 'payment_intent', amount: 100, currency: 'usd', status: 'succeeded' }) as const;
 
@@ -52,6 +72,7 @@ describeStore('store lifecycle and migrations', (h) => {
       '0003_drop_unused_owner_idx',
       '0004_outbox_unsent_idx',
       '0005_pg_refunds_committed_fn',
+      '0006_forget_customer_emails',
     ]);
   });
 
@@ -66,7 +87,29 @@ describeStore('store lifecycle and migrations', (h) => {
       '0003_drop_unused_owner_idx',
       '0004_outbox_unsent_idx',
       '0005_pg_refunds_committed_fn',
+      '0006_forget_customer_emails',
     ]);
+  });
+
+  it('forgets the customer e-mail addresses earlier versions kept in the ledger', async () => {
+    const options = h.newDatabase();
+    const first = await h.open(options);
+    await first.payments.insert(payment('pi_other'));
+    await first.close();
+    // A checkout session's row as a version before 0006 wrote it, on a database not migrated to 0006 yet.
+    await runSql(options, "delete from kysely_migration where name = '0006_forget_customer_emails'");
+    await runSql(
+      options,
+      `insert into payments (id, kind, owner, amount, currency, status, metadata, customer_email, created_at, updated_at)
+       values ('cs_old', 'checkout_session', 'shop', 1200, 'usd', 'complete', '{"order":"7"}',
+               'kim.old.2291@example.com', '2025-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z')`,
+    );
+    const upgraded = await h.open(options);
+    const row = await upgraded.payments.get('cs_old');
+    expect(row).toMatchObject({ owner: 'shop', amount: 1200, status: 'complete', metadata: { order: '7' } });
+    expect(row!.customerEmail).toBeNull();
+    expect((await upgraded.payments.get('pi_other'))?.amount).toBe(100);
+    expect(await appliedMigrations(options)).toContain('0006_forget_customer_emails');
   });
 
   it('reports its dialect, answers ping, and closes idempotently', async () => {
