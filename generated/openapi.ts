@@ -764,8 +764,10 @@ export interface components {
          * @description Every verified Stripe event is published once (per event id) to the durable topic exchange
          *     `stripe.events` with the event type as routing key (bind `refund.*`, `payment_intent.succeeded`,
          *     `#` ...). The body is the Stripe event as Stripe sent it, less every `client_secret` field (Stripe puts
-         *     the payment intent's in `payment_intent.*` events; it is for the customer's browser alone). The AMQP
-         *     `message_id` is the event id.
+         *     the payment intent's in `payment_intent.*` events; it is for the customer's browser alone). It keeps
+         *     the customer's personal data Stripe puts in events (a checkout session's `customer_details` e-mail,
+         *     name and address, `receipt_email`, a charge's `billing_details` and card brand, last four digits and
+         *     expiry): bind only services allowed to read it. The AMQP `message_id` is the event id.
          */
         StripeEventMessage: components["schemas"]["StripeEvent"];
         /**
