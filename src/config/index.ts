@@ -47,6 +47,8 @@ export interface Config {
   readonly http: {
     readonly jsonLimitBytes: number;
     readonly requestTimeoutMs: number;
+    /** Requests at work at once (a request's work counts until it ends, even once answered); 0 = no cap. */
+    readonly maxConcurrentRequests: number;
     readonly validateResponses: boolean;
     readonly trustProxy: boolean;
   };
@@ -179,6 +181,9 @@ const schema = z.object({
   STRIPE_MAX_RPS: int(0, 100_000, 0),
   JSON_BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024, 16 * 1024),
   REQUEST_TIMEOUT_MS: int(1000, 300_000, 30_000),
+  // Each request waiting on Stripe holds ~30 kB of heap and a socket: 3,500 of them (answered by the timeout but
+  // still calling Stripe) exhausted the image's 128 MB heap. 1,000 leaves room for the worker and the store.
+  MAX_CONCURRENT_REQUESTS: int(0, 100_000, 1000),
   VALIDATE_RESPONSES: z.preprocess(blankToUndefined, z.enum(['true', 'false']).optional()),
   TRUST_PROXY: bool(false),
   SANDBOX_PORT: int(0, 65535, 0),
@@ -308,6 +313,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     http: {
       jsonLimitBytes: e.JSON_BODY_LIMIT_BYTES,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      maxConcurrentRequests: e.MAX_CONCURRENT_REQUESTS,
       validateResponses: e.VALIDATE_RESPONSES ? e.VALIDATE_RESPONSES === 'true' : e.NODE_ENV === 'test',
       trustProxy: e.TRUST_PROXY,
     },

@@ -7,6 +7,7 @@ import swaggerUi from 'swagger-ui-express';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { ApiKeysRepo, IdempotencyRepo } from '../store/index.js';
+import { admission, holdWork } from './admission.js';
 import { contextOf, dispatch, sendReply, type DispatchOptions } from './dispatch.js';
 import { errorHandler, notFound } from './errors.js';
 import { ProblemError } from './problem.js';
@@ -42,6 +43,9 @@ export interface AppDeps {
 
 const WEBHOOK_BODY_LIMIT = '512kb';
 
+/** Never refused by the cap on requests at work: a busy process must still look alive to its orchestrator. */
+const UNCAPPED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
+
 export function buildApp(deps: AppDeps): Express {
   const { config, logger, spec, handlers } = deps;
   const auth = config.auth;
@@ -54,6 +58,7 @@ export function buildApp(deps: AppDeps): Express {
   app.set('etag', false);
   app.use(requestLog(logger, deps.onResponse));
   app.use(securityHeaders());
+  app.use(admission(config.http.maxConcurrentRequests, UNCAPPED_PATHS).middleware);
   app.use(timeoutMiddleware(config.http.requestTimeoutMs));
   app.use(corsMiddleware(auth?.corsOrigins ?? []));
 
@@ -76,14 +81,19 @@ export function buildApp(deps: AppDeps): Express {
 
   // Stripe signs the exact bytes it sent, so the webhook must see the raw body before any JSON parser.
   const webhook: RequestHandler = async (req, res) => {
-    const reply = await handlers.handleStripeWebhook({
-      body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
-      query: {},
-      path: {},
-      headers: req.headers as never,
-      ctx: contextOf(req),
-    });
-    sendReply(res, reply);
+    const done = holdWork(req);
+    try {
+      const reply = await handlers.handleStripeWebhook({
+        body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+        query: {},
+        path: {},
+        headers: req.headers as never,
+        ctx: contextOf(req),
+      });
+      sendReply(res, reply);
+    } finally {
+      done();
+    }
   };
   app.post(
     '/webhook',

@@ -6,6 +6,7 @@
 import { hash as digest } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import { IN_PROGRESS_STALE_MS, StoreUnavailableError, type IdempotencyRepo } from '../store/index.js';
+import { holdWork } from './admission.js';
 import { renderAndLog, sendProblem } from './errors.js';
 import {
   idempotencyScope,
@@ -147,6 +148,16 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
       next();
       return;
     }
+    // The request counts against the cap on requests at work until its handler is done, answered or not.
+    const done = holdWork(req);
+    try {
+      await run(req, res, operationId);
+    } finally {
+      done();
+    }
+  };
+
+  async function run(req: Request, res: Response, operationId: OperationId): Promise<void> {
     const meta = (req as Request & { openapi?: OpenApiRequestMeta }).openapi;
     const ctx = contextOf(req);
     const input = {
@@ -221,5 +232,5 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
         claimedAt,
       );
     sendReply(res, reply);
-  };
+  }
 }

@@ -47,6 +47,7 @@ beforeAll(async () => {
       http: {
         jsonLimitBytes: 16 * 1024,
         requestTimeoutMs: 10_000,
+        maxConcurrentRequests: 0,
         validateResponses: true,
         trustProxy: false,
       },

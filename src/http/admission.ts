@@ -1,0 +1,76 @@
+/**
+ * Admission control: at most `max` requests at work at once; the others are answered 503 `overloaded` with
+ * Retry-After before their body is read.
+ *
+ * A request's work is what it holds: its heap, and a socket to Stripe or a place in the database pool's queue.
+ * It counts from arrival until its response is closed and, when a handler ran, until that handler has finished:
+ * a request the timeout answered (or whose client went away) still has its Stripe call running, and a client
+ * retrying after its 503 would otherwise start a second call beside the first, and so on. Without the cap a few
+ * thousand clients against a slow Stripe exhausted the heap and the process was killed with all its work.
+ */
+import type { Request, RequestHandler } from 'express';
+import { sendProblem } from './errors.js';
+import { problemBody } from './problem.js';
+
+const HOLD = Symbol('admission.hold');
+
+type Admitted = Request & { [HOLD]?: () => () => void };
+
+export interface Admission {
+  readonly middleware: RequestHandler;
+  /** Requests at work now. */
+  inFlight(): number;
+}
+
+const RETRY_AFTER_S = 1;
+
+/**
+ * `max` 0 admits everything. Paths in `exempt` (the probes, a metrics scrape) are always admitted and not
+ * counted: an orchestrator must see a busy process as alive, not restart it and lose its work.
+ */
+export function admission(max: number, exempt: ReadonlySet<string>): Admission {
+  let inFlight = 0;
+  const middleware: RequestHandler = (req, res, next) => {
+    if (max <= 0 || exempt.has(req.path)) {
+      next();
+      return;
+    }
+    if (inFlight >= max) {
+      sendProblem(res, {
+        status: 503,
+        body: problemBody(503, {
+          detail: 'The service is at its limit of requests in progress. Retry shortly.',
+          instance: req.path,
+          requestId: String(req.id),
+          code: 'overloaded',
+          retry_after: RETRY_AFTER_S,
+        }),
+        headers: { 'Retry-After': String(RETRY_AFTER_S) },
+      });
+      return;
+    }
+    inFlight++;
+    let holds = 1;
+    const release = () => {
+      if (--holds === 0) inFlight--;
+    };
+    (req as Admitted)[HOLD] = () => {
+      // A handler starting after the answer went out counts again for as long as it runs.
+      if (holds++ === 0) inFlight++;
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        release();
+      };
+    };
+    res.once('close', release);
+    next();
+  };
+  return { middleware, inFlight: () => inFlight };
+}
+
+/** Keeps the request counted until the returned function is called (a handler's work). */
+export function holdWork(req: Request): () => void {
+  return (req as Admitted)[HOLD]?.() ?? (() => undefined);
+}

@@ -1,0 +1,92 @@
+/**
+ * Overload: Stripe slow while many clients call.
+ *
+ * Every request used to be admitted, however many were already waiting on Stripe, and a request the timeout had
+ * answered (503) kept its Stripe call running: clients retrying after their 503 piled up more calls than there
+ * were clients. With 3,500 clients against a Stripe taking 6 s (REQUEST_TIMEOUT_MS=5000, STRIPE_TIMEOUT_MS=4000)
+ * the built service, run as the image runs it (--max-old-space-size=128), held ~7,000 sockets to Stripe and died
+ * of a heap out of memory within a minute, losing everything in flight. Now at most MAX_CONCURRENT_REQUESTS
+ * requests are at work at once, counting a request's work until it ends even after its answer was sent; the rest
+ * are answered 503 problem+json `overloaded` with Retry-After at once, and the probes are never refused.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+const CAP = 20;
+let svc: TestService;
+let stripeInFlight = 0;
+let stripeMaxInFlight = 0;
+
+beforeAll(async () => {
+  svc = await startTestService('sqlite', {
+    RATE_LIMIT_PER_MINUTE: '0',
+    REQUEST_TIMEOUT_MS: '1000',
+    STRIPE_TIMEOUT_MS: '10000',
+    STRIPE_MAX_NETWORK_RETRIES: '0',
+    MAX_CONCURRENT_REQUESTS: String(CAP),
+  });
+  svc.deps.stripe.on('request', () => {
+    stripeInFlight++;
+    stripeMaxInFlight = Math.max(stripeMaxInFlight, stripeInFlight);
+  });
+  svc.deps.stripe.on('response', () => stripeInFlight--);
+});
+afterAll(async () => {
+  await svc?.faults({});
+  await svc?.stop();
+});
+
+interface Answer {
+  status: number;
+  contentType: string;
+  retryAfter: string | null;
+  body: { code?: string; status?: number };
+}
+
+async function createIntent(): Promise<Answer> {
+  const res = await fetch(`${svc.url}/payment-intent`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ amount: 1000, currency: 'usd' }),
+  });
+  return {
+    status: res.status,
+    contentType: res.headers.get('content-type') ?? '',
+    retryAfter: res.headers.get('retry-after'),
+    body: (await res.json()) as Answer['body'],
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('many clients while Stripe is slow', () => {
+  it('admits at most MAX_CONCURRENT_REQUESTS, counting work the timeout answered, and refuses the rest with 503 overloaded', async () => {
+    await svc.faults({ latency_ms: 3000, match: { path_prefix: '/v1/payment_intents' } });
+
+    // Two waves: the second arrives after the first was answered by the 1 s timeout, while its Stripe calls
+    // (3 s) are still running.
+    const first = Array.from({ length: 3 * CAP }, () => createIntent());
+    await sleep(1500);
+    const health = await fetch(`${svc.url}/healthz`);
+    const second = Array.from({ length: 3 * CAP }, () => createIntent());
+    const answers = await Promise.all([...first, ...second]);
+
+    expect(health.status).toBe(200);
+    for (const a of answers) {
+      expect(a.status).toBe(503);
+      expect(a.contentType).toMatch(/^application\/problem\+json/);
+      expect(a.retryAfter).toBe('1');
+    }
+    const codes = answers.map((a) => a.body.code);
+    expect(codes.filter((c) => c === 'timeout')).toHaveLength(CAP);
+    expect(codes.filter((c) => c === 'overloaded')).toHaveLength(answers.length - CAP);
+    expect(stripeMaxInFlight).toBeLessThanOrEqual(CAP);
+
+    // Once Stripe's answers are in, the work is over and requests are admitted again.
+    await svc.faults({});
+    await sleep(2000);
+    expect(stripeInFlight).toBe(0);
+    const after = await Promise.all(Array.from({ length: CAP }, () => createIntent()));
+    expect(after.map((a) => a.status)).toEqual(Array.from({ length: CAP }, () => 200));
+  });
+});
