@@ -54,7 +54,10 @@ export function admission(max: number, exempt: ReadonlySet<string>): Admission {
     const release = () => {
       if (--holds === 0) inFlight--;
     };
+    // A request can pass more than one cap (all requests, then webhooks): a hold holds it in each.
+    const outer = (req as Admitted)[HOLD];
     (req as Admitted)[HOLD] = () => {
+      const releaseOuter = outer?.();
       // A handler starting after the answer went out counts again for as long as it runs.
       if (holds++ === 0) inFlight++;
       let released = false;
@@ -62,6 +65,7 @@ export function admission(max: number, exempt: ReadonlySet<string>): Admission {
         if (released) return;
         released = true;
         release();
+        releaseOuter?.();
       };
     };
     res.once('close', release);

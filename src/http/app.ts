@@ -43,6 +43,13 @@ export interface AppDeps {
 
 const WEBHOOK_BODY_LIMIT = '512kb';
 
+/**
+ * Webhook bodies are read whole before their signature can be checked, so anyone can make the process hold one:
+ * 900 connections each sending most of a 512 kB body held 500 MB (buffers, outside the heap limit) until the
+ * request timeout. Stripe delivers to an endpoint a few at a time and retries a 503 for days.
+ */
+export const MAX_WEBHOOKS_IN_PROGRESS = 64;
+
 /** Never refused by the cap on requests at work: a busy process must still look alive to its orchestrator. */
 const UNCAPPED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -97,6 +104,7 @@ export function buildApp(deps: AppDeps): Express {
   };
   app.post(
     '/webhook',
+    admission(MAX_WEBHOOKS_IN_PROGRESS, new Set()).middleware,
     (req, _res, next) => {
       // Where the validator, which never sees /webhook, would have put it: request logs and metrics label by
       // operationId, and without it webhooks were counted with unknown paths (operation="none").

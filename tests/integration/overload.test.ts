@@ -8,8 +8,14 @@
  * of a heap out of memory within a minute, losing everything in flight. Now at most MAX_CONCURRENT_REQUESTS
  * requests are at work at once, counting a request's work until it ends even after its answer was sent; the rest
  * are answered 503 problem+json `overloaded` with Retry-After at once, and the probes are never refused.
+ *
+ * Webhook bodies (up to 512 kB each, read before the signature can be checked) are held in memory until they are
+ * complete: 900 connections from anyone, each sending 448 kB of a webhook and then nothing, held 500 MB of RSS for
+ * the 30 s of the request timeout, whatever the heap limit. At most MAX_WEBHOOKS_IN_PROGRESS are read at once.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_WEBHOOKS_IN_PROGRESS } from '../../src/http/app.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 const CAP = 20;
@@ -88,5 +94,65 @@ describe('many clients while Stripe is slow', () => {
     expect(stripeInFlight).toBe(0);
     const after = await Promise.all(Array.from({ length: CAP }, () => createIntent()));
     expect(after.map((a) => a.status)).toEqual(Array.from({ length: CAP }, () => 200));
+  });
+});
+
+/** Sends the headers and `sent` bytes of a webhook announcing `length` bytes; resolves with the first answer line. */
+function partialWebhook(
+  to: TestService,
+  length: number,
+  sent: number,
+): { first: Promise<string>; close(): void } {
+  const { port } = new URL(to.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  socket.on('error', () => undefined);
+  const first = new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      if (text.includes('\r\n\r\n')) resolve(text);
+    });
+    socket.on('close', () => resolve(text));
+  });
+  socket.on('connect', () => {
+    socket.write(
+      `POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nStripe-Signature: t=1,v1=00\r\nContent-Length: ${length}\r\n\r\n`,
+    );
+    socket.write(Buffer.alloc(sent, 0x61));
+  });
+  return { first, close: () => socket.destroy() };
+}
+
+describe('many unfinished webhook bodies', () => {
+  let hooks: TestService;
+  beforeAll(async () => {
+    hooks = await startTestService('sqlite', { RATE_LIMIT_PER_MINUTE: '0', REQUEST_TIMEOUT_MS: '1000' });
+  });
+  afterAll(async () => {
+    await hooks?.stop();
+  });
+
+  it('reads at most MAX_WEBHOOKS_IN_PROGRESS at once and refuses the others with 503 overloaded at once', async () => {
+    const extra = 20;
+    const held = Array.from({ length: MAX_WEBHOOKS_IN_PROGRESS + extra }, () =>
+      partialWebhook(hooks, 512 * 1024, 256 * 1024),
+    );
+    try {
+      // The request timeout (1 s here) answers the held ones 408; the refused ones are answered before it.
+      const answers = await Promise.all(
+        held.map((h) => Promise.race([h.first, sleep(700).then(() => 'still reading')])),
+      );
+      const refused = answers.filter((a) => a.startsWith('HTTP/1.1 503'));
+      expect(refused).toHaveLength(extra);
+      for (const a of refused) {
+        expect(a).toMatch(/content-type: application\/problem\+json/i);
+        expect(a).toMatch(/retry-after: 1/i);
+      }
+      expect(answers.filter((a) => a === 'still reading')).toHaveLength(MAX_WEBHOOKS_IN_PROGRESS);
+      // Other requests still get in.
+      expect((await fetch(`${hooks.url}/payment-intent/pi_missing`)).status).toBe(404);
+    } finally {
+      for (const h of held) h.close();
+    }
   });
 });
