@@ -141,6 +141,17 @@ export interface DispatchOptions {
   replays?: Partial<Record<OperationId, ReplayBuilder>>;
 }
 
+/**
+ * Whether the request was answered (by the timeout) or given up by its client before its handler started, after
+ * waiting on a busy database for its key lookup or its Idempotency-Key. Its client was told to retry (or is gone):
+ * running it now could charge a card twice, and under load it takes time from requests that can still be answered.
+ */
+function answeredAlready(req: Request, res: Response): boolean {
+  if (!res.headersSent && !req.socket.destroyed) return false;
+  req.log.info('request answered (or abandoned by its client) before its handler started; not run');
+  return true;
+}
+
 export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHandler {
   return async (req, res, next) => {
     const operationId = operationIdOf(req);
@@ -158,6 +169,7 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
   };
 
   async function run(req: Request, res: Response, operationId: OperationId): Promise<void> {
+    if (answeredAlready(req, res)) return;
     const meta = (req as Request & { openapi?: OpenApiRequestMeta }).openapi;
     const ctx = contextOf(req);
     const input = {
@@ -202,6 +214,12 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
           headers: { 'Retry-After': String(retryAfter) },
         });
       }
+    }
+
+    // Claiming the key waited on the database too.
+    if (answeredAlready(req, res)) {
+      if (idemKey !== undefined) await settleKey(() => store!.abandon(idemScope, idemKey), req, claimedAt);
+      return;
     }
 
     let reply: Reply;

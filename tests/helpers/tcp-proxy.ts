@@ -17,6 +17,8 @@ export interface TcpProxy {
    * directions, for good (one statement of a protocol swallowed on the way); `null` stops matching.
    */
   silenceConnectionsSending(marker: string | null): void;
+  /** Holds what the client sends this long before forwarding it (a slow database); 0 forwards at once. */
+  delayClientBytes(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -24,6 +26,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const sockets = new Set<Socket>();
   let silent = false;
   let marker: string | null = null;
+  let delayMs = 0;
   const server = createServer((client) => {
     const upstream = tcpConnect(target.port, target.host);
     let swallowed = false;
@@ -33,7 +36,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     }
     client.on('data', (chunk: Buffer) => {
       if (marker !== null && chunk.includes(marker)) swallowed = true;
-      if (!silent && !swallowed) upstream.write(chunk);
+      if (silent || swallowed) return;
+      if (delayMs > 0) setTimeout(() => upstream.write(chunk), delayMs);
+      else upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
       if (!silent && !swallowed) client.write(chunk);
@@ -57,6 +62,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     silenceConnectionsSending(m) {
       marker = m;
+    },
+    delayClientBytes(ms) {
+      delayMs = ms;
     },
     close: () =>
       new Promise<void>((resolve) => {

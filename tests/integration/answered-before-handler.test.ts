@@ -1,0 +1,56 @@
+/**
+ * A request the timeout answered before its handler started is not run.
+ *
+ * Under load a request can wait past REQUEST_TIMEOUT_MS before its handler starts (its API key lookup queued
+ * behind a busy or slow database pool). The timeout answered it 503 "Retry later", and then the handler ran
+ * anyway: a POST /payment-intent with `confirm: true` charged the card after its client had been told to retry,
+ * and a retry without an Idempotency-Key charged it again. Under overload every such late handler is also work
+ * nobody waits for, taken from the requests that still can be answered.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
+import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
+
+const pgOk = await postgresAvailable();
+let svc: TestService;
+let proxy: TcpProxy;
+let key: string;
+
+beforeAll(async () => {
+  if (!pgOk) return;
+  const via = await proxyFor(POSTGRES_URL);
+  proxy = via.proxy;
+  svc = await startTestService('postgres', {
+    DATABASE_URL: via.url,
+    API_AUTH: 'on',
+    RATE_LIMIT_PER_MINUTE: '0',
+    REQUEST_TIMEOUT_MS: '1000',
+  });
+  key = (await createKey(svc.deps.store.apiKeys, { owner: 'late', kind: 'secret' })).key;
+});
+afterAll(async () => {
+  proxy?.delayClientBytes(0);
+  await svc?.stop();
+  await proxy?.close();
+});
+
+describe.skipIf(!pgOk)('a request answered by the timeout before its handler started', () => {
+  it('is answered 503 timeout and never reaches Stripe', async () => {
+    const before = (await svc.deps.stripe.paymentIntents.list({ limit: 100 })).data.length;
+    proxy.delayClientBytes(1500);
+    const res = await fetch(`${svc.url}/payment-intent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true }),
+    });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { code: string }).code).toBe('timeout');
+    // The key lookup answers 0.5 s after the timeout; the handler would have run by then.
+    await new Promise((r) => setTimeout(r, 2500));
+    proxy.delayClientBytes(0);
+    const after = (await svc.deps.stripe.paymentIntents.list({ limit: 100 })).data.length;
+    expect(after).toBe(before);
+  });
+});
