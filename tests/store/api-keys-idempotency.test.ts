@@ -148,11 +148,15 @@ describeStore('idempotency keys repository', (h) => {
       kind: 'mismatch',
     });
     expect(await db.idempotency.begin('acme', 'done', 'h2', TTL, later)).toEqual({ kind: 'started' });
-    expect(await db.idempotency.begin('acme', 'done', 'h2', TTL, later)).toMatchObject({ kind: 'in_progress' });
+    expect(await db.idempotency.begin('acme', 'done', 'h2', TTL, later)).toMatchObject({
+      kind: 'in_progress',
+    });
 
     expect(await db.idempotency.purgeExpired(later)).toBe(1); // 'stuck'
     expect(await db.idempotency.purgeExpired(later)).toBe(0);
     expect(await db.idempotency.begin('acme', 'stuck', 'h9', TTL, later)).toEqual({ kind: 'started' });
-    expect(await db.idempotency.begin('acme', 'fresh', 'h1', TTL, later)).toMatchObject({ kind: 'in_progress' });
+    expect(await db.idempotency.begin('acme', 'fresh', 'h1', TTL, later)).toMatchObject({
+      kind: 'in_progress',
+    });
   });
 });
