@@ -98,24 +98,18 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
   // 1. Payment intents in the ledger against Stripe.
   const payments: Payment[] = [];
   for await (const p of ledgerPayments(store, since)) if (p.kind === 'payment_intent') payments.push(p);
+  /** A drift when the ledger's value and Stripe's differ. */
+  function disagree(kind: DriftKind, id: string, ledger: unknown, atStripe: unknown): void {
+    if (ledger !== atStripe)
+      drifts.push({ kind, id, detail: `ledger says ${String(ledger)}, Stripe says ${String(atStripe)}` });
+  }
+
   let done = 0;
   await inBatches(payments, concurrency, async (p) => {
     try {
       const pi = await stripe.paymentIntents.retrieve(p.id);
-      if (pi.status !== p.status) {
-        drifts.push({
-          kind: 'payment_status',
-          id: p.id,
-          detail: `ledger says ${p.status}, Stripe says ${pi.status}`,
-        });
-      }
-      if (pi.amount !== p.amount) {
-        drifts.push({
-          kind: 'payment_amount',
-          id: p.id,
-          detail: `ledger says ${p.amount}, Stripe says ${pi.amount}`,
-        });
-      }
+      disagree('payment_status', p.id, p.status, pi.status);
+      disagree('payment_amount', p.id, p.amount, pi.amount);
     } catch (err) {
       if (!isMissing(err)) throw err;
       drifts.push({
@@ -128,20 +122,8 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
   });
 
   function compareRefund(row: Refund, r: Stripe.Refund): void {
-    if (row.status !== r.status) {
-      drifts.push({
-        kind: 'refund_status',
-        id: r.id,
-        detail: `ledger says ${row.status}, Stripe says ${r.status}`,
-      });
-    }
-    if (row.amount !== r.amount) {
-      drifts.push({
-        kind: 'refund_amount',
-        id: r.id,
-        detail: `ledger says ${row.amount}, Stripe says ${r.amount}`,
-      });
-    }
+    disagree('refund_status', r.id, row.status, r.status);
+    disagree('refund_amount', r.id, row.amount, r.amount);
   }
 
   // 2. Every Stripe refund of the window must be in the ledger, with the same status and amount.

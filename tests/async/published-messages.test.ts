@@ -30,16 +30,23 @@ interface Published {
 
 type Json = Record<string, unknown>;
 
-/** How a message on the responses queue contradicts RefundOutcomeMessage and its documented properties. */
-function outcomeViolations(m: Published): string[] {
+/** The message's property violations and its body checked against `schema`; body null when it is not JSON. */
+function checked(m: Published, schema: string): { out: string[]; body: Json | null } {
   const out = propertyViolations(m);
   let body: Json;
   try {
     body = JSON.parse(m.text) as Json;
   } catch {
-    return [...out, 'body is not JSON'];
+    return { out: [...out, 'body is not JSON'], body: null };
   }
-  out.push(...validate('#/components/schemas/RefundOutcomeMessage', body).map((e) => `body ${e}`));
+  out.push(...validate(`#/components/schemas/${schema}`, body).map((e) => `body ${e}`));
+  return { out, body };
+}
+
+/** How a message on the responses queue contradicts RefundOutcomeMessage and its documented properties. */
+function outcomeViolations(m: Published): string[] {
+  const { out, body } = checked(m, 'RefundOutcomeMessage');
+  if (!body) return out;
   // `<owner>/<request_id>#<status>#<time of the change>` (no `<owner>/` when the owner is null), from the body.
   const id = String(m.messageId);
   const owner = typeof body.owner === 'string' ? `${body.owner}/` : '';
@@ -51,14 +58,8 @@ function outcomeViolations(m: Published): string[] {
 
 /** How a message from the `stripe.events` exchange contradicts StripeEventMessage. */
 function eventViolations(m: Published): string[] {
-  const out = propertyViolations(m);
-  let body: Json;
-  try {
-    body = JSON.parse(m.text) as Json;
-  } catch {
-    return [...out, 'body is not JSON'];
-  }
-  out.push(...validate('#/components/schemas/StripeEventMessage', body).map((e) => `body ${e}`));
+  const { out, body } = checked(m, 'StripeEventMessage');
+  if (!body) return out;
   if (m.messageId !== body.id) out.push(`message_id ${String(m.messageId)} is not the event id`);
   if (m.routingKey !== body.type) out.push(`routing key ${m.routingKey} is not the event type`);
   if (m.text.includes('client_secret')) out.push('carries a client_secret');
@@ -67,15 +68,7 @@ function eventViolations(m: Published): string[] {
 
 /** How a message on the refund requests' dead-letter queue contradicts RefundRequestMessage. */
 function requestViolations(m: Published): string[] {
-  const out = propertyViolations(m);
-  try {
-    out.push(
-      ...validate('#/components/schemas/RefundRequestMessage', JSON.parse(m.text)).map((e) => `body ${e}`),
-    );
-  } catch (err) {
-    out.push((err as Error).message);
-  }
-  return out;
+  return checked(m, 'RefundRequestMessage').out;
 }
 
 function propertyViolations(m: Published): string[] {
