@@ -33,7 +33,10 @@ export async function main(opts: MainOptions = {}): Promise<void> {
   const config = loadConfigOrExit(process.env);
   // Pino's default stdout stream, held here so that an exit can wait for its last line (exitAfterLogs).
   const stdout = pino.destination({ dest: 1, sync: false });
-  const logger = createLogger({ level: config.logLevel }, stdout);
+  // Handed to pino without its flushSync: pino calls that after every fatal line, and while an earlier write is
+  // still in flight it writes the fatal line first, so the line saying why the process stopped was not the last.
+  // exitAfterLogs is what waits for the lines to be out.
+  const logger = createLogger({ level: config.logLevel }, { write: (line: string) => stdout.write(line) });
   if (opts.codeCache === 'none' || opts.codeCache === 'rejected') {
     logger.info(
       { codeCache: opts.codeCache },
