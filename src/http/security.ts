@@ -291,6 +291,28 @@ export function keyRequirements(document: Record<string, unknown>): ReadonlyMap<
  * whose body has not all arrived by then is the client's delay, not ours: 408, and the connection is closed
  * rather than kept reading a body that may never come.
  */
+/**
+ * What a timed-out request's client should do. Its handler keeps running (a Stripe call cannot be taken back), so
+ * a POST may still complete: with an Idempotency-Key (or a refund's request_id) a retry is answered with that
+ * result; without one, a retry is a new request and may make a second payment intent or refund, and the answer
+ * must not say otherwise.
+ */
+function timeoutDetail(req: Request): string {
+  if (req.method !== 'POST') return 'The request took too long. Retry later.';
+  if (req.get('idempotency-key') !== undefined) {
+    return 'The request took too long and may still complete. Retry later with the same Idempotency-Key: the retry gets its result.';
+  }
+  const body: unknown = req.body;
+  if (
+    typeof body === 'object' &&
+    body !== null &&
+    typeof (body as { request_id?: unknown }).request_id === 'string'
+  ) {
+    return 'The request took too long and may still complete. Retry later with the same request_id: the retry gets its result.';
+  }
+  return 'The request took too long and may still complete. It had no Idempotency-Key, so a retry may do it twice: check its outcome before retrying, and send an Idempotency-Key to make retries safe.';
+}
+
 export function timeoutMiddleware(ms: number): RequestHandler {
   return (req, res, next) => {
     const timer = setTimeout(() => {
@@ -313,8 +335,7 @@ export function timeoutMiddleware(ms: number): RequestHandler {
       sendProblem(res, {
         status: 503,
         body: problemBody(503, {
-          detail:
-            'The request took too long. Retry later; POSTs are safe to retry with the same Idempotency-Key.',
+          detail: timeoutDetail(req),
           instance: req.path,
           requestId: String(req.id),
           code: 'timeout',

@@ -101,15 +101,52 @@ describe('request bodies that do not arrive in time', () => {
     try {
       const res = await fetch(`${svc.url}/payment-intent`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        headers: {
+          authorization: `Bearer ${key}`,
+          'content-type': 'application/json',
+          'idempotency-key': 'slow-1',
+        },
         body,
       });
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBe('1');
-      expect(await res.json()).toMatchObject({ code: 'timeout' });
+      const problem = (await res.json()) as { code: string; detail: string };
+      expect(problem.code).toBe('timeout');
+      expect(problem.detail).toMatch(/same Idempotency-Key/);
     } finally {
       await svc.faults({});
     }
+  });
+
+  it('a timed-out POST without an Idempotency-Key is not told a retry is safe: it still completes at Stripe', async () => {
+    const marker = `no-key-${Date.now()}`;
+    await svc.faults({ latency_ms: 1500 });
+    let problem: { code: string; detail: string };
+    try {
+      const res = await fetch(`${svc.url}/payment-intent`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ amount: 1000, currency: 'usd', metadata: { marker } }),
+      });
+      expect(res.status).toBe(503);
+      problem = (await res.json()) as typeof problem;
+    } finally {
+      await svc.faults({});
+    }
+    expect(problem.code).toBe('timeout');
+    expect(problem.detail).toMatch(/may still complete/);
+    expect(problem.detail).toMatch(/no Idempotency-Key, so a retry may do it twice/);
+    expect(problem.detail).not.toMatch(/safe to retry|Retry later with/);
+    // What the answer warns of: the intent is made all the same once Stripe answers.
+    await expect
+      .poll(
+        async () => {
+          const list = await svc.deps.stripe.paymentIntents.list({ limit: 20 });
+          return list.data.filter((pi) => pi.metadata['marker'] === marker).length;
+        },
+        { timeout: 5000, interval: 200 },
+      )
+      .toBe(1);
   });
 
   it('a complete request is still answered normally afterwards', async () => {
