@@ -309,7 +309,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
           { idempotencyKey: stripeKey('checkout', caller, idempotencyKey) },
         );
       } catch (err) {
-        throw toCreateProblem(err, 'checkout_session');
+        throw toCreateProblem(err, 'checkout_session', idempotencyKey !== undefined);
       }
       await recordSession(caller.owner, session, input.metadata);
       log.info(
@@ -380,7 +380,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
             cause: err,
           });
         }
-        throw toCreateProblem(err, 'payment_intent');
+        throw toCreateProblem(err, 'payment_intent', idempotencyKey !== undefined);
       }
       await recordIntent(caller.owner, pi);
       log.info(

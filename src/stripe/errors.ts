@@ -64,7 +64,12 @@ export function isReplayedServerError(err: unknown): boolean {
  * that key gets the same error from Stripe for as long as Stripe keeps the key (24 hours or more). Only a new
  * key helps.
  */
-export function toCreateProblem(err: unknown, what: 'payment_intent' | 'checkout_session'): ProblemError {
+export function toCreateProblem(
+  err: unknown,
+  what: 'payment_intent' | 'checkout_session',
+  /** Whether the client sent an Idempotency-Key (Stripe's key is then derived from it). */
+  keyed = true,
+): ProblemError {
   // Stripe's key is derived from the client's: Stripe refusing other parameters under it is the client reusing
   // its Idempotency-Key with another body (the key's own record, freed by an earlier 5xx, would have said so).
   if (classifyStripeError(err) === 'idempotency')
@@ -72,6 +77,19 @@ export function toCreateProblem(err: unknown, what: 'payment_intent' | 'checkout
       code: 'idempotency_key_reused',
       cause: err,
     });
+  if (!keyed && outcomeUnknown(err)) {
+    // Stripe may have made the object before the answer was lost or failed; this call's key was a fresh one, so
+    // a retry is a new request. "Retry later" would invite a second payment intent (a second charge if it
+    // confirms).
+    const problem = toProblem(err, what);
+    return new ProblemError(
+      problem.status,
+      `The payment provider did not confirm this request and may have made the ${what.replace('_', ' ')} all ` +
+        'the same. It had no Idempotency-Key, so a retry may make a second one: check first (webhooks, your ' +
+        'metadata), and send an Idempotency-Key to make retries safe.',
+      { ...problem.extras, cause: err },
+    );
+  }
   if (!isReplayedServerError(err)) return toProblem(err, what);
   return new ProblemError(
     502,
@@ -80,6 +98,13 @@ export function toCreateProblem(err: unknown, what: 'payment_intent' | 'checkout
       'have made the object all the same, so check (webhooks, your metadata) before sending one.',
     { code: 'upstream_error_saved', cause: err },
   );
+}
+
+/** A failure after which Stripe may or may not have acted: the answer was lost, or Stripe failed while at it. */
+function outcomeUnknown(err: unknown): boolean {
+  if (err instanceof Stripe.errors.StripeConnectionError) return true;
+  if (isIdempotencyKeyInUse(err)) return false;
+  return err instanceof Stripe.errors.StripeError && (err.statusCode ?? 0) >= 500;
 }
 
 /** A failure worth retrying later with the same idempotency key. */

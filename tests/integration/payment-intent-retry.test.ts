@@ -41,6 +41,42 @@ describe('POST /payment-intent retried with the same Idempotency-Key after a los
   });
 });
 
+describe('POST /payment-intent without an Idempotency-Key whose answer is lost', () => {
+  it('is not answered "retry later": the card was charged, and a retry would charge it again', async () => {
+    const body = {
+      amount: 2468,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+      metadata: { order: 'no-key-lost-answer' },
+    };
+    await svc.faults({ drop_rate: 1, match: { method: 'POST', path_prefix: '/v1/payment_intents' } });
+    const first = await postJson(`${svc.url}/payment-intent`, body);
+    await svc.faults({});
+    expect(first.status).toBe(503);
+    expect(first.json.code).toBe('upstream_unavailable');
+    const detail = String(first.json.detail);
+    expect(detail).toMatch(/may have made the payment intent/);
+    expect(detail).toMatch(/no Idempotency-Key, so a retry may make a second one/);
+    expect(detail).not.toMatch(/Retry later/);
+    // What the answer warns of: Stripe made and charged the intent.
+    const all = await svc.deps.stripe.paymentIntents.list({ limit: 100 });
+    const charged = all.data.filter(
+      (pi) => pi.metadata?.order === 'no-key-lost-answer' && pi.status === 'succeeded',
+    );
+    expect(charged).toHaveLength(1);
+  });
+
+  it('with a key, the same loss is answered "retry later" (the retry gets the intent made)', async () => {
+    const body = { amount: 1357, currency: 'usd', metadata: { order: 'keyed-lost-answer' } };
+    await svc.faults({ drop_rate: 1, match: { method: 'POST', path_prefix: '/v1/payment_intents' } });
+    const first = await postJson(`${svc.url}/payment-intent`, body, { 'Idempotency-Key': 'keyed-lost' });
+    await svc.faults({});
+    expect(first.status).toBe(503);
+    expect(String(first.json.detail)).toMatch(/Retry later/);
+  });
+});
+
 describe('POST /create-checkout-session retried with the same Idempotency-Key after a lost answer', () => {
   it('makes one session, and another key makes another', async () => {
     const body = {
