@@ -37,6 +37,18 @@ function money(amount: number, currency: string): string {
   return `${formatAmount(amount, currency)} ${currency.toUpperCase()}`;
 }
 
+/**
+ * The page takes a payment with one click on Pay, so no other site may frame it and trick that click out of the
+ * customer (Stripe's own Checkout refuses framing too). X-Frame-Options for browsers that predate frame-ancestors.
+ */
+const PAGE_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Type': 'text/html; charset=utf-8',
+  'Cache-Control': 'no-store',
+  'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+};
+
 function page(status: number, title: string, content: string): PageResponse {
   const body =
     `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
@@ -44,12 +56,7 @@ function page(status: number, title: string, content: string): PageResponse {
     `<style>${STYLE}</style></head><body><main>${content}</main></body></html>`;
   return {
     status,
-    headers: {
-      'Content-Type': 'text/html; charset=utf-8',
-      'Cache-Control': 'no-store',
-      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'",
-      'X-Content-Type-Options': 'nosniff',
-    },
+    headers: { ...PAGE_HEADERS },
     body,
   };
 }
