@@ -245,7 +245,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
 
 export function createHandlers(deps: Deps): Handlers {
   const handlers = {
-    ...paymentHandlers(deps.payments),
+    ...paymentHandlers(deps.payments, { shopOrigins: deps.config.auth.corsOrigins }),
     ...refundHandlers(deps.refunds),
     ...webhookHandlers(deps.webhooks, deps.metrics),
     ...opsHandlers({

@@ -276,6 +276,50 @@ describe('publishable (browser) keys', () => {
     expect(await svc.deps.store.refunds.sumCommitted(pi)).toBe(0);
   });
 
+  it("send customers back only to the shop's origins (CORS_ORIGINS), never to another site", async () => {
+    const session = (success_url: string, cancel_url: string, key: string) =>
+      postJson(
+        `${svc.url}/create-checkout-session`,
+        { ...(requestFor('createCheckoutSession').body as object), success_url, cancel_url },
+        auth(key),
+      );
+    const shop = await session(
+      'https://shop.example.com/thanks?session_id={CHECKOUT_SESSION_ID}',
+      'https://shop.example.com/cart',
+      keys.shopBrowser!,
+    );
+    expect(shop.status).toBe(200);
+
+    // Anyone can read a publishable key out of the shop's pages: with it, a genuine checkout page of the shop's
+    // must not be made to send the customer on to a look-alike site.
+    for (const [success, cancel, refused] of [
+      ['https://evil.example.net/thanks', 'https://shop.example.com/cart', ['success_url']],
+      ['https://shop.example.com/thanks', 'https://evil.example.net/', ['cancel_url']],
+      [
+        'https://shop.example.com.evil.example.net/',
+        'http://shop.example.com/cart',
+        ['success_url', 'cancel_url'],
+      ],
+      [
+        'https://shop.example.com@evil.example.net/',
+        'https://shop.example.com:8443/',
+        ['success_url', 'cancel_url'],
+      ],
+    ] as const) {
+      const res = await session(success, cancel, keys.shopBrowser!);
+      expect(res.status, success).toBe(400);
+      expect(res.json).toMatchObject({ code: 'redirect_not_allowed', param: refused[0] });
+      expect((res.json.errors as { path: string }[]).map((e) => e.path)).toEqual(
+        refused.map((p) => `/body/${p}`),
+      );
+    }
+    // A secret key is the shop's own back end: it sends its customers wherever it likes.
+    expect(
+      (await session('https://partner.example.org/ok', 'https://partner.example.org/no', keys.shopAll!))
+        .status,
+    ).toBe(200);
+  });
+
   it('CORS preflight is allowed only for listed origins', async () => {
     const preflight = (origin: string) =>
       fetch(`${svc.url}/create-checkout-session`, {

@@ -1,11 +1,60 @@
 import type { PaymentsService } from '../../payments/service.js';
-import type { Handlers, OperationId, ReplayBuilder } from '../operations.js';
+import type { Caller, Handlers, OperationId, ReplayBuilder } from '../operations.js';
+import { ProblemError } from '../problem.js';
 
 type Metadata = Record<string, string>;
 
-export const paymentHandlers = (payments: PaymentsService) =>
-  ({
+export interface PaymentHandlerOptions {
+  /** The shop's browser origins (CORS_ORIGINS): where a publishable key may send customers after checkout. */
+  shopOrigins?: readonly string[];
+}
+
+/** The URL's origin once Stripe has put a session id in place of the placeholder; null when it has none. */
+function redirectOrigin(url: string): string | null {
+  try {
+    const origin = new URL(url.split('{CHECKOUT_SESSION_ID}').join('cs_x')).origin;
+    return origin === 'null' ? null : origin;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A publishable key is public (it sits in the shop's pages), so anyone can create checkout sessions with it. Were
+ * its `success_url` and `cancel_url` free, anyone could send a customer through a genuine checkout page of the shop
+ * and then on to a site of their own, which the customer would take for the shop's (an open redirect behind a
+ * trusted page). A publishable key may only send customers back to the shop's own origins.
+ */
+function requireShopRedirects(
+  caller: Caller,
+  urls: { success_url: string; cancel_url: string },
+  shopOrigins: ReadonlySet<string>,
+): void {
+  if (caller.kind !== 'publishable') return;
+  const foreign = (['success_url', 'cancel_url'] as const).filter((param) => {
+    const origin = redirectOrigin(urls[param]);
+    return origin === null || !shopOrigins.has(origin);
+  });
+  if (foreign.length === 0) return;
+  throw new ProblemError(
+    400,
+    `With a publishable key, ${foreign.join(' and ')} must be on one of the shop's origins (CORS_ORIGINS).`,
+    {
+      code: 'redirect_not_allowed',
+      param: foreign[0],
+      errors: foreign.map((param) => ({
+        path: `/body/${param}`,
+        message: "is not on one of the shop's origins",
+      })),
+    },
+  );
+}
+
+export const paymentHandlers = (payments: PaymentsService, opts: PaymentHandlerOptions = {}) => {
+  const shopOrigins = new Set((opts.shopOrigins ?? []).map((o) => redirectOrigin(o) ?? o));
+  return {
     async createCheckoutSession({ body, ctx }) {
+      requireShopRedirects(ctx.caller, body, shopOrigins);
       const s = await payments.createCheckoutSession(ctx.caller, body, ctx.idempotencyKey);
       return {
         status: 200,
@@ -63,7 +112,8 @@ export const paymentHandlers = (payments: PaymentsService) =>
         },
       };
     },
-  }) satisfies Partial<Handlers>;
+  } satisfies Partial<Handlers>;
+};
 
 /** Rebuilds replayed answers whose secrets were not kept (see Reply.replayBody). */
 export const paymentReplays = (payments: PaymentsService) =>
