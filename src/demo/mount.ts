@@ -58,8 +58,9 @@ function originOf(apiBase: string): string | null {
 }
 
 /**
- * helmet's page policy upgrades insecure requests, which breaks a demo opened over plain http on
- * anything but localhost; the pages need no inline code, so their policy can otherwise be stricter.
+ * The pages need no inline code or style, so their policy is stricter than the one Swagger UI needs, and it lets
+ * them reach the API when it is on another origin. Like that one, it does not upgrade insecure requests, which
+ * would break a demo opened over plain http on anything but localhost.
  */
 function demoCsp(apiBase: string): RequestHandler {
   const apiOrigin = originOf(apiBase);

@@ -111,6 +111,10 @@ export function helmetMiddleware(): RequestHandler {
         'style-src': ["'self'", "'unsafe-inline'"],
         'img-src': ["'self'", 'data:'],
         'form-action': ["'self'", 'http:', 'https:'],
+        // helmet's default sends every script and style of a page opened over plain http (a server or container
+        // reached by name or address, not localhost) to https, which that server does not speak: a blank page.
+        // The pages load only their own origin's files, so over https there is nothing insecure to upgrade.
+        'upgrade-insecure-requests': null,
       },
     },
   });
