@@ -53,6 +53,17 @@ export const MAX_WEBHOOKS_IN_PROGRESS = 64;
 /** Never refused by the cap on requests at work: a busy process must still look alive to its orchestrator. */
 const UNCAPPED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
 
+/**
+ * The contract's servers name where the service runs by default (http://127.0.0.1:5000). "Try it out" sends its
+ * requests to the first of them, so the page opened anywhere else (http://localhost:5000, a container, another
+ * port) called an origin its own policy (connect-src 'self') forbids, and every try failed. The page's copy
+ * lists the service that served it first.
+ */
+function docsDocument(document: Record<string, unknown>): Record<string, unknown> {
+  const servers = Array.isArray(document.servers) ? (document.servers as unknown[]) : [];
+  return { ...document, servers: [{ url: '/', description: 'This service' }, ...servers] };
+}
+
 export function buildApp(deps: AppDeps): Express {
   const { config, logger, spec, handlers } = deps;
   const auth = config.auth;
@@ -81,7 +92,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use(
     '/docs',
     swaggerUi.serve,
-    swaggerUi.setup(spec.document, { customSiteTitle: 'Stripe Payment Service API' }),
+    swaggerUi.setup(docsDocument(spec.document), { customSiteTitle: 'Stripe Payment Service API' }),
   );
 
   deps.extraRoutes?.(app);

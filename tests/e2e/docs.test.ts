@@ -1,7 +1,8 @@
 /**
  * The API reference (Swagger UI at /docs) in a real browser, opened as a team opens it on a server or a
- * container: over plain http, under a name that is not localhost. A page policy that upgrades insecure requests
- * sends every script and style of the page to https, which that server does not speak: the page stayed blank.
+ * container: over plain http, under a name that is not localhost (a page policy that upgrades insecure requests
+ * sent every script and style of the page to https, which that server does not speak: the page stayed blank),
+ * and on another port than the contract's example server ("Try it out" called that one and always failed).
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +47,27 @@ describe.skipIf(!haveChromium)('Swagger UI over plain http', () => {
       ).toBe(1);
       // Chromium says that it ignores Cross-Origin-Opener-Policy on a plain-http origin: a notice, not a failure.
       expect(errors.filter((e) => !e.includes('Cross-Origin-Opener-Policy'))).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it('"Try it out" calls the service that served the page, wherever it runs', async () => {
+    const context = await browser.newContext();
+    try {
+      page = await context.newPage();
+      const errors = watchPageErrors(page);
+      // Not the contract's default server (http://127.0.0.1:5000): the service runs on a port of its own here.
+      await page.goto(`${svc.url}/docs/#/Operations/getHealth`);
+      const operation = page.locator('#operations-Operations-getHealth');
+      await operation.locator('.try-out__btn').click();
+      await operation.locator('.execute').click();
+      const response = operation.locator('.live-responses-table .response');
+      await response.waitFor({ timeout: 10_000 });
+      expect(await operation.locator('.request-url').textContent()).toContain(`${svc.url}/healthz`);
+      expect((await response.locator('.response-col_status').textContent())?.trim()).toBe('200');
+      expect(await response.locator('.response-col_description').textContent()).toContain('"status": "ok"');
+      expect(errors).toEqual([]);
     } finally {
       await context.close();
     }
