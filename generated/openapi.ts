@@ -168,7 +168,8 @@ export interface paths {
          * Refund a payment now
          * @description Refunds a paid payment intent and waits for Stripe's answer. Without `amount`, the part not
          *     yet refunded is refunded. An amount above what is left to refund (counting refunds still in
-         *     flight) is refused with 409 before Stripe is called.
+         *     flight) is refused with 409 before Stripe is called, or by Stripe with the same 409 when refunds
+         *     made in the Stripe dashboard have not reached the service yet.
          */
         post: operations["createRefund"];
         delete?: never;

@@ -37,6 +37,7 @@ import {
   isIdempotencyKeyInUse,
   isReplayedServerError,
   isTransientStripeError,
+  overRefundCode,
   toProblem,
 } from '../stripe/errors.js';
 
@@ -514,7 +515,66 @@ export function createRefundService(deps: RefundServiceDeps) {
 
   function failureReasonOf(err: unknown): string {
     const e = err as { code?: string; decline_code?: string; type?: string };
-    return e.decline_code ?? e.code ?? classifyStripeError(err);
+    return overRefundCode(err) ?? e.decline_code ?? e.code ?? classifyStripeError(err);
+  }
+
+  /**
+   * After Stripe refused a refund for want of money left (overRefundCode): records now the refunds Stripe has on
+   * the payment intent that the ledger lacks (made in the dashboard, their webhooks not applied yet), so that
+   * what is left to refund and `amount_refunded` are right from here on instead of from whenever the webhooks
+   * come (never, if they are lost). As the webhooks would: applying them again changes nothing. Best effort.
+   */
+  async function learnRefundsAtStripe(paymentIntentId: string): Promise<void> {
+    try {
+      for await (const r of stripe.refunds.list({ payment_intent: paymentIntentId, limit: 100 }))
+        await applyStripeRefund(r);
+    } catch (err) {
+      log.warn(
+        { err, payment_intent: paymentIntentId },
+        'could not read the refunds Stripe has; webhooks bring them',
+      );
+    }
+  }
+
+  /**
+   * Applies Stripe's view of a refund (webhook or reconciliation). Finds our row by Stripe id, else by the
+   * request key we put in its metadata (the webhook can beat our own write), else records a refund made
+   * outside the service, e.g. in the Stripe dashboard, so it counts against what is left to refund.
+   */
+  async function applyStripeRefund(r: Stripe.Refund): Promise<Refund | null> {
+    const piId = paymentIntentOf(r);
+    let row = await ledgerRowOf(store, r);
+    if (!row) {
+      if (!piId) {
+        // The ledger only knows payment intents; a refund of a bare charge has nothing to count against.
+        log.info({ refund_id: r.id }, 'ignored a refund without a payment intent');
+        return null;
+      }
+      // The payment's events may not have come yet (a checkout payment's intent then has no row of its own).
+      const owner = await payments.ownerOfIntent(piId);
+      try {
+        row = await store.refunds.insert({
+          // In the owner's namespace, like the owner's own requests: the outcome message names the request id
+          // `stripe:<refund id>`, and GET /refund-status/{request_id} with the owner's key finds it.
+          requestId: requestKey(owner, `stripe:${r.id}`),
+          owner,
+          paymentIntentId: piId,
+          amount: r.amount,
+          currency: r.currency,
+          reason: r.reason ?? null,
+          status: 'processing',
+          stripeRefundId: r.id,
+          mode: 'external',
+          metadata: (r.metadata as Record<string, string> | null) ?? {},
+        });
+        log.info({ refund_id: r.id, payment_intent: piId }, 'recorded a refund made outside the service');
+      } catch (err) {
+        if (!(err instanceof DuplicateKeyError)) throw err;
+        row = await store.refunds.getByStripeId(r.id);
+        if (!row) throw err;
+      }
+    }
+    return recordStripeRefund(row.requestId, r);
   }
 
   return {
@@ -562,6 +622,23 @@ export function createRefundService(deps: RefundServiceDeps) {
         }
         await recordFailure(refund.requestId, failureReasonOf(err));
         log.info({ request_id: refund.requestId, reason: failureReasonOf(err) }, 'refund refused by Stripe');
+        const over = overRefundCode(err);
+        if (over) {
+          // The same refusal as the ledger's own check (409), made by Stripe because of refunds the ledger had
+          // not heard of: not a malformed request (400), and worth telling apart from one.
+          await learnRefundsAtStripe(refund.paymentIntentId);
+          throw new ProblemError(
+            409,
+            `Stripe has less left to refund on ${refund.paymentIntentId} than ${refund.amount}: refunds were made ` +
+              `outside this service (e.g. in the Stripe dashboard). GET /payment-intent/${refund.paymentIntentId} ` +
+              'says how much is refunded now.',
+            {
+              code: over,
+              ...(over === 'amount_exceeds_refundable' && input.amount !== undefined && { param: 'amount' }),
+              cause: err,
+            },
+          );
+        }
         throw toProblem(err, 'payment_intent');
       }
       // Outside the try: Stripe made the refund, so a store failure here (the database went silent) must not
@@ -666,6 +743,7 @@ export function createRefundService(deps: RefundServiceDeps) {
           key,
           isTransientStripeError(err) ? `retries_exhausted:${reason}` : reason,
         );
+        if (overRefundCode(err)) await learnRefundsAtStripe(refund.paymentIntentId);
         // A webhook tied it to the refund Stripe made meanwhile: not failed, and its webhooks finish it.
         if (given?.stripeRefundId) return { kind: 'done', refund: given };
         log.warn({ request_id: key, reason }, 'refund failed');
@@ -673,46 +751,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       }
     },
 
-    /**
-     * Applies Stripe's view of a refund (webhook or reconciliation). Finds our row by Stripe id, else by the
-     * request key we put in its metadata (the webhook can beat our own write), else records a refund made
-     * outside the service, e.g. in the Stripe dashboard, so it counts against what is left to refund.
-     */
-    async applyStripeRefund(r: Stripe.Refund): Promise<Refund | null> {
-      const piId = paymentIntentOf(r);
-      let row = await ledgerRowOf(store, r);
-      if (!row) {
-        if (!piId) {
-          // The ledger only knows payment intents; a refund of a bare charge has nothing to count against.
-          log.info({ refund_id: r.id }, 'ignored a refund without a payment intent');
-          return null;
-        }
-        // The payment's events may not have come yet (a checkout payment's intent then has no row of its own).
-        const owner = await payments.ownerOfIntent(piId);
-        try {
-          row = await store.refunds.insert({
-            // In the owner's namespace, like the owner's own requests: the outcome message names the request id
-            // `stripe:<refund id>`, and GET /refund-status/{request_id} with the owner's key finds it.
-            requestId: requestKey(owner, `stripe:${r.id}`),
-            owner,
-            paymentIntentId: piId,
-            amount: r.amount,
-            currency: r.currency,
-            reason: r.reason ?? null,
-            status: 'processing',
-            stripeRefundId: r.id,
-            mode: 'external',
-            metadata: (r.metadata as Record<string, string> | null) ?? {},
-          });
-          log.info({ refund_id: r.id, payment_intent: piId }, 'recorded a refund made outside the service');
-        } catch (err) {
-          if (!(err instanceof DuplicateKeyError)) throw err;
-          row = await store.refunds.getByStripeId(r.id);
-          if (!row) throw err;
-        }
-      }
-      return recordStripeRefund(row.requestId, r);
-    },
+    applyStripeRefund,
 
     /** For a message dead-lettered for a reason the worker did not decide: failed, unless Stripe made it. */
     giveUpUnlessMade,

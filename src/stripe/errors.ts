@@ -107,6 +107,21 @@ function outcomeUnknown(err: unknown): boolean {
   return err instanceof Stripe.errors.StripeError && (err.statusCode ?? 0) >= 500;
 }
 
+/**
+ * Stripe refused a refund because the charge has less left to refund than asked: `charge_already_refunded` when
+ * nothing is left, `amount_exceeds_refundable` when some is. The ledger counted more as left because refunds
+ * were made outside the service (the Stripe dashboard) whose webhooks it has not applied yet. Answered with the
+ * service's own codes for the same refusal. The service checks a refund's amount before calling Stripe (at least
+ * 1, in the currency's step), so Stripe refusing the `amount` param means only that it exceeds what is left.
+ * Null for any other failure.
+ */
+export function overRefundCode(err: unknown): 'charge_already_refunded' | 'amount_exceeds_refundable' | null {
+  if (!(err instanceof Stripe.errors.StripeInvalidRequestError)) return null;
+  if (err.code === 'charge_already_refunded') return 'charge_already_refunded';
+  if (err.code === 'amount_too_large' || err.param === 'amount') return 'amount_exceeds_refundable';
+  return null;
+}
+
 /** A failure worth retrying later with the same idempotency key. */
 export function isTransientStripeError(err: unknown): boolean {
   const kind = classifyStripeError(err);
