@@ -705,8 +705,11 @@ export interface components {
          *     owners may both use `order-1`), so a consumer tells refunds apart by `owner` and `request_id`
          *     together. The AMQP `message_id` is `<owner>/<request_id>#<status>#<time of the change>`
          *     (`<request_id>#<status>#<time of the change>` when `owner` is null), so a consumer can drop a repeat:
-         *     delivery is at least once. Order is not guaranteed, even between one refund's outcomes; a status only
-         *     moves forward (`RefundState`), so a consumer keeps the furthest one it has seen.
+         *     delivery is at least once. Order is not guaranteed, even between one refund's outcomes. A status
+         *     moves forward (`RefundState`), so a consumer keeps the furthest one it has seen, with two moves back:
+         *     `succeeded` to `failed` (the customer's bank returned the money), and a `failed` outcome with
+         *     `refund_id: null` (given up before Stripe answered) to any outcome with a `refund_id` (Stripe had made
+         *     the refund after all).
          * @example {
          *       "success": true,
          *       "owner": "shop",
