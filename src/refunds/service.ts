@@ -159,9 +159,22 @@ export function paymentIntentOf(r: Stripe.Refund): string | null {
 }
 
 /**
+ * Whether Stripe refund `r` can be the one the service made for ledger row `row`: tagged with its key, of its
+ * payment intent and of its amount. Every refund the service makes carries all three; a refund made elsewhere
+ * (the dashboard, a shop's own tooling) may carry a `request_id` of its own that happens to be the key.
+ */
+function madeFor(row: Pick<Refund, 'requestId' | 'paymentIntentId' | 'amount'>, r: Stripe.Refund): boolean {
+  return (
+    r.metadata?.request_id === row.requestId &&
+    paymentIntentOf(r) === row.paymentIntentId &&
+    r.amount === row.amount
+  );
+}
+
+/**
  * The ledger row of Stripe refund `r`: the row tied to it, else the row its metadata names (the webhook can
- * beat our own write) when that row is of the same payment intent and not tied to another Stripe refund,
- * whatever the metadata says. Null when the ledger has none (a refund made outside the service). Webhooks and
+ * beat our own write) when Stripe's refund can be that row's (madeFor) and the row is not tied to another
+ * Stripe refund. Null when the ledger has none (a refund made outside the service). Webhooks and
  * reconciliation both use this rule, so what one records the other finds.
  */
 export async function ledgerRowOf(repos: Pick<Repos, 'refunds'>, r: Stripe.Refund): Promise<Refund | null> {
@@ -170,7 +183,7 @@ export async function ledgerRowOf(repos: Pick<Repos, 'refunds'>, r: Stripe.Refun
   if (tied || !tagged) return tied;
   const candidate = await repos.refunds.get(tagged);
   return candidate &&
-    candidate.paymentIntentId === paymentIntentOf(r) &&
+    madeFor(candidate, r) &&
     (candidate.stripeRefundId === null || candidate.stripeRefundId === r.id)
     ? candidate
     : null;
@@ -457,10 +470,10 @@ export function createRefundService(deps: RefundServiceDeps) {
     return settled(row.refund, true);
   }
 
-  /** The refund Stripe made for this request, if any (we tag every refund with our key). */
+  /** The refund Stripe made for this request, if any (see madeFor). */
   async function findStripeRefund(refund: Refund): Promise<Stripe.Refund | null> {
     for await (const r of stripe.refunds.list({ payment_intent: refund.paymentIntentId, limit: 100 })) {
-      if (r.metadata?.request_id === refund.requestId) return r;
+      if (madeFor(refund, r)) return r;
     }
     return null;
   }
