@@ -173,6 +173,27 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     return via && via.owner === caller.owner ? via : null;
   }
 
+  /**
+   * ownedRow, or (API keys on) the row learnt from Stripe when the ledger cannot tell yet: a payment made on the
+   * hosted checkout page whose events have not been applied has only its session in the ledger, unpaid and
+   * naming no intent (Stripe names it once paid), and the caller may know the intent's id by then (its own
+   * Stripe webhooks, or the `stripe.events` exchange, which publishes an event before it is applied). The
+   * intent is then learnt as its events would learn it (ownerOfIntent): from the checkout session of ours that
+   * made it, recorded on the way. Null when the intent is not the caller's. Not for use inside a transaction
+   * (it may ask Stripe).
+   */
+  async function ownedRowOrLearnt(caller: Caller, id: string): Promise<Payment | null> {
+    const row = await ownedRow(caller, id);
+    if (row || isOpenMode(caller) || !ownersMatter || !id.startsWith('pi_')) return row;
+    let owner: string;
+    try {
+      owner = await ownerOfIntent(id);
+    } catch (err) {
+      throw toProblem(err, 'payment_intent');
+    }
+    return owner === caller.owner ? ownedRow(caller, id) : null;
+  }
+
   async function recordSession(
     owner: string,
     session: Stripe.Checkout.Session,
@@ -403,7 +424,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     async getPaymentIntent(caller: Caller, id: string) {
       // Usually the intent's own row: read together with what its refunds hold, in one statement.
       const direct = await store.payments.getForOwnerWithCommitted(id, caller.owner);
-      const row = direct?.payment ?? (await ownedThroughSession(caller, id));
+      const row = direct?.payment ?? (await ownedRowOrLearnt(caller, id));
       if (!row && !isOpenMode(caller)) throw notFound('payment intent');
       let pi: Stripe.PaymentIntent;
       try {
@@ -443,10 +464,11 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
 
     /**
      * The payment a refund is checked against, fresh enough to trust its amount: the ledger row when it
-     * already says `succeeded`, otherwise Stripe's current view.
+     * already says `succeeded`, otherwise Stripe's current view. A checkout payment whose events have not come
+     * is learnt from Stripe (ownedRowOrLearnt).
      */
     async resolveForRefund(caller: Caller, paymentIntentId: string): Promise<Payment> {
-      const row = await ownedRow(caller, paymentIntentId);
+      const row = await ownedRowOrLearnt(caller, paymentIntentId);
       if (!row && !isOpenMode(caller)) throw notFound('payment intent');
       const own = row?.id === paymentIntentId ? row : await store.payments.get(paymentIntentId);
       if (own?.status === 'succeeded') return own;

@@ -313,7 +313,11 @@ export function createRefundService(deps: RefundServiceDeps) {
           // Usually the intent's own row says whose it is; otherwise it may be visible through its session.
           const visible = locked?.owner === caller.owner ? locked : await payments.ownedRow(caller, piId, tx);
           if (!visible && !isOpenMode(caller)) {
-            throw new ProblemError(404, 'No such payment intent.', { code: 'resource_missing' });
+            // The ledger may not know yet that the intent is the caller's (a checkout payment whose events have not
+            // come): resolveForRefund asks Stripe, outside the transaction.
+            if (round > 0)
+              throw new ProblemError(404, 'No such payment intent.', { code: 'resource_missing' });
+            return 'refresh';
           }
           if (locked?.status !== 'succeeded') {
             if (round > 0) throw notRefundable(locked?.status ?? 'unknown');
