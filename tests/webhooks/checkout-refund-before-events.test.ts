@@ -12,8 +12,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { getJson, payOnHostedPage, postJson } from '../helpers/http.js';
-import { databases, rabbitReady, startRig, until, type Rig } from './support/rig.js';
+import { getJson, postJson } from '../helpers/http.js';
+import { databases, paidThroughCheckout, rabbitReady, startRig, until, type Rig } from './support/rig.js';
 
 const rabbit = await rabbitReady('refunds of a checkout payment before its events');
 const dbs = await databases();
@@ -35,26 +35,7 @@ describe.skipIf(!rabbit).each(dbs)('a refund of a checkout payment before its ev
     await rig?.stop();
   });
 
-  async function paidCheckout(): Promise<string> {
-    const created = await postJson(
-      `${rig.svc.url}/create-checkout-session`,
-      {
-        line_items: [
-          {
-            price_data: { currency: 'usd', product_data: { name: 'Lamp' }, unit_amount: 6000 },
-            quantity: 1,
-          },
-        ],
-        success_url: 'https://shop.example.com/ok',
-        cancel_url: 'https://shop.example.com/cancel',
-      },
-      shop,
-    );
-    expect(created.status).toBe(200);
-    expect((await payOnHostedPage(created.json.url as string)).status).toBe(303);
-    return (await rig.dashboard.checkout.sessions.retrieve(created.json.id as string))
-      .payment_intent as string;
-  }
+  const paidCheckout = () => paidThroughCheckout(rig, shop);
 
   it('is made, for the shop only; what is left counts it', async () => {
     const pi = await paidCheckout();

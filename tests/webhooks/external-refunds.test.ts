@@ -16,8 +16,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { getJson, payOnHostedPage, postJson } from '../helpers/http.js';
-import { databases, rabbitReady, sandboxEvents, startRig, until, type Rig } from './support/rig.js';
+import { getJson, postJson } from '../helpers/http.js';
+import {
+  databases,
+  paidThroughCheckout,
+  rabbitReady,
+  sandboxEvents,
+  startRig,
+  until,
+  type Rig,
+} from './support/rig.js';
 
 const rabbit = await rabbitReady('dashboard refunds with API keys');
 const dbs = await databases();
@@ -88,24 +96,7 @@ describe.skipIf(!rabbit).each(dbs)('a dashboard refund applied before its checko
   });
 
   it("is the shop's: its outcome names a request id the shop can look up", async () => {
-    const created = await postJson(
-      `${rig.svc.url}/create-checkout-session`,
-      {
-        line_items: [
-          {
-            price_data: { currency: 'usd', product_data: { name: 'Lamp' }, unit_amount: 6000 },
-            quantity: 1,
-          },
-        ],
-        success_url: 'https://shop.example.com/ok',
-        cancel_url: 'https://shop.example.com/cancel',
-      },
-      shop,
-    );
-    expect(created.status).toBe(200);
-    expect((await payOnHostedPage(created.json.url as string)).status).toBe(303);
-    const pi = (await rig.dashboard.checkout.sessions.retrieve(created.json.id as string))
-      .payment_intent as string;
+    const pi = await paidThroughCheckout(rig, shop);
     const refund = await rig.dashboard.refunds.create({ payment_intent: pi, amount: 2000 });
     // Only the refund's event has come yet; the payment's are still on their way.
     const [event] = (await sandboxEvents(rig, new Set(['refund.created']))).filter(

@@ -12,6 +12,7 @@ import Stripe from 'stripe';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.js';
 import type { TopologyNames } from '../../../src/queue/index.js';
 import { createStripeClient } from '../../../src/stripe/client.js';
+import { getJson, payOnHostedPage, postJson } from '../../helpers/http.js';
 import { startTestService, type Db, type TestService } from '../../helpers/service.js';
 import { POSTGRES_URL, postgresAvailable } from '../../helpers/services.js';
 import {
@@ -22,7 +23,7 @@ import {
   uniquePrefix,
 } from '../../queue/support/rabbit.js';
 
-export { RABBIT_URL };
+export { RABBIT_URL, getJson, postJson };
 
 /** Whether RabbitMQ is there; in CI a missing broker registers a failing test instead of skipping. */
 export async function rabbitReady(suite: string): Promise<boolean> {
@@ -272,6 +273,32 @@ export async function paidThroughService(
   return body.paymentIntentId!;
 }
 
+/**
+ * A 6000 usd payment made on the hosted checkout page of a session created through the service with `headers`
+ * (the caller's key); returns its payment intent. The payment's webhooks may not have been applied yet.
+ */
+export async function paidThroughCheckout(rig: Rig, headers: Record<string, string>): Promise<string> {
+  const created = await postJson(
+    `${rig.svc.url}/create-checkout-session`,
+    {
+      line_items: [
+        {
+          price_data: { currency: 'usd', product_data: { name: 'Lamp' }, unit_amount: 6000 },
+          quantity: 1,
+        },
+      ],
+      success_url: 'https://shop.example.com/ok',
+      cancel_url: 'https://shop.example.com/cancel',
+    },
+    headers,
+  );
+  if (created.status !== 200)
+    throw new Error(`checkout session: ${created.status} ${JSON.stringify(created.json)}`);
+  const paid = await payOnHostedPage(created.json.url as string);
+  if (paid.status !== 303) throw new Error(`hosted checkout page: ${paid.status}`);
+  return (await rig.dashboard.checkout.sessions.retrieve(created.json.id as string)).payment_intent as string;
+}
+
 /** A paid payment intent made directly in Stripe (the ledger has never seen it). */
 export async function paidInDashboard(
   rig: Rig,
@@ -288,23 +315,6 @@ export async function paidInDashboard(
   });
   if (pi.status !== 'succeeded') throw new Error(`dashboard payment intent is ${pi.status}`);
   return pi.id;
-}
-
-export async function postJson(
-  url: string,
-  body: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
-
-export async function getJson(url: string): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url);
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
 /** Every event in the sandbox of the given types, oldest first, exactly as Stripe would serialise them. */
