@@ -9,6 +9,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { config as loadDotenv } from 'dotenv';
 import { loadConfigOrExit } from './config/index.js';
+import { describeError, explainStartFailure } from './config/start-failure.js';
 import { pino } from 'pino';
 import { createLogger } from './logger.js';
 import { mountDemo } from './demo/mount.js';
@@ -78,7 +79,17 @@ export async function main(opts: MainOptions = {}): Promise<void> {
     });
   } catch (err) {
     // Database unreachable, port taken, address unknown: exit so the orchestrator retries the start later.
-    die('could not start')(err);
+    // The line names the setting to change, as the configuration check does for a bad value.
+    logger.fatal(
+      { err },
+      `could not start: ${explainStartFailure(err, {
+        port: config.port,
+        host: config.host,
+        database: config.database,
+        sandboxPort: config.stripe.mode === 'sandbox' ? config.sandbox.port : null,
+      })}; exiting`,
+    );
+    exitAfterLogs(stdout, 1);
     return;
   }
 
@@ -126,18 +137,6 @@ function exitAfterLogs(stdout: ReturnType<typeof pino.destination>, code: number
   setTimeout(() => process.exit(code), 2_000);
   stdout.once('close', () => process.exit(code));
   stdout.end();
-}
-
-/** An error's message and those of its causes, e.g. "no PostgreSQL connection (connect ECONNREFUSED 127.0.0.1:5432)". */
-export function describeError(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err; e !== undefined && e !== null && parts.length < 4;) {
-    const message = e instanceof Error ? e.message : String(e);
-    if (message && !parts.includes(message)) parts.push(message);
-    e = e instanceof Error ? e.cause : undefined;
-  }
-  const [first, ...rest] = parts;
-  return rest.length > 0 ? `${first} (${rest.join(': ')})` : (first ?? 'unknown error');
 }
 
 function runDirectly(): boolean {

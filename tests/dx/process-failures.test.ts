@@ -106,6 +106,12 @@ describe('the built service when it cannot go on', () => {
       expect(String(last['msg'])).toMatch(/could not start/);
       expect(String(last['msg'])).toMatch(/PostgreSQL/);
       expect(String(last['msg'])).toContain(`127.0.0.1:${dead}`);
+      // What to do about it, naming the variable (its password masked).
+      expect(String(last['msg'])).toMatch(
+        new RegExp(
+          `Check DATABASE_URL \\(postgres://payments:[^@]*@127\\.0\\.0\\.1:${dead}/payments\\): PostgreSQL must be running`,
+        ),
+      );
       expect(logged.filter((l) => l['level'] === 60)).toHaveLength(1);
       expect(run.out).not.toContain('hunter2secret');
     }
@@ -128,9 +134,64 @@ describe('the built service when it cannot go on', () => {
       expect(last['level']).toBe(60);
       expect(String(last['msg'])).toMatch(/could not start/);
       expect(String(last['msg'])).toContain(`127.0.0.1:${port}`);
+      expect(String(last['msg'])).toContain(
+        `Port ${port} is in use by another process (another copy of this service?): stop it, or set PORT to a free port; exiting`,
+      );
     } finally {
       taken.close();
     }
+  }, 60_000);
+
+  it("names SANDBOX_PORT, not PORT, when the embedded sandbox's port is taken", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const run = await runUntilExit(main, {
+        PORT: '0',
+        HOST: '127.0.0.1',
+        SANDBOX_PORT: String(port),
+        DATABASE_URL: `sqlite:${path.join(dir, 'sandbox-port-taken.db')}`,
+      });
+      expect(run.code).toBe(1);
+      const last = parsed(run.out).at(-1)!;
+      expect(last['level']).toBe(60);
+      expect(String(last['msg'])).toContain(
+        `Port ${port} (SANDBOX_PORT, for the embedded Stripe sandbox) is in use by another process: stop it, or set SANDBOX_PORT to a free port (0 picks one); exiting`,
+      );
+    } finally {
+      taken.close();
+    }
+  }, 60_000);
+
+  it('names HOST when it is not an address of this machine', async () => {
+    // TEST-NET-3 (RFC 5737): never assigned to a machine.
+    const run = await runUntilExit(main, {
+      PORT: '0',
+      HOST: '203.0.113.7',
+      DATABASE_URL: `sqlite:${path.join(dir, 'bad-host.db')}`,
+    });
+    expect(run.code).toBe(1);
+    const last = parsed(run.out).at(-1)!;
+    expect(String(last['msg'])).toMatch(/could not start: listen EADDRNOTAVAIL/);
+    expect(String(last['msg'])).toContain(
+      'HOST=203.0.113.7 is not an address of this machine: set HOST to one of its addresses',
+    );
+  }, 60_000);
+
+  it('names DATABASE_URL when its SQLite file cannot be created', async () => {
+    // A file where the database's directory should be: as unwritable as a read-only directory, even for root.
+    const notADirectory = path.join(dir, 'not-a-directory');
+    writeFileSync(notADirectory, '');
+    const url = `sqlite:${notADirectory}/payments.db`;
+    const run = await runUntilExit(main, { PORT: '0', HOST: '127.0.0.1', DATABASE_URL: url });
+    expect(run.code).toBe(1);
+    const last = parsed(run.out).at(-1)!;
+    expect(last['level']).toBe(60);
+    expect(String(last['msg'])).toMatch(/^could not start: /);
+    expect(String(last['msg'])).toContain(
+      `DATABASE_URL=${url} must name a SQLite file this process can create and write`,
+    );
   }, 60_000);
 
   for (const [signal, what] of [
