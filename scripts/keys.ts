@@ -10,6 +10,7 @@ import { config as loadDotenv } from 'dotenv';
 import { pino } from 'pino';
 import { createKey, SCOPES } from '../src/auth/api-keys.js';
 import { loadConfigOrExit } from '../src/config/index.js';
+import { explainStartFailure } from '../src/config/start-failure.js';
 import { createStore } from '../src/store/index.js';
 
 loadDotenv({ quiet: true });
@@ -20,23 +21,36 @@ const usage = `usage:
   npm run keys -- revoke <key id>`;
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: process.argv.slice(2),
-    allowPositionals: true,
-    options: {
-      scopes: { type: 'string' },
-      publishable: { type: 'boolean', default: false },
-      name: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: process.argv.slice(2),
+      allowPositionals: true,
+      options: {
+        scopes: { type: 'string' },
+        publishable: { type: 'boolean', default: false },
+        name: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}\n${usage}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
   const [command, arg] = positionals;
   if (values.help || !command) {
     console.log(usage);
     return command ? 0 : 2;
   }
   const config = loadConfigOrExit(process.env);
-  const store = await createStore({ url: config.database.url, logger: pino({ level: 'silent' }) });
+  let store;
+  try {
+    store = await createStore({ url: config.database.url, logger: pino({ level: 'silent' }) });
+  } catch (err) {
+    console.error(`error: could not open the database: ${explainStartFailure(err, config)}`);
+    return 1;
+  }
   try {
     switch (command) {
       case 'create': {

@@ -9,17 +9,27 @@ import { SingleBar, Presets } from 'cli-progress';
 import { config as loadDotenv } from 'dotenv';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../src/config/index.js';
+import { explainStartFailure } from '../src/config/start-failure.js';
 import { parseDuration, reconcile } from '../src/reconcile/index.js';
 import { createStore } from '../src/store/index.js';
 import { createStripeClient } from '../src/stripe/client.js';
 
 loadDotenv({ quiet: true });
 
+const usage = 'usage: npm run reconcile -- [--since 24h] [--json]';
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    args: process.argv.slice(2),
-    options: { since: { type: 'string', default: '24h' }, json: { type: 'boolean', default: false } },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: process.argv.slice(2),
+      options: { since: { type: 'string', default: '24h' }, json: { type: 'boolean', default: false } },
+    }));
+  } catch (err) {
+    // Exit code 1 means drift: a mistyped option must not end that way (nor with a stack trace).
+    console.error(`error: ${(err as Error).message}\n${usage}`);
+    return 2;
+  }
   let config;
   let windowMs: number;
   try {
@@ -40,7 +50,7 @@ async function main(): Promise<number> {
   try {
     store = await createStore({ url: config.database.url, logger });
   } catch (err) {
-    console.error(`error: reconcile could not finish: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`error: reconcile could not finish: ${explainStartFailure(err, config)}`);
     return 3;
   }
   const stripe = createStripeClient(

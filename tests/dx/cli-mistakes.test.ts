@@ -1,0 +1,124 @@
+/**
+ * `npm run reconcile` and `npm run keys` given what a newcomer mistypes: an unknown option, a missing value, a
+ * database that cannot be opened. Each answers one line saying what is wrong and what to do, never a stack trace,
+ * and with the exit code its usage documents (reconcile: 1 is drift, so a mistake must not end with 1).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/processes.js';
+
+const require = createRequire(import.meta.url);
+const TSX = require.resolve('tsx');
+const root = path.resolve(import.meta.dirname, '../..');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let cwd: string;
+beforeAll(() => {
+  // A directory of its own, so a developer's .env in the checkout cannot leak in.
+  cwd = mkdtempSync(path.join(tmpdir(), 'cli-mistakes-'));
+});
+afterAll(() => {
+  if (cwd) rmSync(cwd, { recursive: true, force: true });
+});
+
+function run(script: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', TSX, path.join(root, script), ...args], {
+      cwd,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: cwd,
+        DATABASE_URL: `sqlite:${path.join(cwd, 'ledger.db')}`,
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const STACK_LINE = /^\s+at /m;
+
+describe('npm run reconcile', () => {
+  const stripe = { STRIPE_SECRET_KEY: 'sk_test_climistakes', STRIPE_API_BASE: 'http://127.0.0.1:9' };
+
+  it('exits 2 (bad arguments), not 1 (drift), on an unknown option, with the usage and no stack trace', async () => {
+    const res = await run('scripts/reconcile.ts', ['--sinse', '24h'], stripe);
+    expect(res.code).toBe(2);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toMatch(/^error: Unknown option '--sinse'/);
+    expect(res.stderr).toContain('usage: npm run reconcile -- [--since 24h] [--json]');
+    expect(res.stderr).not.toMatch(STACK_LINE);
+  }, 30_000);
+
+  it('exits 2 when --since has no value', async () => {
+    const res = await run('scripts/reconcile.ts', ['--since'], stripe);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/^error: Option '--since <value>' argument missing/);
+    expect(res.stderr).not.toMatch(STACK_LINE);
+  }, 30_000);
+
+  it('exits 3 naming DATABASE_URL when PostgreSQL is not there', async () => {
+    const dead = await freePort();
+    const res = await run('scripts/reconcile.ts', ['--since', '1h'], {
+      ...stripe,
+      DATABASE_URL: `postgres://payments:hunter2secret@127.0.0.1:${dead}/payments`,
+    });
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain(
+      `error: reconcile could not finish: no PostgreSQL connection (connect ECONNREFUSED 127.0.0.1:${dead}). Check DATABASE_URL (postgres://payments:***@127.0.0.1:${dead}/payments): PostgreSQL must be running and reachable there`,
+    );
+    expect(res.stderr).not.toContain('hunter2secret');
+    expect(res.stderr).not.toMatch(STACK_LINE);
+  }, 30_000);
+});
+
+describe('npm run keys', () => {
+  it('exits 2 with the usage on an unknown option, and creates no key', async () => {
+    const res = await run('scripts/keys.ts', ['create', 'shop', '--scope', 'payments:write']);
+    expect(res.code).toBe(2);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toMatch(/^error: Unknown option '--scope'/);
+    expect(res.stderr).toContain('npm run keys -- create <owner> [--scopes ');
+    expect(res.stderr).not.toMatch(STACK_LINE);
+    const list = await run('scripts/keys.ts', ['list']);
+    expect(list).toMatchObject({ code: 0, stdout: 'no keys\n' });
+  }, 30_000);
+
+  it('says which database it could not open, and how to fix it, without a stack trace', async () => {
+    const dead = await freePort();
+    const postgres = await run('scripts/keys.ts', ['list'], {
+      DATABASE_URL: `postgres://payments:hunter2secret@127.0.0.1:${dead}/payments`,
+    });
+    expect(postgres.code).toBe(1);
+    expect(postgres.stderr).toContain(
+      `error: could not open the database: no PostgreSQL connection (connect ECONNREFUSED 127.0.0.1:${dead}). Check DATABASE_URL`,
+    );
+    expect(postgres.stderr).not.toContain('hunter2secret');
+    expect(postgres.stderr).not.toMatch(STACK_LINE);
+
+    const notADirectory = path.join(cwd, 'not-a-directory');
+    writeFileSync(notADirectory, '');
+    const url = `sqlite:${notADirectory}/payments.db`;
+    const sqlite = await run('scripts/keys.ts', ['list'], { DATABASE_URL: url });
+    expect(sqlite.code).toBe(1);
+    expect(sqlite.stderr).toContain(
+      `DATABASE_URL=${url} must name a SQLite file this process can create and write`,
+    );
+    expect(sqlite.stderr).not.toMatch(STACK_LINE);
+  }, 30_000);
+});
