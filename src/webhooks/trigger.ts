@@ -381,5 +381,11 @@ export async function runWebhookTrigger(
   const text = await res.text();
   io.out(`← ${res.status} ${res.statusText}`);
   if (text) io.out(text);
+  if (res.status === 400 && /"code":"signature_invalid"/.test(text)) {
+    // The usual cause: a service started without STRIPE_WEBHOOK_SECRET, which in embedded mode makes up its own.
+    io.err(
+      '! the service checks signatures with another secret: start it with the same STRIPE_WEBHOOK_SECRET as this command',
+    );
+  }
   return res.ok ? 0 : 1;
 }

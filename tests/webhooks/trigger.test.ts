@@ -146,6 +146,9 @@ describe.skipIf(!rabbit)('the webhook trigger command', () => {
     expect(res.code).toBe(1);
     expect(res.stdout).toContain('← 400 Bad Request');
     expect(res.stdout).toContain('"code":"signature_invalid"');
+    expect(res.stderr).toBe(
+      '! the service checks signatures with another secret: start it with the same STRIPE_WEBHOOK_SECRET as this command\n',
+    );
     expect(await rig.counts()).toEqual(before);
   });
 
