@@ -211,8 +211,11 @@ class RabbitBroker implements Broker {
     ]);
     clearTimeout(timer);
     if (result !== 'connected' && !this.closing) {
+      // Where it looked, and which settings say so: a mistyped host or port otherwise looks like an outage.
+      const { host } = new URL(this.opts.url);
       this.logger.warn(
-        'RabbitMQ is not reachable yet; publishing fails until it is, retrying in the background',
+        { broker: host },
+        `RabbitMQ is not reachable yet at ${host}; publishing fails until it is, retrying in the background (if it is elsewhere, set RABBITMQ_URL, or RABBITMQ_HOST and RABBITMQ_PORT)`,
       );
     }
   }

@@ -4,6 +4,7 @@
  */
 import { pino } from 'pino';
 import { captureLogger } from '../helpers/log-capture.js';
+import { freePort } from '../helpers/processes.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   BrokerUnavailableError,
@@ -76,6 +77,22 @@ describe('rabbitmq driver when RabbitMQ is unreachable', () => {
     );
     expect(failed).toMatch(/ACCESS.REFUSED/);
     expect(lines.join('\n')).not.toContain('not-the-password-4711');
+  });
+
+  it('names where it looked, and the settings that say where RabbitMQ is, while it cannot reach it', async () => {
+    const { logger, lines } = captureLogger('info');
+    const dead = await freePort();
+    const { broker } = makeBroker({
+      url: `amqp://guest:hunter2@127.0.0.1:${dead}`,
+      startTimeoutMs: 300,
+      logger,
+    });
+    await broker.start();
+    expect(lines.find((l) => l.includes('not reachable yet'))).toContain(
+      `RabbitMQ is not reachable yet at 127.0.0.1:${dead}; publishing fails until it is, retrying in the background (if it is elsewhere, set RABBITMQ_URL, or RABBITMQ_HOST and RABBITMQ_PORT)`,
+    );
+    expect(lines.join('\n')).not.toContain('hunter2');
+    await broker.close();
   });
 
   it('start() returns after a short wait, publish rejects at once, close() still works', async () => {
