@@ -74,6 +74,8 @@ const BODY_PARSER_MAP: Record<string, [number, string]> = {
   'stream.encoding.set': [500, 'The server could not read the request body.'],
 };
 
+const JSON_ERROR_POSITION = /\bat position (\d+)/;
+
 export interface Rendered {
   status: number;
   body: ReturnType<typeof problemBody>;
@@ -110,7 +112,13 @@ export function renderError(err: unknown, req: Request): Rendered {
     };
   }
   if (isBodyParserError(err)) {
-    const [status, detail] = BODY_PARSER_MAP[err.type] ?? [400, 'The request body could not be read.'];
+    const [status, known] = BODY_PARSER_MAP[err.type] ?? [400, 'The request body could not be read.'];
+    // Where the body goes wrong, so a client can find its mistake (a single quote, a trailing comma); only the
+    // number is taken from JSON.parse's message, which can quote the body's text.
+    const position = err.type === 'entity.parse.failed' ? JSON_ERROR_POSITION.exec(err.message) : null;
+    const detail = position
+      ? `The request body is not valid JSON: it goes wrong at character ${Number(position[1]) + 1}.`
+      : known;
     return {
       status,
       body: problemBody(status, { ...base, detail }),

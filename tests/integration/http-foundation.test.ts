@@ -154,6 +154,16 @@ describe('error path', () => {
     expect(res.json.detail).toMatch(/not valid JSON/);
   });
 
+  it('malformed JSON → 400 saying where it goes wrong, and nothing of its text', async () => {
+    // What a shell's quoting makes of a hand-written body: single quotes, a trailing comma.
+    const quoted = await postJson(`${served.url}/payment-intent`, "{'amount': 100, 'currency': 'usd'}");
+    expectProblem(quoted, 400);
+    expect(quoted.json.detail).toBe('The request body is not valid JSON: it goes wrong at character 2.');
+    const comma = await postJson(`${served.url}/payment-intent`, '{"amount": 100, "currency": "usd",}');
+    expectProblem(comma, 400);
+    expect(comma.json.detail).toBe('The request body is not valid JSON: it goes wrong at character 35.');
+  });
+
   it('a body that is not what its Content-Encoding says → 400, and a gzipped body is read', async () => {
     const body = JSON.stringify({ amount: 100, currency: 'usd' });
     const broken = await postJson(`${served.url}/payment-intent`, body, { 'content-encoding': 'gzip' });
