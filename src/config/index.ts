@@ -204,6 +204,9 @@ const schema = z.object({
   METRICS_PUBLIC: bool(true),
 });
 
+/** Every variable loadConfig reads (the README's Configuration table documents each). */
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(schema.shape));
+
 function deepFreeze<T>(o: T): T {
   if (o && typeof o === 'object' && !(o instanceof URL)) {
     for (const v of Object.values(o)) deepFreeze(v);

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../src/config/index.js';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -165,5 +166,36 @@ describe('config', () => {
 
   it('treats empty values as unset', () => {
     expect(loadConfig({ PORT: '', STRIPE_SECRET_KEY: '' }).stripe.mode).toBe('sandbox');
+  });
+
+  describe("the README's Configuration table", () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Configuration'));
+    const table = section.slice(0, section.indexOf('\n## '));
+    /** [variable, its documented default] for each name of each row (`A`, `B` | `1`, `2`). */
+    const rows: [string, string][] = [];
+    for (const line of table.split('\n')) {
+      const cells = line.split(/(?<!\\)\|/).map((c) => c.trim());
+      const names = [...(cells[1] ?? '').matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!);
+      const defaults = (cells[2] ?? '').split(/,\s*(?=`|—)/);
+      names.forEach((name, i) => rows.push([name, (names.length > 1 ? defaults[i] : cells[2]) ?? '']));
+    }
+
+    it('documents every variable the service reads, and only those', () => {
+      expect(rows.map(([name]) => name).sort()).toEqual([...CONFIG_VARIABLES].sort());
+    });
+
+    it('gives each variable the default the service uses: setting it to that value changes nothing', () => {
+      // With a Stripe key, so that API_AUTH's default is the documented `on` (embedded mode turns it off).
+      const base = { STRIPE_SECRET_KEY: 'sk_test_readmedefaults' };
+      const defaults = rows.flatMap(([name, cell]) => {
+        const literal = /^`([^`]*)`/.exec(cell);
+        return literal ? [[name, literal[1]!] as const] : [];
+      });
+      expect(defaults.length).toBeGreaterThan(25);
+      for (const [name, value] of defaults) {
+        expect(loadConfig({ ...base, [name]: value }), `${name}=${value}`).toEqual(loadConfig(base));
+      }
+    });
   });
 });
