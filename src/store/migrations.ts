@@ -292,15 +292,29 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
   };
 }
 
+/** Kysely's bookkeeping table: the migrations applied to the database, by name. */
+const MIGRATION_TABLE = 'kysely_migration';
+
 /**
  * Brings the schema to the latest migration. Safe to run from several processes at once: Kysely
  * takes an advisory lock on PostgreSQL, and on SQLite the migration transaction is BEGIN IMMEDIATE.
+ *
+ * Built for rolling updates, where processes of two versions share one database:
+ * - Each migration runs in a transaction of its own, so the locks one takes (an index build's SHARE lock, a
+ *   DROP INDEX's ACCESS EXCLUSIVE one, which stops even reads of its table) are held for that migration only,
+ *   not until the last of a batch has run: a process catching up several migrations on a large ledger would
+ *   otherwise stall every request on the tables the first one touched until the last was done.
+ * - A database a newer version has migrated further is used as it is (with a warning) when every migration of
+ *   this version is among those applied: migrations only add or change what earlier versions keep working with,
+ *   so a process of the earlier version that restarts during the update, or a rollback, still starts. Kysely
+ *   alone refuses to run beside a migration it does not know ("corrupted migrations").
  */
 export async function migrateToLatest(
   db: AnyDb,
   opts: { dialect: Dialect; schema?: string; logger: Logger },
 ): Promise<string[]> {
   const migrations = buildMigrations(opts.dialect);
+  const known = Object.keys(migrations).sort();
   const provider: MigrationProvider = { getMigrations: async () => migrations };
   const migrator = new Migrator({
     db,
@@ -309,12 +323,57 @@ export async function migrateToLatest(
     // sibling schema's tables would be mistaken for ours.
     ...(opts.schema ? { migrationTableSchema: opts.schema } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
-  for (const r of results ?? []) {
-    if (r.status === 'Success') opts.logger.info({ migration: r.migrationName }, 'store migration applied');
-    else if (r.status === 'Error')
-      opts.logger.error({ migration: r.migrationName }, 'store migration failed');
+  const applied: string[] = [];
+  // Each turn applies one migration, or finds nothing left to do. A newer version's process migrating between
+  // this one's look at the bookkeeping and its migrator's (which then reports a missing migration) costs a turn.
+  for (let races = 0; races <= 3;) {
+    const executed = await appliedMigrationNames(db, opts.schema);
+    const newer = executed.filter((name) => !Object.hasOwn(migrations, name));
+    if (newer.length > 0) {
+      const missing = known.filter((name) => !executed.includes(name));
+      if (missing.length > 0) {
+        throw new Error(
+          `the database has migrations this version does not know (${newer.join(', ')}) but lacks ${missing.join(', ')}`,
+        );
+      }
+      opts.logger.warn(
+        { newerMigrations: newer },
+        'store schema is newer than this version (a rolling update or a rollback): running with it',
+      );
+      return applied;
+    }
+    const { error, results } = await migrator.migrateUp();
+    for (const r of results ?? []) {
+      if (r.status === 'Success') {
+        opts.logger.info({ migration: r.migrationName }, 'store migration applied');
+        applied.push(r.migrationName);
+      }
+    }
+    if (error) {
+      const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+      if (error instanceof Error && /previously executed migration .* is missing/.test(error.message)) {
+        races += 1;
+        continue;
+      }
+      opts.logger.error({ migration: failed }, 'store migration failed');
+      throw error instanceof Error ? error : new Error(`migration failed: ${String(error)}`);
+    }
+    if (!results?.some((r) => r.status === 'Success')) return applied;
   }
-  if (error) throw error instanceof Error ? error : new Error(`migration failed: ${String(error)}`);
-  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  throw new Error('store migrations did not settle (the database kept changing under them)');
+}
+
+/** Names in Kysely's bookkeeping table; none before it exists (a new database). */
+async function appliedMigrationNames(db: AnyDb, schema: string | undefined): Promise<string[]> {
+  const table = schema ? db.withSchema(schema) : db;
+  try {
+    const rows = await table.selectFrom(MIGRATION_TABLE).select('name').execute();
+    return rows.map((r: { name: string }) => r.name);
+  } catch (error) {
+    // 42P01: undefined_table (PostgreSQL); SQLite says "no such table".
+    const code = (error as { code?: unknown }).code;
+    const message = error instanceof Error ? error.message : '';
+    if (code === '42P01' || /no such table/i.test(message)) return [];
+    throw error;
+  }
 }

@@ -2,9 +2,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createStore } from '../../src/store/index.js';
+import { buildMigrations } from '../../src/store/migrations.js';
 import type { Store, StoreOptions } from '../../src/store/index.js';
 import { PG_URL, describeStore, silentLogger, uid } from './harness.js';
 
@@ -50,6 +52,86 @@ async function runSql(options: StoreOptions, statement: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/** PostgreSQL: migrates a schema down to `target` with the service's own down migrations. */
+async function migrateDownTo(options: StoreOptions, target: string): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations take Kysely<any> (see buildMigrations)
+  const db = new Kysely<any>({
+    dialect: new PostgresDialect({
+      pool: new pg.Pool({ connectionString: PG_URL, max: 1, options: `-c search_path=${options.schema}` }),
+    }),
+  });
+  try {
+    const migrations = buildMigrations('postgres');
+    const migrator = new Migrator({
+      db,
+      provider: { getMigrations: async () => migrations },
+      migrationTableSchema: options.schema!,
+    });
+    const { error } = await migrator.migrateTo(target);
+    if (error) throw error;
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** PostgreSQL: resolves once a session waits for a lock the session `blocker` holds. */
+async function waitForLockWait(blocker: number): Promise<void> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    for (let i = 0; i < 200; i++) {
+      const { rows } = await client.query(
+        'select pid from pg_stat_activity where $1 = any(pg_blocking_pids(pid))',
+        [blocker],
+      );
+      if (rows.length > 0) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no session waited for a lock of session ${blocker}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A checkout session's row as versions before 0006 wrote it, with the customer's e-mail address. */
+async function insertCheckoutWithEmail(options: StoreOptions, id: string): Promise<void> {
+  await runSql(
+    options,
+    `insert into payments (id, kind, owner, amount, currency, status, customer_email, created_at, updated_at)
+     values ('${id}', 'checkout_session', '', 700, 'usd', 'complete', 'lee.busy.7731@example.com', now(), now())`,
+  );
+}
+
+/**
+ * PostgreSQL: a webhook's transaction holds payment `id`'s row (FOR UPDATE) while a process starts and migrates;
+ * resolves once a migration waits for that row. `release` ends the transaction; `upgrading` is the start.
+ */
+async function startUpgradeBehindRowLock(
+  options: StoreOptions,
+  id: string,
+): Promise<{ upgrading: Promise<Store>; release: () => Promise<void> }> {
+  const webhook = new pg.Client({ connectionString: PG_URL });
+  await webhook.connect();
+  await webhook.query(`SET search_path TO "${options.schema}"`);
+  const { rows } = await webhook.query<{ pid: number }>('select pg_backend_pid() as pid');
+  await webhook.query('begin');
+  await webhook.query('select id from payments where id = $1 for update', [id]);
+  const upgrading = createStore(options);
+  const release = async () => {
+    await webhook.query('rollback').catch(() => undefined);
+    await webhook.end();
+  };
+  try {
+    await waitForLockWait(rows[0]!.pid);
+  } catch (error) {
+    await release();
+    await upgrading.then((s) => s.close()).catch(() => undefined);
+    throw error;
+  }
+  // Closed once done; the test reads what it needs through its own store.
+  return { upgrading: upgrading.then(async (s) => (await s.close(), s)), release };
 }
 
 const payment = (id: string) =>
@@ -111,6 +193,64 @@ describeStore('store lifecycle and migrations', (h) => {
     expect((await upgraded.payments.get('pi_other'))?.amount).toBe(100);
     expect(await appliedMigrations(options)).toContain('0006_forget_customer_emails');
   });
+
+  it('starts on a database a newer version has migrated further, as a rolling update or a rollback needs', async () => {
+    const options = h.newDatabase();
+    const newer = await h.open(options);
+    await newer.payments.insert(payment('pi_before'));
+    await newer.close();
+    // What a later version's migration leaves behind: a name this version has never heard of.
+    await runSql(
+      options,
+      "insert into kysely_migration (name, timestamp) values ('9999_from_a_newer_version', '2099-01-01T00:00:00.000Z')",
+    );
+    const older = await h.open(options);
+    expect((await older.payments.get('pi_before'))?.amount).toBe(100);
+    await older.payments.insert(payment('pi_after'));
+    expect((await older.payments.get('pi_after'))?.amount).toBe(100);
+    expect(await appliedMigrations(options)).toContain('9999_from_a_newer_version');
+  });
+
+  it('refuses a database with a newer migration but without one of its own', async () => {
+    const options = h.newDatabase();
+    await (await h.open(options)).close();
+    await runSql(options, "delete from kysely_migration where name = '0006_forget_customer_emails'");
+    await runSql(
+      options,
+      "insert into kysely_migration (name, timestamp) values ('9999_from_a_newer_version', '2099-01-01T00:00:00.000Z')",
+    );
+    await expect(h.open(options)).rejects.toThrow(
+      /does not know \(9999_from_a_newer_version\) but lacks 0006/,
+    );
+  });
+
+  if (h.dialect === 'postgres')
+    it('commits each migration on its own: one that waits does not hold the locks of those before it', async () => {
+      const options = h.newDatabase();
+      // A process already serving (of the version before, say) on this database; its statements give up after 1 s,
+      // less than a migration waits for a lock before it gives way.
+      const serving = await h.open({ ...options, queryTimeoutMs: 1_000 });
+      await insertCheckoutWithEmail(options, 'cs_busy');
+      // Back to 0003 with the service's own down migrations, so the next start runs 0004 (which rebuilds an index
+      // of the outbox, dropping one: ACCESS EXCLUSIVE on it), 0005 and 0006 (which clears cs_busy's e-mail).
+      await migrateDownTo(options, '0003_drop_unused_owner_idx');
+      const { upgrading, release } = await startUpgradeBehindRowLock(options, 'cs_busy');
+      try {
+        // POST /refund-async writes an outbox row: it must not wait for 0006, nor fail.
+        const row = await serving.outbox.add({
+          destination: 'stripe_refund_requests',
+          routingKey: 'stripe_refund_requests',
+          messageId: 'order-1#accepted',
+          payload: { request_key: 'order-1' },
+        });
+        expect(row.id).toBeGreaterThan(0);
+      } finally {
+        await release();
+      }
+      await upgrading;
+      expect(await appliedMigrations(options)).toHaveLength(6);
+      expect((await serving.payments.get('cs_busy'))?.customerEmail).toBeNull();
+    });
 
   it('reports its dialect, answers ping, and closes idempotently', async () => {
     const store = await h.open(h.newDatabase());
