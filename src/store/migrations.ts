@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Migrator, sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import type { Logger } from 'pino';
@@ -296,6 +297,19 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
 const MIGRATION_TABLE = 'kysely_migration';
 
 /**
+ * PostgreSQL: how long a migration's statement waits for a table or row lock before its migration is rolled back
+ * and tried again. While a DDL statement waits for its lock, every later statement on that table queues behind
+ * it, and the migration holds the locks its earlier statements took: without a bound, one long transaction
+ * (a report, a stuck session) stalls every request on those tables for as long as it lasts. Kept well below
+ * DATABASE_TIMEOUT_MS (10 s), so a request held up by it still answers.
+ */
+const MIGRATION_LOCK_TIMEOUT_MS = 2_000;
+/** How long a start keeps retrying a migration that cannot get its locks before it gives up (exit 1). */
+const MIGRATION_LOCK_RETRY_FOR_MS = 5 * 60_000;
+/** PostgreSQL's lock_not_available (lock_timeout ran out). */
+const PG_LOCK_NOT_AVAILABLE = '55P03';
+
+/**
  * Brings the schema to the latest migration. Safe to run from several processes at once: Kysely
  * takes an advisory lock on PostgreSQL, and on SQLite the migration transaction is BEGIN IMMEDIATE.
  *
@@ -304,6 +318,8 @@ const MIGRATION_TABLE = 'kysely_migration';
  *   DROP INDEX's ACCESS EXCLUSIVE one, which stops even reads of its table) are held for that migration only,
  *   not until the last of a batch has run: a process catching up several migrations on a large ledger would
  *   otherwise stall every request on the tables the first one touched until the last was done.
+ * - On PostgreSQL a migration that waits longer than MIGRATION_LOCK_TIMEOUT_MS for a lock gives way (rolled
+ *   back, its locks released) and is tried again a little later.
  * - A database a newer version has migrated further is used as it is (with a warning) when every migration of
  *   this version is among those applied: migrations only add or change what earlier versions keep working with,
  *   so a process of the earlier version that restarts during the update, or a rollback, still starts. Kysely
@@ -315,7 +331,24 @@ export async function migrateToLatest(
 ): Promise<string[]> {
   const migrations = buildMigrations(opts.dialect);
   const known = Object.keys(migrations).sort();
-  const provider: MigrationProvider = { getMigrations: async () => migrations };
+  const run: Record<string, Migration> =
+    opts.dialect === 'postgres'
+      ? Object.fromEntries(
+          Object.entries(migrations).map(([name, m]) => [
+            name,
+            {
+              ...m,
+              async up(tx: AnyDb) {
+                // SET LOCAL: for this migration's transaction only (Kysely's own wait for its migration lock
+                // sets its own timeout).
+                await sql`set local lock_timeout = ${sql.lit(MIGRATION_LOCK_TIMEOUT_MS)}`.execute(tx);
+                await m.up(tx);
+              },
+            },
+          ]),
+        )
+      : migrations;
+  const provider: MigrationProvider = { getMigrations: async () => run };
   const migrator = new Migrator({
     db,
     provider,
@@ -324,6 +357,7 @@ export async function migrateToLatest(
     ...(opts.schema ? { migrationTableSchema: opts.schema } : {}),
   });
   const applied: string[] = [];
+  const giveUpAt = Date.now() + MIGRATION_LOCK_RETRY_FOR_MS;
   // Each turn applies one migration, or finds nothing left to do. A newer version's process migrating between
   // this one's look at the bookkeeping and its migrator's (which then reports a missing migration) costs a turn.
   for (let races = 0; races <= 3;) {
@@ -353,6 +387,14 @@ export async function migrateToLatest(
       const failed = results?.find((r) => r.status === 'Error')?.migrationName;
       if (error instanceof Error && /previously executed migration .* is missing/.test(error.message)) {
         races += 1;
+        continue;
+      }
+      if ((error as { code?: unknown }).code === PG_LOCK_NOT_AVAILABLE && Date.now() < giveUpAt) {
+        opts.logger.warn(
+          { migration: failed, lockTimeoutMs: MIGRATION_LOCK_TIMEOUT_MS },
+          'store migration waited too long for a lock; rolled back to let requests through, trying again',
+        );
+        await sleep(500 + Math.random() * 1_000);
         continue;
       }
       opts.logger.error({ migration: failed }, 'store migration failed');

@@ -252,6 +252,30 @@ describeStore('store lifecycle and migrations', (h) => {
       expect((await serving.payments.get('cs_busy'))?.customerEmail).toBeNull();
     });
 
+  if (h.dialect === 'postgres')
+    it('gives way when a migration waits for a lock, so requests on the tables it holds still answer', async () => {
+      const options = h.newDatabase();
+      const serving = await h.open({ ...options, queryTimeoutMs: 6_000 });
+      await runSql(
+        options,
+        `insert into refunds (request_id, owner, payment_intent_id, amount, status, mode, created_at, updated_at)
+         values ('order-1', '', 'pi_1', 700, 'succeeded', 'async', now(), now())`,
+      );
+      await insertCheckoutWithEmail(options, 'cs_busy');
+      // 0003 drops an index of refunds (ACCESS EXCLUSIVE on refunds), then one of payments, which waits for the
+      // webhook transaction holding a payment row.
+      await migrateDownTo(options, '0002_refunds_reserved_covering_idx');
+      const { upgrading, release } = await startUpgradeBehindRowLock(options, 'cs_busy');
+      try {
+        // GET /refund-status meanwhile: answered (after the migration's lock timeout at worst), not a 503.
+        expect(await serving.refunds.get('order-1')).toMatchObject({ amount: 700, status: 'succeeded' });
+      } finally {
+        await release();
+      }
+      await upgrading;
+      expect(await appliedMigrations(options)).toHaveLength(6);
+    });
+
   it('reports its dialect, answers ping, and closes idempotently', async () => {
     const store = await h.open(h.newDatabase());
     expect(store.dialect).toBe(h.dialect);
