@@ -33,7 +33,12 @@ import {
 } from './queue/index.js';
 import { createOutboxRelay, type OutboxRelay } from './queue/outbox-relay.js';
 import { waitBounded } from './queue/wait-bounded.js';
-import { createRefundService, type RefundRequestMessage, type RefundService } from './refunds/service.js';
+import {
+  createRefundService,
+  outcomeBodyOf,
+  type RefundRequestMessage,
+  type RefundService,
+} from './refunds/service.js';
 import { startRefundWorker } from './refunds/worker.js';
 import type { Sandbox } from './sandbox/index.js';
 import { createStore, redactDatabaseUrl, type Store } from './store/index.js';
@@ -186,7 +191,12 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       stripe,
       timeoutMs: Math.min(READINESS_CHECK_TIMEOUT_MS, Math.floor(config.http.requestTimeoutMs / 2)),
     });
-    const relay = createOutboxRelay({ store, broker, logger });
+    const relay = createOutboxRelay({
+      store,
+      broker,
+      logger,
+      bodyOf: (row) => (row.destination === topology.responses ? outcomeBodyOf(store, row) : row.payload),
+    });
     const payments = createPaymentsService({ store, stripe, logger, ownersMatter: config.auth.enabled });
     const refunds = createRefundService({
       store,

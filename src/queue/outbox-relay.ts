@@ -26,6 +26,12 @@ export interface OutboxRelayOptions {
   flushTimeoutMs?: number;
   /** How many handed-over rows may wait in memory before writers are told to write rows available (1000). */
   maxHandedOff?: number;
+  /**
+   * The body to publish for a row (default: its payload as stored). Rows outlive the version that wrote them (a
+   * rolling update, a broker outage across an upgrade), so one may carry an older message shape; this brings it
+   * to the contract's. A rejection fails the publish, which is tried again later.
+   */
+  bodyOf?: (message: OutboxMessage) => unknown;
 }
 
 /**
@@ -103,6 +109,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const leaseMs = opts.leaseMs ?? 15_000;
   const flushTimeoutMs = opts.flushTimeoutMs ?? 5_000;
   const maxHandedOff = opts.maxHandedOff ?? 1_000;
+  const { bodyOf } = opts;
   let running = false;
   let wake: (() => void) | null = null;
   let loop: Promise<void> | null = null;
@@ -138,8 +145,8 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   /** Publishes `batch`; marks each row sent, or failed with its next try after a backoff. */
   async function publishBatch(batch: readonly OutboxMessage[]): Promise<void> {
     const results = await Promise.allSettled(
-      batch.map((m) =>
-        broker.publish(destinationOf(m), m.payload, {
+      batch.map(async (m) =>
+        broker.publish(destinationOf(m), bodyOf ? await bodyOf(m) : m.payload, {
           messageId: m.messageId,
           ...(m.headers ? { headers: m.headers } : {}),
         }),

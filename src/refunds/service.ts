@@ -153,6 +153,32 @@ export function outcomeOf(refund: Refund): RefundOutcomeMessage {
   };
 }
 
+/**
+ * The outcome message to publish for an outbox row. Versions before outcomes named their owner (b3aceb6) wrote
+ * rows without `owner`, which the contract requires: such a row, still in the outbox when this version's relay
+ * takes it (written by a process of the earlier version during a rolling update, or waiting out a broker outage),
+ * gets the owner of its refund, found by the ledger key its message id starts with
+ * (`<key>#<status>#<time>`). Any other row is published as it is.
+ */
+export async function outcomeBodyOf(
+  store: Pick<Store, 'refunds'>,
+  row: Pick<OutboxMessage, 'messageId' | 'payload'>,
+): Promise<unknown> {
+  const { payload } = row;
+  if (typeof payload !== 'object' || payload === null || 'owner' in payload) return payload;
+  const requestId = (payload as { request_id?: unknown }).request_id;
+  if (typeof requestId !== 'string') return payload;
+  const key = row.messageId.split('#').slice(0, -2).join('#');
+  const refund = key ? await store.refunds.get(key) : null;
+  const suffix = `${OWNER_SEPARATOR}${requestId}`;
+  const owner = refund
+    ? refund.owner || null
+    : key.endsWith(suffix) && key.length > suffix.length
+      ? key.slice(0, -suffix.length)
+      : null;
+  return { ...payload, owner };
+}
+
 /** The payment intent a Stripe refund is of (an id, or an expanded object), null for a bare charge's. */
 export function paymentIntentOf(r: Stripe.Refund): string | null {
   return typeof r.payment_intent === 'string' ? r.payment_intent : (r.payment_intent?.id ?? null);
