@@ -54,6 +54,8 @@ export interface ServiceOptions {
   extraRoutes?: (app: Express, deps: Deps) => void;
   /** Delay between sweeps for stuck work, in ms. */
   sweepIntervalMs?: number;
+  /** Delay between housekeeping runs (expired keys, old outbox rows and events, e-mail addresses), in ms. */
+  housekeepingIntervalMs?: number;
   /**
    * How long after close() begins it waits for webhook events still being applied (default 15 s, inside the
    * 25 s a stop may take). An event not applied by then stays stored, and a process's retry sweep applies it.
@@ -438,21 +440,32 @@ export async function startService(
 
     deps.relay.start();
     const sweepMs = opts.sweepIntervalMs ?? 5_000;
+    // Housekeeping: idempotency keys expire after 24 h; sent outbox rows are kept a week for inspection;
+    // applied webhook events 30 days (Stripe retries an event for 3 days; a later copy is applied again, safely).
+    // And e-mail addresses a process of a version before migration 0006 wrote into the ledger beside this one:
+    // it writes them on a checkout's events, which Stripe retries for 3 days, so a week of rows is read again.
+    /** The housekeeping run under way, awaited before the store closes. */
+    let housekeepingRun: Promise<void> = Promise.resolve();
+    const housekeeping = () => {
+      housekeepingRun = Promise.all([
+        deps.store.idempotency.purgeExpired(),
+        deps.store.outbox.purgeSent(new Date(Date.now() - 7 * 86_400_000)),
+        deps.store.inbox.purgeProcessed(new Date(Date.now() - 30 * 86_400_000)),
+        deps.store.payments.forgetCustomerEmails(new Date(Date.now() - 7 * 86_400_000)),
+      ]).then(
+        () => undefined,
+        (err: unknown) => logger.error({ err }, 'housekeeping failed'),
+      );
+    };
     timers.push(
       // Webhooks arrive at API processes; whichever process stored an event retries it if processing failed.
       setInterval(() => {
         deps.webhooks.retryPending().catch((err) => logger.error({ err }, 'webhook retry sweep failed'));
       }, sweepMs),
-      // Housekeeping: idempotency keys expire after 24 h; sent outbox rows are kept a week for inspection;
-      // applied webhook events 30 days (Stripe retries an event for 3 days; a later copy is applied again, safely).
-      setInterval(() => {
-        Promise.all([
-          deps.store.idempotency.purgeExpired(),
-          deps.store.outbox.purgeSent(new Date(Date.now() - 7 * 86_400_000)),
-          deps.store.inbox.purgeProcessed(new Date(Date.now() - 30 * 86_400_000)),
-        ]).catch((err) => logger.error({ err }, 'housekeeping failed'));
-      }, 3_600_000),
+      setInterval(housekeeping, opts.housekeepingIntervalMs ?? 3_600_000),
     );
+    // Also once at start: a rolling update starts processes of this version while earlier ones still run.
+    housekeeping();
     if (runWorker) {
       if (deps.broker.kind === 'memory') await requeueStuck(deps, 0);
       consumer = await startRefundWorker({
@@ -508,6 +521,7 @@ export async function startService(
             );
         });
         await step('outbox relay stopped', () => deps.relay.stop());
+        await step('housekeeping done', () => housekeepingRun);
         await step('dependencies closed', () => deps.close());
       },
     };

@@ -86,6 +86,13 @@ export interface PaymentsRepo {
    * BEGIN IMMEDIATE already serialises writers. Only valid inside store.transaction().
    */
   lockForUpdate(id: string): Promise<Payment | null>;
+  /**
+   * Clears the customer e-mail address of rows created since `since` (migration 0006 cleared the older ones):
+   * a process of a version before 0006 still writes them while it runs beside this one (a rolling update), and
+   * Stripe delivers a checkout's events to it for days. Reads the created_at index, not the whole table.
+   * Returns how many rows it cleared.
+   */
+  forgetCustomerEmails(since: TimeInput): Promise<number>;
 }
 
 export function toPayment(row: Selectable<PaymentsTable>): Payment {
@@ -286,6 +293,16 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
       const kept = await getById.first(db, ctx.dialect, { id: p.id });
       if (!kept) throw new Error(`payment ${p.id} vanished during upsert`);
       return toPayment(kept);
+    },
+
+    async forgetCustomerEmails(since) {
+      const result = await db
+        .updateTable('payments')
+        .set({ customer_email: null })
+        .where('created_at', '>=', toIso(since))
+        .where('customer_email', 'is not', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
     },
 
     async listCreatedSince(since, limit, afterId) {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { getJson, payOnHostedPage, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
+import { postgresAvailable } from '../helpers/services.js';
 
 let svc: TestService;
 let key = '';
@@ -71,6 +72,35 @@ describe('ledger', () => {
       expect(row).not.toBeNull();
       expect(row!.customerEmail).toBeNull();
       expect(JSON.stringify(row)).not.toMatch(/4410|buyer@/);
+    }
+  });
+});
+
+const stores = ['sqlite', ...((await postgresAvailable()) ? (['postgres'] as const) : [])] as const;
+
+describe.each(stores)('ledger during a rolling update [%s]', (db) => {
+  it('forgets the e-mail addresses a process of a version before migration 0006 writes beside this one', async () => {
+    // Housekeeping every 200 ms instead of every hour.
+    const upgraded = await startTestService(db, {}, { housekeepingIntervalMs: 200 });
+    try {
+      // A checkout's row as the earlier process writes it (on the session's events) once 0006 has run.
+      await upgraded.deps.store.payments.insert({
+        id: 'cs_written_by_earlier_version',
+        kind: 'checkout_session',
+        owner: 'shop',
+        amount: 1200,
+        currency: 'usd',
+        status: 'complete',
+        customerEmail: 'kim.later.5521@example.com',
+      });
+      const row = await eventually(
+        () => upgraded.deps.store.payments.get('cs_written_by_earlier_version'),
+        (r) => r?.customerEmail === null,
+        5_000,
+      );
+      expect(row).toMatchObject({ owner: 'shop', amount: 1200, status: 'complete', customerEmail: null });
+    } finally {
+      await upgraded.stop();
     }
   });
 });
