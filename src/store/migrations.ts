@@ -11,7 +11,9 @@ export type Dialect = 'sqlite' | 'postgres';
 /**
  * Migrations live in code (not a folder read at run time) so the compiled service needs no extra
  * files. They take `Kysely<any>` on purpose: a migration describes the schema as it was then, not
- * as the current `Database` type says it is. Never edit a released migration; add a new one.
+ * as the current `Database` type says it is. Never edit a released migration; add a new one, which processes of
+ * the version before keep working beside during a rolling update: add (columns nullable or with defaults, functions
+ * under new names), drop nothing the version before reads, and mind the locks on large tables (README, Upgrading).
  */
 export function buildMigrations(dialect: Dialect): Record<string, Migration> {
   const pg = dialect === 'postgres';
