@@ -93,6 +93,8 @@ export interface ProcessOptions {
 }
 
 const OWNER_SEPARATOR = '/';
+/** Request ids of refunds made outside the service (the Stripe dashboard): `stripe:<refund id>`. */
+const EXTERNAL_REQUEST_PREFIX = 'stripe:';
 
 /** Request ids are chosen by clients, so they are namespaced by owner: two shops may both use "order-1". */
 export function requestKey(owner: string, requestId: string): string {
@@ -599,7 +601,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         row = await store.refunds.insert({
           // In the owner's namespace, like the owner's own requests: the outcome message names the request id
           // `stripe:<refund id>`, and GET /refund-status/{request_id} with the owner's key finds it.
-          requestId: requestKey(owner, `stripe:${r.id}`),
+          requestId: requestKey(owner, `${EXTERNAL_REQUEST_PREFIX}${r.id}`),
           owner,
           paymentIntentId: piId,
           amount: r.amount,
@@ -708,7 +710,13 @@ export function createRefundService(deps: RefundServiceDeps) {
     },
 
     async status(caller: Caller, requestId: string): Promise<Refund> {
-      const refund = await store.refunds.getForOwner(requestKey(caller.owner, requestId), caller.owner);
+      const refund =
+        (await store.refunds.getForOwner(requestKey(caller.owner, requestId), caller.owner)) ??
+        // Versions before c1ab382 (and their processes during a rolling update) recorded a dashboard refund under
+        // `stripe:<refund id>` as it was, outside its owner's namespace; its outcome message names that id.
+        (caller.owner && requestId.startsWith(EXTERNAL_REQUEST_PREFIX)
+          ? await store.refunds.getForOwner(requestId, caller.owner)
+          : null);
       if (!refund) throw new ProblemError(404, 'No such refund request.', { code: 'resource_missing' });
       return refund;
     },

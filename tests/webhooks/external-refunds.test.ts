@@ -80,6 +80,31 @@ describe.skipIf(!rabbit).each(dbs)('dashboard refunds of a shop payment on %s', 
     expect(rest.status).toBe(200);
     expect(rest.json.refund).toMatchObject({ amount: 3800, status: 'succeeded' });
   });
+
+  it('answers GET /refund-status for a dashboard refund a version before c1ab382 recorded outside the namespace', async () => {
+    // As the earlier version (or a process of it during a rolling update) recorded it: the ledger key as it was.
+    await rig.svc.deps.store.refunds.insert({
+      requestId: 'stripe:re_recorded_by_earlier_version',
+      owner: 'shop',
+      paymentIntentId: 'pi_earlier_1',
+      amount: 700,
+      currency: 'usd',
+      status: 'succeeded',
+      stripeRefundId: 're_recorded_by_earlier_version',
+      mode: 'external',
+    });
+    // Its outcome message named request_id stripe:<refund id> and owner shop: the shop looks that up.
+    const mine = await getJson(`${rig.svc.url}/refund-status/stripe:re_recorded_by_earlier_version`, shop);
+    expect(mine.status).toBe(200);
+    expect(mine.json).toMatchObject({
+      request_id: 'stripe:re_recorded_by_earlier_version',
+      refund_id: 're_recorded_by_earlier_version',
+      status: 'succeeded',
+      amount: 700,
+    });
+    const theirs = await getJson(`${rig.svc.url}/refund-status/stripe:re_recorded_by_earlier_version`, other);
+    expect(theirs.status).toBe(404);
+  });
 });
 
 describe.skipIf(!rabbit).each(dbs)('a dashboard refund applied before its checkout payment on %s', (db) => {
