@@ -227,9 +227,9 @@ describeStore('store lifecycle and migrations', (h) => {
   if (h.dialect === 'postgres')
     it('commits each migration on its own: one that waits does not hold the locks of those before it', async () => {
       const options = h.newDatabase();
-      // A process already serving (of the version before, say) on this database; its statements give up after 1 s,
+      // A process already serving (of the version before, say) on this database; its statements give up after 1.5 s,
       // less than a migration waits for a lock before it gives way.
-      const serving = await h.open({ ...options, queryTimeoutMs: 1_000 });
+      const serving = await h.open({ ...options, queryTimeoutMs: 1_500 });
       await insertCheckoutWithEmail(options, 'cs_busy');
       // Back to 0003 with the service's own down migrations, so the next start runs 0004 (which rebuilds an index
       // of the outbox, dropping one: ACCESS EXCLUSIVE on it), 0005 and 0006 (which clears cs_busy's e-mail).
