@@ -929,7 +929,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Stripe is rate limiting or unavailable (`upstream_rate_limited`, `upstream_unavailable`), the service's database did not answer in time (`store_unavailable`), the request took longer than the service's request timeout (`timeout`), or the service already has as many requests in progress as it takes (`overloaded`, `MAX_CONCURRENT_REQUESTS`; answered at once, before the request is read); retry after the given delay, with the same Idempotency-Key or request_id. A POST that hit the `timeout`, or whose Stripe call got no answer (`upstream_unavailable`), may have been done all the same: sent without an Idempotency-Key or request_id, a retry is a new request, so check the outcome first (the `detail` says so). */
+        /** @description Stripe is rate limiting or unavailable (`upstream_rate_limited`, `upstream_unavailable`), the service's database did not answer in time (`store_unavailable`), the request took longer than the service's request timeout (`timeout`), or the service already has as many requests in progress as it takes (`overloaded`, `MAX_CONCURRENT_REQUESTS`; answered at once, before the request is read); retry after the given delay, with the same Idempotency-Key or request_id. A POST that hit the `timeout`, or whose Stripe call got no answer (`upstream_unavailable`), may have been done all the same: sent without an Idempotency-Key or request_id, a retry is a new request, so check the outcome first (the `detail` says so, and such an answer has no Retry-After). */
         Unavailable: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];

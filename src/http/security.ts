@@ -298,13 +298,17 @@ export function keyRequirements(document: Record<string, unknown>): ReadonlyMap<
 /**
  * What a timed-out request's client should do. Its handler keeps running (a Stripe call cannot be taken back), so
  * a POST may still complete: with an Idempotency-Key (or a refund's request_id) a retry is answered with that
- * result; without one, a retry is a new request and may make a second payment intent or refund, and the answer
- * must not say otherwise.
+ * result; without one, a retry is a new request and may make a second payment intent or refund, so the answer
+ * neither says nor signals (Retry-After, which retrying HTTP clients follow by themselves) that retrying is safe.
  */
-function timeoutDetail(req: Request): string {
-  if (req.method !== 'POST') return 'The request took too long. Retry later.';
+function timeoutAdvice(req: Request): { detail: string; retrySafe: boolean } {
+  if (req.method !== 'POST') return { detail: 'The request took too long. Retry later.', retrySafe: true };
   if (req.get('idempotency-key') !== undefined) {
-    return 'The request took too long and may still complete. Retry later with the same Idempotency-Key: the retry gets its result.';
+    return {
+      detail:
+        'The request took too long and may still complete. Retry later with the same Idempotency-Key: the retry gets its result.',
+      retrySafe: true,
+    };
   }
   const body: unknown = req.body;
   if (
@@ -312,9 +316,17 @@ function timeoutDetail(req: Request): string {
     body !== null &&
     typeof (body as { request_id?: unknown }).request_id === 'string'
   ) {
-    return 'The request took too long and may still complete. Retry later with the same request_id: the retry gets its result.';
+    return {
+      detail:
+        'The request took too long and may still complete. Retry later with the same request_id: the retry gets its result.',
+      retrySafe: true,
+    };
   }
-  return 'The request took too long and may still complete. It had no Idempotency-Key, so a retry may do it twice: check its outcome before retrying, and send an Idempotency-Key to make retries safe.';
+  return {
+    detail:
+      'The request took too long and may still complete. It had no Idempotency-Key, so a retry may do it twice: check its outcome before retrying, and send an Idempotency-Key to make retries safe.',
+    retrySafe: false,
+  };
 }
 
 export function timeoutMiddleware(ms: number): RequestHandler {
@@ -336,16 +348,17 @@ export function timeoutMiddleware(ms: number): RequestHandler {
         return;
       }
       req.log.warn({ ms }, 'request timed out');
+      const { detail, retrySafe } = timeoutAdvice(req);
       sendProblem(res, {
         status: 503,
         body: problemBody(503, {
-          detail: timeoutDetail(req),
+          detail,
           instance: req.path,
           requestId: String(req.id),
           code: 'timeout',
-          retry_after: 1,
+          ...(retrySafe && { retry_after: 1 }),
         }),
-        headers: { 'Retry-After': '1' },
+        headers: retrySafe ? { 'Retry-After': '1' } : {},
       });
     }, ms);
     timer.unref();

@@ -80,14 +80,14 @@ export function toCreateProblem(
   if (!keyed && outcomeUnknown(err)) {
     // Stripe may have made the object before the answer was lost or failed; this call's key was a fresh one, so
     // a retry is a new request. "Retry later" would invite a second payment intent (a second charge if it
-    // confirms).
-    const problem = toProblem(err, what);
+    // confirms), and so would Retry-After, which retrying HTTP clients follow by themselves.
+    const { retry_after: _retryAfter, headers: _headers, ...extras } = toProblem(err, what).extras;
     return new ProblemError(
-      problem.status,
+      503,
       `The payment provider did not confirm this request and may have made the ${what.replace('_', ' ')} all ` +
         'the same. It had no Idempotency-Key, so a retry may make a second one: check first (webhooks, your ' +
         'metadata), and send an Idempotency-Key to make retries safe.',
-      { ...problem.extras, cause: err },
+      { ...extras, cause: err },
     );
   }
   if (!isReplayedServerError(err)) return toProblem(err, what);

@@ -129,11 +129,14 @@ describe('request bodies that do not arrive in time', () => {
         body: JSON.stringify({ amount: 1000, currency: 'usd', metadata: { marker } }),
       });
       expect(res.status).toBe(503);
+      // Nothing that retrying HTTP clients would follow by themselves.
+      expect(res.headers.get('retry-after')).toBeNull();
       problem = (await res.json()) as typeof problem;
     } finally {
       await svc.faults({});
     }
     expect(problem.code).toBe('timeout');
+    expect(problem).not.toHaveProperty('retry_after');
     expect(problem.detail).toMatch(/may still complete/);
     expect(problem.detail).toMatch(/no Idempotency-Key, so a retry may do it twice/);
     expect(problem.detail).not.toMatch(/safe to retry|Retry later with/);

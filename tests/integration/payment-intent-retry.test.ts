@@ -54,6 +54,8 @@ describe('POST /payment-intent without an Idempotency-Key whose answer is lost',
     const first = await postJson(`${svc.url}/payment-intent`, body);
     await svc.faults({});
     expect(first.status).toBe(503);
+    expect(first.headers.get('retry-after')).toBeNull();
+    expect(first.json.retry_after).toBeUndefined();
     expect(first.json.code).toBe('upstream_unavailable');
     const detail = String(first.json.detail);
     expect(detail).toMatch(/may have made the payment intent/);
@@ -73,6 +75,7 @@ describe('POST /payment-intent without an Idempotency-Key whose answer is lost',
     const first = await postJson(`${svc.url}/payment-intent`, body, { 'Idempotency-Key': 'keyed-lost' });
     await svc.faults({});
     expect(first.status).toBe(503);
+    expect(first.headers.get('retry-after')).not.toBeNull();
     expect(String(first.json.detail)).toMatch(/Retry later/);
   });
 });
