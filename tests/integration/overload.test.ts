@@ -81,7 +81,9 @@ describe('many clients while Stripe is slow', () => {
     for (const a of answers) {
       expect(a.status).toBe(503);
       expect(a.contentType).toMatch(/^application\/problem\+json/);
-      expect(a.retryAfter).toBe('1');
+      // An overloaded request was not run, so a retry is safe; a timed-out one without an Idempotency-Key may
+      // still make its intent, so it gets no Retry-After (connection-edges.test.ts).
+      expect(a.retryAfter).toBe(a.body.code === 'overloaded' ? '1' : null);
     }
     const codes = answers.map((a) => a.body.code);
     expect(codes.filter((c) => c === 'timeout')).toHaveLength(CAP);
