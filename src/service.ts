@@ -429,6 +429,18 @@ export async function startService(
       app(req, res);
     });
     server.requestTimeout = config.http.requestTimeoutMs;
+    // Idle connections cost memory and descriptors too, and MAX_CONCURRENT_REQUESTS only counts requests: past
+    // this many open connections, Node closes each new one as it arrives (said at most once a minute).
+    server.maxConnections = config.http.maxConnections;
+    let lastDropLog = 0;
+    server.on('drop', () => {
+      if (Date.now() - lastDropLog < 60_000) return;
+      lastDropLog = Date.now();
+      logger.warn(
+        { maxConnections: config.http.maxConnections },
+        'connection refused: MAX_CONNECTIONS connections are open',
+      );
+    });
     server.on('clientError', answerMalformedRequest);
     server.on('checkExpectation', refuseExpectation);
     const address = await listen(server, config.port, config.host);

@@ -48,6 +48,7 @@ beforeAll(async () => {
         jsonLimitBytes: 16 * 1024,
         requestTimeoutMs: 10_000,
         maxConcurrentRequests: 0,
+        maxConnections: 4096,
         validateResponses: true,
         trustProxy: false,
       },
