@@ -1,6 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Migrator, sql } from 'kysely';
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import type {
+  DatabaseIntrospector,
+  Dialect as KyselyDialect,
+  Kysely,
+  Migration,
+  MigrationProvider,
+  TableMetadata,
+} from 'kysely';
 import type { Logger } from 'pino';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see buildMigrations
@@ -378,6 +385,8 @@ export async function migrateToLatest(
       );
       return applied;
     }
+    // Nothing to do: no call to the migrator (its lock and its checks for its own tables).
+    if (known.every((name) => executed.includes(name))) return applied;
     const { error, results } = await migrator.migrateUp();
     for (const r of results ?? []) {
       if (r.status === 'Success') {
@@ -420,4 +429,36 @@ async function appliedMigrationNames(db: AnyDb, schema: string | undefined): Pro
     if (code === '42P01' || /no such table/i.test(message)) return [];
     throw error;
   }
+}
+
+/**
+ * PostgreSQL: the dialect for running migrations, whose introspection (what Kysely's migrator uses to find its
+ * bookkeeping tables) lists the tables of the schema being migrated only (the connection's current schema).
+ * Kysely's own lists every schema's tables, calling has_schema_privilege() on each schema's name: a schema another
+ * client drops while that query runs fails it with `schema "…" does not exist`, and with it this process's start
+ * (seen in CI, where test files drop their schemas while others start; any database shared with other
+ * applications can do the same).
+ */
+export function withOwnSchemaIntrospection(dialect: KyselyDialect): KyselyDialect {
+  return {
+    createDriver: () => dialect.createDriver(),
+    createQueryCompiler: () => dialect.createQueryCompiler(),
+    createAdapter: () => dialect.createAdapter(),
+    createIntrospector: (db) => ownSchemaIntrospector(dialect.createIntrospector(db), db),
+  };
+}
+
+function ownSchemaIntrospector(kysely: DatabaseIntrospector, db: AnyDb): DatabaseIntrospector {
+  const getTables = async (): Promise<TableMetadata[]> => {
+    const { rows } = await sql<{ name: string; schema: string; kind: string }>`
+      select c.relname as name, n.nspname as schema, c.relkind as kind
+      from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = current_schema() and c.relkind in ('r', 'v', 'p')`.execute(db);
+    return rows.map((r) => ({ name: r.name, schema: r.schema, isView: r.kind === 'v', columns: [] }));
+  };
+  return {
+    getSchemas: () => kysely.getSchemas(),
+    getTables,
+    getMetadata: async () => ({ tables: await getTables() }),
+  };
 }

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { parseDatabaseUrl, redactDatabaseUrl } from './database-url.js';
 import type { Database } from './database.js';
 import { DuplicateKeyError, isRetryableError } from './errors.js';
-import { migrateToLatest } from './migrations.js';
+import { migrateToLatest, withOwnSchemaIntrospection } from './migrations.js';
 import type { Dialect } from './migrations.js';
 import { createRepos } from './repos.js';
 import type { Repos } from './repos.js';
@@ -120,7 +120,9 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
       repos: createRepos({ db: unitDb, dialect, inTransaction: true }),
     };
   }
-  const migrationDb = migrationDialect ? new Kysely<Database>({ dialect: migrationDialect }) : db;
+  const migrationDb = migrationDialect
+    ? new Kysely<Database>({ dialect: withOwnSchemaIntrospection(migrationDialect) })
+    : db;
   try {
     if (dialect === 'postgres') migrationSchema = await preparePostgresSchema(migrationDb, opts.schema);
     await migrateToLatest(migrationDb, {

@@ -365,6 +365,36 @@ describeStore('store lifecycle and migrations', (h) => {
     });
 
   if (h.dialect === 'postgres')
+    it('opens while other clients create and drop schemas of their own in the same database', async () => {
+      // Kysely's check for its bookkeeping tables reads every schema's catalog; a schema another client dropped
+      // meanwhile failed the whole start with `schema "…" does not exist` (seen in CI, where test files drop
+      // their schemas while others migrate).
+      const churn = new pg.Client({ connectionString: PG_URL });
+      await churn.connect();
+      let stop = false;
+      const churning = (async () => {
+        for (let i = 0; !stop; i++) {
+          const name = uid(`churn_${i}_`);
+          await churn.query(`create schema "${name}"`);
+          await churn.query(`create table "${name}".t (a int, b int, c int)`);
+          await churn.query(`drop schema "${name}" cascade`);
+          // About as often as the test files of a full run drop theirs, many times over.
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+      try {
+        for (let round = 0; round < 8; round++) {
+          const opened = await Promise.all(Array.from({ length: 3 }, () => h.open(h.newDatabase())));
+          for (const store of opened) expect(await store.payments.get('pi_none')).toBeNull();
+        }
+      } finally {
+        stop = true;
+        await churning;
+        await churn.end();
+      }
+    }, 60_000);
+
+  if (h.dialect === 'postgres')
     it('rejects an unsafe schema name', async () => {
       await expect(
         createStore({ url: PG_URL, schema: 'x"; drop table y; --', logger: silentLogger }),
