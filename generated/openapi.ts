@@ -945,7 +945,11 @@ export interface components {
          * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
          *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
          *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
-         *     runs it again). Keys are kept for 24 hours. A refund request with a key but no
+         *     runs it again). Keys are kept for 24 hours from the request that stored the answer; after that
+         *     the same key runs the request again. A 5xx is not stored, so that a retry runs again: a
+         *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
+         *     try gets the object the payment provider made for it, if it made one; a retry later than that
+         *     makes a new one (and charges again). A refund request with a key but no
          *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
          *     with the same key finds that refund even after the key itself is forgotten.
          * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
@@ -1061,7 +1065,11 @@ export interface operations {
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
-                 *     runs it again). Keys are kept for 24 hours. A refund request with a key but no
+                 *     runs it again). Keys are kept for 24 hours from the request that stored the answer; after that
+                 *     the same key runs the request again. A 5xx is not stored, so that a retry runs again: a
+                 *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
+                 *     try gets the object the payment provider made for it, if it made one; a retry later than that
+                 *     makes a new one (and charges again). A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
                  *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
@@ -1144,7 +1152,11 @@ export interface operations {
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
-                 *     runs it again). Keys are kept for 24 hours. A refund request with a key but no
+                 *     runs it again). Keys are kept for 24 hours from the request that stored the answer; after that
+                 *     the same key runs the request again. A 5xx is not stored, so that a retry runs again: a
+                 *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
+                 *     try gets the object the payment provider made for it, if it made one; a retry later than that
+                 *     makes a new one (and charges again). A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
                  *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
@@ -1227,7 +1239,11 @@ export interface operations {
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
-                 *     runs it again). Keys are kept for 24 hours. A refund request with a key but no
+                 *     runs it again). Keys are kept for 24 hours from the request that stored the answer; after that
+                 *     the same key runs the request again. A 5xx is not stored, so that a retry runs again: a
+                 *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
+                 *     try gets the object the payment provider made for it, if it made one; a retry later than that
+                 *     makes a new one (and charges again). A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
                  *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
@@ -1277,7 +1293,11 @@ export interface operations {
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
-                 *     runs it again). Keys are kept for 24 hours. A refund request with a key but no
+                 *     runs it again). Keys are kept for 24 hours from the request that stored the answer; after that
+                 *     the same key runs the request again. A 5xx is not stored, so that a retry runs again: a
+                 *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
+                 *     try gets the object the payment provider made for it, if it made one; a retry later than that
+                 *     makes a new one (and charges again). A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
                  *     with the same key finds that refund even after the key itself is forgotten.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14

@@ -306,7 +306,7 @@ function timeoutAdvice(req: Request): { detail: string; retrySafe: boolean } {
   if (req.get('idempotency-key') !== undefined) {
     return {
       detail:
-        'The request took too long and may still complete. Retry later with the same Idempotency-Key: the retry gets its result.',
+        'The request took too long and may still complete. Retry later with the same Idempotency-Key, within 24 hours (the time it is kept): the retry gets its result.',
       retrySafe: true,
     };
   }

@@ -90,6 +90,19 @@ export function toCreateProblem(
       { ...extras, cause: err },
     );
   }
+  if (keyed && outcomeUnknown(err) && !isReplayedServerError(err)) {
+    // "Retry later" holds only while Stripe keeps its key, 24 hours from this call: the service's own key is
+    // freed by this 5xx, so a retry after that is a new request at Stripe too, and makes (and charges) another.
+    const problem = toProblem(err, what);
+    return new ProblemError(
+      problem.status,
+      `The payment provider did not confirm this request and may have made the ${what.replace('_', ' ')} all ` +
+        'the same. Retry later with the same Idempotency-Key and body, within 24 hours: the retry gets the one ' +
+        'made, not a second. After 24 hours the provider has forgotten the key and a retry makes a new one: ' +
+        'check first (webhooks, your metadata).',
+      { ...problem.extras, cause: err },
+    );
+  }
   if (!isReplayedServerError(err)) return toProblem(err, what);
   return new ProblemError(
     502,

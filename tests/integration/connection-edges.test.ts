@@ -112,7 +112,7 @@ describe('request bodies that do not arrive in time', () => {
       expect(res.headers.get('retry-after')).toBe('1');
       const problem = (await res.json()) as { code: string; detail: string };
       expect(problem.code).toBe('timeout');
-      expect(problem.detail).toMatch(/same Idempotency-Key/);
+      expect(problem.detail).toMatch(/same Idempotency-Key, within 24 hours/);
     } finally {
       await svc.faults({});
     }
