@@ -945,8 +945,9 @@ export interface components {
          * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
          *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
          *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
-         *     runs it again). Keys are kept for 24 hours from the request that stored the answer; after that
-         *     the same key runs the request again. A 5xx is not stored, so that a retry runs again: a
+         *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
+         *     kept; after that the same key runs the request again. A 5xx is not stored, so that a retry
+         *     runs again: a
          *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
          *     try gets the object the payment provider made for it, if it made one; a retry later than that
          *     makes a new one (and charges again). A refund request with a key but no
@@ -1065,8 +1066,9 @@ export interface operations {
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
-                 *     runs it again). Keys are kept for 24 hours from the request that stored the answer; after that
-                 *     the same key runs the request again. A 5xx is not stored, so that a retry runs again: a
+                 *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
+                 *     kept; after that the same key runs the request again. A 5xx is not stored, so that a retry
+                 *     runs again: a
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
@@ -1152,8 +1154,9 @@ export interface operations {
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
-                 *     runs it again). Keys are kept for 24 hours from the request that stored the answer; after that
-                 *     the same key runs the request again. A 5xx is not stored, so that a retry runs again: a
+                 *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
+                 *     kept; after that the same key runs the request again. A 5xx is not stored, so that a retry
+                 *     runs again: a
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
@@ -1239,8 +1242,9 @@ export interface operations {
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
-                 *     runs it again). Keys are kept for 24 hours from the request that stored the answer; after that
-                 *     the same key runs the request again. A 5xx is not stored, so that a retry runs again: a
+                 *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
+                 *     kept; after that the same key runs the request again. A 5xx is not stored, so that a retry
+                 *     runs again: a
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
@@ -1293,8 +1297,9 @@ export interface operations {
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
-                 *     runs it again). Keys are kept for 24 hours from the request that stored the answer; after that
-                 *     the same key runs the request again. A 5xx is not stored, so that a retry runs again: a
+                 *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
+                 *     kept; after that the same key runs the request again. A 5xx is not stored, so that a retry
+                 *     runs again: a
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
