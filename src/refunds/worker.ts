@@ -3,6 +3,7 @@
  * only after the ledger holds the outcome. Transient Stripe failures go back through the delay queues;
  * permanent ones and exhausted retries are dead-lettered with the ledger showing `failed`.
  */
+import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Broker, Consumer, Delivery, Outcome } from '../queue/index.js';
@@ -73,12 +74,13 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
   }
 
   /**
-   * Waits until the store answers again: true, or false when the worker is stopping or `until` has passed.
-   * The first pause also lets a pool drop the connections the outage broke before the next try takes one.
+   * Waits until the store answers again: true, or false when the worker is stopping or `until` (performance.now()
+   * time) has passed. The first pause also lets a pool drop the connections the outage broke before the next try
+   * takes one.
    */
   async function storeBack(until: number): Promise<boolean> {
     for (let pause = crashBackoffMs; ; pause = Math.min(pause * 2, MAX_CRASH_BACKOFF_MS)) {
-      if (stopping.signal.aborted || Date.now() + pause > until) return false;
+      if (stopping.signal.aborted || performance.now() + pause > until) return false;
       try {
         await delay(pause, undefined, { signal: stopping.signal });
         await opts.storePing();
@@ -97,7 +99,9 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
    * idempotency key, and a look at Stripe first on a later attempt).
    */
   async function processThroughOutage(key: string, isLastAttempt: boolean) {
-    const until = Date.now() + storeOutageHoldMs;
+    // Elapsed time, not the wall clock: a step of the clock must neither end the wait at once (the delivery would be
+    // spent on the outage) nor stretch it past RabbitMQ's consumer timeout.
+    const until = performance.now() + storeOutageHoldMs;
     for (;;) {
       try {
         return await processOnce(key, isLastAttempt);
