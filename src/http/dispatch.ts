@@ -4,6 +4,7 @@
  * POSTs carrying an Idempotency-Key are answered once and replayed after, as Stripe does it.
  */
 import { hash as digest } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Request, RequestHandler, Response } from 'express';
 import { IN_PROGRESS_STALE_MS, StoreUnavailableError, type IdempotencyRepo } from '../store/index.js';
 import { holdWork } from './admission.js';
@@ -84,13 +85,14 @@ const SETTLE_WINDOW_MS = IN_PROGRESS_STALE_MS - 60_000;
  * in progress: a retry would get 409 idempotency_key_in_use until the claim went stale, ten minutes later,
  * however soon the database came back. Never throws.
  */
+/** `claimedAt`: performance.now() when the key was claimed. */
 async function settleKey(write: () => Promise<unknown>, req: Request, claimedAt: number): Promise<void> {
   const log = req.log;
   let attempt = 0;
   // Anything but an outage (a store closed under a stopping service, a bug) would fail the same way again.
   const failed = (err: unknown) => {
     const delay = SETTLE_RETRY_DELAYS_MS[Math.min(attempt++, SETTLE_RETRY_DELAYS_MS.length - 1)]!;
-    if (!(err instanceof StoreUnavailableError) || Date.now() + delay > claimedAt + SETTLE_WINDOW_MS) {
+    if (!(err instanceof StoreUnavailableError) || performance.now() + delay > claimedAt + SETTLE_WINDOW_MS) {
       log.warn({ err, attempts: attempt }, 'Idempotency-Key left in progress until the claim is stale');
       return;
     }
@@ -184,7 +186,9 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     const store = opts.idempotency;
     const idemKey = store && req.method === 'POST' ? ctx.idempotencyKey : undefined;
     const idemScope = idempotencyScope(ctx.caller);
-    const claimedAt = Date.now();
+    // Elapsed time (performance.now()), not the wall clock: a step of the clock forward during an outage would end
+    // settleKey's tries at once, leaving the key in progress and the client's retry refused until it goes stale.
+    const claimedAt = performance.now();
     if (idemKey !== undefined) {
       const hash = digest('sha256', `${operationId}\n${canonical(req.body)}`, 'hex');
       const begun = await store!.begin(idemScope, idemKey, hash, IDEMPOTENCY_TTL_MS);
