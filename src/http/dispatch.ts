@@ -83,9 +83,8 @@ const SETTLE_WINDOW_MS = IN_PROGRESS_STALE_MS - 60_000;
  * Runs a key's last write (complete or abandon). When the database cannot take it (the outage that may have
  * failed the request itself), it is tried again in the background until it can, instead of leaving the key
  * in progress: a retry would get 409 idempotency_key_in_use until the claim went stale, ten minutes later,
- * however soon the database came back. Never throws.
+ * however soon the database came back. Never throws. `claimedAt`: performance.now() when the key was claimed.
  */
-/** `claimedAt`: performance.now() when the key was claimed. */
 async function settleKey(write: () => Promise<unknown>, req: Request, claimedAt: number): Promise<void> {
   const log = req.log;
   let attempt = 0;
