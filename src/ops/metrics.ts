@@ -39,7 +39,8 @@ function outcomeOf(status: number): string {
   if (status >= 200 && status < 300) return 'ok';
   if (status === 402) return 'card_error';
   if (status === 429) return 'rate_limited';
-  if (status >= 500 || status === 0) return 'error';
+  if (status === 0) return 'no_answer';
+  if (status >= 500) return 'error';
   return 'client_error';
 }
 
@@ -61,13 +62,13 @@ export function createMetrics(): Metrics {
   });
   const stripeCalls = new Counter({
     name: 'payments_stripe_requests_total',
-    help: 'Calls to Stripe by operation and outcome.',
+    help: 'HTTP requests to Stripe, each retry of the SDK counted, by operation and outcome (ok, card_error, client_error, rate_limited, error for 5xx, no_answer for a refused or reset connection or a timeout).',
     labelNames: ['operation', 'outcome'] as const,
     registers: [registry],
   });
   const stripeDuration = new Histogram({
     name: 'payments_stripe_request_duration_seconds',
-    help: 'Stripe call latency by operation.',
+    help: 'Latency of each HTTP request to Stripe (each retry on its own) by operation.',
     labelNames: ['operation'] as const,
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],

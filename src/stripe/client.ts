@@ -16,6 +16,10 @@ export interface StripeClientOptions {
 }
 
 export interface StripeCallObserver {
+  /**
+   * One HTTP request to Stripe: every attempt the SDK makes, its own retries included. `status` is 0 when no
+   * answer came (connection refused or reset, timeout).
+   */
   (event: {
     method: string;
     path: string;
@@ -31,10 +35,46 @@ export function createStripeClient(
   observe?: StripeCallObserver,
 ): StripeClient {
   const base = opts.apiBase;
-  const stripe = new Stripe(opts.secretKey, {
+  const log = logger.child({ component: 'stripe' });
+  // Observed at the HTTP client rather than through the SDK's 'response' event: that event fires once per call,
+  // for its last attempt only (a 500 the SDK retried is never seen, the elapsed time is the last attempt's), and
+  // never for a call that got no answer at all (Stripe unreachable, a timeout), the failures that matter most.
+  const httpClient = Stripe.createNodeHttpClient();
+  const send = httpClient.makeRequest.bind(httpClient);
+  httpClient.makeRequest = (host, port, path, method, headers, body, protocol, timeout) => {
+    const started = performance.now();
+    return send(host, port, path, method, headers, body, protocol, timeout).then(
+      (res) => {
+        const requestId = res.getHeaders()['request-id'];
+        const event = {
+          method,
+          path,
+          status: res.getStatusCode(),
+          elapsedMs: Math.round(performance.now() - started),
+          requestId: typeof requestId === 'string' ? requestId : undefined,
+        };
+        // Stripe's request id is what their support asks for; log it for every request.
+        log.info(
+          { stripeRequestId: event.requestId, method, path, status: event.status, ms: event.elapsedMs },
+          'stripe call',
+        );
+        observe?.(event);
+        return res;
+      },
+      (err: unknown) => {
+        const elapsedMs = Math.round(performance.now() - started);
+        const reason = (err as { code?: unknown }).code ?? (err instanceof Error ? err.message : 'unknown');
+        log.info({ method, path, status: 0, ms: elapsedMs, reason }, 'stripe call got no answer');
+        observe?.({ method, path, status: 0, elapsedMs, requestId: undefined });
+        throw err;
+      },
+    );
+  };
+  return new Stripe(opts.secretKey, {
     timeout: opts.timeoutMs,
     maxNetworkRetries: opts.maxNetworkRetries,
     telemetry: false,
+    httpClient,
     appInfo: { name: 'stripe-payment-service', version: '1.0.0' },
     ...(base
       ? {
@@ -44,23 +84,6 @@ export function createStripeClient(
         }
       : {}),
   });
-  const log = logger.child({ component: 'stripe' });
-  stripe.on('response', (e: Stripe.ResponseEvent) => {
-    const event = {
-      method: e.method,
-      path: e.path,
-      status: e.status,
-      elapsedMs: e.elapsed,
-      requestId: e.request_id,
-    };
-    // Stripe's request id is what their support asks for; log it for every call.
-    log.info(
-      { stripeRequestId: event.requestId, method: e.method, path: e.path, status: e.status, ms: e.elapsed },
-      'stripe call',
-    );
-    observe?.(event);
-  });
-  return stripe;
 }
 
 /**

@@ -274,6 +274,39 @@ describe('metrics', () => {
     ).toBeGreaterThanOrEqual(2);
   });
 
+  // The figures came from the SDK's 'response' event, which fires once per call for its last attempt only: a call
+  // the SDK retried after two 500s counted as one request with the last attempt's latency, and a call that got no
+  // answer at all (a dropped connection, Stripe unreachable) was not counted.
+  it('count every HTTP request to Stripe, the SDK retries and the ones that got no answer included', async () => {
+    const op = { operation: 'POST /v1/payment_intents' };
+    const stripeCalls = async () => {
+      const text = await (await fetch(`${svc.url}/metrics`)).text();
+      return {
+        ok: metricValue(text, 'payments_stripe_requests_total', { ...op, outcome: 'ok' }),
+        error: metricValue(text, 'payments_stripe_requests_total', { ...op, outcome: 'error' }),
+        no_answer: metricValue(text, 'payments_stripe_requests_total', { ...op, outcome: 'no_answer' }),
+        timed: metricValue(text, 'payments_stripe_request_duration_seconds_count', op),
+      };
+    };
+    const create = () => postJson(`${svc.url}/payment-intent`, { amount: 1000, currency: 'usd' });
+    const before = await stripeCalls();
+    // STRIPE_MAX_NETWORK_RETRIES defaults to 2: three requests, each answered 500.
+    await svc.faults({ error_rate: 1, match: { path_prefix: '/v1/payment_intents' } });
+    expect((await create()).status).toBe(503);
+    // Three requests whose connection is dropped without an answer.
+    await svc.faults({ drop_rate: 1, match: { path_prefix: '/v1/payment_intents' } });
+    expect((await create()).status).toBe(503);
+    await svc.faults({});
+    expect((await create()).status).toBe(200);
+    const after = await stripeCalls();
+    expect({
+      ok: after.ok - before.ok,
+      error: after.error - before.error,
+      no_answer: after.no_answer - before.no_answer,
+      timed: after.timed - before.timed,
+    }).toEqual({ ok: 1, error: 3, no_answer: 3, timed: 7 });
+  }, 20_000);
+
   it('can require an API key', async () => {
     const closed = await startTestService('sqlite', { METRICS_PUBLIC: 'false', API_AUTH: 'on' });
     try {
