@@ -43,6 +43,9 @@ Object.defineProperty(express.request, 'log', {
   },
 });
 
+/** The status a request is logged and counted with when its client went away before the answer was sent. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
 /** Operations an orchestrator or Prometheus calls on a timer. */
 const PROBE_OPERATIONS: ReadonlySet<string> = new Set(['getHealth', 'getReadiness', 'getMetrics']);
 
@@ -52,22 +55,27 @@ export function requestLog(logger: Logger, onFinish?: (info: Finished) => void):
     const id = requestIdFor(req, res);
     req.id = id;
     (req as LoggedRequest)[BASE_LOGGER] = logger;
-    res.once('finish', () => {
+    // 'close' rather than 'finish': a response whose client went away before it was sent (a slow Stripe call,
+    // a client giving up) never finishes, and it must still be logged and counted, as 499 (the client closed
+    // the request; nginx's code), since its handler may have done everything (a payment made at Stripe).
+    res.once('close', () => {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const operationId = operationIdOf(req);
-      onFinish?.({ operationId, status: res.statusCode, seconds });
+      const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_REQUEST;
+      onFinish?.({ operationId, status, seconds });
       // Probes and scrapes come every few seconds from the orchestrator and Prometheus: at info they would bury
       // the requests that matter. A /readyz 503 names a dependency that is down, which the dependency's own
       // errors already log; it is a warning, not the request's failure.
       const probe = PROBE_OPERATIONS.has(operationId ?? '');
-      const level =
-        res.statusCode >= 500 ? (probe ? 'warn' : 'error') : probe && res.statusCode < 400 ? 'debug' : 'info';
+      const level = status >= 500 ? (probe ? 'warn' : 'error') : probe && status < 400 ? 'debug' : 'info';
       if (!logger.isLevelEnabled(level)) return;
       logger[level](
         {
+          // Under the key every other line of the request carries it (req.log's child), so one filter finds them all.
+          reqId: id,
           req: { id, method: req.method, url: req.originalUrl },
           operationId,
-          res: { statusCode: res.statusCode },
+          res: { statusCode: status },
           responseTime: Math.round(seconds * 1e4) / 10,
         },
         'request completed',

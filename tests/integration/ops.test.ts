@@ -307,6 +307,66 @@ describe('metrics', () => {
     }).toEqual({ ok: 1, error: 3, no_answer: 3, timed: 7 });
   }, 20_000);
 
+  // Lines logged through the request's logger carry its id as `reqId`; the request line had it only as `req.id`, so
+  // filtering on reqId found a failed request's error but not its status and latency.
+  it("the request line carries the request id under the same key as the request's other lines", async () => {
+    const from = svc.lines.length;
+    await svc.faults({ error_rate: 1, match: { path_prefix: '/v1/payment_intents' } });
+    try {
+      const res = await postJson(
+        `${svc.url}/payment-intent`,
+        { amount: 1000, currency: 'usd' },
+        { 'x-request-id': 'find-me-by-reqid-1' },
+      );
+      expect(res.status).toBe(503);
+    } finally {
+      await svc.faults({});
+    }
+    const mine = svc.lines
+      .slice(from)
+      .map((l) => JSON.parse(l) as { msg: string; reqId?: string })
+      .filter((l) => l.reqId === 'find-me-by-reqid-1')
+      .map((l) => l.msg);
+    expect(mine).toEqual(['upstream failure', 'request completed']);
+  });
+
+  // Lines and figures were written on the response's 'finish', which never comes for a response whose client went
+  // away first: a POST /payment-intent that made a payment at Stripe left no request line and no count at all.
+  it('a request whose client went away before the answer is logged and counted once, as 499', async () => {
+    const count = async () =>
+      metricValue(await (await fetch(`${svc.url}/metrics`)).text(), 'payments_http_requests_total', {
+        operation: 'createPaymentIntent',
+        status: '499',
+      });
+    const before = await count();
+    const from = svc.lines.length;
+    await svc.faults({ latency_ms: 1000, match: { path_prefix: '/v1/payment_intents' } });
+    try {
+      const gaveUp = new AbortController();
+      setTimeout(() => gaveUp.abort(), 200);
+      const sent = fetch(`${svc.url}/payment-intent`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'client-gave-up-1' },
+        body: JSON.stringify({ amount: 1000, currency: 'usd' }),
+        signal: gaveUp.signal,
+      });
+      await expect(sent).rejects.toThrow(/abort/i);
+      // The handler goes on (the payment intent is made at Stripe) after its client left.
+      await eventually(
+        async () => svc.lines.slice(from).some((l) => l.includes('"payment intent created"')),
+        (made) => made,
+      );
+    } finally {
+      await svc.faults({});
+    }
+    expect((await count()) - before).toBe(1);
+    const lines = svc.lines
+      .slice(from)
+      .map((l) => JSON.parse(l) as { msg: string; reqId?: string; res?: { statusCode: number } })
+      .filter((l) => l.msg === 'request completed' && l.reqId === 'client-gave-up-1');
+    expect(lines.map((l) => l.res?.statusCode)).toEqual([499]);
+  });
+
   it('can require an API key', async () => {
     const closed = await startTestService('sqlite', { METRICS_PUBLIC: 'false', API_AUTH: 'on' });
     try {
