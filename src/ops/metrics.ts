@@ -10,11 +10,14 @@ import { OPEN_REFUND_STATUSES } from '../store/index.js';
 const STORE_SCRAPE_TIMEOUT_MS = 3_000;
 import type { Store } from '../store/index.js';
 
+/** processed: stored (to be applied); duplicate: stored before; rejected: failed verification; failed: not stored. */
+export type WebhookOutcome = 'processed' | 'duplicate' | 'rejected' | 'failed';
+
 export interface Metrics {
   readonly registry: Registry;
   observeHttp(info: { operationId: string | undefined; status: number; seconds: number }): void;
   observeStripe(info: { method: string; path: string; status: number; elapsedMs: number }): void;
-  observeWebhook(type: string, outcome: 'processed' | 'duplicate' | 'rejected'): void;
+  observeWebhook(type: string, outcome: WebhookOutcome): void;
   /** A refund this process moved into a final status (after the commit). */
   observeRefundFinal(status: string): void;
   /** Ledger and queue figures are read at scrape time. */
@@ -75,7 +78,7 @@ export function createMetrics(): Metrics {
   });
   const webhookEvents = new Counter({
     name: 'payments_webhook_events_total',
-    help: 'Stripe webhook deliveries by event type and outcome.',
+    help: 'Stripe webhook deliveries by event type and outcome: processed (stored, to be applied), duplicate, rejected (failed verification, type unverified), failed (verified but not stored, answered 5xx).',
     labelNames: ['type', 'outcome'] as const,
     registers: [registry],
   });

@@ -95,6 +95,35 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     return limiter.run(() => processStored(e)).finally(() => scheduled.delete(e.eventId));
   }
 
+  /** receive() for an event verify() has accepted. */
+  async function storeEvent(verified: Stripe.Event): Promise<ReceiveResult> {
+    // Verified on the bytes Stripe signed; what is kept and published has the client secrets taken out.
+    const event = dropClientSecrets(verified);
+    const inserted = await store.transaction(async (tx) => {
+      const fresh = await tx.inbox.insertIfAbsent({
+        eventId: event.id,
+        type: event.type,
+        objectId: objectIdOf(event),
+        payload: event,
+      });
+      if (fresh) {
+        await tx.outbox.add({
+          destination: `exchange:${deps.eventsExchange}`,
+          routingKey: event.type,
+          messageId: event.id,
+          payload: event,
+        });
+      }
+      return fresh;
+    });
+    if (inserted) {
+      outboxWritten();
+      void schedule({ eventId: event.id, payload: event, attempts: 0 });
+    }
+    log.info({ eventId: event.id, type: event.type, duplicate: !inserted }, 'webhook received');
+    return { eventId: event.id, type: event.type, duplicate: !inserted };
+  }
+
   return {
     /** Verifies the signature and the event's shape; throws a 400 ProblemError. */
     verify: (rawBody: Buffer, signature: string | string[] | undefined): Stripe.Event =>
@@ -105,32 +134,10 @@ export function createWebhookService(deps: WebhookServiceDeps) {
      * event id. Applying it to the ledger starts after the commit, off the request path.
      */
     async receive(rawBody: Buffer, signature: string | string[] | undefined): Promise<ReceiveResult> {
-      // Verified on the bytes Stripe signed; what is kept and published has the client secrets taken out.
-      const event = dropClientSecrets(verifyStripeEvent(rawBody, signature, deps.secret));
-      const inserted = await store.transaction(async (tx) => {
-        const fresh = await tx.inbox.insertIfAbsent({
-          eventId: event.id,
-          type: event.type,
-          objectId: objectIdOf(event),
-          payload: event,
-        });
-        if (fresh) {
-          await tx.outbox.add({
-            destination: `exchange:${deps.eventsExchange}`,
-            routingKey: event.type,
-            messageId: event.id,
-            payload: event,
-          });
-        }
-        return fresh;
-      });
-      if (inserted) {
-        outboxWritten();
-        void schedule({ eventId: event.id, payload: event, attempts: 0 });
-      }
-      log.info({ eventId: event.id, type: event.type, duplicate: !inserted }, 'webhook received');
-      return { eventId: event.id, type: event.type, duplicate: !inserted };
+      return storeEvent(verifyStripeEvent(rawBody, signature, deps.secret));
     },
+
+    store: storeEvent,
 
     /**
      * Applies stored events whose processing failed or was interrupted (a crash between the commit

@@ -16,7 +16,8 @@ import { startService } from '../../src/service.js';
 import { captureLogger } from '../helpers/log-capture.js';
 import { getJson, postJson } from '../helpers/http.js';
 import { freePort } from '../helpers/processes.js';
-import { RABBITMQ_URL, rabbitAvailable } from '../helpers/services.js';
+import { POSTGRES_URL, RABBITMQ_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
+import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { deleteEverything, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
@@ -385,6 +386,56 @@ describe('metrics', () => {
     } finally {
       await closed.stop();
     }
+  });
+});
+
+describe.skipIf(!(await postgresAvailable()))('metrics while PostgreSQL does not answer', () => {
+  let proxy: TcpProxy;
+  let svc: TestService;
+  beforeAll(async () => {
+    const via = await proxyFor(POSTGRES_URL);
+    proxy = via.proxy;
+    svc = await startTestService('postgres', { DATABASE_URL: via.url, DATABASE_TIMEOUT_MS: '400' });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await svc?.stop();
+  });
+
+  // The handler counted every failure of a webhook as `unverified` / `rejected`, so a correctly signed event the
+  // service could not store (the database away) read as a forged or malformed one: an alert on rejected webhooks
+  // fired for a database outage, and none said that Stripe's events were not being stored.
+  it('a signed webhook that cannot be stored counts as failed under its type, not as rejected', async () => {
+    const body = JSON.stringify({
+      id: `evt_storefail${Date.now()}`,
+      object: 'event',
+      type: 'refund.updated',
+      created: Math.floor(Date.now() / 1000),
+      data: { object: { id: 're_storefail1', object: 'refund', amount: 100, status: 'succeeded' } },
+    });
+    proxy.blackHole();
+    try {
+      const res = await fetch(`${svc.url}/webhook`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'stripe-signature': Stripe.webhooks.generateTestHeaderString({
+            payload: body,
+            secret: svc.deps.webhookSecret,
+            timestamp: Math.floor(Date.now() / 1000),
+          }),
+        },
+        body,
+      });
+      expect(res.status).toBe(503);
+      await res.arrayBuffer();
+    } finally {
+      proxy.forward();
+    }
+    const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+    expect(metrics.split('\n').filter((l) => l.startsWith('payments_webhook_events_total{'))).toEqual([
+      'payments_webhook_events_total{type="refund.updated",outcome="failed"} 1',
+    ]);
   });
 });
 

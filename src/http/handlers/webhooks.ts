@@ -1,16 +1,26 @@
+import type { WebhookOutcome } from '../../ops/metrics.js';
 import type { WebhookService } from '../../webhooks/service.js';
 import type { Handlers } from '../operations.js';
 
 export const webhookHandlers = (
   webhooks: WebhookService,
-  metrics?: { observeWebhook(type: string, outcome: 'processed' | 'duplicate' | 'rejected'): void },
+  metrics?: { observeWebhook(type: string, outcome: WebhookOutcome): void },
 ) =>
   ({
     async handleStripeWebhook({ body, headers }) {
       // Node lower-cases incoming header names; the contract spells it the way Stripe documents it.
       const signature = (headers as Record<string, string | string[] | undefined>)['stripe-signature'];
-      const result = await webhooks.receive(body, signature).catch((err: unknown) => {
+      let event: ReturnType<WebhookService['verify']>;
+      try {
+        event = webhooks.verify(body, signature);
+      } catch (err) {
         metrics?.observeWebhook('unverified', 'rejected');
+        throw err;
+      }
+      // A verified event the service could not store (the database unreachable: 503, and Stripe sends it again)
+      // is not a rejected one.
+      const result = await webhooks.store(event).catch((err: unknown) => {
+        metrics?.observeWebhook(event.type, 'failed');
         throw err;
       });
       metrics?.observeWebhook(result.type, result.duplicate ? 'duplicate' : 'processed');
