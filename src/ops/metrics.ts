@@ -152,20 +152,25 @@ export function createMetrics(): Metrics {
   }
   new Gauge({
     name: 'payments_queue_depth',
-    help: 'Messages ready in the refund queues (requests, dead-letter), when the broker can tell.',
+    help: 'Messages ready in the refund queues (requests, dead_letter, responses); no series while the broker cannot tell.',
     labelNames: ['queue'] as const,
     registers: [registry],
     async collect() {
       if (!sources) return;
       const { broker, topology } = sources;
-      for (const [label, queue] of [
-        ['requests', topology.requests],
-        ['dead_letter', topology.deadLetter],
-        ['responses', topology.responses],
-      ] as const) {
-        const depth = await broker.queueDepth(queue).catch(() => null);
-        if (depth !== null) this.set({ queue: label }, depth);
-      }
+      const depths = await Promise.all(
+        (
+          [
+            ['requests', topology.requests],
+            ['dead_letter', topology.deadLetter],
+            ['responses', topology.responses],
+          ] as const
+        ).map(async ([label, queue]) => [label, await broker.queueDepth(queue).catch(() => null)] as const),
+      );
+      // A depth the broker cannot tell now (disconnected, queue missing) is unknown, not the last one read: a
+      // dead-letter queue filling up while RabbitMQ is unreachable must not go on showing the figure from before.
+      this.reset();
+      for (const [label, depth] of depths) if (depth !== null) this.set({ queue: label }, depth);
     },
   });
   new Gauge({

@@ -166,6 +166,31 @@ describe.skipIf(!(await rabbitAvailable()))('readiness with RabbitMQ', () => {
   });
 });
 
+describe.skipIf(!(await rabbitAvailable()))('queue figures while RabbitMQ is unreachable', () => {
+  // The gauge kept the last depth it had read: with RabbitMQ gone, a dead-letter queue showed its old figure for
+  // as long as the outage lasted, as if it were known.
+  it('payments_queue_depth has no series instead of the last depths read', async () => {
+    const prefix = uniquePrefix('opsq');
+    const via = await proxyFor(RABBITMQ_URL);
+    const svc = await startTestService(
+      'sqlite',
+      { RABBITMQ_URL: via.url, ROLE: 'all' },
+      { topology: topologyFor(prefix) },
+    );
+    try {
+      const scrape = async () => (await fetch(`${svc.url}/metrics`)).text();
+      expect(await scrape()).toMatch(/^payments_queue_depth\{queue="dead_letter"\} \d+$/m);
+      await via.proxy.close(); // connections dropped, and new ones refused
+      const down = await eventually(scrape, (t) => metricValue(t, 'payments_broker_connected') === 0);
+      expect(metricValue(down, 'payments_broker_connected')).toBe(0);
+      expect(down.split('\n').filter((l) => l.startsWith('payments_queue_depth{'))).toEqual([]);
+    } finally {
+      await svc.stop();
+      await deleteEverything(prefix);
+    }
+  });
+});
+
 describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', () => {
   it('serves health, readiness and metrics, and answers every API path with a 404 naming its role', async () => {
     const prefix = uniquePrefix('opsw');
