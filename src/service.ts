@@ -17,7 +17,7 @@ import { opsHandlers } from './http/handlers/ops.js';
 import { webhookHandlers } from './http/handlers/webhooks.js';
 import type { Handlers } from './http/operations.js';
 import { loadSpec } from './http/spec.js';
-import { createReadiness, type Readiness } from './ops/health.js';
+import { createReadiness, withWorkerSubscription, type Readiness } from './ops/health.js';
 import { createMetrics, type Metrics } from './ops/metrics.js';
 import { createPaymentsService, type PaymentsService } from './payments/service.js';
 import {
@@ -255,13 +255,13 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
   }
 }
 
-export function createHandlers(deps: Deps): Handlers {
+export function createHandlers(deps: Deps, opts: { readiness?: () => Promise<Readiness> } = {}): Handlers {
   const handlers = {
     ...paymentHandlers(deps.payments, { shopOrigins: deps.config.auth.corsOrigins }),
     ...refundHandlers(deps.refunds),
     ...webhookHandlers(deps.webhooks, deps.metrics),
     ...opsHandlers({
-      readiness: deps.readiness,
+      readiness: opts.readiness ?? deps.readiness,
       metrics: deps.metrics,
       metricsPublic: deps.config.auth.metricsPublic,
     }),
@@ -397,7 +397,12 @@ export async function startService(
   let consumer: Consumer | null = null;
   let server: Server | null = null;
   try {
-    const handlers = createHandlers(deps);
+    const handlers = createHandlers(
+      deps,
+      runWorker
+        ? { readiness: withWorkerSubscription(deps.readiness, () => consumer?.isSubscribed() ?? false) }
+        : {},
+    );
     const onResponse = (info: { operationId: string | undefined; status: number; seconds: number }) =>
       deps.metrics.observeHttp(info);
     // Only API processes load the contract validator and Swagger UI.

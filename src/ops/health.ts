@@ -36,6 +36,27 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T> {
   }
 }
 
+/**
+ * Readiness of a process that runs the refund worker: its `broker` is also down while the worker is not
+ * subscribed to the refund queue (not yet started, being subscribed again after RabbitMQ cancelled it or closed
+ * its channel, stopping). A live connection alone does not say so: a worker whose subscription keeps failing on
+ * it refunds nothing.
+ */
+export function withWorkerSubscription(
+  readiness: () => Promise<Readiness>,
+  subscribed: () => boolean,
+): () => Promise<Readiness> {
+  return async () => {
+    const r = await readiness();
+    if (subscribed() || r.checks['broker'] === 'down') return r;
+    const checks: Record<string, CheckState> = { ...r.checks, broker: 'down' };
+    const failing = Object.entries(checks)
+      .filter(([, v]) => v === 'down')
+      .map(([k]) => k);
+    return { status: 'unavailable', failing, checks };
+  };
+}
+
 export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
   const timeoutMs = deps.timeoutMs ?? 2000;
   const cacheMs = deps.stripeCacheMs ?? 5000;

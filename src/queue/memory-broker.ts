@@ -329,7 +329,10 @@ class MemoryBroker implements Broker {
     queue.consumers.push(consumer);
     this.consumers.add(consumer);
     this.scheduleDispatch(queue);
-    return Promise.resolve({ cancel: () => this.cancelConsumer(consumer) });
+    return Promise.resolve({
+      cancel: () => this.cancelConsumer(consumer),
+      isSubscribed: () => consumer.active && this.state === 'running',
+    });
   }
 
   private scheduleDispatch(queue: MemoryQueue): void {

@@ -507,7 +507,10 @@ class RabbitBroker implements Broker {
     };
     // Registered first so that a reconnect during the attach below re-establishes it too.
     this.consumers.add(record);
-    const consumer: Consumer = { cancel: () => this.cancelConsumer(record) };
+    const consumer: Consumer = {
+      cancel: () => this.cancelConsumer(record),
+      isSubscribed: () => record.active && record.tag !== null && this.live !== null,
+    };
     const live = this.live;
     if (!live) return consumer; // attached by setup() once a connection exists
     try {

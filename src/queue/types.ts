@@ -50,6 +50,11 @@ export type Handler<T> = (delivery: Delivery<T>) => Promise<Outcome>;
 export interface Consumer {
   /** Stops new deliveries, then waits (bounded) for the handlers already running. */
   cancel(): Promise<void>;
+  /**
+   * Whether the broker delivers to this consumer now: false while it is being subscribed again (its channel
+   * closed, the server cancelled it, the connection is down) and once it is cancelled.
+   */
+  isSubscribed(): boolean;
 }
 
 export interface Broker {

@@ -153,5 +153,6 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
       stopping.abort();
       await consumer.cancel();
     },
+    isSubscribed: () => consumer.isSubscribed(),
   };
 }

@@ -18,7 +18,7 @@ import { getJson, postJson } from '../helpers/http.js';
 import { freePort } from '../helpers/processes.js';
 import { POSTGRES_URL, RABBITMQ_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
 import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
-import { deleteEverything, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
+import { deleteEverything, openAdmin, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
 const run = promisify(execFile);
@@ -223,6 +223,35 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', ()
       await deleteEverything(prefix);
     }
   });
+
+  // /readyz looked at the connection only: a worker whose subscription to the refund queue RabbitMQ had cancelled,
+  // and which could not subscribe again, answered 200 on a live connection while it refunded nothing.
+  it('is not ready while it is not subscribed to the refund queue, and ready again once it is', async () => {
+    const prefix = uniquePrefix('opsc');
+    const topology = topologyFor(prefix);
+    const svc = await startTestService('sqlite', { RABBITMQ_URL, ROLE: 'worker' }, { topology });
+    const admin = await openAdmin();
+    try {
+      const readyz = () => getJson(`${svc.url}/readyz`);
+      expect((await eventually(readyz, (r) => r.status === 200, 10_000)).status).toBe(200);
+      // The queue deleted under the worker (RabbitMQ cancels its consumer), and a queue of that name held
+      // exclusively by another connection meanwhile, so the worker cannot subscribe again.
+      const ch = await admin.channel();
+      await ch.deleteQueue(topology.requests);
+      await ch.assertQueue(topology.requests, { exclusive: true });
+      const unsubscribed = await eventually(readyz, (r) => r.status === 503, 10_000);
+      expect(unsubscribed.json).toMatchObject({ status: 'unavailable', failing: ['broker'] });
+      expect(metricValue(await (await fetch(`${svc.url}/metrics`)).text(), 'payments_broker_connected')).toBe(
+        1,
+      );
+      await admin.conn.close(); // the exclusive queue goes with its connection
+      expect((await eventually(readyz, (r) => r.status === 200, 20_000)).status).toBe(200);
+    } finally {
+      await admin.conn.close().catch(() => undefined);
+      await svc.stop();
+      await deleteEverything(prefix);
+    }
+  }, 40_000);
 });
 
 describe('metrics', () => {
