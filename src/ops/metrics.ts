@@ -38,6 +38,11 @@ export function stripeOperation(method: string, path: string): string {
     .join('/')}`;
 }
 
+/** Whole seconds from `iso` to `now`; never negative (another process's clock may be ahead of ours). */
+function ageSeconds(iso: string, now: number): number {
+  return Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
+}
+
 function outcomeOf(status: number): string {
   if (status >= 200 && status < 300) return 'ok';
   if (status === 402) return 'card_error';
@@ -116,6 +121,32 @@ export function createMetrics(): Metrics {
       else this.remove(); // no series while unknown
     },
   });
+  // Counts alone cannot tell a backlog that moves from one that is stuck: these say how long the oldest has waited.
+  new Gauge({
+    name: 'payments_refunds_oldest_age_seconds',
+    help: 'Per status not yet final, seconds since the refund longest in it last changed (0 when none is); a refund queued or processing untouched for 10 minutes is queued again by the stuck-refund sweep.',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      const snapshot = await storeSnapshot();
+      if (!snapshot) return this.reset();
+      for (const status of OPEN_REFUND_STATUSES) {
+        const since = snapshot.oldestUpdate[status];
+        this.set({ status }, since === undefined ? 0 : ageSeconds(since, snapshot.at));
+      }
+    },
+  });
+  new Gauge({
+    name: 'payments_outbox_oldest_age_seconds',
+    help: 'Seconds since the oldest outbox message not yet confirmed by the broker was written (0 when none waits).',
+    registers: [registry],
+    async collect() {
+      if (!sources) return;
+      const snapshot = await storeSnapshot();
+      if (!snapshot) return this.remove();
+      this.set(snapshot.oldestPending === null ? 0 : ageSeconds(snapshot.oldestPending, snapshot.at));
+    },
+  });
   new Gauge({
     name: 'payments_store_up',
     help: "1 when this scrape's reads of the database (refund and outbox gauges) were answered, else 0.",
@@ -128,8 +159,11 @@ export function createMetrics(): Metrics {
   // gauges read from it say so through payments_store_up instead of failing the whole scrape. The registry
   // collects every metric at once, so the three share one read of the store per scrape.
   interface StoreSnapshot {
+    at: number;
     counts: Record<string, number>;
     backlog: number;
+    oldestUpdate: Partial<Record<string, string>>;
+    oldestPending: string | null;
   }
   let snapshotInFlight: Promise<StoreSnapshot | null> | null = null;
   function storeSnapshot(): Promise<StoreSnapshot | null> {
@@ -141,8 +175,19 @@ export function createMetrics(): Metrics {
     const late = new Promise<null>((resolve) => {
       timer = setTimeout(() => resolve(null), STORE_SCRAPE_TIMEOUT_MS);
     });
-    const read = Promise.all([store.refunds.countByStatus(OPEN_REFUND_STATUSES), store.outbox.pendingCount()])
-      .then(([counts, backlog]): StoreSnapshot => ({ counts, backlog }))
+    const read = Promise.all([
+      store.refunds.countByStatus(OPEN_REFUND_STATUSES),
+      store.outbox.pendingCount(),
+      store.refunds.oldestUpdateByStatus(OPEN_REFUND_STATUSES),
+      store.outbox.oldestPendingCreatedAt(),
+    ])
+      .then(([counts, backlog, oldestUpdate, oldestPending]): StoreSnapshot => ({
+        at: Date.now(),
+        counts,
+        backlog,
+        oldestUpdate,
+        oldestPending,
+      }))
       .catch(() => null);
     snapshotInFlight = Promise.race([read, late]).finally(() => {
       clearTimeout(timer);

@@ -54,6 +54,8 @@ export interface OutboxRepo {
   /** Records the failure and schedules the next try at `retryAt`. */
   markFailed(id: number, error: string, retryAt: TimeInput): Promise<boolean>;
   pendingCount(): Promise<number>;
+  /** When the oldest unsent row was written (by id, through the unsent-rows index); null when none waits. */
+  oldestPendingCreatedAt(): Promise<string | null>;
   /** Deletes rows sent before `olderThan`; returns how many. */
   purgeSent(olderThan: TimeInput): Promise<number>;
 }
@@ -243,6 +245,17 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
         .where('sent_at', 'is', null)
         .executeTakeFirstOrThrow();
       return toNumber(row.n);
+    },
+
+    async oldestPendingCreatedAt() {
+      const row = await db
+        .selectFrom('outbox')
+        .select('created_at')
+        .where('sent_at', 'is', null)
+        .orderBy('id')
+        .limit(1)
+        .executeTakeFirst();
+      return row ? fromDbTime(row.created_at) : null;
     },
 
     async purgeSent(olderThan) {

@@ -167,6 +167,11 @@ export interface RefundsRepo {
    * their ranges of the status index, where counting every status walks the whole table).
    */
   countByStatus<S extends RefundStatus = RefundStatus>(statuses?: readonly S[]): Promise<Record<S, number>>;
+  /**
+   * Per status, when the refund left in it longest last changed (read from the status index); a status no
+   * refund is in is absent.
+   */
+  oldestUpdateByStatus<S extends RefundStatus>(statuses: readonly S[]): Promise<Partial<Record<S, string>>>;
   /** Keyset page ordered by (createdAt, requestId); see PaymentsRepo.listCreatedSince. */
   listCreatedSince(since: TimeInput, limit: number, afterRequestId?: string): Promise<Refund[]>;
 }
@@ -772,6 +777,20 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       for (const row of rows)
         if ((wanted as readonly string[]).includes(row.status)) counts[row.status as S] = toNumber(row.n);
       return counts;
+    },
+
+    async oldestUpdateByStatus<S extends RefundStatus>(statuses: readonly S[]) {
+      if (statuses.length === 0) return {};
+      const rows = await db
+        .selectFrom('refunds')
+        .select((eb) => ['status', eb.fn.min('updated_at').as('oldest')])
+        .where('status', 'in', [...statuses])
+        .groupBy('status')
+        .execute();
+      const oldest: Partial<Record<S, string>> = {};
+      for (const row of rows)
+        if (row.oldest !== null) oldest[row.status as S] = fromDbTime(row.oldest as string | Date);
+      return oldest;
     },
 
     async listCreatedSince(since, limit, afterRequestId) {

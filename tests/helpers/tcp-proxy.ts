@@ -22,7 +22,8 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+/** `port`: listen there (a proxy started again where a closed one was, as a service coming back); any by default. */
+export async function startTcpProxy(target: { host: string; port: number }, port = 0): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let silent = false;
   let marker: string | null = null;
@@ -50,7 +51,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     host: '127.0.0.1',
     port: (server.address() as AddressInfo).port,

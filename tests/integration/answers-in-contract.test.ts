@@ -290,6 +290,8 @@ describe.skipIf(!pgOk)('answers while the database does not answer (PostgreSQL)'
       expect(metrics.text).toContain('payments_store_up 0\n');
       expect(metrics.text).not.toMatch(/^payments_outbox_backlog /m);
       expect(metrics.text).not.toMatch(/^payments_refunds\{/m);
+      expect(metrics.text).not.toMatch(/^payments_refunds_oldest_age_seconds\{/m);
+      expect(metrics.text).not.toMatch(/^payments_outbox_oldest_age_seconds /m);
       expect(metrics.text).toMatch(
         /^payments_http_requests_total\{operation="getRefundStatus",status="503"\} 1$/m,
       );

@@ -17,7 +17,7 @@ import { captureLogger } from '../helpers/log-capture.js';
 import { getJson, postJson } from '../helpers/http.js';
 import { freePort } from '../helpers/processes.js';
 import { POSTGRES_URL, RABBITMQ_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
-import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { proxyFor, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { deleteEverything, openAdmin, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
@@ -189,6 +189,65 @@ describe.skipIf(!(await rabbitAvailable()))('queue figures while RabbitMQ is unr
       await deleteEverything(prefix);
     }
   });
+});
+
+describe.skipIf(!(await rabbitAvailable()))('how long work has waited', () => {
+  // Counts could not tell a backlog that moves from one that is stuck, so nothing could alert on a refund queued
+  // for an hour or an outbox the relay had stopped draining.
+  it('the oldest queued refund and outbox message show their age, and go back to 0 once done', async () => {
+    const prefix = uniquePrefix('opsa');
+    const rabbit = new URL(RABBITMQ_URL);
+    const target = { host: rabbit.hostname, port: Number(rabbit.port || 5672) };
+    let proxy = await startTcpProxy(target);
+    const url = new URL(RABBITMQ_URL);
+    url.hostname = proxy.host;
+    url.port = String(proxy.port);
+    const svc = await startTestService(
+      'sqlite',
+      { RABBITMQ_URL: url.toString(), ROLE: 'all' },
+      { topology: topologyFor(prefix) },
+    );
+    try {
+      const scrape = async () => (await fetch(`${svc.url}/metrics`)).text();
+      const pi = await postJson(`${svc.url}/payment-intent`, {
+        amount: 1000,
+        currency: 'usd',
+        payment_method: 'pm_card_visa',
+        confirm: true,
+      });
+      await proxy.close();
+      await eventually(scrape, (t) => metricValue(t, 'payments_broker_connected') === 0);
+      const requestId = `aged-${prefix}`;
+      const queued = await postJson(`${svc.url}/refund-async`, {
+        payment_intent_id: pi.json.paymentIntentId,
+        request_id: requestId,
+      });
+      expect(queued.status).toBe(202);
+      await new Promise((r) => setTimeout(r, 2_200));
+      const waiting = await scrape();
+      expect(
+        metricValue(waiting, 'payments_refunds_oldest_age_seconds', { status: 'queued' }),
+      ).toBeGreaterThanOrEqual(2);
+      expect(metricValue(waiting, 'payments_outbox_oldest_age_seconds')).toBeGreaterThanOrEqual(2);
+      expect(metricValue(waiting, 'payments_refunds_oldest_age_seconds', { status: 'processing' })).toBe(0);
+
+      proxy = await startTcpProxy(target, proxy.port); // RabbitMQ is back
+      const done = await eventually(
+        () => getJson(`${svc.url}/refund-status/${requestId}`),
+        (r) => r.json?.status === 'succeeded',
+        30_000,
+      );
+      expect(done.json.status).toBe('succeeded');
+      const after = await eventually(scrape, (t) => metricValue(t, 'payments_outbox_backlog') === 0);
+      expect(metricValue(after, 'payments_refunds_oldest_age_seconds', { status: 'queued' })).toBe(0);
+      expect(metricValue(after, 'payments_outbox_oldest_age_seconds')).toBe(0);
+      expect(after).toMatch(/^payments_outbox_oldest_age_seconds 0$/m);
+    } finally {
+      await svc.stop();
+      await proxy.close();
+      await deleteEverything(prefix);
+    }
+  }, 60_000);
 });
 
 describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', () => {
@@ -456,6 +515,21 @@ describe.skipIf(!(await postgresAvailable()))('metrics while PostgreSQL does not
     await svc?.stop();
   });
 
+  it('reads its gauges from PostgreSQL while it answers, ages included', async () => {
+    const pi = await postJson(`${svc.url}/payment-intent`, {
+      amount: 1000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    // Queued for a worker this ROLE=all process runs in process: it is made at once.
+    await postJson(`${svc.url}/refund-async`, { payment_intent_id: pi.json.paymentIntentId });
+    const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+    expect(metrics).toContain('payments_store_up 1\n');
+    expect(metrics).toMatch(/^payments_refunds_oldest_age_seconds\{status="processing"\} \d+$/m);
+    expect(metrics).toMatch(/^payments_outbox_oldest_age_seconds \d+$/m);
+  });
+
   // The handler counted every failure of a webhook as `unverified` / `rejected`, so a correctly signed event the
   // service could not store (the database away) read as a forged or malformed one: an alert on rejected webhooks
   // fired for a database outage, and none said that Stripe's events were not being stored.
@@ -487,9 +561,10 @@ describe.skipIf(!(await postgresAvailable()))('metrics while PostgreSQL does not
       proxy.forward();
     }
     const metrics = await (await fetch(`${svc.url}/metrics`)).text();
-    expect(metrics.split('\n').filter((l) => l.startsWith('payments_webhook_events_total{'))).toEqual([
-      'payments_webhook_events_total{type="refund.updated",outcome="failed"} 1',
-    ]);
+    expect(
+      metricValue(metrics, 'payments_webhook_events_total', { type: 'refund.updated', outcome: 'failed' }),
+    ).toBe(1);
+    expect(metricValue(metrics, 'payments_webhook_events_total', { outcome: 'rejected' })).toBe(0);
   });
 });
 
