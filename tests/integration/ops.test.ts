@@ -422,8 +422,10 @@ describe('metrics', () => {
   }, 20_000);
 
   // Lines logged through the request's logger carry its id as `reqId`; the request line had it only as `req.id`, so
-  // filtering on reqId found a failed request's error but not its status and latency.
-  it("the request line carries the request id under the same key as the request's other lines", async () => {
+  // filtering on reqId found a failed request's error but not its status and latency. And the request line of a
+  // 503 for Stripe's outage was an error while the failure itself was logged as a warning: every request during an
+  // outage of Stripe's added an error line.
+  it("the request line carries the request id as reqId, and a 503 for Stripe's outage is a warning like the failure's own line", async () => {
     const from = svc.lines.length;
     await svc.faults({ error_rate: 1, match: { path_prefix: '/v1/payment_intents' } });
     try {
@@ -438,10 +440,13 @@ describe('metrics', () => {
     }
     const mine = svc.lines
       .slice(from)
-      .map((l) => JSON.parse(l) as { msg: string; reqId?: string })
+      .map((l) => JSON.parse(l) as { msg: string; level: number; reqId?: string })
       .filter((l) => l.reqId === 'find-me-by-reqid-1')
-      .map((l) => l.msg);
-    expect(mine).toEqual(['upstream failure', 'request completed']);
+      .map((l) => [l.msg, l.level]);
+    expect(mine).toEqual([
+      ['upstream failure', 40],
+      ['request completed', 40],
+    ]);
   });
 
   // Lines and figures were written on the response's 'finish', which never comes for a response whose client went
