@@ -54,11 +54,11 @@ export interface paths {
          * @description Metrics in the Prometheus text format: HTTP requests, Stripe calls, refunds in flight by status,
          *     refunds moved into a final status by this process, outbox backlog, how long the oldest refund in
          *     flight and the oldest outbox message have waited, queue and dead-letter depth,
-         *     webhook events. Open by default; with `METRICS_PUBLIC=false`
+         *     webhook events, and webhook events stored but not yet applied. Open by default; with `METRICS_PUBLIC=false`
          *     any valid API key is required. While the service's database does not answer (within 3 s),
          *     the scrape still answers: `payments_store_up` is 0, and `payments_refunds`,
-         *     `payments_outbox_backlog`, `payments_refunds_oldest_age_seconds` and
-         *     `payments_outbox_oldest_age_seconds` have no series (with `METRICS_PUBLIC=false`, checking the key may itself answer
+         *     `payments_outbox_backlog`, `payments_refunds_oldest_age_seconds`,
+         *     `payments_outbox_oldest_age_seconds` and `payments_webhook_events_unapplied` have no series (with `METRICS_PUBLIC=false`, checking the key may itself answer
          *     503 `store_unavailable`).
          */
         get: operations["getMetrics"];

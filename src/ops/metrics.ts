@@ -148,6 +148,17 @@ export function createMetrics(): Metrics {
     },
   });
   new Gauge({
+    name: 'payments_webhook_events_unapplied',
+    help: 'Stripe events stored but not yet applied to the ledger (normally 0 within a second; a failed one is retried with backoff).',
+    registers: [registry],
+    async collect() {
+      if (!sources) return;
+      const snapshot = await storeSnapshot();
+      if (!snapshot) return this.remove();
+      this.set(snapshot.unappliedEvents);
+    },
+  });
+  new Gauge({
     name: 'payments_store_up',
     help: "1 when this scrape's reads of the database (refund and outbox gauges) were answered, else 0.",
     registers: [registry],
@@ -164,6 +175,7 @@ export function createMetrics(): Metrics {
     backlog: number;
     oldestUpdate: Partial<Record<string, string>>;
     oldestPending: string | null;
+    unappliedEvents: number;
   }
   let snapshotInFlight: Promise<StoreSnapshot | null> | null = null;
   function storeSnapshot(): Promise<StoreSnapshot | null> {
@@ -180,13 +192,15 @@ export function createMetrics(): Metrics {
       store.outbox.pendingCount(),
       store.refunds.oldestUpdateByStatus(OPEN_REFUND_STATUSES),
       store.outbox.oldestPendingCreatedAt(),
+      store.inbox.countUnprocessed(),
     ])
-      .then(([counts, backlog, oldestUpdate, oldestPending]): StoreSnapshot => ({
+      .then(([counts, backlog, oldestUpdate, oldestPending, unappliedEvents]): StoreSnapshot => ({
         at: Date.now(),
         counts,
         backlog,
         oldestUpdate,
         oldestPending,
+        unappliedEvents,
       }))
       .catch(() => null);
     snapshotInFlight = Promise.race([read, late]).finally(() => {

@@ -292,6 +292,7 @@ describe.skipIf(!pgOk)('answers while the database does not answer (PostgreSQL)'
       expect(metrics.text).not.toMatch(/^payments_refunds\{/m);
       expect(metrics.text).not.toMatch(/^payments_refunds_oldest_age_seconds\{/m);
       expect(metrics.text).not.toMatch(/^payments_outbox_oldest_age_seconds /m);
+      expect(metrics.text).not.toMatch(/^payments_webhook_events_unapplied /m);
       expect(metrics.text).toMatch(
         /^payments_http_requests_total\{operation="getRefundStatus",status="503"\} 1$/m,
       );
