@@ -283,7 +283,13 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
 
   return {
     /** `idempotencyKey`: the caller's Idempotency-Key, if any (see stripeKey). */
-    async createCheckoutSession(caller: Caller, input: CheckoutInput, idempotencyKey?: string) {
+    /** `reqId`: the HTTP request's id, for the log line (the request's other lines carry it as reqId). */
+    async createCheckoutSession(
+      caller: Caller,
+      input: CheckoutInput,
+      idempotencyKey?: string,
+      reqId?: string,
+    ) {
       const currencies = new Set(input.line_items.map((li) => li.price_data.currency));
       if (currencies.size > 1) {
         throw new ProblemError(400, 'All line items of a checkout session must use the same currency.', {
@@ -334,7 +340,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       }
       await recordSession(caller.owner, session, input.metadata);
       log.info(
-        { sessionId: session.id, amount: session.amount_total, currency: session.currency },
+        { reqId, sessionId: session.id, amount: session.amount_total, currency: session.currency },
         'checkout session created',
       );
       return session;
@@ -354,7 +360,13 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     },
 
     /** `idempotencyKey`: the caller's Idempotency-Key, if any (see stripeKey): a retry never charges twice. */
-    async createPaymentIntent(caller: Caller, input: PaymentIntentInput, idempotencyKey?: string) {
+    /** `reqId`: as for createCheckoutSession. */
+    async createPaymentIntent(
+      caller: Caller,
+      input: PaymentIntentInput,
+      idempotencyKey?: string,
+      reqId?: string,
+    ) {
       requireSupportedCurrency(input.currency, 'currency');
       requireAmountFitsCurrency(input.amount, input.currency, 'amount');
       requireMetadataFits(input.metadata);
@@ -405,7 +417,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       }
       await recordIntent(caller.owner, pi);
       log.info(
-        { paymentIntentId: pi.id, amount: pi.amount, currency: pi.currency, status: pi.status },
+        { reqId, paymentIntentId: pi.id, amount: pi.amount, currency: pi.currency, status: pi.status },
         'payment intent created',
       );
       return pi;

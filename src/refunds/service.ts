@@ -626,7 +626,13 @@ export function createRefundService(deps: RefundServiceDeps) {
     accept,
 
     /** POST /refund: accept, ask Stripe now, answer with Stripe's result. */
-    async refundNow(caller: Caller, input: RefundInput, idempotencyKey?: string): Promise<Refund> {
+    /** `reqId`: the HTTP request's id, for the log lines (the request's other lines carry it as reqId). */
+    async refundNow(
+      caller: Caller,
+      input: RefundInput,
+      idempotencyKey?: string,
+      reqId?: string,
+    ): Promise<Refund> {
       const { refund, created } = await accept(caller, input, 'sync', idempotencyKey);
       if (!created) {
         if (refund.stripeRefundId) return refund;
@@ -657,7 +663,10 @@ export function createRefundService(deps: RefundServiceDeps) {
           // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
           // and the reserved amount stays reserved until then.
           await store.transaction((tx) => enqueue(tx, refund.requestId, 'sync-handoff'));
-          log.warn({ request_id: refund.requestId, err }, 'refund outcome unknown; handed to the worker');
+          log.warn(
+            { reqId, request_id: refund.requestId, err },
+            'refund outcome unknown; handed to the worker',
+          );
           const problem = toProblem(err, 'refund');
           throw new ProblemError(
             problem.status,
@@ -666,7 +675,10 @@ export function createRefundService(deps: RefundServiceDeps) {
           );
         }
         await recordFailure(refund.requestId, failureReasonOf(err));
-        log.info({ request_id: refund.requestId, reason: failureReasonOf(err) }, 'refund refused by Stripe');
+        log.info(
+          { reqId, request_id: refund.requestId, reason: failureReasonOf(err) },
+          'refund refused by Stripe',
+        );
         const over = overRefundCode(err);
         if (over) {
           // The same refusal as the ledger's own check (409), made by Stripe because of refunds the ledger had
@@ -693,16 +705,22 @@ export function createRefundService(deps: RefundServiceDeps) {
       // same refund.
       const saved = await recordStripeRefund(refund.requestId, stripeRefund);
       log.info(
-        { request_id: refund.requestId, refund_id: stripeRefund.id, status: saved.status },
+        { reqId, request_id: refund.requestId, refund_id: stripeRefund.id, status: saved.status },
         'refund made',
       );
       return saved;
     },
 
     /** POST /refund-async: accept and queue durably; the worker does the rest. */
-    async refundLater(caller: Caller, input: RefundInput, idempotencyKey?: string): Promise<Refund> {
+    /** `reqId`: as for refundNow. */
+    async refundLater(
+      caller: Caller,
+      input: RefundInput,
+      idempotencyKey?: string,
+      reqId?: string,
+    ): Promise<Refund> {
       const { refund, created } = await accept(caller, input, 'async', idempotencyKey);
-      if (created) log.info({ request_id: refund.requestId, amount: refund.amount }, 'refund queued');
+      if (created) log.info({ reqId, request_id: refund.requestId, amount: refund.amount }, 'refund queued');
       // A replay gets the answer the first request got, whatever the worker has done since (10 concurrent
       // retries of one request must all read the same); GET /refund-status is where progress shows.
       if (!created && refund.mode === 'async') return { ...refund, status: 'queued' };

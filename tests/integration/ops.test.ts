@@ -449,6 +449,36 @@ describe('metrics', () => {
     ]);
   });
 
+  // The services' own lines of a request (payment made, refund made or queued) carried the payment's and refund's
+  // ids but not the request's, so they could not be found from a request id a client reported.
+  it("the services log a request's payment and refunds with its request id", async () => {
+    const from = svc.lines.length;
+    const pi = await postJson(
+      `${svc.url}/payment-intent`,
+      { amount: 2000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true },
+      { 'x-request-id': 'svc-lines-pay' },
+    );
+    expect(pi.status).toBe(200);
+    const id = pi.json.paymentIntentId;
+    const now = await postJson(
+      `${svc.url}/refund`,
+      { payment_intent_id: id, amount: 500 },
+      { 'x-request-id': 'svc-lines-now' },
+    );
+    expect(now.status).toBe(200);
+    const later = await postJson(
+      `${svc.url}/refund-async`,
+      { payment_intent_id: id, amount: 500 },
+      { 'x-request-id': 'svc-lines-later' },
+    );
+    expect(later.status).toBe(202);
+    const lines = svc.lines.slice(from).map((l) => JSON.parse(l) as { msg: string; reqId?: string });
+    const of = (reqId: string) => lines.filter((l) => l.reqId === reqId).map((l) => l.msg);
+    expect(of('svc-lines-pay')).toEqual(['payment intent created', 'request completed']);
+    expect(of('svc-lines-now')).toEqual(['refund made', 'request completed']);
+    expect(of('svc-lines-later')).toEqual(['refund queued', 'request completed']);
+  });
+
   // Lines and figures were written on the response's 'finish', which never comes for a response whose client went
   // away first: a POST /payment-intent that made a payment at Stripe left no request line and no count at all.
   it('a request whose client went away before the answer is logged and counted once, as 499', async () => {

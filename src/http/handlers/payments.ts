@@ -55,7 +55,7 @@ export const paymentHandlers = (payments: PaymentsService, opts: PaymentHandlerO
   return {
     async createCheckoutSession({ body, ctx }) {
       requireShopRedirects(ctx.caller, body, shopOrigins);
-      const s = await payments.createCheckoutSession(ctx.caller, body, ctx.idempotencyKey);
+      const s = await payments.createCheckoutSession(ctx.caller, body, ctx.idempotencyKey, ctx.requestId);
       return {
         status: 200,
         body: {
@@ -89,7 +89,7 @@ export const paymentHandlers = (payments: PaymentsService, opts: PaymentHandlerO
     },
 
     async createPaymentIntent({ body, ctx }) {
-      const pi = await payments.createPaymentIntent(ctx.caller, body, ctx.idempotencyKey);
+      const pi = await payments.createPaymentIntent(ctx.caller, body, ctx.idempotencyKey, ctx.requestId);
       const answer = { success: true, paymentIntentId: pi.id, status: pi.status } as const;
       // The client secret is not kept with the Idempotency-Key (Stripe asks that it be stored nowhere): a replay
       // reads it from Stripe again (paymentReplays).

@@ -6,7 +6,7 @@ export const QUEUED_MESSAGE = 'Refund request queued successfully';
 export const refundHandlers = (refunds: RefundService) =>
   ({
     async createRefund({ body, ctx }) {
-      const r = await refunds.refundNow(ctx.caller, body, ctx.idempotencyKey);
+      const r = await refunds.refundNow(ctx.caller, body, ctx.idempotencyKey, ctx.requestId);
       return {
         status: 200,
         body: {
@@ -26,7 +26,7 @@ export const refundHandlers = (refunds: RefundService) =>
     },
 
     async createRefundAsync({ body, ctx }) {
-      const r = await refunds.refundLater(ctx.caller, body, ctx.idempotencyKey);
+      const r = await refunds.refundLater(ctx.caller, body, ctx.idempotencyKey, ctx.requestId);
       return {
         status: 202,
         body: { success: true, message: QUEUED_MESSAGE, request_id: publicRequestId(r), status: r.status },
