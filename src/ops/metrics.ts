@@ -160,7 +160,7 @@ export function createMetrics(): Metrics {
   });
   new Gauge({
     name: 'payments_store_up',
-    help: "1 when this scrape's reads of the database (refund and outbox gauges) were answered, else 0.",
+    help: "1 when this scrape's reads of the database (the refund, outbox and unapplied webhook event gauges) were answered, else 0.",
     registers: [registry],
     async collect() {
       if (sources) this.set((await storeSnapshot()) ? 1 : 0);
