@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
+import Stripe from 'stripe';
 
 export interface Served {
   url: string;
@@ -84,5 +85,21 @@ export function payOnHostedPage(checkoutUrl: string, card = 'pm_card_visa'): Pro
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: `payment_method=${encodeURIComponent(card)}&email=buyer%40example.com`,
     redirect: 'manual',
+  });
+}
+
+/** POSTs `body` to `serviceUrl`/webhook signed with `secret` now, as Stripe would send it. */
+export function postSignedWebhook(serviceUrl: string, secret: string, body: string): Promise<Response> {
+  return fetch(`${serviceUrl}/webhook`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'stripe-signature': Stripe.webhooks.generateTestHeaderString({
+        payload: body,
+        secret,
+        timestamp: Math.floor(Date.now() / 1000),
+      }),
+    },
+    body,
   });
 }

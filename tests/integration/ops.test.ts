@@ -14,7 +14,7 @@ import { reconcile } from '../../src/reconcile/index.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { startService } from '../../src/service.js';
 import { captureLogger } from '../helpers/log-capture.js';
-import { getJson, postJson } from '../helpers/http.js';
+import { getJson, postJson, postSignedWebhook } from '../helpers/http.js';
 import { freePort } from '../helpers/processes.js';
 import { POSTGRES_URL, RABBITMQ_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
 import { proxyFor, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
@@ -532,18 +532,7 @@ describe('metrics', () => {
     // Applying a payment intent event reads the intent from Stripe again, which fails now.
     await svc.faults({ error_rate: 1, match: { path_prefix: '/v1/payment_intents/pi_unapplied1' } });
     try {
-      const res = await fetch(`${svc.url}/webhook`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'stripe-signature': Stripe.webhooks.generateTestHeaderString({
-            payload: body,
-            secret: svc.deps.webhookSecret,
-            timestamp: Math.floor(Date.now() / 1000),
-          }),
-        },
-        body,
-      });
+      const res = await postSignedWebhook(svc.url, svc.deps.webhookSecret, body);
       expect(res.status).toBe(200);
       await res.arrayBuffer();
       await svc.deps.webhooks.idle();
@@ -617,18 +606,7 @@ describe.skipIf(!(await postgresAvailable()))('metrics while PostgreSQL does not
     });
     proxy.blackHole();
     try {
-      const res = await fetch(`${svc.url}/webhook`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'stripe-signature': Stripe.webhooks.generateTestHeaderString({
-            payload: body,
-            secret: svc.deps.webhookSecret,
-            timestamp: Math.floor(Date.now() / 1000),
-          }),
-        },
-        body,
-      });
+      const res = await postSignedWebhook(svc.url, svc.deps.webhookSecret, body);
       expect(res.status).toBe(503);
       await res.arrayBuffer();
     } finally {

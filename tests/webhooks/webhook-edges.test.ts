@@ -11,8 +11,8 @@
  *   and the same 500 on every retry. A shallower one (a few thousand levels) was stored and published to
  *   stripe.events. No Stripe event nests anywhere near 64 levels; deeper is refused as event_invalid.
  */
-import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postSignedWebhook } from '../helpers/http.js';
 import { postgresAvailable } from '../helpers/services.js';
 import { startTestService, type Db, type TestService } from '../helpers/service.js';
 import { MAX_EVENT_DEPTH } from '../../src/webhooks/verify.js';
@@ -28,19 +28,7 @@ describe.each<Db>(['sqlite', ...(pg ? (['postgres'] as const) : [])])('webhook e
     await svc?.stop();
   });
 
-  const send = (body: string) =>
-    fetch(`${svc.url}/webhook`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'stripe-signature': Stripe.webhooks.generateTestHeaderString({
-          payload: body,
-          secret: svc.deps.webhookSecret,
-          timestamp: Math.floor(Date.now() / 1000),
-        }),
-      },
-      body,
-    });
+  const send = (body: string) => postSignedWebhook(svc.url, svc.deps.webhookSecret, body);
 
   const event = (over: Record<string, unknown>) =>
     JSON.stringify({
