@@ -66,6 +66,16 @@ function parsed(out: string): Record<string, unknown>[] {
   });
 }
 
+/** A run that exited 1 having logged only JSON lines, the last one fatal: its lines, and that last one. */
+function fatalExit(run: Run): { logged: Record<string, unknown>[]; last: Record<string, unknown> } {
+  expect(run.code).toBe(1);
+  const logged = parsed(run.out);
+  expect(logged.filter((l) => 'unparsed' in l)).toEqual([]);
+  const last = logged.at(-1)!;
+  expect(last['level']).toBe(60);
+  return { logged, last };
+}
+
 describe('the built service when it cannot go on', () => {
   let dir: string;
   let main: string;
@@ -98,11 +108,7 @@ describe('the built service when it cannot go on', () => {
         HOST: '127.0.0.1',
         DATABASE_URL: `postgres://payments:hunter2secret@127.0.0.1:${dead}/payments`,
       });
-      expect(run.code).toBe(1);
-      const logged = parsed(run.out);
-      expect(logged.filter((l) => 'unparsed' in l)).toEqual([]);
-      const last = logged.at(-1)!;
-      expect(last['level']).toBe(60);
+      const { logged, last } = fatalExit(run);
       expect(String(last['msg'])).toMatch(/could not start/);
       expect(String(last['msg'])).toMatch(/PostgreSQL/);
       expect(String(last['msg'])).toContain(`127.0.0.1:${dead}`);
@@ -127,11 +133,7 @@ describe('the built service when it cannot go on', () => {
         HOST: '127.0.0.1',
         DATABASE_URL: `sqlite:${path.join(dir, 'port-taken.db')}`,
       });
-      expect(run.code).toBe(1);
-      const logged = parsed(run.out);
-      expect(logged.filter((l) => 'unparsed' in l)).toEqual([]);
-      const last = logged.at(-1)!;
-      expect(last['level']).toBe(60);
+      const { last } = fatalExit(run);
       expect(String(last['msg'])).toMatch(/could not start/);
       expect(String(last['msg'])).toContain(`127.0.0.1:${port}`);
       expect(String(last['msg'])).toContain(
@@ -210,11 +212,7 @@ describe('the built service when it cannot go on', () => {
         (pid) => process.kill(pid, signal),
       );
       expect(run.out).toContain('"msg":"service started"');
-      expect(run.code).toBe(1);
-      const logged = parsed(run.out);
-      expect(logged.filter((l) => 'unparsed' in l)).toEqual([]);
-      const last = logged.at(-1)!;
-      expect(last['level']).toBe(60);
+      const { last } = fatalExit(run);
       expect(JSON.stringify(last)).toContain(what);
     }, 60_000);
   }

@@ -11,9 +11,16 @@
  * checkout session of the shop's that made it (see external-refunds.test.ts); a refund now does the same.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey } from '../../src/auth/api-keys.js';
 import { getJson, postJson } from '../helpers/http.js';
-import { databases, paidThroughCheckout, rabbitReady, startRig, until, type Rig } from './support/rig.js';
+import {
+  bearerOf,
+  databases,
+  paidThroughCheckout,
+  rabbitReady,
+  startRig,
+  until,
+  type Rig,
+} from './support/rig.js';
 
 const rabbit = await rabbitReady('refunds of a checkout payment before its events');
 const dbs = await databases();
@@ -25,11 +32,8 @@ describe.skipIf(!rabbit).each(dbs)('a refund of a checkout payment before its ev
   beforeAll(async () => {
     // No webhooks reach the service: the payment's events have not come.
     rig = await startRig(db, `checkout-early.${db}`, { env: { API_AUTH: 'on' } });
-    const bearer = async (owner: string) => ({
-      authorization: `Bearer ${(await createKey(rig.svc.deps.store.apiKeys, { owner, kind: 'secret' })).key}`,
-    });
-    shop = await bearer('shop');
-    other = await bearer('other');
+    shop = await bearerOf(rig, 'shop');
+    other = await bearerOf(rig, 'other');
   });
   afterAll(async () => {
     await rig?.stop();

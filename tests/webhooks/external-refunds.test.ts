@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { getJson, postJson } from '../helpers/http.js';
 import {
+  bearerOf,
   databases,
   paidThroughCheckout,
   rabbitReady,
@@ -36,11 +37,8 @@ describe.skipIf(!rabbit).each(dbs)('dashboard refunds of a shop payment on %s', 
   let other: Record<string, string>;
   beforeAll(async () => {
     rig = await startRig(db, `external.${db}`, { deliverWebhooks: true, env: { API_AUTH: 'on' } });
-    const bearer = async (owner: string) => ({
-      authorization: `Bearer ${(await createKey(rig.svc.deps.store.apiKeys, { owner, kind: 'secret' })).key}`,
-    });
-    shop = await bearer('shop');
-    other = await bearer('other');
+    shop = await bearerOf(rig, 'shop');
+    other = await bearerOf(rig, 'other');
   });
   afterAll(async () => {
     await rig?.stop();

@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { pino } from 'pino';
 import Stripe from 'stripe';
+import { createKey } from '../../../src/auth/api-keys.js';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.js';
 import type { TopologyNames } from '../../../src/queue/index.js';
 import { createStripeClient } from '../../../src/stripe/client.js';
@@ -271,6 +272,12 @@ export async function paidThroughService(
     throw new Error(`payment intent: ${res.status} ${JSON.stringify(body)}`);
   }
   return body.paymentIntentId!;
+}
+
+/** Headers carrying a new secret API key of `owner` (the rig's service runs with API_AUTH=on). */
+export async function bearerOf(rig: Rig, owner: string): Promise<Record<string, string>> {
+  const { key } = await createKey(rig.svc.deps.store.apiKeys, { owner, kind: 'secret' });
+  return { authorization: `Bearer ${key}` };
 }
 
 /**
