@@ -6,7 +6,12 @@
 import { hash as digest } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Request, RequestHandler, Response } from 'express';
-import { IN_PROGRESS_STALE_MS, StoreUnavailableError, type IdempotencyRepo } from '../store/index.js';
+import {
+  IN_PROGRESS_STALE_MS,
+  StoreUnavailableError,
+  type IdempotencyBegin,
+  type IdempotencyRepo,
+} from '../store/index.js';
 import { holdWork } from './admission.js';
 import { renderAndLog, sendProblem } from './errors.js';
 import {
@@ -188,9 +193,22 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     // Elapsed time (performance.now()), not the wall clock: a step of the clock forward during an outage would end
     // settleKey's tries at once, leaving the key in progress and the client's retry refused until it goes stale.
     const claimedAt = performance.now();
+    // What the claim is known by: the key's last write acts on this request's claim only, not on one a retry
+    // took over after this one went stale (a process paused for longer than IN_PROGRESS_STALE_MS).
+    const claim = new Date();
     if (idemKey !== undefined) {
       const hash = digest('sha256', `${operationId}\n${canonical(req.body)}`, 'hex');
-      const begun = await store!.begin(idemScope, idemKey, hash, IDEMPOTENCY_TTL_MS);
+      let begun: IdempotencyBegin;
+      try {
+        begun = await store!.begin(idemScope, idemKey, hash, IDEMPOTENCY_TTL_MS, claim);
+      } catch (err) {
+        // The claim may have been written with its answer lost (the connection dropped at the commit). Left
+        // so, the retry the 503 asks for would get 409 idempotency_key_in_use until the claim went stale, ten
+        // minutes on; it is released once the database takes it, while the 503 goes out at once.
+        if (err instanceof StoreUnavailableError)
+          void settleKey(() => store!.abandon(idemScope, idemKey, claim), req, claimedAt);
+        throw err;
+      }
       if (begun.kind === 'replay') {
         if (begun.status >= 400) {
           res.setHeader('Idempotent-Replayed', 'true');
@@ -221,7 +239,8 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
 
     // Claiming the key waited on the database too.
     if (answeredAlready(req, res)) {
-      if (idemKey !== undefined) await settleKey(() => store!.abandon(idemScope, idemKey), req, claimedAt);
+      if (idemKey !== undefined)
+        await settleKey(() => store!.abandon(idemScope, idemKey, claim), req, claimedAt);
       return;
     }
 
@@ -236,8 +255,8 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
         const retryable = rendered.status >= 500 || rendered.body.retry_after !== undefined;
         await settleKey(
           retryable
-            ? () => store!.abandon(idemScope, idemKey)
-            : () => store!.complete(idemScope, idemKey, rendered.status, rendered.body),
+            ? () => store!.abandon(idemScope, idemKey, claim)
+            : () => store!.complete(idemScope, idemKey, rendered.status, rendered.body, claim),
           req,
           claimedAt,
         );
@@ -248,7 +267,7 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     // The work is done (money may have moved): its answer goes out even when storing it for replays fails.
     if (idemKey !== undefined)
       await settleKey(
-        () => store!.complete(idemScope, idemKey, reply.status, reply.replayBody ?? reply.body),
+        () => store!.complete(idemScope, idemKey, reply.status, reply.replayBody ?? reply.body, claim),
         req,
         claimedAt,
       );

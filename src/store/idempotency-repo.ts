@@ -17,6 +17,8 @@ export interface IdempotencyRepo {
   /**
    * Claims `(owner, key)` for a request whose body hashes to `requestHash`, for `ttlMs`. Race-safe:
    * of concurrent begins with one key exactly one gets 'started'. An expired row counts as absent.
+   * The claim is known by `now` (its `created_at`): complete() and abandon() given it act only on that claim,
+   * not on one a retry took over after this one went stale.
    */
   begin(
     owner: string,
@@ -25,10 +27,13 @@ export interface IdempotencyRepo {
     ttlMs: number,
     now?: TimeInput,
   ): Promise<IdempotencyBegin>;
-  /** Stores the response to replay; false when the key has no in-progress row. */
-  complete(owner: string, key: string, status: number, body: unknown): Promise<boolean>;
-  /** Forgets an in-progress key (e.g. after a 5xx) so the client may retry it. */
-  abandon(owner: string, key: string): Promise<boolean>;
+  /**
+   * Stores the response to replay; false when the key has no in-progress row, or (given `claim`, the `now` its
+   * begin() was given) when the row in progress is another request's claim.
+   */
+  complete(owner: string, key: string, status: number, body: unknown, claim?: TimeInput): Promise<boolean>;
+  /** Forgets an in-progress key (e.g. after a 5xx) so the client may retry it; `claim` as for complete(). */
+  abandon(owner: string, key: string, claim?: TimeInput): Promise<boolean>;
   /** Deletes expired keys; returns how many. */
   purgeExpired(now?: TimeInput): Promise<number>;
 }
@@ -60,16 +65,17 @@ const claim = queryTemplate<ClaimParams, never>('idempotency.claim', CLAIM_COLUM
     .onConflict((oc) => oc.columns(['owner', 'key']).doNothing()),
 );
 
-const completeInProgress = queryTemplate<{ owner: string; key: string; status: number; body: string }, never>(
-  'idempotency.complete',
-  ['owner', 'key', 'status', 'body'],
-  (db, p) =>
-    db
-      .updateTable('idempotency_keys')
-      .set({ state: 'done', response_status: p('status'), response_body: p('body') })
-      .where('owner', '=', p('owner'))
-      .where('key', '=', p('key'))
-      .where('state', '=', 'in_progress'),
+const completeClaim = queryTemplate<
+  { owner: string; key: string; claim: string; status: number; body: string },
+  never
+>('idempotency.complete', ['owner', 'key', 'claim', 'status', 'body'], (db, p) =>
+  db
+    .updateTable('idempotency_keys')
+    .set({ state: 'done', response_status: p('status'), response_body: p('body') })
+    .where('owner', '=', p('owner'))
+    .where('key', '=', p('key'))
+    .where('state', '=', 'in_progress')
+    .where('created_at', '=', p('claim')),
 );
 
 export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
@@ -140,23 +146,35 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
       return { kind: 'in_progress' };
     },
 
-    async complete(owner, key, status, body) {
-      const result = await completeInProgress.run(db, ctx.dialect, {
-        owner,
-        key,
-        status,
-        body: toJson(body),
-      });
-      return (result.numAffectedRows ?? 0n) > 0n;
-    },
-
-    async abandon(owner, key) {
+    async complete(owner, key, status, body, claim) {
+      if (claim !== undefined) {
+        const result = await completeClaim.run(db, ctx.dialect, {
+          owner,
+          key,
+          claim: toIso(claim),
+          status,
+          body: toJson(body),
+        });
+        return (result.numAffectedRows ?? 0n) > 0n;
+      }
       const result = await db
-        .deleteFrom('idempotency_keys')
+        .updateTable('idempotency_keys')
+        .set({ state: 'done', response_status: status, response_body: toJson(body) })
         .where('owner', '=', owner)
         .where('key', '=', key)
         .where('state', '=', 'in_progress')
         .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async abandon(owner, key, claim) {
+      let query = db
+        .deleteFrom('idempotency_keys')
+        .where('owner', '=', owner)
+        .where('key', '=', key)
+        .where('state', '=', 'in_progress');
+      if (claim !== undefined) query = query.where('created_at', '=', toIso(claim));
+      const result = await query.executeTakeFirst();
       return result.numDeletedRows > 0n;
     },
 

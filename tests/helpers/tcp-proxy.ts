@@ -17,6 +17,12 @@ export interface TcpProxy {
    * directions, for good (one statement of a protocol swallowed on the way); `null` stops matching.
    */
   silenceConnectionsSending(marker: string | null): void;
+  /**
+   * From now on, a connection whose client sends bytes containing `marker` forwards those bytes and then goes
+   * silent, in both directions, for good: the server does the work (a statement commits) and its answer is lost on
+   * the way back; `null` stops matching.
+   */
+  loseAnswersTo(marker: string | null): void;
   /** Holds what the client sends this long before forwarding it (a slow database); 0 forwards at once. */
   delayClientBytes(ms: number): void;
   close(): Promise<void>;
@@ -27,6 +33,7 @@ export async function startTcpProxy(target: { host: string; port: number }, port
   const sockets = new Set<Socket>();
   let silent = false;
   let marker: string | null = null;
+  let answerMarker: string | null = null;
   let delayMs = 0;
   const server = createServer((client) => {
     const upstream = tcpConnect(target.port, target.host);
@@ -40,6 +47,7 @@ export async function startTcpProxy(target: { host: string; port: number }, port
       if (silent || swallowed) return;
       if (delayMs > 0) setTimeout(() => upstream.write(chunk), delayMs);
       else upstream.write(chunk);
+      if (answerMarker !== null && chunk.includes(answerMarker)) swallowed = true;
     });
     upstream.on('data', (chunk: Buffer) => {
       if (!silent && !swallowed) client.write(chunk);
@@ -63,6 +71,9 @@ export async function startTcpProxy(target: { host: string; port: number }, port
     },
     silenceConnectionsSending(m) {
       marker = m;
+    },
+    loseAnswersTo(m) {
+      answerMarker = m;
     },
     delayClientBytes(ms) {
       delayMs = ms;

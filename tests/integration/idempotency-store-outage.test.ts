@@ -104,3 +104,32 @@ describe.skipIf(!pgOk)('Idempotency-Key whose answer cannot be stored (PostgreSQ
     expect((await svc.deps.stripe.refunds.list({ payment_intent: pi })).data).toHaveLength(1);
   });
 });
+
+describe.skipIf(!pgOk)('Idempotency-Key claimed as the database connection dropped (PostgreSQL)', () => {
+  const held = behindProxy();
+
+  it('the retry the 503 asks for is served once the database is back, not refused as in progress', async () => {
+    const { proxy, svc } = held;
+    const keyValue = `lostclaim-${Date.now()}`;
+    const key = { 'Idempotency-Key': keyValue };
+    const body = { amount: 1900, currency: 'usd', payment_method: 'pm_card_visa', confirm: true };
+    // The statement that claims the key reaches the database and commits; its answer is lost on the way back.
+    proxy.loseAnswersTo(keyValue);
+    const first = await postJson(`${svc.url}/payment-intent`, body, key);
+    expect(first.status).toBe(503);
+    expect(first.json).toMatchObject({ code: 'store_unavailable' });
+    expect((await svc.deps.stripe.paymentIntents.list({ limit: 10 })).data).toEqual([]);
+    proxy.loseAnswersTo(null);
+    // The claim was written: left so, the key would read "in progress" (409) for the next ten minutes.
+
+    const retried = await eventually(
+      () => postJson(`${svc.url}/payment-intent`, body, key),
+      (r) => r.status !== 409 && r.status !== 503,
+      10_000,
+    );
+    expect(retried.status).toBe(200);
+    expect(retried.json.status).toBe('succeeded');
+    const atStripe = await svc.deps.stripe.paymentIntents.list({ limit: 10 });
+    expect(atStripe.data.map((p) => p.id)).toEqual([retried.json.paymentIntentId]);
+  });
+});

@@ -135,6 +135,30 @@ describeStore('idempotency keys repository', (h) => {
     });
   });
 
+  it('a request whose claim was taken over finishes without touching the claim that took its key', async () => {
+    const db = await h.open(h.newDatabase());
+    const DAY = 24 * 3_600_000;
+    const t0 = new Date('2034-03-01T00:00:00Z');
+    const retryAt = new Date(t0.getTime() + IN_PROGRESS_STALE_MS);
+    // The first request's process is paused for longer than a claim lives; a retry takes the key over.
+    expect(await db.idempotency.begin('acme', 'paused', 'h1', DAY, t0)).toEqual({ kind: 'started' });
+    expect(await db.idempotency.begin('acme', 'paused', 'h1', DAY, retryAt)).toEqual({ kind: 'started' });
+
+    // The paused request wakes up: its 5xx does not free the key under the retry still at work...
+    expect(await db.idempotency.abandon('acme', 'paused', t0)).toBe(false);
+    expect(await db.idempotency.begin('acme', 'paused', 'h1', DAY, retryAt)).toEqual({
+      kind: 'in_progress',
+      since: retryAt.toISOString(),
+    });
+    // ...nor does its answer become the one replayed for the key.
+    expect(await db.idempotency.complete('acme', 'paused', 200, { by: 'paused' }, t0)).toBe(false);
+    expect(await db.idempotency.complete('acme', 'paused', 200, { by: 'retry' }, retryAt)).toBe(true);
+    expect(await db.idempotency.begin('acme', 'paused', 'h1', DAY, retryAt)).toEqual({
+      kind: 'replay',
+      status: 200,
+      body: { by: 'retry' },
+    });
+  });
   it('treats an expired key as new, and purgeExpired deletes expired keys only', async () => {
     const db = await h.open(h.newDatabase());
     const t0 = new Date('2034-01-01T00:00:00Z');
