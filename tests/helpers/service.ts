@@ -7,8 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { expect } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { startService, type RunningService, type ServiceOptions } from '../../src/service.js';
+import { postJson } from './http.js';
 import { captureLogger } from './log-capture.js';
 import { POSTGRES_URL } from './services.js';
 
@@ -124,4 +126,25 @@ export async function eventually<T>(
     last = await fn();
   }
   return last;
+}
+
+/**
+ * A client retrying a keyed POST /payment-intent as a 503 told it to, until it is served (not 409 in progress, not
+ * 503) or 10 s pass; then checks that it was served a succeeded intent, the only one Stripe holds.
+ */
+export async function retryPaymentIntentUntilServed(
+  svc: TestService,
+  body: unknown,
+  key: Record<string, string>,
+): Promise<Awaited<ReturnType<typeof postJson>>> {
+  const retried = await eventually(
+    () => postJson(`${svc.url}/payment-intent`, body, key),
+    (r) => r.status !== 409 && r.status !== 503,
+    10_000,
+  );
+  expect(retried.status).toBe(200);
+  expect(retried.json.status).toBe('succeeded');
+  const atStripe = await svc.deps.stripe.paymentIntents.list({ limit: 10 });
+  expect(atStripe.data.map((p) => p.id)).toEqual([retried.json.paymentIntentId]);
+  return retried;
 }

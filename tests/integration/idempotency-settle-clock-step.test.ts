@@ -7,7 +7,12 @@
  */
 import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import { postJson } from '../helpers/http.js';
-import { eventually, startTestService, type TestService } from '../helpers/service.js';
+import {
+  eventually,
+  retryPaymentIntentUntilServed,
+  startTestService,
+  type TestService,
+} from '../helpers/service.js';
 import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
 import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -59,12 +64,6 @@ it.skipIf(!pgOk)(
     await new Promise((r) => setTimeout(r, 1_500));
     proxy.forward();
 
-    const retried = await eventually(
-      () => postJson(`${svc.url}/payment-intent`, body, key),
-      (r) => r.status !== 409 && r.status !== 503,
-      10_000,
-    );
-    expect(retried.status).toBe(200);
-    expect(retried.json.status).toBe('succeeded');
+    await retryPaymentIntentUntilServed(svc, body, key);
   },
 );

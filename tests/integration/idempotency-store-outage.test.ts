@@ -7,7 +7,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paidIntent, postJson } from '../helpers/http.js';
-import { eventually, startTestService, type TestService } from '../helpers/service.js';
+import {
+  eventually,
+  retryPaymentIntentUntilServed,
+  startTestService,
+  type TestService,
+} from '../helpers/service.js';
 import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
 import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -59,15 +64,7 @@ describe.skipIf(!pgOk)('Idempotency-Key of a request cut off by a database outag
 
     // The client retries as told (Retry-After is a second or so). A few seconds of 409 while the service
     // catches up is fine; ten minutes of it is not.
-    const retried = await eventually(
-      () => postJson(`${svc.url}/payment-intent`, body, key),
-      (r) => r.status !== 409 && r.status !== 503,
-      10_000,
-    );
-    expect(retried.status).toBe(200);
-    expect(retried.json.status).toBe('succeeded');
-    const atStripe = await svc.deps.stripe.paymentIntents.list({ limit: 10 });
-    expect(atStripe.data.map((p) => p.id)).toEqual([retried.json.paymentIntentId]);
+    const retried = await retryPaymentIntentUntilServed(svc, body, key);
     const replay = await postJson(`${svc.url}/payment-intent`, body, key);
     expect(replay.status).toBe(200);
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
@@ -122,14 +119,6 @@ describe.skipIf(!pgOk)('Idempotency-Key claimed as the database connection dropp
     proxy.loseAnswersTo(null);
     // The claim was written: left so, the key would read "in progress" (409) for the next ten minutes.
 
-    const retried = await eventually(
-      () => postJson(`${svc.url}/payment-intent`, body, key),
-      (r) => r.status !== 409 && r.status !== 503,
-      10_000,
-    );
-    expect(retried.status).toBe(200);
-    expect(retried.json.status).toBe('succeeded');
-    const atStripe = await svc.deps.stripe.paymentIntents.list({ limit: 10 });
-    expect(atStripe.data.map((p) => p.id)).toEqual([retried.json.paymentIntentId]);
+    await retryPaymentIntentUntilServed(svc, body, key);
   });
 });
