@@ -109,10 +109,17 @@ export interface Answer {
 }
 
 /**
- * Headers a client acts on. When the service sends one, the answer's entry in the contract must name it, or a
+ * Headers a client acts on (or quotes to support). When the service sends one, the answer's entry in the contract must name it, or a
  * generated client has no typed way to read it (when to retry, which scheme to authenticate with).
  */
-const ACTIONABLE_HEADERS = ['retry-after', 'www-authenticate', 'idempotent-replayed'];
+const ACTIONABLE_HEADERS = [
+  'retry-after',
+  'www-authenticate',
+  'idempotent-replayed',
+  'x-request-id',
+  'ratelimit',
+  'ratelimit-policy',
+];
 
 /**
  * How `answer` contradicts the contract of `operationId`: its status is not listed (the `default` entry only
