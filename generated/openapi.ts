@@ -31,7 +31,11 @@ export interface paths {
         /**
          * Readiness
          * @description Checks the store, RabbitMQ (when configured) and Stripe. Answers 503 naming every part that
-         *     failed, so a load balancer stops sending traffic and an operator knows where to look.
+         *     failed that the process cannot work without, so a load balancer stops sending traffic and an operator
+         *     knows where to look. A process that serves the API (`ROLE=api` or `all`) works without RabbitMQ for a
+         *     while (queued refunds wait in its database until RabbitMQ is back; nothing else needs it), so RabbitMQ
+         *     down leaves it ready, with `broker` listed in `degraded`; a worker process (`ROLE=worker`) is not ready
+         *     without it.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -688,12 +692,17 @@ export interface components {
          */
         Readiness: {
             /**
-             * @description `ok` when every check passed.
+             * @description `ok` when every check this process cannot work without passed.
              * @enum {string}
              */
             status: "ok" | "unavailable";
-            /** @description Names of the checks that failed. */
+            /** @description Names of the checks that failed and that this process cannot work without. */
             failing?: string[];
+            /**
+             * @description Names of the checks that failed but that this process works without for now (`broker` in a process
+             *     that serves the API: queued refunds wait in its database until RabbitMQ is back).
+             */
+            degraded?: string[];
             /** @description Each dependency: `ok`, `down`, or `not_configured`. */
             checks: {
                 [key: string]: "ok" | "down" | "not_configured";
@@ -1076,7 +1085,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Every dependency answered. */
+            /** @description Ready; every dependency answered, or those that did not are listed in `degraded`. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1087,7 +1096,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            /** @description At least one dependency failed. */
+            /** @description A dependency this process cannot work without failed (named in `failing`). */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];

@@ -89,6 +89,15 @@ const EMBEDDED_SANDBOX_MAX_OBJECTS = 10_000;
 
 /** How long /readyz waits for each dependency at most (less when REQUEST_TIMEOUT_MS is short). */
 const READINESS_CHECK_TIMEOUT_MS = 2000;
+/**
+ * Readiness checks a process stays ready without. One that serves the API (api, all) keeps taking refunds while
+ * RabbitMQ is away (they wait in the outbox), so it stays in its load balancer; a worker process cannot work.
+ */
+const BROKER_OPTIONAL_FOR: Record<Config['role'], readonly string[]> = {
+  api: ['broker'],
+  all: ['broker'],
+  worker: [],
+};
 
 const EMBEDDED_NOTICE =
   'EMBEDDED MODE: Stripe is an in-process sandbox (no real money moves); set STRIPE_SECRET_KEY for real Stripe';
@@ -192,6 +201,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       broker,
       stripe,
       timeoutMs: Math.min(READINESS_CHECK_TIMEOUT_MS, Math.floor(config.http.requestTimeoutMs / 2)),
+      optional: BROKER_OPTIONAL_FOR[config.role],
     });
     const relay = createOutboxRelay({
       store,
@@ -400,7 +410,13 @@ export async function startService(
     const handlers = createHandlers(
       deps,
       runWorker
-        ? { readiness: withWorkerSubscription(deps.readiness, () => consumer?.isSubscribed() ?? false) }
+        ? {
+            readiness: withWorkerSubscription(
+              deps.readiness,
+              () => consumer?.isSubscribed() ?? false,
+              BROKER_OPTIONAL_FOR[config.role],
+            ),
+          }
         : {},
     );
     const onResponse = (info: { operationId: string | undefined; status: number; seconds: number }) =>

@@ -10,7 +10,10 @@ export type CheckState = 'ok' | 'down' | 'not_configured';
 
 export interface Readiness {
   status: 'ok' | 'unavailable';
+  /** Down, and this process cannot do its work without them: not ready. */
   failing?: string[];
+  /** Down, but this process does its work without them meanwhile: still ready. */
+  degraded?: string[];
   checks: Record<string, CheckState>;
 }
 
@@ -20,6 +23,25 @@ export interface ReadinessDeps {
   stripe: StripeClient;
   timeoutMs?: number;
   stripeCacheMs?: number;
+  /**
+   * Checks that do not make the process unready when down. `broker` in a process that serves the API: POST
+   * /refund-async keeps accepting refunds into the outbox, durably, and the rest of the API never needs RabbitMQ;
+   * taking every API process out of its load balancer for a RabbitMQ outage would stop payments for nothing.
+   */
+  optional?: readonly string[];
+}
+
+/** The answer for `checks`: not ready while a check this process needs is down. */
+function readinessOf(checks: Record<string, CheckState>, optional: readonly string[]): Readiness {
+  const down = Object.keys(checks).filter((k) => checks[k] === 'down');
+  const failing = down.filter((k) => !optional.includes(k));
+  const degraded = down.filter((k) => optional.includes(k));
+  return {
+    status: failing.length === 0 ? 'ok' : 'unavailable',
+    ...(failing.length > 0 ? { failing } : {}),
+    ...(degraded.length > 0 ? { degraded } : {}),
+    checks,
+  };
 }
 
 async function within<T>(p: Promise<T>, ms: number): Promise<T> {
@@ -45,21 +67,19 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T> {
 export function withWorkerSubscription(
   readiness: () => Promise<Readiness>,
   subscribed: () => boolean,
+  optional: readonly string[] = [],
 ): () => Promise<Readiness> {
   return async () => {
     const r = await readiness();
     if (subscribed() || r.checks['broker'] === 'down') return r;
-    const checks: Record<string, CheckState> = { ...r.checks, broker: 'down' };
-    const failing = Object.entries(checks)
-      .filter(([, v]) => v === 'down')
-      .map(([k]) => k);
-    return { status: 'unavailable', failing, checks };
+    return readinessOf({ ...r.checks, broker: 'down' }, optional);
   };
 }
 
 export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
   const timeoutMs = deps.timeoutMs ?? 2000;
   const cacheMs = deps.stripeCacheMs ?? 5000;
+  const optional = deps.optional ?? [];
   let stripeCache: { at: number; state: CheckState } | null = null;
 
   async function stripeState(): Promise<CheckState> {
@@ -88,10 +108,6 @@ export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
     ]);
     const broker: CheckState =
       deps.broker.kind === 'memory' ? 'not_configured' : deps.broker.isConnected() ? 'ok' : 'down';
-    const checks = { store, broker, stripe };
-    const failing = Object.entries(checks)
-      .filter(([, v]) => v === 'down')
-      .map(([k]) => k);
-    return failing.length === 0 ? { status: 'ok', checks } : { status: 'unavailable', failing, checks };
+    return readinessOf({ store, broker, stripe }, optional);
   };
 }
