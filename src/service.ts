@@ -182,7 +182,23 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
     closers.push(() => broker.close());
 
     const provisioned = await provisionKeys(store.apiKeys, config.auth.provisionedKeys);
-    if (provisioned > 0) logger.info({ count: provisioned }, 'API keys provisioned from API_KEYS');
+    if (provisioned.added > 0)
+      logger.info({ count: provisioned.added }, 'API keys provisioned from API_KEYS');
+    for (const k of provisioned.changed) {
+      logger.warn(
+        { keyId: k.id, owner: k.owner, kind: k.kind, scopes: k.scopes },
+        'API key changed to what API_KEYS now says',
+      );
+    }
+    for (const k of provisioned.revoked) {
+      logger.warn({ keyId: k.id, owner: k.owner }, 'API key revoked: API_KEYS no longer lists it');
+    }
+    for (const id of provisioned.stillRevoked) {
+      logger.warn(
+        { keyId: id },
+        'API_KEYS lists a revoked API key: it stays revoked (a revoked key is never used again; provision a new one)',
+      );
+    }
     if (config.auth.enabled && !(await store.apiKeys.list()).some((k) => k.revokedAt === null)) {
       logger.warn(
         'API keys are required but no API key exists: every request is refused with 401 until one is provisioned (API_KEYS, or npm run keys -- create)',

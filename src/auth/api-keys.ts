@@ -99,6 +99,7 @@ export interface ProvisionedKey {
 
 export function parseProvisionedKeys(spec: string): ProvisionedKey[] {
   const out: ProvisionedKey[] = [];
+  const entryOf = new Map<string, number>();
   for (const [i, entry] of spec.split(/\s+/).filter(Boolean).entries()) {
     const parts = entry.split('|');
     if (parts.length !== 3) throw new Error(`API_KEYS entry ${i + 1}: expected owner|scopes|key`);
@@ -122,6 +123,10 @@ export function parseProvisionedKeys(spec: string): ProvisionedKey[] {
       hash = hashKey(key);
       prefix = key.slice(0, 12);
     }
+    // One key with two grants would be given each in turn at every start.
+    const earlier = entryOf.get(hash);
+    if (earlier !== undefined) throw new Error(`API_KEYS entry ${i + 1}: the same key as entry ${earlier}`);
+    entryOf.set(hash, i + 1);
     out.push({
       owner,
       kind,
@@ -136,14 +141,48 @@ export function parseProvisionedKeys(spec: string): ProvisionedKey[] {
   return out;
 }
 
-/** Makes sure every provisioned key exists (idempotent across restarts and replicas). */
-export async function provisionKeys(repo: ApiKeysRepo, keys: readonly ProvisionedKey[]): Promise<number> {
-  let added = 0;
+/** Ids of the keys API_KEYS provisioned; keys made with `npm run keys` have other ids. */
+export const PROVISIONED_KEY_ID_PREFIX = 'key_cfg_';
+
+export interface ProvisionReport {
+  /** Keys added now. */
+  added: number;
+  /** Active keys whose owner, kind or scopes were not what API_KEYS now says, as they are now. */
+  changed: ApiKey[];
+  /** Active keys API_KEYS provisioned before and no longer lists, now revoked. */
+  revoked: ApiKey[];
+  /** Ids of keys API_KEYS lists that are revoked (with `npm run keys -- revoke`, or once left out of it). */
+  stillRevoked: string[];
+}
+
+const sameScopes = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && [...a].sort().join(',') === [...b].sort().join(',');
+
+/**
+ * Makes the keys API_KEYS provisions what it says (idempotent across restarts and replicas): each listed key
+ * exists, with the owner, kind and scopes listed, and a key it provisioned before and no longer lists is revoked.
+ * Only adding was done before, so a scope taken away, a key moved to another owner or a key taken out (a leaked
+ * one) went on working as before. With no keys listed (API_KEYS unset, say in a worker) nothing is changed, and a
+ * revoked key stays revoked even when listed again.
+ */
+export async function provisionKeys(
+  repo: ApiKeysRepo,
+  keys: readonly ProvisionedKey[],
+): Promise<ProvisionReport> {
+  const report: ProvisionReport = { added: 0, changed: [], revoked: [], stillRevoked: [] };
+  if (keys.length === 0) return report;
   for (const k of keys) {
-    if (await repo.findActiveByHash(k.hash)) continue;
+    const active = await repo.findActiveByHash(k.hash);
+    if (active) {
+      if (active.owner !== k.owner || active.kind !== k.kind || !sameScopes(active.scopes, k.scopes)) {
+        const grant = { owner: k.owner, kind: k.kind, scopes: k.scopes };
+        if (await repo.regrant(active.id, grant)) report.changed.push({ ...active, ...grant });
+      }
+      continue;
+    }
     try {
       await repo.insert({
-        id: `key_cfg_${k.hash.slice(0, 16)}`,
+        id: `${PROVISIONED_KEY_ID_PREFIX}${k.hash.slice(0, 16)}`,
         owner: k.owner,
         name: `${k.owner} (from API_KEYS)`,
         kind: k.kind,
@@ -151,11 +190,19 @@ export async function provisionKeys(repo: ApiKeysRepo, keys: readonly Provisione
         hash: k.hash,
         scopes: k.scopes,
       });
-      added++;
+      report.added++;
     } catch (err) {
-      // Another replica provisioned it first, or it was revoked on purpose: both mean leave it alone.
       if (!(err instanceof DuplicateKeyError)) throw err;
+      // Another replica provisioned it first (then it is active, and as listed), or it was revoked: left alone.
+      const known = (await repo.list()).find((r) => r.hash === k.hash);
+      if (known?.revokedAt) report.stillRevoked.push(known.id);
     }
   }
-  return added;
+  const listed = new Set(keys.map((k) => k.hash));
+  for (const record of await repo.list()) {
+    if (!record.id.startsWith(PROVISIONED_KEY_ID_PREFIX) || record.revokedAt || listed.has(record.hash))
+      continue;
+    if (await repo.revoke(record.id)) report.revoked.push(record);
+  }
+  return report;
 }

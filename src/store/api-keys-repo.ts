@@ -42,6 +42,8 @@ export interface ApiKeysRepo {
   findActiveByHash(hash: string): Promise<ApiKey | null>;
   /** True when the key was active and is now revoked. */
   revoke(id: string, now?: TimeInput): Promise<boolean>;
+  /** Gives an active key another owner, kind and scopes (API_KEYS changed); true when the key was active. */
+  regrant(id: string, grant: Pick<ApiKey, 'owner' | 'kind' | 'scopes'>): Promise<boolean>;
   /** Oldest first, revoked keys included; all owners when `owner` is undefined. */
   list(owner?: string): Promise<ApiKey[]>;
   /** Records a use. */
@@ -102,6 +104,16 @@ export function createApiKeysRepo(ctx: RepoContext): ApiKeysRepo {
       const result = await db
         .updateTable('api_keys')
         .set({ revoked_at: toIso(now) })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async regrant(id, grant) {
+      const result = await db
+        .updateTable('api_keys')
+        .set({ owner: grant.owner, kind: grant.kind, scopes: toJson(grant.scopes) })
         .where('id', '=', id)
         .where('revoked_at', 'is', null)
         .executeTakeFirst();

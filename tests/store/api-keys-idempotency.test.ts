@@ -41,6 +41,19 @@ describeStore('api keys repository', (h) => {
     expect(await h.store.apiKeys.findActiveByHash(k.hash)).toBeNull();
   });
 
+  it('regrant gives an active key another owner, kind and scopes, and leaves a revoked one alone', async () => {
+    const k = await h.store.apiKeys.insert(key({ scopes: ['payments:write', 'refunds:write'] }));
+    const grant = { owner: 'other', kind: 'publishable' as const, scopes: ['payments:write'] };
+    expect(await h.store.apiKeys.regrant(k.id, grant)).toBe(true);
+    expect(await h.store.apiKeys.findActiveByHash(k.hash)).toEqual({ ...k, ...grant });
+
+    await h.store.apiKeys.revoke(k.id);
+    expect(await h.store.apiKeys.regrant(k.id, { ...grant, scopes: ['refunds:read'] })).toBe(false);
+    expect((await h.store.apiKeys.list('other')).find((r) => r.id === k.id)?.scopes).toEqual([
+      'payments:write',
+    ]);
+  });
+
   it('rejects a duplicate id or hash', async () => {
     const k = await h.store.apiKeys.insert(key());
     await expect(h.store.apiKeys.insert(key({ id: k.id }))).rejects.toBeInstanceOf(DuplicateKeyError);

@@ -1,0 +1,109 @@
+/**
+ * API_KEYS says which keys exist and what each may do. Changing it and restarting must change what the keys can
+ * do: a scope taken away, a key moved to another owner or a key taken out (a leaked one) stop working at once.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseProvisionedKeys } from '../../src/auth/api-keys.js';
+import { getJson, paidIntent, postJson } from '../helpers/http.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+const SECRET = 'psk_provisioned_secret_key_for_api_keys_test_01';
+const BROWSER = 'ppk_provisioned_browser_key_for_api_keys_test_1';
+const ALL_SCOPES = 'payments:write,payments:read,refunds:write,refunds:read';
+const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+let dir: string;
+let svc: TestService | undefined;
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'api-keys-provisioned-'));
+});
+afterEach(async () => {
+  await svc?.stop();
+  svc = undefined;
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The service on one ledger file that outlives each start, as a process restarted with new settings. */
+async function start(apiKeys: string | undefined): Promise<TestService> {
+  svc = await startTestService('sqlite', {
+    API_AUTH: 'on',
+    DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}`,
+    ...(apiKeys === undefined ? {} : { API_KEYS: apiKeys }),
+  });
+  return svc;
+}
+
+const createIntent = (s: TestService, key: string) =>
+  postJson(`${s.url}/payment-intent`, { amount: 1000, currency: 'usd' }, bearer(key));
+
+const warnings = (s: TestService) =>
+  s.lines
+    .map((l) => JSON.parse(l) as { level: number; msg: string; keyId?: string })
+    .filter((l) => l.level === 40 && /API_KEYS/.test(l.msg));
+
+describe('keys provisioned from API_KEYS, after a restart with other API_KEYS', () => {
+  it('a scope taken away, an owner changed and a key left out take effect; without API_KEYS nothing changes', async () => {
+    let s = await start(`shop|${ALL_SCOPES}|${SECRET} shop|payments:write|${BROWSER}`);
+    const intent = await paidIntent(s.url, 1000, { headers: bearer(SECRET) });
+    const refunded = await postJson(
+      `${s.url}/refund`,
+      { payment_intent_id: intent, amount: 100, request_id: 'r-1' },
+      bearer(SECRET),
+    );
+    expect(refunded.status).toBe(200);
+    expect((await createIntent(s, BROWSER)).status).toBe(200);
+    await s.stop();
+
+    // The secret key may now only read refunds (the ledger answers those), and the browser key is gone.
+    s = await start(`shop|refunds:read|${SECRET}`);
+    const write = await createIntent(s, SECRET);
+    expect(write.status).toBe(403);
+    expect(write.json.code).toBe('insufficient_scope');
+    const refund = await postJson(
+      `${s.url}/refund`,
+      { payment_intent_id: intent, amount: 100 },
+      bearer(SECRET),
+    );
+    expect(refund.status).toBe(403);
+    expect((await getJson(`${s.url}/refund-status/r-1`, bearer(SECRET))).status).toBe(200);
+    const gone = await createIntent(s, BROWSER);
+    expect(gone.status).toBe(401);
+    expect(warnings(s).map((w) => w.msg)).toEqual([
+      'API key changed to what API_KEYS now says',
+      'API key revoked: API_KEYS no longer lists it',
+    ]);
+    await s.stop();
+
+    // The secret key now belongs to another owner: the first owner's refund is not its to read.
+    s = await start(`elsewhere|refunds:read|${SECRET}`);
+    expect((await getJson(`${s.url}/refund-status/r-1`, bearer(SECRET))).status).toBe(404);
+    await s.stop();
+
+    // A process started without API_KEYS (a worker, say) leaves the provisioned keys as they are.
+    s = await start(undefined);
+    expect(warnings(s)).toEqual([]);
+    expect((await createIntent(s, SECRET)).status).toBe(403);
+    expect((await createIntent(s, BROWSER)).status).toBe(401);
+    await s.stop();
+
+    // A key once left out stays revoked when listed again, and the start says so.
+    s = await start(`shop|refunds:read|${SECRET} shop|payments:write|${BROWSER}`);
+    expect((await createIntent(s, BROWSER)).status).toBe(401);
+    expect(warnings(s).map((w) => w.msg)).toEqual([
+      'API key changed to what API_KEYS now says',
+      'API_KEYS lists a revoked API key: it stays revoked (a revoked key is never used again; provision a new one)',
+    ]);
+  });
+
+  it('refuses one key listed twice, which would get each grant in turn', () => {
+    expect(() => parseProvisionedKeys(`a|payments:read|${SECRET} b|refunds:read|${SECRET}`)).toThrow(
+      'API_KEYS entry 2: the same key as entry 1',
+    );
+  });
+});
