@@ -177,6 +177,18 @@ function sendRateLimited(req: Request, res: Response, resetTime: Date | undefine
 /** Client addresses as express-rate-limit keys them: IPv4 as it is, IPv6 by its /56 subnet. */
 const clientAddressKey = (req: Request) => ipKeyGenerator(req.ip ?? 'unknown');
 
+/**
+ * Whose budget a request spends: its key's, or its client address's without one. A publishable key is in every
+ * browser of the shop's customers, and anyone can read it out of the shop's pages: one budget for all of them let
+ * a single client spend it (10 requests a second at the default limit) and every customer's checkout answer 429.
+ * Each client address of a publishable key has a budget of its own.
+ */
+function rateLimitKey(req: Request): string {
+  const caller = (req as WithCaller).caller;
+  if (!caller?.keyId) return clientAddressKey(req);
+  return caller.kind === 'publishable' ? `${caller.keyId} ${clientAddressKey(req)}` : caller.keyId;
+}
+
 export function rateLimitMiddleware(perMinute: number): RequestHandler {
   if (perMinute <= 0) return (_req, _res, next) => next();
   return rateLimit({
@@ -185,7 +197,7 @@ export function rateLimitMiddleware(perMinute: number): RequestHandler {
     standardHeaders: 'draft-7',
     legacyHeaders: false,
     skip: (req) => UNLIMITED_OPERATIONS.has((req as WithCaller).openapi?.schema?.operationId ?? ''),
-    keyGenerator: (req) => (req as WithCaller).caller?.keyId ?? clientAddressKey(req),
+    keyGenerator: rateLimitKey,
     handler: (req, res, _next, options) => {
       sendRateLimited(
         req,

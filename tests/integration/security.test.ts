@@ -433,6 +433,34 @@ describe('rate limiting', () => {
       await limited.stop();
     }
   });
+
+  it("a publishable key's limit is per client address: one client cannot lock the shop's customers out", async () => {
+    const limited = await startTestService('sqlite', {
+      API_AUTH: 'on',
+      RATE_LIMIT_PER_MINUTE: '5',
+      TRUST_PROXY: 'true',
+    });
+    try {
+      const browser = (await createKey(limited.deps.store.apiKeys, { owner: 'shop', kind: 'publishable' }))
+        .key;
+      const intent = (client: string) =>
+        postJson(
+          `${limited.url}/payment-intent`,
+          { amount: 1000, currency: 'usd' },
+          { ...auth(browser), 'x-forwarded-for': client },
+        );
+      // Anyone can read the key out of the shop's pages and spend its limit from one address.
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) statuses.push((await intent('203.0.113.7')).status);
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+      // A customer elsewhere still pays with the same key.
+      const customer = await intent('198.51.100.9');
+      expect(customer.status).toBe(200);
+      expect(customer.json.clientSecret).toMatch(/_secret_/);
+    } finally {
+      await limited.stop();
+    }
+  });
 });
 
 describe('secrets stay out of the logs', () => {
