@@ -206,7 +206,8 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
     }
     if (!config.auth.enabled) {
       logger.warn(
-        'API AUTHENTICATION IS OFF: anyone who can reach this port can use the API (set API_AUTH=on)',
+        { host: config.host },
+        'API AUTHENTICATION IS OFF: anyone who can reach this port can use the API (set API_AUTH=on); without HOST it listens on 127.0.0.1 only',
       );
     }
     metrics.attach({ store, broker, topology });

@@ -112,7 +112,7 @@ const schema = z.object({
   ),
   // Unset: 5000, except for a worker, which only serves health and metrics and so takes any free port.
   PORT: z.preprocess(blankToUndefined, int(0, 65535, -1)),
-  HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
+  HOST: str(),
   LOG_LEVEL: z.preprocess(
     blankToUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -293,12 +293,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   const embedded = !e.STRIPE_SECRET_KEY;
+  const authEnabled = e.API_AUTH ? e.API_AUTH === 'on' : !(embedded && !production);
 
   const retryDelaysMs = e.WORKER_RETRY_DELAYS_MS.split(',').map(Number);
   return deepFreeze<Config>({
     nodeEnv: e.NODE_ENV,
     port: e.PORT >= 0 ? e.PORT : e.ROLE === 'worker' ? 0 : 5000,
-    host: e.HOST,
+    // Without API keys anyone who reaches the port can pay and refund: by default only this machine can. A service
+    // with auth off on every address (npm start on a laptop) was open to everyone on its network.
+    host: e.HOST ?? (authEnabled ? '0.0.0.0' : '127.0.0.1'),
     logLevel: e.LOG_LEVEL,
     role: e.ROLE,
     stripe: {
@@ -328,7 +331,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     sandbox: { port: e.SANDBOX_PORT },
     auth: {
-      enabled: e.API_AUTH ? e.API_AUTH === 'on' : !(embedded && !production),
+      enabled: authEnabled,
       provisionedKeys,
       corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()) : [],
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
