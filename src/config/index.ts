@@ -52,7 +52,11 @@ export interface Config {
     /** Open client connections at once (idle ones included); more are closed as they arrive. */
     readonly maxConnections: number;
     readonly validateResponses: boolean;
-    readonly trustProxy: boolean;
+    /**
+     * Proxies in front of the service whose X-Forwarded-For entries are trusted: the client's address is the entry
+     * that many from the right (0: the connection's own address).
+     */
+    readonly trustProxy: number;
   };
   readonly sandbox: { readonly port: number };
   readonly auth: {
@@ -190,7 +194,19 @@ const schema = z.object({
   // the process from 88 to 186 MB RSS. Well above what a pool of clients behind a load balancer opens.
   MAX_CONNECTIONS: int(1, 1_000_000, 4096),
   VALIDATE_RESPONSES: z.preprocess(blankToUndefined, z.enum(['true', 'false']).optional()),
-  TRUST_PROXY: bool(false),
+  // `true` is one proxy: Express's own `true` trusts every entry, so the leftmost, which the client writes itself
+  // (a proxy appends the address it saw), was taken as the client's and every per-address limit could be dodged.
+  TRUST_PROXY: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(
+        /^(true|false|yes|no|[0-9]|10)$/,
+        'must be true (one proxy), false, or the number of proxies (0-10)',
+      )
+      .transform((v) => (v === 'true' || v === 'yes' ? 1 : v === 'false' || v === 'no' ? 0 : Number(v)))
+      .default(0),
+  ),
   SANDBOX_PORT: int(0, 65535, 0),
   API_AUTH: z.preprocess(blankToUndefined, z.enum(['on', 'off']).optional()),
   API_KEYS: str(),

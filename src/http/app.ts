@@ -69,7 +69,7 @@ export function buildApp(deps: AppDeps): Express {
   const auth = config.auth;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', config.http.trustProxy);
+  app.set('trust proxy', config.http.trustProxy > 0 ? config.http.trustProxy : false);
   app.set('query parser', 'simple');
 
   // API answers are not cached; computing an ETag hash for each would be wasted work.

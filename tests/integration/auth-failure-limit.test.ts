@@ -7,7 +7,7 @@
  * answered 429 (problem+json, code rate_limited, Retry-After) before any lookup, except those presenting a
  * key this process has already seen work, so other clients behind the same address keep working. Probes
  * and the webhook are never refused, nor /metrics without a key. Addresses come from req.ip, so with TRUST_PROXY=true the
- * client's X-Forwarded-For address is the one counted.
+ * address the proxy appended to X-Forwarded-For is the one counted.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
@@ -108,6 +108,16 @@ describe('failed authentication is limited per client address', () => {
     expect(hook.status).toBe(400);
     // A key is optional on /metrics, but one that has not worked yet is still refused.
     expect((await status(attacker, `psk_${'y'.repeat(43)}`, '/metrics')).status).toBe(429);
+  });
+
+  it('behind the proxy, addresses a client puts in X-Forwarded-For itself do not give it new counts', async () => {
+    // The proxy appends the address it saw to whatever the client sent: the client's own entries come first.
+    const client = '203.0.113.50';
+    const answers: number[] = [];
+    for (let i = 0; i <= LIMIT; i++) answers.push((await status(`10.1.2.${i}, ${client}`)).status);
+    expect(answers).toEqual([...Array(LIMIT).fill(401), 429]);
+    // Another client behind the same proxy is unaffected.
+    expect((await status(`10.1.2.1, 198.51.100.50`)).status).toBe(401);
   });
 
   it('IPv6 clients are counted by their /56 subnet', async () => {

@@ -50,7 +50,7 @@ beforeAll(async () => {
         maxConcurrentRequests: 0,
         maxConnections: 4096,
         validateResponses: true,
-        trustProxy: false,
+        trustProxy: 0,
       },
     },
     logger,

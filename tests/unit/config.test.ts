@@ -24,6 +24,17 @@ describe('config', () => {
     expect(Object.isFrozen(c.stripe)).toBe(true);
   });
 
+  it('TRUST_PROXY counts proxies: true is one, false none, or a number', () => {
+    const hops = (v: string) => loadConfig({ TRUST_PROXY: v }).http.trustProxy;
+    expect([hops('true'), hops('yes'), hops('1'), hops('2'), hops('false'), hops('0')]).toEqual([
+      1, 1, 1, 2, 0, 0,
+    ]);
+    expect(loadConfig({}).http.trustProxy).toBe(0);
+    expect(problemsOf({ TRUST_PROXY: 'all' })).toEqual([
+      'TRUST_PROXY: must be true (one proxy), false, or the number of proxies (0-10)',
+    ]);
+  });
+
   it('keeps the original variable names', () => {
     const c = loadConfig({
       STRIPE_SECRET_KEY: 'sk_test_abc123',
