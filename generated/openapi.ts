@@ -132,7 +132,8 @@ export interface paths {
          * @description Creates a payment intent for a custom payment UI and returns its client secret, which the
          *     front end hands to Stripe.js. The client secret is only ever returned here.
          *     With `payment_method` and `confirm: true` the intent is confirmed at once on the server;
-         *     a declined card then answers 402 with Stripe's `code` and `decline_code`.
+         *     a declined card then answers 402 with Stripe's `code` and `decline_code`. A publishable key may
+         *     not confirm (`403 insufficient_scope`): the browser confirms with Stripe.js and the client secret.
          */
         post: operations["createPaymentIntent"];
         delete?: never;

@@ -276,6 +276,30 @@ describe('publishable (browser) keys', () => {
     expect(await svc.deps.store.refunds.sumCommitted(pi)).toBe(0);
   });
 
+  it('cannot confirm on the server: anyone could test stolen cards through the shop and read each verdict', async () => {
+    const before = (await svc.deps.stripe.paymentIntents.list({ limit: 100 })).data.length;
+    for (const card of ['pm_card_visa', 'pm_card_chargeDeclinedIncorrectCvc']) {
+      const res = await postJson(
+        `${svc.url}/payment-intent`,
+        { amount: 100, currency: 'usd', payment_method: card, confirm: true },
+        auth(keys.shopBrowser!),
+      );
+      expect(res.status).toBe(403);
+      expect(res.json).toMatchObject({ code: 'insufficient_scope', param: 'confirm' });
+      expect(res.json).not.toHaveProperty('decline_code');
+    }
+    expect((await svc.deps.stripe.paymentIntents.list({ limit: 100 })).data).toHaveLength(before);
+    // Without confirming, the browser gets its client secret and confirms with Stripe.js; a secret key confirms.
+    const unconfirmed = await postJson(
+      `${svc.url}/payment-intent`,
+      { amount: 100, currency: 'usd', payment_method: 'pm_card_visa' },
+      auth(keys.shopBrowser!),
+    );
+    expect(unconfirmed.status).toBe(200);
+    expect(unconfirmed.json.status).toBe('requires_confirmation');
+    expect(await paidIntent(keys.shopAll!, 100)).toMatch(/^pi_/);
+  });
+
   it("send customers back only to the shop's origins (CORS_ORIGINS), never to another site", async () => {
     const session = (success_url: string, cancel_url: string, key: string) =>
       postJson(

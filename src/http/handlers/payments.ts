@@ -50,6 +50,22 @@ function requireShopRedirects(
   );
 }
 
+/**
+ * A publishable key is public, so confirming with it on the server let anyone run cards through the shop's Stripe
+ * account under its secret key, one request each, and read Stripe's verdict on each card (a decline code such as
+ * `incorrect_cvc` or `insufficient_funds`): card testing, which costs the shop fees and disputes, and can get its
+ * Stripe account closed. The browser confirms with Stripe.js and the client secret instead, where Stripe's own
+ * defences see the customer.
+ */
+function refuseBrowserConfirm(caller: Caller, confirm: boolean | undefined): void {
+  if (caller.kind !== 'publishable' || !confirm) return;
+  throw new ProblemError(
+    403,
+    'Publishable keys may not confirm payment intents: confirm in the browser with Stripe.js and the client secret.',
+    { code: 'insufficient_scope', param: 'confirm' },
+  );
+}
+
 export const paymentHandlers = (payments: PaymentsService, opts: PaymentHandlerOptions = {}) => {
   const shopOrigins = new Set((opts.shopOrigins ?? []).map((o) => redirectOrigin(o) ?? o));
   return {
@@ -89,6 +105,7 @@ export const paymentHandlers = (payments: PaymentsService, opts: PaymentHandlerO
     },
 
     async createPaymentIntent({ body, ctx }) {
+      refuseBrowserConfirm(ctx.caller, body.confirm);
       const pi = await payments.createPaymentIntent(ctx.caller, body, ctx.idempotencyKey, ctx.requestId);
       const answer = { success: true, paymentIntentId: pi.id, status: pi.status } as const;
       // The client secret is not kept with the Idempotency-Key (Stripe asks that it be stored nowhere): a replay
