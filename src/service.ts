@@ -193,10 +193,16 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
     for (const k of provisioned.revoked) {
       logger.warn({ keyId: k.id, owner: k.owner }, 'API key revoked: API_KEYS no longer lists it');
     }
+    for (const k of provisioned.reinstated) {
+      logger.warn(
+        { keyId: k.id, owner: k.owner, kind: k.kind, scopes: k.scopes },
+        'API key active again: API_KEYS lists it again',
+      );
+    }
     for (const id of provisioned.stillRevoked) {
       logger.warn(
         { keyId: id },
-        'API_KEYS lists a revoked API key: it stays revoked (a revoked key is never used again; provision a new one)',
+        'API_KEYS lists an API key revoked with npm run keys -- revoke: it stays revoked (provision a new one)',
       );
     }
     if (config.auth.enabled && !(await store.apiKeys.list()).some((k) => k.revokedAt === null)) {

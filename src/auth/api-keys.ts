@@ -144,6 +144,10 @@ export function parseProvisionedKeys(spec: string): ProvisionedKey[] {
 /** Ids of the keys API_KEYS provisioned; keys made with `npm run keys` have other ids. */
 export const PROVISIONED_KEY_ID_PREFIX = 'key_cfg_';
 
+const provisionedName = (owner: string) => `${owner} (from API_KEYS)`;
+/** The name a provisioned key is revoked under when API_KEYS leaves it out: what tells it from a revoked one. */
+const leftOutName = (owner: string) => `${owner} (left out of API_KEYS)`;
+
 export interface ProvisionReport {
   /** Keys added now. */
   added: number;
@@ -151,7 +155,9 @@ export interface ProvisionReport {
   changed: ApiKey[];
   /** Active keys API_KEYS provisioned before and no longer lists, now revoked. */
   revoked: ApiKey[];
-  /** Ids of keys API_KEYS lists that are revoked (with `npm run keys -- revoke`, or once left out of it). */
+  /** Keys revoked for being left out of API_KEYS that it lists again, active again as listed. */
+  reinstated: ApiKey[];
+  /** Ids of keys API_KEYS lists that were revoked with `npm run keys -- revoke`: they stay revoked. */
   stillRevoked: string[];
 }
 
@@ -160,49 +166,56 @@ const sameScopes = (a: readonly string[], b: readonly string[]) =>
 
 /**
  * Makes the keys API_KEYS provisions what it says (idempotent across restarts and replicas): each listed key
- * exists, with the owner, kind and scopes listed, and a key it provisioned before and no longer lists is revoked.
- * Only adding was done before, so a scope taken away, a key moved to another owner or a key taken out (a leaked
- * one) went on working as before. With no keys listed (API_KEYS unset, say in a worker) nothing is changed, and a
- * revoked key stays revoked even when listed again.
+ * exists, active, with the owner, kind and scopes listed, and a key it provisioned before and no longer lists is
+ * revoked. Only adding was done before, so a scope taken away, a key moved to another owner or a key taken out (a
+ * leaked one) went on working as before. The database follows the API_KEYS of the process that started last: a
+ * key left out and listed again (a process restarted with the previous list during an update) is active again,
+ * but a key revoked with `npm run keys -- revoke` stays revoked. With no keys listed (API_KEYS unset, say in a
+ * worker) nothing is changed.
  */
 export async function provisionKeys(
   repo: ApiKeysRepo,
   keys: readonly ProvisionedKey[],
+  now: Date = new Date(),
 ): Promise<ProvisionReport> {
-  const report: ProvisionReport = { added: 0, changed: [], revoked: [], stillRevoked: [] };
+  const report: ProvisionReport = { added: 0, changed: [], revoked: [], reinstated: [], stillRevoked: [] };
   if (keys.length === 0) return report;
+  const known = new Map((await repo.list()).map((r) => [r.hash, r]));
   for (const k of keys) {
-    const active = await repo.findActiveByHash(k.hash);
-    if (active) {
-      if (active.owner !== k.owner || active.kind !== k.kind || !sameScopes(active.scopes, k.scopes)) {
-        const grant = { owner: k.owner, kind: k.kind, scopes: k.scopes };
-        if (await repo.regrant(active.id, grant)) report.changed.push({ ...active, ...grant });
+    const record = known.get(k.hash);
+    const grant = { owner: k.owner, kind: k.kind, scopes: k.scopes };
+    if (!record) {
+      try {
+        await repo.insert({
+          id: `${PROVISIONED_KEY_ID_PREFIX}${k.hash.slice(0, 16)}`,
+          name: provisionedName(k.owner),
+          prefix: k.prefix,
+          hash: k.hash,
+          ...grant,
+        });
+        report.added++;
+      } catch (err) {
+        // Another replica provisioned it first.
+        if (!(err instanceof DuplicateKeyError)) throw err;
       }
-      continue;
-    }
-    try {
-      await repo.insert({
-        id: `${PROVISIONED_KEY_ID_PREFIX}${k.hash.slice(0, 16)}`,
-        owner: k.owner,
-        name: `${k.owner} (from API_KEYS)`,
-        kind: k.kind,
-        prefix: k.prefix,
-        hash: k.hash,
-        scopes: k.scopes,
-      });
-      report.added++;
-    } catch (err) {
-      if (!(err instanceof DuplicateKeyError)) throw err;
-      // Another replica provisioned it first (then it is active, and as listed), or it was revoked: left alone.
-      const known = (await repo.list()).find((r) => r.hash === k.hash);
-      if (known?.revokedAt) report.stillRevoked.push(known.id);
+    } else if (record.revokedAt !== null) {
+      if (record.id.startsWith(PROVISIONED_KEY_ID_PREFIX) && record.name === leftOutName(record.owner)) {
+        await repo.update(record.id, { ...grant, name: provisionedName(k.owner), revokedAt: null });
+        report.reinstated.push({ ...record, ...grant, revokedAt: null });
+      } else {
+        report.stillRevoked.push(record.id);
+      }
+    } else if (record.owner !== k.owner || record.kind !== k.kind || !sameScopes(record.scopes, k.scopes)) {
+      await repo.update(record.id, { ...grant, name: provisionedName(k.owner) });
+      report.changed.push({ ...record, ...grant });
     }
   }
   const listed = new Set(keys.map((k) => k.hash));
-  for (const record of await repo.list()) {
+  for (const record of known.values()) {
     if (!record.id.startsWith(PROVISIONED_KEY_ID_PREFIX) || record.revokedAt || listed.has(record.hash))
       continue;
-    if (await repo.revoke(record.id)) report.revoked.push(record);
+    await repo.update(record.id, { name: leftOutName(record.owner), revokedAt: now });
+    report.revoked.push(record);
   }
   return report;
 }

@@ -35,6 +35,10 @@ export interface NewApiKey {
   createdAt?: TimeInput;
 }
 
+export type ApiKeyPatch = Partial<Pick<ApiKey, 'owner' | 'name' | 'kind' | 'scopes'>> & {
+  revokedAt?: TimeInput | null;
+};
+
 export interface ApiKeysRepo {
   /** Throws DuplicateKeyError on a taken id or hash. */
   insert(k: NewApiKey): Promise<ApiKey>;
@@ -42,8 +46,8 @@ export interface ApiKeysRepo {
   findActiveByHash(hash: string): Promise<ApiKey | null>;
   /** True when the key was active and is now revoked. */
   revoke(id: string, now?: TimeInput): Promise<boolean>;
-  /** Gives an active key another owner, kind and scopes (API_KEYS changed); true when the key was active. */
-  regrant(id: string, grant: Pick<ApiKey, 'owner' | 'kind' | 'scopes'>): Promise<boolean>;
+  /** Sets what `patch` names (provisioning from API_KEYS); `revokedAt: null` reinstates a key. True when found. */
+  update(id: string, patch: ApiKeyPatch): Promise<boolean>;
   /** Oldest first, revoked keys included; all owners when `owner` is undefined. */
   list(owner?: string): Promise<ApiKey[]>;
   /** Records a use. */
@@ -110,12 +114,19 @@ export function createApiKeysRepo(ctx: RepoContext): ApiKeysRepo {
       return result.numUpdatedRows > 0n;
     },
 
-    async regrant(id, grant) {
+    async update(id, patch) {
       const result = await db
         .updateTable('api_keys')
-        .set({ owner: grant.owner, kind: grant.kind, scopes: toJson(grant.scopes) })
+        .set({
+          ...(patch.owner !== undefined ? { owner: patch.owner } : {}),
+          ...(patch.name !== undefined ? { name: patch.name } : {}),
+          ...(patch.kind !== undefined ? { kind: patch.kind } : {}),
+          ...(patch.scopes !== undefined ? { scopes: toJson(patch.scopes) } : {}),
+          ...(patch.revokedAt !== undefined
+            ? { revoked_at: patch.revokedAt === null ? null : toIso(patch.revokedAt) }
+            : {}),
+        })
         .where('id', '=', id)
-        .where('revoked_at', 'is', null)
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
     },

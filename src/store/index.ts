@@ -22,6 +22,6 @@ export type { NewRefund, Refund, RefundFields, RefundMode, RefundsRepo } from '.
 export { DEFAULT_CLAIM_LEASE_MS } from './outbox-repo.js';
 export type { NewOutboxMessage, OutboxMessage, OutboxRepo } from './outbox-repo.js';
 export type { InboxEvent, InboxRepo, NewInboxEvent } from './inbox-repo.js';
-export type { ApiKey, ApiKeyKind, ApiKeysRepo, NewApiKey } from './api-keys-repo.js';
+export type { ApiKey, ApiKeyKind, ApiKeyPatch, ApiKeysRepo, NewApiKey } from './api-keys-repo.js';
 export type { IdempotencyBegin, IdempotencyRepo } from './idempotency-repo.js';
 export { IN_PROGRESS_STALE_MS } from './idempotency-repo.js';

@@ -41,17 +41,20 @@ describeStore('api keys repository', (h) => {
     expect(await h.store.apiKeys.findActiveByHash(k.hash)).toBeNull();
   });
 
-  it('regrant gives an active key another owner, kind and scopes, and leaves a revoked one alone', async () => {
+  it('update sets owner, name, kind and scopes, and revokes or reinstates', async () => {
     const k = await h.store.apiKeys.insert(key({ scopes: ['payments:write', 'refunds:write'] }));
     const grant = { owner: 'other', kind: 'publishable' as const, scopes: ['payments:write'] };
-    expect(await h.store.apiKeys.regrant(k.id, grant)).toBe(true);
-    expect(await h.store.apiKeys.findActiveByHash(k.hash)).toEqual({ ...k, ...grant });
+    expect(await h.store.apiKeys.update(k.id, { ...grant, name: 'renamed' })).toBe(true);
+    expect(await h.store.apiKeys.findActiveByHash(k.hash)).toEqual({ ...k, ...grant, name: 'renamed' });
 
-    await h.store.apiKeys.revoke(k.id);
-    expect(await h.store.apiKeys.regrant(k.id, { ...grant, scopes: ['refunds:read'] })).toBe(false);
-    expect((await h.store.apiKeys.list('other')).find((r) => r.id === k.id)?.scopes).toEqual([
-      'payments:write',
-    ]);
+    expect(await h.store.apiKeys.update(k.id, { revokedAt: '2030-02-01T00:00:00Z' })).toBe(true);
+    expect(await h.store.apiKeys.findActiveByHash(k.hash)).toBeNull();
+    expect((await h.store.apiKeys.list('other')).find((r) => r.id === k.id)?.revokedAt).toBe(
+      '2030-02-01T00:00:00.000Z',
+    );
+    expect(await h.store.apiKeys.update(k.id, { revokedAt: null })).toBe(true);
+    expect((await h.store.apiKeys.findActiveByHash(k.hash))?.scopes).toEqual(['payments:write']);
+    expect(await h.store.apiKeys.update('key_missing', { name: 'x' })).toBe(false);
   });
 
   it('rejects a duplicate id or hash', async () => {
