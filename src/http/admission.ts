@@ -24,22 +24,34 @@ export interface Admission {
 
 const RETRY_AFTER_S = 1;
 
+/** A share of the cap per client: at most `max` of the requests at work come from one `keyOf(req)`. */
+export interface PerClientCap {
+  readonly max: number;
+  readonly keyOf: (req: Request) => string;
+}
+
 /**
  * `max` 0 admits everything. Paths in `exempt` (the probes, a metrics scrape) are always admitted and not
- * counted: an orchestrator must see a busy process as alive, not restart it and lose its work.
+ * counted: an orchestrator must see a busy process as alive, not restart it and lose its work. With `perClient`,
+ * one client also has at most its share, so it cannot take all `max` places from the others.
  */
-export function admission(max: number, exempt: ReadonlySet<string>): Admission {
+export function admission(max: number, exempt: ReadonlySet<string>, perClient?: PerClientCap): Admission {
   let inFlight = 0;
+  const byClient = new Map<string, number>();
   const middleware: RequestHandler = (req, res, next) => {
     if (max <= 0 || exempt.has(req.path)) {
       next();
       return;
     }
-    if (inFlight >= max) {
+    const client = perClient?.keyOf(req);
+    const full = inFlight >= max;
+    if (full || (client !== undefined && (byClient.get(client) ?? 0) >= perClient!.max)) {
       sendProblem(res, {
         status: 503,
         body: problemBody(503, {
-          detail: 'The service is at its limit of requests in progress. Retry shortly.',
+          detail: full
+            ? 'The service is at its limit of requests in progress. Retry shortly.'
+            : 'This client is at its limit of requests in progress. Retry shortly.',
           instance: req.path,
           requestId: String(req.id),
           code: 'overloaded',
@@ -49,17 +61,28 @@ export function admission(max: number, exempt: ReadonlySet<string>): Admission {
       });
       return;
     }
-    inFlight++;
+    const enter = () => {
+      inFlight++;
+      if (client !== undefined) byClient.set(client, (byClient.get(client) ?? 0) + 1);
+    };
+    const leave = () => {
+      inFlight--;
+      if (client === undefined) return;
+      const left = (byClient.get(client) ?? 1) - 1;
+      if (left === 0) byClient.delete(client);
+      else byClient.set(client, left);
+    };
+    enter();
     let holds = 1;
     const release = () => {
-      if (--holds === 0) inFlight--;
+      if (--holds === 0) leave();
     };
     // A request can pass more than one cap (all requests, then webhooks): a hold holds it in each.
     const outer = (req as Admitted)[HOLD];
     (req as Admitted)[HOLD] = () => {
       const releaseOuter = outer?.();
       // A handler starting after the answer went out counts again for as long as it runs.
-      if (holds++ === 0) inFlight++;
+      if (holds++ === 0) enter();
       let released = false;
       return () => {
         if (released) return;

@@ -18,6 +18,7 @@ import './validator-tuning.js';
 import {
   apiKeySecurity,
   authFailureLimit,
+  clientAddressKey,
   corsMiddleware,
   keyRequirements,
   securityHeaders,
@@ -49,6 +50,14 @@ const WEBHOOK_BODY_LIMIT = '512kb';
  * request timeout. Stripe delivers to an endpoint a few at a time and retries a 503 for days.
  */
 export const MAX_WEBHOOKS_IN_PROGRESS = 64;
+
+/**
+ * Of those, how many one client address may hold. Anyone can send a webhook request: 64 bodies sent slowly from
+ * one client took every place, and Stripe's deliveries were answered 503 for as long as it kept them open. Stripe
+ * sends from many addresses, and a request of its is done in milliseconds once its body is in; the sandbox
+ * delivers up to 16 at once from one.
+ */
+export const MAX_WEBHOOKS_PER_CLIENT = 16;
 
 /** Never refused by the cap on requests at work: a busy process must still look alive to its orchestrator. */
 const UNCAPPED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
@@ -115,7 +124,10 @@ export function buildApp(deps: AppDeps): Express {
   };
   app.post(
     '/webhook',
-    admission(MAX_WEBHOOKS_IN_PROGRESS, new Set()).middleware,
+    admission(MAX_WEBHOOKS_IN_PROGRESS, new Set(), {
+      max: MAX_WEBHOOKS_PER_CLIENT,
+      keyOf: clientAddressKey,
+    }).middleware,
     (req, _res, next) => {
       // Where the validator, which never sees /webhook, would have put it: request logs and metrics label by
       // operationId, and without it webhooks were counted with unknown paths (operation="none").

@@ -175,7 +175,7 @@ function sendRateLimited(req: Request, res: Response, resetTime: Date | undefine
 }
 
 /** Client addresses as express-rate-limit keys them: IPv4 as it is, IPv6 by its /56 subnet. */
-const clientAddressKey = (req: Request) => ipKeyGenerator(req.ip ?? 'unknown');
+export const clientAddressKey = (req: Request) => ipKeyGenerator(req.ip ?? 'unknown');
 
 /**
  * Whose budget a request spends: its key's, or its client address's without one. A publishable key is in every

@@ -11,11 +11,13 @@
  *
  * Webhook bodies (up to 512 kB each, read before the signature can be checked) are held in memory until they are
  * complete: 900 connections from anyone, each sending 448 kB of a webhook and then nothing, held 500 MB of RSS for
- * the 30 s of the request timeout, whatever the heap limit. At most MAX_WEBHOOKS_IN_PROGRESS are read at once.
+ * the 30 s of the request timeout, whatever the heap limit. At most MAX_WEBHOOKS_IN_PROGRESS are read at once, and
+ * at most MAX_WEBHOOKS_PER_CLIENT of them from one client address, so that one client cannot keep Stripe out.
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_WEBHOOKS_IN_PROGRESS } from '../../src/http/app.js';
+import { MAX_WEBHOOKS_IN_PROGRESS, MAX_WEBHOOKS_PER_CLIENT } from '../../src/http/app.js';
+import { postSignedWebhook } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 const CAP = 20;
@@ -99,11 +101,15 @@ describe('many clients while Stripe is slow', () => {
   });
 });
 
-/** Sends the headers and `sent` bytes of a webhook announcing `length` bytes; resolves with the first answer line. */
+/**
+ * Sends the headers and `sent` bytes of a webhook announcing `length` bytes, from client address `from` (through
+ * a proxy, TRUST_PROXY=true); resolves with the first answer line.
+ */
 function partialWebhook(
   to: TestService,
   length: number,
   sent: number,
+  from = '198.51.100.1',
 ): { first: Promise<string>; close(): void } {
   const { port } = new URL(to.url);
   const socket = connect(Number(port), '127.0.0.1');
@@ -118,7 +124,7 @@ function partialWebhook(
   });
   socket.on('connect', () => {
     socket.write(
-      `POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nStripe-Signature: t=1,v1=00\r\nContent-Length: ${length}\r\n\r\n`,
+      `POST /webhook HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: ${from}\r\nContent-Type: application/json\r\nStripe-Signature: t=1,v1=00\r\nContent-Length: ${length}\r\n\r\n`,
     );
     socket.write(Buffer.alloc(sent, 0x61));
   });
@@ -128,7 +134,11 @@ function partialWebhook(
 describe('many unfinished webhook bodies', () => {
   let hooks: TestService;
   beforeAll(async () => {
-    hooks = await startTestService('sqlite', { RATE_LIMIT_PER_MINUTE: '0', REQUEST_TIMEOUT_MS: '1000' });
+    hooks = await startTestService('sqlite', {
+      RATE_LIMIT_PER_MINUTE: '0',
+      REQUEST_TIMEOUT_MS: '1000',
+      TRUST_PROXY: 'true',
+    });
   });
   afterAll(async () => {
     await hooks?.stop();
@@ -136,8 +146,9 @@ describe('many unfinished webhook bodies', () => {
 
   it('reads at most MAX_WEBHOOKS_IN_PROGRESS at once and refuses the others with 503 overloaded at once', async () => {
     const extra = 20;
-    const held = Array.from({ length: MAX_WEBHOOKS_IN_PROGRESS + extra }, () =>
-      partialWebhook(hooks, 512 * 1024, 256 * 1024),
+    // From as many clients: one client has only its share (below).
+    const held = Array.from({ length: MAX_WEBHOOKS_IN_PROGRESS + extra }, (_, i) =>
+      partialWebhook(hooks, 512 * 1024, 256 * 1024, `10.0.0.${i}`),
     );
     try {
       // The request timeout (1 s here) answers the held ones 408; the refused ones are answered before it.
@@ -155,6 +166,30 @@ describe('many unfinished webhook bodies', () => {
       expect((await fetch(`${hooks.url}/payment-intent/pi_missing`)).status).toBe(404);
     } finally {
       for (const h of held) h.close();
+    }
+  });
+
+  it("one client sending slowly cannot take every place: Stripe's deliveries still get in", async () => {
+    const attacker = Array.from({ length: MAX_WEBHOOKS_IN_PROGRESS }, () =>
+      partialWebhook(hooks, 512 * 1024, 1, '203.0.113.66'),
+    );
+    try {
+      const answers = await Promise.all(
+        attacker.map((h) => Promise.race([h.first, sleep(500).then(() => 'still reading')])),
+      );
+      expect(answers.filter((a) => a === 'still reading')).toHaveLength(MAX_WEBHOOKS_PER_CLIENT);
+      expect(answers.filter((a) => a.startsWith('HTTP/1.1 503'))).toHaveLength(
+        MAX_WEBHOOKS_IN_PROGRESS - MAX_WEBHOOKS_PER_CLIENT,
+      );
+      const event = JSON.stringify({
+        id: 'evt_slow_neighbour',
+        type: 'customer.created',
+        data: { object: { id: 'cus_1' } },
+      });
+      const delivered = await postSignedWebhook(hooks.url, hooks.deps.webhookSecret, event);
+      expect(delivered.status).toBe(200);
+    } finally {
+      for (const h of attacker) h.close();
     }
   });
 });
