@@ -52,12 +52,13 @@ const WEBHOOK_BODY_LIMIT = '512kb';
 export const MAX_WEBHOOKS_IN_PROGRESS = 64;
 
 /**
- * Of those, how many one client address may hold. Anyone can send a webhook request: 64 bodies sent slowly from
- * one client took every place, and Stripe's deliveries were answered 503 for as long as it kept them open. Stripe
- * sends from many addresses, and a request of its is done in milliseconds once its body is in; the sandbox
- * delivers up to 16 at once from one.
+ * Of those, how many one client address may hold: half. Anyone can send a webhook request: 64 bodies sent slowly
+ * from one client took every place, and Stripe's deliveries were answered 503 for as long as it kept them open.
+ * Stripe sends from many addresses, and a request of its is done in milliseconds once its body is in, so a burst
+ * from one address rarely holds more than a few places (the sandbox delivers at most 16 at once); behind a proxy
+ * without TRUST_PROXY every request has the proxy's address, and half the places is then what anyone gets.
  */
-export const MAX_WEBHOOKS_PER_CLIENT = 16;
+export const MAX_WEBHOOKS_PER_CLIENT = MAX_WEBHOOKS_IN_PROGRESS / 2;
 
 /** Never refused by the cap on requests at work: a busy process must still look alive to its orchestrator. */
 const UNCAPPED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
