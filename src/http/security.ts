@@ -181,7 +181,7 @@ export const clientAddressKey = (req: Request) => ipKeyGenerator(req.ip ?? 'unkn
  * Whose budget a request spends: its key's, or its client address's without one. A publishable key is in every
  * browser of the shop's customers, and anyone can read it out of the shop's pages: one budget for all of them let
  * a single client spend it (10 requests a second at the default limit) and every customer's checkout answer 429.
- * Each client address of a publishable key has a budget of its own.
+ * Each client address of a publishable key has a budget of its own, and the key a total (PUBLISHABLE_KEY_CLIENTS).
  */
 function rateLimitKey(req: Request): string {
   const caller = (req as WithCaller).caller;
@@ -189,24 +189,48 @@ function rateLimitKey(req: Request): string {
   return caller.kind === 'publishable' ? `${caller.keyId} ${clientAddressKey(req)}` : caller.keyId;
 }
 
+/**
+ * A publishable key's total, in clients' budgets: what all its clients together may spend. Each of its requests
+ * is a call to Stripe, and many addresses each within their own budget could otherwise spend the Stripe account's
+ * own rate limit (100 requests a second in live mode), which the shop's refunds and reads share.
+ */
+export const PUBLISHABLE_KEY_CLIENTS = 5;
+
+type Limited = Request & { rateLimit?: { resetTime?: Date }; publishableRateLimit?: { resetTime?: Date } };
+
 export function rateLimitMiddleware(perMinute: number): RequestHandler {
   if (perMinute <= 0) return (_req, _res, next) => next();
-  return rateLimit({
+  const skip = (req: Request) =>
+    UNLIMITED_OPERATIONS.has((req as WithCaller).openapi?.schema?.operationId ?? '');
+  const perCaller = rateLimit({
     windowMs: 60_000,
     limit: perMinute,
     standardHeaders: 'draft-7',
     legacyHeaders: false,
-    skip: (req) => UNLIMITED_OPERATIONS.has((req as WithCaller).openapi?.schema?.operationId ?? ''),
+    skip,
     keyGenerator: rateLimitKey,
     handler: (req, res, _next, options) => {
-      sendRateLimited(
-        req,
-        res,
-        (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime,
-        options.windowMs,
-      );
+      sendRateLimited(req, res, (req as Limited).rateLimit?.resetTime, options.windowMs);
     },
   });
+  const publishableTotal = rateLimit({
+    windowMs: 60_000,
+    limit: perMinute * PUBLISHABLE_KEY_CLIENTS,
+    standardHeaders: false,
+    legacyHeaders: false,
+    requestPropertyName: 'publishableRateLimit',
+    skip: (req) => skip(req) || (req as WithCaller).caller?.kind !== 'publishable',
+    keyGenerator: (req) => (req as WithCaller).caller?.keyId ?? '',
+    handler: (req, res, _next, options) => {
+      sendRateLimited(req, res, (req as Limited).publishableRateLimit?.resetTime, options.windowMs);
+    },
+  });
+  return (req, res, next) => {
+    void perCaller(req, res, (err?: unknown) => {
+      if (err !== undefined) next(err);
+      else void publishableTotal(req, res, next);
+    });
+  };
 }
 
 export interface AuthFailureLimit {

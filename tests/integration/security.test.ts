@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
+import { PUBLISHABLE_KEY_CLIENTS } from '../../src/http/security.js';
 import { operations } from '../helpers/contract.js';
 import { getJson, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
@@ -458,7 +459,7 @@ describe('rate limiting', () => {
     }
   });
 
-  it("a publishable key's limit is per client address: one client cannot lock the shop's customers out", async () => {
+  it("a publishable key's limit is per client address, within a total: one client cannot lock the shop's customers out", async () => {
     const limited = await startTestService('sqlite', {
       API_AUTH: 'on',
       RATE_LIMIT_PER_MINUTE: '5',
@@ -481,6 +482,17 @@ describe('rate limiting', () => {
       const customer = await intent('198.51.100.9');
       expect(customer.status).toBe(200);
       expect(customer.json.clientSecret).toMatch(/_secret_/);
+      // All its clients together spend at most PUBLISHABLE_KEY_CLIENTS budgets (each request is a call to Stripe).
+      const spent: number[] = [];
+      for (const client of ['198.51.100.9', '198.51.100.10', '198.51.100.11', '198.51.100.12']) {
+        const left = client === '198.51.100.9' ? 4 : 5;
+        for (let i = 0; i < left; i++) spent.push((await intent(client)).status);
+      }
+      expect(spent).toEqual(Array(19).fill(200));
+      expect(5 + 1 + spent.length).toBe(5 * PUBLISHABLE_KEY_CLIENTS);
+      const over = await intent('198.51.100.13');
+      expect(over.status).toBe(429);
+      expect(over.json.code).toBe('rate_limited');
     } finally {
       await limited.stop();
     }
