@@ -668,9 +668,13 @@ export function createRefundService(deps: RefundServiceDeps) {
             'refund outcome unknown; handed to the worker',
           );
           const problem = toProblem(err, 'refund');
+          const check = `Check /refund-status/${publicRequestId(refund)}.`;
           throw new ProblemError(
             problem.status,
-            `Stripe did not confirm the refund; it will be completed in the background. Check /refund-status/${publicRequestId(refund)}.`,
+            classifyStripeError(err) === 'auth'
+              ? "Stripe refused the service's credentials, not this refund: it is kept, its amount reserved, and " +
+                  `will be made in the background once the service's Stripe key is fixed. ${check}`
+              : `Stripe did not confirm the refund; it will be completed in the background. ${check}`,
             { ...problem.extras, code: problem.extras.code ?? 'upstream_unavailable' },
           );
         }

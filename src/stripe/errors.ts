@@ -135,10 +135,14 @@ export function overRefundCode(err: unknown): 'charge_already_refunded' | 'amoun
   return null;
 }
 
-/** A failure worth retrying later with the same idempotency key. */
+/**
+ * A failure worth retrying later with the same idempotency key: Stripe was unavailable or did not answer, or it
+ * refused the service's own credentials (401, 403). That refusal says nothing of the request, which Stripe did not
+ * look at: it can be made once the operator fixes STRIPE_SECRET_KEY, so a refund is not failed for it.
+ */
 export function isTransientStripeError(err: unknown): boolean {
   const kind = classifyStripeError(err);
-  return kind === 'transient' || kind === 'unknown';
+  return kind === 'transient' || kind === 'unknown' || kind === 'auth';
 }
 
 const NOT_FOUND_DETAIL: Record<string, string> = {
