@@ -1,6 +1,7 @@
 import { getSession, payCheckoutSession, refreshExpiry, sessionExtras } from './checkout-sessions.js';
 import type { SandboxContext } from './context.js';
 import { formatAmount } from './currencies.js';
+import { EMAIL } from './email.js';
 import { parseForm } from './form-parser.js';
 import { SandboxError } from './stripe-error.js';
 import { findTestCard, listTestCards } from './test-cards.js';
@@ -11,8 +12,6 @@ export interface PageResponse {
   headers: Record<string, string>;
   body: string;
 }
-
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 const STYLE = `
 body{font-family:system-ui,-apple-system,sans-serif;background:#f6f9fc;color:#1a1f36;margin:0}

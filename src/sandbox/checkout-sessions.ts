@@ -1,6 +1,7 @@
 import { paginate, resolveLimit, type ListOptions } from './collection.js';
 import { nowSeconds, ok, type RequestInfo, type SandboxContext, type SessionExtras } from './context.js';
 import { checkChargeAmount, checkMinorUnitStep, MAX_AMOUNT, normalizeCurrency } from './currencies.js';
+import { checkEmail } from './email.js';
 import { NO_REQUEST, type EventRequestInfo } from './event-log.js';
 import { parseExpand } from './expand.js';
 import {
@@ -27,7 +28,6 @@ const EXPANDABLE = ['payment_intent', 'line_items'];
 const ALWAYS_NULL = ['customer', 'invoice', 'payment_link', 'setup_intent', 'subscription'];
 const MIN_EXPIRY_S = 30 * 60;
 const MAX_EXPIRY_S = 24 * 60 * 60;
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 const lineItemSpec = obj({
   price_data: obj(
@@ -294,9 +294,11 @@ function createSession(ctx: SandboxContext, params: Params): CheckoutSessionObje
   const successUrl = checkUrl(params['success_url'], 'success_url');
   const cancelUrl = params['cancel_url'] === undefined ? null : checkUrl(params['cancel_url'], 'cancel_url');
   const email = params['customer_email'] as string | undefined;
-  if (email !== undefined && !EMAIL.test(email)) {
-    throw invalidRequest(`Invalid email address: ${email}`, 'customer_email', 'email_invalid');
-  }
+  checkEmail(email, 'customer_email');
+  checkEmail(
+    (params['payment_intent_data'] as Params | undefined)?.['receipt_email'],
+    'payment_intent_data[receipt_email]',
+  );
   for (const [i, type] of ((params['payment_method_types'] as string[] | undefined) ?? []).entries()) {
     if (type !== 'card') {
       throw invalidRequest(

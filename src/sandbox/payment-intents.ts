@@ -2,6 +2,7 @@ import { createCharge, renderCharge } from './charges.js';
 import { paginate, type ListOptions } from './collection.js';
 import { nowSeconds, ok, type RequestInfo, type SandboxContext } from './context.js';
 import { checkChargeAmount, normalizeCurrency } from './currencies.js';
+import { checkEmail } from './email.js';
 import { parseExpand } from './expand.js';
 import {
   arrayOf,
@@ -364,6 +365,7 @@ function createIntent(ctx: SandboxContext, params: Params, request: RequestInfo)
           : null;
   const paymentMethod = params['payment_method'] as string | undefined;
   const confirm = params['confirm'] === true;
+  checkEmail(params['receipt_email'], 'receipt_email');
   checkReturnUrlFormat(params['return_url']);
   if (confirm) {
     if (paymentMethod === undefined) throw missingPaymentMethod();
@@ -418,6 +420,7 @@ function updateIntent(ctx: SandboxContext, intent: PaymentIntentObject, params: 
     params['currency'] === undefined ? intent.currency : normalizeCurrency(params['currency'] as string);
   const amount = (params['amount'] as number | undefined) ?? intent.amount;
   if (params['amount'] !== undefined || params['currency'] !== undefined) checkChargeAmount(amount, currency);
+  checkEmail(params['receipt_email'], 'receipt_email');
   const paymentMethod = params['payment_method'] as string | undefined;
   const pm =
     paymentMethod === undefined ? undefined : resolvePaymentMethod(ctx, paymentMethod, 'payment_method').pm;
@@ -462,6 +465,7 @@ function confirmIntent(
   if (paymentMethod === null) throw missingPaymentMethod();
   checkReturnUrlFormat(params['return_url']);
   checkReturnUrl(intent.automatic_payment_methods, params['return_url']);
+  checkEmail(params['receipt_email'], 'receipt_email');
   const { pm } = resolvePaymentMethod(ctx, paymentMethod, 'payment_method');
   if (params['receipt_email'] !== undefined) intent.receipt_email = params['receipt_email'] as string | null;
   chargeIntent(ctx, intent, pm.id, request);

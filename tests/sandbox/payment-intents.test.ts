@@ -291,6 +291,58 @@ describe('PaymentIntents', () => {
     expect(err.message).toBe("No such payment_intent: 'pi_123'");
   });
 
+  it('refuses a receipt_email that is not an address with 400 email_invalid, as Stripe does', async () => {
+    // Stripe checks receipt_email on create, update and confirm (and on a Checkout Session's
+    // payment_intent_data), not only a session's customer_email.
+    const bad = 'buyer@localhost';
+    const expectInvalid = (err: Stripe.errors.StripeError, param: string) => {
+      expect(err).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+      expect(err).toMatchObject({ statusCode: 400, code: 'email_invalid', param });
+      expect(err.message).toBe(`Invalid email address: ${bad}`);
+    };
+    const before = (await stripe.paymentIntents.list({ limit: 100 })).data.length;
+    expectInvalid(
+      await errorOf(() =>
+        stripe.paymentIntents.create({ amount: 500, currency: 'usd', receipt_email: bad, ...cardOnly }),
+      ),
+      'receipt_email',
+    );
+    expect((await stripe.paymentIntents.list({ limit: 100 })).data).toHaveLength(before);
+
+    const pi = await stripe.paymentIntents.create({ amount: 500, currency: 'usd', ...cardOnly });
+    expectInvalid(
+      await errorOf(() => stripe.paymentIntents.update(pi.id, { receipt_email: bad })),
+      'receipt_email',
+    );
+    expectInvalid(
+      await errorOf(() =>
+        stripe.paymentIntents.confirm(pi.id, { payment_method: 'pm_card_visa', receipt_email: bad }),
+      ),
+      'receipt_email',
+    );
+    expect(await stripe.paymentIntents.retrieve(pi.id)).toMatchObject({
+      status: 'requires_payment_method',
+      receipt_email: null,
+    });
+    expectInvalid(
+      await errorOf(() =>
+        stripe.checkout.sessions.create({
+          mode: 'payment',
+          line_items: [
+            { quantity: 1, price_data: { currency: 'usd', unit_amount: 500, product_data: { name: 'x' } } },
+          ],
+          success_url: 'https://shop.example/ok',
+          payment_intent_data: { receipt_email: bad },
+        }),
+      ),
+      'payment_intent_data[receipt_email]',
+    );
+    // A valid address is taken, and '' unsets it.
+    const updated = await stripe.paymentIntents.update(pi.id, { receipt_email: 'buyer@example.com' });
+    expect(updated.receipt_email).toBe('buyer@example.com');
+    expect((await stripe.paymentIntents.update(pi.id, { receipt_email: '' })).receipt_email).toBeNull();
+  });
+
   it('rejects an unknown payment method', async () => {
     const err = await errorOf(() =>
       stripe.paymentIntents.create({ amount: 500, currency: 'usd', payment_method: 'pm_nope', ...cardOnly }),
