@@ -416,7 +416,9 @@ export interface components {
             cancel_url: components["schemas"]["Url"];
             /**
              * Format: email
-             * @description Pre-fills the customer's e-mail on the checkout page.
+             * @description Pre-fills the customer's e-mail on the checkout page. Its domain needs a dot: Stripe refuses an address
+             *     such as `buyer@localhost` (`email_invalid`).
+             * @example customer@example.com
              */
             customer_email?: string;
             metadata?: components["schemas"]["Metadata"];
@@ -489,7 +491,9 @@ export interface components {
             description?: string;
             /**
              * Format: email
-             * @description Where Stripe sends the receipt.
+             * @description Where Stripe sends the receipt. Its domain needs a dot: Stripe refuses an address such as
+             *     `buyer@localhost` (`email_invalid`).
+             * @example customer@example.com
              */
             receipt_email?: string;
             /** @description A payment method to attach (for example a saved card or a test method such as `pm_card_visa`). */
