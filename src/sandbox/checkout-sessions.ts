@@ -484,7 +484,8 @@ export function payCheckoutSession(
   ctx.state.checkoutIntents.add(intent.id);
   const { pm } = resolvePaymentMethod(ctx, paymentMethod, 'payment_method');
   pm.billing_details.email = email;
-  chargeIntent(ctx, intent, pm.id, null);
+  // The customer is on the page: a card that asks for 3D Secure is authenticated there.
+  chargeIntent(ctx, intent, pm.id, null, true);
   session.status = 'complete';
   session.payment_status = 'paid';
   session.payment_intent = intent.id;

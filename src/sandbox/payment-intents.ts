@@ -280,17 +280,33 @@ function checkReturnUrlFormat(returnUrl: unknown): void {
 
 /**
  * Charges the PaymentIntent's payment method. Success: `succeeded` and events. Decline: the failed
- * charge and events are recorded, then a 402 card_error carrying the PaymentIntent is thrown.
+ * charge and events are recorded, then a 402 card_error carrying the PaymentIntent is thrown. A card whose
+ * issuer asks for 3D Secure, not yet `authenticated`, leaves the intent `requires_action` and charges nothing.
  */
 export function chargeIntent(
   ctx: SandboxContext,
   intent: PaymentIntentObject,
   paymentMethodId: string,
   request: RequestInfo | null,
+  authenticated = false,
 ): void {
   const req = request ?? { id: null, idempotency_key: null };
   const { pm, card } = resolvePaymentMethod(ctx, paymentMethodId, 'payment_method');
   intent.payment_method = pm.id;
+  intent.next_action = null;
+  if (card.authentication === 'required' && !authenticated) {
+    intent.status = 'requires_action';
+    intent.last_payment_error = null;
+    intent.next_action = {
+      type: 'use_stripe_sdk',
+      use_stripe_sdk: {
+        type: 'three_d_secure_redirect',
+        stripe_js: `${ctx.baseUrl()}/_sandbox/payment_intents/${intent.id}/authenticate`,
+      },
+    };
+    ctx.events.emit('payment_intent.requires_action', intent, req);
+    return;
+  }
   const charge = createCharge(ctx, intent, pm, card);
   intent.latest_charge = charge.id;
   if (card.decline) {
@@ -323,6 +339,41 @@ export function chargeIntent(
   intent.last_payment_error = null;
   ctx.events.emit('charge.succeeded', charge, req);
   ctx.events.emit('payment_intent.succeeded', intent, req);
+}
+
+/**
+ * The customer's answer to the 3D Secure challenge of an intent in `requires_action` (the control API's
+ * `POST /_sandbox/payment_intents/:id/authenticate`). Passed: the card is charged, as Stripe does once Stripe.js
+ * reports the authentication. Failed: back to `requires_payment_method` with Stripe's
+ * `payment_intent_authentication_failure` and `payment_intent.payment_failed`. False when there is nothing to
+ * authenticate.
+ */
+export function authenticateIntent(
+  ctx: SandboxContext,
+  intent: PaymentIntentObject,
+  passed: boolean,
+  request: RequestInfo,
+): boolean {
+  if (intent.status !== 'requires_action' || intent.payment_method === null) return false;
+  if (passed) {
+    chargeIntent(ctx, intent, intent.payment_method, request, true);
+    return true;
+  }
+  const pm = ctx.state.paymentMethods.get(intent.payment_method) ?? null;
+  intent.status = 'requires_payment_method';
+  intent.next_action = null;
+  intent.payment_method = null;
+  intent.last_payment_error = {
+    code: 'payment_intent_authentication_failure',
+    doc_url: docUrl('payment_intent_authentication_failure'),
+    message:
+      'The provided PaymentMethod has failed authentication. You can provide payment_method_data or a new ' +
+      'PaymentMethod to attempt to fulfill this PaymentIntent again.',
+    ...(pm ? { payment_method: pm } : {}),
+    type: 'invalid_request_error',
+  };
+  ctx.events.emit('payment_intent.payment_failed', intent, request);
+  return true;
 }
 
 function createIntent(ctx: SandboxContext, params: Params, request: RequestInfo): PaymentIntentObject {

@@ -7,6 +7,7 @@ import { parseFaultConfig, type FaultConfig, type FaultInjector } from './faults
 import { parseForm, type FormObject } from './form-parser.js';
 import { fingerprint, IdempotencyStore, type IdempotencyEntry } from './idempotency.js';
 import { validateParams } from './param-spec.js';
+import { authenticateIntent, getPaymentIntent } from './payment-intents.js';
 import { getRefund, settleRefund } from './refunds.js';
 import type { RequestLog } from './request-log.js';
 import type { Router } from './router.js';
@@ -435,6 +436,36 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
         );
       }
       return ok(refund);
+    }
+    if (
+      method === 'POST' &&
+      segments.length === 3 &&
+      segments[0] === 'payment_intents' &&
+      segments[2] === 'authenticate'
+    ) {
+      const parsed = parseJson(body.text);
+      const outcome =
+        parsed.ok && typeof parsed.value === 'object' && parsed.value !== null
+          ? ((parsed.value as Record<string, unknown>)['outcome'] ?? 'succeed')
+          : undefined;
+      if (outcome !== 'succeed' && outcome !== 'fail') {
+        return controlError(res, requestId, 400, 'body must be {"outcome": "succeed" | "fail"}');
+      }
+      let intent;
+      try {
+        intent = getPaymentIntent(ctx, segments[1] ?? '');
+      } catch {
+        return controlError(res, requestId, 404, `No such payment_intent: '${segments[1] ?? ''}'`);
+      }
+      if (!authenticateIntent(ctx, intent, outcome === 'succeed', { id: requestId, idempotency_key: null })) {
+        return controlError(
+          res,
+          requestId,
+          400,
+          `PaymentIntent ${intent.id} is ${intent.status} and has nothing to authenticate.`,
+        );
+      }
+      return ok(intent);
     }
     return controlError(res, requestId, 404, `Unknown sandbox control endpoint: ${method} ${pathname}`);
   }

@@ -17,6 +17,12 @@ export interface TestCard {
    * begins `succeeded` and later moves to `failed`; 4000000000007726 begins `pending` and later succeeds.
    */
   refund?: 'succeeded_then_failed' | 'pending_then_succeeded';
+  /**
+   * The card's issuer asks for 3D Secure (https://docs.stripe.com/testing#regulatory-cards): confirming through the
+   * API leaves the PaymentIntent `requires_action` until the customer authenticates (Stripe.js; here the control
+   * API's `POST /_sandbox/payment_intents/:id/authenticate`). The hosted checkout page authenticates on the page.
+   */
+  authentication?: 'required';
 }
 
 const declined = (decline_code: string, message = 'Your card was declined.'): CardDecline => ({
@@ -85,6 +91,20 @@ const CARDS: readonly TestCard[] = [
       decline_code: 'processing_error',
       message: 'An error occurred while processing your card. Try again in a little bit.',
     },
+  },
+  {
+    id: 'pm_card_threeDSecure2Required',
+    label: 'Visa (3D Secure 2 required)',
+    brand: 'visa',
+    last4: '3220',
+    authentication: 'required',
+  },
+  {
+    id: 'pm_card_authenticationRequired',
+    label: 'Visa (authentication required)',
+    brand: 'visa',
+    last4: '3184',
+    authentication: 'required',
   },
   {
     id: 'pm_card_refundFail',

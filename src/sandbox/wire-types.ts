@@ -90,7 +90,8 @@ export interface PaymentIntentObject {
   latest_charge: string | null;
   livemode: false;
   metadata: Metadata;
-  next_action: null;
+  /** Set while `requires_action`: what Stripe.js is to do (its contents are Stripe.js's business). */
+  next_action: { type: 'use_stripe_sdk'; use_stripe_sdk: Record<string, unknown> } | null;
   on_behalf_of: null;
   payment_method: string | null;
   payment_method_configuration_details: { id: string; parent: null } | null;

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   authHeaders,
   cardOnly,
+  control,
   errorOf,
   paidIntent,
   request,
@@ -341,6 +342,55 @@ describe('PaymentIntents', () => {
     const updated = await stripe.paymentIntents.update(pi.id, { receipt_email: 'buyer@example.com' });
     expect(updated.receipt_email).toBe('buyer@example.com');
     expect((await stripe.paymentIntents.update(pi.id, { receipt_email: '' })).receipt_email).toBeNull();
+  });
+
+  it('a card that asks for 3D Secure leaves the intent requires_action until the customer authenticates', async () => {
+    // Stripe's test cards pm_card_threeDSecure2Required and pm_card_authenticationRequired
+    // (docs.stripe.com/testing#regulatory-cards): confirming through the API charges nothing yet.
+    const pending = await stripe.paymentIntents.create({
+      amount: 2000,
+      currency: 'usd',
+      payment_method: 'pm_card_threeDSecure2Required',
+      confirm: true,
+      ...cardOnly,
+    });
+    expect(pending).toMatchObject({
+      status: 'requires_action',
+      amount_received: 0,
+      latest_charge: null,
+      next_action: { type: 'use_stripe_sdk' },
+    });
+    expect(pending.payment_method).toMatch(/^pm_/);
+    const asked = await stripe.events.list({ type: 'payment_intent.requires_action' });
+    expect(asked.data.map((e) => (e.data.object as { id: string }).id)).toContain(pending.id);
+
+    const passed = await control(sandbox, 'POST', `/payment_intents/${pending.id}/authenticate`, {
+      outcome: 'succeed',
+    });
+    expect(passed.status).toBe(200);
+    const paid = await stripe.paymentIntents.retrieve(pending.id);
+    expect(paid).toMatchObject({ status: 'succeeded', amount_received: 2000, next_action: null });
+    expect(paid.latest_charge).toMatch(/^ch_/);
+    const again = await control(sandbox, 'POST', `/payment_intents/${pending.id}/authenticate`, {});
+    expect(again.status).toBe(400);
+
+    const refused = await stripe.paymentIntents.create({
+      amount: 2000,
+      currency: 'usd',
+      payment_method: 'pm_card_authenticationRequired',
+      confirm: true,
+      ...cardOnly,
+    });
+    expect(refused.status).toBe('requires_action');
+    await control(sandbox, 'POST', `/payment_intents/${refused.id}/authenticate`, { outcome: 'fail' });
+    const failed = await stripe.paymentIntents.retrieve(refused.id);
+    expect(failed).toMatchObject({
+      status: 'requires_payment_method',
+      payment_method: null,
+      next_action: null,
+      latest_charge: null,
+      last_payment_error: { code: 'payment_intent_authentication_failure', type: 'invalid_request_error' },
+    });
   });
 
   it('rejects an unknown payment method', async () => {
