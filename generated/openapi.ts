@@ -87,7 +87,9 @@ export interface paths {
          * Create a checkout session
          * @description Creates a Stripe-hosted checkout page for a one-time payment and returns its URL.
          *     Redirect the customer's browser to `url`. `{CHECKOUT_SESSION_ID}` in `success_url` is
-         *     replaced by the session id when the customer comes back. With a publishable key, `success_url`
+         *     replaced by the session id when the customer comes back; written percent-encoded
+         *     (`%7BCHECKOUT_SESSION_ID%7D`) Stripe would leave it as it is, so that is refused with
+         *     `400 placeholder_encoded`. With a publishable key, `success_url`
          *     and `cancel_url` must be on one of the shop's origins (`CORS_ORIGINS`), else
          *     `400 redirect_not_allowed`.
          */

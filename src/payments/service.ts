@@ -64,6 +64,30 @@ export function requireSupportedCurrency(currency: string, param: string): void 
   }
 }
 
+/** `{CHECKOUT_SESSION_ID}` percent-encoded, as a URL builder (new URL, URLSearchParams) writes it. */
+const ENCODED_SESSION_ID_PLACEHOLDER = /%7BCHECKOUT_SESSION_ID%7D/i;
+
+/**
+ * Stripe replaces `{CHECKOUT_SESSION_ID}` in `success_url` only as written so; percent-encoded (`%7B...%7D`, what a
+ * client gets by building the URL with URLSearchParams) Stripe takes it and sends the customer back with the
+ * placeholder itself instead of the session id, and the shop cannot tell which payment came back. Refused here.
+ */
+export function requireLiteralSessionPlaceholder(successUrl: string): void {
+  if (!ENCODED_SESSION_ID_PLACEHOLDER.test(successUrl)) return;
+  throw new ProblemError(
+    400,
+    'success_url holds {CHECKOUT_SESSION_ID} percent-encoded; Stripe replaces the placeholder only when it is ' +
+      'written with literal braces, so the customer would come back without the session id.',
+    {
+      code: 'placeholder_encoded',
+      param: 'success_url',
+      errors: [
+        { path: '/body/success_url', message: 'must write {CHECKOUT_SESSION_ID} with literal braces' },
+      ],
+    },
+  );
+}
+
 /**
  * Stripe takes a three-decimal currency's amounts (5120 kwd is 5.120 KWD) only with a last digit of 0
  * (docs.stripe.com/currencies#three-decimal), and isk and ugx amounts (500 isk is 5 ISK) only in whole units,
@@ -299,6 +323,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       }
       const currency = input.line_items[0]!.price_data.currency;
       requireSupportedCurrency(currency, 'line_items.0.price_data.currency');
+      requireLiteralSessionPlaceholder(input.success_url);
       requireMetadataFits(input.metadata);
       // Each unit amount in the currency's step (10 for kwd, 100 for isk), so the total is too.
       input.line_items.forEach((li, i) =>

@@ -81,6 +81,22 @@ describe.each(dbs)('payments and refunds on %s', (db) => {
     expect((await svc.deps.stripe.checkout.sessions.list({ limit: 100 })).data).toHaveLength(before);
   });
 
+  it('a success_url with {CHECKOUT_SESSION_ID} percent-encoded is refused, as Stripe would not replace it', async () => {
+    // What URLSearchParams makes of the placeholder: Stripe takes it and sends the customer back with
+    // `session_id=%7BCHECKOUT_SESSION_ID%7D` instead of the session id.
+    const encoded = `https://shop.example/ok?${new URLSearchParams({ session_id: '{CHECKOUT_SESSION_ID}' })}`;
+    expect(encoded).toContain('%7BCHECKOUT_SESSION_ID%7D');
+    const before = (await svc.deps.stripe.checkout.sessions.list({ limit: 100 })).data.length;
+    const res = await postJson(`${svc.url}/create-checkout-session`, {
+      ...readme.requests.createCheckoutSession,
+      success_url: encoded,
+    });
+    expect(res.status).toBe(400);
+    expect(res.json).toMatchObject({ code: 'placeholder_encoded', param: 'success_url' });
+    expect(res.json.errors).toEqual([expect.objectContaining({ path: '/body/success_url' })]);
+    expect((await svc.deps.stripe.checkout.sessions.list({ limit: 100 })).data).toHaveLength(before);
+  });
+
   it('a checkout paid on the hosted page shows paid, its payment intent and e-mail', async () => {
     const created = await postJson(`${svc.url}/create-checkout-session`, {
       ...readme.requests.createCheckoutSession,
