@@ -17,6 +17,11 @@ export interface FaultConfig {
   execution_error_rate?: number;
   /** Share of requests answered 429 before any processing. */
   rate_limit_rate?: number;
+  /**
+   * Share of requests answered as Stripe answers one whose object another request holds: 429 `lock_timeout`, with
+   * `Stripe-Should-Retry: true`, which the SDK follows (it retries this 429, as it retries no other).
+   */
+  lock_timeout_rate?: number;
   /** Requests per second above which requests are answered 429. */
   rate_limit_rps?: number;
   /** Extra processing time per request. */
@@ -26,13 +31,20 @@ export interface FaultConfig {
   match?: FaultMatch;
 }
 
-export type FaultDecision = 'rate_limit' | 'error' | undefined;
+export type FaultDecision = 'rate_limit' | 'lock_timeout' | 'error' | undefined;
 
-const RATES = ['error_rate', 'execution_error_rate', 'rate_limit_rate', 'drop_rate'] as const;
+const RATES = [
+  'error_rate',
+  'execution_error_rate',
+  'rate_limit_rate',
+  'lock_timeout_rate',
+  'drop_rate',
+] as const;
 const KEYS = new Set([
   'error_rate',
   'execution_error_rate',
   'rate_limit_rate',
+  'lock_timeout_rate',
   'rate_limit_rps',
   'latency_ms',
   'drop_rate',
@@ -115,6 +127,7 @@ export class FaultInjector {
       c.error_rate === undefined &&
       c.execution_error_rate === undefined &&
       c.rate_limit_rate === undefined &&
+      c.lock_timeout_rate === undefined &&
       c.rate_limit_rps === undefined &&
       c.latency_ms === undefined &&
       c.drop_rate === undefined
@@ -138,6 +151,8 @@ export class FaultInjector {
       if (this.windowCount > config.rate_limit_rps) return 'rate_limit';
     }
     if (config.rate_limit_rate !== undefined && this.random() < config.rate_limit_rate) return 'rate_limit';
+    if (config.lock_timeout_rate !== undefined && this.random() < config.lock_timeout_rate)
+      return 'lock_timeout';
     if (config.error_rate !== undefined && this.random() < config.error_rate) return 'error';
     return undefined;
   }

@@ -42,6 +42,16 @@ const RATE_LIMITED: StripeErrorFields = {
   message: 'Too many requests hit the API too quickly. We recommend an exponential backoff of your requests.',
 };
 
+/** Stripe's words for a request that waited too long for another's lock on the same object. */
+const LOCK_TIMEOUT: StripeErrorFields = {
+  type: 'invalid_request_error',
+  code: 'lock_timeout',
+  message:
+    'This object cannot be accessed right now because another API request or Stripe process is currently ' +
+    'accessing it. If you see this error intermittently, retry the request. If you see this error frequently and ' +
+    'are making multiple concurrent requests to a single object, make your requests serially or at a lower rate.',
+};
+
 const API_ERROR: StripeErrorFields = {
   type: 'api_error',
   message: 'An unknown error occurred while processing your request. Please try again.',
@@ -239,6 +249,8 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
       if (fault) {
         const decision = faults.decideBefore(fault);
         if (decision === 'rate_limit') throw new SandboxError(429, RATE_LIMITED);
+        if (decision === 'lock_timeout')
+          throw new SandboxError(429, LOCK_TIMEOUT, { 'Stripe-Should-Retry': 'true' });
         if (decision === 'error') throw new SandboxError(500, API_ERROR);
       }
 

@@ -49,6 +49,19 @@ describe('fault injection', () => {
     expect(err.code).toBe('rate_limit');
   });
 
+  it('lock_timeout_rate: 429 lock_timeout with Stripe-Should-Retry: true, which the SDK retries', async () => {
+    await control(sandbox, 'POST', '/faults', { lock_timeout_rate: 1, match: { method: 'POST' } });
+    const retrying = stripeFor(sandbox, { maxNetworkRetries: 2 });
+    const err = await errorOf(() => retrying.paymentIntents.create({ amount: 500, currency: 'usd' }));
+    expect(err).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
+    expect(err).toMatchObject({ statusCode: 429, code: 'lock_timeout' });
+    expect(err.headers?.['stripe-should-retry']).toBe('true');
+    // Unlike rate_limit's 429, which the SDK gives up on at once, this one is tried three times.
+    const attempts = sandbox.capturedRequests().filter((r) => r.method === 'POST');
+    expect(attempts).toHaveLength(3);
+    expect(new Set(attempts.map((r) => r.idempotencyKey)).size).toBe(1);
+  });
+
   it('rate_limit_rps: requests above the rate in one second get 429', async () => {
     await control(sandbox, 'POST', '/faults', { rate_limit_rps: 3, match: { path_prefix: '/v1/events' } });
     const firstSecond = Math.floor(Date.now() / 1000);
