@@ -306,7 +306,8 @@ export interface components {
          *     In the three-decimal currencies (`bhd`, `jod`, `kwd`, `omr`, `tnd`) Stripe requires the last digit to be 0
          *     (docs.stripe.com/currencies#three-decimal), and in `isk` and `ugx`, whole units written with two decimals
          *     (500 = 5 ISK), the last two digits to be 00 (docs.stripe.com/currencies#special-cases); any other amount is
-         *     refused with 400 `amount_not_rounded`.
+         *     refused with 400 `amount_not_rounded`. At most 99999999 (eight digits), or 999999999999 (twelve) in `idr`
+         *     (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts); more is refused with 400 `amount_too_large`.
          * @example 10000
          */
         Amount: number;

@@ -81,7 +81,20 @@ const SYMBOL: Readonly<Record<string, string>> = Object.freeze({
   inr: '₹',
 });
 
+/** The largest amount Stripe takes in most currencies: eight digits (99,999,999 = 999,999.99 USD). */
 export const MAX_AMOUNT = 99_999_999;
+
+/** idr's: twelve digits (999,999,999,999 = 9,999,999,999.99 IDR). */
+const MAX_AMOUNT_IDR = 999_999_999_999;
+
+/**
+ * The largest amount Stripe takes in `currency`: "up to twelve digits for IDR, and up to eight digits for all
+ * other currencies" (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts). In idr eight digits stop at
+ * 999,999.99 IDR, about 60 USD.
+ */
+export function maxAmount(currency: string): number {
+  return currency === 'idr' ? MAX_AMOUNT_IDR : MAX_AMOUNT;
+}
 
 export function isSupportedCurrency(currency: string): boolean {
   return SUPPORTED_CURRENCIES.has(currency);

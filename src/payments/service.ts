@@ -7,7 +7,13 @@ import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import { idempotencyScope, type Caller } from '../http/operations.js';
 import { ProblemError } from '../http/problem.js';
-import { fitsMinorUnitStep, isSupportedCurrency, minorUnitStep } from '../money/currencies.js';
+import {
+  fitsMinorUnitStep,
+  formatAmount,
+  isSupportedCurrency,
+  maxAmount,
+  minorUnitStep,
+} from '../money/currencies.js';
 import type { Payment, Repos, Store } from '../store/index.js';
 import { withoutCallSite, type StripeClient } from '../stripe/client.js';
 import { classifyStripeError, toCreateProblem, toProblem } from '../stripe/errors.js';
@@ -84,6 +90,26 @@ export function requireLiteralSessionPlaceholder(successUrl: string): void {
       errors: [
         { path: '/body/success_url', message: 'must write {CHECKOUT_SESSION_ID} with literal braces' },
       ],
+    },
+  );
+}
+
+/**
+ * Stripe takes amounts of up to eight digits, twelve in idr (docs.stripe.com/currencies#minimum-and-maximum-charge-
+ * amounts). The contract allows twelve, so that idr payments over 999,999.99 IDR (about 60 USD) can be made;
+ * more than eight in another currency is refused here, before Stripe is called.
+ */
+export function requireAmountWithinMax(amount: number, currency: string, param: string): void {
+  const maximum = maxAmount(currency);
+  if (amount <= maximum) return;
+  throw new ProblemError(
+    400,
+    `Amount ${amount} is more than Stripe takes in ${currency}: at most ${maximum} ` +
+      `(${formatAmount(maximum, currency)} ${currency.toUpperCase()}).`,
+    {
+      code: 'amount_too_large',
+      param,
+      errors: [{ path: bodyPath(param), message: `must be <= ${maximum} in ${currency}` }],
     },
   );
 }
@@ -326,13 +352,11 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       requireLiteralSessionPlaceholder(input.success_url);
       requireMetadataFits(input.metadata);
       // Each unit amount in the currency's step (10 for kwd, 100 for isk), so the total is too.
-      input.line_items.forEach((li, i) =>
-        requireAmountFitsCurrency(
-          li.price_data.unit_amount,
-          currency,
-          `line_items.${i}.price_data.unit_amount`,
-        ),
-      );
+      input.line_items.forEach((li, i) => {
+        const param = `line_items.${i}.price_data.unit_amount`;
+        requireAmountWithinMax(li.price_data.unit_amount, currency, param);
+        requireAmountFitsCurrency(li.price_data.unit_amount, currency, param);
+      });
       let session: Stripe.Checkout.Session;
       try {
         session = await stripe.checkout.sessions.create(
@@ -393,6 +417,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       reqId?: string,
     ) {
       requireSupportedCurrency(input.currency, 'currency');
+      requireAmountWithinMax(input.amount, input.currency, 'amount');
       requireAmountFitsCurrency(input.amount, input.currency, 'amount');
       requireMetadataFits(input.metadata);
       // Stripe refuses to confirm an intent without a payment method; dropping `confirm` would answer 200 with

@@ -1,6 +1,6 @@
 import { paginate, resolveLimit, type ListOptions } from './collection.js';
 import { nowSeconds, ok, type RequestInfo, type SandboxContext, type SessionExtras } from './context.js';
-import { checkChargeAmount, checkMinorUnitStep, MAX_AMOUNT, normalizeCurrency } from './currencies.js';
+import { checkChargeAmount, checkMinorUnitStep, maxAmount, normalizeCurrency } from './currencies.js';
 import { checkEmail } from './email.js';
 import { NO_REQUEST, type EventRequestInfo } from './event-log.js';
 import { parseExpand } from './expand.js';
@@ -322,7 +322,7 @@ function createSession(ctx: SandboxContext, params: Params): CheckoutSessionObje
     );
   }
   const total = items.reduce((sum, item) => sum + item.unitAmount * item.quantity, 0);
-  checkChargeAmount(Math.min(total, MAX_AMOUNT + 1), currency, 'line_items');
+  checkChargeAmount(Math.min(total, maxAmount(currency) + 1), currency, 'line_items');
 
   const lineItems: LineItemObject[] = items.map((item) => {
     const amount = item.unitAmount * item.quantity;

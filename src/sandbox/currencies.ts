@@ -4,13 +4,14 @@ import {
   formatAmount,
   isZeroDecimal,
   MAX_AMOUNT,
+  maxAmount,
   MINIMUM_CHARGE,
   minorUnitStep,
   SUPPORTED_CURRENCIES,
 } from '../money/currencies.js';
 
 // The currency facts are shared with the service (src/money); this module adds Stripe's error answers.
-export { formatAmount, isZeroDecimal, MAX_AMOUNT };
+export { formatAmount, isZeroDecimal, MAX_AMOUNT, maxAmount };
 
 const SUPPORTED = SUPPORTED_CURRENCIES;
 const MINIMUM = MINIMUM_CHARGE;
@@ -50,8 +51,8 @@ export function checkMinorUnitStep(amount: number, currency: string, param = 'am
 }
 
 /**
- * Stripe's bounds on a charge amount: at least 1, the currency minimum, at most 99,999,999, and the currency's
- * step (checkMinorUnitStep).
+ * Stripe's bounds on a charge amount: at least 1, the currency minimum, at most 99,999,999 (999,999,999,999 in
+ * idr), and the currency's step (checkMinorUnitStep).
  */
 export function checkChargeAmount(amount: number, currency: string, param = 'amount'): void {
   if (amount < 1) {
@@ -61,9 +62,10 @@ export function checkChargeAmount(amount: number, currency: string, param = 'amo
       'parameter_invalid_integer',
     );
   }
-  if (amount > MAX_AMOUNT) {
+  const maximum = maxAmount(currency);
+  if (amount > maximum) {
     throw invalidRequest(
-      `Amount must be no more than ${formatAmount(MAX_AMOUNT, currency)} ${currency}`,
+      `Amount must be no more than ${formatAmount(maximum, currency)} ${currency}`,
       param,
       'amount_too_large',
     );

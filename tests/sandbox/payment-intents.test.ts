@@ -240,6 +240,13 @@ describe('PaymentIntents', () => {
 
     const max = await stripe.paymentIntents.create({ amount: 99_999_999, currency: 'usd' });
     expect(max.amount).toBe(99_999_999);
+    // "up to twelve digits for IDR" (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+    const rupiah = await stripe.paymentIntents.create({ amount: 999_999_999_999, currency: 'idr' });
+    expect(rupiah.amount).toBe(999_999_999_999);
+    const tooManyRupiah = await errorOf(() =>
+      stripe.paymentIntents.create({ amount: 1_000_000_000_000, currency: 'idr' }),
+    );
+    expect(tooManyRupiah).toMatchObject({ code: 'amount_too_large', param: 'amount' });
     const yen = await stripe.paymentIntents.create({ amount: 50, currency: 'jpy' });
     expect(yen.currency).toBe('jpy');
 
