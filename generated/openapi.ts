@@ -960,7 +960,9 @@ export interface components {
         /**
          * @description The request conflicts with the current state (for example more than is left to refund). When the
          *     conflict is a request still running (`idempotency_key_in_use`, `refund_in_progress`), it carries
-         *     `Retry-After`: retry the same request after that delay.
+         *     `Retry-After`: retry the same request after that delay. `idempotency_conflict`: Stripe already holds the refund's
+         *     idempotency key (`refund:<request_id>`) with other parameters, from another deployment on the same
+         *     Stripe account or from before a ledger restore; nothing moved, and the refund is failed.
          */
         Conflict: {
             headers: {
