@@ -289,6 +289,7 @@ export function chargeIntent(
   paymentMethodId: string,
   request: RequestInfo | null,
   authenticated = false,
+  returnUrl?: string,
 ): void {
   const req = request ?? { id: null, idempotency_key: null };
   const { pm, card } = resolvePaymentMethod(ctx, paymentMethodId, 'payment_method');
@@ -297,13 +298,19 @@ export function chargeIntent(
   if (card.authentication === 'required' && !authenticated) {
     intent.status = 'requires_action';
     intent.last_payment_error = null;
-    intent.next_action = {
-      type: 'use_stripe_sdk',
-      use_stripe_sdk: {
-        type: 'three_d_secure_redirect',
-        stripe_js: `${ctx.baseUrl()}/_sandbox/payment_intents/${intent.id}/authenticate`,
-      },
-    };
+    // Stripe's challenge page is addressed with the intent's client secret in its query string
+    // (hooks.stripe.com/3d_secure_2/hosted?...&payment_intent_client_secret=...): a redirect for a confirmation
+    // with a return_url, else for Stripe.js to open.
+    const challenge =
+      `${ctx.baseUrl()}/_sandbox/3d_secure_2/hosted?payment_intent=${intent.id}` +
+      `&payment_intent_client_secret=${intent.client_secret}`;
+    intent.next_action =
+      returnUrl === undefined
+        ? {
+            type: 'use_stripe_sdk',
+            use_stripe_sdk: { type: 'three_d_secure_redirect', stripe_js: challenge },
+          }
+        : { type: 'redirect_to_url', redirect_to_url: { return_url: returnUrl, url: challenge } };
     ctx.events.emit('payment_intent.requires_action', intent, req);
     return;
   }
@@ -443,7 +450,10 @@ function createIntent(ctx: SandboxContext, params: Params, request: RequestInfo)
     },
     request,
   );
-  if (confirm && intent.payment_method) chargeIntent(ctx, intent, intent.payment_method, request);
+  if (confirm && intent.payment_method) {
+    const returnUrl = params['return_url'] as string | undefined;
+    chargeIntent(ctx, intent, intent.payment_method, request, false, returnUrl);
+  }
   return intent;
 }
 
@@ -519,7 +529,7 @@ function confirmIntent(
   checkEmail(params['receipt_email'], 'receipt_email');
   const { pm } = resolvePaymentMethod(ctx, paymentMethod, 'payment_method');
   if (params['receipt_email'] !== undefined) intent.receipt_email = params['receipt_email'] as string | null;
-  chargeIntent(ctx, intent, pm.id, request);
+  chargeIntent(ctx, intent, pm.id, request, false, params['return_url'] as string | undefined);
 }
 
 function cancelIntent(

@@ -91,7 +91,10 @@ export interface PaymentIntentObject {
   livemode: false;
   metadata: Metadata;
   /** Set while `requires_action`: what Stripe.js is to do (its contents are Stripe.js's business). */
-  next_action: { type: 'use_stripe_sdk'; use_stripe_sdk: Record<string, unknown> } | null;
+  next_action:
+    | { type: 'use_stripe_sdk'; use_stripe_sdk: Record<string, unknown> }
+    | { type: 'redirect_to_url'; redirect_to_url: { return_url: string; url: string } }
+    | null;
   on_behalf_of: null;
   payment_method: string | null;
   payment_method_configuration_details: { id: string; parent: null } | null;

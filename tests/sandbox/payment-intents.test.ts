@@ -368,6 +368,23 @@ describe('PaymentIntents', () => {
       next_action: { type: 'use_stripe_sdk' },
     });
     expect(pending.payment_method).toMatch(/^pm_/);
+    // Confirmed with a return_url, the customer is sent to the challenge page, addressed (as on Stripe) with
+    // the intent's client secret.
+    const redirected = await stripe.paymentIntents.create({
+      amount: 2000,
+      currency: 'usd',
+      payment_method: 'pm_card_threeDSecure2Required',
+      confirm: true,
+      return_url: 'https://shop.example/back',
+      ...cardOnly,
+    });
+    expect(redirected.next_action).toMatchObject({
+      type: 'redirect_to_url',
+      redirect_to_url: { return_url: 'https://shop.example/back' },
+    });
+    expect(redirected.next_action?.redirect_to_url?.url).toContain(
+      `payment_intent_client_secret=${redirected.client_secret}`,
+    );
     const asked = await stripe.events.list({ type: 'payment_intent.requires_action' });
     expect(asked.data.map((e) => (e.data.object as { id: string }).id)).toContain(pending.id);
 
