@@ -435,10 +435,13 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
         ...(input.metadata ? { metadata: input.metadata } : {}),
         ...(input.description ? { description: input.description } : {}),
         ...(input.receipt_email ? { receipt_email: input.receipt_email } : {}),
+        // Card only, so that confirming needs no return_url. The pinned API version (2026-10-28.endive) refuses
+        // payment_method_types (400 payment_method_types_no_longer_supported, since 2026-09-30.endive);
+        // allowed_payment_method_types takes its place.
         ...(input.payment_method
           ? {
               payment_method: input.payment_method,
-              payment_method_types: ['card'],
+              allowed_payment_method_types: ['card'],
               confirm: input.confirm ?? false,
             }
           : { automatic_payment_methods: { enabled: true } }),

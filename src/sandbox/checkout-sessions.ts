@@ -18,7 +18,13 @@ import {
   unsupportedFields,
   type Params,
 } from './param-spec.js';
-import { chargeIntent, insertPaymentIntent, renderPaymentIntent } from './payment-intents.js';
+import {
+  allowedPaymentMethodTypes,
+  chargeIntent,
+  insertPaymentIntent,
+  refusePaymentMethodTypes,
+  renderPaymentIntent,
+} from './payment-intents.js';
 import { resolvePaymentMethod } from './payment-methods.js';
 import type { RouteDefinition } from './router.js';
 import { invalidRequest, resourceMissing } from './stripe-error.js';
@@ -83,6 +89,7 @@ const createSpec = obj(
         'transfer_group',
       ]),
     }),
+    allowed_payment_method_types: arrayOf(str(), 50),
     payment_method_types: arrayOf(str(), 50),
     submit_type: oneOf(['auto', 'book', 'donate', 'pay']),
     success_url: str(),
@@ -299,14 +306,10 @@ function createSession(ctx: SandboxContext, params: Params): CheckoutSessionObje
     (params['payment_intent_data'] as Params | undefined)?.['receipt_email'],
     'payment_intent_data[receipt_email]',
   );
-  for (const [i, type] of ((params['payment_method_types'] as string[] | undefined) ?? []).entries()) {
-    if (type !== 'card') {
-      throw invalidRequest(
-        `The payment method type "${type}" is not supported by the Stripe sandbox; only "card" is.`,
-        `payment_method_types[${i}]`,
-      );
-    }
-  }
+  // Removed from Checkout Sessions in 2026-09-30.endive as from PaymentIntents
+  // (docs.stripe.com/changelog/endive/2026-09-30/remove-payment-method-types-checkout-sessions).
+  refusePaymentMethodTypes(params);
+  allowedPaymentMethodTypes(params['allowed_payment_method_types']);
   const created = nowSeconds();
   const expiresAt = (params['expires_at'] as number | undefined) ?? created + MAX_EXPIRY_S;
   if (expiresAt < created + MIN_EXPIRY_S) {

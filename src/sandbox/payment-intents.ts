@@ -67,7 +67,6 @@ const UPDATE_UNSUPPORTED = [
   'payment_method_configuration',
   'payment_method_data',
   'payment_method_options',
-  'payment_method_types',
   'setup_future_usage',
   'shipping',
   'transfer_data',
@@ -82,7 +81,6 @@ const CONFIRM_UNSUPPORTED = [
   'off_session',
   'payment_method_data',
   'payment_method_options',
-  'payment_method_types',
   'radar_options',
   'setup_future_usage',
   'shipping',
@@ -102,6 +100,7 @@ const createSpec = obj(
     error_on_requires_action: bool,
     expand,
     metadata: metadata(),
+    allowed_payment_method_types: arrayOf(str(), 50),
     payment_method: str(),
     payment_method_types: arrayOf(str(), 50),
     receipt_email: str(),
@@ -121,6 +120,7 @@ const updateSpec = obj({
   expand,
   metadata: metadata(true),
   payment_method: str(),
+  payment_method_types: arrayOf(str(), 50),
   receipt_email: str(5000, { emptyUnsets: true }),
   statement_descriptor: str(22, { emptyUnsets: true }),
   statement_descriptor_suffix: str(22, { emptyUnsets: true }),
@@ -131,6 +131,7 @@ const confirmSpec = obj({
   error_on_requires_action: bool,
   expand,
   payment_method: str(),
+  payment_method_types: arrayOf(str(), 50),
   receipt_email: str(5000, { emptyUnsets: true }),
   return_url: str(),
   use_stripe_sdk: bool,
@@ -383,28 +384,54 @@ export function authenticateIntent(
   return true;
 }
 
+/**
+ * Since API version 2026-09-30.endive (the SDK's pinned 2026-10-28.endive included) `payment_method_types` can no
+ * longer be written on a PaymentIntent's create, update or confirm: "Passing payment_method_types on this API
+ * version returns a 400 error with the code payment_method_types_no_longer_supported"
+ * (docs.stripe.com/changelog/endive/2026-09-30/removes-the-payment-method-types-parameter-from-payment-intents-and-
+ * setup-intents). `allowed_payment_method_types` takes its place. Stripe publishes the code, not the words.
+ */
+export function refusePaymentMethodTypes(params: Params): void {
+  if (params['payment_method_types'] === undefined) return;
+  throw invalidRequest(
+    'payment_method_types can no longer be set on this API version. Use allowed_payment_method_types, ' +
+      'excluded_payment_method_types or dynamic payment methods instead.',
+    'payment_method_types',
+    'payment_method_types_no_longer_supported',
+  );
+}
+
+/**
+ * `allowed_payment_method_types`: Stripe keeps the types compatible with the payment and drops the others
+ * silently; of the sandbox's types that is `card` only, and a list without it leaves nothing to pay with.
+ */
+export function allowedPaymentMethodTypes(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  const kept = (value as string[]).filter((type) => type === 'card');
+  if (kept.length === 0) {
+    throw invalidRequest(
+      'None of the allowed_payment_method_types can be used with this payment; the Stripe sandbox supports "card" only.',
+      'allowed_payment_method_types',
+      'payment_intent_invalid_parameter',
+    );
+  }
+  return kept;
+}
+
 function createIntent(ctx: SandboxContext, params: Params, request: RequestInfo): PaymentIntentObject {
+  refusePaymentMethodTypes(params);
   const currency = normalizeCurrency(params['currency'] as string);
   const amount = params['amount'] as number;
   checkChargeAmount(amount, currency);
-  const pmTypes = params['payment_method_types'] as string[] | undefined;
+  const pmTypes = allowedPaymentMethodTypes(params['allowed_payment_method_types']);
   const apmParam = params['automatic_payment_methods'] as
     { enabled: boolean; allow_redirects?: string } | undefined;
-  if (pmTypes !== undefined && apmParam?.enabled) {
+  if (pmTypes !== undefined && apmParam !== undefined) {
     throw invalidRequest(
-      'You may only specify one of these parameters: automatic_payment_methods, payment_method_types.',
+      'You may only specify one of these parameters: allowed_payment_method_types, automatic_payment_methods.',
       'automatic_payment_methods',
       'parameters_exclusive',
     );
-  }
-  for (const [i, type] of (pmTypes ?? []).entries()) {
-    if (type !== 'card') {
-      throw invalidRequest(
-        `The payment method type "${type}" is not supported by the Stripe sandbox; only "card" is.`,
-        `payment_method_types[${i}]`,
-        'payment_intent_invalid_parameter',
-      );
-    }
   }
   if (params['capture_method'] === 'manual') {
     throw invalidRequest(
@@ -412,7 +439,7 @@ function createIntent(ctx: SandboxContext, params: Params, request: RequestInfo)
       'capture_method',
     );
   }
-  // Since 2023-08-16 Stripe enables automatic payment methods unless payment_method_types is given.
+  // Since 2023-08-16 Stripe enables automatic payment methods unless the types are given.
   const apm: PaymentIntentObject['automatic_payment_methods'] =
     pmTypes !== undefined
       ? null
@@ -458,6 +485,7 @@ function createIntent(ctx: SandboxContext, params: Params, request: RequestInfo)
 }
 
 function updateIntent(ctx: SandboxContext, intent: PaymentIntentObject, params: Params): void {
+  refusePaymentMethodTypes(params);
   const statusOnlyFields = ['amount', 'currency', 'payment_method'].filter((f) => params[f] !== undefined);
   for (const field of statusOnlyFields) {
     if (!AMOUNT_UPDATABLE.includes(intent.status)) {
@@ -511,6 +539,7 @@ function confirmIntent(
   params: Params,
   request: RequestInfo,
 ): void {
+  refusePaymentMethodTypes(params);
   if (intent.status === 'succeeded') {
     throw unexpectedState(
       'You cannot confirm this PaymentIntent because it has already succeeded after being previously confirmed.',

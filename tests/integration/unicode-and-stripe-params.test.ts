@@ -134,3 +134,32 @@ describe('confirm without a payment method', () => {
     expect(res.json.status).toBe('requires_payment_method');
   });
 });
+
+describe("a payment_method on the SDK's pinned API version (2026-10-28.endive)", () => {
+  // That version refuses payment_method_types on a PaymentIntent (400 payment_method_types_no_longer_supported,
+  // docs.stripe.com/changelog/endive/2026-09-30/removes-the-payment-method-types-parameter-from-payment-intents-and-
+  // setup-intents): every POST /payment-intent with a payment_method answered that 400 against real Stripe.
+  it('POST /payment-intent with payment_method and confirm → 200 succeeded, card only', async () => {
+    const res = await postJson(
+      `${svc.url}/payment-intent`,
+      { amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true },
+      auth,
+    );
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.status).toBe('succeeded');
+    const pi = await svc.deps.stripe.paymentIntents.retrieve(res.json.paymentIntentId as string);
+    expect(pi).toMatchObject({ payment_method_types: ['card'], automatic_payment_methods: null });
+  });
+
+  it('and without confirm → 200 requires_confirmation, card only', async () => {
+    const res = await postJson(
+      `${svc.url}/payment-intent`,
+      { amount: 1000, currency: 'usd', payment_method: 'pm_card_visa' },
+      auth,
+    );
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.status).toBe('requires_confirmation');
+    const pi = await svc.deps.stripe.paymentIntents.retrieve(res.json.paymentIntentId as string);
+    expect(pi.payment_method_types).toEqual(['card']);
+  });
+});

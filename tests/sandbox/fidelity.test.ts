@@ -183,8 +183,8 @@ async function drive(stripe: Stripe, sandbox: Sandbox): Promise<void> {
     currency: 'usd',
     payment_method: 'pm_card_amex',
     confirm: true,
-    payment_method_types: ['card'],
-  } as Stripe.PaymentIntentCreateParams);
+    ...cardOnly,
+  });
   const toCancel = await stripe.paymentIntents.create({ amount: 700, currency: 'eur' });
   await stripe.paymentIntents.cancel(toCancel.id, { cancellation_reason: 'abandoned' });
   await stripe.paymentIntents.list({ limit: 3, expand: ['data.latest_charge'] });

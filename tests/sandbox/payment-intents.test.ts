@@ -68,18 +68,70 @@ describe('PaymentIntents', () => {
     expect((again.latest_charge as Stripe.Charge).id).toBe(charge.id);
   });
 
-  it('creates and confirms in one call with payment_method_types', async () => {
-    const params = {
+  it('creates and confirms in one call with allowed_payment_method_types, no return_url needed', async () => {
+    const intent = await stripe.paymentIntents.create({
       amount: 999,
       currency: 'eur',
       payment_method: 'pm_card_amex',
       confirm: true,
-      payment_method_types: ['card'],
-    };
-    const intent = await stripe.paymentIntents.create(params as Stripe.PaymentIntentCreateParams);
+      allowed_payment_method_types: ['card', 'klarna'],
+    });
     expect(intent.status).toBe('succeeded');
+    // Stripe keeps the compatible types and drops the others silently.
     expect(intent.payment_method_types).toEqual(['card']);
     expect(intent.automatic_payment_methods).toBeNull();
+    const both = await errorOf(() =>
+      stripe.paymentIntents.create({
+        amount: 999,
+        currency: 'eur',
+        allowed_payment_method_types: ['card'],
+        ...cardOnly,
+      }),
+    );
+    expect(both).toMatchObject({ statusCode: 400, code: 'parameters_exclusive' });
+  });
+
+  it('refuses payment_method_types with 400 payment_method_types_no_longer_supported, as the pinned API version does', async () => {
+    // Removed as a writable parameter in 2026-09-30.endive (docs.stripe.com/changelog/endive/2026-09-30/
+    // removes-the-payment-method-types-parameter-from-payment-intents-and-setup-intents); the SDK pins an endive.
+    const old = { payment_method_types: ['card'] } as Record<string, unknown>;
+    const before = (await stripe.paymentIntents.list({ limit: 100 })).data.length;
+    const refused = (err: Stripe.errors.StripeError) =>
+      expect(err).toMatchObject({
+        statusCode: 400,
+        code: 'payment_method_types_no_longer_supported',
+        param: 'payment_method_types',
+      });
+    refused(
+      await errorOf(() =>
+        stripe.paymentIntents.create({
+          amount: 999,
+          currency: 'eur',
+          payment_method: 'pm_card_visa',
+          confirm: true,
+          ...old,
+        } as Stripe.PaymentIntentCreateParams),
+      ),
+    );
+    expect((await stripe.paymentIntents.list({ limit: 100 })).data).toHaveLength(before);
+    const pi = await stripe.paymentIntents.create({ amount: 999, currency: 'eur', ...cardOnly });
+    refused(await errorOf(() => stripe.paymentIntents.update(pi.id, old)));
+    refused(
+      await errorOf(() => stripe.paymentIntents.confirm(pi.id, { payment_method: 'pm_card_visa', ...old })),
+    );
+    refused(
+      await errorOf(() =>
+        stripe.checkout.sessions.create({
+          mode: 'payment',
+          line_items: [
+            { quantity: 1, price_data: { currency: 'usd', unit_amount: 500, product_data: { name: 'x' } } },
+          ],
+          success_url: 'https://shop.example/ok',
+          ...old,
+        }),
+      ),
+    );
+    expect((await stripe.paymentIntents.retrieve(pi.id)).status).toBe('requires_payment_method');
   });
 
   it('moves to requires_confirmation when created with a payment method but not confirmed', async () => {
