@@ -7,21 +7,34 @@
  */
 
 /**
+ * A client secret written inside a string. An intent awaiting 3D Secure has in `next_action` the URL of its
+ * challenge page, which carries the secret in its query string (`hooks.stripe.com/3d_secure_2/hosted?...
+ * &payment_intent_client_secret=pi_..._secret_...`, or a setup intent's, or a source's `src_client_secret_...`).
+ */
+const EMBEDDED_SECRET = /\b(?:(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+|src_client_secret_[A-Za-z0-9]+)/g;
+
+/**
  * Removes every `client_secret` field from the event, in place, at any depth (an expanded object carries its
- * own). Only called on verified events, whose nesting verifyStripeEvent has bounded.
+ * own), and every client secret written inside a string value (the rest of the string stays). Only called on
+ * verified events, whose nesting verifyStripeEvent has bounded.
  */
 export function dropClientSecrets<T>(event: T): T {
-  strip(event);
-  return event;
+  return strip(event) as T;
 }
 
-function strip(value: unknown): void {
-  if (typeof value !== 'object' || value === null) return;
+function strip(value: unknown): unknown {
+  if (typeof value === 'string')
+    return value.includes('secret_') ? value.replace(EMBEDDED_SECRET, '') : value;
+  if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) {
-    for (const item of value) strip(item);
-    return;
+    for (let i = 0; i < value.length; i++) value[i] = strip(value[i]);
+    return value;
   }
   const record = value as Record<string, unknown>;
   if ('client_secret' in record) delete record['client_secret'];
-  for (const child of Object.values(record)) strip(child);
+  for (const [key, child] of Object.entries(record)) {
+    const stripped = strip(child);
+    if (stripped !== child) record[key] = stripped;
+  }
+  return value;
 }

@@ -112,4 +112,45 @@ describe.skipIf(!rabbit)('stripe.events exchange', () => {
     expect(ids(await rig.drain(late))).toEqual([fresh[0]!.id]);
     expect(ids(await rig.drain(all))).toEqual([fresh[0]!.id]);
   });
+
+  it('a client secret inside a string, the 3D Secure challenge URL of next_action, is removed too', async () => {
+    // What a shop's browser makes: a card that asks for 3D Secure, confirmed with a return_url. Stripe's event
+    // then carries the intent's client secret in next_action.redirect_to_url.url
+    // (hooks.stripe.com/3d_secure_2/hosted?...&payment_intent_client_secret=pi_..._secret_...).
+    const pi = await rig.dashboard.paymentIntents.create({
+      amount: 1500,
+      currency: 'usd',
+      payment_method: 'pm_card_threeDSecure2Required',
+      allowed_payment_method_types: ['card'],
+      confirm: true,
+      return_url: 'https://shop.example/back',
+    });
+    const secret = pi.client_secret!.split('_secret_')[1]!;
+    const [event] = (await sandboxEvents(rig, new Set(['payment_intent.requires_action']))).filter(
+      (e) => (e.data.object as Stripe.PaymentIntent).id === pi.id,
+    );
+    expect(JSON.stringify(event)).toContain(secret);
+
+    expect((await rig.send(JSON.stringify(event))).status).toBe(200);
+    await rig.settled();
+    const stored = await rig.svc.deps.store.inbox.get(event!.id);
+    expect(stored).not.toBeNull();
+    expect(JSON.stringify(stored!.payload)).not.toContain(secret);
+    const published = (await rig.drain(all)).filter((m) => m.messageId === event!.id);
+    expect(published).toHaveLength(1);
+    expect(JSON.stringify(published[0]!.body)).not.toContain(secret);
+    // The rest of the event is as Stripe sent it: the page to send the customer to, less its secret.
+    expect(published[0]!.body).toMatchObject({
+      data: {
+        object: {
+          id: pi.id,
+          status: 'requires_action',
+          next_action: {
+            type: 'redirect_to_url',
+            redirect_to_url: { return_url: 'https://shop.example/back' },
+          },
+        },
+      },
+    });
+  });
 });
