@@ -15,7 +15,7 @@ import {
   minorUnitStep,
 } from '../money/currencies.js';
 import type { Payment, Repos, Store } from '../store/index.js';
-import { withoutCallSite, type StripeClient } from '../stripe/client.js';
+import { logContextOptions, withoutCallSite, type StripeClient } from '../stripe/client.js';
 import { classifyStripeError, toCreateProblem, toProblem } from '../stripe/errors.js';
 
 export interface LineItemInput {
@@ -382,7 +382,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
               ? { metadata: input.metadata, payment_intent_data: { metadata: input.metadata } }
               : {}),
           },
-          { idempotencyKey: stripeKey('checkout', caller, idempotencyKey) },
+          { idempotencyKey: stripeKey('checkout', caller, idempotencyKey), ...logContextOptions({ reqId }) },
         );
       } catch (err) {
         throw toCreateProblem(err, 'checkout_session', idempotencyKey !== undefined);
@@ -451,6 +451,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
         pi = await withoutCallSite(() =>
           stripe.paymentIntents.create(params, {
             idempotencyKey: stripeKey('payment_intent', caller, idempotencyKey),
+            ...logContextOptions({ reqId }),
           }),
         );
       } catch (err) {

@@ -31,7 +31,7 @@ import {
   type Store,
 } from '../store/index.js';
 import { leased, type OutboxHandOff } from '../queue/outbox-relay.js';
-import { withoutCallSite, type StripeClient } from '../stripe/client.js';
+import { logContextOptions, withoutCallSite, type StripeClient } from '../stripe/client.js';
 import {
   classifyStripeError,
   isIdempotencyKeyInUse,
@@ -223,6 +223,14 @@ export function createRefundService(deps: RefundServiceDeps) {
   const { store, stripe, payments, topology } = deps;
   const log = deps.logger.child({ component: 'refunds' });
 
+  /**
+   * The ids every line about a refund carries, its Stripe calls' lines included: the refund's request_id and
+   * payment intent, and the id of the HTTP request at work on it, if any (the worker has none).
+   */
+  function idsOf(refund: Pick<Refund, 'requestId' | 'paymentIntentId'>, reqId?: string) {
+    return { reqId, request_id: refund.requestId, payment_intent: refund.paymentIntentId };
+  }
+
   function sameRequestOrConflict(existing: Refund, hash: string, caller: Caller, derived: boolean): Refund {
     if (existing.owner !== caller.owner) {
       // Cannot happen with owner-namespaced keys; never reveal another owner's refund if it somehow did.
@@ -408,7 +416,7 @@ export function createRefundService(deps: RefundServiceDeps) {
    * generation n - 1 at most: one new key per attempt, at the worker's retry pace, so an outage that lasts a
    * while cannot use every key up within one attempt (the SDK's own retries turn a fresh 5xx into a replayed one).
    */
-  async function callStripe(refund: Refund): Promise<Stripe.Refund> {
+  async function callStripe(refund: Refund, reqId?: string): Promise<Stripe.Refund> {
     const lastGeneration = Math.max(0, refund.attempts - 1);
     for (let generation = 0; ; generation++) {
       try {
@@ -420,15 +428,18 @@ export function createRefundService(deps: RefundServiceDeps) {
               ...(refund.reason ? { reason: refund.reason as Stripe.RefundCreateParams.Reason } : {}),
               metadata: { ...refund.metadata, request_id: refund.requestId },
             },
-            { idempotencyKey: stripeIdempotencyKey(refund.requestId, generation) },
+            {
+              idempotencyKey: stripeIdempotencyKey(refund.requestId, generation),
+              ...logContextOptions(idsOf(refund, reqId)),
+            },
           ),
         );
       } catch (err) {
         if (generation >= lastGeneration || !isReplayedServerError(err)) throw err;
-        const made = await findStripeRefund(refund);
+        const made = await findStripeRefund(refund, reqId);
         if (made) return made;
         log.warn(
-          { request_id: refund.requestId, generation: generation + 1 },
+          { ...idsOf(refund, reqId), generation: generation + 1 },
           'Stripe replays a saved error for this refund; asking again under a new idempotency key',
         );
       }
@@ -503,8 +514,11 @@ export function createRefundService(deps: RefundServiceDeps) {
   }
 
   /** The refund Stripe made for this request, if any (see madeFor). */
-  async function findStripeRefund(refund: Refund): Promise<Stripe.Refund | null> {
-    for await (const r of stripe.refunds.list({ payment_intent: refund.paymentIntentId, limit: 100 })) {
+  async function findStripeRefund(refund: Refund, reqId?: string): Promise<Stripe.Refund | null> {
+    for await (const r of stripe.refunds.list(
+      { payment_intent: refund.paymentIntentId, limit: 100 },
+      logContextOptions(idsOf(refund, reqId)),
+    )) {
       if (madeFor(refund, r)) return r;
     }
     return null;
@@ -527,9 +541,9 @@ export function createRefundService(deps: RefundServiceDeps) {
    * once it has been untouched for a while. That attempt looks at Stripe first, so it is recorded as made, or
    * made, never twice.
    */
-  function leftUnresolved(key: string, reason: string): ProcessResult {
+  function leftUnresolved(refund: Refund, reason: string): ProcessResult {
     log.warn(
-      { request_id: key, reason },
+      { ...idsOf(refund), reason },
       'refund outcome unknown and Stripe cannot be asked; left processing for the stuck-refund sweep',
     );
     return { kind: 'failed', reason: `outcome_unknown:${reason}` };
@@ -549,7 +563,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       made = await findStripeRefund(refund);
     } catch (err) {
       log.warn(
-        { err, request_id: key },
+        { err, ...idsOf(refund) },
         'Stripe cannot be asked about a refund given up on; left for the sweep',
       );
       return refund;
@@ -569,13 +583,16 @@ export function createRefundService(deps: RefundServiceDeps) {
    * what is left to refund and `amount_refunded` are right from here on instead of from whenever the webhooks
    * come (never, if they are lost). As the webhooks would: applying them again changes nothing. Best effort.
    */
-  async function learnRefundsAtStripe(paymentIntentId: string): Promise<void> {
+  async function learnRefundsAtStripe(refund: Refund, reqId?: string): Promise<void> {
     try {
-      for await (const r of stripe.refunds.list({ payment_intent: paymentIntentId, limit: 100 }))
+      for await (const r of stripe.refunds.list(
+        { payment_intent: refund.paymentIntentId, limit: 100 },
+        logContextOptions(idsOf(refund, reqId)),
+      ))
         await applyStripeRefund(r);
     } catch (err) {
       log.warn(
-        { err, payment_intent: paymentIntentId },
+        { err, ...idsOf(refund, reqId) },
         'could not read the refunds Stripe has; webhooks bring them',
       );
     }
@@ -657,16 +674,13 @@ export function createRefundService(deps: RefundServiceDeps) {
       }
       let stripeRefund: Stripe.Refund;
       try {
-        stripeRefund = await callStripe(refund);
+        stripeRefund = await callStripe(refund, reqId);
       } catch (err) {
         if (isTransientStripeError(err)) {
           // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
           // and the reserved amount stays reserved until then.
           await store.transaction((tx) => enqueue(tx, refund.requestId, 'sync-handoff'));
-          log.warn(
-            { reqId, request_id: refund.requestId, err },
-            'refund outcome unknown; handed to the worker',
-          );
+          log.warn({ ...idsOf(refund, reqId), err }, 'refund outcome unknown; handed to the worker');
           const problem = toProblem(err, 'refund');
           const check = `Check /refund-status/${publicRequestId(refund)}.`;
           throw new ProblemError(
@@ -679,15 +693,12 @@ export function createRefundService(deps: RefundServiceDeps) {
           );
         }
         await recordFailure(refund.requestId, failureReasonOf(err));
-        log.info(
-          { reqId, request_id: refund.requestId, reason: failureReasonOf(err) },
-          'refund refused by Stripe',
-        );
+        log.info({ ...idsOf(refund, reqId), reason: failureReasonOf(err) }, 'refund refused by Stripe');
         const over = overRefundCode(err);
         if (over) {
           // The same refusal as the ledger's own check (409), made by Stripe because of refunds the ledger had
           // not heard of: not a malformed request (400), and worth telling apart from one.
-          await learnRefundsAtStripe(refund.paymentIntentId);
+          await learnRefundsAtStripe(refund, reqId);
           throw new ProblemError(
             409,
             `Stripe has less left to refund on ${refund.paymentIntentId} than ${refund.amount}: refunds were made ` +
@@ -708,10 +719,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       // has the worker ask Stripe again under the same idempotency key, and a retry of the request finds the
       // same refund.
       const saved = await recordStripeRefund(refund.requestId, stripeRefund);
-      log.info(
-        { reqId, request_id: refund.requestId, refund_id: stripeRefund.id, status: saved.status },
-        'refund made',
-      );
+      log.info({ ...idsOf(refund, reqId), refund_id: stripeRefund.id, status: saved.status }, 'refund made');
       return saved;
     },
 
@@ -724,7 +732,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       reqId?: string,
     ): Promise<Refund> {
       const { refund, created } = await accept(caller, input, 'async', idempotencyKey);
-      if (created) log.info({ reqId, request_id: refund.requestId, amount: refund.amount }, 'refund queued');
+      if (created) log.info({ ...idsOf(refund, reqId), amount: refund.amount }, 'refund queued');
       // A replay gets the answer the first request got, whatever the worker has done since (10 concurrent
       // retries of one request must all read the same); GET /refund-status is where progress shows.
       if (!created && refund.mode === 'async') return { ...refund, status: 'queued' };
@@ -765,13 +773,19 @@ export function createRefundService(deps: RefundServiceDeps) {
           const made = await findStripeRefund(refund);
           if (made) {
             const saved = await recordStripeRefund(key, made);
-            log.info({ request_id: key, refund_id: made.id, status: saved.status }, 'refund found at Stripe');
+            log.info(
+              { ...idsOf(refund), refund_id: made.id, status: saved.status },
+              'refund found at Stripe',
+            );
             return { kind: 'done', refund: saved };
           }
         }
         const stripeRefund = await callStripe(refund);
         const saved = await recordAttempt(refund, stripeRefund);
-        log.info({ request_id: key, refund_id: stripeRefund.id, status: saved.status }, 'queued refund made');
+        log.info(
+          { ...idsOf(refund), refund_id: stripeRefund.id, status: saved.status },
+          'queued refund made',
+        );
         return { kind: 'done', refund: saved };
       } catch (err) {
         // The store, not Stripe, failed (maybe after Stripe made the refund): no attempt is spent on it and no
@@ -783,14 +797,11 @@ export function createRefundService(deps: RefundServiceDeps) {
           // it at Stripe under the same key right now: that call's answer settles the row. Giving up here would
           // mark failed, and announce as failed, a refund Stripe is making. Should that delivery's process die
           // first, the stuck-refund sweep queues the refund again and the worker looks for it at Stripe.
-          log.info(
-            { request_id: key },
-            'refund is at Stripe through another delivery; leaving it to that one',
-          );
+          log.info(idsOf(refund), 'refund is at Stripe through another delivery; leaving it to that one');
           return { kind: 'done', refund };
         }
         if (isTransientStripeError(err) && !isLastAttempt) {
-          log.warn({ request_id: key, reason }, 'refund attempt failed; will retry');
+          log.warn({ ...idsOf(refund), reason }, 'refund attempt failed; will retry');
           return { kind: 'retry', reason };
         }
         if (isTransientStripeError(err)) {
@@ -801,12 +812,12 @@ export function createRefundService(deps: RefundServiceDeps) {
           } catch {
             // Stripe cannot say either (still unreachable). `failed` would release the amount for other refunds
             // and tell other services the money did not move, while Stripe may have made this one.
-            return leftUnresolved(key, reason);
+            return leftUnresolved(refund, reason);
           }
           if (made) {
             const saved = await recordStripeRefund(key, made);
             log.info(
-              { request_id: key, refund_id: made.id, status: saved.status },
+              { ...idsOf(refund), refund_id: made.id, status: saved.status },
               'refund found at Stripe after retries',
             );
             return { kind: 'done', refund: saved };
@@ -816,10 +827,10 @@ export function createRefundService(deps: RefundServiceDeps) {
           key,
           isTransientStripeError(err) ? `retries_exhausted:${reason}` : reason,
         );
-        if (overRefundCode(err)) await learnRefundsAtStripe(refund.paymentIntentId);
+        if (overRefundCode(err)) await learnRefundsAtStripe(refund);
         // A webhook tied it to the refund Stripe made meanwhile: not failed, and its webhooks finish it.
         if (given?.stripeRefundId) return { kind: 'done', refund: given };
-        log.warn({ request_id: key, reason }, 'refund failed');
+        log.warn({ ...idsOf(refund), reason }, 'refund failed');
         return { kind: 'failed', reason };
       }
     },

@@ -7,7 +7,12 @@ import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { PaymentsService } from '../payments/service.js';
 import type { RefundService } from '../refunds/service.js';
-import { withoutCallSite, type StripeClient } from '../stripe/client.js';
+import {
+  logContextOptions,
+  withoutCallSite,
+  type StripeClient,
+  type StripeLogContext,
+} from '../stripe/client.js';
 
 /** Events whose `data.object` is a refund. */
 export const REFUND_EVENT_TYPES: ReadonlySet<string> = new Set([
@@ -50,6 +55,26 @@ export interface EventApplierDeps {
 
 export type ApplyResult = 'applied' | 'ignored' | 'object_missing';
 
+/** What an event's lines carry (see eventLogIds in service.ts). */
+export interface EventLogIds {
+  reqId?: string | undefined;
+  eventId: string;
+  type?: string;
+  objectId?: string | undefined;
+  payment_intent?: string | undefined;
+  request_id?: string | undefined;
+}
+
+/** The ids of an event that its Stripe calls' lines carry. */
+function stripeContextOf(ids: EventLogIds): StripeLogContext {
+  return {
+    reqId: ids.reqId,
+    eventId: ids.eventId,
+    payment_intent: ids.payment_intent,
+    request_id: ids.request_id,
+  };
+}
+
 function isMissingObject(err: unknown): boolean {
   const e = err as { statusCode?: unknown; code?: unknown } | null;
   return e?.statusCode === 404 || e?.code === 'resource_missing';
@@ -60,48 +85,78 @@ export function createEventApplier(deps: EventApplierDeps) {
   const log = deps.logger.child({ component: 'webhooks' });
 
   /** Reads the current object; null when Stripe does not know it (nothing to apply, and retrying will not help). */
-  async function current<T>(read: () => Promise<T>, id: string): Promise<T | null> {
+  async function current<T>(read: () => Promise<T>, id: string, ids: EventLogIds): Promise<T | null> {
     try {
       return await read();
     } catch (err) {
       if (!isMissingObject(err)) throw err;
-      log.warn({ objectId: id }, 'event names an object Stripe does not know; nothing to apply');
+      log.warn({ ...ids, objectId: id }, 'event names an object Stripe does not know; nothing to apply');
       return null;
     }
   }
 
-  async function applyRefund(snapshot: Stripe.Refund): Promise<ApplyResult> {
+  async function applyRefund(snapshot: Stripe.Refund, ids: EventLogIds): Promise<ApplyResult> {
     const refund = FINAL_REFUND_STATUSES.has(snapshot.status ?? '')
       ? snapshot
-      : await current(() => withoutCallSite(() => stripe.refunds.retrieve(snapshot.id)), snapshot.id);
+      : await current(
+          () =>
+            withoutCallSite(() =>
+              stripe.refunds.retrieve(
+                snapshot.id,
+                {},
+                logContextOptions({
+                  ...stripeContextOf(ids),
+                  request_id: snapshot.metadata?.request_id ?? ids.request_id,
+                }),
+              ),
+            ),
+          snapshot.id,
+          ids,
+        );
     if (!refund) return 'object_missing';
     await refunds.applyStripeRefund(refund);
     return 'applied';
   }
 
-  /** Applies one event. Safe to run any number of times, concurrently, in any order. */
-  return async function apply(event: Stripe.Event): Promise<ApplyResult> {
+  /**
+   * Applies one event. Safe to run any number of times, concurrently, in any order. `ids`: what the event's lines
+   * carry (eventLogIds), put on its lines here and its Stripe calls' lines too.
+   */
+  return async function apply(
+    event: Stripe.Event,
+    ids: EventLogIds = { eventId: event.id },
+  ): Promise<ApplyResult> {
     const type = event.type as string;
     const object = event.data.object as { id?: unknown };
     if (typeof object.id !== 'string') return 'ignored';
     const id = object.id;
+    const context = logContextOptions(stripeContextOf(ids));
 
-    if (REFUND_EVENT_TYPES.has(type)) return applyRefund(event.data.object as Stripe.Refund);
+    if (REFUND_EVENT_TYPES.has(type)) return applyRefund(event.data.object as Stripe.Refund, ids);
 
     if (type === CHARGE_REFUNDED_EVENT_TYPE) {
       // The charge in the event lists no refunds; read them all, which also learns refunds made elsewhere.
-      const listed = await current(async () => {
-        const all: Stripe.Refund[] = [];
-        for await (const refund of stripe.refunds.list({ charge: id, limit: 100 })) all.push(refund);
-        return all;
-      }, id);
+      const listed = await current(
+        async () => {
+          const all: Stripe.Refund[] = [];
+          for await (const refund of stripe.refunds.list({ charge: id, limit: 100 }, context))
+            all.push(refund);
+          return all;
+        },
+        id,
+        ids,
+      );
       if (!listed) return 'object_missing';
-      for (const refund of listed) await applyRefund(refund);
+      for (const refund of listed) await applyRefund(refund, ids);
       return listed.length > 0 ? 'applied' : 'ignored';
     }
 
     if (PAYMENT_INTENT_EVENT_TYPES.has(type)) {
-      const pi = await current(() => withoutCallSite(() => stripe.paymentIntents.retrieve(id)), id);
+      const pi = await current(
+        () => withoutCallSite(() => stripe.paymentIntents.retrieve(id, {}, context)),
+        id,
+        ids,
+      );
       if (!pi) return 'object_missing';
       await payments.applyStripePaymentIntent(pi);
       return 'applied';
@@ -109,13 +164,13 @@ export function createEventApplier(deps: EventApplierDeps) {
 
     if (CHECKOUT_SESSION_EVENT_TYPES.has(type)) {
       // An older `completed` (unpaid) may arrive after `async_payment_succeeded`; the current session is the truth.
-      const session = await current(() => stripe.checkout.sessions.retrieve(id), id);
+      const session = await current(() => stripe.checkout.sessions.retrieve(id, {}, context), id, ids);
       if (!session) return 'object_missing';
       await payments.applyStripeSession(session);
       return 'applied';
     }
 
-    log.debug({ type }, 'event type not used by the ledger');
+    log.debug({ ...ids, type }, 'event type not used by the ledger');
     return 'ignored';
   };
 }

@@ -49,6 +49,35 @@ function objectIdOf(event: Stripe.Event): string | null {
   return typeof obj.id === 'string' ? obj.id : null;
 }
 
+/**
+ * The ids an event's lines carry, under the names the rest of the service logs them with: the event, its object,
+ * the payment intent it concerns and, for a refund the service asked for, the refund's request_id (from the
+ * metadata the service gave it), so that a refund's webhooks are found with the refund's other lines. `reqId`:
+ * the id of the webhook request that delivered it, when it is applied on the heels of that request.
+ */
+export function eventLogIds(event: Stripe.Event, reqId?: string) {
+  const obj = event.data.object as {
+    id?: unknown;
+    object?: unknown;
+    payment_intent?: unknown;
+    metadata?: { request_id?: unknown } | null;
+  };
+  const requestId = obj.object === 'refund' ? obj.metadata?.request_id : undefined;
+  return {
+    reqId,
+    eventId: event.id,
+    type: event.type,
+    objectId: objectIdOf(event) ?? undefined,
+    payment_intent:
+      obj.object === 'payment_intent' && typeof obj.id === 'string'
+        ? obj.id
+        : typeof obj.payment_intent === 'string'
+          ? obj.payment_intent
+          : undefined,
+    request_id: typeof requestId === 'string' ? requestId : undefined,
+  };
+}
+
 export function retryDelayMs(attempts: number): number {
   return Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(attempts, 20));
 }
@@ -64,24 +93,24 @@ export function createWebhookService(deps: WebhookServiceDeps) {
   const scheduled = new Set<string>();
   const outboxWritten = () => deps.outboxWritten?.();
 
-  async function processStored(e: Pick<InboxEvent, 'eventId' | 'payload' | 'attempts'>): Promise<boolean> {
+  /** `reqId`: the webhook request's, when the event is applied right after that request stored it. */
+  async function processStored(
+    e: Pick<InboxEvent, 'eventId' | 'payload' | 'attempts'>,
+    reqId?: string,
+  ): Promise<boolean> {
+    const event = e.payload as Stripe.Event;
+    const ids = eventLogIds(event, reqId);
     try {
-      const event = e.payload as Stripe.Event;
-      const result = await apply(event);
+      const result = await apply(event, ids);
       await store.inbox.markProcessed(e.eventId);
-      log.debug({ eventId: e.eventId, type: event.type, result }, 'webhook event applied');
+      log.debug({ ...ids, result }, 'webhook event applied');
       return true;
     } catch (err) {
       const retryAt = new Date(Date.now() + retryDelayMs(e.attempts));
       await store.inbox
         .markFailed(e.eventId, err instanceof Error ? err.message : String(err), retryAt)
-        .catch((markErr: unknown) =>
-          log.error({ err: markErr, eventId: e.eventId }, 'could not record a failure'),
-        );
-      log.warn(
-        { err, eventId: e.eventId, attempts: e.attempts + 1, retryAt },
-        'webhook event failed; will retry',
-      );
+        .catch((markErr: unknown) => log.error({ err: markErr, ...ids }, 'could not record a failure'));
+      log.warn({ err, ...ids, attempts: e.attempts + 1, retryAt }, 'webhook event failed; will retry');
       return false;
     } finally {
       // Applying may have announced a refund outcome through the outbox.
@@ -89,14 +118,17 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     }
   }
 
-  function schedule(e: Pick<InboxEvent, 'eventId' | 'payload' | 'attempts'>): Promise<boolean> {
+  function schedule(
+    e: Pick<InboxEvent, 'eventId' | 'payload' | 'attempts'>,
+    reqId?: string,
+  ): Promise<boolean> {
     if (scheduled.has(e.eventId)) return Promise.resolve(false);
     scheduled.add(e.eventId);
-    return limiter.run(() => processStored(e)).finally(() => scheduled.delete(e.eventId));
+    return limiter.run(() => processStored(e, reqId)).finally(() => scheduled.delete(e.eventId));
   }
 
-  /** receive() for an event verify() has accepted. */
-  async function storeEvent(verified: Stripe.Event): Promise<ReceiveResult> {
+  /** receive() for an event verify() has accepted; `reqId`: the id of the request that delivered it. */
+  async function storeEvent(verified: Stripe.Event, reqId?: string): Promise<ReceiveResult> {
     // Verified on the bytes Stripe signed; what is kept and published has the client secrets taken out.
     const event = dropClientSecrets(verified);
     const inserted = await store.transaction(async (tx) => {
@@ -118,9 +150,9 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     });
     if (inserted) {
       outboxWritten();
-      void schedule({ eventId: event.id, payload: event, attempts: 0 });
+      void schedule({ eventId: event.id, payload: event, attempts: 0 }, reqId);
     }
-    log.info({ eventId: event.id, type: event.type, duplicate: !inserted }, 'webhook received');
+    log.info({ ...eventLogIds(event, reqId), duplicate: !inserted }, 'webhook received');
     return { eventId: event.id, type: event.type, duplicate: !inserted };
   }
 
@@ -152,7 +184,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
           // Skipped rows stay leased for a while and come back if their receiver died meanwhile.
           (e.attempts > 0 || now - Date.parse(e.receivedAt) >= FRESH_EVENT_GRACE_MS),
       );
-      const results = await Promise.all(due.map(schedule));
+      const results = await Promise.all(due.map((e) => schedule(e)));
       return results.filter(Boolean).length;
     },
 

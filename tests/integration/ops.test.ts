@@ -459,6 +459,10 @@ describe('metrics', () => {
       .filter((l) => l.reqId === 'find-me-by-reqid-1')
       .map((l) => [l.msg, l.level]);
     expect(mine).toEqual([
+      // The SDK's three tries (STRIPE_MAX_NETWORK_RETRIES 2), each answered 500.
+      ['stripe call', 30],
+      ['stripe call', 30],
+      ['stripe call', 30],
       ['upstream failure', 40],
       ['request completed', 40],
     ]);
@@ -489,8 +493,8 @@ describe('metrics', () => {
     expect(later.status).toBe(202);
     const lines = svc.lines.slice(from).map((l) => JSON.parse(l) as { msg: string; reqId?: string });
     const of = (reqId: string) => lines.filter((l) => l.reqId === reqId).map((l) => l.msg);
-    expect(of('svc-lines-pay')).toEqual(['payment intent created', 'request completed']);
-    expect(of('svc-lines-now')).toEqual(['refund made', 'request completed']);
+    expect(of('svc-lines-pay')).toEqual(['stripe call', 'payment intent created', 'request completed']);
+    expect(of('svc-lines-now')).toEqual(['stripe call', 'refund made', 'request completed']);
     expect(of('svc-lines-later')).toEqual(['refund queued', 'request completed']);
   });
 

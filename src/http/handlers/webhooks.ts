@@ -7,7 +7,7 @@ export const webhookHandlers = (
   metrics?: { observeWebhook(type: string, outcome: WebhookOutcome): void },
 ) =>
   ({
-    async handleStripeWebhook({ body, headers }) {
+    async handleStripeWebhook({ body, headers, ctx }) {
       // Node lower-cases incoming header names; the contract spells it the way Stripe documents it.
       const signature = (headers as Record<string, string | string[] | undefined>)['stripe-signature'];
       let event: ReturnType<WebhookService['verify']>;
@@ -19,7 +19,7 @@ export const webhookHandlers = (
       }
       // A verified event the service could not store (the database unreachable: 503, and Stripe sends it again)
       // is not a rejected one.
-      const result = await webhooks.store(event).catch((err: unknown) => {
+      const result = await webhooks.store(event, ctx.requestId).catch((err: unknown) => {
         metrics?.observeWebhook(event.type, 'failed');
         throw err;
       });
