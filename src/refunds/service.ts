@@ -680,7 +680,8 @@ export function createRefundService(deps: RefundServiceDeps) {
           // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
           // and the reserved amount stays reserved until then.
           await store.transaction((tx) => enqueue(tx, refund.requestId, 'sync-handoff'));
-          log.warn({ ...idsOf(refund, reqId), err }, 'refund outcome unknown; handed to the worker');
+          // Stripe's error is logged once, by the error handler, as the cause of the 503 thrown below.
+          log.info(idsOf(refund, reqId), 'refund outcome unknown; handed to the worker');
           const problem = toProblem(err, 'refund');
           const check = `Check /refund-status/${publicRequestId(refund)}.`;
           throw new ProblemError(

@@ -90,4 +90,35 @@ describe('log lines of one piece of work carry its ids', () => {
       ['request completed', undefined, undefined],
     ]);
   });
+
+  // Stripe failing a POST /refund was logged twice with its error, as two warnings: by the refund service
+  // ('refund outcome unknown; handed to the worker', with Stripe's error) and by the error handler ('upstream
+  // failure', with the 503 caused by it).
+  it("Stripe failing a POST /refund is one line with the error, which names Stripe's error as the cause", async () => {
+    const pi = await paidIntent(svc.url, 5000);
+    const from = svc.lines.length;
+    await svc.faults({ error_rate: 1, match: { path_prefix: '/v1/refunds' } });
+    try {
+      const res = await postJson(
+        `${svc.url}/refund`,
+        { payment_intent_id: pi, amount: 300 },
+        { 'x-request-id': 'trace-down-req' },
+      );
+      expect(res.status).toBe(503);
+    } finally {
+      await svc.faults({});
+    }
+    const mine = lines(from).filter((l) => l.reqId === 'trace-down-req');
+    expect(mine.filter((l) => l.err !== undefined).map((l) => [l.msg, l.level])).toEqual([
+      ['upstream failure', 40],
+    ]);
+    expect(mine.find((l) => l.err !== undefined)!.err).toMatchObject({
+      cause: { errorType: 'StripeAPIError', statusCode: 500 },
+    });
+    expect(mine.filter((l) => l.msg !== 'stripe call').map((l) => [l.msg, l.level])).toEqual([
+      ['refund outcome unknown; handed to the worker', 30],
+      ['upstream failure', 40],
+      ['request completed', 40],
+    ]);
+  });
 });
