@@ -395,10 +395,15 @@ class MemoryBroker implements Broker {
         deliveryCount: readDeliveryCount(headers),
       };
       const result: unknown = await consumer.handler(delivery);
-      if (!isOutcome(result)) throw new TypeError('handler resolved without a valid outcome');
+      if (!isOutcome(result)) {
+        const err = new TypeError('handler resolved without a valid outcome');
+        log.error({ err }, 'message handler failed; requeueing');
+        throw err;
+      }
       outcome = result;
-    } catch (err) {
-      log.warn({ err }, 'message handler failed; requeueing');
+    } catch {
+      // The handler has logged its failure (see RabbitBroker.handle).
+      log.debug('message handler failed; requeueing');
       this.requeue(consumer.queue, message);
       return;
     }

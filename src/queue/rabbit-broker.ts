@@ -672,11 +672,17 @@ class RabbitBroker implements Broker {
     let outcome: Outcome;
     try {
       const result: unknown = await record.handler(delivery);
-      if (!isOutcome(result)) throw new TypeError('handler resolved without a valid outcome');
+      if (!isOutcome(result)) {
+        const err = new TypeError('handler resolved without a valid outcome');
+        log.error({ err }, 'message handler failed; requeueing');
+        throw err;
+      }
       outcome = result;
-    } catch (err) {
-      // Requeue: a crash may be transient, and the queue's delivery limit stops a poison message.
-      log.warn({ err }, 'message handler failed; requeueing');
+    } catch {
+      // Requeue: a crash may be transient, and the queue's delivery limit stops a poison message. The handler has
+      // logged its failure with what it was doing (the refund worker's request_id): logged here again, every failed
+      // delivery would be two lines with one error.
+      log.debug('message handler failed; requeueing');
       this.nack(channel, msg, log);
       return;
     }

@@ -72,6 +72,18 @@ describe.skipIf(!pgOk)('POST /refund whose Stripe answer cannot be recorded (Pos
          AND destination = '${svc.deps.topology.responses}' ORDER BY id`,
     );
     expect(outcomes.map((r) => String(r['message_id']).split('#')[1])).toEqual(['succeeded']);
+
+    // Each failed delivery is logged once with its error, by the worker, under the refund's request_id: the queue's
+    // 'message handler failed; requeueing' logged the same error again under the message id alone.
+    const withError = svc.lines
+      .map((l) => JSON.parse(l) as { msg: string; request_id?: string; messageId?: string; err?: unknown })
+      .filter(
+        (l) =>
+          l.err !== undefined &&
+          (l.request_id === 'unrecorded-async' || l.messageId?.startsWith('unrecorded-async#')),
+      );
+    expect(withError.map((l) => l.msg)).toContain('refund worker failed on a message');
+    expect(withError.filter((l) => l.request_id !== 'unrecorded-async')).toEqual([]);
   }, 60_000);
 
   it('is a server fault, never a failed refund, and settles as Stripe made it once the ledger is back', async () => {
