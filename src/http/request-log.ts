@@ -46,9 +46,6 @@ Object.defineProperty(express.request, 'log', {
 /** The status a request is logged and counted with when its client went away before the answer was sent. */
 export const CLIENT_CLOSED_REQUEST = 499;
 
-/** 5xx answers that say a dependency (Stripe, the database) or the time allowed ran out, not that the service failed. */
-const DEPENDENCY_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
-
 /** Operations an orchestrator or Prometheus calls on a timer. */
 const PROBE_OPERATIONS: ReadonlySet<string> = new Set(['getHealth', 'getReadiness', 'getMetrics']);
 
@@ -70,17 +67,11 @@ export function requestLog(logger: Logger, onFinish?: (info: Finished) => void):
       // the requests that matter. A /readyz 503 names a dependency that is down, which the dependency's own
       // errors already log; it is a warning, not the request's failure.
       const probe = PROBE_OPERATIONS.has(operationId ?? '');
-      // As the error handler logs the failure itself: an error for a fault of the service's own (500), a warning for
-      // what a dependency or the clock refused (502 Stripe, 503 Stripe, database or overload, 504), which would
-      // otherwise fill the error log for as long as Stripe or the database is away.
-      const level =
-        status >= 500
-          ? probe || DEPENDENCY_STATUSES.has(status)
-            ? 'warn'
-            : 'error'
-          : probe && status < 400
-            ? 'debug'
-            : 'info';
+      // A 5xx is a warning: the failure itself is logged where it is handled, once, with its error (the error
+      // handler's 'request failed' at error level for a fault of the service's own, 500; a warning for what a
+      // dependency or the clock refused: 502 Stripe, 503 Stripe, database or overload, 504). Were the request line an
+      // error too, every 500 would be two error lines.
+      const level = status >= 500 ? 'warn' : probe && status < 400 ? 'debug' : 'info';
       if (!logger.isLevelEnabled(level)) return;
       logger[level](
         {

@@ -92,11 +92,11 @@ describe.skipIf(!pgOk)('POST /refund whose Stripe answer cannot be recorded (Pos
     let res: Awaited<ReturnType<typeof postJson>>;
     let meanwhile: Awaited<ReturnType<typeof getJson>>;
     try {
-      res = await postJson(`${svc.url}/refund`, {
-        payment_intent_id: pi,
-        amount: 1500,
-        request_id: 'unrecorded',
-      });
+      res = await postJson(
+        `${svc.url}/refund`,
+        { payment_intent_id: pi, amount: 1500, request_id: 'unrecorded' },
+        { 'x-request-id': 'unrecorded-req' },
+      );
       meanwhile = await getJson(`${svc.url}/refund-status/unrecorded`);
     } finally {
       await allowRecordingStripeRefunds();
@@ -120,5 +120,10 @@ describe.skipIf(!pgOk)('POST /refund whose Stripe answer cannot be recorded (Pos
       "SELECT message_id FROM outbox WHERE message_id LIKE 'unrecorded#%' ORDER BY id",
     );
     expect(outcomes.map((r) => String(r['message_id']).split('#')[1])).toEqual(['succeeded']);
+    // The 500 is one error line, the error handler's with the error: the request line was an error too.
+    const errors = svc.lines
+      .map((l) => JSON.parse(l) as { level: number; msg: string; reqId?: string })
+      .filter((l) => l.reqId === 'unrecorded-req' && l.level >= 50);
+    expect(errors.map((l) => l.msg)).toEqual(['request failed']);
   });
 });
