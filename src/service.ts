@@ -41,7 +41,7 @@ import {
 } from './refunds/service.js';
 import { startRefundWorker } from './refunds/worker.js';
 import type { Sandbox } from './sandbox/index.js';
-import { createStore, redactDatabaseUrl, type Store } from './store/index.js';
+import { createStore, failureLevel, redactDatabaseUrl, type Store } from './store/index.js';
 import { createStripeClient, type StripeClient } from './stripe/client.js';
 import { createWebhookService, type WebhookService } from './webhooks/service.js';
 
@@ -510,13 +510,15 @@ export async function startService(
         deps.store.payments.forgetCustomerEmails(new Date(Date.now() - 7 * 86_400_000)),
       ]).then(
         () => undefined,
-        (err: unknown) => logger.error({ err }, 'housekeeping failed'),
+        (err: unknown) => logger[failureLevel(err)]({ err }, 'housekeeping failed'),
       );
     };
     timers.push(
       // Webhooks arrive at API processes; whichever process stored an event retries it if processing failed.
       setInterval(() => {
-        deps.webhooks.retryPending().catch((err) => logger.error({ err }, 'webhook retry sweep failed'));
+        deps.webhooks
+          .retryPending()
+          .catch((err: unknown) => logger[failureLevel(err)]({ err }, 'webhook retry sweep failed'));
       }, sweepMs),
       setInterval(housekeeping, opts.housekeepingIntervalMs ?? 3_600_000),
     );
@@ -539,7 +541,7 @@ export async function startService(
         setInterval(() => {
           requeueStuck(deps, 10 * 60_000)
             .then((n) => n > 0 && deps.relay.notify())
-            .catch((err) => logger.error({ err }, 'stuck refund sweep failed'));
+            .catch((err: unknown) => logger[failureLevel(err)]({ err }, 'stuck refund sweep failed'));
         }, 12 * sweepMs),
       );
     }

@@ -4,7 +4,7 @@
  * wait; nothing accepted is lost, and a row published twice is harmless because consumers are idempotent.
  */
 import type { Logger } from 'pino';
-import type { NewOutboxMessage, OutboxMessage, Store } from '../store/index.js';
+import { failureLevel, type NewOutboxMessage, type OutboxMessage, type Store } from '../store/index.js';
 import type { Broker, Destination } from './types.js';
 
 export interface OutboxRelayOptions {
@@ -229,7 +229,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
           continue;
         }
       } catch (err) {
-        log.error({ err }, 'outbox relay batch failed');
+        log[failureLevel(err)]({ err }, 'outbox relay batch failed');
         await sleep(1000);
         continue;
       }

@@ -13,6 +13,15 @@ export class StoreUnavailableError extends StoreError {
 }
 
 /**
+ * The level background work (the outbox relay, the sweeps, housekeeping) logs its failure at: the database away
+ * is a dependency's outage, a warning as the 503 answers to requests meanwhile are, logged each round for as long
+ * as it lasts; anything else is an error of the service's own.
+ */
+export function failureLevel(error: unknown): 'warn' | 'error' {
+  return error instanceof StoreUnavailableError ? 'warn' : 'error';
+}
+
+/**
  * A unique or primary-key constraint rejected a write. Raised with the same shape by SQLite and
  * PostgreSQL so callers can treat "already exists" as a domain outcome, not a crash.
  */

@@ -186,6 +186,7 @@ describe.skipIf(!pgOk).each(brokers)(
 
     it('the outbox relay whose claim is cut off logs it and keeps publishing', async () => {
       const messageId = `bg-relay-${randomBytes(4).toString('hex')}`;
+      const from = svc.lines.length;
       const holder = await lockHolder();
       try {
         // The relay's next claim waits for the table with its statement running; the row it is to take is
@@ -207,6 +208,14 @@ describe.skipIf(!pgOk).each(brokers)(
         10_000,
       );
       expect(sent[0]?.['sent_at']).not.toBeNull();
+      // The database away is a dependency's outage, logged each round as a warning (as the 503s of requests are
+      // meanwhile), not as an error of the service's own.
+      const failed = svc.lines
+        .slice(from)
+        .map((l) => JSON.parse(l) as { level: number; msg: string; err?: { type?: string } })
+        .filter((l) => l.msg === 'outbox relay batch failed');
+      expect(failed.map((l) => [l.level, l.err?.type])).toContainEqual([40, 'StoreUnavailableError']);
+      expect(failed.filter((l) => l.level >= 50)).toEqual([]);
     });
 
     it('the outbox relay whose "sent" is cut off marks the row sent soon after, without publishing it again', async () => {
