@@ -224,7 +224,13 @@ class RabbitBroker implements Broker {
   private async setup(model: ChannelModel): Promise<void> {
     let lost = false;
     const alarm = { blocked: false };
-    model.on('error', (err: Error) => this.logger.warn({ err }, 'RabbitMQ connection error'));
+    // Once setup is done, amqplib's recovering connection takes the model's errors and emits them again, logged by
+    // its listener (connect()): logged here as well, each connection error was two lines. Until then it is not
+    // listening, and an error of the model only this listener hears.
+    let handedOver = false;
+    model.on('error', (err: Error) => {
+      if (!handedOver) this.logger.warn({ err }, 'RabbitMQ connection error');
+    });
     model.on('close', () => {
       lost = true;
       this.onConnectionLost(model);
@@ -279,6 +285,7 @@ class RabbitBroker implements Broker {
     if (lost) throw new Error('connection lost during setup');
     this.logger.info('RabbitMQ connected and topology declared');
     this.setConnected(true);
+    handedOver = true;
   }
 
   private onConnectionLost(model: ChannelModel): void {

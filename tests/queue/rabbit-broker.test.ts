@@ -5,6 +5,7 @@
 import { pino } from 'pino';
 import { captureLogger } from '../helpers/log-capture.js';
 import { freePort } from '../helpers/processes.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   BrokerUnavailableError,
@@ -355,5 +356,33 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver', () => {
     await broker.publish({ queue: names.requests }, {}, { messageId: 'after-1' });
     await eventually(() => seen.includes('after-1'), 'a delivery on the re-established consumer');
     expect(seen).not.toContain('out-1');
+  });
+
+  // A connection that broke (its socket closed under it) logged its error twice: by the model's own listener and
+  // again when amqplib's recovering connection emitted it a second time.
+  it('logs a connection that breaks once as an error, and once as lost', async () => {
+    const { logger, lines } = captureLogger('info');
+    const target = new URL(RABBIT_URL);
+    const address = { host: target.hostname, port: Number(target.port || 5672) };
+    let proxy = await startTcpProxy(address);
+    const viaProxy = new URL(RABBIT_URL);
+    viaProxy.hostname = proxy.host;
+    viaProxy.port = String(proxy.port);
+    const { broker } = makeBroker({ url: viaProxy.toString(), logger });
+    const states: boolean[] = [];
+    broker.onStateChange((connected) => states.push(connected));
+    try {
+      await broker.start();
+      await proxy.close();
+      await eventually(() => states.join() === 'true,false', 'the outage');
+      proxy = await startTcpProxy(address, proxy.port);
+      await eventually(() => states.join() === 'true,false,true', 'the reconnect');
+    } finally {
+      await broker.close();
+      await proxy.close();
+    }
+    const about = (msg: string) => lines.filter((l) => (JSON.parse(l) as { msg: string }).msg === msg);
+    expect(about('RabbitMQ connection error')).toHaveLength(1);
+    expect(about('RabbitMQ connection lost; reconnecting in the background')).toHaveLength(1);
   });
 });
