@@ -8,7 +8,8 @@ import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { PaymentsService } from '../payments/service.js';
 import type { RefundService } from '../refunds/service.js';
-import type { InboxEvent, Store } from '../store/index.js';
+import { failureLevel, type InboxEvent, type Store } from '../store/index.js';
+import { serializeError } from '../logger.js';
 import type { StripeClient } from '../stripe/client.js';
 import { createEventApplier } from './apply.js';
 import { dropClientSecrets } from './client-secrets.js';
@@ -107,10 +108,22 @@ export function createWebhookService(deps: WebhookServiceDeps) {
       return true;
     } catch (err) {
       const retryAt = new Date(Date.now() + retryDelayMs(e.attempts));
-      await store.inbox
+      const notRecorded = await store.inbox
         .markFailed(e.eventId, err instanceof Error ? err.message : String(err), retryAt)
-        .catch((markErr: unknown) => log.error({ err: markErr, ...ids }, 'could not record a failure'));
-      log.warn({ err, ...ids, attempts: e.attempts + 1, retryAt }, 'webhook event failed; will retry');
+        .then(
+          () => undefined,
+          (markErr: unknown) => markErr,
+        );
+      if (notRecorded === undefined) {
+        log.warn({ err, ...ids, attempts: e.attempts + 1, retryAt }, 'webhook event failed; will retry');
+      } else {
+        // One line for both: with the database away, applying and recording fail for the same reason. The event
+        // stays stored and unapplied, and the retry sweep takes it again.
+        log[failureLevel(notRecorded)](
+          { err, ...ids, attempts: e.attempts + 1, recordErr: serializeError(notRecorded) },
+          'webhook event failed, and so did recording the failure; the retry sweep takes it again',
+        );
+      }
       return false;
     } finally {
       // Applying may have announced a refund outcome through the outbox.

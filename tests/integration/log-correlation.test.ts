@@ -3,8 +3,11 @@
  * asked for it, through the worker and its Stripe calls, to the webhook that confirms it; and a failure logged once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getJson, paidIntent, postJson } from '../helpers/http.js';
+import { getJson, paidIntent, postJson, postSignedWebhook } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
+import { postgresAvailable } from '../helpers/services.js';
+
+const pgOk = await postgresAvailable();
 
 interface Line {
   level: number;
@@ -120,5 +123,59 @@ describe('log lines of one piece of work carry its ids', () => {
       ['upstream failure', 40],
       ['request completed', 40],
     ]);
+  });
+});
+
+describe.skipIf(!pgOk)('a webhook event the ledger cannot take (PostgreSQL)', () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService('postgres');
+  });
+  afterAll(async () => {
+    await svc?.stop();
+  });
+
+  const lines = () => svc.lines.map((l) => JSON.parse(l) as Line);
+
+  // Applying the event failed, then recording that failure failed too: two lines, an error ('could not record a
+  // failure') and a warning ('webhook event failed; will retry', with a retry time that was never recorded).
+  it('applying it and recording the failure both failing is one line with both errors', async () => {
+    const eventId = `evt_logs${Date.now()}`;
+    const body = JSON.stringify({
+      id: eventId,
+      object: 'event',
+      type: 'payment_intent.created',
+      created: Math.floor(Date.now() / 1000),
+      data: { object: { id: 'pi_logsinbox1', object: 'payment_intent', amount: 100, status: 'succeeded' } },
+    });
+    // Every update of a stored event is refused: marking it applied, and marking it failed.
+    await svc.sql(`CREATE FUNCTION refuse_inbox_update() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'injected inbox failure'; END $$;
+      CREATE TRIGGER refuse_inbox_update BEFORE UPDATE ON webhook_events FOR EACH ROW
+        EXECUTE FUNCTION refuse_inbox_update();`);
+    let mine: Line[];
+    try {
+      const res = await postSignedWebhook(svc.url, svc.deps.webhookSecret, body);
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      mine = await eventually(
+        async () => lines().filter((l) => l.eventId === eventId),
+        (ls) => ls.some((l) => l.level >= 40),
+      );
+      await svc.deps.webhooks.idle();
+    } finally {
+      await svc.sql(
+        'DROP TRIGGER refuse_inbox_update ON webhook_events; DROP FUNCTION refuse_inbox_update();',
+      );
+    }
+    mine = lines().filter((l) => l.eventId === eventId && l.level >= 30);
+    expect(mine.map((l) => [l.msg, l.level])).toEqual([
+      ['webhook received', 30],
+      ['webhook event failed, and so did recording the failure; the retry sweep takes it again', 50],
+    ]);
+    expect(mine[1]).toMatchObject({
+      err: { message: expect.stringContaining('injected inbox failure') },
+      recordErr: { message: expect.stringContaining('injected inbox failure') },
+    });
   });
 });
