@@ -802,7 +802,9 @@ export function createRefundService(deps: RefundServiceDeps) {
           return { kind: 'done', refund };
         }
         if (isTransientStripeError(err) && !isLastAttempt) {
-          log.warn({ ...idsOf(refund), reason }, 'refund attempt failed; will retry');
+          // With the error: Stripe's for an outage (no request data in it), else the service's own (the ledger's
+          // write refused, a bug), of which the reason alone would say nothing.
+          log.warn({ ...idsOf(refund), reason, err }, 'refund attempt failed; will retry');
           return { kind: 'retry', reason };
         }
         if (isTransientStripeError(err)) {

@@ -84,6 +84,10 @@ describe.skipIf(!pgOk)('POST /refund whose Stripe answer cannot be recorded (Pos
       );
     expect(withError.map((l) => l.msg)).toContain('refund worker failed on a message');
     expect(withError.filter((l) => l.request_id !== 'unrecorded-async')).toEqual([]);
+    // An attempt to be retried says what failed: the ledger's write, not Stripe (its reason alone was `P0001`).
+    const retried = withError.filter((l) => l.msg === 'refund attempt failed; will retry');
+    expect(retried.length).toBeGreaterThan(0);
+    for (const l of retried) expect(l.err).toMatchObject({ message: 'injected write failure' });
   }, 60_000);
 
   it('is a server fault, never a failed refund, and settles as Stripe made it once the ledger is back', async () => {
