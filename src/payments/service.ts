@@ -15,7 +15,12 @@ import {
   minorUnitStep,
 } from '../money/currencies.js';
 import type { Payment, Repos, Store } from '../store/index.js';
-import { logContextOptions, withoutCallSite, type StripeClient } from '../stripe/client.js';
+import {
+  logContextOptions,
+  withoutCallSite,
+  type StripeClient,
+  type StripeLogContext,
+} from '../stripe/client.js';
 import { classifyStripeError, toCreateProblem, toProblem } from '../stripe/errors.js';
 
 export interface LineItemInput {
@@ -232,12 +237,12 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
    * made it, recorded on the way. Null when the intent is not the caller's. Not for use inside a transaction
    * (it may ask Stripe).
    */
-  async function ownedRowOrLearnt(caller: Caller, id: string): Promise<Payment | null> {
+  async function ownedRowOrLearnt(caller: Caller, id: string, reqId?: string): Promise<Payment | null> {
     const row = await ownedRow(caller, id);
     if (row || isOpenMode(caller) || !ownersMatter || !id.startsWith('pi_')) return row;
     let owner: string;
     try {
-      owner = await ownerOfIntent(id);
+      owner = await ownerOfIntent(id, { reqId });
     } catch (err) {
       throw toProblem(err, 'payment_intent');
     }
@@ -321,10 +326,16 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
    * Stripe names the intent on a session only once it is paid, and sends the intent's own events (and its
    * refunds') in no set order with the session's, so an event may come when the ledger knows only the session.
    */
-  async function ownerOfIntent(id: string): Promise<string> {
+  /** `context`: what the Stripe call's line carries besides the payment intent (the request's or event's ids). */
+  async function ownerOfIntent(id: string, context: StripeLogContext = {}): Promise<string> {
     const known = await store.payments.findByPaymentIntent(id);
     if (known?.owner || !ownersMatter) return known?.owner ?? '';
-    const session = (await stripe.checkout.sessions.list({ payment_intent: id, limit: 1 })).data[0];
+    const session = (
+      await stripe.checkout.sessions.list(
+        { payment_intent: id, limit: 1 },
+        logContextOptions({ ...context, payment_intent: id }),
+      )
+    ).data[0];
     const ours = session ? await store.payments.get(session.id) : null;
     if (!session || !ours) return '';
     await recordSession(ours.owner, session);
@@ -395,12 +406,13 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       return session;
     },
 
-    async getCheckoutSession(caller: Caller, id: string) {
+    /** `reqId`: the HTTP request's, for the Stripe call's line. */
+    async getCheckoutSession(caller: Caller, id: string, reqId?: string) {
       const row = await ownedRow(caller, id);
       if (!row && !isOpenMode(caller)) throw notFound('checkout session');
       let session: Stripe.Checkout.Session;
       try {
-        session = await stripe.checkout.sessions.retrieve(id);
+        session = await stripe.checkout.sessions.retrieve(id, {}, logContextOptions({ reqId }));
       } catch (err) {
         throw toProblem(err, 'checkout_session');
       }
@@ -478,23 +490,28 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     },
 
     /** An intent's client secret, from Stripe: for a replayed create, whose kept answer leaves it out. */
-    async clientSecretOf(id: string): Promise<string> {
+    async clientSecretOf(id: string, reqId?: string): Promise<string> {
       try {
-        const pi = await withoutCallSite(() => stripe.paymentIntents.retrieve(id));
+        const pi = await withoutCallSite(() =>
+          stripe.paymentIntents.retrieve(id, {}, logContextOptions({ reqId, payment_intent: id })),
+        );
         return pi.client_secret ?? '';
       } catch (err) {
         throw toProblem(err, 'payment_intent');
       }
     },
 
-    async getPaymentIntent(caller: Caller, id: string) {
+    /** `reqId`: the HTTP request's, for the Stripe calls' lines. */
+    async getPaymentIntent(caller: Caller, id: string, reqId?: string) {
       // Usually the intent's own row: read together with what its refunds hold, in one statement.
       const direct = await store.payments.getForOwnerWithCommitted(id, caller.owner);
-      const row = direct?.payment ?? (await ownedRowOrLearnt(caller, id));
+      const row = direct?.payment ?? (await ownedRowOrLearnt(caller, id, reqId));
       if (!row && !isOpenMode(caller)) throw notFound('payment intent');
       let pi: Stripe.PaymentIntent;
       try {
-        pi = await withoutCallSite(() => stripe.paymentIntents.retrieve(id));
+        pi = await withoutCallSite(() =>
+          stripe.paymentIntents.retrieve(id, {}, logContextOptions({ reqId, payment_intent: id })),
+        );
       } catch (err) {
         throw toProblem(err, 'payment_intent');
       }
@@ -533,14 +550,20 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
      * already says `succeeded`, otherwise Stripe's current view. A checkout payment whose events have not come
      * is learnt from Stripe (ownedRowOrLearnt).
      */
-    async resolveForRefund(caller: Caller, paymentIntentId: string): Promise<Payment> {
-      const row = await ownedRowOrLearnt(caller, paymentIntentId);
+    async resolveForRefund(caller: Caller, paymentIntentId: string, reqId?: string): Promise<Payment> {
+      const row = await ownedRowOrLearnt(caller, paymentIntentId, reqId);
       if (!row && !isOpenMode(caller)) throw notFound('payment intent');
       const own = row?.id === paymentIntentId ? row : await store.payments.get(paymentIntentId);
       if (own?.status === 'succeeded') return own;
       let pi: Stripe.PaymentIntent;
       try {
-        pi = await withoutCallSite(() => stripe.paymentIntents.retrieve(paymentIntentId));
+        pi = await withoutCallSite(() =>
+          stripe.paymentIntents.retrieve(
+            paymentIntentId,
+            {},
+            logContextOptions({ reqId, payment_intent: paymentIntentId }),
+          ),
+        );
       } catch (err) {
         throw toProblem(err, 'payment_intent');
       }

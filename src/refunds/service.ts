@@ -284,6 +284,7 @@ export function createRefundService(deps: RefundServiceDeps) {
     input: RefundInput,
     mode: 'sync' | 'async',
     idempotencyKey: string | undefined,
+    reqId?: string,
   ): Promise<{ refund: Refund; created: boolean }> {
     requireMetadataFits(input.metadata);
     const derived = input.request_id === undefined && idempotencyKey !== undefined;
@@ -401,7 +402,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         if (outcome.created && mode === 'async') published(outcome.handOff);
         return { refund: outcome.refund, created: outcome.created };
       }
-      const payment = await payments.resolveForRefund(caller, piId);
+      const payment = await payments.resolveForRefund(caller, piId, reqId);
       if (payment.status !== 'succeeded') throw notRefundable(payment.status);
     }
     throw notRefundable('unknown');
@@ -650,7 +651,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       idempotencyKey?: string,
       reqId?: string,
     ): Promise<Refund> {
-      const { refund, created } = await accept(caller, input, 'sync', idempotencyKey);
+      const { refund, created } = await accept(caller, input, 'sync', idempotencyKey, reqId);
       if (!created) {
         if (refund.stripeRefundId) return refund;
         if (refund.status === 'failed') {
@@ -732,7 +733,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       idempotencyKey?: string,
       reqId?: string,
     ): Promise<Refund> {
-      const { refund, created } = await accept(caller, input, 'async', idempotencyKey);
+      const { refund, created } = await accept(caller, input, 'async', idempotencyKey, reqId);
       if (created) log.info({ ...idsOf(refund, reqId), amount: refund.amount }, 'refund queued');
       // A replay gets the answer the first request got, whatever the worker has done since (10 concurrent
       // retries of one request must all read the same); GET /refund-status is where progress shows.

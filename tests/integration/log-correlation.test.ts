@@ -94,6 +94,19 @@ describe('log lines of one piece of work carry its ids', () => {
     ]);
   });
 
+  // A GET /payment-intent/{id} asked Stripe for the intent, and that call's line did not carry the request's id.
+  it("a GET /payment-intent/{id}: its Stripe call's line carries the request's reqId", async () => {
+    const pi = await paidIntent(svc.url, 800);
+    const from = svc.lines.length;
+    const res = await getJson(`${svc.url}/payment-intent/${pi}`, { 'x-request-id': 'trace-get-req' });
+    expect(res.status).toBe(200);
+    const mine = lines(from).filter((l) => l.reqId === 'trace-get-req');
+    expect(mine.map((l) => [l.msg, l.method, l.path, l.payment_intent])).toEqual([
+      ['stripe call', 'GET', `/v1/payment_intents/${pi}`, pi],
+      ['request completed', undefined, undefined, undefined],
+    ]);
+  });
+
   // Stripe failing a POST /refund was logged twice with its error, as two warnings: by the refund service
   // ('refund outcome unknown; handed to the worker', with Stripe's error) and by the error handler ('upstream
   // failure', with the 503 caused by it).

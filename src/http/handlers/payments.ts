@@ -87,7 +87,7 @@ export const paymentHandlers = (payments: PaymentsService, opts: PaymentHandlerO
     },
 
     async getCheckoutSession({ query, ctx }) {
-      const s = await payments.getCheckoutSession(ctx.caller, query.session_id);
+      const s = await payments.getCheckoutSession(ctx.caller, query.session_id, ctx.requestId);
       const pi = typeof s.payment_intent === 'string' ? s.payment_intent : (s.payment_intent?.id ?? null);
       return {
         status: 200,
@@ -114,7 +114,11 @@ export const paymentHandlers = (payments: PaymentsService, opts: PaymentHandlerO
     },
 
     async getPaymentIntent({ path, ctx }) {
-      const { pi, amountRefunded } = await payments.getPaymentIntent(ctx.caller, path.payment_intent_id);
+      const { pi, amountRefunded } = await payments.getPaymentIntent(
+        ctx.caller,
+        path.payment_intent_id,
+        ctx.requestId,
+      );
       return {
         status: 200,
         body: {
@@ -135,10 +139,13 @@ export const paymentHandlers = (payments: PaymentsService, opts: PaymentHandlerO
 /** Rebuilds replayed answers whose secrets were not kept (see Reply.replayBody). */
 export const paymentReplays = (payments: PaymentsService) =>
   ({
-    async createPaymentIntent(kept) {
+    async createPaymentIntent(kept, ctx) {
       const answer = kept as { paymentIntentId: string; clientSecret?: string };
       // Kept before client secrets were left out: as it was.
       if (typeof answer.clientSecret === 'string') return answer;
-      return { ...answer, clientSecret: await payments.clientSecretOf(answer.paymentIntentId) };
+      return {
+        ...answer,
+        clientSecret: await payments.clientSecretOf(answer.paymentIntentId, ctx.requestId),
+      };
     },
   }) satisfies Partial<Record<OperationId, ReplayBuilder>>;
