@@ -408,8 +408,9 @@ export async function migrateToLatest(
         await sleep(500 + Math.random() * 1_000);
         continue;
       }
-      opts.logger.error({ migration: failed }, 'store migration failed');
-      throw error instanceof Error ? error : new Error(`migration failed: ${String(error)}`);
+      // Not logged here: whoever opened the store says it failed, with this error (the process's fatal
+      // 'could not start' line); a line of its own made one failure two.
+      throw new Error(`store migration ${failed ?? '(unknown)'} failed`, { cause: error });
     }
     if (!results?.some((r) => r.status === 'Success')) return applied;
   }

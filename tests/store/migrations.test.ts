@@ -7,6 +7,8 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createStore } from '../../src/store/index.js';
 import { buildMigrations } from '../../src/store/migrations.js';
+import { describeError } from '../../src/config/start-failure.js';
+import { captureLogger } from '../helpers/log-capture.js';
 import type { Store, StoreOptions } from '../../src/store/index.js';
 import { PG_URL, describeStore, silentLogger, uid } from './harness.js';
 
@@ -222,6 +224,25 @@ describeStore('store lifecycle and migrations', (h) => {
     await expect(h.open(options)).rejects.toThrow(
       /does not know \(9999_from_a_newer_version\) but lacks 0006/,
     );
+  });
+
+  // A failed migration was logged as an error naming it ('store migration failed', with no error), and then
+  // again by whoever opened the store (the process's fatal 'could not start' line), with an error that did not
+  // name it.
+  it('a migration that fails is one error, naming the migration and why, and no line of its own', async () => {
+    const options = h.newDatabase();
+    await (await h.open(options)).close();
+    // 0006 runs again, on a table that lacks the column it clears.
+    await runSql(options, "delete from kysely_migration where name = '0006_forget_customer_emails'");
+    await runSql(options, 'alter table payments drop column customer_email');
+    const { logger, lines } = captureLogger('info');
+    const failed = await h.open({ ...options, logger }).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(Error);
+    expect(describeError(failed)).toMatch(
+      /^store migration 0006_forget_customer_emails failed \(.*customer_email/,
+    );
+    expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).not.toContain('store migration failed');
+    expect(lines.filter((l) => (JSON.parse(l) as { level: number }).level >= 50)).toEqual([]);
   });
 
   if (h.dialect === 'postgres')
