@@ -78,6 +78,10 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
   // An idle client can lose its server (restart, failover); without a listener pg's 'error' event
   // would crash the process. The pool drops that client and opens a new one on demand.
   pool.on('error', (error) => opts.logger.warn({ err: error }, 'idle PostgreSQL connection failed'));
+  /** Clients checked out of the pool: the pool listens for errors on all the others (the line above). */
+  const lent = new WeakSet<object>();
+  pool.on('acquire', (client) => lent.add(client));
+  pool.on('release', (_err, client) => lent.delete(client));
   // The hot statements (query templates) run as named prepared statements: parsed and planned once per
   // connection instead of on every request. Kysely calls client.query(text, values); everything that is
   // not a template's text passes through unchanged. Unique violations come back as DuplicateKeyError
@@ -86,7 +90,11 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
     // While a client is checked out the pool listens for nothing on it, so a server that ends the session under
     // a running statement (a restart, a failover, pg_terminate_backend) would emit an 'error' nobody handles and
     // crash the process. The statement itself fails (StoreUnavailableError); the client is dropped on release.
-    client.on('error', (error) => opts.logger.warn({ err: error }, 'PostgreSQL connection lost'));
+    // Logged only while checked out: an idle client's error reaches the pool's listener, which logs it (logged here
+    // too, each idle connection a restart ended was two lines).
+    client.on('error', (error) => {
+      if (lent.has(client)) opts.logger.warn({ err: error }, 'PostgreSQL connection lost');
+    });
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     // pg answers a timed-out query with an error but keeps the connection, still waiting for that answer: handed
     // back to the pool, it would put every later query behind one that may never be answered. It is closed

@@ -6,7 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createStore } from '../../src/store/index.js';
 import { getJson, paidIntent, postJson } from '../helpers/http.js';
+import { captureLogger } from '../helpers/log-capture.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
 
@@ -71,5 +73,47 @@ describe.skipIf(!pgOk)('PostgreSQL ending the session under a running statement'
     expect((await getJson(`${svc.url}/refund-status/${requestId}`)).json).toMatchObject({ amount: 700 });
     const refunds = await svc.deps.store.refunds.listForPaymentIntent(pi);
     expect(refunds.map((r) => r.requestId)).toEqual([requestId]);
+  });
+});
+
+describe.skipIf(!pgOk)('PostgreSQL ending idle sessions', () => {
+  // An idle connection the server ended was logged twice, as 'PostgreSQL connection lost' and as 'idle PostgreSQL
+  // connection failed': the connection's own listener and the pool's both heard its error.
+  it('logs each ended idle connection once', async () => {
+    const tag = `idle_${randomBytes(4).toString('hex')}`;
+    const url = new URL(POSTGRES_URL);
+    url.searchParams.set('application_name', tag);
+    const { logger, lines } = captureLogger('info');
+    const store = await createStore({ url: url.toString(), schema: tag, logger, poolSize: 3 });
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      await Promise.all([store.ping(), store.ping(), store.ping()]);
+      const from = lines.length;
+      const ended = await admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'",
+        [tag],
+      );
+      const n = ended.rowCount ?? 0;
+      expect(n).toBeGreaterThan(0);
+      const about = () =>
+        lines
+          .slice(from)
+          .map((l) => (JSON.parse(l) as { msg: string }).msg)
+          .filter((m) => m === 'PostgreSQL connection lost' || m === 'idle PostgreSQL connection failed');
+      await eventually(
+        async () => about(),
+        (ms) => ms.length >= n,
+        5_000,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(about()).toEqual(Array.from({ length: n }, () => 'idle PostgreSQL connection failed'));
+      // The pool opens new connections for what comes next.
+      await store.ping();
+    } finally {
+      await store.close();
+      await admin.query(`DROP SCHEMA IF EXISTS "${tag}" CASCADE`);
+      await admin.end();
+    }
   });
 });
