@@ -134,7 +134,9 @@ export interface paths {
          * @description Creates a payment intent for a custom payment UI and returns its client secret, which the
          *     front end hands to Stripe.js. The client secret is only ever returned here.
          *     With `payment_method` and `confirm: true` the intent is confirmed at once on the server;
-         *     a declined card then answers 402 with Stripe's `code` and `decline_code`. A publishable key may
+         *     a declined card then answers 402 with Stripe's `code` and `decline_code`, and a card whose issuer
+         *     asks for 3D Secure answers 200 with `status: requires_action`: nothing is charged until the customer
+         *     authenticates in the browser (Stripe.js `handleNextAction` with `clientSecret`). A publishable key may
          *     not confirm (`403 insufficient_scope`): the browser confirms with Stripe.js and the client secret.
          */
         post: operations["createPaymentIntent"];
@@ -243,7 +245,8 @@ export interface paths {
          * Receive a Stripe event
          * @description Endpoint for Stripe's webhooks. The `Stripe-Signature` header is checked against the exact
          *     bytes of the body with the webhook signing secret and a 300 second tolerance. Each event id is
-         *     processed once; a repeated delivery is acknowledged and changes nothing.
+         *     processed once; a repeated delivery is acknowledged and changes nothing (the stored event is kept
+         *     until 30 days after it was applied; a copy arriving later is applied again, which changes nothing).
          */
         post: operations["handleStripeWebhook"];
         delete?: never;
@@ -370,10 +373,11 @@ export interface components {
         /**
          * RefundState
          * @description Where a refund is. Moves only forward: `queued` → `processing` → `pending` or
-         *     `requires_action` → `succeeded`, `failed` or `canceled`. The one exception is Stripe's: a
-         *     `succeeded` refund can later become `failed` when the customer's bank returns it. A refund
-         *     stays `processing` (its amount reserved) for as long as Stripe cannot be asked whether it
-         *     made it; `failed` means Stripe refused it or, asked, has no such refund.
+         *     `requires_action` → `succeeded`, `failed` or `canceled`. Two moves back, both on Stripe's word: a
+         *     `succeeded` refund becomes `failed` when the customer's bank returns the money, and a refund the
+         *     service gave up on before Stripe answered (`failed`, no `refund_id`) takes Stripe's status when Stripe
+         *     turns out to have made it. A refund stays `processing` (its amount reserved) for as long as Stripe
+         *     cannot be asked whether it made it; `failed` means Stripe refused it or, asked, has no such refund.
          * @enum {string}
          */
         RefundState: "queued" | "processing" | "pending" | "requires_action" | "succeeded" | "failed" | "canceled";
@@ -521,7 +525,10 @@ export interface components {
             clientSecret: string;
             /** @description The payment intent id. */
             paymentIntentId: string;
-            /** @description Stripe's status of the intent. */
+            /**
+             * @description Stripe's status of the intent: `requires_payment_method` unconfirmed, `succeeded` once paid,
+             *     `requires_action` while the customer has to authenticate (3D Secure).
+             */
             status?: string;
         };
         /**
@@ -786,10 +793,12 @@ export interface components {
         };
         /**
          * StripeEventMessage
-         * @description Every verified Stripe event is published once (per event id) to the durable topic exchange
-         *     `stripe.events` with the event type as routing key (bind `refund.*`, `payment_intent.succeeded`,
-         *     `#` ...). The body is the Stripe event as Stripe sent it, less every `client_secret` field (Stripe puts
-         *     the payment intent's in `payment_intent.*` events; it is for the customer's browser alone). It keeps
+         * @description Every verified Stripe event is published to the durable topic exchange `stripe.events` with the event
+         *     type as routing key (bind `refund.*`, `payment_intent.succeeded`, `#` ...), at least once: a delivery
+         *     Stripe repeats is published again only once the stored copy is gone (30 days after it was applied),
+         *     under the same `message_id`. The body is the Stripe event as Stripe sent it, less every client secret:
+         *     each `client_secret` field (Stripe puts the payment intent's in `payment_intent.*` events) and each
+         *     one inside a string (the 3D Secure URL of `next_action`); it is for the customer's browser alone. It keeps
          *     the customer's personal data Stripe puts in events (a checkout session's `customer_details` e-mail,
          *     name and address, `receipt_email`, a charge's `billing_details` and card brand, last four digits and
          *     expiry): bind only services allowed to read it. The AMQP `message_id` is the event id.
@@ -1046,7 +1055,8 @@ export interface components {
          */
         RequestId: string;
         /**
-         * @description The caller's per-minute request limit (per API key, or per client address without one), what is left of
+         * @description The caller's per-minute request limit (per API key; per key and client address for a publishable key,
+         *     whose clients together get five times the limit; per client address without a key), what is left of
          *     it and the seconds until it starts over (IETF draft RateLimit header fields). Sent on the answers of every
          *     operation but /healthz, /readyz and /webhook, once the request has got as far as the limit (an answer
          *     given before, such as `overloaded`, has none), and not while the limit is off (`RATE_LIMIT_PER_MINUTE=0`).
