@@ -3,7 +3,7 @@
  * in-process queue and Stripe sandbox): pay, read back, refund half now, queue the rest and wait for
  * it with the helper, then check the ledger through GET /refund-status.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -23,6 +23,7 @@ import { startService, type RunningService } from '../../src/service.js';
 let dir: string;
 let service: RunningService;
 let client: PaymentsClient;
+let apiKey: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'payments-dx-client-'));
@@ -36,6 +37,7 @@ beforeAll(async () => {
   });
   service = await startService(config, pino({ level: 'silent' }));
   const { key } = await createKey(service.deps.store.apiKeys, { owner: 'dx-client', kind: 'secret' });
+  apiKey = key;
   client = createPaymentsClient({ baseUrl: service.url, apiKey: key });
 });
 
@@ -165,5 +167,31 @@ describe('typed client against the running service', () => {
       expect(err).toMatchObject({ status: 'succeeded' });
     }
     await client.refundAndWait(request_id, { timeoutMs: 20_000, intervalMs: 100 });
+  });
+
+  it("client/README.md's example runs as written: pays, reads back, refunds and waits", async () => {
+    const readme = readFileSync(new URL('../../client/README.md', import.meta.url), 'utf8');
+    const snippet = /```ts\n([\s\S]*?)```/.exec(readme)![1]!;
+    expect(snippet).toContain("'http://127.0.0.1:5000'");
+    // Next to client/ so that its import resolves as the README writes it; pointed at this test's service.
+    const file = new URL(`../../readme-example-${process.pid}.ts`, import.meta.url);
+    writeFileSync(
+      file,
+      `${snippet.replace("'http://127.0.0.1:5000'", JSON.stringify(service.url))}\nexport { data, intent, refund };\n`,
+    );
+    const previousKey = process.env.PAYMENTS_API_KEY;
+    process.env.PAYMENTS_API_KEY = apiKey;
+    try {
+      const run = (await import(/* @vite-ignore */ file.href)) as {
+        intent: { id: string; amount: number };
+        refund: { status: string; payment_intent_id: string; amount: number | null };
+      };
+      expect(run.refund).toMatchObject({ status: 'succeeded', payment_intent_id: run.intent.id });
+      expect(run.refund.amount).toBe(run.intent.amount);
+    } finally {
+      if (previousKey === undefined) delete process.env.PAYMENTS_API_KEY;
+      else process.env.PAYMENTS_API_KEY = previousKey;
+      rmSync(file, { force: true });
+    }
   });
 });
