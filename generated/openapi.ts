@@ -180,7 +180,8 @@ export interface paths {
          * @description Refunds a paid payment intent and waits for Stripe's answer. Without `amount`, the part not
          *     yet refunded is refunded. An amount above what is left to refund (counting refunds still in
          *     flight) is refused with 409 before Stripe is called, or by Stripe with the same 409 when refunds
-         *     made in the Stripe dashboard have not reached the service yet.
+         *     made in the Stripe dashboard have not reached the service yet. A payment intent that has not succeeded
+         *     (not paid yet, or waiting for 3D Secure) is refused with 409 `payment_not_refundable`.
          */
         post: operations["createRefund"];
         delete?: never;
@@ -836,7 +837,10 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The API key lacks the scope this operation needs. */
+        /**
+         * @description The API key lacks the scope this operation needs (`insufficient_scope`), or is a publishable key used for
+         *     anything but creating a checkout session or an unconfirmed payment intent.
+         */
         Forbidden: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
