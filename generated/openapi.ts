@@ -1476,7 +1476,8 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description The request id given to or returned by `POST /refund-async` (or `POST /refund`).
+                 * @description The request id given to or returned by `POST /refund-async` (or `POST /refund`), or `stripe:<refund id>`
+                 *     for a refund made in the Stripe dashboard.
                  * @example unique-id-123
                  */
                 request_id: components["schemas"]["RequestId"];
