@@ -865,8 +865,9 @@ export interface components {
             };
         };
         /**
-         * @description Too many requests for this API key, or too many failed authentications (401) from this client
-         *     address, whose requests then need a key already seen to work; retry after the given delay.
+         * @description Too many requests for this caller (see the `RateLimit` header), or too many failed authentications (401)
+         *     from this client address, whose requests then need a key already seen to work; retry after the given
+         *     delay.
          */
         TooManyRequests: {
             headers: {
