@@ -12,6 +12,18 @@ import {
   type Sandbox,
 } from './helpers/fixtures.js';
 
+/** A one-line Checkout Session with `extra` parameters. */
+function oneLineSession(stripe: Stripe, extra: Partial<Stripe.Checkout.SessionCreateParams>) {
+  return stripe.checkout.sessions.create({
+    mode: 'payment',
+    line_items: [
+      { quantity: 1, price_data: { currency: 'usd', unit_amount: 500, product_data: { name: 'x' } } },
+    ],
+    success_url: 'https://shop.example/ok',
+    ...extra,
+  });
+}
+
 describe('PaymentIntents', () => {
   let sandbox: Sandbox;
   let stripe: Stripe;
@@ -119,18 +131,7 @@ describe('PaymentIntents', () => {
     refused(
       await errorOf(() => stripe.paymentIntents.confirm(pi.id, { payment_method: 'pm_card_visa', ...old })),
     );
-    refused(
-      await errorOf(() =>
-        stripe.checkout.sessions.create({
-          mode: 'payment',
-          line_items: [
-            { quantity: 1, price_data: { currency: 'usd', unit_amount: 500, product_data: { name: 'x' } } },
-          ],
-          success_url: 'https://shop.example/ok',
-          ...old,
-        }),
-      ),
-    );
+    refused(await errorOf(() => oneLineSession(stripe, old)));
     expect((await stripe.paymentIntents.retrieve(pi.id)).status).toBe('requires_payment_method');
   });
 
@@ -385,16 +386,7 @@ describe('PaymentIntents', () => {
       receipt_email: null,
     });
     expectInvalid(
-      await errorOf(() =>
-        stripe.checkout.sessions.create({
-          mode: 'payment',
-          line_items: [
-            { quantity: 1, price_data: { currency: 'usd', unit_amount: 500, product_data: { name: 'x' } } },
-          ],
-          success_url: 'https://shop.example/ok',
-          payment_intent_data: { receipt_email: bad },
-        }),
-      ),
+      await errorOf(() => oneLineSession(stripe, { payment_intent_data: { receipt_email: bad } })),
       'payment_intent_data[receipt_email]',
     );
     // A valid address is taken, and '' unsets it.
