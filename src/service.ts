@@ -16,6 +16,7 @@ import { refundHandlers } from './http/handlers/refunds.js';
 import { opsHandlers } from './http/handlers/ops.js';
 import { webhookHandlers } from './http/handlers/webhooks.js';
 import type { Handlers } from './http/operations.js';
+import { loopbackHostCheck } from './http/security.js';
 import { loadSpec } from './http/spec.js';
 import { createReadiness, withWorkerSubscription, type Readiness } from './ops/health.js';
 import { createMetrics, type Metrics } from './ops/metrics.js';
@@ -444,6 +445,7 @@ export async function startService(
     );
     const onResponse = (info: { operationId: string | undefined; status: number; seconds: number }) =>
       deps.metrics.observeHttp(info);
+    const hostCheck = loopbackHostCheck(config.host);
     // Only API processes load the contract validator and Swagger UI.
     const buildApp = runApi ? (await import('./http/app.js')).buildApp : null;
     const app = buildApp
@@ -455,6 +457,7 @@ export async function startService(
           replays: paymentReplays(deps.payments),
           store: deps.store,
           onResponse,
+          hostCheck: hostCheck.middleware,
           ...(opts.extraRoutes ? { extraRoutes: (a: Express) => opts.extraRoutes!(a, deps) } : {}),
         })
       : buildOpsApp({
@@ -462,6 +465,7 @@ export async function startService(
           handlers,
           ...(config.auth.enabled ? { apiKeys: deps.store.apiKeys } : {}),
           onResponse,
+          hostCheck: hostCheck.middleware,
         });
     // Once the service is stopping, every response closes its connection (Connection: close): otherwise a client
     // that keeps its connection busy holds server.close() open, and the process serves it until the shutdown
@@ -488,6 +492,7 @@ export async function startService(
     server.on('clientError', answerMalformedRequest);
     server.on('checkExpectation', refuseExpectation);
     const address = await listen(server, config.port, config.host);
+    hostCheck.listeningOn(address.address);
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     const url = `http://${host}:${address.port}`;
     if (deps.sandbox) deps.sandbox.addWebhookEndpoint({ url: `${url}/webhook`, secret: deps.webhookSecret });

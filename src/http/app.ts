@@ -38,6 +38,8 @@ export interface AppDeps {
   store?: { apiKeys: ApiKeysRepo; idempotency: IdempotencyRepo };
   /** Routes mounted before the contract and outside authentication (health, metrics, demo pages). */
   extraRoutes?: (app: Express) => void;
+  /** Refuses requests naming another host than a loopback name while the server listens on loopback. */
+  hostCheck?: RequestHandler;
   /** Observes every finished request (metrics). */
   onResponse?: (info: { operationId: string | undefined; status: number; seconds: number }) => void;
 }
@@ -86,6 +88,7 @@ export function buildApp(deps: AppDeps): Express {
   app.set('etag', false);
   app.use(requestLog(logger, deps.onResponse));
   app.use(securityHeaders());
+  if (deps.hostCheck) app.use(deps.hostCheck);
   app.use(admission(config.http.maxConcurrentRequests, UNCAPPED_PATHS).middleware);
   app.use(timeoutMiddleware(config.http.requestTimeoutMs));
   app.use(corsMiddleware(auth?.corsOrigins ?? []));

@@ -19,6 +19,7 @@ export interface OpsAppDeps {
   /** When given (auth on), a Bearer key on /metrics is checked, as the API's optional ApiKey security does. */
   apiKeys?: ApiKeysRepo;
   onResponse?: AppDeps['onResponse'];
+  hostCheck?: AppDeps['hostCheck'];
 }
 
 /**
@@ -32,6 +33,7 @@ export function buildOpsApp(deps: OpsAppDeps): Express {
   app.set('etag', false);
   app.use(requestLog(deps.logger, deps.onResponse));
   app.use(securityHeaders());
+  if (deps.hostCheck) app.use(deps.hostCheck);
   const security = deps.apiKeys ? apiKeySecurity({ apiKeys: deps.apiKeys }) : null;
   const route =
     (operationId: keyof OpsAppDeps['handlers']): RequestHandler =>

@@ -1,8 +1,8 @@
 /**
- * The edges: who is calling (API keys and scopes, checked by express-openapi-validator's security step
- * before the body is even validated), browsers (CORS allow-list), how often (per-key rate limit, and failed
- * authentication per client address), how long (request timeout), and safe headers (a lean set for JSON,
- * helmet for pages).
+ * The edges: which host a request names (only loopback names while the service listens on loopback), who is
+ * calling (API keys and scopes, checked by express-openapi-validator's security step before the body is even
+ * validated), browsers (CORS allow-list), how often (per-key rate limit, and failed authentication per client
+ * address), how long (request timeout), and safe headers (a lean set for JSON, helmet for pages).
  */
 import cors from 'cors';
 import type { Request, RequestHandler, Response } from 'express';
@@ -11,8 +11,9 @@ import helmet from 'helmet';
 import { hashKey, looksLikeKey, PUBLISHABLE_OPERATIONS } from '../auth/api-keys.js';
 import type { ApiKeysRepo } from '../store/index.js';
 import { sendProblem } from './errors.js';
+import { configuredHostName, isLoopbackAddress, isLoopbackHost, misdirectedDetail } from './loopback-host.js';
 import type { Caller } from './operations.js';
-import { problemBody } from './problem.js';
+import { problemBody, ProblemError } from './problem.js';
 
 type WithCaller = Request & { caller?: Caller; openapi?: { schema?: { operationId?: string } } };
 
@@ -145,6 +146,56 @@ export function corsMiddleware(origins: readonly string[]): RequestHandler {
       return;
     }
     handler(req, res, next);
+  };
+}
+
+export interface LoopbackHostCheck {
+  /** Mounted first, on the API and on a worker's health app alike. */
+  readonly middleware: RequestHandler;
+  /** Told the address the server is bound to, once it listens: the check applies while that is loopback. */
+  listeningOn(address: string): void;
+}
+
+/**
+ * Against DNS rebinding (see loopback-host.ts): while the server is bound to a loopback address, a request naming
+ * any other host is answered 421 (Misdirected Request: this server does not answer for that name) before anything
+ * else runs. On any other address (HOST=0.0.0.0, the Docker image) it does nothing: clients there reach it by
+ * names and addresses of their own, and API keys or the network decide who may call. The bound address decides,
+ * not HOST, so a name that resolves to loopback (Debian maps the machine's own name to 127.0.1.1) is covered.
+ */
+export function loopbackHostCheck(host: string): LoopbackHostCheck {
+  let listening: string | null = null;
+  const allowed = configuredHostName(host);
+  let lastWarned = 0;
+  // Every request of a client names the same host: the last one answered skips the match.
+  let lastAnswered: string | undefined;
+  const middleware: RequestHandler = (req, _res, next) => {
+    const requested = req.headers.host;
+    if (listening === null) {
+      next();
+      return;
+    }
+    if (requested === lastAnswered || isLoopbackHost(requested, allowed)) {
+      lastAnswered = requested;
+      next();
+      return;
+    }
+    // Read from `Host` itself: req.hostname would take X-Forwarded-Host, which any page can set.
+    const named = requested ?? '';
+    if (Date.now() - lastWarned >= 60_000) {
+      lastWarned = Date.now();
+      req.log.warn(
+        { host: named.slice(0, 100), listening },
+        'refused a request for another host than a loopback name (DNS rebinding?); said at most once a minute',
+      );
+    }
+    next(new ProblemError(421, misdirectedDetail(named, listening, 'HOST'), { code: 'host_not_allowed' }));
+  };
+  return {
+    middleware,
+    listeningOn(address) {
+      listening = isLoopbackAddress(address) ? address : null;
+    },
   };
 }
 

@@ -29,13 +29,16 @@ describe.skipIf(!haveChromium)('Swagger UI over plain http', () => {
   });
 
   it('shows the API reference when opened by a host name over http', async () => {
+    // On every address, as on a server or in a container: a service listening on loopback answers only loopback
+    // names (DNS rebinding), and payments.test is none.
+    const onServer = await startTestService('sqlite', { HOST: '0.0.0.0' });
     const context = await browser.newContext();
     try {
       page = await context.newPage();
       const errors = watchPageErrors(page);
       const failed: string[] = [];
       page.on('requestfailed', (req) => failed.push(`${req.url()}: ${req.failure()?.errorText ?? ''}`));
-      const docs = `http://${HOST}:${new URL(svc.url).port}/docs/`;
+      const docs = `http://${HOST}:${new URL(onServer.url).port}/docs/`;
       // 'load' waits for the page's scripts and styles, whether they arrived or failed.
       await page.goto(docs, { waitUntil: 'load' });
       expect(failed).toEqual([]);
@@ -49,6 +52,7 @@ describe.skipIf(!haveChromium)('Swagger UI over plain http', () => {
       expect(errors.filter((e) => !e.includes('Cross-Origin-Opener-Policy'))).toEqual([]);
     } finally {
       await context.close();
+      await onServer.stop();
     }
   }, 60_000);
 

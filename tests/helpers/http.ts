@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import Stripe from 'stripe';
@@ -101,5 +101,31 @@ export function postSignedWebhook(serviceUrl: string, secret: string, body: stri
       }),
     },
     body,
+  });
+}
+
+/**
+ * A request to `url` whose `Host` header names `host`, as a browser sends it for a page whose name resolves to
+ * the server's address (fetch always sends the URL's own host). Answers the status, headers and body text.
+ */
+export function requestAs(
+  url: string,
+  host: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: init.method ?? 'GET', headers: { ...init.headers, host }, agent: false },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(init.body);
   });
 }

@@ -102,7 +102,7 @@ describe('answers of the service with API keys on', () => {
       socket.on('error', () => undefined);
       socket.on('connect', () =>
         socket.write(
-          `POST /refund HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${key}\r\n` +
+          `POST /refund HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key}\r\n` +
             'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"payment',
         ),
       );

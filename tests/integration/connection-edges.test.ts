@@ -61,7 +61,7 @@ function dribble(
 
 const body = JSON.stringify({ amount: 1000, currency: 'usd' });
 const head = (length = body.length) =>
-  `POST /payment-intent HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${key}\r\n` +
+  `POST /payment-intent HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key}\r\n` +
   `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
 
 describe('request bodies that do not arrive in time', () => {
@@ -166,7 +166,7 @@ describe('an Expect header the server does not support', () => {
   it('→ 417 problem+json (Node answered an empty 417 by itself)', async () => {
     const { answer } = await dribble(
       [
-        `POST /payment-intent HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${key}\r\n` +
+        `POST /payment-intent HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key}\r\n` +
           `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 200-ok\r\n\r\n`,
       ],
       0,
@@ -180,7 +180,7 @@ describe('an Expect header the server does not support', () => {
   it('Expect: 100-continue still works', async () => {
     const { answer } = await dribble(
       [
-        `POST /payment-intent HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n` +
+        `POST /payment-intent HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n` +
           `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
         body,
       ],

@@ -290,12 +290,12 @@ function sendRaw(request: string): Promise<string> {
 }
 
 const rawCases = [
-  'GET /refund-status/x HTTP/1.1\r\nHost: a\r\nX-Request-Id: a\rInjected: 1\r\n\r\n',
-  'GET /refund-status/x HTTP/1.1\r\nHost: a\r\nX-Bad\x01Header: 1\r\n\r\n',
-  `GET /refund-status/x HTTP/1.1\r\nHost: a\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`,
-  'GET /refund status HTTP/1.1\r\nHost: a\r\n\r\n',
-  'POST /refund HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello',
-  'POST /refund HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nzzz',
+  'GET /refund-status/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: a\rInjected: 1\r\n\r\n',
+  'GET /refund-status/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bad\x01Header: 1\r\n\r\n',
+  `GET /refund-status/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`,
+  'GET /refund status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
+  'POST /refund HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello',
+  'POST /refund HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nzzz',
   'GARBAGE\r\n\r\n',
 ];
 

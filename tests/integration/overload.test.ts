@@ -124,7 +124,7 @@ function partialWebhook(
   });
   socket.on('connect', () => {
     socket.write(
-      `POST /webhook HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: ${from}\r\nContent-Type: application/json\r\nStripe-Signature: t=1,v1=00\r\nContent-Length: ${length}\r\n\r\n`,
+      `POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: ${from}\r\nContent-Type: application/json\r\nStripe-Signature: t=1,v1=00\r\nContent-Length: ${length}\r\n\r\n`,
     );
     socket.write(Buffer.alloc(sent, 0x61));
   });

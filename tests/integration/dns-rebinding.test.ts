@@ -1,0 +1,186 @@
+/**
+ * DNS rebinding. Without API keys the service listens on 127.0.0.1 only, but a page the developer opens in a
+ * browser on the same machine can still call it: the page's name (evil.example) resolves to the attacker's server
+ * first, then to 127.0.0.1, and every later request of the page goes to the service as same-origin, so it can pay,
+ * refund and read the answers. The browser names the page's host in `Host`, so a service on loopback answers only
+ * requests naming a loopback host.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
+import { answerViolations } from '../helpers/contract.js';
+import { getJson, paidIntent, postJson, requestAs } from '../helpers/http.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+import { RABBITMQ_URL, rabbitAvailable } from '../helpers/services.js';
+import { deleteEverything, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
+
+const PAYMENT = { amount: 10000, currency: 'sgd', payment_method: 'pm_card_visa', confirm: true };
+const json = { 'content-type': 'application/json' };
+
+/** An answer of requestAs as the contract helper takes it. */
+function asAnswer(r: Awaited<ReturnType<typeof requestAs>>) {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(r.headers)) if (typeof v === 'string') headers.set(k, v);
+  return { status: r.status, headers, text: r.text };
+}
+
+describe('a service listening on 127.0.0.1 without API keys (embedded mode)', () => {
+  let svc: TestService;
+  let port: string;
+  beforeAll(async () => {
+    svc = await startTestService('sqlite');
+    port = new URL(svc.url).port;
+  });
+  afterAll(async () => {
+    await svc?.stop();
+  });
+
+  it('refuses a request naming another host with 421 host_not_allowed: no payment is made', async () => {
+    const res = await requestAs(`${svc.url}/payment-intent`, `evil.example:${port}`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify(PAYMENT),
+    });
+    expect(res.status).toBe(421);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    const problem = JSON.parse(res.text) as Record<string, unknown>;
+    expect(problem).toMatchObject({
+      status: 421,
+      title: 'Misdirected Request',
+      code: 'host_not_allowed',
+      instance: '/payment-intent',
+    });
+    expect(problem.detail).toContain('"evil.example:');
+    expect(problem.request_id).toBe(res.headers['x-request-id']);
+    expect(answerViolations('createPaymentIntent', asAnswer(res))).toEqual([]);
+    expect(svc.deps.sandbox!.stats().paymentIntents).toBe(0);
+    expect(svc.lines.some((l) => l.includes('refused a request for another host'))).toBe(true);
+  });
+
+  it('refuses every path under another name (reads, refunds, pages, probes); the service stays up', async () => {
+    const pi = await paidIntent(svc.url, 5000);
+    const evil = `evil.example:${port}`;
+    const refund = await requestAs(`${svc.url}/refund`, evil, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ payment_intent_id: pi, amount: 5000 }),
+    });
+    expect(refund.status).toBe(421);
+    expect(answerViolations('createRefund', asAnswer(refund))).toEqual([]);
+    const asyncRefund = await requestAs(`${svc.url}/refund-async`, evil, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ payment_intent_id: pi, amount: 5000, request_id: 'rebound-1' }),
+    });
+    expect(asyncRefund.status).toBe(421);
+    const read = await requestAs(`${svc.url}/payment-intent/${pi}`, evil);
+    expect(read.status).toBe(421);
+    expect(JSON.parse(read.text)).not.toHaveProperty('amount');
+    expect(answerViolations('getPaymentIntent', asAnswer(read))).toEqual([]);
+    for (const path of ['/docs/', '/openapi.json', '/healthz', '/readyz', '/metrics', '/refund-status/x']) {
+      expect([path, (await requestAs(svc.url + path, evil)).status]).toEqual([path, 421]);
+    }
+    // Nothing was refunded, nor queued; the loopback name still works.
+    const intent = await getJson(`${svc.url}/payment-intent/${pi}`);
+    expect(intent.json).toMatchObject({ status: 'succeeded', amount_refunded: 0 });
+    expect(svc.deps.sandbox!.stats().refunds).toBe(0);
+    expect((await getJson(`${svc.url}/refund-status/rebound-1`)).status).toBe(404);
+    expect((await getJson(`${svc.url}/healthz`)).status).toBe(200);
+  });
+
+  it('refuses names that only look like loopback ones', async () => {
+    for (const host of [
+      'evil.example',
+      'localhost.evil.example',
+      `localhost.evil.example:${port}`,
+      'evillocalhost',
+      '127.0.0.1.evil.example',
+      '7f000001.c0a80001.rbndr.us',
+      '127.0.0.256',
+      '0.0.0.0',
+      '[::2]',
+      `127.0.0.1:${port}.evil.example`,
+    ]) {
+      expect([host, (await requestAs(`${svc.url}/healthz`, host)).status]).toEqual([host, 421]);
+    }
+  });
+
+  it('answers loopback names, with or without a port, as curl and browsers on this machine send them', async () => {
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      'localhost',
+      `LocalHost:${port}`,
+      `shop.localhost:${port}`,
+      `127.0.0.2:${port}`,
+      `[::1]:${port}`,
+      `localhost.:${port}`,
+    ]) {
+      expect([host, (await requestAs(`${svc.url}/healthz`, host)).status]).toEqual([host, 200]);
+    }
+    // The README's Quick start: curl localhost:5000/payment-intent ...
+    const paid = await requestAs(`${svc.url}/payment-intent`, `localhost:${port}`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify(PAYMENT),
+    });
+    expect(paid.status).toBe(200);
+    expect(JSON.parse(paid.text)).toMatchObject({ success: true, status: 'succeeded' });
+  });
+});
+
+describe('where the check does not apply', () => {
+  let svc: TestService | undefined;
+  afterEach(async () => {
+    await svc?.stop();
+    svc = undefined;
+  });
+
+  it('HOST=0.0.0.0 (the Docker image): another name is answered, as before', async () => {
+    svc = await startTestService('sqlite', { HOST: '0.0.0.0' });
+    const paid = await requestAs(`${svc.url}/payment-intent`, 'payments.internal:5000', {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify(PAYMENT),
+    });
+    expect(paid.status).toBe(200);
+  });
+
+  it('API keys on (listening on every address): another name is answered', async () => {
+    svc = await startTestService('sqlite', { HOST: '', API_AUTH: 'on' });
+    const { key } = await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' });
+    const paid = await requestAs(`${svc.url}/payment-intent`, 'payments.example.com', {
+      method: 'POST',
+      headers: { ...json, authorization: `Bearer ${key}` },
+      body: JSON.stringify(PAYMENT),
+    });
+    expect(paid.status).toBe(200);
+  });
+
+  it('HOST=localhost: the name it listens under is answered, another refused', async () => {
+    svc = await startTestService('sqlite', { HOST: 'localhost' });
+    const { port } = new URL(svc.url);
+    expect((await postJson(`${svc.url}/payment-intent`, PAYMENT)).status).toBe(200);
+    expect((await requestAs(`${svc.url}/healthz`, `evil.example:${port}`)).status).toBe(421);
+  });
+});
+
+describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker) on 127.0.0.1', () => {
+  it('refuses its health app under another name too (metrics name every queue and operation)', async () => {
+    const prefix = uniquePrefix('rebindw');
+    const svc = await startTestService(
+      'sqlite',
+      { RABBITMQ_URL, ROLE: 'worker' },
+      { topology: topologyFor(prefix) },
+    );
+    try {
+      const { port } = new URL(svc.url);
+      const refused = await requestAs(`${svc.url}/metrics`, `evil.example:${port}`);
+      expect(refused.status).toBe(421);
+      expect(JSON.parse(refused.text)).toMatchObject({ code: 'host_not_allowed' });
+      expect((await requestAs(`${svc.url}/healthz`, `localhost:${port}`)).status).toBe(200);
+    } finally {
+      await svc.stop();
+      await deleteEverything(prefix);
+    }
+  });
+});
