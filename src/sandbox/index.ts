@@ -8,6 +8,12 @@ import { EventLog } from './event-log.js';
 import { eventRoutes } from './event-routes.js';
 import { FaultInjector } from './faults.js';
 import { IdempotencyStore } from './idempotency.js';
+import {
+  configuredHostName,
+  isLoopbackAddress,
+  isLoopbackHost,
+  misdirectedDetail,
+} from '../http/loopback-host.js';
 import { createIdFactory } from './ids.js';
 import { paymentIntentRoutes } from './payment-intents.js';
 import { paymentMethodRoutes } from './payment-methods.js';
@@ -163,6 +169,18 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     webhooks: dispatcher.stats(),
   });
   const addWebhookEndpoint = (ep: WebhookEndpointConfig): void => dispatcher.addEndpoint(ep);
+  // Set once listening: the bound address when it is loopback (then only loopback names are answered).
+  let loopback: string | null = null;
+  // The names the sandbox was given (its host, the host of its public URL) are answered too.
+  const publicName = configuredHostName(
+    options.publicUrl && URL.canParse(options.publicUrl)
+      ? new URL(options.publicUrl).hostname
+      : (options.host ?? '127.0.0.1'),
+  );
+  const misdirected = (requested: string | undefined): string | null =>
+    loopback === null || isLoopbackHost(requested, publicName)
+      ? null
+      : misdirectedDetail(requested ?? '', loopback, 'SANDBOX_HOST');
 
   const server = http.createServer(
     createRequestListener({
@@ -175,6 +193,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       secretKey: options.secretKey,
       apiVersion: SANDBOX_API_VERSION,
       maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
+      misdirected,
       reset,
       addWebhookEndpoint,
       stats,
@@ -205,9 +224,11 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  const bound = server.address() as AddressInfo;
+  const port = bound.port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   baseUrl = (options.publicUrl ?? url).replace(/\/+$/, '');
+  loopback = isLoopbackAddress(bound.address) ? bound.address : null;
   logger.info({ url, publicUrl: baseUrl }, 'Stripe sandbox listening');
 
   let closing: Promise<void> | undefined;

@@ -24,6 +24,10 @@ export interface ServerDeps {
   secretKey: string | undefined;
   apiVersion: string;
   maxBodyBytes: number;
+  /**
+   * Why a request naming `host` is refused (DNS rebinding: see src/http/loopback-host.ts), or null to answer it.
+   */
+  misdirected(host: string | undefined): string | null;
   reset(): void;
   addWebhookEndpoint(config: WebhookEndpointConfig): void;
   stats(): unknown;
@@ -504,6 +508,10 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    // Before anything else, the hosted checkout page and the control API included: a rebound page could
+    // otherwise pay sessions, read captured requests (client secrets) or, with any sk_test_ key, call the API.
+    const misdirected = deps.misdirected(req.headers.host);
+    if (misdirected !== null) return controlError(res, requestId, 421, misdirected);
     const method = (req.method ?? 'GET').toUpperCase();
     const url = req.url ?? '/';
     const q = url.indexOf('?');

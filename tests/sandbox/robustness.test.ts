@@ -148,7 +148,7 @@ describe('malformed input', () => {
     await new Promise<void>((resolve) => {
       const socket = net.connect(sandbox.port, '127.0.0.1', () => {
         socket.write(
-          'POST /v1/payment_intents HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n' +
+          'POST /v1/payment_intents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n' +
             'Content-Length: 1000\r\n\r\namount=5',
         );
         setTimeout(() => socket.destroy(), 20);
