@@ -494,7 +494,9 @@ export async function startService(
     const address = await listen(server, config.port, config.host);
     hostCheck.listeningOn(address.address);
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-    const url = `http://${host}:${address.port}`;
+    // An IPv6 address is bracketed in a URL: HOST=::1 made http://::1:5000, which the sandbox refused to send
+    // webhooks to, and the start failed.
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
     if (deps.sandbox) deps.sandbox.addWebhookEndpoint({ url: `${url}/webhook`, secret: deps.webhookSecret });
     // Requests are already answered (an accepted refund waits in the outbox until the broker is up).
     await deps.brokerStarted;

@@ -156,6 +156,14 @@ describe('where the check does not apply', () => {
     expect(paid.status).toBe(200);
   });
 
+  it('HOST=::1: starts, answers [::1] and localhost, refuses another name', async () => {
+    svc = await startTestService('sqlite', { HOST: '::1' });
+    expect(svc.url).toBe(`http://[::1]:${svc.port}`);
+    expect((await postJson(`${svc.url}/payment-intent`, PAYMENT)).status).toBe(200);
+    expect((await requestAs(`${svc.url}/healthz`, `localhost:${svc.port}`)).status).toBe(200);
+    expect((await requestAs(`${svc.url}/healthz`, `evil.example:${svc.port}`)).status).toBe(421);
+  });
+
   it('HOST=localhost: the name it listens under is answered, another refused', async () => {
     svc = await startTestService('sqlite', { HOST: 'localhost' });
     const { port } = new URL(svc.url);
