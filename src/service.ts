@@ -457,7 +457,7 @@ export async function startService(
           replays: paymentReplays(deps.payments),
           store: deps.store,
           onResponse,
-          hostCheck: hostCheck.middleware,
+          ...(hostCheck.middleware ? { hostCheck: hostCheck.middleware } : {}),
           ...(opts.extraRoutes ? { extraRoutes: (a: Express) => opts.extraRoutes!(a, deps) } : {}),
         })
       : buildOpsApp({
@@ -465,7 +465,7 @@ export async function startService(
           handlers,
           ...(config.auth.enabled ? { apiKeys: deps.store.apiKeys } : {}),
           onResponse,
-          hostCheck: hostCheck.middleware,
+          ...(hostCheck.middleware ? { hostCheck: hostCheck.middleware } : {}),
         });
     // Once the service is stopping, every response closes its connection (Connection: close): otherwise a client
     // that keeps its connection busy holds server.close() open, and the process serves it until the shutdown

@@ -4,6 +4,7 @@
  * validated), browsers (CORS allow-list), how often (per-key rate limit, and failed authentication per client
  * address), how long (request timeout), and safe headers (a lean set for JSON, helmet for pages).
  */
+import { isIP } from 'node:net';
 import cors from 'cors';
 import type { Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, MemoryStore, rateLimit } from 'express-rate-limit';
@@ -150,8 +151,11 @@ export function corsMiddleware(origins: readonly string[]): RequestHandler {
 }
 
 export interface LoopbackHostCheck {
-  /** Mounted first, on the API and on a worker's health app alike. */
-  readonly middleware: RequestHandler;
+  /**
+   * Mounted first, on the API and on a worker's health app alike; null when HOST is an address other than
+   * loopback (0.0.0.0 in the image, or with keys on), where requests pay nothing for it.
+   */
+  readonly middleware: RequestHandler | null;
   /** Told the address the server is bound to, once it listens: the check applies while that is loopback. */
   listeningOn(address: string): void;
 }
@@ -192,7 +196,7 @@ export function loopbackHostCheck(host: string): LoopbackHostCheck {
     next(new ProblemError(421, misdirectedDetail(named, listening, 'HOST'), { code: 'host_not_allowed' }));
   };
   return {
-    middleware,
+    middleware: isIP(host) === 0 || isLoopbackAddress(host) ? middleware : null,
     listeningOn(address) {
       listening = isLoopbackAddress(address) ? address : null;
     },
