@@ -445,7 +445,10 @@ export async function startService(
     );
     const onResponse = (info: { operationId: string | undefined; status: number; seconds: number }) =>
       deps.metrics.observeHttp(info);
+    // Only without API keys: with keys a page cannot call the service whatever name it uses, and a reverse proxy on
+    // the same machine (HOST=127.0.0.1) passes the public name in Host.
     const hostCheck = loopbackHostCheck(config.host);
+    const hostCheckMiddleware = config.auth.enabled ? null : hostCheck.middleware;
     // Only API processes load the contract validator and Swagger UI.
     const buildApp = runApi ? (await import('./http/app.js')).buildApp : null;
     const app = buildApp
@@ -457,7 +460,7 @@ export async function startService(
           replays: paymentReplays(deps.payments),
           store: deps.store,
           onResponse,
-          ...(hostCheck.middleware ? { hostCheck: hostCheck.middleware } : {}),
+          ...(hostCheckMiddleware ? { hostCheck: hostCheckMiddleware } : {}),
           ...(opts.extraRoutes ? { extraRoutes: (a: Express) => opts.extraRoutes!(a, deps) } : {}),
         })
       : buildOpsApp({
@@ -465,7 +468,7 @@ export async function startService(
           handlers,
           ...(config.auth.enabled ? { apiKeys: deps.store.apiKeys } : {}),
           onResponse,
-          ...(hostCheck.middleware ? { hostCheck: hostCheck.middleware } : {}),
+          ...(hostCheckMiddleware ? { hostCheck: hostCheckMiddleware } : {}),
         });
     // Once the service is stopping, every response closes its connection (Connection: close): otherwise a client
     // that keeps its connection busy holds server.close() open, and the process serves it until the shutdown

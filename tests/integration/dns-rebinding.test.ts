@@ -156,6 +156,17 @@ describe('where the check does not apply', () => {
     expect(paid.status).toBe(200);
   });
 
+  it('API keys on and HOST=127.0.0.1 (a reverse proxy on the same machine): the public name is answered', async () => {
+    svc = await startTestService('sqlite', { HOST: '127.0.0.1', API_AUTH: 'on' });
+    const { key } = await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' });
+    const paid = await requestAs(`${svc.url}/payment-intent`, 'payments.example.com', {
+      method: 'POST',
+      headers: { ...json, authorization: `Bearer ${key}` },
+      body: JSON.stringify(PAYMENT),
+    });
+    expect(paid.status).toBe(200);
+  });
+
   it('HOST=::1: starts, answers [::1] and localhost, refuses another name', async () => {
     svc = await startTestService('sqlite', { HOST: '::1' });
     expect(svc.url).toBe(`http://[::1]:${svc.port}`);
