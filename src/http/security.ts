@@ -152,8 +152,8 @@ export function corsMiddleware(origins: readonly string[]): RequestHandler {
 
 export interface LoopbackHostCheck {
   /**
-
-
+   * Mounted first, on the API and on a worker's health app alike (by the service only without API keys); null when
+   * HOST is an address other than loopback (0.0.0.0 in the image), where requests pay nothing for it.
    */
   readonly middleware: RequestHandler | null;
   /** Told the address the server is bound to, once it listens: the check applies while that is loopback. */
