@@ -145,19 +145,14 @@ describe('where the check does not apply', () => {
     expect(paid.status).toBe(200);
   });
 
-  it('API keys on (listening on every address): another name is answered', async () => {
-    svc = await startTestService('sqlite', { HOST: '', API_AUTH: 'on' });
-    const { key } = await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' });
-    const paid = await requestAs(`${svc.url}/payment-intent`, 'payments.example.com', {
-      method: 'POST',
-      headers: { ...json, authorization: `Bearer ${key}` },
-      body: JSON.stringify(PAYMENT),
-    });
-    expect(paid.status).toBe(200);
-  });
-
-  it('API keys on and HOST=127.0.0.1 (a reverse proxy on the same machine): the public name is answered', async () => {
-    svc = await startTestService('sqlite', { HOST: '127.0.0.1', API_AUTH: 'on' });
+  it.each([
+    { host: '', where: 'listening on every address' },
+    {
+      host: '127.0.0.1',
+      where: 'HOST=127.0.0.1, a reverse proxy on the same machine passing the public name',
+    },
+  ])('API keys on ($where): another name is answered', async ({ host }) => {
+    svc = await startTestService('sqlite', { HOST: host, API_AUTH: 'on' });
     const { key } = await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' });
     const paid = await requestAs(`${svc.url}/payment-intent`, 'payments.example.com', {
       method: 'POST',
