@@ -13,6 +13,7 @@ import { startService, type RunningService, type ServiceOptions } from '../../sr
 import { postJson } from './http.js';
 import { captureLogger } from './log-capture.js';
 import { POSTGRES_URL } from './services.js';
+import { proxyFor, type TcpProxy } from './tcp-proxy.js';
 
 export type Db = 'sqlite' | 'postgres';
 
@@ -147,4 +148,15 @@ export async function retryPaymentIntentUntilServed(
   const atStripe = await svc.deps.stripe.paymentIntents.list({ limit: 10 });
   expect(atStripe.data.map((p) => p.id)).toEqual([retried.json.paymentIntentId]);
   return retried;
+}
+
+/**
+ * A service on PostgreSQL that reaches its database through a TCP proxy the test controls (to silence, delay or
+ * cut the database's answers). `env` as for startTestService; DATABASE_URL is the proxy's.
+ */
+export async function startTestServiceBehindProxy(
+  env: Record<string, string> = {},
+): Promise<{ proxy: TcpProxy; svc: TestService }> {
+  const via = await proxyFor(POSTGRES_URL);
+  return { proxy: via.proxy, svc: await startTestService('postgres', { ...env, DATABASE_URL: via.url }) };
 }

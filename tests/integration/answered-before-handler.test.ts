@@ -9,9 +9,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { startTestService, type TestService } from '../helpers/service.js';
-import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
-import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { startTestServiceBehindProxy, type TestService } from '../helpers/service.js';
+import { postgresAvailable } from '../helpers/services.js';
+import type { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const pgOk = await postgresAvailable();
 let svc: TestService;
@@ -20,14 +20,11 @@ let key: string;
 
 beforeAll(async () => {
   if (!pgOk) return;
-  const via = await proxyFor(POSTGRES_URL);
-  proxy = via.proxy;
-  svc = await startTestService('postgres', {
-    DATABASE_URL: via.url,
+  ({ proxy, svc } = await startTestServiceBehindProxy({
     API_AUTH: 'on',
     RATE_LIMIT_PER_MINUTE: '0',
     REQUEST_TIMEOUT_MS: '1000',
-  });
+  }));
   key = (await createKey(svc.deps.store.apiKeys, { owner: 'late', kind: 'secret' })).key;
 });
 afterAll(async () => {

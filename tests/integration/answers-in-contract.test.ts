@@ -14,9 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { answerViolations, type Answer } from '../helpers/contract.js';
 import { paidIntent } from '../helpers/http.js';
-import { startTestService, type TestService } from '../helpers/service.js';
-import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
-import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { startTestService, startTestServiceBehindProxy, type TestService } from '../helpers/service.js';
+import { postgresAvailable } from '../helpers/services.js';
+import type { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const pgOk = await postgresAvailable();
 
@@ -247,13 +247,10 @@ describe.skipIf(!pgOk)('answers while the database does not answer (PostgreSQL)'
   let proxy: TcpProxy;
   let svc: TestService;
   beforeAll(async () => {
-    const via = await proxyFor(POSTGRES_URL);
-    proxy = via.proxy;
-    svc = await startTestService('postgres', {
-      DATABASE_URL: via.url,
+    ({ proxy, svc } = await startTestServiceBehindProxy({
       DATABASE_TIMEOUT_MS: '400',
       REQUEST_TIMEOUT_MS: '5000',
-    });
+    }));
   });
   afterAll(async () => {
     await proxy?.close();

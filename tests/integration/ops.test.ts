@@ -16,10 +16,15 @@ import { startService } from '../../src/service.js';
 import { captureLogger } from '../helpers/log-capture.js';
 import { getJson, postJson, postSignedWebhook } from '../helpers/http.js';
 import { freePort } from '../helpers/processes.js';
-import { POSTGRES_URL, RABBITMQ_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
+import { RABBITMQ_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
 import { proxyFor, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { deleteEverything, openAdmin, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
-import { eventually, startTestService, type TestService } from '../helpers/service.js';
+import {
+  eventually,
+  startTestService,
+  startTestServiceBehindProxy,
+  type TestService,
+} from '../helpers/service.js';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '../..');
@@ -588,9 +593,7 @@ describe.skipIf(!(await postgresAvailable()))('metrics while PostgreSQL does not
   let proxy: TcpProxy;
   let svc: TestService;
   beforeAll(async () => {
-    const via = await proxyFor(POSTGRES_URL);
-    proxy = via.proxy;
-    svc = await startTestService('postgres', { DATABASE_URL: via.url, DATABASE_TIMEOUT_MS: '400' });
+    ({ proxy, svc } = await startTestServiceBehindProxy({ DATABASE_TIMEOUT_MS: '400' }));
   });
   afterAll(async () => {
     await proxy?.close();

@@ -7,9 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent, postJson } from '../helpers/http.js';
-import { eventually, startTestService, type TestService } from '../helpers/service.js';
-import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
-import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { eventually, startTestServiceBehindProxy, type TestService } from '../helpers/service.js';
+import { postgresAvailable } from '../helpers/services.js';
+import type { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const pgOk = await postgresAvailable();
 
@@ -18,15 +18,12 @@ describe.skipIf(!pgOk)('a PostgreSQL connection whose setup fails', () => {
   let svc: TestService;
   let stopped = false;
   beforeAll(async () => {
-    const via = await proxyFor(POSTGRES_URL);
-    proxy = via.proxy;
-    svc = await startTestService('postgres', {
-      DATABASE_URL: via.url,
+    ({ proxy, svc } = await startTestServiceBehindProxy({
       // One slot: a connection lost to the pool shows at once.
       DATABASE_POOL_SIZE: '1',
       DATABASE_TIMEOUT_MS: '400',
       REQUEST_TIMEOUT_MS: '5000',
-    });
+    }));
   });
   afterAll(async () => {
     await proxy?.close();

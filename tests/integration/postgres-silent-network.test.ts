@@ -8,9 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent, postJson } from '../helpers/http.js';
-import { eventually, startTestService, type TestService } from '../helpers/service.js';
-import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
-import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { eventually, startTestServiceBehindProxy, type TestService } from '../helpers/service.js';
+import { postgresAvailable } from '../helpers/services.js';
+import type { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const pgOk = await postgresAvailable();
 
@@ -22,14 +22,11 @@ describe.skipIf(!pgOk)('PostgreSQL behind a network path that goes silent', () =
   let proxy: TcpProxy;
   let svc: TestService;
   beforeAll(async () => {
-    const via = await proxyFor(POSTGRES_URL);
-    proxy = via.proxy;
-    svc = await startTestService('postgres', {
-      DATABASE_URL: via.url,
+    ({ proxy, svc } = await startTestServiceBehindProxy({
       DATABASE_POOL_SIZE: String(POOL_SIZE),
       DATABASE_TIMEOUT_MS: String(DATABASE_TIMEOUT_MS),
       REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
-    });
+    }));
   });
   afterAll(async () => {
     // The proxy goes first: closing its sockets fails whatever still waits on one (before the fix, every
