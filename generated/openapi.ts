@@ -35,7 +35,10 @@ export interface paths {
          *     knows where to look. A process that serves the API (`ROLE=api` or `all`) works without RabbitMQ for a
          *     while (queued refunds wait in its database until RabbitMQ is back; nothing else needs it), so RabbitMQ
          *     down leaves it ready, with `broker` listed in `degraded`; a worker process (`ROLE=worker`) is not ready
-         *     without it.
+         *     without it. Stripe unreachable, slow or failing leaves an API process ready too, with `stripe` in
+         *     `degraded` (every process shares one Stripe; webhooks, refund status and queued refunds still work, and
+         *     calls that need Stripe answer their own problem); Stripe refusing the process's key (401 or 403) makes
+         *     it not ready, as it does a worker without Stripe.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -715,8 +718,9 @@ export interface components {
             /** @description Names of the checks that failed and that this process cannot work without. */
             failing?: string[];
             /**
-             * @description Names of the checks that failed but that this process works without for now (`broker` in a process
-             *     that serves the API: queued refunds wait in its database until RabbitMQ is back).
+             * @description Names of the checks that failed but that this process works without for now, in a process that
+             *     serves the API: `broker` (queued refunds wait in its database until RabbitMQ is back) and `stripe`
+             *     (unreachable or failing; calls that need it answer their own problem meanwhile).
              */
             degraded?: string[];
             /** @description Each dependency: `ok`, `down`, or `not_configured`. */

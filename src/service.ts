@@ -94,9 +94,10 @@ const READINESS_CHECK_TIMEOUT_MS = 2000;
  * Readiness checks a process stays ready without. One that serves the API (api, all) keeps taking refunds while
  * RabbitMQ is away (they wait in the outbox), so it stays in its load balancer; a worker process cannot work.
  */
-const BROKER_OPTIONAL_FOR: Record<Config['role'], readonly string[]> = {
-  api: ['broker'],
-  all: ['broker'],
+/** Checks a process of each role stays ready without (see ReadinessDeps.optional). */
+const OPTIONAL_CHECKS_FOR: Record<Config['role'], readonly string[]> = {
+  api: ['broker', 'stripe'],
+  all: ['broker', 'stripe'],
   worker: [],
 };
 
@@ -225,7 +226,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       broker,
       stripe,
       timeoutMs: Math.min(READINESS_CHECK_TIMEOUT_MS, Math.floor(config.http.requestTimeoutMs / 2)),
-      optional: BROKER_OPTIONAL_FOR[config.role],
+      optional: OPTIONAL_CHECKS_FOR[config.role],
     });
     const relay = createOutboxRelay({
       store,
@@ -438,7 +439,7 @@ export async function startService(
             readiness: withWorkerSubscription(
               deps.readiness,
               () => consumer?.isSubscribed() ?? false,
-              BROKER_OPTIONAL_FOR[config.role],
+              OPTIONAL_CHECKS_FOR[config.role],
             ),
           }
         : {},

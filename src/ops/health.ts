@@ -24,9 +24,15 @@ export interface ReadinessDeps {
   timeoutMs?: number;
   stripeCacheMs?: number;
   /**
-   * Checks that do not make the process unready when down. `broker` in a process that serves the API: POST
-   * /refund-async keeps accepting refunds into the outbox, durably, and the rest of the API never needs RabbitMQ;
-   * taking every API process out of its load balancer for a RabbitMQ outage would stop payments for nothing.
+   * Checks that do not make the process unready when down. In a process that serves the API:
+   * - `broker`: POST /refund-async keeps accepting refunds into the outbox, durably, and the rest of the API never
+   *   needs RabbitMQ; taking every API process out of its load balancer for a RabbitMQ outage would stop payments
+   *   for nothing.
+   * - `stripe`: every process shares the one Stripe, so an outage of it is no reason to route around this one;
+   *   taking them all out would also stop what works without Stripe (webhooks, refund status, queued refunds),
+   *   and turn each payment's clear 502/503 problem into a load balancer's bare error. Stripe refusing this
+   *   process's key (401/403) is this deployment's own fault, so it still makes the process unready: a rollout
+   *   with a wrong STRIPE_SECRET_KEY stops at its first process.
    */
   optional?: readonly string[];
 }
@@ -42,6 +48,18 @@ function readinessOf(checks: Record<string, CheckState>, optional: readonly stri
     ...(degraded.length > 0 ? { degraded } : {}),
     checks,
   };
+}
+
+interface StripeCheck {
+  at: number;
+  state: CheckState;
+  /** Stripe answered, refusing this process's key (401) or its permissions (403). */
+  refused: boolean;
+}
+
+function refusesKey(err: unknown): boolean {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  return status === 401 || status === 403;
 }
 
 async function within<T>(p: Promise<T>, ms: number): Promise<T> {
@@ -80,22 +98,22 @@ export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
   const timeoutMs = deps.timeoutMs ?? 2000;
   const cacheMs = deps.stripeCacheMs ?? 5000;
   const optional = deps.optional ?? [];
-  let stripeCache: { at: number; state: CheckState } | null = null;
+  let stripeCache: StripeCheck | null = null;
 
-  async function stripeState(): Promise<CheckState> {
-    if (stripeCache && Date.now() - stripeCache.at < cacheMs) return stripeCache.state;
-    let state: CheckState;
+  async function stripeCheck(): Promise<StripeCheck> {
+    if (stripeCache && Date.now() - stripeCache.at < cacheMs) return stripeCache;
+    let check: StripeCheck;
     try {
       await within(
         deps.stripe.paymentIntents.list({ limit: 1 }, { maxNetworkRetries: 0, timeout: timeoutMs }),
         timeoutMs,
       );
-      state = 'ok';
-    } catch {
-      state = 'down';
+      check = { at: Date.now(), state: 'ok', refused: false };
+    } catch (err) {
+      check = { at: Date.now(), state: 'down', refused: refusesKey(err) };
     }
-    stripeCache = { at: Date.now(), state };
-    return state;
+    stripeCache = check;
+    return check;
   }
 
   return async () => {
@@ -104,10 +122,13 @@ export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
         () => 'ok' as const,
         () => 'down' as const,
       ),
-      stripeState(),
+      stripeCheck(),
     ]);
     const broker: CheckState =
       deps.broker.kind === 'memory' ? 'not_configured' : deps.broker.isConnected() ? 'ok' : 'down';
-    return readinessOf({ store, broker, stripe }, optional);
+    return readinessOf(
+      { store, broker, stripe: stripe.state },
+      stripe.refused ? optional.filter((k) => k !== 'stripe') : optional,
+    );
   };
 }

@@ -152,17 +152,61 @@ describe('health and readiness', () => {
     20_000,
   );
 
-  it('/readyz answers 503 naming Stripe when Stripe fails', async () => {
+  // An API process answered 503 here, so a Stripe outage took every API process out of its load balancer: webhooks,
+  // refund status and queued refunds, which need no Stripe, stopped with the payments, and each payment call got the
+  // load balancer's bare error instead of its own problem.
+  it('/readyz stays ready naming Stripe degraded when Stripe fails; what needs no Stripe still works', async () => {
+    const pi = await postJson(`${svc.url}/payment-intent`, {
+      amount: 1000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    expect(pi.status).toBe(200);
     await svc.faults({ error_rate: 1 });
     try {
       await new Promise((r) => setTimeout(r, 5100)); // past the cached Stripe answer
       const res = await getJson(`${svc.url}/readyz`);
-      expect(res.status).toBe(503);
-      expect(res.json.failing).toEqual(['stripe']);
+      expect(res.status).toBe(200);
+      expect(res.json).toEqual({
+        status: 'ok',
+        degraded: ['stripe'],
+        checks: { store: 'ok', broker: 'not_configured', stripe: 'down' },
+      });
+      const payment = await postJson(`${svc.url}/payment-intent`, { amount: 1000, currency: 'usd' });
+      expect(payment.status).toBeGreaterThanOrEqual(502);
+      expect(payment.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      const queued = await postJson(`${svc.url}/refund-async`, {
+        payment_intent_id: pi.json.paymentIntentId,
+        request_id: 'while-stripe-is-down',
+      });
+      expect(queued.status).toBe(202);
+      expect((await getJson(`${svc.url}/refund-status/while-stripe-is-down`)).status).toBe(200);
     } finally {
       await svc.faults({});
     }
   }, 20_000);
+
+  it('/readyz answers 503 naming Stripe when Stripe refuses the key (a wrong STRIPE_SECRET_KEY)', async () => {
+    const sandbox = await startSandbox({ secretKey: 'sk_test_theKeyStripeKnows0000000002' });
+    const wrong = await startTestService('sqlite', {
+      STRIPE_SECRET_KEY: 'sk_test_aKeyStripeDoesNotKnow00002',
+      STRIPE_API_BASE: sandbox.url,
+      API_AUTH: 'off',
+    });
+    try {
+      const res = await getJson(`${wrong.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(res.json).toEqual({
+        status: 'unavailable',
+        failing: ['stripe'],
+        checks: { store: 'ok', broker: 'not_configured', stripe: 'down' },
+      });
+    } finally {
+      await wrong.stop();
+      await sandbox.close();
+    }
+  });
 });
 
 describe.skipIf(!(await rabbitAvailable()))('readiness with RabbitMQ', () => {
@@ -184,6 +228,34 @@ describe.skipIf(!(await rabbitAvailable()))('readiness with RabbitMQ', () => {
       await deleteEverything(prefix);
     }
   });
+
+  it('a worker process (ROLE=worker) is not ready while Stripe fails', async () => {
+    const prefix = uniquePrefix('opsw');
+    const worker = await startTestService(
+      'sqlite',
+      { RABBITMQ_URL, ROLE: 'worker' },
+      { topology: topologyFor(prefix) },
+    );
+    try {
+      await eventually(
+        () => getJson(`${worker.url}/readyz`),
+        (r) => r.status === 200,
+        10_000,
+      );
+      await worker.faults({ error_rate: 1 });
+      await new Promise((r) => setTimeout(r, 5100)); // past the cached Stripe answer
+      const res = await getJson(`${worker.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(res.json).toEqual({
+        status: 'unavailable',
+        failing: ['stripe'],
+        checks: { store: 'ok', broker: 'ok', stripe: 'down' },
+      });
+    } finally {
+      await worker.stop();
+      await deleteEverything(prefix);
+    }
+  }, 30_000);
 });
 
 describe.skipIf(!(await rabbitAvailable()))('queue figures while RabbitMQ is unreachable', () => {
