@@ -1049,7 +1049,8 @@ export interface components {
          *     try gets the object the payment provider made for it, if it made one; a retry later than that
          *     makes a new one (and charges again). A refund request with a key but no
          *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
-         *     with the same key finds that refund even after the key itself is forgotten.
+         *     with the same key finds that refund even after the key itself is forgotten. Keys are the caller's
+         *     owner's; those sent with a publishable key belong to that key and the client's address alone.
          * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
          */
         IdempotencyKey: string;
@@ -1200,7 +1201,8 @@ export interface operations {
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
-                 *     with the same key finds that refund even after the key itself is forgotten.
+                 *     with the same key finds that refund even after the key itself is forgotten. Keys are the caller's
+                 *     owner's; those sent with a publishable key belong to that key and the client's address alone.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -1296,7 +1298,8 @@ export interface operations {
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
-                 *     with the same key finds that refund even after the key itself is forgotten.
+                 *     with the same key finds that refund even after the key itself is forgotten. Keys are the caller's
+                 *     owner's; those sent with a publishable key belong to that key and the client's address alone.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -1392,7 +1395,8 @@ export interface operations {
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
-                 *     with the same key finds that refund even after the key itself is forgotten.
+                 *     with the same key finds that refund even after the key itself is forgotten. Keys are the caller's
+                 *     owner's; those sent with a publishable key belong to that key and the client's address alone.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -1451,7 +1455,8 @@ export interface operations {
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
                  *     `request_id` gets a `request_id` derived from the key (`idem:` and 40 hex digits), so a retry
-                 *     with the same key finds that refund even after the key itself is forgotten.
+                 *     with the same key finds that refund even after the key itself is forgotten. Keys are the caller's
+                 *     owner's; those sent with a publishable key belong to that key and the client's address alone.
                  * @example 5d2c0f8e-9a51-4b7e-8d61-2f0c3a9b7e14
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];

@@ -37,15 +37,24 @@ export interface Caller {
   readonly scopes: readonly string[];
   /** Publishable keys are public (they sit in web pages); absent without a key. */
   readonly kind?: 'secret' | 'publishable';
+  /** A publishable key's caller: the client's address, as the rate limiter keys it (IPv6 by its /56). */
+  readonly client?: string;
 }
 
 /**
- * Whose Idempotency-Keys a caller's are: its owner's, but a publishable key's own. A publishable key is public,
- * so sharing keys with the owner's secret keys would let anyone claim (422) or replay (client secret included)
- * the server's keys, or take over the Stripe idempotency key derived from one. Owners never hold '#'.
+ * Whose Idempotency-Keys a caller's are: its owner's, but a publishable key's own, per client address.
+ * - A publishable key is public, so sharing keys with the owner's secret keys would let anyone claim (422) or
+ *   replay (client secret included) the server's keys, or take over the Stripe idempotency key derived from one.
+ * - Every customer's browser holds the same publishable key, so one scope for the key let anyone who learnt or
+ *   guessed another browser's Idempotency-Key, and sent the same body, be answered with that browser's payment
+ *   intent, client secret included. Each client address has its own; a browser retrying from a new address
+ *   makes a new, unconfirmed payment intent, which moves no money.
+ * Owners never hold '#'; key ids never hold '@'.
  */
 export function idempotencyScope(caller: Caller): string {
-  return caller.kind === 'publishable' ? `${caller.owner}#${caller.keyId}` : caller.owner;
+  return caller.kind === 'publishable'
+    ? `${caller.owner}#${caller.keyId}@${caller.client ?? ''}`
+    : caller.owner;
 }
 
 export interface RequestContext {

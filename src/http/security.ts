@@ -62,7 +62,13 @@ export function apiKeySecurity(opts: AuthOptions) {
       }
       const missing = scopes.filter((s) => !record.scopes.includes(s));
       if (missing.length > 0) throw new AuthError(403, `This API key lacks the ${missing.join(', ')} scope.`);
-      r.caller = { owner: record.owner, keyId: record.id, scopes: record.scopes, kind: record.kind };
+      r.caller = {
+        owner: record.owner,
+        keyId: record.id,
+        scopes: record.scopes,
+        kind: record.kind,
+        ...(record.kind === 'publishable' ? { client: clientAddressKey(req) } : {}),
+      };
       const now = Date.now();
       if ((lastTouched.get(record.id) ?? 0) + touchEveryMs < now) {
         lastTouched.set(record.id, now);

@@ -15,7 +15,12 @@ let secret: Record<string, string>;
 let publishable: Record<string, string>;
 
 beforeAll(async () => {
-  svc = await startTestService('sqlite', { API_AUTH: 'on', RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn' });
+  svc = await startTestService('sqlite', {
+    API_AUTH: 'on',
+    RATE_LIMIT_PER_MINUTE: '0',
+    LOG_LEVEL: 'warn',
+    TRUST_PROXY: '1', // the tests below come from two customers' addresses, through one proxy
+  });
   const s = await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' });
   const p = await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'publishable' });
   secret = { authorization: `Bearer ${s.key}` };
@@ -56,6 +61,28 @@ describe('Idempotency-Key and publishable keys', () => {
     expect(browser.status).toBe(200);
     expect(browser.headers.get('idempotent-replayed')).toBeNull();
     expect(browser.json.paymentIntentId).not.toBe(server.json.paymentIntentId);
+  });
+
+  // One scope for the whole publishable key, which every customer's browser holds: anyone who learnt or guessed a
+  // browser's Idempotency-Key and sent the same body was answered with that customer's intent and client secret.
+  it("one customer's Idempotency-Key never replays another customer's answer (client secret included)", async () => {
+    const body = { amount: 2500, currency: 'usd' };
+    const from = (address: string) => ({
+      ...publishable,
+      'idempotency-key': 'cart-77',
+      'x-forwarded-for': address,
+    });
+    const alice = await postJson(`${svc.url}/payment-intent`, body, from('203.0.113.10'));
+    expect(alice.status).toBe(200);
+    const mallory = await postJson(`${svc.url}/payment-intent`, body, from('198.51.100.20'));
+    expect(mallory.status).toBe(200);
+    expect(mallory.headers.get('idempotent-replayed')).toBeNull();
+    expect(mallory.json.paymentIntentId).not.toBe(alice.json.paymentIntentId);
+    expect(mallory.json.clientSecret).not.toBe(alice.json.clientSecret);
+    // Alice's own retry is still answered with her intent.
+    const retry = await postJson(`${svc.url}/payment-intent`, body, from('203.0.113.10'));
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.json).toEqual(alice.json);
   });
 
   it('each kind still gets its own replays', async () => {
