@@ -236,12 +236,19 @@ export function createRefundService(deps: RefundServiceDeps) {
       // Cannot happen with owner-namespaced keys; never reveal another owner's refund if it somehow did.
       throw new ProblemError(409, 'This request_id is already in use.', { code: 'request_id_conflict' });
     }
+    if (existing.requestHash !== hash && derived) {
+      // The client named no request_id, only the key: the refusal is the one the key store gives within the key's
+      // day (422), not a conflict over a request_id the client never sent.
+      throw new ProblemError(
+        422,
+        `This Idempotency-Key was used with a different request (refund request ${publicRequestId(existing)}).`,
+        { code: 'idempotency_key_reused' },
+      );
+    }
     if (existing.requestHash !== hash) {
       throw new ProblemError(
         409,
-        derived
-          ? `This Idempotency-Key was already used with a different body (refund request ${publicRequestId(existing)}).`
-          : `request_id ${publicRequestId(existing)} was already used with a different body.`,
+        `request_id ${publicRequestId(existing)} was already used with a different body.`,
         {
           code: 'request_id_conflict',
         },

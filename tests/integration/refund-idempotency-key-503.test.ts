@@ -49,7 +49,7 @@ describe('Idempotency-Key on a refund without request_id', () => {
     expect((await stripeRefunds(pi)).map((r) => r.amount)).toEqual([1000]);
   });
 
-  it('POST /refund-async: the same key a day later is the same refund; with another body, a 409', async () => {
+  it('POST /refund-async: the same key a day later is the same refund; with another body, the same 422 as within its day', async () => {
     const pi = await paidIntent(svc.url, 3000);
     const key = { 'Idempotency-Key': 'idem-next-day' };
     const first = await postJson(`${svc.url}/refund-async`, { payment_intent_id: pi, amount: 700 }, key);
@@ -66,13 +66,15 @@ describe('Idempotency-Key on a refund without request_id', () => {
     expect(later.status).toBe(202);
     expect(later.headers.get('idempotent-replayed')).toBeNull();
     expect(later.json.request_id).toBe(id);
-    // Within the key's day, another body is the key store's 422; a day on, the refund's own 409.
+    // Another body is refused the same way within the key's day (the key store) and a day on (the refund the key
+    // names): a client that sent no request_id was told 409 request_id_conflict once the key store forgot it.
     const mismatch = await postJson(`${svc.url}/refund-async`, { payment_intent_id: pi, amount: 800 }, key);
     expect(mismatch.status).toBe(422);
+    expect(mismatch.json.code).toBe('idempotency_key_reused');
     vi.setSystemTime(Date.now() + 25 * 3_600_000);
     const other = await postJson(`${svc.url}/refund-async`, { payment_intent_id: pi, amount: 800 }, key);
-    expect(other.status).toBe(409);
-    expect(other.json.code).toBe('request_id_conflict');
+    expect(other.status).toBe(422);
+    expect(other.json.code).toBe('idempotency_key_reused');
     expect(String(other.json.detail)).toContain('Idempotency-Key');
     vi.useRealTimers();
     // A request_id in the body still names the refund itself, key or not.
