@@ -93,7 +93,8 @@ const createSpec = obj(
     payment_method_types: arrayOf(str(), 50),
     submit_type: oneOf(['auto', 'book', 'donate', 'pay']),
     success_url: str(),
-    ui_mode: oneOf(['embedded', 'hosted']),
+    // API 2026-03-25.dahlia renamed hosted/embedded/custom; the old values are refused.
+    ui_mode: oneOf(['elements', 'embedded_page', 'form', 'hosted_page']),
     ...unsupportedFields([
       'after_expiration',
       'allow_promotion_codes',
@@ -285,8 +286,8 @@ function createSession(ctx: SandboxContext, params: Params): CheckoutSessionObje
   if (params['mode'] !== 'payment') {
     throw invalidRequest("The Stripe sandbox only supports Checkout Sessions with mode 'payment'.", 'mode');
   }
-  if (params['ui_mode'] === 'embedded') {
-    throw invalidRequest("The Stripe sandbox only supports ui_mode 'hosted'.", 'ui_mode');
+  if (params['ui_mode'] !== undefined && params['ui_mode'] !== 'hosted_page') {
+    throw invalidRequest("The Stripe sandbox only supports ui_mode 'hosted_page'.", 'ui_mode');
   }
   const items = parseLineItems(params['line_items']);
   const currency = items[0]?.currency ?? 'usd';
@@ -430,7 +431,7 @@ function createSession(ctx: SandboxContext, params: Params): CheckoutSessionObje
     subscription: null,
     success_url: successUrl,
     total_details: { amount_discount: 0, amount_shipping: 0, amount_tax: 0 },
-    ui_mode: 'hosted',
+    ui_mode: 'hosted_page',
     url: `${ctx.baseUrl()}/checkout/${id}`,
   };
   ctx.state.checkoutSessions.add(session);

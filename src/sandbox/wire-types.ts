@@ -326,6 +326,6 @@ export interface CheckoutSessionObject {
   subscription: null;
   success_url: string;
   total_details: { amount_discount: number; amount_shipping: number; amount_tax: number };
-  ui_mode: 'hosted';
+  ui_mode: 'hosted_page';
   url: string | null;
 }

@@ -72,6 +72,24 @@ describe('Checkout Sessions and the hosted page', () => {
     expect(page.has_more).toBe(true);
   });
 
+  // API 2026-03-25.dahlia renamed the ui_mode values; the SDK pins a later version, so Stripe refuses the old
+  // ones. The sandbox answered `hosted` and took it as a parameter.
+  it('speaks the renamed ui_mode values: hosted_page is the default, the pre-2026 names are refused', async () => {
+    const plain = await stripe.checkout.sessions.create(sessionParams());
+    expect(plain.ui_mode).toBe('hosted_page');
+    const named = await stripe.checkout.sessions.create(sessionParams({ ui_mode: 'hosted_page' }));
+    expect(named.ui_mode).toBe('hosted_page');
+    for (const old of ['hosted', 'embedded', 'custom']) {
+      const err = await errorOf(() =>
+        stripe.checkout.sessions.create(
+          sessionParams({ ui_mode: old as Stripe.Checkout.SessionCreateParams.UiMode }),
+        ),
+      );
+      expect(err.statusCode).toBe(400);
+      expect(err.param).toBe('ui_mode');
+    }
+  });
+
   it('serves a plain HTML page with items, total, email, test cards, Pay and cancel link', async () => {
     const session = await stripe.checkout.sessions.create(
       sessionParams({ customer_email: 'ann@example.com' }),

@@ -63,6 +63,23 @@ function summarize(errors: string[]): string[] {
   return errors.length > 12 ? [...errors.slice(0, 12), `… ${errors.length - 12} more`] : errors;
 }
 
+/**
+ * The stored description is API version 2024-04-10; the SDK pins a later one. Changes since then that the sandbox
+ * follows are applied here, each from Stripe's changelog, so that the check still closes every enum it names.
+ */
+function applyLaterVersions(doc: OpenApiDocument): void {
+  // 2026-03-25.dahlia: Checkout Session ui_mode values renamed (docs.stripe.com/changelog/dahlia/2026-03-25/
+  // updates-available-checkout-session-ui-modes): hosted → hosted_page, embedded → embedded_page, custom → elements.
+  const uiModes = ['elements', 'embedded_page', 'form', 'hosted_page'];
+  const session = doc.components.schemas['checkout.session'] as { properties: Record<string, SchemaNode> };
+  session.properties['ui_mode'] = { ...session.properties['ui_mode'], enum: uiModes };
+  const create = doc.paths['/v1/checkout/sessions']?.['post']?.requestBody?.content[
+    'application/x-www-form-urlencoded'
+  ]?.schema as { properties?: Record<string, SchemaNode> } | undefined;
+  if (create?.properties?.['ui_mode'])
+    create.properties['ui_mode'] = { ...create.properties['ui_mode'], enum: uiModes };
+}
+
 export class StripeSchema {
   readonly version: string;
   private readonly doc: OpenApiDocument;
@@ -73,6 +90,7 @@ export class StripeSchema {
   constructor() {
     this.doc = JSON.parse(readFileSync(SPEC_PATH, 'utf8')) as OpenApiDocument;
     this.version = this.doc.info.version;
+    applyLaterVersions(this.doc);
     const schemas = Object.fromEntries(
       Object.entries(this.doc.components.schemas).map(([name, schema]) => [name, transform(schema)]),
     );
