@@ -251,6 +251,8 @@ export interface paths {
          *     bytes of the body with the webhook signing secret and a 300 second tolerance. Each event id is
          *     processed once; a repeated delivery is acknowledged and changes nothing (the stored event is kept
          *     until 30 days after it was applied; a copy arriving later is applied again, which changes nothing).
+         *     Answered under any `Host`, also where the service answers only loopback names (a tunnel forwarding
+         *     Stripe's events to a developer's machine names its own host).
          */
         post: operations["handleStripeWebhook"];
         delete?: never;
@@ -859,7 +861,8 @@ export interface components {
         /**
          * @description The service listens on a loopback address only (no API keys, and `HOST` unset or a loopback address) and
          *     the request's `Host` names another host (`host_not_allowed`). There it answers only `localhost`,
-         *     `*.localhost`, `127.x.x.x`, `[::1]` (any port) and the name `HOST` gives: a web page that makes its own
+         *     `*.localhost`, `127.x.x.x`, `[::1]` (any port) and the name `HOST` gives (and `POST /webhook` under any
+         *     name: it answers only what Stripe signed): a web page that makes its own
          *     name resolve to 127.0.0.1 (DNS rebinding) must not be able to call it. Call it by one of those names, or
          *     listen on another address with `HOST`.
          */
@@ -1575,7 +1578,6 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
-            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };

@@ -5,6 +5,7 @@
  * refund and read the answers. The browser names the page's host in `Host`, so a service on loopback answers only
  * requests naming a loopback host.
  */
+import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { answerViolations } from '../helpers/contract.js';
@@ -85,6 +86,39 @@ describe('a service listening on 127.0.0.1 without API keys (embedded mode)', ()
     expect(svc.deps.sandbox!.stats().refunds).toBe(0);
     expect((await getJson(`${svc.url}/refund-status/rebound-1`)).status).toBe(404);
     expect((await getJson(`${svc.url}/healthz`)).status).toBe(200);
+  });
+
+  // A tunnel (ngrok and the like) forwarding Stripe's events to a developer's machine names its own host: every
+  // event got 421, and Stripe, retrying in vain, would disable the endpoint.
+  it("answers Stripe's webhooks under any name: a signed event is stored, an unsigned one is a 400", async () => {
+    const tunnel = 'c0ffee.tunnel.example';
+    const body = JSON.stringify({
+      id: 'evt_through_a_tunnel',
+      object: 'event',
+      type: 'customer.created',
+      api_version: '2026-10-28.endive',
+      created: Math.floor(Date.now() / 1000),
+      livemode: false,
+      data: { object: { id: 'cus_tunnel', object: 'customer' } },
+    });
+    const signed = await requestAs(`${svc.url}/webhook`, tunnel, {
+      method: 'POST',
+      headers: {
+        ...json,
+        'stripe-signature': Stripe.webhooks.generateTestHeaderString({
+          payload: body,
+          secret: svc.deps.webhookSecret,
+          timestamp: Math.floor(Date.now() / 1000),
+        }),
+      },
+      body,
+    });
+    expect(signed.status).toBe(200);
+    expect(JSON.parse(signed.text)).toEqual({ success: true });
+    const unsigned = await requestAs(`${svc.url}/webhook`, tunnel, { method: 'POST', headers: json, body });
+    expect(unsigned.status).toBe(400);
+    // The API itself is still refused under that name.
+    expect((await requestAs(`${svc.url}/healthz`, tunnel)).status).toBe(421);
   });
 
   it('refuses names that only look like loopback ones', async () => {
