@@ -37,6 +37,7 @@ export const REDACT_PATHS = [
   '*.client_secret',
   '*.secretKey',
   '*.webhookSecret',
+  '*.webhookSecrets',
   '*.apiKey',
   '*.password',
   'clientSecret',

@@ -71,6 +71,7 @@ export interface Deps {
   readonly stripe: StripeClient;
   /** The in-process Stripe stand-in, when running embedded. */
   readonly sandbox: Sandbox | null;
+  /** The secret the embedded sandbox signs webhooks with: the first of STRIPE_WEBHOOK_SECRET, or a random one. */
   readonly webhookSecret: string;
   readonly broker: Broker;
   /** Settles once broker.start() has: connected, or (after its start timeout) retrying in the background. */
@@ -130,8 +131,12 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
     let sandbox: Sandbox | null = null;
     let secretKey = config.stripe.secretKey;
     let apiBase = config.stripe.apiBase;
-    const webhookSecret = config.stripe.webhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`;
-    if (config.stripe.mode === 'remote' && !config.stripe.webhookSecret) {
+    const webhookSecrets =
+      config.stripe.webhookSecrets.length > 0
+        ? config.stripe.webhookSecrets
+        : [`whsec_${randomBytes(24).toString('hex')}`];
+    const webhookSecret = webhookSecrets[0]!;
+    if (config.stripe.mode === 'remote' && config.stripe.webhookSecrets.length === 0) {
       logger.warn('STRIPE_WEBHOOK_SECRET is not set: every webhook from Stripe will be refused until it is');
     }
     if (config.stripe.mode === 'sandbox') {
@@ -250,7 +255,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       payments,
       refunds,
       logger,
-      secret: webhookSecret,
+      secrets: webhookSecrets,
       eventsExchange: topology.events,
       // Webhooks write outbox rows (stripe.events, refund outcomes); publish them without waiting for a poll.
       outboxWritten: () => relay.notify(),

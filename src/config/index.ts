@@ -7,6 +7,7 @@
 import * as z from 'zod';
 import { parseProvisionedKeys, type ProvisionedKey } from '../auth/api-keys.js';
 import { rabbitUrlFromEnv } from '../queue/rabbit-url.js';
+import { parseWebhookSecrets } from '../webhooks/signing-secrets.js';
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -21,7 +22,11 @@ export interface Config {
     readonly mode: 'sandbox' | 'remote';
     readonly secretKey: string | null;
     readonly publishableKey: string | null;
-    readonly webhookSecret: string | null;
+    /**
+     * Every secret an event's signature may verify with (STRIPE_WEBHOOK_SECRET, comma-separated while one is
+     * being rolled); the first is the one the embedded sandbox and `npm run webhook` sign with. Empty: unset.
+     */
+    readonly webhookSecrets: readonly string[];
     /** Where the SDK sends requests; null means api.stripe.com. */
     readonly apiBase: URL | null;
     readonly timeoutMs: number;
@@ -130,11 +135,19 @@ const schema = z.object({
       .regex(/^pk_(test|live)_[A-Za-z0-9_]+$/, 'must look like pk_test_... or pk_live_...')
       .optional(),
   ),
+  // One whsec_... or, while one is being rolled, several separated by commas (see parseWebhookSecrets).
   STRIPE_WEBHOOK_SECRET: z.preprocess(
     blankToUndefined,
     z
       .string()
-      .regex(/^whsec_[A-Za-z0-9_+/=]+$/, 'must be a webhook signing secret (whsec_...)')
+      .transform((v, ctx) => {
+        try {
+          return parseWebhookSecrets(v);
+        } catch (err) {
+          ctx.addIssue((err as Error).message);
+          return z.NEVER;
+        }
+      })
       .optional(),
   ),
   STRIPE_API_BASE: z.preprocess(
@@ -324,7 +337,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       mode: e.STRIPE_SECRET_KEY ? 'remote' : 'sandbox',
       secretKey: e.STRIPE_SECRET_KEY ?? null,
       publishableKey: e.STRIPE_PUBLISHABLE_KEY ?? null,
-      webhookSecret: e.STRIPE_WEBHOOK_SECRET ?? null,
+      webhookSecrets: e.STRIPE_WEBHOOK_SECRET ?? [],
       apiBase: e.STRIPE_API_BASE ? new URL(e.STRIPE_API_BASE) : null,
       timeoutMs: e.STRIPE_TIMEOUT_MS,
       maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,

@@ -24,8 +24,8 @@ export interface WebhookServiceDeps {
   payments: PaymentsService;
   refunds: RefundService;
   logger: Logger;
-  /** Signing secret (whsec_...). */
-  secret: string;
+  /** Signing secrets (whsec_...); an event signed with any of them is accepted. */
+  secrets: readonly string[];
   /** Topic exchange verified events are published to. */
   eventsExchange: string;
   /** Called after a commit that added outbox rows, so the relay publishes without waiting for its next poll. */
@@ -172,14 +172,14 @@ export function createWebhookService(deps: WebhookServiceDeps) {
   return {
     /** Verifies the signature and the event's shape; throws a 400 ProblemError. */
     verify: (rawBody: Buffer, signature: string | string[] | undefined): Stripe.Event =>
-      verifyStripeEvent(rawBody, signature, deps.secret),
+      verifyStripeEvent(rawBody, signature, deps.secrets),
 
     /**
      * Verifies and stores the event with its `stripe.events` outbox row in one transaction, once per
      * event id. Applying it to the ledger starts after the commit, off the request path.
      */
     async receive(rawBody: Buffer, signature: string | string[] | undefined): Promise<ReceiveResult> {
-      return storeEvent(verifyStripeEvent(rawBody, signature, deps.secret));
+      return storeEvent(verifyStripeEvent(rawBody, signature, deps.secrets));
     },
 
     store: storeEvent,

@@ -100,15 +100,18 @@ function assertEventShape(value: unknown): asserts value is Stripe.Event {
 }
 
 /**
- * Verifies `Stripe-Signature` over `rawBody` with the SDK and returns the parsed event. Throws a 400
- * ProblemError that says why (missing, malformed, wrong, stale) but never echoes the signature.
+ * Verifies `Stripe-Signature` over `rawBody` with the SDK and returns the parsed event. `secrets`: every secret
+ * the endpoint may be signed with (two while one is being rolled); the event is accepted when one of the
+ * header's v1 signatures matches one of them. Throws a 400 ProblemError that says why (missing, malformed,
+ * wrong, stale) but never echoes the signature.
  */
 export function verifyStripeEvent(
   rawBody: Buffer,
   signature: string | string[] | undefined,
-  secret: string,
+  secrets: readonly string[],
   opts: VerifyOptions = {},
 ): Stripe.Event {
+  if (secrets.length === 0) throw new Error('verifyStripeEvent needs at least one secret');
   if (signature === undefined || signature === '') {
     throw reject('The Stripe-Signature header is missing.', 'signature_missing');
   }
@@ -119,17 +122,30 @@ export function verifyStripeEvent(
 
   const tolerance = opts.toleranceSeconds ?? SIGNATURE_TOLERANCE_SECONDS;
   let event: unknown;
-  try {
-    event = Stripe.webhooks.constructEvent(rawBody, signature, secret, tolerance, undefined, opts.nowMs);
-  } catch (err) {
-    if (err instanceof Stripe.errors.StripeSignatureVerificationError) {
-      const stale = /tolerance/i.test(err.message);
-      throw stale
-        ? reject(`The signature timestamp is outside the ${tolerance} second tolerance.`, 'signature_expired')
-        : reject('The Stripe-Signature header does not match the body.', 'signature_invalid');
+  let verified = false;
+  let stale = false;
+  // The SDK compares each of the header's v1 signatures with the secret's in constant time. A secret it refuses
+  // leaves the next one to try. It checks the timestamp only once a signature matched, and the header has one
+  // timestamp, so a stale answer from one secret would be the answer of every other.
+  for (const secret of secrets) {
+    try {
+      event = Stripe.webhooks.constructEvent(rawBody, signature, secret, tolerance, undefined, opts.nowMs);
+      verified = true;
+      break;
+    } catch (err) {
+      if (err instanceof Stripe.errors.StripeSignatureVerificationError) {
+        stale = /tolerance/i.test(err.message);
+        if (stale) break;
+        continue;
+      }
+      // The signature matched, so Stripe (or someone holding the secret) sent a body that is not JSON.
+      throw reject('The signed body is not valid JSON.', 'event_invalid');
     }
-    // The signature matched, so Stripe (or someone holding the secret) sent a body that is not JSON.
-    throw reject('The signed body is not valid JSON.', 'event_invalid');
+  }
+  if (!verified) {
+    throw stale
+      ? reject(`The signature timestamp is outside the ${tolerance} second tolerance.`, 'signature_expired')
+      : reject('The Stripe-Signature header does not match the body.', 'signature_invalid');
   }
   if (jsonNestedDeeperThan(rawBody, MAX_EVENT_DEPTH)) {
     throw reject(

@@ -93,6 +93,59 @@ describe('config', () => {
     );
   });
 
+  describe('STRIPE_WEBHOOK_SECRET while a secret is being rolled', () => {
+    const OLD = 'whsec_oldSigningSecret0123456789';
+    const NEW = 'whsec_newSigningSecret0123456789';
+    const secretsOf = (value: string) => loadConfig({ STRIPE_WEBHOOK_SECRET: value }).stripe.webhookSecrets;
+
+    it('takes one secret as before, or several separated by commas, trimmed and in order', () => {
+      expect(secretsOf(OLD)).toEqual([OLD]);
+      expect(secretsOf(`${OLD},${NEW}`)).toEqual([OLD, NEW]);
+      expect(secretsOf(` ${OLD} ,\t${NEW}\n`)).toEqual([OLD, NEW]);
+      expect(secretsOf('  ')).toEqual([]);
+      expect(loadConfig({}).stripe.webhookSecrets).toEqual([]);
+      const five = [1, 2, 3, 4, 5].map((n) => `whsec_secret${n}`);
+      expect(secretsOf(five.join(','))).toEqual(five);
+    });
+
+    it('refuses a bad list at start, naming the variable and the position, never a value', () => {
+      const cases: [string, string][] = [
+        [
+          `${OLD},`,
+          'secret 2 of 2 is empty: separate secrets with single commas, with nothing after the last',
+        ],
+        [
+          `${OLD},,${NEW}`,
+          'secret 2 of 3 is empty: separate secrets with single commas, with nothing after the last',
+        ],
+        [
+          ` ,${NEW}`,
+          'secret 1 of 2 is empty: separate secrets with single commas, with nothing after the last',
+        ],
+        [`${OLD},sk_test_notAWebhookSecret`, 'secret 2 of 2 must be a webhook signing secret (whsec_...)'],
+        [`${OLD} ${NEW}`, 'must be a webhook signing secret (whsec_...)'],
+        [`${OLD};${NEW}`, 'must be a webhook signing secret (whsec_...)'],
+        [
+          [1, 2, 3, 4, 5, 6].map((n) => `whsec_secret${n}`).join(','),
+          'lists 6 secrets; at most 5 are allowed',
+        ],
+      ];
+      for (const [value, problem] of cases) {
+        const problems = problemsOf({ STRIPE_WEBHOOK_SECRET: value });
+        expect(problems, value).toEqual([`STRIPE_WEBHOOK_SECRET: ${problem}`]);
+        for (const secret of ['SigningSecret', 'notAWebhookSecret', 'whsec_secret']) {
+          expect(problems.join('\n')).not.toContain(secret);
+        }
+      }
+    });
+
+    it('reports a bad list together with the other bad values', () => {
+      expect(
+        problemsOf({ PORT: 'eighty', STRIPE_WEBHOOK_SECRET: `${OLD},` }).map((p) => p.split(':')[0]),
+      ).toEqual(['PORT', 'STRIPE_WEBHOOK_SECRET']);
+    });
+  });
+
   it('sends a live key only to Stripe: STRIPE_API_BASE may name api.stripe.com, nothing else', () => {
     const live = {
       NODE_ENV: 'production',

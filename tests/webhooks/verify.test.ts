@@ -44,15 +44,15 @@ describe('verifyStripeEvent', () => {
   const at = (seconds: number) => ({ nowMs: seconds * 1000 });
 
   it('returns the event for a signature the SDK made over the exact bytes', () => {
-    const event = verifyStripeEvent(Buffer.from(body), sign(body), SECRET, at(T));
+    const event = verifyStripeEvent(Buffer.from(body), sign(body), [SECRET], at(T));
     expect(event).toMatchObject({ id: 'evt_1', type: 'refund.updated' });
   });
 
   it('uses Stripe’s 300 s tolerance: 300 s old passes, 301 s old is refused as expired', () => {
     expect(SIGNATURE_TOLERANCE_SECONDS).toBe(300);
-    expect(verifyStripeEvent(Buffer.from(body), sign(body), SECRET, at(T + 300)).id).toBe('evt_1');
+    expect(verifyStripeEvent(Buffer.from(body), sign(body), [SECRET], at(T + 300)).id).toBe('evt_1');
     expect(
-      rejection(() => verifyStripeEvent(Buffer.from(body), sign(body), SECRET, at(T + 301))),
+      rejection(() => verifyStripeEvent(Buffer.from(body), sign(body), [SECRET], at(T + 301))),
     ).toMatchObject({
       status: 400,
       code: 'signature_expired',
@@ -62,7 +62,7 @@ describe('verifyStripeEvent', () => {
   it('accepts a header carrying several v1 signatures when one matches (secret rotation)', () => {
     const other = sign(body, T, 'whsec_previousSecret00000000000000').split('v1=')[1];
     const header = `${sign(body)},v1=${other}`;
-    expect(verifyStripeEvent(Buffer.from(body), header, SECRET, at(T)).id).toBe('evt_1');
+    expect(verifyStripeEvent(Buffer.from(body), header, [SECRET], at(T)).id).toBe('evt_1');
   });
 
   it.each([
@@ -89,14 +89,51 @@ describe('verifyStripeEvent', () => {
     ],
   ] as const)('%s → 400 %s', (_name, header, payload, code) => {
     const r = rejection(() =>
-      verifyStripeEvent(Buffer.from(payload), header as string | string[] | undefined, SECRET, at(T)),
+      verifyStripeEvent(Buffer.from(payload), header as string | string[] | undefined, [SECRET], at(T)),
     );
     expect(r).toMatchObject({ status: 400, code });
   });
 
+  describe('with several secrets (while one is being rolled)', () => {
+    const OLD = 'whsec_previousSecret00000000000000';
+    const both = [OLD, SECRET];
+
+    it('accepts an event signed with any of them, the first or the second', () => {
+      expect(verifyStripeEvent(Buffer.from(body), sign(body, T, OLD), both, at(T)).id).toBe('evt_1');
+      expect(verifyStripeEvent(Buffer.from(body), sign(body, T, SECRET), both, at(T)).id).toBe('evt_1');
+    });
+
+    it('refuses one signed with neither as signature_invalid', () => {
+      const header = sign(body, T, 'whsec_other000000000000000000000000');
+      expect(rejection(() => verifyStripeEvent(Buffer.from(body), header, both, at(T)))).toEqual({
+        status: 400,
+        code: 'signature_invalid',
+        detail: 'The Stripe-Signature header does not match the body.',
+      });
+    });
+
+    it('keeps the tolerance for the second secret: 301 s old is signature_expired, not signature_invalid', () => {
+      const header = sign(body, T, SECRET);
+      expect(verifyStripeEvent(Buffer.from(body), header, both, at(T + 300)).id).toBe('evt_1');
+      expect(rejection(() => verifyStripeEvent(Buffer.from(body), header, both, at(T + 301)))).toMatchObject({
+        status: 400,
+        code: 'signature_expired',
+      });
+    });
+
+    it('a correctly signed body that is not JSON is event_invalid, whichever secret signed it', () => {
+      for (const secret of both) {
+        expect(
+          rejection(() => verifyStripeEvent(Buffer.from('{"id":'), sign('{"id":', T, secret), both, at(T)))
+            .code,
+        ).toBe('event_invalid');
+      }
+    });
+  });
+
   it('never puts the signature in what it says', () => {
     const header = sign(body, T, 'whsec_other000000000000000000000000');
-    const r = rejection(() => verifyStripeEvent(Buffer.from(body), header, SECRET, at(T)));
+    const r = rejection(() => verifyStripeEvent(Buffer.from(body), header, [SECRET], at(T)));
     expect(r.detail).not.toContain(header.split('v1=')[1]);
   });
 });
@@ -112,19 +149,21 @@ describe('deeply nested signed events', () => {
 
   it(`an event nested ${MAX_EVENT_DEPTH} levels is accepted, one level more is refused as event_invalid`, () => {
     const ok = eventNested(MAX_EVENT_DEPTH);
-    expect(verifyStripeEvent(Buffer.from(ok), sign(ok), SECRET, at).id).toBe('evt_deep');
+    expect(verifyStripeEvent(Buffer.from(ok), sign(ok), [SECRET], at).id).toBe('evt_deep');
     const deeper = eventNested(MAX_EVENT_DEPTH + 1);
-    expect(rejection(() => verifyStripeEvent(Buffer.from(deeper), sign(deeper), SECRET, at))).toMatchObject({
-      status: 400,
-      code: 'event_invalid',
-    });
+    expect(rejection(() => verifyStripeEvent(Buffer.from(deeper), sign(deeper), [SECRET], at))).toMatchObject(
+      {
+        status: 400,
+        code: 'event_invalid',
+      },
+    );
   });
 
   it('an event nested 100,000 levels is refused as event_invalid, not handed on to overflow the stack', () => {
     const payload = eventNested(100_000);
     // What storing it did: JSON.stringify recurses and overflows the stack.
     expect(() => JSON.stringify(JSON.parse(payload))).toThrow(RangeError);
-    const r = rejection(() => verifyStripeEvent(Buffer.from(payload), sign(payload), SECRET, at));
+    const r = rejection(() => verifyStripeEvent(Buffer.from(payload), sign(payload), [SECRET], at));
     expect(r).toMatchObject({ status: 400, code: 'event_invalid' });
     expect(r.detail).toContain(String(MAX_EVENT_DEPTH));
   });
@@ -132,7 +171,7 @@ describe('deeply nested signed events', () => {
   it('an unsigned deep body is still a signature failure: the signature is checked first', () => {
     const payload = eventNested(100_000);
     const header = sign(payload, T, 'whsec_other000000000000000000000000');
-    expect(rejection(() => verifyStripeEvent(Buffer.from(payload), header, SECRET, at)).code).toBe(
+    expect(rejection(() => verifyStripeEvent(Buffer.from(payload), header, [SECRET], at)).code).toBe(
       'signature_invalid',
     );
   });
