@@ -2,11 +2,12 @@
  * Standalone Stripe sandbox: `npm run sandbox`.
  *
  * SANDBOX_PORT (default 12111), SANDBOX_HOST (default 127.0.0.1), SANDBOX_WEBHOOK_URL,
- * SANDBOX_WEBHOOK_SECRET (falls back to STRIPE_WEBHOOK_SECRET), SANDBOX_SECRET_KEY,
+ * SANDBOX_WEBHOOK_SECRET (falls back to the first of STRIPE_WEBHOOK_SECRET), SANDBOX_SECRET_KEY,
  * SANDBOX_REFUND_SETTLE_DELAY_MS, SANDBOX_PUBLIC_URL (base of hosted checkout links), SANDBOX_MAX_OBJECTS
  * (keep only the newest that many of each kind of object; default 0, all), LOG_LEVEL (default info).
  */
 import { pino } from 'pino';
+import { signingSecretOf } from '../webhooks/signing-secrets.js';
 import { startSandbox, type SandboxOptions } from './index.js';
 
 function integerFromEnv(name: string, fallback: number, min: number, max: number): number {
@@ -22,7 +23,9 @@ function integerFromEnv(name: string, fallback: number, min: number, max: number
 async function main(): Promise<void> {
   const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info', base: { component: 'stripe-sandbox' } });
   const webhookUrl = process.env['SANDBOX_WEBHOOK_URL'];
-  const webhookSecret = process.env['SANDBOX_WEBHOOK_SECRET'] || process.env['STRIPE_WEBHOOK_SECRET'];
+  // STRIPE_WEBHOOK_SECRET lists several while one is being rolled; the first is the one to sign with.
+  const webhookSecret =
+    process.env['SANDBOX_WEBHOOK_SECRET'] || signingSecretOf(process.env['STRIPE_WEBHOOK_SECRET'] ?? '');
   const options: SandboxOptions = {
     port: integerFromEnv('SANDBOX_PORT', 12111, 0, 65535),
     host: process.env['SANDBOX_HOST'] || '127.0.0.1',

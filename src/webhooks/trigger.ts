@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import Stripe from 'stripe';
 import { createStripeClient, type StripeClient } from '../stripe/client.js';
 import { dropClientSecrets } from './client-secrets.js';
+import { signingSecretOf } from './signing-secrets.js';
 
 export interface TriggerOptions {
   type: string;
@@ -50,7 +51,7 @@ Options:
   --amount <n> --currency <c> override amount (minor units) and currency
   --id <evt_...>              event id (default: a new one; repeat it to test de-duplication)
   --url <url>                 default http://127.0.0.1:$PORT/webhook (PORT default 5000)
-  --secret <whsec_...>        default $STRIPE_WEBHOOK_SECRET (from the environment or .env)
+  --secret <whsec_...>        default $STRIPE_WEBHOOK_SECRET (from the environment or .env; of a list, the first)
   --offline                   do not read the object from Stripe even if STRIPE_SECRET_KEY is set
   --dry-run                   print the event (client secrets left out), send nothing
   -h, --help
@@ -127,7 +128,8 @@ export function parseTriggerArgs(
   const type = positionals[0]!;
   if (!/^[a-z_]+(\.[a-z_]+)+$/.test(type))
     throw new UsageError(`${type} does not look like a Stripe event type.`);
-  const secret = values.secret ?? env['STRIPE_WEBHOOK_SECRET'];
+  // STRIPE_WEBHOOK_SECRET lists several while one is being rolled: sign with the first, as the embedded sandbox does.
+  const secret = signingSecretOf(values.secret ?? env['STRIPE_WEBHOOK_SECRET'] ?? '');
   if (!secret) {
     throw new UsageError(
       'No signing secret: pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET (the same value the service uses).',

@@ -138,6 +138,23 @@ describe.skipIf(!rabbit)('the webhook trigger command', () => {
     }
   });
 
+  it('signs with the first secret when STRIPE_WEBHOOK_SECRET lists several (a secret being rolled)', async () => {
+    const other = 'whsec_anotherSecretOfTheRoll000000000';
+    const url = `${rig.svc.url}/webhook`;
+    const first = await run(['customer.created', '--offline', '--url', url], {
+      STRIPE_WEBHOOK_SECRET: `${rig.secret} , ${other}`,
+    });
+    expect(first.stdout).toContain('← 200 OK');
+    expect(first.code).toBe(0);
+    // Signed with the first only: the service, which knows only this one, refuses it when it comes second.
+    const second = await run(['customer.created', '--offline', '--url', url], {
+      STRIPE_WEBHOOK_SECRET: `${other},${rig.secret}`,
+    });
+    expect(second.stdout).toContain('"code":"signature_invalid"');
+    expect(second.code).toBe(1);
+    expect(first.stdout + first.stderr + second.stdout + second.stderr).not.toContain(rig.secret);
+  });
+
   it('exits non-zero and prints the problem when the service refuses the signature', async () => {
     const before = await rig.counts();
     const res = await run(['payment_intent.succeeded', '--offline', '--url', `${rig.svc.url}/webhook`], {
