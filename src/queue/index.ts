@@ -15,6 +15,7 @@ export {
   DEAD_LETTER_REASON_HEADER,
   DEFAULT_DELIVERY_LIMIT,
   DEFAULT_RETRY_DELAYS_MS,
+  REQUEST_ID_HEADER,
   RETRY_REASON_HEADER,
   SOURCE_QUEUE_HEADER,
   defaultTopology,
@@ -23,7 +24,7 @@ export {
   resolveTopology,
   type QueueFamily,
 } from './topology.js';
-export { deadLetterReason } from './settlement.js';
+export { deadLetterReason, readRequestId } from './settlement.js';
 export { createRabbitBroker, type RabbitBrokerOptions } from './rabbit-broker.js';
 export { createMemoryBroker, type MemoryBrokerOptions } from './memory-broker.js';
 export { rabbitUrlFromEnv, type RabbitEnv } from './rabbit-url.js';

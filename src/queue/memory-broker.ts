@@ -20,6 +20,7 @@ import {
   isOutcome,
   readAttempt,
   readDeliveryCount,
+  readRequestId,
   retryHeaders,
   validateConsumeOptions,
 } from './settlement.js';
@@ -382,7 +383,12 @@ class MemoryBroker implements Broker {
     if (message.returns > 0) headers[DELIVERY_COUNT_HEADER] = message.returns;
     const attempt = readAttempt(headers);
     const queueName = consumer.queue.spec.name;
-    const log = this.logger.child({ queue: queueName, messageId: message.messageId, attempt });
+    const log = this.logger.child({
+      queue: queueName,
+      messageId: message.messageId,
+      attempt,
+      reqId: readRequestId(headers),
+    });
 
     let outcome: Outcome;
     try {
@@ -446,7 +452,7 @@ class MemoryBroker implements Broker {
     if (deliveryLimit !== undefined && returns > deliveryLimit) {
       const headers = withDeath(message.headers, queue.spec.name, 'delivery_limit');
       this.logger.warn(
-        { queue: queue.spec.name, messageId: message.messageId },
+        { queue: queue.spec.name, messageId: message.messageId, reqId: readRequestId(message.headers) },
         'delivery limit reached; dead-lettering',
       );
       if (deadLetterTo !== undefined)

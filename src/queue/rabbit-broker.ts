@@ -26,6 +26,7 @@ import {
   isOutcome,
   readAttempt,
   readDeliveryCount,
+  readRequestId,
   retryHeaders,
   validateConsumeOptions,
 } from './settlement.js';
@@ -654,7 +655,7 @@ class RabbitBroker implements Broker {
     const headers: Record<string, unknown> = { ...(msg.properties.headers ?? {}) };
     const attempt = readAttempt(headers);
     const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
-    const log = this.logger.child({ queue: record.queue, messageId, attempt });
+    const log = this.logger.child({ queue: record.queue, messageId, attempt, reqId: readRequestId(headers) });
 
     let body: unknown;
     try {
@@ -706,7 +707,7 @@ class RabbitBroker implements Broker {
   ): Promise<void> {
     const decision = decideSettlement(outcome, attempt, record.opts.maxAttempts);
     const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
-    const log = this.logger.child({ queue: record.queue, messageId, attempt });
+    const log = this.logger.child({ queue: record.queue, messageId, attempt, reqId: readRequestId(headers) });
     const family = queueFamily(record.queue, this.topology, this.delays);
     const props = {
       messageId,

@@ -2,10 +2,12 @@
  * Turning a handler's outcome into broker actions, shared by both drivers so that 'retry',
  * 'dead-letter' and the attempt counter mean exactly the same thing in embedded and scaled-out mode.
  */
+import { isPlainRequestId } from '../http/request-id.js';
 import {
   ATTEMPT_HEADER,
   DEAD_LETTER_REASON_HEADER,
   DELIVERY_COUNT_HEADER,
+  REQUEST_ID_HEADER,
   RETRY_REASON_HEADER,
   SOURCE_QUEUE_HEADER,
 } from './topology.js';
@@ -60,6 +62,15 @@ export function readAttempt(headers: Record<string, unknown>): number {
 export function readDeliveryCount(headers: Record<string, unknown>): number | undefined {
   const count = nonNegativeInteger(headers[DELIVERY_COUNT_HEADER]);
   return count === undefined || count === 0 ? undefined : count;
+}
+
+/**
+ * The request id a message carries (REQUEST_ID_HEADER), when it is one the HTTP layer would have kept: another
+ * producer's header is not put on our lines as it is.
+ */
+export function readRequestId(headers: Record<string, unknown>): string | undefined {
+  const id = headers[REQUEST_ID_HEADER];
+  return isPlainRequestId(id) ? id : undefined;
 }
 
 /** Headers the broker manages itself and rejects or overwrites when we republish. */

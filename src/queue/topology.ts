@@ -25,6 +25,12 @@ export const SOURCE_QUEUE_HEADER = 'x-source-queue';
 export const RETRY_REASON_HEADER = 'x-retry-reason';
 /** Set by quorum queues on redeliveries. */
 export const DELIVERY_COUNT_HEADER = 'x-delivery-count';
+/**
+ * The X-Request-Id of the HTTP request a message was queued for (a refund request's), when there was one: kept
+ * through retries and dead-lettering, and put as `reqId` on the lines about the message, so the request's id
+ * finds them.
+ */
+export const REQUEST_ID_HEADER = 'x-request-id';
 
 /**
  * Jitter is at most this fraction of a level's delay. Every message in one delay queue then
