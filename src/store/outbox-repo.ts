@@ -58,6 +58,8 @@ export interface OutboxRepo {
   oldestPendingCreatedAt(): Promise<string | null>;
   /** Deletes rows sent before `olderThan`; returns how many. */
   purgeSent(olderThan: TimeInput): Promise<number>;
+  /** The headers of the rows with these message ids, sent or not, by message id; rows without headers are left out. */
+  headersOf(messageIds: readonly string[]): Promise<Map<string, Record<string, unknown>>>;
 }
 
 export function toOutboxMessage(row: Selectable<OutboxTable>): OutboxMessage {
@@ -265,6 +267,22 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
         .where('sent_at', '<', toIso(olderThan))
         .executeTakeFirst();
       return Number(result.numDeletedRows);
+    },
+
+    async headersOf(messageIds) {
+      const found = new Map<string, Record<string, unknown>>();
+      if (messageIds.length === 0) return found;
+      const rows = await db
+        .selectFrom('outbox')
+        .select(['message_id', 'headers'])
+        .where('message_id', 'in', [...messageIds])
+        .where('headers', 'is not', null)
+        .execute();
+      for (const row of rows) {
+        const headers = fromJson<Record<string, unknown>>(row.headers);
+        if (headers) found.set(row.message_id, headers);
+      }
+      return found;
     },
   };
 }

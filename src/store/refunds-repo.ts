@@ -256,16 +256,36 @@ const insertRefundQuiet = queryTemplate<InsertRow, never>('refunds.insertQuiet',
   db.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)),
 );
 
-const OUTBOX_PARAMS = ['destination', 'routingKey', 'messageId', 'payload', 'availableAt'] as const;
+const OUTBOX_PARAMS = [
+  'destination',
+  'routingKey',
+  'messageId',
+  'payload',
+  'headers',
+  'availableAt',
+] as const;
 type OutboxParams = Record<(typeof OUTBOX_PARAMS)[number], unknown>;
 const ANNOUNCED_COLUMNS = [
   'destination',
   'routing_key',
   'message_id',
   'payload',
+  'headers',
   'created_at',
   'available_at',
 ] as const;
+
+/** The template parameters of announcedInsert for `message`, available from `availableAt`. */
+function outboxParams(message: NewOutboxMessage, availableAt: string): OutboxParams {
+  return {
+    destination: message.destination,
+    routingKey: message.routingKey ?? '',
+    messageId: message.messageId,
+    payload: toJson(message.payload),
+    headers: message.headers ? toJson(message.headers) : null,
+    availableAt,
+  };
+}
 
 /**
  * The PostgreSQL CTE that writes the outbox message announcing the refund row of CTE `from` (the row the
@@ -290,6 +310,7 @@ function announcedInsert<P extends OutboxParams>(
           sb.val(p('routingKey')).as('routing_key'),
           sb.val(p('messageId')).as('message_id'),
           sb.val(p('payload')).as('payload'),
+          sb.val(p('headers')).as('headers'),
           sb.val(p(at)).as('created_at'),
           sb.val(p('availableAt')).as('available_at'),
         ]),
@@ -556,11 +577,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       if (ctx.dialect === 'postgres') {
         const row = await insertAnnouncedPg.first(db, ctx.dialect, {
           ...values,
-          destination: message.destination,
-          routingKey: message.routingKey ?? '',
-          messageId: message.messageId,
-          payload: toJson(message.payload),
-          availableAt,
+          ...outboxParams(message, availableAt),
         });
         if (!row) throw new Error(`refund ${r.requestId} was not inserted`);
         return { refund: toRefund(row), outboxId: toNumber(row.outbox_id) };
@@ -581,11 +598,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         const row = await acceptAnnouncedPg.first(db, ctx.dialect, {
           ...values,
           requestedAmount: r.amount,
-          destination: message.destination,
-          routingKey: message.routingKey ?? '',
-          messageId: message.messageId,
-          payload: toJson(message.payload),
-          availableAt: message.availableAt === undefined ? created : toIso(message.availableAt),
+          ...outboxParams(message, message.availableAt === undefined ? created : toIso(message.availableAt)),
         });
         return row ? { refund: toRefund(row), outboxId: toNumber(row.outbox_id) } : null;
       },
@@ -661,11 +674,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       if (ctx.dialect === 'postgres') {
         const row = await settleAnnouncedPg.first(db, ctx.dialect, {
           ...params,
-          destination: m.destination,
-          routingKey: m.routingKey ?? '',
-          messageId: m.messageId,
-          payload: toJson(m.payload),
-          availableAt,
+          ...outboxParams(m, availableAt),
         });
         return row ? { refund: toRefund(row), outboxId: toNumber(row.outbox_id) } : null;
       }

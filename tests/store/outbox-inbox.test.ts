@@ -35,6 +35,22 @@ describeStore('outbox repository', (h) => {
     expect(claimed!.availableAt).toBe(at(now.toISOString(), DEFAULT_CLAIM_LEASE_MS));
   });
 
+  it('headersOf answers the headers of the rows with the given message ids, sent or not', async () => {
+    const db = await h.open(h.newDatabase());
+    const sent = await db.outbox.add({
+      destination: 'q',
+      messageId: 'k#accept',
+      payload: 1,
+      headers: { a: 'x' },
+    });
+    await db.outbox.markSent([sent.id]);
+    await db.outbox.add({ destination: 'q', messageId: 'k#sweep', payload: 2, headers: { b: 2 } });
+    await db.outbox.add({ destination: 'q', messageId: 'k#bare', payload: 3 });
+    const found = await db.outbox.headersOf(['k#accept', 'k#sweep', 'k#bare', 'k#none']);
+    expect(Object.fromEntries(found)).toEqual({ 'k#accept': { a: 'x' }, 'k#sweep': { b: 2 } });
+    expect((await db.outbox.headersOf([])).size).toBe(0);
+  });
+
   it('release makes leased rows claimable now, and leaves sent rows alone', async () => {
     const db = await h.open(h.newDatabase());
     const later = at(new Date().toISOString(), 60_000);

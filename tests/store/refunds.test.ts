@@ -391,6 +391,7 @@ describeStore('an accepted refund written together with the message that queues 
     routingKey: 'requests',
     messageId: `${requestId}#accept`,
     payload: { request_key: requestId },
+    headers: { 'x-request-id': `http-${requestId}` },
   });
   const messagesFor = async (db: typeof h.store, requestId: string) =>
     (await db.outbox.claimBatch(10_000, new Date(Date.now() + 60_000))).filter((m) =>
@@ -420,6 +421,7 @@ describeStore('an accepted refund written together with the message that queues 
       routingKey: 'requests',
       messageId: `${r.requestId}#accept`,
       payload: { request_key: r.requestId },
+      headers: { 'x-request-id': `http-${r.requestId}` },
       createdAt: stored.createdAt,
       attempts: 0,
     });
@@ -494,6 +496,7 @@ describeStore('an async refund accepted by one statement (PostgreSQL)', (h) => {
     routingKey: 'requests',
     messageId: `${requestId}#accept`,
     payload: { request_key: requestId },
+    headers: { 'x-request-id': `http-${requestId}` },
   });
   const accept = (
     db: typeof h.store,
@@ -559,6 +562,7 @@ describeStore('an async refund accepted by one statement (PostgreSQL)', (h) => {
       id: outboxId,
       messageId: `${stored.requestId}#accept`,
       payload: { request_key: stored.requestId },
+      headers: { 'x-request-id': `http-${stored.requestId}` },
       createdAt: stored.createdAt,
     });
     expect(await db.refunds.sumCommitted(pi)).toBe(300);
