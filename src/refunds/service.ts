@@ -31,6 +31,7 @@ import {
   type Store,
 } from '../store/index.js';
 import { leased, type OutboxHandOff } from '../queue/outbox-relay.js';
+import { REQUEST_ID_HEADER } from '../queue/topology.js';
 import { logContextOptions, withoutCallSite, type StripeClient } from '../stripe/client.js';
 import {
   classifyStripeError,
@@ -84,12 +85,47 @@ export type RefundRequestMessage = components['schemas']['RefundRequestMessage']
  */
 export type RefundOutcomeMessage = components['schemas']['RefundOutcomeMessage'];
 
+/** Why a refund was queued, in its request message's id: accepted by POST /refund-async. */
+const ACCEPTED = 'accept';
+/** Handed to the worker by a POST /refund whose call Stripe did not answer. */
+const HANDED_OVER = 'sync-handoff';
+
+/**
+ * The outbox row that queues refund `key` on `queue`. `attemptHint` says why it was queued (the message id is
+ * `<key>#<attemptHint>`); `reqId`, the id of the HTTP request that asked for the refund, travels in the
+ * REQUEST_ID_HEADER header, so that the worker's lines about the refund carry it.
+ */
+export function refundRequestMessage(
+  queue: string,
+  key: string,
+  attemptHint: string,
+  reqId: string | undefined,
+): NewOutboxMessage {
+  return {
+    destination: queue,
+    routingKey: queue,
+    messageId: `${key}#${attemptHint}`,
+    payload: { request_key: key } satisfies RefundRequestMessage,
+    ...(reqId !== undefined && { headers: { [REQUEST_ID_HEADER]: reqId } }),
+  };
+}
+
+/**
+ * The ids of the messages an HTTP request queues refund `key` under (POST /refund-async's, or POST /refund's
+ * hand-over): a later copy of the message (the stuck-refund sweep's) finds the request's id in their headers.
+ */
+export function firstRequestMessageIds(key: string): string[] {
+  return [`${key}#${ACCEPTED}`, `${key}#${HANDED_OVER}`];
+}
+
 export type ProcessResult =
   { kind: 'done'; refund: Refund } | { kind: 'retry'; reason: string } | { kind: 'failed'; reason: string };
 
 export interface ProcessOptions {
   /** Awaited right before the Stripe call (the worker's rate limiter). */
   beforeStripeCall?: () => Promise<void>;
+  /** The id of the HTTP request that asked for the refund, from its message: put as `reqId` on the lines. */
+  reqId?: string | undefined;
 }
 
 const OWNER_SEPARATOR = '/';
@@ -225,7 +261,8 @@ export function createRefundService(deps: RefundServiceDeps) {
 
   /**
    * The ids every line about a refund carries, its Stripe calls' lines included: the refund's request_id and
-   * payment intent, and the id of the HTTP request at work on it, if any (the worker has none).
+   * payment intent, and the id of the HTTP request at work on it or, in the worker, of the one that queued it
+   * (its message carries it), if any.
    */
   function idsOf(refund: Pick<Refund, 'requestId' | 'paymentIntentId'>, reqId?: string) {
     return { reqId, request_id: refund.requestId, payment_intent: refund.paymentIntentId };
@@ -257,17 +294,17 @@ export function createRefundService(deps: RefundServiceDeps) {
     return existing;
   }
 
-  function requestMessage(key: string, attemptHint: string): NewOutboxMessage {
-    return {
-      destination: topology.requests,
-      routingKey: topology.requests,
-      messageId: `${key}#${attemptHint}`,
-      payload: { request_key: key } satisfies RefundRequestMessage,
-    };
+  function requestMessage(key: string, attemptHint: string, reqId: string | undefined): NewOutboxMessage {
+    return refundRequestMessage(topology.requests, key, attemptHint, reqId);
   }
 
-  async function enqueue(tx: Repos, key: string, attemptHint: string): Promise<void> {
-    await tx.outbox.add(requestMessage(key, attemptHint));
+  async function enqueue(
+    tx: Repos,
+    key: string,
+    attemptHint: string,
+    reqId: string | undefined,
+  ): Promise<void> {
+    await tx.outbox.add(requestMessage(key, attemptHint, reqId));
   }
 
   /** The outcome message other services read from the responses queue. */
@@ -327,7 +364,7 @@ export function createRefundService(deps: RefundServiceDeps) {
     // would, under the same lock; anything else leaves no trace and takes the transaction, which explains.
     if (mode === 'async' && store.refunds.acceptAnnounced) {
       const lease = deps.outbox?.leaseForHandOff() ?? null;
-      const message = requestMessage(key, 'accept');
+      const message = requestMessage(key, ACCEPTED, reqId);
       const held = lease === null ? null : leased(message, lease);
       const fast = await store.refunds
         .acceptAnnounced({ ...fields, amount: input.amount ?? null }, held?.message ?? message)
@@ -393,7 +430,7 @@ export function createRefundService(deps: RefundServiceDeps) {
           const row = { ...fields, amount, currency: locked.currency } satisfies NewRefund;
           if (mode === 'sync') return { refund: await tx.refunds.insert(row), created: true };
           // Queued: the refund and the message that queues it are written together.
-          const message = requestMessage(key, 'accept');
+          const message = requestMessage(key, ACCEPTED, reqId);
           const held = lease === null ? null : leased(message, lease);
           const { refund, outboxId } = await tx.refunds.insertAnnounced(row, held?.message ?? message);
           return { refund, created: true, handOff: held?.handOff(outboxId) };
@@ -549,9 +586,9 @@ export function createRefundService(deps: RefundServiceDeps) {
    * once it has been untouched for a while. That attempt looks at Stripe first, so it is recorded as made, or
    * made, never twice.
    */
-  function leftUnresolved(refund: Refund, reason: string): ProcessResult {
+  function leftUnresolved(refund: Refund, reason: string, reqId: string | undefined): ProcessResult {
     log.warn(
-      { ...idsOf(refund), reason },
+      { ...idsOf(refund, reqId), reason },
       'refund outcome unknown and Stripe cannot be asked; left processing for the stuck-refund sweep',
     );
     return { kind: 'failed', reason: `outcome_unknown:${reason}` };
@@ -563,21 +600,32 @@ export function createRefundService(deps: RefundServiceDeps) {
    * Stripe is asked first: a refund it made is recorded as made, and while Stripe cannot be asked the refund
    * is left `processing` for the stuck-refund sweep. Only a refund Stripe does not have is marked failed.
    */
-  async function giveUpUnlessMade(key: string, reason: string): Promise<Refund | null> {
+  async function giveUpUnlessMade(key: string, reason: string, reqId?: string): Promise<Refund | null> {
     const refund = await store.refunds.get(key);
     if (!refund || refund.stripeRefundId || isTerminalRefundStatus(refund.status)) return refund;
     let made: Stripe.Refund | null;
     try {
-      made = await findStripeRefund(refund);
+      made = await findStripeRefund(refund, reqId);
     } catch (err) {
       log.warn(
-        { err, ...idsOf(refund) },
+        { err, ...idsOf(refund, reqId) },
         'Stripe cannot be asked about a refund given up on; left for the sweep',
       );
       return refund;
     }
-    if (made) return recordStripeRefund(key, made);
-    return recordFailure(key, reason);
+    // Each outcome written here is logged once, as process() logs its own.
+    if (made) {
+      const saved = await recordStripeRefund(key, made);
+      log.info(
+        { ...idsOf(refund, reqId), refund_id: made.id, status: saved.status },
+        'refund found at Stripe',
+      );
+      return saved;
+    }
+    const given = await recordFailure(key, reason);
+    if (given?.status === 'failed' && !given.stripeRefundId)
+      log.warn({ ...idsOf(refund, reqId), reason }, 'refund failed');
+    return given;
   }
 
   function failureReasonOf(err: unknown): string {
@@ -687,7 +735,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         if (isTransientStripeError(err)) {
           // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
           // and the reserved amount stays reserved until then.
-          await store.transaction((tx) => enqueue(tx, refund.requestId, 'sync-handoff'));
+          await store.transaction((tx) => enqueue(tx, refund.requestId, HANDED_OVER, reqId));
           // Stripe's error is logged once, by the error handler, as the cause of the 503 thrown below.
           log.info(idsOf(refund, reqId), 'refund outcome unknown; handed to the worker');
           const problem = toProblem(err, 'refund');
@@ -765,6 +813,7 @@ export function createRefundService(deps: RefundServiceDeps) {
      * a finished refund is left alone, and Stripe sees the same idempotency key every time.
      */
     async process(key: string, isLastAttempt: boolean, opts: ProcessOptions = {}): Promise<ProcessResult> {
+      const { reqId } = opts;
       // One statement: queued → processing, one more attempt; null when there is nothing left to send.
       const refund = await store.refunds.beginAttempt(key);
       if (!refund) {
@@ -779,20 +828,20 @@ export function createRefundService(deps: RefundServiceDeps) {
         // answer lost. Stripe keeps idempotency keys for 24 hours only, and a retry can come later than that
         // (workers or the database down that long): look for the refund first rather than make a second one.
         if (refund.attempts > 1) {
-          const made = await findStripeRefund(refund);
+          const made = await findStripeRefund(refund, reqId);
           if (made) {
             const saved = await recordStripeRefund(key, made);
             log.info(
-              { ...idsOf(refund), refund_id: made.id, status: saved.status },
+              { ...idsOf(refund, reqId), refund_id: made.id, status: saved.status },
               'refund found at Stripe',
             );
             return { kind: 'done', refund: saved };
           }
         }
-        const stripeRefund = await callStripe(refund);
+        const stripeRefund = await callStripe(refund, reqId);
         const saved = await recordAttempt(refund, stripeRefund);
         log.info(
-          { ...idsOf(refund), refund_id: stripeRefund.id, status: saved.status },
+          { ...idsOf(refund, reqId), refund_id: stripeRefund.id, status: saved.status },
           'queued refund made',
         );
         return { kind: 'done', refund: saved };
@@ -806,29 +855,32 @@ export function createRefundService(deps: RefundServiceDeps) {
           // it at Stripe under the same key right now: that call's answer settles the row. Giving up here would
           // mark failed, and announce as failed, a refund Stripe is making. Should that delivery's process die
           // first, the stuck-refund sweep queues the refund again and the worker looks for it at Stripe.
-          log.info(idsOf(refund), 'refund is at Stripe through another delivery; leaving it to that one');
+          log.info(
+            idsOf(refund, reqId),
+            'refund is at Stripe through another delivery; leaving it to that one',
+          );
           return { kind: 'done', refund };
         }
         if (isTransientStripeError(err) && !isLastAttempt) {
           // With the error: Stripe's for an outage (no request data in it), else the service's own (the ledger's
           // write refused, a bug), of which the reason alone would say nothing.
-          log.warn({ ...idsOf(refund), reason, err }, 'refund attempt failed; will retry');
+          log.warn({ ...idsOf(refund, reqId), reason, err }, 'refund attempt failed; will retry');
           return { kind: 'retry', reason };
         }
         if (isTransientStripeError(err)) {
           // The last answer was lost, not refused: Stripe may have made the refund. Look before calling it failed.
           let made: Stripe.Refund | null;
           try {
-            made = await findStripeRefund(refund);
+            made = await findStripeRefund(refund, reqId);
           } catch {
             // Stripe cannot say either (still unreachable). `failed` would release the amount for other refunds
             // and tell other services the money did not move, while Stripe may have made this one.
-            return leftUnresolved(refund, reason);
+            return leftUnresolved(refund, reason, reqId);
           }
           if (made) {
             const saved = await recordStripeRefund(key, made);
             log.info(
-              { ...idsOf(refund), refund_id: made.id, status: saved.status },
+              { ...idsOf(refund, reqId), refund_id: made.id, status: saved.status },
               'refund found at Stripe after retries',
             );
             return { kind: 'done', refund: saved };
@@ -838,10 +890,10 @@ export function createRefundService(deps: RefundServiceDeps) {
           key,
           isTransientStripeError(err) ? `retries_exhausted:${reason}` : reason,
         );
-        if (overRefundCode(err)) await learnRefundsAtStripe(refund);
+        if (overRefundCode(err)) await learnRefundsAtStripe(refund, reqId);
         // A webhook tied it to the refund Stripe made meanwhile: not failed, and its webhooks finish it.
         if (given?.stripeRefundId) return { kind: 'done', refund: given };
-        log.warn({ ...idsOf(refund), reason }, 'refund failed');
+        log.warn({ ...idsOf(refund, reqId), reason }, 'refund failed');
         return { kind: 'failed', reason };
       }
     },

@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Broker, Consumer, Delivery, Outcome } from '../queue/index.js';
 import { StoreUnavailableError } from '../store/index.js';
-import type { RateLimiter } from '../queue/index.js';
+import { readRequestId, type RateLimiter } from '../queue/index.js';
 import type { RefundRequestMessage, RefundService } from './service.js';
 
 export interface RefundWorkerOptions {
@@ -60,11 +60,11 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
   // the same moment with the same idempotency key and earn a 409 and a pointless retry. The second waits.
   const running = new Map<string, Promise<unknown>>();
 
-  async function processOnce(key: string, isLastAttempt: boolean) {
+  async function processOnce(key: string, isLastAttempt: boolean, reqId: string | undefined) {
     const previous = running.get(key) ?? Promise.resolve();
     const work = previous
       .catch(() => undefined)
-      .then(() => refunds.process(key, isLastAttempt, { beforeStripeCall }));
+      .then(() => refunds.process(key, isLastAttempt, { beforeStripeCall, reqId }));
     running.set(key, work);
     try {
       return await work;
@@ -98,16 +98,16 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
    * marked failed `worker_error` although Stripe may have made it). Each run is safe to repeat (the refund's
    * idempotency key, and a look at Stripe first on a later attempt).
    */
-  async function processThroughOutage(key: string, isLastAttempt: boolean) {
+  async function processThroughOutage(key: string, isLastAttempt: boolean, reqId: string | undefined) {
     // Elapsed time, not the wall clock: a step of the clock must neither end the wait at once (the delivery would be
     // spent on the outage) nor stretch it past RabbitMQ's consumer timeout.
     const until = performance.now() + storeOutageHoldMs;
     for (;;) {
       try {
-        return await processOnce(key, isLastAttempt);
+        return await processOnce(key, isLastAttempt, reqId);
       } catch (err) {
         if (!(err instanceof StoreUnavailableError)) throw err;
-        log.warn({ err, request_id: key }, 'store unavailable; the refund waits for it');
+        log.warn({ err, request_id: key, reqId }, 'store unavailable; the refund waits for it');
         if (!(await storeBack(until))) throw err;
       }
     }
@@ -115,12 +115,15 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
 
   async function handle(d: Delivery<unknown>): Promise<Outcome> {
     const key = keyOf(d);
+    // The id of the HTTP request that asked for the refund (absent from a message queued by the stuck-refund sweep
+    // without one to copy, or by a version before it was carried): on every line about the refund from here.
+    const reqId = readRequestId(d.headers);
     if (!key) {
-      log.warn({ messageId: d.messageId }, 'malformed refund message dead-lettered');
+      log.warn({ messageId: d.messageId, reqId }, 'malformed refund message dead-lettered');
       return { kind: 'dead-letter', reason: 'malformed message: no request_key' };
     }
     try {
-      const result = await processThroughOutage(key, d.attempt + 1 >= opts.maxAttempts);
+      const result = await processThroughOutage(key, d.attempt + 1 >= opts.maxAttempts, reqId);
       if (result.kind === 'done') return { kind: 'ack' };
       if (result.kind === 'retry') return { kind: 'retry', reason: result.reason };
       return { kind: 'dead-letter', reason: result.reason };
@@ -130,10 +133,10 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
       // limit, so the delivery whose count equals it is the last: the ledger is told then, so the refund
       // is not left in `processing`.
       const deliveryCount = d.deliveryCount ?? 0;
-      log.error({ err, request_id: key, deliveryCount }, 'refund worker failed on a message');
+      log.error({ err, request_id: key, reqId, deliveryCount }, 'refund worker failed on a message');
       if (deliveryCount >= opts.deliveryLimit) {
-        await refunds.giveUpUnlessMade(key, 'worker_error').catch((e: unknown) => {
-          log.error({ err: e, request_id: key }, 'could not record the failure of a poison message');
+        await refunds.giveUpUnlessMade(key, 'worker_error', reqId).catch((e: unknown) => {
+          log.error({ err: e, request_id: key, reqId }, 'could not record the failure of a poison message');
         });
       } else {
         // Without a pause a store outage would burn the whole delivery limit in milliseconds.

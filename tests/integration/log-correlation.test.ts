@@ -6,8 +6,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent, postJson, postSignedWebhook } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 import { postgresAvailable } from '../helpers/services.js';
+import {
+  databases,
+  paidThroughService,
+  rabbitReady,
+  startRig,
+  until,
+  type Rig,
+} from '../webhooks/support/rig.js';
 
 const pgOk = await postgresAvailable();
+const rabbit = await rabbitReady('log lines of a refund through RabbitMQ');
 
 interface Line {
   level: number;
@@ -19,6 +28,8 @@ interface Line {
   type?: string;
   method?: string;
   path?: string;
+  status?: number;
+  queue?: string;
   operationId?: string;
   err?: unknown;
 }
@@ -36,8 +47,10 @@ describe('log lines of one piece of work carry its ids', () => {
 
   // The worker's Stripe calls were logged with Stripe's request id only, its 'queued refund made' without the
   // payment intent, and the refund's webhooks with the event id only: from the refund's request_id, an operator
-  // found that it was queued and made, but not the calls to Stripe nor the webhook that confirmed it.
-  it('an async refund: the request, the Stripe call, the outcome and the webhook all carry its request_id', async () => {
+  // found that it was queued and made, but not the calls to Stripe nor the webhook that confirmed it. And the
+  // worker's lines did not carry the reqId of the request that asked for the refund: from the X-Request-Id a client
+  // reported, an operator found that the refund was queued, not what became of it.
+  it("an async refund: the request, the Stripe call, the outcome and the webhook all carry its request_id; the worker's lines the request's reqId", async () => {
     const pi = await paidIntent(svc.url, 5000);
     const from = svc.lines.length;
     const res = await postJson(
@@ -60,8 +73,14 @@ describe('log lines of one piece of work carry its ids', () => {
     expect(mine).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ msg: 'refund queued', reqId: 'trace-async-req', ...ids }),
-        expect.objectContaining({ msg: 'stripe call', method: 'POST', path: '/v1/refunds', ...ids }),
-        expect.objectContaining({ msg: 'queued refund made', ...ids }),
+        expect.objectContaining({
+          msg: 'stripe call',
+          method: 'POST',
+          path: '/v1/refunds',
+          reqId: 'trace-async-req',
+          ...ids,
+        }),
+        expect.objectContaining({ msg: 'queued refund made', reqId: 'trace-async-req', ...ids }),
         expect.objectContaining({ msg: 'webhook received', type: 'refund.created', ...ids }),
       ]),
     );
@@ -109,22 +128,38 @@ describe('log lines of one piece of work carry its ids', () => {
 
   // Stripe failing a POST /refund was logged twice with its error, as two warnings: by the refund service
   // ('refund outcome unknown; handed to the worker', with Stripe's error) and by the error handler ('upstream
-  // failure', with the 503 caused by it).
-  it("Stripe failing a POST /refund is one line with the error, which names Stripe's error as the cause", async () => {
+  // failure', with the 503 caused by it). And the worker's lines about the refund handed to it did not carry the
+  // request's reqId.
+  it("Stripe failing a POST /refund is one line with the error, which names Stripe's error as the cause; the worker that finishes it logs the request's reqId", async () => {
     const pi = await paidIntent(svc.url, 5000);
     const from = svc.lines.length;
     await svc.faults({ error_rate: 1, match: { path_prefix: '/v1/refunds' } });
     try {
       const res = await postJson(
         `${svc.url}/refund`,
-        { payment_intent_id: pi, amount: 300 },
+        { payment_intent_id: pi, amount: 300, request_id: 'trace-down-1' },
         { 'x-request-id': 'trace-down-req' },
       );
       expect(res.status).toBe(503);
     } finally {
       await svc.faults({});
     }
-    const mine = lines(from).filter((l) => l.reqId === 'trace-down-req');
+    const done = await eventually(
+      () => getJson(`${svc.url}/refund-status/trace-down-1`),
+      (r) => r.json.status === 'succeeded',
+    );
+    expect(done.json.status).toBe('succeeded');
+    const all = await eventually(
+      async () => lines(from).filter((l) => l.reqId === 'trace-down-req'),
+      (ls) => ls.some((l) => l.msg === 'queued refund made'),
+    );
+    // The worker made the refund handed to it, and its lines say for which request.
+    expect(all).toContainEqual(
+      expect.objectContaining({ msg: 'queued refund made', request_id: 'trace-down-1', payment_intent: pi }),
+    );
+    // The request's own lines end with its answer. The worker's come after: it takes the refund from the outbox at
+    // the relay's next poll, and its Stripe calls, failing until the fault is lifted, are retried after a pause.
+    const mine = all.slice(0, all.findIndex((l) => l.msg === 'request completed') + 1);
     expect(mine.filter((l) => l.err !== undefined).map((l) => [l.msg, l.level])).toEqual([
       ['upstream failure', 40],
     ]);
@@ -190,5 +225,78 @@ describe.skipIf(!pgOk)('a webhook event the ledger cannot take (PostgreSQL)', ()
       err: { message: expect.stringContaining('injected inbox failure') },
       recordErr: { message: expect.stringContaining('injected inbox failure') },
     });
+  });
+});
+
+describe.skipIf(!rabbit).each(await databases())('a refund through RabbitMQ [%s]', (db) => {
+  let rig: Rig;
+  beforeAll(async () => {
+    rig = await startRig(db, 'log-reqid');
+  });
+  afterAll(async () => {
+    await rig?.stop();
+  });
+
+  async function faults(config: Record<string, unknown> | null): Promise<void> {
+    const res = await fetch(`${rig.sandbox.url}/_sandbox/faults`, {
+      method: config ? 'POST' : 'DELETE',
+      headers: { 'content-type': 'application/json' },
+      ...(config ? { body: JSON.stringify(config) } : {}),
+    });
+    expect(res.ok).toBe(true);
+  }
+
+  // The worker's lines, and the queue's about the refund's message, did not carry the reqId of the request that
+  // asked for the refund; a retry goes through a delay queue of RabbitMQ's, and the id must come back with it.
+  it("the worker's lines, its retry's included, carry the reqId of the request that asked for the refund", async () => {
+    const pi = await paidThroughService(rig, 'pm_card_visa');
+    const requestId = `trace-rabbit-${db}`;
+    const reqId = `trace-rabbit-req-${db}`;
+    const from = rig.svc.lines.length;
+    const logged = () => rig.svc.lines.slice(from).map((l) => JSON.parse(l) as Line);
+    // Stripe fails the worker's first try at the refund (a 500 the worker retries), and only that one.
+    await faults({ error_rate: 1, match: { method: 'POST', path_prefix: '/v1/refunds' } });
+    try {
+      const res = await postJson(
+        `${rig.svc.url}/refund-async`,
+        { payment_intent_id: pi, amount: 400, request_id: requestId },
+        { 'x-request-id': reqId },
+      );
+      expect(res.status).toBe(202);
+      await until(
+        () =>
+          logged().some((l) => l.msg === 'refund attempt failed; will retry' && l.request_id === requestId),
+        'the first try to fail',
+      );
+    } finally {
+      await faults(null);
+    }
+    await until(
+      () => logged().some((l) => l.msg === 'queued refund made' && l.request_id === requestId),
+      'the refund to be made',
+    );
+    const ids = { reqId, request_id: requestId, payment_intent: pi };
+    expect(logged().filter((l) => l.reqId === reqId)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ msg: 'refund queued', ...ids }),
+        expect.objectContaining({
+          msg: 'stripe call',
+          method: 'POST',
+          path: '/v1/refunds',
+          status: 500,
+          ...ids,
+        }),
+        expect.objectContaining({ msg: 'refund attempt failed; will retry', ...ids }),
+        expect.objectContaining({ msg: 'message scheduled for retry', queue: rig.topology.requests, reqId }),
+        expect.objectContaining({
+          msg: 'stripe call',
+          method: 'POST',
+          path: '/v1/refunds',
+          status: 200,
+          ...ids,
+        }),
+        expect.objectContaining({ msg: 'queued refund made', ...ids }),
+      ]),
+    );
   });
 });
