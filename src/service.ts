@@ -30,6 +30,7 @@ import {
   resolveTopology,
   type Broker,
   type Consumer,
+  readRequestId,
   type TopologyNames,
 } from './queue/index.js';
 import { createOutboxRelay, type OutboxRelay } from './queue/outbox-relay.js';
@@ -37,7 +38,8 @@ import { waitBounded } from './queue/wait-bounded.js';
 import {
   createRefundService,
   outcomeBodyOf,
-  type RefundRequestMessage,
+  firstRequestMessageIds,
+  refundRequestMessage,
   type RefundService,
 } from './refunds/service.js';
 import { startRefundWorker } from './refunds/worker.js';
@@ -404,14 +406,19 @@ export async function requeueStuck(deps: Deps, olderThanMs: number): Promise<num
     const stale = page.filter(
       (r) => !r.stripeRefundId && Date.parse(r.updatedAt) < cutoff && !done.has(r.requestId),
     );
+    // The copy carries the id of the HTTP request that asked for the refund, taken from the first message (kept
+    // in the outbox for a week), so the worker's lines about the refund still name it.
+    const first = await deps.store.outbox.headersOf(
+      stale.flatMap((r) => firstRequestMessageIds(r.requestId)),
+    );
     for (const r of stale) {
+      const reqId = firstRequestMessageIds(r.requestId)
+        .map((id) => readRequestId(first.get(id) ?? {}))
+        .find((id) => id !== undefined);
       await deps.store.transaction(async (tx) => {
-        await tx.outbox.add({
-          destination: deps.topology.requests,
-          routingKey: deps.topology.requests,
-          messageId: `${r.requestId}#sweep-${Date.now()}-${n}`,
-          payload: { request_key: r.requestId } satisfies RefundRequestMessage,
-        });
+        await tx.outbox.add(
+          refundRequestMessage(deps.topology.requests, r.requestId, `sweep-${Date.now()}-${n}`, reqId),
+        );
         // Rewrites a value fixed at acceptance: only updated_at changes, and no concurrent write is undone.
         await tx.refunds.patch(r.requestId, { currency: r.currency });
       });

@@ -96,11 +96,11 @@ describe('refunds whose answer was lost', () => {
       // For now Stripe loses every answer about refunds: it makes the refund, then drops the connection, and
       // its list of refunds is unreachable too.
       await faults({ drop_rate: 1, match: { path_prefix: '/v1/refunds' } });
-      const res = await postJson(`${quiet.url}/refund-async`, {
-        payment_intent_id: pi,
-        amount: 1200,
-        request_id: 'unknown-fate',
-      });
+      const res = await postJson(
+        `${quiet.url}/refund-async`,
+        { payment_intent_id: pi, amount: 1200, request_id: 'unknown-fate' },
+        { 'x-request-id': 'unknown-fate-req' },
+      );
       expect(res.status).toBe(202);
       // Every attempt spent: the message is dead-lettered.
       const deadLetter = quiet.deps.topology.deadLetter;
@@ -133,6 +133,27 @@ describe('refunds whose answer was lost', () => {
       const atStripe = (await quiet.deps.stripe.refunds.list({ payment_intent: pi })).data;
       expect(atStripe).toHaveLength(1);
       expect(done.json).toMatchObject({ status: 'succeeded', amount: 1200, refund_id: atStripe[0]!.id });
+      // The sweep's copy of the message carried the id of the request that asked for the refund, as the first did:
+      // the worker's lines about it, before and after the sweep, name that request.
+      const about = quiet.lines
+        .map((l) => JSON.parse(l) as { msg: string; request_id?: string; reqId?: string })
+        .filter((l) => l.request_id === 'unknown-fate');
+      expect(
+        about
+          .filter((l) =>
+            [
+              'refund outcome unknown and Stripe cannot be asked; left processing for the stuck-refund sweep',
+              'refund found at Stripe',
+            ].includes(l.msg),
+          )
+          .map((l) => [l.msg, l.reqId]),
+      ).toEqual([
+        [
+          'refund outcome unknown and Stripe cannot be asked; left processing for the stuck-refund sweep',
+          'unknown-fate-req',
+        ],
+        ['refund found at Stripe', 'unknown-fate-req'],
+      ]);
     });
   });
 
