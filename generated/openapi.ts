@@ -789,7 +789,9 @@ export interface components {
          *     ended). It names the refund in the ledger and nothing else: the worker reads amount and payment from the
          *     ledger, so a message another producer publishes to the queue refunds nothing and is dead-lettered. The
          *     AMQP `message_id` is `<request_key>#<why it was queued>`; the same refund may be queued more than once
-         *     (a sweep, a relay's retry), and the worker makes it once.
+         *     (a sweep, a relay's retry), and the worker makes it once. The header `x-request-id`, when present, is the
+         *     `X-Request-Id` of the HTTP request that asked for the refund, which the service's log lines about the refund
+         *     carry as `reqId`; absent from a message an earlier version queued.
          * @example {
          *       "request_key": "shop/unique-id-123"
          *     }
