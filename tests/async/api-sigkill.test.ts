@@ -14,16 +14,14 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, it, type ExpectStatic } from 'vitest';
-import { buildSnapshot } from '../../bench/lib/build.js';
 import { POSTGRES_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
-import { killAllBuilt, post, startBuilt, type Answer } from './support/built.js';
+import { buildIntoTemp, killAllBuilt, post, startBuilt, type Answer, type Build } from './support/built.js';
 import {
   clusterEnv,
   paidIntents,
   peekRabbit,
   pgSchema,
   prefixedTopology,
-  REPO_ROOT,
   sleep,
   startStripe,
   uniqueTag,
@@ -100,14 +98,12 @@ function countsFor(keys: readonly string[], rows: { k: string; n: number }[]): M
 }
 
 describe.skipIf(!ready)('SIGKILL of the API mid-burst (the built process)', () => {
-  let buildDir: string;
-  let main: string;
+  let build: Build;
   let stripe: StripeStandIn;
   let peek: RabbitPeek;
 
   beforeAll(async () => {
-    buildDir = mkdtempSync(path.join(tmpdir(), 'kill-build-'));
-    main = (await buildSnapshot(REPO_ROOT, buildDir)).main;
+    build = await buildIntoTemp('kill-build-');
     stripe = await startStripe();
     peek = await peekRabbit();
   }, 120_000);
@@ -116,7 +112,7 @@ describe.skipIf(!ready)('SIGKILL of the API mid-burst (the built process)', () =
     killAllBuilt();
     await peek?.close();
     await stripe?.close();
-    if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+    build?.remove();
   });
 
   async function scenario(backend: 'sqlite' | 'postgres', expect: ExpectStatic): Promise<void> {
@@ -133,15 +129,12 @@ describe.skipIf(!ready)('SIGKILL of the API mid-burst (the built process)', () =
         env = clusterEnv(stripe, { url: `sqlite:${path.join(dir, 'ledger.db')}` }, tag, { ROLE: 'api' });
       } else {
         schema = pgSchema(tag);
-        const admin = new pg.Client({ connectionString: POSTGRES_URL });
-        await admin.connect();
-        await admin.query(`CREATE SCHEMA "${schema.schema}"`);
-        await admin.end();
+        await schema.create();
         env = clusterEnv(stripe, schema, tag, { ROLE: 'api' });
       }
 
       // 1. The API, some paid intents.
-      const first = await startBuilt(main, env);
+      const first = await startBuilt(build.main, env);
       kills.push(() => first.signal('SIGKILL'));
       const intents = await paidIntents(first.url, 10, 100_000);
       ledger =
@@ -202,7 +195,7 @@ describe.skipIf(!ready)('SIGKILL of the API mid-burst (the built process)', () =
 
       // 4. The same configuration again.
       const restartAt = Date.now();
-      const second = await startBuilt(main, env);
+      const second = await startBuilt(build.main, env);
       kills.push(() => second.signal('SIGKILL'));
       const upAt = Date.now();
       // 5. Its relay publishes what the killed one had not, once the dead relay's lease has run out.

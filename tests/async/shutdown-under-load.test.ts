@@ -10,9 +10,7 @@ import { createServer, connect as tcpConnect, type AddressInfo, type Server, typ
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { pino } from 'pino';
-import { buildSnapshot } from '../../bench/lib/build.js';
 import { createStore, type Store } from '../../src/store/index.js';
 import { POSTGRES_URL, postgresAvailable, rabbitAvailable } from '../helpers/services.js';
 import {
@@ -20,7 +18,6 @@ import {
   peekRabbit,
   pgSchema,
   prefixedTopology,
-  REPO_ROOT,
   sleep,
   startStripe,
   uniqueTag,
@@ -28,7 +25,7 @@ import {
   type RabbitPeek,
   type StripeStandIn,
 } from './support/harness.js';
-import { killAllBuilt, post, startBuilt, type Answer } from './support/built.js';
+import { buildIntoTemp, killAllBuilt, post, startBuilt, type Answer, type Build } from './support/built.js';
 
 const ready = (await rabbitAvailable()) && (await postgresAvailable());
 /** What the README promises between the signal and the exit. */
@@ -54,8 +51,7 @@ async function paidIntents(url: string, n: number): Promise<string[]> {
 describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
   const tag = uniqueTag('stop');
   const topology = prefixedTopology(tag);
-  let buildDir: string;
-  let main: string;
+  let build: Build;
   let stripe: StripeStandIn;
   let db: PgSchema;
   let env: Record<string, string>;
@@ -65,14 +61,10 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
   const tempDirs: string[] = [];
 
   beforeAll(async () => {
-    buildDir = mkdtempSync(path.join(tmpdir(), 'stop-build-'));
-    main = (await buildSnapshot(REPO_ROOT, buildDir)).main;
+    build = await buildIntoTemp('stop-build-');
     stripe = await startStripe();
     db = pgSchema(tag);
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA "${db.schema}"`);
-    await admin.end();
+    await db.create();
     env = clusterEnv(stripe, db, tag);
     store = await createStore({ url: POSTGRES_URL, schema: db.schema, logger: pino({ level: 'silent' }) });
     peek = await peekRabbit();
@@ -85,7 +77,8 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
     await peek?.close();
     await db?.drop();
     await stripe?.close();
-    for (const dir of [buildDir, ...tempDirs]) if (dir) rmSync(dir, { recursive: true, force: true });
+    build?.remove();
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   });
 
   async function requestKeysOnQueue(): Promise<Set<string>> {
@@ -94,7 +87,7 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
   }
 
   it('API: SIGTERM in a burst of POST /refund-async loses no 202 and stops at once', async () => {
-    const api = await startBuilt(main, { ...env, ROLE: 'api' });
+    const api = await startBuilt(build.main, { ...env, ROLE: 'api' });
     const intents = await paidIntents(api.url, 10);
     const results: (Answer & { key: string; sentAt: number })[] = [];
     let sending = true;
@@ -175,7 +168,7 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     const { port } = proxy.address() as AddressInfo;
     try {
-      const api = await startBuilt(main, {
+      const api = await startBuilt(build.main, {
         ...env,
         ROLE: 'api',
         RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${port}`,
@@ -199,7 +192,7 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
       expect(exit.at - stopAt).toBeLessThan(SHUTDOWN_BUDGET_MS);
       expect(await store.outbox.pendingCount()).toBe(pendingBefore + keys.length);
 
-      const next = await startBuilt(main, { ...env, ROLE: 'api' });
+      const next = await startBuilt(build.main, { ...env, ROLE: 'api' });
       const deadline = Date.now() + 15_000;
       while ((await store.outbox.pendingCount()) > 0 && Date.now() < deadline) await sleep(50);
       next.signal('SIGTERM');
@@ -218,7 +211,7 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
     tempDirs.push(dir);
     // The migrations run synchronously: the signal arrives but is dispatched only after start-up.
     const proc = await startBuilt(
-      main,
+      build.main,
       { ...env, ROLE: 'all', RABBITMQ_URL: '', DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}` },
       { msg: 'store migration applied', signal: 'SIGTERM' },
     );
@@ -237,7 +230,7 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
       DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}`,
       WORKER_PREFETCH: '8',
     };
-    const first = await startBuilt(main, embedded);
+    const first = await startBuilt(build.main, embedded);
     const intents = await paidIntents(first.url, 5);
     await stripe.faults({ latency_ms: 1_500, match: REFUNDS_PATH });
     const asyncKeys = Array.from({ length: 30 }, (_, i) => `${tag}-all-${i}`);
@@ -276,7 +269,7 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
     );
 
     await stripe.faults({});
-    const second = await startBuilt(main, embedded);
+    const second = await startBuilt(build.main, embedded);
     const keys = [...asyncKeys, syncKey];
     const statuses = async () =>
       Promise.all(

@@ -3,11 +3,35 @@
  * POST that reports a socket error instead of throwing: for the tests that signal or kill the real process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request, type Agent, type RequestOptions } from 'node:http';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { jsonLogLines, sleep } from './harness.js';
+import { buildSnapshot } from '../../../bench/lib/build.js';
+import { jsonLogLines, REPO_ROOT, sleep } from './harness.js';
 
 // ---- the built service as a child process ---------------------------------------------------------
+
+export interface Build {
+  /** dist/src/main.bundle.mjs of this build. */
+  main: string;
+  /** Deletes the build's directory. */
+  remove(): void;
+}
+
+/** Builds the service as `npm run build` does, into a temp directory named `<prefix>…` of its own. */
+export async function buildIntoTemp(prefix: string): Promise<Build> {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  try {
+    return {
+      main: (await buildSnapshot(REPO_ROOT, dir)).main,
+      remove: () => rmSync(dir, { recursive: true, force: true }),
+    };
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
 
 export interface ServiceProcess {
   url: string;

@@ -100,6 +100,8 @@ export interface PgSchema {
   schema: string;
   /** For child processes: the schema travels as the connection's search_path. */
   url: string;
+  /** Creates the schema, for a process that is given it only as its search_path (it does not create it). */
+  create(): Promise<void>;
   drop(): Promise<void>;
 }
 
@@ -107,18 +109,20 @@ export function pgSchema(tag: string): PgSchema {
   const schema = tag.toLowerCase();
   const url = new URL(POSTGRES_URL);
   url.searchParams.set('options', `-c search_path=${schema}`);
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
   return {
     schema,
     url: url.toString(),
-    async drop() {
-      const client = new pg.Client({ connectionString: POSTGRES_URL });
-      await client.connect();
-      try {
-        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      } finally {
-        await client.end();
-      }
-    },
+    create: () => admin(`CREATE SCHEMA "${schema}"`),
+    drop: () => admin(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`),
   };
 }
 
