@@ -5,16 +5,9 @@
  * RefundOutcomeMessage requires; what a consumer reads from stripe_refund_responses must still match the contract.
  * The rows are written through the store, whose outbox and ledger tables the two versions share unchanged.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validate } from '../helpers/contract.js';
-import {
-  databases,
-  rabbitReady,
-  startRig,
-  until,
-  type AmqpMessage,
-  type Rig,
-} from '../webhooks/support/rig.js';
+import { databases, rabbitReady, useRig, until, type AmqpMessage } from '../webhooks/support/rig.js';
 
 const rabbit = await rabbitReady('outbox rows of an earlier version');
 
@@ -23,14 +16,8 @@ const KEY = `psk_${'c'.repeat(40)}`;
 describe.skipIf(!rabbit).each(await databases())(
   'outcome rows an earlier version left in the outbox [%s]',
   (db) => {
-    let rig: Rig;
-    beforeAll(async () => {
-      rig = await startRig(db, 'earlier-outbox', {
-        env: { API_AUTH: 'on', API_KEYS: `shop-old|refunds:read|${KEY}`, RATE_LIMIT_PER_MINUTE: '0' },
-      });
-    });
-    afterAll(async () => {
-      await rig?.stop();
+    const rig = useRig(db, 'earlier-outbox', {
+      env: { API_AUTH: 'on', API_KEYS: `shop-old|refunds:read|${KEY}`, RATE_LIMIT_PER_MINUTE: '0' },
     });
 
     /** A succeeded refund, and its outcome row as the version before b3aceb6 wrote it (RefundService.announce). */

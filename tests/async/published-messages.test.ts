@@ -8,7 +8,7 @@
 import { connect, type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validate } from '../helpers/contract.js';
-import { rabbitReady, startRig, until, type Rig } from '../webhooks/support/rig.js';
+import { rabbitReady, until, useRig } from '../webhooks/support/rig.js';
 import { RABBIT_URL } from '../queue/support/rabbit.js';
 
 const rabbit = await rabbitReady('published messages against the contract');
@@ -80,7 +80,15 @@ function propertyViolations(m: Published): string[] {
 }
 
 describe.skipIf(!rabbit)('messages published to RabbitMQ match the contract', () => {
-  let rig: Rig;
+  const rig = useRig('sqlite', 'published', {
+    deliverWebhooks: true,
+    env: {
+      API_AUTH: 'on',
+      API_KEYS: `shop-a|${SCOPES}|${KEY_A} shop-b|${SCOPES}|${KEY_B}`,
+      RATE_LIMIT_PER_MINUTE: '0',
+      WORKER_MAX_ATTEMPTS: '2',
+    },
+  });
   let events: string;
   let amqp: ChannelModel;
   let ch: Channel;
@@ -152,15 +160,6 @@ describe.skipIf(!rabbit)('messages published to RabbitMQ match the contract', ()
   }
 
   beforeAll(async () => {
-    rig = await startRig('sqlite', 'published', {
-      deliverWebhooks: true,
-      env: {
-        API_AUTH: 'on',
-        API_KEYS: `shop-a|${SCOPES}|${KEY_A} shop-b|${SCOPES}|${KEY_B}`,
-        RATE_LIMIT_PER_MINUTE: '0',
-        WORKER_MAX_ATTEMPTS: '2',
-      },
-    });
     events = await rig.subscribe('#');
     amqp = await connect(RABBIT_URL);
     amqp.on('error', () => {});
@@ -170,7 +169,6 @@ describe.skipIf(!rabbit)('messages published to RabbitMQ match the contract', ()
 
   afterAll(async () => {
     await amqp?.close().catch(() => {});
-    await rig?.stop();
   });
 
   it('a sync refund, async refunds that succeed or fail, and webhooks publish only what the contract says', async () => {

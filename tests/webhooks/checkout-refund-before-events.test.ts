@@ -10,33 +10,21 @@
  * shop's own paid payment, without asking Stripe, until the events came. The webhooks already learn the owner of such an intent from the
  * checkout session of the shop's that made it (see external-refunds.test.ts); a refund now does the same.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { getJson, postJson } from '../helpers/http.js';
-import {
-  bearerOf,
-  databases,
-  paidThroughCheckout,
-  rabbitReady,
-  startRig,
-  until,
-  type Rig,
-} from './support/rig.js';
+import { bearerOf, databases, paidThroughCheckout, rabbitReady, useRig, until } from './support/rig.js';
 
 const rabbit = await rabbitReady('refunds of a checkout payment before its events');
 const dbs = await databases();
 
 describe.skipIf(!rabbit).each(dbs)('a refund of a checkout payment before its events on %s', (db) => {
-  let rig: Rig;
+  // No webhooks reach the service: the payment's events have not come.
+  const rig = useRig(db, `checkout-early.${db}`, { env: { API_AUTH: 'on' } });
   let shop: Record<string, string>;
   let other: Record<string, string>;
   beforeAll(async () => {
-    // No webhooks reach the service: the payment's events have not come.
-    rig = await startRig(db, `checkout-early.${db}`, { env: { API_AUTH: 'on' } });
     shop = await bearerOf(rig, 'shop');
     other = await bearerOf(rig, 'other');
-  });
-  afterAll(async () => {
-    await rig?.stop();
   });
 
   const paidCheckout = () => paidThroughCheckout(rig, shop);

@@ -3,28 +3,26 @@
  * bound queue whose pattern matches its type, once per event id, however often Stripe redelivers it.
  */
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { dropClientSecrets } from '../../src/webhooks/client-secrets.js';
 import {
   paidInDashboard,
   paidThroughService,
   rabbitReady,
   sandboxEvents,
-  startRig,
+  useRig,
   type AmqpMessage,
-  type Rig,
 } from './support/rig.js';
 
 const rabbit = await rabbitReady('webhook events exchange');
 
 describe.skipIf(!rabbit)('stripe.events exchange', () => {
-  let rig: Rig;
+  const rig = useRig('sqlite', 'exchange');
   let all: string;
   let refunds: string;
   let succeeded: string;
   let events: Stripe.Event[];
   beforeAll(async () => {
-    rig = await startRig('sqlite', 'exchange');
     all = await rig.subscribe('#');
     refunds = await rig.subscribe('refund.*');
     succeeded = await rig.subscribe('payment_intent.succeeded');
@@ -45,9 +43,6 @@ describe.skipIf(!rabbit)('stripe.events exchange', () => {
         'charge.refund.updated',
       ]),
     );
-  });
-  afterAll(async () => {
-    await rig?.stop();
   });
 
   const ids = (messages: AmqpMessage[]) => messages.map((m) => m.messageId).sort();

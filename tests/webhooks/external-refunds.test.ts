@@ -14,8 +14,7 @@
  * was announced under an id the shop could never look up. It is now learnt as a payment intent event learns
  * its owner, from the checkout session of the shop's that made it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey } from '../../src/auth/api-keys.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { getJson, postJson } from '../helpers/http.js';
 import {
   bearerOf,
@@ -23,25 +22,20 @@ import {
   paidThroughCheckout,
   rabbitReady,
   sandboxEvents,
-  startRig,
+  useRig,
   until,
-  type Rig,
 } from './support/rig.js';
 
 const rabbit = await rabbitReady('dashboard refunds with API keys');
 const dbs = await databases();
 
 describe.skipIf(!rabbit).each(dbs)('dashboard refunds of a shop payment on %s', (db) => {
-  let rig: Rig;
+  const rig = useRig(db, `external.${db}`, { deliverWebhooks: true, env: { API_AUTH: 'on' } });
   let shop: Record<string, string>;
   let other: Record<string, string>;
   beforeAll(async () => {
-    rig = await startRig(db, `external.${db}`, { deliverWebhooks: true, env: { API_AUTH: 'on' } });
     shop = await bearerOf(rig, 'shop');
     other = await bearerOf(rig, 'other');
-  });
-  afterAll(async () => {
-    await rig?.stop();
   });
 
   it('announces the outcome under a request id the shop can look up, and counts the amount', async () => {
@@ -106,16 +100,11 @@ describe.skipIf(!rabbit).each(dbs)('dashboard refunds of a shop payment on %s', 
 });
 
 describe.skipIf(!rabbit).each(dbs)('a dashboard refund applied before its checkout payment on %s', (db) => {
-  let rig: Rig;
+  // The test delivers the events itself, so it chooses which arrive.
+  const rig = useRig(db, `external-order.${db}`, { env: { API_AUTH: 'on' } });
   let shop: Record<string, string>;
   beforeAll(async () => {
-    // The test delivers the events itself, so it chooses which arrive.
-    rig = await startRig(db, `external-order.${db}`, { env: { API_AUTH: 'on' } });
-    const { key } = await createKey(rig.svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' });
-    shop = { authorization: `Bearer ${key}` };
-  });
-  afterAll(async () => {
-    await rig?.stop();
+    shop = await bearerOf(rig, 'shop');
   });
 
   it("is the shop's: its outcome names a request id the shop can look up", async () => {

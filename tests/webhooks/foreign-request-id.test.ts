@@ -11,7 +11,7 @@
  * A refund the service makes always has the amount of its ledger row, so a tagged refund of another amount is
  * not one of the service's.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRateLimiter } from '../../src/queue/rate-limiter.js';
 import { startRefundWorker } from '../../src/refunds/worker.js';
 import {
@@ -20,23 +20,16 @@ import {
   paidThroughService,
   postJson,
   rabbitReady,
-  startRig,
+  useRig,
   until,
-  type Rig,
 } from './support/rig.js';
 
 const rabbit = await rabbitReady('refunds of others tagged with a request id');
 const dbs = await databases();
 
 describe.skipIf(!rabbit).each(dbs)('a refund made outside the service with a request_id on %s', (db) => {
-  let rig: Rig;
-  beforeAll(async () => {
-    // An API process only: accepted refunds wait in RabbitMQ until the test starts a worker.
-    rig = await startRig(db, `foreign.${db}`, { deliverWebhooks: true, env: { ROLE: 'api' } });
-  });
-  afterAll(async () => {
-    await rig?.stop();
-  });
+  // An API process only: accepted refunds wait in RabbitMQ until the test starts a worker.
+  const rig = useRig(db, `foreign.${db}`, { deliverWebhooks: true, env: { ROLE: 'api' } });
 
   it('is recorded as made outside the service; the queued refund of that request id is still made', async () => {
     const pi = await paidThroughService(rig, 'pm_card_visa', 1000);

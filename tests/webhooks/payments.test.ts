@@ -5,18 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { payOnHostedPage, postJson as postWithHeaders } from '../helpers/http.js';
-import {
-  paidInDashboard,
-  postJson,
-  rabbitReady,
-  sandboxEvents,
-  startRig,
-  until,
-  type Rig,
-} from './support/rig.js';
+import { paidInDashboard, postJson, rabbitReady, sandboxEvents, useRig, until } from './support/rig.js';
 
 const readme = JSON.parse(
   readFileSync(new URL('../fixtures/original-readme-examples.json', import.meta.url), 'utf8'),
@@ -25,13 +17,7 @@ const readme = JSON.parse(
 const rabbit = await rabbitReady('webhook payments');
 
 describe.skipIf(!rabbit)('payments learnt from webhooks', () => {
-  let rig: Rig;
-  beforeAll(async () => {
-    rig = await startRig('sqlite', 'payments', { deliverWebhooks: true });
-  });
-  afterAll(async () => {
-    await rig?.stop();
-  });
+  const rig = useRig('sqlite', 'payments', { deliverWebhooks: true });
 
   const ledgerStatus = (id: string) => until(() => rig.svc.deps.store.payments.get(id), `ledger row ${id}`);
   const statusBecomes = (id: string, status: string) =>
@@ -137,15 +123,11 @@ describe.skipIf(!rabbit)('payments learnt from webhooks', () => {
 describe.skipIf(!rabbit)(
   'a checkout payment whose intent event comes before the session event (API keys on)',
   () => {
-    let rig: Rig;
+    // The test delivers the events itself, so it chooses their order.
+    const rig = useRig('sqlite', 'payments-order', { env: { API_AUTH: 'on' } });
     let key: string;
     beforeAll(async () => {
-      // The test delivers the events itself, so it chooses their order.
-      rig = await startRig('sqlite', 'payments-order', { env: { API_AUTH: 'on' } });
       key = (await createKey(rig.svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key;
-    });
-    afterAll(async () => {
-      await rig?.stop();
     });
 
     it("the intent is the session owner's at once: it can be read and refunded before checkout.session.completed", async () => {

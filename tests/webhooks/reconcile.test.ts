@@ -13,7 +13,7 @@
  *   reconcile said nothing.
  */
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { reconcile } from '../../src/reconcile/index.js';
 import {
   databases,
@@ -22,22 +22,15 @@ import {
   postJson,
   rabbitReady,
   sandboxEvents,
-  startRig,
+  useRig,
   until,
-  type Rig,
 } from './support/rig.js';
 
 const rabbit = await rabbitReady('reconcile against webhooks');
 const dbs = await databases();
 
 describe.skipIf(!rabbit).each(dbs)('reconcile on %s', (db) => {
-  let rig: Rig;
-  beforeAll(async () => {
-    rig = await startRig(db, `reconcile.${db}`);
-  });
-  afterAll(async () => {
-    await rig?.stop();
-  });
+  const rig = useRig(db, `reconcile.${db}`);
 
   /** The drifts reconcile reports since `since` about the given Stripe refunds (the tests share one ledger). */
   const drifts = async (since: Date, ...ids: string[]) =>

@@ -9,16 +9,15 @@
  * reason `invalid`. And the ledger stayed as wrong as before: `amount_refunded` left out the dashboard refund,
  * and every later refund was let through to be refused again, until the webhook came.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   databases,
   getJson,
   paidThroughService,
   postJson,
   rabbitReady,
-  startRig,
+  useRig,
   until,
-  type Rig,
 } from './support/rig.js';
 
 const rabbit = await rabbitReady('refunds refused for refunds made outside the service');
@@ -27,14 +26,8 @@ const dbs = await databases();
 describe.skipIf(!rabbit).each(dbs)(
   'a refund Stripe refuses for a dashboard refund not heard of on %s',
   (db) => {
-    let rig: Rig;
-    beforeAll(async () => {
-      // The sandbox sends no webhooks to the service: the dashboard refunds below stay unheard of.
-      rig = await startRig(db, `outside.${db}`);
-    });
-    afterAll(async () => {
-      await rig?.stop();
-    });
+    // The sandbox sends no webhooks to the service: the dashboard refunds below stay unheard of.
+    const rig = useRig(db, `outside.${db}`);
 
     it('POST /refund answers 409 amount_exceeds_refundable, and the ledger learns the dashboard refund', async () => {
       const pi = await paidThroughService(rig, 'pm_card_visa', 1000);

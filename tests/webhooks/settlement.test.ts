@@ -4,7 +4,7 @@
  * way; and an event whose processing fails is retried until it sticks.
  */
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   getJson,
   paidInDashboard,
@@ -12,24 +12,17 @@ import {
   postJson,
   rabbitReady,
   sandboxEvents,
-  startRig,
+  useRig,
   until,
   type AmqpMessage,
-  type Rig,
 } from './support/rig.js';
 
 const rabbit = await rabbitReady('webhook settlement');
 
 describe.skipIf(!rabbit)('refunds settled through webhooks', () => {
-  let rig: Rig;
+  // The sandbox delivers its own signed webhooks here; pending refunds stay pending until a test settles them.
+  const rig = useRig('sqlite', 'settle', { deliverWebhooks: true });
   const responses: AmqpMessage[] = [];
-  beforeAll(async () => {
-    // The sandbox delivers its own signed webhooks here; pending refunds stay pending until a test settles them.
-    rig = await startRig('sqlite', 'settle', { deliverWebhooks: true });
-  });
-  afterAll(async () => {
-    await rig?.stop();
-  });
 
   async function outcomesFor(requestId: string): Promise<AmqpMessage[]> {
     responses.push(...(await rig.drain(rig.topology.responses)));

@@ -4,20 +4,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { databases, paidInDashboard, rabbitReady, startRig, until, type Rig } from './support/rig.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { databases, paidInDashboard, rabbitReady, until, useRig } from './support/rig.js';
 
 const rabbit = await rabbitReady('webhook signatures');
 const dbs = await databases();
 
 describe.skipIf(!rabbit)('webhook signature checks', () => {
   describe.each(dbs)('on %s', (db) => {
-    let rig: Rig;
+    // With API keys required everywhere else: Stripe has none, and the signature is the only credential.
+    const rig = useRig(db, 'sig', { env: { API_AUTH: 'on' } });
     let payload: string;
     let refundId: string;
     beforeAll(async () => {
-      // With API keys required everywhere else: Stripe has none, and the signature is the only credential.
-      rig = await startRig(db, 'sig', { env: { API_AUTH: 'on' } });
       // A real refund the ledger has never seen: had any hostile copy been accepted, the ledger would record it.
       const pi = await paidInDashboard(rig, 'pm_card_visa', 1000);
       const refund = await rig.dashboard.refunds.create({ payment_intent: pi, amount: 1000 });
@@ -33,9 +32,6 @@ describe.skipIf(!rabbit)('webhook signature checks', () => {
         request: { id: null, idempotency_key: null },
         type: 'refund.created',
       });
-    });
-    afterAll(async () => {
-      await rig?.stop();
     });
 
     const now = () => Math.floor(Date.now() / 1000);

@@ -9,15 +9,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  getJson,
-  paidThroughService,
-  postJson,
-  rabbitReady,
-  startRig,
-  until,
-  type Rig,
-} from './support/rig.js';
+import { getJson, paidThroughService, postJson, rabbitReady, useRig, until } from './support/rig.js';
 
 const require = createRequire(import.meta.url);
 const TSX = require.resolve('tsx');
@@ -32,15 +24,13 @@ interface Run {
 }
 
 describe.skipIf(!rabbit)('the webhook trigger command', () => {
-  let rig: Rig;
+  const rig = useRig('sqlite', 'trigger');
   let cwd: string;
   beforeAll(async () => {
-    rig = await startRig('sqlite', 'trigger');
     // A directory of its own, so a developer's .env in the checkout cannot leak into the test.
     cwd = mkdtempSync(path.join(tmpdir(), 'webhook-trigger-'));
   });
   afterAll(async () => {
-    await rig?.stop();
     if (cwd) rmSync(cwd, { recursive: true, force: true });
   });
 

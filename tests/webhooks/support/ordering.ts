@@ -5,7 +5,7 @@
  * the order, the ledger must end where Stripe is, and every side effect must happen once.
  */
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import type { Db } from '../../helpers/service.js';
 import {
   getJson,
@@ -15,9 +15,8 @@ import {
   postJson,
   sandboxEvents,
   shuffled,
-  startRig,
+  useRig,
   until,
-  type Rig,
 } from './rig.js';
 
 export const REFUND_EVENT_TYPES = new Set([
@@ -45,14 +44,10 @@ interface Made {
 const FINAL = new Set(['succeeded', 'failed', 'canceled']);
 
 export function orderingSuite(db: Db, opts: { refunds: number; copies: number; senders: number }): void {
-  let rig: Rig;
+  const rig = useRig(db, `order.${db}`);
   let eventsQueue: string;
   beforeAll(async () => {
-    rig = await startRig(db, `order.${db}`);
     eventsQueue = await rig.subscribe('#');
-  });
-  afterAll(async () => {
-    await rig?.stop();
   });
 
   async function make(i: number): Promise<Made> {

@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { pino } from 'pino';
 import Stripe from 'stripe';
+import { afterAll, beforeAll } from 'vitest';
 import { createKey } from '../../../src/auth/api-keys.js';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.js';
 import type { TopologyNames } from '../../../src/queue/index.js';
@@ -253,6 +254,21 @@ export async function until<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * Registers the beforeAll/afterAll a suite's rig needs (startRig, then stop) and returns the rig, filled in
+ * by beforeAll: read it in tests and later hooks, not while the suite is being collected.
+ */
+export function useRig(db: Db, area: string, opts: RigOptions = {}): Rig {
+  const rig = {} as Rig;
+  beforeAll(async () => {
+    Object.assign(rig, await startRig(db, area, opts));
+  });
+  afterAll(async () => {
+    await (rig as Partial<Rig>).stop?.();
+  });
+  return rig;
 }
 
 /** A paid payment intent made through the service (so the ledger knows its owner). */
