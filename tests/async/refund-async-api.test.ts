@@ -4,28 +4,11 @@
  * copies make one refund), the outcome message on the responses queue, and a permanent Stripe
  * refusal ending `failed` with its reason, dead-lettered.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validate, validateResponse } from '../helpers/contract.js';
 import { getJson, postJson } from '../helpers/http.js';
 import { postgresAvailable, rabbitAvailable } from '../helpers/services.js';
-import {
-  clusterEnv,
-  paidIntents,
-  peekRabbit,
-  pgSchema,
-  prefixedTopology,
-  startInProcess,
-  startStripe,
-  uniqueTag,
-  waitFor,
-  type InProcessService,
-  type PgSchema,
-  type RabbitPeek,
-  type StripeStandIn,
-} from './support/harness.js';
+import { paidIntents, useCluster, waitFor } from './support/harness.js';
 
 const rabbit = await rabbitAvailable();
 const dbs = ['sqlite', ...(rabbit && (await postgresAvailable()) ? ['postgres'] : [])];
@@ -40,37 +23,11 @@ interface Outcome {
 }
 
 describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind) => {
-  const tag = uniqueTag(`api_${dbKind}`);
-  const topology = prefixedTopology(tag);
-  let stripe: StripeStandIn;
-  let db: PgSchema;
-  let dir: string | undefined;
-  let svc: InProcessService;
-  let peek: RabbitPeek;
+  const rig = useCluster(`api_${dbKind}`, { ROLE: 'all' }, { sqlite: dbKind === 'sqlite' });
+  const { tag, topology } = rig;
   const outcomes: Outcome[] = [];
 
-  beforeAll(async () => {
-    stripe = await startStripe();
-    db = pgSchema(tag);
-    const env = clusterEnv(stripe, db, tag);
-    if (dbKind === 'sqlite') {
-      dir = mkdtempSync(path.join(tmpdir(), 'async-api-'));
-      env.DATABASE_URL = `sqlite:${path.join(dir, 'ledger.db')}`;
-    }
-    svc = await startInProcess({ env, db, topology }, { ROLE: 'all' });
-    peek = await peekRabbit();
-  });
-
-  afterAll(async () => {
-    await svc?.close();
-    await peek?.deleteAll(topology);
-    await peek?.close();
-    if (dbKind === 'postgres') await db?.drop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    await stripe?.close();
-  });
-
-  const status = (id: string, query = '') => getJson(`${svc.url}/refund-status/${id}${query}`);
+  const status = (id: string, query = '') => getJson(`${rig.svc.url}/refund-status/${id}${query}`);
   const settled = (id: string) =>
     waitFor(
       () => status(id),
@@ -82,7 +39,8 @@ describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind)
     const found = () => outcomes.filter((o) => o.request_id === requestId);
     await waitFor(
       async () => {
-        for (const m of await peek.drain(topology.responses)) outcomes.push(JSON.parse(m.body) as Outcome);
+        for (const m of await rig.peek.drain(topology.responses))
+          outcomes.push(JSON.parse(m.body) as Outcome);
         return found().length;
       },
       (n) => n > 0,
@@ -92,8 +50,8 @@ describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind)
   }
 
   it('answers 202 with success, message and request_id, then the worker refunds it', async () => {
-    const [pi] = await paidIntents(svc.url, 1, 10_000);
-    const res = await postJson(`${svc.url}/refund-async`, {
+    const [pi] = await paidIntents(rig.svc.url, 1, 10_000);
+    const res = await postJson(`${rig.svc.url}/refund-async`, {
       payment_intent_id: pi,
       amount: 5_000,
       request_id: `${tag}-first`,
@@ -115,7 +73,7 @@ describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind)
     expect(withQuery.status).toBe(200);
     expect(withQuery.json.refund_id).toBe(done.json.refund_id);
 
-    const refunds = await stripe.stripe.refunds.list({ payment_intent: pi });
+    const refunds = await rig.stripe.stripe.refunds.list({ payment_intent: pi });
     expect(refunds.data.map((r) => [r.id, r.amount, r.metadata?.request_id])).toEqual([
       [done.json.refund_id, 5_000, `${tag}-first`],
     ]);
@@ -133,8 +91,8 @@ describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind)
   });
 
   it('generates a request_id when none is given', async () => {
-    const [pi] = await paidIntents(svc.url, 1, 3_000);
-    const res = await postJson(`${svc.url}/refund-async`, { payment_intent_id: pi });
+    const [pi] = await paidIntents(rig.svc.url, 1, 3_000);
+    const res = await postJson(`${rig.svc.url}/refund-async`, { payment_intent_id: pi });
     expect(res.status).toBe(202);
     const id = res.json.request_id as string;
     expect(id).toMatch(/^[A-Za-z0-9._:-]{8,}$/);
@@ -142,27 +100,32 @@ describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind)
   });
 
   it('answers a repeat with the same body the same way and refunds nothing more', async () => {
-    const [pi] = await paidIntents(svc.url, 1, 10_000);
+    const [pi] = await paidIntents(rig.svc.url, 1, 10_000);
     const body = { payment_intent_id: pi, amount: 2_500, request_id: `${tag}-repeat` };
-    const first = await postJson(`${svc.url}/refund-async`, body);
+    const first = await postJson(`${rig.svc.url}/refund-async`, body);
     await settled(`${tag}-repeat`);
-    const again = await postJson(`${svc.url}/refund-async`, body);
+    const again = await postJson(`${rig.svc.url}/refund-async`, body);
     expect(again.status).toBe(202);
     expect(again.json).toEqual(first.json);
     await new Promise((r) => setTimeout(r, 300));
-    const refunds = await stripe.stripe.refunds.list({ payment_intent: pi });
+    const refunds = await rig.stripe.stripe.refunds.list({ payment_intent: pi });
     expect(refunds.data).toHaveLength(1);
-    expect((await svc.deps.store.refunds.listForPaymentIntent(pi!)).length).toBe(1);
+    expect((await rig.svc.deps.store.refunds.listForPaymentIntent(pi!)).length).toBe(1);
   });
 
   it('refuses the same request_id with a different body (409 problem+json)', async () => {
-    const [pi] = await paidIntents(svc.url, 1, 10_000);
+    const [pi] = await paidIntents(rig.svc.url, 1, 10_000);
     const id = `${tag}-conflict`;
     expect(
-      (await postJson(`${svc.url}/refund-async`, { payment_intent_id: pi, amount: 1_000, request_id: id }))
-        .status,
+      (
+        await postJson(`${rig.svc.url}/refund-async`, {
+          payment_intent_id: pi,
+          amount: 1_000,
+          request_id: id,
+        })
+      ).status,
     ).toBe(202);
-    const res = await postJson(`${svc.url}/refund-async`, {
+    const res = await postJson(`${rig.svc.url}/refund-async`, {
       payment_intent_id: pi,
       amount: 2_000,
       request_id: id,
@@ -175,10 +138,10 @@ describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind)
   });
 
   it('ten concurrent copies of one request make one refund and get equal answers', async () => {
-    const [pi] = await paidIntents(svc.url, 1, 10_000);
+    const [pi] = await paidIntents(rig.svc.url, 1, 10_000);
     const body = { payment_intent_id: pi, amount: 4_000, request_id: `${tag}-tenfold` };
     const answers = await Promise.all(
-      Array.from({ length: 10 }, () => postJson(`${svc.url}/refund-async`, body)),
+      Array.from({ length: 10 }, () => postJson(`${rig.svc.url}/refund-async`, body)),
     );
     expect(answers.map((a) => a.status)).toEqual(Array(10).fill(202));
     for (const a of answers) expect(a.json).toEqual(answers[0]!.json);
@@ -186,16 +149,16 @@ describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind)
 
     expect((await settled(`${tag}-tenfold`)).json.status).toBe('succeeded');
     await new Promise((r) => setTimeout(r, 300));
-    expect(await svc.deps.store.refunds.listForPaymentIntent(pi!)).toHaveLength(1);
-    const refunds = await stripe.stripe.refunds.list({ payment_intent: pi });
+    expect(await rig.svc.deps.store.refunds.listForPaymentIntent(pi!)).toHaveLength(1);
+    const refunds = await rig.stripe.stripe.refunds.list({ payment_intent: pi });
     expect(refunds.data.map((r) => r.amount)).toEqual([4_000]);
   });
 
   it('one request_id sent for two intents at once: one 202, the other 409, one refund', async () => {
-    const [a, b] = await paidIntents(svc.url, 2, 10_000);
+    const [a, b] = await paidIntents(rig.svc.url, 2, 10_000);
     const id = `${tag}-two-intents`;
     const answers = await Promise.all(
-      [a, b].map((pi) => postJson(`${svc.url}/refund-async`, { payment_intent_id: pi, request_id: id })),
+      [a, b].map((pi) => postJson(`${rig.svc.url}/refund-async`, { payment_intent_id: pi, request_id: id })),
     );
     expect(answers.map((r) => r.status).sort()).toEqual([202, 409]);
     const won = answers.findIndex((r) => r.status === 202);
@@ -203,33 +166,41 @@ describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind)
     expect((await settled(id)).json).toMatchObject({ status: 'succeeded', amount: 10_000 });
     const winner = won === 0 ? a! : b!;
     const loser = won === 0 ? b! : a!;
-    expect((await stripe.stripe.refunds.list({ payment_intent: winner })).data.map((r) => r.amount)).toEqual([
-      10_000,
-    ]);
-    expect((await stripe.stripe.refunds.list({ payment_intent: loser })).data).toEqual([]);
-    expect(await svc.deps.store.refunds.listForPaymentIntent(loser)).toEqual([]);
+    expect(
+      (await rig.stripe.stripe.refunds.list({ payment_intent: winner })).data.map((r) => r.amount),
+    ).toEqual([10_000]);
+    expect((await rig.stripe.stripe.refunds.list({ payment_intent: loser })).data).toEqual([]);
+    expect(await rig.svc.deps.store.refunds.listForPaymentIntent(loser)).toEqual([]);
   });
 
   it('applies the /refund guards: unknown intent, bad body, more than is left (in-flight refunds count)', async () => {
-    const missing = await postJson(`${svc.url}/refund-async`, {
+    const missing = await postJson(`${rig.svc.url}/refund-async`, {
       payment_intent_id: 'pi_doesnotexist000000000000',
     });
     expect(missing.status).toBe(404);
     expect(missing.headers.get('content-type')).toMatch(/^application\/problem\+json/);
 
-    const [pi] = await paidIntents(svc.url, 1, 10_000);
+    const [pi] = await paidIntents(rig.svc.url, 1, 10_000);
     for (const bad of [
       { payment_intent_id: pi, amount: 0 },
       { amount: 100 },
       { payment_intent_id: pi, amount: 'ten' },
     ]) {
-      const res = await postJson(`${svc.url}/refund-async`, bad);
+      const res = await postJson(`${rig.svc.url}/refund-async`, bad);
       expect(res.status, JSON.stringify(bad)).toBe(400);
     }
     // Two queued refunds of 6,000 on 10,000: the second is refused even before the first reaches Stripe.
     const [a, b] = await Promise.all([
-      postJson(`${svc.url}/refund-async`, { payment_intent_id: pi, amount: 6_000, request_id: `${tag}-g1` }),
-      postJson(`${svc.url}/refund-async`, { payment_intent_id: pi, amount: 6_000, request_id: `${tag}-g2` }),
+      postJson(`${rig.svc.url}/refund-async`, {
+        payment_intent_id: pi,
+        amount: 6_000,
+        request_id: `${tag}-g1`,
+      }),
+      postJson(`${rig.svc.url}/refund-async`, {
+        payment_intent_id: pi,
+        amount: 6_000,
+        request_id: `${tag}-g2`,
+      }),
     ]);
     expect([a.status, b.status].sort()).toEqual([202, 409]);
     expect((a.status === 409 ? a : b).json.code).toBe('amount_exceeds_refundable');
@@ -245,13 +216,13 @@ describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind)
   });
 
   it('a refund Stripe refuses ends failed with the reason, dead-lettered, and its outcome says so', async () => {
-    const [pi] = await paidIntents(svc.url, 1, 10_000);
+    const [pi] = await paidIntents(rig.svc.url, 1, 10_000);
     // Refunded at Stripe behind the service's back (no webhook reaches this service), so the ledger
     // still believes the money is there and Stripe has the final word.
-    await stripe.stripe.refunds.create({ payment_intent: pi! });
+    await rig.stripe.stripe.refunds.create({ payment_intent: pi! });
     const id = `${tag}-refused`;
     expect(
-      (await postJson(`${svc.url}/refund-async`, { payment_intent_id: pi, request_id: id })).status,
+      (await postJson(`${rig.svc.url}/refund-async`, { payment_intent_id: pi, request_id: id })).status,
     ).toBe(202);
 
     const done = await settled(id);
@@ -262,7 +233,7 @@ describe.skipIf(!rabbit).each(dbs)('async refunds over RabbitMQ on %s', (dbKind)
     });
 
     const dead = await waitFor(
-      () => peek.drain(topology.deadLetter),
+      () => rig.peek.drain(topology.deadLetter),
       (list) => list.length > 0,
       10_000,
     );

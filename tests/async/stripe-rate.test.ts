@@ -6,29 +6,18 @@
  */
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { postgresAvailable, rabbitAvailable } from '../helpers/services.js';
 import {
-  clusterEnv,
   countsOf,
   expectExactlyOnce,
-  killAllWorkers,
   paidIntents,
-  peekRabbit,
-  pgSchema,
   pool,
   postRefundAsync,
-  prefixedTopology,
   refundOrders,
   spawnWorker,
-  startInProcess,
-  startStripe,
-  uniqueTag,
+  useCluster,
   waitFor,
-  type InProcessService,
-  type PgSchema,
-  type RabbitPeek,
-  type StripeStandIn,
 } from './support/harness.js';
 
 const ready = (await rabbitAvailable()) && (await postgresAvailable());
@@ -80,54 +69,30 @@ function busiestSecond(times: number[]): number {
 }
 
 describe.skipIf(!ready)('STRIPE_MAX_RPS', () => {
-  const tag = uniqueTag('rate');
-  const topology = prefixedTopology(tag);
-  let stripe: StripeStandIn;
   let hop: Hop;
-  let db: PgSchema;
-  let svc: InProcessService;
-  let peek: RabbitPeek;
-  let env: Record<string, string>;
-
-  beforeAll(async () => {
-    stripe = await startStripe();
-    hop = await passThrough(stripe.url);
-    db = pgSchema(tag);
-    env = clusterEnv(stripe, db, tag, { STRIPE_API_BASE: hop.url });
-    svc = await startInProcess({ env, db, topology });
-    peek = await peekRabbit();
-  });
-
-  afterAll(async () => {
-    await killAllWorkers();
-    await svc?.close();
-    await peek?.deleteAll(topology);
-    await peek?.close();
-    await db?.drop();
-    await hop?.close();
-    await stripe?.close();
-  });
+  const rig = useCluster('rate', {}, { stripeVia: async (stripe) => (hop = await passThrough(stripe.url)) });
+  const { tag, topology } = rig;
 
   it(`keeps POST /v1/refunds at or under ${MAX_RPS} per second however many are queued`, async () => {
-    const intents = await paidIntents(svc.url, 10, 10_000);
+    const intents = await paidIntents(rig.svc.url, 10, 10_000);
     const orders = refundOrders(tag, intents, 5, 1_000);
     const keys = orders.map((o) => o.request_id);
     // Without the ceiling the worker (prefetch 32) would send this backlog in one burst.
-    await pool(orders, 25, (o) => postRefundAsync(svc.url, o));
+    await pool(orders, 25, (o) => postRefundAsync(rig.svc.url, o));
     await waitFor(
-      () => peek.depth(topology.requests),
+      () => rig.peek.depth(topology.requests),
       (n) => n === orders.length,
       10_000,
     );
-    const worker = await spawnWorker('worker-rate', { ...env, STRIPE_MAX_RPS: String(MAX_RPS) });
+    const worker = await spawnWorker('worker-rate', { ...rig.env, STRIPE_MAX_RPS: String(MAX_RPS) });
     const counts = await waitFor(
-      () => countsOf(svc, keys),
+      () => countsOf(rig.svc, keys),
       (c) => c.succeeded === orders.length,
       30_000,
     );
     expect(counts.succeeded).toBe(orders.length);
     expect((await worker.kill('SIGTERM')).code).toBe(0);
-    await expectExactlyOnce(stripe, keys, 1_000);
+    await expectExactlyOnce(rig.stripe, keys, 1_000);
 
     const times = hop.refundPosts;
     expect(times).toHaveLength(orders.length);

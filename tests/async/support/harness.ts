@@ -6,6 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
@@ -194,19 +196,39 @@ export interface ClusterRig {
   readonly peek: RabbitPeek;
 }
 
+export interface ClusterOptions {
+  /** The ledger in a SQLite file of the rig's own instead of the PostgreSQL schema (which is then not used). */
+  sqlite?: boolean;
+  /** Something the service reaches the sandbox through (a proxy of the test's), started after the sandbox. */
+  stripeVia?: (stripe: StripeStandIn) => Promise<{ url: string; close(): Promise<void> }>;
+}
+
 /**
  * Registers the beforeAll/afterAll most async test files share and returns the rig, filled in by
- * beforeAll. Teardown stops worker processes, the service, this file's queues, the schema and the sandbox.
+ * beforeAll. Teardown stops worker processes, the service, this file's queues, the schema (or SQLite file),
+ * what stands in front of the sandbox, and the sandbox.
  */
-export function useCluster(area: string, env: Record<string, string> = {}): ClusterRig {
+export function useCluster(
+  area: string,
+  env: Record<string, string> = {},
+  opts: ClusterOptions = {},
+): ClusterRig {
   const tag = uniqueTag(area);
   const rig = { tag, topology: prefixedTopology(tag) } as {
     -readonly [K in keyof ClusterRig]: ClusterRig[K];
   };
+  let dir: string | undefined;
+  let via: { url: string; close(): Promise<void> } | undefined;
   beforeAll(async () => {
     rig.stripe = await startStripe();
+    via = await opts.stripeVia?.(rig.stripe);
     rig.db = pgSchema(tag);
-    rig.env = clusterEnv(rig.stripe, rig.db, tag, env);
+    if (opts.sqlite) dir = mkdtempSync(path.join(tmpdir(), `${area}-`));
+    rig.env = clusterEnv(rig.stripe, rig.db, tag, {
+      ...(via ? { STRIPE_API_BASE: via.url } : {}),
+      ...(dir ? { DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}` } : {}),
+      ...env,
+    });
     rig.svc = await startInProcess({ env: rig.env, db: rig.db, topology: rig.topology });
     rig.peek = await peekRabbit();
   });
@@ -215,7 +237,9 @@ export function useCluster(area: string, env: Record<string, string> = {}): Clus
     await rig.svc?.close();
     await rig.peek?.deleteAll(rig.topology);
     await rig.peek?.close();
-    await rig.db?.drop();
+    if (!opts.sqlite) await rig.db?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    await via?.close();
     await rig.stripe?.close();
   });
   return rig;
