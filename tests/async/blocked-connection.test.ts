@@ -10,22 +10,15 @@
  * what the driver sends (as RabbitMQ stops reading a blocked connection) and injects connection.blocked /
  * connection.unblocked frames at frame boundaries.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRabbitBroker } from '../../src/queue/index.js';
-import { createOutboxRelay } from '../../src/queue/outbox-relay.js';
-import { createStore } from '../../src/store/index.js';
 import {
   RABBIT_URL,
   deleteEverything,
   eventually,
   openAdmin,
   probeRabbit,
-  topologyFor,
+  relayRig,
   uniquePrefix,
 } from '../queue/support/rabbit.js';
 
@@ -117,24 +110,10 @@ async function alarmProxy(target: URL) {
 
 describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', () => {
   it('the relay stops handing the broker copies of waiting rows, so nothing piles up in memory', async () => {
-    const prefix = `${filePrefix}.1`;
-    const names = topologyFor(prefix);
     const proxy = await alarmProxy(new URL(RABBIT_URL));
-    const dir = mkdtempSync(join(tmpdir(), 'rq-blocked-'));
-    const store = await createStore({ url: `sqlite:${join(dir, 'db.sqlite')}` });
-    const broker = createRabbitBroker({
-      url: proxy.url,
-      topology: names,
-      connectionName: prefix,
-      confirmTimeoutMs: 200,
-    });
-    const relay = createOutboxRelay({
-      store,
-      broker,
-      logger: pino({ level: 'silent' }),
-      idleMs: 20,
-      backoffMs: 50,
+    const { names, store, broker, relay, close } = await relayRig(`${filePrefix}.1`, {
       maxBackoffMs: 100,
+      broker: { url: proxy.url, confirmTimeoutMs: 200 },
     });
     try {
       await broker.start();
@@ -163,11 +142,8 @@ describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', ()
       // Each copy beyond the first was one more message buffered in memory while the alarm lasted.
       expect(copies).toBe(1);
     } finally {
-      await relay.stop();
-      await broker.close();
-      await store.close();
+      await close();
       await proxy.close();
-      rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
 });

@@ -5,20 +5,15 @@
  * and every webhook event row (events exchange: 404, which also closes the publish channel under the other
  * publishes in flight) then stays in the outbox, retried forever, until the process happens to reconnect.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRabbitBroker } from '../../src/queue/index.js';
-import { createOutboxRelay } from '../../src/queue/outbox-relay.js';
-import { createStore } from '../../src/store/index.js';
 import {
   RABBIT_URL,
   deleteEverything,
   eventually,
   openAdmin,
   probeRabbit,
+  relayRig,
   topologyFor,
   uniquePrefix,
 } from '../queue/support/rabbit.js';
@@ -33,18 +28,7 @@ afterAll(async () => {
 describe.skipIf(!rabbit.ok)('the topology deleted under a live connection', () => {
   it('outcome and event rows still go out: the driver declares its own topology again', async () => {
     const prefix = `${filePrefix}.1`;
-    const names = topologyFor(prefix);
-    const dir = mkdtempSync(join(tmpdir(), 'rq-topo-'));
-    const store = await createStore({ url: `sqlite:${join(dir, 'db.sqlite')}` });
-    const broker = createRabbitBroker({ url: RABBIT_URL, topology: names, connectionName: prefix });
-    const relay = createOutboxRelay({
-      store,
-      broker,
-      logger: pino({ level: 'silent' }),
-      idleMs: 20,
-      backoffMs: 50,
-      maxBackoffMs: 200,
-    });
+    const { names, store, broker, relay, close } = await relayRig(prefix, { maxBackoffMs: 200 });
     const admin = await openAdmin();
     try {
       await broker.start();
@@ -77,11 +61,8 @@ describe.skipIf(!rabbit.ok)('the topology deleted under a live connection', () =
       expect(await depth(names.responses)).toBe(1);
       expect(await depth(subscriber)).toBe(1);
     } finally {
-      await relay.stop();
-      await broker.close();
-      await store.close();
+      await close();
       await admin.conn.close();
-      rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
 

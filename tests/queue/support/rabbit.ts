@@ -4,10 +4,21 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect, type Channel, type ChannelModel } from 'amqplib';
+import { pino } from 'pino';
 import { it } from 'vitest';
-import type { TopologyNames } from '../../../src/queue/index.js';
+import {
+  createRabbitBroker,
+  type Broker,
+  type RabbitBrokerOptions,
+  type TopologyNames,
+} from '../../../src/queue/index.js';
+import { createOutboxRelay, type OutboxRelay } from '../../../src/queue/outbox-relay.js';
+import { createStore, type Store } from '../../../src/store/index.js';
 
 const run = promisify(execFile);
 
@@ -151,6 +162,54 @@ export async function deleteEverything(prefix: string): Promise<void> {
   } finally {
     await admin.conn.close();
   }
+}
+
+export interface RelayRig {
+  names: TopologyNames;
+  store: Store;
+  broker: Broker;
+  relay: OutboxRelay;
+  /** Stops the relay, closes the broker and the store, and deletes the store's directory. */
+  close(): Promise<void>;
+}
+
+/**
+ * An outbox relay from a SQLite store (in a temp dir) to a RabbitMQ broker on `prefix`'s topology, with retry
+ * timings short enough for a test. Neither is started: the test starts them when its scene is set.
+ */
+export async function relayRig(
+  prefix: string,
+  opts: { maxBackoffMs: number; broker?: Partial<RabbitBrokerOptions> },
+): Promise<RelayRig> {
+  const names = topologyFor(prefix);
+  const dir = mkdtempSync(join(tmpdir(), 'rq-relay-'));
+  const store = await createStore({ url: `sqlite:${join(dir, 'db.sqlite')}` });
+  const broker = createRabbitBroker({
+    url: RABBIT_URL,
+    topology: names,
+    connectionName: prefix,
+    ...opts.broker,
+  });
+  const relay = createOutboxRelay({
+    store,
+    broker,
+    logger: pino({ level: 'silent' }),
+    idleMs: 20,
+    backoffMs: 50,
+    maxBackoffMs: opts.maxBackoffMs,
+  });
+  return {
+    names,
+    store,
+    broker,
+    relay,
+    async close() {
+      await relay.stop();
+      await broker.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Polls until `check` passes; the deadline only bounds a hang, it asserts nothing about speed. */
