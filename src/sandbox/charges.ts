@@ -1,4 +1,4 @@
-import { paginate, type ListOptions } from './collection.js';
+import { listObject, paginate, type ListOptions } from './collection.js';
 import { indexPush, nowSeconds, ok, type SandboxContext } from './context.js';
 import { parseExpand } from './expand.js';
 import { expand, listParams, obj, str, unsupportedFields } from './param-spec.js';
@@ -175,17 +175,8 @@ export function chargeRoutes(ctx: SandboxContext): RouteDefinition[] {
           intentId === undefined
             ? charges.view()
             : charges.subsetView(ctx.state.chargesByIntent.get(intentId) ?? []);
-        const page = paginate(view, params as ListOptions, (id, param) => {
-          const seq = charges.seqOf(id);
-          if (seq === undefined) throw resourceMissing('charge', id, param);
-          return seq;
-        });
-        return ok({
-          object: 'list',
-          data: page.data.map((c) => renderCharge(ctx, c, fields)),
-          has_more: page.has_more,
-          url: '/v1/charges',
-        });
+        const page = paginate(view, params as ListOptions, charges.cursor('charge'));
+        return ok(listObject(page, (c) => renderCharge(ctx, c, fields), '/v1/charges'));
       },
     },
     {

@@ -1,4 +1,4 @@
-import { paginate, resolveLimit, type ListOptions } from './collection.js';
+import { listObject, paginate, resolveLimit, type ListOptions } from './collection.js';
 import { nowSeconds, ok, type RequestInfo, type SandboxContext, type SessionExtras } from './context.js';
 import { checkChargeAmount, checkMinorUnitStep, maxAmount, normalizeCurrency } from './currencies.js';
 import { checkEmail } from './email.js';
@@ -559,11 +559,7 @@ export function checkoutSessionRoutes(ctx: SandboxContext): RouteDefinition[] {
         const page = paginate(
           checkoutSessions.view(),
           params as ListOptions,
-          (id, param) => {
-            const seq = checkoutSessions.seqOf(id);
-            if (seq === undefined) throw resourceMissing('checkout.session', id, param);
-            return seq;
-          },
+          checkoutSessions.cursor('checkout.session'),
           (s) => {
             refreshExpiry(ctx, s);
             return (
@@ -572,12 +568,7 @@ export function checkoutSessionRoutes(ctx: SandboxContext): RouteDefinition[] {
             );
           },
         );
-        return ok({
-          object: 'list',
-          data: page.data.map((s) => renderSession(ctx, s, fields)),
-          has_more: page.has_more,
-          url: '/v1/checkout/sessions',
-        });
+        return ok(listObject(page, (s) => renderSession(ctx, s, fields), '/v1/checkout/sessions'));
       },
     },
     {

@@ -1,4 +1,4 @@
-import { invalidRequest } from './stripe-error.js';
+import { invalidRequest, resourceMissing } from './stripe-error.js';
 
 /**
  * Objects of one type in creation order, with O(1) lookup by id. Each object gets a sequence
@@ -35,6 +35,15 @@ export class Collection<T extends { id: string }> {
 
   seqOf(id: string): number | undefined {
     return this.seqById.get(id);
+  }
+
+  /** `paginate`'s cursor lookup: an id that is not here is a 404 naming the cursor's parameter, as on Stripe. */
+  cursor(objectName: string): (id: string, param: string) => number {
+    return (id, param) => {
+      const seq = this.seqById.get(id);
+      if (seq === undefined) throw resourceMissing(objectName, id, param);
+      return seq;
+    };
   }
 
   get size(): number {
@@ -82,6 +91,11 @@ export interface ListOptions {
 export interface Page<T> {
   data: T[];
   has_more: boolean;
+}
+
+/** A page as a Stripe list object, each item rendered. */
+export function listObject<T>(page: Page<T>, render: (item: T) => unknown, url: string) {
+  return { object: 'list' as const, data: page.data.map(render), has_more: page.has_more, url };
 }
 
 export function createdMatches(created: number, filter: CreatedFilter | undefined): boolean {

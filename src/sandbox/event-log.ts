@@ -88,11 +88,7 @@ export class EventLog {
     const page = paginate(
       this.events.view(),
       options,
-      (id, param) => {
-        const seq = this.events.seqOf(id);
-        if (seq === undefined) throw resourceMissing('event', id, param);
-        return seq;
-      },
+      this.events.cursor('event'),
       (e) =>
         typeMatches(e.type) &&
         (options.delivery_success === undefined || options.delivery_success === (e.pending === 0)),

@@ -1,5 +1,5 @@
 import { createCharge, renderCharge } from './charges.js';
-import { paginate, type ListOptions } from './collection.js';
+import { listObject, paginate, type ListOptions } from './collection.js';
 import { nowSeconds, ok, type RequestInfo, type SandboxContext } from './context.js';
 import { checkChargeAmount, normalizeCurrency } from './currencies.js';
 import { checkEmail } from './email.js';
@@ -599,17 +599,12 @@ export function paymentIntentRoutes(ctx: SandboxContext): RouteDefinition[] {
       handler: (params) => {
         const fields = parseExpand(params['expand'], EXPANDABLE, ALWAYS_NULL, true);
         const { paymentIntents } = ctx.state;
-        const page = paginate(paymentIntents.view(), params as ListOptions, (id, param) => {
-          const seq = paymentIntents.seqOf(id);
-          if (seq === undefined) throw resourceMissing('payment_intent', id, param);
-          return seq;
-        });
-        return ok({
-          object: 'list',
-          data: page.data.map((pi) => renderPaymentIntent(ctx, pi, fields)),
-          has_more: page.has_more,
-          url: '/v1/payment_intents',
-        });
+        const page = paginate(
+          paymentIntents.view(),
+          params as ListOptions,
+          paymentIntents.cursor('payment_intent'),
+        );
+        return ok(listObject(page, (pi) => renderPaymentIntent(ctx, pi, fields), '/v1/payment_intents'));
       },
     },
     {

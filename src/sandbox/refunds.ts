@@ -1,5 +1,5 @@
 import { getCharge, renderCharge } from './charges.js';
-import { paginate, type ListOptions } from './collection.js';
+import { listObject, paginate, type ListOptions } from './collection.js';
 import { indexPush, nowSeconds, ok, type RequestInfo, type SandboxContext } from './context.js';
 import { checkMinorUnitStep, formatAmount } from './currencies.js';
 import { NO_REQUEST, type EventRequestInfo } from './event-log.js';
@@ -243,19 +243,10 @@ export function refundRoutes(ctx: SandboxContext): RouteDefinition[] {
         const page = paginate(
           view,
           params as ListOptions,
-          (id, param) => {
-            const seq = refunds.seqOf(id);
-            if (seq === undefined) throw resourceMissing('refund', id, param);
-            return seq;
-          },
+          refunds.cursor('refund'),
           (r) => intentId === undefined || r.payment_intent === intentId,
         );
-        return ok({
-          object: 'list',
-          data: page.data.map((r) => renderRefund(ctx, r, fields)),
-          has_more: page.has_more,
-          url: '/v1/refunds',
-        });
+        return ok(listObject(page, (r) => renderRefund(ctx, r, fields), '/v1/refunds'));
       },
     },
     {
