@@ -1,7 +1,7 @@
 import type { Selectable } from 'kysely';
 import { fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson } from './codec.js';
 import type { TimeInput } from './codec.js';
-import type { ApiKeysTable } from './database.js';
+import { API_KEY_COLUMNS, type ApiKeysTable } from './database.js';
 import { queryTemplate } from './query-template.js';
 import type { RepoContext } from './repo-context.js';
 
@@ -74,7 +74,11 @@ const activeByHash = queryTemplate<{ hash: string }, Selectable<ApiKeysTable>>(
   'apiKeys.findActiveByHash',
   ['hash'],
   (db, p) =>
-    db.selectFrom('api_keys').selectAll().where('hash', '=', p('hash')).where('revoked_at', 'is', null),
+    db
+      .selectFrom('api_keys')
+      .select(API_KEY_COLUMNS)
+      .where('hash', '=', p('hash'))
+      .where('revoked_at', 'is', null),
 );
 
 export function createApiKeysRepo(ctx: RepoContext): ApiKeysRepo {
@@ -94,7 +98,7 @@ export function createApiKeysRepo(ctx: RepoContext): ApiKeysRepo {
           scopes: toJson(k.scopes ?? []),
           created_at: k.createdAt === undefined ? nowIso() : toIso(k.createdAt),
         })
-        .returningAll()
+        .returning(API_KEY_COLUMNS)
         .executeTakeFirstOrThrow();
       return toApiKey(row);
     },
@@ -134,7 +138,7 @@ export function createApiKeysRepo(ctx: RepoContext): ApiKeysRepo {
     async list(owner) {
       const rows = await db
         .selectFrom('api_keys')
-        .selectAll()
+        .select(API_KEY_COLUMNS)
         .$if(owner !== undefined, (qb) => qb.where('owner', '=', owner ?? ''))
         .orderBy('created_at')
         .orderBy('id')

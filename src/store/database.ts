@@ -98,3 +98,96 @@ export interface Database {
   api_keys: ApiKeysTable;
   idempotency_keys: IdempotencyKeysTable;
 }
+
+/**
+ * The list, checked complete at compile time: a column the table type has and `list` lacks is an error here.
+ * Statements name their columns rather than `*`: on PostgreSQL each runs as a prepared statement per connection,
+ * and one whose `*` grew a column (a later version's migration, during a rolling update) fails every run with
+ * `cached plan must not change result type` until the connection closes.
+ */
+function everyColumnOf<T>() {
+  return <const L extends readonly (keyof T & string)[]>(
+    list: L &
+      ([Exclude<keyof T, L[number]>] extends [never] ? unknown : { missing: Exclude<keyof T, L[number]> }),
+  ): L => list;
+}
+
+export const PAYMENT_COLUMNS = everyColumnOf<PaymentsTable>()([
+  'id',
+  'kind',
+  'owner',
+  'payment_intent_id',
+  'amount',
+  'currency',
+  'status',
+  'amount_refunded',
+  'metadata',
+  'customer_email',
+  'created_at',
+  'updated_at',
+]);
+
+export const REFUND_COLUMNS = everyColumnOf<RefundsTable>()([
+  'request_id',
+  'owner',
+  'payment_intent_id',
+  'amount',
+  'currency',
+  'reason',
+  'status',
+  'stripe_refund_id',
+  'failure_reason',
+  'attempts',
+  'mode',
+  'request_hash',
+  'metadata',
+  'created_at',
+  'updated_at',
+]);
+
+export const OUTBOX_COLUMNS = everyColumnOf<OutboxTable>()([
+  'id',
+  'destination',
+  'routing_key',
+  'message_id',
+  'payload',
+  'headers',
+  'created_at',
+  'available_at',
+  'attempts',
+  'sent_at',
+  'last_error',
+]);
+
+export const WEBHOOK_EVENT_COLUMNS = everyColumnOf<WebhookEventsTable>()([
+  'event_id',
+  'type',
+  'object_id',
+  'payload',
+  'received_at',
+  'processed_at',
+  'attempts',
+  'last_error',
+  'available_at',
+]);
+
+export const API_KEY_COLUMNS = everyColumnOf<ApiKeysTable>()([
+  'id',
+  'owner',
+  'name',
+  'kind',
+  'prefix',
+  'hash',
+  'scopes',
+  'created_at',
+  'revoked_at',
+  'last_used_at',
+]);
+
+/** `columns`, each as `alias.column`: for a select from an aliased table or a common table expression. */
+export function qualified<A extends string, const L extends readonly string[]>(
+  alias: A,
+  columns: L,
+): { readonly [K in keyof L]: `${A}.${L[K]}` } {
+  return columns.map((c) => `${alias}.${c}`) as unknown as { readonly [K in keyof L]: `${A}.${L[K]}` };
+}

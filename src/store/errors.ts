@@ -79,8 +79,16 @@ const SOCKET_CODES = new Set([
 const PG_ENDED =
   /^(Connection terminated|Client was closed and is not queryable|Client has encountered a connection error)/;
 
+/**
+ * A prepared statement whose result columns changed under it (a later version's migration): it fails on its
+ * connection until the connection closes, so it is that session, not the statement, that is unusable. Statements
+ * name their columns (database.ts) so that added ones never do this; this is the net for anything else.
+ */
+const PG_STALE_PLAN = { code: '0A000', message: /^cached plan must not change result type/ };
+
 function isUnavailable(e: DriverError): boolean {
   const code = typeof e.code === 'string' ? e.code : undefined;
+  if (code === PG_STALE_PLAN.code) return PG_STALE_PLAN.message.test(String(e.message ?? ''));
   if (code !== undefined) {
     return code.startsWith('08') || PG_UNAVAILABLE_CODES.has(code) || SOCKET_CODES.has(code);
   }

@@ -1,7 +1,7 @@
 import type { Selectable } from 'kysely';
 import { addMs, fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
-import type { WebhookEventsTable } from './database.js';
+import { WEBHOOK_EVENT_COLUMNS, type WebhookEventsTable } from './database.js';
 import { DEFAULT_CLAIM_LEASE_MS } from './outbox-repo.js';
 import { atomically } from './repo-context.js';
 import type { RepoContext } from './repo-context.js';
@@ -87,7 +87,7 @@ export function createInboxRepo(ctx: RepoContext): InboxRepo {
     async get(eventId) {
       const row = await db
         .selectFrom('webhook_events')
-        .selectAll()
+        .select(WEBHOOK_EVENT_COLUMNS)
         .where('event_id', '=', eventId)
         .executeTakeFirst();
       return row ? toInboxEvent(row) : null;
@@ -141,7 +141,7 @@ export function createInboxRepo(ctx: RepoContext): InboxRepo {
             'in',
             ids.map((r) => r.event_id),
           )
-          .returningAll()
+          .returning(WEBHOOK_EVENT_COLUMNS)
           .execute();
       });
       // RETURNING has no defined order; hand rows back in the claim's oldest-first order.

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
 import { addMs, fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
-import type { Database, OutboxTable } from './database.js';
+import { OUTBOX_COLUMNS, qualified, type Database, type OutboxTable } from './database.js';
 import type { Dialect } from './migrations.js';
 import { placeholders, queryTemplate } from './query-template.js';
 import type { RepoContext } from './repo-context.js';
@@ -92,7 +92,7 @@ const ADD_COLUMNS = [
 const addMessage = queryTemplate<Record<(typeof ADD_COLUMNS)[number], unknown>, Selectable<OutboxTable>>(
   'outbox.add',
   ADD_COLUMNS,
-  (db, p) => db.insertInto('outbox').values(placeholders(p, ADD_COLUMNS)).returningAll(),
+  (db, p) => db.insertInto('outbox').values(placeholders(p, ADD_COLUMNS)).returning(OUTBOX_COLUMNS),
 );
 
 /** The same insert answering nothing, for writers that do not need the row back. */
@@ -171,12 +171,12 @@ export function claimBatchQuery(
         .set({ available_at: lease })
         .from('next')
         .whereRef('outbox.id', '=', 'next.id')
-        .returningAll('outbox')
+        .returning(qualified('outbox', OUTBOX_COLUMNS))
     : db
         .updateTable('outbox')
         .set({ available_at: lease })
         .where('id', 'in', oldestAvailable(db))
-        .returningAll();
+        .returning(OUTBOX_COLUMNS);
 }
 
 /**

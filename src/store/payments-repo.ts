@@ -1,7 +1,7 @@
 import type { Selectable } from 'kysely';
 import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
-import type { PaymentsTable } from './database.js';
+import { PAYMENT_COLUMNS, qualified, type PaymentsTable } from './database.js';
 import { placeholders, queryTemplate } from './query-template.js';
 import { committedOfPayment } from './committed.js';
 import type { RepoContext } from './repo-context.js';
@@ -161,13 +161,18 @@ const ROW_COLUMNS = [
 ] as const satisfies readonly (keyof NewPaymentRow)[];
 
 const getById = queryTemplate<{ id: string }, PaymentRow>('payments.get', ['id'], (db, p) =>
-  db.selectFrom('payments').selectAll().where('id', '=', p('id')),
+  db.selectFrom('payments').select(PAYMENT_COLUMNS).where('id', '=', p('id')),
 );
 
 const getForOwner = queryTemplate<{ id: string; owner: string }, PaymentRow>(
   'payments.getForOwner',
   ['id', 'owner'],
-  (db, p) => db.selectFrom('payments').selectAll().where('id', '=', p('id')).where('owner', '=', p('owner')),
+  (db, p) =>
+    db
+      .selectFrom('payments')
+      .select(PAYMENT_COLUMNS)
+      .where('id', '=', p('id'))
+      .where('owner', '=', p('owner')),
 );
 
 const getForOwnerWithCommitted = queryTemplate<
@@ -176,7 +181,7 @@ const getForOwnerWithCommitted = queryTemplate<
 >('payments.getForOwnerWithCommitted', ['id', 'owner'], (db, p) =>
   db
     .selectFrom('payments as p')
-    .selectAll('p')
+    .select(qualified('p', PAYMENT_COLUMNS))
     .select(committedOfPayment)
     .where('p.id', '=', p('id'))
     .where('p.owner', '=', p('owner')),
@@ -185,7 +190,7 @@ const getForOwnerWithCommitted = queryTemplate<
 const lockById = {
   sqlite: getById,
   postgres: queryTemplate<{ id: string }, PaymentRow>('payments.lockForUpdate', ['id'], (db, p) =>
-    db.selectFrom('payments').selectAll().where('id', '=', p('id')).forUpdate(),
+    db.selectFrom('payments').select(PAYMENT_COLUMNS).where('id', '=', p('id')).forUpdate(),
   ),
 };
 
@@ -231,7 +236,7 @@ function upsertTemplate(refreshRefunded: boolean, final: readonly string[]) {
                 ]),
               );
         })
-        .returningAll(),
+        .returning(PAYMENT_COLUMNS),
   );
 }
 
@@ -240,7 +245,11 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
 
   return {
     async insert(p) {
-      const row = await db.insertInto('payments').values(newRow(p)).returningAll().executeTakeFirstOrThrow();
+      const row = await db
+        .insertInto('payments')
+        .values(newRow(p))
+        .returning(PAYMENT_COLUMNS)
+        .executeTakeFirstOrThrow();
       return toPayment(row);
     },
 
@@ -263,7 +272,7 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
     async findByPaymentIntent(paymentIntentId) {
       const rows = await db
         .selectFrom('payments')
-        .selectAll()
+        .select(PAYMENT_COLUMNS)
         .where((eb) => eb.or([eb('id', '=', paymentIntentId), eb('payment_intent_id', '=', paymentIntentId)]))
         .orderBy('created_at', 'desc')
         .limit(10)
@@ -277,7 +286,7 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
         .updateTable('payments')
         .set({ ...patchColumns(patch), updated_at: nowIso() })
         .where('id', '=', id)
-        .returningAll()
+        .returning(PAYMENT_COLUMNS)
         .executeTakeFirst();
       return row ? toPayment(row) : null;
     },
@@ -309,7 +318,7 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
       const from = toIso(since);
       const rows = await db
         .selectFrom('payments')
-        .selectAll()
+        .select(PAYMENT_COLUMNS)
         .where((eb) =>
           afterId === undefined
             ? eb('created_at', '>=', from)

@@ -1,7 +1,14 @@
 import { sql, type Kysely, type QueryCreator, type Selectable } from 'kysely';
 import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
-import type { Database, PaymentsTable, RefundsTable } from './database.js';
+import {
+  PAYMENT_COLUMNS,
+  REFUND_COLUMNS,
+  qualified,
+  type Database,
+  type PaymentsTable,
+  type RefundsTable,
+} from './database.js';
 import {
   OPEN_REFUND_STATUSES,
   REFUND_STATUSES,
@@ -233,7 +240,7 @@ type InsertRow = Record<(typeof INSERT_COLUMNS)[number], unknown>;
 const getByRequestId = queryTemplate<{ requestId: string }, RefundRow>(
   'refunds.get',
   ['requestId'],
-  (db, p) => db.selectFrom('refunds').selectAll().where('request_id', '=', p('requestId')),
+  (db, p) => db.selectFrom('refunds').select(REFUND_COLUMNS).where('request_id', '=', p('requestId')),
 );
 
 const getForOwner = queryTemplate<{ requestId: string; owner: string }, RefundRow>(
@@ -242,13 +249,13 @@ const getForOwner = queryTemplate<{ requestId: string; owner: string }, RefundRo
   (db, p) =>
     db
       .selectFrom('refunds')
-      .selectAll()
+      .select(REFUND_COLUMNS)
       .where('request_id', '=', p('requestId'))
       .where('owner', '=', p('owner')),
 );
 
 const insertRefund = queryTemplate<InsertRow, RefundRow>('refunds.insert', INSERT_COLUMNS, (db, p) =>
-  db.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returningAll(),
+  db.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returning(REFUND_COLUMNS),
 );
 
 /** The same insert answering nothing: the caller already holds every value the row will have. */
@@ -325,11 +332,11 @@ const insertAnnouncedPg = queryTemplate<InsertRow & OutboxParams, RefundRow & { 
   (db, p) =>
     db
       .with('inserted', (qb) =>
-        qb.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returningAll(),
+        qb.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returning(REFUND_COLUMNS),
       )
       .with('announced', (qb) => announcedInsert(qb, p, 'inserted', 'created_at'))
       .selectFrom(['inserted', 'announced'])
-      .selectAll('inserted')
+      .select(qualified('inserted', REFUND_COLUMNS))
       .select('announced.id as outbox_id'),
 );
 
@@ -358,7 +365,7 @@ const beginAttempt = queryTemplate<{ requestId: string; now: string }, RefundRow
       .where('request_id', '=', p('requestId'))
       .where('status', 'in', ['queued', 'processing'])
       .where('stripe_refund_id', 'is', null)
-      .returningAll(),
+      .returning(REFUND_COLUMNS),
 );
 
 type SettleParams = {
@@ -385,7 +392,7 @@ const settleUpdate = (db: Pick<Kysely<Database>, 'updateTable'>, p: Param<Settle
     .where('request_id', '=', p('requestId'))
     .where('status', '=', 'processing')
     .where('stripe_refund_id', 'is', null)
-    .returningAll();
+    .returning(REFUND_COLUMNS);
 
 const settleAttempt = queryTemplate<SettleParams, RefundRow>(
   'refunds.settleAttempt',
@@ -405,7 +412,7 @@ const settleAnnouncedPg = queryTemplate<
     .with('settled', () => settleUpdate(db, p))
     .with('announced', (qb) => announcedInsert(qb, p, 'settled', 'now'))
     .selectFrom(['settled', 'announced'])
-    .selectAll('settled')
+    .select(qualified('settled', REFUND_COLUMNS))
     .select('announced.id as outbox_id'),
 );
 
@@ -421,7 +428,7 @@ const acceptRead = (db: Kysely<Database>, p: Param<AcceptParams>) =>
   db
     .selectFrom('payments as p')
     .leftJoin('refunds as r', (join) => join.on('r.request_id', '=', p('requestId')))
-    .selectAll('p')
+    .select(qualified('p', PAYMENT_COLUMNS))
     .select('r.request_id as r_request_id')
     .where('p.id', '=', p('paymentIntentId'));
 const lockForAcceptTemplates = {
@@ -443,7 +450,7 @@ const lockForAcceptTemplates = {
           () => acceptRead(db, p).forUpdate('p'),
         )
         .selectFrom('locked')
-        .selectAll('locked')
+        .select([...qualified('locked', PAYMENT_COLUMNS), 'locked.r_request_id'])
         .select(sql<string>`refunds_committed(locked.id)`.as('committed')),
   ),
 };
@@ -528,18 +535,18 @@ const acceptAnnouncedPg = queryTemplate<AcceptFastParams, RefundRow & { outbox_i
                 ]),
               ),
           )
-          .returningAll(),
+          .returning(REFUND_COLUMNS),
       )
       .with('announced', (qb) => announcedInsert(qb, p, 'inserted', 'created_at'))
       .selectFrom(['inserted', 'announced'])
-      .selectAll('inserted')
+      .select(qualified('inserted', REFUND_COLUMNS))
       .select('announced.id as outbox_id'),
 );
 
 export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
   const { db } = ctx;
   const find = (column: 'request_id' | 'stripe_refund_id', value: string) =>
-    db.selectFrom('refunds').selectAll().where(column, '=', value);
+    db.selectFrom('refunds').select(REFUND_COLUMNS).where(column, '=', value);
 
   const insertRow = (r: NewRefund): InsertRow => {
     if (!isRefundStatus(r.status)) throw new TypeError(`unknown refund status ${String(r.status)}`);
@@ -751,7 +758,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       if (statuses.length === 0) return [];
       const rows = await db
         .selectFrom('refunds')
-        .selectAll()
+        .select(REFUND_COLUMNS)
         .where('status', 'in', statuses)
         .orderBy('updated_at')
         .orderBy('request_id')
@@ -763,7 +770,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
     async listForPaymentIntent(paymentIntentId) {
       const rows = await db
         .selectFrom('refunds')
-        .selectAll()
+        .select(REFUND_COLUMNS)
         .where('payment_intent_id', '=', paymentIntentId)
         .orderBy('created_at')
         .orderBy('request_id')
@@ -806,7 +813,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       const from = toIso(since);
       const rows = await db
         .selectFrom('refunds')
-        .selectAll()
+        .select(REFUND_COLUMNS)
         .where((eb) =>
           afterRequestId === undefined
             ? eb('created_at', '>=', from)

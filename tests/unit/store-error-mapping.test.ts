@@ -37,6 +37,8 @@ describe('toStoreError', () => {
   it('leaves every other failure as it is, and a DuplicateKeyError too', () => {
     const busy = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
     expect(toStoreError(busy)).toBe(busy);
+    const unsupported = Object.assign(new Error('cannot lock rows in a view'), { code: '0A000' });
+    expect(toStoreError(unsupported)).toBe(unsupported);
     const plain = new Error('disk full');
     expect(toStoreError(plain)).toBe(plain);
     const mapped = toStoreError(sqliteUnique());
@@ -53,6 +55,10 @@ describe('toStoreError', () => {
     ['a refused connection', { code: 'ECONNREFUSED' }],
     ["node-postgres's end of connection", { message: 'Connection terminated unexpectedly' }],
     ['a query on a closed client', { message: 'Client was closed and is not queryable' }],
+    [
+      'a prepared statement whose result columns changed under it',
+      { code: '0A000', message: 'cached plan must not change result type' },
+    ],
   ] as [string, { code?: string; message?: string }][])(
     'turns %s into StoreUnavailableError (a 503), keeping the cause',
     (_what, shape) => {
