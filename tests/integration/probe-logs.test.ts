@@ -4,6 +4,7 @@
  * matter. A /readyz 503 is a warning (the dependency's own errors say what failed), not an error line per probe.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSandbox } from '../../src/sandbox/index.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -43,10 +44,14 @@ describe('request lines of probes and scrapes', () => {
   });
 
   it('a /readyz 503 is a warning, not an error', async () => {
-    // A service of its own: readiness keeps Stripe's state for a few seconds.
-    const down = await startTestService('sqlite', { API_AUTH: 'off' });
+    // A service of its own, whose key Stripe refuses: not ready (Stripe merely failing leaves it ready, degraded).
+    const sandbox = await startSandbox({ secretKey: 'sk_test_theKeyStripeKnows0000000003' });
+    const down = await startTestService('sqlite', {
+      API_AUTH: 'off',
+      STRIPE_SECRET_KEY: 'sk_test_aKeyStripeDoesNotKnow00003',
+      STRIPE_API_BASE: sandbox.url,
+    });
     try {
-      await down.faults({ error_rate: 1 });
       const before = down.lines.length;
       expect((await fetch(`${down.url}/readyz`)).status).toBe(503);
       const lines = down.lines
@@ -56,6 +61,7 @@ describe('request lines of probes and scrapes', () => {
       expect(lines.map((l) => [l.req?.url, l.res?.statusCode, l.level])).toEqual([['/readyz', 503, 40]]);
     } finally {
       await down.stop();
+      await sandbox.close();
     }
   });
 });
