@@ -6,14 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent, postJson, postSignedWebhook } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 import { postgresAvailable } from '../helpers/services.js';
-import {
-  databases,
-  paidThroughService,
-  rabbitReady,
-  startRig,
-  until,
-  type Rig,
-} from '../webhooks/support/rig.js';
+import { databases, paidThroughService, rabbitReady, until, useRig } from '../webhooks/support/rig.js';
 
 const pgOk = await postgresAvailable();
 const rabbit = await rabbitReady('log lines of a refund through RabbitMQ');
@@ -229,13 +222,7 @@ describe.skipIf(!pgOk)('a webhook event the ledger cannot take (PostgreSQL)', ()
 });
 
 describe.skipIf(!rabbit).each(await databases())('a refund through RabbitMQ [%s]', (db) => {
-  let rig: Rig;
-  beforeAll(async () => {
-    rig = await startRig(db, 'log-reqid');
-  });
-  afterAll(async () => {
-    await rig?.stop();
-  });
+  const rig = useRig(db, 'log-reqid');
 
   async function faults(config: Record<string, unknown> | null): Promise<void> {
     const res = await fetch(`${rig.sandbox.url}/_sandbox/faults`, {

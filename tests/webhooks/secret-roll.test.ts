@@ -8,7 +8,7 @@ import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paidIntent } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
-import { rabbitReady, startRig, type Rig } from './support/rig.js';
+import { rabbitReady, useRig } from './support/rig.js';
 
 const rabbit = await rabbitReady('webhook secret roll');
 
@@ -37,14 +37,8 @@ describe.skipIf(!rabbit)('rolling the webhook signing secret', () => {
   const OLD = aSecret();
   const NEW = aSecret();
   const signatures: string[] = [];
-  let rig: Rig;
-  beforeAll(async () => {
-    // As an operator writes it mid-roll: the new secret added after the old one, spaces around the comma.
-    rig = await startRig('sqlite', 'roll', { env: { STRIPE_WEBHOOK_SECRET: ` ${OLD} , ${NEW} ` } });
-  });
-  afterAll(async () => {
-    await rig?.stop();
-  });
+  // As an operator writes it mid-roll: the new secret added after the old one, spaces around the comma.
+  const rig = useRig('sqlite', 'roll', { env: { STRIPE_WEBHOOK_SECRET: ` ${OLD} , ${NEW} ` } });
 
   async function send(payload: string, signature: string): Promise<Response> {
     signatures.push(...[...signature.matchAll(/v1=([0-9a-f]+)/g)].map((m) => m[1]!));
