@@ -145,20 +145,7 @@ function newRow(p: NewPayment) {
   };
 }
 
-const ROW_COLUMNS = [
-  'id',
-  'kind',
-  'owner',
-  'payment_intent_id',
-  'amount',
-  'currency',
-  'status',
-  'amount_refunded',
-  'metadata',
-  'customer_email',
-  'created_at',
-  'updated_at',
-] as const satisfies readonly (keyof NewPaymentRow)[];
+const ROW_COLUMNS = PAYMENT_COLUMNS satisfies readonly (keyof NewPaymentRow)[];
 
 const getById = queryTemplate<{ id: string }, PaymentRow>('payments.get', ['id'], (db, p) =>
   db.selectFrom('payments').select(PAYMENT_COLUMNS).where('id', '=', p('id')),

@@ -217,23 +217,8 @@ function fieldColumns(fields: RefundFields) {
 type RefundRow = Selectable<RefundsTable>;
 type PaymentRow = Selectable<PaymentsTable>;
 
-const INSERT_COLUMNS = [
-  'request_id',
-  'owner',
-  'payment_intent_id',
-  'amount',
-  'currency',
-  'reason',
-  'status',
-  'stripe_refund_id',
-  'failure_reason',
-  'attempts',
-  'mode',
-  'request_hash',
-  'metadata',
-  'created_at',
-  'updated_at',
-] as const;
+/** A new refund row names every column. */
+const INSERT_COLUMNS = REFUND_COLUMNS;
 type InsertRow = Record<(typeof INSERT_COLUMNS)[number], unknown>;
 
 // The statements every accepted refund and every worker attempt run, built once (see query-template.ts).
