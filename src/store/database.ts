@@ -159,6 +159,17 @@ export const OUTBOX_COLUMNS = everyColumnOf<OutboxTable>()([
   'last_error',
 ]);
 
+/** The columns a new outbox message names (the rest have defaults). */
+export const NEW_OUTBOX_COLUMNS = [
+  'destination',
+  'routing_key',
+  'message_id',
+  'payload',
+  'headers',
+  'created_at',
+  'available_at',
+] as const satisfies readonly (keyof OutboxTable)[];
+
 export const WEBHOOK_EVENT_COLUMNS = everyColumnOf<WebhookEventsTable>()([
   'event_id',
   'type',

@@ -2,7 +2,13 @@ import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
 import { addMs, fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
-import { OUTBOX_COLUMNS, qualified, type Database, type OutboxTable } from './database.js';
+import {
+  NEW_OUTBOX_COLUMNS,
+  OUTBOX_COLUMNS,
+  qualified,
+  type Database,
+  type OutboxTable,
+} from './database.js';
 import type { Dialect } from './migrations.js';
 import { placeholders, queryTemplate } from './query-template.js';
 import type { RepoContext } from './repo-context.js';
@@ -78,15 +84,7 @@ export function toOutboxMessage(row: Selectable<OutboxTable>): OutboxMessage {
   };
 }
 
-const ADD_COLUMNS = [
-  'destination',
-  'routing_key',
-  'message_id',
-  'payload',
-  'headers',
-  'created_at',
-  'available_at',
-] as const;
+const ADD_COLUMNS = NEW_OUTBOX_COLUMNS;
 
 /** Every accepted refund adds one row: built once (see query-template.ts). */
 const addMessage = queryTemplate<Record<(typeof ADD_COLUMNS)[number], unknown>, Selectable<OutboxTable>>(

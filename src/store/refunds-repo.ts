@@ -2,6 +2,7 @@ import { sql, type Kysely, type QueryCreator, type Selectable } from 'kysely';
 import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
 import {
+  NEW_OUTBOX_COLUMNS,
   PAYMENT_COLUMNS,
   REFUND_COLUMNS,
   qualified,
@@ -257,15 +258,7 @@ const OUTBOX_PARAMS = [
   'availableAt',
 ] as const;
 type OutboxParams = Record<(typeof OUTBOX_PARAMS)[number], unknown>;
-const ANNOUNCED_COLUMNS = [
-  'destination',
-  'routing_key',
-  'message_id',
-  'payload',
-  'headers',
-  'created_at',
-  'available_at',
-] as const;
+const ANNOUNCED_COLUMNS = NEW_OUTBOX_COLUMNS;
 
 /** The template parameters of announcedInsert for `message`, available from `availableAt`. */
 function outboxParams(message: NewOutboxMessage, availableAt: string): OutboxParams {
