@@ -742,7 +742,8 @@ export interface components {
          *     moves forward (`RefundState`), so a consumer keeps the furthest one it has seen, with two moves back:
          *     `succeeded` to `failed` (the customer's bank returned the money), and a `failed` outcome with
          *     `refund_id: null` (given up before Stripe answered) to any outcome with a `refund_id` (Stripe had made
-         *     the refund after all).
+         *     the refund after all). The AMQP header `x-request-id`, when present, is the `X-Request-Id` of the HTTP
+         *     request that asked for the refund (absent from outcomes a webhook settled).
          * @example {
          *       "success": true,
          *       "owner": "shop",

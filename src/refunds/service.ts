@@ -307,19 +307,24 @@ export function createRefundService(deps: RefundServiceDeps) {
     await tx.outbox.add(requestMessage(key, attemptHint, reqId));
   }
 
-  /** The outcome message other services read from the responses queue. */
-  function announcement(refund: Refund): NewOutboxMessage {
+  /**
+   * The outcome message other services read from the responses queue. `reqId`: the HTTP request that asked for
+   * the refund, when the writer knows it (the request itself, or the worker from its message), in the same
+   * REQUEST_ID_HEADER header as the request message, so a consumer's lines can name it too.
+   */
+  function announcement(refund: Refund, reqId?: string): NewOutboxMessage {
     return {
       destination: topology.responses,
       routingKey: topology.responses,
       // updatedAt keeps the id unique when a refund passes through the same status twice (pending ↔ requires_action).
       messageId: `${refund.requestId}#${refund.status}#${refund.updatedAt}`,
       payload: outcomeOf(refund),
+      ...(reqId !== undefined && { headers: { [REQUEST_ID_HEADER]: reqId } }),
     };
   }
 
-  async function announce(tx: Repos, refund: Refund): Promise<void> {
-    await tx.outbox.add(announcement(refund));
+  async function announce(tx: Repos, refund: Refund, reqId?: string): Promise<void> {
+    await tx.outbox.add(announcement(refund, reqId));
   }
 
   /** Validates and reserves the amount in the ledger (and, when queued, writes the outbox row) in one transaction. */
@@ -511,7 +516,7 @@ export function createRefundService(deps: RefundServiceDeps) {
    * may have been given up on (failed without a Stripe id) while the call was in flight, by another delivery
    * or a sweep's: even the caller that began the call cannot rule that out, so Stripe's answer may correct it.
    */
-  async function recordStripeRefund(key: string, r: Stripe.Refund): Promise<Refund> {
+  async function recordStripeRefund(key: string, r: Stripe.Refund, reqId?: string): Promise<Refund> {
     const { refund, moved } = await store.transaction(async (tx) => {
       const to = { status: toRefundStatus(r.status), failureReason: r.failure_reason ?? null };
       // Stripe is the truth about money: a refund we gave up on but Stripe made is put right.
@@ -523,7 +528,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       if (!corrected) await tx.refunds.patch(key, { stripeRefundId: r.id, currency: r.currency });
       const moved = corrected || (await tx.refunds.advance(key, to));
       const refund = (await tx.refunds.get(key))!;
-      if (moved) await announce(tx, refund);
+      if (moved) await announce(tx, refund, reqId);
       return { refund, moved };
     });
     return settled(refund, moved);
@@ -533,7 +538,7 @@ export function createRefundService(deps: RefundServiceDeps) {
    * The worker's common case: the row moves and its outcome message is written together (one statement on
    * PostgreSQL); anything unusual (a webhook got there first) takes the general path.
    */
-  async function recordAttempt(current: Refund, r: Stripe.Refund): Promise<Refund> {
+  async function recordAttempt(current: Refund, r: Stripe.Refund, reqId?: string): Promise<Refund> {
     const key = current.requestId;
     const to = {
       status: toRefundStatus(r.status),
@@ -545,7 +550,7 @@ export function createRefundService(deps: RefundServiceDeps) {
     const lease = deps.outbox?.leaseForHandOff() ?? null;
     let handOff: ((id: number) => OutboxMessage) | undefined;
     const row = await store.refunds.settleAttemptAnnounced(current, to, (settledRow) => {
-      const message = announcement(settledRow);
+      const message = announcement(settledRow, reqId);
       if (lease === null) return message;
       const held = leased(message, lease);
       handOff = held.handOff;
@@ -553,7 +558,7 @@ export function createRefundService(deps: RefundServiceDeps) {
     });
     // Someone got there first: a webhook, or another delivery of this refund that gave up on it while this
     // call was in flight (then Stripe's answer puts the failed row right).
-    if (!row) return recordStripeRefund(key, r);
+    if (!row) return recordStripeRefund(key, r, reqId);
     published(handOff?.(row.outboxId));
     return settled(row.refund, true);
   }
@@ -569,12 +574,12 @@ export function createRefundService(deps: RefundServiceDeps) {
     return null;
   }
 
-  async function recordFailure(key: string, reason: string): Promise<Refund | null> {
+  async function recordFailure(key: string, reason: string, reqId?: string): Promise<Refund | null> {
     const { refund, moved } = await store.transaction(async (tx) => {
       // Never a refund tied to a Stripe refund: Stripe made it, and its webhooks say how it ends.
       const moved = await tx.refunds.giveUp(key, reason);
       const refund = await tx.refunds.get(key);
-      if (moved && refund) await announce(tx, refund);
+      if (moved && refund) await announce(tx, refund, reqId);
       return { refund, moved };
     });
     return refund ? settled(refund, moved) : null;
@@ -615,14 +620,14 @@ export function createRefundService(deps: RefundServiceDeps) {
     }
     // Each outcome written here is logged once, as process() logs its own.
     if (made) {
-      const saved = await recordStripeRefund(key, made);
+      const saved = await recordStripeRefund(key, made, reqId);
       log.info(
         { ...idsOf(refund, reqId), refund_id: made.id, status: saved.status },
         'refund found at Stripe',
       );
       return saved;
     }
-    const given = await recordFailure(key, reason);
+    const given = await recordFailure(key, reason, reqId);
     if (given?.status === 'failed' && !given.stripeRefundId)
       log.warn({ ...idsOf(refund, reqId), reason }, 'refund failed');
     return given;
@@ -749,7 +754,7 @@ export function createRefundService(deps: RefundServiceDeps) {
             { ...problem.extras, code: problem.extras.code ?? 'upstream_unavailable' },
           );
         }
-        await recordFailure(refund.requestId, failureReasonOf(err));
+        await recordFailure(refund.requestId, failureReasonOf(err), reqId);
         log.info({ ...idsOf(refund, reqId), reason: failureReasonOf(err) }, 'refund refused by Stripe');
         const over = overRefundCode(err);
         if (over) {
@@ -775,7 +780,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       // database is unreachable); the row stays processing until a webhook settles it or the stuck-refund sweep
       // has the worker ask Stripe again under the same idempotency key, and a retry of the request finds the
       // same refund.
-      const saved = await recordStripeRefund(refund.requestId, stripeRefund);
+      const saved = await recordStripeRefund(refund.requestId, stripeRefund, reqId);
       log.info({ ...idsOf(refund, reqId), refund_id: stripeRefund.id, status: saved.status }, 'refund made');
       return saved;
     },
@@ -830,7 +835,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         if (refund.attempts > 1) {
           const made = await findStripeRefund(refund, reqId);
           if (made) {
-            const saved = await recordStripeRefund(key, made);
+            const saved = await recordStripeRefund(key, made, reqId);
             log.info(
               { ...idsOf(refund, reqId), refund_id: made.id, status: saved.status },
               'refund found at Stripe',
@@ -839,7 +844,7 @@ export function createRefundService(deps: RefundServiceDeps) {
           }
         }
         const stripeRefund = await callStripe(refund, reqId);
-        const saved = await recordAttempt(refund, stripeRefund);
+        const saved = await recordAttempt(refund, stripeRefund, reqId);
         log.info(
           { ...idsOf(refund, reqId), refund_id: stripeRefund.id, status: saved.status },
           'queued refund made',
@@ -878,7 +883,7 @@ export function createRefundService(deps: RefundServiceDeps) {
             return leftUnresolved(refund, reason, reqId);
           }
           if (made) {
-            const saved = await recordStripeRefund(key, made);
+            const saved = await recordStripeRefund(key, made, reqId);
             log.info(
               { ...idsOf(refund, reqId), refund_id: made.id, status: saved.status },
               'refund found at Stripe after retries',
@@ -889,6 +894,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         const given = await recordFailure(
           key,
           isTransientStripeError(err) ? `retries_exhausted:${reason}` : reason,
+          reqId,
         );
         if (overRefundCode(err)) await learnRefundsAtStripe(refund, reqId);
         // A webhook tied it to the refund Stripe made meanwhile: not failed, and its webhooks finish it.

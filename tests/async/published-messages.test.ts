@@ -117,10 +117,14 @@ describe.skipIf(!rabbit)('messages published to RabbitMQ match the contract', ()
   const outcomes = () =>
     seen.filter((m) => m.queue === rig.topology.responses).map((m) => JSON.parse(m.text) as Json);
 
-  async function api(key: string, path: string, body?: unknown) {
+  async function api(key: string, path: string, body?: unknown, requestId?: string) {
     const res = await fetch(`${rig.svc.url}${path}`, {
       method: body === undefined ? 'GET' : 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${key}`,
+        'content-type': 'application/json',
+        ...(requestId === undefined ? {} : { 'x-request-id': requestId }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     return { status: res.status, json: (await res.json()) as Json };
@@ -174,11 +178,17 @@ describe.skipIf(!rabbit)('messages published to RabbitMQ match the contract', ()
   it('a sync refund, async refunds that succeed or fail, and webhooks publish only what the contract says', async () => {
     // A sync refund, and two owners' async refunds under the same request id.
     const piA = await paid(KEY_A);
-    const sync = await api(KEY_A, '/refund', { payment_intent_id: piA, amount: 1_000 });
+    const sync = await api(KEY_A, '/refund', { payment_intent_id: piA, amount: 1_000 }, 'req-sync-refund');
     expect(sync.status).toBe(200);
     expect(
-      (await api(KEY_A, '/refund-async', { payment_intent_id: piA, amount: 2_000, request_id: 'order-1' }))
-        .status,
+      (
+        await api(
+          KEY_A,
+          '/refund-async',
+          { payment_intent_id: piA, amount: 2_000, request_id: 'order-1' },
+          'req-order-1-shop-a',
+        )
+      ).status,
     ).toBe(202);
     const piB = await paid(KEY_B);
     expect(
@@ -248,6 +258,20 @@ describe.skipIf(!rabbit)('messages published to RabbitMQ match the contract', ()
       requests: deadLetters.flatMap(requestViolations),
       events: allEvents.flatMap(eventViolations),
     }).toEqual({ outcomes: [], requests: [], events: [] });
+    // An outcome names the HTTP request that asked for the refund (the request itself or the worker, from its
+    // message); one Stripe's webhooks alone settled (the dashboard refund) names none.
+    const requestIdOf = (requestId: string, owner: string | null) =>
+      outcomeMessages
+        .filter((m) => {
+          const body = JSON.parse(m.text) as Json;
+          return (
+            body.request_id === requestId && (body.owner ?? null) === owner && body.status === 'succeeded'
+          );
+        })
+        .map((m) => m.headers['x-request-id'] ?? null);
+    expect(requestIdOf(String(sync.json.request_id), 'shop-a')).toEqual(['req-sync-refund']);
+    expect(requestIdOf('order-1', 'shop-a')).toEqual(['req-order-1-shop-a']);
+    expect(requestIdOf(`stripe:${dashboard.id}`, 'shop-b')).toEqual([null]);
     // Every outcome message id is unique: a consumer that drops repeats by message_id never drops a new outcome.
     const ids = outcomeMessages.map((m) => m.messageId);
     expect(new Set(ids).size).toBe(ids.length);
