@@ -145,20 +145,6 @@ export const REFUND_COLUMNS = everyColumnOf<RefundsTable>()([
   'updated_at',
 ]);
 
-export const OUTBOX_COLUMNS = everyColumnOf<OutboxTable>()([
-  'id',
-  'destination',
-  'routing_key',
-  'message_id',
-  'payload',
-  'headers',
-  'created_at',
-  'available_at',
-  'attempts',
-  'sent_at',
-  'last_error',
-]);
-
 /** The columns a new outbox message names (the rest have defaults). */
 export const NEW_OUTBOX_COLUMNS = [
   'destination',
@@ -169,6 +155,14 @@ export const NEW_OUTBOX_COLUMNS = [
   'created_at',
   'available_at',
 ] as const satisfies readonly (keyof OutboxTable)[];
+
+export const OUTBOX_COLUMNS = everyColumnOf<OutboxTable>()([
+  'id',
+  ...NEW_OUTBOX_COLUMNS,
+  'attempts',
+  'sent_at',
+  'last_error',
+]);
 
 export const WEBHOOK_EVENT_COLUMNS = everyColumnOf<WebhookEventsTable>()([
   'event_id',
