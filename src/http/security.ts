@@ -169,8 +169,9 @@ export interface LoopbackHostCheck {
 /**
  * Against DNS rebinding (see loopback-host.ts): while the server is bound to a loopback address, a request naming
  * any other host is answered 421 (Misdirected Request: this server does not answer for that name) before anything
- * else runs, but for POST /webhook, which answers only what Stripe signed. On any other address (HOST=0.0.0.0, the Docker image) it does nothing: clients there reach it by
- * names and addresses of their own, and API keys or the network decide who may call. The bound address decides,
+ * else runs, but for POST /webhook, which answers only what Stripe signed. On any other address (HOST=0.0.0.0, the
+ * Docker image) it does nothing: clients there reach it by names and addresses of their own, and API keys or the
+ * network decide who may call. The bound address decides,
  * not HOST, so a name that resolves to loopback (Debian maps the machine's own name to 127.0.1.1) is covered.
  */
 export function loopbackHostCheck(host: string): LoopbackHostCheck {
