@@ -1002,7 +1002,8 @@ export interface components {
          *     conflict is a request still running (`idempotency_key_in_use`, `refund_in_progress`), it carries
          *     `Retry-After`: retry the same request after that delay. `idempotency_conflict`: Stripe already holds the refund's
          *     idempotency key (`refund:<request_id>`) with other parameters, from another deployment on the same
-         *     Stripe account or from before a ledger restore; nothing moved, and the refund is failed.
+         *     Stripe account or from before a ledger restore; nothing moved, and the refund is failed. Ledgers
+         *     sharing a Stripe account each need their own `STRIPE_IDEMPOTENCY_PREFIX`.
          */
         Conflict: {
             headers: {

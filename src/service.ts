@@ -163,6 +163,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
         apiBase,
         timeoutMs: config.stripe.timeoutMs,
         maxNetworkRetries: config.stripe.maxNetworkRetries,
+        idempotencyPrefix: config.stripe.idempotencyPrefix,
       },
       logger,
       (e) => metrics.observeStripe(e),

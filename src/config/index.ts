@@ -31,6 +31,11 @@ export interface Config {
     readonly apiBase: URL | null;
     readonly timeoutMs: number;
     readonly maxNetworkRetries: number;
+    /**
+     * Put before every idempotency key sent to Stripe (with a colon), so ledgers that share a Stripe account (two
+     * deployments, or one whose database was reset) never send each other's keys; null: none.
+     */
+    readonly idempotencyPrefix: string | null;
   };
   /**
    * poolSize: PostgreSQL connections per process (SQLite has one connection). timeoutMs: PostgreSQL only, how
@@ -158,6 +163,14 @@ const schema = z.object({
   ),
   STRIPE_TIMEOUT_MS: int(100, 120_000, 20_000),
   STRIPE_MAX_NETWORK_RETRIES: int(0, 10, 2),
+  // At most 40 characters: Stripe takes keys of up to 255, and the longest the service makes (a refund's) has 202.
+  STRIPE_IDEMPOTENCY_PREFIX: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,40}$/, 'must be 1-40 letters, digits, ".", "-" or "_"')
+      .optional(),
+  ),
   DATABASE_URL: z.preprocess(
     blankToUndefined,
     z
@@ -341,6 +354,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       apiBase: e.STRIPE_API_BASE ? new URL(e.STRIPE_API_BASE) : null,
       timeoutMs: e.STRIPE_TIMEOUT_MS,
       maxNetworkRetries: e.STRIPE_MAX_NETWORK_RETRIES,
+      idempotencyPrefix: e.STRIPE_IDEMPOTENCY_PREFIX ?? null,
     },
     database: { url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, timeoutMs: e.DATABASE_TIMEOUT_MS },
     rabbitmq: { url: rabbitUrl, queuePrefix: e.QUEUE_PREFIX ?? null },

@@ -13,6 +13,8 @@ export interface StripeClientOptions {
   apiBase: URL | null;
   timeoutMs: number;
   maxNetworkRetries: number;
+  /** Put with a colon before every idempotency key this client sends (STRIPE_IDEMPOTENCY_PREFIX). */
+  idempotencyPrefix?: string | null;
 }
 
 export interface StripeCallObserver {
@@ -46,6 +48,8 @@ export interface StripeLogContext {
  * every await of the process (3-4 times over in a loop of awaits), on every request, for a few log fields.
  */
 const LOG_CONTEXT_HEADER = 'X-Payments-Log-Context';
+/** As the SDK spells it (it makes every spelling a caller gives this one). */
+const IDEMPOTENCY_HEADER = 'Idempotency-Key';
 
 /** Request options that put `context` on the call's 'stripe call' lines; spread them into the call's options. */
 export function logContextOptions(context: StripeLogContext): { headers: Record<string, string> } {
@@ -83,7 +87,14 @@ export function createStripeClient(
   const send = httpClient.makeRequest.bind(httpClient);
   httpClient.makeRequest = (host, port, path, method, allHeaders, body, protocol, timeout) => {
     const started = performance.now();
-    const { context, headers } = takeLogContext(allHeaders);
+    const { context, headers: sent } = takeLogContext(allHeaders);
+    // Here rather than at each call site, so that no call (the SDK's own keys for its retries included) is missed.
+    // On a new object: the SDK's own is not ours to change.
+    const key = sent[IDEMPOTENCY_HEADER];
+    const headers =
+      opts.idempotencyPrefix && typeof key === 'string'
+        ? { ...sent, [IDEMPOTENCY_HEADER]: `${opts.idempotencyPrefix}:${key}` }
+        : sent;
     return send(host, port, path, method, headers as typeof allHeaders, body, protocol, timeout).then(
       (res) => {
         const requestId = res.getHeaders()['request-id'];

@@ -190,6 +190,18 @@ describe('config', () => {
     expect(loadConfig({ ROLE: 'all' }).rabbitmq.url).toBeNull();
   });
 
+  it('takes a Stripe idempotency prefix of at most 40 key-safe characters, none by default', () => {
+    expect(loadConfig({}).stripe.idempotencyPrefix).toBeNull();
+    expect(loadConfig({ STRIPE_IDEMPOTENCY_PREFIX: 'shop-a.eu_1' }).stripe.idempotencyPrefix).toBe(
+      'shop-a.eu_1',
+    );
+    for (const bad of ['shop a', 'shop:a', 'x'.repeat(41)]) {
+      expect(problemsOf({ STRIPE_IDEMPOTENCY_PREFIX: bad })).toEqual([
+        'STRIPE_IDEMPOTENCY_PREFIX: must be 1-40 letters, digits, ".", "-" or "_"',
+      ]);
+    }
+  });
+
   it('takes the PostgreSQL pool size from DATABASE_POOL_SIZE', () => {
     expect(loadConfig({ DATABASE_POOL_SIZE: '25' }).database.poolSize).toBe(25);
   });
