@@ -161,12 +161,23 @@ export function stripeIdempotencyKey(key: string, generation = 0): string {
   return generation === 0 ? `refund:${key}` : `refund:${key}#${generation}`;
 }
 
+/**
+ * The order of metadata keys in a request's hash, the same in every process: localeCompare without a locale
+ * follows the process's LANG (under da_DK `aa` sorts after `b`), so one body hashed differently in two processes,
+ * or before and after a deploy, and its retry was refused as another body. en-US is the order every process without
+ * LANG (the Docker image) or under C or en_US has hashed with, so the hashes already stored still match (code-unit
+ * order would not).
+ */
+const METADATA_KEY_ORDER = new Intl.Collator('en-US');
+
 function hashRequest(input: RefundInput): string {
   const canonical = JSON.stringify({
     payment_intent_id: input.payment_intent_id,
     amount: input.amount ?? null,
     reason: input.reason ?? null,
-    metadata: Object.fromEntries(Object.entries(input.metadata ?? {}).sort(([a], [b]) => a.localeCompare(b))),
+    metadata: Object.fromEntries(
+      Object.entries(input.metadata ?? {}).sort(([a], [b]) => METADATA_KEY_ORDER.compare(a, b)),
+    ),
   });
   return hash('sha256', canonical, 'hex');
 }
