@@ -38,8 +38,10 @@ describe.skipIf(!ready)('a refund request retried at a process with another loca
       } finally {
         await danish.kill('SIGTERM');
       }
-      // One refund at Stripe, of the amount asked for.
-      const atStripe = await rig.stripe.stripe.refunds.list({ payment_intent: pi });
+      // One refund in the ledger and, for the one made at once, at Stripe (no worker runs here).
+      const rows = await rig.svc.deps.store.refunds.listForPaymentIntent(pi!);
+      expect(rows.map((r) => [r.requestId, r.amount])).toEqual([[body.request_id, 1200]]);
+      const atStripe = await rig.stripe.stripe.refunds.list({ payment_intent: pi! });
       expect(atStripe.data.map((r) => r.amount)).toEqual(path === '/refund' ? [1200] : []);
     },
     60_000,
