@@ -170,16 +170,28 @@ export function stripeIdempotencyKey(key: string, generation = 0): string {
  */
 const METADATA_KEY_ORDER = new Intl.Collator('en-US');
 
-function hashRequest(input: RefundInput): string {
+function hashRequest(
+  input: RefundInput,
+  order: (a: string, b: string) => number = METADATA_KEY_ORDER.compare,
+): string {
   const canonical = JSON.stringify({
     payment_intent_id: input.payment_intent_id,
     amount: input.amount ?? null,
     reason: input.reason ?? null,
-    metadata: Object.fromEntries(
-      Object.entries(input.metadata ?? {}).sort(([a], [b]) => METADATA_KEY_ORDER.compare(a, b)),
-    ),
+    metadata: Object.fromEntries(Object.entries(input.metadata ?? {}).sort(([a], [b]) => order(a, b))),
   });
   return hash('sha256', canonical, 'hex');
+}
+
+/**
+ * Whether `stored` is the hash of this body (`current`, hashRequest's): also as versions before the en-US order
+ * hashed it, in this process's locale, which differs only under a LANG that sorts ASCII otherwise (da_DK), so that
+ * a request made there before the upgrade is still its own when retried there.
+ */
+function isHashOf(stored: string | null, input: RefundInput, current: string): boolean {
+  return (
+    stored === current || (stored !== null && stored === hashRequest(input, (a, b) => a.localeCompare(b)))
+  );
 }
 
 export function toRefundStatus(stripeStatus: string | null | undefined): RefundStatus {
@@ -279,12 +291,19 @@ export function createRefundService(deps: RefundServiceDeps) {
     return { reqId, request_id: refund.requestId, payment_intent: refund.paymentIntentId };
   }
 
-  function sameRequestOrConflict(existing: Refund, hash: string, caller: Caller, derived: boolean): Refund {
+  function sameRequestOrConflict(
+    existing: Refund,
+    input: RefundInput,
+    hash: string,
+    caller: Caller,
+    derived: boolean,
+  ): Refund {
     if (existing.owner !== caller.owner) {
       // Cannot happen with owner-namespaced keys; never reveal another owner's refund if it somehow did.
       throw new ProblemError(409, 'This request_id is already in use.', { code: 'request_id_conflict' });
     }
-    if (existing.requestHash !== hash && derived) {
+    const same = isHashOf(existing.requestHash, input, hash);
+    if (!same && derived) {
       // The client named no request_id, only the key: the refusal is the one the key store gives within the key's
       // day (422), not a conflict over a request_id the client never sent.
       throw new ProblemError(
@@ -293,7 +312,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         { code: 'idempotency_key_reused' },
       );
     }
-    if (existing.requestHash !== hash) {
+    if (!same) {
       throw new ProblemError(
         409,
         `request_id ${publicRequestId(existing)} was already used with a different body.`,
@@ -406,7 +425,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         outcome = await store.transaction(async (tx) => {
           const { existing, payment: locked, committed } = await tx.refunds.lockForAccept(key, piId);
           if (existing)
-            return { refund: sameRequestOrConflict(existing, hash, caller, derived), created: false };
+            return { refund: sameRequestOrConflict(existing, input, hash, caller, derived), created: false };
           // Usually the intent's own row says whose it is; otherwise it may be visible through its session.
           const visible = locked?.owner === caller.owner ? locked : await payments.ownedRow(caller, piId, tx);
           if (!visible && !isOpenMode(caller)) {
@@ -454,7 +473,8 @@ export function createRefundService(deps: RefundServiceDeps) {
       } catch (err) {
         if (err instanceof DuplicateKeyError) {
           const raced = await store.refunds.get(key);
-          if (raced) return { refund: sameRequestOrConflict(raced, hash, caller, derived), created: false };
+          if (raced)
+            return { refund: sameRequestOrConflict(raced, input, hash, caller, derived), created: false };
         }
         throw err;
       }
