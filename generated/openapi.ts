@@ -366,7 +366,9 @@ export interface components {
         CheckoutSessionId: string;
         /**
          * RequestId
-         * @description Client-chosen id that makes a refund request idempotent (letters, digits, `-`, `_`, `.`, `:`).
+         * @description Client-chosen id that makes a refund request idempotent (letters, digits, `-`, `_`, `.`, `:`). Ids starting
+         *     with `stripe:` name refunds made in the Stripe dashboard: a refund request that sends one is
+         *     `400 request_id_reserved`.
          * @example unique-id-123
          */
         RequestId: string;

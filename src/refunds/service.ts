@@ -366,6 +366,15 @@ export function createRefundService(deps: RefundServiceDeps) {
     reqId?: string,
   ): Promise<{ refund: Refund; created: boolean }> {
     requireMetadataFits(input.metadata);
+    if (input.request_id?.startsWith(EXTERNAL_REQUEST_PREFIX)) {
+      // The ids of refunds made outside the service: a client's own would take the place of the dashboard refund's
+      // (its webhook could then never be applied) and GET /refund-status would answer for the wrong one.
+      throw new ProblemError(
+        400,
+        `Request ids starting with "${EXTERNAL_REQUEST_PREFIX}" name refunds made in the Stripe dashboard; choose another.`,
+        { code: 'request_id_reserved', param: 'request_id' },
+      );
+    }
     const derived = input.request_id === undefined && idempotencyKey !== undefined;
     const requestId =
       input.request_id ?? (derived ? requestIdFromIdempotencyKey(idempotencyKey) : randomUUID());
