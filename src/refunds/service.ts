@@ -566,7 +566,8 @@ export function createRefundService(deps: RefundServiceDeps) {
         currency: r.currency,
       });
       if (!corrected) await tx.refunds.patch(key, { stripeRefundId: r.id, currency: r.currency });
-      const moved = corrected || (await tx.refunds.advance(key, to));
+      // Failed at Stripe too: the row takes the Stripe id and reason, but its failure was announced and counted.
+      const moved = corrected ? to.status !== 'failed' : await tx.refunds.advance(key, to);
       const refund = (await tx.refunds.get(key))!;
       if (moved) await announce(tx, refund, reqId);
       return { refund, moved };
