@@ -115,9 +115,13 @@ const secretKey = z
     'is a publishable key (pk_...); a secret key (sk_... or rk_...) belongs here',
   )
   .refine(
-    (v) => /^(sk|rk)_(test|live)_[A-Za-z0-9_]+$/.test(v),
+    // A pk_ key already has its own, more useful message.
+    (v) => /^pk_/.test(v) || /^(sk|rk)_(test|live)_[A-Za-z0-9_]+$/.test(v),
     'must look like sk_test_..., sk_live_... or rk_...',
   );
+
+/** The longest delay Node's timers can wait (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 const schema = z.object({
   NODE_ENV: z.preprocess(
@@ -208,6 +212,12 @@ const schema = z.object({
     z
       .string()
       .regex(/^\d+(,\d+)*$/, 'must be a comma-separated list of milliseconds, e.g. 1000,5000,25000')
+      // Node's timers (the in-process queue) fire at once past 2^31 - 1 ms, and RabbitMQ refuses a delay queue
+      // whose TTL is far above it; 0 would retry without waiting.
+      .refine(
+        (v) => v.split(',').every((ms) => Number(ms) >= 1 && Number(ms) <= MAX_TIMER_MS),
+        `each delay must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS} (24.8 days)`,
+      )
       .default('1000,5000,25000,120000'),
   ),
   STRIPE_MAX_RPS: int(0, 100_000, 0),
@@ -333,6 +343,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       `ROLE: ${e.ROLE} needs RabbitMQ (RABBITMQ_URL or RABBITMQ_HOST); without it only ROLE=all runs, with the in-process queue`,
     );
   }
+  const port = e.PORT >= 0 ? e.PORT : e.ROLE === 'worker' ? 0 : 5000;
+  // The embedded sandbox listens first, so the API's own listen would fail, blamed on "another process".
+  if (!e.STRIPE_SECRET_KEY && e.SANDBOX_PORT > 0 && e.SANDBOX_PORT === port) {
+    problems.push(`SANDBOX_PORT: is the same port as PORT (${port}): set another, or 0 for any free port`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const embedded = !e.STRIPE_SECRET_KEY;
   const authEnabled = e.API_AUTH ? e.API_AUTH === 'on' : !(embedded && !production);
@@ -340,7 +355,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const retryDelaysMs = e.WORKER_RETRY_DELAYS_MS.split(',').map(Number);
   return deepFreeze<Config>({
     nodeEnv: e.NODE_ENV,
-    port: e.PORT >= 0 ? e.PORT : e.ROLE === 'worker' ? 0 : 5000,
+    port,
     // Without API keys anyone who reaches the port can pay and refund: by default only this machine can. A service
     // with auth off on every address (npm start on a laptop) was open to everyone on its network.
     host: e.HOST ?? (authEnabled ? '0.0.0.0' : '127.0.0.1'),

@@ -60,7 +60,7 @@ export function startFailureAdvice(err: unknown, settings: StartSettings): strin
   const listen = errors.find((e) => e.syscall === 'listen');
   if (listen) {
     const port = typeof listen.port === 'number' ? listen.port : null;
-    // The sandbox listens first, on 127.0.0.1: with SANDBOX_PORT equal to PORT it is the one that fails.
+    // The embedded sandbox listens on 127.0.0.1 (the configuration refuses SANDBOX_PORT equal to PORT).
     if (settings.sandboxPort && port === settings.sandboxPort && listen.address === '127.0.0.1') {
       if (listen.code === 'EADDRINUSE') {
         return `Port ${port} (SANDBOX_PORT, for the embedded Stripe sandbox) is in use by another process: stop it, or set SANDBOX_PORT to a free port (0 picks one)`;

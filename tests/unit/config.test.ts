@@ -240,6 +240,37 @@ describe('config', () => {
     expect(loadConfig({ RABBITMQ_HOST: '::1' }).rabbitmq.url).toBe('amqp://guest:guest@[::1]:5672');
   });
 
+  it('refuses a retry delay the brokers cannot wait, naming WORKER_RETRY_DELAYS_MS', () => {
+    expect(loadConfig({ WORKER_RETRY_DELAYS_MS: '1,2147483647' }).worker.retryDelaysMs).toEqual([
+      1, 2147483647,
+    ]);
+    // 0 used to stop the start later with exit 1 and no variable named; above 2^31 - 1 ms the in-process queue's
+    // timer fired at once, and RabbitMQ refused to declare the delay queue, so no refund was ever retried.
+    for (const value of ['0', '1000,0,5000', '2147483648', '99999999999999']) {
+      expect(problemsOf({ WORKER_RETRY_DELAYS_MS: value }), value).toEqual([
+        'WORKER_RETRY_DELAYS_MS: each delay must be a whole number of milliseconds from 1 to 2147483647 (24.8 days)',
+      ]);
+    }
+  });
+
+  it('refuses SANDBOX_PORT equal to PORT: the embedded sandbox and the API cannot share a port', () => {
+    expect(problemsOf({ PORT: '5077', SANDBOX_PORT: '5077' })).toEqual([
+      'SANDBOX_PORT: is the same port as PORT (5077): set another, or 0 for any free port',
+    ]);
+    expect(problemsOf({ SANDBOX_PORT: '5000' })).toEqual([
+      'SANDBOX_PORT: is the same port as PORT (5000): set another, or 0 for any free port',
+    ]);
+    expect(loadConfig({ PORT: '0', SANDBOX_PORT: '0' }).sandbox.port).toBe(0);
+    // With a Stripe key there is no embedded sandbox to collide with.
+    expect(loadConfig({ STRIPE_SECRET_KEY: 'sk_test_x1', SANDBOX_PORT: '5000' }).port).toBe(5000);
+  });
+
+  it('says once that a publishable key is not a secret key', () => {
+    expect(problemsOf({ STRIPE_SECRET_KEY: 'pk_test_51Secretish' })).toEqual([
+      'STRIPE_SECRET_KEY: is a publishable key (pk_...); a secret key (sk_... or rk_...) belongs here',
+    ]);
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ PORT: '', STRIPE_SECRET_KEY: '' }).stripe.mode).toBe('sandbox');
   });
