@@ -21,6 +21,7 @@ export function describeError(err: unknown): string {
 interface SystemError extends Error {
   code?: unknown;
   syscall?: unknown;
+  hostname?: unknown;
   address?: unknown;
   port?: unknown;
 }
@@ -77,6 +78,17 @@ export function startFailureAdvice(err: unknown, settings: StartSettings): strin
       default:
         return null;
     }
+  }
+  // Listening on a name looks it up first; a name that does not resolve never reaches listen(). Quoted: a stray
+  // space at the end of HOST is what often makes it unresolvable.
+  const lookup = errors.find((e) => e.syscall === 'getaddrinfo');
+  if (
+    lookup &&
+    settings.host !== undefined &&
+    lookup.hostname === settings.host &&
+    !errors.some((e) => e instanceof StoreUnavailableError)
+  ) {
+    return `HOST=${JSON.stringify(settings.host)} is not a name this machine can resolve: set HOST to one of its addresses or names, 0.0.0.0 for all of them or 127.0.0.1 for this machine only`;
   }
   const url = settings.database.url;
   if (/^postgres/i.test(url)) {

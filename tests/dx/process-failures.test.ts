@@ -181,6 +181,19 @@ describe('the built service when it cannot go on', () => {
     );
   }, 60_000);
 
+  it('names HOST when it is a name that does not resolve', async () => {
+    // .invalid never resolves (RFC 6761).
+    const run = await runUntilExit(main, {
+      PORT: '0',
+      HOST: 'payments-host.invalid',
+      DATABASE_URL: `sqlite:${path.join(dir, 'unresolved-host.db')}`,
+    });
+    const { last } = fatalExit(run);
+    expect(String(last['msg'])).toBe(
+      'could not start: getaddrinfo ENOTFOUND payments-host.invalid. HOST="payments-host.invalid" is not a name this machine can resolve: set HOST to one of its addresses or names, 0.0.0.0 for all of them or 127.0.0.1 for this machine only; exiting',
+    );
+  }, 60_000);
+
   it('names DATABASE_URL when its SQLite file cannot be created', async () => {
     // A file where the database's directory should be: as unwritable as a read-only directory, even for root.
     const notADirectory = path.join(dir, 'not-a-directory');
