@@ -181,12 +181,11 @@ class RabbitBroker implements Broker {
     );
     // The reason only (refused login, refused connection, timeout): a stack every retry would be noise. Under
     // `reason`, not `err`, which the logger's error serializer would render as "[object Object]".
-    connection.on('connect-failed', (err: unknown) =>
-      this.logger.warn(
-        { reason: err instanceof Error ? err.message : String(err) },
-        'RabbitMQ connection attempt failed',
-      ),
-    );
+    let lastFailure = '';
+    connection.on('connect-failed', (err: unknown) => {
+      lastFailure = err instanceof Error ? err.message : String(err);
+      this.logger.warn({ reason: lastFailure }, 'RabbitMQ connection attempt failed');
+    });
     connection.on('reconnect-scheduled', (info: { attempt: number; delay: number }) =>
       this.logger.info({ attempt: info.attempt, delayMs: info.delay }, 'RabbitMQ reconnect scheduled'),
     );
@@ -212,12 +211,7 @@ class RabbitBroker implements Broker {
     ]);
     clearTimeout(timer);
     if (result !== 'connected' && !this.closing) {
-      // Where it looked, and which settings say so: a mistyped host or port otherwise looks like an outage.
-      const { host } = new URL(this.opts.url);
-      this.logger.warn(
-        { broker: host },
-        `RabbitMQ is not reachable yet at ${host}; publishing fails until it is, retrying in the background (if it is elsewhere, set RABBITMQ_URL, or RABBITMQ_HOST and RABBITMQ_PORT)`,
-      );
+      this.logger.warn({ broker: new URL(this.opts.url).host }, notConnectedYet(this.opts.url, lastFailure));
     }
   }
 
@@ -792,4 +786,26 @@ class RabbitBroker implements Broker {
     record.tag = null;
     await closeQuietly(channel);
   }
+}
+
+/**
+ * Why start() goes on without RabbitMQ, and which settings to check: a mistyped host or port otherwise looks like
+ * an outage, and a broker that refuses the login or the virtual host is reachable, so "elsewhere" would mislead.
+ */
+function notConnectedYet(url: string, lastFailure: string): string {
+  const { host, pathname } = new URL(url);
+  if (/ACCESS.REFUSED/.test(lastFailure)) {
+    return `RabbitMQ at ${host} refused the login; publishing fails until it accepts it, retrying in the background (check RABBITMQ_USER and RABBITMQ_PASSWORD, or the user and password in RABBITMQ_URL)`;
+  }
+  // amqplib's words when the broker closes the connection instead of opening the virtual host.
+  if (/Expected ConnectionOpenOk; got <ConnectionClose/.test(lastFailure)) {
+    let vhost = pathname.slice(1) || '/';
+    try {
+      vhost = decodeURIComponent(vhost);
+    } catch {
+      // Shown as written.
+    }
+    return `RabbitMQ at ${host} refused to open virtual host ${JSON.stringify(vhost)} (it does not exist, or the user may not use it); publishing fails until it opens it, retrying in the background (check RABBITMQ_VHOST, or the path of RABBITMQ_URL)`;
+  }
+  return `RabbitMQ is not reachable yet at ${host}; publishing fails until it is, retrying in the background (if it is elsewhere, set RABBITMQ_URL, or RABBITMQ_HOST and RABBITMQ_PORT)`;
 }

@@ -80,6 +80,33 @@ describe('rabbitmq driver when RabbitMQ is unreachable', () => {
     expect(lines.join('\n')).not.toContain('not-the-password-4711');
   });
 
+  it('says the broker refused the login, not that it is elsewhere, naming the settings to check', async () => {
+    const { logger, lines } = captureLogger('info');
+    const refused = new URL(RABBIT_URL);
+    refused.password = 'not-the-password-4712';
+    const { broker } = makeBroker({ url: refused.toString(), startTimeoutMs: 2_000, logger });
+    await broker.start();
+    const summary = lines.find((l) => l.includes('refused the login'));
+    expect(summary).toContain(
+      `RabbitMQ at ${refused.host} refused the login; publishing fails until it accepts it, retrying in the background (check RABBITMQ_USER and RABBITMQ_PASSWORD, or the user and password in RABBITMQ_URL)`,
+    );
+    expect(lines.find((l) => l.includes('not reachable yet'))).toBeUndefined();
+    expect(lines.join('\n')).not.toContain('not-the-password-4712');
+  });
+
+  it('says the broker refused the virtual host, naming RABBITMQ_VHOST', async () => {
+    const { logger, lines } = captureLogger('info');
+    const url = new URL(RABBIT_URL);
+    url.pathname = `/${filePrefix}-no-such-vhost`;
+    const { broker } = makeBroker({ url: url.toString(), startTimeoutMs: 2_000, logger });
+    await broker.start();
+    expect(broker.isConnected()).toBe(false);
+    expect(lines.find((l) => l.includes('refused to open virtual host'))).toContain(
+      `RabbitMQ at ${url.host} refused to open virtual host \\"${filePrefix}-no-such-vhost\\" (it does not exist, or the user may not use it); publishing fails until it opens it, retrying in the background (check RABBITMQ_VHOST, or the path of RABBITMQ_URL)`,
+    );
+    expect(lines.find((l) => l.includes('not reachable yet'))).toBeUndefined();
+  });
+
   it('names where it looked, and the settings that say where RabbitMQ is, while it cannot reach it', async () => {
     const { logger, lines } = captureLogger('info');
     const dead = await freePort();
