@@ -348,9 +348,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (!e.STRIPE_SECRET_KEY && e.SANDBOX_PORT > 0 && e.SANDBOX_PORT === port) {
     problems.push(`SANDBOX_PORT: is the same port as PORT (${port}): set another, or 0 for any free port`);
   }
-  if (problems.length > 0) throw new ConfigError(problems);
   const embedded = !e.STRIPE_SECRET_KEY;
   const authEnabled = e.API_AUTH ? e.API_AUTH === 'on' : !(embedded && !production);
+  // With authentication off every caller is anonymous, a valid key included.
+  if (!e.METRICS_PUBLIC && !authEnabled) {
+    problems.push(
+      'METRICS_PUBLIC: false needs API keys on (API_AUTH=on, or a STRIPE_SECRET_KEY): with authentication off no key is checked, and /metrics would answer 401 to every scrape',
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
 
   const retryDelaysMs = e.WORKER_RETRY_DELAYS_MS.split(',').map(Number);
   return deepFreeze<Config>({

@@ -265,6 +265,19 @@ describe('config', () => {
     expect(loadConfig({ STRIPE_SECRET_KEY: 'sk_test_x1', SANDBOX_PORT: '5000' }).port).toBe(5000);
   });
 
+  it('refuses METRICS_PUBLIC=false without API keys: no key is accepted then, so /metrics would answer no one', () => {
+    const problem =
+      'METRICS_PUBLIC: false needs API keys on (API_AUTH=on, or a STRIPE_SECRET_KEY): with authentication off no key is checked, and /metrics would answer 401 to every scrape';
+    expect(problemsOf({ METRICS_PUBLIC: 'false' })).toEqual([problem]);
+    expect(problemsOf({ METRICS_PUBLIC: 'false', STRIPE_SECRET_KEY: 'sk_test_x1', API_AUTH: 'off' })).toEqual(
+      [problem],
+    );
+    expect(loadConfig({ METRICS_PUBLIC: 'false', API_AUTH: 'on' }).auth.metricsPublic).toBe(false);
+    expect(loadConfig({ METRICS_PUBLIC: 'false', STRIPE_SECRET_KEY: 'sk_test_x1' }).auth.metricsPublic).toBe(
+      false,
+    );
+  });
+
   it('says once that a publishable key is not a secret key', () => {
     expect(problemsOf({ STRIPE_SECRET_KEY: 'pk_test_51Secretish' })).toEqual([
       'STRIPE_SECRET_KEY: is a publishable key (pk_...); a secret key (sk_... or rk_...) belongs here',
