@@ -64,7 +64,10 @@ export interface CreatedKey {
 function normaliseScopes(kind: KeyKind, scopes: readonly string[] | undefined): Scope[] {
   if (kind === 'publishable') return [...PUBLISHABLE_SCOPES];
   const list = scopes && scopes.length > 0 ? scopes : SCOPES;
-  const bad = list.filter((s) => !isScope(s));
+  // A key pasted into the scopes field (owner|key|key) must not end up in the error, and so in the logs.
+  const bad = list
+    .filter((s) => !isScope(s))
+    .map((s) => (/^(psk|ppk|sk|rk|pk|whsec)_/.test(s) ? '(a key)' : s));
   if (bad.length > 0) throw new Error(`unknown scope(s): ${bad.join(', ')}; known: ${SCOPES.join(', ')}`);
   return [...new Set(list as Scope[])];
 }
@@ -104,7 +107,14 @@ export function parseProvisionedKeys(spec: string): ProvisionedKey[] {
     const parts = entry.split('|');
     if (parts.length !== 3) throw new Error(`API_KEYS entry ${i + 1}: expected owner|scopes|key`);
     const [owner, scopeList, key] = parts as [string, string, string];
-    validateOwner(owner);
+    const inEntry = <T>(check: () => T): T => {
+      try {
+        return check();
+      } catch (err) {
+        throw new Error(`API_KEYS entry ${i + 1}: ${(err as Error).message}`);
+      }
+    };
+    inEntry(() => validateOwner(owner));
     const scopes = scopeList.split(',').filter(Boolean);
     let kind: KeyKind;
     let hash: string;
@@ -130,9 +140,11 @@ export function parseProvisionedKeys(spec: string): ProvisionedKey[] {
     out.push({
       owner,
       kind,
-      scopes: normaliseScopes(
-        kind,
-        scopes.filter((s) => s !== 'publishable'),
+      scopes: inEntry(() =>
+        normaliseScopes(
+          kind,
+          scopes.filter((s) => s !== 'publishable'),
+        ),
       ),
       hash,
       prefix,

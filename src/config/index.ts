@@ -318,7 +318,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   try {
     provisionedKeys = e.API_KEYS ? parseProvisionedKeys(e.API_KEYS) : [];
   } catch (err) {
-    problems.push(`API_KEYS: ${(err as Error).message}`);
+    // Its messages name the entry ("API_KEYS entry 2: ..."); the variable is named once.
+    const message = (err as Error).message;
+    problems.push(message.startsWith('API_KEYS') ? message : `API_KEYS: ${message}`);
   }
   // The drivers parse these as WHATWG URLs when they first connect: a URL they refuse (a port that is not a
   // number, a space in the host, an unencoded "/" or "@" in the password) would otherwise surface as a failed

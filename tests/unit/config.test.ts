@@ -278,6 +278,22 @@ describe('config', () => {
     );
   });
 
+  it('names the API_KEYS entry at fault once, and never echoes a key put where the scopes go', () => {
+    const key = 'psk_' + 'k'.repeat(40);
+    const other = 'psk_' + 'q'.repeat(40);
+    const known = 'payments:write, payments:read, refunds:write, refunds:read';
+    expect(problemsOf({ API_KEYS: `shop|payments:read|${key} shop|${other}|${other}` })).toEqual([
+      `API_KEYS entry 2: unknown scope(s): (a key); known: ${known}`,
+    ]);
+    expect(problemsOf({ API_KEYS: `shop|payments:read|${key} shop|payment:write|${other}` })).toEqual([
+      `API_KEYS entry 2: unknown scope(s): payment:write; known: ${known}`,
+    ]);
+    expect(problemsOf({ API_KEYS: `Shop|payments:read|${key}` })).toEqual([
+      'API_KEYS entry 1: owner must be 1-63 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit',
+    ]);
+    expect(problemsOf({ API_KEYS: 'garbage' })).toEqual(['API_KEYS entry 1: expected owner|scopes|key']);
+  });
+
   it('says once that a publishable key is not a secret key', () => {
     expect(problemsOf({ STRIPE_SECRET_KEY: 'pk_test_51Secretish' })).toEqual([
       'STRIPE_SECRET_KEY: is a publishable key (pk_...); a secret key (sk_... or rk_...) belongs here',
