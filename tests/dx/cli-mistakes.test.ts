@@ -65,6 +65,14 @@ describe('npm run reconcile', () => {
     expect(res.stderr).not.toMatch(STACK_LINE);
   }, 30_000);
 
+  it('answers --help with the usage and exit code 0, needing no configuration', async () => {
+    const res = await run('scripts/reconcile.ts', ['--help']);
+    expect(res.code).toBe(0);
+    expect(res.stderr).toBe('');
+    expect(res.stdout).toMatch(/^usage: npm run reconcile -- \[--since 24h\] \[--json\]\n/);
+    expect(res.stdout).toContain('Exit codes: 0 no drift, 1 drift, 2 bad arguments or configuration, 3 ');
+  }, 30_000);
+
   it('exits 2 when --since has no value', async () => {
     const res = await run('scripts/reconcile.ts', ['--since'], stripe);
     expect(res.code).toBe(2);
