@@ -15,6 +15,13 @@ import { createStore } from '../src/store/index.js';
 
 loadDotenv({ quiet: true });
 
+// `npm run keys -- list | head` closes the pipe before the list ends: stop quietly, as other commands do, rather
+// than die on an unhandled EPIPE with a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const usage = `usage:
   npm run keys -- create <owner> [--scopes ${SCOPES.join(',')}] [--publishable] [--name <text>]
   npm run keys -- list [owner]

@@ -30,7 +30,12 @@ afterAll(() => {
   if (cwd) rmSync(cwd, { recursive: true, force: true });
 });
 
-function run(script: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+function run(
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { closeStdout?: boolean } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', TSX, path.join(root, script), ...args], {
       cwd,
@@ -44,7 +49,9 @@ function run(script: string, args: string[], env: Record<string, string> = {}): 
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    // A reader that has gone away before the command writes, as `| head` is once it has its lines.
+    if (opts.closeStdout) child.stdout.destroy();
+    else child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
@@ -105,6 +112,18 @@ describe('npm run keys', () => {
     expect(res.stderr).not.toMatch(STACK_LINE);
     const list = await run('scripts/keys.ts', ['list']);
     expect(list).toMatchObject({ code: 0, stdout: 'no keys\n' });
+  }, 30_000);
+
+  it('stops quietly when its reader closes the pipe early (npm run keys -- list | head)', async () => {
+    // A ledger of its own, so the other tests still find none.
+    const ledger = { DATABASE_URL: `sqlite:${path.join(cwd, 'pipe.db')}` };
+    for (const owner of ['shop-a', 'shop-b']) {
+      expect((await run('scripts/keys.ts', ['create', owner], ledger)).code).toBe(0);
+    }
+    const res = await run('scripts/keys.ts', ['list'], ledger, { closeStdout: true });
+    expect(res.stderr).not.toMatch(STACK_LINE);
+    expect(res.stderr).not.toContain('EPIPE');
+    expect(res.code).toBe(0);
   }, 30_000);
 
   it('says which database it could not open, and how to fix it, without a stack trace', async () => {
