@@ -225,6 +225,12 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
         { host: config.host },
         'API AUTHENTICATION IS OFF: anyone who can reach this port can use the API (set API_AUTH=on); without HOST it listens on 127.0.0.1 only',
       );
+      // Provisioning keys says the operator means them to be needed; off, they are stored and never asked for.
+      if (config.auth.provisionedKeys.length > 0) {
+        logger.warn(
+          'API_KEYS is set but authentication is off, so no request needs a key: set API_AUTH=on to require them',
+        );
+      }
     }
     metrics.attach({ store, broker, topology });
     // Each check gives up well within the request timeout, so /readyz always answers its own 503 naming the

@@ -33,3 +33,24 @@ describe('start with API keys required', () => {
     expect(warning(svc)).toEqual([]);
   });
 });
+
+describe('start with API keys provisioned but authentication off', () => {
+  it('warns that the keys are not asked for, and they are not', async () => {
+    const svc = await startTestService('sqlite', {
+      API_AUTH: 'off',
+      API_KEYS: 'shop|refunds:read|psk_provisioned_key_for_the_warning_test_0002',
+    });
+    try {
+      const warnings = svc.lines
+        .map((l) => JSON.parse(l) as { level: number; msg: string })
+        .filter((l) => l.level === 40 && /API_KEYS is set but authentication is off/.test(l.msg));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.msg).toMatch(/API_AUTH=on/);
+      expect(svc.lines.join('\n')).not.toContain('psk_provisioned_key_for_the_warning_test_0002');
+      // What the warning is about: a request without a key is served.
+      expect((await fetch(`${svc.url}/refund-status/anything`)).status).toBe(404);
+    } finally {
+      await svc.stop();
+    }
+  });
+});
