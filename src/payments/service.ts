@@ -242,7 +242,10 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     if (row || isOpenMode(caller) || !ownersMatter || !id.startsWith('pi_')) return row;
     let owner: string;
     try {
-      owner = await ownerOfIntent(id, { reqId });
+      // Stripe is asked even when the ledger names another owner: answered from the ledger alone, another owner's
+      // intent got its 404 without the Stripe round trip an unknown id waits for (and a 404 where an unknown id
+      // gets 503 while Stripe fails), which told the caller that the intent exists.
+      owner = await ownerOfIntent(id, { reqId }, { askStripe: true });
     } catch (err) {
       throw toProblem(err, 'payment_intent');
     }
@@ -327,15 +330,21 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
    * refunds') in no set order with the session's, so an event may come when the ledger knows only the session.
    */
   /** `context`: what the Stripe call's line carries besides the payment intent (the request's or event's ids). */
-  async function ownerOfIntent(id: string, context: StripeLogContext = {}): Promise<string> {
+  /** `askStripe`: look the session up at Stripe even when the ledger knows the owner (ownedRowOrLearnt). */
+  async function ownerOfIntent(
+    id: string,
+    context: StripeLogContext = {},
+    opts: { askStripe?: boolean } = {},
+  ): Promise<string> {
     const known = await store.payments.findByPaymentIntent(id);
-    if (known?.owner || !ownersMatter) return known?.owner ?? '';
+    if (!ownersMatter || (known?.owner && !opts.askStripe)) return known?.owner ?? '';
     const session = (
       await stripe.checkout.sessions.list(
         { payment_intent: id, limit: 1 },
         logContextOptions({ ...context, payment_intent: id }),
       )
     ).data[0];
+    if (known?.owner) return known.owner;
     const ours = session ? await store.payments.get(session.id) : null;
     if (!session || !ours) return '';
     await recordSession(ours.owner, session);

@@ -224,6 +224,37 @@ describe('object-level access', () => {
     expect(steal.status).toBe(404);
   });
 
+  it("another owner's payment intent is answered as an unknown one, also while Stripe fails", async () => {
+    const theirs = await paidIntent(keys.shopAll!);
+    const unknown = 'pi_neverexisted0000000000';
+    // An id the ledger does not know is looked up at Stripe (a checkout payment whose events have not come yet):
+    // with that lookup failing, an unknown id answers 503, and so must an id the ledger knows as another owner's.
+    await svc.faults({ error_rate: 1, match: { method: 'GET', path_prefix: '/v1/checkout/sessions' } });
+    try {
+      for (const operationId of ['getPaymentIntent', 'createRefund', 'createRefundAsync']) {
+        const answers = [];
+        for (const pi of [theirs, unknown]) {
+          const r = requestFor(operationId, pi);
+          const res =
+            r.method === 'GET'
+              ? await getJson(svc.url + r.path, auth(keys.rival!))
+              : await postJson(svc.url + r.path, r.body, auth(keys.rival!));
+          answers.push({
+            status: res.status,
+            body: { ...res.json, instance: 0, request_id: 0 },
+            retryAfter: res.headers.get('retry-after'),
+          });
+        }
+        expect(answers[0], operationId).toEqual(answers[1]);
+      }
+    } finally {
+      await svc.faults({});
+    }
+    // Nothing was refunded on the intent.
+    const mine = await getJson(`${svc.url}/payment-intent/${theirs}`, auth(keys.shopAll!));
+    expect(mine.json.amount_refunded).toBe(0);
+  });
+
   it('the same request_id used by two owners names two different refunds', async () => {
     const a = await paidIntent(keys.shopAll!);
     const b = await paidIntent(keys.rival!);
