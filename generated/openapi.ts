@@ -854,6 +854,7 @@ export interface components {
          */
         Forbidden: {
             headers: {
+                "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                 "X-Request-Id": components["headers"]["RequestId"];
                 RateLimit: components["headers"]["RateLimit"];
                 "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
@@ -883,6 +884,7 @@ export interface components {
         /** @description The Idempotency-Key was already used with a different request body. */
         IdempotencyMismatch: {
             headers: {
+                "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                 "X-Request-Id": components["headers"]["RequestId"];
                 RateLimit: components["headers"]["RateLimit"];
                 "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
@@ -1073,7 +1075,7 @@ export interface components {
     headers: {
         /**
          * @description Present and `true` when this is a stored response replayed for a repeated Idempotency-Key: a success, or a
-         *     definite refusal (400, 402, 404, or a 409 without `Retry-After`), which is replayed like a success.
+         *     definite refusal (400, 402, 403, 404, 422, or a 409 without `Retry-After`), which is replayed like a success.
          * @example true
          */
         IdempotentReplayed: "true";

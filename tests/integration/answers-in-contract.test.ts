@@ -155,6 +155,38 @@ describe('answers of the service with API keys on', () => {
     expect([first, replayed].flatMap((a) => answerViolations('createRefund', a))).toEqual([]);
   });
 
+  it('a publishable key confirming, replayed by its Idempotency-Key → the same 403, marked Idempotent-Replayed', async () => {
+    const browser = (await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'publishable' })).key;
+    const init = {
+      method: 'POST',
+      headers: { ...json(browser), 'idempotency-key': 'contract-403-replay' },
+      body: JSON.stringify({ amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true }),
+    };
+    const first = await call(`${svc.url}/payment-intent`, init);
+    const replayed = await call(`${svc.url}/payment-intent`, init);
+    expect([first.status, replayed.status]).toEqual([403, 403]);
+    expect(replayed.headers.get('idempotent-replayed')).toBe('true');
+    expect([first, replayed].flatMap((a) => answerViolations('createPaymentIntent', a))).toEqual([]);
+  });
+
+  it('a refund whose Idempotency-Key was forgotten, sent with another body → 422, replayed as such', async () => {
+    const pi = await paidIntent(svc.url, 2000, { headers: bearer(key) });
+    const send = (amount: number) =>
+      call(`${svc.url}/refund`, {
+        method: 'POST',
+        headers: { ...json(key), 'idempotency-key': 'contract-422-replay' },
+        body: JSON.stringify({ payment_intent_id: pi, amount }),
+      });
+    expect((await send(500)).status).toBe(200);
+    // The key's day is over: the refund it made is still found by the request_id derived from it.
+    await svc.deps.store.idempotency.purgeExpired(new Date(Date.now() + 25 * 60 * 60 * 1000));
+    const refused = await send(700);
+    const replayed = await send(700);
+    expect([refused.status, replayed.status]).toEqual([422, 422]);
+    expect(replayed.headers.get('idempotent-replayed')).toBe('true');
+    expect([refused, replayed].flatMap((a) => answerViolations('createRefund', a))).toEqual([]);
+  });
+
   it('a refund still being made under the same request_id → 409 with Retry-After', async () => {
     const pi = await paidIntent(svc.url, 2000, { headers: bearer(key) });
     await svc.faults({ latency_ms: 600, match: { method: 'POST', path_prefix: '/v1/refunds' } });
