@@ -20,6 +20,7 @@ import {
   authFailureLimit,
   clientAddressKey,
   corsMiddleware,
+  keyCheckFailures,
   keyRequirements,
   securityHeaders,
   rateLimitMiddleware,
@@ -185,6 +186,7 @@ export function buildApp(deps: AppDeps): Express {
       fileUploader: false,
     }),
   );
+  app.use(keyCheckFailures);
   app.use(refuseLoneSurrogates);
   app.use(rateLimitMiddleware(auth?.rateLimitPerMinute ?? 0));
   app.use(

@@ -24,6 +24,7 @@ import {
   type RequestContext,
 } from './operations.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from './problem.js';
+import { keyCheckFailure } from './security.js';
 
 interface OpenApiRequestMeta {
   schema?: { operationId?: string };
@@ -44,6 +45,7 @@ export function contextOf(req: Request): RequestContext {
     },
     caller: (req as Request & { caller?: Caller }).caller ?? ANONYMOUS,
     idempotencyKey: key === undefined ? undefined : key,
+    keyCheckFailure: keyCheckFailure(req),
   };
 }
 

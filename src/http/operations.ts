@@ -63,6 +63,8 @@ export interface RequestContext {
   readonly caller: Caller;
   /** The Idempotency-Key header, when the client sent one. */
   readonly idempotencyKey: string | undefined;
+  /** Why the API key sent could not be checked, when the operation let the request in without one (/metrics). */
+  readonly keyCheckFailure?: unknown;
 }
 
 export interface Input<O extends OperationId> {

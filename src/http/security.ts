@@ -6,17 +6,23 @@
  */
 import { isIP } from 'node:net';
 import cors from 'cors';
-import type { Request, RequestHandler, Response } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, MemoryStore, rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import { hashKey, looksLikeKey, PUBLISHABLE_OPERATIONS } from '../auth/api-keys.js';
-import type { ApiKeysRepo } from '../store/index.js';
+import type { ApiKey, ApiKeysRepo } from '../store/index.js';
 import { sendProblem } from './errors.js';
 import { configuredHostName, isLoopbackAddress, isLoopbackHost, misdirectedDetail } from './loopback-host.js';
 import type { Caller } from './operations.js';
 import { problemBody, ProblemError } from './problem.js';
 
-type WithCaller = Request & { caller?: Caller; openapi?: { schema?: { operationId?: string } } };
+const KEY_CHECK_FAILURE = Symbol('keyCheckFailure');
+
+type WithCaller = Request & {
+  caller?: Caller;
+  openapi?: { schema?: { operationId?: string } };
+  [KEY_CHECK_FAILURE]?: unknown;
+};
 
 class AuthError extends Error {
   constructor(
@@ -53,7 +59,13 @@ export function apiKeySecurity(opts: AuthOptions) {
       const key = bearerKey(req);
       if (!key || !looksLikeKey(key)) throw new AuthError(401, UNAUTHENTICATED_DETAIL);
       const hash = hashKey(key);
-      const record = await opts.apiKeys.findActiveByHash(hash);
+      let record: ApiKey | null;
+      try {
+        record = await opts.apiKeys.findActiveByHash(hash);
+      } catch (err) {
+        r[KEY_CHECK_FAILURE] = err;
+        throw err;
+      }
       if (!record) throw new AuthError(401, UNAUTHENTICATED_DETAIL);
       opts.onAuthenticated?.(hash);
       const operationId = r.openapi?.schema?.operationId ?? '';
@@ -78,6 +90,23 @@ export function apiKeySecurity(opts: AuthOptions) {
     },
   };
 }
+
+/** Why the key the request sent could not be checked (its lookup failed: the database did not answer), if so. */
+export function keyCheckFailure(req: Request): unknown {
+  return (req as WithCaller)[KEY_CHECK_FAILURE];
+}
+
+/**
+ * Mounted right after the validator. It answers 401 for whatever a security handler throws, with the error's own
+ * message as the detail: while the database did not answer, every request with a good key was told
+ * "401 PostgreSQL did not answer in time", so clients took their keys for revoked, did not retry, and each answer
+ * counted as a failed authentication of their address. Such a request fails with the lookup's own error instead
+ * (503 store_unavailable with Retry-After).
+ */
+export const keyCheckFailures: ErrorRequestHandler = (err, req, _res, next) => {
+  const failure = keyCheckFailure(req);
+  next((err as { status?: unknown }).status === 401 && failure !== undefined ? failure : err);
+};
 
 /**
  * What a JSON answer needs (OWASP REST Security Cheat Sheet, "Security headers"): no caching of payment

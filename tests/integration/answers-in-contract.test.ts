@@ -339,3 +339,52 @@ describe.skipIf(!pgOk)('answers while the database does not answer (PostgreSQL)'
     }
   });
 });
+
+describe.skipIf(!pgOk)('answers while the database does not answer, with API keys on (PostgreSQL)', () => {
+  let proxy: TcpProxy;
+  let svc: TestService;
+  let key: string;
+  beforeAll(async () => {
+    ({ proxy, svc } = await startTestServiceBehindProxy({
+      API_AUTH: 'on',
+      METRICS_PUBLIC: 'false',
+      DATABASE_TIMEOUT_MS: '400',
+      REQUEST_TIMEOUT_MS: '5000',
+    }));
+    key = (await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key;
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await svc?.stop();
+  });
+
+  it('a good key that cannot be checked → 503 store_unavailable with Retry-After, never 401', async () => {
+    proxy.blackHole();
+    let answers: [string, Answer][];
+    try {
+      answers = [
+        ['getRefundStatus', await call(`${svc.url}/refund-status/some-request`, { headers: bearer(key) })],
+        [
+          'createPaymentIntent',
+          await call(`${svc.url}/payment-intent`, {
+            method: 'POST',
+            headers: json(key),
+            body: JSON.stringify(VALID_BODY.createPaymentIntent),
+          }),
+        ],
+        ['getMetrics', await call(`${svc.url}/metrics`, { headers: bearer(key) })],
+      ];
+    } finally {
+      proxy.forward();
+    }
+    for (const [operationId, answer] of answers) {
+      expect(answer.status, operationId).toBe(503);
+      expect(answer.headers.get('retry-after'), operationId).toBe('1');
+      expect(JSON.parse(answer.text), operationId).toMatchObject({ code: 'store_unavailable' });
+      expect(answerViolations(operationId, answer)).toEqual([]);
+    }
+    // The database back, the key works as before.
+    const after = await call(`${svc.url}/refund-status/some-request`, { headers: bearer(key) });
+    expect(after.status).toBe(404);
+  });
+});

@@ -24,6 +24,8 @@ export const opsHandlers = (deps: OpsDeps) =>
 
     async getMetrics({ ctx }) {
       if (!deps.metricsPublic && ctx.caller.keyId === null) {
+        // A key was sent but could not be checked (the database did not answer): that, not a missing key.
+        if (ctx.keyCheckFailure !== undefined) throw ctx.keyCheckFailure;
         throw new ProblemError(401, UNAUTHENTICATED_DETAIL, {
           code: 'unauthenticated',
           headers: { 'WWW-Authenticate': 'Bearer' },
