@@ -155,14 +155,18 @@ export function buildApp(deps: AppDeps): Express {
     : null;
   if (failureLimit) app.use(failureLimit.middleware);
 
-  app.use(
-    express.json({
-      limit: config.http.jsonLimitBytes,
-      type: ['application/json', 'application/*+json'],
-      strict: true,
-      verify: noteUnicodeEscapes,
-    }),
-  );
+  const json = express.json({
+    limit: config.http.jsonLimitBytes,
+    type: ['application/json', 'application/*+json'],
+    strict: true,
+    verify: noteUnicodeEscapes,
+  });
+  // Only the contract's POSTs take a body. A body sent with a GET (which some HTTP clients allow) was parsed all
+  // the same, and answered 413 or 400, statuses the GET operations do not have, instead of the operation's answer.
+  app.use((req, res, next) => {
+    if (req.method === 'POST') json(req, res, next);
+    else next();
+  });
   app.use(
     OpenApiValidator.middleware({
       apiSpec: structuredClone(spec.document) as never,
