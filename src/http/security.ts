@@ -163,7 +163,15 @@ export function corsMiddleware(origins: readonly string[]): RequestHandler {
     origin: (origin, cb) => cb(null, origin !== undefined && allowed.has(origin)),
     methods: ['GET', 'POST'],
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
-    exposedHeaders: ['X-Request-Id', 'Idempotent-Replayed', 'Retry-After'],
+    // Every header the contract gives an answer a page may read; a browser hides any other from its script.
+    exposedHeaders: [
+      'X-Request-Id',
+      'Idempotent-Replayed',
+      'Retry-After',
+      'RateLimit',
+      'RateLimit-Policy',
+      'WWW-Authenticate',
+    ],
     maxAge: 600,
   });
   return (req, res, next) => {

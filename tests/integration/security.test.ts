@@ -394,6 +394,36 @@ describe('publishable (browser) keys', () => {
     expect(evil.status).toBe(403);
     expect(evil.headers.get('access-control-allow-origin')).toBeNull();
   });
+
+  it('a page of a listed origin can read every header the contract gives its answers (RateLimit too)', async () => {
+    const origin = { origin: 'https://shop.example.com' };
+    const answers = [
+      await postJson(
+        `${svc.url}/payment-intent`,
+        { amount: 700, currency: 'usd' },
+        {
+          ...origin,
+          ...auth(keys.shopBrowser!),
+        },
+      ),
+      await postJson(
+        `${svc.url}/payment-intent`,
+        { amount: 700, currency: 'usd' },
+        {
+          ...origin,
+          ...auth(keys.revoked!),
+        },
+      ),
+    ];
+    expect(answers.map((a) => a.status)).toEqual([200, 401]);
+    const unreadable = answers.flatMap((a) => {
+      const exposed = (a.headers.get('access-control-expose-headers') ?? '').toLowerCase().split(/\s*,\s*/);
+      return ['x-request-id', 'ratelimit', 'ratelimit-policy', 'www-authenticate', 'retry-after']
+        .filter((h) => a.headers.has(h) && !exposed.includes(h))
+        .map((h) => `${a.status} ${h}`);
+    });
+    expect(unreadable).toEqual([]);
+  });
 });
 
 describe('Idempotency-Key', () => {
