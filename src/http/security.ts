@@ -9,7 +9,7 @@ import cors from 'cors';
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, MemoryStore, rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
-import { hashKey, looksLikeKey, PUBLISHABLE_OPERATIONS } from '../auth/api-keys.js';
+import { hashKey, kindOfKey, looksLikeKey, PUBLISHABLE_OPERATIONS } from '../auth/api-keys.js';
 import type { ApiKey, ApiKeysRepo } from '../store/index.js';
 import { sendProblem } from './errors.js';
 import { configuredHostName, isLoopbackAddress, isLoopbackHost, misdirectedDetail } from './loopback-host.js';
@@ -68,8 +68,12 @@ export function apiKeySecurity(opts: AuthOptions) {
       }
       if (!record) throw new AuthError(401, UNAUTHENTICATED_DETAIL);
       opts.onAuthenticated?.(hash);
+      // A ppk_ key is in the shop's pages whatever its record says: API_KEYS lists one by its hash alone, and an
+      // entry `shop|payments:write|sha256:<hash of a ppk_ key>` (the ppk_ entry with the key taken out) recorded
+      // it as a secret key, with which anyone who read it out of the pages could confirm intents (card testing).
+      const kind = kindOfKey(key) === 'publishable' ? 'publishable' : record.kind;
       const operationId = r.openapi?.schema?.operationId ?? '';
-      if (record.kind === 'publishable' && !PUBLISHABLE_OPERATIONS.has(operationId)) {
+      if (kind === 'publishable' && !PUBLISHABLE_OPERATIONS.has(operationId)) {
         throw new AuthError(403, 'Publishable keys may only create checkout sessions and payment intents.');
       }
       const missing = scopes.filter((s) => !record.scopes.includes(s));
@@ -78,8 +82,8 @@ export function apiKeySecurity(opts: AuthOptions) {
         owner: record.owner,
         keyId: record.id,
         scopes: record.scopes,
-        kind: record.kind,
-        ...(record.kind === 'publishable' ? { client: clientAddressKey(req) } : {}),
+        kind,
+        ...(kind === 'publishable' ? { client: clientAddressKey(req) } : {}),
       };
       const now = Date.now();
       if ((lastTouched.get(record.id) ?? 0) + touchEveryMs < now) {

@@ -2,6 +2,7 @@
  * API_KEYS says which keys exist and what each may do. Changing it and restarting must change what the keys can
  * do: a scope taken away, a key moved to another owner or a key taken out (a leaked one) stop working at once.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -110,6 +111,24 @@ describe('keys provisioned from API_KEYS, after a restart with other API_KEYS', 
         keyId: browserKey.id,
         msg: 'API_KEYS lists an API key revoked with npm run keys -- revoke: it stays revoked (provision a new one)',
       },
+    ]);
+  });
+
+  it('a ppk_ key listed by its hash with scopes (not `publishable`) is still only a publishable key', async () => {
+    // As `shop|payments:write|ppk_...` is written, with the key taken out of the environment.
+    const HASHED_BROWSER = 'ppk_hashed_browser_key_for_api_keys_test_0001';
+    const s = await start(
+      `shop|payments:write|sha256:${createHash('sha256').update(HASHED_BROWSER).digest('hex')}`,
+    );
+    const confirmed = await postJson(
+      `${s.url}/payment-intent`,
+      { amount: 1000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true },
+      bearer(HASHED_BROWSER),
+    );
+    expect(confirmed.status).toBe(403);
+    expect((await createIntent(s, HASHED_BROWSER)).status).toBe(200);
+    expect((await s.deps.stripe.paymentIntents.list({ limit: 10 })).data.map((p) => p.status)).toEqual([
+      'requires_payment_method',
     ]);
   });
 
