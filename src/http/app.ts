@@ -155,6 +155,12 @@ export function buildApp(deps: AppDeps): Express {
     : null;
   if (failureLimit) app.use(failureLimit.middleware);
 
+  // HEAD is a GET without the body (RFC 9110, 9.3.2), and uptime monitors probe with it; the contract lists GETs
+  // only, so the validator answered HEAD /healthz with 405. Node leaves the body out of a HEAD's answer itself.
+  app.use((req, _res, next) => {
+    if (req.method === 'HEAD') req.method = 'GET';
+    next();
+  });
   const json = express.json({
     limit: config.http.jsonLimitBytes,
     type: ['application/json', 'application/*+json'],

@@ -52,6 +52,8 @@ const PROBE_OPERATIONS: ReadonlySet<string> = new Set(['getHealth', 'getReadines
 export function requestLog(logger: Logger, onFinish?: (info: Finished) => void): RequestHandler {
   return (req, res, next) => {
     const start = process.hrtime.bigint();
+    // As the client sent it: a HEAD is routed as a GET further on.
+    const method = req.method;
     const id = requestIdFor(req, res);
     req.id = id;
     (req as LoggedRequest)[BASE_LOGGER] = logger;
@@ -77,7 +79,7 @@ export function requestLog(logger: Logger, onFinish?: (info: Finished) => void):
         {
           // Under the key every other line of the request carries it (req.log's child), so one filter finds them all.
           reqId: id,
-          req: { id, method: req.method, url: req.originalUrl },
+          req: { id, method, url: req.originalUrl },
           operationId,
           res: { statusCode: status },
           responseTime: Math.round(seconds * 1e4) / 10,
