@@ -1,13 +1,15 @@
 /**
  * Declaring queues, exchanges and bindings on one RabbitMQ connection. A queue that already exists
- * with other arguments (for example a classic queue left by an older deployment) is used as it is
- * with a loud error, rather than failing every reconnect forever.
+ * with other arguments (for example a classic queue left by an older deployment), or a queue other
+ * services read that one of them holds exclusive, is used as it is with a loud error, rather than
+ * failing every reconnect forever.
  */
 import type { Channel, ChannelModel } from 'amqplib';
 import type { Logger } from 'pino';
 import { quorumArguments, type QueueSpec } from './topology.js';
 
 const PRECONDITION_FAILED = 406;
+const RESOURCE_LOCKED = 405;
 
 export async function openChannel(model: ChannelModel, logger: Logger, purpose: string): Promise<Channel> {
   const channel = await model.createChannel();
@@ -28,8 +30,12 @@ export async function closeQuietly(channel: Channel | null | undefined): Promise
   }
 }
 
+function replyCode(err: unknown): unknown {
+  return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+}
+
 function isPreconditionFailed(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === PRECONDITION_FAILED;
+  return replyCode(err) === PRECONDITION_FAILED;
 }
 
 export async function declareQueues(
@@ -43,6 +49,17 @@ export async function declareQueues(
       try {
         await channel.assertQueue(spec.name, { durable: true, arguments: quorumArguments(spec) });
       } catch (err) {
+        if (spec.readElsewhere && replyCode(err) === RESOURCE_LOCKED) {
+          // Another service's connection declared it exclusive. Even a passive declare is refused, but publishing
+          // to it works; it goes with that connection, and the next publish, unroutable, declares it again. Thrown,
+          // this failed every (re)connect while that connection lived: no refund was published or consumed.
+          logger.error(
+            { err, queue: spec.name },
+            'queue is held exclusive by another connection; publishing to it as it is',
+          );
+          channel = await openChannel(model, logger, 'declare');
+          continue;
+        }
         if (!isPreconditionFailed(err)) throw err;
         logger.error(
           { err, queue: spec.name, wanted: quorumArguments(spec) },

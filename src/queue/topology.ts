@@ -47,6 +47,8 @@ export interface QueueSpec {
   deadLetterTo?: string;
   /** Makes this a delay queue: messages expire after this long and move to `deadLetterTo`. */
   messageTtlMs?: number;
+  /** Read by other services (which may declare it themselves, even exclusive), never consumed by this one. */
+  readElsewhere?: boolean;
 }
 
 export interface RetryLevel {
@@ -148,8 +150,8 @@ export function baseTopologySpecs(
     ...familySpecs(requests),
     // Responses are consumed by other services; bounding their redeliveries too means a poison
     // outcome message cannot spin forever in someone else's consumer either.
-    workQueueSpec(topology.responses, responses.deadLetter, deliveryLimit),
-    { name: responses.deadLetter },
+    { ...workQueueSpec(topology.responses, responses.deadLetter, deliveryLimit), readElsewhere: true },
+    { name: responses.deadLetter, readElsewhere: true },
   ];
 }
 
