@@ -203,6 +203,12 @@ const schema = z.object({
     z
       .string()
       .regex(/^[A-Za-z0-9_.-]{1,100}$/, 'must be 1-100 letters, digits, ".", "-" or "_"')
+      // Every name is `<prefix>.<name>`, and RabbitMQ refuses to declare one starting with "amq.": the service would
+      // start, accept refunds, and retry its connection setup forever without ever publishing one.
+      .refine(
+        (prefix) => !/^amq(\.|$)/.test(prefix),
+        'must not be "amq" or begin with "amq." (RabbitMQ reserves amq.*)',
+      )
       .optional(),
   ),
   WORKER_PREFETCH: int(1, 1000, 32),

@@ -190,6 +190,16 @@ describe('config', () => {
     expect(loadConfig({ ROLE: 'all' }).rabbitmq.url).toBeNull();
   });
 
+  it('refuses a QUEUE_PREFIX that would give names RabbitMQ reserves (amq.*)', () => {
+    for (const bad of ['amq', 'amq.staging']) {
+      expect(problemsOf({ QUEUE_PREFIX: bad })).toEqual([
+        'QUEUE_PREFIX: must not be "amq" or begin with "amq." (RabbitMQ reserves amq.*)',
+      ]);
+    }
+    for (const good of ['staging', 'amqp', 'amq-staging', 'AMQ', 'staging.amq'])
+      expect(loadConfig({ QUEUE_PREFIX: good }).rabbitmq.queuePrefix).toBe(good);
+  });
+
   it('takes a Stripe idempotency prefix of at most 40 key-safe characters, none by default', () => {
     expect(loadConfig({}).stripe.idempotencyPrefix).toBeNull();
     expect(loadConfig({ STRIPE_IDEMPOTENCY_PREFIX: 'shop-a.eu_1' }).stripe.idempotencyPrefix).toBe(
