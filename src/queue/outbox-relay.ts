@@ -152,28 +152,26 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         }),
       ),
     );
-    const sent: number[] = [];
-    for (const [i, r] of results.entries()) {
-      const m = batch[i]!;
-      if (r.status === 'fulfilled') sent.push(m.id);
-      else {
-        const delay = Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(m.attempts, 16));
-        const reason = r.reason instanceof Error ? r.reason.message : String(r.reason);
-        await store.outbox.markFailed(m.id, reason, new Date(Date.now() + delay));
-        log.warn(
-          { messageId: m.messageId, destination: m.destination, reason },
-          'publish failed; will retry',
-        );
+    const sent = batch.filter((_, i) => results[i]!.status === 'fulfilled').map((m) => m.id);
+    // The published rows first: a failure recorded first and cut off by a lost connection left them out of
+    // `unmarked`, to be published again once their lease ran out.
+    if (sent.length > 0) {
+      try {
+        await store.outbox.markSent(sent);
+      } catch (err) {
+        // Published, but the store did not hear it (the connection was lost): marked on the next turn instead
+        // of being published again when the lease runs out.
+        for (const id of sent) unmarked.add(id);
+        throw err;
       }
     }
-    if (sent.length === 0) return;
-    try {
-      await store.outbox.markSent(sent);
-    } catch (err) {
-      // Published, but the store did not hear it (the connection was lost): marked on the next turn instead
-      // of being published again when the lease runs out.
-      for (const id of sent) unmarked.add(id);
-      throw err;
+    for (const [i, r] of results.entries()) {
+      if (r.status === 'fulfilled') continue;
+      const m = batch[i]!;
+      const delay = Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(m.attempts, 16));
+      const reason = r.reason instanceof Error ? r.reason.message : String(r.reason);
+      await store.outbox.markFailed(m.id, reason, new Date(Date.now() + delay));
+      log.warn({ messageId: m.messageId, destination: m.destination, reason }, 'publish failed; will retry');
     }
   }
 

@@ -266,6 +266,60 @@ describe.skipIf(!pgOk).each(brokers)(
       }
     });
 
+    it('a batch whose failed publish cannot be recorded still marks its published rows sent, without publishing them again', async () => {
+      const tag = randomBytes(4).toString('hex');
+      const good = `bg-good-${tag}`;
+      const refused = `bg-refused-${tag}`;
+      const broker = svc.deps.broker;
+      const publish = broker.publish.bind(broker);
+      let published = 0;
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let refusedEntered!: () => void;
+      const entered = new Promise<void>((resolve) => (refusedEntered = resolve));
+      broker.publish = async (dest, body, opts) => {
+        if (opts.messageId === good) published++;
+        if (opts.messageId === refused) {
+          refusedEntered();
+          await gate;
+        }
+        return publish(dest, body, opts);
+      };
+      const holder = await lockHolder();
+      try {
+        // One claim takes both: one for the responses queue, one for a queue that does not exist (unroutable).
+        await svc.sql(
+          `INSERT INTO outbox (destination, routing_key, message_id, payload, created_at, available_at)
+         VALUES ('${svc.deps.topology.responses}', '${svc.deps.topology.responses}', '${good}', '{"probe":true}',
+           now(), now()),
+           ('${svc.deps.topology.responses}.missing-${tag}', '', '${refused}', '{"probe":true}', now(), now())`,
+        );
+        svc.deps.relay.notify();
+        await entered;
+        // Recording the refused publish (its next try) waits for its row, and its session is ended meanwhile.
+        await holder.query('SELECT 1 FROM outbox WHERE message_id = $1 FOR UPDATE', [refused]);
+        release();
+        await terminate(await waitingSessions());
+      } finally {
+        release();
+        await holder.query('ROLLBACK').catch(() => undefined);
+        await holder.end();
+      }
+      try {
+        // Well before the claim's lease (15 s) would hand the published row out again.
+        const sent = await eventually(
+          () => svc.sql(`SELECT sent_at FROM outbox WHERE message_id = '${good}'`),
+          (rows) => rows[0]?.['sent_at'] != null,
+          5_000,
+        );
+        expect(sent[0]?.['sent_at']).not.toBeNull();
+        expect(published).toBe(1);
+      } finally {
+        broker.publish = publish;
+        await svc.sql(`DELETE FROM outbox WHERE message_id = '${refused}'`);
+      }
+    });
+
     it('a sweep cut off half way re-queues nothing twice, and the next sweep finishes the refund once', async () => {
       const pi = await paidIntent(svc.url, 5000);
       const requestId = `bg-sweep-${randomBytes(4).toString('hex')}`;
