@@ -51,7 +51,7 @@ describe.skipIf(!ready)('the responses queue held exclusive by another service',
   afterAll(async () => {
     await svc?.close();
     // The exclusive queue goes with its connection.
-    await foreign?.close();
+    await foreign?.close().catch(() => undefined);
     await peek?.deleteAll(topology);
     await peek?.close();
     await db?.drop();
@@ -88,5 +88,25 @@ describe.skipIf(!ready)('the responses queue held exclusive by another service',
         (l) => l.includes('held exclusive by another connection') && l.includes(topology.responses),
       ),
     ).toBe(true);
+  }, 60_000);
+
+  it('once that service disconnects (its exclusive queue goes with it), outcomes go to a queue of ours again', async () => {
+    await foreign.close();
+    const [pi] = await paidIntents(svc.url, 1, 5_000);
+    const order = { request_id: `${tag}-2`, payment_intent_id: pi!, amount: 1_000 };
+    await postRefundAsync(svc.url, order);
+    await waitFor(
+      () => countsOf(svc, [order.request_id]),
+      (c) => c.succeeded === 1,
+      20_000,
+    );
+    const ours = await waitFor(
+      async () => ((await peek.depth(topology.responses)) > 0 ? peek.drain(topology.responses) : []),
+      (msgs) => msgs.some((m) => m.messageId.startsWith(`${order.request_id}#succeeded#`)),
+      20_000,
+    );
+    expect(ours.map((m) => m.messageId)).toContainEqual(
+      expect.stringMatching(`^${order.request_id}#succeeded#`),
+    );
   }, 60_000);
 });
