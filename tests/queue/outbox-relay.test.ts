@@ -233,15 +233,17 @@ describeStore('outbox relay hand-off', (h) => {
       }
     });
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      // Until the load is steady: a fixed wait was too short for 100 rows on a busy machine.
+      await until(() => handedOver > 100, 15_000);
       // A row written available (no lease): only a claim publishes it.
       await store.outbox.add({ destination: QUEUE, messageId: 'claim-only', payload: {} });
       relay.notify();
+      const handedOverBefore = handedOver;
       const published = await until(() => got.some((d) => d.messageId === 'claim-only'), 3_000).then(
         () => true,
         () => false,
       );
-      expect({ published, loadWasRunning: handedOver > 100 }).toEqual({
+      expect({ published, loadWasRunning: handedOver > handedOverBefore }).toEqual({
         published: true,
         loadWasRunning: true,
       });
