@@ -131,8 +131,9 @@ function authenticate(header: string | undefined, secretKey: string | undefined)
   return key;
 }
 
-function idempotencyError(status: number, message: string, code?: string): SandboxError {
-  return new SandboxError(status, { type: 'idempotency_error', message, ...(code ? { code } : {}) });
+/** A key reused with another endpoint or other parameters (docs.stripe.com/api/errors: idempotency_error). */
+function idempotencyError(message: string): SandboxError {
+  return new SandboxError(400, { type: 'idempotency_error', message });
 }
 
 function splitPath(pathname: string): string[] | undefined {
@@ -319,16 +320,19 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
         const previous = idempotency.lookup(scope);
         if (previous) {
           if (previous.state === 'in_flight') {
-            throw idempotencyError(
-              409,
-              'There is currently another in-progress request using this Idempotent Key (probably because of a ' +
-                'network error or a timeout). Please try again later.',
-              'idempotency_key_in_use',
-            );
+            // Not an idempotency_error: Stripe answers this 409 as an invalid_request_error with the code
+            // idempotency_key_in_use (a raw answer: github.com/beam-community/stripity-stripe/issues/564).
+            throw new SandboxError(409, {
+              type: 'invalid_request_error',
+              code: 'idempotency_key_in_use',
+              message:
+                'There is currently another in-progress request using this Idempotent Key (that probably means ' +
+                `you submitted twice, and the other request is still going through): ${idempotencyKey}. Please ` +
+                'try again later.',
+            });
           }
           if (previous.method !== method || previous.path !== pathname) {
             throw idempotencyError(
-              400,
               `Keys for idempotent requests can only be used for the same endpoint they were first used for ` +
                 `('${previous.method} ${previous.path}' vs '${method} ${pathname}'). Try using a key other than ` +
                 `'${idempotencyKey}' if you meant to execute a different request.`,
@@ -336,7 +340,6 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
           }
           if (previous.fingerprint !== print) {
             throw idempotencyError(
-              400,
               `Keys for idempotent requests can only be used with the same parameters they were first used with. ` +
                 `Try using a key other than '${idempotencyKey}' if you meant to execute a different request.`,
             );

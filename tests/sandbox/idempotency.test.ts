@@ -132,7 +132,11 @@ describe('Idempotency-Key', () => {
     expect(good.status).toBe('requires_payment_method');
   });
 
-  it('answers 409 idempotency_error while the first request with the key is still running', async () => {
+  // Stripe's 409 for a key in use is an invalid_request_error with the code idempotency_key_in_use, not an
+  // idempotency_error (which its docs keep for a key reused with another endpoint or parameters:
+  // https://docs.stripe.com/api/errors); a raw answer of Stripe's:
+  // https://github.com/beam-community/stripity-stripe/issues/564. The service tells it by its code.
+  it('answers 409 idempotency_key_in_use while the first request with the key is still running', async () => {
     const faults = await control(sandbox, 'POST', '/faults', {
       latency_ms: 1500,
       match: { method: 'POST', path_prefix: '/v1/refunds' },
@@ -147,8 +151,9 @@ describe('Idempotency-Key', () => {
       stripe.refunds.create({ payment_intent: intent.id }, { idempotencyKey: 'refund-1' }),
     );
     expect(conflict.statusCode).toBe(409);
-    expect(conflict.rawType).toBe('idempotency_error');
+    expect(conflict.rawType).toBe('invalid_request_error');
     expect(conflict.code).toBe('idempotency_key_in_use');
+    expect(conflict.message).toContain('another in-progress request using this Idempotent Key');
     const refund = await slow;
     const replay = await stripe.refunds.create({ payment_intent: intent.id }, { idempotencyKey: 'refund-1' });
     expect(replay.id).toBe(refund.id);
