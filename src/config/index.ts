@@ -351,6 +351,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       `ROLE: ${e.ROLE} needs RabbitMQ (RABBITMQ_URL or RABBITMQ_HOST); without it only ROLE=all runs, with the in-process queue`,
     );
   }
+  if (e.ROLE !== 'all' && !e.STRIPE_SECRET_KEY) {
+    // Likewise the embedded sandbox: each process would have a Stripe of its own, and a worker, asked to refund a
+    // payment the API process's Stripe made, would fail every refund as unknown to Stripe.
+    problems.push(
+      `ROLE: ${e.ROLE} needs STRIPE_SECRET_KEY, a Stripe every process reaches (for a stand-in, \`npm run sandbox\` and STRIPE_API_BASE=http://127.0.0.1:12111 with any sk_test_ key); the embedded sandbox serves ROLE=all only`,
+    );
+  }
   const port = e.PORT >= 0 ? e.PORT : e.ROLE === 'worker' ? 0 : 5000;
   // The embedded sandbox listens first, so the API's own listen would fail, blamed on "another process".
   if (!e.STRIPE_SECRET_KEY && e.SANDBOX_PORT > 0 && e.SANDBOX_PORT === port) {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { expect } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
+import { startSandbox } from '../../src/sandbox/index.js';
 import { startService, type RunningService, type ServiceOptions } from '../../src/service.js';
 import { postJson } from './http.js';
 import { captureLogger } from './log-capture.js';
@@ -28,6 +29,41 @@ export interface TestService extends RunningService {
    */
   sql(statements: string): Promise<Record<string, unknown>[]>;
   stop(): Promise<void>;
+}
+
+/** Sets (or, with `{}`, clears) a sandbox's faults through its control API. */
+export async function setSandboxFaults(
+  sandboxUrl: string,
+  faultConfig: Record<string, unknown>,
+): Promise<void> {
+  const clear = Object.keys(faultConfig).length === 0;
+  const res = await fetch(`${sandboxUrl}/_sandbox/faults`, {
+    method: clear ? 'DELETE' : 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: clear ? undefined : JSON.stringify(faultConfig),
+  });
+  if (!res.ok) throw new Error(`faults: ${res.status} ${await res.text()}`);
+}
+
+export interface SharedStripe {
+  /** What a process needs to reach it: give it to every process of the deployment. */
+  env: { STRIPE_SECRET_KEY: string; STRIPE_API_BASE: string };
+  faults(config: Record<string, unknown>): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A standalone sandbox, as `npm run sandbox` runs one: the Stripe that ROLE=api and ROLE=worker processes need
+ * (each embedded sandbox is its process's own, so the configuration refuses those roles without a key).
+ */
+export async function startSharedStripe(): Promise<SharedStripe> {
+  const secretKey = `sk_test_shared${randomBytes(12).toString('hex')}`;
+  const sandbox = await startSandbox({ secretKey });
+  return {
+    env: { STRIPE_SECRET_KEY: secretKey, STRIPE_API_BASE: sandbox.url },
+    faults: (config) => setSandboxFaults(sandbox.url, config),
+    close: () => sandbox.close(),
+  };
 }
 
 export async function startTestService(
@@ -69,12 +105,7 @@ export async function startTestService(
     async faults(faultConfig) {
       const sandbox = service.deps.sandbox;
       if (!sandbox) throw new Error('no embedded sandbox');
-      const res = await fetch(`${sandbox.url}/_sandbox/faults`, {
-        method: Object.keys(faultConfig).length === 0 ? 'DELETE' : 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: Object.keys(faultConfig).length === 0 ? undefined : JSON.stringify(faultConfig),
-      });
-      if (!res.ok) throw new Error(`faults: ${res.status} ${await res.text()}`);
+      await setSandboxFaults(sandbox.url, faultConfig);
     },
     async sql(statements) {
       if (!schema) throw new Error('sql() needs the PostgreSQL store');

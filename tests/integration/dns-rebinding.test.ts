@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { answerViolations } from '../helpers/contract.js';
 import { getJson, paidIntent, postJson, requestAs } from '../helpers/http.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { startSharedStripe, startTestService, type TestService } from '../helpers/service.js';
 import { RABBITMQ_URL, rabbitAvailable } from '../helpers/services.js';
 import { deleteEverything, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
 
@@ -215,9 +215,10 @@ describe('where the check does not apply', () => {
 describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker) on 127.0.0.1', () => {
   it('refuses its health app under another name too (metrics name every queue and operation)', async () => {
     const prefix = uniquePrefix('rebindw');
+    const stripe = await startSharedStripe();
     const svc = await startTestService(
       'sqlite',
-      { RABBITMQ_URL, ROLE: 'worker' },
+      { RABBITMQ_URL, ROLE: 'worker', ...stripe.env, API_AUTH: 'off' },
       { topology: topologyFor(prefix) },
     );
     try {
@@ -228,6 +229,7 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker) on 1
       expect((await requestAs(`${svc.url}/healthz`, `localhost:${port}`)).status).toBe(200);
     } finally {
       await svc.stop();
+      await stripe.close();
       await deleteEverything(prefix);
     }
   });

@@ -21,6 +21,7 @@ import { proxyFor, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { deleteEverything, openAdmin, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
 import {
   eventually,
+  startSharedStripe,
   startTestService,
   startTestServiceBehindProxy,
   type TestService,
@@ -109,6 +110,7 @@ describe('health and readiness', () => {
       const brokerPort = (silent.address() as net.AddressInfo).port;
       const port = await freePort();
       const { logger } = captureLogger('info');
+      const stripe = await startSharedStripe();
       const starting = startService(
         loadConfig({
           NODE_ENV: 'test',
@@ -118,6 +120,7 @@ describe('health and readiness', () => {
           ROLE: role,
           DATABASE_URL: 'sqlite::memory:',
           RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${brokerPort}`,
+          ...stripe.env,
         }),
         logger,
       );
@@ -145,6 +148,7 @@ describe('health and readiness', () => {
       } finally {
         const svc = await starting;
         await svc.close();
+        await stripe.close();
         for (const socket of sockets) socket.destroy();
         silent.close();
       }
@@ -231,9 +235,10 @@ describe.skipIf(!(await rabbitAvailable()))('readiness with RabbitMQ', () => {
 
   it('a worker process (ROLE=worker) is not ready while Stripe fails', async () => {
     const prefix = uniquePrefix('opsw');
+    const stripe = await startSharedStripe();
     const worker = await startTestService(
       'sqlite',
-      { RABBITMQ_URL, ROLE: 'worker' },
+      { RABBITMQ_URL, ROLE: 'worker', ...stripe.env },
       { topology: topologyFor(prefix) },
     );
     try {
@@ -242,7 +247,7 @@ describe.skipIf(!(await rabbitAvailable()))('readiness with RabbitMQ', () => {
         (r) => r.status === 200,
         10_000,
       );
-      await worker.faults({ error_rate: 1 });
+      await stripe.faults({ error_rate: 1 });
       await new Promise((r) => setTimeout(r, 5100)); // past the cached Stripe answer
       const res = await getJson(`${worker.url}/readyz`);
       expect(res.status).toBe(503);
@@ -253,6 +258,7 @@ describe.skipIf(!(await rabbitAvailable()))('readiness with RabbitMQ', () => {
       });
     } finally {
       await worker.stop();
+      await stripe.close();
       await deleteEverything(prefix);
     }
   }, 30_000);
@@ -345,9 +351,10 @@ describe.skipIf(!(await rabbitAvailable()))('how long work has waited', () => {
 describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', () => {
   it('serves health, readiness and metrics, and answers every API path with a 404 naming its role', async () => {
     const prefix = uniquePrefix('opsw');
+    const stripe = await startSharedStripe();
     const svc = await startTestService(
       'sqlite',
-      { RABBITMQ_URL, ROLE: 'worker' },
+      { RABBITMQ_URL, ROLE: 'worker', ...stripe.env },
       { topology: topologyFor(prefix) },
     );
     try {
@@ -371,6 +378,7 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', ()
       expect(svc.deps.config.role).toBe('worker');
     } finally {
       await svc.stop();
+      await stripe.close();
       await deleteEverything(prefix);
     }
   });
@@ -380,7 +388,12 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', ()
   it('is not ready while it is not subscribed to the refund queue, and ready again once it is', async () => {
     const prefix = uniquePrefix('opsc');
     const topology = topologyFor(prefix);
-    const svc = await startTestService('sqlite', { RABBITMQ_URL, ROLE: 'worker' }, { topology });
+    const stripe = await startSharedStripe();
+    const svc = await startTestService(
+      'sqlite',
+      { RABBITMQ_URL, ROLE: 'worker', ...stripe.env },
+      { topology },
+    );
     const admin = await openAdmin();
     try {
       const readyz = () => getJson(`${svc.url}/readyz`);
@@ -400,6 +413,7 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', ()
     } finally {
       await admin.conn.close().catch(() => undefined);
       await svc.stop();
+      await stripe.close();
       await deleteEverything(prefix);
     }
   }, 40_000);

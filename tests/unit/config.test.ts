@@ -182,12 +182,26 @@ describe('config', () => {
 
   it('runs an API-only or worker-only process only with RabbitMQ: the in-process queue cannot join two processes', () => {
     for (const role of ['api', 'worker']) {
-      expect(problemsOf({ ROLE: role })).toEqual([
+      expect(problemsOf({ ROLE: role, STRIPE_SECRET_KEY: 'sk_test_shared' })).toEqual([
         `ROLE: ${role} needs RabbitMQ (RABBITMQ_URL or RABBITMQ_HOST); without it only ROLE=all runs, with the in-process queue`,
       ]);
-      expect(loadConfig({ ROLE: role, RABBITMQ_HOST: 'rabbit' }).role).toBe(role);
+      expect(
+        loadConfig({ ROLE: role, RABBITMQ_HOST: 'rabbit', STRIPE_SECRET_KEY: 'sk_test_shared' }).role,
+      ).toBe(role);
     }
     expect(loadConfig({ ROLE: 'all' }).rabbitmq.url).toBeNull();
+  });
+
+  it('runs an API-only or worker-only process only with a Stripe key: the embedded sandbox cannot join two processes', () => {
+    for (const role of ['api', 'worker']) {
+      const problems = problemsOf({ ROLE: role, RABBITMQ_HOST: 'rabbit' });
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(
+        new RegExp(`^ROLE: ${role} needs STRIPE_SECRET_KEY, a Stripe every process reaches`),
+      );
+      expect(problems[0]).toContain('npm run sandbox');
+    }
+    expect(loadConfig({ ROLE: 'all' }).stripe.mode).toBe('sandbox');
   });
 
   it('refuses a QUEUE_PREFIX that would give names RabbitMQ reserves (amq.*)', () => {
