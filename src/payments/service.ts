@@ -14,7 +14,7 @@ import {
   maxAmount,
   minorUnitStep,
 } from '../money/currencies.js';
-import type { Payment, Repos, Store } from '../store/index.js';
+import { StoreUnavailableError, type Payment, type Repos, type Store } from '../store/index.js';
 import {
   logContextOptions,
   withoutCallSite,
@@ -189,6 +189,27 @@ const FINAL_SESSION_STATUSES: ReadonlySet<string> = new Set(['complete', 'expire
 
 function paymentIntentStatusOfSession(s: Stripe.Checkout.Session): string {
   return s.payment_status === 'paid' ? 'succeeded' : 'requires_payment_method';
+}
+
+/** Statuses of an intent whose confirmation may have moved the customer's money. */
+const MONEY_MOVED_STATUSES: ReadonlySet<string> = new Set(['processing', 'requires_capture', 'succeeded']);
+
+/**
+ * The ledger could not record an intent Stripe made. Its 503 store_unavailable asks for a retry, which is safe with
+ * an Idempotency-Key (Stripe's key is derived from it: the retry gets this intent and records it) and for an intent
+ * nobody can pay yet (its client secret was never answered). An intent confirmed under a fresh key has charged the
+ * customer, and that retry (retrying HTTP clients follow Retry-After by themselves) makes and charges another one:
+ * that answer says so and carries no Retry-After.
+ */
+function unrecordedIntentProblem(err: unknown, pi: Stripe.PaymentIntent, keyed: boolean): unknown {
+  if (keyed || !MONEY_MOVED_STATUSES.has(pi.status) || !(err instanceof StoreUnavailableError)) return err;
+  return new ProblemError(
+    503,
+    `The payment provider made payment intent ${pi.id} (${pi.status}), but the service could not reach its ` +
+      'database to record it. The request had no Idempotency-Key, so a retry would make and charge a second one: ' +
+      'check first (webhooks, your metadata), and send an Idempotency-Key to make retries safe.',
+    { code: err.code, cause: err },
+  );
 }
 
 /**
@@ -490,7 +511,11 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
         }
         throw toCreateProblem(err, 'payment_intent', idempotencyKey !== undefined);
       }
-      await recordIntent(caller.owner, pi);
+      try {
+        await recordIntent(caller.owner, pi);
+      } catch (err) {
+        throw unrecordedIntentProblem(err, pi, idempotencyKey !== undefined);
+      }
       log.info(
         { reqId, paymentIntentId: pi.id, amount: pi.amount, currency: pi.currency, status: pi.status },
         'payment intent created',
