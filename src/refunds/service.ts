@@ -145,6 +145,24 @@ export function publicRequestId(refund: Pick<Refund, 'owner' | 'requestId'>): st
 }
 
 /**
+ * Stripe made the refund, but the ledger could not record its answer (the database went away meanwhile). The 503
+ * store_unavailable asks for the same request again, which finds this refund by its request_id; a request that sent
+ * neither request_id nor Idempotency-Key got a fresh request_id, so that retry (retrying HTTP clients follow
+ * Retry-After by themselves) refunds a second time. That answer names the request_id to check instead, and has no
+ * Retry-After.
+ */
+function unrecordedRefundProblem(err: unknown, refund: Refund, requestIdGenerated: boolean): unknown {
+  if (!requestIdGenerated || !(err instanceof StoreUnavailableError)) return err;
+  return new ProblemError(
+    503,
+    'Stripe made the refund, but the service could not reach its database to record it. The request had no ' +
+      'request_id or Idempotency-Key, so a retry would refund a second time: check ' +
+      `/refund-status/${publicRequestId(refund)} instead once the service answers again.`,
+    { code: err.code, cause: err },
+  );
+}
+
+/**
  * The request id of a refund asked for with an Idempotency-Key but no request_id: derived from the key, so
  * that a retry the Idempotency-Key store no longer answers (the first try got a 5xx, the process died before
  * storing the answer, or a day has passed) finds the same refund instead of making another.
@@ -821,7 +839,16 @@ export function createRefundService(deps: RefundServiceDeps) {
       // database is unreachable); the row stays processing until a webhook settles it or the stuck-refund sweep
       // has the worker ask Stripe again under the same idempotency key, and a retry of the request finds the
       // same refund.
-      const saved = await recordStripeRefund(refund.requestId, stripeRefund, reqId);
+      let saved: Refund;
+      try {
+        saved = await recordStripeRefund(refund.requestId, stripeRefund, reqId);
+      } catch (err) {
+        throw unrecordedRefundProblem(
+          err,
+          refund,
+          input.request_id === undefined && idempotencyKey === undefined,
+        );
+      }
       log.info({ ...idsOf(refund, reqId), refund_id: stripeRefund.id, status: saved.status }, 'refund made');
       return saved;
     },
