@@ -7,6 +7,7 @@
  * (keep only the newest that many of each kind of object; default 0, all), LOG_LEVEL (default info).
  */
 import { pino } from 'pino';
+import { scrubSecrets } from '../logger.js';
 import { signingSecretOf } from '../webhooks/signing-secrets.js';
 import { startSandbox, type SandboxOptions } from './index.js';
 
@@ -21,7 +22,13 @@ function integerFromEnv(name: string, fallback: number, min: number, max: number
 }
 
 async function main(): Promise<void> {
-  const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info', base: { component: 'stripe-sandbox' } });
+  // The service's last-line filter: a webhook URL may carry a basic-auth password (sent as Stripe sends it), and
+  // the lines about its deliveries name the URL.
+  const logger = pino({
+    level: process.env['LOG_LEVEL'] ?? 'info',
+    base: { component: 'stripe-sandbox' },
+    hooks: { streamWrite: scrubSecrets },
+  });
   const webhookUrl = process.env['SANDBOX_WEBHOOK_URL'];
   // STRIPE_WEBHOOK_SECRET lists several while one is being rolled; the first is the one to sign with.
   const webhookSecret =

@@ -96,6 +96,38 @@ describe('sandbox CLI', () => {
     expect(await run.exit).toBe(0);
   });
 
+  it('keeps the password of a webhook URL with basic auth out of its logs', async () => {
+    // Stripe (and this sandbox) send a URL's user and password as basic auth, for an endpoint behind a proxy
+    // that asks for it; failing deliveries keep the URL on the log lines about them.
+    const receiver: Receiver = await startReceiver(() => 500);
+    cleanups.push(() => receiver.close());
+    const password = 'hookPassw0rdOfTheProxy';
+    const key = 'sk_test_cliOnlyKey_0000000002';
+    const run = await runCli({
+      LOG_LEVEL: 'debug',
+      SANDBOX_WEBHOOK_URL: receiver.url.replace('http://', `http://hook:${password}@`),
+      SANDBOX_WEBHOOK_SECRET: 'whsec_basicAuthEndpoint',
+      SANDBOX_SECRET_KEY: key,
+    });
+    cleanups.push(async () => {
+      if (run.child.exitCode === null) run.child.kill('SIGKILL');
+    });
+    const port = Number(new URL(run.url).port);
+    const stripe = new Stripe(key, { host: '127.0.0.1', port, protocol: 'http', maxNetworkRetries: 0 });
+    await stripe.paymentIntents.create({ amount: 1234, currency: 'usd' });
+
+    await waitFor(
+      () => run.lines.some((l) => l.includes('webhook delivery failed')),
+      'a failed delivery logged',
+    );
+    const text = run.lines.join('\n');
+    expect(text).toContain('http://hook:[REDACTED]@127.0.0.1');
+    expect(text).not.toContain(password);
+
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+  });
+
   it('exits with an error for a bad port', async () => {
     const child = spawn(process.execPath, ['--import', TSX, CLI], {
       env: { ...process.env, SANDBOX_PORT: 'abc' },
