@@ -58,15 +58,23 @@ export function signPayload(body: string, secret: string, timestamp = Math.floor
   return `t=${timestamp},v1=${signature}`;
 }
 
+/**
+ * The URL as given, without the password of its user part: a URL refused here is quoted in the CLI's stderr, and
+ * may be one a URL parser cannot take apart (a "/" in the password), so the user part is found by hand.
+ */
+function withoutPassword(raw: string): string {
+  return raw.replace(/^([^:/?#]*:\/\/[^:/?#@]*):[^@]*@/, '$1:***@');
+}
+
 export function parseEndpoint(config: WebhookEndpointConfig): WebhookEndpoint {
   let url: URL;
   try {
     url = new URL(config.url);
   } catch {
-    throw new TypeError(`Invalid webhook endpoint URL: ${config.url}`);
+    throw new TypeError(`Invalid webhook endpoint URL: ${withoutPassword(String(config.url))}`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new TypeError(`Webhook endpoint URL must be http or https: ${config.url}`);
+    throw new TypeError(`Webhook endpoint URL must be http or https: ${withoutPassword(String(config.url))}`);
   }
   if (typeof config.secret !== 'string' || config.secret.trim() === '') {
     throw new TypeError('Webhook endpoint secret must be a non-empty string');

@@ -139,4 +139,29 @@ describe('sandbox CLI', () => {
     expect(code).toBe(1);
     expect(stderr).toContain('SANDBOX_PORT');
   });
+
+  it('refuses a webhook URL it cannot use without printing its password', async () => {
+    // Not http(s), and not a URL at all (a "/" in the password ends the host part).
+    for (const url of [
+      'ftp://hook:ftpPassw0rd@127.0.0.1/webhook',
+      'http://hook:pass/w0rd@127.0.0.1/webhook',
+    ]) {
+      const child = spawn(process.execPath, ['--import', TSX, CLI], {
+        env: {
+          ...process.env,
+          SANDBOX_PORT: '0',
+          SANDBOX_WEBHOOK_URL: url,
+          SANDBOX_WEBHOOK_SECRET: 'whsec_x',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      expect(code).toBe(1);
+      expect(output).toContain('hook:***@127.0.0.1/webhook');
+      expect(output).not.toMatch(/Passw0rd|w0rd/);
+    }
+  });
 });
