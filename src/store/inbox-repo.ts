@@ -1,7 +1,7 @@
-import type { Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { addMs, fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
-import { WEBHOOK_EVENT_COLUMNS, type WebhookEventsTable } from './database.js';
+import { WEBHOOK_EVENT_COLUMNS, type Database, type WebhookEventsTable } from './database.js';
 import { DEFAULT_CLAIM_LEASE_MS } from './outbox-repo.js';
 import { atomically } from './repo-context.js';
 import type { RepoContext } from './repo-context.js';
@@ -59,6 +59,23 @@ export function toInboxEvent(row: Selectable<WebhookEventsTable>): InboxEvent {
     lastError: row.last_error,
     availableAt: fromDbTime(row.available_at),
   };
+}
+
+/**
+ * One batch of purgeProcessed: up to `batch` events applied before `cutoff`, found through
+ * webhook_events_applied_idx (migration 0007), so its cost follows the events due, not the 30 days kept.
+ */
+export function purgeProcessedBatchQuery(db: Kysely<Database>, cutoff: string, batch: number) {
+  return db
+    .deleteFrom('webhook_events')
+    .where('event_id', 'in', (eb) =>
+      eb
+        .selectFrom('webhook_events')
+        .select('event_id')
+        .where('processed_at', 'is not', null)
+        .where('processed_at', '<', cutoff)
+        .limit(batch),
+    );
 }
 
 export function createInboxRepo(ctx: RepoContext): InboxRepo {
@@ -160,17 +177,7 @@ export function createInboxRepo(ctx: RepoContext): InboxRepo {
       const cutoff = toIso(olderThan);
       let total = 0;
       for (;;) {
-        const result = await db
-          .deleteFrom('webhook_events')
-          .where('event_id', 'in', (eb) =>
-            eb
-              .selectFrom('webhook_events')
-              .select('event_id')
-              .where('processed_at', 'is not', null)
-              .where('processed_at', '<', cutoff)
-              .limit(batch),
-          )
-          .executeTakeFirst();
+        const result = await purgeProcessedBatchQuery(db, cutoff, batch).executeTakeFirst();
         const n = Number(result.numDeletedRows);
         total += n;
         if (n < batch) return total;

@@ -1,7 +1,7 @@
-import type { Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { fromDbTime, fromJson, nowIso, toIso, toJson, toNumber } from './codec.js';
 import type { TimeInput } from './codec.js';
-import { PAYMENT_COLUMNS, qualified, type PaymentsTable } from './database.js';
+import { PAYMENT_COLUMNS, qualified, type Database, type PaymentsTable } from './database.js';
 import { placeholders, queryTemplate } from './query-template.js';
 import { committedOfPayment } from './committed.js';
 import type { RepoContext } from './repo-context.js';
@@ -227,6 +227,18 @@ function upsertTemplate(refreshRefunded: boolean, final: readonly string[]) {
   );
 }
 
+/**
+ * forgetCustomerEmails as one statement. It reads payments_customer_email_idx (migration 0008), which holds only
+ * the rows with an address, rather than every payment of the week by created_at.
+ */
+export function forgetCustomerEmailsQuery(db: Kysely<Database>, since: string) {
+  return db
+    .updateTable('payments')
+    .set({ customer_email: null })
+    .where('created_at', '>=', since)
+    .where('customer_email', 'is not', null);
+}
+
 export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
   const { db } = ctx;
 
@@ -292,12 +304,7 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
     },
 
     async forgetCustomerEmails(since) {
-      const result = await db
-        .updateTable('payments')
-        .set({ customer_email: null })
-        .where('created_at', '>=', toIso(since))
-        .where('customer_email', 'is not', null)
-        .executeTakeFirst();
+      const result = await forgetCustomerEmailsQuery(db, toIso(since)).executeTakeFirst();
       return Number(result.numUpdatedRows);
     },
 

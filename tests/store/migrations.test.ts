@@ -56,6 +56,13 @@ async function runSql(options: StoreOptions, statement: string): Promise<void> {
   }
 }
 
+/** Takes a migrated database back to where a version before 0006 left it (0006 and what followed it not run). */
+async function backToBefore0006(options: StoreOptions): Promise<void> {
+  await runSql(options, "delete from kysely_migration where name >= '0006'");
+  await runSql(options, 'drop index payments_customer_email_idx');
+  await runSql(options, 'drop index webhook_events_applied_idx');
+}
+
 /** PostgreSQL: migrates a schema down to `target` with the service's own down migrations. */
 async function migrateDownTo(options: StoreOptions, target: string): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations take Kysely<any> (see buildMigrations)
@@ -157,6 +164,8 @@ describeStore('store lifecycle and migrations', (h) => {
       '0004_outbox_unsent_idx',
       '0005_pg_refunds_committed_fn',
       '0006_forget_customer_emails',
+      '0007_webhook_events_applied_idx',
+      '0008_payments_customer_email_idx',
     ]);
   });
 
@@ -172,6 +181,8 @@ describeStore('store lifecycle and migrations', (h) => {
       '0004_outbox_unsent_idx',
       '0005_pg_refunds_committed_fn',
       '0006_forget_customer_emails',
+      '0007_webhook_events_applied_idx',
+      '0008_payments_customer_email_idx',
     ]);
   });
 
@@ -181,7 +192,7 @@ describeStore('store lifecycle and migrations', (h) => {
     await first.payments.insert(payment('pi_other'));
     await first.close();
     // A checkout session's row as a version before 0006 wrote it, on a database not migrated to 0006 yet.
-    await runSql(options, "delete from kysely_migration where name = '0006_forget_customer_emails'");
+    await backToBefore0006(options);
     await runSql(
       options,
       `insert into payments (id, kind, owner, amount, currency, status, metadata, customer_email, created_at, updated_at)
@@ -233,7 +244,7 @@ describeStore('store lifecycle and migrations', (h) => {
     const options = h.newDatabase();
     await (await h.open(options)).close();
     // 0006 runs again, on a table that lacks the column it clears.
-    await runSql(options, "delete from kysely_migration where name = '0006_forget_customer_emails'");
+    await backToBefore0006(options);
     await runSql(options, 'alter table payments drop column customer_email');
     const { logger, lines } = captureLogger('info');
     const failed = await h.open({ ...options, logger }).catch((e: unknown) => e);
@@ -269,7 +280,7 @@ describeStore('store lifecycle and migrations', (h) => {
         await release();
       }
       await upgrading;
-      expect(await appliedMigrations(options)).toHaveLength(6);
+      expect(await appliedMigrations(options)).toHaveLength(8);
       expect((await serving.payments.get('cs_busy'))?.customerEmail).toBeNull();
     });
 
@@ -294,7 +305,7 @@ describeStore('store lifecycle and migrations', (h) => {
         await release();
       }
       await upgrading;
-      expect(await appliedMigrations(options)).toHaveLength(6);
+      expect(await appliedMigrations(options)).toHaveLength(8);
     });
 
   it('reports its dialect, answers ping, and closes idempotently', async () => {
