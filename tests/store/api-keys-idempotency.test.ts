@@ -175,6 +175,19 @@ describeStore('idempotency keys repository', (h) => {
       body: { by: 'retry' },
     });
   });
+  it('purgeExpired deletes every expired key when they take several batches, and no other', async () => {
+    const db = await h.open(h.newDatabase());
+    const t0 = new Date('2034-01-01T00:00:00Z');
+    const later = new Date(t0.getTime() + TTL);
+    for (const key of ['k1', 'k2', 'k3', 'k4', 'k5']) await db.idempotency.begin('acme', key, 'h1', TTL, t0);
+    await db.idempotency.begin('other', 'k1', 'h1', TTL, t0);
+    await db.idempotency.begin('acme', 'fresh', 'h1', TTL, later);
+
+    expect(await db.idempotency.purgeExpired(later, 2)).toBe(6);
+    expect(await db.idempotency.begin('acme', 'k1', 'h9', TTL, later)).toEqual({ kind: 'started' });
+    expect(await db.idempotency.begin('acme', 'fresh', 'h9', TTL, later)).toEqual({ kind: 'mismatch' });
+  });
+
   it('treats an expired key as new, and purgeExpired deletes expired keys only', async () => {
     const db = await h.open(h.newDatabase());
     const t0 = new Date('2034-01-01T00:00:00Z');

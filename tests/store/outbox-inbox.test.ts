@@ -133,6 +133,17 @@ describeStore('outbox repository', (h) => {
     expect(await db.outbox.markSent([ids[1]!])).toBe(0); // b still there, already sent
   });
 
+  it('purgeSent deletes every row due when they take several batches, and no other', async () => {
+    const db = await h.open(h.newDatabase());
+    const ids = [];
+    for (const m of ['a', 'b', 'c', 'd', 'e', 'f'])
+      ids.push((await db.outbox.add({ destination: 'q', messageId: m, payload: m })).id);
+    await db.outbox.markSent(ids.slice(0, 5), '2032-03-01T00:00:00Z');
+    expect(await db.outbox.purgeSent('2032-03-02T00:00:00Z', 2)).toBe(5);
+    expect(await db.outbox.pendingCount()).toBe(1);
+    expect((await db.outbox.claimBatch(10, '2040-01-01T00:00:00Z')).map((m) => m.messageId)).toEqual(['f']);
+  });
+
   it('a message added in a rolled-back transaction never becomes visible', async () => {
     const db = await h.open(h.newDatabase());
     const boom = new Error('boom');
