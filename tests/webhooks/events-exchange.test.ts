@@ -52,9 +52,18 @@ describe.skipIf(!rabbit)('stripe.events exchange', () => {
     expect(events.length).toBeGreaterThanOrEqual(10);
     // First deliveries, then each event again four times, two of them at the same moment.
     for (const e of events) expect((await rig.send(JSON.stringify(e))).status).toBe(200);
-    const replies = await Promise.all(
-      events.flatMap((e) => [0, 1, 2, 3].map(() => rig.send(JSON.stringify(e)).then((r) => r.json()))),
-    );
+    // Four events (16 requests) at a time: one client's webhooks beyond MAX_WEBHOOKS_PER_CLIENT in progress are
+    // answered 503 overloaded, which a busy machine reached with all of them at once.
+    const replies: unknown[] = [];
+    for (let i = 0; i < events.length; i += 4) {
+      replies.push(
+        ...(await Promise.all(
+          events
+            .slice(i, i + 4)
+            .flatMap((e) => [0, 1, 2, 3].map(() => rig.send(JSON.stringify(e)).then((r) => r.json()))),
+        )),
+      );
+    }
     expect(replies).toHaveLength(events.length * 4);
     for (const reply of replies) expect(reply).toEqual({ success: true, duplicate: true });
     await rig.settled();
