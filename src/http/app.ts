@@ -74,7 +74,25 @@ const UNCAPPED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/me
  */
 function docsDocument(document: Record<string, unknown>): Record<string, unknown> {
   const servers = Array.isArray(document.servers) ? (document.servers as unknown[]) : [];
-  return { ...document, servers: [{ url: '/', description: 'This service' }, ...servers] };
+  return {
+    ...document,
+    servers: [{ url: '/', description: 'This service' }, ...servers],
+    components: withoutIdempotencyKeyExample(document.components),
+  };
+}
+
+/**
+ * "Try it out" fills an optional header with its example, so every POST tried from the page sent the contract's one
+ * Idempotency-Key: a second try got the first one's stored answer (the same, maybe already paid, checkout session)
+ * and a try with another body was refused with 422. Without the example the field starts empty and is not sent.
+ */
+function withoutIdempotencyKeyExample(components: unknown): unknown {
+  const parameters = (components as { parameters?: Record<string, Record<string, unknown>> } | undefined)
+    ?.parameters;
+  const header = parameters?.IdempotencyKey;
+  if (!header || !('example' in header)) return components;
+  const { example: _example, ...rest } = header;
+  return { ...(components as object), parameters: { ...parameters, IdempotencyKey: rest } };
 }
 
 export function buildApp(deps: AppDeps): Express {

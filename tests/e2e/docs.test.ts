@@ -76,4 +76,31 @@ describe.skipIf(!haveChromium)('Swagger UI over plain http', () => {
       await context.close();
     }
   }, 60_000);
+
+  it('"Try it out" on a POST makes a new object each time, not a replay of the first try', async () => {
+    const context = await browser.newContext();
+    try {
+      page = await context.newPage();
+      const errors = watchPageErrors(page);
+      await page.goto(`${svc.url}/docs/#/Checkout/createCheckoutSession`);
+      const operation = page.locator('#operations-Checkout-createCheckoutSession');
+      await operation.locator('.try-out__btn').click();
+      const sessionIds: string[] = [];
+      const headers: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const answered = page.waitForResponse((r) => r.url().endsWith('/create-checkout-session'));
+        await operation.locator('.execute').click();
+        const response = await answered;
+        expect(response.status()).toBe(200);
+        sessionIds.push(((await response.json()) as { id: string }).id);
+        headers.push(response.headers()['idempotent-replayed'] ?? '');
+      }
+      expect(sessionIds[0]).toMatch(/^cs_/);
+      expect(sessionIds[1]).not.toBe(sessionIds[0]);
+      expect(headers).toEqual(['', '']);
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
 });
