@@ -104,7 +104,7 @@ async function main(): Promise<number> {
     else {
       const c = report.checked;
       console.log(
-        `checked since ${report.since}: ${c.payments} payments, ${c.stripeRefunds} Stripe refunds, ${c.ledgerRefunds} ledger refunds`,
+        `checked since ${report.since}: ${c.payments} payments, ${c.stripePayments} Stripe payments, ${c.stripeRefunds} Stripe refunds, ${c.ledgerRefunds} ledger refunds`,
       );
       if (report.drifts.length === 0) console.log('no drift');
       for (const d of report.drifts) console.log(`DRIFT ${d.kind} ${d.id}: ${d.detail}`);

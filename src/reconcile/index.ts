@@ -1,6 +1,6 @@
 /**
  * Compares the ledger with Stripe for a time window and reports every difference: payments whose status
- * or amount disagree, refunds Stripe has that the ledger lacks (made in the dashboard while webhooks were
+ * or amount disagree, payments Stripe has that the ledger lacks, refunds Stripe has that the ledger lacks (made in the dashboard while webhooks were
  * down), refunds the ledger has that Stripe does not, and refunds stuck in flight.
  */
 import type Stripe from 'stripe';
@@ -12,6 +12,7 @@ export type DriftKind =
   | 'payment_missing_in_stripe'
   | 'payment_status'
   | 'payment_amount'
+  | 'payment_missing_in_ledger'
   | 'refund_missing_in_ledger'
   | 'refund_missing_in_stripe'
   | 'refund_status'
@@ -26,7 +27,7 @@ export interface Drift {
 }
 
 export interface ReconcileProgress {
-  phase: 'payments' | 'stripe refunds' | 'ledger refunds';
+  phase: 'payments' | 'stripe payments' | 'stripe refunds' | 'ledger refunds';
   done: number;
   total: number | null;
 }
@@ -43,7 +44,7 @@ export interface ReconcileOptions {
 
 export interface ReconcileReport {
   since: string;
-  checked: { payments: number; stripeRefunds: number; ledgerRefunds: number };
+  checked: { payments: number; stripePayments: number; stripeRefunds: number; ledgerRefunds: number };
   drifts: Drift[];
 }
 
@@ -121,15 +122,35 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     progress({ phase: 'payments', done: ++done, total: payments.length });
   });
 
+  // 2. Every Stripe payment intent of the window must be in the ledger. The webhooks record one the service did not
+  // make, so one still missing was made while they did not arrive, or by a create whose ledger write failed.
+  const created = { gte: Math.floor(since.getTime() / 1000) };
+  const known = new Set(payments.map((p) => p.id));
+  let stripePayments = 0;
+  for await (const pi of stripe.paymentIntents.list({
+    created,
+    limit: 100,
+  }) as AsyncIterable<Stripe.PaymentIntent>) {
+    stripePayments++;
+    // Made before the window's ledger rows, or known so far only through its checkout session's row.
+    if (!known.has(pi.id) && !(await store.payments.findByPaymentIntent(pi.id))) {
+      drifts.push({
+        kind: 'payment_missing_in_ledger',
+        id: pi.id,
+        detail: `Stripe has a ${pi.status} payment of ${pi.amount} ${pi.currency} that the ledger lacks`,
+      });
+    }
+    progress({ phase: 'stripe payments', done: stripePayments, total: null });
+  }
+
   function compareRefund(row: Refund, r: Stripe.Refund): void {
     disagree('refund_status', r.id, row.status, r.status);
     disagree('refund_amount', r.id, row.amount, r.amount);
   }
 
-  // 2. Every Stripe refund of the window must be in the ledger, with the same status and amount.
+  // 3. Every Stripe refund of the window must be in the ledger, with the same status and amount.
   const seen = new Set<string>();
   let stripeRefunds = 0;
-  const created = { gte: Math.floor(since.getTime() / 1000) };
   for await (const r of stripe.refunds.list({ created, limit: 100 }) as AsyncIterable<Stripe.Refund>) {
     stripeRefunds++;
     seen.add(r.id);
@@ -145,7 +166,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     progress({ phase: 'stripe refunds', done: stripeRefunds, total: null });
   }
 
-  // 3. Ledger refunds Stripe did not list, and refunds stuck in flight.
+  // 4. Ledger refunds Stripe did not list, and refunds stuck in flight.
   const ledger: Refund[] = [];
   for await (const r of ledgerRefunds(store, since)) ledger.push(r);
   done = 0;
@@ -183,7 +204,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
 
   return {
     since: since.toISOString(),
-    checked: { payments: payments.length, stripeRefunds, ledgerRefunds: ledger.length },
+    checked: { payments: payments.length, stripePayments, stripeRefunds, ledgerRefunds: ledger.length },
     drifts,
   };
 }

@@ -779,7 +779,12 @@ describe('reconciliation', () => {
     const since = new Date(Date.now() - 60_000);
     const clean = await reconcile({ store: svc.deps.store, stripe: svc.deps.stripe, since });
     expect(clean.drifts).toEqual([]);
-    expect(clean.checked).toMatchObject({ payments: 1, stripeRefunds: 1, ledgerRefunds: 1 });
+    expect(clean.checked).toMatchObject({
+      payments: 1,
+      stripePayments: 1,
+      stripeRefunds: 1,
+      ledgerRefunds: 1,
+    });
 
     const sneaky = await direct.refunds.create({ payment_intent: piId, amount: 1500 });
     const phases = new Set<string>();
@@ -792,7 +797,29 @@ describe('reconciliation', () => {
     expect(report.drifts).toEqual([
       expect.objectContaining({ kind: 'refund_missing_in_ledger', id: sneaky.id }),
     ]);
-    expect([...phases]).toEqual(['payments', 'stripe refunds', 'ledger refunds']);
+    expect([...phases]).toEqual(['payments', 'stripe payments', 'stripe refunds', 'ledger refunds']);
+  });
+
+  // Reconcile only looked up the ledger's payments at Stripe: a payment Stripe had and the ledger lacked (its
+  // webhooks lost, or the ledger write after Stripe's create failed) was never reported.
+  it('finds a payment made directly in Stripe that the ledger lacks', async () => {
+    const since = new Date(Date.now() - 60_000);
+    const sneaky = await direct.paymentIntents.create({
+      amount: 4200,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+      confirm: true,
+    });
+    expect(await svc.deps.store.payments.get(sneaky.id)).toBeNull();
+    const report = await reconcile({ store: svc.deps.store, stripe: svc.deps.stripe, since });
+    expect(report.drifts.filter((d) => d.kind.startsWith('payment_'))).toEqual([
+      {
+        kind: 'payment_missing_in_ledger',
+        id: sneaky.id,
+        detail: 'Stripe has a succeeded payment of 4200 usd that the ledger lacks',
+      },
+    ]);
   });
 
   it('`npm run reconcile` reports the drift and exits non-zero', async () => {
