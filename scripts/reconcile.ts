@@ -4,6 +4,8 @@
  * anything drifted, so it can run from cron or CI; 2 for bad arguments or configuration, 3 when the comparison
  * could not finish (Stripe or the database did not answer).
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
 import { config as loadDotenv } from 'dotenv';
@@ -11,7 +13,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../src/config/index.js';
 import { explainStartFailure } from '../src/config/start-failure.js';
 import { parseDuration, reconcile } from '../src/reconcile/index.js';
-import { createStore } from '../src/store/index.js';
+import { createStore, parseDatabaseUrl } from '../src/store/index.js';
 import { createStripeClient } from '../src/stripe/client.js';
 
 loadDotenv({ quiet: true });
@@ -55,6 +57,16 @@ async function main(): Promise<number> {
   if (!config.stripe.secretKey) {
     console.error(
       'error: reconcile needs STRIPE_SECRET_KEY (and STRIPE_API_BASE for a Stripe-compatible server)',
+    );
+    return 2;
+  }
+  // Opening a SQLite path that is not there makes a new, empty ledger: run from another directory than the
+  // service's (the default path is relative) or with a mistyped path, reconcile created that file and reported
+  // everything Stripe has as missing from the ledger, exit 1, as if the real ledger had drifted.
+  const target = parseDatabaseUrl(config.database.url);
+  if (target.dialect === 'sqlite' && (target.path === ':memory:' || !existsSync(target.path))) {
+    console.error(
+      `error: no ledger at ${path.resolve(target.path)}; set DATABASE_URL to the service's (a relative sqlite: path is read from the current directory)`,
     );
     return 2;
   }

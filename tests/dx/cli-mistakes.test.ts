@@ -4,7 +4,7 @@
  * and with the exit code its usage documents (reconcile: 1 is drift, so a mistake must not end with 1).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -99,6 +99,20 @@ describe('npm run reconcile', () => {
     );
     expect(res.stderr).not.toContain('hunter2secret');
     expect(res.stderr).not.toMatch(STACK_LINE);
+  }, 30_000);
+
+  // Reconcile only reads: it used to create an empty ledger there and go on comparing it with Stripe.
+  it('exits 2 naming the path when the SQLite ledger is not there, and creates none', async () => {
+    const res = await run('scripts/reconcile.ts', ['--since', '1h'], {
+      ...stripe,
+      DATABASE_URL: 'sqlite:./data/payments.db',
+    });
+    const ledger = path.join(cwd, 'data', 'payments.db');
+    expect(res.code).toBe(2);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toContain(`error: no ledger at ${ledger}; set DATABASE_URL`);
+    expect(res.stderr).not.toMatch(STACK_LINE);
+    expect(existsSync(ledger)).toBe(false);
   }, 30_000);
 });
 
