@@ -89,10 +89,14 @@ function renderSessionPage(
       session.status === 'complete'
         ? 'This Checkout Session is complete: the payment has already been made.'
         : 'This Checkout Session has expired. Return to the shop to start again.';
+    // Reached with the Back button from the shop's page after paying, or from an old link: without a way on, the
+    // customer was stuck on a page that only said where to go.
+    const onward = session.status === 'complete' ? successLocation(session) : session.cancel_url;
+    const link = onward ? `<p><a id="return" href="${escapeHtml(onward)}">Return to the shop</a></p>` : '';
     return page(
       status,
       'Checkout unavailable',
-      `${summary}<p id="status" data-status="${session.status}">${message}</p>`,
+      `${summary}<p id="status" data-status="${session.status}">${message}</p>${link}`,
     );
   }
 

@@ -183,6 +183,22 @@ describe.skipIf(!haveChromium)('demo storefront in Chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
+  it('Back from the success page reaches the paid checkout page, which leads to the order again', async () => {
+    const sessionId = await checkout('pm_card_visa', 'back@example.com', 'checkoutVisa');
+    await page.waitForURL((u) => u.pathname === '/demo/success.html');
+    await page.locator('#payment-status[data-status="paid"]').waitFor();
+
+    await page.goBack();
+    await page.waitForURL(/\/checkout\/cs_[^/]+$/);
+    expect(visible(await page.locator('#status').textContent())).toMatch(/payment has already been made/);
+    expect(await page.locator('#pay').count()).toBe(0);
+    await page.getByRole('link', { name: 'Return to the shop' }).click();
+    await page.waitForURL((u) => u.pathname === '/demo/success.html');
+    expect(new URL(page.url()).searchParams.get('session_id')).toBe(sessionId);
+    await page.locator('#payment-status[data-status="paid"]').waitFor();
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
   it('shows an API problem readably (unknown checkout session)', async () => {
     await page.goto(`${svc.url}/demo/success.html?session_id=cs_test_doesnotexist`);
     const alert = page.locator('#error');

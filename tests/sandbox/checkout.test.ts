@@ -149,8 +149,12 @@ describe('Checkout Sessions and the hosted page', () => {
       'payment_intent.created',
     ]);
 
-    const again = await fetch(session.url as string);
-    expect(await again.text()).toContain('id="status" data-status="complete"');
+    // Back from the shop's page after paying: the page says it is paid and leads back to that page.
+    const again = await (await fetch(session.url as string)).text();
+    expect(again).toContain('id="status" data-status="complete"');
+    expect(again).toContain(
+      `<a id="return" href="https://shop.example/thanks?session=${session.id}">Return to the shop</a>`,
+    );
     const payAgain = await pay(session.url as string, {
       email: 'bob@example.com',
       payment_method: 'pm_card_visa',
@@ -256,6 +260,7 @@ describe('Checkout Sessions and the hosted page', () => {
     const html = await (await fetch(session.url as string)).text();
     expect(html).toContain('data-status="expired"');
     expect(html).not.toContain('<form');
+    expect(html).toContain('<a id="return" href="https://shop.example/cart">Return to the shop</a>');
     const twice = await errorOf(() => stripe.checkout.sessions.expire(session.id));
     expect(twice.statusCode).toBe(400);
     const event = (await stripe.events.list({ type: 'checkout.session.expired', limit: 1 })).data[0];
