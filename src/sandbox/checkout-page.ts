@@ -17,7 +17,7 @@ const STYLE = `
 body{font-family:system-ui,-apple-system,sans-serif;background:#f6f9fc;color:#1a1f36;margin:0}
 main{max-width:32rem;margin:2rem auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 2px 8px #0002}
 h1{font-size:1.25rem;margin-top:0}table{width:100%;border-collapse:collapse;margin-bottom:1.5rem}
-th,td{text-align:left;padding:.4rem 0;border-bottom:1px solid #e3e8ee}td.num,th.num{text-align:right}
+th,td{text-align:left;padding:.4rem 0;border-bottom:1px solid #e3e8ee}td.num,th.num{text-align:right;padding-left:1rem}
 .desc{color:#697386;font-size:.85rem}label{display:block;margin:.75rem 0 .25rem;font-weight:600}
 input,select{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}
 button{margin-top:1.25rem;width:100%;padding:.75rem;font-size:1rem;background:#635bff;color:#fff;border:0;border-radius:6px}

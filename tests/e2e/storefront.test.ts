@@ -199,6 +199,26 @@ describe.skipIf(!haveChromium)('demo storefront in Chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
+  it('keeps the quantity and the amount of a line apart on the checkout page of a phone', async () => {
+    await page.setViewportSize({ width: 360, height: 740 });
+    await page.goto(`${svc.url}/demo/`);
+    await page.locator('body[data-ready="true"]').waitFor();
+    await page.getByRole('button', { name: 'Buy now' }).click();
+    await page.waitForURL(/\/checkout\/cs_[^/]+$/);
+    // Where the text itself is drawn: the cells touch, and with no padding "1" and "$25.00 SGD" read as "1$25.00".
+    const textBox = (selector: string) =>
+      page.locator(selector).evaluate((cell) => {
+        const range = document.createRange();
+        range.selectNodeContents(cell);
+        const box = range.getBoundingClientRect();
+        return { left: box.left, right: box.right };
+      });
+    const quantity = await textBox('.line-item td.qty');
+    const amount = await textBox('.line-item td.qty + td');
+    expect(amount.left - quantity.right).toBeGreaterThanOrEqual(8);
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
   it('shows an API problem readably (unknown checkout session)', async () => {
     await page.goto(`${svc.url}/demo/success.html?session_id=cs_test_doesnotexist`);
     const alert = page.locator('#error');
