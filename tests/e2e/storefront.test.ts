@@ -199,6 +199,27 @@ describe.skipIf(!haveChromium)('demo storefront in Chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
+  it('follows a refund that succeeded and then failed (pm_card_refundFail) to its failure', async () => {
+    await checkout('pm_card_refundFail', 'refund-fails@example.com', 'checkoutVisa');
+    await page.waitForURL((u) => u.pathname === '/demo/success.html');
+    await page.locator('#refund:enabled').waitFor();
+    await page.getByRole('button', { name: 'Refund this payment' }).click();
+    // Stripe says succeeded first; the page used to stop there, telling the customer the money was back.
+    await page.locator('#refund-status[data-status="failed"]').waitFor({ timeout: 20_000 });
+    expect(visible(await page.locator('#refund-note').textContent())).toBe(
+      '(Stripe could not refund it: expired_or_canceled_card)',
+    );
+    expect((await page.locator('#refund-history li').allTextContents()).slice(-2)).toEqual([
+      'succeeded',
+      'failed',
+    ]);
+    const requestId = (await page.locator('#refund-request-id').textContent())!;
+    expect((await getJson(`${svc.url}/refund-status/${encodeURIComponent(requestId)}`)).json).toMatchObject({
+      status: 'failed',
+    });
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
   it('keeps the quantity and the amount of a line apart on the checkout page of a phone', async () => {
     await page.setViewportSize({ width: 360, height: 740 });
     await page.goto(`${svc.url}/demo/`);

@@ -3,6 +3,11 @@ import { ApiError, api, clearError, loadConfig, showError } from './api.js';
 import { formatMoney, minorUnits } from './money.js';
 
 const FINAL = new Set(['succeeded', 'failed', 'canceled']);
+/**
+ * Final statuses that never move again. A `succeeded` refund still becomes `failed` when the customer's bank
+ * returns the money (pm_card_refundFail does that a moment later), so the page goes on following it.
+ */
+const SETTLED = new Set(['failed', 'canceled']);
 const NOTES = {
   queued: 'stored; waiting for the refund worker',
   processing: 'the worker is asking Stripe',
@@ -59,7 +64,7 @@ async function follow(requestId) {
     if (refund) {
       clearError();
       showRefundStatus(refund.status, refund.failure_reason);
-      if (FINAL.has(refund.status)) return refund;
+      if (SETTLED.has(refund.status)) return refund;
     }
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(POLL_MAX_MS, Math.round(delay * 1.5));
