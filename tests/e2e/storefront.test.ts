@@ -229,7 +229,7 @@ describe.skipIf(!haveChromium)('demo storefront in Chromium', () => {
     // Where the text itself is drawn: the cells touch, and with no padding "1" and "$25.00 SGD" read as "1$25.00".
     const textBox = (selector: string) =>
       page.locator(selector).evaluate((cell) => {
-        const range = document.createRange();
+        const range = cell.ownerDocument.createRange();
         range.selectNodeContents(cell);
         const box = range.getBoundingClientRect();
         return { left: box.left, right: box.right };
