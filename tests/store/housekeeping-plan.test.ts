@@ -6,90 +6,15 @@
  * query plan after filling the tables with rows that are not due.
  */
 import Database from 'better-sqlite3';
-import {
-  DummyDriver,
-  Kysely,
-  PostgresAdapter,
-  PostgresIntrospector,
-  PostgresQueryCompiler,
-  SqliteAdapter,
-  SqliteIntrospector,
-  SqliteQueryCompiler,
-} from 'kysely';
-import type { CompiledQuery } from 'kysely';
 import pg from 'pg';
 import { expect, it } from 'vitest';
-import type { Database as Schema } from '../../src/store/database.js';
 import { purgeProcessedBatchQuery } from '../../src/store/inbox-repo.js';
 import { forgetCustomerEmailsQuery } from '../../src/store/payments-repo.js';
-import type { StoreOptions } from '../../src/store/index.js';
 import { PG_URL, describeStore } from './harness.js';
+import { compiler, expectNoScanOf, planAfterFilling } from './query-plan.js';
 
 const ROWS = 20_000;
 const DAY = 86_400_000;
-
-/** Compiles queries for one dialect without a connection. */
-function compiler(dialect: 'sqlite' | 'postgres'): Kysely<Schema> {
-  const pgDialect = dialect === 'postgres';
-  return new Kysely<Schema>({
-    dialect: {
-      createAdapter: () => (pgDialect ? new PostgresAdapter() : new SqliteAdapter()),
-      createDriver: () => new DummyDriver(),
-      createIntrospector: (db) => (pgDialect ? new PostgresIntrospector(db) : new SqliteIntrospector(db)),
-      createQueryCompiler: () => (pgDialect ? new PostgresQueryCompiler() : new SqliteQueryCompiler()),
-    },
-  });
-}
-
-/**
- * Fills `table` with ROWS rows made by `select` (a select list over the series `i`, with `@at` / `$1` the time),
- * then returns the plan of `query`: SQLite's EXPLAIN QUERY PLAN lines, or PostgreSQL's JSON plan.
- */
-async function planAfterFilling(
-  dialect: 'sqlite' | 'postgres',
-  options: StoreOptions,
-  fill: { table: string; columns: string; select: string; at: string },
-  query: CompiledQuery,
-): Promise<string> {
-  if (dialect === 'sqlite') {
-    const db = new Database(options.url.slice('sqlite:'.length));
-    try {
-      db.prepare(
-        `with recursive n(i) as (select 1 union all select i + 1 from n where i < ${ROWS})
-         insert into ${fill.table} (${fill.columns}) select ${fill.select.replaceAll('$1', '@at')} from n`,
-      ).run({ at: fill.at });
-      return db
-        .prepare(`explain query plan ${query.sql}`)
-        .all(...(query.parameters as unknown[]))
-        .map((r) => (r as { detail: string }).detail)
-        .join('\n');
-    } finally {
-      db.close();
-    }
-  }
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  try {
-    await client.query(`set search_path to "${options.schema!}"`);
-    await client.query(
-      `insert into ${fill.table} (${fill.columns}) select ${fill.select} from generate_series(1, ${ROWS}) i`,
-      [fill.at],
-    );
-    await client.query(`analyze ${fill.table}`);
-    const res = await client.query<{ 'QUERY PLAN': unknown }>(
-      `explain (format json) ${query.sql}`,
-      query.parameters as unknown[],
-    );
-    return JSON.stringify(res.rows[0]!['QUERY PLAN']);
-  } finally {
-    await client.end();
-  }
-}
-
-function expectNoScanOf(dialect: 'sqlite' | 'postgres', plan: string, table: string): void {
-  if (dialect === 'sqlite') expect(plan.split('\n')).not.toContain(`SCAN ${table}`);
-  else expect(plan).not.toContain('"Seq Scan"');
-}
 
 describeStore('housekeeping plans', (h) => {
   it('finds the webhook events applied 30 days ago through an index, not by reading every event kept', async () => {
@@ -105,6 +30,7 @@ describeStore('housekeeping plans', (h) => {
         columns: 'event_id, type, payload, received_at, processed_at, attempts, available_at',
         select: `'evt_' || i, 'charge.refunded', '{}', $1, $1, 1, $1`,
         at: now.toISOString(),
+        rows: ROWS,
       },
       purgeProcessedBatchQuery(compiler(h.dialect), cutoff, 1_000).compile(),
     );
@@ -143,6 +69,7 @@ describeStore('housekeeping plans', (h) => {
         columns: 'id, kind, amount, currency, status, created_at, updated_at',
         select: `'pi_' || i, 'payment_intent', 100, 'usd', 'succeeded', $1, $1`,
         at: now.toISOString(),
+        rows: ROWS,
       },
       forgetCustomerEmailsQuery(compiler(h.dialect), since).compile(),
     );
