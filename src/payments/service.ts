@@ -180,6 +180,46 @@ export function requireMetadataFits(metadata: Record<string, string> | undefined
   );
 }
 
+/**
+ * The metadata key under which a payment intent made with API keys on names its owner at Stripe (the owner of the
+ * API key that created it: a name such as `shop`, which outcome messages carry too, never a key). The ledger names
+ * the owner as well, but a confirmed intent whose ledger write failed (the database went away during the Stripe
+ * call) has no row: its owner is then learnt from this key (ownerOfIntent), so that the owner can still read and
+ * refund the payment. The service's own: refused in a client's metadata and left out of the metadata it answers.
+ */
+export const OWNER_METADATA_KEY = 'payment_service_owner';
+
+/** Stripe's limit on the number of metadata keys. */
+export const METADATA_KEYS_MAX = 50;
+
+/** A client's metadata naming the key the service keeps for itself (OWNER_METADATA_KEY) is refused. */
+export function requireNoReservedMetadata(metadata: Record<string, string> | undefined): void {
+  if (metadata === undefined || !Object.hasOwn(metadata, OWNER_METADATA_KEY)) return;
+  throw new ProblemError(
+    400,
+    `The metadata key ${OWNER_METADATA_KEY} is the service's own: it names the owner of a payment; choose another.`,
+    {
+      code: 'metadata_key_reserved',
+      param: 'metadata',
+      errors: [
+        { path: `/body/metadata/${OWNER_METADATA_KEY}`, message: "is reserved for the service's own use" },
+      ],
+    },
+  );
+}
+
+/** The metadata as the client gave it: without the key the service added (OWNER_METADATA_KEY). */
+export function clientMetadata(metadata: Stripe.Metadata | null | undefined): Record<string, string> {
+  const { [OWNER_METADATA_KEY]: _owner, ...rest } = (metadata ?? {}) as Record<string, string>;
+  return rest;
+}
+
+/** The owner an intent's metadata names (OWNER_METADATA_KEY), '' when none. */
+function ownerNamedBy(pi: Stripe.PaymentIntent | null): string {
+  const named = pi?.metadata?.[OWNER_METADATA_KEY];
+  return typeof named === 'string' ? named : '';
+}
+
 const notFound = (what: string) => new ProblemError(404, `No such ${what}.`, { code: 'resource_missing' });
 
 /** Statuses Stripe never leaves. */
@@ -207,7 +247,8 @@ function unrecordedIntentProblem(err: unknown, pi: Stripe.PaymentIntent, keyed: 
     503,
     `The payment provider made payment intent ${pi.id} (${pi.status}), but the service could not reach its ` +
       'database to record it. The request had no Idempotency-Key, so a retry would make and charge a second one: ' +
-      'check first (webhooks, your metadata), and send an Idempotency-Key to make retries safe.',
+      `check first (GET /payment-intent/${pi.id} answers for it once the database is back), and send an ` +
+      'Idempotency-Key to make retries safe.',
     { code: err.code, cause: err },
   );
 }
@@ -255,7 +296,8 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
    * naming no intent (Stripe names it once paid), and the caller may know the intent's id by then (its own
    * Stripe webhooks, or the `stripe.events` exchange, which publishes an event before it is applied). The
    * intent is then learnt as its events would learn it (ownerOfIntent): from the checkout session of ours that
-   * made it, recorded on the way. Null when the intent is not the caller's. Not for use inside a transaction
+   * made it, or from the owner the intent names at Stripe (one we made whose ledger write failed), recorded on the
+   * way. Null when the intent is not the caller's. Not for use inside a transaction
    * (it may ask Stripe).
    */
   async function ownedRowOrLearnt(caller: Caller, id: string, reqId?: string): Promise<Payment | null> {
@@ -338,7 +380,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
         amount: pi.amount,
         currency: pi.currency,
         status: pi.status,
-        metadata: (pi.metadata as Record<string, string>) ?? {},
+        metadata: clientMetadata(pi.metadata),
       },
       { finalStatuses: FINAL_INTENT_STATUS_LIST },
     );
@@ -346,30 +388,59 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
 
   /**
    * The owner of payment intent `id`, '' when it has none: the one the ledger knows, else (API keys on) the owner
-   * of the checkout session of ours that made it, asked of Stripe and recorded (session and intent) on the way.
-   * Stripe names the intent on a session only once it is paid, and sends the intent's own events (and its
-   * refunds') in no set order with the session's, so an event may come when the ledger knows only the session.
+   * of the checkout session of ours that made it, asked of Stripe and recorded (session and intent) on the way,
+   * else the owner the intent itself names at Stripe (OWNER_METADATA_KEY: an intent we made whose ledger write
+   * failed), recorded on the way. Stripe names the intent on a session only once it is paid, and sends the intent's
+   * own events (and its refunds') in no set order with the session's, so an event may come when the ledger knows
+   * only the session. An intent naming no owner (made in the dashboard) has none.
    */
-  /** `context`: what the Stripe call's line carries besides the payment intent (the request's or event's ids). */
-  /** `askStripe`: look the session up at Stripe even when the ledger knows the owner (ownedRowOrLearnt). */
+  /** `context`: what the Stripe calls' lines carry besides the payment intent (the request's or event's ids). */
+  /**
+   * `askStripe`: ask Stripe even when the ledger knows the owner (ownedRowOrLearnt), so that another owner's intent
+   * takes the same calls as an unknown id. `intent`: Stripe's view of the intent when the caller has it (a webhook's),
+   * so that it need not be retrieved.
+   */
   async function ownerOfIntent(
     id: string,
     context: StripeLogContext = {},
-    opts: { askStripe?: boolean } = {},
+    opts: { askStripe?: boolean; intent?: Stripe.PaymentIntent } = {},
   ): Promise<string> {
     const known = await store.payments.findByPaymentIntent(id);
     if (!ownersMatter || (known?.owner && !opts.askStripe)) return known?.owner ?? '';
-    const session = (
-      await stripe.checkout.sessions.list(
-        { payment_intent: id, limit: 1 },
-        logContextOptions({ ...context, payment_intent: id }),
-      )
-    ).data[0];
+    const logContext = { ...context, payment_intent: id };
+    const [sessions, intent] = await Promise.all([
+      stripe.checkout.sessions.list({ payment_intent: id, limit: 1 }, logContextOptions(logContext)),
+      opts.intent ?? retrieveIntentOrNull(id, logContext),
+    ]);
     if (known?.owner) return known.owner;
+    const session = sessions.data[0];
     const ours = session ? await store.payments.get(session.id) : null;
-    if (!session || !ours) return '';
-    await recordSession(ours.owner, session);
-    return ours.owner;
+    if (session && ours) {
+      await recordSession(ours.owner, session);
+      return ours.owner;
+    }
+    const named = ownerNamedBy(intent);
+    if (named && intent) {
+      await recordIntent(named, intent);
+      log.info(
+        { ...context, paymentIntentId: id },
+        'recorded a payment intent the ledger lacked, for its owner',
+      );
+    }
+    return named;
+  }
+
+  /** Stripe's view of intent `id`, null when Stripe has none. */
+  async function retrieveIntentOrNull(
+    id: string,
+    context: StripeLogContext,
+  ): Promise<Stripe.PaymentIntent | null> {
+    try {
+      return await withoutCallSite(() => stripe.paymentIntents.retrieve(id, {}, logContextOptions(context)));
+    } catch (err) {
+      if (classifyStripeError(err) === 'not_found') return null;
+      throw err;
+    }
   }
 
   return {
@@ -392,6 +463,8 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       requireSupportedCurrency(currency, 'line_items.0.price_data.currency');
       requireLiteralSessionPlaceholder(input.success_url);
       requireMetadataFits(input.metadata);
+      // Passed on to the session's payment intent, where the key would name an owner.
+      requireNoReservedMetadata(input.metadata);
       // Each unit amount in the currency's step (10 for kwd, 100 for isk), so the total is too.
       input.line_items.forEach((li, i) => {
         const param = `line_items.${i}.price_data.unit_amount`;
@@ -462,6 +535,29 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       requireAmountWithinMax(input.amount, input.currency, 'amount');
       requireAmountFitsCurrency(input.amount, input.currency, 'amount');
       requireMetadataFits(input.metadata);
+      requireNoReservedMetadata(input.metadata);
+      // With API keys on, the intent names its owner at Stripe too (OWNER_METADATA_KEY), in one of Stripe's 50 keys.
+      const stampOwner = ownersMatter && !isOpenMode(caller);
+      if (stampOwner && Object.keys(input.metadata ?? {}).length >= METADATA_KEYS_MAX) {
+        throw new ProblemError(
+          400,
+          `A payment intent's metadata can have up to ${METADATA_KEYS_MAX - 1} keys: Stripe takes ` +
+            `${METADATA_KEYS_MAX}, and the service uses one (${OWNER_METADATA_KEY}) to name the payment's owner.`,
+          {
+            code: 'metadata_too_many_keys',
+            param: 'metadata',
+            errors: [
+              {
+                path: '/body/metadata',
+                message: `must NOT have more than ${METADATA_KEYS_MAX - 1} properties`,
+              },
+            ],
+          },
+        );
+      }
+      const metadata = stampOwner
+        ? { ...input.metadata, [OWNER_METADATA_KEY]: caller.owner }
+        : input.metadata;
       // Stripe refuses to confirm an intent without a payment method; dropping `confirm` would answer 200 with
       // an intent the caller believes confirmed.
       if (input.confirm && !input.payment_method) {
@@ -474,7 +570,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       const params: Stripe.PaymentIntentCreateParams = {
         amount: input.amount,
         currency: input.currency,
-        ...(input.metadata ? { metadata: input.metadata } : {}),
+        ...(metadata ? { metadata } : {}),
         ...(input.description ? { description: input.description } : {}),
         ...(input.receipt_email ? { receipt_email: input.receipt_email } : {}),
         // Card only, so that confirming needs no return_url. The pinned API version (2026-10-28.endive) refuses
@@ -565,7 +661,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
      * can read and refund the payment at once instead of getting 404 until the session's event is applied.
      */
     async applyStripePaymentIntent(pi: Stripe.PaymentIntent): Promise<Payment> {
-      return recordIntent(await ownerOfIntent(pi.id), pi);
+      return recordIntent(await ownerOfIntent(pi.id, {}, { intent: pi }), pi);
     },
 
     ownerOfIntent,

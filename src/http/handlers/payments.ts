@@ -1,4 +1,4 @@
-import type { PaymentsService } from '../../payments/service.js';
+import { clientMetadata, type PaymentsService } from '../../payments/service.js';
 import type { Caller, Handlers, OperationId, ReplayBuilder } from '../operations.js';
 import { ProblemError } from '../problem.js';
 
@@ -126,7 +126,8 @@ export const paymentHandlers = (payments: PaymentsService, opts: PaymentHandlerO
           amount: pi.amount,
           currency: pi.currency,
           status: pi.status,
-          metadata: (pi.metadata ?? {}) as Metadata,
+          // As the client gave it: the owner the service names at Stripe is the service's own.
+          metadata: clientMetadata(pi.metadata),
           amount_received: pi.amount_received,
           amount_refunded: amountRefunded,
           created: pi.created,
