@@ -150,6 +150,24 @@ describe.skipIf(!pgOk)('payment intents and their owners at Stripe (PostgreSQL, 
     expect(await answersFor(keys.rival!, id)).toEqual(unknown);
   });
 
+  it('a refund of it made in the Stripe dashboard is its owner to follow', async () => {
+    const id = await chargedWhileLedgerAway();
+    const refund = await svc.deps.stripe.refunds.create({ payment_intent: id, amount: 700 });
+    const events = await svc.deps.stripe.events.list({ type: 'refund.created', limit: 100 });
+    const event = events.data.find((e) => (e.data.object as Stripe.Refund).id === refund.id);
+    expect(event).toBeDefined();
+    const delivered = await postSignedWebhook(svc.url, WEBHOOK_SECRET, JSON.stringify(event));
+    expect(delivered.status).toBe(200);
+
+    const status = await getJson(`${svc.url}/refund-status/stripe:${refund.id}`, auth(keys.shop!));
+    expect(status.status).toBe(200);
+    expect(status.json).toMatchObject({ request_id: `stripe:${refund.id}`, amount: 700 });
+    const read = await getJson(`${svc.url}/payment-intent/${id}`, auth(keys.shop!));
+    expect(read.json).toMatchObject({ id, amount_refunded: 700 });
+    const theirs = await getJson(`${svc.url}/refund-status/stripe:${refund.id}`, auth(keys.rival!));
+    expect(theirs.status).toBe(404);
+  });
+
   it('an intent made at Stripe outside the service (the dashboard) stays unknown to every owner', async () => {
     const pi = await svc.deps.stripe.paymentIntents.create({
       amount: 2500,
