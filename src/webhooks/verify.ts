@@ -11,6 +11,11 @@ export const SIGNATURE_TOLERANCE_SECONDS = 300;
 /** Longer ids are not Stripe's; refusing them keeps junk out of the inbox's primary key. */
 const MAX_EVENT_ID_LENGTH = 255;
 const MAX_EVENT_TYPE_LENGTH = 255;
+/**
+ * Stripe's object ids have at most 255 characters too. The inbox indexes the object id, and PostgreSQL refuses an
+ * index entry over 2,704 bytes: a longer one answered 500, which Stripe retries for days.
+ */
+const MAX_OBJECT_ID_LENGTH = 255;
 
 /**
  * Stripe's events nest a dozen levels or so (event, data, object, an expanded list, its items...). A body
@@ -90,10 +95,13 @@ function assertEventShape(value: unknown): asserts value is Stripe.Event {
     e.data.object !== null &&
     !hasControlCharacter(e.id) &&
     !hasControlCharacter(e.type) &&
-    !(typeof objectId === 'string' && hasControlCharacter(objectId));
+    !(
+      typeof objectId === 'string' &&
+      (objectId.length > MAX_OBJECT_ID_LENGTH || hasControlCharacter(objectId))
+    );
   if (!valid) {
     throw reject(
-      'The signed body is not a Stripe event (id, type and data.object are required).',
+      'The signed body is not a Stripe event (id, type and data.object are required; ids have at most 255 characters).',
       'event_invalid',
     );
   }

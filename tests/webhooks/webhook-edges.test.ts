@@ -10,7 +10,12 @@
  *   it (JSON.stringify in the store's codec) overflowed the stack: 500, logged as an error, nothing stored,
  *   and the same 500 on every retry. A shallower one (a few thousand levels) was stored and published to
  *   stripe.events. No Stripe event nests anywhere near 64 levels; deeper is refused as event_invalid.
+ * - A signed event whose object id was longer than a Stripe id (up to 255 characters) was stored with it in
+ *   webhook_events.object_id, which is indexed: PostgreSQL refuses an index entry over 2,704 bytes, so an id of
+ *   a few thousand characters answered 500 (and Stripe would retry it for days). It is refused as event_invalid,
+ *   like a too-long event id or type.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postSignedWebhook } from '../helpers/http.js';
 import { postgresAvailable } from '../helpers/services.js';
@@ -82,6 +87,30 @@ describe.each<Db>(['sqlite', ...(pg ? (['postgres'] as const) : [])])('webhook e
     const res = await send(nested('evt_deep_ok', MAX_EVENT_DEPTH - 3));
     expect(res.status).toBe(200);
     expect(await svc.deps.store.inbox.get('evt_deep_ok')).not.toBeNull();
+  });
+
+  it.each([
+    ['a few thousand characters', 3_000, 400],
+    ['256 characters', 256, 400],
+    ['255 characters, the longest a Stripe id has', 255, 200],
+  ])('a signed event whose object id has %s (%i) → %i', async (_what, length, status) => {
+    // Random characters: PostgreSQL compresses a repetitive index entry below its limit.
+    const objectId = `re_${randomBytes(length).toString('base64url')}`.slice(0, length);
+    const id = `evt_longobj${length}`;
+    const res = await send(
+      event({ id, data: { object: { id: objectId, object: 'refund', status: 'pending' } } }),
+    );
+    expect(res.status).toBe(status);
+    expect(res.headers.get('content-type')).toMatch(
+      status === 400 ? /^application\/problem\+json/ : /^application\/json/,
+    );
+    if (status === 400) {
+      expect(await res.json()).toMatchObject({ status: 400, code: 'event_invalid' });
+      expect(await svc.deps.store.inbox.get(id)).toBeNull();
+    } else {
+      expect((await svc.deps.store.inbox.get(id))?.objectId).toBe(objectId);
+    }
+    expect(svc.lines.filter((l) => l.includes('"level":50'))).toEqual([]);
   });
 
   it('an ordinary signed event is still accepted', async () => {
