@@ -59,6 +59,11 @@ describe('verifyStripeEvent', () => {
     });
   });
 
+  it('accepts a timestamp ahead of its clock (a clock behind Stripe’s), as Stripe’s libraries do', () => {
+    // Only an old signature is a replay; refusing one from the future would refuse every event while the clock lags.
+    expect(verifyStripeEvent(Buffer.from(body), sign(body, T + 3600), [SECRET], at(T)).id).toBe('evt_1');
+  });
+
   it('accepts a header carrying several v1 signatures when one matches (secret rotation)', () => {
     const other = sign(body, T, 'whsec_previousSecret00000000000000').split('v1=')[1];
     const header = `${sign(body)},v1=${other}`;
