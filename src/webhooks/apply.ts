@@ -46,6 +46,28 @@ export const CHARGE_REFUNDED_EVENT_TYPE = 'charge.refunded';
  */
 const FINAL_REFUND_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'canceled']);
 
+/** Stripe's ids have at most 255 characters. */
+const MAX_STRIPE_ID_LENGTH = 255;
+
+/**
+ * Whether a final snapshot can be applied as it is: what the ledger records of it (amount, currency, payment
+ * intent) has the shape of Stripe's. Anything else did not come from Stripe as such (a hand-made event signed with
+ * the secret) and is read from Stripe instead: recorded as it is, a payment intent id too long for the ledger's
+ * index failed on PostgreSQL every time the event was retried, for good.
+ */
+function appliesAsIs(r: Stripe.Refund): boolean {
+  const pi = r.payment_intent as unknown;
+  const piId = typeof pi === 'object' && pi !== null ? (pi as { id?: unknown }).id : pi;
+  return (
+    FINAL_REFUND_STATUSES.has(r.status ?? '') &&
+    Number.isSafeInteger(r.amount) &&
+    r.amount >= 0 &&
+    typeof r.currency === 'string' &&
+    /^[a-z]{3}$/.test(r.currency) &&
+    (piId === null || piId === undefined || (typeof piId === 'string' && piId.length <= MAX_STRIPE_ID_LENGTH))
+  );
+}
+
 export interface EventApplierDeps {
   stripe: StripeClient;
   payments: PaymentsService;
@@ -96,7 +118,7 @@ export function createEventApplier(deps: EventApplierDeps) {
   }
 
   async function applyRefund(snapshot: Stripe.Refund, ids: EventLogIds): Promise<ApplyResult> {
-    const refund = FINAL_REFUND_STATUSES.has(snapshot.status ?? '')
+    const refund = appliesAsIs(snapshot)
       ? snapshot
       : await current(
           () =>

@@ -113,6 +113,38 @@ describe.each<Db>(['sqlite', ...(pg ? (['postgres'] as const) : [])])('webhook e
     expect(svc.lines.filter((l) => l.includes('"level":50'))).toEqual([]);
   });
 
+  it("a signed final refund whose payment intent id is not one of Stripe's is read from Stripe, and applied", async () => {
+    // The snapshot of a succeeded refund is applied without asking Stripe. This one named a payment intent id
+    // longer than any of Stripe's, which PostgreSQL cannot index: applying it failed, and was retried for good.
+    const refundId = `re_edgelongpi${randomBytes(6).toString('hex')}`;
+    const id = `evt_edgelongpi${randomBytes(6).toString('hex')}`;
+    const paymentIntent = `pi_${randomBytes(3_000).toString('base64url')}`.slice(0, 3_000);
+    const res = await send(
+      event({
+        id,
+        data: {
+          object: {
+            id: refundId,
+            object: 'refund',
+            amount: 100,
+            currency: 'usd',
+            metadata: {},
+            payment_intent: paymentIntent,
+            status: 'succeeded',
+          },
+        },
+      }),
+    );
+    expect(res.status).toBe(200);
+    await svc.deps.webhooks.idle();
+    // Stripe knows no such refund: nothing to apply, and the event is done with.
+    expect(await svc.deps.store.inbox.get(id)).toMatchObject({
+      processedAt: expect.any(String),
+      attempts: 0,
+    });
+    expect(await svc.deps.store.refunds.getByStripeId(refundId)).toBeNull();
+  });
+
   it('an ordinary signed event is still accepted', async () => {
     const res = await send(event({}));
     expect(res.status).toBe(200);
