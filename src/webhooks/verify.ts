@@ -8,9 +8,13 @@ import { ProblemError } from '../http/problem.js';
 /** Stripe's own default: a signature older than this is treated as a replay. */
 export const SIGNATURE_TOLERANCE_SECONDS = 300;
 
-/** Longer ids are not Stripe's; refusing them keeps junk out of the inbox's primary key. */
-const MAX_EVENT_ID_LENGTH = 255;
-const MAX_EVENT_TYPE_LENGTH = 255;
+/**
+ * In UTF-8 bytes. Longer ids are not Stripe's; refusing them keeps junk out of the inbox's primary key. The id and
+ * type are also the message id and routing key of the event's stripe.events message, AMQP short strings of at most
+ * 255 bytes: a longer one could never be published.
+ */
+const MAX_EVENT_ID_BYTES = 255;
+const MAX_EVENT_TYPE_BYTES = 255;
 /**
  * Stripe's object ids have at most 255 characters too. The inbox indexes the object id, and PostgreSQL refuses an
  * index entry over 2,704 bytes: a longer one answered 500, which Stripe retries for days.
@@ -85,10 +89,10 @@ function assertEventShape(value: unknown): asserts value is Stripe.Event {
     !Array.isArray(e) &&
     typeof e.id === 'string' &&
     e.id.length > 0 &&
-    e.id.length <= MAX_EVENT_ID_LENGTH &&
+    Buffer.byteLength(e.id) <= MAX_EVENT_ID_BYTES &&
     typeof e.type === 'string' &&
     e.type.length > 0 &&
-    e.type.length <= MAX_EVENT_TYPE_LENGTH &&
+    Buffer.byteLength(e.type) <= MAX_EVENT_TYPE_BYTES &&
     typeof e.data === 'object' &&
     e.data !== null &&
     typeof e.data.object === 'object' &&

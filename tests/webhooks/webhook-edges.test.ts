@@ -14,6 +14,9 @@
  *   webhook_events.object_id, which is indexed: PostgreSQL refuses an index entry over 2,704 bytes, so an id of
  *   a few thousand characters answered 500 (and Stripe would retry it for days). It is refused as event_invalid,
  *   like a too-long event id or type.
+ * - An event id or type of up to 255 characters was taken however many bytes it had; as AMQP short strings
+ *   (message id, routing key) they may have 255 bytes at most, so the event's stripe.events message could never
+ *   be published. Ids and types are now limited to 255 bytes.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -144,6 +147,23 @@ describe.each<Db>(['sqlite', ...(pg ? (['postgres'] as const) : [])])('webhook e
     });
     expect(await svc.deps.store.refunds.getByStripeId(refundId)).toBeNull();
   });
+
+  it.each([
+    ['its type', { type: `x.${'é'.repeat(200)}` }],
+    ['its id', { id: `evt_${'é'.repeat(200)}` }],
+  ])(
+    'a signed event with 255 characters or fewer but more than 255 bytes in %s → 400 event_invalid',
+    async (_what, over) => {
+      // The type is the routing key and the id the message id of its stripe.events message: AMQP short strings of
+      // at most 255 bytes. Stored, the event's message could never be published (the relay tried it again for good,
+      // every try failing with its publish channel closed).
+      const body = event(over);
+      const res = await send(body);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ status: 400, code: 'event_invalid' });
+      expect(await svc.deps.store.inbox.get((JSON.parse(body) as { id: string }).id)).toBeNull();
+    },
+  );
 
   it('an ordinary signed event is still accepted', async () => {
     const res = await send(event({}));
