@@ -13,6 +13,7 @@ import { errorHandler, notFound } from './errors.js';
 import { ProblemError } from './problem.js';
 import type { Handlers } from './operations.js';
 import { requestLog } from './request-log.js';
+import { originForm } from './request-target.js';
 import { noteUnicodeEscapes, refuseLoneSurrogates } from './well-formed.js';
 import './validator-tuning.js';
 import {
@@ -106,6 +107,7 @@ export function buildApp(deps: AppDeps): Express {
   // API answers are not cached; computing an ETag hash for each would be wasted work.
   app.set('etag', false);
   app.use(requestLog(logger, deps.onResponse));
+  app.use(originForm);
   app.use(securityHeaders());
   if (deps.hostCheck) app.use(deps.hostCheck);
   app.use(admission(config.http.maxConcurrentRequests, UNCAPPED_PATHS).middleware);

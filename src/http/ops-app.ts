@@ -11,6 +11,7 @@ import { errorHandler } from './errors.js';
 import type { Handlers } from './operations.js';
 import { ProblemError } from './problem.js';
 import { requestLog } from './request-log.js';
+import { originForm } from './request-target.js';
 import { apiKeySecurity, securityHeaders } from './security.js';
 
 export interface OpsAppDeps {
@@ -32,6 +33,7 @@ export function buildOpsApp(deps: OpsAppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(requestLog(deps.logger, deps.onResponse));
+  app.use(originForm);
   app.use(securityHeaders());
   if (deps.hostCheck) app.use(deps.hostCheck);
   const security = deps.apiKeys ? apiKeySecurity({ apiKeys: deps.apiKeys }) : null;

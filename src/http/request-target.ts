@@ -1,0 +1,62 @@
+/**
+ * Absolute-form request lines (`GET http://127.0.0.1:5000/healthz HTTP/1.1`), which forward proxies send and
+ * HTTP/1.1 servers must accept (RFC 9112, 3.2.2). Express routes them by their path, but the contract's validator
+ * matched the whole URL, so every operation answered 404 "No operation at GET /healthz" while /openapi.json was
+ * served. The request is answered as its origin form (path and query).
+ *
+ * The authority is the host the request names, so the loopback host check (DNS rebinding, see loopback-host.ts)
+ * must see it: a request without `Host` (HTTP/1.0) gets the authority as its `Host`, and one whose `Host` names
+ * another host is refused (400 host_mismatch; RFC 9112, 3.2: a client sends a `Host` identical to the authority),
+ * so neither name can stand in for the other past the check or in anything that reads `Host` later.
+ */
+import type { RequestHandler } from 'express';
+import { ProblemError } from './problem.js';
+
+/** `http://` or `https://`, then the authority, up to the path, query or end. */
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)/i;
+
+/** An authority or `Host` as a URL would write it: lower case, without userinfo or a scheme's default port. */
+function normalHost(scheme: string, host: string): string | null {
+  try {
+    return new URL(`${scheme}//${host}`).host;
+  } catch {
+    return null;
+  }
+}
+
+export const originForm: RequestHandler = (req, _res, next) => {
+  const target = req.url;
+  if (target.startsWith('/')) {
+    next();
+    return;
+  }
+  const match = ABSOLUTE_FORM.exec(target);
+  if (!match) {
+    next();
+    return;
+  }
+  const authority = match[1]!;
+  const rest = target.slice(match[0].length);
+  const origin = rest.startsWith('/') ? rest : `/${rest}`;
+  req.url = origin;
+  req.originalUrl = origin;
+  const scheme = target.slice(0, target.indexOf('//'));
+  const named = normalHost(scheme, authority);
+  const host = req.headers.host;
+  if (host === undefined && named !== null) {
+    req.headers.host = named;
+    next();
+    return;
+  }
+  if (named === null || host === undefined || named !== normalHost(scheme, host)) {
+    next(
+      new ProblemError(
+        400,
+        `The request line names the host "${authority.slice(0, 100)}" but Host names "${(host ?? '').slice(0, 100)}": send the same host in both, or the path alone on the request line.`,
+        { code: 'host_mismatch' },
+      ),
+    );
+    return;
+  }
+  next();
+};
