@@ -22,6 +22,7 @@ import {
   clientAddressKey,
   corsMiddleware,
   keyCheckFailures,
+  keyRequirementOf,
   keyRequirements,
   securityHeaders,
   rateLimitMiddleware,
@@ -171,7 +172,7 @@ export function buildApp(deps: AppDeps): Express {
   // Before the body is read: a client over its limit of failed authentication costs no parse and no lookup.
   const requirements = keyRequirements(spec.document);
   const failureLimit = authEnabled
-    ? authFailureLimit(auth?.authFailuresPerMinute ?? 0, (req) => requirements.get(req.path) ?? 'required')
+    ? authFailureLimit(auth?.authFailuresPerMinute ?? 0, (req) => keyRequirementOf(requirements, req.path))
     : null;
   if (failureLimit) app.use(failureLimit.middleware);
 
