@@ -100,6 +100,30 @@ describe('Prism mock of openapi.yaml', () => {
     );
   });
 
+  // Only a POST with an Idempotency-Key is ever replayed. The GETs' 400, 403 and 404 (and the webhook's 400) were
+  // declared with the Idempotent-Replayed header and its example `true`, so the mock said every GET 404 was a replay.
+  const neverReplayed = operations().filter(
+    (o) =>
+      !((o.op.parameters ?? []) as Json[]).some((p) => p.$ref === '#/components/parameters/IdempotencyKey'),
+  );
+  it.each(neverReplayed.map((o) => [o.operationId, o] as const))(
+    "%s: no answer says Idempotent-Replayed, as the service's never does",
+    async (_operationId, o) => {
+      const statuses = Object.keys(o.op.responses as Json).filter((s) => /^\d{3}$/.test(s));
+      expect(statuses.length).toBeGreaterThan(0);
+      for (const code of statuses) {
+        const { url, init } = buildRequest(o.op, o.path);
+        const res = await fetch(base + url, {
+          ...init,
+          headers: { ...(init.headers as Record<string, string>), Prefer: `code=${code}` },
+        });
+        await res.arrayBuffer();
+        expect(res.status, `Prefer: code=${code}`).toBe(Number(code));
+        expect(res.headers.get('idempotent-replayed'), `${code}`).toBeNull();
+      }
+    },
+  );
+
   it('rejects a request that breaks the contract', async () => {
     const res = await fetch(`${base}/payment-intent`, {
       method: 'POST',
