@@ -50,6 +50,21 @@ describe('mountDemo', () => {
     expect(html).not.toMatch(/\son[a-z]+=/);
   });
 
+  it('gives every page an icon it serves, so a browser does not ask for /favicon.ico (a 404 problem)', async () => {
+    const url = await start({});
+    for (const page of ['/demo/', '/demo/success.html']) {
+      const html = await (await fetch(`${url}${page}`)).text();
+      const href = /<link rel="icon"[^>]*\shref="([^"]+)"/.exec(html)?.[1];
+      expect(href, page).toBeDefined();
+      const icon = await fetch(new URL(href!, `${url}${page}`));
+      expect(icon.status, page).toBe(200);
+      expect(icon.headers.get('content-type'), page).toMatch(/^image\/svg\+xml/);
+      // The pages' policy lets them load images from their own origin.
+      expect(icon.url.startsWith(`${url}/demo/`)).toBe(true);
+      expect(await icon.text()).toMatch(/^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    }
+  });
+
   it('tells the pages where the API is and whether it wants keys, and nothing secret', async () => {
     const url = await start({ apiBase: 'https://payments.example.com/', authRequired: true });
     const res = await fetch(`${url}/demo/config.json`);
