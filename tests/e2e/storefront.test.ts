@@ -220,6 +220,62 @@ describe.skipIf(!haveChromium)('demo storefront in Chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
+  it('checks a succeeded refund less and less often, and says when it last checked', async () => {
+    // The page's own clock, paused once the refund has succeeded, so minutes pass at once and none is waited for.
+    await page.clock.install();
+    const checks: string[] = [];
+    const favicons: string[] = [];
+    page.on('request', (r) => {
+      const { pathname } = new URL(r.url());
+      if (pathname.startsWith('/refund-status/')) checks.push(pathname);
+      if (pathname === '/favicon.ico') favicons.push(pathname);
+    });
+    await checkout('pm_card_visa', 'open-tab@example.com', 'checkoutVisa');
+    await page.waitForURL((u) => u.pathname === '/demo/success.html');
+    await page.locator('#refund:enabled').waitFor();
+    await page.getByRole('button', { name: 'Refund this payment' }).click();
+    await page.locator('#refund-status[data-status="succeeded"]').waitFor({ timeout: 20_000 });
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 1000);
+
+    const line = page.locator('#refund-checked');
+    expect(await line.isVisible()).toBe(true);
+    const idle = page.locator('#refund-checked[data-checking="false"]');
+    const waits: number[] = [];
+    let elapsed = 0;
+    // Half an hour of the tab left open. At one check every 3 s that was 600 requests.
+    while (elapsed < 30 * 60_000) {
+      await idle.waitFor();
+      const next = Number(await line.getAttribute('data-next-ms'));
+      expect(next).toBeGreaterThan(0);
+      const before = checks.length;
+      const checkedBefore = await line.getAttribute('data-checked-at');
+      await page.clock.runFor(next);
+      // Checked again (a new time), and done checking.
+      await page
+        .locator(`#refund-checked[data-checking="false"]:not([data-checked-at="${checkedBefore}"])`)
+        .waitFor();
+      expect(checks.length - before).toBe(1);
+      waits.push(next);
+      elapsed += next;
+    }
+    expect(waits.length).toBeLessThan(60);
+    // Never less often than every few minutes: a refund that fails later is still seen soon enough.
+    expect(Math.max(...waits)).toBeLessThanOrEqual(5 * 60_000);
+    expect(waits.at(-1)).toBeGreaterThanOrEqual(60_000);
+    expect(waits.slice(1).every((w, i) => w >= waits[i]!)).toBe(true);
+    // As the page's own locale and time zone write it.
+    const said = await page.evaluate(
+      (iso) => new Date(iso).toLocaleTimeString(),
+      (await line.getAttribute('data-checked-at'))!,
+    );
+    expect(visible(await line.textContent())).toBe(
+      `Last checked at ${said}; next check in ${Math.round(waits.at(-1)! / 60_000)} min.`,
+    );
+    expect(await page.locator('#refund-status').textContent()).toBe('succeeded');
+    expect(favicons).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
   it('keeps the quantity and the amount of a line apart on the checkout page of a phone', async () => {
     await page.setViewportSize({ width: 360, height: 740 });
     await page.goto(`${svc.url}/demo/`);

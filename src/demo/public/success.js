@@ -19,6 +19,12 @@ const NOTES = {
 };
 const POLL_FIRST_MS = 250;
 const POLL_MAX_MS = 3000;
+/**
+ * After the first minute the checks back off, doubling up to every five minutes: a succeeded refund can still
+ * fail days later, and a tab left open polled it every 3 s for as long as it stayed open.
+ */
+const POLL_FAST_FOR_MS = 60_000;
+const POLL_SLOW_MAX_MS = 5 * 60_000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -48,26 +54,64 @@ function showRefundStatus(status, failureReason) {
   }
 }
 
+/** "45 s", "2 min": how long until the next check, as the page says it. */
+function spanOf(ms) {
+  return ms < 60_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`;
+}
+
+/**
+ * Says when the refund's status was last read, and when it will be read again (`nextMs`; null when it will not).
+ * data-checking is "true" while a check is under way.
+ */
+function showChecked(checkedAt, nextMs, checking) {
+  const line = $('refund-checked');
+  line.dataset.checking = String(checking);
+  if (checkedAt === null) return;
+  line.hidden = false;
+  line.dataset.checkedAt = checkedAt.toISOString();
+  line.dataset.nextMs = nextMs === null ? '' : String(nextMs);
+  const when = `Last checked at ${checkedAt.toLocaleTimeString()}`;
+  line.textContent = checking
+    ? `${when}; checking now…`
+    : nextMs === null
+      ? `${when}.`
+      : `${when}; next check in ${spanOf(nextMs)}.`;
+}
+
 async function follow(requestId) {
   setText('refund-request-id', requestId);
+  const started = Date.now();
   let delay = POLL_FIRST_MS;
+  let checkedAt = null;
   for (;;) {
+    showChecked(checkedAt, null, true);
     let refund;
     try {
       refund = await api(`/refund-status/${encodeURIComponent(requestId)}`);
     } catch (err) {
       // A blip (network, 5xx) is worth waiting out; a 4xx will not change by asking again.
-      if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw err;
+      if (err instanceof ApiError && err.status >= 400 && err.status < 500) {
+        showChecked(checkedAt, null, false);
+        throw err;
+      }
       showError(err);
       refund = null;
     }
     if (refund) {
+      checkedAt = new Date();
       clearError();
       showRefundStatus(refund.status, refund.failure_reason);
-      if (SETTLED.has(refund.status)) return refund;
+      if (SETTLED.has(refund.status)) {
+        showChecked(checkedAt, null, false);
+        return refund;
+      }
     }
+    showChecked(checkedAt, delay, false);
     await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(POLL_MAX_MS, Math.round(delay * 1.5));
+    delay =
+      Date.now() - started < POLL_FAST_FOR_MS
+        ? Math.min(POLL_MAX_MS, Math.round(delay * 1.5))
+        : Math.min(POLL_SLOW_MAX_MS, Math.max(POLL_MAX_MS, delay * 2));
   }
 }
 
