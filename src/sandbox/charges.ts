@@ -32,15 +32,15 @@ function outcomeFor(card: TestCard, riskScore: number): ChargeOutcome {
       type: 'authorized',
     };
   }
-  const generic = card.decline.decline_code === 'generic_decline';
+  const generic = card.decline.reason === 'generic_decline';
   return {
     network_status: 'declined_by_network',
-    reason: card.decline.decline_code,
+    reason: card.decline.reason,
     risk_level: 'normal',
     risk_score: riskScore,
     seller_message: generic
       ? 'The bank did not return any further details with this decline.'
-      : `The bank returned the decline code \`${card.decline.decline_code}\`.`,
+      : `The bank returned the decline code \`${card.decline.reason}\`.`,
     type: 'issuer_declined',
   };
 }

@@ -324,7 +324,7 @@ export function chargeIntent(
     intent.last_payment_error = {
       charge: charge.id,
       code,
-      decline_code,
+      ...(decline_code === undefined ? {} : { decline_code }),
       doc_url: docUrl(code),
       message,
       payment_method: pm,

@@ -1,7 +1,15 @@
 export interface CardDecline {
   /** `code` on the error and `failure_code` on the charge. */
   code: string;
-  decline_code: string;
+  /**
+   * The issuer's reason, on a `card_declined` error only. Stripe's testing docs list none ("n/a") for the expired
+   * card, incorrect CVC and processing error cards (docs.stripe.com/testing#declined-payments), and its answers for
+   * them carry `code` alone (e.g. `{"code": "expired_card", "param": "exp_month", ...}`, stripe/stripe-dotnet#1566;
+   * `incorrect_cvc`, mozilla/fxa#3240).
+   */
+  decline_code?: string;
+  /** The charge's `outcome.reason`. */
+  reason: string;
   message: string;
 }
 
@@ -28,8 +36,12 @@ export interface TestCard {
 const declined = (decline_code: string, message = 'Your card was declined.'): CardDecline => ({
   code: 'card_declined',
   decline_code,
+  reason: decline_code,
   message,
 });
+
+/** A card error Stripe answers with its own `code` and no decline code (the outcome's reason is that code). */
+const cardError = (code: string, message: string): CardDecline => ({ code, reason: code, message });
 
 const CARDS: readonly TestCard[] = [
   { id: 'pm_card_visa', label: 'Visa (succeeds)', brand: 'visa', last4: '4242' },
@@ -68,29 +80,24 @@ const CARDS: readonly TestCard[] = [
     label: 'Declined: expired card',
     brand: 'visa',
     last4: '0069',
-    decline: { code: 'expired_card', decline_code: 'expired_card', message: 'Your card has expired.' },
+    decline: cardError('expired_card', 'Your card has expired.'),
   },
   {
     id: 'pm_card_chargeDeclinedIncorrectCvc',
     label: 'Declined: incorrect CVC',
     brand: 'visa',
     last4: '0127',
-    decline: {
-      code: 'incorrect_cvc',
-      decline_code: 'incorrect_cvc',
-      message: "Your card's security code is incorrect.",
-    },
+    decline: cardError('incorrect_cvc', "Your card's security code is incorrect."),
   },
   {
     id: 'pm_card_chargeDeclinedProcessingError',
     label: 'Declined: processing error',
     brand: 'visa',
     last4: '0119',
-    decline: {
-      code: 'processing_error',
-      decline_code: 'processing_error',
-      message: 'An error occurred while processing your card. Try again in a little bit.',
-    },
+    decline: cardError(
+      'processing_error',
+      'An error occurred while processing your card. Try again in a little bit.',
+    ),
   },
   {
     id: 'pm_card_threeDSecure2Required',

@@ -310,7 +310,7 @@ describe('publishable (browser) keys', () => {
 
   it('cannot confirm on the server: anyone could test stolen cards through the shop and read each verdict', async () => {
     const before = (await svc.deps.stripe.paymentIntents.list({ limit: 100 })).data.length;
-    for (const card of ['pm_card_visa', 'pm_card_chargeDeclinedIncorrectCvc']) {
+    for (const card of ['pm_card_visa', 'pm_card_chargeDeclinedInsufficientFunds']) {
       const res = await postJson(
         `${svc.url}/payment-intent`,
         { amount: 100, currency: 'usd', payment_method: card, confirm: true },
