@@ -15,6 +15,7 @@ import { sendProblem } from './errors.js';
 import { configuredHostName, isLoopbackAddress, isLoopbackHost, misdirectedDetail } from './loopback-host.js';
 import type { Caller } from './operations.js';
 import { problemBody, ProblemError } from './problem.js';
+import { routedPath } from './request-target.js';
 
 const KEY_CHECK_FAILURE = Symbol('keyCheckFailure');
 
@@ -405,18 +406,17 @@ export function authFailureLimit(
 }
 
 /**
- * What the operation a request reaches asks of its caller. Routing (Express's and the validator's alike) ignores
- * case and one trailing slash: /HEALTHZ and /healthz/ are GET /healthz. Matched exactly, those were taken for paths
- * that need a key, and a probe set up as /healthz/ was answered 429 once its address (a load balancer's, without
- * TRUST_PROXY) had failed authentication too often. Any other spelling (//healthz, /%68ealthz) reaches no operation,
- * and needs a key like every path the contract does not list.
+ * What the operation a request reaches asks of its caller, by its path as routed (routedPath): /HEALTHZ and
+ * /healthz/ are GET /healthz. Matched exactly, those were taken for paths that need a key, and a probe set up as
+ * /healthz/ was answered 429 once its address (a load balancer's, without TRUST_PROXY) had failed authentication
+ * too often. Any other spelling (//healthz, /%68ealthz) reaches no operation, and needs a key like every path the
+ * contract does not list.
  */
 export function keyRequirementOf(
   requirements: ReadonlyMap<string, KeyRequirement>,
   path: string,
 ): KeyRequirement {
-  const routed = (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
-  return requirements.get(routed) ?? 'required';
+  return requirements.get(routedPath(path)) ?? 'required';
 }
 
 const HTTP_METHODS: ReadonlySet<string> = new Set([
