@@ -8,7 +8,9 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { startSharedStripe, startTestService, type TestService } from '../helpers/service.js';
+import { RABBITMQ_URL, rabbitAvailable } from '../helpers/services.js';
+import { deleteEverything, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
 
 interface RawAnswer {
   status: number;
@@ -35,7 +37,9 @@ function raw(url: string, head: string, body = ''): Promise<RawAnswer> {
       resolve({
         status: Number(statusLine.split(' ')[1]),
         headers,
-        json: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+        json: headers.get('content-type')?.includes('json')
+          ? (JSON.parse(text) as Record<string, unknown>)
+          : {},
       });
     });
     socket.on('connect', () => socket.write(`${head}Connection: close\r\n\r\n${body}`));
@@ -111,5 +115,30 @@ describe('absolute-form request lines, on a service listening on 127.0.0.1 witho
     }
     // Nothing was made on the way.
     expect(svc.deps.sandbox!.stats().paymentIntents).toBe(1);
+  });
+});
+
+describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker) on 127.0.0.1', () => {
+  it('answers its health app in absolute form, and checks the host the request line names', async () => {
+    const prefix = uniquePrefix('absform');
+    const stripe = await startSharedStripe();
+    const svc = await startTestService(
+      'sqlite',
+      { RABBITMQ_URL, ROLE: 'worker', ...stripe.env, API_AUTH: 'off', LOG_LEVEL: 'warn' },
+      { topology: topologyFor(prefix) },
+    );
+    try {
+      const authority = new URL(svc.url).host;
+      const port = new URL(svc.url).port;
+      const ok = await raw(svc.url, `GET http://${authority}/healthz HTTP/1.1\r\nHost: ${authority}\r\n`);
+      expect(ok.status).toBe(200);
+      const refused = await raw(svc.url, `GET http://evil.example:${port}/metrics HTTP/1.0\r\n`);
+      expect(refused.status).toBe(421);
+      expect(refused.json).toMatchObject({ code: 'host_not_allowed' });
+    } finally {
+      await svc.stop();
+      await stripe.close();
+      await deleteEverything(prefix);
+    }
   });
 });
