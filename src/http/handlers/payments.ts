@@ -52,8 +52,8 @@ function requireShopRedirects(
 
 /**
  * A publishable key is public, so confirming with it on the server let anyone run cards through the shop's Stripe
- * account under its secret key, one request each, and read Stripe's verdict on each card (a decline code such as
- * `incorrect_cvc` or `insufficient_funds`): card testing, which costs the shop fees and disputes, and can get its
+ * account under its secret key, one request each, and read Stripe's verdict on each card (an error code such as
+ * `incorrect_cvc`, or a decline code such as `insufficient_funds`): card testing, which costs the shop fees and disputes, and can get its
  * Stripe account closed. The browser confirms with Stripe.js and the client secret instead, where Stripe's own
  * defences see the customer.
  */
