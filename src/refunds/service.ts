@@ -163,6 +163,26 @@ function unrecordedRefundProblem(err: unknown, refund: Refund, requestIdGenerate
 }
 
 /**
+ * A refund request sent with neither request_id nor Idempotency-Key, whose write the database did not confirm (the
+ * connection dropped during the commit, or the statement went unanswered): the refund may be recorded, and then
+ * queued or left for the worker, under the request_id the service generated. The plain 503 store_unavailable asks
+ * for the same request again (with Retry-After, which retrying HTTP clients follow by themselves), which would get a
+ * fresh request_id and could refund a second time. This answer has no Retry-After and names the request_id to check,
+ * or to send the request again with, which then refunds at most once.
+ */
+function unconfirmedAcceptProblem(err: unknown, requestId: string): unknown {
+  if (!(err instanceof StoreUnavailableError)) return err;
+  return new ProblemError(
+    503,
+    'The service could not reach its database to confirm that it recorded this refund request, so it may have. ' +
+      'The request had no request_id or Idempotency-Key, so sending it again as it was could refund a second ' +
+      `time: once the service answers again, check /refund-status/${requestId} (a 404 there means it was not ` +
+      `recorded), or send it again with request_id ${requestId}, which refunds at most once.`,
+    { code: err.code, cause: err },
+  );
+}
+
+/**
  * The request id of a refund asked for with an Idempotency-Key but no request_id: derived from the key, so
  * that a retry the Idempotency-Key store no longer answers (the first try got a 5xx, the process died before
  * storing the answer, or a day has passed) finds the same refund instead of making another.
@@ -396,6 +416,24 @@ export function createRefundService(deps: RefundServiceDeps) {
     const derived = input.request_id === undefined && idempotencyKey !== undefined;
     const requestId =
       input.request_id ?? (derived ? requestIdFromIdempotencyKey(idempotencyKey) : randomUUID());
+    if (input.request_id !== undefined || derived)
+      return acceptUnder(caller, input, mode, requestId, derived, reqId);
+    try {
+      return await acceptUnder(caller, input, mode, requestId, derived, reqId);
+    } catch (err) {
+      throw unconfirmedAcceptProblem(err, requestId);
+    }
+  }
+
+  /** accept, once the request's id is known (given, derived from its Idempotency-Key, or generated). */
+  async function acceptUnder(
+    caller: Caller,
+    input: RefundInput,
+    mode: 'sync' | 'async',
+    requestId: string,
+    derived: boolean,
+    reqId?: string,
+  ): Promise<{ refund: Refund; created: boolean }> {
     const key = requestKey(caller.owner, requestId);
     const hash = hashRequest(input);
     const piId = input.payment_intent_id;
