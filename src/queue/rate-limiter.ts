@@ -4,8 +4,11 @@
  * No installed package does this (p-limit bounds concurrency, not rate), hence the small one here.
  */
 export interface RateLimiter {
-  /** Resolves when the caller may make one request. */
-  acquire(): Promise<void>;
+  /**
+   * Resolves when the caller may make one request. Once `signal` is aborted, a caller still waiting leaves the
+   * line without a token and the promise rejects with the signal's reason (at once if it is aborted already).
+   */
+  acquire(signal?: AbortSignal): Promise<void>;
 }
 
 export interface RateLimiterOptions {
@@ -56,9 +59,24 @@ export function createRateLimiter(perSecond: number | null, opts: RateLimiterOpt
   }
 
   return {
-    acquire(): Promise<void> {
-      return new Promise<void>((resolve) => {
-        waiters.push(resolve);
+    acquire(signal?: AbortSignal): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        if (signal?.aborted) {
+          reject(signal.reason as Error);
+          return;
+        }
+        const onAbort = () => {
+          const at = waiters.indexOf(granted);
+          if (at === -1) return;
+          waiters.splice(at, 1);
+          reject(signal!.reason as Error);
+        };
+        function granted() {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        }
+        signal?.addEventListener('abort', onAbort, { once: true });
+        waiters.push(granted);
         drain();
       });
     },

@@ -122,7 +122,11 @@ export type ProcessResult =
   { kind: 'done'; refund: Refund } | { kind: 'retry'; reason: string } | { kind: 'failed'; reason: string };
 
 export interface ProcessOptions {
-  /** Awaited right before the Stripe call (the worker's rate limiter). */
+  /**
+   * Awaited right before the Stripe call (the worker's rate limiter). When it rejects (the worker stopping while
+   * it waits), nothing was sent: the attempt just begun is taken back and the rejection passes on, so the message
+   * can be given back to the queue as it came.
+   */
   beforeStripeCall?: () => Promise<void>;
   /** The id of the HTTP request that asked for the refund, from its message: put as `reqId` on the lines. */
   reqId?: string | undefined;
@@ -935,6 +939,15 @@ export function createRefundService(deps: RefundServiceDeps) {
         // Waited for here rather than before the ledger reads, so the ceiling holds at Stripe's end and
         // redeliveries of finished refunds do not spend it.
         await opts.beforeStripeCall?.();
+      } catch (err) {
+        const taken = await store.refunds.takeBackAttempt(key, refund.attempts).catch((e: unknown) => {
+          log.warn({ err: e, ...idsOf(refund, reqId) }, 'could not take back an attempt that sent nothing');
+          return false;
+        });
+        if (taken) log.debug(idsOf(refund, reqId), 'attempt taken back; nothing was sent to Stripe');
+        throw err;
+      }
+      try {
         // An earlier call (a previous attempt, or the synchronous path's) may have reached Stripe with its
         // answer lost. Stripe keeps idempotency keys for 24 hours only, and a retry can come later than that
         // (workers or the database down that long): look for the refund first rather than make a second one.

@@ -55,7 +55,9 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
   const storeOutageHoldMs = opts.storeOutageHoldMs ?? DEFAULT_STORE_OUTAGE_HOLD_MS;
   /** Aborted by cancel(): deliveries waiting for the store give up waiting and go back to the queue. */
   const stopping = new AbortController();
-  const beforeStripeCall = () => limiter.acquire();
+  // On cancel() a delivery still waiting for the limiter leaves the line, its attempt is taken back (see
+  // ProcessOptions.beforeStripeCall) and its message goes back to the queue as it came.
+  const beforeStripeCall = () => limiter.acquire(stopping.signal);
   // Two messages for one refund (a relay republish after a crash, a sweep) would otherwise call Stripe at
   // the same moment with the same idempotency key and earn a 409 and a pointless retry. The second waits.
   const running = new Map<string, Promise<unknown>>();
@@ -128,6 +130,11 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
       if (result.kind === 'retry') return { kind: 'retry', reason: result.reason };
       return { kind: 'dead-letter', reason: result.reason };
     } catch (err) {
+      if (stopping.signal.aborted && err === stopping.signal.reason) {
+        // Stopping while it waited for the rate limiter: nothing was sent, so the broker requeues it as it came.
+        log.info({ request_id: key, reqId }, 'refund given back to the queue at shutdown; nothing was sent');
+        throw err;
+      }
       // An unexpected failure (store down, unreadable ledger row, bug): the broker redelivers it and its
       // delivery limit stops a poison message. RabbitMQ dead-letters once x-delivery-count would pass the
       // limit, so the delivery whose count equals it is the last: the ledger is told then, so the refund

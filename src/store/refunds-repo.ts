@@ -130,6 +130,14 @@ export interface RefundsRepo {
    */
   beginAttempt(requestId: string): Promise<Refund | null>;
   /**
+   * Takes back the attempt beginAttempt counted for a refund whose Stripe call was never made (the worker stopped
+   * while the call waited for the rate limiter): one attempt fewer, and `queued` again when it was the first of a
+   * queued refund (mode async: queued until its first attempt). Only while the row is as beginAttempt left it
+   * (`attempts`, processing, no Stripe id), so an attempt another delivery began meanwhile is left alone.
+   * Returns whether it did.
+   */
+  takeBackAttempt(requestId: string, attempts: number): Promise<boolean>;
+  /**
    * Records Stripe's answer for a refund this worker has in flight (`processing`, no Stripe id yet) and
    * the outbox message that announces it, atomically: the message is written exactly
    * when the row moves. `message` receives the row as it will read after the move (`updatedAt` = `now`)
@@ -633,6 +641,26 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
     async beginAttempt(requestId) {
       const row = await beginAttempt.first(db, ctx.dialect, { requestId, now: nowIso() });
       return row ? toRefund(row) : null;
+    },
+
+    async takeBackAttempt(requestId, attempts) {
+      const result = await db
+        .updateTable('refunds')
+        .set((eb) => ({
+          status: eb
+            .case()
+            .when(eb.and([eb('mode', '=', 'async'), eb('attempts', '=', 1)]))
+            .then('queued')
+            .else(eb.ref('status'))
+            .end(),
+          attempts: eb('attempts', '-', 1),
+        }))
+        .where('request_id', '=', requestId)
+        .where('attempts', '=', attempts)
+        .where('status', '=', 'processing')
+        .where('stripe_refund_id', 'is', null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
     },
 
     async settleAttemptAnnounced(current, to, message) {

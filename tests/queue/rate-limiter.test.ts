@@ -59,6 +59,39 @@ describe('createRateLimiter', () => {
     expect(calls.granted()).toBe(4);
   });
 
+  it('a waiter whose signal is aborted leaves the line without a token; the others keep their turn', async () => {
+    const limiter = createRateLimiter(4); // one every 250 ms
+    const stop = new AbortController();
+    const order: string[] = [];
+    const wait = (name: string, signal?: AbortSignal) =>
+      limiter.acquire(signal).then(
+        () => order.push(name),
+        (err: unknown) => order.push(`${name} refused: ${(err as Error).message}`),
+      );
+    void wait('first');
+    void wait('stopping-1', stop.signal);
+    void wait('stopping-2', stop.signal);
+    void wait('other');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(order).toEqual(['first']);
+    stop.abort(new Error('shutting down'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(order).toEqual([
+      'first',
+      'stopping-1 refused: shutting down',
+      'stopping-2 refused: shutting down',
+    ]);
+    // The next token goes to the waiter after them, when it is due: the two that left took none.
+    await vi.advanceTimersByTimeAsync(250);
+    expect(order.at(-1)).toBe('other');
+    // Already aborted: refused at once, and the token is still there for the next caller.
+    await vi.advanceTimersByTimeAsync(250);
+    void wait('late', stop.signal);
+    void wait('after');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(order.slice(-2)).toEqual(['late refused: shutting down', 'after']);
+  });
+
   it('rejects nonsense rates', () => {
     expect(() => createRateLimiter(0)).toThrow();
     expect(() => createRateLimiter(-1)).toThrow();
