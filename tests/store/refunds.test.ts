@@ -302,6 +302,40 @@ describeStore('refunds repository', (h) => {
   });
 });
 
+describeStore('an attempt taken back (its Stripe call was never made)', (h) => {
+  it('a first attempt: queued again with no attempt; a later one: one attempt fewer, still processing', async () => {
+    const r = await h.store.refunds.insert(refund());
+    const first = await h.store.refunds.beginAttempt(r.requestId);
+    expect(await h.store.refunds.takeBackAttempt(r.requestId, first!.attempts)).toBe(true);
+    expect(await h.store.refunds.get(r.requestId)).toMatchObject({ status: 'queued', attempts: 0 });
+
+    await h.store.refunds.beginAttempt(r.requestId);
+    const second = await h.store.refunds.beginAttempt(r.requestId);
+    expect(await h.store.refunds.takeBackAttempt(r.requestId, second!.attempts)).toBe(true);
+    expect(await h.store.refunds.get(r.requestId)).toMatchObject({ status: 'processing', attempts: 1 });
+
+    // A refund handed over by POST /refund starts processing with its first attempt counted: it stays processing.
+    const handed = await h.store.refunds.insert(refund({ mode: 'sync', status: 'processing', attempts: 1 }));
+    const next = await h.store.refunds.beginAttempt(handed.requestId);
+    expect(await h.store.refunds.takeBackAttempt(handed.requestId, next!.attempts)).toBe(true);
+    expect(await h.store.refunds.get(handed.requestId)).toMatchObject({ status: 'processing', attempts: 1 });
+  });
+
+  it('changes nothing once another attempt began, or Stripe answered', async () => {
+    const r = await h.store.refunds.insert(refund());
+    const mine = await h.store.refunds.beginAttempt(r.requestId);
+    await h.store.refunds.beginAttempt(r.requestId);
+    expect(await h.store.refunds.takeBackAttempt(r.requestId, mine!.attempts)).toBe(false);
+    expect(await h.store.refunds.get(r.requestId)).toMatchObject({ status: 'processing', attempts: 2 });
+
+    const s = await h.store.refunds.insert(refund());
+    const begun = await h.store.refunds.beginAttempt(s.requestId);
+    await h.store.refunds.patch(s.requestId, { stripeRefundId: uid('re') });
+    expect(await h.store.refunds.takeBackAttempt(s.requestId, begun!.attempts)).toBe(false);
+    expect(await h.store.refunds.get(s.requestId)).toMatchObject({ status: 'processing', attempts: 1 });
+  });
+});
+
 describeStore('a worker attempt settled together with its outcome message', (h) => {
   const settleWithId = (
     current: Awaited<ReturnType<typeof h.store.refunds.beginAttempt>>,
