@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Broker, Consumer, Delivery, Outcome } from '../queue/index.js';
-import { StoreUnavailableError } from '../store/index.js';
+import { StoreUnavailableError, type Refund } from '../store/index.js';
 import { readRequestId, type RateLimiter } from '../queue/index.js';
 import type { RefundRequestMessage, RefundService } from './service.js';
 
@@ -42,6 +42,11 @@ function keyOf(d: Delivery<unknown>): string | null {
     body.request_key.length > 0
     ? body.request_key
     : null;
+}
+
+/** Failed without Stripe having made it: what the worker dead-letters (a failed refund with a Stripe id is Stripe's). */
+function givenUp(refund: Refund): boolean {
+  return refund.status === 'failed' && refund.stripeRefundId === null;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -126,6 +131,12 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
     }
     try {
       const result = await processThroughOutage(key, d.attempt + 1 >= opts.maxAttempts, reqId);
+      if (result.kind === 'done' && d.redelivered && givenUp(result.refund)) {
+        // A message handed out again for a refund already given up on: its dead-letter copy failed (the queue
+        // deleted, no confirm) and the broker requeued it, or the process died between the ledger and the copy.
+        // Acked as done, it would never reach the dead-letter queue; copied there now (at worst a second copy).
+        return { kind: 'dead-letter', reason: result.refund.failureReason ?? 'failed' };
+      }
       if (result.kind === 'done') return { kind: 'ack' };
       if (result.kind === 'retry') return { kind: 'retry', reason: result.reason };
       return { kind: 'dead-letter', reason: result.reason };
