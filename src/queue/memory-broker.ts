@@ -417,7 +417,11 @@ class MemoryBroker implements Broker {
     const decision = decideSettlement(outcome, attempt, consumer.opts.maxAttempts);
     const family = queueFamily(queueName, this.topology, this.delays);
     try {
-      if (decision.action === 'delay') {
+      if (decision.action === 'release') {
+        // Back at the head as it came: not a failed delivery, so not counted towards the delivery limit.
+        consumer.queue.ready.unshift(message);
+        this.scheduleDispatch(consumer.queue);
+      } else if (decision.action === 'delay') {
         const level = levelForAttempt(family, decision.nextAttempt);
         this.enqueue(
           level.queue,

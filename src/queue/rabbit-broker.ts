@@ -27,6 +27,7 @@ import {
   readAttempt,
   readDeliveryCount,
   readRequestId,
+  releaseHeaders,
   retryHeaders,
   validateConsumeOptions,
 } from './settlement.js';
@@ -710,7 +711,15 @@ class RabbitBroker implements Broker {
         typeof msg.properties.correlationId === 'string' ? msg.properties.correlationId : undefined,
     };
     try {
-      if (decision.action === 'delay') {
+      if (decision.action === 'release') {
+        // A copy at the tail of the queue, then the ack: a nack would be a failed delivery to RabbitMQ (before 4.3
+        // every return counts against the delivery limit), and a message released at each of a few restarts would
+        // be dead-lettered without ever being handled. During a resource alarm the copy would only wait for its
+        // confirm; the nack below gives the message back at once instead.
+        if (this.live?.alarm.blocked) throw new BrokerUnavailableError('RabbitMQ is blocking publishes');
+        await this.publishRaw('', record.queue, msg.content, { ...props, headers: releaseHeaders(headers) });
+        log.debug('message released back to its queue');
+      } else if (decision.action === 'delay') {
         const level = levelForAttempt(family, decision.nextAttempt);
         await this.publishRaw('', level.queue, msg.content, {
           ...props,

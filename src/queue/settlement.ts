@@ -15,6 +15,7 @@ import type { Delivery, Outcome } from './types.js';
 
 export type Settlement =
   | { action: 'ack' }
+  | { action: 'release' }
   | { action: 'delay'; nextAttempt: number; reason: string }
   | { action: 'dead-letter'; reason: string };
 
@@ -22,6 +23,8 @@ export function decideSettlement(outcome: Outcome, attempt: number, maxAttempts:
   switch (outcome.kind) {
     case 'ack':
       return { action: 'ack' };
+    case 'release':
+      return { action: 'release' };
     case 'retry': {
       const nextAttempt = attempt + 1;
       if (nextAttempt < maxAttempts) return { action: 'delay', nextAttempt, reason: outcome.reason };
@@ -38,7 +41,7 @@ export function decideSettlement(outcome: Outcome, attempt: number, maxAttempts:
 export function isOutcome(value: unknown): value is Outcome {
   if (typeof value !== 'object' || value === null) return false;
   const { kind, reason } = value as { kind?: unknown; reason?: unknown };
-  if (kind === 'ack') return true;
+  if (kind === 'ack' || kind === 'release') return true;
   return (kind === 'retry' || kind === 'dead-letter') && typeof reason === 'string';
 }
 
@@ -78,6 +81,11 @@ function ownHeaders(headers: Record<string, unknown>): Record<string, unknown> {
   const copy = { ...headers };
   delete copy[DELIVERY_COUNT_HEADER];
   return copy;
+}
+
+/** The headers of a released message's copy: as it came, but for those the broker sets on each delivery. */
+export function releaseHeaders(headers: Record<string, unknown>): Record<string, unknown> {
+  return ownHeaders(headers);
 }
 
 export function retryHeaders(

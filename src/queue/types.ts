@@ -28,8 +28,15 @@ export interface Delivery<T = unknown> {
   deliveryCount?: number;
 }
 
+/**
+ * `release`: the handler did nothing with the message (its consumer is stopping): back to its queue as it came,
+ * attempt unchanged, and not counted as a failed delivery against the delivery limit.
+ */
 export type Outcome =
-  { kind: 'ack' } | { kind: 'retry'; reason: string } | { kind: 'dead-letter'; reason: string };
+  | { kind: 'ack' }
+  | { kind: 'retry'; reason: string }
+  | { kind: 'dead-letter'; reason: string }
+  | { kind: 'release' };
 
 export type Destination = { queue: string } | { exchange: string; routingKey: string };
 

@@ -142,9 +142,9 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
       return { kind: 'dead-letter', reason: result.reason };
     } catch (err) {
       if (stopping.signal.aborted && err === stopping.signal.reason) {
-        // Stopping while it waited for the rate limiter: nothing was sent, so the broker requeues it as it came.
+        // Stopping while it waited for the rate limiter: nothing was sent, so the message goes back as it came.
         log.info({ request_id: key, reqId }, 'refund given back to the queue at shutdown; nothing was sent');
-        throw err;
+        return { kind: 'release' };
       }
       // An unexpected failure (store down, unreadable ledger row, bug): the broker redelivers it and its
       // delivery limit stops a poison message. RabbitMQ dead-letters once x-delivery-count would pass the

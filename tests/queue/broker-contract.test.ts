@@ -260,6 +260,31 @@ describe.each(drivers)('$kind broker', (driver) => {
       expect(await broker.queueDepth(names.requests)).toBe(0);
     });
 
+    it("gives a 'release' outcome back to the queue as it came, never counted against the delivery limit", async () => {
+      const { broker, names } = await startBroker();
+      // Released more often than the delivery limit allows returns, then acked: a handler that was stopped before
+      // it did anything (the worker shutting down) must not use the limit up, which would dead-letter the message.
+      const releases = DELIVERY_LIMIT + 2;
+      let handed = 0;
+      const seen = await record(broker, names.requests, (): Outcome =>
+        ++handed <= releases ? { kind: 'release' } : { kind: 'ack' },
+      );
+      const dead = await record(broker, names.deadLetter);
+
+      await broker.publish(
+        { queue: names.requests },
+        { refund: 'later' },
+        { messageId: 'released-1', headers: { tenant: 't1' } },
+      );
+
+      await eventually(() => seen.length === releases + 1, 'the delivery after the releases');
+      await eventually(async () => (await broker.queueDepth(names.requests)) === 0, 'an empty queue');
+      expect(seen.map((d) => [d.messageId, d.attempt, d.deliveryCount, d.headers.tenant])).toEqual(
+        Array.from({ length: releases + 1 }, () => ['released-1', 0, undefined, 't1']),
+      );
+      expect(dead).toEqual([]);
+    });
+
     it('never runs more handlers at once than the prefetch allows', async () => {
       const { broker, names } = await startBroker();
       const release = gate();
