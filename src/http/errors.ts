@@ -96,8 +96,10 @@ export function renderError(err: unknown, req: Request): Rendered {
     };
   }
   if (err instanceof StoreUnavailableError) {
-    // Retryable: every write of the service is keyed (request_id, Idempotency-Key), so a retry of a request
-    // whose COMMIT went unanswered finds what it did instead of doing it again.
+    // Retryable: a write that reaches here is keyed (request_id, Idempotency-Key), so a retry of a request whose
+    // COMMIT went unanswered finds what it did instead of doing it again. Writes with no key whose outcome is unknown
+    // (a refund without request_id, a confirmed payment intent without Idempotency-Key) are answered by their
+    // services as a ProblemError 503 without Retry-After instead.
     const retryAfter = 1;
     return {
       status: 503,
