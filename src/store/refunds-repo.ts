@@ -529,6 +529,38 @@ const acceptAnnouncedPg = queryTemplate<AcceptFastParams, RefundRow & { outbox_i
       .select('announced.id as outbox_id'),
 );
 
+/**
+ * RefundsRepo.listByStatus: the `limit` refunds in `statuses` that changed longest ago (ties by request id). For
+ * the sweep's `queued` and `processing` the statement's predicate is that of refunds_in_flight_idx (migration 0009),
+ * which holds just those refunds in this order: a page reads its rows and stops. Through the status index both
+ * databases read and sorted every refund in flight for each page (on SQLite, on the event loop: 0.2-0.4 s a page
+ * at 100,000). The statuses are written as literals, in REFUND_STATUSES order, as in the index's predicate.
+ */
+export function listByStatusQuery(
+  db: Kysely<Database>,
+  dialect: 'sqlite' | 'postgres',
+  statuses: readonly RefundStatus[],
+  limit: number,
+) {
+  for (const s of statuses) if (!isRefundStatus(s)) throw new TypeError(`unknown refund status ${String(s)}`);
+  const wanted = REFUND_STATUSES.filter((s) => statuses.includes(s));
+  const inFlight = wanted.length === 2 && wanted[0] === 'queued' && wanted[1] === 'processing';
+  // SQLite: `+status`, as in the index (see migration 0009), or it would pick the status index and sort.
+  const status =
+    inFlight && dialect === 'sqlite' ? sql<string>`+${sql.ref('status')}` : sql.ref<string>('status');
+  return db
+    .selectFrom('refunds')
+    .select(REFUND_COLUMNS)
+    .where(
+      status,
+      'in',
+      wanted.map((s) => sql.lit(s)),
+    )
+    .orderBy('updated_at')
+    .orderBy('request_id')
+    .limit(limit);
+}
+
 export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
   const { db } = ctx;
   const find = (column: 'request_id' | 'stripe_refund_id', value: string) =>
@@ -762,14 +794,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
 
     async listByStatus(statuses, limit) {
       if (statuses.length === 0) return [];
-      const rows = await db
-        .selectFrom('refunds')
-        .select(REFUND_COLUMNS)
-        .where('status', 'in', statuses)
-        .orderBy('updated_at')
-        .orderBy('request_id')
-        .limit(limit)
-        .execute();
+      const rows = await listByStatusQuery(db, ctx.dialect, statuses, limit).execute();
       return rows.map(toRefund);
     },
 
