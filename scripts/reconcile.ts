@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../src/config/index.js';
 import { explainStartFailure } from '../src/config/start-failure.js';
 import { parseDuration, reconcile } from '../src/reconcile/index.js';
-import { createStore, parseDatabaseUrl } from '../src/store/index.js';
+import { NoLedgerError, createStore, parseDatabaseUrl, redactDatabaseUrl } from '../src/store/index.js';
 import { createStripeClient } from '../src/stripe/client.js';
 
 loadDotenv({ quiet: true });
@@ -73,8 +73,16 @@ async function main(): Promise<number> {
   const logger = pino({ level: 'silent' });
   let store;
   try {
-    store = await createStore({ url: config.database.url, logger });
+    // Only a ledger that is there: a PostgreSQL database without one (a new database, a mistyped name) was given
+    // the service's tables, and everything Stripe has reported as missing from the ledger, exit 1.
+    store = await createStore({ url: config.database.url, logger, existingOnly: true });
   } catch (err) {
+    if (err instanceof NoLedgerError) {
+      console.error(
+        `error: no ledger in the database DATABASE_URL names (${redactDatabaseUrl(config.database.url)}): it has none of the service's tables; set DATABASE_URL to the service's database`,
+      );
+      return 2;
+    }
     console.error(`error: reconcile could not finish: ${explainStartFailure(err, config)}`);
     return 3;
   }

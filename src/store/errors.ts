@@ -22,6 +22,14 @@ export function failureLevel(error: unknown): 'warn' | 'error' {
 }
 
 /**
+ * createStore with `existingOnly`: the database holds no ledger (none of the service's tables: a new database, or
+ * another application's). Nothing was created in it.
+ */
+export class NoLedgerError extends StoreError {
+  override readonly name = 'NoLedgerError';
+}
+
+/**
  * A unique or primary-key constraint rejected a write. Raised with the same shape by SQLite and
  * PostgreSQL so callers can treat "already exists" as a domain outcome, not a crash.
  */

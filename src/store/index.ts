@@ -3,7 +3,13 @@ export type { Store, StoreOptions } from './store.js';
 export type { Repos } from './repos.js';
 export { DEFAULT_DATABASE_URL, parseDatabaseUrl, redactDatabaseUrl } from './database-url.js';
 export type { DatabaseTarget } from './database-url.js';
-export { DuplicateKeyError, StoreError, StoreUnavailableError, failureLevel } from './errors.js';
+export {
+  DuplicateKeyError,
+  NoLedgerError,
+  StoreError,
+  StoreUnavailableError,
+  failureLevel,
+} from './errors.js';
 export type { Dialect } from './migrations.js';
 export type { TimeInput } from './codec.js';
 export type { Database } from './database.js';

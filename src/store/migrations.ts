@@ -471,7 +471,7 @@ export async function migrateToLatest(
 }
 
 /** Names in Kysely's bookkeeping table; none before it exists (a new database). */
-async function appliedMigrationNames(db: AnyDb, schema: string | undefined): Promise<string[]> {
+export async function appliedMigrationNames(db: AnyDb, schema: string | undefined): Promise<string[]> {
   const table = schema ? db.withSchema(schema) : db;
   try {
     const rows = await table.selectFrom(MIGRATION_TABLE).select('name').execute();

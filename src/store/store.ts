@@ -5,8 +5,8 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { parseDatabaseUrl, redactDatabaseUrl } from './database-url.js';
 import type { Database } from './database.js';
-import { DuplicateKeyError, isRetryableError } from './errors.js';
-import { migrateToLatest, withOwnSchemaIntrospection } from './migrations.js';
+import { DuplicateKeyError, NoLedgerError, isRetryableError } from './errors.js';
+import { appliedMigrationNames, migrateToLatest, withOwnSchemaIntrospection } from './migrations.js';
 import type { Dialect } from './migrations.js';
 import { createRepos } from './repos.js';
 import type { Repos } from './repos.js';
@@ -35,6 +35,12 @@ export interface StoreOptions {
   queryTimeoutMs?: number;
   /** How many times transaction() runs `fn` on serialization/deadlock/busy failures. Default 4. */
   transactionAttempts?: number;
+  /**
+   * Opens a ledger that is there already, for tools that only read one (reconcile): a database without the
+   * service's tables (a new one, another application's) is refused with NoLedgerError, and nothing is created in it
+   * (on PostgreSQL not even the schema). Default false: the service brings a new database up to date.
+   */
+  existingOnly?: boolean;
 }
 
 export interface Store extends Repos {
@@ -124,7 +130,16 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
     ? new Kysely<Database>({ dialect: withOwnSchemaIntrospection(migrationDialect) })
     : db;
   try {
-    if (dialect === 'postgres') migrationSchema = await preparePostgresSchema(migrationDb, opts.schema);
+    if (dialect === 'postgres') {
+      migrationSchema = await preparePostgresSchema(migrationDb, opts.schema, opts.existingOnly === true);
+    }
+    if (opts.existingOnly && (await appliedMigrationNames(migrationDb, migrationSchema)).length === 0) {
+      throw new NoLedgerError(
+        migrationSchema === undefined
+          ? "the database has none of the service's tables"
+          : `schema "${migrationSchema}" of the database has none of the service's tables`,
+      );
+    }
     await migrateToLatest(migrationDb, {
       dialect,
       logger,
@@ -181,8 +196,13 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   });
 }
 
-/** Creates the schema if needed and returns the one migrations and tables live in. */
-async function preparePostgresSchema(db: Kysely<Database>, schema: string | undefined): Promise<string> {
+/** Creates the schema if needed (unless `existingOnly`) and returns the one migrations and tables live in. */
+async function preparePostgresSchema(
+  db: Kysely<Database>,
+  schema: string | undefined,
+  existingOnly: boolean,
+): Promise<string> {
+  if (schema !== undefined && existingOnly) return schema;
   if (schema !== undefined) {
     try {
       await db.schema.createSchema(schema).ifNotExists().execute();

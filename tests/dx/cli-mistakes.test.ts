@@ -8,8 +8,11 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/processes.js';
+import { PG_URL, skipPostgres } from '../store/harness.js';
 
 const require = createRequire(import.meta.url);
 const TSX = require.resolve('tsx');
@@ -114,6 +117,48 @@ describe('npm run reconcile', () => {
     expect(res.stderr).not.toMatch(STACK_LINE);
     expect(existsSync(ledger)).toBe(false);
   }, 30_000);
+
+  // Same for PostgreSQL: pointed at a database of its server that is not the ledger (a new one, a mistyped name),
+  // it created the service's tables there and reported everything Stripe has as missing from the ledger.
+  it.skipIf(skipPostgres)(
+    'exits 2 naming DATABASE_URL when the PostgreSQL database has no ledger, and creates nothing there',
+    async () => {
+      const name = `reconcile_empty_${randomBytes(4).toString('hex')}`;
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect();
+      try {
+        await admin.query(`create database ${name}`);
+        const url = new URL(PG_URL);
+        url.pathname = `/${name}`;
+        const res = await run('scripts/reconcile.ts', ['--since', '1h'], {
+          ...stripe,
+          DATABASE_URL: url.toString(),
+        });
+        expect(res.code).toBe(2);
+        expect(res.stdout).toBe('');
+        expect(res.stderr).toContain(
+          `error: no ledger in the database DATABASE_URL names (${url.toString()}): it has none of the service's tables`,
+        );
+        expect(res.stderr).not.toMatch(STACK_LINE);
+
+        const empty = new pg.Client({ connectionString: url.toString() });
+        await empty.connect();
+        try {
+          const { rows } = await empty.query(
+            `select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%'`,
+          );
+          expect(rows).toEqual([]);
+        } finally {
+          await empty.end();
+        }
+      } finally {
+        await admin.query(`drop database if exists ${name} with (force)`);
+        await admin.end();
+      }
+    },
+    30_000,
+  );
 });
 
 describe('npm run keys', () => {

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createStore } from '../../src/store/index.js';
+import { NoLedgerError, createStore } from '../../src/store/index.js';
 import { buildMigrations } from '../../src/store/migrations.js';
 import { describeError } from '../../src/config/start-failure.js';
 import { captureLogger } from '../helpers/log-capture.js';
@@ -169,6 +169,34 @@ describeStore('store lifecycle and migrations', (h) => {
       '0008_payments_customer_email_idx',
       '0009_refunds_in_flight_idx',
     ]);
+  });
+
+  it('existingOnly opens a ledger that is there, and refuses a database without one, creating nothing', async () => {
+    const empty = h.newDatabase();
+    await expect(createStore({ ...empty, existingOnly: true })).rejects.toBeInstanceOf(NoLedgerError);
+    if (h.dialect === 'postgres') {
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      try {
+        const { rows } = await client.query('select 1 from pg_namespace where nspname = $1', [empty.schema]);
+        expect(rows).toEqual([]);
+      } finally {
+        await client.end();
+      }
+    } else {
+      const db = new Database(empty.url.slice('sqlite:'.length));
+      try {
+        expect(db.prepare("select name from sqlite_master where type = 'table'").all()).toEqual([]);
+      } finally {
+        db.close();
+      }
+    }
+
+    const options = h.newDatabase();
+    const first = await h.open(options);
+    await first.payments.insert(payment('pi_there'));
+    const reader = await h.open({ ...options, existingOnly: true });
+    expect((await reader.payments.get('pi_there'))?.amount).toBe(100);
   });
 
   it('several processes starting at once on an empty database all come up', async () => {
