@@ -35,7 +35,7 @@ export interface IdempotencyRepo {
   complete(owner: string, key: string, status: number, body: unknown, claim?: TimeInput): Promise<boolean>;
   /** Forgets an in-progress key (e.g. after a 5xx) so the client may retry it; `claim` as for complete(). */
   abandon(owner: string, key: string, claim?: TimeInput): Promise<boolean>;
-  /** Deletes expired keys; returns how many. In statements of at most `batch` rows, as OutboxRepo.purgeSent. */
+  /** Deletes expired keys; returns how many. In statements of about `batch` rows, as OutboxRepo.purgeSent. */
   purgeExpired(now?: TimeInput, batch?: number): Promise<number>;
 }
 
