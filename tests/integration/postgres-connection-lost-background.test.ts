@@ -421,6 +421,8 @@ describe.skipIf(!pgOk).each(brokers)(
       expect(written.every((o) => o.sent)).toBe(true);
       expect(new Set(written.map((o) => o.outcome.request_id)).size).toBe(keys.length);
       expect(written.filter((o) => o.outcome.status !== 'succeeded')).toEqual([]);
-    });
+      // 200 refunds, each retried through the outage, then two waits of up to 20 s each: on a loaded 2-core
+      // machine this took 22-28 s and ran into the default 30 s, on the code before and after (2026-11-30).
+    }, 90_000);
   },
 );
