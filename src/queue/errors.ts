@@ -1,8 +1,11 @@
 /**
  * Publish failures callers can tell apart: every one of them means "the broker did not take
- * responsibility for this message", so an outbox keeps the row and tries again later.
+ * responsibility for this message", so an outbox keeps the row. All but `invalid` may pass, and the row
+ * is tried again later; `invalid` is a message the client library refuses to send as it is (a message id
+ * or routing key over 255 bytes, headers too large), which no retry will change.
  */
-export type QueueErrorCode = 'unavailable' | 'nacked' | 'timeout' | 'unroutable' | 'channel-closed';
+export type QueueErrorCode =
+  'unavailable' | 'nacked' | 'timeout' | 'unroutable' | 'channel-closed' | 'invalid';
 
 export class QueueError extends Error {
   override readonly name: string = 'QueueError';

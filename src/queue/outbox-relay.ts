@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { failureLevel, type NewOutboxMessage, type OutboxMessage, type Store } from '../store/index.js';
+import { QueueError } from './errors.js';
 import type { Broker, Destination } from './types.js';
 
 export interface OutboxRelayOptions {
@@ -17,6 +18,13 @@ export interface OutboxRelayOptions {
   /** First retry delay after a failed publish; doubles per attempt up to maxBackoffMs. */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * When a row the broker's client refuses as it is (QueueError `invalid`: a message id or routing key over 255
+   * bytes) is tried again (default 1 h). No retry will publish it, so it is not tried on the backoff schedule;
+   * it stays unsent, counted by the outbox backlog and oldest-age metrics, and logged as an error at every try,
+   * until an operator repairs or deletes it.
+   */
+  parkMs?: number;
   /**
    * How long a claimed batch is hidden from other relays. It must outlast a publish waiting for its
    * confirm (10 s by default); after a crash it is also how long the claimed rows wait (default 15 s).
@@ -106,6 +114,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const idleMs = opts.idleMs ?? 250;
   const backoffMs = opts.backoffMs ?? 500;
   const maxBackoffMs = opts.maxBackoffMs ?? 30_000;
+  const parkMs = opts.parkMs ?? 3_600_000;
   const leaseMs = opts.leaseMs ?? 15_000;
   const flushTimeoutMs = opts.flushTimeoutMs ?? 5_000;
   const maxHandedOff = opts.maxHandedOff ?? 1_000;
@@ -168,8 +177,16 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     for (const [i, r] of results.entries()) {
       if (r.status === 'fulfilled') continue;
       const m = batch[i]!;
-      const delay = Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(m.attempts, 16));
       const reason = r.reason instanceof Error ? r.reason.message : String(r.reason);
+      if (r.reason instanceof QueueError && r.reason.code === 'invalid') {
+        await store.outbox.markFailed(m.id, reason, new Date(Date.now() + parkMs));
+        log.error(
+          { outboxId: m.id, messageId: m.messageId, destination: m.destination, reason, retryInMs: parkMs },
+          'outbox row can never be published as it is; set aside (repair or delete it)',
+        );
+        continue;
+      }
+      const delay = Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(m.attempts, 16));
       await store.outbox.markFailed(m.id, reason, new Date(Date.now() + delay));
       log.warn({ messageId: m.messageId, destination: m.destination, reason }, 'publish failed; will retry');
     }

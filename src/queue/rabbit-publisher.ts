@@ -86,7 +86,16 @@ export class ConfirmPublisher {
       } catch (err) {
         clearTimeout(timer);
         settled = true;
-        reject(new PublishError('channel-closed', 'publish channel is closed', { cause: err }));
+        reject(
+          // amqplib throws IllegalOperationError once the channel is closing or closed; anything else it throws
+          // while encoding the frames, before writing any (a message id, routing key or exchange over 255 bytes,
+          // headers too large): nothing went out and the channel is fine, but this message will never go out.
+          isIllegalOperation(err)
+            ? new PublishError('channel-closed', 'publish channel is closed', { cause: err })
+            : new PublishError('invalid', `the message cannot be published: ${reasonOf(err)}`, {
+                cause: err,
+              }),
+        );
       }
     });
   }
@@ -111,4 +120,13 @@ export class ConfirmPublisher {
 
 function returnKey(messageId: unknown, exchange: string, routingKey: string): string {
   return JSON.stringify([messageId ?? null, exchange, routingKey]);
+}
+
+function isIllegalOperation(err: unknown): boolean {
+  return err instanceof Error && err.name === 'IllegalOperationError';
+}
+
+/** amqplib's words (which field is wrong and why); they never quote the message's body or headers. */
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -1,0 +1,91 @@
+/**
+ * An outbox row RabbitMQ's client refuses as it is (a message id over 255 bytes: amqplib throws from publish
+ * before sending anything). It is not a channel problem: the publish says why, the driver does not declare the
+ * events exchange and its bindings again for it, and the relay sets the row aside instead of retrying it on the
+ * backoff schedule forever, while the rows around it go out.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  deleteEverything,
+  eventually,
+  openAdmin,
+  probeRabbit,
+  relayRig,
+  uniquePrefix,
+} from '../queue/support/rabbit.js';
+
+const filePrefix = uniquePrefix('rq-invalid');
+const rabbit = await probeRabbit('unpublishable outbox row');
+
+afterAll(async () => {
+  if (rabbit.ok) await deleteEverything(filePrefix);
+});
+
+const LONG_ID = `evt_${'x'.repeat(300)}`;
+
+describe.skipIf(!rabbit.ok)('an outbox row whose message id is over 255 bytes', () => {
+  it('the publish says what is wrong with the message, not that the channel is closed', async () => {
+    const prefix = `${filePrefix}.1`;
+    const { names, broker, close } = await relayRig(prefix, { maxBackoffMs: 200 });
+    try {
+      await broker.start();
+      const err = await broker
+        .publish({ exchange: names.events, routingKey: 'charge.refunded' }, { n: 1 }, { messageId: LONG_ID })
+        .then(
+          () => null,
+          (e: unknown) => e as { code?: string; message?: string },
+        );
+      expect(err).toMatchObject({ code: 'invalid', message: expect.stringMatching(/messageId.*255/) });
+      // The channel was fine all along: the next message goes out.
+      await broker.publish({ queue: names.responses }, { n: 2 }, { messageId: 'ok-1' });
+      expect(await broker.queueDepth(names.responses)).toBe(1);
+    } finally {
+      await close();
+    }
+  }, 30_000);
+
+  it('is set aside with the reason, the events topology is not declared again, and the other rows go out', async () => {
+    const prefix = `${filePrefix}.2`;
+    const maxBackoffMs = 200;
+    const { names, store, broker, relay, close } = await relayRig(prefix, { maxBackoffMs });
+    const admin = await openAdmin();
+    try {
+      await broker.start();
+      const subscriber = `${prefix}.sub`;
+      await broker.bind(subscriber, names.events, '#');
+      // An operator removes the subscription: nothing the relay does for a bad row should bind it again.
+      await (await admin.channel()).unbindQueue(subscriber, names.events, '#');
+
+      await store.outbox.add({
+        destination: `exchange:${names.events}`,
+        routingKey: 'charge.refunded',
+        messageId: LONG_ID,
+        payload: { secret: 'body-4711' },
+      });
+      await store.outbox.add({ destination: names.responses, messageId: 'outcome-1', payload: { n: 1 } });
+      relay.start();
+      await eventually(async () => (await store.outbox.pendingCount()) === 1, 'the good row sent');
+      await relay.stop();
+
+      // Not on the backoff schedule (at most maxBackoffMs away): well beyond it, nothing is due.
+      const dueSoon = await store.outbox.claimBatch(10, new Date(Date.now() + 20 * maxBackoffMs), 1);
+      expect(dueSoon.map((m) => m.messageId.slice(0, 10))).toEqual([]);
+      // Still unsent, with the real reason.
+      const [parked] = await store.outbox.claimBatch(10, new Date(Date.now() + 2 * 86_400_000), 1);
+      expect(parked?.messageId).toBe(LONG_ID);
+      expect(parked?.attempts).toBe(1);
+      expect(parked?.lastError).toMatch(/messageId.*255/);
+      expect(parked?.lastError).not.toMatch(/channel/);
+
+      // The binding the operator removed stayed removed: a message to the exchange reaches no queue of it.
+      const ch = await admin.conn.createConfirmChannel();
+      ch.publish(names.events, 'charge.refunded', Buffer.from('{}'));
+      await ch.waitForConfirms();
+      await ch.close();
+      expect((await (await admin.channel()).checkQueue(subscriber)).messageCount).toBe(0);
+    } finally {
+      await close();
+      await admin.conn.close();
+    }
+  }, 30_000);
+});
