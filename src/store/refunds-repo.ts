@@ -192,6 +192,27 @@ export interface RefundsRepo {
   listCreatedSince(since: TimeInput, limit: number, afterRequestId?: string): Promise<Refund[]>;
 }
 
+/**
+ * oldestUpdateByStatus's statement (exported for the query-plan test); `statuses` must not be empty. One row per
+ * status, each a `min(updated_at)` of its own: one seek into refunds_status_idx (status, updated_at) per status.
+ * As one `min() ... where status in (...) group by status` both databases read every index entry (or row) of
+ * every refund in those statuses, on every /metrics scrape (SQLite, on the event loop: 8.5 ms median at 100,000
+ * refunds in flight).
+ */
+export function oldestUpdateByStatusQuery(db: Kysely<Database>, statuses: readonly RefundStatus[]) {
+  const oldestOf = (status: RefundStatus) =>
+    db.selectNoFrom((eb) => [
+      eb.val(status).as('status'),
+      eb
+        .selectFrom('refunds')
+        .select((inner) => inner.fn.min('updated_at').as('m'))
+        .where('status', '=', status)
+        .as('oldest'),
+    ]);
+  const [first, ...rest] = statuses.map(oldestOf);
+  return rest.reduce((query, next) => query.unionAll(next), first!);
+}
+
 export function toRefund(row: Selectable<RefundsTable>): Refund {
   if (!isRefundStatus(row.status))
     throw new Error(`refund ${row.request_id} has unknown status ${row.status}`);
@@ -828,12 +849,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
 
     async oldestUpdateByStatus<S extends RefundStatus>(statuses: readonly S[]) {
       if (statuses.length === 0) return {};
-      const rows = await db
-        .selectFrom('refunds')
-        .select((eb) => ['status', eb.fn.min('updated_at').as('oldest')])
-        .where('status', 'in', [...statuses])
-        .groupBy('status')
-        .execute();
+      const rows = await oldestUpdateByStatusQuery(db, statuses).execute();
       const oldest: Partial<Record<S, string>> = {};
       for (const row of rows)
         if (row.oldest !== null) oldest[row.status as S] = fromDbTime(row.oldest as string | Date);
