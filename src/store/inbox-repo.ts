@@ -3,6 +3,7 @@ import { addMs, fromDbTime, fromDbTimeOrNull, fromJson, nowIso, toIso, toJson, t
 import type { TimeInput } from './codec.js';
 import { WEBHOOK_EVENT_COLUMNS, type Database, type WebhookEventsTable } from './database.js';
 import { DEFAULT_CLAIM_LEASE_MS } from './outbox-repo.js';
+import { PG_PURGE_BATCH, purgeInSlices } from './purge.js';
 import { atomically } from './repo-context.js';
 import type { RepoContext } from './repo-context.js';
 
@@ -41,8 +42,10 @@ export interface InboxRepo {
   count(): Promise<number>;
   countUnprocessed(): Promise<number>;
   /**
-   * Deletes events applied before `olderThan`, in batches of `batch` (short statements on a big table); events
-   * not applied yet are kept whatever their age. Returns how many were deleted.
+   * Deletes events applied before `olderThan`, in statements of about `batch` events (short statements on a big
+   * table: 1,000 by default on SQLite, where a statement holds the event loop; PG_PURGE_BATCH slices on
+   * PostgreSQL, see purgeInSlices); events not applied yet are kept whatever their age. Returns how many were
+   * deleted.
    */
   purgeProcessed(olderThan: TimeInput, batch?: number): Promise<number>;
 }
@@ -76,6 +79,27 @@ export function purgeProcessedBatchQuery(db: Kysely<Database>, cutoff: string, b
         .where('processed_at', '<', cutoff)
         .limit(batch),
     );
+}
+
+/**
+ * PostgreSQL: one slice of purgeProcessed (see purgeInSlices), the events applied before `cutoff` with
+ * from <= processed_at < until, read as one range of webhook_events_applied_idx. Batches picked by LIMIT walked
+ * again, each, the index entries of the events the batches before them deleted: 1,000,000 events due took 1,001
+ * statements and 6.7-10.4 s, against 1.3-1.8 s in slices of PG_PURGE_BATCH.
+ */
+export function purgeProcessedSliceQuery(
+  db: Kysely<Database>,
+  cutoff: string,
+  from: string | undefined,
+  until: string | undefined,
+) {
+  let q = db
+    .deleteFrom('webhook_events')
+    .where('processed_at', 'is not', null)
+    .where('processed_at', '<', cutoff);
+  if (from !== undefined) q = q.where('processed_at', '>=', from);
+  if (until !== undefined) q = q.where('processed_at', '<', until);
+  return q;
 }
 
 export function createInboxRepo(ctx: RepoContext): InboxRepo {
@@ -173,14 +197,34 @@ export function createInboxRepo(ctx: RepoContext): InboxRepo {
       return toNumber(row.n);
     },
 
-    async purgeProcessed(olderThan, batch = 1_000) {
+    async purgeProcessed(olderThan, batch) {
       const cutoff = toIso(olderThan);
+      if (ctx.dialect === 'postgres') {
+        const size = batch ?? PG_PURGE_BATCH;
+        return purgeInSlices(
+          async (from) => {
+            let q = db
+              .selectFrom('webhook_events')
+              .select('processed_at')
+              .where('processed_at', 'is not', null)
+              .where('processed_at', '<', cutoff);
+            if (from !== undefined) q = q.where('processed_at', '>=', from);
+            const row = await q.orderBy('processed_at').limit(1).offset(size).executeTakeFirst();
+            return row?.processed_at ?? undefined;
+          },
+          async (from, until) =>
+            Number(
+              (await purgeProcessedSliceQuery(db, cutoff, from, until).executeTakeFirst()).numDeletedRows,
+            ),
+        );
+      }
+      const size = batch ?? 1_000;
       let total = 0;
       for (;;) {
-        const result = await purgeProcessedBatchQuery(db, cutoff, batch).executeTakeFirst();
+        const result = await purgeProcessedBatchQuery(db, cutoff, size).executeTakeFirst();
         const n = Number(result.numDeletedRows);
         total += n;
-        if (n < batch) return total;
+        if (n < size) return total;
       }
     },
 
