@@ -5,6 +5,7 @@
  */
 import type Stripe from 'stripe';
 import { isTerminalRefundStatus, type Payment, type Refund, type Store } from '../store/index.js';
+import { OWNER_METADATA_KEY } from '../payments/service.js';
 import { ledgerRowOf, paymentIntentOf } from '../refunds/service.js';
 import type { StripeClient } from '../stripe/client.js';
 
@@ -84,6 +85,16 @@ async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<v
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
 }
 
+/**
+ * Whose a payment intent is, as its metadata names it at Stripe (OWNER_METADATA_KEY, written by the service on every
+ * intent it creates): an intent the service made whose ledger write failed names its owner; one made in the
+ * dashboard or by another integration names none.
+ */
+function ownerOf(pi: Stripe.PaymentIntent): string {
+  const owner = pi.metadata?.[OWNER_METADATA_KEY];
+  return typeof owner === 'string' && owner !== '' ? `owner ${owner}` : 'no owner (made outside the service)';
+}
+
 function isMissing(err: unknown): boolean {
   const e = err as { statusCode?: number; code?: string };
   return e.statusCode === 404 || e.code === 'resource_missing';
@@ -137,7 +148,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
       drifts.push({
         kind: 'payment_missing_in_ledger',
         id: pi.id,
-        detail: `Stripe has a ${pi.status} payment of ${pi.amount} ${pi.currency} that the ledger lacks`,
+        detail: `Stripe has a ${pi.status} payment of ${pi.amount} ${pi.currency} that the ledger lacks; ${ownerOf(pi)}`,
       });
     }
     progress({ phase: 'stripe payments', done: stripePayments, total: null });

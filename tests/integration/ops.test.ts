@@ -10,6 +10,7 @@ import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { loadConfig } from '../../src/config/index.js';
+import { OWNER_METADATA_KEY } from '../../src/payments/service.js';
 import { reconcile } from '../../src/reconcile/index.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { startService } from '../../src/service.js';
@@ -811,15 +812,34 @@ describe('reconciliation', () => {
       automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
       confirm: true,
     });
+    // One the service made (its owner in the metadata) whose ledger write failed: the drift says whose it is.
+    const owned = await direct.paymentIntents.create({
+      amount: 1700,
+      currency: 'eur',
+      payment_method: 'pm_card_visa',
+      automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+      confirm: true,
+      metadata: { [OWNER_METADATA_KEY]: 'shop-owner-7', order: 'o-1' },
+    });
     expect(await svc.deps.store.payments.get(sneaky.id)).toBeNull();
     const report = await reconcile({ store: svc.deps.store, stripe: svc.deps.stripe, since });
-    expect(report.drifts.filter((d) => d.kind.startsWith('payment_'))).toEqual([
-      {
-        kind: 'payment_missing_in_ledger',
-        id: sneaky.id,
-        detail: 'Stripe has a succeeded payment of 4200 usd that the ledger lacks',
-      },
-    ]);
+    const missing = report.drifts.filter((d) => d.kind.startsWith('payment_'));
+    expect(missing).toHaveLength(2);
+    expect(missing).toEqual(
+      expect.arrayContaining([
+        {
+          kind: 'payment_missing_in_ledger',
+          id: sneaky.id,
+          detail:
+            'Stripe has a succeeded payment of 4200 usd that the ledger lacks; no owner (made outside the service)',
+        },
+        {
+          kind: 'payment_missing_in_ledger',
+          id: owned.id,
+          detail: 'Stripe has a succeeded payment of 1700 eur that the ledger lacks; owner shop-owner-7',
+        },
+      ]),
+    );
   });
 
   it('`npm run reconcile` reports the drift and exits non-zero', async () => {
