@@ -318,7 +318,7 @@ export function chargeIntent(
   const charge = createCharge(ctx, intent, pm, card);
   intent.latest_charge = charge.id;
   if (card.decline) {
-    const { code, decline_code, message } = card.decline;
+    const { code, decline_code, message, param } = card.decline;
     intent.status = 'requires_payment_method';
     intent.payment_method = null;
     intent.last_payment_error = {
@@ -327,6 +327,7 @@ export function chargeIntent(
       ...(decline_code === undefined ? {} : { decline_code }),
       doc_url: docUrl(code),
       message,
+      ...(param === undefined ? {} : { param }),
       payment_method: pm,
       type: 'card_error',
     };
@@ -337,6 +338,7 @@ export function chargeIntent(
       code,
       decline_code,
       message,
+      param,
       charge: charge.id,
       payment_intent: intent,
       payment_method: pm,

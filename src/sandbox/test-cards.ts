@@ -11,6 +11,13 @@ export interface CardDecline {
   /** The charge's `outcome.reason`. */
   reason: string;
   message: string;
+  /**
+   * The card field at fault, on the error and the intent's last_payment_error: `exp_month` for the expired card
+   * (`{"code": "expired_card", "param": "exp_month", ...}`, stripe/stripe-dotnet#1566) and `cvc` for an incorrect
+   * CVC (a PaymentIntent confirm's `{"code": "incorrect_cvc", "param": "cvc", ...}`); none on a card_declined
+   * decline or a processing error.
+   */
+  param?: string;
 }
 
 export interface TestCard {
@@ -41,7 +48,12 @@ const declined = (decline_code: string, message = 'Your card was declined.'): Ca
 });
 
 /** A card error Stripe answers with its own `code` and no decline code (the outcome's reason is that code). */
-const cardError = (code: string, message: string): CardDecline => ({ code, reason: code, message });
+const cardError = (code: string, message: string, param?: string): CardDecline => ({
+  code,
+  reason: code,
+  message,
+  ...(param === undefined ? {} : { param }),
+});
 
 const CARDS: readonly TestCard[] = [
   { id: 'pm_card_visa', label: 'Visa (succeeds)', brand: 'visa', last4: '4242' },
@@ -80,14 +92,14 @@ const CARDS: readonly TestCard[] = [
     label: 'Declined: expired card',
     brand: 'visa',
     last4: '0069',
-    decline: cardError('expired_card', 'Your card has expired.'),
+    decline: cardError('expired_card', 'Your card has expired.', 'exp_month'),
   },
   {
     id: 'pm_card_chargeDeclinedIncorrectCvc',
     label: 'Declined: incorrect CVC',
     brand: 'visa',
     last4: '0127',
-    decline: cardError('incorrect_cvc', "Your card's security code is incorrect."),
+    decline: cardError('incorrect_cvc', "Your card's security code is incorrect.", 'cvc'),
   },
   {
     id: 'pm_card_chargeDeclinedProcessingError',

@@ -228,6 +228,22 @@ describe.each(dbs)('payments and refunds on %s', (db) => {
     expect(validateResponse('createPaymentIntent', 402, res.json, 'application/problem+json')).toEqual([]);
   });
 
+  it('an expired card answers 402 with its code, no decline_code, and not the card field Stripe names', async () => {
+    // Stripe names the field at fault (`param: exp_month`); the 402 says what README's table says: code and
+    // decline_code (none here: the bank gave none).
+    const res = await postJson(`${svc.url}/payment-intent`, {
+      amount: 2000,
+      currency: 'usd',
+      payment_method: 'pm_card_chargeDeclinedExpiredCard',
+      confirm: true,
+    });
+    expect(res.status).toBe(402);
+    expect(res.json).toMatchObject({ status: 402, code: 'expired_card', detail: 'Your card has expired.' });
+    expect(res.json).not.toHaveProperty('decline_code');
+    expect(res.json).not.toHaveProperty('param');
+    expect(validateResponse('createPaymentIntent', 402, res.json, 'application/problem+json')).toEqual([]);
+  });
+
   it('an unknown payment intent answers 404 on read and refund', async () => {
     const read = await getJson(`${svc.url}/payment-intent/pi_doesnotexist123`);
     expect(read.status).toBe(404);

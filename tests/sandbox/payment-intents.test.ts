@@ -169,9 +169,11 @@ describe('PaymentIntents', () => {
   /**
    * docs.stripe.com/testing#declined-payments: card_declined declines carry the issuer's decline code; the expired
    * card, incorrect CVC and processing error cards have none ("n/a"), as Stripe's own answers show (code
-   * expired_card or incorrect_cvc with no decline_code). The charge's outcome still names the reason.
+   * expired_card or incorrect_cvc with no decline_code). The charge's outcome still names the reason. Those two also
+   * name the card field at fault in `param`, as Stripe's answers do: `exp_month` for the expired card
+   * (stripe/stripe-dotnet#1566), `cvc` for an incorrect CVC (on the error and the intent's last_payment_error).
    */
-  const declines: [string, string, string | undefined, string, string][] = [
+  const declines: [string, string, string | undefined, string, string, string?][] = [
     [
       'pm_card_chargeDeclined',
       'card_declined',
@@ -207,6 +209,7 @@ describe('PaymentIntents', () => {
       undefined,
       'expired_card',
       'Your card has expired.',
+      'exp_month',
     ],
     [
       'pm_card_chargeDeclinedIncorrectCvc',
@@ -214,6 +217,7 @@ describe('PaymentIntents', () => {
       undefined,
       'incorrect_cvc',
       "Your card's security code is incorrect.",
+      'cvc',
     ],
     [
       'pm_card_chargeDeclinedProcessingError',
@@ -226,7 +230,7 @@ describe('PaymentIntents', () => {
 
   it.each(declines)(
     'declines %s with 402 %s / %s and keeps the intent payable',
-    async (pm, code, declineCode, outcomeReason, message) => {
+    async (pm, code, declineCode, outcomeReason, message, param) => {
       const err = await errorOf(() =>
         stripe.paymentIntents.create({
           amount: 2000,
@@ -244,11 +248,14 @@ describe('PaymentIntents', () => {
       expect(err.decline_code).toBe(declineCode ?? '');
       expect('decline_code' in (err.raw as object)).toBe(declineCode !== undefined);
       expect(err.message).toBe(message);
+      expect(err.param).toBe(param);
+      expect('param' in (err.raw as object)).toBe(param !== undefined);
       expect(err.doc_url).toBe(`https://stripe.com/docs/error-codes/${code.replace(/_/g, '-')}`);
       const intent = err.payment_intent as Stripe.PaymentIntent;
       expect(intent.status).toBe('requires_payment_method');
       expect(intent.last_payment_error?.code).toBe(code);
       expect(intent.last_payment_error?.decline_code).toBe(declineCode);
+      expect(intent.last_payment_error?.param).toBe(param);
       expect(intent.last_payment_error?.payment_method?.id).toMatch(/^pm_/);
       expect(err.payment_method?.object).toBe('payment_method');
 
