@@ -184,7 +184,10 @@ export interface paths {
          *     yet refunded is refunded. An amount above what is left to refund (counting refunds still in
          *     flight) is refused with 409 before Stripe is called, or by Stripe with the same 409 when refunds
          *     made in the Stripe dashboard have not reached the service yet. A payment intent that has not succeeded
-         *     (not paid yet, or waiting for 3D Secure) is refused with 409 `payment_not_refundable`.
+         *     (not paid yet, or waiting for 3D Secure) is refused with 409 `payment_not_refundable`. Sent again
+         *     with the `request_id` of a refund still `processing` (409 `refund_in_progress`), the request makes
+         *     that refund itself, once (same Stripe idempotency key), as soon as no attempt can still be at work
+         *     on it: the first request's answer was lost (its 503), or the process making it stopped.
          */
         post: operations["createRefund"];
         delete?: never;
@@ -1072,7 +1075,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Stripe is rate limiting or unavailable (`upstream_rate_limited`: Stripe's 429, its rate limit or a `lock_timeout` on an object another request holds, which the SDK has retried already; `upstream_unavailable`), the service's database did not answer in time (`store_unavailable`), the request took longer than the service's request timeout (`timeout`), or the service already has as many requests in progress as it takes (`overloaded`, `MAX_CONCURRENT_REQUESTS`; answered at once, before the request is read); retry after the given delay, with the same Idempotency-Key or request_id. A POST that hit the `timeout`, or whose Stripe call got no answer (`upstream_unavailable`), may have been done all the same, and a confirmed payment intent or a refund that Stripe made but the database could not record (`store_unavailable`) was, and a refund request (`POST /refund`, `POST /refund-async`) whose write the database did not confirm (`store_unavailable`) may have been recorded: sent without an Idempotency-Key or request_id, a retry is a new request, so check the outcome first (the `detail` says so, naming the generated request_id to check with `GET /refund-status/{request_id}` or to send the request again with, and such an answer has no Retry-After). */
+        /** @description Stripe is rate limiting or unavailable (`upstream_rate_limited`: Stripe's 429, its rate limit or a `lock_timeout` on an object another request holds, which the SDK has retried already; `upstream_unavailable`), the service's database did not answer in time (`store_unavailable`), the request took longer than the service's request timeout (`timeout`), or the service already has as many requests in progress as it takes (`overloaded`, `MAX_CONCURRENT_REQUESTS`; answered at once, before the request is read); retry after the given delay, with the same Idempotency-Key or request_id. A POST that hit the `timeout`, or whose Stripe call got no answer (`upstream_unavailable`), may have been done all the same, and a confirmed payment intent or a refund that Stripe made but the database could not record (`store_unavailable`) was, and a refund request (`POST /refund`, `POST /refund-async`) whose write the database did not confirm (`store_unavailable`) may have been recorded, and if it was, it will be made even if never sent again (`POST /refund`'s in the background within about ten minutes, unless sent again sooner with its request_id, which makes it once no attempt can still be at work on it): sent without an Idempotency-Key or request_id, a retry is a new request, so check the outcome first (the `detail` says so, naming the generated request_id to check with `GET /refund-status/{request_id}` or to send the request again with, and such an answer has no Retry-After). */
         Unavailable: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];

@@ -36,6 +36,7 @@ import {
 import { createOutboxRelay, type OutboxRelay } from './queue/outbox-relay.js';
 import { waitBounded } from './queue/wait-bounded.js';
 import {
+  attemptWindowMs,
   createRefundService,
   outcomeBodyOf,
   firstRequestMessageIds,
@@ -257,6 +258,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       topology: { requests: topology.requests, responses: topology.responses },
       onFinal: (refund) => metrics.observeRefundFinal(refund.status),
       outbox: relay,
+      attemptWindowMs: attemptWindowMs(config.stripe.timeoutMs, config.stripe.maxNetworkRetries),
     });
     const webhooks = createWebhookService({
       store,

@@ -74,6 +74,17 @@ export interface RefundServiceDeps {
    * is woken), so they are published without a claim.
    */
   outbox?: OutboxHandOff;
+  /**
+   * How long one attempt's Stripe call can last at most (the SDK's timeout times its tries, its backoff between
+   * them, and a margin): a synchronous refund `processing` with no Stripe id whose last attempt began longer ago
+   * has no call of that attempt still at work, and a retry of its request takes it over (see refundNow).
+   */
+  attemptWindowMs?: number;
+}
+
+/** attemptWindowMs for a Stripe client with this timeout and these retries (stripe-node waits at most 5 s between). */
+export function attemptWindowMs(stripeTimeoutMs: number, maxNetworkRetries: number): number {
+  return stripeTimeoutMs * (maxNetworkRetries + 1) + maxNetworkRetries * 5_000 + 1_000;
 }
 
 /** Message on the requests queue: only our key; everything else is read from the ledger. */
@@ -167,22 +178,58 @@ function unrecordedRefundProblem(err: unknown, refund: Refund, requestIdGenerate
 }
 
 /**
+ * What becomes of a refund request whose write the database did not confirm, if it was recorded. `windowMs`: how
+ * long after its accept a synchronous refund may still have an attempt at work (attemptWindowMs), until when the
+ * request sent again answers 409 refund_in_progress rather than make it.
+ */
+function ifRecorded(mode: 'sync' | 'async', sentAgain: string, windowMs: number): string {
+  return mode === 'async'
+    ? 'If it did, the refund is queued and will be made in the background.'
+    : `If it did, the refund will be made: by this request sent again ${sentAgain} (it answers 409 ` +
+        `refund_in_progress until ${Math.ceil(windowMs / 1000)} s after this request, then makes it), or else by the ` +
+        'service in the background within about ten minutes.';
+}
+
+/**
  * A refund request sent with neither request_id nor Idempotency-Key, whose write the database did not confirm (the
  * connection dropped during the commit, or the statement went unanswered): the refund may be recorded, and then
- * queued or left for the worker, under the request_id the service generated. The plain 503 store_unavailable asks
- * for the same request again (with Retry-After, which retrying HTTP clients follow by themselves), which would get a
- * fresh request_id and could refund a second time. This answer has no Retry-After and names the request_id to check,
- * or to send the request again with, which then refunds at most once.
+ * queued or left for the worker, under the request_id the service generated, and is then made whatever the client
+ * does next. The plain 503 store_unavailable asks for the same request again (with Retry-After, which retrying HTTP
+ * clients follow by themselves), which would get a fresh request_id and could refund a second time. This answer has
+ * no Retry-After, says that a recorded refund will be made, and names the request_id to check, or to send the
+ * request again with, which then refunds at most once.
  */
-function unconfirmedAcceptProblem(err: unknown, requestId: string): unknown {
+function unconfirmedAcceptProblem(
+  err: unknown,
+  requestId: string,
+  mode: 'sync' | 'async',
+  windowMs: number,
+): unknown {
   if (!(err instanceof StoreUnavailableError)) return err;
   return new ProblemError(
     503,
     'The service could not reach its database to confirm that it recorded this refund request, so it may have. ' +
-      'The request had no request_id or Idempotency-Key, so sending it again as it was could refund a second ' +
-      `time: once the service answers again, check /refund-status/${requestId} (a 404 there means it was not ` +
-      `recorded), or send it again with request_id ${requestId}, which refunds at most once.`,
+      `${ifRecorded(mode, `with request_id ${requestId}`, windowMs)} The request had no request_id or ` +
+      'Idempotency-Key, so sending it again as it was could refund a second time: once the service answers ' +
+      `again, check /refund-status/${requestId} (a 404 ` +
+      `there means it was not recorded, and nothing will be made), or send it again with request_id ${requestId}, ` +
+      'which refunds at most once.',
     { code: err.code, cause: err },
+  );
+}
+
+/**
+ * A refund request sent with a request_id (or an Idempotency-Key, which names one), whose write the database did
+ * not confirm: as the plain 503 store_unavailable, retryable with the same request, but saying that a recorded
+ * refund is made even if the client gives up, so that it does not refund another way.
+ */
+function unconfirmedKeyedAcceptProblem(err: unknown, mode: 'sync' | 'async', windowMs: number): unknown {
+  if (!(err instanceof StoreUnavailableError)) return err;
+  return new ProblemError(
+    503,
+    'The service could not reach its database to confirm that it recorded this refund request, so it may have. ' +
+      `${ifRecorded(mode, 'as it was', windowMs)} Retry later with the same request; it refunds at most once.`,
+    { code: err.code, retry_after: 1, headers: { 'Retry-After': '1' }, cause: err },
   );
 }
 
@@ -323,6 +370,8 @@ export type RefundService = ReturnType<typeof createRefundService>;
 export function createRefundService(deps: RefundServiceDeps) {
   const { store, stripe, payments, topology } = deps;
   const log = deps.logger.child({ component: 'refunds' });
+  // Without a value from the Stripe client's settings: the client's defaults (20 s, 2 retries).
+  const attemptWindow = deps.attemptWindowMs ?? attemptWindowMs(20_000, 2);
 
   /**
    * The ids every line about a refund carries, its Stripe calls' lines included: the refund's request_id and
@@ -420,12 +469,12 @@ export function createRefundService(deps: RefundServiceDeps) {
     const derived = input.request_id === undefined && idempotencyKey !== undefined;
     const requestId =
       input.request_id ?? (derived ? requestIdFromIdempotencyKey(idempotencyKey) : randomUUID());
-    if (input.request_id !== undefined || derived)
-      return acceptUnder(caller, input, mode, requestId, derived, reqId);
     try {
       return await acceptUnder(caller, input, mode, requestId, derived, reqId);
     } catch (err) {
-      throw unconfirmedAcceptProblem(err, requestId);
+      if (input.request_id !== undefined || derived)
+        throw unconfirmedKeyedAcceptProblem(err, mode, attemptWindow);
+      throw unconfirmedAcceptProblem(err, requestId, mode, attemptWindow);
     }
   }
 
@@ -801,6 +850,128 @@ export function createRefundService(deps: RefundServiceDeps) {
     return recordStripeRefund(row.requestId, r);
   }
 
+  /** POST /refund's answer for a request already recorded: its refund, or why there is none yet. */
+  function replayAnswer(refund: Refund): Refund {
+    if (refund.stripeRefundId) return refund;
+    if (refund.status === 'failed') {
+      throw new ProblemError(
+        409,
+        `This refund request already failed (${refund.failureReason ?? 'unknown'}).`,
+        {
+          code: 'refund_failed',
+        },
+      );
+    }
+    throw refundInProgress();
+  }
+
+  function refundInProgress(): ProblemError {
+    return new ProblemError(
+      409,
+      'A refund with this request_id is still being processed; see /refund-status.',
+      {
+        code: 'refund_in_progress',
+        retry_after: 1,
+        headers: { 'Retry-After': '1' },
+      },
+    );
+  }
+
+  /**
+   * Whether a synchronous refund is `processing` without a Stripe id and its last attempt began longer ago than
+   * an attempt can last (attemptWindowMs): no call of it can still be at work, and a retry may take it over.
+   * Queued refunds are the worker's, whose message is on its way.
+   */
+  function isIdle(refund: Refund): boolean {
+    return (
+      refund.mode === 'sync' &&
+      refund.status === 'processing' &&
+      refund.stripeRefundId === null &&
+      Date.parse(refund.updatedAt) < Date.now() - attemptWindow
+    );
+  }
+
+  /**
+   * The synchronous path's attempt at refund `refund`, begun (accepted now, or taken over): asks Stripe and
+   * answers with its result; on an unknown outcome hands the refund to the worker.
+   */
+  async function makeNow(
+    refund: Refund,
+    input: RefundInput,
+    idempotencyKey: string | undefined,
+    reqId: string | undefined,
+  ): Promise<Refund> {
+    let stripeRefund: Stripe.Refund;
+    let looking = false;
+    try {
+      // A takeover (attempts > 1): an earlier attempt may have reached Stripe more than a day ago, when Stripe no
+      // longer knows its idempotency key, so the refund is looked for first, as the worker does.
+      looking = refund.attempts > 1;
+      const found = looking ? await findStripeRefund(refund, reqId) : null;
+      looking = false;
+      stripeRefund = found ?? (await callStripe(refund, reqId));
+    } catch (err) {
+      // Another attempt has the refund at Stripe under the same key right now: its answer settles the row.
+      if (isIdempotencyKeyInUse(err)) throw refundInProgress();
+      if (isTransientStripeError(err) || looking) {
+        // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
+        // and the reserved amount stays reserved until then.
+        // Each attempt's hand-over is a message of its own (message ids are unique).
+        const hint = refund.attempts > 1 ? `${HANDED_OVER}-${refund.attempts}` : HANDED_OVER;
+        await store.transaction((tx) => enqueue(tx, refund.requestId, hint, reqId));
+        // Stripe's error is logged once, by the error handler, as the cause of the 503 thrown below.
+        log.info(idsOf(refund, reqId), 'refund outcome unknown; handed to the worker');
+        const problem = toProblem(err, 'refund');
+        const check = `Check /refund-status/${publicRequestId(refund)}.`;
+        throw new ProblemError(
+          problem.status,
+          classifyStripeError(err) === 'auth'
+            ? "Stripe refused the service's credentials, not this refund: it is kept, its amount reserved, and " +
+                `will be made in the background once the service's Stripe key is fixed. ${check}`
+            : `Stripe did not confirm the refund; it will be completed in the background. ${check}`,
+          { ...problem.extras, code: problem.extras.code ?? 'upstream_unavailable' },
+        );
+      }
+      await recordFailure(refund.requestId, failureReasonOf(err), reqId);
+      log.info({ ...idsOf(refund, reqId), reason: failureReasonOf(err) }, 'refund refused by Stripe');
+      const over = overRefundCode(err);
+      if (over) {
+        // The same refusal as the ledger's own check (409), made by Stripe because of refunds the ledger had
+        // not heard of: not a malformed request (400), and worth telling apart from one.
+        await learnRefundsAtStripe(refund, reqId);
+        throw new ProblemError(
+          409,
+          `Stripe has less left to refund on ${refund.paymentIntentId} than ${refund.amount}: refunds were made ` +
+            `outside this service (e.g. in the Stripe dashboard). GET /payment-intent/${refund.paymentIntentId} ` +
+            'says how much is refunded now.',
+          {
+            code: over,
+            ...(over === 'amount_exceeds_refundable' && input.amount !== undefined && { param: 'amount' }),
+            cause: err,
+          },
+        );
+      }
+      throw toProblem(err, 'payment_intent');
+    }
+    // Outside the try: Stripe made the refund, so a store failure here (the database went silent) must not
+    // be taken for Stripe's refusal and mark it failed. It surfaces as a 5xx (503 store_unavailable when the
+    // database is unreachable); the row stays processing until a webhook settles it or the stuck-refund sweep
+    // has the worker ask Stripe again under the same idempotency key, and a retry of the request finds the
+    // same refund.
+    let saved: Refund;
+    try {
+      saved = await recordStripeRefund(refund.requestId, stripeRefund, reqId);
+    } catch (err) {
+      throw unrecordedRefundProblem(
+        err,
+        refund,
+        input.request_id === undefined && idempotencyKey === undefined,
+      );
+    }
+    log.info({ ...idsOf(refund, reqId), refund_id: stripeRefund.id, status: saved.status }, 'refund made');
+    return saved;
+  }
+
   return {
     accept,
 
@@ -813,86 +984,24 @@ export function createRefundService(deps: RefundServiceDeps) {
       reqId?: string,
     ): Promise<Refund> {
       const { refund, created } = await accept(caller, input, 'sync', idempotencyKey, reqId);
-      if (!created) {
-        if (refund.stripeRefundId) return refund;
-        if (refund.status === 'failed') {
-          throw new ProblemError(
-            409,
-            `This refund request already failed (${refund.failureReason ?? 'unknown'}).`,
-            {
-              code: 'refund_failed',
-            },
+      if (created) return makeNow(refund, input, idempotencyKey, reqId);
+      // A synchronous refund no attempt is at work on: its request's accept committed with the answer lost (the
+      // client got a 503), or the process making it died. Left so, it waits for the stuck-refund sweep (ten
+      // minutes) while every retry is told it is in progress: this retry makes it now, as an attempt of its own
+      // under the same Stripe idempotency key, so it is made once even if another attempt races it.
+      if (!refund.stripeRefundId && isIdle(refund)) {
+        const taken = await store.refunds.beginAttempt(refund.requestId);
+        if (taken) {
+          log.info(
+            { ...idsOf(taken, reqId), attempts: taken.attempts },
+            'refund no attempt was at work on; making it',
           );
+          return makeNow(taken, input, idempotencyKey, reqId);
         }
-        throw new ProblemError(
-          409,
-          'A refund with this request_id is still being processed; see /refund-status.',
-          {
-            code: 'refund_in_progress',
-            retry_after: 1,
-            headers: { 'Retry-After': '1' },
-          },
-        );
+        // Settled meanwhile (a webhook, the worker): answered as it is now.
+        return replayAnswer((await store.refunds.get(refund.requestId)) ?? refund);
       }
-      let stripeRefund: Stripe.Refund;
-      try {
-        stripeRefund = await callStripe(refund, reqId);
-      } catch (err) {
-        if (isTransientStripeError(err)) {
-          // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
-          // and the reserved amount stays reserved until then.
-          await store.transaction((tx) => enqueue(tx, refund.requestId, HANDED_OVER, reqId));
-          // Stripe's error is logged once, by the error handler, as the cause of the 503 thrown below.
-          log.info(idsOf(refund, reqId), 'refund outcome unknown; handed to the worker');
-          const problem = toProblem(err, 'refund');
-          const check = `Check /refund-status/${publicRequestId(refund)}.`;
-          throw new ProblemError(
-            problem.status,
-            classifyStripeError(err) === 'auth'
-              ? "Stripe refused the service's credentials, not this refund: it is kept, its amount reserved, and " +
-                  `will be made in the background once the service's Stripe key is fixed. ${check}`
-              : `Stripe did not confirm the refund; it will be completed in the background. ${check}`,
-            { ...problem.extras, code: problem.extras.code ?? 'upstream_unavailable' },
-          );
-        }
-        await recordFailure(refund.requestId, failureReasonOf(err), reqId);
-        log.info({ ...idsOf(refund, reqId), reason: failureReasonOf(err) }, 'refund refused by Stripe');
-        const over = overRefundCode(err);
-        if (over) {
-          // The same refusal as the ledger's own check (409), made by Stripe because of refunds the ledger had
-          // not heard of: not a malformed request (400), and worth telling apart from one.
-          await learnRefundsAtStripe(refund, reqId);
-          throw new ProblemError(
-            409,
-            `Stripe has less left to refund on ${refund.paymentIntentId} than ${refund.amount}: refunds were made ` +
-              `outside this service (e.g. in the Stripe dashboard). GET /payment-intent/${refund.paymentIntentId} ` +
-              'says how much is refunded now.',
-            {
-              code: over,
-              ...(over === 'amount_exceeds_refundable' && input.amount !== undefined && { param: 'amount' }),
-              cause: err,
-            },
-          );
-        }
-        throw toProblem(err, 'payment_intent');
-      }
-      // Outside the try: Stripe made the refund, so a store failure here (the database went silent) must not
-      // be taken for Stripe's refusal and mark it failed. It surfaces as a 5xx (503 store_unavailable when the
-      // database is unreachable); the row stays processing until a webhook settles it or the stuck-refund sweep
-      // has the worker ask Stripe again under the same idempotency key, and a retry of the request finds the
-      // same refund.
-      let saved: Refund;
-      try {
-        saved = await recordStripeRefund(refund.requestId, stripeRefund, reqId);
-      } catch (err) {
-        throw unrecordedRefundProblem(
-          err,
-          refund,
-          input.request_id === undefined && idempotencyKey === undefined,
-        );
-      }
-      log.info({ ...idsOf(refund, reqId), refund_id: stripeRefund.id, status: saved.status }, 'refund made');
-      return saved;
+      return replayAnswer(refund);
     },
 
     /** POST /refund-async: accept and queue durably; the worker does the rest. */

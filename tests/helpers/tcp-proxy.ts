@@ -23,6 +23,12 @@ export interface TcpProxy {
    * the way back; `null` stops matching.
    */
   loseAnswersTo(marker: string | null): void;
+  /**
+   * As loseAnswersTo, for the first bytes containing `marker` that a connection sends after bytes containing
+   * `after` (in an earlier chunk): e.g. the `commit` of the transaction that wrote a given payment intent's refund,
+   * so the transaction commits and its answer is lost. `null` stops matching.
+   */
+  loseAnswersAfter(after: string | null, marker: string): void;
   /** Holds what the client sends this long before forwarding it (a slow database); 0 forwards at once. */
   delayClientBytes(ms: number): void;
   close(): Promise<void>;
@@ -34,10 +40,12 @@ export async function startTcpProxy(target: { host: string; port: number }, port
   let silent = false;
   let marker: string | null = null;
   let answerMarker: string | null = null;
+  let laterMarker: { after: string; marker: string } | null = null;
   let delayMs = 0;
   const server = createServer((client) => {
     const upstream = tcpConnect(target.port, target.host);
     let swallowed = false;
+    let sawAfter = false;
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
@@ -48,6 +56,10 @@ export async function startTcpProxy(target: { host: string; port: number }, port
       if (delayMs > 0) setTimeout(() => upstream.write(chunk), delayMs);
       else upstream.write(chunk);
       if (answerMarker !== null && chunk.includes(answerMarker)) swallowed = true;
+      if (laterMarker !== null) {
+        if (sawAfter && chunk.includes(laterMarker.marker)) swallowed = true;
+        if (chunk.includes(laterMarker.after)) sawAfter = true;
+      }
     });
     upstream.on('data', (chunk: Buffer) => {
       if (!silent && !swallowed) client.write(chunk);
@@ -74,6 +86,9 @@ export async function startTcpProxy(target: { host: string; port: number }, port
     },
     loseAnswersTo(m) {
       answerMarker = m;
+    },
+    loseAnswersAfter(after, m) {
+      laterMarker = after === null ? null : { after, marker: m };
     },
     delayClientBytes(ms) {
       delayMs = ms;
