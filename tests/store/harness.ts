@@ -130,6 +130,17 @@ export function describeStore(title: string, body: (h: StoreHarness) => void): v
   });
 }
 
+/** A suite for PostgreSQL only (what SQLite has no counterpart of), with the same harness. */
+export function describePostgres(title: string, body: (h: StoreHarness) => void): void {
+  describe(`${title} [postgres]`, () => {
+    if (skipPostgres) {
+      it.skip('PostgreSQL unreachable', () => undefined);
+      return;
+    }
+    body(useHarness('postgres'));
+  });
+}
+
 let seq = 0;
 /** Ids unique across test files and runs, so tests can share one database. */
 export function uid(prefix: string): string {

@@ -56,9 +56,8 @@ describeStore('housekeeping plans', (h) => {
     expect(await store.inbox.count()).toBe(ROWS + 1);
   });
 
-  it.skipIf(h.dialect !== 'postgres')(
-    'purges applied webhook events in slices that each read one range of the applied index (PostgreSQL)',
-    async () => {
+  if (h.dialect === 'postgres')
+    it('purges applied webhook events in slices that each read one range of the applied index (PostgreSQL)', async () => {
       // Batches picked by LIMIT (a semi-join on the ids) walked again the index entries of every event the batches
       // before them had deleted: 1,001 statements for 1,000,000 events due. A slice reads its own events only.
       const options = h.newDatabase();
@@ -104,9 +103,7 @@ describeStore('housekeeping plans', (h) => {
       expect(await store.inbox.get('evt_recent')).toMatchObject({ eventId: 'evt_recent' });
       expect(await store.inbox.get('evt_waiting')).toMatchObject({ processedAt: null });
       expect(await store.inbox.purgeProcessed(new Date(cutoff), 7)).toBe(0);
-    },
-    60_000,
-  );
+    }, 60_000);
 
   it('finds the e-mail addresses to forget through an index, not by reading a week of payments', async () => {
     const options = h.newDatabase();

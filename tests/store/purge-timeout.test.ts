@@ -11,7 +11,7 @@
 import pg from 'pg';
 import { expect, it } from 'vitest';
 import type { StoreOptions } from '../../src/store/index.js';
-import { PG_URL, describeStore } from './harness.js';
+import { PG_URL, describePostgres } from './harness.js';
 
 const BACKLOG = 1_500;
 const BATCH = 100;
@@ -37,58 +37,50 @@ function slowDeletes(table: string): string[] {
   ];
 }
 
-describeStore('purges under a statement timeout', (h) => {
-  it.skipIf(h.dialect !== 'postgres')(
-    'deletes a week-old outbox backlog larger than one statement can delete in time, and keeps the rest',
-    async () => {
-      const options = h.newDatabase();
-      const store = await h.open({ ...options, queryTimeoutMs: TIMEOUT_MS });
-      const sentAt = new Date(Date.now() - 8 * 86_400_000).toISOString();
-      await runSql(
-        options,
-        `insert into outbox (destination, message_id, payload, created_at, available_at, sent_at)
+describePostgres('purges under a statement timeout', (h) => {
+  it('deletes a week-old outbox backlog larger than one statement can delete in time, and keeps the rest', async () => {
+    const options = h.newDatabase();
+    const store = await h.open({ ...options, queryTimeoutMs: TIMEOUT_MS });
+    const sentAt = new Date(Date.now() - 8 * 86_400_000).toISOString();
+    await runSql(
+      options,
+      `insert into outbox (destination, message_id, payload, created_at, available_at, sent_at)
          select 'q', 'old-' || i, '{}', '${sentAt}', '${sentAt}', '${sentAt}'::timestamptz + i * interval '1 ms'
          from generate_series(1, ${BACKLOG}) i`,
-        ...slowDeletes('outbox'),
-      );
-      await store.outbox.add({ destination: 'q', messageId: 'waiting', payload: {} });
-      const recent = await store.outbox.add({ destination: 'q', messageId: 'sent-today', payload: {} });
-      await store.outbox.markSent([recent.id]);
+      ...slowDeletes('outbox'),
+    );
+    await store.outbox.add({ destination: 'q', messageId: 'waiting', payload: {} });
+    const recent = await store.outbox.add({ destination: 'q', messageId: 'sent-today', payload: {} });
+    await store.outbox.markSent([recent.id]);
 
-      expect(await store.outbox.purgeSent(new Date(Date.now() - 7 * 86_400_000), BATCH)).toBe(BACKLOG);
-      expect(await store.outbox.pendingCount()).toBe(1);
-      expect(await store.outbox.headersOf(['old-1', 'old-1500'])).toEqual(new Map());
-      expect(await store.outbox.purgeSent(new Date(Date.now() - 7 * 86_400_000), BATCH)).toBe(0);
-      // The row sent today is still there (purged once it is a week old).
-      expect(await store.outbox.purgeSent(new Date(Date.now() + 1_000), BATCH)).toBe(1);
-    },
-    60_000,
-  );
+    expect(await store.outbox.purgeSent(new Date(Date.now() - 7 * 86_400_000), BATCH)).toBe(BACKLOG);
+    expect(await store.outbox.pendingCount()).toBe(1);
+    expect(await store.outbox.headersOf(['old-1', 'old-1500'])).toEqual(new Map());
+    expect(await store.outbox.purgeSent(new Date(Date.now() - 7 * 86_400_000), BATCH)).toBe(0);
+    // The row sent today is still there (purged once it is a week old).
+    expect(await store.outbox.purgeSent(new Date(Date.now() + 1_000), BATCH)).toBe(1);
+  }, 60_000);
 
-  it.skipIf(h.dialect !== 'postgres')(
-    'deletes a backlog of expired idempotency keys larger than one statement can delete in time, and keeps the rest',
-    async () => {
-      const options = h.newDatabase();
-      const store = await h.open({ ...options, queryTimeoutMs: TIMEOUT_MS });
-      const expired = new Date(Date.now() - 86_400_000).toISOString();
-      await runSql(
-        options,
-        `insert into idempotency_keys (owner, key, request_hash, state, created_at, expires_at)
+  it('deletes a backlog of expired idempotency keys larger than one statement can delete in time, and keeps the rest', async () => {
+    const options = h.newDatabase();
+    const store = await h.open({ ...options, queryTimeoutMs: TIMEOUT_MS });
+    const expired = new Date(Date.now() - 86_400_000).toISOString();
+    await runSql(
+      options,
+      `insert into idempotency_keys (owner, key, request_hash, state, created_at, expires_at)
          select 'shop', 'old-' || i, 'h', 'done', '${expired}', '${expired}'::timestamptz + (i % 10) * interval '1 ms'
          from generate_series(1, ${BACKLOG}) i`,
-        ...slowDeletes('idempotency_keys'),
-      );
-      expect(await store.idempotency.begin('shop', 'live', 'h', 86_400_000)).toMatchObject({
-        kind: 'started',
-      });
+      ...slowDeletes('idempotency_keys'),
+    );
+    expect(await store.idempotency.begin('shop', 'live', 'h', 86_400_000)).toMatchObject({
+      kind: 'started',
+    });
 
-      expect(await store.idempotency.purgeExpired(new Date(), BATCH)).toBe(BACKLOG);
-      expect(await store.idempotency.purgeExpired(new Date(), BATCH)).toBe(0);
-      // The live key is kept: the same key and body are still its own request's, in progress.
-      expect(await store.idempotency.begin('shop', 'live', 'h', 86_400_000)).toMatchObject({
-        kind: 'in_progress',
-      });
-    },
-    60_000,
-  );
+    expect(await store.idempotency.purgeExpired(new Date(), BATCH)).toBe(BACKLOG);
+    expect(await store.idempotency.purgeExpired(new Date(), BATCH)).toBe(0);
+    // The live key is kept: the same key and body are still its own request's, in progress.
+    expect(await store.idempotency.begin('shop', 'live', 'h', 86_400_000)).toMatchObject({
+      kind: 'in_progress',
+    });
+  }, 60_000);
 });
