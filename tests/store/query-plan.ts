@@ -35,6 +35,17 @@ export function compiler(dialect: Dialect): Kysely<Schema> {
   });
 }
 
+/** planAfterFilling's fill of `rows` refunds in flight (half queued, half processing), all changed at `at`. */
+export function refundsInFlight(at: string, rows: number): Parameters<typeof planAfterFilling>[2] {
+  return {
+    table: 'refunds',
+    columns: 'request_id, payment_intent_id, amount, status, mode, created_at, updated_at',
+    select: `'fill-' || i, 'pi_fill', 100, case when i % 2 = 0 then 'queued' else 'processing' end, 'async', $1, $1`,
+    at,
+    rows,
+  };
+}
+
 /**
  * Fills `table` with `fill.rows` rows made by `select` (a select list over the series `i`, with `@at` / `$1` the time),
  * then returns the plan of `query`: SQLite's EXPLAIN QUERY PLAN lines, or PostgreSQL's JSON plan.

@@ -9,7 +9,7 @@ import { expect, it } from 'vitest';
 import { OPEN_REFUND_STATUSES } from '../../src/store/refund-status.js';
 import { oldestUpdateByStatusQuery } from '../../src/store/refunds-repo.js';
 import { describeStore } from './harness.js';
-import { compiler, planAfterFilling } from './query-plan.js';
+import { compiler, planAfterFilling, refundsInFlight } from './query-plan.js';
 
 const ROWS = 20_000;
 
@@ -21,13 +21,7 @@ describeStore('oldest refund per status plan', (h) => {
     const plan = await planAfterFilling(
       h.dialect,
       options,
-      {
-        table: 'refunds',
-        columns: 'request_id, payment_intent_id, amount, status, mode, created_at, updated_at',
-        select: `'fill-' || i, 'pi_fill', 100, case when i % 2 = 0 then 'queued' else 'processing' end, 'async', $1, $1`,
-        at: new Date(now).toISOString(),
-        rows: ROWS,
-      },
+      refundsInFlight(new Date(now).toISOString(), ROWS),
       oldestUpdateByStatusQuery(compiler(h.dialect), OPEN_REFUND_STATUSES).compile(),
     );
 

@@ -9,7 +9,7 @@
 import { expect, it } from 'vitest';
 import { listByStatusQuery } from '../../src/store/refunds-repo.js';
 import { describeStore } from './harness.js';
-import { compiler, expectNoScanOf, planAfterFilling } from './query-plan.js';
+import { compiler, expectNoScanOf, planAfterFilling, refundsInFlight } from './query-plan.js';
 
 const ROWS = 20_000;
 
@@ -21,14 +21,8 @@ describeStore('stuck-refund sweep plan', (h) => {
     const plan = await planAfterFilling(
       h.dialect,
       options,
-      {
-        table: 'refunds',
-        columns: 'request_id, payment_intent_id, amount, status, mode, created_at, updated_at',
-        // Half queued, half processing, all changed after the rows the test adds below.
-        select: `'fill-' || i, 'pi_fill', 100, case when i % 2 = 0 then 'queued' else 'processing' end, 'async', $1, $1`,
-        at: new Date(now).toISOString(),
-        rows: ROWS,
-      },
+      // Half queued, half processing, all changed after the rows the test adds below.
+      refundsInFlight(new Date(now).toISOString(), ROWS),
       // As the sweep asks, and in the other order: the same statement.
       listByStatusQuery(compiler(h.dialect), h.dialect, ['processing', 'queued'], 500).compile(),
     );
