@@ -13,6 +13,7 @@ import {
   type StripeClient,
   type StripeLogContext,
 } from '../stripe/client.js';
+import { MAX_STRIPE_ID_LENGTH } from './verify.js';
 
 /** Events whose `data.object` is a refund. */
 export const REFUND_EVENT_TYPES: ReadonlySet<string> = new Set([
@@ -45,9 +46,6 @@ export const CHARGE_REFUNDED_EVENT_TYPE = 'charge.refunded';
  * an old succeeded snapshot applied after the failure changes nothing.
  */
 const FINAL_REFUND_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'canceled']);
-
-/** Stripe's ids have at most 255 characters. */
-const MAX_STRIPE_ID_LENGTH = 255;
 
 /**
  * Whether a final snapshot can be applied as it is: what the ledger records of it (amount, currency, payment

@@ -19,7 +19,7 @@ const MAX_EVENT_TYPE_BYTES = 255;
  * Stripe's object ids have at most 255 characters too. The inbox indexes the object id, and PostgreSQL refuses an
  * index entry over 2,704 bytes: a longer one answered 500, which Stripe retries for days.
  */
-const MAX_OBJECT_ID_LENGTH = 255;
+export const MAX_STRIPE_ID_LENGTH = 255;
 
 /**
  * Stripe's events nest a dozen levels or so (event, data, object, an expanded list, its items...). A body
@@ -101,7 +101,7 @@ function assertEventShape(value: unknown): asserts value is Stripe.Event {
     !hasControlCharacter(e.type) &&
     !(
       typeof objectId === 'string' &&
-      (objectId.length > MAX_OBJECT_ID_LENGTH || hasControlCharacter(objectId))
+      (objectId.length > MAX_STRIPE_ID_LENGTH || hasControlCharacter(objectId))
     );
   if (!valid) {
     throw reject(
