@@ -273,6 +273,14 @@ function hashRequest(
 }
 
 /**
+ * The request hash a refund request's ledger row holds for this body (what an accept writes), for tests that write
+ * the row an accept whose answer was lost would have left.
+ */
+export function refundRequestHash(input: RefundInput): string {
+  return hashRequest(input);
+}
+
+/**
  * Whether `stored` is the hash of this body (`current`, hashRequest's): also as versions before the en-US order
  * hashed it, in this process's locale, which differs only under a LANG that sorts ASCII otherwise (da_DK), so that
  * a request made there before the upgrade is still its own when retried there.
@@ -989,8 +997,12 @@ export function createRefundService(deps: RefundServiceDeps) {
       // client got a 503), or the process making it died. Left so, it waits for the stuck-refund sweep (ten
       // minutes) while every retry is told it is in progress: this retry makes it now, as an attempt of its own
       // under the same Stripe idempotency key, so it is made once even if another attempt races it.
+      // Only if the row is still as this retry read it (the attempts it counted): of retries that found it idle
+      // together, one begins the attempt and the others are answered as for a refund in progress, rather than each
+      // looking at Stripe and calling it (the calls meet under one key, but each spends an attempt, hands the
+      // refund to the worker again when Stripe does not answer, and moves on to the next key sooner).
       if (!refund.stripeRefundId && isIdle(refund)) {
-        const taken = await store.refunds.beginAttempt(refund.requestId);
+        const taken = await store.refunds.beginAttempt(refund.requestId, refund.attempts);
         if (taken) {
           log.info(
             { ...idsOf(taken, reqId), attempts: taken.attempts },
@@ -998,7 +1010,7 @@ export function createRefundService(deps: RefundServiceDeps) {
           );
           return makeNow(taken, input, idempotencyKey, reqId);
         }
-        // Settled meanwhile (a webhook, the worker): answered as it is now.
+        // Taken over by another retry, or settled meanwhile (a webhook, the worker): answered as it is now.
         return replayAnswer((await store.refunds.get(refund.requestId)) ?? refund);
       }
       return replayAnswer(refund);

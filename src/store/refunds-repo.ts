@@ -127,8 +127,13 @@ export interface RefundsRepo {
    * The worker's first write for a refund it is about to send to Stripe: queued → processing and one more
    * attempt, in one statement. Returns the row, or null when there is nothing to send (unknown, already
    * final, or already answered by Stripe).
+   *
+   * With `expectedAttempts` (POST /refund taking over a synchronous refund no attempt is at work on), a
+   * compare-and-set: the attempt begins only while the row is still as the caller read it, `processing` with no
+   * Stripe id and `expectedAttempts` attempts. Every attempt begun since counted one, so of the retries that read
+   * the row idle together, one begins an attempt and the others get null.
    */
-  beginAttempt(requestId: string): Promise<Refund | null>;
+  beginAttempt(requestId: string, expectedAttempts?: number): Promise<Refund | null>;
   /**
    * Takes back the attempt beginAttempt counted for a refund whose Stripe call was never made (the worker stopped
    * while the call waited for the rate limiter): one attempt fewer, and `queued` again when it was the first of a
@@ -358,21 +363,37 @@ const sumCommitted = queryTemplate<{ paymentIntentId: string }, { total: number 
       .where('status', 'not in', RELEASED_REFUND_STATUSES),
 );
 
-const beginAttempt = queryTemplate<{ requestId: string; now: string }, RefundRow>(
+type BeginParams = { requestId: string; now: string };
+const beginUpdate = (db: Kysely<Database>, p: Param<BeginParams>) =>
+  db
+    .updateTable('refunds')
+    .set((eb) => ({
+      status: eb.case().when('status', '=', 'queued').then('processing').else(eb.ref('status')).end(),
+      attempts: eb('attempts', '+', 1),
+      updated_at: p('now'),
+    }))
+    .where('request_id', '=', p('requestId'))
+    .where('status', 'in', ['queued', 'processing'])
+    .where('stripe_refund_id', 'is', null)
+    .returning(REFUND_COLUMNS);
+
+const beginAttempt = queryTemplate<BeginParams, RefundRow>(
   'refunds.beginAttempt',
   ['requestId', 'now'],
-  (db, p) =>
-    db
-      .updateTable('refunds')
-      .set((eb) => ({
-        status: eb.case().when('status', '=', 'queued').then('processing').else(eb.ref('status')).end(),
-        attempts: eb('attempts', '+', 1),
-        updated_at: p('now'),
-      }))
-      .where('request_id', '=', p('requestId'))
-      .where('status', 'in', ['queued', 'processing'])
-      .where('stripe_refund_id', 'is', null)
-      .returning(REFUND_COLUMNS),
+  beginUpdate,
+);
+
+/**
+ * beginAttempt's compare-and-set (a takeover): only a `processing` row with the attempts the caller read. The
+ * attempt count is the token: every attempt begun adds one, and the only write that takes one back
+ * (takeBackAttempt) does so for an attempt that sent nothing, leaving the row as idle as before. One statement,
+ * so on PostgreSQL a concurrent takeover waits for the row lock and then finds the count moved on (READ COMMITTED
+ * checks the WHERE again on the row it waited for).
+ */
+const beginAttemptFrom = queryTemplate<BeginParams & { attempts: number }, RefundRow>(
+  'refunds.beginAttemptFrom',
+  ['requestId', 'now', 'attempts'],
+  (db, p) => beginUpdate(db, p).where('status', '=', 'processing').where('attempts', '=', p('attempts')),
 );
 
 type SettleParams = {
@@ -691,8 +712,12 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       return result.numUpdatedRows > 0n;
     },
 
-    async beginAttempt(requestId) {
-      const row = await beginAttempt.first(db, ctx.dialect, { requestId, now: nowIso() });
+    async beginAttempt(requestId, expectedAttempts) {
+      const now = nowIso();
+      const row =
+        expectedAttempts === undefined
+          ? await beginAttempt.first(db, ctx.dialect, { requestId, now })
+          : await beginAttemptFrom.first(db, ctx.dialect, { requestId, now, attempts: expectedAttempts });
       return row ? toRefund(row) : null;
     },
 

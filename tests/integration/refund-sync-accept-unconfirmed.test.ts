@@ -132,8 +132,8 @@ describe.skipIf(!pgOk)('POST /refund whose accept commits unanswered (PostgreSQL
     expect(retried.json.refund).toMatchObject({ amount: 1000, status: 'succeeded' });
     expect(await refundsAtStripe(pi)).toEqual([1000]);
   }, 60_000);
-  // Two retries may both find the refund idle and take it over: Stripe's key lets one of them make it, and the other
-  // is told it is in progress (not that Stripe failed, nor that the refund did).
+  // Retries may find the refund idle together: one of them takes it over and makes it, and the others are told it is
+  // in progress (not that Stripe failed, nor that the refund did). refund-sync-takeover.test.ts makes the race certain.
   it('retries sent together once no attempt is at work make it once, and none is told it failed', async () => {
     const requestId = `sync-unconfirmed-${randomBytes(4).toString('hex')}`;
     const body = (pi: string) => ({ payment_intent_id: pi, amount: 1000, request_id: requestId });
@@ -141,7 +141,7 @@ describe.skipIf(!pgOk)('POST /refund whose accept commits unanswered (PostgreSQL
     expect(res.status).toBe(503);
 
     // Eight at a time, every second, until one of them has the refund (or 20 rounds). Stripe takes a second to make
-    // a refund, so that two retries taking the refund over at once meet there under the same key.
+    // a refund, so that the retries that did not take it over find it still in progress.
     const answers: { status: number; code: unknown }[] = [];
     await svc.faults({ latency_ms: 1000, match: { method: 'POST', path_prefix: '/v1/refunds' } });
     try {

@@ -336,6 +336,44 @@ describeStore('an attempt taken back (its Stripe call was never made)', (h) => {
   });
 });
 
+describeStore('a synchronous refund taken over (beginAttempt with the attempts its retry read)', (h) => {
+  const idle = () =>
+    h.store.refunds.insert(
+      refund({ mode: 'sync', status: 'processing', attempts: 1, createdAt: '2020-01-01' }),
+    );
+
+  it('begins the attempt once: a second retry that read the same row gets null and changes nothing', async () => {
+    const r = await idle();
+    const first = await h.store.refunds.beginAttempt(r.requestId, r.attempts);
+    expect(first).toMatchObject({ status: 'processing', attempts: 2 });
+    expect(Date.parse(first!.updatedAt)).toBeGreaterThan(Date.parse(r.updatedAt));
+    // The other retry read the row before the first began its attempt: its expectation is stale.
+    expect(await h.store.refunds.beginAttempt(r.requestId, r.attempts)).toBeNull();
+    expect(await h.store.refunds.get(r.requestId)).toEqual(first);
+  });
+
+  it('begins nothing once Stripe answered, the refund settled, or it is not processing', async () => {
+    const answered = await idle();
+    await h.store.refunds.patch(answered.requestId, { stripeRefundId: uid('re') });
+    expect(await h.store.refunds.beginAttempt(answered.requestId, answered.attempts)).toBeNull();
+
+    const failed = await idle();
+    await h.store.refunds.giveUp(failed.requestId, 'card_declined');
+    expect(await h.store.refunds.beginAttempt(failed.requestId, failed.attempts)).toBeNull();
+
+    const queued = await h.store.refunds.insert(refund());
+    expect(await h.store.refunds.beginAttempt(queued.requestId, queued.attempts)).toBeNull();
+    expect(await h.store.refunds.get(queued.requestId)).toMatchObject({ status: 'queued', attempts: 0 });
+    expect(await h.store.refunds.beginAttempt(uid('req'), 1)).toBeNull();
+  });
+
+  it('without an expectation begins an attempt as the worker always has, whoever began one before', async () => {
+    const r = await idle();
+    await h.store.refunds.beginAttempt(r.requestId, r.attempts);
+    expect(await h.store.refunds.beginAttempt(r.requestId)).toMatchObject({ attempts: 3 });
+  });
+});
+
 describeStore('a worker attempt settled together with its outcome message', (h) => {
   const settleWithId = (
     current: Awaited<ReturnType<typeof h.store.refunds.beginAttempt>>,
