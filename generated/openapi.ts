@@ -1045,7 +1045,10 @@ export interface components {
         /**
          * @description The request conflicts with the current state (for example more than is left to refund). When the
          *     conflict is a request still running (`idempotency_key_in_use`, `refund_in_progress`), it carries
-         *     `Retry-After`: retry the same request after that delay. `idempotency_conflict`: Stripe already holds the refund's
+         *     `Retry-After` (and `retry_after`): retry the same request after that delay. For `refund_in_progress` on
+         *     `POST /refund` it grows with the age of the refund's current attempt: about the seconds since it began, at
+         *     least 1, and never past the moment a retry can take the refund over (1 for a refund queued by
+         *     `POST /refund-async`). `idempotency_conflict`: Stripe already holds the refund's
          *     idempotency key (`refund:<request_id>`) with other parameters, from another deployment on the same
          *     Stripe account or from before a ledger restore; nothing moved, and the refund is failed. Ledgers
          *     sharing a Stripe account each need their own `STRIPE_IDEMPOTENCY_PREFIX`.

@@ -870,19 +870,40 @@ export function createRefundService(deps: RefundServiceDeps) {
         },
       );
     }
-    throw refundInProgress();
+    throw refundInProgress(refund);
   }
 
-  function refundInProgress(): ProblemError {
+  /** 409 refund_in_progress for `refund`, with Retry-After (and retry_after) as inProgressRetryAfter says. */
+  function refundInProgress(refund: Refund): ProblemError {
+    const retryAfter = inProgressRetryAfter(refund);
     return new ProblemError(
       409,
       'A refund with this request_id is still being processed; see /refund-status.',
       {
         code: 'refund_in_progress',
-        retry_after: 1,
-        headers: { 'Retry-After': '1' },
+        retry_after: retryAfter,
+        headers: { 'Retry-After': String(retryAfter) },
       },
     );
+  }
+
+  /**
+   * How many seconds a retry of a refund in progress should wait. A synchronous refund `processing` without a Stripe
+   * id is in the hands of an attempt that began at its updatedAt and can last the attempt window at most, after
+   * which a retry takes it over (refundNow). When the first answer was lost, no attempt is at work at all, and a
+   * client following a Retry-After of 1 asked about seventy times before its retry could make the refund. So the
+   * wait grows with the attempt's age, about the seconds since it began (a client following it asks after 1, 2, 4,
+   * 8... s), at least 1, and never past the moment the refund is idle, so that the retry that can take it over comes
+   * then. 1 for anything else (a queued refund is the worker's, whose retries and queue set the pace), and when the
+   * ledger's clock is ahead of this process's.
+   */
+  function inProgressRetryAfter(refund: Refund, now = Date.now()): number {
+    if (refund.mode !== 'sync' || refund.status !== 'processing' || refund.stripeRefundId !== null) return 1;
+    const began = Date.parse(refund.updatedAt);
+    if (Number.isNaN(began)) return 1;
+    const atWork = Math.ceil((now - began) / 1000);
+    const untilIdle = Math.ceil((began + attemptWindow - now) / 1000);
+    return Math.max(1, Math.min(atWork, untilIdle));
   }
 
   /**
@@ -920,7 +941,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       stripeRefund = found ?? (await callStripe(refund, reqId));
     } catch (err) {
       // Another attempt has the refund at Stripe under the same key right now: its answer settles the row.
-      if (isIdempotencyKeyInUse(err)) throw refundInProgress();
+      if (isIdempotencyKeyInUse(err)) throw refundInProgress(refund);
       if (isTransientStripeError(err) || looking) {
         // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
         // and the reserved amount stays reserved until then.

@@ -3,8 +3,10 @@
  * accept committed but its answer was lost (the client got a 503), or the process making it stopped. The ledger row
  * is written here as that accept left it (attempt 1 counted, the request's hash), its attempt begun long enough ago
  * that none can still be at work on it, or not.
- * - Retries sent together take it over once: one begins an attempt and makes the refund, the other is told it is in
- *   progress (or gets the same refund), and the ledger counts one attempt more.
+ * - Retries sent together take it over once: one begins an attempt and makes the refund, the others are told it is
+ *   in progress (or get the same refund), and the ledger counts one attempt more.
+ * - While an attempt can still be at work, the 409 refund_in_progress asks for the retry after about as long as the
+ *   attempt has been at work, but never later than the moment the retry would take the refund over.
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -63,6 +65,13 @@ describe.each(dbs)('POST /refund sent again for a synchronous refund in progress
     await svc?.stop();
   });
 
+  /** POST /refund with `body`, and the time just before it was sent and just after its answer came. */
+  async function timedPost(body: Record<string, unknown>) {
+    const before = Date.now();
+    const res = await postJson(`${svc.url}/refund`, body);
+    return { res, before, after: Date.now() };
+  }
+
   function retryAfterOf(res: Awaited<ReturnType<typeof postJson>>): number {
     expect(res.status).toBe(409);
     expect(res.json.code).toBe('refund_in_progress');
@@ -72,7 +81,7 @@ describe.each(dbs)('POST /refund sent again for a synchronous refund in progress
     return Number(header);
   }
 
-  it('two retries sent together once no attempt can be at work: one attempt, one refund at Stripe', async () => {
+  it('retries sent together once no attempt can be at work: one attempt, one refund at Stripe', async () => {
     const { pi, body, row } = await acceptedAgo(svc, IDLE_FOR_MS);
     expect(IDLE_FOR_MS).toBeGreaterThan(windowMs);
     // Stripe takes a second to make it, so the retry that did not take it over finds it still in progress.
@@ -91,12 +100,56 @@ describe.each(dbs)('POST /refund sent again for a synchronous refund in progress
     for (const a of made) expect(a.json.refund).toMatchObject({ id: atStripe[0]!.id, amount: 1000 });
     for (const a of answers.filter((x) => x.status !== 200)) retryAfterOf(a);
 
-    // One attempt begun by the two retries together.
+    // One attempt begun by the retries together.
     expect(await svc.deps.store.refunds.get(row.requestId)).toMatchObject({
       attempts: row.attempts + 1,
       stripeRefundId: atStripe[0]!.id,
       status: 'succeeded',
     });
+  });
+
+  it('an attempt just begun: Retry-After 1, as in the body', async () => {
+    const { body, row } = await acceptedAgo(svc, 0);
+    const { res, after } = await timedPost(body);
+    const retryAfter = retryAfterOf(res);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    // About the attempt's age, which is under a second unless the test machine stalled.
+    expect(retryAfter).toBeLessThanOrEqual(
+      Math.max(1, Math.ceil((after - Date.parse(row.updatedAt)) / 1000)),
+    );
+  });
+
+  it('an attempt begun 30 s ago: Retry-After about 30 s, the time it has been at work', async () => {
+    const { body, row } = await acceptedAgo(svc, 30_000);
+    const { res, before, after } = await timedPost(body);
+    const retryAfter = retryAfterOf(res);
+    const began = Date.parse(row.updatedAt);
+    expect(retryAfter * 1000).toBeGreaterThanOrEqual(before - began);
+    expect(retryAfter * 1000).toBeLessThan(after - began + 1000);
+  });
+
+  it('an attempt about to be past the window: Retry-After brings the retry that takes it over, no later', async () => {
+    const { body, row } = await acceptedAgo(svc, windowMs - 3_000);
+    const { res, before, after } = await timedPost(body);
+    const retryAfter = retryAfterOf(res);
+    // The moment a retry takes the refund over: the retry asked for comes then, within a second after.
+    const idleAt = Date.parse(row.updatedAt) + windowMs;
+    expect(after + retryAfter * 1000).toBeGreaterThanOrEqual(idleAt);
+    expect(before + retryAfter * 1000).toBeLessThan(idleAt + 1000);
+    expect(retryAfter).toBeLessThan(Math.floor((before - Date.parse(row.updatedAt)) / 1000));
+
+    // And the retry sent as it asks (and past the window, should it have come back in the very millisecond) makes it.
+    const retryAt = Math.max(after + retryAfter * 1000, idleAt + 1);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, retryAt - Date.now())));
+    const retried = await postJson(`${svc.url}/refund`, body);
+    expect(retried.status).toBe(200);
+    const atStripe = await stripeRefundsOf(svc, body.payment_intent_id, body.request_id);
+    expect(atStripe.map((r) => r.amount)).toEqual([1000]);
+  }, 15_000);
+
+  it('a queued refund asked for again through POST /refund: Retry-After 1 (the worker has it)', async () => {
+    const { body } = await acceptedAgo(svc, 30_000, 'async');
+    expect(retryAfterOf((await timedPost(body)).res)).toBe(1);
   });
 });
 
