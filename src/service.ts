@@ -247,6 +247,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       store,
       broker,
       logger,
+      onUnpublishable: () => metrics.observeOutboxUnpublishable(),
       bodyOf: (row) => (row.destination === topology.responses ? outcomeBodyOf(store, row) : row.payload),
     });
     const payments = createPaymentsService({ store, stripe, logger, ownersMatter: config.auth.enabled });

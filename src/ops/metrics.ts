@@ -20,6 +20,8 @@ export interface Metrics {
   observeWebhook(type: string, outcome: WebhookOutcome): void;
   /** A refund this process moved into a final status (after the commit). */
   observeRefundFinal(status: string): void;
+  /** An outbox row the broker's client refuses as it is, set aside by this process's relay (each try). */
+  observeOutboxUnpublishable(): void;
   /** Ledger and queue figures are read at scrape time. */
   attach(sources: { store: Store; broker: Broker; topology: TopologyNames }): void;
   render(): Promise<string>;
@@ -93,6 +95,13 @@ export function createMetrics(): Metrics {
     // A refund given up on as failed that Stripe did make is counted again when it is put right.
     help: 'Refunds moved into a final status (succeeded, failed, canceled) by this process; one Stripe fails after it succeeded counts under both.',
     labelNames: ['status'] as const,
+    registers: [registry],
+  });
+  // No labels: the row's ids would be a new series each, and its destination is in the log line that names it.
+  // Unlabelled, the series exists at 0 from the start, so an alert on its increase sees the first row.
+  const outboxUnpublishable = new Counter({
+    name: 'payments_outbox_unpublishable_total',
+    help: "Outbox messages this process's relay set aside because the broker's client refuses them as they are (a message id or routing key over 255 bytes); each hourly try of one counts again. Such a message stays unsent until an operator repairs or deletes its row.",
     registers: [registry],
   });
   let sources: { store: Store; broker: Broker; topology: TopologyNames } | null = null;
@@ -258,6 +267,9 @@ export function createMetrics(): Metrics {
     },
     observeRefundFinal(status) {
       refundsFinal.inc({ status });
+    },
+    observeOutboxUnpublishable() {
+      outboxUnpublishable.inc();
     },
     attach(s) {
       sources = s;

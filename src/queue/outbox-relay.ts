@@ -26,6 +26,11 @@ export interface OutboxRelayOptions {
    */
   parkMs?: number;
   /**
+   * Called each time a row is set aside as above (its first try and every hourly one after): the backlog gauges
+   * cannot tell a row that waits for the broker from one that never goes out, so the service counts these.
+   */
+  onUnpublishable?: (message: OutboxMessage) => void;
+  /**
    * How long a claimed batch is hidden from other relays. It must outlast a publish waiting for its
    * confirm (10 s by default); after a crash it is also how long the claimed rows wait (default 15 s).
    */
@@ -118,7 +123,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const leaseMs = opts.leaseMs ?? 15_000;
   const flushTimeoutMs = opts.flushTimeoutMs ?? 5_000;
   const maxHandedOff = opts.maxHandedOff ?? 1_000;
-  const { bodyOf } = opts;
+  const { bodyOf, onUnpublishable } = opts;
   let running = false;
   let wake: (() => void) | null = null;
   let loop: Promise<void> | null = null;
@@ -184,6 +189,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
           { outboxId: m.id, messageId: m.messageId, destination: m.destination, reason, retryInMs: parkMs },
           'outbox row can never be published as it is; set aside (repair or delete it)',
         );
+        onUnpublishable?.(m);
         continue;
       }
       const delay = Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(m.attempts, 16));

@@ -5,12 +5,15 @@
  * backoff schedule forever, while the rows around it go out.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { RABBITMQ_URL } from '../helpers/services.js';
+import { startTestService } from '../helpers/service.js';
 import {
   deleteEverything,
   eventually,
   openAdmin,
   probeRabbit,
   relayRig,
+  topologyFor,
   uniquePrefix,
 } from '../queue/support/rabbit.js';
 
@@ -86,6 +89,43 @@ describe.skipIf(!rabbit.ok)('an outbox row whose message id is over 255 bytes', 
     } finally {
       await close();
       await admin.conn.close();
+    }
+  }, 30_000);
+
+  // Set aside, the row no longer moves on its own: the backlog gauges show that something waits, not that it
+  // never will. An operator alerts on this counter and finds the row by the ids of the log line.
+  it('counts the row in payments_outbox_unpublishable_total and logs its ids and the reason, not its body', async () => {
+    const prefix = `${filePrefix}.3`;
+    const names = topologyFor(prefix);
+    const svc = await startTestService('sqlite', { RABBITMQ_URL }, { topology: names });
+    const scrape = async () => (await fetch(`${svc.url}/metrics`)).text();
+    const counted = (text: string) => /^payments_outbox_unpublishable_total (\d+)$/m.exec(text)?.[1];
+    try {
+      await eventually(() => svc.deps.broker.isConnected(), 'the broker connected');
+      // Declared from the start, at zero: an alert on its increase sees the first one.
+      expect(counted(await scrape())).toBe('0');
+
+      const row = await svc.deps.store.outbox.add({
+        destination: `exchange:${names.events}`,
+        routingKey: 'charge.refunded',
+        messageId: LONG_ID,
+        payload: { secret: 'body-4711' },
+      });
+      svc.deps.relay.notify();
+      await eventually(async () => counted(await scrape()) === '1', 'the set-aside row counted');
+
+      const lines = svc.lines.filter((l) => l.includes('can never be published'));
+      expect(lines).toHaveLength(1);
+      const line = JSON.parse(lines[0]!) as Record<string, unknown>;
+      expect(line).toMatchObject({
+        outboxId: row.id,
+        messageId: LONG_ID,
+        destination: `exchange:${names.events}`,
+        reason: expect.stringMatching(/messageId.*255/),
+      });
+      expect(lines[0]).not.toContain('body-4711');
+    } finally {
+      await svc.stop();
     }
   }, 30_000);
 });
