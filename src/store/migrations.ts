@@ -356,7 +356,7 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
 }
 
 /** Kysely's bookkeeping table: the migrations applied to the database, by name. */
-const MIGRATION_TABLE = 'kysely_migration';
+export const MIGRATION_TABLE = 'kysely_migration';
 
 /**
  * PostgreSQL: how long a migration's statement waits for a table or row lock before its migration is rolled back

@@ -1,7 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { NoLedgerError } from './errors.js';
+import { MIGRATION_TABLE } from './migrations.js';
 import { WalCheckpointer } from './sqlite-checkpointer.js';
 import { ImmediateSqliteDialect, retryWhileBusy } from './sqlite-dialect.js';
 
@@ -57,4 +59,62 @@ export async function createSqliteDialect(opts: SqliteOptions): Promise<Immediat
     ...(wal ? { walPath: `${resolve(opts.path)}-wal` } : {}),
     ...(checkpointer ? { checkpointer } : {}),
   });
+}
+
+/**
+ * For existingOnly (reconcile): throws NoLedgerError unless `path` holds a ledger, finding out without creating or
+ * changing anything. createSqliteDialect creates a missing file and its folder, and switches the file to WAL mode
+ * (rewriting its header, with -wal and -shm files beside it): pointed at a wrong path, reconcile left an empty
+ * database behind, or changed another application's before refusing it.
+ *
+ * A file in WAL mode already is read over an ordinary connection without any pragma: SQLite changes nothing in
+ * the file for a read, and the -wal and -shm files it needs meanwhile are removed by the last connection to close,
+ * as every reader's are. A read-only connection would not do: it creates them when they are missing and, unable
+ * to remove them, leaves them behind. Any other file (rollback journal, empty, not a database) is read read-only.
+ */
+export async function requireSqliteLedger(path: string, busyTimeoutMs: number): Promise<void> {
+  if (path === ':memory:') throw new NoLedgerError('a new in-memory SQLite database holds no ledger');
+  const file = resolve(path);
+  if (!existsSync(file)) throw new NoLedgerError(`there is no SQLite database at ${file}`);
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: !inWalMode(file), fileMustExist: true, timeout: BLOCKING_BUSY_MS });
+  } catch (error) {
+    throw notADatabase(error) ?? error;
+  }
+  try {
+    const found = await retryWhileBusy(() => {
+      const table = db
+        .prepare("select 1 from sqlite_master where type = 'table' and name = ?")
+        .get(MIGRATION_TABLE);
+      return (
+        table !== undefined && db.prepare(`select 1 from ${MIGRATION_TABLE} limit 1`).get() !== undefined
+      );
+    }, busyTimeoutMs);
+    if (!found) throw new NoLedgerError("the database has none of the service's tables");
+  } catch (error) {
+    throw notADatabase(error) ?? error;
+  } finally {
+    db.close();
+  }
+}
+
+/** A file that is not an SQLite database at all (SQLITE_NOTADB) holds no ledger either. */
+function notADatabase(error: unknown): NoLedgerError | null {
+  return (error as { code?: unknown }).code === 'SQLITE_NOTADB'
+    ? new NoLedgerError('the file is not an SQLite database')
+    : null;
+}
+
+/** The database header says WAL mode (its read and write versions are 2; 1 is a rollback journal). */
+function inWalMode(file: string): boolean {
+  const header = Buffer.alloc(20);
+  const fd = openSync(file, 'r');
+  try {
+    return (
+      readSync(fd, header, 0, header.length, 0) === header.length && header[18] === 2 && header[19] === 2
+    );
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -10,7 +10,7 @@ import { appliedMigrationNames, migrateToLatest, withOwnSchemaIntrospection } fr
 import type { Dialect } from './migrations.js';
 import { createRepos } from './repos.js';
 import type { Repos } from './repos.js';
-import { createSqliteDialect } from './sqlite.js';
+import { createSqliteDialect, requireSqliteLedger } from './sqlite.js';
 import { ImmediateSqliteDialect } from './sqlite-dialect.js';
 import { executeTemplatesWith } from './query-template.js';
 
@@ -38,7 +38,8 @@ export interface StoreOptions {
   /**
    * Opens a ledger that is there already, for tools that only read one (reconcile): a database without the
    * service's tables (a new one, another application's) is refused with NoLedgerError, and nothing is created in it
-   * (on PostgreSQL not even the schema). Default false: the service brings a new database up to date.
+   * (on PostgreSQL not even the schema; on SQLite not the file, nor its folder, and a file there keeps its bytes and
+   * journal mode). Default false: the service brings a new database up to date.
    */
   existingOnly?: boolean;
 }
@@ -78,10 +79,13 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
 
   if (target.dialect === 'sqlite') {
     if (opts.schema !== undefined) throw new Error('the schema option is for PostgreSQL only');
+    const busyTimeoutMs = opts.sqliteBusyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    // Before the open below, which would create the file or switch it to WAL mode.
+    if (opts.existingOnly) await requireSqliteLedger(target.path, busyTimeoutMs);
     kyselyDialect = await createSqliteDialect({
       path: target.path,
       synchronous: opts.sqliteSynchronous ?? 'FULL',
-      busyTimeoutMs: opts.sqliteBusyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+      busyTimeoutMs,
       logger,
     });
     logger.info({ dialect, path: target.path }, 'store opening SQLite');

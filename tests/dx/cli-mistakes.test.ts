@@ -4,11 +4,12 @@
  * and with the exit code its usage documents (reconcile: 1 is drift, so a mistake must not end with 1).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/processes.js';
@@ -63,6 +64,13 @@ function run(
 
 const STACK_LINE = /^\s+at /m;
 
+/** Every file of `folder` with its bytes (hex). */
+function filesIn(folder: string): Record<string, string> {
+  return Object.fromEntries(
+    readdirSync(folder).map((f) => [f, readFileSync(path.join(folder, f)).toString('hex')]),
+  );
+}
+
 describe('npm run reconcile', () => {
   const stripe = { STRIPE_SECRET_KEY: 'sk_test_climistakes', STRIPE_API_BASE: 'http://127.0.0.1:9' };
 
@@ -116,7 +124,43 @@ describe('npm run reconcile', () => {
     expect(res.stderr).toContain(`error: no ledger at ${ledger}; set DATABASE_URL`);
     expect(res.stderr).not.toMatch(STACK_LINE);
     expect(existsSync(ledger)).toBe(false);
+    expect(existsSync(path.dirname(ledger))).toBe(false);
   }, 30_000);
+
+  // Looking for the ledger in a file that is there used to switch it to WAL mode first (rewriting its header and
+  // leaving -wal and -shm files beside it): another application's database, or an empty file, came out changed.
+  it.each([
+    ['an empty file', null],
+    ["another application's database", 'delete'],
+    ["another application's database in WAL mode", 'wal'],
+  ] as const)(
+    'exits 2 on %s, and leaves it as it was',
+    async (_, journalMode) => {
+      const folder = mkdtempSync(path.join(cwd, 'not-a-ledger-'));
+      const file = path.join(folder, 'app.db');
+      if (journalMode === null) writeFileSync(file, '');
+      else {
+        const other = new Database(file);
+        other.pragma(`journal_mode = ${journalMode}`);
+        other.exec("create table notes (body text); insert into notes values ('kept')");
+        other.close();
+      }
+      const before = filesIn(folder);
+      expect(Object.keys(before)).toEqual(['app.db']);
+
+      const res = await run('scripts/reconcile.ts', ['--since', '1h'], {
+        ...stripe,
+        DATABASE_URL: `sqlite:${file}`,
+      });
+      expect(res.code).toBe(2);
+      expect(res.stdout).toBe('');
+      expect(res.stderr).toContain(`error: no ledger in the database DATABASE_URL names (sqlite:${file})`);
+      expect(res.stderr).not.toMatch(STACK_LINE);
+      // The same bytes (the header holds the journal mode) and no -wal or -shm file beside it.
+      expect(filesIn(folder)).toEqual(before);
+    },
+    30_000,
+  );
 
   // Same for PostgreSQL: pointed at a database of its server that is not the ledger (a new one, a mistyped name),
   // it created the service's tables there and reported everything Stripe has as missing from the ledger.

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -11,6 +11,13 @@ import { describeError } from '../../src/config/start-failure.js';
 import { captureLogger } from '../helpers/log-capture.js';
 import type { Store, StoreOptions } from '../../src/store/index.js';
 import { PG_URL, describeStore, silentLogger, uid } from './harness.js';
+
+/** Every file of `folder` with its bytes (hex), to tell whether anything was created or changed there. */
+function snapshot(folder: string): Record<string, string> {
+  return Object.fromEntries(
+    readdirSync(folder).map((f) => [f, readFileSync(join(folder, f)).toString('hex')]),
+  );
+}
 
 /** Reads the migration bookkeeping straight from the database, bypassing the store. */
 async function appliedMigrations(options: StoreOptions): Promise<string[]> {
@@ -184,12 +191,8 @@ describeStore('store lifecycle and migrations', (h) => {
         await client.end();
       }
     } else {
-      const db = new Database(empty.url.slice('sqlite:'.length));
-      try {
-        expect(db.prepare("select name from sqlite_master where type = 'table'").all()).toEqual([]);
-      } finally {
-        db.close();
-      }
+      // Not even the file: opening it to look would have made an empty database there.
+      expect(existsSync(empty.url.slice('sqlite:'.length))).toBe(false);
     }
 
     const options = h.newDatabase();
@@ -488,6 +491,50 @@ describe('store on SQLite specifics', () => {
     } finally {
       raw.close();
     }
+  });
+
+  // reconcile opens the ledger with existingOnly: pointed at the wrong path, it must leave what is there as it was.
+  it('existingOnly refuses a path that is not there, creating neither the file nor its folder', async () => {
+    const folder = join(dir, 'not-there');
+    await expect(
+      createStore({ url: `sqlite:${join(folder, 'payments.db')}`, logger: silentLogger, existingOnly: true }),
+    ).rejects.toBeInstanceOf(NoLedgerError);
+    expect(existsSync(folder)).toBe(false);
+  });
+
+  it("existingOnly refuses another application's SQLite file and leaves it byte for byte, journal mode included", async () => {
+    const folder = mkdtempSync(join(dir, 'others-'));
+    writeFileSync(join(folder, 'empty.db'), '');
+    writeFileSync(join(folder, 'notes.txt'), 'not a database at all\n'.repeat(10));
+    for (const [name, mode] of [
+      ['rollback.db', 'delete'],
+      ['wal.db', 'wal'],
+    ] as const) {
+      const other = new Database(join(folder, name));
+      other.pragma(`journal_mode = ${mode}`);
+      other.exec("create table notes (body text); insert into notes values ('kept')");
+      other.close();
+    }
+    const before = snapshot(folder);
+    expect(Object.keys(before).sort()).toEqual(['empty.db', 'notes.txt', 'rollback.db', 'wal.db']);
+    for (const name of Object.keys(before)) {
+      await expect(
+        createStore({ url: `sqlite:${join(folder, name)}`, logger: silentLogger, existingOnly: true }),
+      ).rejects.toBeInstanceOf(NoLedgerError);
+    }
+    // No -wal or -shm file beside any of them, and the same bytes: the header holds the journal mode.
+    expect(snapshot(folder)).toEqual(before);
+  });
+
+  it('existingOnly opens a ledger the service closed (in WAL mode, its -wal file gone)', async () => {
+    const path = join(dir, 'closed-ledger.db');
+    const writer = await createStore({ url: `sqlite:${path}`, logger: silentLogger });
+    await writer.payments.insert(payment('pi_closed'));
+    await writer.close();
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    const reader = await createStore({ url: `sqlite:${path}`, logger: silentLogger, existingOnly: true });
+    stores.push(reader);
+    expect((await reader.payments.get('pi_closed'))?.amount).toBe(100);
   });
 
   it('works in memory', async () => {
