@@ -92,7 +92,8 @@ export function mountDemo(app: Express, opts: DemoOptions = {}): void {
     wholeHundredsCurrencies: [...WHOLE_HUNDREDS_CURRENCIES].sort(),
   };
 
-  const router = express.Router();
+  // A router of its own does not take the app's case-sensitive routing (see buildApp): /demo/Config.json is no page.
+  const router = express.Router({ caseSensitive: true });
   router.use(demoCsp(apiBase));
   // The pages are tiny and change with the service; a stale cached script is worse than a refetch.
   router.use((_req, res, next) => {

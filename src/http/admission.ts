@@ -40,7 +40,7 @@ export function admission(max: number, exempt: ReadonlySet<string>, perClient?: 
   let inFlight = 0;
   const byClient = new Map<string, number>();
   const middleware: RequestHandler = (req, res, next) => {
-    // As routed: a probe set up as /healthz/ or /HEALTHZ is GET /healthz, and was refused 503 under load.
+    // As routed: a probe set up as /healthz/ is GET /healthz, and was refused 503 under load.
     if (max <= 0 || exempt.has(routedPath(req.path))) {
       next();
       return;

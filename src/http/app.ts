@@ -101,6 +101,12 @@ export function buildApp(deps: AppDeps): Express {
   const { config, logger, spec, handlers } = deps;
   const auth = config.auth;
   const app = express();
+  // Paths are the contract's, which are case-sensitive (OpenAPI matches path templates as written). Express ignores
+  // case by default, but the checks that pick out paths (the pages' headers, the probes' exemptions, the webhook's
+  // through a tunnel) compare them as written: GET /DOCS was Swagger UI with the API's headers, POST /Webhook stored
+  // Stripe's events yet was answered 421 through a tunnel. Now /DOCS is an unknown path like any other (404).
+  // Set before the first route: the app's router is made, with the setting, on first use.
+  app.set('case sensitive routing', true);
   app.disable('x-powered-by');
   app.set('trust proxy', config.http.trustProxy > 0 ? config.http.trustProxy : false);
   app.set('query parser', 'simple');

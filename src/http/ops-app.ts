@@ -30,6 +30,8 @@ export interface OpsAppDeps {
  */
 export function buildOpsApp(deps: OpsAppDeps): Express {
   const app = express();
+  // Case-sensitive as the API's (see buildApp): /HEALTHZ is no probe here either.
+  app.set('case sensitive routing', true);
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(requestLog(deps.logger, deps.onResponse));

@@ -62,11 +62,11 @@ export const originForm: RequestHandler = (req, _res, next) => {
 };
 
 /**
- * A path as the routers match it (Express's and the validator's alike): case ignored, one trailing slash dropped.
- * /HEALTHZ and /healthz/ are GET /healthz; //healthz and /%68ealthz reach no operation. For the checks that run
- * before routing and single out a few paths (the probes): matched exactly, a probe set up as /healthz/ was taken
- * for any other request.
+ * A path as the routers match it (Express's and the validator's alike, both case-sensitive, see buildApp): one
+ * trailing slash dropped. /healthz/ is GET /healthz; /HEALTHZ, //healthz and /%68ealthz reach no operation. For the
+ * checks that run before routing and single out a few paths (the probes): matched exactly, a probe set up as
+ * /healthz/ was taken for any other request.
  */
 export function routedPath(path: string): string {
-  return (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
 }

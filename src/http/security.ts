@@ -406,10 +406,10 @@ export function authFailureLimit(
 }
 
 /**
- * What the operation a request reaches asks of its caller, by its path as routed (routedPath): /HEALTHZ and
- * /healthz/ are GET /healthz. Matched exactly, those were taken for paths that need a key, and a probe set up as
- * /healthz/ was answered 429 once its address (a load balancer's, without TRUST_PROXY) had failed authentication
- * too often. Any other spelling (//healthz, /%68ealthz) reaches no operation, and needs a key like every path the
+ * What the operation a request reaches asks of its caller, by its path as routed (routedPath): /healthz/ is
+ * GET /healthz. Matched exactly, it was taken for a path that needs a key, and a probe set up as /healthz/ was
+ * answered 429 once its address (a load balancer's, without TRUST_PROXY) had failed authentication too often. Any
+ * other spelling (/HEALTHZ, //healthz, /%68ealthz) reaches no operation, and needs a key like every path the
  * contract does not list.
  */
 export function keyRequirementOf(
