@@ -15,11 +15,14 @@
 import { pino, type Logger } from 'pino';
 import { BrokerUnavailableError, PublishError } from './errors.js';
 import {
+  DELIVERY_LIMIT_REASON,
+  PRIOR_DELIVERIES_HEADER,
   decideSettlement,
   deadLetterHeaders,
   isOutcome,
   readAttempt,
   readDeliveryCount,
+  readPriorDeliveries,
   readRequestId,
   retryHeaders,
   validateConsumeOptions,
@@ -397,7 +400,7 @@ class MemoryBroker implements Broker {
         messageId: message.messageId,
         headers,
         attempt,
-        redelivered: message.redelivered,
+        redelivered: message.redelivered || readPriorDeliveries(headers) > 0,
         deliveryCount: readDeliveryCount(headers),
       };
       const result: unknown = await consumer.handler(delivery);
@@ -418,7 +421,8 @@ class MemoryBroker implements Broker {
     const family = queueFamily(queueName, this.topology, this.delays);
     try {
       if (decision.action === 'release') {
-        // Back at the head as it came: not a failed delivery, so not counted towards the delivery limit.
+        // Back at the head as it came: not a failed delivery, so not counted towards the delivery limit, and the
+        // failed deliveries before it still count (RabbitMQ's copy carries them in PRIOR_DELIVERIES_HEADER).
         consumer.queue.ready.unshift(message);
         this.scheduleDispatch(consumer.queue);
       } else if (decision.action === 'delay') {
@@ -449,12 +453,16 @@ class MemoryBroker implements Broker {
     }
   }
 
-  /** A failed delivery goes back to the head of its queue until the delivery limit dead-letters it. */
+  /**
+   * A failed delivery goes back to the head of its queue until the delivery limit dead-letters it. Counted as
+   * RabbitMQ's driver counts it: the returns, plus the failed deliveries a message published as a release's copy
+   * carries (none here, where a release puts the message itself back, unless a producer copied the header).
+   */
   private requeue(queue: MemoryQueue, message: StoredMessage): void {
     const returns = message.returns + 1;
     const { deliveryLimit, deadLetterTo } = queue.spec;
-    if (deliveryLimit !== undefined && returns > deliveryLimit) {
-      const headers = withDeath(message.headers, queue.spec.name, 'delivery_limit');
+    if (deliveryLimit !== undefined && returns + readPriorDeliveries(message.headers) > deliveryLimit) {
+      const headers = withDeath(message.headers, queue.spec.name, DELIVERY_LIMIT_REASON);
       this.logger.warn(
         { queue: queue.spec.name, messageId: message.messageId, reqId: readRequestId(message.headers) },
         'delivery limit reached; dead-lettering',
@@ -493,5 +501,6 @@ function withDeath(headers: Record<string, unknown>, queue: string, reason: stri
   copy['x-first-death-queue'] ??= queue;
   copy['x-first-death-exchange'] ??= '';
   delete copy[DELIVERY_COUNT_HEADER];
+  delete copy[PRIOR_DELIVERIES_HEADER];
   return copy;
 }

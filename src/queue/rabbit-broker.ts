@@ -21,11 +21,14 @@ import {
 } from './rabbit-declare.js';
 import { ConfirmPublisher } from './rabbit-publisher.js';
 import {
+  DELIVERY_LIMIT_REASON,
+  atDeliveryLimit,
   decideSettlement,
   deadLetterHeaders,
   isOutcome,
   readAttempt,
   readDeliveryCount,
+  readPriorDeliveries,
   readRequestId,
   releaseHeaders,
   retryHeaders,
@@ -651,6 +654,21 @@ class RabbitBroker implements Broker {
     const attempt = readAttempt(headers);
     const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
     const log = this.logger.child({ queue: record.queue, messageId, attempt, reqId: readRequestId(headers) });
+    // The copy of a released message that had failed before (PRIOR_DELIVERIES_HEADER): RabbitMQ counts its failed
+    // deliveries from 0 again, so the delivery limit of its queue is enforced here on the whole count, at the
+    // delivery where RabbitMQ would have dead-lettered the message had it not been released. A message never released
+    // is left to RabbitMQ, which records the death in x-death.
+    const released = readPriorDeliveries(headers) > 0;
+    const deliveryLimit = released ? this.deliveryLimitOf(record.queue) : undefined;
+    if (deliveryLimit !== undefined && (readDeliveryCount(headers) ?? 0) > deliveryLimit) {
+      // It failed once more without a handler saying so (a crash, a lost connection), which RabbitMQ counted: past
+      // the limit, as RabbitMQ would, it is not handed out again.
+      await this.settle(record, channel, msg, headers, attempt, {
+        kind: 'dead-letter',
+        reason: DELIVERY_LIMIT_REASON,
+      });
+      return;
+    }
 
     let body: unknown;
     try {
@@ -669,7 +687,9 @@ class RabbitBroker implements Broker {
       messageId,
       headers,
       attempt,
-      redelivered: msg.fields.redelivered,
+      // The copy of a released message is new to RabbitMQ, but not to the handler when it had failed before: as
+      // the in-process driver, which puts the message itself back, says.
+      redelivered: msg.fields.redelivered || released,
       deliveryCount: readDeliveryCount(headers),
     };
     let outcome: Outcome;
@@ -685,11 +705,30 @@ class RabbitBroker implements Broker {
       // Requeue: a crash may be transient, and the queue's delivery limit stops a poison message. The handler has
       // logged its failure with what it was doing (the refund worker's request_id): logged here again, every failed
       // delivery would be two lines with one error.
+      if (atDeliveryLimit(headers, deliveryLimit)) {
+        // The failure RabbitMQ would have dead-lettered the message for, but for the release (see above). The handler
+        // was told it was the last delivery (Delivery.deliveryCount), as for any message at the limit.
+        await this.settle(record, channel, msg, headers, attempt, {
+          kind: 'dead-letter',
+          reason: DELIVERY_LIMIT_REASON,
+        });
+        return;
+      }
       log.debug('message handler failed; requeueing');
       this.nack(channel, msg, log);
       return;
     }
     await this.settle(record, channel, msg, headers, attempt, outcome);
+  }
+
+  /** The delivery limit a queue of ours is declared with (x-delivery-limit); undefined for any other queue. */
+  private deliveryLimitOf(queue: string): number | undefined {
+    const own = baseTopologySpecs(this.topology, this.delays, this.deliveryLimit).find(
+      (spec) => spec.name === queue,
+    );
+    if (own) return own.deliveryLimit;
+    for (const binding of this.bindings.values()) if (binding.queue === queue) return this.deliveryLimit;
+    return undefined;
   }
 
   private async settle(
@@ -714,8 +753,9 @@ class RabbitBroker implements Broker {
       if (decision.action === 'release') {
         // A copy at the tail of the queue, then the ack: a nack would be a failed delivery to RabbitMQ (before 4.3
         // every return counts against the delivery limit), and a message released at each of a few restarts would
-        // be dead-lettered without ever being handled. During a resource alarm the copy would only wait for its
-        // confirm; the nack below gives the message back at once instead.
+        // be dead-lettered without ever being handled. The copy carries the failed deliveries the message had had
+        // (releaseHeaders), which RabbitMQ would otherwise forget. During a resource alarm the copy would only wait
+        // for its confirm; the nack below gives the message back at once instead (counted as a failed delivery).
         if (this.live?.alarm.blocked) throw new BrokerUnavailableError('RabbitMQ is blocking publishes');
         await this.publishRaw('', record.queue, msg.content, { ...props, headers: releaseHeaders(headers) });
         log.debug('message released back to its queue');

@@ -13,6 +13,23 @@ import {
 } from './topology.js';
 import type { Delivery, Outcome } from './types.js';
 
+/**
+ * On the copy a release puts back in its queue (the RabbitMQ driver; the in-process one puts the message itself
+ * back): the delivery count of the delivery that was released, that is the failed deliveries before it (returns
+ * without an ack: a handler that threw, a crash, a lost connection), those carried over from earlier releases
+ * included. The release itself is not one. To RabbitMQ the copy is a new message whose x-delivery-count starts again
+ * at 0: readDeliveryCount adds this in, and the driver dead-letters the copy itself where the queue's delivery limit
+ * would have stopped the message had it not been released. Retry and dead-letter copies drop it: like
+ * x-delivery-count, their count starts afresh.
+ */
+export const PRIOR_DELIVERIES_HEADER = 'x-prior-deliveries';
+
+/**
+ * The dead-letter reason of a message that failed more often than its queue's delivery limit allows: RabbitMQ's own
+ * in `x-death`, and ours when a driver does it (see PRIOR_DELIVERIES_HEADER).
+ */
+export const DELIVERY_LIMIT_REASON = 'delivery_limit';
+
 export type Settlement =
   | { action: 'ack' }
   | { action: 'release' }
@@ -62,9 +79,23 @@ export function readAttempt(headers: Record<string, unknown>): number {
   return nonNegativeInteger(headers[ATTEMPT_HEADER]) ?? 0;
 }
 
+/** Failed deliveries before the message's last release (PRIOR_DELIVERIES_HEADER); 0 when it was never released. */
+export function readPriorDeliveries(headers: Record<string, unknown>): number {
+  return nonNegativeInteger(headers[PRIOR_DELIVERIES_HEADER]) ?? 0;
+}
+
+/** Failed deliveries so far: the broker's count on this queue plus those before the releases; undefined for none. */
 export function readDeliveryCount(headers: Record<string, unknown>): number | undefined {
-  const count = nonNegativeInteger(headers[DELIVERY_COUNT_HEADER]);
-  return count === undefined || count === 0 ? undefined : count;
+  const count = (nonNegativeInteger(headers[DELIVERY_COUNT_HEADER]) ?? 0) + readPriorDeliveries(headers);
+  return count === 0 ? undefined : count;
+}
+
+/**
+ * Whether a delivery has failed as often as `limit` allows (undefined: its queue has none), so that failing once
+ * more must dead-letter it: a quorum queue dead-letters a message once its x-delivery-count would pass the limit.
+ */
+export function atDeliveryLimit(headers: Record<string, unknown>, limit: number | undefined): boolean {
+  return limit !== undefined && (readDeliveryCount(headers) ?? 0) >= limit;
 }
 
 /**
@@ -76,16 +107,26 @@ export function readRequestId(headers: Record<string, unknown>): string | undefi
   return isPlainRequestId(id) ? id : undefined;
 }
 
-/** Headers the broker manages itself and rejects or overwrites when we republish. */
+/**
+ * Without the delivery counts: x-delivery-count, which the broker manages itself and rejects or overwrites when we
+ * republish, and ours carried across releases (a copy that is not a release starts counting afresh).
+ */
 function ownHeaders(headers: Record<string, unknown>): Record<string, unknown> {
   const copy = { ...headers };
   delete copy[DELIVERY_COUNT_HEADER];
+  delete copy[PRIOR_DELIVERIES_HEADER];
   return copy;
 }
 
-/** The headers of a released message's copy: as it came, but for those the broker sets on each delivery. */
+/**
+ * The headers of a released message's copy: as it came, but for those the broker sets on each delivery, and with
+ * the delivery's count carried over (PRIOR_DELIVERIES_HEADER) when it had failed before.
+ */
 export function releaseHeaders(headers: Record<string, unknown>): Record<string, unknown> {
-  return ownHeaders(headers);
+  const copy = ownHeaders(headers);
+  const count = readDeliveryCount(headers);
+  if (count !== undefined) copy[PRIOR_DELIVERIES_HEADER] = count;
+  return copy;
 }
 
 export function retryHeaders(

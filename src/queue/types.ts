@@ -22,15 +22,24 @@ export interface Delivery<T = unknown> {
   headers: Record<string, unknown>;
   /** Our own retry count, read from a header: 0 on the first attempt, +1 per 'retry' outcome. */
   attempt: number;
-  /** The broker delivered this message before without an ack (crash, throw, lost connection). */
+  /**
+   * The broker delivered this message before without an ack (crash, throw, lost connection), also when it was
+   * released since (RabbitMQ's copy of a released message that had failed before).
+   */
   redelivered: boolean;
-  /** How many times the broker has already handed this message out unacknowledged (quorum queues). */
+  /**
+   * Failed deliveries so far (quorum queues' x-delivery-count): how many times the broker has handed this message
+   * out without an ack, releases not counted but the failures before them carried across (PRIOR_DELIVERIES_HEADER);
+   * undefined for none. A 'retry' outcome starts it afresh. Failing once more with it at the delivery limit
+   * dead-letters the message (`delivery_limit`), with either driver.
+   */
   deliveryCount?: number;
 }
 
 /**
  * `release`: the handler did nothing with the message (its consumer is stopping): back to its queue as it came,
- * attempt unchanged, and not counted as a failed delivery against the delivery limit.
+ * attempt unchanged, and not counted as a failed delivery against the delivery limit; the failed deliveries before
+ * it still count (Delivery.deliveryCount).
  */
 export type Outcome =
   | { kind: 'ack' }

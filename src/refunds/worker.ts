@@ -147,9 +147,9 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
         return { kind: 'release' };
       }
       // An unexpected failure (store down, unreadable ledger row, bug): the broker redelivers it and its
-      // delivery limit stops a poison message. RabbitMQ dead-letters once x-delivery-count would pass the
-      // limit, so the delivery whose count equals it is the last: the ledger is told then, so the refund
-      // is not left in `processing`.
+      // delivery limit stops a poison message. The broker dead-letters once the delivery count (x-delivery-count,
+      // plus the failures before a release at shutdown) would pass the limit, so the delivery whose count equals
+      // it is the last: the ledger is told then, so the refund is not left in `processing`.
       const deliveryCount = d.deliveryCount ?? 0;
       log.error({ err, request_id: key, reqId, deliveryCount }, 'refund worker failed on a message');
       if (deliveryCount >= opts.deliveryLimit) {

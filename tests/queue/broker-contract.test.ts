@@ -285,6 +285,53 @@ describe.each(drivers)('$kind broker', (driver) => {
       expect(dead).toEqual([]);
     });
 
+    it('keeps counting failed deliveries across releases, and dead-letters at the same delivery as without them', async () => {
+      const { broker, names } = await startBroker();
+      // Fails, is released twice (a worker stopping twice while the message waited for the rate limiter), then fails
+      // for good. The releases add nothing to the count, and they take nothing from it: the message is stopped at the
+      // delivery limit's last delivery, as a message that only failed would be.
+      const script: ('fail' | 'release')[] = ['fail', 'release', 'release', 'fail', 'fail', 'fail'];
+      let handed = 0;
+      const seen = await record(broker, names.requests, (): Outcome => {
+        if (script[handed++] === 'release') return { kind: 'release' };
+        throw new Error('handler bug');
+      });
+      const dead = await record(broker, names.deadLetter);
+
+      await broker.publish({ queue: names.requests }, { refund: 'poison' }, { messageId: 'poison-released' });
+
+      const [letter] = await eventually(() => dead.length === 1 && dead, 'the poison message in the DLQ');
+      expect(seen.map((d) => d.deliveryCount)).toEqual([undefined, 1, 1, 1, DELIVERY_LIMIT]);
+      expect(seen.map((d) => d.redelivered)).toEqual([false, true, true, true, true]);
+      expect(seen.every((d) => d.attempt === 0)).toBe(true);
+      expect(letter?.messageId).toBe('poison-released');
+      expect(letter && deadLetterReason(letter)).toBe('delivery_limit');
+      expect(await broker.queueDepth(names.requests)).toBe(0);
+    });
+
+    it('never dead-letters a message for its releases, even one that failed before them', async () => {
+      const { broker, names } = await startBroker();
+      // One failed delivery, then more releases than the delivery limit allows returns, then handled.
+      const releases = DELIVERY_LIMIT + 2;
+      let handed = 0;
+      const seen = await record(broker, names.requests, (): Outcome => {
+        handed += 1;
+        if (handed === 1) throw new Error('store hiccup');
+        return handed <= releases + 1 ? { kind: 'release' } : { kind: 'ack' };
+      });
+      const dead = await record(broker, names.deadLetter);
+
+      await broker.publish({ queue: names.requests }, { refund: 'later' }, { messageId: 'released-2' });
+
+      await eventually(() => seen.length === releases + 2, 'the delivery after the releases');
+      await eventually(async () => (await broker.queueDepth(names.requests)) === 0, 'an empty queue');
+      expect(seen.map((d) => d.deliveryCount)).toEqual([
+        undefined,
+        ...Array.from({ length: releases + 1 }, () => 1),
+      ]);
+      expect(dead).toEqual([]);
+    });
+
     it('never runs more handlers at once than the prefetch allows', async () => {
       const { broker, names } = await startBroker();
       const release = gate();

@@ -10,9 +10,11 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   BrokerUnavailableError,
   createRabbitBroker,
+  deadLetterReason,
   queueFamily,
   type Broker,
   type Delivery,
+  type Outcome,
   type RabbitBrokerOptions,
 } from '../../src/queue/index.js';
 import {
@@ -20,6 +22,7 @@ import {
   closeConnectionsNamed,
   deleteEverything,
   eventually,
+  gate,
   listExchanges,
   listQueues,
   openAdmin,
@@ -222,6 +225,51 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver', () => {
     const [, retried] = await eventually(() => seen.length === 2 && seen, 'the retried delivery');
     const deaths = retried?.headers['x-death'] as { queue: string; reason: string }[] | undefined;
     expect(deaths?.[0]).toMatchObject({ queue: `${names.retryPrefix}.300ms`, reason: 'expired' });
+  });
+
+  it('dead-letters a released copy that a lost connection takes past the delivery limit, without handing it out', async () => {
+    // Limit 1: a message that fails once, then crashes its consumer, is dead-lettered by RabbitMQ without a third
+    // delivery. Released in between, the copy the driver publishes starts at x-delivery-count 0 to RabbitMQ, which
+    // would hand it out again after the crash: the driver stops it instead, at the same point.
+    const { broker, names, prefix } = makeBroker({ deliveryLimit: 1 });
+    await broker.start();
+    const stuck = gate();
+    const seen: Delivery[] = [];
+    await broker.consume(
+      names.requests,
+      async (d): Promise<Outcome> => {
+        seen.push(d);
+        if (seen.length === 1) throw new Error('handler bug');
+        if (seen.length === 2) return { kind: 'release' };
+        if (seen.length === 3) {
+          // Still running when the connection goes: RabbitMQ takes the message back, a failed delivery.
+          await stuck.promise;
+          return { kind: 'ack' };
+        }
+        throw new Error('handed out past the delivery limit');
+      },
+      { prefetch: 1, maxAttempts: 3 },
+    );
+    const dead: Delivery[] = [];
+    await broker.consume(
+      names.deadLetter,
+      async (d) => {
+        dead.push(d);
+        return { kind: 'ack' };
+      },
+      { prefetch: 1, maxAttempts: 3 },
+    );
+
+    await broker.publish({ queue: names.requests }, { r: 1 }, { messageId: 'crash-1' });
+    await eventually(() => seen.length === 3, 'the delivery of the released copy');
+    expect(await closeConnectionsNamed(prefix)).toBe(1);
+
+    const [letter] = await eventually(() => dead.length === 1 && dead, 'the dead letter');
+    stuck.open();
+    expect(letter?.messageId).toBe('crash-1');
+    expect(letter && deadLetterReason(letter)).toBe('delivery_limit');
+    expect(seen.map((d) => d.deliveryCount)).toEqual([undefined, 1, 1]);
+    expect(await broker.queueDepth(names.requests)).toBe(0);
   });
 
   it('rejects a publish the broker nacks', async () => {
