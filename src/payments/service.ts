@@ -181,11 +181,14 @@ export function requireMetadataFits(metadata: Record<string, string> | undefined
 }
 
 /**
- * The metadata key under which a payment intent made with API keys on names its owner at Stripe (the owner of the
- * API key that created it: a name such as `shop`, which outcome messages carry too, never a key). The ledger names
- * the owner as well, but a confirmed intent whose ledger write failed (the database went away during the Stripe
- * call) has no row: its owner is then learnt from this key (ownerOfIntent), so that the owner can still read and
- * refund the payment. The service's own: refused in a client's metadata and left out of the metadata it answers.
+ * The metadata key under which a payment intent or checkout session made with API keys on names its owner at Stripe
+ * (the owner of the API key that created it: a name such as `shop`, which outcome messages carry too, never a key);
+ * a session passes it on to the intent it makes when paid (`payment_intent_data.metadata`). The ledger names the
+ * owner as well, but a payment it lacks has no row: a confirmed intent whose ledger write failed (the database went
+ * away during the Stripe call), a session whose row's write failed after Stripe made it, or either one after the
+ * database was restored from a backup older than it. Its owner is then learnt from this key (ownerOfIntent,
+ * applyStripeSession), so that the owner can still read and refund the payment. The service's own: refused in a
+ * client's metadata and left out of the metadata it answers and keeps.
  */
 export const OWNER_METADATA_KEY = 'payment_service_owner';
 
@@ -214,9 +217,36 @@ export function clientMetadata(metadata: Stripe.Metadata | null | undefined): Re
   return rest;
 }
 
-/** The owner an intent's metadata names (OWNER_METADATA_KEY), '' when none. */
-function ownerNamedBy(pi: Stripe.PaymentIntent | null): string {
-  const named = pi?.metadata?.[OWNER_METADATA_KEY];
+/**
+ * The metadata a checkout session is made with: the client's and, with API keys on (`owner`), the owner's name
+ * (OWNER_METADATA_KEY), which takes one of Stripe's 50 keys. A client's 50 are refused here, as createPaymentIntent
+ * refuses them (Stripe would refuse the 51 with a message naming a key the client never sent).
+ */
+function checkoutMetadata(
+  metadata: Record<string, string> | undefined,
+  owner: string | null,
+): Record<string, string> | undefined {
+  if (owner === null) return metadata;
+  if (Object.keys(metadata ?? {}).length >= METADATA_KEYS_MAX) {
+    throw new ProblemError(
+      400,
+      `A checkout session's metadata can have up to ${METADATA_KEYS_MAX - 1} keys: Stripe takes ` +
+        `${METADATA_KEYS_MAX}, and the service uses one (${OWNER_METADATA_KEY}) to name the payment's owner.`,
+      {
+        code: 'metadata_too_many_keys',
+        param: 'metadata',
+        errors: [
+          { path: '/body/metadata', message: `must NOT have more than ${METADATA_KEYS_MAX - 1} properties` },
+        ],
+      },
+    );
+  }
+  return { ...metadata, [OWNER_METADATA_KEY]: owner };
+}
+
+/** The owner an intent's or session's metadata names (OWNER_METADATA_KEY), '' when none. */
+function ownerNamedBy(object: { metadata: Stripe.Metadata | null } | null | undefined): string {
+  const named = object?.metadata?.[OWNER_METADATA_KEY];
   return typeof named === 'string' ? named : '';
 }
 
@@ -339,7 +369,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
             amount: session.amount_total ?? 0,
             currency: session.currency ?? '',
             status,
-            metadata: metadata ?? (session.metadata as Record<string, string> | null) ?? {},
+            metadata: metadata ?? clientMetadata(session.metadata),
             // No customer e-mail: nothing here reads it (GET /checkout-session asks Stripe), so the ledger keeps
             // no customer's personal data.
           });
@@ -388,11 +418,13 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
 
   /**
    * The owner of payment intent `id`, '' when it has none: the one the ledger knows, else (API keys on) the owner
-   * of the checkout session of ours that made it, asked of Stripe and recorded (session and intent) on the way,
-   * else the owner the intent itself names at Stripe (OWNER_METADATA_KEY: an intent we made whose ledger write
-   * failed), recorded on the way. Stripe names the intent on a session only once it is paid, and sends the intent's
-   * own events (and its refunds') in no set order with the session's, so an event may come when the ledger knows
-   * only the session. An intent naming no owner (made in the dashboard) has none.
+   * of the checkout session of ours that made it, asked of Stripe and recorded (session and intent) on the way:
+   * the ledger's owner of the session, else the owner the session names at Stripe (OWNER_METADATA_KEY: a session
+   * whose row the ledger lacks, its write failed or the database was restored from an older backup); else the owner
+   * the intent itself names at Stripe (an intent we made whose ledger write failed), recorded on the way. Stripe
+   * names the intent on a session only once it is paid, and sends the intent's own events (and its refunds') in no
+   * set order with the session's, so an event may come when the ledger knows only the session. An intent naming no
+   * owner, from a session naming none (made in the dashboard, or before sessions named their owner), has none.
    */
   /** `context`: what the Stripe calls' lines carry besides the payment intent (the request's or event's ids). */
   /**
@@ -415,9 +447,16 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     if (known?.owner) return known.owner;
     const session = sessions.data[0];
     const ours = session ? await store.payments.get(session.id) : null;
-    if (session && ours) {
-      await recordSession(ours.owner, session);
-      return ours.owner;
+    const sessionOwner = ours?.owner || ownerNamedBy(session);
+    if (session && (ours || sessionOwner)) {
+      const recorded = await recordSession(sessionOwner, session);
+      if (!ours?.owner && recorded.owner) {
+        log.info(
+          { ...context, paymentIntentId: id, sessionId: session.id },
+          'recorded a checkout session the ledger lacked, for its owner',
+        );
+      }
+      return recorded.owner;
     }
     const named = ownerNamedBy(intent);
     if (named && intent) {
@@ -465,6 +504,15 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       requireMetadataFits(input.metadata);
       // Passed on to the session's payment intent, where the key would name an owner.
       requireNoReservedMetadata(input.metadata);
+      // With API keys on, the session and the intent it makes name their owner at Stripe (OWNER_METADATA_KEY), so
+      // that a paid session the ledger lacks is still its owner's (ownerOfIntent). Stripe's idempotency key is
+      // derived as before, on purpose: a request a version without the owner sent (its answer lost), retried here
+      // with the same Idempotency-Key, is then refused by Stripe as other parameters under the same key (422
+      // idempotency_key_reused) instead of making a second session for one order.
+      const metadata = checkoutMetadata(
+        input.metadata,
+        ownersMatter && !isOpenMode(caller) ? caller.owner : null,
+      );
       // Each unit amount in the currency's step (10 for kwd, 100 for isk), so the total is too.
       input.line_items.forEach((li, i) => {
         const param = `line_items.${i}.price_data.unit_amount`;
@@ -492,9 +540,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
             success_url: input.success_url,
             cancel_url: input.cancel_url,
             ...(input.customer_email ? { customer_email: input.customer_email } : {}),
-            ...(input.metadata
-              ? { metadata: input.metadata, payment_intent_data: { metadata: input.metadata } }
-              : {}),
+            ...(metadata ? { metadata, payment_intent_data: { metadata } } : {}),
           },
           { idempotencyKey: stripeKey('checkout', caller, idempotencyKey), ...logContextOptions({ reqId }) },
         );
@@ -666,10 +712,13 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
 
     ownerOfIntent,
 
-    /** Records Stripe's current view of a session (from a webhook), keeping the owner we know. */
+    /**
+     * Records Stripe's current view of a session (from a webhook), keeping the owner we know, else (API keys on) the
+     * owner the session names at Stripe (OWNER_METADATA_KEY: a session whose row the ledger lacks).
+     */
     async applyStripeSession(session: Stripe.Checkout.Session): Promise<Payment> {
       const known = await store.payments.get(session.id);
-      return recordSession(known?.owner ?? '', session);
+      return recordSession(known?.owner || (ownersMatter ? ownerNamedBy(session) : ''), session);
     },
 
     /** The ledger row that makes `id` visible to the caller (read with `repos`, e.g. inside a transaction). */

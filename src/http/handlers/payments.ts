@@ -2,8 +2,6 @@ import { clientMetadata, type PaymentsService } from '../../payments/service.js'
 import type { Caller, Handlers, OperationId, ReplayBuilder } from '../operations.js';
 import { ProblemError } from '../problem.js';
 
-type Metadata = Record<string, string>;
-
 export interface PaymentHandlerOptions {
   /** The shop's browser origins (CORS_ORIGINS): where a publishable key may send customers after checkout. */
   shopOrigins?: readonly string[];
@@ -99,7 +97,8 @@ export const paymentHandlers = (payments: PaymentsService, opts: PaymentHandlerO
           customer_email: s.customer_details?.email ?? s.customer_email ?? null,
           payment_status: s.payment_status,
           status: s.status,
-          metadata: (s.metadata ?? {}) as Metadata,
+          // As the client gave it: the owner the service names at Stripe is the service's own.
+          metadata: clientMetadata(s.metadata),
         },
       };
     },
