@@ -555,15 +555,32 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       return session;
     },
 
-    /** `reqId`: the HTTP request's, for the Stripe call's line. */
+    /**
+     * `reqId`: the HTTP request's, for the Stripe call's line. With API keys on, a session the ledger does not give
+     * the caller is asked of Stripe all the same: one the ledger lacks (its write failed, or the database was
+     * restored from an older backup) that names the caller as its owner (OWNER_METADATA_KEY) is recorded and
+     * answered, so that the shop's success page still finds it. Any other (an unknown id, another owner's session,
+     * one naming no owner) gets the same 404 after the same Stripe call.
+     */
     async getCheckoutSession(caller: Caller, id: string, reqId?: string) {
       const row = await ownedRow(caller, id);
-      if (!row && !isOpenMode(caller)) throw notFound('checkout session');
+      const learn = !row && !isOpenMode(caller);
+      if (learn && !ownersMatter) throw notFound('checkout session');
       let session: Stripe.Checkout.Session;
       try {
         session = await stripe.checkout.sessions.retrieve(id, {}, logContextOptions({ reqId }));
       } catch (err) {
+        if (learn && classifyStripeError(err) === 'not_found') throw notFound('checkout session');
         throw toProblem(err, 'checkout_session');
+      }
+      if (learn) {
+        const named = ownerNamedBy(session);
+        if (named !== caller.owner || (await store.payments.get(id))?.owner)
+          throw notFound('checkout session');
+        const recorded = await recordSession(named, session);
+        if (recorded.owner !== caller.owner) throw notFound('checkout session');
+        log.info({ reqId, sessionId: id }, 'recorded a checkout session the ledger lacked, for its owner');
+        return session;
       }
       await recordSession(row?.owner ?? caller.owner, session);
       return session;

@@ -198,6 +198,44 @@ describe.skipIf(!pgOk)('checkout sessions and their owners at Stripe (PostgreSQL
     expect(await answersFor(keys.rival!, pi)).toEqual(unknown);
   });
 
+  /** What `key` is answered for GET /checkout-session of `id`, with the per-request fields blanked. */
+  async function sessionAnswerFor(key: string, id: string) {
+    const res = await getJson(`${svc.url}/checkout-session?session_id=${id}`, auth(key));
+    return {
+      status: res.status,
+      contentType: res.headers.get('content-type'),
+      body: { ...res.json, instance: 0, request_id: 0 },
+    };
+  }
+
+  it("a session the ledger lacks is its owner's to read on the success page, and 404 to others", async () => {
+    const { cs, pi } = await paidCheckout({ order_id: 'ord_4' });
+    await ledgerForgets(cs);
+
+    const unknown = await sessionAnswerFor(
+      keys.rival!,
+      'cs_test_neverexisted000000000000000000000000000000000000000',
+    );
+    expect(unknown.status).toBe(404);
+    expect(await sessionAnswerFor(keys.rival!, cs)).toEqual(unknown);
+
+    const read = await getJson(`${svc.url}/checkout-session?session_id=${cs}`, auth(keys.shop!));
+    expect(read.status).toBe(200);
+    expect(read.json).toMatchObject({
+      id: cs,
+      payment_intent: pi,
+      payment_status: 'paid',
+      amount_total: 2500,
+    });
+    expect(read.json.metadata).toEqual({ order_id: 'ord_4' });
+    expect(await ledgerRows(cs, pi)).toEqual({
+      [cs]: { owner: 'shop', metadata: { order_id: 'ord_4' } },
+      [pi]: { owner: 'shop', metadata: { order_id: 'ord_4' } },
+    });
+    expect((await getJson(`${svc.url}/payment-intent/${pi}`, auth(keys.shop!))).status).toBe(200);
+    expect(await sessionAnswerFor(keys.rival!, cs)).toEqual(unknown);
+  });
+
   it("refuses 50 metadata keys on a checkout session: Stripe's 50th is the owner's", async () => {
     const before = await svc.deps.stripe.checkout.sessions.list({ limit: 100 });
     const metadata = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, 'v']));
