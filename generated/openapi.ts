@@ -336,8 +336,9 @@ export interface components {
          * @description Up to 50 key/value pairs passed through to Stripe (keys up to 40 characters, values up to 500). A value's
          *     length counts UTF-16 code units (an emoji counts 2); a longer value is refused with 400
          *     `metadata_value_too_long`. The key `payment_service_owner` is the service's own (with API keys, it
-         *     names a payment intent's owner at Stripe): it is refused with 400 `metadata_key_reserved`, and with
-         *     API keys a payment intent takes up to 49 keys (50 is 400 `metadata_too_many_keys`).
+         *     names a payment intent's or checkout session's owner at Stripe): it is refused with 400
+         *     `metadata_key_reserved`, and with API keys a payment intent or checkout session takes up to 49 keys
+         *     (50 is 400 `metadata_too_many_keys`).
          * @example {
          *       "order_id": "ord_1042"
          *     }
@@ -494,7 +495,7 @@ export interface components {
              * @example complete
              */
             status?: string | null;
-            /** @description The metadata given at creation. */
+            /** @description The metadata given at creation (without the service's own `payment_service_owner`). */
             metadata: {
                 [key: string]: string;
             };
