@@ -675,6 +675,11 @@ export function createRefundService(deps: RefundServiceDeps) {
    */
   async function recordStripeRefund(key: string, r: Stripe.Refund, reqId?: string): Promise<Refund> {
     const { refund, moved } = await store.transaction(async (tx) => {
+      // The row first, locked: a process giving up on the refund at this moment (its UPDATE to failed done, its
+      // commit not yet) would otherwise be seen by the next statement as it was before (PostgreSQL, READ COMMITTED),
+      // with nothing to put right, and the one after would tie Stripe's refund to the row it left failed: `failed`
+      // with a Stripe id, which nothing puts right, its amount released while Stripe made the refund.
+      await tx.refunds.lockForUpdate(key);
       const to = { status: toRefundStatus(r.status), failureReason: r.failure_reason ?? null };
       // Stripe is the truth about money: a refund we gave up on but Stripe made is put right.
       const corrected = await tx.refunds.correctFromStripe(key, {

@@ -99,6 +99,12 @@ export interface RefundsRepo {
     message: NewOutboxMessage,
   ): Promise<{ refund: Refund; outboxId: number } | null>;
   get(requestId: string): Promise<Refund | null>;
+  /**
+   * The refund, its row locked until the transaction ends (inside store.transaction() only): on PostgreSQL a
+   * SELECT ... FOR UPDATE, which waits for a transaction writing the row to end, so that every statement after it
+   * reads the row as that transaction left it; on SQLite a plain read (BEGIN IMMEDIATE already serialises writers).
+   */
+  lockForUpdate(requestId: string): Promise<Refund | null>;
   getForOwner(requestId: string, owner: string): Promise<Refund | null>;
   getByStripeId(stripeRefundId: string): Promise<Refund | null>;
   /**
@@ -262,6 +268,13 @@ const getByRequestId = queryTemplate<{ requestId: string }, RefundRow>(
   ['requestId'],
   (db, p) => db.selectFrom('refunds').select(REFUND_COLUMNS).where('request_id', '=', p('requestId')),
 );
+
+const lockByRequestId = {
+  sqlite: getByRequestId,
+  postgres: queryTemplate<{ requestId: string }, RefundRow>('refunds.lockForUpdate', ['requestId'], (db, p) =>
+    db.selectFrom('refunds').select(REFUND_COLUMNS).where('request_id', '=', p('requestId')).forUpdate(),
+  ),
+};
 
 const getForOwner = queryTemplate<{ requestId: string; owner: string }, RefundRow>(
   'refunds.getForOwner',
@@ -673,6 +686,12 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
 
     async get(requestId) {
       const row = await getByRequestId.first(db, ctx.dialect, { requestId });
+      return row ? toRefund(row) : null;
+    },
+
+    async lockForUpdate(requestId) {
+      requireTransaction(ctx, 'refunds.lockForUpdate');
+      const row = await lockByRequestId[ctx.dialect].first(db, ctx.dialect, { requestId });
       return row ? toRefund(row) : null;
     },
 
