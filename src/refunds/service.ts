@@ -926,8 +926,18 @@ export function createRefundService(deps: RefundServiceDeps) {
   }
 
   /**
+   * Queues a synchronous refund whose attempt did not learn Stripe's answer, for the worker to finish under the same
+   * idempotency key. Each attempt's hand-over is a message of its own (message ids are unique).
+   */
+  async function handOver(refund: Refund, reqId: string | undefined): Promise<void> {
+    const hint = refund.attempts > 1 ? `${HANDED_OVER}-${refund.attempts}` : HANDED_OVER;
+    await store.transaction((tx) => enqueue(tx, refund.requestId, hint, reqId));
+  }
+
+  /**
    * The synchronous path's attempt at refund `refund`, begun (accepted now, or taken over): asks Stripe and
-   * answers with its result; on an unknown outcome hands the refund to the worker.
+   * answers with its result; on an unknown outcome, or a request under its key still running at Stripe, hands the
+   * refund to the worker.
    */
   async function makeNow(
     refund: Refund,
@@ -945,14 +955,24 @@ export function createRefundService(deps: RefundServiceDeps) {
       looking = false;
       stripeRefund = found ?? (await callStripe(refund, reqId));
     } catch (err) {
-      // Another attempt has the refund at Stripe under the same key right now: its answer settles the row.
-      if (isIdempotencyKeyInUse(err)) throw refundInProgress(refund);
+      if (isIdempotencyKeyInUse(err)) {
+        // A request under the refund's key is still running at Stripe. It may be another attempt's (a takeover, the
+        // worker), whose answer settles the row; but it may as well be this attempt's own first try, which the SDK
+        // gave up on at STRIPE_TIMEOUT_MS and retried while Stripe was still at it. Then nobody waits for Stripe's
+        // answer, and without a webhook the refund stayed `processing` until the client's retry took it over (the
+        // attempt window) or the stuck-refund sweep (ten minutes). So the refund is handed to the worker here too:
+        // it asks Stripe again under the same key, which replays the refund made (or is still in use, and the worker
+        // retries later), so nothing is made twice; when another attempt does hold it, that worker run finds the row
+        // settled or replays the same answer. A hand-over the database does not take fails the request as below
+        // (503 store_unavailable), and its retry finds the refund in progress.
+        await handOver(refund, reqId);
+        log.info(idsOf(refund, reqId), 'refund still at Stripe under its key; handed to the worker');
+        throw refundInProgress(refund);
+      }
       if (isTransientStripeError(err) || looking) {
         // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
         // and the reserved amount stays reserved until then.
-        // Each attempt's hand-over is a message of its own (message ids are unique).
-        const hint = refund.attempts > 1 ? `${HANDED_OVER}-${refund.attempts}` : HANDED_OVER;
-        await store.transaction((tx) => enqueue(tx, refund.requestId, hint, reqId));
+        await handOver(refund, reqId);
         // Stripe's error is logged once, by the error handler, as the cause of the 503 thrown below.
         log.info(idsOf(refund, reqId), 'refund outcome unknown; handed to the worker');
         const problem = toProblem(err, 'refund');
