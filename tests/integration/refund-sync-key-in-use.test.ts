@@ -33,7 +33,7 @@ const setups: { name: string; db: Db; rabbit: boolean }[] = [
 ];
 
 /** Stripe's answer to the first try comes this long after it: well past the service's timeout and the SDK's retries. */
-const STRIPE_LATENCY_MS = 2_500;
+const STRIPE_LATENCY_MS = 4_000;
 
 describe.each(setups)('POST /refund whose own call Stripe is still making ($name)', ({ db, rabbit }) => {
   const prefix = uniquePrefix('keyinuse');
