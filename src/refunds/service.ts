@@ -1142,10 +1142,13 @@ export function createRefundService(deps: RefundServiceDeps) {
         if (err instanceof StoreUnavailableError) throw err;
         const reason = failureReasonOf(err);
         if (isLastAttempt && isIdempotencyKeyInUse(err)) {
-          // Another delivery of this refund, in this process or another (a relay's republish, a sweep's copy), has
-          // it at Stripe under the same key right now: that call's answer settles the row. Giving up here would
-          // mark failed, and announce as failed, a refund Stripe is making. Should that delivery's process die
-          // first, the stuck-refund sweep queues the refund again and the worker looks for it at Stripe.
+          // A request under the refund's key is running at Stripe right now: another delivery's, in this process or
+          // another (a relay's republish, a sweep's copy), whose answer settles the row, or the call of a POST
+          // /refund whose SDK gave up on it (its hand-over is this message), whose answer nobody records but a
+          // webhook. Giving up here would mark failed, and announce as failed, a refund Stripe is making. A refund
+          // still without a Stripe id is left to the stuck-refund sweep, which queues it again once untouched for
+          // ten minutes, and the worker then finds it at Stripe. (Reached only after every attempt of this message
+          // found the key in use: minutes, at the default WORKER_RETRY_DELAYS_MS.)
           log.info(
             idsOf(refund, reqId),
             'refund is at Stripe through another delivery; leaving it to that one',
