@@ -20,9 +20,17 @@
  * table sets them side by side, per answered request (seeding, warm-ups and rounds). SQLite only.
  * --cpu-prof=<dir>: both builds run with `node --cpu-prof`; their profiles (written when they stop) are
  * moved to <dir>/a.cpuprofile, <dir>/b.cpuprofile and <dir>/baseline.cpuprofile.
+ * --heap-sample=<dir>: both builds and the baseline run with bench/probes/heap-sample.mjs (V8's sampling heap
+ * profiler, collected objects included), started just before the first warm-up so seeding stays out; when
+ * they stop, <dir>/{a,b,baseline}.heapprofile hold what each allocated, and the bytes allocated per request
+ * answered (warm-ups and rounds) are printed with the collections V8 made meanwhile. Read a profile with
+ * `node bench/probes/heap-summary.mjs <file> --requests=N`. The sampler costs CPU: req/s of such a run is not
+ * comparable with a run without it. --heap-sample-interval=<bytes> (default 1024): mean bytes between samples;
+ * 0 takes no profile, only the collections and their pauses, in a process the sampler does not slow.
  */
 import { execFileSync } from 'node:child_process';
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -47,6 +55,8 @@ import { PRODUCTION_NODE_OPTIONS, seedIntents, serviceEnv, waitForSandbox } from
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Requests each build answered (seeding, warm-ups and rounds), for figures per request. */
 const served: Record<string, number> = {};
+/** Requests each answered while --heap-sample's profiler ran (warm-ups and rounds). */
+const sampled: Record<string, number> = {};
 function option(name: string, fallback: string): string {
   const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
   return flag ? flag.slice(flag.indexOf('=') + 1) : fallback;
@@ -61,6 +71,8 @@ const CONNECTIONS = Number(option('connections', '32'));
 const KEEP = process.argv.includes('--keep');
 const CPU_PROF = option('cpu-prof', '');
 const SQL_TIMING = option('sql-timing', '');
+const HEAP_SAMPLE = option('heap-sample', '');
+const HEAP_SAMPLE_INTERVAL = option('heap-sample-interval', '1024');
 const INTENTS = Number(option('intents', '2048'));
 // Node flags of each build's process (default: the production image's).
 const NODE_FLAGS: Record<string, string> = {
@@ -109,6 +121,48 @@ function sqlTimingFlags(name: string): string[] {
   probe.searchParams.set('out', path.resolve(SQL_TIMING, `${name}.json`));
   return [`--import=${probe.href}`];
 }
+
+function heapSampleFlags(name: string): string[] {
+  if (!HEAP_SAMPLE) return [];
+  const probe = new URL('./probes/heap-sample.mjs', import.meta.url);
+  probe.searchParams.set('out', path.resolve(HEAP_SAMPLE, `${name}.heapprofile`));
+  probe.searchParams.set('start', 'signal');
+  probe.searchParams.set('interval', HEAP_SAMPLE_INTERVAL);
+  return [`--import=${probe.href}`];
+}
+
+/** Bytes each process allocated per request answered while sampled, and its collections meanwhile. */
+function printHeapSample(): void {
+  console.log(`\nAllocation while sampled (${path.resolve(HEAP_SAMPLE)}, warm-ups and rounds):\n`);
+  console.log(
+    '| | requests | MB allocated | bytes/req | scavenges | mark-compacts | GC pause ms (main thread) |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const [name, file] of Object.entries(heapProfileNames)) {
+    const out = path.resolve(HEAP_SAMPLE, `${file}.heapprofile`);
+    type Node = { selfSize: number; children: Node[] };
+    const sum = (n: Node): number => n.children.reduce((t, c) => t + sum(c), n.selfSize);
+    // No profile with --heap-sample-interval=0: the collections alone.
+    const bytes = existsSync(out) ? sum((JSON.parse(readFileSync(out, 'utf8')) as { head: Node }).head) : NaN;
+    const gc = existsSync(`${out}.gc.json`)
+      ? (JSON.parse(readFileSync(`${out}.gc.json`, 'utf8')) as Record<string, { count: number; ms: number }>)
+      : {};
+    const pause = Object.values(gc).reduce((t, g) => t + g.ms, 0);
+    const n = sampled[name] ?? 0;
+    const mb = Number.isNaN(bytes) ? '-' : (bytes / 1048576).toFixed(1);
+    const perReq = Number.isNaN(bytes) || !n ? '-' : (bytes / n).toFixed(0);
+    console.log(
+      `| ${name} | ${n} | ${mb} | ${perReq} | ${gc['scavenge']?.count ?? 0} | ${gc['mark-compact']?.count ?? 0} | ${pause.toFixed(0)} (${n ? ((pause * 1000) / n).toFixed(1) : '-'} µs/req) |`,
+    );
+  }
+  console.log(
+    `\nAttribution: node bench/probes/heap-summary.mjs ${path.resolve(HEAP_SAMPLE, 'b.heapprofile')} --requests=${sampled['b'] ?? 0}`,
+  );
+}
+/** The two builds, for their bundles' source maps. */
+const builtApps: Record<string, AppSnapshot> = {};
+/** System name → profile file name. */
+const heapProfileNames: Record<string, string> = {};
 
 /** The probe's figures of both builds, the statements that cost most first, per answered request. */
 function printSqlTiming(): void {
@@ -159,12 +213,14 @@ async function main(): Promise<void> {
       `usage: npm run bench:ab -- --a=<rev> [--b=<rev>] [--scenario=${Object.keys(SCENARIOS).join('|')}] [--store=sqlite|postgres] [--queue=rabbitmq|memory]`,
     );
   }
+  if (HEAP_SAMPLE) mkdirSync(HEAP_SAMPLE, { recursive: true });
   if (SQL_TIMING) {
     if (STORE !== 'sqlite') throw new Error('--sql-timing times better-sqlite3: use it with --store=sqlite');
     mkdirSync(SQL_TIMING, { recursive: true });
   }
   process.stderr.write(`building a=${A} and b=${B || 'working tree'}\n`);
   const apps = { a: await build(A, 'a'), b: await build(B, 'b') };
+  Object.assign(builtApps, apps);
 
   const sandboxPort = await freePort();
   const sandbox = start('sandbox', [apps.b.sandboxCli], {
@@ -179,7 +235,7 @@ async function main(): Promise<void> {
     scenario.baseline === 1 ? apps.b.baselines.validatorCeiling : apps.b.baselines.stripeDirect;
   const baselineProc = start(
     `baseline${scenario.baseline}`,
-    [...profileFlags('baseline'), baselineFile],
+    [...profileFlags('baseline'), ...heapSampleFlags('baseline'), baselineFile],
     { PORT: '0', STRIPE_SECRET_KEY: SECRET_KEY, STRIPE_API_BASE: sandboxBase },
     ROOT,
   );
@@ -201,6 +257,7 @@ async function main(): Promise<void> {
         ...(NODE_FLAGS[name] ?? '').split(' ').filter(Boolean),
         ...profileFlags(name),
         ...sqlTimingFlags(name),
+        ...heapSampleFlags(name),
         app.main,
       ],
       serviceEnv({
@@ -241,6 +298,14 @@ async function main(): Promise<void> {
     p999Ms: number;
   };
   type Series = { [K in keyof Round]: number[] };
+  if (HEAP_SAMPLE) {
+    // Seeding done: from here on the probe's profile holds the scenario's requests alone.
+    for (const s of systems) {
+      heapProfileNames[s.name] = s === systems[0] ? 'baseline' : s.name;
+      process.kill(s.proc.pid, 'SIGUSR2');
+      sampled[s.name] = 0;
+    }
+  }
   const results: Record<string, Series> = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of round % 2 === 0 ? systems : [...systems].reverse()) {
@@ -274,6 +339,7 @@ async function main(): Promise<void> {
       // The shared PostgreSQL and RabbitMQ servers: what the request cost them (plus anything else using them).
       const serversUs = perReq(serversTicks);
       served[s.name] = (served[s.name] ?? 0) + warm.ok + out.ok;
+      if (HEAP_SAMPLE) sampled[s.name] = (sampled[s.name] ?? 0) + warm.ok + out.ok;
       const row: Round = {
         reqPerSec: Math.round(out.okPerSec),
         mainUs: Math.round(mainUs),
@@ -328,6 +394,14 @@ async function main(): Promise<void> {
 async function cleanup(): Promise<void> {
   for (const proc of running.reverse()) await stopProcess(proc, 10_000).catch(() => undefined);
   if (SQL_TIMING) printSqlTiming();
+  if (HEAP_SAMPLE) {
+    // The profiles name positions in the builds' bundles, which go with tmp: their source maps stay beside them.
+    for (const [name, app] of Object.entries(builtApps)) {
+      const map = path.join(path.dirname(app.main), 'main.bundle.cjs.map');
+      if (existsSync(map)) copyFileSync(map, path.resolve(HEAP_SAMPLE, `${name}.heapprofile.map`));
+    }
+    printHeapSample();
+  }
   if (CPU_PROF) {
     mkdirSync(CPU_PROF, { recursive: true });
     for (const name of ['a', 'b', 'baseline']) {
