@@ -112,6 +112,37 @@ describe('the bundled service (what npm start runs)', () => {
     expect(await demo.text()).toMatch(/<html/i);
   });
 
+  it("prints the frameworks' debug lines with DEBUG set (the bundle's `debug` is a no-op only without it)", async () => {
+    const port = await freePort();
+    const debug = await spawnUntil(process.execPath, [app.main], /service started/, {
+      cwd: dir,
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        HOME: dir,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATABASE_URL: 'sqlite::memory:',
+        DEBUG: 'router,body-parser:*',
+      },
+      timeoutMs: 30_000,
+    });
+    try {
+      const res = await postJson(`http://127.0.0.1:${port}/payment-intent`, { amount: -5, currency: 'usd' });
+      expect(res.status).toBe(400);
+      // The child wrote its lines before answering; the pipe may hand them over a little later.
+      for (let i = 0; i < 50 && !/parse json/.test(debug.output()); i++)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      // router's line for the request, and body-parser's for reading its body.
+      expect(debug.output()).toMatch(/router dispatching POST \/payment-intent/);
+      expect(debug.output()).toMatch(/body-parser:json parse json/);
+      expect(debug.output()).not.toMatch(/express:application/);
+    } finally {
+      await debug.stop();
+    }
+    // And without DEBUG (the service started in beforeAll), none.
+    expect(proc.output()).not.toMatch(/router dispatching/);
+  });
+
   it("builds the bench's baselines the same way, and they run from plain node", async () => {
     // Baseline 1 validates against the snapshot's openapi.yaml; a 400 problem proves it found and loaded it.
     const b1 = await spawnUntil(process.execPath, [app.baselines.validatorCeiling], /listening \d+/, {
