@@ -93,7 +93,7 @@ export function admission(max: number, exempt: ReadonlySet<string>, perClient?: 
         releaseOuter?.();
       };
     };
-    res.once('close', release);
+    res.on('close', release); // emitted once (see request-log.ts)
     next();
   };
   return { middleware, inFlight: () => inFlight };

@@ -60,7 +60,10 @@ export function requestLog(logger: Logger, onFinish?: (info: Finished) => void):
     // 'close' rather than 'finish': a response whose client went away before it was sent (a slow Stripe call,
     // a client giving up) never finishes, and it must still be logged and counted, as 499 (the client closed
     // the request; nginx's code), since its handler may have done everything (a payment made at Stripe).
-    res.once('close', () => {
+    // `on`, not `once`: a response emits 'close' once (Node guards it with `_closed`), and once's wrapper (a state
+    // object and a bound function) was garbage made for every request, three times over with admission's and the
+    // timeout's listeners.
+    res.on('close', () => {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const operationId = operationIdOf(req);
       const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_REQUEST;

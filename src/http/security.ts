@@ -523,7 +523,7 @@ export function timeoutMiddleware(ms: number): RequestHandler {
     }, ms);
     timer.unref();
     // 'close' follows 'finish' for a completed response and also fires when the client goes away.
-    res.once('close', () => clearTimeout(timer));
+    res.on('close', () => clearTimeout(timer)); // emitted once (see request-log.ts)
     next();
   };
 }
