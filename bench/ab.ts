@@ -27,6 +27,9 @@
  * `node bench/probes/heap-summary.mjs <file> --requests=N`. The sampler costs CPU: req/s of such a run is not
  * comparable with a run without it. --heap-sample-interval=<bytes> (default 1024): mean bytes between samples;
  * 0 takes no profile, only the collections and their pauses, in a process the sampler does not slow.
+ * --heap-sample-live: the profiles hold what was still in the heap halfway through each system's first round
+ * (allocated since seeding and freed by no collection yet: in-flight requests, what scavenges promoted since the
+ * last mark-compact, what is kept), not what was allocated; bytes per request then mean nothing.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -73,6 +76,8 @@ const CPU_PROF = option('cpu-prof', '');
 const SQL_TIMING = option('sql-timing', '');
 const HEAP_SAMPLE = option('heap-sample', '');
 const HEAP_SAMPLE_INTERVAL = option('heap-sample-interval', '1024');
+// What the heap holds, not what was allocated: the profile is taken in the middle of each system's first round.
+const HEAP_SAMPLE_LIVE = process.argv.includes('--heap-sample-live');
 const INTENTS = Number(option('intents', '2048'));
 // Node flags of each build's process (default: the production image's).
 const NODE_FLAGS: Record<string, string> = {
@@ -128,6 +133,7 @@ function heapSampleFlags(name: string): string[] {
   probe.searchParams.set('out', path.resolve(HEAP_SAMPLE, `${name}.heapprofile`));
   probe.searchParams.set('start', 'signal');
   probe.searchParams.set('interval', HEAP_SAMPLE_INTERVAL);
+  if (HEAP_SAMPLE_LIVE) probe.searchParams.set('live', '1');
   return [`--import=${probe.href}`];
 }
 
@@ -323,7 +329,13 @@ async function main(): Promise<void> {
       const sandboxBefore = processTicks(sandbox.pid) ?? 0;
       const processBefore = processTicks(s.proc.pid) ?? 0;
       const serversBefore = commandTicks(SERVER_COMMANDS);
+      // --heap-sample-live: the profile is taken in the middle of the first round, under load.
+      const liveStop =
+        HEAP_SAMPLE && HEAP_SAMPLE_LIVE && round === 0
+          ? setTimeout(() => process.kill(s.proc.pid, 'SIGUSR2'), (DURATION * 1000) / 2)
+          : undefined;
       const out = await runLoad(spec);
+      clearTimeout(liveStop);
       const after = mainThreadUserSys(s.proc.pid) ?? before;
       const processTicksUsed = (processTicks(s.proc.pid) ?? processBefore) - processBefore;
       const serversTicks = commandTicks(SERVER_COMMANDS) - serversBefore;

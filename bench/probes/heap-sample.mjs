@@ -57,7 +57,11 @@ function install() {
     }
   });
 
+  // live=1: only what is still in the heap when sampling stops (what no scavenge nor mark-compact has freed:
+  // in-flight requests' objects, what was promoted since the last mark-compact and died there, and what is kept).
+  const live = params.get('live') === '1';
   let sampling = false;
+  let stopped = false;
   const begin = () => {
     if (sampling) return;
     sampling = true;
@@ -65,19 +69,23 @@ function install() {
       post('HeapProfiler.enable');
       post('HeapProfiler.startSampling', {
         samplingInterval: interval,
-        includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
+        includeObjectsCollectedByMajorGC: !live,
+        includeObjectsCollectedByMinorGC: !live,
       });
     }
     observer.observe({ entryTypes: ['gc'] });
   };
-  if (params.get('start') === 'signal') process.on('SIGUSR2', begin);
-  else begin();
-
-  process.on('exit', () => {
-    if (!sampling) return;
+  const end = () => {
+    if (!sampling || stopped) return;
+    stopped = true;
     observer.disconnect();
     if (interval > 0) writeFileSync(out, JSON.stringify(post('HeapProfiler.stopSampling').profile));
     writeFileSync(`${out}.gc.json`, JSON.stringify(gc, null, 1));
-  });
+  };
+  // start=signal: the first SIGUSR2 starts sampling; with live=1 the second stops it (under load, so that what
+  // the profile holds is what the heap held then).
+  if (params.get('start') === 'signal') process.on('SIGUSR2', () => (sampling && live ? end() : begin()));
+  else begin();
+
+  process.on('exit', end);
 }
