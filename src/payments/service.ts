@@ -218,19 +218,20 @@ export function clientMetadata(metadata: Stripe.Metadata | null | undefined): Re
 }
 
 /**
- * The metadata a checkout session is made with: the client's and, with API keys on (`owner`), the owner's name
- * (OWNER_METADATA_KEY), which takes one of Stripe's 50 keys. A client's 50 are refused here, as createPaymentIntent
- * refuses them (Stripe would refuse the 51 with a message naming a key the client never sent).
+ * The metadata a payment intent or checkout session (`what`) is made with: the client's and, with API keys on
+ * (`owner`), the owner's name (OWNER_METADATA_KEY), which takes one of Stripe's 50 keys. A client's 50 are refused
+ * here (Stripe would refuse the 51 with a message naming a key the client never sent).
  */
-function checkoutMetadata(
+function withOwnerMetadata(
   metadata: Record<string, string> | undefined,
   owner: string | null,
+  what: 'payment intent' | 'checkout session',
 ): Record<string, string> | undefined {
   if (owner === null) return metadata;
   if (Object.keys(metadata ?? {}).length >= METADATA_KEYS_MAX) {
     throw new ProblemError(
       400,
-      `A checkout session's metadata can have up to ${METADATA_KEYS_MAX - 1} keys: Stripe takes ` +
+      `A ${what}'s metadata can have up to ${METADATA_KEYS_MAX - 1} keys: Stripe takes ` +
         `${METADATA_KEYS_MAX}, and the service uses one (${OWNER_METADATA_KEY}) to name the payment's owner.`,
       {
         code: 'metadata_too_many_keys',
@@ -509,9 +510,10 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       // derived as before, on purpose: a request a version without the owner sent (its answer lost), retried here
       // with the same Idempotency-Key, is then refused by Stripe as other parameters under the same key (422
       // idempotency_key_reused) instead of making a second session for one order.
-      const metadata = checkoutMetadata(
+      const metadata = withOwnerMetadata(
         input.metadata,
         ownersMatter && !isOpenMode(caller) ? caller.owner : null,
+        'checkout session',
       );
       // Each unit amount in the currency's step (10 for kwd, 100 for isk), so the total is too.
       input.line_items.forEach((li, i) => {
@@ -600,27 +602,11 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       requireMetadataFits(input.metadata);
       requireNoReservedMetadata(input.metadata);
       // With API keys on, the intent names its owner at Stripe too (OWNER_METADATA_KEY), in one of Stripe's 50 keys.
-      const stampOwner = ownersMatter && !isOpenMode(caller);
-      if (stampOwner && Object.keys(input.metadata ?? {}).length >= METADATA_KEYS_MAX) {
-        throw new ProblemError(
-          400,
-          `A payment intent's metadata can have up to ${METADATA_KEYS_MAX - 1} keys: Stripe takes ` +
-            `${METADATA_KEYS_MAX}, and the service uses one (${OWNER_METADATA_KEY}) to name the payment's owner.`,
-          {
-            code: 'metadata_too_many_keys',
-            param: 'metadata',
-            errors: [
-              {
-                path: '/body/metadata',
-                message: `must NOT have more than ${METADATA_KEYS_MAX - 1} properties`,
-              },
-            ],
-          },
-        );
-      }
-      const metadata = stampOwner
-        ? { ...input.metadata, [OWNER_METADATA_KEY]: caller.owner }
-        : input.metadata;
+      const metadata = withOwnerMetadata(
+        input.metadata,
+        ownersMatter && !isOpenMode(caller) ? caller.owner : null,
+        'payment intent',
+      );
       // Stripe refuses to confirm an intent without a payment method; dropping `confirm` would answer 200 with
       // an intent the caller believes confirmed.
       if (input.confirm && !input.payment_method) {
