@@ -885,10 +885,10 @@ export interface components {
         /**
          * @description The service listens on a loopback address only (no API keys, and `HOST` unset or a loopback address) and
          *     the request's `Host` names another host (`host_not_allowed`). There it answers only `localhost`,
-         *     `*.localhost`, `127.x.x.x`, `[::1]` (any port) and the name `HOST` gives (and `POST /webhook` under any
-         *     name: it answers only what Stripe signed): a web page that makes its own
-         *     name resolve to 127.0.0.1 (DNS rebinding) must not be able to call it. Call it by one of those names, or
-         *     listen on another address with `HOST`.
+         *     `*.localhost`, `127.x.x.x`, `[::1]` (any port), the name `HOST` gives and those `ALLOWED_HOSTS` lists (and
+         *     `POST /webhook` under any name: it answers only what Stripe signed): a web page that makes its own
+         *     name resolve to 127.0.0.1 (DNS rebinding) must not be able to call it. Call it by one of those names, list
+         *     a tunnel's or proxy's name in `ALLOWED_HOSTS`, or listen on another address with `HOST`.
          */
         MisdirectedRequest: {
             headers: {

@@ -16,6 +16,7 @@ import { refundHandlers } from './http/handlers/refunds.js';
 import { opsHandlers } from './http/handlers/ops.js';
 import { webhookHandlers } from './http/handlers/webhooks.js';
 import type { Handlers } from './http/operations.js';
+import { isLoopbackAddress } from './http/loopback-host.js';
 import { loopbackHostCheck } from './http/security.js';
 import { loadSpec } from './http/spec.js';
 import { createReadiness, withWorkerSubscription, type Readiness } from './ops/health.js';
@@ -470,7 +471,7 @@ export async function startService(
       deps.metrics.observeHttp(info);
     // Only without API keys: with keys a page cannot call the service whatever name it uses, and a reverse proxy on
     // the same machine (HOST=127.0.0.1) passes the public name in Host.
-    const hostCheck = loopbackHostCheck(config.host);
+    const hostCheck = loopbackHostCheck(config.host, config.allowedHosts);
     const hostCheckMiddleware = config.auth.enabled ? null : hostCheck.middleware;
     // Only API processes load the contract validator and Swagger UI.
     const buildApp = runApi ? (await import('./http/app.js')).buildApp : null;
@@ -519,6 +520,14 @@ export async function startService(
     server.on('checkExpectation', refuseExpectation);
     const address = await listen(server, config.port, config.host);
     hostCheck.listeningOn(address.address);
+    // ALLOWED_HOSTS only adds names to the loopback check: read as a list of the only names answered (as some
+    // frameworks' setting of that name is), it would leave a deployment open that its operator believes closed.
+    if (config.allowedHosts.length > 0 && !(hostCheckMiddleware && isLoopbackAddress(address.address))) {
+      logger.warn(
+        { listening: address.address, apiKeys: config.auth.enabled },
+        'ALLOWED_HOSTS has no effect: every Host is answered with API keys on or off loopback; it only adds names a service on loopback without API keys answers',
+      );
+    }
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     // An IPv6 address is bracketed in a URL: HOST=::1 made http://::1:5000, which the sandbox refused to send
     // webhooks to, and the start failed.

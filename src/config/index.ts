@@ -6,6 +6,7 @@
 // would bring all of zod into the bundle (its ~40 locales alone are ~0.45 MB that every start parses).
 import * as z from 'zod';
 import { parseProvisionedKeys, type ProvisionedKey } from '../auth/api-keys.js';
+import { parseAllowedHosts } from '../http/loopback-host.js';
 import { rabbitUrlFromEnv } from '../queue/rabbit-url.js';
 import { parseWebhookSecrets } from '../webhooks/signing-secrets.js';
 
@@ -15,6 +16,11 @@ export interface Config {
   readonly nodeEnv: 'development' | 'production' | 'test';
   readonly port: number;
   readonly host: string;
+  /**
+   * ALLOWED_HOSTS: names (or `*.domain`) a service on loopback without API keys answers besides loopback ones, in
+   * lower case; see parseAllowedHosts. Empty: none.
+   */
+  readonly allowedHosts: readonly string[];
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly role: Role;
   readonly stripe: {
@@ -131,6 +137,21 @@ const schema = z.object({
   // Unset: 5000, except for a worker, which only serves health and metrics and so takes any free port.
   PORT: z.preprocess(blankToUndefined, int(0, 65535, -1)),
   HOST: str(),
+  // A tunnel's or a same-host reverse proxy's name; see parseAllowedHosts. Names the list's item at fault.
+  ALLOWED_HOSTS: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .transform((v, ctx) => {
+        try {
+          return parseAllowedHosts(v);
+        } catch (err) {
+          ctx.addIssue((err as Error).message);
+          return z.NEVER;
+        }
+      })
+      .optional(),
+  ),
   LOG_LEVEL: z.preprocess(
     blankToUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -380,6 +401,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     // Without API keys anyone who reaches the port can pay and refund: by default only this machine can. A service
     // with auth off on every address (npm start on a laptop) was open to everyone on its network.
     host: e.HOST ?? (authEnabled ? '0.0.0.0' : '127.0.0.1'),
+    allowedHosts: e.ALLOWED_HOSTS ?? [],
     logLevel: e.LOG_LEVEL,
     role: e.ROLE,
     stripe: {

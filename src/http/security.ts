@@ -12,7 +12,13 @@ import helmet from 'helmet';
 import { hashKey, kindOfKey, looksLikeKey, PUBLISHABLE_OPERATIONS } from '../auth/api-keys.js';
 import type { ApiKey, ApiKeysRepo } from '../store/index.js';
 import { sendProblem } from './errors.js';
-import { configuredHostName, isLoopbackAddress, isLoopbackHost, misdirectedDetail } from './loopback-host.js';
+import {
+  allowedHostMatcher,
+  configuredHostName,
+  isLoopbackAddress,
+  isLoopbackHost,
+  misdirectedDetail,
+} from './loopback-host.js';
 import type { Caller } from './operations.js';
 import { problemBody, ProblemError } from './problem.js';
 import { routedPath } from './request-target.js';
@@ -215,10 +221,13 @@ export interface LoopbackHostCheck {
  * Docker image) it does nothing: clients there reach it by names and addresses of their own, and API keys or the
  * network decide who may call. The bound address decides,
  * not HOST, so a name that resolves to loopback (Debian maps the machine's own name to 127.0.1.1) is covered.
+ * `allowedHosts` (ALLOWED_HOSTS) names more hosts answered: a tunnel's, or a same-host reverse proxy's that passes
+ * `Host` through. It only adds names: where the check does not apply, every name is answered anyway.
  */
-export function loopbackHostCheck(host: string): LoopbackHostCheck {
+export function loopbackHostCheck(host: string, allowedHosts: readonly string[] = []): LoopbackHostCheck {
   let listening: string | null = null;
   const allowed = configuredHostName(host);
+  const listed = allowedHostMatcher(allowedHosts);
   let lastWarned = 0;
   // Every request of a client names the same host: the last one answered skips the match.
   let lastAnswered: string | undefined;
@@ -228,7 +237,7 @@ export function loopbackHostCheck(host: string): LoopbackHostCheck {
       next();
       return;
     }
-    if (requested === lastAnswered || isLoopbackHost(requested, allowed)) {
+    if (requested === lastAnswered || isLoopbackHost(requested, allowed) || listed(requested)) {
       lastAnswered = requested;
       next();
       return;
@@ -248,7 +257,11 @@ export function loopbackHostCheck(host: string): LoopbackHostCheck {
         'refused a request for another host than a loopback name (DNS rebinding?); said at most once a minute',
       );
     }
-    next(new ProblemError(421, misdirectedDetail(named, listening, 'HOST'), { code: 'host_not_allowed' }));
+    next(
+      new ProblemError(421, misdirectedDetail(named, listening, 'HOST', 'ALLOWED_HOSTS'), {
+        code: 'host_not_allowed',
+      }),
+    );
   };
   return {
     middleware: isIP(host) === 0 || isLoopbackAddress(host) ? middleware : null,

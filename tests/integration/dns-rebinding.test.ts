@@ -51,6 +51,7 @@ describe('a service listening on 127.0.0.1 without API keys (embedded mode)', ()
       instance: '/payment-intent',
     });
     expect(problem.detail).toContain('"evil.example:');
+    expect(problem.detail).toContain('list its name in ALLOWED_HOSTS');
     expect(problem.request_id).toBe(res.headers['x-request-id']);
     expect(answerViolations('createPaymentIntent', asAnswer(res))).toEqual([]);
     expect(svc.deps.sandbox!.stats().paymentIntents).toBe(0);
@@ -131,6 +132,9 @@ describe('a service listening on 127.0.0.1 without API keys (embedded mode)', ()
       '7f000001.c0a80001.rbndr.us',
       '127.0.0.256',
       '0.0.0.0',
+      // A tunnel's name, until ALLOWED_HOSTS lists it (below).
+      'tunnel.example',
+      'tunnel.example:443',
       '[::2]',
       `127.0.0.1:${port}.evil.example`,
     ]) {
@@ -162,6 +166,93 @@ describe('a service listening on 127.0.0.1 without API keys (embedded mode)', ()
   });
 });
 
+// A developer forwarding Stripe's events (and trying the API) through a tunnel, or a reverse proxy on the same
+// machine that passes Host through, names its host in ALLOWED_HOSTS.
+describe('ALLOWED_HOSTS on a service listening on 127.0.0.1 without API keys', () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService('sqlite', { ALLOWED_HOSTS: 'Tunnel.Example, *.ngrok.example' });
+  });
+  afterAll(async () => {
+    await svc?.stop();
+  });
+
+  it('answers the listed names, with or without a port, on the probes and the API', async () => {
+    for (const host of [
+      'tunnel.example',
+      'tunnel.example:443',
+      'TUNNEL.example:8080',
+      'c0ffee.ngrok.example',
+    ]) {
+      expect([host, (await requestAs(`${svc.url}/healthz`, host)).status]).toEqual([host, 200]);
+    }
+    const paid = await requestAs(`${svc.url}/payment-intent`, 'tunnel.example:443', {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify(PAYMENT),
+    });
+    expect(paid.status).toBe(200);
+    const intent = JSON.parse(paid.text) as { paymentIntentId: string; status: string };
+    expect(intent.status).toBe('succeeded');
+    const read = await requestAs(`${svc.url}/payment-intent/${intent.paymentIntentId}`, 'tunnel.example');
+    expect(read.status).toBe(200);
+    expect(JSON.parse(read.text)).toMatchObject({ status: 'succeeded', amount: PAYMENT.amount });
+  });
+
+  it("takes Stripe's webhooks under a listed name to the webhook handler: signed stored, unsigned 400", async () => {
+    const body = JSON.stringify({
+      id: 'evt_through_an_allowed_tunnel',
+      object: 'event',
+      type: 'customer.created',
+      api_version: '2026-10-28.endive',
+      created: Math.floor(Date.now() / 1000),
+      livemode: false,
+      data: { object: { id: 'cus_allowed_tunnel', object: 'customer' } },
+    });
+    const signature = Stripe.webhooks.generateTestHeaderString({
+      payload: body,
+      secret: svc.deps.webhookSecret,
+      timestamp: Math.floor(Date.now() / 1000),
+    });
+    const signed = await requestAs(`${svc.url}/webhook`, 'tunnel.example:443', {
+      method: 'POST',
+      headers: { ...json, 'stripe-signature': signature },
+      body,
+    });
+    expect(signed.status).toBe(200);
+    expect(JSON.parse(signed.text)).toEqual({ success: true });
+    const unsigned = await requestAs(`${svc.url}/webhook`, 'tunnel.example', {
+      method: 'POST',
+      headers: json,
+      body,
+    });
+    expect(unsigned.status).toBe(400);
+  });
+
+  it("still refuses every other name: a subdomain of an exact name, a *. entry's domain itself, look-alikes", async () => {
+    const before = svc.deps.sandbox!.stats().paymentIntents;
+    for (const host of [
+      'evil.example',
+      'sub.tunnel.example',
+      'tunnel.example.evil.example',
+      'eviltunnel.example',
+      'ngrok.example',
+      'evilngrok.example',
+      'c0ffee.ngrok.example.evil.example',
+    ]) {
+      const res = await requestAs(`${svc.url}/payment-intent`, host, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify(PAYMENT),
+      });
+      expect([host, res.status, JSON.parse(res.text).code]).toEqual([host, 421, 'host_not_allowed']);
+    }
+    expect(svc.deps.sandbox!.stats().paymentIntents).toBe(before);
+    // Loopback names are answered as before.
+    expect((await getJson(`${svc.url}/healthz`)).status).toBe(200);
+  });
+});
+
 describe('where the check does not apply', () => {
   let svc: TestService | undefined;
   afterEach(async () => {
@@ -177,6 +268,12 @@ describe('where the check does not apply', () => {
       body: JSON.stringify(PAYMENT),
     });
     expect(paid.status).toBe(200);
+  });
+
+  it('HOST=0.0.0.0 with ALLOWED_HOSTS: it restricts nothing, and the start says so', async () => {
+    svc = await startTestService('sqlite', { HOST: '0.0.0.0', ALLOWED_HOSTS: 'tunnel.example' });
+    expect((await requestAs(`${svc.url}/healthz`, 'payments.internal:5000')).status).toBe(200);
+    expect(svc.lines.some((l) => l.includes('ALLOWED_HOSTS has no effect'))).toBe(true);
   });
 
   it.each([

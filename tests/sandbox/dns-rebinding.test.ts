@@ -44,6 +44,8 @@ describe('sandbox listening on 127.0.0.1', () => {
     expect(body.error.type).toBe('invalid_request_error');
     expect(body.error.message).toContain('"evil.example:');
     expect(body.error.message).toContain('SANDBOX_HOST');
+    // The service's ALLOWED_HOSTS is not the sandbox's: it has no such setting.
+    expect(body.error.message).not.toContain('ALLOWED_HOSTS');
     expect(sandbox.stats().paymentIntents).toBe(0);
   });
 

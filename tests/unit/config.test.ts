@@ -324,6 +324,47 @@ describe('config', () => {
     ]);
   });
 
+  describe('ALLOWED_HOSTS: more names a service on loopback answers', () => {
+    it('is empty by default, and a list of names in lower case when set', () => {
+      expect(loadConfig({}).allowedHosts).toEqual([]);
+      expect(loadConfig({ ALLOWED_HOSTS: 'Tunnel.Example, *.ngrok.example' }).allowedHosts).toEqual([
+        'tunnel.example',
+        '*.ngrok.example',
+      ]);
+    });
+
+    it('refuses at start what would not name one host, naming the variable; "*" never turns the check off', () => {
+      const cases: [string, string][] = [
+        [
+          'tunnel.example,',
+          'item 2 of 2 is empty: separate host names with single commas, with nothing after the last',
+        ],
+        [
+          'https://tunnel.example/',
+          'item 1 of 1 ("https://tunnel.example/") is a URL: give its host name alone (tunnel.example)',
+        ],
+        [
+          'tunnel.example/webhook',
+          'item 1 of 1 ("tunnel.example/webhook") has a path: give the host name alone (tunnel.example)',
+        ],
+        [
+          '*',
+          'item 1 of 1 is "*", which would answer every name and undo the check against DNS rebinding: list each host name, or *.domain for its subdomains',
+        ],
+      ];
+      for (const [value, problem] of cases) {
+        expect(problemsOf({ ALLOWED_HOSTS: value }), value).toEqual([`ALLOWED_HOSTS: ${problem}`]);
+      }
+    });
+
+    it('reports a bad list together with the other bad values', () => {
+      expect(problemsOf({ PORT: 'eighty', ALLOWED_HOSTS: '*' }).map((p) => p.split(':')[0])).toEqual([
+        'PORT',
+        'ALLOWED_HOSTS',
+      ]);
+    });
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ PORT: '', STRIPE_SECRET_KEY: '' }).stripe.mode).toBe('sandbox');
   });
