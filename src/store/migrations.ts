@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Migrator, sql } from 'kysely';
+import { DEFAULT_MIGRATION_LOCK_TABLE, MIGRATION_LOCK_ID, Migrator, sql } from 'kysely';
 import type {
+  CreateIndexBuilder,
   DatabaseIntrospector,
   Dialect as KyselyDialect,
   Kysely,
@@ -10,19 +11,77 @@ import type {
 } from 'kysely';
 import type { Logger } from 'pino';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see buildMigrations
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see storeMigrations
 type AnyDb = Kysely<any>;
 
 export type Dialect = 'sqlite' | 'postgres';
+
+/** What an index step needs of Kysely's builder, whatever columns it names. */
+type IndexBuilder = Pick<CreateIndexBuilder<string>, 'compile' | 'execute' | 'toOperationNode'>;
+
+/**
+ * What a migration does to the indexes of a table that may already hold rows (a large ledger's refunds, payments,
+ * outbox, webhook events). On PostgreSQL a plain CREATE INDEX holds a SHARE lock on its table for the whole build,
+ * which stops every insert and update there (refund accepts, outbox rows, webhooks) until it is done, and a plain
+ * DROP INDEX an ACCESS EXCLUSIVE one, which stops even reads while it waits for its turn. So there each runs
+ * CONCURRENTLY, outside the migration's transaction (see migratePostgres); on SQLite each is a plain statement of
+ * the migration's transaction, as it always was.
+ */
+export interface IndexSteps {
+  /** Indexes to build, each as a builder that is not executed here (its statement is run as the dialect needs). */
+  readonly build?: readonly ((db: AnyDb) => IndexBuilder)[];
+  /** Indexes to drop (those the built ones replace): only once every built one is valid, so reads keep an index. */
+  readonly drop?: readonly string[];
+}
+
+/**
+ * A migration of the service. `indexes` run first, then `up` in a transaction with the bookkeeping row, so the
+ * migration counts as applied only once its indexes are valid, and a run that dies anywhere (even between an index
+ * and `up`) leaves it unrecorded: the next run does its index steps again (each is skipped when already done) and
+ * then `up`, which therefore runs whole exactly once and need not be written to run twice. The price: an index on a
+ * table or column a migration adds cannot be among its `indexes`; build it in `up` when the table is new (nobody
+ * writes to an empty table being created), or in a later migration when it is on a table that holds rows.
+ */
+export interface StoreMigration {
+  readonly indexes?: IndexSteps;
+  up?(db: AnyDb): Promise<void>;
+  down(db: AnyDb): Promise<void>;
+}
+
+/**
+ * The migrations as Kysely's migrator takes them, each whole in one transaction (its index steps plain statements
+ * before its `up`): how SQLite runs them, and how PostgreSQL ran them before index steps were built concurrently.
+ * For tests and tools; a PostgreSQL start runs storeMigrations through migratePostgres.
+ */
+export function buildMigrations(dialect: Dialect): Record<string, Migration> {
+  return Object.fromEntries(
+    Object.entries(storeMigrations(dialect)).map(([name, m]) => [
+      name,
+      {
+        async up(db: AnyDb) {
+          for (const build of m.indexes?.build ?? []) await build(db).execute();
+          for (const index of m.indexes?.drop ?? []) await db.schema.dropIndex(index).execute();
+          await m.up?.(db);
+        },
+        down: (db: AnyDb) => m.down(db),
+      },
+    ]),
+  );
+}
 
 /**
  * Migrations live in code (not a folder read at run time) so the compiled service needs no extra
  * files. They take `Kysely<any>` on purpose: a migration describes the schema as it was then, not
  * as the current `Database` type says it is. Never edit a released migration; add a new one, which processes of
  * the version before keep working beside during a rolling update: add (columns nullable or with defaults, functions
- * under new names), drop nothing the version before reads, and mind the locks on large tables (README, Upgrading).
+ * under new names), drop nothing the version before reads, and mind the locks on large tables (README, Upgrading):
+ * an index on a table that holds rows is one of the migration's `indexes`, never a statement of its `up`.
+ *
+ * 0002–0004 and 0007–0009 were released with their index statements in `up`; moving them to `indexes` changed how
+ * PostgreSQL runs them (concurrently), not what they leave: the same indexes, the same definitions (a test compares
+ * a database migrated each way), and SQLite's statements are the very ones they were.
  */
-export function buildMigrations(dialect: Dialect): Record<string, Migration> {
+export function storeMigrations(dialect: Dialect): Record<string, StoreMigration> {
   const pg = dialect === 'postgres';
   // SQLite has no time type; ISO-8601 text sorts and compares correctly as long as every writer
   // uses Date#toISOString(), which the repositories guarantee.
@@ -204,14 +263,16 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
     '0002_refunds_reserved_covering_idx': {
       // Every refund acceptance sums what is already reserved on its payment intent; with the amount and
       // status in the index that sum reads only the index, not one table row per earlier refund.
-      async up(db: AnyDb) {
-        await db.schema
-          .createIndex('refunds_pi_status_amount_idx')
-          .on('refunds')
-          .columns(['payment_intent_id', 'status', 'amount'])
-          .execute();
+      indexes: {
+        build: [
+          (db) =>
+            db.schema
+              .createIndex('refunds_pi_status_amount_idx')
+              .on('refunds')
+              .columns(['payment_intent_id', 'status', 'amount']),
+        ],
         // The new index starts with payment_intent_id, so it serves every lookup the old one did.
-        await db.schema.dropIndex('refunds_payment_intent_id_idx').execute();
+        drop: ['refunds_payment_intent_id_idx'],
       },
       async down(db: AnyDb) {
         await db.schema
@@ -225,10 +286,7 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
     '0003_drop_unused_owner_idx': {
       // Every owner check goes through the primary key (id or request_id, then owner): these indexes were
       // never read, only written on every insert.
-      async up(db: AnyDb) {
-        await db.schema.dropIndex('refunds_owner_idx').execute();
-        await db.schema.dropIndex('payments_owner_idx').execute();
-      },
+      indexes: { drop: ['refunds_owner_idx', 'payments_owner_idx'] },
       async down(db: AnyDb) {
         await db.schema.createIndex('refunds_owner_idx').on('refunds').column('owner').execute();
         await db.schema.createIndex('payments_owner_idx').on('payments').column('owner').execute();
@@ -238,14 +296,16 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
       // The relay claims the oldest unsent rows by id. outbox_pending_idx (available_at, id) cannot give
       // that order, so both SQLite and PostgreSQL walked the primary key past every sent row (kept for
       // 7 days) on each claim. Unsent rows in id order make the claim read only what is waiting.
-      async up(db: AnyDb) {
-        await db.schema
-          .createIndex('outbox_unsent_idx')
-          .on('outbox')
-          .column('id')
-          .where(sql.ref('sent_at'), 'is', null)
-          .execute();
-        await db.schema.dropIndex('outbox_pending_idx').execute();
+      indexes: {
+        build: [
+          (db) =>
+            db.schema
+              .createIndex('outbox_unsent_idx')
+              .on('outbox')
+              .column('id')
+              .where(sql.ref('sent_at'), 'is', null),
+        ],
+        drop: ['outbox_pending_idx'],
       },
       async down(db: AnyDb) {
         await db.schema
@@ -303,13 +363,15 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
       // Housekeeping deletes the events applied more than 30 days ago. The only index on processed_at was for
       // events not applied yet, so every hourly run read the whole table (30 days of events) to find the few
       // due, and on SQLite that read holds the event loop: 0.5 s at 1,000,000 events, for nothing deleted.
-      async up(db: AnyDb) {
-        await db.schema
-          .createIndex('webhook_events_applied_idx')
-          .on('webhook_events')
-          .column('processed_at')
-          .where('processed_at', 'is not', null)
-          .execute();
+      indexes: {
+        build: [
+          (db) =>
+            db.schema
+              .createIndex('webhook_events_applied_idx')
+              .on('webhook_events')
+              .column('processed_at')
+              .where('processed_at', 'is not', null),
+        ],
       },
       async down(db: AnyDb) {
         await db.schema.dropIndex('webhook_events_applied_idx').execute();
@@ -319,13 +381,15 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
       // Housekeeping clears the e-mail addresses a process of a version before 0006 writes; it looked for them
       // among a week of payments (by created_at), read row by row every hour. Only those rows are in this index,
       // and the service writes none, so it stays empty and costs inserts nothing.
-      async up(db: AnyDb) {
-        await db.schema
-          .createIndex('payments_customer_email_idx')
-          .on('payments')
-          .column('created_at')
-          .where(sql.ref('customer_email'), 'is not', null)
-          .execute();
+      indexes: {
+        build: [
+          (db) =>
+            db.schema
+              .createIndex('payments_customer_email_idx')
+              .on('payments')
+              .column('created_at')
+              .where(sql.ref('customer_email'), 'is not', null),
+        ],
       },
       async down(db: AnyDb) {
         await db.schema.dropIndex('payments_customer_email_idx').execute();
@@ -340,13 +404,15 @@ export function buildMigrations(dialect: Dialect): Record<string, Migration> {
       // only for a statement whose WHERE says what the index's does. On SQLite, `+status`: without statistics
       // (SQLite has none unless ANALYZE ran) it guesses the status index finds few rows and picks it; the unary
       // plus keeps that index out of the sweep's statement, and with it the sort of every refund in flight.
-      async up(db: AnyDb) {
-        await db.schema
-          .createIndex('refunds_in_flight_idx')
-          .on('refunds')
-          .columns(['updated_at', 'request_id'])
-          .where(pg ? sql.ref('status') : sql`+status`, 'in', [sql.lit('queued'), sql.lit('processing')])
-          .execute();
+      indexes: {
+        build: [
+          (db) =>
+            db.schema
+              .createIndex('refunds_in_flight_idx')
+              .on('refunds')
+              .columns(['updated_at', 'request_id'])
+              .where(pg ? sql.ref('status') : sql`+status`, 'in', [sql.lit('queued'), sql.lit('processing')]),
+        ],
       },
       async down(db: AnyDb) {
         await db.schema.dropIndex('refunds_in_flight_idx').execute();
@@ -363,25 +429,37 @@ export const MIGRATION_TABLE = 'kysely_migration';
  * and tried again. While a DDL statement waits for its lock, every later statement on that table queues behind
  * it, and the migration holds the locks its earlier statements took: without a bound, one long transaction
  * (a report, a stuck session) stalls every request on those tables for as long as it lasts. Kept well below
- * DATABASE_TIMEOUT_MS (10 s), so a request held up by it still answers.
+ * DATABASE_TIMEOUT_MS (10 s), so a request held up by it still answers. Not for the index steps (see
+ * runIndexSteps), whose waits hold up no request.
  */
 const MIGRATION_LOCK_TIMEOUT_MS = 2_000;
 /** How long a start keeps retrying a migration that cannot get its locks before it gives up (exit 1). */
 const MIGRATION_LOCK_RETRY_FOR_MS = 5 * 60_000;
 /** PostgreSQL's lock_not_available (lock_timeout ran out). */
 const PG_LOCK_NOT_AVAILABLE = '55P03';
+/** PostgreSQL's deadlock_detected. */
+const PG_DEADLOCK_DETECTED = '40P01';
+/**
+ * PostgreSQL: the advisory lock processes take turns with, Kysely's own (its PostgresAdapter), so a process of a
+ * version that migrated through Kysely's migrator and one of this version never migrate at the same time.
+ */
+const MIGRATION_ADVISORY_LOCK = '3853314791062309107';
+/** How long a start waits for the advisory lock another process holds before it gives up (Kysely's bound). */
+const MIGRATION_ADVISORY_LOCK_WAIT_MS = 60 * 60_000;
 
 /**
- * Brings the schema to the latest migration. Safe to run from several processes at once: Kysely
- * takes an advisory lock on PostgreSQL, and on SQLite the migration transaction is BEGIN IMMEDIATE.
+ * Brings the schema to the latest migration. Safe to run from several processes at once: on PostgreSQL they take
+ * turns through a session-level advisory lock (see migratePostgres), and on SQLite the migration transaction is
+ * BEGIN IMMEDIATE.
  *
  * Built for rolling updates, where processes of two versions share one database:
- * - Each migration runs in a transaction of its own, so the locks one takes (an index build's SHARE lock, a
- *   DROP INDEX's ACCESS EXCLUSIVE one, which stops even reads of its table) are held for that migration only,
- *   not until the last of a batch has run: a process catching up several migrations on a large ledger would
- *   otherwise stall every request on the tables the first one touched until the last was done.
- * - On PostgreSQL a migration that waits longer than MIGRATION_LOCK_TIMEOUT_MS for a lock gives way (rolled
- *   back, its locks released) and is tried again a little later.
+ * - Each migration runs in a transaction of its own, so the locks one takes are held for that migration only, not
+ *   until the last of a batch has run: a process catching up several migrations on a large ledger would otherwise
+ *   stall every request on the tables the first one touched until the last was done.
+ * - On PostgreSQL a migration's index steps (StoreMigration.indexes) run CONCURRENTLY before its transaction, and
+ *   take no lock that stops reads or writes of their table; a migration that waits longer than
+ *   MIGRATION_LOCK_TIMEOUT_MS for a lock in its transaction gives way (rolled back, its locks released) and is
+ *   tried again a little later.
  * - A database a newer version has migrated further is used as it is (with a warning) when every migration of
  *   this version is among those applied: migrations only add or change what earlier versions keep working with,
  *   so a process of the earlier version that restarts during the update, or a rollback, still starts. Kysely
@@ -391,55 +469,52 @@ export async function migrateToLatest(
   db: AnyDb,
   opts: { dialect: Dialect; schema?: string; logger: Logger },
 ): Promise<string[]> {
+  const known = Object.keys(storeMigrations(opts.dialect)).sort();
+  // Nothing to do: no lock taken, no look for the bookkeeping tables.
+  if (nextMigration(known, await appliedMigrationNames(db, opts.schema), opts.logger) === undefined)
+    return [];
+  return opts.dialect === 'postgres' ? migratePostgres(db, opts) : migrateSqlite(db, known, opts);
+}
+
+/**
+ * The first migration of `known` not among `executed`, or none when there is nothing left for this version to
+ * do (with a warning when a newer version has migrated further). Throws when a newer version has migrated but
+ * one of this version's migrations is missing.
+ */
+function nextMigration(known: string[], executed: string[], logger: Logger): string | undefined {
+  const newer = executed.filter((name) => !known.includes(name));
+  const missing = known.filter((name) => !executed.includes(name));
+  if (newer.length > 0) {
+    if (missing.length > 0) {
+      throw new Error(
+        `the database has migrations this version does not know (${newer.join(', ')}) but lacks ${missing.join(', ')}`,
+      );
+    }
+    logger.warn(
+      { newerMigrations: newer },
+      'store schema is newer than this version (a rolling update or a rollback): running with it',
+    );
+    return undefined;
+  }
+  return missing[0];
+}
+
+/** SQLite: Kysely's migrator, one migration a turn (each in its BEGIN IMMEDIATE transaction). */
+async function migrateSqlite(
+  db: AnyDb,
+  known: string[],
+  opts: { dialect: Dialect; schema?: string; logger: Logger },
+): Promise<string[]> {
   const migrations = buildMigrations(opts.dialect);
-  const known = Object.keys(migrations).sort();
-  const run: Record<string, Migration> =
-    opts.dialect === 'postgres'
-      ? Object.fromEntries(
-          Object.entries(migrations).map(([name, m]) => [
-            name,
-            {
-              ...m,
-              async up(tx: AnyDb) {
-                // SET LOCAL: for this migration's transaction only (Kysely's own wait for its migration lock
-                // sets its own timeout).
-                await sql`set local lock_timeout = ${sql.lit(MIGRATION_LOCK_TIMEOUT_MS)}`.execute(tx);
-                await m.up(tx);
-              },
-            },
-          ]),
-        )
-      : migrations;
-  const provider: MigrationProvider = { getMigrations: async () => run };
-  const migrator = new Migrator({
-    db,
-    provider,
-    // Without an explicit schema Kysely looks for its bookkeeping tables in *any* schema, so a
-    // sibling schema's tables would be mistaken for ours.
-    ...(opts.schema ? { migrationTableSchema: opts.schema } : {}),
-  });
+  const provider: MigrationProvider = { getMigrations: async () => migrations };
+  const migrator = new Migrator({ db, provider });
   const applied: string[] = [];
-  const giveUpAt = Date.now() + MIGRATION_LOCK_RETRY_FOR_MS;
   // Each turn applies one migration, or finds nothing left to do. A newer version's process migrating between
   // this one's look at the bookkeeping and its migrator's (which then reports a missing migration) costs a turn.
   for (let races = 0; races <= 3;) {
-    const executed = await appliedMigrationNames(db, opts.schema);
-    const newer = executed.filter((name) => !Object.hasOwn(migrations, name));
-    if (newer.length > 0) {
-      const missing = known.filter((name) => !executed.includes(name));
-      if (missing.length > 0) {
-        throw new Error(
-          `the database has migrations this version does not know (${newer.join(', ')}) but lacks ${missing.join(', ')}`,
-        );
-      }
-      opts.logger.warn(
-        { newerMigrations: newer },
-        'store schema is newer than this version (a rolling update or a rollback): running with it',
-      );
+    if (nextMigration(known, await appliedMigrationNames(db, opts.schema), opts.logger) === undefined) {
       return applied;
     }
-    // Nothing to do: no call to the migrator (its lock and its checks for its own tables).
-    if (known.every((name) => executed.includes(name))) return applied;
     const { error, results } = await migrator.migrateUp();
     for (const r of results ?? []) {
       if (r.status === 'Success') {
@@ -448,19 +523,11 @@ export async function migrateToLatest(
       }
     }
     if (error) {
-      const failed = results?.find((r) => r.status === 'Error')?.migrationName;
       if (error instanceof Error && /previously executed migration .* is missing/.test(error.message)) {
         races += 1;
         continue;
       }
-      if ((error as { code?: unknown }).code === PG_LOCK_NOT_AVAILABLE && Date.now() < giveUpAt) {
-        opts.logger.warn(
-          { migration: failed, lockTimeoutMs: MIGRATION_LOCK_TIMEOUT_MS },
-          'store migration waited too long for a lock; rolled back to let requests through, trying again',
-        );
-        await sleep(500 + Math.random() * 1_000);
-        continue;
-      }
+      const failed = results?.find((r) => r.status === 'Error')?.migrationName;
       // Not logged here: whoever opened the store says it failed, with this error (the process's fatal
       // 'could not start' line); a line of its own made one failure two.
       throw new Error(`store migration ${failed ?? '(unknown)'} failed`, { cause: error });
@@ -468,6 +535,229 @@ export async function migrateToLatest(
     if (!results?.some((r) => r.status === 'Success')) return applied;
   }
   throw new Error('store migrations did not settle (the database kept changing under them)');
+}
+
+/** A migration that failed, with why. */
+class MigrationFailed extends Error {
+  constructor(
+    readonly migration: string,
+    cause: unknown,
+  ) {
+    super(`store migration ${migration} failed`, { cause });
+  }
+}
+
+/**
+ * PostgreSQL: the service's own runner (Kysely's migrator runs a migration only whole inside one transaction,
+ * where CREATE INDEX CONCURRENTLY cannot run). It keeps Kysely's bookkeeping tables and advisory lock, so versions
+ * that migrated through Kysely's migrator read and take turns with it. Each turn, on one connection:
+ * 1. takes the advisory lock, session-level, on that connection (pg_try_advisory_lock, again every few hundred ms
+ *    until it is free). Session-level, because a CONCURRENTLY statement cannot run inside a transaction and waits
+ *    for every transaction older than it to end: a lock held by an open transaction, on this connection or any other
+ *    of this process, would be waited for by the very build it guards, for ever. Tried rather than waited for: a
+ *    process waiting inside `select pg_advisory_lock()` holds a snapshot, and the build of the process holding the
+ *    lock would wait for it, in a deadlock;
+ * 2. reads the bookkeeping under the lock and picks the next migration (none: done), so of two processes starting
+ *    together each migration is run by one, and the other finds it applied;
+ * 3. runs its index steps, each in no transaction (runIndexSteps);
+ * 4. runs its `up` and writes its bookkeeping row in one transaction (lock_timeout MIGRATION_LOCK_TIMEOUT_MS), so it
+ *    is recorded as applied only once its indexes are valid;
+ * 5. lets go of the lock.
+ * A turn that waited too long for a lock in step 4 (or lost a deadlock, say with a process of a version before this
+ * runner waiting for the lock) is tried again a little later; anything else fails the start.
+ */
+async function migratePostgres(db: AnyDb, opts: { schema?: string; logger: Logger }): Promise<string[]> {
+  const migrations = storeMigrations('postgres');
+  const known = Object.keys(migrations).sort();
+  const applied: string[] = [];
+  const giveUpAt = Date.now() + MIGRATION_LOCK_RETRY_FOR_MS;
+  for (;;) {
+    let name: string | undefined;
+    try {
+      name = await db.connection().execute((conn) =>
+        withMigrationLock(conn, async () => {
+          await ensureBookkeeping(conn, opts.schema);
+          const executed = await appliedMigrationNames(conn, opts.schema);
+          const next = nextMigration(known, executed, opts.logger);
+          if (next === undefined) return undefined;
+          // Kysely's migrator refuses a database whose applied migrations are not the first ones; so does this one
+          // (a migration describes the schema as those before it left it).
+          const gap = known.slice(0, known.indexOf(next)).find((n) => !executed.includes(n));
+          if (gap !== undefined || executed.some((n) => n > next)) {
+            throw new Error(`corrupted migrations: ${next} is not applied, but migrations after it are`);
+          }
+          try {
+            await runMigration(conn, next, migrations[next]!, opts);
+          } catch (error) {
+            throw new MigrationFailed(next, error);
+          }
+          return next;
+        }),
+      );
+    } catch (error) {
+      const cause = error instanceof MigrationFailed ? error.cause : error;
+      const code = (cause as { code?: unknown }).code;
+      if ((code === PG_LOCK_NOT_AVAILABLE || code === PG_DEADLOCK_DETECTED) && Date.now() < giveUpAt) {
+        opts.logger.warn(
+          {
+            migration: error instanceof MigrationFailed ? error.migration : undefined,
+            code,
+            lockTimeoutMs: MIGRATION_LOCK_TIMEOUT_MS,
+          },
+          'store migration waited too long for a lock; rolled back to let requests through, trying again',
+        );
+        await sleep(500 + Math.random() * 1_000);
+        continue;
+      }
+      // Not logged here: whoever opened the store says it failed, with this error (the process's fatal
+      // 'could not start' line); a line of its own made one failure two.
+      throw error;
+    }
+    if (name === undefined) return applied;
+    opts.logger.info({ migration: name }, 'store migration applied');
+    applied.push(name);
+  }
+}
+
+/** Runs `fn` holding the migration advisory lock, session-level, on connection `conn` (see migratePostgres). */
+async function withMigrationLock<T>(conn: AnyDb, fn: () => Promise<T>): Promise<T> {
+  const waitUntil = Date.now() + MIGRATION_ADVISORY_LOCK_WAIT_MS;
+  for (;;) {
+    const { rows } = await sql<{ locked: boolean }>`
+      select pg_try_advisory_lock(${sql.raw(MIGRATION_ADVISORY_LOCK)}) as locked`.execute(conn);
+    if (rows[0]?.locked) break;
+    if (Date.now() > waitUntil) {
+      throw new Error('another process has been migrating the store for an hour (its advisory lock is held)');
+    }
+    await sleep(100 + Math.random() * 200);
+  }
+  try {
+    return await fn();
+  } finally {
+    // A connection that broke meanwhile took the lock with it (the session is gone); the turn's own error says why.
+    await sql`select pg_advisory_unlock(${sql.raw(MIGRATION_ADVISORY_LOCK)})`
+      .execute(conn)
+      .catch(() => undefined);
+  }
+}
+
+/**
+ * Kysely's bookkeeping tables, as its migrator makes them (versions that migrated through it, and an earlier
+ * version started on this database, find what they expect). Under the advisory lock; IF NOT EXISTS can still lose a
+ * race with a process of such a version creating them outside it, which then made them.
+ */
+async function ensureBookkeeping(conn: AnyDb, schema: string | undefined): Promise<void> {
+  const ddl = schema ? conn.schema.withSchema(schema) : conn.schema;
+  const tolerate = async (create: () => Promise<unknown>, table: string) => {
+    try {
+      await create();
+    } catch (error) {
+      const { rows } = await sql<{ found: string | null }>`
+        select to_regclass(${schema ? `"${schema}"."${table}"` : `"${table}"`})::text as found`.execute(conn);
+      if (!rows[0]?.found) throw error;
+    }
+  };
+  await tolerate(
+    () =>
+      ddl
+        .createTable(MIGRATION_TABLE)
+        .ifNotExists()
+        .addColumn('name', 'varchar(255)', (col) => col.notNull().primaryKey())
+        .addColumn('timestamp', 'varchar(255)', (col) => col.notNull())
+        .execute(),
+    MIGRATION_TABLE,
+  );
+  await tolerate(
+    () =>
+      ddl
+        .createTable(DEFAULT_MIGRATION_LOCK_TABLE)
+        .ifNotExists()
+        .addColumn('id', 'varchar(255)', (col) => col.notNull().primaryKey())
+        .addColumn('is_locked', 'integer', (col) => col.notNull().defaultTo(0))
+        .execute(),
+    DEFAULT_MIGRATION_LOCK_TABLE,
+  );
+  await (schema ? conn.withSchema(schema) : conn)
+    .insertInto(DEFAULT_MIGRATION_LOCK_TABLE)
+    .values({ id: MIGRATION_LOCK_ID, is_locked: 0 })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .execute();
+}
+
+/** Steps 3 and 4 of migratePostgres for migration `name`. */
+async function runMigration(
+  conn: AnyDb,
+  name: string,
+  migration: StoreMigration,
+  opts: { schema?: string; logger: Logger },
+): Promise<void> {
+  if (migration.indexes) await runIndexSteps(conn, name, migration.indexes, opts.logger);
+  await conn.transaction().execute(async (tx) => {
+    // SET LOCAL: for this migration's transaction only.
+    await sql`set local lock_timeout = ${sql.lit(MIGRATION_LOCK_TIMEOUT_MS)}`.execute(tx);
+    await migration.up?.(tx);
+    await (opts.schema ? tx.withSchema(opts.schema) : tx)
+      .insertInto(MIGRATION_TABLE)
+      .values({ name, timestamp: new Date().toISOString() })
+      .execute();
+  });
+}
+
+/**
+ * PostgreSQL: a migration's index steps, each a statement of its own outside any transaction (CONCURRENTLY cannot
+ * run inside one), on the connection that holds the advisory lock:
+ * - each index to build: none of that name, built CONCURRENTLY; a valid one, left as it is (a run that died after
+ *   building it); an INVALID one (pg_index.indisvalid: what a CONCURRENTLY build leaves when it fails or its process
+ *   dies mid-way, and which PostgreSQL keeps updating on every write but never reads), dropped CONCURRENTLY and built
+ *   again. Checked valid after the build;
+ * - then each index to drop, DROP INDEX CONCURRENTLY IF EXISTS.
+ * Neither takes a lock that stops reads or writes of the table (SHARE UPDATE EXCLUSIVE, which only VACUUM, ANALYZE,
+ * other such builds and some ALTER TABLEs wait for), but each waits for every transaction that writes the table, and
+ * a build also for every transaction in the database older than it, to end. Those waits hold up no request, so
+ * they have no lock_timeout: a start waits for a long transaction (a report, another application's idle session)
+ * rather than give up with an INVALID index behind it.
+ */
+async function runIndexSteps(
+  conn: AnyDb,
+  migration: string,
+  steps: IndexSteps,
+  logger: Logger,
+): Promise<void> {
+  await sql`set lock_timeout = 0`.execute(conn);
+  for (const build of steps.build ?? []) {
+    const builder = build(conn);
+    const index = builder.toOperationNode().name.name;
+    const compiled = builder.compile();
+    const concurrently = compiled.sql.replace(/^create (unique )?index /, 'create $1index concurrently ');
+    if (concurrently === compiled.sql || compiled.parameters.length > 0) {
+      throw new Error(`index ${index}: cannot build it concurrently (${compiled.sql})`);
+    }
+    const state = await indexState(conn, index);
+    if (state === 'valid') continue;
+    if (state === 'invalid') {
+      logger.warn({ migration, index }, 'store migration dropping an invalid index an earlier build left');
+      await sql`drop index concurrently if exists ${sql.id(index)}`.execute(conn);
+    }
+    logger.info({ migration, index }, 'store migration building an index concurrently');
+    await sql.raw(concurrently).execute(conn);
+    if ((await indexState(conn, index)) !== 'valid')
+      throw new Error(`index ${index} is not valid after its build`);
+  }
+  for (const index of steps.drop ?? []) {
+    await sql`drop index concurrently if exists ${sql.id(index)}`.execute(conn);
+  }
+}
+
+/** Whether index `name` of the connection's schema is there, and valid (pg_index.indisvalid). */
+async function indexState(conn: AnyDb, name: string): Promise<'missing' | 'valid' | 'invalid'> {
+  const { rows } = await sql<{ valid: boolean }>`
+    select i.indisvalid as valid
+    from pg_catalog.pg_index i
+    join pg_catalog.pg_class c on c.oid = i.indexrelid
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = current_schema() and c.relname = ${name}`.execute(conn);
+  if (rows.length === 0) return 'missing';
+  return rows[0]!.valid ? 'valid' : 'invalid';
 }
 
 /** Names in Kysely's bookkeeping table; none before it exists (a new database). */
