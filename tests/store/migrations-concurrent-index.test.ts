@@ -250,6 +250,54 @@ describePostgres('migrations build indexes concurrently', (h) => {
     expect(await indexes(options)).toEqual(await indexes(fresh));
   });
 
+  it('comes up beside a process waiting for the migration lock inside pg_advisory_lock (a version before this runner)', async () => {
+    const options = h.newDatabase();
+    await (await h.open(options)).close();
+    await backToBefore(options, '0009', ['refunds_in_flight_idx']);
+    await query(options, refundRow(uid('old')));
+    const accept = await connect(options);
+    await accept.query('begin');
+    await accept.query(refundRow('order-in-flight'));
+    const { logger, lines } = captureLogger('info');
+    const upgrading = createStore({ ...options, logger }).then((s) => s.close());
+    // Kysely's migrator waits for its lock inside `select pg_advisory_lock(...)`, holding a snapshot the build waits
+    // for: each waits for the other, and PostgreSQL ends one of them (deadlock_detected).
+    const older = await connect(options);
+    let olderOutcome: unknown;
+    let waiting: Promise<unknown> | undefined;
+    try {
+      const [migrating] = await waitingFor(options, accept.pid);
+      waiting = older
+        .query('select pg_advisory_lock(3853314791062309107); select pg_advisory_unlock(3853314791062309107)')
+        .then(
+          () => 'got the lock',
+          (e: unknown) => e,
+        );
+      expect(await waitingFor(options, migrating!)).toContain(older.pid);
+      // Past the older process's own deadlock check (deadlock_timeout, 1 s), so it is the build that finds the
+      // deadlock once it waits for the older process.
+      await new Promise((r) => setTimeout(r, 1_500));
+      await accept.query('commit');
+      olderOutcome = await waiting;
+    } finally {
+      await accept.end();
+      await waiting;
+      await older.end();
+      await upgrading.catch(() => undefined);
+    }
+    await upgrading;
+    expect(await applied(options)).toEqual(Object.keys(buildMigrations('postgres')).sort());
+    expect((await indexes(options)).every((i) => i.valid)).toBe(true);
+    if (olderOutcome === 'got the lock') {
+      // The build lost the deadlock, left an INVALID index, and its migration was tried again: dropped, built again.
+      const messages = lines.map((l) => JSON.parse(l) as { msg: string; code?: string });
+      expect(messages).toContainEqual(expect.objectContaining({ code: '40P01' }));
+      expect(messages.map((m) => m.msg)).toContain(
+        'store migration dropping an invalid index an earlier build left',
+      );
+    }
+  });
+
   it('two processes starting together apply each migration once, and both come up', async () => {
     const options = h.newDatabase();
     await (await h.open(options)).close();
