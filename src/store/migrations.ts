@@ -559,7 +559,8 @@ class MigrationFailed extends Error {
  *    lock would wait for it, in a deadlock;
  * 2. reads the bookkeeping under the lock and picks the next migration (none: done), so of two processes starting
  *    together each migration is run by one, and the other finds it applied;
- * 3. runs its index steps, each in no transaction (runIndexSteps);
+ * 3. runs its index steps, each in no transaction (runIndexSteps); on a new database, whose tables this very start
+ *    made, plainly at the start of step 4's transaction instead;
  * 4. runs its `up` and writes its bookkeeping row in one transaction (lock_timeout MIGRATION_LOCK_TIMEOUT_MS), so it
  *    is recorded as applied only once its indexes are valid;
  * 5. lets go of the lock.
@@ -587,7 +588,11 @@ async function migratePostgres(db: AnyDb, opts: { schema?: string; logger: Logge
             throw new Error(`corrupted migrations: ${next} is not applied, but migrations after it are`);
           }
           try {
-            await runMigration(conn, next, migrations[next]!, opts);
+            // The tables were made by this very start (0001 creates them, and fails if they are there): no request
+            // reads or writes them yet, and a concurrent build would only wait for every transaction of the database
+            // for nothing, so a new database gets its indexes plainly, in each migration's transaction.
+            const newTables = applied.includes(known[0]!);
+            await runMigration(conn, next, migrations[next]!, { ...opts, concurrently: !newTables });
           } catch (error) {
             throw new MigrationFailed(next, error);
           }
@@ -689,12 +694,17 @@ async function runMigration(
   conn: AnyDb,
   name: string,
   migration: StoreMigration,
-  opts: { schema?: string; logger: Logger },
+  opts: { schema?: string; logger: Logger; concurrently: boolean },
 ): Promise<void> {
-  if (migration.indexes) await runIndexSteps(conn, name, migration.indexes, opts.logger);
+  const { indexes } = migration;
+  if (indexes && opts.concurrently) await runIndexSteps(conn, name, indexes, opts.logger);
   await conn.transaction().execute(async (tx) => {
     // SET LOCAL: for this migration's transaction only.
     await sql`set local lock_timeout = ${sql.lit(MIGRATION_LOCK_TIMEOUT_MS)}`.execute(tx);
+    if (indexes && !opts.concurrently) {
+      for (const build of indexes.build ?? []) await build(tx).execute();
+      for (const index of indexes.drop ?? []) await tx.schema.dropIndex(index).execute();
+    }
     await migration.up?.(tx);
     await (opts.schema ? tx.withSchema(opts.schema) : tx)
       .insertInto(MIGRATION_TABLE)
@@ -724,6 +734,9 @@ async function runIndexSteps(
   logger: Logger,
 ): Promise<void> {
   await sql`set lock_timeout = 0`.execute(conn);
+  // Drops name the schema: IF EXISTS must not find an index of that name further down the search_path.
+  const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(conn);
+  const schema = rows[0]!.schema;
   for (const build of steps.build ?? []) {
     const builder = build(conn);
     const index = builder.toOperationNode().name.name;
@@ -736,7 +749,7 @@ async function runIndexSteps(
     if (state === 'valid') continue;
     if (state === 'invalid') {
       logger.warn({ migration, index }, 'store migration dropping an invalid index an earlier build left');
-      await sql`drop index concurrently if exists ${sql.id(index)}`.execute(conn);
+      await sql`drop index concurrently if exists ${sql.id(schema, index)}`.execute(conn);
     }
     logger.info({ migration, index }, 'store migration building an index concurrently');
     await sql.raw(concurrently).execute(conn);
@@ -744,7 +757,7 @@ async function runIndexSteps(
       throw new Error(`index ${index} is not valid after its build`);
   }
   for (const index of steps.drop ?? []) {
-    await sql`drop index concurrently if exists ${sql.id(index)}`.execute(conn);
+    await sql`drop index concurrently if exists ${sql.id(schema, index)}`.execute(conn);
   }
 }
 

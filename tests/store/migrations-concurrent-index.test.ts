@@ -2,7 +2,7 @@ import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { expect, it } from 'vitest';
 import { createStore } from '../../src/store/index.js';
-import { buildMigrations } from '../../src/store/migrations.js';
+import { buildMigrations, withOwnSchemaIntrospection } from '../../src/store/migrations.js';
 import type { StoreOptions } from '../../src/store/index.js';
 import { captureLogger } from '../helpers/log-capture.js';
 import { PG_URL, describePostgres, uid } from './harness.js';
@@ -113,13 +113,20 @@ async function heldUp(options: StoreOptions, statement: string): Promise<number[
   }
 }
 
-/** Migrates a schema down to `target` with the service's own down migrations (through Kysely's migrator). */
-async function migrateDownTo(options: StoreOptions, target: string): Promise<void> {
+/**
+ * Migrates a schema up or down to `target` with the service's migrations run as they were before index steps ran
+ * concurrently (each whole in one transaction, by Kysely's own migrator); the schema is made if missing.
+ */
+async function migratePlainlyTo(options: StoreOptions, target: string | 'latest'): Promise<void> {
+  await query(options, `create schema if not exists "${options.schema}"`);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations take Kysely<any> (see buildMigrations)
   const db = new Kysely<any>({
-    dialect: new PostgresDialect({
-      pool: new pg.Pool({ connectionString: PG_URL, max: 1, options: `-c search_path=${options.schema}` }),
-    }),
+    // Kysely's own introspection reads every schema's tables and fails on one another test file drops meanwhile.
+    dialect: withOwnSchemaIntrospection(
+      new PostgresDialect({
+        pool: new pg.Pool({ connectionString: PG_URL, max: 1, options: `-c search_path=${options.schema}` }),
+      }),
+    ),
   });
   try {
     const migrations = buildMigrations('postgres');
@@ -128,7 +135,7 @@ async function migrateDownTo(options: StoreOptions, target: string): Promise<voi
       provider: { getMigrations: async () => migrations },
       migrationTableSchema: options.schema!,
     });
-    const { error } = await migrator.migrateTo(target);
+    const { error } = await (target === 'latest' ? migrator.migrateToLatest() : migrator.migrateTo(target));
     if (error) throw error;
   } finally {
     await db.destroy();
@@ -181,7 +188,7 @@ describePostgres('migrations build indexes concurrently', (h) => {
     const options = h.newDatabase();
     await (await h.open(options)).close();
     // The next start runs 0004: it builds outbox_unsent_idx, then drops outbox_pending_idx, which it replaces.
-    await migrateDownTo(options, '0003_drop_unused_owner_idx');
+    await migratePlainlyTo(options, '0003_drop_unused_owner_idx');
     const outboxRow = (id: string) =>
       `insert into outbox (destination, message_id, payload, created_at, available_at)
        values ('stripe_refund_requests', '${id}', '{}', now(), now())`;
@@ -324,33 +331,25 @@ describePostgres('migrations build indexes concurrently', (h) => {
     expect((await indexes(options)).every((i) => i.valid)).toBe(true);
   });
 
-  it('a fresh database ends with the very indexes the plain migrations (each in one transaction) give', async () => {
-    const options = h.newDatabase();
-    await (await h.open(options)).close();
-    // The same migrations run as before, each whole in its transaction, by Kysely's own migrator.
+  it('ends with the very indexes the plain migrations (each whole in one transaction) give', async () => {
     const plain = h.newDatabase();
-    await query(options, `create schema "${plain.schema}"`);
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations take Kysely<any> (see buildMigrations)
-    const db = new Kysely<any>({
-      dialect: new PostgresDialect({
-        pool: new pg.Pool({ connectionString: PG_URL, max: 1, options: `-c search_path=${plain.schema}` }),
-      }),
-    });
-    try {
-      const migrations = buildMigrations('postgres');
-      const migrator = new Migrator({
-        db,
-        provider: { getMigrations: async () => migrations },
-        migrationTableSchema: plain.schema!,
-      });
-      const { error } = await migrator.migrateToLatest();
-      if (error) throw error;
-    } finally {
-      await db.destroy();
-    }
-    const got = await indexes(options);
-    expect(got.length).toBeGreaterThan(10);
-    expect(got).toEqual(await indexes(plain));
-    expect(await applied(options)).toEqual(await applied(plain));
+    await migratePlainlyTo(plain, 'latest');
+    // A database made by an earlier version (0001 applied), upgraded: 0002–0009 build and drop concurrently.
+    const upgraded = h.newDatabase();
+    await migratePlainlyTo(upgraded, '0001_initial');
+    const { logger, lines } = captureLogger('info');
+    await (await h.open({ ...upgraded, logger })).close();
+    const built = lines.filter((l) => l.includes('store migration building an index concurrently'));
+    expect(built).toHaveLength(5);
+    // A new database: its tables are new, its indexes built plainly.
+    const fresh = h.newDatabase();
+    await (await h.open(fresh)).close();
+
+    const want = await indexes(plain);
+    expect(want.length).toBeGreaterThan(10);
+    expect(await indexes(upgraded)).toEqual(want);
+    expect(await indexes(fresh)).toEqual(want);
+    expect(await applied(upgraded)).toEqual(await applied(plain));
+    expect(await applied(fresh)).toEqual(await applied(plain));
   });
 });

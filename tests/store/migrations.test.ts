@@ -6,7 +6,7 @@ import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NoLedgerError, createStore } from '../../src/store/index.js';
-import { buildMigrations } from '../../src/store/migrations.js';
+import { buildMigrations, withOwnSchemaIntrospection } from '../../src/store/migrations.js';
 import { describeError } from '../../src/config/start-failure.js';
 import { captureLogger } from '../helpers/log-capture.js';
 import type { Store, StoreOptions } from '../../src/store/index.js';
@@ -75,9 +75,12 @@ async function backToBefore0006(options: StoreOptions): Promise<void> {
 async function migrateDownTo(options: StoreOptions, target: string): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations take Kysely<any> (see buildMigrations)
   const db = new Kysely<any>({
-    dialect: new PostgresDialect({
-      pool: new pg.Pool({ connectionString: PG_URL, max: 1, options: `-c search_path=${options.schema}` }),
-    }),
+    // Kysely's own introspection reads every schema's tables and fails on one another test file drops meanwhile.
+    dialect: withOwnSchemaIntrospection(
+      new PostgresDialect({
+        pool: new pg.Pool({ connectionString: PG_URL, max: 1, options: `-c search_path=${options.schema}` }),
+      }),
+    ),
   });
   try {
     const migrations = buildMigrations('postgres');
