@@ -40,7 +40,9 @@ export interface IndexSteps {
  * and `up`) leaves it unrecorded: the next run does its index steps again (each is skipped when already done) and
  * then `up`, which therefore runs whole exactly once and need not be written to run twice. The price: an index on a
  * table or column a migration adds cannot be among its `indexes`; build it in `up` when the table is new (nobody
- * writes to an empty table being created), or in a later migration when it is on a table that holds rows.
+ * writes to an empty table being created), or in a later migration when it is on a table that holds rows. On a new
+ * PostgreSQL database (its tables made by the same start) the index steps run plainly at the start of `up`'s
+ * transaction, as on SQLite.
  */
 export interface StoreMigration {
   readonly indexes?: IndexSteps;
