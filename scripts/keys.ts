@@ -50,6 +50,15 @@ async function main(): Promise<number> {
     console.log(usage);
     return command ? 0 : 2;
   }
+  // A publishable key's scopes are fixed (it can only start payments, whatever it is given): creating one with the
+  // scopes silently replaced would let a script believe it holds the key it asked for.
+  if (values.publishable && values.scopes !== undefined) {
+    console.error(
+      'error: --scopes does not apply to --publishable: a publishable key can only create checkout sessions and ' +
+        `unconfirmed payment intents (payments:write); leave out one or the other\n${usage}`,
+    );
+    return 2;
+  }
   const config = loadConfigOrExit(process.env);
   let store;
   try {

@@ -217,6 +217,24 @@ describe('npm run keys', () => {
     expect(list).toMatchObject({ code: 0, stdout: 'no keys\n' });
   }, 30_000);
 
+  it('refuses --scopes with --publishable, whose scopes are fixed, and creates no key', async () => {
+    // A publishable key can only start payments whatever it is given: asked for refunds:write, the command made a
+    // payments:write key, said so in passing, and exited 0, so a script never learnt that its request was ignored.
+    const res = await run('scripts/keys.ts', [
+      'create',
+      'shop',
+      '--publishable',
+      '--scopes',
+      'refunds:write',
+    ]);
+    expect(res.code).toBe(2);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toMatch(/^error: --scopes does not apply to --publishable/);
+    expect(res.stderr).not.toMatch(STACK_LINE);
+    const list = await run('scripts/keys.ts', ['list']);
+    expect(list).toMatchObject({ code: 0, stdout: 'no keys\n' });
+  }, 30_000);
+
   it('stops quietly when its reader closes the pipe early (npm run keys -- list | head)', async () => {
     // A ledger of its own, so the other tests still find none.
     const ledger = { DATABASE_URL: `sqlite:${path.join(cwd, 'pipe.db')}` };
