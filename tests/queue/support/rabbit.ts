@@ -19,10 +19,16 @@ import {
 } from '../../../src/queue/index.js';
 import { createOutboxRelay, type OutboxRelay } from '../../../src/queue/outbox-relay.js';
 import { createStore, type Store } from '../../../src/store/index.js';
+import { RABBITMQ_URL } from '../../helpers/services.js';
 
 const run = promisify(execFile);
 
-export const RABBIT_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+/**
+ * The broker every test uses: TEST_RABBITMQ_URL, as the README says, read in one place (tests/helpers/services.ts).
+ * This file read RABBITMQ_URL, so TEST_RABBITMQ_URL moved only half the suites, and the service's own variable,
+ * set in a developer's shell for `npm start`, pointed the other half at that broker.
+ */
+export const RABBIT_URL = RABBITMQ_URL;
 
 export interface RabbitProbe {
   ok: boolean;
