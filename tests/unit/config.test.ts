@@ -398,5 +398,25 @@ describe('config', () => {
         expect(loadConfig({ ...base, [name]: value }), `${name}=${value}`).toEqual(loadConfig(base));
       }
     });
+
+    // The test above checks each row's first default with a Stripe key; these are the ones it states for the other
+    // cases (embedded mode, a worker, the tests), which a newcomer's `npm start` meets first.
+    it('gives the defaults it states for embedded mode, a worker and the tests', () => {
+      const cell = (name: string) => rows.find(([n]) => n === name)?.[1] ?? '';
+      const embedded = loadConfig({});
+      expect(cell('HOST')).toContain('`127.0.0.1` auth off');
+      expect(embedded.auth.enabled).toBe(false);
+      expect(loadConfig({ HOST: '127.0.0.1' })).toEqual(embedded);
+      expect(cell('API_AUTH')).toContain('off in embedded mode');
+      expect(loadConfig({ API_AUTH: 'off' })).toEqual(embedded);
+
+      const workerEnv = { ROLE: 'worker', RABBITMQ_HOST: 'localhost', STRIPE_SECRET_KEY: 'sk_test_worker' };
+      expect(table).toContain('without PORT it takes any free port');
+      expect(loadConfig(workerEnv).port).toBe(0);
+
+      expect(cell('VALIDATE_RESPONSES')).toBe('on in tests');
+      expect(loadConfig({ NODE_ENV: 'test' }).http.validateResponses).toBe(true);
+      expect(embedded.http.validateResponses).toBe(false);
+    });
   });
 });
