@@ -334,8 +334,9 @@ export interface components {
         /**
          * Metadata
          * @description Up to 50 key/value pairs passed through to Stripe (keys up to 40 characters, values up to 500). A value's
-         *     length counts UTF-16 code units (an emoji counts 2); a longer value is refused with 400
-         *     `metadata_value_too_long`. The key `payment_service_owner` is the service's own (with API keys, it
+         *     length counts UTF-16 code units (an emoji counts 2): a value of at most 500 characters that its emoji take
+         *     past 500 units is refused with 400 `metadata_value_too_long` (one of more than 500 characters by `maxLength`,
+         *     a 400 without `code`). The key `payment_service_owner` is the service's own (with API keys, it
          *     names a payment intent's or checkout session's owner at Stripe): it is refused with 400
          *     `metadata_key_reserved`, and with API keys a payment intent or checkout session takes up to 49 keys
          *     (50 is 400 `metadata_too_many_keys`).
