@@ -1,6 +1,6 @@
 /**
  * API key administration against the configured store (DATABASE_URL):
- *   npm run keys -- create <owner> [--scopes payments:write,refunds:write] [--publishable] [--name "Shop backend"]
+ *   npm run keys -- create <owner> [--scopes payments:write,refunds:write | --publishable] [--name "Shop backend"]
  *   npm run keys -- list [owner]
  *   npm run keys -- revoke <key id>
  * The key is printed once on creation; only its hash is stored.
@@ -23,7 +23,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 const usage = `usage:
-  npm run keys -- create <owner> [--scopes ${SCOPES.join(',')}] [--publishable] [--name <text>]
+  npm run keys -- create <owner> [--scopes ${SCOPES.join(',')} | --publishable] [--name <text>]
   npm run keys -- list [owner]
   npm run keys -- revoke <key id>`;
 
