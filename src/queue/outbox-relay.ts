@@ -4,7 +4,13 @@
  * wait; nothing accepted is lost, and a row published twice is harmless because consumers are idempotent.
  */
 import type { Logger } from 'pino';
-import { failureLevel, type NewOutboxMessage, type OutboxMessage, type Store } from '../store/index.js';
+import {
+  failureLevel,
+  type HeldLease,
+  type NewOutboxMessage,
+  type OutboxMessage,
+  type Store,
+} from '../store/index.js';
 import { QueueError } from './errors.js';
 import type { Broker, Destination } from './types.js';
 
@@ -31,8 +37,10 @@ export interface OutboxRelayOptions {
    */
   onUnpublishable?: (message: OutboxMessage) => void;
   /**
-   * How long a claimed batch is hidden from other relays. It must outlast a publish waiting for its
-   * confirm (10 s by default); after a crash it is also how long the claimed rows wait (default 15 s).
+   * How long a claimed batch (or a handed-over row) is hidden from other relays (default 15 s): after a crash,
+   * how long the rows wait. A row held longer (the broker slow to take or confirm messages, many rows queued in
+   * memory) has its lease extended by another leaseMs once it has less than a third of it left, so that no
+   * other relay publishes it too; see renewLeases.
    */
   leaseMs?: number;
   /** Bound on the final flush in stop() (default 5 s). */
@@ -105,6 +113,8 @@ export interface OutboxRelay extends OutboxHandOff {
 }
 
 const EXCHANGE_PREFIX = 'exchange:';
+/** Rows per lease-renewal statement (a relay holds up to maxHandedOff waiting, plus a batch in flight). */
+const RENEW_BATCH = 500;
 
 export function destinationOf(m: Pick<OutboxMessage, 'destination' | 'routingKey'>): Destination {
   return m.destination.startsWith(EXCHANGE_PREFIX)
@@ -139,6 +149,21 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
    * store stay away longer than the lease, that still happens (harmless: consumers are idempotent).
    */
   const unmarked = new Set<number>();
+  /**
+   * The leases of the rows this relay holds until the store is told what became of them (handed over and waiting,
+   * being published, published and not yet marked): row id → the availableAt its lease gave it. Kept so that a
+   * row held longer than its lease (a broker slow to confirm, a backlog in memory) does not also go out through
+   * another relay's claim: renewLeases extends them in time.
+   */
+  const leases = new Map<number, string>();
+  /** A third of the lease: what is left of one when it is extended (5 s by default). */
+  const renewAheadMs = Math.floor(leaseMs / 3);
+  /** Armed while rows are held, for when the first of their leases gets within renewAheadMs of its end. */
+  let renewTimer: NodeJS.Timeout | null = null;
+  /** When renewTimer fires (Date.now() time). */
+  let renewAt = Infinity;
+  /** A renewal is running: the timer firing meanwhile leaves the next one to it. */
+  let renewing = false;
 
   function sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -156,8 +181,129 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     wake?.();
   }
 
+  /**
+   * Notes that this relay holds `rows` under the leases they were written or claimed with. On the common path (a
+   * row handed over and published within its lease) that is all: a Map entry, and at most one timer armed for
+   * all the rows, which finds nothing to renew.
+   */
+  function hold(rows: readonly Pick<OutboxMessage, 'id' | 'availableAt'>[]): void {
+    let first = Infinity;
+    for (const m of rows) {
+      leases.set(m.id, m.availableAt);
+      first = Math.min(first, Date.parse(m.availableAt));
+    }
+    // Leases mostly come in order, but not always: a writer whose transaction took long hands over a row whose
+    // lease ends sooner than that of one handed over before it.
+    if (first - renewAheadMs < renewAt) armRenewal(first - renewAheadMs - Date.now());
+  }
+
+  /**
+   * No longer holds `ids`: called before the statement that tells the store what became of them (sent, failed,
+   * given back), so that a renewal running meanwhile, which then finds the lease changed, does not take that for
+   * another relay's claim. Answers how to hold them again should that statement fail.
+   */
+  function letGo(ids: readonly number[]): () => void {
+    const kept: HeldLease[] = [];
+    for (const id of ids) {
+      const availableAt = leases.get(id);
+      if (availableAt === undefined) continue;
+      kept.push({ id, availableAt });
+      leases.delete(id);
+    }
+    return () => hold(kept);
+  }
+
+  function armRenewal(delayMs: number): void {
+    if (renewTimer !== null) clearTimeout(renewTimer);
+    renewAt = Date.now() + Math.max(0, delayMs);
+    renewTimer = setTimeout(() => void renewLeases(), Math.max(0, delayMs));
+    renewTimer.unref();
+  }
+
+  function disarmRenewal(): void {
+    if (renewTimer !== null) clearTimeout(renewTimer);
+    renewTimer = null;
+    renewAt = Infinity;
+  }
+
+  /**
+   * Extends, in one statement per RENEW_BATCH rows, the leases of the held rows that have less than two thirds of
+   * a lease left (those due now and those that would be within the next third: at most one renewal per third of
+   * a lease), each only while it is still the lease this relay holds. A row whose lease is no longer its own was
+   * taken by another relay once the lease ran out (this process stalled, or its clock is behind): one waiting in
+   * memory is dropped, not published again; one already on its way to the broker cannot be called back.
+   */
+  async function renewLeases(): Promise<void> {
+    disarmRenewal();
+    if (renewing) return; // the running one arms the next
+    renewing = true;
+    try {
+      await renewDue();
+    } finally {
+      renewing = false;
+    }
+  }
+
+  async function renewDue(): Promise<void> {
+    const now = Date.now();
+    const due: HeldLease[] = [];
+    for (const [id, availableAt] of leases) {
+      if (Date.parse(availableAt) - now <= 2 * renewAheadMs) due.push({ id, availableAt });
+    }
+    try {
+      for (let i = 0; i < due.length; i += RENEW_BATCH) await renewBatch(due.slice(i, i + RENEW_BATCH));
+    } catch (err) {
+      log[failureLevel(err)](
+        { err, rows: due.length },
+        'could not extend the leases of held outbox rows; once they end another relay may publish them too',
+      );
+      if (leases.size > 0) armRenewal(Math.min(1_000, renewAheadMs));
+      return;
+    }
+    let first = Infinity;
+    for (const availableAt of leases.values()) first = Math.min(first, Date.parse(availableAt));
+    if (leases.size > 0) armRenewal(first - renewAheadMs - Date.now());
+  }
+
+  async function renewBatch(batch: readonly HeldLease[]): Promise<void> {
+    const until = new Date(Date.now() + leaseMs).toISOString();
+    const renewed = new Set(await store.outbox.extendLeases(batch, until));
+    for (const { id, availableAt } of batch) {
+      // Being marked sent or failed, or given back, meanwhile: no longer held.
+      if (leases.get(id) !== availableAt) continue;
+      if (renewed.has(id)) {
+        leases.set(id, until);
+        continue;
+      }
+      leases.delete(id);
+      const waiting = handed.findIndex((m) => m.id === id);
+      if (waiting >= 0) {
+        const [m] = handed.splice(waiting, 1);
+        log.warn(
+          { outboxId: id, messageId: m!.messageId, destination: m!.destination },
+          'outbox row taken by another relay once its lease ran out; dropped here, not published again',
+        );
+      } else if (!unmarked.has(id)) {
+        log.warn(
+          { outboxId: id },
+          'outbox row taken by another relay once its lease ran out while this one was publishing it; it may go out twice',
+        );
+      }
+    }
+  }
+
   /** Publishes `batch`; marks each row sent, or failed with its next try after a backoff. */
   async function publishBatch(batch: readonly OutboxMessage[]): Promise<void> {
+    try {
+      await publishAndMark(batch);
+    } finally {
+      // Dropped from memory on an error (their leases run out and a claim takes them); the rows published and
+      // not yet marked stay held until markUnmarked.
+      letGo(batch.map((m) => m.id).filter((id) => !unmarked.has(id)));
+    }
+  }
+
+  async function publishAndMark(batch: readonly OutboxMessage[]): Promise<void> {
     const results = await Promise.allSettled(
       batch.map(async (m) =>
         broker.publish(destinationOf(m), bodyOf ? await bodyOf(m) : m.payload, {
@@ -170,12 +316,14 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     // The published rows first: a failure recorded first and cut off by a lost connection left them out of
     // `unmarked`, to be published again once their lease ran out.
     if (sent.length > 0) {
+      const holdAgain = letGo(sent);
       try {
         await store.outbox.markSent(sent);
       } catch (err) {
         // Published, but the store did not hear it (the connection was lost): marked on the next turn instead
         // of being published again when the lease runs out.
         for (const id of sent) unmarked.add(id);
+        holdAgain();
         throw err;
       }
     }
@@ -183,6 +331,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       if (r.status === 'fulfilled') continue;
       const m = batch[i]!;
       const reason = r.reason instanceof Error ? r.reason.message : String(r.reason);
+      letGo([m.id]);
       if (r.reason instanceof QueueError && r.reason.code === 'invalid') {
         await store.outbox.markFailed(m.id, reason, new Date(Date.now() + parkMs));
         log.error(
@@ -202,8 +351,21 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   async function markUnmarked(): Promise<void> {
     if (unmarked.size === 0) return;
     const ids = [...unmarked];
-    await store.outbox.markSent(ids);
+    const holdAgain = letGo(ids);
+    try {
+      await store.outbox.markSent(ids);
+    } catch (err) {
+      holdAgain();
+      throw err;
+    }
     for (const id of ids) unmarked.delete(id);
+  }
+
+  /** Ends the leases of held rows this relay will not publish (see OutboxRepo.release). */
+  async function release(rows: readonly OutboxMessage[]): Promise<void> {
+    const ids = rows.map((m) => m.id);
+    letGo(ids);
+    await store.outbox.release(ids);
   }
 
   /** Claims and publishes one batch from the outbox; returns how many rows it handled. */
@@ -213,7 +375,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     const limit = Math.min(batchSize, broker.room?.() ?? batchSize);
     if (limit <= 0) return 0;
     const batch = await store.outbox.claimBatch(limit, new Date(), leaseMs);
-    if (batch.length > 0) await publishBatch(batch);
+    if (batch.length > 0) {
+      hold(batch);
+      await publishBatch(batch);
+    }
     return batch.length;
   }
 
@@ -224,7 +389,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   async function runHanded(): Promise<number> {
     const batch = handed.splice(0, batchSize);
     if (broker.isConnected()) await publishBatch(batch);
-    else await store.outbox.release(batch.map((m) => m.id));
+    else await release(batch);
     return batch.length;
   }
 
@@ -285,6 +450,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     handOff(message) {
       if (running) {
         handed.push(message);
+        hold([message]);
         wakeUp();
         return;
       }
@@ -314,10 +480,14 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
           flushed += handled;
           if (handled < batchSize) break;
         }
-        if (handed.length > 0) await store.outbox.release(handed.splice(0).map((m) => m.id));
+        if (handed.length > 0) await release(handed.splice(0));
       } catch (err) {
         log.warn({ err }, 'final outbox flush failed; the rows stay for the next relay');
       }
+      // What is still held (rows published that the store could not be told of) goes out again through another
+      // relay's claim once its lease ends, as before renewals; nothing here renews it any more.
+      disarmRenewal();
+      leases.clear();
       if (flushed > 0) log.info({ rows: flushed }, 'outbox flushed on stop');
     },
     async drain(timeoutMs = 30_000) {

@@ -26,7 +26,7 @@ export type { RefundStatus } from './refund-status.js';
 export type { NewPayment, Payment, PaymentKind, PaymentPatch, PaymentsRepo } from './payments-repo.js';
 export type { NewRefund, Refund, RefundFields, RefundMode, RefundsRepo } from './refunds-repo.js';
 export { DEFAULT_CLAIM_LEASE_MS } from './outbox-repo.js';
-export type { NewOutboxMessage, OutboxMessage, OutboxRepo } from './outbox-repo.js';
+export type { HeldLease, NewOutboxMessage, OutboxMessage, OutboxRepo } from './outbox-repo.js';
 export type { InboxEvent, InboxRepo, NewInboxEvent } from './inbox-repo.js';
 export type { ApiKey, ApiKeyKind, ApiKeyPatch, ApiKeysRepo, NewApiKey } from './api-keys-repo.js';
 export type { IdempotencyBegin, IdempotencyRepo } from './idempotency-repo.js';

@@ -34,6 +34,12 @@ export interface OutboxMessage {
   lastError: string | null;
 }
 
+/** An outbox row a relay holds, and the end of its lease (the availableAt the claim or hand-off gave it). */
+export interface HeldLease {
+  id: number;
+  availableAt: string;
+}
+
 export interface NewOutboxMessage {
   destination: string;
   routingKey?: string;
@@ -58,6 +64,12 @@ export interface OutboxRepo {
    * `now`), so the next claim by any relay takes them; returns how many rows were still unsent.
    */
   release(ids: readonly number[], now?: TimeInput): Promise<number>;
+  /**
+   * Extends to `until` the leases a relay still holds: of `held` (each row with the availableAt its lease gave
+   * it), those unsent whose availableAt is still that lease, in one statement. Answers the ids extended; a row
+   * left out was sent or taken by another relay since (a later claim always gives a later availableAt).
+   */
+  extendLeases(held: readonly HeldLease[], until: TimeInput): Promise<number[]>;
   /** Records the failure and schedules the next try at `retryAt`. */
   markFailed(id: number, error: string, retryAt: TimeInput): Promise<boolean>;
   pendingCount(): Promise<number>;
@@ -193,6 +205,32 @@ function idList(dialect: Dialect, ids: readonly number[]) {
     : sql<number>`(select value from json_each(${JSON.stringify(ids)}))`;
 }
 
+/**
+ * The lease renewal as one statement whatever the number of rows: the (id, lease) pairs as one parameter, joined
+ * to the rows by primary key, so a row is extended only while its lease is still the one the relay holds.
+ */
+export function extendLeasesQuery(
+  db: Kysely<Database>,
+  dialect: Dialect,
+  held: readonly HeldLease[],
+  until: string,
+) {
+  const pairs =
+    dialect === 'postgres'
+      ? sql<{ id: number; lease: string }>`(select unnest(cast(${held.map((h) => h.id)} as bigint[])) as id,
+          unnest(cast(${held.map((h) => h.availableAt)} as timestamptz[])) as lease)`
+      : sql<{ id: number; lease: string }>`(select json_extract(value, '$[0]') as id,
+          json_extract(value, '$[1]') as lease from json_each(${JSON.stringify(held.map((h) => [h.id, h.availableAt]))}))`;
+  return db
+    .updateTable('outbox')
+    .from(pairs.as('held'))
+    .set({ available_at: until })
+    .whereRef('outbox.id', '=', 'held.id')
+    .whereRef('outbox.available_at', '=', 'held.lease')
+    .where('outbox.sent_at', 'is', null)
+    .returning('outbox.id');
+}
+
 export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
   const { db } = ctx;
 
@@ -227,6 +265,12 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
 
     async release(ids, now = new Date()) {
       return setOnUnsent(ids, { available_at: toIso(now) });
+    },
+
+    async extendLeases(held, until) {
+      if (held.length === 0) return [];
+      const rows = await extendLeasesQuery(db, ctx.dialect, held, toIso(until)).execute();
+      return rows.map((r) => toNumber(r.id));
     },
 
     async markFailed(id, error, retryAt) {

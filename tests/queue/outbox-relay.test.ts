@@ -47,6 +47,38 @@ async function publishedOnce(got: Delivery[], store: Store, messageId: string): 
   await until(async () => (await store.outbox.pendingCount()) === 0);
 }
 
+/**
+ * `broker` as one relay sees it when the broker is slow to take or confirm its messages (flow control, a
+ * resource alarm, confirms slow to come): every publish waits for `gate` first; `publishes` counts them.
+ */
+function heldBack(broker: Broker, gate: Promise<void>): Broker & { readonly publishes: number } {
+  let publishes = 0;
+  return new Proxy(broker, {
+    get(target, prop) {
+      if (prop === 'publishes') return publishes;
+      if (prop === 'publish') {
+        return async (...args: Parameters<Broker['publish']>) => {
+          publishes++;
+          await gate;
+          return target.publish(...args);
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  }) as Broker & { readonly publishes: number };
+}
+
+function gated(): { gate: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  return { gate, release };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
 async function until(check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -250,6 +282,113 @@ describeStore('outbox relay hand-off', (h) => {
     } finally {
       writing = false;
       await Promise.all(writers);
+      await relay.stop();
+      await broker.close();
+    }
+  }, 30_000);
+
+  // A relay further behind than the lease (a slow broker, confirms slow to come, many rows queued) held rows whose
+  // lease ran out: another relay claimed and published them, and then this one published them again.
+  it('a relay further behind than the lease keeps the leases of the rows it holds: another relay publishes none of them again', async () => {
+    const options = h.newDatabase();
+    const store = await h.open(options);
+    const otherStore = await h.open(options); // another process's connection to the same database
+    const broker = createMemoryBroker();
+    await broker.start();
+    const got = await collect(broker);
+    const leaseMs = 1_500;
+    const { gate, release } = gated();
+    const slow = heldBack(broker, gate);
+    const relay = createOutboxRelay({ store, broker: slow, logger: silentLogger, leaseMs, idleMs: 20 });
+    const other = createOutboxRelay({ store: otherStore, broker, logger: silentLogger, leaseMs, idleMs: 20 });
+    // Two rows a claim takes: in flight, the broker not confirming them.
+    const claimed = [uid('claimed'), uid('claimed')];
+    for (const messageId of claimed) await store.outbox.add({ destination: QUEUE, messageId, payload: {} });
+    relay.start();
+    try {
+      await until(() => slow.publishes === 2);
+      // Two rows handed over meanwhile: they wait in memory behind those.
+      const handed = [
+        await writeAndHandOff(store, relay, 'waiting'),
+        await writeAndHandOff(store, relay, 'waiting'),
+      ];
+      other.start();
+      // Three leases long: every lease the rows were given has run out by now.
+      await sleep(3 * leaseMs);
+      expect(got.map((d) => d.messageId)).toEqual([]);
+
+      release();
+      const all = [...claimed, ...handed.map((m) => m.messageId)].sort();
+      await until(() => slow.publishes === 4 && got.length >= all.length);
+      await until(async () => (await store.outbox.pendingCount()) === 0);
+      await sleep(200); // a late duplicate would be in by now
+      expect(got.map((d) => d.messageId).sort()).toEqual(all);
+    } finally {
+      release();
+      await relay.stop();
+      await other.stop();
+      await broker.close();
+    }
+  }, 30_000);
+
+  // The common path, a row handed over and published at once, costs no statement more than before.
+  it('renews no lease of rows published within it', async () => {
+    const store = await h.open(h.newDatabase());
+    const broker = createMemoryBroker();
+    await broker.start();
+    const got = await collect(broker);
+    const extendLeases = vi.spyOn(store.outbox, 'extendLeases');
+    // Rows held over a third of it would be renewed: a generous bound for a publish on a busy machine.
+    const leaseMs = 3_000;
+    const relay = createOutboxRelay({ store, broker, logger: silentLogger, leaseMs, idleMs: 20 });
+    relay.start();
+    try {
+      for (let n = 0; n < 5; n++) {
+        await writeAndHandOff(store, relay, 'prompt');
+        await until(() => got.length === n + 1);
+        await sleep(leaseMs / 10);
+      }
+      await sleep(leaseMs); // each renewal timer the hand-offs armed has fired by now
+      expect(got).toHaveLength(5);
+      expect(extendLeases).not.toHaveBeenCalled();
+    } finally {
+      await relay.stop();
+      await broker.close();
+    }
+  }, 30_000);
+
+  it('a held row whose lease another relay took meanwhile is dropped from memory, not published again', async () => {
+    const store = await h.open(h.newDatabase());
+    const broker = createMemoryBroker();
+    await broker.start();
+    const got = await collect(broker);
+    const leaseMs = 1_500;
+    const { gate, release } = gated();
+    const slow = heldBack(broker, gate);
+    const relay = createOutboxRelay({ store, broker: slow, logger: silentLogger, leaseMs, batchSize: 1 });
+    relay.start();
+    try {
+      await writeAndHandOff(store, relay, 'first'); // taken by the loop, its publish held back
+      await until(() => slow.publishes === 1);
+      const waiting = await writeAndHandOff(store, relay, 'second'); // waits in memory behind it
+      // Another relay took the rows (its clock ahead, or this process stalled past the lease) and published them.
+      const taken = await store.outbox.claimBatch(10, new Date(Date.now() + 2 * leaseMs), 60_000);
+      expect(taken.map((m) => m.messageId)).toContain(waiting.messageId);
+      for (const m of taken) await broker.publish({ queue: QUEUE }, m.payload, { messageId: m.messageId });
+      await store.outbox.markSent(taken.map((m) => m.id));
+      await until(() => got.length === taken.length);
+
+      // Past the point where this relay would have renewed the waiting row's lease, and found it gone.
+      await sleep(2 * leaseMs);
+      release();
+      // The row in flight when its lease was lost does go out again (it was on its way to the broker); the
+      // waiting one does not.
+      await until(() => got.length >= taken.length + 1);
+      await sleep(300); // a publish of the waiting row would be in by now
+      expect(got.filter((d) => d.messageId === waiting.messageId)).toHaveLength(1);
+      expect(slow.publishes).toBe(1);
+    } finally {
+      release();
       await relay.stop();
       await broker.close();
     }
