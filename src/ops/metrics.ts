@@ -101,7 +101,7 @@ export function createMetrics(): Metrics {
   // Unlabelled, the series exists at 0 from the start, so an alert on its increase sees the first row.
   const outboxUnpublishable = new Counter({
     name: 'payments_outbox_unpublishable_total',
-    help: "Outbox messages this process's relay set aside because the broker's client refuses them as they are (a message id or routing key over 255 bytes); each hourly try of one counts again. Such a message stays unsent until an operator repairs or deletes its row.",
+    help: "Outbox messages this process's relay set aside because the broker's client refuses them as they are (a message id or routing key over 255 bytes); each row counted once, by the process that first set it aside, not at its hourly tries after. Such a message stays unsent until an operator repairs or deletes its row.",
     registers: [registry],
   });
   let sources: { store: Store; broker: Broker; topology: TopologyNames } | null = null;

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import {
   failureLevel,
+  outboxErrorText,
   type HeldLease,
   type NewOutboxMessage,
   type OutboxMessage,
@@ -27,13 +28,14 @@ export interface OutboxRelayOptions {
   /**
    * When a row the broker's client refuses as it is (QueueError `invalid`: a message id or routing key over 255
    * bytes) is tried again (default 1 h). No retry will publish it, so it is not tried on the backoff schedule;
-   * it stays unsent, counted by the outbox backlog and oldest-age metrics, and logged as an error at every try,
-   * until an operator repairs or deletes it.
+   * it stays unsent, counted by the outbox backlog and oldest-age metrics, until an operator repairs or deletes
+   * it. Logged as an error the first time, at warn on each later try.
    */
   parkMs?: number;
   /**
-   * Called each time a row is set aside as above (its first try and every hourly one after): the backlog gauges
-   * cannot tell a row that waits for the broker from one that never goes out, so the service counts these.
+   * Called once per row set aside as above: the first time, not at the hourly tries after (the row's last error
+   * is then this same refusal). The backlog gauges cannot tell a row that waits for the broker from one that
+   * never goes out, so the service counts these.
    */
   onUnpublishable?: (message: OutboxMessage) => void;
   /**
@@ -333,9 +335,20 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       const reason = r.reason instanceof Error ? r.reason.message : String(r.reason);
       letGo([m.id]);
       if (r.reason instanceof QueueError && r.reason.code === 'invalid') {
+        // Its last try was refused the same way: it was set aside then, and counted and logged as an error once
+        // (the counter would otherwise climb by one an hour for a single row, and read as more and more rows).
+        const again = m.lastError === outboxErrorText(reason);
         await store.outbox.markFailed(m.id, reason, new Date(Date.now() + parkMs));
+        const fields = { outboxId: m.id, messageId: m.messageId, destination: m.destination, reason };
+        if (again) {
+          log.warn(
+            { ...fields, attempts: m.attempts + 1, retryInMs: parkMs },
+            'outbox row still cannot be published as it is; set aside again (repair or delete it)',
+          );
+          continue;
+        }
         log.error(
-          { outboxId: m.id, messageId: m.messageId, destination: m.destination, reason, retryInMs: parkMs },
+          { ...fields, retryInMs: parkMs },
           'outbox row can never be published as it is; set aside (repair or delete it)',
         );
         onUnpublishable?.(m);

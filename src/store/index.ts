@@ -25,7 +25,7 @@ export {
 export type { RefundStatus } from './refund-status.js';
 export type { NewPayment, Payment, PaymentKind, PaymentPatch, PaymentsRepo } from './payments-repo.js';
 export type { NewRefund, Refund, RefundFields, RefundMode, RefundsRepo } from './refunds-repo.js';
-export { DEFAULT_CLAIM_LEASE_MS } from './outbox-repo.js';
+export { DEFAULT_CLAIM_LEASE_MS, outboxErrorText } from './outbox-repo.js';
 export type { HeldLease, NewOutboxMessage, OutboxMessage, OutboxRepo } from './outbox-repo.js';
 export type { InboxEvent, InboxRepo, NewInboxEvent } from './inbox-repo.js';
 export type { ApiKey, ApiKeyKind, ApiKeyPatch, ApiKeysRepo, NewApiKey } from './api-keys-repo.js';

@@ -17,6 +17,11 @@ import type { RepoContext } from './repo-context.js';
 export const DEFAULT_CLAIM_LEASE_MS = 30_000;
 const MAX_ERROR_LENGTH = 2_000;
 
+/** What markFailed keeps of `error` as the row's lastError (a later try can tell whether it failed the same way). */
+export function outboxErrorText(error: string): string {
+  return error.slice(0, MAX_ERROR_LENGTH);
+}
+
 export interface OutboxMessage {
   id: number;
   /** A queue name (`stripe_refund_requests`) or `exchange:<name>`; the relay decides how to publish. */
@@ -278,7 +283,7 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
         .updateTable('outbox')
         .set((eb) => ({
           attempts: eb('attempts', '+', 1),
-          last_error: error.slice(0, MAX_ERROR_LENGTH),
+          last_error: outboxErrorText(error),
           available_at: toIso(retryAt),
         }))
         .where('id', '=', id)

@@ -94,7 +94,7 @@ describe.skipIf(!rabbit.ok)('an outbox row whose message id is over 255 bytes', 
 
   // Set aside, the row no longer moves on its own: the backlog gauges show that something waits, not that it
   // never will. An operator alerts on this counter and finds the row by the ids of the log line.
-  it('counts the row in payments_outbox_unpublishable_total and logs its ids and the reason, not its body', async () => {
+  it('counts the row once in payments_outbox_unpublishable_total and logs its ids and the reason, not its body', async () => {
     const prefix = `${filePrefix}.3`;
     const names = topologyFor(prefix);
     const svc = await startTestService('sqlite', { RABBITMQ_URL }, { topology: names });
@@ -124,6 +124,17 @@ describe.skipIf(!rabbit.ok)('an outbox row whose message id is over 255 bytes', 
         reason: expect.stringMatching(/messageId.*255/),
       });
       expect(lines[0]).not.toContain('body-4711');
+
+      // Its next try (hourly; brought forward here) is refused again: the same row, so neither counted again nor
+      // logged as an error again, or the counter would climb by one an hour for one row and read as many.
+      await svc.deps.store.outbox.release([row.id]);
+      svc.deps.relay.notify();
+      const tries = () =>
+        svc.lines.filter((l) => l.includes(`"outboxId":${row.id}`) && l.includes('published as it is'));
+      await eventually(() => tries().length === 2, 'the row tried again');
+      expect(counted(await scrape())).toBe('1');
+      expect(tries().map((l) => (JSON.parse(l) as { level: number }).level)).toEqual([50, 40]);
+      expect(tries()[1]).toMatch(/messageId.*255/);
     } finally {
       await svc.stop();
     }
