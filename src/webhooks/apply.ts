@@ -100,6 +100,18 @@ function isMissingObject(err: unknown): boolean {
   return e?.statusCode === 404 || e?.code === 'resource_missing';
 }
 
+/**
+ * Whether the event is another account's: an endpoint set up to listen to events on connected accounts (Stripe
+ * Connect) gets theirs, signed with its secret like any other, naming the account in `account`. The service never
+ * acts for another account, so none of their objects is the ledger's; applied, a connected account's final refund
+ * snapshot was recorded as a refund made in the dashboard on a payment intent the ledger did not know, and
+ * announced as such.
+ */
+function isOtherAccounts(event: Stripe.Event): boolean {
+  const account = (event as { account?: unknown }).account;
+  return typeof account === 'string' && account !== '';
+}
+
 export function createEventApplier(deps: EventApplierDeps) {
   const { stripe, payments, refunds } = deps;
   const log = deps.logger.child({ component: 'webhooks' });
@@ -149,6 +161,13 @@ export function createEventApplier(deps: EventApplierDeps) {
     const type = event.type as string;
     const object = event.data.object as { id?: unknown };
     if (typeof object.id !== 'string') return 'ignored';
+    if (isOtherAccounts(event)) {
+      log.warn(
+        { ...ids, account: event.account },
+        "event of another Stripe account (an endpoint listening to connected accounts); not this ledger's",
+      );
+      return 'ignored';
+    }
     const id = object.id;
     const context = logContextOptions(stripeContextOf(ids));
 
