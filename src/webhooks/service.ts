@@ -32,6 +32,8 @@ export interface WebhookServiceDeps {
   outboxWritten?: () => void;
   /** Events applied at the same time by this process (default 8); the rest wait, already stored. */
   concurrency?: number;
+  /** Events that wait in this process for their turn at most (default DEFAULT_MAX_WAITING); see there. */
+  maxWaiting?: number;
 }
 
 export interface ReceiveResult {
@@ -42,6 +44,14 @@ export interface ReceiveResult {
 
 /** A fresh event is normally being applied by the process that received it; the sweep leaves it alone this long. */
 const FRESH_EVENT_GRACE_MS = 10_000;
+/**
+ * How many stored events wait in a process's memory for their turn to be applied. Each holds its payload, and the
+ * line had no end: while Stripe's API hung (each read waiting out its timeout, 8 at a time) Stripe's deliveries
+ * kept coming, and every one joined the line for as long as the outage lasted (3,000 held about 100 MB of heap,
+ * growing without a bound toward the process's heap limit). Past this many an event is still stored and acknowledged, but left to the retry
+ * sweep, which takes it once the line has room (and the event is FRESH_EVENT_GRACE_MS old).
+ */
+export const DEFAULT_MAX_WAITING = 256;
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 15 * 60_000;
 
@@ -90,6 +100,9 @@ export function createWebhookService(deps: WebhookServiceDeps) {
   const log = deps.logger.child({ component: 'webhooks' });
   const apply = createEventApplier(deps);
   const limiter = createTaskLimiter(deps.concurrency ?? 8);
+  const maxWaiting = deps.maxWaiting ?? DEFAULT_MAX_WAITING;
+  /** Events left to the retry sweep since the line was last full; 0 while events are taken on arrival. */
+  let leftToSweep = 0;
   /** Event ids this process is applying or has queued to apply; the sweep must not start a second run of them. */
   const scheduled = new Set<string>();
   const outboxWritten = () => deps.outboxWritten?.();
@@ -140,6 +153,22 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     return limiter.run(() => processStored(e, reqId)).finally(() => scheduled.delete(e.eventId));
   }
 
+  /** One line when the line of events to apply fills up (not one per event: they come by the hundred then). */
+  function noteLeftToSweep(): void {
+    if (leftToSweep++ === 0) {
+      log.warn(
+        { waiting: limiter.waiting, applying: limiter.active },
+        'webhook events arrive faster than they are applied; new ones are stored and left to the retry sweep',
+      );
+    }
+  }
+
+  function noteLineOpen(): void {
+    if (leftToSweep === 0) return;
+    log.info({ leftToSweep }, 'webhook events are applied on arrival again');
+    leftToSweep = 0;
+  }
+
   /** receive() for an event verify() has accepted; `reqId`: the id of the request that delivered it. */
   async function storeEvent(verified: Stripe.Event, reqId?: string): Promise<ReceiveResult> {
     // Verified on the bytes Stripe signed; what is kept and published has the client secrets taken out.
@@ -163,7 +192,10 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     });
     if (inserted) {
       outboxWritten();
-      void schedule({ eventId: event.id, payload: event, attempts: 0 }, reqId);
+      if (limiter.waiting < maxWaiting) {
+        noteLineOpen();
+        void schedule({ eventId: event.id, payload: event, attempts: 0 }, reqId);
+      } else noteLeftToSweep();
     }
     log.info({ ...eventLogIds(event, reqId), duplicate: !inserted }, 'webhook received');
     return { eventId: event.id, type: event.type, duplicate: !inserted };
@@ -189,7 +221,10 @@ export function createWebhookService(deps: WebhookServiceDeps) {
      * and the ledger update); returns how many were applied now.
      */
     async retryPending(limit = 100): Promise<number> {
-      const batch = await store.inbox.claimUnprocessed(limit);
+      // No more than the line has room for: what is claimed and not taken stays leased, out of every sweep's reach.
+      const room = Math.min(limit, maxWaiting - limiter.waiting);
+      if (room <= 0) return 0;
+      const batch = await store.inbox.claimUnprocessed(room);
       const now = Date.now();
       const due = batch.filter(
         (e) =>
@@ -203,5 +238,8 @@ export function createWebhookService(deps: WebhookServiceDeps) {
 
     /** Waits until every event this process started applying is done (shutdown and tests). */
     idle: (): Promise<void> => limiter.idle(),
+
+    /** Events waiting in this process for their turn to be applied (at most maxWaiting, give or take a sweep's). */
+    waiting: (): number => limiter.waiting,
   };
 }
