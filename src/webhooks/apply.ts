@@ -71,6 +71,11 @@ export interface EventApplierDeps {
   payments: PaymentsService;
   refunds: RefundService;
   logger: Logger;
+  /**
+   * The mode of the service's Stripe key (true for sk_live_/rk_live_): an event of the other mode is not applied
+   * (isOtherMode). Unset, every event is applied whatever its mode.
+   */
+  livemode?: boolean;
 }
 
 export type ApplyResult = 'applied' | 'ignored' | 'object_missing';
@@ -110,6 +115,17 @@ function isMissingObject(err: unknown): boolean {
 function isOtherAccounts(event: Stripe.Event): boolean {
   const account = (event as { account?: unknown }).account;
   return typeof account === 'string' && account !== '';
+}
+
+/**
+ * Whether the event is of the other mode than the service's. Test and live mode have endpoints, secrets and objects
+ * of their own, but a deployment listing both modes' endpoint secrets (one URL given to both endpoints, a secret
+ * copied from the wrong one) verifies either mode's events; applied, a live final refund snapshot at a service with
+ * a test key was recorded as a dashboard refund on a payment intent the ledger did not know, and announced.
+ */
+function isOtherMode(event: Stripe.Event, livemode: boolean | undefined): boolean {
+  const mode = (event as { livemode?: unknown }).livemode;
+  return livemode !== undefined && typeof mode === 'boolean' && mode !== livemode;
 }
 
 export function createEventApplier(deps: EventApplierDeps) {
@@ -165,6 +181,13 @@ export function createEventApplier(deps: EventApplierDeps) {
       log.warn(
         { ...ids, account: event.account },
         "event of another Stripe account (an endpoint listening to connected accounts); not this ledger's",
+      );
+      return 'ignored';
+    }
+    if (isOtherMode(event, deps.livemode)) {
+      log.warn(
+        { ...ids, livemode: event.livemode },
+        "event of the other Stripe mode (a secret of the other mode's endpoint is listed); not this ledger's",
       );
       return 'ignored';
     }

@@ -34,6 +34,11 @@ export interface WebhookServiceDeps {
   concurrency?: number;
   /** Events that wait in this process for their turn at most (default DEFAULT_MAX_WAITING); see there. */
   maxWaiting?: number;
+  /**
+   * The mode of the Stripe key (true: sk_live_/rk_live_). Events of the other mode are stored and published but
+   * not applied (see isOtherMode in apply.ts); unset, every event is applied whatever its mode.
+   */
+  livemode?: boolean;
 }
 
 export interface ReceiveResult {
