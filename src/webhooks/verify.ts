@@ -2,6 +2,7 @@
  * Signature check for Stripe webhooks, on the exact bytes received. Everything that fails here is a
  * 400 and must happen before anything is written: an unverified body is never stored or processed.
  */
+import { isUtf8 } from 'node:buffer';
 import Stripe from 'stripe';
 import { ProblemError } from '../http/problem.js';
 
@@ -54,6 +55,18 @@ export function jsonNestedDeeperThan(json: Buffer, max: number): boolean {
     } else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) depth--;
   }
   return false;
+}
+
+/**
+ * Whether `bytes` are exactly the UTF-8 encoding of the text they decode to: valid UTF-8 with no byte order mark.
+ * The SDK checks the signature over that text (it decodes the body with TextDecoder, which drops a leading BOM and
+ * reads each invalid byte as U+FFFD), not over the bytes; for any other body the bytes Stripe signed are not the
+ * ones received, though the text matches: a BOM put before a genuine delivery, or an invalid byte put where it has
+ * a U+FFFD, passed. Stripe sends valid UTF-8 without a BOM.
+ */
+function isCanonicalUtf8(bytes: Buffer): boolean {
+  const bom = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+  return !bom && isUtf8(bytes);
 }
 
 export type WebhookRejection =
@@ -154,6 +167,9 @@ export function verifyStripeEvent(
       throw reject('The signed body is not valid JSON.', 'event_invalid');
     }
   }
+  // Checked once a signature matched, so that a body signed with no secret of ours is refused the usual way; the
+  // answer is the same: the signature does not match the bytes received.
+  if (verified && !isCanonicalUtf8(rawBody)) verified = false;
   if (!verified) {
     throw stale
       ? reject(`The signature timestamp is outside the ${tolerance} second tolerance.`, 'signature_expired')

@@ -66,6 +66,12 @@ describe.skipIf(!rabbit)('webhook signature checks', () => {
         () => ({ body: '', signature: sign(payload) }),
         'body_missing',
       ],
+      [
+        // The SDK checked the text it decodes from the bytes (a byte order mark dropped), not the bytes themselves.
+        'a UTF-8 byte order mark put before the signed body',
+        () => ({ body: `\uFEFF${payload}`, signature: sign(payload) }),
+        'signature_invalid',
+      ],
       ['a malformed header', () => ({ body: payload, signature: 'not-a-signature' }), 'signature_invalid'],
       [
         'a v0 (not v1) signature',

@@ -99,6 +99,36 @@ describe('verifyStripeEvent', () => {
     expect(r).toMatchObject({ status: 400, code });
   });
 
+  describe('on the bytes received, not the text they decode to', () => {
+    // The SDK decodes the body as UTF-8 and checks the signature over that text: a byte order mark is dropped and
+    // each invalid byte read as U+FFFD, so bodies Stripe never signed passed for the one it did.
+    const withReplacement = JSON.stringify({
+      id: 'evt_1',
+      object: 'event',
+      type: 'refund.updated',
+      data: { object: { id: 're_1', description: 'caf\uFFFD' } },
+    });
+
+    it('a byte order mark put before a signed body → 400 signature_invalid', () => {
+      const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(body)]);
+      expect(rejection(() => verifyStripeEvent(bytes, sign(body), [SECRET], at(T)))).toEqual({
+        status: 400,
+        code: 'signature_invalid',
+        detail: 'The Stripe-Signature header does not match the body.',
+      });
+    });
+
+    it('an invalid UTF-8 byte in place of a signed U+FFFD → 400 signature_invalid', () => {
+      const signed = Buffer.from(withReplacement);
+      expect(verifyStripeEvent(signed, sign(withReplacement), [SECRET], at(T)).id).toBe('evt_1');
+      const at3 = signed.indexOf(Buffer.from('\uFFFD'));
+      const bytes = Buffer.concat([signed.subarray(0, at3), Buffer.from([0xff]), signed.subarray(at3 + 3)]);
+      expect(rejection(() => verifyStripeEvent(bytes, sign(withReplacement), [SECRET], at(T))).code).toBe(
+        'signature_invalid',
+      );
+    });
+  });
+
   describe('with several secrets (while one is being rolled)', () => {
     const OLD = 'whsec_previousSecret00000000000000';
     const both = [OLD, SECRET];
