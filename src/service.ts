@@ -272,6 +272,9 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       eventsExchange: topology.events,
       // Webhooks write outbox rows (stripe.events, refund outcomes); publish them without waiting for a poll.
       outboxWritten: () => relay.notify(),
+      // The key's mode (the sandbox's events are test mode, as its keys are): an event of the other mode, verified
+      // by a secret of the other mode's endpoint listed by mistake, is stored but changes nothing.
+      livemode: /^(sk|rk)_live_/.test(secretKey!),
     });
     logger.info(
       {

@@ -72,4 +72,24 @@ describe.skipIf(!rabbit).each(dbs)('events of the other mode on %s', (db) => {
     });
     await rig.settled();
   });
+
+  it('the service takes its mode from its Stripe key: its own /webhook leaves a live event alone', async () => {
+    // The rig's service runs with an sk_test_ key, so its webhook service is in test mode.
+    const pi = await paidInDashboard(rig, 'pm_card_visa', 1000);
+    const refund = await rig.dashboard.refunds.create({ payment_intent: pi, amount: 400 });
+    expect(refund.status).toBe('succeeded');
+
+    const live = event(refund, true);
+    expect((await rig.send(live)).status).toBe(200);
+    await rig.settled();
+    expect(await rig.svc.deps.store.refunds.getByStripeId(refund.id)).toBeNull();
+
+    const test = event(refund, false);
+    expect((await rig.send(test)).status).toBe(200);
+    await rig.settled();
+    expect(await rig.svc.deps.store.refunds.getByStripeId(refund.id)).toMatchObject({
+      status: 'succeeded',
+      amount: 400,
+    });
+  });
 });
