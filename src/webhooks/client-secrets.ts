@@ -33,6 +33,23 @@ function strip(value: unknown): unknown {
   const record = value as Record<string, unknown>;
   if ('client_secret' in record) delete record['client_secret'];
   for (const [key, child] of Object.entries(record)) {
+    const stripped = key === 'metadata' ? stripMetadata(child) : strip(child);
+    if (stripped !== child) record[key] = stripped;
+  }
+  return value;
+}
+
+/**
+ * A `metadata` object, but for the refund's `request_id`: the service's own tag (the request id a client chose, or
+ * one made from its Idempotency-Key), by which a webhook that beats the service's own write finds the ledger row.
+ * Text in it shaped like a client secret (`order-pi_1_secret_2`) is the client's id, not Stripe's secret; cut out,
+ * the tag named no row and the refund was recorded as one made outside the service, its amount counted twice.
+ */
+function stripMetadata(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return strip(value);
+  const record = value as Record<string, unknown>;
+  for (const [key, child] of Object.entries(record)) {
+    if (key === 'request_id') continue;
     const stripped = strip(child);
     if (stripped !== child) record[key] = stripped;
   }
