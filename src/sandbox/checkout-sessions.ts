@@ -486,13 +486,16 @@ export function payCheckoutSession(
     );
   extras.attemptIntentId = intent.id;
   ctx.state.checkoutIntents.add(intent.id);
+  // Named on the session from the confirmation that makes it (docs.stripe.com/changelog/2022-08-01/
+  // deferred-paymentintent-checkout-session), before the charge: a declined attempt leaves the session open with
+  // its intent (requires_payment_method, last_payment_error), and an expired session keeps naming the canceled one.
+  session.payment_intent = intent.id;
   const { pm } = resolvePaymentMethod(ctx, paymentMethod, 'payment_method');
   pm.billing_details.email = email;
   // The customer is on the page: a card that asks for 3D Secure is authenticated there.
   chargeIntent(ctx, intent, pm.id, null, true);
   session.status = 'complete';
   session.payment_status = 'paid';
-  session.payment_intent = intent.id;
   session.url = null;
   session.customer_details = {
     address: null,

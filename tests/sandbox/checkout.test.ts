@@ -199,10 +199,16 @@ describe('Checkout Sessions and the hosted page', () => {
     const html = await res.text();
     expect(alertText(html)).toBe('Your card has insufficient funds.');
     expect(html).toContain('value="cat@example.com"');
-    const still = await stripe.checkout.sessions.retrieve(session.id);
+    const still = await stripe.checkout.sessions.retrieve(session.id, { expand: ['payment_intent'] });
     expect(still.status).toBe('open');
     expect(still.payment_status).toBe('unpaid');
-    expect(still.payment_intent).toBeNull();
+    // The session's PaymentIntent is made when the customer confirms (docs.stripe.com/changelog/2022-08-01/
+    // deferred-paymentintent-checkout-session), so the session names it from the first attempt, declined or not.
+    const attempt = still.payment_intent as Stripe.PaymentIntent;
+    expect(attempt).toMatchObject({ status: 'requires_payment_method', amount: 3300 });
+    expect(attempt.last_payment_error?.decline_code).toBe('insufficient_funds');
+    const byIntent = await stripe.checkout.sessions.list({ payment_intent: attempt.id });
+    expect(byIntent.data.map((s) => s.id)).toEqual([session.id]);
 
     const badEmail = await pay(session.url as string, { email: 'nope', payment_method: 'pm_card_visa' });
     expect(badEmail.status).toBe(400);
@@ -211,8 +217,27 @@ describe('Checkout Sessions and the hosted page', () => {
     const ok = await pay(session.url as string, { email: 'cat@example.com', payment_method: 'pm_card_visa' });
     expect(ok.status).toBe(303);
     const paid = await stripe.checkout.sessions.retrieve(session.id);
+    expect(paid.payment_intent).toBe(attempt.id);
     const charges = await stripe.charges.list({ payment_intent: paid.payment_intent as string });
     expect(charges.data.map((c) => c.status)).toEqual(['succeeded', 'failed']);
+  });
+
+  it('keeps naming the declined attempt on a session that expires, its intent canceled', async () => {
+    const session = await stripe.checkout.sessions.create(sessionParams());
+    const declined = await pay(session.url as string, {
+      email: 'ann@example.com',
+      payment_method: 'pm_card_chargeDeclined',
+    });
+    expect(declined.status).toBe(402);
+    const attempt = (await stripe.checkout.sessions.retrieve(session.id)).payment_intent as string;
+    expect(attempt).toMatch(/^pi_/);
+
+    const expired = await stripe.checkout.sessions.expire(session.id);
+    expect([expired.status, expired.payment_intent]).toEqual(['expired', attempt]);
+    const intent = await stripe.paymentIntents.retrieve(attempt);
+    expect([intent.status, intent.cancellation_reason]).toEqual(['canceled', 'abandoned']);
+    const event = (await stripe.events.list({ type: 'checkout.session.expired', limit: 1 })).data[0];
+    expect((event?.data.object as Stripe.Checkout.Session).payment_intent).toBe(attempt);
   });
 
   it('refuses to confirm, cancel or re-price the PaymentIntent of a Checkout attempt through the API', async () => {
