@@ -56,6 +56,16 @@ const LOCK_TIMEOUT: StripeErrorFields = {
     'are making multiple concurrent requests to a single object, make your requests serially or at a lower rate.',
 };
 
+/**
+ * On a 500 saved under its Idempotency-Key (and on its replays): a retry with the key can only get the same 500
+ * back, so, as Stripe does, the answer tells the SDK not to make one. stripe-node's retry rule
+ * (RequestSender._shouldRetry): "we expect the stripe-should-retry header to be false in most cases when a 500 is
+ * returned, since our idempotency framework would typically replay it anyway"; Stripe's SDKs retry every other 5xx
+ * and leave that decision to the header (github.com/stripe/stripe-go/pull/1829). A 500 that was not saved (before
+ * the endpoint ran, or without a key) has no such header: a retry executes anew.
+ */
+const NO_RETRY: Readonly<Record<string, string>> = { 'Stripe-Should-Retry': 'false' };
+
 const API_ERROR: StripeErrorFields = {
   type: 'api_error',
   message: 'An unknown error occurred while processing your request. Please try again.',
@@ -288,11 +298,17 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
           };
         }
         // Stored once the endpoint ran, business errors such as declines included.
-        if (scope !== undefined && entry !== undefined)
+        let saved = false;
+        if (scope !== undefined && entry !== undefined) {
           idempotency.complete(scope, entry, result.status, result.json);
+          saved = true;
+        }
         entry = undefined;
         const dropped = fault !== undefined && faults.shouldDrop(fault);
-        respond(result.status, dropped ? null : result.json, result.headers ?? {});
+        respond(result.status, dropped ? null : result.json, {
+          ...result.headers,
+          ...(saved && result.status >= 500 ? NO_RETRY : {}),
+        });
       };
 
       const contentType = req.headers['content-type'];
@@ -348,7 +364,11 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
           respond(
             previous.status,
             dropped ? null : previous.body,
-            { 'Idempotent-Replayed': 'true', 'Original-Request': previous.requestId },
+            {
+              'Idempotent-Replayed': 'true',
+              'Original-Request': previous.requestId,
+              ...(previous.status >= 500 ? NO_RETRY : {}),
+            },
             true,
           );
           return;

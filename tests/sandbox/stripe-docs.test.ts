@@ -71,4 +71,46 @@ describe('Stripe documented behaviour', () => {
     );
     expect(fresh.status).toBe('requires_payment_method');
   });
+
+  // Such a 500 is answered with `Stripe-Should-Retry: false`, which the SDK obeys: stripe-node's own retry rule
+  // (RequestSender._shouldRetry) says "we expect the stripe-should-retry header to be false in most cases when a
+  // 500 is returned, since our idempotency framework would typically replay it anyway", and Stripe's SDK team moved
+  // the "is a retry worth it" decision for 500s into that header (github.com/stripe/stripe-go/pull/1829). So the
+  // SDK's own retries do not turn the first 500 into a replayed one: the caller sees the fresh 500 first, and
+  // learns only from its own later retry under the key that the error was saved.
+  it('a saved 500 says Stripe-Should-Retry: false, so the SDK does not retry it', async () => {
+    const retrying = stripeFor(sandbox, { maxNetworkRetries: 2 });
+    await control(sandbox, 'POST', '/faults', { execution_error_rate: 1, match: { method: 'POST' } });
+    const first = await errorOf(() =>
+      retrying.paymentIntents.create({ amount: 700, currency: 'usd' }, { idempotencyKey: 'exec-500-sdk' }),
+    );
+    await control(sandbox, 'DELETE', '/faults');
+    expect(first.statusCode).toBe(500);
+    expect(first.headers?.['stripe-should-retry']).toBe('false');
+    expect(first.headers?.['idempotent-replayed']).toBeUndefined();
+    // Its replay says the same: retrying it cannot help either.
+    const replayed = await errorOf(() =>
+      retrying.paymentIntents.create({ amount: 700, currency: 'usd' }, { idempotencyKey: 'exec-500-sdk' }),
+    );
+    expect(replayed.statusCode).toBe(500);
+    expect(replayed.headers?.['idempotent-replayed']).toBe('true');
+    expect(replayed.headers?.['stripe-should-retry']).toBe('false');
+  });
+
+  // A 500 before the endpoint ran is not saved: a retry with the key executes, so the SDK's retry is worth making.
+  it('an unsaved 500 leaves the SDK to retry it, and the retry executes', async () => {
+    const retrying = stripeFor(sandbox, { maxNetworkRetries: 2 });
+    await control(sandbox, 'POST', '/faults', { error_rate: 1, match: { method: 'POST' } });
+    const first = await errorOf(() =>
+      retrying.paymentIntents.create({ amount: 800, currency: 'usd' }, { idempotencyKey: 'pre-500-sdk' }),
+    );
+    await control(sandbox, 'DELETE', '/faults');
+    expect(first.statusCode).toBe(500);
+    expect(first.headers?.['stripe-should-retry']).toBeUndefined();
+    const made = await retrying.paymentIntents.create(
+      { amount: 800, currency: 'usd' },
+      { idempotencyKey: 'pre-500-sdk' },
+    );
+    expect(made.amount).toBe(800);
+  });
 });
