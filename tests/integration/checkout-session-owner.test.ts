@@ -184,6 +184,8 @@ describe.skipIf(!pgOk)('checkout sessions and their owners at Stripe (PostgreSQL
     expect(event).toBeDefined();
     const delivered = await postSignedWebhook(svc.url, WEBHOOK_SECRET, JSON.stringify(event));
     expect(delivered.status).toBe(200);
+    // Acknowledged once stored; applied just after.
+    await svc.deps.webhooks.idle();
 
     // The event recorded both for the shop, without the service's key in the ledger's metadata.
     expect(await ledgerRows(cs, pi)).toEqual({
