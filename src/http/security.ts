@@ -24,11 +24,13 @@ import { problemBody, ProblemError } from './problem.js';
 import { routedPath } from './request-target.js';
 
 const KEY_CHECK_FAILURE = Symbol('keyCheckFailure');
+const KEY_REFUSED = Symbol('keyRefused');
 
 type WithCaller = Request & {
   caller?: Caller;
   openapi?: { schema?: { operationId?: string } };
   [KEY_CHECK_FAILURE]?: unknown;
+  [KEY_REFUSED]?: true;
 };
 
 class AuthError extends Error {
@@ -56,6 +58,16 @@ function bearerKey(req: Request): string | undefined {
   return /^Bearer +([^\s]+) *$/i.exec(req.get('authorization') ?? '')?.[1];
 }
 
+/**
+ * The 401 for a request whose key is missing, malformed or not an active key, noted on the request when it sent
+ * one: where a key is optional (/metrics) the answer is the anonymous one, 200, yet the key was tried all the same,
+ * and authFailureLimit counts it.
+ */
+function refused(req: WithCaller): AuthError {
+  if (req.get('authorization') !== undefined) req[KEY_REFUSED] = true;
+  return new AuthError(401, UNAUTHENTICATED_DETAIL);
+}
+
 /** The validator's security handler for the `ApiKey` scheme: authenticates, checks scopes, sets req.caller. */
 export function apiKeySecurity(opts: AuthOptions) {
   const lastTouched = new Map<string, number>();
@@ -64,7 +76,7 @@ export function apiKeySecurity(opts: AuthOptions) {
     ApiKey: async (req: Request, scopes: string[]): Promise<boolean> => {
       const r = req as WithCaller;
       const key = bearerKey(req);
-      if (!key || !looksLikeKey(key)) throw new AuthError(401, UNAUTHENTICATED_DETAIL);
+      if (!key || !looksLikeKey(key)) throw refused(r);
       const hash = hashKey(key);
       let record: ApiKey | null;
       try {
@@ -73,7 +85,7 @@ export function apiKeySecurity(opts: AuthOptions) {
         r[KEY_CHECK_FAILURE] = err;
         throw err;
       }
-      if (!record) throw new AuthError(401, UNAUTHENTICATED_DETAIL);
+      if (!record) throw refused(r);
       opts.onAuthenticated?.(hash);
       // A ppk_ key is in the shop's pages whatever its record says: API_KEYS lists one by its hash alone, and an
       // entry `shop|payments:write|sha256:<hash of a ppk_ key>` (the ppk_ entry with the key taken out) recorded
@@ -373,7 +385,8 @@ const AUTH_FAILURE_WINDOW_MS = 60_000;
  * never saw a request with a missing, unknown or revoked key: anyone could try keys as fast as the
  * service answered, each try a key lookup in the store.
  *
- * Every answer 401 counts against the client's address (a fixed window of a minute). Once an address has
+ * Every answer 401 counts against the client's address (a fixed window of a minute), and so does a key refused
+ * where one is optional (/metrics answers it as a scrape without one). Once an address has
  * `perMinute` of them, its requests are answered 429 before the key is looked up or the body read, unless
  * they present a key this process has already seen authenticate: many clients can share one address (a
  * NAT, or a proxy with TRUST_PROXY off), and one of them trying keys must not lock the others out. Only a
@@ -401,7 +414,9 @@ export function authFailureLimit(
     }
     const client = clientAddressKey(req);
     res.once('finish', () => {
-      if (res.statusCode === 401) void failures.increment(client);
+      // A key refused where one is optional (/metrics) is answered as a scrape without one, 200: counted too, or
+      // anyone could try keys there without limit (and tell a working one by the RateLimit budget it answers with).
+      if (res.statusCode === 401 || (req as WithCaller)[KEY_REFUSED]) void failures.increment(client);
     });
     const counted = await failures.get(client);
     if (counted && counted.totalHits >= perMinute) {

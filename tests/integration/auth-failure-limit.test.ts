@@ -149,6 +149,25 @@ describe('failed authentication is limited per client address', () => {
     expect((await status(`10.1.2.1, 198.51.100.50`)).status).toBe(401);
   });
 
+  it('keys tried on /metrics count: it answers an unknown key as an anonymous scrape, but the key was looked up', async () => {
+    // /metrics takes a key or none, so an unknown key there is answered 200 like a scrape without one. Such tries
+    // were never counted: anyone could try keys there without limit, each a lookup in the store, and tell a working
+    // one by its answer (RateLimit counts a known key's budget, not the address's).
+    const guesser = '203.0.113.99';
+    for (let i = 0; i < LIMIT; i++) {
+      expect((await status(guesser, `psk_${'g'.repeat(40)}${i}`, '/metrics')).status).toBe(200);
+    }
+    expect((await status(guesser, `psk_${'h'.repeat(43)}`, '/metrics')).status).toBe(429);
+    expect((await status(guesser, `psk_${'h'.repeat(43)}`)).status).toBe(429);
+    // Scrapes without a key, and with a key that works, are no failures.
+    const scraper = '198.51.100.99';
+    for (let i = 0; i < LIMIT + 2; i++) {
+      expect((await status(scraper, undefined, '/metrics')).status).toBe(200);
+      expect((await status(scraper, goodKey, '/metrics')).status).toBe(200);
+    }
+    expect((await status(scraper, `psk_${'h'.repeat(43)}`)).status).toBe(401);
+  });
+
   it('IPv6 clients are counted by their /56 subnet', async () => {
     const a = '2001:db8:1:100::1';
     const b = '2001:db8:1:1ff::2';
