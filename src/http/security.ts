@@ -53,19 +53,36 @@ export interface AuthOptions {
   onAuthenticated?: (keyHash: string) => void;
 }
 
-/** The key in `Authorization: Bearer <key>` (scheme case-insensitive, RFC 9110), if any. */
-function bearerKey(req: Request): string | undefined {
-  return /^Bearer +([^\s]+) *$/i.exec(req.get('authorization') ?? '')?.[1];
+/** How many `Authorization` fields the request has (Node keeps the first as req.headers.authorization). */
+function authorizationFields(req: Request): number {
+  let n = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]!.toLowerCase() === 'authorization') n++;
+  }
+  return n;
 }
+
+/**
+ * The key in `Authorization: Bearer <key>` (scheme case-insensitive, RFC 9110), if any. A request with more than
+ * one Authorization field has none: the field is not a list (RFC 9110, 11.6.2), Node keeps the first and drops the
+ * rest, and a proxy or log in front may read another, so the request was answered as the first key's whatever the
+ * others said.
+ */
+function bearerKey(req: Request): string | undefined {
+  const key = /^Bearer +([^\s]+) *$/i.exec(req.get('authorization') ?? '')?.[1];
+  return key !== undefined && authorizationFields(req) === 1 ? key : undefined;
+}
+
+const TWO_AUTHORIZATIONS_DETAIL = 'Send one Authorization header: this request has more than one.';
 
 /**
  * The 401 for a request whose key is missing, malformed or not an active key, noted on the request when it sent
  * one: where a key is optional (/metrics) the answer is the anonymous one, 200, yet the key was tried all the same,
  * and authFailureLimit counts it.
  */
-function refused(req: WithCaller): AuthError {
+function refused(req: WithCaller, detail = UNAUTHENTICATED_DETAIL): AuthError {
   if (req.get('authorization') !== undefined) req[KEY_REFUSED] = true;
-  return new AuthError(401, UNAUTHENTICATED_DETAIL);
+  return new AuthError(401, detail);
 }
 
 /** The validator's security handler for the `ApiKey` scheme: authenticates, checks scopes, sets req.caller. */
@@ -75,6 +92,7 @@ export function apiKeySecurity(opts: AuthOptions) {
   return {
     ApiKey: async (req: Request, scopes: string[]): Promise<boolean> => {
       const r = req as WithCaller;
+      if (authorizationFields(req) > 1) throw refused(r, TWO_AUTHORIZATIONS_DETAIL);
       const key = bearerKey(req);
       if (!key || !looksLikeKey(key)) throw refused(r);
       const hash = hashKey(key);

@@ -2,6 +2,7 @@
  * Who may do what: API keys and scopes, per-owner data, publishable keys, CORS, Idempotency-Key,
  * rate limits, and that secrets never reach the logs.
  */
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { PUBLISHABLE_KEY_CLIENTS } from '../../src/http/security.js';
@@ -71,6 +72,27 @@ function requestFor(operationId: string, pi = 'pi_123abc'): { method: string; pa
     default:
       throw new Error(operationId);
   }
+}
+
+/** A GET sending the header `name` once per value, as separate fields (fetch would join them into one). */
+function twoHeaders(
+  url: string,
+  name: string,
+  values: string[],
+): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false });
+    req.setHeader(name, values);
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 async function call(operationId: string, headers: Record<string, string>) {
@@ -148,6 +170,29 @@ describe('authentication', () => {
       // Authenticated: the refund is unknown (404), not the 401 of a missing key. A tab is not a space: 401.
       expect(res.status).toBe(authorization.includes('\t') ? 401 : 404);
     }
+  });
+
+  it('two Authorization headers are refused with 401, whichever comes first', async () => {
+    // The field is not a list (RFC 9110, 11.6.2). Node keeps the first one and drops the others, while a proxy or a
+    // log in front may read another: the request was answered as the first key's, whatever the second said.
+    const unknown = `psk_${'x'.repeat(43)}`;
+    for (const pair of [
+      [`Bearer ${keys.shopAll!}`, `Bearer ${unknown}`],
+      [`Bearer ${unknown}`, `Bearer ${keys.shopAll!}`],
+      [`Bearer ${keys.shopAll!}`, `Bearer ${keys.shopAll!}`],
+    ]) {
+      const res = await twoHeaders(`${svc.url}/refund-status/some-request`, 'authorization', pair);
+      expect(res.status).toBe(401);
+      expect(res.headers['content-type']).toMatch(/problem\+json/);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+      expect(JSON.parse(res.text)).toMatchObject({
+        status: 401,
+        code: 'unauthenticated',
+        detail: expect.stringContaining('one Authorization header'),
+      });
+    }
+    // One header with that key is still answered as the key's.
+    expect((await call('getRefundStatus', auth(keys.shopAll!))).status).toBe(404);
   });
 
   it('a read-only key reads but cannot write', async () => {
