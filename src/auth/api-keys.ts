@@ -153,7 +153,12 @@ export function parseProvisionedKeys(spec: string): ProvisionedKey[] {
   return out;
 }
 
-/** Ids of the keys API_KEYS provisioned; keys made with `npm run keys` have other ids. */
+/**
+ * Ids of the keys API_KEYS provisioned; keys made with `npm run keys` have other ids. The rest is random, as theirs:
+ * it was the first 16 hex digits of the key's SHA-256, logged with each change API_KEYS makes and listed by
+ * `npm run keys -- list`, and API_KEYS takes keys an operator writes, so anyone reading the logs could try guesses
+ * at a key offline. Keys are matched by their hash, never their id, and keys provisioned before keep their ids.
+ */
 export const PROVISIONED_KEY_ID_PREFIX = 'key_cfg_';
 
 const provisionedName = (owner: string) => `${owner} (from API_KEYS)`;
@@ -199,7 +204,7 @@ export async function provisionKeys(
     if (!record) {
       try {
         await repo.insert({
-          id: `${PROVISIONED_KEY_ID_PREFIX}${k.hash.slice(0, 16)}`,
+          id: `${PROVISIONED_KEY_ID_PREFIX}${randomBytes(8).toString('hex')}`,
           name: provisionedName(k.owner),
           prefix: k.prefix,
           hash: k.hash,

@@ -132,6 +132,24 @@ describe('keys provisioned from API_KEYS, after a restart with other API_KEYS', 
     ]);
   });
 
+  it("no log line or key id holds part of a provisioned key's hash", async () => {
+    // API_KEYS takes keys the operator writes (32 characters and more), not only random ones: a piece of a key's
+    // SHA-256 in the logs is enough to try guesses at the key offline. Provisioned keys had ids made of it
+    // (key_cfg_ and 16 hex digits of the hash), logged with each change API_KEYS makes and listed by npm run keys.
+    const KEY = 'psk_provisioned_key_whose_hash_stays_out_of_logs';
+    const hash = createHash('sha256').update(KEY).digest('hex');
+    let s = await start(`shop|${ALL_SCOPES}|${KEY}`);
+    expect((await createIntent(s, KEY)).status).toBe(200);
+    await s.stop();
+    s = await start(`shop|refunds:read|${KEY}`);
+    const changed = warnings(s).find((w) => w.msg === 'API key changed to what API_KEYS now says');
+    expect(changed?.keyId).toMatch(/^key_cfg_/);
+    expect(s.lines.join('\n')).not.toContain(hash.slice(0, 16));
+    const ids = (await s.deps.store.apiKeys.list('shop')).map((k) => k.id);
+    expect(ids).toContain(changed!.keyId);
+    expect(ids.join(' ')).not.toContain(hash.slice(0, 16));
+  });
+
   it('refuses one key listed twice, which would get each grant in turn', () => {
     expect(() => parseProvisionedKeys(`a|payments:read|${SECRET} b|refunds:read|${SECRET}`)).toThrow(
       'API_KEYS entry 2: the same key as entry 1',
