@@ -160,6 +160,17 @@ describe('authentication', () => {
     expect(strip(revoked.json)).toEqual(strip(unknown.json));
   });
 
+  it('a key revoked while in use is refused from its next request on', async () => {
+    // Each request looks its key up: nothing of a key's record is kept between requests, in any process, so
+    // `npm run keys -- revoke` (another process, the same database) takes effect at once.
+    const { key, record } = await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' });
+    expect((await call('getRefundStatus', auth(key))).status).toBe(404);
+    expect(await svc.deps.store.apiKeys.revoke(record.id)).toBe(true);
+    const refused = await call('getRefundStatus', auth(key));
+    expect(refused.status).toBe(401);
+    expect(refused.json.code).toBe('unauthenticated');
+  });
+
   it('the Bearer scheme is case-insensitive and may be followed by more than one space (RFC 9110)', async () => {
     for (const authorization of [
       `bearer ${keys.shopAll}`,
