@@ -14,7 +14,12 @@ let svc: TestService;
 const keys: Record<string, string> = {};
 
 beforeAll(async () => {
-  svc = await startTestService('sqlite', { API_AUTH: 'on', CORS_ORIGINS: 'https://shop.example.com' });
+  svc = await startTestService('sqlite', {
+    API_AUTH: 'on',
+    CORS_ORIGINS: 'https://shop.example.com',
+    // This file's 401s all come from one address; the limit on them has tests of its own (auth-failure-limit).
+    AUTH_FAILURES_PER_MINUTE: '1000',
+  });
   const repo = svc.deps.store.apiKeys;
   keys.shopAll = (await createKey(repo, { owner: 'shop', kind: 'secret' })).key;
   keys.shopReadOnly = (
@@ -75,7 +80,7 @@ function requestFor(operationId: string, pi = 'pi_123abc'): { method: string; pa
 }
 
 /** A GET sending the header `name` once per value, as separate fields (fetch would join them into one). */
-function twoHeaders(
+function getWithFields(
   url: string,
   name: string,
   values: string[],
@@ -183,6 +188,28 @@ describe('authentication', () => {
     }
   });
 
+  it('a malformed Authorization header answers 401 problem+json with WWW-Authenticate, and the service stays up', async () => {
+    for (const authorization of [
+      'Bearer',
+      'Bearer ',
+      `Basic ${Buffer.from('shop:secret').toString('base64')}`,
+      `Token ${keys.shopAll!}`,
+      `Bearer ${keys.shopAll!} extra`,
+      `Bearer ${keys.shopAll!}, Bearer ${keys.shopAll!}`,
+      `Bearer ${keys.shopAll!.slice(0, -1)}\u00e9`,
+      `Bearer psk_${'a'.repeat(8000)}`,
+    ]) {
+      const res = await getWithFields(`${svc.url}/refund-status/some-request`, 'authorization', [
+        authorization,
+      ]);
+      expect(res.status, authorization.slice(0, 40)).toBe(401);
+      expect(res.headers['content-type']).toMatch(/problem\+json/);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+      expect(JSON.parse(res.text)).toMatchObject({ status: 401, code: 'unauthenticated' });
+    }
+    expect((await fetch(`${svc.url}/healthz`)).status).toBe(200);
+  });
+
   it('two Authorization headers are refused with 401, whichever comes first', async () => {
     // The field is not a list (RFC 9110, 11.6.2). Node keeps the first one and drops the others, while a proxy or a
     // log in front may read another: the request was answered as the first key's, whatever the second said.
@@ -192,7 +219,7 @@ describe('authentication', () => {
       [`Bearer ${unknown}`, `Bearer ${keys.shopAll!}`],
       [`Bearer ${keys.shopAll!}`, `Bearer ${keys.shopAll!}`],
     ]) {
-      const res = await twoHeaders(`${svc.url}/refund-status/some-request`, 'authorization', pair);
+      const res = await getWithFields(`${svc.url}/refund-status/some-request`, 'authorization', pair);
       expect(res.status).toBe(401);
       expect(res.headers['content-type']).toMatch(/problem\+json/);
       expect(res.headers['www-authenticate']).toBe('Bearer');
