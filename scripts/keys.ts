@@ -27,6 +27,20 @@ const usage = `usage:
   npm run keys -- list [owner]
   npm run keys -- revoke <key id>`;
 
+/**
+ * The scopes `--scopes` lists. Without the option a key gets every scope; an empty value (`--scopes "$SCOPES"` with
+ * the variable unset) was taken for no option, and made a key that could refund. It names none: refused.
+ */
+function scopeList(value: string): string[] {
+  const scopes = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (scopes.length === 0)
+    throw new Error(`--scopes names no scope: list one or more of ${SCOPES.join(', ')}`);
+  return scopes;
+}
+
 async function main(): Promise<number> {
   let parsed;
   try {
@@ -71,10 +85,11 @@ async function main(): Promise<number> {
     switch (command) {
       case 'create': {
         if (!arg) throw new Error('create needs an owner');
+        const scopes = values.scopes === undefined ? undefined : scopeList(values.scopes);
         const { key, record } = await createKey(store.apiKeys, {
           owner: arg,
           kind: values.publishable ? 'publishable' : 'secret',
-          ...(values.scopes ? { scopes: values.scopes.split(',').map((s) => s.trim()) } : {}),
+          ...(scopes ? { scopes } : {}),
           ...(values.name ? { name: values.name } : {}),
         });
         console.log(

@@ -235,6 +235,20 @@ describe('npm run keys', () => {
     expect(list).toMatchObject({ code: 0, stdout: 'no keys\n' });
   }, 30_000);
 
+  it('refuses a --scopes that names no scope, rather than give the key every scope', async () => {
+    // `--scopes "$SCOPES"` with the variable empty made a key with all four scopes, refunds:write included.
+    const ledger = { DATABASE_URL: `sqlite:${path.join(cwd, 'scopes.db')}` };
+    for (const scopes of ['', ' ', ',']) {
+      const res = await run('scripts/keys.ts', ['create', 'shop', '--scopes', scopes], ledger);
+      expect(res.code, JSON.stringify(scopes)).toBe(1);
+      expect(res.stdout).toBe('');
+      expect(res.stderr).toBe(
+        'error: --scopes names no scope: list one or more of payments:write, payments:read, refunds:write, refunds:read\n',
+      );
+    }
+    expect(await run('scripts/keys.ts', ['list'], ledger)).toMatchObject({ code: 0, stdout: 'no keys\n' });
+  }, 30_000);
+
   it('stops quietly when its reader closes the pipe early (npm run keys -- list | head)', async () => {
     // A ledger of its own, so the other tests still find none.
     const ledger = { DATABASE_URL: `sqlite:${path.join(cwd, 'pipe.db')}` };
