@@ -87,10 +87,44 @@ interface Live {
   reopening: Promise<ConfirmPublisher> | null;
   /** Families (delay queues + DLQ) already declared on this connection. */
   families: Set<string>;
-  /** RabbitMQ announced connection.blocked (a resource alarm) and not yet connection.unblocked. */
-  alarm: { blocked: boolean };
+  alarm: Alarm;
   /** Queues and exchanges of ours being declared again after a publish found them missing, by name. */
   restoring: Map<string, Promise<void>>;
+}
+
+/** RabbitMQ announced connection.blocked (a resource alarm) on a connection, and not yet connection.unblocked. */
+interface Alarm {
+  blocked: boolean;
+  /** Told once when the connection is blocked: a call waiting for an answer stops waiting (see unlessBlocked). */
+  onBlocked: Set<() => void>;
+}
+
+const BLOCKED = Symbol('blocked');
+
+/**
+ * Runs `call`, one that waits for RabbitMQ's answer, unless RabbitMQ blocks the connection before it answers: it
+ * reads nothing more of a blocked connection until the alarm ends (the call's frames, a heartbeat, an ack), so the
+ * answer would wait for as long as the alarm lasts, and with it a /metrics scrape or a shutdown. BLOCKED then; the
+ * call itself goes on in the background (its frames go out when the alarm ends, or are dropped with the connection).
+ */
+async function unlessBlocked<T>(
+  alarm: Alarm | undefined,
+  call: () => Promise<T>,
+): Promise<T | typeof BLOCKED> {
+  if (!alarm) return call();
+  if (alarm.blocked) return BLOCKED;
+  let onBlocked: (() => void) | undefined;
+  const blocked = new Promise<typeof BLOCKED>((resolve) => {
+    onBlocked = () => resolve(BLOCKED);
+    alarm.onBlocked.add(onBlocked);
+  });
+  const running = call();
+  try {
+    return await Promise.race([running, blocked]);
+  } finally {
+    if (onBlocked) alarm.onBlocked.delete(onBlocked);
+    running.catch(noop); // given up on while blocked: its failure (the connection closed meanwhile) is no news
+  }
 }
 
 interface ConsumerRecord {
@@ -222,7 +256,7 @@ class RabbitBroker implements Broker {
   /** Runs on every successful (re)connect, before amqplib reports the connection as up. */
   private async setup(model: ChannelModel): Promise<void> {
     let lost = false;
-    const alarm = { blocked: false };
+    const alarm: Alarm = { blocked: false, onBlocked: new Set() };
     // Once setup is done, amqplib's recovering connection takes the model's errors and emits them again, logged by
     // its listener (connect()): logged here as well, each connection error was two lines. Until then it is not
     // listening, and an error of the model only this listener hears.
@@ -236,6 +270,7 @@ class RabbitBroker implements Broker {
     });
     model.on('blocked', (reason: string) => {
       alarm.blocked = true;
+      for (const notify of [...alarm.onBlocked]) notify();
       this.logger.warn({ reason }, 'RabbitMQ blocked publishing (resource alarm); publishes wait');
     });
     model.on('unblocked', () => {
@@ -338,7 +373,8 @@ class RabbitBroker implements Broker {
     await Promise.all([...this.consumers].map((record) => this.cancelConsumer(record)));
     const live = this.live;
     this.live = null;
-    if (live) await live.publisher.close();
+    // Not during a resource alarm (see unlessBlocked): amqplib closes a blocked connection at once, channels and all.
+    if (live) await unlessBlocked(live.alarm, () => live.publisher.close());
     if (this.connection) await this.connection.close().catch(noop);
     this.setConnected(false);
   }
@@ -479,16 +515,20 @@ class RabbitBroker implements Broker {
   async queueDepth(queue: string): Promise<number | null> {
     const live = this.live;
     if (!live) return null;
-    let channel: Channel | undefined;
     try {
-      channel = await openChannel(live.model, this.logger, 'queue-depth');
-      const reply = await channel.checkQueue(queue);
-      return reply.messageCount;
+      // During a resource alarm RabbitMQ cannot tell: it reads neither the channel's opening nor the question.
+      const reply = await unlessBlocked(live.alarm, async () => {
+        const channel = await openChannel(live.model, this.logger, 'queue-depth');
+        try {
+          return await channel.checkQueue(queue);
+        } finally {
+          await closeQuietly(channel);
+        }
+      });
+      return reply === BLOCKED ? null : reply.messageCount;
     } catch (err) {
       this.logger.debug({ err, queue }, 'queue depth unavailable');
       return null;
-    } finally {
-      await closeQuietly(channel);
     }
   }
 
@@ -817,9 +857,13 @@ class RabbitBroker implements Broker {
       record.retryTimer = null;
     }
     const { channel, tag } = record;
+    // The connection's alarm, if the channel is on the live connection (a channel of a lost one answers at once).
+    const alarm = this.live?.alarm;
     if (channel && tag) {
       try {
-        await channel.cancel(tag);
+        // During a resource alarm the broker would read the basic.cancel only once it ends: deliveries may go on
+        // meanwhile (up to the prefetch, since it reads no ack either), handled as any other.
+        await unlessBlocked(alarm, () => channel.cancel(tag));
       } catch (err) {
         this.logger.debug({ err, queue: record.queue }, 'basic.cancel failed');
       }
@@ -833,7 +877,7 @@ class RabbitBroker implements Broker {
     }
     record.channel = null;
     record.tag = null;
-    await closeQuietly(channel);
+    await unlessBlocked(alarm, () => closeQuietly(channel));
   }
 }
 

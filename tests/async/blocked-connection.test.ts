@@ -146,4 +146,88 @@ describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', ()
       await proxy.close();
     }
   }, 30_000);
+
+  // RabbitMQ reads nothing more of a blocked connection, so any call that waits for its answer (opening a channel,
+  // basic.cancel, channel.close) waits for the alarm to end: a /metrics scrape (queue depth) or a SIGTERM would hang
+  // for as long as the alarm lasts.
+  it('queue depth is unknown during the alarm, not a wait for its end', async () => {
+    const proxy = await alarmProxy(new URL(RABBIT_URL));
+    const { names, broker, close } = await relayRig(`${filePrefix}.2`, {
+      maxBackoffMs: 100,
+      broker: { url: proxy.url },
+    });
+    try {
+      await broker.start();
+      expect(await broker.queueDepth(names.requests)).toBe(0);
+      proxy.block();
+      await eventually(() => broker.room?.() === 0, 'the notice to reach the driver');
+      expect(await answeredWhileBlocked(broker.queueDepth(names.requests))).toBeNull();
+      proxy.unblock();
+      await eventually(() => broker.room?.() !== 0, 'the end of the alarm');
+      expect(await broker.queueDepth(names.requests)).toBe(0);
+    } finally {
+      proxy.unblock();
+      await close();
+      await proxy.close();
+    }
+  }, 30_000);
+
+  it('close() during the alarm does not wait for its end; a message whose ack it could not send waits in the queue', async () => {
+    const proxy = await alarmProxy(new URL(RABBIT_URL));
+    const { names, broker, close } = await relayRig(`${filePrefix}.3`, {
+      maxBackoffMs: 100,
+      broker: { url: proxy.url },
+    });
+    try {
+      await broker.start();
+      const seen: string[] = [];
+      await broker.consume(
+        names.requests,
+        async (d) => {
+          seen.push(d.messageId);
+          return { kind: 'ack' };
+        },
+        { prefetch: 1, maxAttempts: 1 },
+      );
+      await broker.publish({ queue: names.requests }, { n: 1 }, { messageId: 'before-alarm' });
+      await eventually(() => seen.includes('before-alarm'), 'the delivery before the alarm');
+      proxy.block();
+      await eventually(() => broker.room?.() === 0, 'the notice to reach the driver');
+      // Another service's publish (its connection is not blocked) is delivered; the ack waits with the rest.
+      const admin = await openAdmin();
+      try {
+        const ch = await admin.channel();
+        ch.sendToQueue(names.requests, Buffer.from('{"n":2}'), { messageId: 'during-alarm' });
+        await eventually(() => seen.includes('during-alarm'), 'the delivery during the alarm');
+        expect(await answeredWhileBlocked(broker.close().then(() => 'closed'))).toBe('closed');
+        expect(broker.isConnected()).toBe(false);
+        // Its ack never reached RabbitMQ: the message is not lost, but waits in the queue for the next worker.
+        await eventually(
+          async () => (await ch.checkQueue(names.requests)).messageCount === 1,
+          'the unacked message back in its queue',
+        );
+      } finally {
+        await admin.conn.close();
+      }
+    } finally {
+      proxy.unblock();
+      await close();
+      await proxy.close();
+    }
+  }, 30_000);
 });
+
+const STILL_WAITING = Symbol('still waiting');
+
+/** What `work` settles to while the alarm lasts: STILL_WAITING if it is still waiting after a while. */
+async function answeredWhileBlocked<T>(work: Promise<T>): Promise<T | typeof STILL_WAITING> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const waited = new Promise<typeof STILL_WAITING>((resolve) => {
+    timer = setTimeout(() => resolve(STILL_WAITING), 5_000);
+  });
+  try {
+    return await Promise.race([work, waited]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
