@@ -175,6 +175,8 @@ class RabbitBroker implements Broker {
   private readonly stateListeners = new Set<(connected: boolean) => void>();
   private readonly consumers = new Set<ConsumerRecord>();
   private readonly bindings = new Map<string, BindingRecord>();
+  /** Consumer channels that have closed: what they delivered and did not ack, RabbitMQ hands out again. */
+  private readonly closedChannels = new WeakSet<Channel>();
 
   constructor(private readonly opts: RabbitBrokerOptions) {
     // amqplib's recovery would otherwise retry a malformed URL forever in the background.
@@ -585,7 +587,10 @@ class RabbitBroker implements Broker {
     channel.on('error', (err: Error) =>
       this.logger.warn({ err, queue: record.queue }, 'RabbitMQ consumer channel closed with an error'),
     );
-    channel.on('close', () => this.onConsumerChannelClosed(record, epoch));
+    channel.on('close', () => {
+      this.closedChannels.add(channel);
+      this.onConsumerChannelClosed(record, epoch);
+    });
     try {
       // Fails (404) before any retry or dead-letter queue is created for a queue that does not exist.
       await channel.checkQueue(record.queue);
@@ -782,6 +787,16 @@ class RabbitBroker implements Broker {
     const decision = decideSettlement(outcome, attempt, record.opts.maxAttempts);
     const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
     const log = this.logger.child({ queue: record.queue, messageId, attempt, reqId: readRequestId(headers) });
+    if (decision.action !== 'ack' && this.closedChannels.has(channel)) {
+      // Its channel closed (the connection was lost) while the handler ran: RabbitMQ has taken the message back and
+      // hands it out again, so a copy routed now (over a new connection) would be a second message, handled twice.
+      // The handler runs again on the redelivery and routes it then.
+      log.info(
+        { action: decision.action },
+        'its channel closed before it was settled; left to the redelivery',
+      );
+      return;
+    }
     const family = queueFamily(record.queue, this.topology, this.delays);
     const props = {
       messageId,

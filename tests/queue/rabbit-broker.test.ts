@@ -272,6 +272,38 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver', () => {
     expect(await broker.queueDepth(names.requests)).toBe(0);
   });
 
+  // RabbitMQ takes back what a lost connection had delivered and hands it out again. A handler still running then
+  // used to route its outcome all the same, over the new connection: a 'retry' left a copy in the delay queue besides
+  // the redelivered message, and the refund went through the worker twice (a 'dead-letter', two dead letters).
+  it('a handler that ends after its connection was lost leaves its message to the redelivery, without a copy', async () => {
+    const { broker, names, prefix } = makeBroker({ retryDelaysMs: [60_000] });
+    await broker.start();
+    const stuck = gate();
+    const seen: Delivery[] = [];
+    const consumer = await broker.consume(
+      names.requests,
+      async (d): Promise<Outcome> => {
+        seen.push(d);
+        if (seen.length > 1) return { kind: 'ack' };
+        await stuck.promise;
+        return { kind: 'retry', reason: 'Stripe timed out' };
+      },
+      { prefetch: 1, maxAttempts: 3 },
+    );
+    await broker.publish({ queue: names.requests }, { r: 1 }, { messageId: 'lost-1' });
+    await eventually(() => seen.length === 1, 'the first delivery');
+    expect(await closeConnectionsNamed(prefix)).toBe(1);
+    const [, again] = await eventually(() => seen.length === 2 && seen, 'the redelivery');
+    expect(again).toMatchObject({ messageId: 'lost-1', redelivered: true, attempt: 0 });
+
+    stuck.open();
+    await consumer.cancel(); // waits for the first handler and whatever it does with its outcome
+    const [level] = queueFamily(names.requests, names, [60_000]).levels;
+    expect(await broker.queueDepth(level?.queue ?? '')).toBe(0);
+    expect(await broker.queueDepth(names.requests)).toBe(0);
+    expect(seen).toHaveLength(2);
+  });
+
   it('rejects a publish the broker nacks', async () => {
     const { broker, prefix } = makeBroker();
     await broker.start();
