@@ -18,6 +18,7 @@ import {
   declareQueues,
   declareTopicExchange,
   openChannel,
+  TopologyRefusedError,
 } from './rabbit-declare.js';
 import { ConfirmPublisher } from './rabbit-publisher.js';
 import {
@@ -221,10 +222,15 @@ class RabbitBroker implements Broker {
     );
     // The reason only (refused login, refused connection, timeout): a stack every retry would be noise. Under
     // `reason`, not `err`, which the logger's error serializer would render as "[object Object]".
-    let lastFailure = '';
+    let lastFailure: unknown = null;
     connection.on('connect-failed', (err: unknown) => {
-      lastFailure = err instanceof Error ? err.message : String(err);
-      this.logger.warn({ reason: lastFailure }, 'RabbitMQ connection attempt failed');
+      lastFailure = err;
+      if (err instanceof TopologyRefusedError) {
+        // Connected, and the retries will not help until someone changes the broker (or the other service goes).
+        this.logger.error({ reason: err.message }, 'RabbitMQ refused to declare a queue or exchange of ours');
+      } else {
+        this.logger.warn({ reason: reasonOf(err) }, 'RabbitMQ connection attempt failed');
+      }
     });
     connection.on('reconnect-scheduled', (info: { attempt: number; delay: number }) =>
       this.logger.info({ attempt: info.attempt, delayMs: info.delay }, 'RabbitMQ reconnect scheduled'),
@@ -900,8 +906,13 @@ class RabbitBroker implements Broker {
  * Why start() goes on without RabbitMQ, and which settings to check: a mistyped host or port otherwise looks like
  * an outage, and a broker that refuses the login or the virtual host is reachable, so "elsewhere" would mislead.
  */
-function notConnectedYet(url: string, lastFailure: string): string {
+function notConnectedYet(url: string, failure: unknown): string {
   const { host, pathname } = new URL(url);
+  if (failure instanceof TopologyRefusedError) {
+    // Before the login test below: a user who may not configure a queue is refused with ACCESS_REFUSED too.
+    return `RabbitMQ at ${host} accepted the connection but refused to declare ${failure.what} (${failure.reason}); publishing fails until it does, retrying in the background`;
+  }
+  const lastFailure = failure === null ? '' : reasonOf(failure);
   if (/ACCESS.REFUSED/.test(lastFailure)) {
     return `RabbitMQ at ${host} refused the login; publishing fails until it accepts it, retrying in the background (check RABBITMQ_USER and RABBITMQ_PASSWORD, or the user and password in RABBITMQ_URL)`;
   }
@@ -916,4 +927,8 @@ function notConnectedYet(url: string, lastFailure: string): string {
     return `RabbitMQ at ${host} refused to open virtual host ${JSON.stringify(vhost)} (it does not exist, or the user may not use it); publishing fails until it opens it, retrying in the background (check RABBITMQ_VHOST, or the path of RABBITMQ_URL)`;
   }
   return `RabbitMQ is not reachable yet at ${host}; publishing fails until it is, retrying in the background (if it is elsewhere, set RABBITMQ_URL, or RABBITMQ_HOST and RABBITMQ_PORT)`;
+}
+
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

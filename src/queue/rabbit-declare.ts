@@ -11,6 +11,29 @@ import { quorumArguments, type QueueSpec } from './topology.js';
 const PRECONDITION_FAILED = 406;
 const RESOURCE_LOCKED = 405;
 
+/**
+ * RabbitMQ opened the connection but refused to declare a queue or exchange of ours (held exclusive by another
+ * connection, a user who may not configure it): neither an outage nor a matter of where RabbitMQ is, which is what a
+ * start that cannot finish otherwise suggests. `reason` is RabbitMQ's own (amqplib's words around it).
+ */
+export class TopologyRefusedError extends Error {
+  override readonly name = 'TopologyRefusedError';
+
+  constructor(
+    readonly what: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`RabbitMQ refused to declare ${what}: ${reason}`, options);
+  }
+}
+
+/** A refusal of the server (a channel closed with a reply code), as TopologyRefusedError; anything else as it is. */
+function refusal(err: unknown, what: string): unknown {
+  if (typeof replyCode(err) !== 'number') return err; // the connection went, not a refusal
+  return new TopologyRefusedError(what, err instanceof Error ? err.message : String(err), { cause: err });
+}
+
 export async function openChannel(model: ChannelModel, logger: Logger, purpose: string): Promise<Channel> {
   const channel = await model.createChannel();
   // A channel error is also reported through the failing call; this listener only keeps the
@@ -60,7 +83,7 @@ export async function declareQueues(
           channel = await openChannel(model, logger, 'declare');
           continue;
         }
-        if (!isPreconditionFailed(err)) throw err;
+        if (!isPreconditionFailed(err)) throw refusal(err, `queue ${JSON.stringify(spec.name)}`);
         logger.error(
           { err, queue: spec.name, wanted: quorumArguments(spec) },
           'queue exists with different arguments; using it as it is (apply a policy or recreate it to get the configured ones)',
@@ -83,7 +106,7 @@ export async function declareTopicExchange(
   try {
     await channel.assertExchange(exchange, 'topic', { durable: true });
   } catch (err) {
-    if (!isPreconditionFailed(err)) throw err;
+    if (!isPreconditionFailed(err)) throw refusal(err, `exchange ${JSON.stringify(exchange)}`);
     logger.error({ err, exchange }, 'exchange exists with a different type or flags; using it as it is');
     channel = await openChannel(model, logger, 'declare');
     await channel.checkExchange(exchange);

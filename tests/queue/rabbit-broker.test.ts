@@ -411,6 +411,35 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver', () => {
     await eventually(() => seen.includes('legacy-1'), 'delivery from the legacy queue');
   });
 
+  // The connection opened, but a queue of ours could not be declared: the start used to say RabbitMQ was not
+  // reachable and to check where it is, and each retry that the connection attempt had failed.
+  it('says a queue of ours is held exclusive by another connection, not that RabbitMQ is unreachable; goes on once it is free', async () => {
+    const { logger, lines } = captureLogger('info');
+    const { broker, names } = makeBroker({ logger, startTimeoutMs: 1_000 });
+    const admin = await openAdmin();
+    let released = false;
+    try {
+      const ch = await admin.channel();
+      await ch.assertQueue(names.requests, { exclusive: true });
+      await broker.start();
+      expect(broker.isConnected()).toBe(false);
+      const said = lines.map((l) => JSON.parse(l) as { msg: string; reason?: string });
+      const summary = said.find((l) => l.msg.includes(new URL(RABBIT_URL).host));
+      expect(summary?.msg).toContain('refused to declare');
+      expect(summary?.msg).toContain('RESOURCE_LOCKED');
+      expect(summary?.msg).toContain(names.requests);
+      expect(summary?.msg).not.toContain('not reachable');
+      expect(said.some((l) => l.msg === 'RabbitMQ connection attempt failed')).toBe(false);
+      await admin.conn.close();
+      released = true;
+      await eventually(() => broker.isConnected(), 'the start once the exclusive queue is gone');
+      await broker.publish({ queue: names.requests }, {}, { messageId: 'free-1' });
+      expect(await broker.queueDepth(names.requests)).toBe(1);
+    } finally {
+      if (!released) await admin.conn.close();
+    }
+  });
+
   it('reconnects after the broker closes the connection: rejects publishes meanwhile, re-declares, keeps consuming', async () => {
     const { broker, names, prefix } = makeBroker();
     const states: boolean[] = [];
