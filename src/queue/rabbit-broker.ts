@@ -458,7 +458,10 @@ class RabbitBroker implements Broker {
       expiration?: string;
       correlationId?: string;
     },
+    /** Waits through a resource alarm for the confirm instead of timing out (see ConfirmPublisher.publish). */
+    waitOutAlarm = false,
   ): Promise<void> {
+    const alarm = this.live?.alarm;
     const publisher = await this.currentPublisher();
     await publisher.publish(
       exchange,
@@ -466,6 +469,7 @@ class RabbitBroker implements Broker {
       content,
       { ...props, persistent: true, contentType: 'application/json' },
       this.confirmTimeoutMs,
+      waitOutAlarm && alarm ? () => alarm.blocked : undefined,
     );
   }
 
@@ -810,6 +814,8 @@ class RabbitBroker implements Broker {
       correlationId:
         typeof msg.properties.correlationId === 'string' ? msg.properties.correlationId : undefined,
     };
+    // Each copy waits through a resource alarm that starts while it is on its way (publishRaw's waitOutAlarm): timed
+    // out, the message would be given back as well, and RabbitMQ would take both once the alarm ends.
     try {
       if (decision.action === 'release') {
         // A copy at the tail of the queue, then the ack: a nack would be a failed delivery to RabbitMQ (before 4.3
@@ -818,21 +824,36 @@ class RabbitBroker implements Broker {
         // (releaseHeaders), which RabbitMQ would otherwise forget. During a resource alarm the copy would only wait
         // for its confirm; the nack below gives the message back at once instead (counted as a failed delivery).
         if (this.live?.alarm.blocked) throw new BrokerUnavailableError('RabbitMQ is blocking publishes');
-        await this.publishRaw('', record.queue, msg.content, { ...props, headers: releaseHeaders(headers) });
+        await this.publishRaw(
+          '',
+          record.queue,
+          msg.content,
+          { ...props, headers: releaseHeaders(headers) },
+          true,
+        );
         log.debug('message released back to its queue');
       } else if (decision.action === 'delay') {
         const level = levelForAttempt(family, decision.nextAttempt);
-        await this.publishRaw('', level.queue, msg.content, {
-          ...props,
-          headers: retryHeaders(headers, record.queue, decision.nextAttempt, decision.reason),
-          expiration: String(jitteredDelay(level.delayMs)),
-        });
+        await this.publishRaw(
+          '',
+          level.queue,
+          msg.content,
+          {
+            ...props,
+            headers: retryHeaders(headers, record.queue, decision.nextAttempt, decision.reason),
+            expiration: String(jitteredDelay(level.delayMs)),
+          },
+          true,
+        );
         log.info({ reason: decision.reason, delayMs: level.delayMs }, 'message scheduled for retry');
       } else if (decision.action === 'dead-letter') {
-        await this.publishRaw('', family.deadLetter, msg.content, {
-          ...props,
-          headers: deadLetterHeaders(headers, record.queue, attempt, decision.reason),
-        });
+        await this.publishRaw(
+          '',
+          family.deadLetter,
+          msg.content,
+          { ...props, headers: deadLetterHeaders(headers, record.queue, attempt, decision.reason) },
+          true,
+        );
         log.warn({ reason: decision.reason }, 'message dead-lettered');
       }
     } catch (err) {

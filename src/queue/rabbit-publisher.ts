@@ -42,6 +42,13 @@ export class ConfirmPublisher {
     content: Buffer,
     options: Options.Publish,
     timeoutMs: number,
+    /**
+     * While it answers true the confirm timeout starts again rather than rejecting: during a resource alarm RabbitMQ
+     * reads nothing of the connection, so the message is neither confirmed nor refused yet, and goes in once the alarm
+     * ends. For a caller that would otherwise do something the message then duplicates (give back the delivery it is
+     * a copy of); the connection closing still rejects it.
+     */
+    waitWhile?: () => boolean,
   ): Promise<void> {
     // Only the default exchange is mandatory: a queue that does not exist must fail the publish,
     // while a topic event that no subscriber has bound yet is legitimately dropped.
@@ -53,10 +60,15 @@ export class ConfirmPublisher {
         return;
       }
       let settled = false;
-      const timer = setTimeout(() => {
+      const onTimeout = (): void => {
+        if (waitWhile?.()) {
+          timer = setTimeout(onTimeout, timeoutMs);
+          return;
+        }
         settled = true;
         reject(new PublishError('timeout', `no broker confirm within ${timeoutMs} ms`));
-      }, timeoutMs);
+      };
+      let timer = setTimeout(onTimeout, timeoutMs);
 
       const onConfirm = (err: unknown): void => {
         clearTimeout(timer);

@@ -12,6 +12,7 @@
  */
 import { createServer, connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { queueFamily, type Delivery, type Outcome } from '../../src/queue/index.js';
 import {
   RABBIT_URL,
   deleteEverything,
@@ -211,6 +212,54 @@ describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', ()
       }
     } finally {
       proxy.unblock();
+      await close();
+      await proxy.close();
+    }
+  }, 30_000);
+  // A retry or dead-letter copy a handler routes during the alarm waits in the write buffer like any publish. Its
+  // confirm used to time out: the message was then given back (nack) as well, and once the alarm ended RabbitMQ took
+  // both, the copy and the message again: the refund went through the worker twice.
+  it('a copy routed during the alarm waits for it to end; the message is not given back as well', async () => {
+    const proxy = await alarmProxy(new URL(RABBIT_URL));
+    const { names, broker, close } = await relayRig(`${filePrefix}.4`, {
+      maxBackoffMs: 100,
+      broker: { url: proxy.url, confirmTimeoutMs: 200, retryDelaysMs: [60_000] },
+    });
+    const admin = await openAdmin();
+    try {
+      await broker.start();
+      const seen: Delivery[] = [];
+      const consumer = await broker.consume(
+        names.requests,
+        async (d): Promise<Outcome> => {
+          seen.push(d);
+          return { kind: 'retry', reason: 'Stripe timed out' };
+        },
+        { prefetch: 1, maxAttempts: 3 },
+      );
+      proxy.block();
+      await eventually(() => broker.room?.() === 0, 'the notice to reach the driver');
+      const ch = await admin.channel();
+      ch.sendToQueue(names.requests, Buffer.from('{"n":1}'), { messageId: 'during-alarm' });
+      await eventually(() => seen.length === 1, 'the delivery during the alarm');
+      // Several confirm timeouts' worth of alarm.
+      await new Promise((r) => setTimeout(r, 1_500));
+      proxy.unblock();
+      const [level] = queueFamily(names.requests, names, [60_000]).levels;
+      const delayQueue = level?.queue ?? '';
+      await eventually(
+        async () => (await ch.checkQueue(delayQueue)).messageCount >= 1,
+        'the copy in the delay queue',
+      );
+      // Time for a message given back to come round again (it would at once), then stop the consumer.
+      await new Promise((r) => setTimeout(r, 1_000));
+      await consumer.cancel();
+      expect(seen.map((d) => d.messageId)).toEqual(['during-alarm']);
+      expect((await ch.checkQueue(delayQueue)).messageCount).toBe(1);
+      expect((await ch.checkQueue(names.requests)).messageCount).toBe(0);
+    } finally {
+      proxy.unblock();
+      await admin.conn.close();
       await close();
       await proxy.close();
     }
