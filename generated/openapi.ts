@@ -795,8 +795,9 @@ export interface components {
          * RefundRequestMessage
          * @description Message (persistent, JSON) the service publishes to its own work queue `stripe_refund_requests` for a
          *     refund its worker is to make, and that an operator finds in `stripe_refund_requests.dlq` when the worker
-         *     gave the refund up (the `x-dead-letter-reason` header says why; `GET /refund-status` says how the refund
-         *     ended). It names the refund in the ledger and nothing else: the worker reads amount and payment from the
+         *     gave the refund up (the `x-dead-letter-reason` header says why, or, for one RabbitMQ moved there itself at
+         *     its delivery limit, the `reason` of its `x-death` header, `delivery_limit`; `GET /refund-status` says how
+         *     the refund ended). It names the refund in the ledger and nothing else: the worker reads amount and payment from the
          *     ledger, so a message another producer publishes to the queue refunds nothing and is dead-lettered. The
          *     AMQP `message_id` is `<request_key>#<why it was queued>`; the same refund may be queued more than once
          *     (a sweep, a relay's retry), and the worker makes it once. The header `x-request-id`, when present, is the
