@@ -1069,7 +1069,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Stripe refused the service's own credentials (`upstream_authentication`; a refund is not failed for it: it is kept, its amount reserved, and made in the background once the key is fixed) or answered unexpectedly (`upstream_error`). `upstream_error_saved`: creating a payment intent or checkout session, Stripe replayed an error it saved under the idempotency key derived from this Idempotency-Key, and answers every retry with that key the same way; only a new Idempotency-Key makes a new request (check first, through webhooks or your metadata, that Stripe did not make the object all the same). */
+        /** @description Stripe refused the service's own credentials (`upstream_authentication`; a refund is not failed for it: it is kept, its amount reserved, and made in the background once the key is fixed) or answered unexpectedly (`upstream_error`). `upstream_error_saved`: creating a payment intent or checkout session, Stripe failed with an error it saved under the idempotency key derived from this Idempotency-Key (from the first try on), and answers every retry with that key the same way; only a new Idempotency-Key makes a new request (check first, through webhooks or your metadata, that Stripe did not make the object all the same). */
         BadGateway: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];

@@ -47,14 +47,18 @@ export function isIdempotencyKeyInUse(err: unknown): boolean {
 }
 
 /**
- * Stripe answered with a 5xx it had saved under this idempotency key (Idempotent-Replayed: true): the request
- * that first used the key ended in that error, and every retry with the key gets the same answer.
+ * Stripe answered with a 5xx saved under this idempotency key: the request that first used the key ended in that
+ * error, and every retry with the key gets the same answer (docs.stripe.com/api/idempotent_requests). A replay says
+ * so with Idempotent-Replayed: true. The first answer, the 500 as Stripe saved it, says so with Stripe-Should-Retry:
+ * false, which also keeps the SDK from retrying it (RequestSender._shouldRetry: Stripe sends it on a 500 "since our
+ * idempotency framework would typically replay it anyway"), so that answer is the one the service sees. A 5xx from
+ * in front of Stripe's idempotency layer has neither header, and a retry with the key is a new request.
  */
-export function isReplayedServerError(err: unknown): boolean {
+export function isSavedServerError(err: unknown): boolean {
   const e = err as { statusCode?: unknown; headers?: Record<string, unknown> } | null;
-  return (
-    typeof e?.statusCode === 'number' && e.statusCode >= 500 && e.headers?.['idempotent-replayed'] === 'true'
-  );
+  if (typeof e?.statusCode !== 'number' || e.statusCode < 500) return false;
+  // The SDK keeps the answer's headers on the error as Node gives them: names in lower case.
+  return e.headers?.['idempotent-replayed'] === 'true' || e.headers?.['stripe-should-retry'] === 'false';
 }
 
 /**
@@ -62,7 +66,10 @@ export function isReplayedServerError(err: unknown): boolean {
  * the client's Idempotency-Key. Two answers of Stripe's then speak of the client's key: other parameters under it
  * (422, as the key's own record says), and a 5xx saved under it: not a 503 "retry later", since every retry with
  * that key gets the same error from Stripe for as long as Stripe keeps the key (24 hours or more). Only a new
- * key helps.
+ * key helps. That holds from Stripe's first answer on (see isSavedServerError), not only from its replays: the SDK
+ * does not retry a saved 500, so answering that one "retry later" sent the client into this 502 on its retry. The
+ * service's own record of the key is freed by any 5xx (src/http/dispatch.ts), so a retry with the key runs again
+ * and gets the same 502 from Stripe's replay.
  */
 export function toCreateProblem(
   err: unknown,
@@ -90,7 +97,7 @@ export function toCreateProblem(
       { ...extras, cause: err },
     );
   }
-  if (keyed && outcomeUnknown(err) && !isReplayedServerError(err)) {
+  if (keyed && outcomeUnknown(err) && !isSavedServerError(err)) {
     // "Retry later" holds only while Stripe keeps its key, 24 hours from this call: the service's own key is
     // freed by this 5xx, so a retry after that is a new request at Stripe too, and makes (and charges) another.
     const problem = toProblem(err, what);
@@ -103,7 +110,7 @@ export function toCreateProblem(
       { ...problem.extras, cause: err },
     );
   }
-  if (!isReplayedServerError(err)) return toProblem(err, what);
+  if (!isSavedServerError(err)) return toProblem(err, what);
   return new ProblemError(
     502,
     'The payment provider failed this request and answers every retry with this Idempotency-Key with the same ' +
@@ -210,4 +217,12 @@ export function toProblem(
         cause: err,
       });
   }
+}
+
+/** A 5xx Stripe replays under this idempotency key (Idempotent-Replayed: true). */
+export function isReplayedServerError(err: unknown): boolean {
+  const e = err as { statusCode?: unknown; headers?: Record<string, unknown> } | null;
+  return (
+    typeof e?.statusCode === 'number' && e.statusCode >= 500 && e.headers?.['idempotent-replayed'] === 'true'
+  );
 }

@@ -130,10 +130,10 @@ describe('POST /payment-intent whose Stripe idempotency key holds a saved 500', 
       execution_error_rate: 1,
       match: { method: 'POST', path_prefix: '/v1/payment_intents' },
     });
-    // The first 500 looks like any passing failure (the SDK makes no retries here): retry later.
+    // Stripe's first answer already says the 500 is saved (Stripe-Should-Retry: false): so does the service's.
     const first = await postJson(`${svc.url}/payment-intent`, body, key);
-    expect(first.status).toBe(503);
-    expect(first.json).toMatchObject({ code: 'upstream_unavailable' });
+    expect(first.status).toBe(502);
+    expect(first.json).toMatchObject({ code: 'upstream_error_saved' });
     await svc.faults({});
     // Stripe is fine again, but not for this key: every retry with it gets the saved 500 back, and is told so.
     for (let i = 0; i < 2; i++) {
