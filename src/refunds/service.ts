@@ -36,7 +36,7 @@ import { logContextOptions, withoutCallSite, type StripeClient } from '../stripe
 import {
   classifyStripeError,
   isIdempotencyKeyInUse,
-  isReplayedServerError,
+  isSavedServerError,
   isTransientStripeError,
   overRefundCode,
   toProblem,
@@ -621,7 +621,13 @@ export function createRefundService(deps: RefundServiceDeps) {
    * is not there, asked for again under the next generation of the key. Every worker walks the same keys in
    * the same order, so two deliveries of one refund still share a key at every step. Attempt n may reach
    * generation n - 1 at most: one new key per attempt, at the worker's retry pace, so an outage that lasts a
-   * while cannot use every key up within one attempt (the SDK's own retries turn a fresh 5xx into a replayed one).
+   * while cannot use every key up within one attempt.
+   *
+   * A saved 5xx is told from its first answer on, not only from its replays (isSavedServerError): Stripe marks it
+   * Stripe-Should-Retry: false, so the SDK no longer retries it into a replay. A key below the last generation
+   * can get its first saved 5xx in this attempt (an earlier attempt's call under it failed in front of Stripe's
+   * idempotency layer, or got no answer): it is moved on from as a replayed one is, rather than the attempt spent
+   * on a key that cannot succeed. At the last generation either one ends the attempt, as before.
    */
   async function callStripe(refund: Refund, reqId?: string): Promise<Stripe.Refund> {
     const lastGeneration = Math.max(0, refund.attempts - 1);
@@ -642,12 +648,12 @@ export function createRefundService(deps: RefundServiceDeps) {
           ),
         );
       } catch (err) {
-        if (generation >= lastGeneration || !isReplayedServerError(err)) throw err;
+        if (generation >= lastGeneration || !isSavedServerError(err)) throw err;
         const made = await findStripeRefund(refund, reqId);
         if (made) return made;
         log.warn(
           { ...idsOf(refund, reqId), generation: generation + 1 },
-          'Stripe replays a saved error for this refund; asking again under a new idempotency key',
+          "Stripe saved an error under this refund's key; asking again under a new idempotency key",
         );
       }
     }

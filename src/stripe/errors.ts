@@ -218,11 +218,3 @@ export function toProblem(
       });
   }
 }
-
-/** A 5xx Stripe replays under this idempotency key (Idempotent-Replayed: true). */
-export function isReplayedServerError(err: unknown): boolean {
-  const e = err as { statusCode?: unknown; headers?: Record<string, unknown> } | null;
-  return (
-    typeof e?.statusCode === 'number' && e.statusCode >= 500 && e.headers?.['idempotent-replayed'] === 'true'
-  );
-}
