@@ -478,7 +478,7 @@ export interface components {
         CheckoutSession: {
             /** @description The checkout session id. */
             id?: string;
-            /** @description The payment intent created when the customer paid; null before. */
+            /** @description The payment intent, made by the customer's first attempt to pay and named from then on: after a declined attempt too (the session still `open`, `unpaid`), and after the session expires (the intent canceled); null before any attempt. The payment is made only when `payment_status` is `paid`. */
             payment_intent: string | null;
             /** @description Total in the currency's smallest unit. */
             amount_total: number | null;

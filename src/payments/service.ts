@@ -258,8 +258,14 @@ const FINAL_INTENT_STATUS_LIST = ['succeeded', 'canceled'] as const;
 const FINAL_INTENT_STATUSES: ReadonlySet<string> = new Set(FINAL_INTENT_STATUS_LIST);
 const FINAL_SESSION_STATUSES: ReadonlySet<string> = new Set(['complete', 'expired']);
 
+/**
+ * The status of the intent a session names, as far as the session tells. Stripe names the intent from the first Pay
+ * on, declined or not (not only once paid): an unpaid open session's intent awaits another card, and an expired
+ * session's is canceled (Stripe cancels it as the session expires, the only way such an intent is canceled).
+ */
 function paymentIntentStatusOfSession(s: Stripe.Checkout.Session): string {
-  return s.payment_status === 'paid' ? 'succeeded' : 'requires_payment_method';
+  if (s.payment_status === 'paid') return 'succeeded';
+  return s.status === 'expired' ? 'canceled' : 'requires_payment_method';
 }
 
 /** Statuses of an intent whose confirmation may have moved the customer's money. */
@@ -323,12 +329,13 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
 
   /**
    * ownedRow, or (API keys on) the row learnt from Stripe when the ledger cannot tell yet: a payment made on the
-   * hosted checkout page whose events have not been applied has only its session in the ledger, unpaid and
-   * naming no intent (Stripe names it once paid), and the caller may know the intent's id by then (its own
-   * Stripe webhooks, or the `stripe.events` exchange, which publishes an event before it is applied). The
-   * intent is then learnt as its events would learn it (ownerOfIntent): from the checkout session of ours that
-   * made it, or from the owner the intent names at Stripe (one we made whose ledger write failed), recorded on the
-   * way. Null when the intent is not the caller's. Not for use inside a transaction
+   * hosted checkout page whose events have not been applied has only its session in the ledger, as it was
+   * made: unpaid and naming no intent (Stripe makes and names the intent at the first Pay, declined or not,
+   * and no event of the session's says so before it completes or expires), and the caller may know the
+   * intent's id by then (its own Stripe webhooks, or the `stripe.events` exchange, which publishes an event
+   * before it is applied). The intent is then learnt as its events would learn it (ownerOfIntent): from the
+   * checkout session of ours that made it, or from the owner the intent names at Stripe (one we made whose ledger
+   * write failed), recorded on the way. Null when the intent is not the caller's. Not for use inside a transaction
    * (it may ask Stripe).
    */
   async function ownedRowOrLearnt(caller: Caller, id: string, reqId?: string): Promise<Payment | null> {
@@ -377,9 +384,11 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       if (piId) {
         const knownIntent = await tx.payments.lockForUpdate(piId);
         const derived = paymentIntentStatusOfSession(session);
-        // An unpaid session says little about its intent: the intent's own status (from its events) wins.
+        // An open unpaid session says little about its intent: the intent's own status (from its events) wins,
+        // unless the session tells a final one (paid: succeeded; expired: canceled).
         const intentStatus =
-          knownIntent && (FINAL_INTENT_STATUSES.has(knownIntent.status) || derived !== 'succeeded')
+          knownIntent &&
+          (FINAL_INTENT_STATUSES.has(knownIntent.status) || !FINAL_INTENT_STATUSES.has(derived))
             ? knownIntent.status
             : derived;
         // Guarded as well: with no row to lock, the intent's own event may insert it (final) before this upsert.
@@ -423,9 +432,11 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
    * the ledger's owner of the session, else the owner the session names at Stripe (OWNER_METADATA_KEY: a session
    * whose row the ledger lacks, its write failed or the database was restored from an older backup); else the owner
    * the intent itself names at Stripe (an intent we made whose ledger write failed), recorded on the way. Stripe
-   * names the intent on a session only once it is paid, and sends the intent's own events (and its refunds') in no
-   * set order with the session's, so an event may come when the ledger knows only the session. An intent naming no
-   * owner, from a session naming none (made in the dashboard, or before sessions named their owner), has none.
+   * names the intent on a session from its first confirmation attempt (the first Pay, even a declined one,
+   * which sends the intent's events and none of the session's), and sends the intent's own events (and its
+   * refunds') in no set order with the session's, so an event may come when the ledger knows only the session.
+   * An intent naming no owner, from a session naming none (made in the dashboard, or before sessions named their
+   * owner), has none.
    */
   /** `context`: what the Stripe calls' lines carry besides the payment intent (the request's or event's ids). */
   /**
