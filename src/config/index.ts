@@ -340,7 +340,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.STRIPE_API_BASE && !e.STRIPE_SECRET_KEY) {
     problems.push('STRIPE_SECRET_KEY: required when STRIPE_API_BASE is set');
   }
-  if (production && e.API_AUTH === 'off') problems.push('API_AUTH: cannot be off when NODE_ENV=production');
+  // A live key moves real money: without API keys anyone who reaches the port could pay and refund with it. Refused
+  // whatever NODE_ENV says, which is the variable most easily left unset (development); unset, API_AUTH is on
+  // with any Stripe key. Test keys move none, so off stays possible with them outside production.
+  const liveKey = e.STRIPE_SECRET_KEY !== undefined && !e.STRIPE_SECRET_KEY.includes('_test_');
+  if (e.API_AUTH === 'off' && liveKey) {
+    problems.push(
+      'API_AUTH: cannot be off with a live Stripe key (sk_live_/rk_live_): anyone who reaches the port could pay and refund with real money',
+    );
+  } else if (production && e.API_AUTH === 'off') {
+    problems.push('API_AUTH: cannot be off when NODE_ENV=production');
+  }
   let provisionedKeys: ProvisionedKey[] = [];
   try {
     provisionedKeys = e.API_KEYS ? parseProvisionedKeys(e.API_KEYS) : [];

@@ -180,6 +180,33 @@ describe('config', () => {
     ).toBe('12111');
   });
 
+  it('never runs a live Stripe key without API keys, whatever NODE_ENV says: anyone reaching the port would move real money', () => {
+    // NODE_ENV is the variable most easily left unset (development), so it cannot be what lets API_AUTH=off through.
+    for (const NODE_ENV of ['development', 'test', undefined]) {
+      for (const STRIPE_SECRET_KEY of ['sk_live_x1', 'rk_live_x1']) {
+        const env = { ...(NODE_ENV ? { NODE_ENV } : {}), STRIPE_SECRET_KEY };
+        expect(problemsOf({ ...env, API_AUTH: 'off' }), `${NODE_ENV} ${STRIPE_SECRET_KEY}`).toEqual([
+          'API_AUTH: cannot be off with a live Stripe key (sk_live_/rk_live_): anyone who reaches the port could pay and refund with real money',
+        ]);
+        // Unset, it is on.
+        expect(loadConfig(env).auth.enabled).toBe(true);
+      }
+    }
+    // In production the live key's reason is the one given, once.
+    expect(
+      problemsOf({
+        NODE_ENV: 'production',
+        STRIPE_SECRET_KEY: 'sk_live_x1',
+        STRIPE_WEBHOOK_SECRET: 'whsec_x1',
+        API_AUTH: 'off',
+      }),
+    ).toEqual([
+      'API_AUTH: cannot be off with a live Stripe key (sk_live_/rk_live_): anyone who reaches the port could pay and refund with real money',
+    ]);
+    // A test key moves no real money: off stays possible outside production.
+    expect(loadConfig({ STRIPE_SECRET_KEY: 'sk_test_x1', API_AUTH: 'off' }).auth.enabled).toBe(false);
+  });
+
   it('runs an API-only or worker-only process only with RabbitMQ: the in-process queue cannot join two processes', () => {
     for (const role of ['api', 'worker']) {
       expect(problemsOf({ ROLE: role, STRIPE_SECRET_KEY: 'sk_test_shared' })).toEqual([
