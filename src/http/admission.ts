@@ -41,7 +41,9 @@ export function admission(max: number, exempt: ReadonlySet<string>, perClient?: 
   const byClient = new Map<string, number>();
   const middleware: RequestHandler = (req, res, next) => {
     // As routed: a probe set up as /healthz/ is GET /healthz, and was refused 503 under load.
-    if (max <= 0 || exempt.has(routedPath(req.path))) {
+    // A request answered (by the timeout) or given up by its client before it got here, while its key was looked
+    // up, is not run: counted, it would hold its place for good, its 'close' being already past.
+    if (max <= 0 || exempt.has(routedPath(req.path)) || res.headersSent || req.socket.destroyed) {
       next();
       return;
     }

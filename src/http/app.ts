@@ -18,15 +18,20 @@ import { noteUnicodeEscapes, refuseLoneSurrogates } from './well-formed.js';
 import './validator-tuning.js';
 import {
   apiKeySecurity,
+  authenticateFirst,
   authFailureLimit,
+  type AuthOptions,
   clientAddressKey,
   corsMiddleware,
   keyCheckFailures,
   keyRequirementOf,
   keyRequirements,
+  type KeyRequirement,
+  PAGE_PREFIXES,
   securityHeaders,
   rateLimitMiddleware,
   timeoutMiddleware,
+  withoutValidKey,
 } from './security.js';
 import type { LoadedSpec } from './spec.js';
 
@@ -67,6 +72,12 @@ export const MAX_WEBHOOKS_PER_CLIENT = MAX_WEBHOOKS_IN_PROGRESS / 2;
 
 /** Never refused by the cap on requests at work: a busy process must still look alive to its orchestrator. */
 const UNCAPPED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
+
+/** Served before the contract's operations, to anyone: the contract itself, Swagger UI and the demo pages. */
+const DOCUMENT_PATHS: ReadonlySet<string> = new Set(['/openapi.json', '/openapi-3.0.json', '/openapi.yaml']);
+
+const servedWithoutKey = (path: string) =>
+  DOCUMENT_PATHS.has(path) || PAGE_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`));
 
 /**
  * The contract's servers name where the service runs by default (http://127.0.0.1:5000). "Try it out" sends its
@@ -117,8 +128,31 @@ export function buildApp(deps: AppDeps): Express {
   app.use(originForm);
   app.use(securityHeaders());
   if (deps.hostCheck) app.use(deps.hostCheck);
-  app.use(admission(config.http.maxConcurrentRequests, UNCAPPED_PATHS).middleware);
+  // Before the key's lookup: one waiting on a busy database is answered in time all the same (and then not run).
   app.use(timeoutMiddleware(config.http.requestTimeoutMs));
+
+  const authEnabled = Boolean(auth?.enabled && deps.store);
+  const requirements = keyRequirements(spec.document);
+  const requirementOf = (req: { path: string }): KeyRequirement =>
+    servedWithoutKey(req.path) ? 'none' : keyRequirementOf(requirements, req.path);
+  // Before the key is looked up: a client over its limit of failed authentication costs no lookup.
+  const failureLimit = authEnabled ? authFailureLimit(auth?.authFailuresPerMinute ?? 0, requirementOf) : null;
+  if (failureLimit) app.use(failureLimit.middleware);
+  const authOptions: AuthOptions | null =
+    authEnabled && deps.store
+      ? {
+          apiKeys: deps.store.apiKeys,
+          ...(failureLimit ? { onAuthenticated: failureLimit.authenticated } : {}),
+        }
+      : null;
+  // Before the cap and the body (see authenticateFirst): a request without a valid key holds neither a place nor
+  // a body, so clients without a key cannot keep those with one out.
+  if (authOptions) app.use(authenticateFirst(authOptions, requirementOf));
+  const cap = admission(config.http.maxConcurrentRequests, UNCAPPED_PATHS).middleware;
+  app.use((req, res, next) => {
+    if (withoutValidKey(req)) next();
+    else cap(req, res, next);
+  });
   app.use(corsMiddleware(auth?.corsOrigins ?? []));
 
   app.get('/openapi.json', (_req, res) => {
@@ -174,14 +208,6 @@ export function buildApp(deps: AppDeps): Express {
     next(new ProblemError(405, `${req.method} is not allowed on /webhook.`, { headers: { Allow: 'POST' } }));
   });
 
-  const authEnabled = Boolean(auth?.enabled && deps.store);
-  // Before the body is read: a client over its limit of failed authentication costs no parse and no lookup.
-  const requirements = keyRequirements(spec.document);
-  const failureLimit = authEnabled
-    ? authFailureLimit(auth?.authFailuresPerMinute ?? 0, (req) => keyRequirementOf(requirements, req.path))
-    : null;
-  if (failureLimit) app.use(failureLimit.middleware);
-
   // HEAD is a GET without the body (RFC 9110, 9.3.2), and uptime monitors probe with it; the contract lists GETs
   // only, so the validator answered HEAD /healthz with 405. Node leaves the body out of a HEAD's answer itself.
   app.use((req, _res, next) => {
@@ -196,8 +222,9 @@ export function buildApp(deps: AppDeps): Express {
   });
   // Only the contract's POSTs take a body. A body sent with a GET (which some HTTP clients allow) was parsed all
   // the same, and answered 413 or 400, statuses the GET operations do not have, instead of the operation's answer.
+  // Nor is the body of a request without a valid key: it is answered 401 (or 404, 405) without it.
   app.use((req, res, next) => {
-    if (req.method === 'POST') json(req, res, next);
+    if (req.method === 'POST' && !withoutValidKey(req)) json(req, res, next);
     else next();
   });
   app.use(
@@ -208,15 +235,7 @@ export function buildApp(deps: AppDeps): Express {
       validateRequests: { allErrors: true, allowUnknownQueryParameters: false },
       validateResponses: config.http.validateResponses ? { allErrors: true } : false,
       // With auth off every caller is the anonymous owner (dispatch's default), as in the original service.
-      validateSecurity:
-        authEnabled && deps.store
-          ? {
-              handlers: apiKeySecurity({
-                apiKeys: deps.store.apiKeys,
-                ...(failureLimit ? { onAuthenticated: failureLimit.authenticated } : {}),
-              }),
-            }
-          : false,
+      validateSecurity: authOptions ? { handlers: apiKeySecurity(authOptions) } : false,
       ignorePaths: /^\/webhook$/,
       // No operation takes multipart/form-data (it is refused with 415 like any undeclared media type), so
       // multer is never handed a request body, and no request pays for a multipart check.

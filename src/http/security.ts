@@ -1,7 +1,7 @@
 /**
  * The edges: which host a request names (only loopback names while the service listens on loopback), who is
- * calling (API keys and scopes, checked by express-openapi-validator's security step before the body is even
- * validated), browsers (CORS allow-list), how often (per-key rate limit, and failed authentication per client
+ * calling (API keys, looked up from the headers before the cap on requests at work and before the body is read;
+ * scopes, checked by express-openapi-validator's security step), browsers (CORS allow-list), how often (per-key rate limit, and failed authentication per client
  * address), how long (request timeout), and safe headers (a lean set for JSON, helmet for pages).
  */
 import { isIP } from 'node:net';
@@ -85,30 +85,104 @@ function refused(req: WithCaller, detail = UNAUTHENTICATED_DETAIL): AuthError {
   return new AuthError(401, detail);
 }
 
-/** The validator's security handler for the `ApiKey` scheme: authenticates, checks scopes, sets req.caller. */
+/** What a request's key was found to be: an active key's record, refused (the 401's detail), or not checked. */
+type Authentication =
+  | { readonly record: ApiKey; readonly publishable: boolean }
+  | { readonly refused: string }
+  | { readonly failure: unknown };
+
+const AUTHENTICATION = Symbol('authentication');
+
+type Authenticated = WithCaller & { [AUTHENTICATION]?: Promise<Authentication> };
+
+/** Looks the request's key up, once per request: the first caller's lookup is every later caller's answer. */
+function authenticate(req: Request, opts: AuthOptions): Promise<Authentication> {
+  const r = req as Authenticated;
+  return (r[AUTHENTICATION] ??= lookUpKey(req, opts));
+}
+
+async function lookUpKey(req: Request, opts: AuthOptions): Promise<Authentication> {
+  if (authorizationFields(req) > 1) return { refused: TWO_AUTHORIZATIONS_DETAIL };
+  const key = bearerKey(req);
+  if (!key || !looksLikeKey(key)) return { refused: UNAUTHENTICATED_DETAIL };
+  const hash = hashKey(key);
+  let record: ApiKey | null;
+  try {
+    record = await opts.apiKeys.findActiveByHash(hash);
+  } catch (failure) {
+    return { failure };
+  }
+  if (!record) return { refused: UNAUTHENTICATED_DETAIL };
+  opts.onAuthenticated?.(hash);
+  return { record, publishable: kindOfKey(key) === 'publishable' };
+}
+
+const WITHOUT_VALID_KEY = Symbol('withoutValidKey');
+
+/**
+ * Mounted before the cap on requests at work (admission) and before any body is read: looks up the key of every
+ * request that needs one (or sends one where it is optional), from its headers alone, and keeps the result for the
+ * validator's security handler (apiKeySecurity), so a request's key is looked up once. The key used to be checked
+ * only by that handler, after the body had been read and while the request held a place under
+ * MAX_CONCURRENT_REQUESTS: anyone without a key could take every place with POSTs whose bodies they sent slowly, and
+ * keyed clients were answered 503 `overloaded` for as long as they kept them open.
+ *
+ * It answers nothing itself: a request without a valid key goes on, marked (withoutValidKey), so the cap lets it
+ * through uncounted and its body is never read, and the validator answers it as before: 404 or 405 for a path or
+ * method the contract does not have, then the 401 (or, where the key's lookup failed, 503 store_unavailable). Its
+ * connection is closed after that answer rather than kept reading a body nobody will look at.
+ */
+export function authenticateFirst(
+  opts: AuthOptions,
+  requirementOf: (req: Request) => KeyRequirement,
+): RequestHandler {
+  return (req, res, next) => {
+    const requirement = requirementOf(req);
+    if (requirement === 'none' || (requirement === 'optional' && req.get('authorization') === undefined)) {
+      next();
+      return;
+    }
+    void authenticate(req, opts).then((result) => {
+      if (!('record' in result)) {
+        (req as Request & { [WITHOUT_VALID_KEY]?: true })[WITHOUT_VALID_KEY] = true;
+        if (sendsBody(req)) res.shouldKeepAlive = false;
+      }
+      next();
+    });
+  };
+}
+
+/** Whether authenticateFirst found that the request has no valid key (or could not look it up). */
+export function withoutValidKey(req: Request): boolean {
+  return (req as Request & { [WITHOUT_VALID_KEY]?: true })[WITHOUT_VALID_KEY] === true;
+}
+
+function sendsBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * The validator's security handler for the `ApiKey` scheme: authenticates (reusing authenticateFirst's lookup),
+ * checks scopes, sets req.caller.
+ */
 export function apiKeySecurity(opts: AuthOptions) {
   const lastTouched = new Map<string, number>();
   const touchEveryMs = opts.touchEveryMs ?? 60_000;
   return {
     ApiKey: async (req: Request, scopes: string[]): Promise<boolean> => {
       const r = req as WithCaller;
-      if (authorizationFields(req) > 1) throw refused(r, TWO_AUTHORIZATIONS_DETAIL);
-      const key = bearerKey(req);
-      if (!key || !looksLikeKey(key)) throw refused(r);
-      const hash = hashKey(key);
-      let record: ApiKey | null;
-      try {
-        record = await opts.apiKeys.findActiveByHash(hash);
-      } catch (err) {
-        r[KEY_CHECK_FAILURE] = err;
-        throw err;
+      const result = await authenticate(req, opts);
+      if ('failure' in result) {
+        r[KEY_CHECK_FAILURE] = result.failure;
+        throw result.failure;
       }
-      if (!record) throw refused(r);
-      opts.onAuthenticated?.(hash);
+      if ('refused' in result) throw refused(r, result.refused);
+      const { record } = result;
       // A ppk_ key is in the shop's pages whatever its record says: API_KEYS lists one by its hash alone, and an
       // entry `shop|payments:write|sha256:<hash of a ppk_ key>` (the ppk_ entry with the key taken out) recorded
       // it as a secret key, with which anyone who read it out of the pages could confirm intents (card testing).
-      const kind = kindOfKey(key) === 'publishable' ? 'publishable' : record.kind;
+      const kind = result.publishable ? 'publishable' : record.kind;
       const operationId = r.openapi?.schema?.operationId ?? '';
       if (kind === 'publishable' && !PUBLISHABLE_OPERATIONS.has(operationId)) {
         throw new AuthError(403, 'Publishable keys may only create checkout sessions and payment intents.');
