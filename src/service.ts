@@ -493,7 +493,9 @@ export async function startService(
       : buildOpsApp({
           logger,
           handlers,
-          ...(config.auth.enabled ? { apiKeys: deps.store.apiKeys } : {}),
+          ...(config.auth.enabled
+            ? { apiKeys: deps.store.apiKeys, authFailuresPerMinute: config.auth.authFailuresPerMinute }
+            : {}),
           onResponse,
           ...(hostCheckMiddleware ? { hostCheck: hostCheckMiddleware } : {}),
         });

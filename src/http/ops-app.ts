@@ -11,14 +11,16 @@ import { errorHandler } from './errors.js';
 import type { Handlers } from './operations.js';
 import { ProblemError } from './problem.js';
 import { requestLog } from './request-log.js';
-import { originForm } from './request-target.js';
-import { apiKeySecurity, securityHeaders } from './security.js';
+import { originForm, routedPath } from './request-target.js';
+import { apiKeySecurity, authFailureLimit, securityHeaders } from './security.js';
 
 export interface OpsAppDeps {
   logger: Logger;
   handlers: Pick<Handlers, 'getHealth' | 'getReadiness' | 'getMetrics'>;
   /** When given (auth on), a Bearer key on /metrics is checked, as the API's optional ApiKey security does. */
   apiKeys?: ApiKeysRepo;
+  /** AUTH_FAILURES_PER_MINUTE: keys refused per minute per client address before it needs a known key (0: none). */
+  authFailuresPerMinute?: number;
   onResponse?: AppDeps['onResponse'];
   hostCheck?: AppDeps['hostCheck'];
 }
@@ -38,7 +40,20 @@ export function buildOpsApp(deps: OpsAppDeps): Express {
   app.use(originForm);
   app.use(securityHeaders());
   if (deps.hostCheck) app.use(deps.hostCheck);
-  const security = deps.apiKeys ? apiKeySecurity({ apiKeys: deps.apiKeys }) : null;
+  // As on the API (see authFailureLimit): a key tried on /metrics is a lookup in the store, answered 200 as a
+  // scrape without one when it is refused. Without the limit anyone could try keys here as fast as it answered.
+  const failureLimit = deps.apiKeys
+    ? authFailureLimit(deps.authFailuresPerMinute ?? 0, (req) =>
+        routedPath(req.path) === '/metrics' ? 'optional' : 'none',
+      )
+    : null;
+  if (failureLimit) app.use(failureLimit.middleware);
+  const security = deps.apiKeys
+    ? apiKeySecurity({
+        apiKeys: deps.apiKeys,
+        ...(failureLimit ? { onAuthenticated: failureLimit.authenticated } : {}),
+      })
+    : null;
   const route =
     (operationId: keyof OpsAppDeps['handlers']): RequestHandler =>
     async (req, res, next) => {

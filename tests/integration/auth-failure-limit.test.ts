@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { keyRequirements } from '../../src/http/security.js';
 import { loadSpec } from '../../src/http/spec.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { RABBITMQ_URL, rabbitAvailable } from '../helpers/services.js';
+import { startSharedStripe, startTestService, type TestService } from '../helpers/service.js';
+import { deleteEverything, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
 
 const LIMIT = 5;
 let svc: TestService;
@@ -214,6 +216,55 @@ describe('the default', () => {
       expect(answers[30]).toBe(429);
     } finally {
       await svc2.stop();
+    }
+  });
+});
+
+describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', () => {
+  it('limits keys tried on its /metrics as the API does', async () => {
+    // A worker serves /metrics itself (ops-app.ts), where a key is looked up too: it had no limit, so anyone could
+    // try keys there as fast as it answered, each a lookup in the store.
+    const prefix = uniquePrefix('authw');
+    const stripe = await startSharedStripe();
+    const worker = await startTestService(
+      'sqlite',
+      {
+        RABBITMQ_URL,
+        ROLE: 'worker',
+        ...stripe.env,
+        AUTH_FAILURES_PER_MINUTE: String(LIMIT),
+        LOG_LEVEL: 'warn',
+      },
+      { topology: topologyFor(prefix) },
+    );
+    try {
+      const known = (await createKey(worker.deps.store.apiKeys, { owner: 'ops', kind: 'secret' })).key;
+      const scrape = (key?: string) =>
+        fetch(
+          `${worker.url}/metrics`,
+          key === undefined ? {} : { headers: { authorization: `Bearer ${key}` } },
+        );
+      expect((await scrape(known)).status).toBe(200);
+      for (let i = 0; i < LIMIT; i++) {
+        // An unknown key is answered as a scrape without one, and counted.
+        expect((await scrape(`psk_${'w'.repeat(40)}${i}`)).status).toBe(200);
+      }
+      const lookups = vi.spyOn(worker.deps.store.apiKeys, 'findActiveByHash');
+      const refused = await scrape(`psk_${'v'.repeat(43)}`);
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(await refused.json()).toMatchObject({ status: 429, code: 'rate_limited' });
+      expect(lookups).not.toHaveBeenCalled();
+      lookups.mockRestore();
+      // A key seen to work, and a scrape without a key, are not refused; nor are the probes.
+      expect((await scrape(known)).status).toBe(200);
+      expect((await scrape()).status).toBe(200);
+      expect((await fetch(`${worker.url}/healthz`)).status).toBe(200);
+    } finally {
+      await worker.stop();
+      await stripe.close();
+      await deleteEverything(prefix);
     }
   });
 });
