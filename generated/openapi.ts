@@ -62,7 +62,8 @@ export interface paths {
          *     refunds moved into a final status by this process, outbox backlog, how long the oldest refund in
          *     flight and the oldest outbox message have waited, queue and dead-letter depth,
          *     webhook events, and webhook events stored but not yet applied. Open by default; with `METRICS_PUBLIC=false`
-         *     any valid API key is required. While the service's database does not answer (within 3 s),
+         *     a secret API key (`psk_...`) of any scope is required: a publishable key (`ppk_...`) is answered 401.
+         *     While the service's database does not answer (within 3 s),
          *     the scrape still answers: `payments_store_up` is 0, and `payments_refunds`,
          *     `payments_outbox_backlog`, `payments_refunds_oldest_age_seconds`,
          *     `payments_outbox_oldest_age_seconds` and `payments_webhook_events_unapplied` have no series (with `METRICS_PUBLIC=false`, checking the key may itself answer

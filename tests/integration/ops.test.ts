@@ -687,6 +687,11 @@ describe('metrics', () => {
       expect(
         (await fetch(`${closed.url}/metrics`, { headers: { authorization: `Bearer ${key}` } })).status,
       ).toBe(200);
+      // A secret key of any scope, as the contract says; not a publishable one, which anyone can read in a shop's pages.
+      const browser = (await createKey(closed.deps.store.apiKeys, { owner: 'ops', kind: 'publishable' })).key;
+      expect(
+        (await fetch(`${closed.url}/metrics`, { headers: { authorization: `Bearer ${browser}` } })).status,
+      ).toBe(401);
       expect((await fetch(`${closed.url}/healthz`)).status).toBe(200);
     } finally {
       await closed.stop();

@@ -7,7 +7,7 @@ import { UNAUTHENTICATED_DETAIL } from '../security.js';
 export interface OpsDeps {
   readiness: () => Promise<Readiness>;
   metrics: Metrics;
-  /** When false, /metrics needs any valid API key. */
+  /** When false, /metrics needs a secret API key of any scope (a publishable key is refused). */
   metricsPublic: boolean;
 }
 
