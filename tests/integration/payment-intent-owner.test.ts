@@ -144,6 +144,7 @@ describe.skipIf(!pgOk)('payment intents and their owners at Stripe (PostgreSQL, 
     expect(event).toBeDefined();
     const delivered = await postSignedWebhook(svc.url, WEBHOOK_SECRET, JSON.stringify(event));
     expect(delivered.status).toBe(200);
+    await svc.deps.webhooks.idle();
 
     await ownerReadsAndRefunds(id);
     const unknown = await answersFor(keys.rival!, UNKNOWN);
@@ -158,6 +159,8 @@ describe.skipIf(!pgOk)('payment intents and their owners at Stripe (PostgreSQL, 
     expect(event).toBeDefined();
     const delivered = await postSignedWebhook(svc.url, WEBHOOK_SECRET, JSON.stringify(event));
     expect(delivered.status).toBe(200);
+    // Acknowledged once stored; applied just after.
+    await svc.deps.webhooks.idle();
 
     const status = await getJson(`${svc.url}/refund-status/stripe:${refund.id}`, auth(keys.shop!));
     expect(status.status).toBe(200);
