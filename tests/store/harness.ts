@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { createStore } from '../../src/store/index.js';
 import type { Store, StoreOptions } from '../../src/store/index.js';
+import { buildMigrations, withOwnSchemaIntrospection } from '../../src/store/migrations.js';
 
 export const DIALECTS = ['sqlite', 'postgres'] as const;
 export type TestDialect = (typeof DIALECTS)[number];
@@ -160,4 +162,33 @@ export function barrier(n: number): () => Promise<void> {
     if (arrived >= n) release();
     return all;
   };
+}
+
+/**
+ * PostgreSQL: migrates `options`' schema up or down to `target` with Kysely's own migrator, each migration whole in
+ * one transaction (no concurrent index builds): how versions before the service's own runner migrated, and the way
+ * down, which the service never takes.
+ */
+export async function kyselyMigrateTo(options: StoreOptions, target: string | 'latest'): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations take Kysely<any> (see buildMigrations)
+  const db = new Kysely<any>({
+    // Kysely's own introspection reads every schema's tables and fails on one another test file drops meanwhile.
+    dialect: withOwnSchemaIntrospection(
+      new PostgresDialect({
+        pool: new pg.Pool({ connectionString: PG_URL, max: 1, options: `-c search_path=${options.schema}` }),
+      }),
+    ),
+  });
+  try {
+    const migrations = buildMigrations('postgres');
+    const migrator = new Migrator({
+      db,
+      provider: { getMigrations: async () => migrations },
+      migrationTableSchema: options.schema!,
+    });
+    const { error } = await (target === 'latest' ? migrator.migrateToLatest() : migrator.migrateTo(target));
+    if (error) throw error;
+  } finally {
+    await db.destroy();
+  }
 }

@@ -1,11 +1,10 @@
-import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { expect, it } from 'vitest';
 import { createStore } from '../../src/store/index.js';
-import { buildMigrations, withOwnSchemaIntrospection } from '../../src/store/migrations.js';
+import { buildMigrations } from '../../src/store/migrations.js';
 import type { StoreOptions } from '../../src/store/index.js';
 import { captureLogger } from '../helpers/log-capture.js';
-import { PG_URL, describePostgres, uid } from './harness.js';
+import { PG_URL, describePostgres, kyselyMigrateTo, uid } from './harness.js';
 
 /**
  * PostgreSQL: the migrations that build an index on a table that may hold data (0002, 0004, 0007–0009) build it
@@ -113,33 +112,10 @@ async function heldUp(options: StoreOptions, statement: string): Promise<number[
   }
 }
 
-/**
- * Migrates a schema up or down to `target` with the service's migrations run as they were before index steps ran
- * concurrently (each whole in one transaction, by Kysely's own migrator); the schema is made if missing.
- */
-async function migratePlainlyTo(options: StoreOptions, target: string | 'latest'): Promise<void> {
+/** Migrates `options`' schema, made if missing, as versions before concurrent index builds did (kyselyMigrateTo). */
+async function migratePlainly(options: StoreOptions, target: string | 'latest'): Promise<void> {
   await query(options, `create schema if not exists "${options.schema}"`);
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations take Kysely<any> (see buildMigrations)
-  const db = new Kysely<any>({
-    // Kysely's own introspection reads every schema's tables and fails on one another test file drops meanwhile.
-    dialect: withOwnSchemaIntrospection(
-      new PostgresDialect({
-        pool: new pg.Pool({ connectionString: PG_URL, max: 1, options: `-c search_path=${options.schema}` }),
-      }),
-    ),
-  });
-  try {
-    const migrations = buildMigrations('postgres');
-    const migrator = new Migrator({
-      db,
-      provider: { getMigrations: async () => migrations },
-      migrationTableSchema: options.schema!,
-    });
-    const { error } = await (target === 'latest' ? migrator.migrateToLatest() : migrator.migrateTo(target));
-    if (error) throw error;
-  } finally {
-    await db.destroy();
-  }
+  await kyselyMigrateTo(options, target);
 }
 
 describePostgres('migrations build indexes concurrently', (h) => {
@@ -188,7 +164,7 @@ describePostgres('migrations build indexes concurrently', (h) => {
     const options = h.newDatabase();
     await (await h.open(options)).close();
     // The next start runs 0004: it builds outbox_unsent_idx, then drops outbox_pending_idx, which it replaces.
-    await migratePlainlyTo(options, '0003_drop_unused_owner_idx');
+    await migratePlainly(options, '0003_drop_unused_owner_idx');
     const outboxRow = (id: string) =>
       `insert into outbox (destination, message_id, payload, created_at, available_at)
        values ('stripe_refund_requests', '${id}', '{}', now(), now())`;
@@ -333,10 +309,10 @@ describePostgres('migrations build indexes concurrently', (h) => {
 
   it('ends with the very indexes the plain migrations (each whole in one transaction) give', async () => {
     const plain = h.newDatabase();
-    await migratePlainlyTo(plain, 'latest');
+    await migratePlainly(plain, 'latest');
     // A database made by an earlier version (0001 applied), upgraded: 0002–0009 build and drop concurrently.
     const upgraded = h.newDatabase();
-    await migratePlainlyTo(upgraded, '0001_initial');
+    await migratePlainly(upgraded, '0001_initial');
     const { logger, lines } = captureLogger('info');
     await (await h.open({ ...upgraded, logger })).close();
     const built = lines.filter((l) => l.includes('store migration building an index concurrently'));

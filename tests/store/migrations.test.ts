@@ -2,15 +2,14 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NoLedgerError, createStore } from '../../src/store/index.js';
-import { buildMigrations, withOwnSchemaIntrospection } from '../../src/store/migrations.js';
+import { buildMigrations } from '../../src/store/migrations.js';
 import { describeError } from '../../src/config/start-failure.js';
 import { captureLogger } from '../helpers/log-capture.js';
 import type { Store, StoreOptions } from '../../src/store/index.js';
-import { PG_URL, describeStore, silentLogger, uid } from './harness.js';
+import { PG_URL, describeStore, kyselyMigrateTo, silentLogger, uid } from './harness.js';
 
 /** Every file of `folder` with its bytes (hex), to tell whether anything was created or changed there. */
 function snapshot(folder: string): Record<string, string> {
@@ -69,31 +68,6 @@ async function backToBefore0006(options: StoreOptions): Promise<void> {
   await runSql(options, 'drop index payments_customer_email_idx');
   await runSql(options, 'drop index webhook_events_applied_idx');
   await runSql(options, 'drop index refunds_in_flight_idx');
-}
-
-/** PostgreSQL: migrates a schema down to `target` with the service's own down migrations. */
-async function migrateDownTo(options: StoreOptions, target: string): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations take Kysely<any> (see buildMigrations)
-  const db = new Kysely<any>({
-    // Kysely's own introspection reads every schema's tables and fails on one another test file drops meanwhile.
-    dialect: withOwnSchemaIntrospection(
-      new PostgresDialect({
-        pool: new pg.Pool({ connectionString: PG_URL, max: 1, options: `-c search_path=${options.schema}` }),
-      }),
-    ),
-  });
-  try {
-    const migrations = buildMigrations('postgres');
-    const migrator = new Migrator({
-      db,
-      provider: { getMigrations: async () => migrations },
-      migrationTableSchema: options.schema!,
-    });
-    const { error } = await migrator.migrateTo(target);
-    if (error) throw error;
-  } finally {
-    await db.destroy();
-  }
 }
 
 /** PostgreSQL: resolves once a session waits for a lock the session `blocker` holds. */
@@ -302,7 +276,7 @@ describeStore('store lifecycle and migrations', (h) => {
       await insertCheckoutWithEmail(options, 'cs_busy');
       // Back to 0003 with the service's own down migrations, so the next start runs 0004 (which rebuilds an index
       // of the outbox, dropping one: ACCESS EXCLUSIVE on it), 0005 and 0006 (which clears cs_busy's e-mail).
-      await migrateDownTo(options, '0003_drop_unused_owner_idx');
+      await kyselyMigrateTo(options, '0003_drop_unused_owner_idx');
       const { upgrading, release } = await startUpgradeBehindRowLock(options, 'cs_busy');
       try {
         // POST /refund-async writes an outbox row: it must not wait for 0006, nor fail.
@@ -333,7 +307,7 @@ describeStore('store lifecycle and migrations', (h) => {
       await insertCheckoutWithEmail(options, 'cs_busy');
       // 0003 drops an index of refunds (ACCESS EXCLUSIVE on refunds), then one of payments, which waits for the
       // webhook transaction holding a payment row.
-      await migrateDownTo(options, '0002_refunds_reserved_covering_idx');
+      await kyselyMigrateTo(options, '0002_refunds_reserved_covering_idx');
       const { upgrading, release } = await startUpgradeBehindRowLock(options, 'cs_busy');
       try {
         // GET /refund-status meanwhile: answered (after the migration's lock timeout at worst), not a 503.
