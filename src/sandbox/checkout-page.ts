@@ -108,7 +108,9 @@ function renderSessionPage(
         `${escapeHtml(card.label)} · ${escapeHtml(card.id)}</option>`,
     )
     .join('');
-  const email = options.email ?? session.customer_email ?? '';
+  // A session made with customer_email shows it and does not ask (see checkoutPagePost).
+  const fixed = session.customer_email !== null;
+  const email = session.customer_email ?? options.email ?? '';
   const error = options.error ? `<p role="alert" id="error">${escapeHtml(options.error)}</p>` : '';
   const cancel = session.cancel_url
     ? `<p><a id="cancel" href="${escapeHtml(session.cancel_url)}">Cancel and return</a></p>`
@@ -116,7 +118,7 @@ function renderSessionPage(
   const form =
     `<form method="post" action="/checkout/${encodeURIComponent(session.id)}" id="checkout-form">` +
     `<label for="email">Email</label><input type="email" id="email" name="email" value="${escapeHtml(email)}" ` +
-    `autocomplete="email" required><label for="payment_method">Test card</label>` +
+    `autocomplete="email" required${fixed ? ' readonly' : ''}><label for="payment_method">Test card</label>` +
     `<select id="payment_method" name="payment_method">${cards}</select>` +
     `<button type="submit" id="pay">Pay ${total}</button></form>`;
   return page(
@@ -170,8 +172,11 @@ export function checkoutPagePost(ctx: SandboxContext, sessionId: string, body: s
   } catch {
     return renderSessionPage(ctx, session, 400, { error: 'The form could not be read. Please try again.' });
   }
+  // Stripe asks for an address only when the session was made without one: "If not provided, customers will be
+  // asked to enter their email address" (docs.stripe.com/api/checkout/sessions/create#customer_email). A session's
+  // customer_email is the one paid with, whatever the form sends.
   const rawEmail = typeof form['email'] === 'string' ? form['email'].trim() : '';
-  const email = rawEmail === '' ? (session.customer_email ?? '') : rawEmail;
+  const email = session.customer_email ?? rawEmail;
   const paymentMethod = typeof form['payment_method'] === 'string' ? form['payment_method'] : '';
   if (!EMAIL.test(email)) {
     return renderSessionPage(ctx, session, 400, {

@@ -102,7 +102,9 @@ describe('Checkout Sessions and the hosted page', () => {
     expect(html).not.toContain('<500g>');
     expect(html).toContain('Loose leaf');
     expect(html).toMatch(/id="total">\$33\.00 SGD</);
-    expect(html).toMatch(/<input type="email" id="email" name="email" value="ann@example.com"/);
+    // Stripe asks for the address only when the session has none ("If not provided, customers will be asked to
+    // enter their email address": docs.stripe.com/api/checkout/sessions/create#customer_email).
+    expect(html).toMatch(/<input type="email" id="email" name="email" value="ann@example.com"[^>]* readonly/);
     expect(html).toContain('<select id="payment_method" name="payment_method">');
     for (const pm of ['pm_card_visa', 'pm_card_chargeDeclined', 'pm_card_refundFail']) {
       expect(html).toContain(`value="${pm}"`);
@@ -187,6 +189,23 @@ describe('Checkout Sessions and the hosted page', () => {
       const charges = await stripe.charges.list({ payment_intent: done.payment_intent as string });
       expect(charges.data).toHaveLength(1);
     }
+  });
+
+  it("pays with the session's customer_email whatever address the form sends", async () => {
+    const session = await stripe.checkout.sessions.create(
+      sessionParams({ customer_email: 'ann@example.com' }),
+    );
+    const res = await pay(session.url as string, {
+      email: 'mallory@example.com',
+      payment_method: 'pm_card_visa',
+    });
+    expect(res.status).toBe(303);
+    const done = await stripe.checkout.sessions.retrieve(session.id, { expand: ['payment_intent'] });
+    expect(done.customer_details?.email).toBe('ann@example.com');
+    const charge = await stripe.charges.retrieve(
+      (done.payment_intent as Stripe.PaymentIntent).latest_charge as string,
+    );
+    expect(charge.billing_details.email).toBe('ann@example.com');
   });
 
   it('re-renders the page with the decline message and keeps the session open', async () => {
