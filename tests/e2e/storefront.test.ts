@@ -276,6 +276,57 @@ describe.skipIf(!haveChromium)('demo storefront in Chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
+  /** Answers the next `count` status reads of the page with the rate limiter's 429, as the service would. */
+  async function rateLimitStatusReads(count: number): Promise<string[]> {
+    const limited: string[] = [];
+    await page.route('**/refund-status/**', async (route) => {
+      if (limited.length >= count) return route.fallback();
+      limited.push(route.request().url());
+      await route.fulfill({
+        status: 429,
+        headers: { 'content-type': 'application/problem+json', 'retry-after': '1' },
+        body: JSON.stringify({
+          type: 'about:blank',
+          title: 'Too Many Requests',
+          status: 429,
+          detail: 'Rate limit reached; retry later.',
+          code: 'rate_limited',
+          retry_after: 1,
+        }),
+      });
+    });
+    return limited;
+  }
+
+  it('follows a refund through a 429 on a status read instead of stopping short of its outcome', async () => {
+    await checkout('pm_card_visa', 'limited@example.com', 'checkoutVisa');
+    await page.waitForURL((u) => u.pathname === '/demo/success.html');
+    await page.locator('#refund:enabled').waitFor();
+    const limited = await rateLimitStatusReads(1);
+    await page.getByRole('button', { name: 'Refund this payment' }).click();
+    await page.locator('#refund-status[data-status="succeeded"]').waitFor({ timeout: 20_000 });
+    expect(limited).toHaveLength(1);
+    // The 429 was waited out; nothing is left on the page saying something went wrong.
+    expect(await page.locator('#error').isHidden()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Refund this payment' }).isDisabled()).toBe(true);
+    expect(pageErrors.filter((e) => !/status of 429/.test(e))).toEqual([]);
+  }, 60_000);
+
+  it('offers the refund when the check for an earlier one meets a 429, instead of a button that stays disabled', async () => {
+    const limited = await rateLimitStatusReads(1);
+    await checkout('pm_card_visa', 'limited-load@example.com', 'checkoutVisa');
+    await page.waitForURL((u) => u.pathname === '/demo/success.html');
+    await page.locator('#refund:enabled').waitFor({ timeout: 10_000 });
+    expect(limited).toHaveLength(1);
+    expect(visible(await page.locator('#error .problem-title').textContent())).toBe(
+      'Too Many Requests (429)',
+    );
+    await page.getByRole('button', { name: 'Refund this payment' }).click();
+    await page.locator('#refund-status[data-status="succeeded"]').waitFor({ timeout: 20_000 });
+    expect(await page.locator('#error').isHidden()).toBe(true);
+    expect(pageErrors.filter((e) => !/status of 429/.test(e))).toEqual([]);
+  }, 60_000);
+
   it('keeps the quantity and the amount of a line apart on the checkout page of a phone', async () => {
     await page.setViewportSize({ width: 360, height: 740 });
     await page.goto(`${svc.url}/demo/`);

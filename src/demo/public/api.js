@@ -2,12 +2,23 @@
 
 /** An answer from the API that is not 2xx, carrying its RFC 9457 problem body when it sent one. */
 export class ApiError extends Error {
-  constructor(status, problem) {
+  constructor(status, problem, retryAfter) {
     super(problem.detail || problem.title || `HTTP ${status}`);
     this.name = 'ApiError';
     this.status = status;
     this.problem = problem;
+    /** Seconds the API asked to wait before asking again (Retry-After), if it did. */
+    this.retryAfter = retryAfter ?? (Number.isInteger(problem.retry_after) ? problem.retry_after : undefined);
   }
+}
+
+/**
+ * True when asking again later may get another answer: no answer at all, 408, 425, 429 (the rate limit) or a 5xx.
+ * Any other 4xx will not change by asking again.
+ */
+export function isTransient(err) {
+  if (!(err instanceof ApiError)) return true;
+  return err.status === 0 || [408, 425, 429].includes(err.status) || err.status >= 500;
 }
 
 let configPromise;
@@ -50,7 +61,12 @@ export async function api(path, { method = 'GET', body } = {}) {
       detail: `The payment service could not be reached (${err.message}).`,
     });
   }
-  if (!res.ok) throw new ApiError(res.status, await readProblem(res));
+  if (!res.ok) {
+    const retryAfter = /^\d+$/.test(res.headers.get('retry-after') ?? '')
+      ? Number(res.headers.get('retry-after'))
+      : undefined;
+    throw new ApiError(res.status, await readProblem(res), retryAfter);
+  }
   return res.json();
 }
 

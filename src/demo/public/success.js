@@ -1,5 +1,5 @@
 // The success page: the paid session's details, then a full refund through the async path, followed live.
-import { ApiError, api, clearError, loadConfig, showError } from './api.js';
+import { ApiError, api, clearError, isTransient, loadConfig, showError } from './api.js';
 import { formatMoney, minorUnits } from './money.js';
 
 const FINAL = new Set(['succeeded', 'failed', 'canceled']);
@@ -86,16 +86,20 @@ async function follow(requestId) {
   for (;;) {
     showChecked(checkedAt, null, true);
     let refund;
+    let wait = delay;
     try {
       refund = await api(`/refund-status/${encodeURIComponent(requestId)}`);
     } catch (err) {
-      // A blip (network, 5xx) is worth waiting out; a 4xx will not change by asking again.
-      if (err instanceof ApiError && err.status >= 400 && err.status < 500) {
+      // A blip (network, 5xx, the rate limit's 429) is worth waiting out, as long as the API asks; another 4xx
+      // will not change by asking again.
+      if (!isTransient(err)) {
         showChecked(checkedAt, null, false);
         throw err;
       }
       showError(err);
       refund = null;
+      if (err instanceof ApiError && err.retryAfter !== undefined)
+        wait = Math.max(delay, err.retryAfter * 1000);
     }
     if (refund) {
       checkedAt = new Date();
@@ -106,8 +110,8 @@ async function follow(requestId) {
         return refund;
       }
     }
-    showChecked(checkedAt, delay, false);
-    await new Promise((resolve) => setTimeout(resolve, delay));
+    showChecked(checkedAt, wait, false);
+    await new Promise((resolve) => setTimeout(resolve, wait));
     delay =
       Date.now() - started < POLL_FAST_FOR_MS
         ? Math.min(POLL_MAX_MS, Math.round(delay * 1.5))
@@ -132,13 +136,21 @@ async function refund(paymentIntentId) {
   }
 }
 
-/** A refund started before a reload is picked up again instead of offering the button. */
+/**
+ * A refund started before a reload is picked up again instead of offering the button. When the check itself
+ * meets a blip (a 429, a 5xx, no answer) the button is offered with the error: pressing it sends the same
+ * request_id, which answers the earlier refund if there is one and never makes a second.
+ */
 async function resume(paymentIntentId) {
   const requestId = refundRequestId(paymentIntentId);
   try {
     await api(`/refund-status/${encodeURIComponent(requestId)}`);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) return false;
+    if (isTransient(err)) {
+      showError(err);
+      return false;
+    }
     throw err;
   }
   await follow(requestId);
