@@ -22,9 +22,11 @@ const intent = await unwrap(
 );
 console.log('payment intent', intent.paymentIntentId, intent.status);
 
+// A refund is money too: its own key, kept for any retry of this refund.
 const refund = await unwrap(
   payments.POST('/refund', {
     body: { payment_intent_id: intent.paymentIntentId, amount: 1000, reason: 'requested_by_customer' },
+    ...withIdempotencyKey(`${orderKey}-refund-1`),
   }),
 );
 console.log('refunded now', refund.refund.amount, refund.refund.status);

@@ -3,9 +3,12 @@
  * in-process queue and Stripe sandbox): pay, read back, refund half now, queue the rest and wait for
  * it with the helper, then check the ledger through GET /refund-status.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -193,5 +196,19 @@ describe('typed client against the running service', () => {
       else process.env.PAYMENTS_API_KEY = previousKey;
       rmSync(file, { force: true });
     }
+  });
+
+  it('client/example.ts (npm run client:example) runs against the service and says what it did', async () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'client/example.ts'], {
+      cwd: root,
+      env: { ...process.env, PAYMENTS_URL: service.url, PAYMENTS_API_KEY: apiKey },
+      timeout: 60_000,
+    });
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^payment intent pi_\S+ succeeded$/);
+    expect(lines[1]).toMatch(/^refunded now 1000 (pending|succeeded)$/);
+    expect(lines[2]).toMatch(/^queued refund \S+ succeeded 1000$/);
+    expect(stdout).not.toContain(apiKey);
   });
 });
