@@ -14,7 +14,11 @@ export type RefundState = Schemas['RefundState'];
 export type CreateRefundAsyncRequest = Schemas['CreateRefundAsyncRequest'];
 export type Problem = Schemas['Problem'];
 
-/** States a refund never leaves. */
+/**
+ * States where refundAndWait stops: the refund's outcome as far as Stripe knows it now. Not quite for ever: a
+ * `succeeded` refund becomes `failed` when the customer's bank returns the money (see RefundState), which
+ * GET /refund-status shows when it happens.
+ */
 export const FINAL_REFUND_STATES: readonly RefundState[] = ['succeeded', 'failed', 'canceled'];
 
 export interface PaymentsClientOptions {
