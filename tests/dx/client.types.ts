@@ -4,7 +4,12 @@
  * Nothing here is ever called. openapi-fetch infers the request options generically, so TypeScript's
  * excess-property check does not run on bodies: an unknown extra field compiles (the service answers 400).
  */
-import { createPaymentsClient, type RefundStatus } from '../../client/index.js';
+import {
+  createPaymentsClient,
+  PaymentsApiError,
+  RefundWaitTimeoutError,
+  type RefundStatus,
+} from '../../client/index.js';
 
 const client = createPaymentsClient({ baseUrl: 'http://127.0.0.1:5000', apiKey: 'psk_example' });
 
@@ -19,7 +24,21 @@ export async function rightCalls(): Promise<RefundStatus> {
     ...client.withIdempotencyKey('retry-safe-1'),
   });
   await client.GET('/checkout-session', { params: { query: { session_id: 'cs_test_1' } } });
+  await client.GET('/payment-intent/{payment_intent_id}', {
+    params: { path: { payment_intent_id: 'pi_1' } },
+    signal: AbortSignal.timeout(10_000),
+  });
   return client.refundAndWait('unique-id-123', { timeoutMs: 1000 });
+}
+
+export function errorFields(err: unknown): string | undefined {
+  if (err instanceof PaymentsApiError) {
+    const seconds: number | undefined = err.retryAfter;
+    void seconds;
+    return err.requestId ?? err.code;
+  }
+  if (err instanceof RefundWaitTimeoutError) return err.requestId;
+  return undefined;
 }
 
 export async function wrongCalls(): Promise<void> {
@@ -46,6 +65,10 @@ export async function wrongCalls(): Promise<void> {
 
   // @ts-expect-error session_id is a required query parameter
   await client.GET('/checkout-session', { params: { query: {} } });
+
+  const e = new PaymentsApiError(503, undefined);
+  // @ts-expect-error requestId is read-only
+  e.requestId = 'x';
 
   // @ts-expect-error refundAndWait takes a request id or a refund-async body, not a number
   await client.refundAndWait(42);
