@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPaymentsClient } from '../../client/index.js';
 import { operations, validateResponse } from '../helpers/contract.js';
 import { freePort, spawnUntil, type Spawned } from '../helpers/processes.js';
 
@@ -123,6 +124,22 @@ describe('Prism mock of openapi.yaml', () => {
       }
     },
   );
+
+  it("the typed client's refundAndWait ends against the mock once told which example to answer (README)", async () => {
+    const mock = createPaymentsClient({ baseUrl: base, apiKey: MOCK_KEY });
+    mock.use({
+      onRequest: ({ request }) => {
+        if (request.method === 'GET') request.headers.set('Prefer', 'example=succeeded');
+        return request;
+      },
+    });
+    const done = await mock.refundAndWait(
+      { payment_intent_id: 'pi_3PqRsT2eZvKYlo2C1a2b3c4d' },
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
+    expect(done).toMatchObject({ status: 'succeeded', request_id: 'unique-id-123' });
+    expect(validateResponse('getRefundStatus', 200, done)).toEqual([]);
+  });
 
   it('rejects a request that breaks the contract', async () => {
     const res = await fetch(`${base}/payment-intent`, {
