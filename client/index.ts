@@ -136,8 +136,9 @@ export async function unwrap<D>(
   result: Promise<{ data?: D; error?: unknown; response: Response }>,
 ): Promise<NonNullable<D>> {
   const { data, error, response } = await result;
-  if (error !== undefined || !response.ok)
+  if (error !== undefined || !response.ok) {
     throw new PaymentsApiError(response.status, error, response.headers);
+  }
   return data as NonNullable<D>;
 }
 
