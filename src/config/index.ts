@@ -299,33 +299,70 @@ function deepFreeze<T>(o: T): T {
   return o;
 }
 
+/**
+ * Whether a connection URL reads as written. An "@" in the first path segment, the first query parameter's name or
+ * the fragment means a "/", "?" or "#" left unencoded in the password ended the host part early: a password
+ * starting with digits (`user:1234/rest@db`) still parses, as host `user` and port 1234, the driver then tries to
+ * reach a host that does not exist, and the rest of the password, in the path, is in the "could not start" line.
+ */
 function isUrl(value: string): boolean {
+  let url: URL;
   try {
-    new URL(value);
-    return true;
+    url = new URL(value);
   } catch {
     return false;
   }
+  const firstSegment = url.pathname.split('/')[1] ?? '';
+  const firstParam = url.search.slice(1).split(/[&=]/)[0] ?? '';
+  return !(firstSegment.includes('@') || firstParam.includes('@') || url.hash.includes('@'));
 }
 
 /** Parses `env` (normally process.env); throws ConfigError listing every problem. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`),
-    );
-  }
-  const e = parsed.data;
   const problems: string[] = [];
+  // Variables refused by their own check. The checks across variables below still run, so that one start reports
+  // every mistake, but on the others only: each refused variable is read as unset there, and a check that involves
+  // one is skipped rather than report a problem made up from its default.
+  const refused = new Set<string>();
+  let e: z.infer<typeof schema>;
+  if (parsed.success) e = parsed.data;
+  else {
+    for (const i of parsed.error.issues) {
+      problems.push(`${i.path.join('.') || '(environment)'}: ${i.message}`);
+      refused.add(String(i.path[0] ?? ''));
+    }
+    const readable = schema.safeParse(
+      Object.fromEntries(Object.entries(env).filter(([name]) => !refused.has(name))),
+    );
+    if (!readable.success) throw new ConfigError(problems);
+    e = readable.data;
+  }
+  /** Reports `problem` unless one of `variables` was refused already. */
+  const check = (variables: readonly string[], problem: string) => {
+    if (!variables.some((v) => refused.has(v))) problems.push(problem);
+  };
   const production = e.NODE_ENV === 'production';
+  const KEY = 'STRIPE_SECRET_KEY';
+  const RABBIT = [
+    'RABBITMQ_URL',
+    'RABBITMQ_HOST',
+    'RABBITMQ_PORT',
+    'RABBITMQ_USER',
+    'RABBITMQ_PASSWORD',
+    'RABBITMQ_VHOST',
+  ];
   if (production && !e.STRIPE_SECRET_KEY) {
-    problems.push(
+    check(
+      ['NODE_ENV', KEY],
       'STRIPE_SECRET_KEY: required when NODE_ENV=production (the embedded Stripe sandbox never runs in production)',
     );
   }
   if (production && e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET) {
-    problems.push('STRIPE_WEBHOOK_SECRET: required when NODE_ENV=production so webhooks can be verified');
+    check(
+      ['NODE_ENV', KEY, 'STRIPE_WEBHOOK_SECRET'],
+      'STRIPE_WEBHOOK_SECRET: required when NODE_ENV=production so webhooks can be verified',
+    );
   }
   // https://api.stripe.com itself is allowed, so a deployment that cannot unset the variable (the compose
   // file's default is the sandbox) can still point a live key at Stripe. Whatever NODE_ENV says: a live key
@@ -335,21 +372,22 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     e.STRIPE_API_BASE &&
     new URL(e.STRIPE_API_BASE).origin !== 'https://api.stripe.com'
   ) {
-    problems.push('STRIPE_API_BASE: a live key must not be sent anywhere but Stripe');
+    check([KEY, 'STRIPE_API_BASE'], 'STRIPE_API_BASE: a live key must not be sent anywhere but Stripe');
   }
   if (e.STRIPE_API_BASE && !e.STRIPE_SECRET_KEY) {
-    problems.push('STRIPE_SECRET_KEY: required when STRIPE_API_BASE is set');
+    check([KEY, 'STRIPE_API_BASE'], 'STRIPE_SECRET_KEY: required when STRIPE_API_BASE is set');
   }
   // A live key moves real money: without API keys anyone who reaches the port could pay and refund with it. Refused
   // whatever NODE_ENV says, which is the variable most easily left unset (development); unset, API_AUTH is on
   // with any Stripe key. Test keys move none, so off stays possible with them outside production.
   const liveKey = e.STRIPE_SECRET_KEY !== undefined && !e.STRIPE_SECRET_KEY.includes('_test_');
   if (e.API_AUTH === 'off' && liveKey) {
-    problems.push(
+    check(
+      ['API_AUTH', KEY],
       'API_AUTH: cannot be off with a live Stripe key (sk_live_/rk_live_): anyone who reaches the port could pay and refund with real money',
     );
   } else if (production && e.API_AUTH === 'off') {
-    problems.push('API_AUTH: cannot be off when NODE_ENV=production');
+    check(['API_AUTH', 'NODE_ENV'], 'API_AUTH: cannot be off when NODE_ENV=production');
   }
   let provisionedKeys: ProvisionedKey[] = [];
   try {
@@ -363,13 +401,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   // number, a space in the host, an unencoded "/" or "@" in the password) would otherwise surface as a failed
   // start or, for RabbitMQ, as reconnect attempts that never end. pg reads "user@/db" (no host) as a socket path.
   if (/^postgres/.test(e.DATABASE_URL) && !isUrl(e.DATABASE_URL.replace('@/', '@localhost/'))) {
-    problems.push(
+    check(
+      ['DATABASE_URL'],
       'DATABASE_URL: is not a valid URL: postgres://user:password@host:5432/database, with special characters in the password percent-encoded',
     );
   }
   const rabbitUrl = rabbitUrlFromEnv(e);
   if (rabbitUrl !== null && !isUrl(rabbitUrl)) {
-    problems.push(
+    check(
+      RABBIT,
       e.RABBITMQ_URL
         ? 'RABBITMQ_URL: is not a valid URL: amqp://user:password@host:5672/vhost, with special characters in the password percent-encoded'
         : 'RABBITMQ_HOST: is not a valid host name or IP address',
@@ -378,27 +418,33 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.ROLE !== 'all' && rabbitUrl === null) {
     // The in-process queue exists inside one process: an API process's refunds would reach no worker,
     // and a worker process would wait on a queue nobody can publish to.
-    problems.push(
+    check(
+      ['ROLE', ...RABBIT],
       `ROLE: ${e.ROLE} needs RabbitMQ (RABBITMQ_URL or RABBITMQ_HOST); without it only ROLE=all runs, with the in-process queue`,
     );
   }
   if (e.ROLE !== 'all' && !e.STRIPE_SECRET_KEY) {
     // Likewise the embedded sandbox: each process would have a Stripe of its own, and a worker, asked to refund a
     // payment the API process's Stripe made, would fail every refund as unknown to Stripe.
-    problems.push(
+    check(
+      ['ROLE', KEY],
       `ROLE: ${e.ROLE} needs STRIPE_SECRET_KEY, a Stripe every process reaches (for a stand-in, \`npm run sandbox\` and STRIPE_API_BASE=http://127.0.0.1:12111 with any sk_test_ key); the embedded sandbox serves ROLE=all only`,
     );
   }
   const port = e.PORT >= 0 ? e.PORT : e.ROLE === 'worker' ? 0 : 5000;
   // The embedded sandbox listens first, so the API's own listen would fail, blamed on "another process".
   if (!e.STRIPE_SECRET_KEY && e.SANDBOX_PORT > 0 && e.SANDBOX_PORT === port) {
-    problems.push(`SANDBOX_PORT: is the same port as PORT (${port}): set another, or 0 for any free port`);
+    check(
+      [KEY, 'SANDBOX_PORT', 'PORT', 'ROLE'],
+      `SANDBOX_PORT: is the same port as PORT (${port}): set another, or 0 for any free port`,
+    );
   }
   const embedded = !e.STRIPE_SECRET_KEY;
   const authEnabled = e.API_AUTH ? e.API_AUTH === 'on' : !(embedded && !production);
   // With authentication off every caller is anonymous, a valid key included.
   if (!e.METRICS_PUBLIC && !authEnabled) {
-    problems.push(
+    check(
+      ['METRICS_PUBLIC', 'API_AUTH', KEY, 'NODE_ENV'],
       'METRICS_PUBLIC: false needs API keys on (API_AUTH=on, or a STRIPE_SECRET_KEY): with authentication off no key is checked, and /metrics would answer 401 to every scrape',
     );
   }
