@@ -66,6 +66,12 @@ export interface ServiceOptions {
    * 25 s a stop may take). An event not applied by then stays stored, and a process's retry sweep applies it.
    */
   webhookDrainMs?: number;
+  /**
+   * How long after close() begins it waits for request handlers still at work once their connections are closed
+   * (default 15 s): a request the timeout answered goes on with its Stripe call, and what that call did must be
+   * written before the store closes.
+   */
+  handlerDrainMs?: number;
 }
 
 export interface Deps {
@@ -390,6 +396,24 @@ function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
   res.end(body);
 }
 
+/** Counts work under way (request handlers), and says when there is none. */
+function workTracker(): { begin(): () => void; idle(): Promise<void> } {
+  let working = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    begin() {
+      working++;
+      let ended = false;
+      return () => {
+        if (ended) return;
+        ended = true;
+        if (--working === 0) for (const resolve of waiting.splice(0)) resolve();
+      };
+    },
+    idle: () => (working === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiting.push(resolve))),
+  };
+}
+
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -476,6 +500,7 @@ export async function startService(
     // the same machine (HOST=127.0.0.1) passes the public name in Host.
     const hostCheck = loopbackHostCheck(config.host, config.allowedHosts);
     const hostCheckMiddleware = config.auth.enabled ? null : hostCheck.middleware;
+    const work = workTracker();
     // Only API processes load the contract validator and Swagger UI.
     const buildApp = runApi ? (await import('./http/app.js')).buildApp : null;
     const app = buildApp
@@ -487,6 +512,7 @@ export async function startService(
           replays: paymentReplays(deps.payments),
           store: deps.store,
           onResponse,
+          onWork: () => work.begin(),
           ...(hostCheckMiddleware ? { hostCheck: hostCheckMiddleware } : {}),
           ...(opts.extraRoutes ? { extraRoutes: (a: Express) => opts.extraRoutes!(a, deps) } : {}),
         })
@@ -614,8 +640,21 @@ export async function startService(
         // while the queue drains (up to 20 s at a slow Stripe) could outlast the process's 25 s budget.
         stopping = true;
         const httpClosed = new Promise<void>((resolve) => server!.close(() => resolve()));
+        // Once no connection is left no request can begin: then wait for those whose handlers outlived their
+        // answer (the request timeout answered 503 while the Stripe call went on), so that what Stripe did is written
+        // (and their Idempotency-Key settled) before the store closes. Closed under them, a refund Stripe made stayed
+        // `processing` and its key in progress, and the client's retry got 409 for ten minutes. Bounded, as webhooks.
+        const handlersDone = httpClosed.then(() =>
+          waitBounded(work.idle(), Math.max(0, began + (opts.handlerDrainMs ?? 15_000) - performance.now())),
+        );
         await step('consumer cancelled', async () => consumer?.cancel());
         await step('http server closed', () => httpClosed);
+        await step('request handlers done', async () => {
+          if (!(await handlersDone))
+            logger.warn(
+              'request handlers still at work at shutdown; what they do from now on may not be recorded',
+            );
+        });
         // Bounded: an event whose Stripe read hangs must not keep the process from stopping (and its outbox from
         // being flushed) until the shutdown timer kills it. The event is stored; applying it again is safe.
         await step('webhook tasks idle', async () => {

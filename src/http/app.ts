@@ -50,6 +50,8 @@ export interface AppDeps {
   hostCheck?: RequestHandler;
   /** Observes every finished request (metrics). */
   onResponse?: (info: { operationId: string | undefined; status: number; seconds: number }) => void;
+  /** Told when each request's work begins and ends (see DispatchOptions.onWork). */
+  onWork?: DispatchOptions['onWork'];
 }
 
 const WEBHOOK_BODY_LIMIT = '512kb';
@@ -249,6 +251,7 @@ export function buildApp(deps: AppDeps): Express {
     dispatch(handlers, {
       ...(deps.store ? { idempotency: deps.store.idempotency } : {}),
       ...(deps.replays ? { replays: deps.replays } : {}),
+      ...(deps.onWork ? { onWork: deps.onWork } : {}),
     }),
   );
   app.use(notFound);

@@ -147,6 +147,11 @@ export interface DispatchOptions {
   idempotency?: IdempotencyRepo;
   /** Per operation that keeps a replayBody: how a replay's answer is rebuilt from it. */
   replays?: Partial<Record<OperationId, ReplayBuilder>>;
+  /**
+   * Called as a request's work begins (its Idempotency-Key's claim to its last write); the function it answers is
+   * called once that work has ended, answered or not. The service waits for it at shutdown before closing the store.
+   */
+  onWork?: () => () => void;
 }
 
 /**
@@ -169,10 +174,12 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     }
     // The request counts against the cap on requests at work until its handler is done, answered or not.
     const done = holdWork(req);
+    const workDone = opts.onWork?.();
     try {
       await run(req, res, operationId);
     } finally {
       done();
+      workDone?.();
     }
   };
 
