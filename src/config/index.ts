@@ -184,6 +184,20 @@ const schema = z.object({
     blankToUndefined,
     z
       .url({ protocol: /^https?$/, error: 'must be an http(s) URL such as http://127.0.0.1:12111' })
+      // The SDK is given the scheme, host and port only: a path (a proxy's prefix), a query or credentials were
+      // dropped without a word and every call went elsewhere. Stripe's own /v1 is what the SDK adds anyway.
+      .refine((v) => {
+        let url: URL;
+        try {
+          url = new URL(v);
+        } catch {
+          return true; // the check above says so
+        }
+        if (!/^https?:$/.test(url.protocol)) return true;
+        return (
+          /^\/(v1\/?)?$/.test(url.pathname) && !url.search && !url.hash && !url.username && !url.password
+        );
+      }, 'must be a scheme, host and port only, such as http://127.0.0.1:12111 (the Stripe SDK sends its requests to /v1/... there)')
       .optional(),
   ),
   STRIPE_TIMEOUT_MS: int(100, 120_000, 20_000),

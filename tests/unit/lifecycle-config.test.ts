@@ -73,4 +73,36 @@ describe('configuration at boot', () => {
         .rabbitmq.url,
     ).toBe('amqp://app:1234%2Fp%40ss%23w%3Frd%25@rabbit:5672');
   });
+
+  it('refuses a STRIPE_API_BASE path, query or credentials the SDK would drop, naming the variable only', () => {
+    // The SDK takes the host, port and scheme and sends /v1/... there: a proxy's path prefix was dropped without a
+    // word, and every Stripe call went to the wrong place (404s, readiness degraded), found only once payments failed.
+    const key = { STRIPE_SECRET_KEY: 'sk_test_abc' };
+    for (const base of [
+      'http://proxy.internal/stripe',
+      'http://127.0.0.1:12111/api/v2',
+      'http://127.0.0.1:12111/?token=hunter2',
+      'http://user:hunter2@127.0.0.1:12111',
+    ]) {
+      const problems = problemsOf({ ...key, STRIPE_API_BASE: base });
+      expect(problems, base).toEqual([
+        'STRIPE_API_BASE: must be a scheme, host and port only, such as http://127.0.0.1:12111 (the Stripe SDK sends its requests to /v1/... there)',
+      ]);
+    }
+    // Not a URL at all, or another scheme: said once, by the URL check.
+    for (const base of ['not a url', 'http://', 'ftp://127.0.0.1/x']) {
+      expect(problemsOf({ ...key, STRIPE_API_BASE: base }), base).toEqual([
+        'STRIPE_API_BASE: must be an http(s) URL such as http://127.0.0.1:12111',
+      ]);
+    }
+    // What it reads as meant stays accepted: the root, and Stripe's own /v1, which the SDK adds anyway.
+    for (const base of [
+      'http://127.0.0.1:12111',
+      'http://127.0.0.1:12111/',
+      'https://api.stripe.com/v1',
+      'https://api.stripe.com/v1/',
+    ]) {
+      expect(loadConfig({ ...key, STRIPE_API_BASE: base }).stripe.apiBase?.host, base).toBeTruthy();
+    }
+  });
 });
