@@ -242,5 +242,13 @@ export function parseDuration(text: string): number {
   const m = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());
   if (!m) throw new Error(`cannot read duration "${text}"; use e.g. 90s, 30m, 24h, 7d`);
   const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
-  return Number(m[1]) * unit;
+  const ms = Number(m[1]) * unit;
+  // Stripe's `created` counts from 1970: a window from before, or one no Date can hold, is a bad argument, not a
+  // comparison that could not finish.
+  if (ms > Date.now()) {
+    throw new Error(
+      `duration "${text}" reaches back before 1970; use at most ${Math.floor(Date.now() / 86_400_000)}d`,
+    );
+  }
+  return ms;
 }
