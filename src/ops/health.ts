@@ -99,9 +99,22 @@ export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
   const cacheMs = deps.stripeCacheMs ?? 5000;
   const optional = deps.optional ?? [];
   let stripeCache: StripeCheck | null = null;
+  /**
+   * The question under way, which every probe arriving meanwhile waits for. /readyz is answered to anyone, uncapped
+   * and never rate limited: each probe of a burst asked Stripe again until the first answer came, and so spent the
+   * account's rate limit (with this process's key) that payments and refunds need.
+   */
+  let stripeAsking: Promise<StripeCheck> | null = null;
 
-  async function stripeCheck(): Promise<StripeCheck> {
-    if (stripeCache && Date.now() - stripeCache.at < cacheMs) return stripeCache;
+  function stripeCheck(): Promise<StripeCheck> {
+    if (stripeCache && Date.now() - stripeCache.at < cacheMs) return Promise.resolve(stripeCache);
+    stripeAsking ??= askStripe().finally(() => {
+      stripeAsking = null;
+    });
+    return stripeAsking;
+  }
+
+  async function askStripe(): Promise<StripeCheck> {
     let check: StripeCheck;
     try {
       await within(
