@@ -326,7 +326,8 @@ export interface components {
         Amount: number;
         /**
          * Currency
-         * @description Lower-case three-letter ISO 4217 currency code supported by Stripe. Zero-decimal currencies (`jpy`, `krw`, ...)
+         * @description Three-letter ISO 4217 currency code supported by Stripe, in any case (`SGD` is taken as `sgd`, as Stripe and
+         *     the original service take it; answers name it in lower case). Zero-decimal currencies (`jpy`, `krw`, ...)
          *     count whole units; three-decimal ones (`bhd`, `jod`, `kwd`, `omr`, `tnd`) count thousandths, in steps of 10;
          *     `isk` and `ugx` count hundredths, in steps of 100.
          * @example sgd

@@ -65,6 +65,15 @@ export function isOpenMode(caller: Caller): boolean {
 /** `line_items.0.price_data.currency` → `/body/line_items/0/price_data/currency`, as the validator names fields. */
 const bodyPath = (param: string) => `/body/${param.replace(/\./g, '/')}`;
 
+/**
+ * A currency code as Stripe names it, in lower case. Stripe takes a code in any case, and the original service passed
+ * the client's through, so its clients may send `SGD`: taken as `sgd` before its rules (idr's twelve digits, kwd's
+ * steps of 10) are looked up by it.
+ */
+function lowerCaseCurrency(currency: string): string {
+  return currency.toLowerCase();
+}
+
 export function requireSupportedCurrency(currency: string, param: string): void {
   if (!isSupportedCurrency(currency)) {
     throw new ProblemError(400, `Currency ${currency} is not supported by Stripe.`, {
@@ -499,10 +508,17 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     /** `reqId`: the HTTP request's id, for the log line (the request's other lines carry it as reqId). */
     async createCheckoutSession(
       caller: Caller,
-      input: CheckoutInput,
+      given: CheckoutInput,
       idempotencyKey?: string,
       reqId?: string,
     ) {
+      const input: CheckoutInput = {
+        ...given,
+        line_items: given.line_items.map((li) => ({
+          ...li,
+          price_data: { ...li.price_data, currency: lowerCaseCurrency(li.price_data.currency) },
+        })),
+      };
       const currencies = new Set(input.line_items.map((li) => li.price_data.currency));
       if (currencies.size > 1) {
         throw new ProblemError(400, 'All line items of a checkout session must use the same currency.', {
@@ -603,10 +619,11 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     /** `reqId`: as for createCheckoutSession. */
     async createPaymentIntent(
       caller: Caller,
-      input: PaymentIntentInput,
+      given: PaymentIntentInput,
       idempotencyKey?: string,
       reqId?: string,
     ) {
+      const input: PaymentIntentInput = { ...given, currency: lowerCaseCurrency(given.currency) };
       requireSupportedCurrency(input.currency, 'currency');
       requireAmountWithinMax(input.amount, input.currency, 'amount');
       requireAmountFitsCurrency(input.amount, input.currency, 'amount');

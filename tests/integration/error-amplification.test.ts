@@ -59,7 +59,7 @@ describe('size of validation problems', () => {
   });
 
   it('a body with a couple of mistakes still lists each of them', async () => {
-    const res = await postJson(`${svc.url}/payment-intent`, { amount: -1, currency: 'USD' }, auth);
+    const res = await postJson(`${svc.url}/payment-intent`, { amount: -1, currency: 'US$' }, auth);
     expect(res.status).toBe(400);
     const paths = (res.json.errors as { path: string }[]).map((e) => e.path).sort();
     expect(paths).toEqual(['/body/amount', '/body/currency']);

@@ -82,7 +82,7 @@ describe('error path', () => {
   it('validation errors → 400 listing each bad field', async () => {
     const res = await postJson(`${served.url}/payment-intent`, {
       amount: -5,
-      currency: 'SGD',
+      currency: 'S$D',
       surprise: true,
     });
     expectProblem(res, 400);
