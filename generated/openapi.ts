@@ -325,6 +325,14 @@ export interface components {
          */
         Amount: number;
         /**
+         * UnitAmount
+         * @description The price of one unit of a checkout line item, as an `Amount` but 0 allowed, as Stripe allows it: a free item
+         *     beside paid ones. The session's total must still reach Stripe's minimum (a session of free items only is
+         *     refused with 400 from Stripe, `param: line_items`).
+         * @example 10000
+         */
+        UnitAmount: number;
+        /**
          * Currency
          * @description Three-letter ISO 4217 currency code supported by Stripe, in any case (`SGD` is taken as `sgd`, as Stripe and
          *     the original service take it; answers name it in lower case). Zero-decimal currencies (`jpy`, `krw`, ...)
@@ -424,7 +432,7 @@ export interface components {
                     /** @description Longer product description. */
                     description?: string;
                 };
-                unit_amount: components["schemas"]["Amount"];
+                unit_amount: components["schemas"]["UnitAmount"];
             };
             /** @description How many units. */
             quantity: number;
