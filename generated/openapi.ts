@@ -138,7 +138,8 @@ export interface paths {
          * @description Creates a payment intent for a custom payment UI and returns its client secret, which the
          *     front end hands to Stripe.js. The client secret is only ever returned here.
          *     With `payment_method` and `confirm: true` the intent is confirmed at once on the server;
-         *     a declined card then answers 402 with Stripe's `code` and `decline_code`, and a card whose issuer
+         *     a declined card then answers 402 with Stripe's `code` and `decline_code` and the intent made
+         *     (`payment_intent_id`, awaiting another payment method), and a card whose issuer
          *     asks for 3D Secure answers 200 with `status: requires_action`: nothing is charged until the customer
          *     authenticates in the browser (Stripe.js `handleNextAction` with `clientSecret`). A publishable key may
          *     not confirm (`403 insufficient_scope`): the browser confirms with Stripe.js and the client secret.
@@ -294,6 +295,11 @@ export interface components {
             code?: string;
             /** @description Stripe's decline code for a declined card. */
             decline_code?: string;
+            /**
+             * @description `POST /payment-intent` with `confirm: true` whose card was declined: the payment intent it made, which
+             *     awaits another payment method (readable with `GET /payment-intent/{payment_intent_id}`; nothing was charged).
+             */
+            payment_intent_id?: string;
             /** @description The request parameter Stripe objected to, if any. */
             param?: string;
             /** @description Seconds to wait before retrying (also sent as the `Retry-After` header). */

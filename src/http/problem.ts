@@ -11,6 +11,8 @@ export type FieldError = components['schemas']['FieldError'];
 export interface ProblemExtras {
   code?: string;
   decline_code?: string;
+  /** The payment intent a declined confirmation made (it awaits another payment method). */
+  payment_intent_id?: string;
   param?: string;
   retry_after?: number;
   errors?: FieldError[];

@@ -670,7 +670,8 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
           }),
         );
       } catch (err) {
-        // A declined confirmation still created the intent; remember it so the caller can retry or inspect it.
+        // A declined confirmation still created the intent; remember it, and name it in the 402, so the caller can
+        // retry or inspect it.
         const declined = (err as { payment_intent?: Stripe.PaymentIntent }).payment_intent;
         if (declined?.id) await recordIntent(caller.owner, declined).catch(() => undefined);
         // Creating an intent cannot miss the intent itself: what Stripe did not find is the payment method.
@@ -682,7 +683,9 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
             cause: err,
           });
         }
-        throw toCreateProblem(err, 'payment_intent', idempotencyKey !== undefined);
+        const problem = toCreateProblem(err, 'payment_intent', idempotencyKey !== undefined);
+        if (problem.status !== 402 || !declined?.id) throw problem;
+        throw new ProblemError(402, problem.detail, { ...problem.extras, payment_intent_id: declined.id });
       }
       try {
         await recordIntent(caller.owner, pi);
