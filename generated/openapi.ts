@@ -440,7 +440,7 @@ export interface components {
                 };
                 unit_amount: components["schemas"]["UnitAmount"];
             };
-            /** @description How many units. */
+            /** @description How many units, up to 999,999 as Stripe takes them (the session's total still at most `Amount`'s maximum). */
             quantity: number;
         };
         /**
