@@ -5,6 +5,7 @@
  */
 import {
   connect,
+  credentials,
   type Channel,
   type ChannelModel,
   type ConsumeMessage,
@@ -91,6 +92,27 @@ interface Live {
   alarm: Alarm;
   /** Queues and exchanges of ours being declared again after a publish found them missing, by name. */
   restoring: Map<string, Promise<void>>;
+}
+
+/**
+ * The user name and password in a RabbitMQ URL, decoded as UTF-8 (guest/guest when it names none, as amqplib's
+ * default). amqplib decodes them with `unescape()`, which reads each byte of a percent-encoded UTF-8 sequence as a
+ * character of its own: a password outside ASCII (`pässwört`, which RABBITMQ_PASSWORD is encoded into) reached
+ * RabbitMQ mangled, and the login was refused on every retry.
+ */
+export function credentialsOf(url: string): ReturnType<typeof credentials.plain> {
+  const u = new URL(url);
+  if (u.username === '' && u.password === '') return credentials.plain('guest', 'guest');
+  return credentials.plain(decodeComponent(u.username), decodeComponent(u.password));
+}
+
+/** decodeURIComponent, but a `%` that starts no valid sequence is kept as written (as `unescape()` keeps it). */
+function decodeComponent(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** RabbitMQ announced connection.blocked (a resource alarm) on a connection, and not yet connection.unblocked. */
@@ -201,6 +223,7 @@ class RabbitBroker implements Broker {
 
   private async doStart(): Promise<void> {
     const connection = await connect(this.opts.url, {
+      credentials: credentialsOf(this.opts.url),
       clientProperties: { connection_name: this.opts.connectionName ?? 'stripe-payment-service' },
       // Bounds a TCP connect or handshake to an unresponsive host, so recovery moves on to a retry.
       timeout: 10_000,
