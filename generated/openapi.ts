@@ -212,7 +212,9 @@ export interface paths {
          * @description Checks the refund like `POST /refund`, stores it durably and answers 202 at once; a
          *     background worker asks Stripe. Follow it with `GET /refund-status/{request_id}`.
          *     Sending the same `request_id` again with the same body returns the same answer and
-         *     refunds nothing more; with a different body it is refused with 409.
+         *     refunds nothing more; with a different body it is refused with 409. The `request_id` of a refund
+         *     asked for with `POST /refund` (same body) names that refund: answered with its status, or, when it
+         *     has failed, refused with 409 `refund_failed` as `POST /refund` refuses it (nothing is queued).
          */
         post: operations["createRefundAsync"];
         delete?: never;

@@ -872,16 +872,20 @@ export function createRefundService(deps: RefundServiceDeps) {
   /** POST /refund's answer for a request already recorded: its refund, or why there is none yet. */
   function replayAnswer(refund: Refund): Refund {
     if (refund.stripeRefundId) return refund;
-    if (refund.status === 'failed') {
-      throw new ProblemError(
-        409,
-        `This refund request already failed (${refund.failureReason ?? 'unknown'}).`,
-        {
-          code: 'refund_failed',
-        },
-      );
-    }
+    if (refund.status === 'failed') throw refundFailed(refund);
     throw refundInProgress(refund);
+  }
+
+  /** 409 refund_failed for a refund that ended failed (or canceled), with the reason. */
+  function refundFailed(refund: Refund): ProblemError {
+    const ended = refund.status === 'canceled' ? 'was canceled' : 'failed';
+    return new ProblemError(
+      409,
+      `This refund request already ${ended} (${refund.failureReason ?? 'unknown'}).`,
+      {
+        code: 'refund_failed',
+      },
+    );
   }
 
   /** 409 refund_in_progress for `refund`, with Retry-After (and retry_after) as inProgressRetryAfter says. */
@@ -1081,6 +1085,11 @@ export function createRefundService(deps: RefundServiceDeps) {
       // A replay gets the answer the first request got, whatever the worker has done since (10 concurrent
       // retries of one request must all read the same); GET /refund-status is where progress shows.
       if (!created && refund.mode === 'async') return { ...refund, status: 'queued' };
+      // The request_id of a refund POST /refund was asked for (same body: the same refund, made at most once). Its
+      // first answer was no 202 to repeat, so it is answered as it stands; one that has failed is not "queued
+      // successfully" (nothing is queued, and no refund will be made) but refused as POST /refund refuses it.
+      if (!created && (refund.status === 'failed' || refund.status === 'canceled'))
+        throw refundFailed(refund);
       return refund;
     },
 
