@@ -678,6 +678,8 @@ export interface components {
             status: components["schemas"]["RefundState"];
             /** @description Amount to refund (null only while the worker has not resolved "refund what is left"). */
             amount: number | null;
+            /** @description Currency of the amount (the payment's, lower case), as `POST /refund` and the outcome message name it. */
+            currency?: string | null;
             /** @description The request id. */
             request_id: string;
             /** @description The refunded payment intent. */

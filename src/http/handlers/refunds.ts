@@ -42,6 +42,7 @@ export const refundHandlers = (refunds: RefundService) =>
           refund_id: r.stripeRefundId,
           status: r.status,
           amount: r.amount,
+          currency: r.currency,
           request_id: publicRequestId(r),
           payment_intent_id: r.paymentIntentId,
           failure_reason: r.failureReason,
