@@ -693,7 +693,8 @@ export interface components {
             created_at?: string;
             /**
              * Format: date-time
-             * @description When the status last changed.
+             * @description When the refund last changed: its status, or the service's work on it (an attempt at Stripe begun, a
+             *     refund in flight queued again), so it can move while `status` stays `processing`.
              */
             updated_at?: string;
         };
