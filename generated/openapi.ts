@@ -214,7 +214,7 @@ export interface paths {
          *     Sending the same `request_id` again with the same body returns the same answer and
          *     refunds nothing more; with a different body it is refused with 409. The `request_id` of a refund
          *     asked for with `POST /refund` (same body) names that refund: answered with its status, or, when it
-         *     has failed, refused with 409 `refund_failed` as `POST /refund` refuses it (nothing is queued).
+         *     has failed or was canceled, refused with 409 `refund_failed` and the reason (nothing is queued).
          */
         post: operations["createRefundAsync"];
         delete?: never;
