@@ -410,7 +410,8 @@ export interface components {
          *     `succeeded` refund becomes `failed` when the customer's bank returns the money, and a refund the
          *     service gave up on before Stripe answered (`failed`, no `refund_id`) takes Stripe's status when Stripe
          *     turns out to have made it. A refund stays `processing` (its amount reserved) for as long as Stripe
-         *     cannot be asked whether it made it; `failed` means Stripe refused it or, asked, has no such refund.
+         *     cannot be asked whether it made it, or its last call got no answer (Stripe may still be making it);
+         *     `failed` means Stripe refused it or, asked, has no such refund.
          * @enum {string}
          */
         RefundState: "queued" | "processing" | "pending" | "requires_action" | "succeeded" | "failed" | "canceled";

@@ -6,7 +6,7 @@
  * - status only moves forward (the store enforces it in one conditional UPDATE).
  */
 import { hash, randomUUID } from 'node:crypto';
-import type Stripe from 'stripe';
+import Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { components } from '../../generated/openapi.js';
 import type { Caller } from '../http/operations.js';
@@ -1194,6 +1194,12 @@ export function createRefundService(deps: RefundServiceDeps) {
             );
             return { kind: 'done', refund: saved };
           }
+          // The last call got no answer at all (STRIPE_TIMEOUT_MS passed, the connection dropped): it may still be at
+          // work at Stripe, whose list shows a refund only once it is made. `failed` would release the amount and
+          // tell the client the money did not move while Stripe is moving it. Left `processing` instead: the
+          // stuck-refund sweep's attempt looks at Stripe first, once no call of this one can still be running.
+          if (err instanceof Stripe.errors.StripeConnectionError)
+            return leftUnresolved(refund, reason, reqId);
         }
         const given = await recordFailure(
           key,
