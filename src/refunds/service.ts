@@ -191,6 +191,25 @@ function ifRecorded(mode: 'sync' | 'async', sentAgain: string, windowMs: number)
 }
 
 /**
+ * The answer of a POST /refund sent with neither request_id nor Idempotency-Key whose refund was handed to the worker
+ * (Stripe did not answer, or a call under its key was still running there): the refund will be made, under the
+ * request_id the service generated. `handedOver` (503 upstream_unavailable, 409 refund_in_progress) carries
+ * Retry-After, which retrying HTTP clients follow by themselves with the same body: a new request_id, and a second
+ * refund. This one has no Retry-After, and says to check that request_id or send the request again with it.
+ */
+function unkeyedHandOver(handedOver: ProblemError, refund: Refund): ProblemError {
+  const { retry_after: _retryAfter, headers: _headers, ...extras } = handedOver.extras;
+  const id = publicRequestId(refund);
+  return new ProblemError(
+    handedOver.status,
+    `${handedOver.detail ?? ''} The request had no request_id or Idempotency-Key, so sending it again as it was ` +
+      `would refund a second time: check /refund-status/${id}, or send it again with request_id ${id}, which ` +
+      'refunds at most once.',
+    extras,
+  );
+}
+
+/**
  * A refund request sent with neither request_id nor Idempotency-Key, whose write the database did not confirm (the
  * connection dropped during the commit, or the statement went unanswered): the refund may be recorded, and then
  * queued or left for the worker, under the request_id the service generated, and is then made whatever the client
@@ -957,6 +976,8 @@ export function createRefundService(deps: RefundServiceDeps) {
   ): Promise<Refund> {
     let stripeRefund: Stripe.Refund;
     let looking = false;
+    // Without either, a retry of the same body is a new request (a new request_id) and a refund of its own.
+    const unkeyed = input.request_id === undefined && idempotencyKey === undefined;
     try {
       // A takeover (attempts > 1): an earlier attempt may have reached Stripe more than a day ago, when Stripe no
       // longer knows its idempotency key, so the refund is looked for first, as the worker does.
@@ -977,7 +998,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         // (503 store_unavailable), and its retry finds the refund in progress.
         await handOver(refund, reqId);
         log.info(idsOf(refund, reqId), 'refund still at Stripe under its key; handed to the worker');
-        throw refundInProgress(refund);
+        throw unkeyed ? unkeyedHandOver(refundInProgress(refund), refund) : refundInProgress(refund);
       }
       if (isTransientStripeError(err) || looking) {
         // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
@@ -987,7 +1008,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         log.info(idsOf(refund, reqId), 'refund outcome unknown; handed to the worker');
         const problem = toProblem(err, 'refund');
         const check = `Check /refund-status/${publicRequestId(refund)}.`;
-        throw new ProblemError(
+        const handedOver = new ProblemError(
           problem.status,
           classifyStripeError(err) === 'auth'
             ? "Stripe refused the service's credentials, not this refund: it is kept, its amount reserved, and " +
@@ -995,6 +1016,7 @@ export function createRefundService(deps: RefundServiceDeps) {
             : `Stripe did not confirm the refund; it will be completed in the background. ${check}`,
           { ...problem.extras, code: problem.extras.code ?? 'upstream_unavailable' },
         );
+        throw unkeyed ? unkeyedHandOver(handedOver, refund) : handedOver;
       }
       await recordFailure(refund.requestId, failureReasonOf(err), reqId);
       log.info({ ...idsOf(refund, reqId), reason: failureReasonOf(err) }, 'refund refused by Stripe');
