@@ -964,6 +964,33 @@ export function createRefundService(deps: RefundServiceDeps) {
   }
 
   /**
+   * handOver for makeNow. When the database does not take it (503 store_unavailable), the refund stays recorded
+   * (`processing`, its amount reserved) and the stuck-refund sweep makes it; for a request sent with neither
+   * request_id nor Idempotency-Key that answer has no Retry-After (see unkeyedHandOver) and names the request_id.
+   */
+  async function handOverOrExplain(
+    refund: Refund,
+    reqId: string | undefined,
+    unkeyed: boolean,
+  ): Promise<void> {
+    try {
+      await handOver(refund, reqId);
+    } catch (err) {
+      if (!unkeyed || !(err instanceof StoreUnavailableError)) throw err;
+      const id = publicRequestId(refund);
+      throw new ProblemError(
+        503,
+        'Stripe did not confirm the refund, and the service could not reach its database to hand it to the ' +
+          'background worker: the refund is kept, its amount reserved, and will be made in the background within ' +
+          'about ten minutes. The request had no request_id or Idempotency-Key, so sending it again as it was ' +
+          `would refund a second time: check /refund-status/${id} once the service answers again, or send it ` +
+          `again with request_id ${id}, which refunds at most once.`,
+        { code: err.code, cause: err },
+      );
+    }
+  }
+
+  /**
    * The synchronous path's attempt at refund `refund`, begun (accepted now, or taken over): asks Stripe and
    * answers with its result; on an unknown outcome, or a request under its key still running at Stripe, hands the
    * refund to the worker.
@@ -996,14 +1023,14 @@ export function createRefundService(deps: RefundServiceDeps) {
         // retries later), so nothing is made twice; when another attempt does hold it, that worker run finds the row
         // settled or replays the same answer. A hand-over the database does not take fails the request as below
         // (503 store_unavailable), and its retry finds the refund in progress.
-        await handOver(refund, reqId);
+        await handOverOrExplain(refund, reqId, unkeyed);
         log.info(idsOf(refund, reqId), 'refund still at Stripe under its key; handed to the worker');
         throw unkeyed ? unkeyedHandOver(refundInProgress(refund), refund) : refundInProgress(refund);
       }
       if (isTransientStripeError(err) || looking) {
         // Stripe may or may not have made the refund; the worker finishes it with the same idempotency key,
         // and the reserved amount stays reserved until then.
-        await handOver(refund, reqId);
+        await handOverOrExplain(refund, reqId, unkeyed);
         // Stripe's error is logged once, by the error handler, as the cause of the 503 thrown below.
         log.info(idsOf(refund, reqId), 'refund outcome unknown; handed to the worker');
         const problem = toProblem(err, 'refund');
