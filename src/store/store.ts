@@ -19,7 +19,10 @@ export interface StoreOptions {
   url: string;
   /** PostgreSQL only: schema to use (created if missing); every pooled connection gets it as search_path. */
   schema?: string;
-  /** PostgreSQL pool size. Default 10. */
+  /**
+   * PostgreSQL pool size for requests and the refund worker. Default 10. The store-level outbox and inbox
+   * repositories run on a pool of their own besides (BACKGROUND_POOL_SIZE connections).
+   */
   poolSize?: number;
   /** SQLite only. Default FULL: an accepted refund must survive a crash. */
   sqliteSynchronous?: 'FULL' | 'NORMAL';
@@ -44,6 +47,13 @@ export interface StoreOptions {
   existingOnly?: boolean;
 }
 
+/**
+ * Store-level `outbox` and `inbox` calls are background work (the outbox relay and its lease renewals, the webhook
+ * retry sweep and what it records, housekeeping's purges, the backlog gauges); on PostgreSQL they run on a pool of
+ * their own, so that requests holding every connection of the main pool (a lock waited on, a slow statement, a
+ * burst) do not stop the refunds already accepted from being published. In a transaction, `tx.outbox` and
+ * `tx.inbox` are the transaction's, as every repository there.
+ */
 export interface Store extends Repos {
   readonly dialect: Dialect;
   /**
@@ -62,6 +72,11 @@ export interface Store extends Repos {
 }
 
 const DEFAULT_POOL_SIZE = 10;
+/**
+ * PostgreSQL connections of the background pool (see Store), besides poolSize: the relay's loop and its lease
+ * renewals, or housekeeping's two purges at once, each have one.
+ */
+export const BACKGROUND_POOL_SIZE = 2;
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_QUERY_TIMEOUT_MS = 10_000;
@@ -73,6 +88,8 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   const target = parseDatabaseUrl(opts.url);
   const dialect: Dialect = target.dialect;
   let kyselyDialect: KyselyDialect;
+  /** PostgreSQL: the dialect of the background pool (see Store). */
+  let backgroundDialect: KyselyDialect | undefined;
   /** PostgreSQL: the dialect migrations run on (one connection, no query timeout), closed once they are done. */
   let migrationDialect: KyselyDialect | undefined;
   let migrationSchema: string | undefined;
@@ -98,10 +115,16 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
       connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       logger,
     };
+    const queryTimeoutMs = opts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
     ({ dialect: kyselyDialect } = createPostgresDialect({
       ...common,
       poolSize: opts.poolSize ?? DEFAULT_POOL_SIZE,
-      queryTimeoutMs: opts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+      queryTimeoutMs,
+    }));
+    ({ dialect: backgroundDialect } = createPostgresDialect({
+      ...common,
+      poolSize: BACKGROUND_POOL_SIZE,
+      queryTimeoutMs,
     }));
     // Kysely waits up to an hour for another process's migration lock, and a migration may rightly take long:
     // neither is an unanswered statement, so migrations get a connection without the timeouts.
@@ -113,6 +136,12 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   }
 
   const db = new Kysely<Database>({ dialect: kyselyDialect });
+  const backgroundDb = backgroundDialect ? new Kysely<Database>({ dialect: backgroundDialect }) : db;
+  /** Closes both pools (one on SQLite). */
+  const destroy = () =>
+    Promise.all([db.destroy(), backgroundDb !== db ? backgroundDb.destroy() : undefined]).then(
+      () => undefined,
+    );
   // SQLite: every transaction runs as a unit of the driver's group commit, through one Kysely handle and one
   // set of repositories bound to whichever unit is open (SQLite has one connection; a unit holds it to the end).
   let sqliteUnits: {
@@ -150,7 +179,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
       ...(migrationSchema !== undefined && { schema: migrationSchema }),
     });
   } catch (error) {
-    await db.destroy().catch(() => undefined);
+    await destroy().catch(() => undefined);
     throw error;
   } finally {
     if (migrationDb !== db) await migrationDb.destroy().catch(() => undefined);
@@ -158,15 +187,20 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
 
   const attempts = Math.max(1, opts.transactionAttempts ?? DEFAULT_TRANSACTION_ATTEMPTS);
   let closing: Promise<void> | undefined;
+  const repos = createRepos({
+    db,
+    dialect,
+    inTransaction: false,
+    ...(sqliteUnits ? { transaction: sqliteUnits.run } : {}),
+  });
+  const background =
+    backgroundDb === db ? repos : createRepos({ db: backgroundDb, dialect, inTransaction: false });
 
   return Object.freeze({
     dialect,
-    ...createRepos({
-      db,
-      dialect,
-      inTransaction: false,
-      ...(sqliteUnits ? { transaction: sqliteUnits.run } : {}),
-    }),
+    ...repos,
+    outbox: background.outbox,
+    inbox: background.inbox,
 
     async transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
       for (let attempt = 1; ; attempt++) {
@@ -194,7 +228,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
     },
 
     close() {
-      closing ??= db.destroy().then(() => logger.info('store closed'));
+      closing ??= destroy().then(() => logger.info('store closed'));
       return closing;
     },
   });
