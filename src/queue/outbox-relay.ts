@@ -66,7 +66,9 @@ export interface OutboxRelayOptions {
 export interface OutboxHandOff {
   /**
    * The lease to write a row with, or null: write it available now and call notify() after the commit
-   * (the relay is stopped, the broker is down, or enough rows are already waiting in memory).
+   * (the relay is stopped, the broker is down, or enough rows are already waiting in memory). In ms from this
+   * process's Date.now() (see leased): the relay's lease by the database's clock, so it is off from the lease by
+   * as much as the clocks differ, and negative when this process's clock is ahead by more than the lease.
    */
   leaseForHandOff(): number | null;
   /** After the commit: publishes the row written with leaseForHandOff()'s lease. */
@@ -115,6 +117,13 @@ export interface OutboxRelay extends OutboxHandOff {
 }
 
 const EXCHANGE_PREFIX = 'exchange:';
+/**
+ * A difference between this process's clock and the database's smaller than this is taken as none (a lease is
+ * 15 s); a larger one is corrected for, and said once (see checkClock).
+ */
+const CLOCK_TOLERANCE_MS = 1_000;
+/** How often the relay reads the database's clock again (an NTP step, a virtual machine resumed). */
+const CLOCK_CHECK_MS = 60_000;
 /** Rows per lease-renewal statement (a relay holds up to maxHandedOff waiting, plus a batch in flight). */
 const RENEW_BATCH = 500;
 
@@ -162,10 +171,49 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const renewAheadMs = Math.floor(leaseMs / 3);
   /** Armed while rows are held, for when the first of their leases gets within renewAheadMs of its end. */
   let renewTimer: NodeJS.Timeout | null = null;
-  /** When renewTimer fires (Date.now() time). */
+  /**
+   * How far the database's clock is ahead of this process's (ms), once it differs by CLOCK_TOLERANCE_MS or more;
+   * else 0. Leases are times written into rows and read by the relays of every process: each relay reads and
+   * writes them by the database's clock (dbNow), or one whose clock is ahead would take every row the others hold
+   * (their leases look ended to it), and one whose clock is behind would lease rows into the past.
+   */
+  let clockOffset = 0;
+  /** When the database's clock was last read (performance.now() time); -Infinity: not yet. */
+  let clockCheckedAt = -Infinity;
+  /** When renewTimer fires (dbNow() time). */
   let renewAt = Infinity;
   /** A renewal is running: the timer firing meanwhile leaves the next one to it. */
   let renewing = false;
+
+  /** Now, by the database's clock (see clockOffset). */
+  function dbNow(): number {
+    return Date.now() + clockOffset;
+  }
+
+  /** Reads the database's clock; says when this process's differs from it by CLOCK_TOLERANCE_MS or more. */
+  async function checkClock(): Promise<void> {
+    clockCheckedAt = performance.now();
+    let measured: number;
+    try {
+      measured = await store.clockOffsetMs();
+    } catch (err) {
+      log[failureLevel(err)](
+        { err },
+        "could not read the database's clock; the relay goes by the last reading",
+      );
+      return;
+    }
+    const next = Math.abs(measured) >= CLOCK_TOLERANCE_MS ? measured : 0;
+    if (next !== 0 && Math.abs(next - clockOffset) >= CLOCK_TOLERANCE_MS) {
+      log.warn(
+        { databaseAheadByMs: measured },
+        "this process's clock differs from the database's: the outbox relay goes by the database's; set the clock right (NTP), as sweeps and timestamps go by this one",
+      );
+    } else if (next === 0 && clockOffset !== 0) {
+      log.info({ databaseAheadByMs: measured }, "this process's clock agrees with the database's again");
+    }
+    clockOffset = next;
+  }
 
   function sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -196,7 +244,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     }
     // Leases mostly come in order, but not always: a writer whose transaction took long hands over a row whose
     // lease ends sooner than that of one handed over before it.
-    if (first - renewAheadMs < renewAt) armRenewal(first - renewAheadMs - Date.now());
+    if (first - renewAheadMs < renewAt) armRenewal(first - renewAheadMs - dbNow());
   }
 
   /**
@@ -217,7 +265,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 
   function armRenewal(delayMs: number): void {
     if (renewTimer !== null) clearTimeout(renewTimer);
-    renewAt = Date.now() + Math.max(0, delayMs);
+    renewAt = dbNow() + Math.max(0, delayMs);
     renewTimer = setTimeout(() => void renewLeases(), Math.max(0, delayMs));
     renewTimer.unref();
   }
@@ -247,7 +295,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   }
 
   async function renewDue(): Promise<void> {
-    const now = Date.now();
+    const now = dbNow();
     const due: HeldLease[] = [];
     for (const [id, availableAt] of leases) {
       if (Date.parse(availableAt) - now <= 2 * renewAheadMs) due.push({ id, availableAt });
@@ -264,11 +312,11 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     }
     let first = Infinity;
     for (const availableAt of leases.values()) first = Math.min(first, Date.parse(availableAt));
-    if (leases.size > 0) armRenewal(first - renewAheadMs - Date.now());
+    if (leases.size > 0) armRenewal(first - renewAheadMs - dbNow());
   }
 
   async function renewBatch(batch: readonly HeldLease[]): Promise<void> {
-    const until = new Date(Date.now() + leaseMs).toISOString();
+    const until = new Date(dbNow() + leaseMs).toISOString();
     const renewed = new Set(await store.outbox.extendLeases(batch, until));
     for (const { id, availableAt } of batch) {
       // Being marked sent or failed, or given back, meanwhile: no longer held.
@@ -338,7 +386,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         // Its last try was refused the same way: it was set aside then, and counted and logged as an error once
         // (the counter would otherwise climb by one an hour for a single row, and read as more and more rows).
         const again = m.lastError === outboxErrorText(reason);
-        await store.outbox.markFailed(m.id, reason, new Date(Date.now() + parkMs));
+        await store.outbox.markFailed(m.id, reason, new Date(dbNow() + parkMs));
         const fields = { outboxId: m.id, messageId: m.messageId, destination: m.destination, reason };
         if (again) {
           log.warn(
@@ -355,7 +403,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         continue;
       }
       const delay = Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(m.attempts, 16));
-      await store.outbox.markFailed(m.id, reason, new Date(Date.now() + delay));
+      await store.outbox.markFailed(m.id, reason, new Date(dbNow() + delay));
       log.warn({ messageId: m.messageId, destination: m.destination, reason }, 'publish failed; will retry');
     }
   }
@@ -378,7 +426,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   async function release(rows: readonly OutboxMessage[]): Promise<void> {
     const ids = rows.map((m) => m.id);
     letGo(ids);
-    await store.outbox.release(ids);
+    await store.outbox.release(ids, new Date(dbNow()));
   }
 
   /** Claims and publishes one batch from the outbox; returns how many rows it handled. */
@@ -387,7 +435,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     // A bounded broker (the in-process queue) that is full: the rows wait in the outbox for the next poll.
     const limit = Math.min(batchSize, broker.room?.() ?? batchSize);
     if (limit <= 0) return 0;
-    const batch = await store.outbox.claimBatch(limit, new Date(), leaseMs);
+    const batch = await store.outbox.claimBatch(limit, new Date(dbNow()), leaseMs);
     if (batch.length > 0) {
       hold(batch);
       await publishBatch(batch);
@@ -411,6 +459,8 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     let servedHanded = false;
     while (running) {
       try {
+        // Before the first claim, and every CLOCK_CHECK_MS after.
+        if (performance.now() - clockCheckedAt >= CLOCK_CHECK_MS) await checkClock();
         await markUnmarked();
         const claimNow = claimDue || performance.now() - lastClaim >= idleMs;
         // Under steady load the hand-off list never empties; rows only a claim takes (written without a
@@ -457,7 +507,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       return running &&
         broker.isConnected() &&
         handed.length < Math.min(maxHandedOff, broker.room?.() ?? maxHandedOff)
-        ? leaseMs
+        ? leaseMs + clockOffset
         : null;
     },
     handOff(message) {
@@ -468,7 +518,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         return;
       }
       // Stopped meanwhile: end the lease so that the next claim (another relay's, or the next start's) takes it.
-      store.outbox.release([message.id]).catch((err: unknown) => {
+      store.outbox.release([message.id], new Date(dbNow())).catch((err: unknown) => {
         log.warn(
           { err, messageId: message.messageId },
           'could not end the lease of a handed-over row; a relay claims it when the lease runs out',

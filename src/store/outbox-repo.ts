@@ -58,7 +58,8 @@ export interface OutboxRepo {
   /** Call inside the transaction that makes the change the message announces. Throws DuplicateKeyError on a taken messageId. */
   add(entry: NewOutboxMessage): Promise<OutboxMessage>;
   /**
-   * Claims up to `limit` unsent rows available at `now`, oldest first, and leases them by moving
+   * Claims up to `limit` unsent rows available at `now` (and those written available at once, whatever their
+   * writer's clock said), oldest first, and leases them by moving
    * their availableAt to `now + leaseMs`; another relay skips them until the lease runs out. On
    * PostgreSQL rows locked by a concurrent claimer are skipped (FOR UPDATE SKIP LOCKED).
    */
@@ -181,7 +182,10 @@ export function claimBatchQuery(
       .selectFrom('outbox')
       .select('id')
       .where('sent_at', 'is', null)
-      .where('available_at', '<=', at)
+      // A row written available at once (available_at = created_at: never leased, failed or given back) is
+      // available whatever the clock of the process that wrote it: a writer whose clock is ahead of `at` (a relay
+      // goes by the database's clock) would otherwise keep its rows from every relay for as long as it is ahead.
+      .where((eb) => eb.or([eb('available_at', '<=', at), eb('available_at', '=', eb.ref('created_at'))]))
       .orderBy('id')
       .limit(limit);
   return dialect === 'postgres'

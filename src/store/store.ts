@@ -67,6 +67,11 @@ export interface Store extends Repos {
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
   /** Resolves when the database answers; for readiness probes. */
   ping(): Promise<void>;
+  /**
+   * How far the database's clock is ahead of this process's, in ms (negative: behind), read over the background
+   * pool and taken at the middle of the round trip. 0 on SQLite, whose clock is this machine's.
+   */
+  clockOffsetMs(): Promise<number>;
   /** Closes the connection or pool. Idempotent. */
   close(): Promise<void>;
 }
@@ -225,6 +230,18 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
 
     async ping() {
       await db.selectNoFrom((eb) => eb.lit(1).as('ok')).execute();
+    },
+
+    async clockOffsetMs() {
+      if (dialect !== 'postgres') return 0;
+      const before = Date.now();
+      const { rows } = await sql<{ now: Date | string }>`select clock_timestamp() as now`.execute(
+        backgroundDb,
+      );
+      const after = Date.now();
+      const at = rows[0]?.now;
+      if (at === undefined) throw new Error('PostgreSQL answered no clock_timestamp()');
+      return Math.round(new Date(at).getTime() - (before + after) / 2);
     },
 
     close() {
