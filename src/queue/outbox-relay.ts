@@ -381,12 +381,18 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       if (r.status === 'fulfilled') continue;
       const m = batch[i]!;
       const reason = r.reason instanceof Error ? r.reason.message : String(r.reason);
+      // The failure is recorded under this relay's lease only: held past it (the process paused, the broker slow
+      // to answer), the row may have been taken over by another relay, which is publishing it. Moving that relay's
+      // lease to the retry time made the row claimable by a third one meanwhile, and published once more.
+      const lease = leases.get(m.id);
       letGo([m.id]);
+      const ours = (retryAt: number) =>
+        lease !== undefined && store.outbox.markFailed(m.id, reason, new Date(retryAt), lease);
       if (r.reason instanceof QueueError && r.reason.code === 'invalid') {
         // Its last try was refused the same way: it was set aside then, and counted and logged as an error once
         // (the counter would otherwise climb by one an hour for a single row, and read as more and more rows).
         const again = m.lastError === outboxErrorText(reason);
-        await store.outbox.markFailed(m.id, reason, new Date(dbNow() + parkMs));
+        if (!(await ours(dbNow() + parkMs))) continue; // the relay that holds it now says so
         const fields = { outboxId: m.id, messageId: m.messageId, destination: m.destination, reason };
         if (again) {
           log.warn(
@@ -403,8 +409,17 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         continue;
       }
       const delay = Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(m.attempts, 16));
-      await store.outbox.markFailed(m.id, reason, new Date(dbNow() + delay));
-      log.warn({ messageId: m.messageId, destination: m.destination, reason }, 'publish failed; will retry');
+      if (await ours(dbNow() + delay)) {
+        log.warn(
+          { messageId: m.messageId, destination: m.destination, reason },
+          'publish failed; will retry',
+        );
+      } else {
+        log.warn(
+          { messageId: m.messageId, destination: m.destination, reason },
+          'publish failed after another relay took the row over once its lease ran out; left to that relay',
+        );
+      }
     }
   }
 
@@ -422,11 +437,19 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     for (const id of ids) unmarked.delete(id);
   }
 
-  /** Ends the leases of held rows this relay will not publish (see OutboxRepo.release). */
+  /**
+   * Ends the leases of held rows this relay will not publish, so that the next claim takes them; only those still
+   * under this relay's lease (extendLeases to now): a row another relay took over once the lease ran out (this
+   * process paused) is being published by that relay, and ending its lease let a third publish it too.
+   */
   async function release(rows: readonly OutboxMessage[]): Promise<void> {
-    const ids = rows.map((m) => m.id);
-    letGo(ids);
-    await store.outbox.release(ids, new Date(dbNow()));
+    const held: HeldLease[] = [];
+    for (const m of rows) {
+      const availableAt = leases.get(m.id);
+      if (availableAt !== undefined) held.push({ id: m.id, availableAt });
+    }
+    letGo(rows.map((m) => m.id));
+    await store.outbox.extendLeases(held, new Date(dbNow()));
   }
 
   /** Claims and publishes one batch from the outbox; returns how many rows it handled. */
@@ -518,7 +541,9 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         return;
       }
       // Stopped meanwhile: end the lease so that the next claim (another relay's, or the next start's) takes it.
-      store.outbox.release([message.id], new Date(dbNow())).catch((err: unknown) => {
+      // Only while it is still under the lease it was written with (see release()).
+      const held = [{ id: message.id, availableAt: message.availableAt }];
+      store.outbox.extendLeases(held, new Date(dbNow())).catch((err: unknown) => {
         log.warn(
           { err, messageId: message.messageId },
           'could not end the lease of a handed-over row; a relay claims it when the lease runs out',

@@ -73,11 +73,16 @@ export interface OutboxRepo {
   /**
    * Extends to `until` the leases a relay still holds: of `held` (each row with the availableAt its lease gave
    * it), those unsent whose availableAt is still that lease, in one statement. Answers the ids extended; a row
-   * left out was sent or taken by another relay since (a later claim always gives a later availableAt).
+   * left out was sent or taken by another relay since (a later claim always gives a later availableAt). With
+   * `until` now, it ends those leases instead: `release` of only the rows still under the caller's lease.
    */
   extendLeases(held: readonly HeldLease[], until: TimeInput): Promise<number[]>;
-  /** Records the failure and schedules the next try at `retryAt`. */
-  markFailed(id: number, error: string, retryAt: TimeInput): Promise<boolean>;
+  /**
+   * Records the failure and schedules the next try at `retryAt`. Given `lease` (the availableAt of the lease the
+   * caller held), only while the row is still under that lease: a relay that held the row past its lease (its
+   * process paused) does not move the lease of the relay that took the row over and is publishing it.
+   */
+  markFailed(id: number, error: string, retryAt: TimeInput, lease?: TimeInput): Promise<boolean>;
   pendingCount(): Promise<number>;
   /** When the oldest unsent row was written (by id, through the unsent-rows index); null when none waits. */
   oldestPendingCreatedAt(): Promise<string | null>;
@@ -282,8 +287,8 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
       return rows.map((r) => toNumber(r.id));
     },
 
-    async markFailed(id, error, retryAt) {
-      const result = await db
+    async markFailed(id, error, retryAt, lease) {
+      let q = db
         .updateTable('outbox')
         .set((eb) => ({
           attempts: eb('attempts', '+', 1),
@@ -291,8 +296,9 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
           available_at: toIso(retryAt),
         }))
         .where('id', '=', id)
-        .where('sent_at', 'is', null)
-        .executeTakeFirst();
+        .where('sent_at', 'is', null);
+      if (lease !== undefined) q = q.where('available_at', '=', toIso(lease));
+      const result = await q.executeTakeFirst();
       return result.numUpdatedRows > 0n;
     },
 
