@@ -180,6 +180,8 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   let clockOffset = 0;
   /** When the database's clock was last read (performance.now() time); -Infinity: not yet. */
   let clockCheckedAt = -Infinity;
+  /** Date.now() - performance.now() when it was: moves when this process's clock is stepped (see clockStepped). */
+  let wallVsMonotonic = 0;
   /** When renewTimer fires (dbNow() time). */
   let renewAt = Infinity;
   /** A renewal is running: the timer firing meanwhile leaves the next one to it. */
@@ -193,6 +195,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   /** Reads the database's clock; says when this process's differs from it by CLOCK_TOLERANCE_MS or more. */
   async function checkClock(): Promise<void> {
     clockCheckedAt = performance.now();
+    wallVsMonotonic = Date.now() - clockCheckedAt;
     let measured: number;
     try {
       measured = await store.clockOffsetMs();
@@ -213,6 +216,14 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       log.info({ databaseAheadByMs: measured }, "this process's clock agrees with the database's again");
     }
     clockOffset = next;
+  }
+
+  /**
+   * This process's clock was stepped since the last reading (NTP, an operator, a virtual machine resumed): the
+   * offset is read again before the next claim rather than up to CLOCK_CHECK_MS later.
+   */
+  function clockStepped(): boolean {
+    return Math.abs(Date.now() - performance.now() - wallVsMonotonic) >= CLOCK_TOLERANCE_MS;
   }
 
   function sleep(ms: number): Promise<void> {
@@ -482,8 +493,8 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     let servedHanded = false;
     while (running) {
       try {
-        // Before the first claim, and every CLOCK_CHECK_MS after.
-        if (performance.now() - clockCheckedAt >= CLOCK_CHECK_MS) await checkClock();
+        // Before the first claim, every CLOCK_CHECK_MS after, and as soon as this process's clock is stepped.
+        if (performance.now() - clockCheckedAt >= CLOCK_CHECK_MS || clockStepped()) await checkClock();
         await markUnmarked();
         const claimNow = claimDue || performance.now() - lastClaim >= idleMs;
         // Under steady load the hand-off list never empties; rows only a claim takes (written without a

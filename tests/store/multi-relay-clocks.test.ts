@@ -134,4 +134,41 @@ describePostgres('multi-process: outbox relays whose clocks differ', (h) => {
       await broker.close();
     }
   });
+
+  it('a relay whose clock is stepped a minute ahead while it runs leaves alone a row another relay holds', async () => {
+    const options = h.newDatabase();
+    const store = await h.open(options);
+    const other = await h.open(options);
+    const broker = createMemoryBroker();
+    await broker.start();
+    const got = await collect(broker);
+    let claims = 0;
+    const claim = store.outbox.claimBatch.bind(store.outbox);
+    vi.spyOn(store.outbox, 'claimBatch').mockImplementation(async (...args) => {
+      claims++;
+      return claim(...args);
+    });
+    const relay = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
+    relay.start();
+    try {
+      await until(() => claims > 0);
+      // Another process's relay holds this row, under a lease of 15 s by a right clock.
+      const held = await other.outbox.add({
+        destination: QUEUE,
+        messageId: uid('held'),
+        payload: { n: 1 },
+        availableAt: new Date(Date.now() + LEASE_MS),
+      });
+      // This process's clock is stepped (NTP, an operator): the relay keeps claiming.
+      skewClock(SKEW_MS);
+      const after = claims;
+      await until(() => claims >= after + 10);
+      expect(got).toEqual([]);
+      const afterLease = new Date(Date.parse(held.availableAt) + 1);
+      expect((await other.outbox.claimBatch(10, afterLease, 1)).map((m) => m.id)).toEqual([held.id]);
+    } finally {
+      await relay.stop();
+      await broker.close();
+    }
+  });
 });
