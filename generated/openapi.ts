@@ -1655,6 +1655,16 @@ export interface operations {
             400: components["responses"]["BadRequestNoReplay"];
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
+            /** @description The body's `Content-Encoding` is not one the service decodes (`gzip`, `deflate`, `br`, or none; Stripe sends its events uncompressed). Any `Content-Type` is taken: the signature covers the bytes as sent. */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
