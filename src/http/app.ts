@@ -13,7 +13,7 @@ import { errorHandler, notFound } from './errors.js';
 import { ProblemError } from './problem.js';
 import type { Handlers } from './operations.js';
 import { requestLog } from './request-log.js';
-import { originForm } from './request-target.js';
+import { originForm, routedPath } from './request-target.js';
 import { noteUnicodeEscapes, refuseLoneSurrogates } from './well-formed.js';
 import './validator-tuning.js';
 import {
@@ -108,6 +108,31 @@ function withoutIdempotencyKeyExample(components: unknown): unknown {
   if (!header || !('example' in header)) return components;
   const { example: _example, ...rest } = header;
   return { ...(components as object), parameters: { ...parameters, IdempotencyKey: rest } };
+}
+
+/**
+ * Whether a request path (as routed: see routedPath) is one of the contract's paths with a POST operation. A
+ * template's parameter matches one segment, as the validator matches it.
+ */
+function postPaths(document: Record<string, unknown>): (path: string) => boolean {
+  const paths = (document.paths ?? {}) as Record<string, Record<string, unknown>>;
+  const exact = new Set<string>();
+  const templates: RegExp[] = [];
+  for (const [path, item] of Object.entries(paths)) {
+    if (!item.post) continue;
+    if (!path.includes('{')) exact.add(path);
+    else {
+      const pattern = path
+        .split(/\{[^}]*\}/)
+        .map((part) => part.replace(/[.*+?^$()|[\]\\]/g, '\\$&'))
+        .join('[^/]+');
+      templates.push(new RegExp(`^${pattern}$`));
+    }
+  }
+  return (path) => {
+    const routed = routedPath(path);
+    return exact.has(routed) || templates.some((t) => t.test(routed));
+  };
 }
 
 export function buildApp(deps: AppDeps): Express {
@@ -224,9 +249,12 @@ export function buildApp(deps: AppDeps): Express {
   });
   // Only the contract's POSTs take a body. A body sent with a GET (which some HTTP clients allow) was parsed all
   // the same, and answered 413 or 400, statuses the GET operations do not have, instead of the operation's answer.
-  // Nor is the body of a request without a valid key: it is answered 401 (or 404, 405) without it.
+  // Nor is the body of a request without a valid key: it is answered 401 (or 404, 405) without it. Nor that of a
+  // POST to a path with no POST operation: POST /healthz or /payment-intent/pi_1 with a malformed or large body was
+  // answered 400, 413 or 415 instead of 405 (with Allow), and an unknown path instead of 404.
+  const takesBody = postPaths(spec.document);
   app.use((req, res, next) => {
-    if (req.method === 'POST' && !withoutValidKey(req)) json(req, res, next);
+    if (req.method === 'POST' && !withoutValidKey(req) && takesBody(req.path)) json(req, res, next);
     else next();
   });
   app.use(
