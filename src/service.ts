@@ -375,8 +375,11 @@ function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Duplex): voi
     'The HTTP request is malformed.',
   ];
   const body = JSON.stringify({ type: 'about:blank', title, status, detail });
+  // The answer to a HEAD has no body: a client reads none, and took the problem's bytes for another answer.
+  const rawPacket = (err as { rawPacket?: unknown }).rawPacket;
+  const head = Buffer.isBuffer(rawPacket) && rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
   socket.end(
-    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
   );
 }
 

@@ -11,6 +11,7 @@
  * list at all (404) are answered outside any operation; they are held to the Problem schema.
  */
 import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
@@ -567,21 +568,19 @@ function check(req: Req, answer: Got, secrets: string[]): string[] {
   } else if (route.operationId && head) {
     const get = answerViolations(route.operationId, { ...answer, text: '' }).filter((v) => !/body/.test(v));
     out.push(...get.map((v) => `${where}: ${v}`));
-  } else if (route.pathKnown) {
-    // A browser's preflight from an origin not in CORS_ORIGINS: 403 origin_not_allowed (README, errors).
+  } else {
+    // Outside the contract's operations: a method the path does not have (405, with Allow) or a path it does not
+    // have (404); or what is checked before routing: the Host (421, or 400 host_mismatch for an absolute-form
+    // target), the path's percent-encoding (400), a browser's preflight from an origin not in CORS_ORIGINS (403).
+    const expected = [route.pathKnown ? 405 : 404, 400, 421];
     const preflight = req.method === 'OPTIONS' && req.headers.origin !== undefined && answer.status === 403;
-    if (answer.status !== 405 && !preflight)
-      out.push(`${where}: expected 405 for a method the path does not have`);
+    if (!expected.includes(answer.status) && !preflight)
+      out.push(`${where}: expected ${expected.join(' or ')} outside the contract's operations`);
     if (preflight && !answer.text.includes('"code":"origin_not_allowed"'))
       out.push(`${where}: a preflight's 403 is not origin_not_allowed`);
-    if (answer.status === 405) {
-      const allow = answer.headers.get('allow');
-      if (!allow) out.push(`${where}: 405 without Allow`);
-    }
-    if (!head && answer.status >= 400) out.push(...problemViolations(answer, where));
-  } else {
-    if (answer.status !== 404 && answer.status !== 405 && answer.status !== 400)
-      out.push(`${where}: an unknown path answered ${answer.status}`);
+    if (answer.status === 421 && !answer.text.includes('"code":"host_not_allowed"'))
+      out.push(`${where}: a 421 is not host_not_allowed`);
+    if (answer.status === 405 && !answer.headers.get('allow')) out.push(`${where}: 405 without Allow`);
     if (!head) out.push(...problemViolations(answer, where));
   }
   if (answer.status >= 400 && !head) {
@@ -950,6 +949,40 @@ describe('fuzzing every operation', () => {
       violations.push(...answerViolations('handleStripeWebhook', answer));
     }
     expect(violations).toEqual([]);
+  });
+
+  it('a HEAD request Node cannot parse is answered 400 problem+json without a body', async () => {
+    // An answer to HEAD has no body (RFC 9110, 9.3.2). The problem+json written for HTTP that Node cannot parse
+    // had one: a client reading the answer to its HEAD took those bytes for the start of another answer, and
+    // Node's own client failed with "Parse Error: Data after `Connection: close`" instead of seeing the 400.
+    const { port } = new URL(svc.url);
+    for (const target of ['/refund status', 'http://a<b>/healthz', '/healthz\u0001']) {
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () =>
+          socket.write(`HEAD ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, 'latin1'),
+        );
+        let data = '';
+        socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+        socket.on('end', () => resolve(data));
+        socket.on('error', reject);
+      });
+      const [head = '', body] = raw.split('\r\n\r\n');
+      expect(head, target).toMatch(/^HTTP\/1\.1 400 /);
+      expect(head.toLowerCase(), target).toContain('content-type: application/problem+json');
+      expect(body, target).toBe('');
+    }
+    // A GET that Node cannot parse still gets the problem's body.
+    const { port: p } = new URL(svc.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(p), '127.0.0.1', () =>
+        socket.write('GET /refund status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'),
+      );
+      let data = '';
+      socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+    });
+    expect(JSON.parse(answer.split('\r\n\r\n')[1]!)).toMatchObject({ status: 400, title: 'Bad Request' });
   });
 
   it('still answers its probes and a valid request afterwards', async () => {
