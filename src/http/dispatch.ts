@@ -220,8 +220,15 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
       }
       if (begun.kind === 'replay') {
         if (begun.status >= 400) {
+          // The problem as first answered, but for its request_id: this answer's, as X-Request-Id says (the
+          // contract has them equal; the stored one named the first request, and the answer had two ids).
+          const stored = begun.body as Record<string, unknown> | null;
+          const body =
+            stored !== null && typeof stored === 'object' && 'request_id' in stored
+              ? { ...stored, request_id: String(req.id) }
+              : stored;
           res.setHeader('Idempotent-Replayed', 'true');
-          res.status(begun.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(begun.body));
+          res.status(begun.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
           return;
         }
         // Rebuilt first: should that fail (Stripe unreachable), its problem is no replay.

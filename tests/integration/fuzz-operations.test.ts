@@ -985,6 +985,32 @@ describe('fuzzing every operation', () => {
     expect(JSON.parse(answer.split('\r\n\r\n')[1]!)).toMatchObject({ status: 400, title: 'Bad Request' });
   });
 
+  it("a problem replayed by its Idempotency-Key names the replay's request id, as its X-Request-Id does", async () => {
+    // The stored problem was sent as it was first answered, request_id included, beside a new X-Request-Id: two
+    // ids for one answer, though the contract says the problem's request_id is the one in X-Request-Id.
+    const send = () =>
+      fetch(`${svc.url}/refund`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${key}`,
+          'content-type': 'application/json',
+          'idempotency-key': 'fuzz-replayed-problem',
+        },
+        body: JSON.stringify({ payment_intent_id: 'pi_fuzznosuch', amount: 100 }),
+      });
+    const first = await send();
+    const replayed = await send();
+    expect([first.status, replayed.status]).toEqual([404, 404]);
+    expect(replayed.headers.get('idempotent-replayed')).toBe('true');
+    const [a, b] = (await Promise.all([first.json(), replayed.json()])) as Record<string, unknown>[];
+    expect(a!.request_id).toBe(first.headers.get('x-request-id'));
+    expect(b!.request_id).toBe(replayed.headers.get('x-request-id'));
+    expect(b!.request_id).not.toBe(a!.request_id);
+    const { request_id: _a, ...restA } = a!;
+    const { request_id: _b, ...restB } = b!;
+    expect(restB).toEqual(restA);
+  });
+
   it('still answers its probes and a valid request afterwards', async () => {
     const health = await fetch(`${svc.url}/healthz`);
     expect(health.status).toBe(200);
