@@ -15,7 +15,7 @@ import { connect } from 'node:net';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { answerViolations, operations, validate, type Answer } from '../helpers/contract.js';
+import { answerViolations, operations, spec, validate, type Answer } from '../helpers/contract.js';
 import { paidIntent } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
@@ -382,7 +382,7 @@ function mutateAuth(r: Rand, key: string, publishable: string, req: Req): void {
 }
 
 function mutateHeaders(r: Rand, req: Req, host: string): void {
-  const choice = Math.floor(r() * 8);
+  const choice = Math.floor(r() * 9);
   if (choice === 0) {
     const v = pick(r, [
       '',
@@ -408,6 +408,10 @@ function mutateHeaders(r: Rand, req: Req, host: string): void {
     const v = pick(r, ['gzip', 'identity', 'x-unknown', 'gzip, gzip']);
     req.headers['content-encoding'] = v;
     req.label.push(`content-encoding ${v}`);
+  } else if (choice === 8) {
+    if (r() < 0.5) req.headers.expect = pick(r, ['100-continue', 'nothing', '']);
+    else req.headers[pick(r, ['x-large', 'cookie', 'authorization'])] = 'h'.repeat(17_000);
+    req.label.push(`expect or large header`);
   } else if (choice === 4) {
     const v = pick(r, ['https://evil.example', 'null', MARKER]);
     req.headers.origin = v;
@@ -555,6 +559,9 @@ function problemViolations(answer: Got, where: string): string[] {
   return validate('#/components/schemas/Problem', body).map((e) => `${where}: ${e}`);
 }
 
+/** Answered before any operation is known, on every path: the contract's description lists them. */
+const BEFORE_ANY_OPERATION: ReadonlySet<number> = new Set([417, 431]);
+
 /** Everything wrong with one answer. */
 function check(req: Req, answer: Got, secrets: string[]): string[] {
   const where = `${req.method} ${req.target.slice(0, 100)} [${req.label.join('; ')}] → ${answer.status}`;
@@ -563,7 +570,9 @@ function check(req: Req, answer: Got, secrets: string[]): string[] {
     out.push(`${where}: server error ${answer.text.slice(0, 200)}`);
   const route = routeOf(req.method, req.target);
   const head = req.method === 'HEAD';
-  if (route.operationId && !head) {
+  if (BEFORE_ANY_OPERATION.has(answer.status)) {
+    if (!head) out.push(...problemViolations(answer, where));
+  } else if (route.operationId && !head) {
     out.push(...answerViolations(route.operationId, answer).map((v) => `${where}: ${v}`));
   } else if (route.operationId && head) {
     const get = answerViolations(route.operationId, { ...answer, text: '' }).filter((v) => !/body/.test(v));
@@ -1009,6 +1018,30 @@ describe('fuzzing every operation', () => {
     const { request_id: _a, ...restA } = a!;
     const { request_id: _b, ...restB } = b!;
     expect(restB).toEqual(restA);
+  });
+
+  it('on every operation, what Node refuses before reading a request (417, 431) is a documented problem', async () => {
+    // No operation is known yet when these are answered, so no operation lists them: the contract's description
+    // names them for every path.
+    const description = (spec.document as { info: { description: string } }).info.description;
+    const violations: string[] = [];
+    for (const base of BASES) {
+      const path = base.template.replace('{}', base.param);
+      for (const [headers, status] of [
+        [{ expect: 'something-else' }, 417],
+        [{ 'x-large': 'h'.repeat(20_000) }, 431],
+        [{ authorization: `Bearer ${'k'.repeat(20_000)}` }, 431],
+      ] as const) {
+        const req: Req = { method: base.method, target: path, headers: { ...headers }, label: [] };
+        const answer = await send(svc.url, req);
+        const where = `${base.method} ${path} ${Object.keys(headers).join()}`;
+        if (answer.status !== status) violations.push(`${where}: ${answer.status}, not ${status}`);
+        violations.push(...problemViolations(answer, where));
+        if (!description.includes(`\`${status}\``))
+          violations.push(`${where}: ${status} is not in the contract`);
+      }
+    }
+    expect(violations).toEqual([]);
   });
 
   it('still answers its probes and a valid request afterwards', async () => {
