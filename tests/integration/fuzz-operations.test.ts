@@ -654,7 +654,8 @@ beforeAll(async () => {
     METRICS_PUBLIC: 'false',
     RATE_LIMIT_PER_MINUTE: '0',
     AUTH_FAILURES_PER_MINUTE: '0',
-    LOG_LEVEL: 'warn',
+    // Every request's line is written, so the test can check that none holds a key or secret.
+    LOG_LEVEL: 'info',
   });
   key = (await createKey(svc.deps.store.apiKeys, { owner: 'fuzz', kind: 'secret' })).key;
   publishable = (await createKey(svc.deps.store.apiKeys, { owner: 'fuzz', kind: 'publishable' })).key;
@@ -1042,6 +1043,14 @@ describe('fuzzing every operation', () => {
       }
     }
     expect(violations).toEqual([]);
+  });
+
+  it('logged none of the keys and secrets it was sent, rightly or wrongly', () => {
+    expect(svc.lines.length).toBeGreaterThan(BASES.length * PER_OPERATION);
+    const secrets = [key, publishable, svc.deps.webhookSecret, key.slice(4, 24), publishable.slice(4, 24)];
+    expect(svc.lines.filter((l) => secrets.some((x) => l.includes(x))).map((l) => l.slice(0, 300))).toEqual(
+      [],
+    );
   });
 
   it('still answers its probes and a valid request afterwards', async () => {
