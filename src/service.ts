@@ -17,6 +17,7 @@ import { opsHandlers } from './http/handlers/ops.js';
 import { webhookHandlers } from './http/handlers/webhooks.js';
 import type { Handlers } from './http/operations.js';
 import { isLoopbackAddress } from './http/loopback-host.js';
+import { refuseConnect } from './http/request-target.js';
 import { loopbackHostCheck } from './http/security.js';
 import { loadSpec } from './http/spec.js';
 import { createReadiness, withWorkerSubscription, type Readiness } from './ops/health.js';
@@ -533,7 +534,8 @@ export async function startService(
     // timer kills it with the outbox unflushed. A response already under way when the stop begins keeps its
     // connection; the client's next request on it is answered with Connection: close.
     let stopping = false;
-    server = createServer((req, res) => {
+    // Host is required of HTTP/1.1 all the same: the app answers its absence as problem+json (requireHost).
+    server = createServer({ requireHostHeader: false }, (req, res) => {
       if (stopping) res.shouldKeepAlive = false;
       app(req, res);
     });
@@ -552,6 +554,7 @@ export async function startService(
     });
     server.on('clientError', answerMalformedRequest);
     server.on('checkExpectation', refuseExpectation);
+    server.on('connect', refuseConnect);
     const address = await listen(server, config.port, config.host);
     hostCheck.listeningOn(address.address);
     // ALLOWED_HOSTS only adds names to the loopback check: read as a list of the only names answered (as some

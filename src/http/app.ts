@@ -13,7 +13,7 @@ import { errorHandler, notFound } from './errors.js';
 import { ProblemError } from './problem.js';
 import type { Handlers } from './operations.js';
 import { requestLog } from './request-log.js';
-import { originForm, routedPath } from './request-target.js';
+import { originForm, requireHost, routedPath } from './request-target.js';
 import { noteUnicodeEscapes, refuseLoneSurrogates } from './well-formed.js';
 import './validator-tuning.js';
 import {
@@ -152,6 +152,7 @@ export function buildApp(deps: AppDeps): Express {
   // API answers are not cached; computing an ETag hash for each would be wasted work.
   app.set('etag', false);
   app.use(requestLog(logger, deps.onResponse));
+  app.use(requireHost);
   app.use(originForm);
   app.use(securityHeaders());
   if (deps.hostCheck) app.use(deps.hostCheck);

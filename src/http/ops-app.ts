@@ -11,7 +11,7 @@ import { errorHandler } from './errors.js';
 import type { Handlers } from './operations.js';
 import { ProblemError } from './problem.js';
 import { requestLog } from './request-log.js';
-import { originForm, routedPath } from './request-target.js';
+import { originForm, requireHost, routedPath } from './request-target.js';
 import { apiKeySecurity, authFailureLimit, securityHeaders } from './security.js';
 
 export interface OpsAppDeps {
@@ -37,6 +37,7 @@ export function buildOpsApp(deps: OpsAppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(requestLog(deps.logger, deps.onResponse));
+  app.use(requireHost);
   app.use(originForm);
   app.use(securityHeaders());
   if (deps.hostCheck) app.use(deps.hostCheck);

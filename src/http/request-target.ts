@@ -9,8 +9,10 @@
  * another host is refused (400 host_mismatch; RFC 9112, 3.2: a client sends a `Host` identical to the authority),
  * so neither name can stand in for the other past the check or in anything that reads `Host` later.
  */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { RequestHandler } from 'express';
-import { ProblemError } from './problem.js';
+import { PROBLEM_CONTENT_TYPE, ProblemError, problemBody } from './problem.js';
 
 /** `http://` or `https://`, then the authority, up to the path, query or end. */
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)/i;
@@ -69,4 +71,34 @@ export const originForm: RequestHandler = (req, _res, next) => {
  */
 export function routedPath(path: string): string {
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/**
+ * RFC 9112, 3.2: a server answers 400 to an HTTP/1.1 request without Host. Node did so itself (its
+ * requireHostHeader, turned off where the service creates its server), with an empty body and none of the
+ * service's headers; this answers it as every other bad request is. Mounted before originForm: an absolute-form
+ * target does not stand in for Host in HTTP/1.1. HTTP/1.0 needs no Host.
+ */
+export const requireHost: RequestHandler = (req, _res, next) => {
+  if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
+    next(new ProblemError(400, 'An HTTP/1.1 request needs a Host header.', { code: 'host_missing' }));
+    return;
+  }
+  next();
+};
+
+/**
+ * A CONNECT request (authority-form, RFC 9110, 9.3.6) asks for a tunnel, which only a proxy makes. Node hands it
+ * to the server's 'connect' listeners, and with none closed the connection without an answer; this answers
+ * 405 problem+json naming the methods the service takes, and closes it.
+ */
+export function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+  const body = JSON.stringify(
+    problemBody(405, { detail: 'CONNECT is not supported: this service is not a proxy.' }),
+  );
+  socket.on('error', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

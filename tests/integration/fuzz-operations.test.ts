@@ -525,6 +525,22 @@ function send(url: string, req: Req): Promise<Got> {
   });
 }
 
+/** Sends raw bytes and answers everything the server wrote until it closed the connection (or 5 s passed). */
+function sendRaw(url: string, bytes: string): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1', () => socket.write(bytes, 'latin1'));
+    let data = '';
+    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+    socket.setTimeout(5000, () => {
+      socket.destroy();
+      resolve(data);
+    });
+  });
+}
+
 const CONTRACT = operations();
 /** Methods the contract lists for each path template, upper-case. */
 const ALLOWED = new Map<string, string[]>();
@@ -1051,6 +1067,46 @@ describe('fuzzing every operation', () => {
     expect(svc.lines.filter((l) => secrets.some((x) => l.includes(x))).map((l) => l.slice(0, 300))).toEqual(
       [],
     );
+  });
+
+  it('an HTTP/1.1 request without Host → 400 problem+json, on every operation', async () => {
+    // RFC 9112, 3.2: a server answers 400 to an HTTP/1.1 request without Host. Node did so itself, with an empty
+    // body and none of the service's headers, before the service saw the request.
+    for (const base of BASES) {
+      const path = base.template.replace('{}', base.param);
+      const answer = await sendRaw(
+        svc.url,
+        `${base.method} ${path} HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+      );
+      const [head = '', body = ''] = answer.split('\r\n\r\n');
+      expect(head, path).toMatch(/^HTTP\/1\.1 400 /);
+      expect(head.toLowerCase(), path).toContain('content-type: application/problem+json');
+      const requestId = /^x-request-id: (.+)$/im.exec(head)?.[1];
+      expect(JSON.parse(body), path).toEqual({
+        type: 'about:blank',
+        title: 'Bad Request',
+        status: 400,
+        detail: 'An HTTP/1.1 request needs a Host header.',
+        instance: path.split('?')[0],
+        request_id: requestId,
+        code: 'host_missing',
+      });
+    }
+    // HTTP/1.0 does not need one.
+    expect(await sendRaw(svc.url, 'GET /healthz HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it('CONNECT (this is no proxy) → 405 problem+json, not a connection closed without an answer', async () => {
+    for (const target of ['127.0.0.1:80', 'stripe.com:443', svc.url.slice('http://'.length)]) {
+      const answer = await sendRaw(svc.url, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+      const [head = '', body = ''] = answer.split('\r\n\r\n');
+      expect(head, target).toMatch(/^HTTP\/1\.1 405 /);
+      expect(head.toLowerCase(), target).toContain('content-type: application/problem+json');
+      expect(head, target).toMatch(/^Allow: GET, HEAD, POST$/m);
+      expect(validate('#/components/schemas/Problem', JSON.parse(body))).toEqual([]);
+      expect(JSON.parse(body)).toMatchObject({ status: 405 });
+    }
+    expect((await fetch(`${svc.url}/healthz`)).status).toBe(200);
   });
 
   it('still answers its probes and a valid request afterwards', async () => {
