@@ -4,6 +4,7 @@
  */
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import { StoreUnavailableError } from '../store/errors.js';
+import { API_HEADERS } from './api-headers.js';
 import { ProblemError, PROBLEM_CONTENT_TYPE, problemBody, type FieldError } from './problem.js';
 
 interface ValidatorError extends Error {
@@ -192,6 +193,10 @@ export function renderError(err: unknown, req: Request): Rendered {
 
 export function sendProblem(res: Response, rendered: Omit<Rendered, 'serverFault'>): void {
   if (res.headersSent) return;
+  // A problem found before securityHeaders ran (the request target, Host) has none of them yet; one of those quotes
+  // the Host it was sent. A page's own (helmet's, set already) are kept.
+  if (!res.hasHeader('X-Content-Type-Options'))
+    for (const [name, value] of API_HEADERS) res.setHeader(name, value);
   for (const [k, v] of Object.entries(rendered.headers)) res.setHeader(k, v);
   res.status(rendered.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(rendered.body));
 }

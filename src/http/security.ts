@@ -11,6 +11,7 @@ import { ipKeyGenerator, MemoryStore, rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import { hashKey, kindOfKey, looksLikeKey, PUBLISHABLE_OPERATIONS } from '../auth/api-keys.js';
 import type { ApiKey, ApiKeysRepo } from '../store/index.js';
+import { API_HEADERS } from './api-headers.js';
 import { sendProblem } from './errors.js';
 import {
   allowedHostMatcher,
@@ -222,19 +223,6 @@ export const keyCheckFailures: ErrorRequestHandler = (err, req, _res, next) => {
   const failure = keyCheckFailure(req);
   next((err as { status?: unknown }).status === 401 && failure !== undefined ? failure : err);
 };
-
-/**
- * What a JSON answer needs (OWASP REST Security Cheat Sheet, "Security headers"): no caching of payment
- * data, no sniffing, no framing, HTTPS only, and a policy that lets the body run nothing if a browser
- * ever renders it. helmet's full browser policy (a dozen headers, ~0.7 KB on every answer) is for pages.
- */
-const API_HEADERS: ReadonlyArray<readonly [string, string]> = [
-  ['Cache-Control', 'no-store'],
-  ['Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'"],
-  ['Strict-Transport-Security', 'max-age=31536000; includeSubDomains'],
-  ['X-Content-Type-Options', 'nosniff'],
-  ['X-Frame-Options', 'DENY'],
-];
 
 /** Paths that serve HTML to browsers (Swagger UI, the demo storefront). */
 export const PAGE_PREFIXES = ['/docs', '/demo'] as const;

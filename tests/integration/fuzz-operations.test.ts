@@ -625,6 +625,13 @@ function check(req: Req, answer: Got, secrets: string[]): string[] {
     for (const value of Object.values(answer.raw))
       if (String(value).includes(secret)) out.push(`${where}: a header holds a secret`);
   }
+  // Every answer the app gave (it has a request id) carries the API's security headers.
+  if (
+    answer.headers.has('x-request-id') &&
+    (answer.headers.get('x-content-type-options') !== 'nosniff' ||
+      answer.headers.get('cache-control') !== 'no-store')
+  )
+    out.push(`${where}: without the security headers`);
   // Some answers quote what was sent (the 421 names the Host it refused, up to 100 characters): only as JSON that
   // a browser will not sniff into a page.
   if (
@@ -1107,6 +1114,26 @@ describe('fuzzing every operation', () => {
       expect(JSON.parse(body)).toMatchObject({ status: 405 });
     }
     expect((await fetch(`${svc.url}/healthz`)).status).toBe(200);
+  });
+
+  it("problems answered before the service's headers were set have them too (host_mismatch, host_missing)", async () => {
+    // The request target and Host are checked before the security headers are set, so those two problems, one of
+    // which quotes the Host it was sent, went out without nosniff, the CSP or no-store.
+    const { host } = new URL(svc.url);
+    const answers = [
+      await sendRaw(
+        svc.url,
+        `GET http://${host}/healthz HTTP/1.1\r\nHost: <b>elsewhere</b>\r\nConnection: close\r\n\r\n`,
+      ),
+      await sendRaw(svc.url, 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n'),
+    ];
+    for (const answer of answers) {
+      const head = answer.split('\r\n\r\n')[0]!;
+      expect(head).toMatch(/^HTTP\/1\.1 400 /);
+      expect(head).toMatch(/^X-Content-Type-Options: nosniff$/m);
+      expect(head).toMatch(/^Content-Security-Policy: default-src 'none'; frame-ancestors 'none'$/m);
+      expect(head).toMatch(/^Cache-Control: no-store$/m);
+    }
   });
 
   it('still answers its probes and a valid request afterwards', async () => {
