@@ -1144,7 +1144,9 @@ export interface components {
     headers: {
         /**
          * @description Present and `true` when this is a stored response replayed for a repeated Idempotency-Key: a success, or a
-         *     definite refusal (400, 402, 403, 404, 422, or a 409 without `Retry-After`), which is replayed like a success.
+         *     definite refusal (402, 403, 404, a 409 without `Retry-After`, or a 400 Stripe gave), which is replayed like a
+         *     success. A refusal that says nothing was done is not kept, as Stripe keeps none: the service's own 400 (its
+         *     checks of the body before any money is reserved or Stripe called) and `422 idempotency_key_reused`.
          * @example true
          */
         IdempotentReplayed: "true";

@@ -6,6 +6,7 @@
 import { hash as digest } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Request, RequestHandler, Response } from 'express';
+import Stripe from 'stripe';
 import {
   IN_PROGRESS_STALE_MS,
   StoreUnavailableError,
@@ -154,6 +155,28 @@ export interface DispatchOptions {
   onWork?: () => () => void;
 }
 
+/** Whether `err` is, or was caused by, an error of Stripe's (an answer Stripe gave, or its failure to answer). */
+function fromStripe(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof Stripe.errors.StripeError) return true;
+  }
+  return false;
+}
+
+/**
+ * A problem that says nothing was done under the key, which Stripe does not keep either: a key keeps a result
+ * only once the endpoint began executing, not a refusal of the parameters, nor a conflict with another use of the
+ * key (docs.stripe.com/api/idempotent_requests). Kept, the corrected request under the key got 422 for a day
+ * (the service's own 400, amount_not_rounded, is given before any money is reserved or Stripe called); and a
+ * 422 idempotency_key_reused (Stripe's, for a key whose record here a 5xx had freed and that came back with
+ * another body; or the refund ledger's) was then the answer to the key's own first body too, which could never
+ * again learn what was made under it.
+ */
+function doneNothing(err: unknown, rendered: { status: number; body: { code?: string } }): boolean {
+  if (rendered.body.code === 'idempotency_key_reused') return true;
+  return rendered.status === 400 && !fromStripe(err);
+}
+
 /**
  * Whether the request was answered (by the timeout) or given up by its client before its handler started, after
  * waiting on a busy database for its key lookup or its Idempotency-Key. Its client was told to retry (or is gone):
@@ -219,6 +242,8 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
         throw err;
       }
       if (begun.kind === 'replay') {
+        // The timeout may have answered while the key was looked up (or the answer rebuilt): nothing more to send.
+        if (res.headersSent) return;
         if (begun.status >= 400) {
           // The problem as first answered, but for its request_id: this answer's, as X-Request-Id says (the
           // contract has them equal; the stored one named the first request, and the answer had two ids).
@@ -234,6 +259,7 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
         // Rebuilt first: should that fail (Stripe unreachable), its problem is no replay.
         const rebuild = opts.replays?.[operationId];
         const body = rebuild ? await rebuild(begun.body, ctx) : begun.body;
+        if (res.headersSent) return;
         res.setHeader('Idempotent-Replayed', 'true');
         sendReply(res, { status: begun.status, body });
         return;
@@ -267,8 +293,10 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
       const rendered = renderAndLog(err, req);
       if (idemKey !== undefined) {
         // A 5xx may be retried by the client, and so may an answer that says when to retry (another request is
-        // still running); a definite answer (any other 4xx) is kept like a success.
-        const retryable = rendered.status >= 500 || rendered.body.retry_after !== undefined;
+        // still running); nor is an answer kept that says nothing was done (see doneNothing); a definite answer
+        // (any other 4xx) is kept like a success.
+        const retryable =
+          rendered.status >= 500 || rendered.body.retry_after !== undefined || doneNothing(err, rendered);
         await settleKey(
           retryable
             ? () => store!.abandon(idemScope, idemKey, claim)
