@@ -1,7 +1,8 @@
 /**
  * npm run reconcile -- --since 24h [--json]
  * Compares the ledger (DATABASE_URL) with Stripe (STRIPE_SECRET_KEY / STRIPE_API_BASE) and exits 1 when
- * anything drifted, so it can run from cron or CI; 2 for bad arguments or configuration, 3 when the comparison
+ * anything drifted, so it can run from cron or CI; 2 for bad arguments or configuration (a ledger of another
+ * version's schema included), 3 when the comparison
  * could not finish (Stripe or the database did not answer).
  */
 import { existsSync } from 'node:fs';
@@ -13,7 +14,13 @@ import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../src/config/index.js';
 import { explainStartFailure } from '../src/config/start-failure.js';
 import { parseDuration, reconcile } from '../src/reconcile/index.js';
-import { NoLedgerError, createStore, parseDatabaseUrl, redactDatabaseUrl } from '../src/store/index.js';
+import {
+  LedgerSchemaError,
+  NoLedgerError,
+  createStore,
+  parseDatabaseUrl,
+  redactDatabaseUrl,
+} from '../src/store/index.js';
 import { createStripeClient } from '../src/stripe/client.js';
 
 loadDotenv({ quiet: true });
@@ -23,7 +30,9 @@ const help = `${usage}
 
 Compares the ledger (DATABASE_URL) with Stripe (STRIPE_SECRET_KEY, and STRIPE_API_BASE for a Stripe-compatible
 server) over the window --since gives (s, m, h or d; default 24h) and lists every drift. Read-only.
-Exit codes: 0 no drift, 1 drift, 2 bad arguments or configuration, 3 Stripe or the database did not answer.`;
+Exit codes: 0 no drift, 1 drift, 2 bad arguments or configuration, 3 Stripe or the database did not answer.
+A DATABASE_URL with no ledger, or with one of another version's schema (older or newer), is exit 2: reconcile
+never migrates it.`;
 
 async function main(): Promise<number> {
   let values;
@@ -81,6 +90,12 @@ async function main(): Promise<number> {
       console.error(
         `error: no ledger in the database DATABASE_URL names (${redactDatabaseUrl(config.database.url)}): it has none of the service's tables; set DATABASE_URL to the service's database`,
       );
+      return 2;
+    }
+    // A ledger of another version's schema: reconcile only reads, so it does not upgrade one (an older service may
+    // still be running on it), and the version it needs is the operator's choice.
+    if (err instanceof LedgerSchemaError) {
+      console.error(`error: ${err.message}`);
       return 2;
     }
     console.error(`error: reconcile could not finish: ${explainStartFailure(err, config)}`);

@@ -30,6 +30,15 @@ export class NoLedgerError extends StoreError {
 }
 
 /**
+ * createStore with `existingOnly`: the ledger's schema is not the one this version expects (older: migrations of this
+ * version not applied; newer: migrations applied that this version does not know). Nothing was migrated or changed:
+ * a tool that only reads (reconcile) must not upgrade a ledger an older service is still running on.
+ */
+export class LedgerSchemaError extends StoreError {
+  override readonly name = 'LedgerSchemaError';
+}
+
+/**
  * A unique or primary-key constraint rejected a write. Raised with the same shape by SQLite and
  * PostgreSQL so callers can treat "already exists" as a domain outcome, not a crash.
  */

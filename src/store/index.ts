@@ -5,6 +5,7 @@ export { DEFAULT_DATABASE_URL, parseDatabaseUrl, redactDatabaseUrl } from './dat
 export type { DatabaseTarget } from './database-url.js';
 export {
   DuplicateKeyError,
+  LedgerSchemaError,
   NoLedgerError,
   StoreError,
   StoreUnavailableError,

@@ -63,7 +63,7 @@ export async function createSqliteDialect(opts: SqliteOptions): Promise<Immediat
 
 /**
  * For existingOnly (reconcile): throws NoLedgerError unless `path` holds a ledger, finding out without creating or
- * changing anything. createSqliteDialect creates a missing file and its folder, and switches the file to WAL mode
+ * changing anything; returns the migrations applied to it. createSqliteDialect creates a missing file and its folder, and switches the file to WAL mode
  * (rewriting its header, with -wal and -shm files beside it): pointed at a wrong path, reconcile left an empty
  * database behind, or changed another application's before refusing it.
  *
@@ -72,7 +72,7 @@ export async function createSqliteDialect(opts: SqliteOptions): Promise<Immediat
  * as every reader's are. A read-only connection would not do: it creates them when they are missing and, unable
  * to remove them, leaves them behind. Any other file (rollback journal, empty, not a database) is read read-only.
  */
-export async function requireSqliteLedger(path: string, busyTimeoutMs: number): Promise<void> {
+export async function requireSqliteLedger(path: string, busyTimeoutMs: number): Promise<string[]> {
   if (path === ':memory:') throw new NoLedgerError('a new in-memory SQLite database holds no ledger');
   const file = resolve(path);
   if (!existsSync(file)) throw new NoLedgerError(`there is no SQLite database at ${file}`);
@@ -83,15 +83,17 @@ export async function requireSqliteLedger(path: string, busyTimeoutMs: number): 
     throw notADatabase(error) ?? error;
   }
   try {
-    const found = await retryWhileBusy(() => {
+    const applied = await retryWhileBusy(() => {
       const table = db
         .prepare("select 1 from sqlite_master where type = 'table' and name = ?")
         .get(MIGRATION_TABLE);
-      return (
-        table !== undefined && db.prepare(`select 1 from ${MIGRATION_TABLE} limit 1`).get() !== undefined
+      if (table === undefined) return [];
+      return (db.prepare(`select name from ${MIGRATION_TABLE}`).all() as { name: string }[]).map(
+        (r) => r.name,
       );
     }, busyTimeoutMs);
-    if (!found) throw new NoLedgerError("the database has none of the service's tables");
+    if (applied.length === 0) throw new NoLedgerError("the database has none of the service's tables");
+    return applied;
   } catch (error) {
     throw notADatabase(error) ?? error;
   } finally {

@@ -5,8 +5,13 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { parseDatabaseUrl, redactDatabaseUrl } from './database-url.js';
 import type { Database } from './database.js';
-import { DuplicateKeyError, NoLedgerError, isRetryableError } from './errors.js';
-import { appliedMigrationNames, migrateToLatest, withOwnSchemaIntrospection } from './migrations.js';
+import { DuplicateKeyError, LedgerSchemaError, NoLedgerError, isRetryableError } from './errors.js';
+import {
+  appliedMigrationNames,
+  migrateToLatest,
+  storeMigrations,
+  withOwnSchemaIntrospection,
+} from './migrations.js';
 import type { Dialect } from './migrations.js';
 import { createRepos } from './repos.js';
 import type { Repos } from './repos.js';
@@ -42,7 +47,9 @@ export interface StoreOptions {
    * Opens a ledger that is there already, for tools that only read one (reconcile): a database without the
    * service's tables (a new one, another application's) is refused with NoLedgerError, and nothing is created in it
    * (on PostgreSQL not even the schema; on SQLite not the file, nor its folder, and a file there keeps its bytes and
-   * journal mode). Default false: the service brings a new database up to date.
+   * journal mode). Nor is it migrated: a ledger whose schema is older or newer than this version's (the service of
+   * another version runs on it) is refused with LedgerSchemaError, unchanged. Default false: the service brings a
+   * new database, or an older one, up to date.
    */
   existingOnly?: boolean;
 }
@@ -87,7 +94,7 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_QUERY_TIMEOUT_MS = 10_000;
 const DEFAULT_TRANSACTION_ATTEMPTS = 4;
 
-/** Opens the database named by `opts.url` and brings its schema up to date before resolving. */
+/** Opens the database named by `opts.url` and (unless `existingOnly`) brings its schema up to date before resolving. */
 export async function createStore(opts: StoreOptions): Promise<Store> {
   const logger = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'store' });
   const target = parseDatabaseUrl(opts.url);
@@ -103,7 +110,8 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
     if (opts.schema !== undefined) throw new Error('the schema option is for PostgreSQL only');
     const busyTimeoutMs = opts.sqliteBusyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     // Before the open below, which would create the file or switch it to WAL mode.
-    if (opts.existingOnly) await requireSqliteLedger(target.path, busyTimeoutMs);
+    if (opts.existingOnly)
+      requireSchemaOfThisVersion(dialect, await requireSqliteLedger(target.path, busyTimeoutMs));
     kyselyDialect = await createSqliteDialect({
       path: target.path,
       synchronous: opts.sqliteSynchronous ?? 'FULL',
@@ -171,18 +179,26 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
     if (dialect === 'postgres') {
       migrationSchema = await preparePostgresSchema(migrationDb, opts.schema, opts.existingOnly === true);
     }
-    if (opts.existingOnly && (await appliedMigrationNames(migrationDb, migrationSchema)).length === 0) {
-      throw new NoLedgerError(
-        migrationSchema === undefined
-          ? "the database has none of the service's tables"
-          : `schema "${migrationSchema}" of the database has none of the service's tables`,
-      );
+    if (opts.existingOnly) {
+      // SQLite was checked before its open; PostgreSQL here, before any statement that could change it.
+      if (dialect === 'postgres') {
+        const applied = await appliedMigrationNames(migrationDb, migrationSchema);
+        if (applied.length === 0) {
+          throw new NoLedgerError(
+            migrationSchema === undefined
+              ? "the database has none of the service's tables"
+              : `schema "${migrationSchema}" of the database has none of the service's tables`,
+          );
+        }
+        requireSchemaOfThisVersion(dialect, applied);
+      }
+    } else {
+      await migrateToLatest(migrationDb, {
+        dialect,
+        logger,
+        ...(migrationSchema !== undefined && { schema: migrationSchema }),
+      });
     }
-    await migrateToLatest(migrationDb, {
-      dialect,
-      logger,
-      ...(migrationSchema !== undefined && { schema: migrationSchema }),
-    });
   } catch (error) {
     await destroy().catch(() => undefined);
     throw error;
@@ -249,6 +265,30 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
       return closing;
     },
   });
+}
+
+/**
+ * existingOnly: throws LedgerSchemaError unless the migrations `applied` to the ledger are exactly this version's.
+ * Migrating is the service's job, at its start: a tool of a newer version that migrated (reconcile) would upgrade a
+ * ledger under an older service still running on it; and one of an older version reads a newer ledger's tables as it
+ * does not know them.
+ */
+function requireSchemaOfThisVersion(dialect: Dialect, applied: readonly string[]): void {
+  const known = Object.keys(storeMigrations(dialect)).sort();
+  const missing = known.filter((name) => !applied.includes(name));
+  const unknown = applied.filter((name) => !known.includes(name)).sort();
+  if (missing.length > 0) {
+    throw new LedgerSchemaError(
+      `the ledger's schema is older than this version expects (not applied: ${missing.join(', ')}); nothing was changed. ` +
+        "Run this version's service on it first (it upgrades the ledger at start), or use the version the service runs",
+    );
+  }
+  if (unknown.length > 0) {
+    throw new LedgerSchemaError(
+      `the ledger's schema is newer than this version (applied by a later version: ${unknown.join(', ')}); ` +
+        'nothing was changed. Use the version the service runs',
+    );
+  }
 }
 
 /** Creates the schema if needed (unless `existingOnly`) and returns the one migrations and tables live in. */
