@@ -250,6 +250,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       stripe,
       timeoutMs: Math.min(READINESS_CHECK_TIMEOUT_MS, Math.floor(config.http.requestTimeoutMs / 2)),
       optional: OPTIONAL_CHECKS_FOR[config.role],
+      logger,
     });
     const relay = createOutboxRelay({
       store,

@@ -2,6 +2,7 @@
  * Liveness and readiness. Readiness asks each dependency with a short timeout and caches Stripe's answer
  * briefly, so frequent probes never become load on Stripe.
  */
+import type { Logger } from 'pino';
 import type { Broker } from '../queue/index.js';
 import type { Store } from '../store/index.js';
 import type { StripeClient } from '../stripe/client.js';
@@ -35,6 +36,11 @@ export interface ReadinessDeps {
    *   with a wrong STRIPE_SECRET_KEY stops at its first process.
    */
   optional?: readonly string[];
+  /**
+   * Told when the store check goes down (with why: no answer in time, the database unreachable, or refusing writes)
+   * and when it is back; the answer itself names only `store`.
+   */
+  logger?: Logger;
 }
 
 /** The answer for `checks`: not ready while a check this process needs is down. */
@@ -129,11 +135,26 @@ export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
     return check;
   }
 
+  /** The store check's last state, so each change is logged once, not on every probe. */
+  let storeWas: CheckState = 'ok';
+  function storeState(state: CheckState, err?: unknown): CheckState {
+    if (state !== storeWas) {
+      if (state === 'down') {
+        deps.logger?.warn(
+          { reason: err instanceof Error ? err.message : String(err) },
+          'readiness: store down',
+        );
+      } else deps.logger?.info('readiness: store back');
+    }
+    storeWas = state;
+    return state;
+  }
+
   return async () => {
     const [store, stripe] = await Promise.all([
       within(deps.store.ping(), timeoutMs).then(
-        () => 'ok' as const,
-        () => 'down' as const,
+        () => storeState('ok'),
+        (err: unknown) => storeState('down', err),
       ),
       stripeCheck(),
     ]);

@@ -5,7 +5,13 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { parseDatabaseUrl, redactDatabaseUrl } from './database-url.js';
 import type { Database } from './database.js';
-import { DuplicateKeyError, LedgerSchemaError, NoLedgerError, isRetryableError } from './errors.js';
+import {
+  DuplicateKeyError,
+  LedgerSchemaError,
+  NoLedgerError,
+  StoreUnavailableError,
+  isRetryableError,
+} from './errors.js';
 import {
   appliedMigrationNames,
   migrateToLatest,
@@ -72,7 +78,12 @@ export interface Store extends Repos {
    * `tx.payments.lockForUpdate`, as the refund service does.
    */
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
-  /** Resolves when the database answers; for readiness probes. */
+  /**
+   * Resolves when the database answers and takes writes; for readiness probes. On PostgreSQL a server in recovery
+   * (a hot standby, say the old primary after a failover) or a session that is read-only
+   * (`default_transaction_read_only` set for the server, database or role) rejects with StoreUnavailableError saying
+   * so: it answers every read while each accepted refund, payment or webhook fails.
+   */
   ping(): Promise<void>;
   /**
    * How far the database's clock is ahead of this process's, in ms (negative: behind), read over the background
@@ -245,7 +256,25 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
     },
 
     async ping() {
-      await db.selectNoFrom((eb) => eb.lit(1).as('ok')).execute();
+      if (dialect !== 'postgres') {
+        await db.selectNoFrom((eb) => eb.lit(1).as('ok')).execute();
+        return;
+      }
+      // Outside a transaction, transaction_read_only is what a new one would be: default_transaction_read_only, or
+      // on in recovery.
+      const { rows } = await sql<{ recovery: boolean; readOnly: string }>`
+        select pg_is_in_recovery() as "recovery", current_setting('transaction_read_only') as "readOnly"`.execute(
+        db,
+      );
+      const row = rows[0];
+      if (row?.recovery) {
+        throw new StoreUnavailableError('PostgreSQL refuses writes: the server is in recovery (a standby)');
+      }
+      if (row?.readOnly !== 'off') {
+        throw new StoreUnavailableError(
+          'PostgreSQL refuses writes: transaction_read_only is on (default_transaction_read_only set for the server, database or role)',
+        );
+      }
     },
 
     async clockOffsetMs() {
