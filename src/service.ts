@@ -433,12 +433,18 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
  * Puts refunds that may have lost their message (embedded queue after a crash, a message dead-lettered
  * by the delivery limit while the ledger could not be told) back in the queue. Each re-queued row is
  * touched, so the next sweep leaves it alone until it has been stale for `olderThanMs` again.
+ *
+ * Every worker process sweeps, with nothing else between them: a refund is re-queued only by the sweep whose
+ * touch (RefundsRepo.touchIfStale, in the transaction that adds the message) finds it still stale, so it gets one
+ * message a round, not one per worker. Ages are judged, and touches written, by the database's clock
+ * (Store.clockOffsetMs; this machine's on SQLite): a worker whose clock ran ahead re-queued every refund in flight.
  */
 export async function requeueStuck(deps: Deps, olderThanMs: number): Promise<number> {
   // While RabbitMQ is unreachable the earlier messages are still waiting in the outbox; more copies of
   // them would only pile up.
   if (!deps.broker.isConnected()) return 0;
-  const cutoff = Date.now() - olderThanMs;
+  const offsetMs = await deps.store.clockOffsetMs();
+  const cutoff = Date.now() + offsetMs - olderThanMs;
   const pageSize = 500;
   let n = 0;
   // Re-queued by this sweep: a wall-clock step back can leave a touched row older than the cutoff, and it
@@ -458,15 +464,20 @@ export async function requeueStuck(deps: Deps, olderThanMs: number): Promise<num
       const reqId = firstRequestMessageIds(r.requestId)
         .map((id) => readRequestId(first.get(id) ?? {}))
         .find((id) => id !== undefined);
-      await deps.store.transaction(async (tx) => {
+      const requeued = await deps.store.transaction(async (tx) => {
+        // Another process's sweep re-queued it first, or it moved since the page was read: nothing to add.
+        if (
+          !(await tx.refunds.touchIfStale(r.requestId, new Date(cutoff), new Date(Date.now() + offsetMs)))
+        ) {
+          return false;
+        }
         await tx.outbox.add(
           refundRequestMessage(deps.topology.requests, r.requestId, `sweep-${Date.now()}-${n}`, reqId),
         );
-        // Rewrites a value fixed at acceptance: only updated_at changes, and no concurrent write is undone.
-        await tx.refunds.patch(r.requestId, { currency: r.currency });
+        return true;
       });
       done.add(r.requestId);
-      n++;
+      if (requeued) n++;
     }
     // Oldest first, and touched rows move to the back: a page with nothing stale means we are done.
     if (stale.length === 0 || page.length < pageSize) break;

@@ -169,6 +169,14 @@ export interface RefundsRepo {
   ): Promise<{ refund: Refund; outboxId: number } | null>;
   /** Sets non-status fields. Throws DuplicateKeyError if stripeRefundId is taken. */
   patch(requestId: string, fields: RefundFields): Promise<boolean>;
+  /**
+   * For the stuck-refund sweep: marks refund `requestId` as just looked at (updated_at = `now`) if it is still in
+   * flight without a Stripe refund and unchanged since before `staleBefore`; true when it was. One conditional
+   * UPDATE, so of several processes sweeping at once exactly one gets true for a given refund in a round (the
+   * others find it changed, once the winner commits on PostgreSQL), and a refund a worker or webhook moved after
+   * the sweep read it is left alone. Both times by the same clock (the database's, where it has one of its own).
+   */
+  touchIfStale(requestId: string, staleBefore: TimeInput, now: TimeInput): Promise<boolean>;
   /** Returns the new attempt count, or null when the refund is unknown. */
   incrementAttempts(requestId: string): Promise<number | null>;
   /** Sum of amounts not released (failed/canceled): in-flight refunds count against the payment. */
@@ -816,6 +824,18 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         .updateTable('refunds')
         .set({ ...columns, updated_at: nowIso() })
         .where('request_id', '=', requestId)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async touchIfStale(requestId, staleBefore, now) {
+      const result = await db
+        .updateTable('refunds')
+        .set({ updated_at: toIso(now) })
+        .where('request_id', '=', requestId)
+        .where('status', 'in', ['queued', 'processing'])
+        .where('stripe_refund_id', 'is', null)
+        .where('updated_at', '<', toIso(staleBefore))
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
     },
