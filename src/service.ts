@@ -593,16 +593,27 @@ export async function startService(
     // it writes them on a checkout's events, which Stripe retries for 3 days, so a week of rows is read again.
     /** The housekeeping run under way, awaited before the store closes. */
     let housekeepingRun: Promise<void> = Promise.resolve();
+    // One purge after the other: they all run on the store's background pool (BACKGROUND_POOL_SIZE connections),
+    // which the outbox relay needs too, so housekeeping holds at most one of its connections at a time. Each runs
+    // even when one before it failed; the first failure is logged.
     const housekeeping = () => {
-      housekeepingRun = Promise.all([
-        deps.store.idempotency.purgeExpired(),
-        deps.store.outbox.purgeSent(new Date(Date.now() - 7 * 86_400_000)),
-        deps.store.inbox.purgeProcessed(new Date(Date.now() - 30 * 86_400_000)),
-        deps.store.payments.forgetCustomerEmails(new Date(Date.now() - 7 * 86_400_000)),
-      ]).then(
-        () => undefined,
-        (err: unknown) => logger[failureLevel(err)]({ err }, 'housekeeping failed'),
-      );
+      const steps = [
+        () => deps.store.idempotency.purgeExpired(),
+        () => deps.store.outbox.purgeSent(new Date(Date.now() - 7 * 86_400_000)),
+        () => deps.store.inbox.purgeProcessed(new Date(Date.now() - 30 * 86_400_000)),
+        () => deps.store.payments.forgetCustomerEmails(new Date(Date.now() - 7 * 86_400_000)),
+      ];
+      housekeepingRun = (async () => {
+        let failure: { err: unknown } | undefined;
+        for (const step of steps) {
+          try {
+            await step();
+          } catch (err) {
+            failure ??= { err };
+          }
+        }
+        if (failure) logger[failureLevel(failure.err)](failure, 'housekeeping failed');
+      })();
     };
     timers.push(
       // Webhooks arrive at API processes; whichever process stored an event retries it if processing failed.

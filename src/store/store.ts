@@ -64,8 +64,9 @@ export interface StoreOptions {
  * Store-level `outbox` and `inbox` calls are background work (the outbox relay and its lease renewals, the webhook
  * retry sweep and what it records, housekeeping's purges, the backlog gauges); on PostgreSQL they run on a pool of
  * their own, so that requests holding every connection of the main pool (a lock waited on, a slow statement, a
- * burst) do not stop the refunds already accepted from being published. In a transaction, `tx.outbox` and
- * `tx.inbox` are the transaction's, as every repository there.
+ * burst) do not stop the refunds already accepted from being published. So do the other calls only background
+ * work makes: `refunds.listByStatus` (the stuck-refund sweep's read), `idempotency.purgeExpired` and
+ * `payments.forgetCustomerEmails` (housekeeping). In a transaction, every repository is the transaction's.
  */
 export interface Store extends Repos {
   readonly dialect: Dialect;
@@ -97,7 +98,7 @@ export interface Store extends Repos {
 const DEFAULT_POOL_SIZE = 10;
 /**
  * PostgreSQL connections of the background pool (see Store), besides poolSize: the relay's loop and its lease
- * renewals, or housekeeping's two purges at once, each have one.
+ * renewals each have one; housekeeping (one purge at a time) and the stuck-refund sweep's read take one in turn.
  */
 export const BACKGROUND_POOL_SIZE = 2;
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
@@ -233,6 +234,13 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
     ...repos,
     outbox: background.outbox,
     inbox: background.inbox,
+    // The sweeps' and housekeeping's own calls, on the background pool too (see Store).
+    refunds: Object.freeze({ ...repos.refunds, listByStatus: background.refunds.listByStatus }),
+    idempotency: Object.freeze({ ...repos.idempotency, purgeExpired: background.idempotency.purgeExpired }),
+    payments: Object.freeze({
+      ...repos.payments,
+      forgetCustomerEmails: background.payments.forgetCustomerEmails,
+    }),
 
     async transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
       for (let attempt = 1; ; attempt++) {
