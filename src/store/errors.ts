@@ -79,10 +79,13 @@ const PG_UNIQUE_VIOLATION = '23505';
 
 /**
  * PostgreSQL failures that say nothing about the statement and everything about the connection or the server:
- * connection exceptions (class 08), too many connections, the server shutting down or starting, and a session
- * the server cancelled or ended (statement_timeout, idle_in_transaction_session_timeout).
+ * connection exceptions (class 08), too many connections, the server shutting down or starting, a session
+ * the server cancelled or ended (statement_timeout, idle_in_transaction_session_timeout), and a write refused by a
+ * server that takes none (25006 read_only_sql_transaction: a standby, say the old primary after a failover, or
+ * default_transaction_read_only). The last closes the connection too, so the next one may reach the new primary.
  */
-const PG_UNAVAILABLE_CODES = new Set(['53300', '57014', '57P01', '57P02', '57P03', '25P03']);
+const PG_READ_ONLY = '25006';
+const PG_UNAVAILABLE_CODES = new Set(['53300', '57014', '57P01', '57P02', '57P03', '25P03', PG_READ_ONLY]);
 /** Socket errors from node-postgres, which passes them through with the system's code. */
 const SOCKET_CODES = new Set([
   'ECONNRESET',
@@ -119,7 +122,11 @@ function isUnavailable(e: DriverError): boolean {
 export function toStoreError(error: unknown): unknown {
   const e = asDriverError(error);
   if (!e || error instanceof StoreError) return error;
-  if (isUnavailable(e)) return new StoreUnavailableError('the database is unavailable', { cause: error });
+  if (isUnavailable(e)) {
+    const message =
+      e.code === PG_READ_ONLY ? 'the database refuses writes (read-only)' : 'the database is unavailable';
+    return new StoreUnavailableError(message, { cause: error });
+  }
   if (typeof e.code === 'string' && SQLITE_UNIQUE_CODES.has(e.code)) {
     // better-sqlite3 only says "UNIQUE constraint failed: refunds.request_id[, table.col]"
     const list = String(e.message ?? '').split('failed:')[1] ?? '';

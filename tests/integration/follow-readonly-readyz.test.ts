@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { paidIntent, postJson } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
 
@@ -53,7 +54,8 @@ describe.skipIf(!pgOk)('/readyz on a PostgreSQL that refuses writes', () => {
     return { status: res.status, body: (await res.json()) as ReadyAnswer['body'] };
   };
 
-  it('answers 503 naming the store, and logs why, once the database refuses writes', async () => {
+  it('answers 503 naming the store, and logs why, once the database refuses writes; a refund gets 503 store_unavailable', async () => {
+    const pi = await paidIntent(svc!.url, 5000);
     const before = await probe();
     expect(before.status).toBe(200);
     expect(before.body.checks['store']).toBe('ok');
@@ -74,6 +76,15 @@ describe.skipIf(!pgOk)('/readyz on a PostgreSQL that refuses writes', () => {
     expect(svc!.lines.some((l) => l.includes('readiness: store down') && l.includes('refuses writes'))).toBe(
       true,
     );
+    // A refund asked for meanwhile: the database's outage, to retry (503 store_unavailable), not a 500.
+    const refused = await postJson(`${svc!.url}/refund-async`, {
+      payment_intent_id: pi,
+      amount: 300,
+      request_id: `ro-${randomBytes(4).toString('hex')}`,
+    });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(refused.json).toMatchObject({ status: 503, code: 'store_unavailable' });
 
     // Writable again (the failover finished): ready again.
     await admin([
@@ -85,5 +96,11 @@ describe.skipIf(!pgOk)('/readyz on a PostgreSQL that refuses writes', () => {
     const after = await probe();
     expect(after.status).toBe(200);
     expect(after.body.checks['store']).toBe('ok');
+    const retried = await postJson(`${svc!.url}/refund-async`, {
+      payment_intent_id: pi,
+      amount: 300,
+      request_id: `ro-${randomBytes(4).toString('hex')}`,
+    });
+    expect(retried.status).toBe(202);
   }, 30_000);
 });
