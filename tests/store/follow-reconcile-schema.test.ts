@@ -4,7 +4,9 @@
  * one this build expects (older or newer) is refused with LedgerSchemaError, and left exactly as it was.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -127,8 +129,6 @@ describeStore('reconcile opens the ledger without migrating it', (h) => {
 describe('npm run reconcile on an older ledger', () => {
   it('exits 2 saying the schema is older, and leaves the ledger as it was', async () => {
     const opened: { close(): Promise<void> }[] = [];
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
     const dir = mkdtempSync(path.join(tmpdir(), 'follow-reconcile-'));
     try {
       const options = await olderLedger({
