@@ -1249,6 +1249,16 @@ export function createRefundService(deps: RefundServiceDeps) {
           // stuck-refund sweep's attempt looks at Stripe first, once no call of this one can still be running.
           if (err instanceof Stripe.errors.StripeConnectionError)
             return leftUnresolved(refund, reason, reqId);
+          // Stripe refused the service's key (revoked, or a restricted key without the refund permission, whose
+          // lists still answer): kept `processing`, its amount reserved, and made by the stuck-refund sweep's attempt
+          // once the key is fixed, as README promises. Marked failed, the client had to ask again.
+          if (classifyStripeError(err) === 'auth') {
+            log.error(
+              { ...idsOf(refund, reqId), reason },
+              "Stripe refuses the service's key for refunds; the refund is kept and tried again every ten minutes",
+            );
+            return { kind: 'failed', reason: `key_refused:${reason}` };
+          }
         }
         const given = await recordFailure(
           key,

@@ -18,6 +18,11 @@ export interface FaultConfig {
   /** Share of requests answered 429 before any processing. */
   rate_limit_rate?: number;
   /**
+   * Share of requests answered 403 `permission_error` before any processing, as Stripe answers a restricted key
+   * (`rk_...`) without the permission the endpoint needs: with `match`, a key that may read refunds but not make them.
+   */
+  permission_error_rate?: number;
+  /**
    * Share of requests answered as Stripe answers one whose object another request holds: 429 `lock_timeout`, with
    * `Stripe-Should-Retry: true`, which the SDK follows (it retries this 429, as it retries no other).
    */
@@ -31,13 +36,14 @@ export interface FaultConfig {
   match?: FaultMatch;
 }
 
-export type FaultDecision = 'rate_limit' | 'lock_timeout' | 'error' | undefined;
+export type FaultDecision = 'rate_limit' | 'lock_timeout' | 'permission' | 'error' | undefined;
 
 const RATES = [
   'error_rate',
   'execution_error_rate',
   'rate_limit_rate',
   'lock_timeout_rate',
+  'permission_error_rate',
   'drop_rate',
 ] as const;
 const KEYS = new Set([
@@ -45,6 +51,7 @@ const KEYS = new Set([
   'execution_error_rate',
   'rate_limit_rate',
   'lock_timeout_rate',
+  'permission_error_rate',
   'rate_limit_rps',
   'latency_ms',
   'drop_rate',
@@ -128,6 +135,7 @@ export class FaultInjector {
       c.execution_error_rate === undefined &&
       c.rate_limit_rate === undefined &&
       c.lock_timeout_rate === undefined &&
+      c.permission_error_rate === undefined &&
       c.rate_limit_rps === undefined &&
       c.latency_ms === undefined &&
       c.drop_rate === undefined
@@ -153,6 +161,8 @@ export class FaultInjector {
     if (config.rate_limit_rate !== undefined && this.random() < config.rate_limit_rate) return 'rate_limit';
     if (config.lock_timeout_rate !== undefined && this.random() < config.lock_timeout_rate)
       return 'lock_timeout';
+    if (config.permission_error_rate !== undefined && this.random() < config.permission_error_rate)
+      return 'permission';
     if (config.error_rate !== undefined && this.random() < config.error_rate) return 'error';
     return undefined;
   }

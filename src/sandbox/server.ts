@@ -56,6 +56,14 @@ const LOCK_TIMEOUT: StripeErrorFields = {
     'are making multiple concurrent requests to a single object, make your requests serially or at a lower rate.',
 };
 
+/** Stripe's words for a restricted key without the permission an endpoint needs (403). */
+const PERMISSION_DENIED: StripeErrorFields = {
+  type: 'invalid_request_error',
+  message:
+    'The provided key does not have the required permissions for this endpoint. Having the rak_refund_write ' +
+    'permission would allow this request to continue.',
+};
+
 /**
  * On a 500 saved under its Idempotency-Key (and on its replays): a retry with the key can only get the same 500
  * back, so, as Stripe does, the answer tells the SDK not to make one. stripe-node's retry rule
@@ -266,6 +274,7 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
         if (decision === 'rate_limit') throw new SandboxError(429, RATE_LIMITED);
         if (decision === 'lock_timeout')
           throw new SandboxError(429, LOCK_TIMEOUT, { 'Stripe-Should-Retry': 'true' });
+        if (decision === 'permission') throw new SandboxError(403, PERMISSION_DENIED);
         if (decision === 'error') throw new SandboxError(500, API_ERROR);
       }
 

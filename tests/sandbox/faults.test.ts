@@ -49,6 +49,18 @@ describe('fault injection', () => {
     expect(err.code).toBe('rate_limit');
   });
 
+  it('permission_error_rate: 403 permission_error (StripePermissionError) for the matched endpoint only', async () => {
+    await control(sandbox, 'POST', '/faults', {
+      permission_error_rate: 1,
+      match: { method: 'POST', path_prefix: '/v1/payment_intents' },
+    });
+    const err = await errorOf(() => stripe.paymentIntents.create({ amount: 500, currency: 'usd' }));
+    expect(err).toBeInstanceOf(Stripe.errors.StripePermissionError);
+    expect(err.statusCode).toBe(403);
+    // Reads still answer, as for a restricted key that may read but not write.
+    expect((await stripe.paymentIntents.list()).data).toHaveLength(0);
+  });
+
   it('lock_timeout_rate: 429 lock_timeout with Stripe-Should-Retry: true, which the SDK retries', async () => {
     await control(sandbox, 'POST', '/faults', { lock_timeout_rate: 1, match: { method: 'POST' } });
     const retrying = stripeFor(sandbox, { maxNetworkRetries: 2 });
