@@ -8,6 +8,7 @@
 import type Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
 import {
+  databases,
   getJson,
   paidThroughService,
   postJson,
@@ -18,6 +19,7 @@ import {
 } from './support/rig.js';
 
 const rabbit = await rabbitReady('webhook event order');
+const dbs = await databases();
 const REFUND_EVENTS = new Set([
   'refund.created',
   'refund.updated',
@@ -26,9 +28,9 @@ const REFUND_EVENTS = new Set([
   'charge.refund.updated',
 ]);
 
-describe.skipIf(!rabbit)('refund events out of order and repeated', () => {
+describe.skipIf(!rabbit).each(dbs)('refund events out of order and repeated, on %s', (db) => {
   // The test delivers every event itself, in the order it chooses.
-  const rig = useRig('sqlite', 'whaudit-order');
+  const rig = useRig(db, `whaudit-order.${db}`);
 
   /** The sandbox's refund events about these refunds or payment intents, oldest first. */
   async function eventsAbout(ids: string[]): Promise<Stripe.Event[]> {
