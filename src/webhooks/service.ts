@@ -47,7 +47,14 @@ export interface ReceiveResult {
   duplicate: boolean;
 }
 
-/** A fresh event is normally being applied by the process that received it; the sweep leaves it alone this long. */
+/**
+ * A fresh event is normally being applied by the process that received it; the sweep leaves it alone this long.
+ * Only this long, by the receiver's clock against the sweeper's, and a claimed event's lease (30 s) is not renewed
+ * while it waits in a line: an event waiting in one process's line past them can be taken by another process's
+ * sweep and applied by both at once. That is safe (whaudit-concurrent-apply.test.ts): every write of apply.ts is
+ * conditional or an upsert, a refund outcome is announced by the one write that moved the row, and a refund made
+ * elsewhere is inserted once (unique Stripe id); the cost is the duplicate Stripe reads, under backlog.
+ */
 const FRESH_EVENT_GRACE_MS = 10_000;
 /**
  * How many stored events wait in a process's memory for their turn to be applied. Each holds its payload, and the
