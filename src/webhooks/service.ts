@@ -49,11 +49,13 @@ export interface ReceiveResult {
 
 /**
  * A fresh event is normally being applied by the process that received it; the sweep leaves it alone this long.
- * Only this long, by the receiver's clock against the sweeper's, and a claimed event's lease (30 s) is not renewed
- * while it waits in a line: an event waiting in one process's line past them can be taken by another process's
- * sweep and applied by both at once. That is safe (whaudit-concurrent-apply.test.ts): every write of apply.ts is
- * conditional or an upsert, a refund outcome is announced by the one write that moved the row, and a refund made
- * elsewhere is inserted once (unique Stripe id); the cost is the duplicate Stripe reads, under backlog.
+ * Only this long, by the receiver's clock against the sweeper's; after that only a claim's lease (30 s) keeps other
+ * sweeps off, and a process renews it for the events waiting in its line only by claiming them again once it has
+ * lapsed, and only while its line has room (not while it is full, when they wait longest). So an event waiting in
+ * one process's line can be taken by another process's sweep and applied by both at once. That is safe
+ * (whaudit-concurrent-apply.test.ts): every write of apply.ts is conditional or an upsert, a refund outcome is
+ * announced by the one write that moved the row, and a refund made elsewhere is inserted once (unique Stripe id);
+ * the cost is the duplicate Stripe reads, under backlog.
  */
 const FRESH_EVENT_GRACE_MS = 10_000;
 /**
