@@ -38,7 +38,10 @@ export interface paths {
          *     without it. Stripe unreachable, slow or failing leaves an API process ready too, with `stripe` in
          *     `degraded` (every process shares one Stripe; webhooks, refund status and queued refunds still work, and
          *     calls that need Stripe answer their own problem); Stripe refusing the process's key (401 or 403) makes
-         *     it not ready, as it does a worker without Stripe.
+         *     it not ready, as it does a worker without Stripe. Each check that is down says why in `reasons`, in a
+         *     fixed phrase (never an error's own text, so no host, user or key). The store's answer is shared by the
+         *     probes that arrive while it is asked, and Stripe's is kept 5 s, so frequent probes cost the database one
+         *     connection and Stripe one call.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -759,6 +762,19 @@ export interface components {
             /** @description Each dependency: `ok`, `down`, or `not_configured`. */
             checks: {
                 [key: string]: "ok" | "down" | "not_configured";
+            };
+            /**
+             * @description Why each check that is `down` is down (those in `failing` and in `degraded`), by check name; absent when
+             *     none is. A short fixed phrase per known cause, for an operator reading the probe, e.g. `the database
+             *     did not answer in time`, `the database refuses writes (read-only)` (also `(a standby in recovery, not
+             *     the primary)` or `(default_transaction_read_only is on)`), `the database cannot be reached or refuses
+             *     connections`, `RabbitMQ is not connected`, `the worker is not subscribed to the refund queue`,
+             *     `Stripe refuses this process's key (STRIPE_SECRET_KEY)`, `Stripe did not answer in time`, `Stripe
+             *     answers with server errors`, `Stripe cannot be reached`. The phrases may change; the log has the
+             *     error itself.
+             */
+            reasons?: {
+                [key: string]: string;
             };
         };
         /**

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../queue/index.js';
 import type { Store } from '../store/index.js';
+import { StoreUnavailableError } from '../store/errors.js';
 import type { StripeClient } from '../stripe/client.js';
 
 export type CheckState = 'ok' | 'down' | 'not_configured';
@@ -16,7 +17,32 @@ export interface Readiness {
   /** Down, but this process does its work without them meanwhile: still ready. */
   degraded?: string[];
   checks: Record<string, CheckState>;
+  /**
+   * Why each check that is down is down (failing or degraded), for an operator reading the probe's answer: a fixed
+   * phrase per known cause, never an error's own text (a driver's or the SDK's may name hosts, users or keys).
+   */
+  reasons?: Record<string, string>;
 }
+
+/** What `reasons` says: fixed phrases only, the answer is given to anyone who asks. */
+export const REASONS = {
+  storeTimeout: 'the database did not answer in time',
+  storeStandby: 'the database refuses writes (a standby in recovery, not the primary)',
+  storeReadOnlySetting: 'the database refuses writes (default_transaction_read_only is on)',
+  storeReadOnly: 'the database refuses writes (read-only)',
+  storeUnavailable: 'the database cannot be reached or refuses connections',
+  storeFailed: 'the database check failed (the log says why)',
+  brokerDisconnected: 'RabbitMQ is not connected',
+  workerUnsubscribed: 'the worker is not subscribed to the refund queue',
+  stripeKeyRefused: "Stripe refuses this process's key (STRIPE_SECRET_KEY)",
+  stripeKeyRestricted:
+    "Stripe refuses this process's key the access the check needs (a restricted STRIPE_SECRET_KEY?)",
+  stripeTimeout: 'Stripe did not answer in time',
+  stripeRateLimited: 'Stripe is rate limiting this account',
+  stripeServerError: 'Stripe answers with server errors',
+  stripeUnreachable: 'Stripe cannot be reached',
+  stripeFailed: 'Stripe refuses the check',
+} as const;
 
 export interface ReadinessDeps {
   store: Store;
@@ -37,23 +63,62 @@ export interface ReadinessDeps {
    */
   optional?: readonly string[];
   /**
-   * Told when the store check goes down (with why: no answer in time, the database unreachable, or refusing writes)
-   * and when it is back; the answer itself names only `store`.
+   * Told when the store check goes down (with the error: no answer in time, the database unreachable, or refusing
+   * writes) and when it is back; the answer itself says why in a fixed phrase (`reasons`), never the error's text.
    */
   logger?: Logger;
 }
 
-/** The answer for `checks`: not ready while a check this process needs is down. */
-function readinessOf(checks: Record<string, CheckState>, optional: readonly string[]): Readiness {
+/** The answer for `checks`: not ready while a check this process needs is down. `why`: a reason per check down. */
+function readinessOf(
+  checks: Record<string, CheckState>,
+  optional: readonly string[],
+  why: Record<string, string | undefined>,
+): Readiness {
   const down = Object.keys(checks).filter((k) => checks[k] === 'down');
   const failing = down.filter((k) => !optional.includes(k));
   const degraded = down.filter((k) => optional.includes(k));
+  const reasons = Object.fromEntries(down.map((k) => [k, why[k] ?? `${k} is down`]));
   return {
     status: failing.length === 0 ? 'ok' : 'unavailable',
     ...(failing.length > 0 ? { failing } : {}),
     ...(degraded.length > 0 ? { degraded } : {}),
     checks,
+    ...(down.length > 0 ? { reasons } : {}),
   };
+}
+
+/** Raised by `within` when the answer is late (told apart from a dependency's own errors by identity). */
+class CheckTimeout extends Error {}
+
+/**
+ * Why the store check failed. The store's errors for a database refusing writes are told apart by their message
+ * (the store gives them no code of their own); nothing of any message reaches the answer.
+ */
+function storeReason(err: unknown): string {
+  if (err instanceof CheckTimeout) return REASONS.storeTimeout;
+  if (!(err instanceof StoreUnavailableError)) return REASONS.storeFailed;
+  if (/in recovery/.test(err.message)) return REASONS.storeStandby;
+  if (/transaction_read_only/.test(err.message)) return REASONS.storeReadOnlySetting;
+  if (/refuses writes/.test(err.message)) return REASONS.storeReadOnly;
+  return REASONS.storeUnavailable;
+}
+
+function stripeReason(err: unknown): string {
+  if (err instanceof CheckTimeout) return REASONS.stripeTimeout;
+  const e = err as { statusCode?: unknown; type?: unknown } | null;
+  const status = e?.statusCode;
+  if (status === 401) return REASONS.stripeKeyRefused;
+  if (status === 403) return REASONS.stripeKeyRestricted;
+  if (status === 429) return REASONS.stripeRateLimited;
+  if (typeof status === 'number' && status >= 500) return REASONS.stripeServerError;
+  // The SDK's own timeout (the same as the check's) says so in its message; matched, never repeated.
+  if (e?.type === 'StripeConnectionError') {
+    return /timeout|timed out/i.test(String((err as Error).message))
+      ? REASONS.stripeTimeout
+      : REASONS.stripeUnreachable;
+  }
+  return REASONS.stripeFailed;
 }
 
 interface StripeCheck {
@@ -61,6 +126,7 @@ interface StripeCheck {
   state: CheckState;
   /** Stripe answered, refusing this process's key (401) or its permissions (403). */
   refused: boolean;
+  reason?: string;
 }
 
 function refusesKey(err: unknown): boolean {
@@ -74,7 +140,7 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T> {
     return await Promise.race([
       p,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timeout')), ms);
+        timer = setTimeout(() => reject(new CheckTimeout('timeout')), ms);
       }),
     ]);
   } finally {
@@ -96,7 +162,10 @@ export function withWorkerSubscription(
   return async () => {
     const r = await readiness();
     if (subscribed() || r.checks['broker'] === 'down') return r;
-    return readinessOf({ ...r.checks, broker: 'down' }, optional);
+    return readinessOf({ ...r.checks, broker: 'down' }, optional, {
+      ...r.reasons,
+      broker: REASONS.workerUnsubscribed,
+    });
   };
 }
 
@@ -129,7 +198,7 @@ export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
       );
       check = { at: Date.now(), state: 'ok', refused: false };
     } catch (err) {
-      check = { at: Date.now(), state: 'down', refused: refusesKey(err) };
+      check = { at: Date.now(), state: 'down', refused: refusesKey(err), reason: stripeReason(err) };
     }
     stripeCache = check;
     return check;
@@ -150,11 +219,30 @@ export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
     return state;
   }
 
+  /**
+   * The ping under way, which every probe arriving meanwhile waits for (each up to its own timeout). Each probe
+   * pinged on its own: a burst of anonymous probes took as many connections of the pool that requests use, each
+   * held as long as a slow database took, and queued the rest of them behind the pool (so they timed out, and the
+   * process read as unready because it was probed). Kept until the ping settles, not until a probe gives up on it,
+   * so a database that does not answer has one ping waiting on it at a time (DATABASE_TIMEOUT_MS bounds it).
+   */
+  let storePinging: Promise<void> | null = null;
+  function storePing(): Promise<void> {
+    storePinging ??= deps.store.ping().finally(() => {
+      storePinging = null;
+    });
+    return storePinging;
+  }
+
   return async () => {
+    let storeWhy: string | undefined;
     const [store, stripe] = await Promise.all([
-      within(deps.store.ping(), timeoutMs).then(
+      within(storePing(), timeoutMs).then(
         () => storeState('ok'),
-        (err: unknown) => storeState('down', err),
+        (err: unknown) => {
+          storeWhy = storeReason(err);
+          return storeState('down', err);
+        },
       ),
       stripeCheck(),
     ]);
@@ -163,6 +251,7 @@ export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
     return readinessOf(
       { store, broker, stripe: stripe.state },
       stripe.refused ? optional.filter((k) => k !== 'stripe') : optional,
+      { store: storeWhy, broker: REASONS.brokerDisconnected, stripe: stripe.reason },
     );
   };
 }

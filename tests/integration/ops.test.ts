@@ -77,6 +77,7 @@ describe('health and readiness', () => {
         status: 'ok',
         degraded: ['broker'],
         checks: { broker: 'down', store: 'ok', stripe: 'ok' },
+        reasons: { broker: 'RabbitMQ is not connected' },
       });
       // The API accepts work while the broker is away: it waits in the outbox.
       const pi = await postJson(`${down.url}/payment-intent`, {
@@ -177,6 +178,7 @@ describe('health and readiness', () => {
         status: 'ok',
         degraded: ['stripe'],
         checks: { store: 'ok', broker: 'not_configured', stripe: 'down' },
+        reasons: { stripe: 'Stripe answers with server errors' },
       });
       const payment = await postJson(`${svc.url}/payment-intent`, { amount: 1000, currency: 'usd' });
       expect(payment.status).toBeGreaterThanOrEqual(502);
@@ -206,6 +208,7 @@ describe('health and readiness', () => {
         status: 'unavailable',
         failing: ['stripe'],
         checks: { store: 'ok', broker: 'not_configured', stripe: 'down' },
+        reasons: { stripe: "Stripe refuses this process's key (STRIPE_SECRET_KEY)" },
       });
     } finally {
       await wrong.stop();
@@ -256,6 +259,7 @@ describe.skipIf(!(await rabbitAvailable()))('readiness with RabbitMQ', () => {
         status: 'unavailable',
         failing: ['stripe'],
         checks: { store: 'ok', broker: 'ok', stripe: 'down' },
+        reasons: { stripe: 'Stripe answers with server errors' },
       });
     } finally {
       await worker.stop();
@@ -405,7 +409,11 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', ()
       await ch.deleteQueue(topology.requests);
       await ch.assertQueue(topology.requests, { exclusive: true });
       const unsubscribed = await eventually(readyz, (r) => r.status === 503, 10_000);
-      expect(unsubscribed.json).toMatchObject({ status: 'unavailable', failing: ['broker'] });
+      expect(unsubscribed.json).toMatchObject({
+        status: 'unavailable',
+        failing: ['broker'],
+        reasons: { broker: 'the worker is not subscribed to the refund queue' },
+      });
       expect(metricValue(await (await fetch(`${svc.url}/metrics`)).text(), 'payments_broker_connected')).toBe(
         1,
       );
