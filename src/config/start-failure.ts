@@ -46,6 +46,17 @@ const SQLITE_PATH_CODES: ReadonlySet<string> = new Set([
   'SQLITE_NOTADB',
 ]);
 
+/** SQLSTATE read_only_sql_transaction: a write refused by a hot standby or under default_transaction_read_only. */
+const PG_READ_ONLY = '25006';
+
+/**
+ * A write PostgreSQL refused, or the store's own readiness finding that it would (its errors carry no code of their
+ * own: told by their message, see src/store/store.ts ping()).
+ */
+function refusesWrites(e: SystemError): boolean {
+  return e.code === PG_READ_ONLY || (e instanceof StoreUnavailableError && /refuses writes/.test(e.message));
+}
+
 export interface StartSettings {
   /** PORT and HOST, for a process that listens. */
   readonly port?: number;
@@ -92,6 +103,10 @@ export function startFailureAdvice(err: unknown, settings: StartSettings): strin
   }
   const url = settings.database.url;
   if (/^postgres/i.test(url)) {
+    // Running and reachable, but it takes no writes: the generic advice below sent operators to check what works.
+    if (errors.some(refusesWrites)) {
+      return `DATABASE_URL (${redactDatabaseUrl(url)}) names a PostgreSQL that refuses writes: point it at the primary, not a standby or read replica, or turn default_transaction_read_only off for that server, database or role`;
+    }
     if (errors.some((e) => e instanceof StoreUnavailableError)) {
       return `Check DATABASE_URL (${redactDatabaseUrl(url)}): PostgreSQL must be running and reachable there, and its user, password and database must exist`;
     }
