@@ -6,9 +6,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Broker, TopologyNames } from '../queue/index.js';
 import { OPEN_REFUND_STATUSES } from '../store/index.js';
 
+import type { Store } from '../store/index.js';
+
 /** How long a scrape waits for the database's answers before it reports them unknown. */
 const STORE_SCRAPE_TIMEOUT_MS = 3_000;
-import type { Store } from '../store/index.js';
+/** How long a scrape waits for RabbitMQ's queue depths before it reports them unknown. */
+const QUEUE_SCRAPE_TIMEOUT_MS = 3_000;
+
+type DepthLabel = 'requests' | 'dead_letter' | 'responses';
 
 /** processed: stored (to be applied); duplicate: stored before; rejected: failed verification; failed: not stored. */
 export type WebhookOutcome = 'processed' | 'duplicate' | 'rejected' | 'failed';
@@ -225,22 +230,47 @@ export function createMetrics(): Metrics {
     registers: [registry],
     async collect() {
       if (!sources) return;
-      const { broker, topology } = sources;
-      const depths = await Promise.all(
-        (
-          [
-            ['requests', topology.requests],
-            ['dead_letter', topology.deadLetter],
-            ['responses', topology.responses],
-          ] as const
-        ).map(async ([label, queue]) => [label, await broker.queueDepth(queue).catch(() => null)] as const),
-      );
+      const depths = await queueDepths();
       // A depth the broker cannot tell now (disconnected, queue missing) is unknown, not the last one read: a
       // dead-letter queue filling up while RabbitMQ is unreachable must not go on showing the figure from before.
       this.reset();
       for (const [label, depth] of depths) if (depth !== null) this.set({ queue: label }, depth);
     },
   });
+  /**
+   * The depths being read, shared by every scrape arriving meanwhile and kept until RabbitMQ answers (not until a
+   * scrape gives up on it). Each scrape asked on its own, each question on a channel opened for it: a burst of
+   * scrapes (anyone may scrape, by default) opened three channels a scrape at once on the connection refunds are
+   * published and consumed on, and while RabbitMQ did not answer, each scrape waited for as long as the connection
+   * took to be given up on (its heartbeat: a minute or more) and opened three more channels behind the others.
+   */
+  let depthsReading: Promise<(readonly [DepthLabel, number | null])[]> | null = null;
+  async function queueDepths(): Promise<(readonly [DepthLabel, number | null])[]> {
+    if (!sources) return [];
+    const { broker, topology } = sources;
+    const queues = [
+      ['requests', topology.requests],
+      ['dead_letter', topology.deadLetter],
+      ['responses', topology.responses],
+    ] as const;
+    depthsReading ??= Promise.all(
+      queues.map(
+        async ([label, queue]) => [label, await broker.queueDepth(queue).catch(() => null)] as const,
+      ),
+    ).finally(() => {
+      depthsReading = null;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const unknown = queues.map(([label]) => [label, null] as const);
+    const late = new Promise<typeof unknown>((resolve) => {
+      timer = setTimeout(() => resolve(unknown), QUEUE_SCRAPE_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([depthsReading, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
   new Gauge({
     name: 'payments_broker_connected',
     help: '1 when the message broker is connected.',
