@@ -192,6 +192,13 @@ export function createMetrics(): Metrics {
     unappliedEvents: number;
   }
   let snapshotInFlight: Promise<StoreSnapshot | null> | null = null;
+  /**
+   * The database's read under way, kept until it is answered (DATABASE_TIMEOUT_MS bounds it), not only until a
+   * scrape gives up on it: a scrape after one that gave up started a read of its own beside the unanswered one, so
+   * anyone scraping every few seconds while the database was slow queued five more queries a scrape on the
+   * background pool (two connections, shared with the outbox relay and its lease renewals).
+   */
+  let reading: Promise<StoreSnapshot | null> | null = null;
   function storeSnapshot(): Promise<StoreSnapshot | null> {
     if (!sources) return Promise.resolve(null);
     const { store } = sources;
@@ -201,7 +208,7 @@ export function createMetrics(): Metrics {
     const late = new Promise<null>((resolve) => {
       timer = setTimeout(() => resolve(null), STORE_SCRAPE_TIMEOUT_MS);
     });
-    const read = Promise.all([
+    reading ??= Promise.all([
       store.refunds.countByStatus(OPEN_REFUND_STATUSES),
       store.outbox.pendingCount(),
       store.refunds.oldestUpdateByStatus(OPEN_REFUND_STATUSES),
@@ -216,8 +223,11 @@ export function createMetrics(): Metrics {
         oldestPending,
         unappliedEvents,
       }))
-      .catch(() => null);
-    snapshotInFlight = Promise.race([read, late]).finally(() => {
+      .catch(() => null)
+      .finally(() => {
+        reading = null;
+      });
+    snapshotInFlight = Promise.race([reading, late]).finally(() => {
       clearTimeout(timer);
       snapshotInFlight = null;
     });
