@@ -39,9 +39,9 @@ export interface paths {
          *     `degraded` (every process shares one Stripe; webhooks, refund status and queued refunds still work, and
          *     calls that need Stripe answer their own problem); Stripe refusing the process's key (401 or 403) makes
          *     it not ready, as it does a worker without Stripe. Each check that is down says why in `reasons`, in a
-         *     fixed phrase (never an error's own text, so no host, user or key). The store's answer is shared by the
-         *     probes that arrive while it is asked, and Stripe's is kept 5 s, so frequent probes cost the database one
-         *     connection and Stripe one call.
+         *     fixed phrase (never an error's own text, so no host, user or key). Probes arriving while the database
+         *     is asked share that one question, and Stripe's answer is kept 5 s, so frequent probes take at most one
+         *     database connection at a time and make at most one Stripe call every 5 s.
          */
         get: operations["getReadiness"];
         put?: never;
