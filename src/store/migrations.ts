@@ -659,8 +659,15 @@ async function ensureBookkeeping(conn: AnyDb, schema: string | undefined): Promi
     try {
       await create();
     } catch (error) {
-      const { rows } = await sql<{ found: string | null }>`
-        select to_regclass(${schema ? `"${schema}"."${table}"` : `"${table}"`})::text as found`.execute(conn);
+      // A check that cannot run (the refusal closed the connection: a read-only database's first write) leaves
+      // the refusal to say why, not "Client was closed".
+      const rows = await sql<{ found: string | null }>`
+        select to_regclass(${schema ? `"${schema}"."${table}"` : `"${table}"`})::text as found`
+        .execute(conn)
+        .then(
+          (r) => r.rows,
+          () => [],
+        );
       if (!rows[0]?.found) throw error;
     }
   };

@@ -32,9 +32,9 @@ describe.skipIf(!pgOk)('starting on a PostgreSQL that refuses writes', () => {
   const password = `pw${randomBytes(6).toString('hex')}`;
   let stripe: SharedStripe;
 
-  function configFor(extra: Record<string, string> = {}) {
+  function configFor(extra: Record<string, string> = {}, user = role) {
     const url = new URL(POSTGRES_URL);
-    url.username = role;
+    url.username = user;
     url.password = password; // the shared PostgreSQL trusts every connection: carried, never checked
     return loadConfig({
       NODE_ENV: 'test',
@@ -47,10 +47,18 @@ describe.skipIf(!pgOk)('starting on a PostgreSQL that refuses writes', () => {
     });
   }
 
+  const fresh = `${role}_new`;
+
   beforeAll(async () => {
     stripe = await startSharedStripe();
     // The role's own schema, first on its default search_path ("$user").
     await admin([`create role ${role} login`, `create schema ${role} authorization ${role}`]);
+    // And one with no ledger yet, read-only from the start.
+    await admin([
+      `create role ${fresh} login`,
+      `create schema ${fresh} authorization ${fresh}`,
+      `alter role ${fresh} set default_transaction_read_only = on`,
+    ]);
     // Its ledger made while the role could write (a primary), as a standby's copy of it would be.
     const svc = await startService(configFor(), captureLogger('debug').logger);
     await svc.close();
@@ -60,8 +68,10 @@ describe.skipIf(!pgOk)('starting on a PostgreSQL that refuses writes', () => {
     await stripe?.close();
     await admin([
       `drop schema if exists ${role} cascade`,
-      `select pg_terminate_backend(pid) from pg_stat_activity where usename = '${role}'`,
+      `drop schema if exists ${fresh} cascade`,
+      `select pg_terminate_backend(pid) from pg_stat_activity where usename in ('${role}', '${fresh}')`,
       `drop role if exists ${role}`,
+      `drop role if exists ${fresh}`,
     ]);
   });
 
@@ -87,5 +97,24 @@ describe.skipIf(!pgOk)('starting on a PostgreSQL that refuses writes', () => {
     expect(line).toMatch(/default_transaction_read_only/);
     expect(line).toContain(`postgres://${role}:***@`);
     expect(line).not.toContain(password);
+  }, 30_000);
+
+  it('with no ledger yet, says the database refuses writes (the first migration is the refused write)', async () => {
+    const config = configFor({}, fresh);
+    const err = await startService(config, captureLogger('debug').logger).then(
+      async (svc) => {
+        await svc.close();
+        return null;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).not.toBeNull();
+    const line = explainStartFailure(err, {
+      port: config.port,
+      host: config.host,
+      database: config.database,
+    });
+    expect(line).toMatch(/^the database refuses writes \(read-only\)/);
+    expect(line).toMatch(/default_transaction_read_only/);
   }, 30_000);
 });
