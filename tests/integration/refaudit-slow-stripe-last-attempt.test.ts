@@ -8,19 +8,16 @@
  * its amount reserved, and the stuck-refund sweep's next attempt finds it at Stripe.
  */
 import { describe, expect, it } from 'vitest';
-import { startSandbox } from '../../src/sandbox/index.js';
 import { requeueStuck } from '../../src/service.js';
 import { getJson, postJson } from '../helpers/http.js';
-import { eventually, startTestService } from '../helpers/service.js';
+import { eventually, startSharedStripe, startTestService } from '../helpers/service.js';
 
 describe('the last attempt at a refund whose Stripe call outlasted STRIPE_TIMEOUT_MS', () => {
   it('leaves it processing, not failed, and the refund Stripe made is recorded', async () => {
     // A Stripe of its own that sends no webhooks: only the service's own look at Stripe can learn the refund.
-    const secretKey = 'sk_test_slowlastattempt1';
-    const sandbox = await startSandbox({ secretKey });
+    const stripe = await startSharedStripe();
     const svc = await startTestService('sqlite', {
-      STRIPE_SECRET_KEY: secretKey,
-      STRIPE_API_BASE: sandbox.url,
+      ...stripe.env,
       API_AUTH: 'off',
       RATE_LIMIT_PER_MINUTE: '0',
       WORKER_MAX_ATTEMPTS: '1',
@@ -28,14 +25,6 @@ describe('the last attempt at a refund whose Stripe call outlasted STRIPE_TIMEOU
       STRIPE_TIMEOUT_MS: '300',
       LOG_LEVEL: 'warn',
     });
-    const faults = async (config: object | null) => {
-      const res = await fetch(`${sandbox.url}/_sandbox/faults`, {
-        method: config ? 'POST' : 'DELETE',
-        headers: { 'content-type': 'application/json' },
-        ...(config ? { body: JSON.stringify(config) } : {}),
-      });
-      expect(res.status).toBeLessThan(300);
-    };
     try {
       const paid = await postJson(`${svc.url}/payment-intent`, {
         amount: 3000,
@@ -45,7 +34,7 @@ describe('the last attempt at a refund whose Stripe call outlasted STRIPE_TIMEOU
       });
       const pi = paid.json.paymentIntentId as string;
       // Stripe takes 1.5 s to make a refund; the service waits 0.3 s for an answer.
-      await faults({ latency_ms: 1_500, match: { method: 'POST', path_prefix: '/v1/refunds' } });
+      await stripe.faults({ latency_ms: 1_500, match: { method: 'POST', path_prefix: '/v1/refunds' } });
       const res = await postJson(`${svc.url}/refund-async`, {
         payment_intent_id: pi,
         amount: 1200,
@@ -80,7 +69,7 @@ describe('the last attempt at a refund whose Stripe call outlasted STRIPE_TIMEOU
       expect(again.json.code).toBe('amount_exceeds_refundable');
 
       // The stuck-refund sweep (run now rather than after 10 min) queues it again; that attempt finds it at Stripe.
-      await faults(null);
+      await stripe.faults({});
       expect(await requeueStuck(svc.deps, 0)).toBe(1);
       svc.deps.relay.notify();
       const done = await eventually(
@@ -91,7 +80,7 @@ describe('the last attempt at a refund whose Stripe call outlasted STRIPE_TIMEOU
       expect((await svc.deps.stripe.refunds.list({ payment_intent: pi })).data).toHaveLength(1);
     } finally {
       await svc.stop();
-      await sandbox.close();
+      await stripe.close();
     }
   });
 });

@@ -6,18 +6,15 @@
  * announced, and the client had to ask again once the key was fixed.
  */
 import { describe, expect, it } from 'vitest';
-import { startSandbox } from '../../src/sandbox/index.js';
 import { requeueStuck } from '../../src/service.js';
 import { getJson, postJson } from '../helpers/http.js';
-import { eventually, startTestService } from '../helpers/service.js';
+import { eventually, startSharedStripe, startTestService } from '../helpers/service.js';
 
 describe('a queued refund Stripe refuses for the key (403 permission_error) on every attempt', () => {
   it('stays processing with its amount reserved, and is made once the key may refund', async () => {
-    const secretKey = 'sk_test_permissionrefused1';
-    const sandbox = await startSandbox({ secretKey });
+    const stripe = await startSharedStripe();
     const svc = await startTestService('sqlite', {
-      STRIPE_SECRET_KEY: secretKey,
-      STRIPE_API_BASE: sandbox.url,
+      ...stripe.env,
       API_AUTH: 'off',
       RATE_LIMIT_PER_MINUTE: '0',
       WORKER_MAX_ATTEMPTS: '2',
@@ -25,14 +22,6 @@ describe('a queued refund Stripe refuses for the key (403 permission_error) on e
       STRIPE_MAX_NETWORK_RETRIES: '0',
       LOG_LEVEL: 'silent',
     });
-    const faults = async (config: object | null) => {
-      const res = await fetch(`${sandbox.url}/_sandbox/faults`, {
-        method: config ? 'POST' : 'DELETE',
-        headers: { 'content-type': 'application/json' },
-        ...(config ? { body: JSON.stringify(config) } : {}),
-      });
-      expect(res.status).toBeLessThan(300);
-    };
     try {
       const paid = await postJson(`${svc.url}/payment-intent`, {
         amount: 3000,
@@ -41,7 +30,10 @@ describe('a queued refund Stripe refuses for the key (403 permission_error) on e
         confirm: true,
       });
       const pi = paid.json.paymentIntentId as string;
-      await faults({ permission_error_rate: 1, match: { method: 'POST', path_prefix: '/v1/refunds' } });
+      await stripe.faults({
+        permission_error_rate: 1,
+        match: { method: 'POST', path_prefix: '/v1/refunds' },
+      });
       const res = await postJson(`${svc.url}/refund-async`, {
         payment_intent_id: pi,
         amount: 1200,
@@ -68,7 +60,7 @@ describe('a queued refund Stripe refuses for the key (403 permission_error) on e
       expect(more.json.code).toBe('amount_exceeds_refundable');
 
       // The key is given the permission; the stuck-refund sweep (run now rather than in 10 min) queues it again.
-      await faults(null);
+      await stripe.faults({});
       expect(await requeueStuck(svc.deps, 0)).toBe(1);
       svc.deps.relay.notify();
       const done = await eventually(
@@ -81,7 +73,7 @@ describe('a queued refund Stripe refuses for the key (403 permission_error) on e
       ]);
     } finally {
       await svc.stop();
-      await sandbox.close();
+      await stripe.close();
     }
   });
 });
