@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStore } from '../../src/store/index.js';
 import type { Store, StoreOptions } from '../../src/store/index.js';
 import { buildMigrations, withOwnSchemaIntrospection } from '../../src/store/migrations.js';
@@ -191,4 +191,46 @@ export async function kyselyMigrateTo(options: StoreOptions, target: string | 'l
   } finally {
     await db.destroy();
   }
+}
+
+/** Polls `check` every 20 ms until it holds (true) or `timeoutMs` passes (false). */
+export async function until(check: () => Promise<boolean> | boolean, timeoutMs = 8_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+/**
+ * Takes every connection of a store's request pool (PostgreSQL): an admin session locks `table` of the harness's
+ * schema, and `poolSize` calls of `wait` (each a statement on that table) hold a connection while they wait for it.
+ * Answers how to end that.
+ */
+export async function holdEveryConnection(
+  h: StoreHarness,
+  table: string,
+  poolSize: number,
+  wait: (i: number) => Promise<unknown>,
+): Promise<() => Promise<void>> {
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  const qualified = `"${h.options.schema}".${table}`;
+  await admin.query('begin');
+  await admin.query(`lock table ${qualified} in access exclusive mode`);
+  const waiting = Array.from({ length: poolSize }, (_, i) => wait(i).catch(() => null));
+  const allWaiting = await until(async () => {
+    const { rows } = await admin.query<{ n: number }>(
+      'select count(*)::int as n from pg_locks where relation = $1::regclass and not granted',
+      [qualified],
+    );
+    return rows[0]!.n === poolSize;
+  });
+  expect(allWaiting).toBe(true);
+  return async () => {
+    await admin.query('rollback').catch(() => undefined);
+    await Promise.all(waiting);
+    await admin.end();
+  };
 }

@@ -5,54 +5,15 @@
  * the pool's line they waited out the connection timeout, failed, slept and tried again, for as long as the load
  * lasted, while the workers of every process had nothing to do and their leases ran out (every row out twice).
  */
-import pg from 'pg';
 import { expect, it } from 'vitest';
 import { createMemoryBroker } from '../../src/queue/memory-broker.js';
 import { createOutboxRelay } from '../../src/queue/outbox-relay.js';
 import type { Delivery } from '../../src/queue/types.js';
-import type { Store } from '../../src/store/index.js';
-import { describePostgres, PG_URL, silentLogger, uid, type StoreHarness } from './harness.js';
+import { describePostgres, holdEveryConnection, until, silentLogger, uid } from './harness.js';
 
 const QUEUE = 'stripe_refund_requests';
 /** Requests' connections, all taken below. */
 const POOL_SIZE = 2;
-
-async function until(check: () => Promise<boolean> | boolean, timeoutMs = 8_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
-
-/**
- * Takes every pooled connection of `store` for requests: an admin session locks the payments table, and
- * POOL_SIZE reads of it each hold a connection while they wait. Answers how to end that.
- */
-async function holdEveryConnection(h: StoreHarness, store: Store): Promise<() => Promise<void>> {
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  const table = `"${h.options.schema}".payments`;
-  await admin.query('begin');
-  await admin.query(`lock table ${table} in access exclusive mode`);
-  const waiting = Array.from({ length: POOL_SIZE }, (_, i) =>
-    store.payments.get(`pi_busy_${i}`).catch(() => null),
-  );
-  const allWaiting = await until(async () => {
-    const { rows } = await admin.query<{ n: number }>(
-      'select count(*)::int as n from pg_locks where relation = $1::regclass and not granted',
-      [table],
-    );
-    return rows[0]!.n === POOL_SIZE;
-  });
-  expect(allWaiting).toBe(true);
-  return async () => {
-    await admin.query('rollback').catch(() => undefined);
-    await Promise.all(waiting);
-    await admin.end();
-  };
-}
 
 describePostgres('multi-process: background work while requests hold every pooled connection', (h) => {
   it('the outbox relay publishes an accepted refund and marks it sent', async () => {
@@ -70,7 +31,9 @@ describePostgres('multi-process: background work while requests hold every poole
       { prefetch: 10, maxAttempts: 1 },
     );
     const relay = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
-    const release = await holdEveryConnection(h, store);
+    const release = await holdEveryConnection(h, 'payments', POOL_SIZE, (i) =>
+      store.payments.get(`pi_busy_${i}`),
+    );
     let sentWhileBusy = false;
     try {
       relay.start();
@@ -92,7 +55,9 @@ describePostgres('multi-process: background work while requests hold every poole
     expect(
       await store.inbox.insertIfAbsent({ eventId, type: 'charge.refunded', payload: { id: eventId } }),
     ).toBe(true);
-    const release = await holdEveryConnection(h, store);
+    const release = await holdEveryConnection(h, 'payments', POOL_SIZE, (i) =>
+      store.payments.get(`pi_busy_${i}`),
+    );
     try {
       const claimed = await store.inbox.claimUnprocessed(10);
       expect(claimed.map((e) => e.eventId)).toContain(eventId);
