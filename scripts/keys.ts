@@ -11,9 +11,16 @@ import { pino } from 'pino';
 import { createKey, SCOPES } from '../src/auth/api-keys.js';
 import { loadConfigOrExit } from '../src/config/index.js';
 import { explainStartFailure } from '../src/config/start-failure.js';
+import { scrubSecrets } from '../src/logger.js';
 import { createStore } from '../src/store/index.js';
 
 loadDotenv({ quiet: true });
+
+/**
+ * What the command prints on stderr, through the logger's filter: these lines bypass the logger, and a database's
+ * messages may quote part of a secret. The key `create` makes is printed on stdout, as it must be.
+ */
+const printError = (text: string) => console.error(scrubSecrets(text));
 
 // `npm run keys -- list | head` closes the pipe before the list ends: stop quietly, as other commands do, rather
 // than die on an unhandled EPIPE with a stack trace.
@@ -55,7 +62,7 @@ async function main(): Promise<number> {
       },
     });
   } catch (err) {
-    console.error(`error: ${(err as Error).message}\n${usage}`);
+    printError(`error: ${(err as Error).message}\n${usage}`);
     return 2;
   }
   const { values, positionals } = parsed;
@@ -67,7 +74,7 @@ async function main(): Promise<number> {
   // A publishable key's scopes are fixed (it can only start payments, whatever it is given): creating one with the
   // scopes silently replaced would let a script believe it holds the key it asked for.
   if (values.publishable && values.scopes !== undefined) {
-    console.error(
+    printError(
       'error: --scopes does not apply to --publishable: a publishable key can only create checkout sessions and ' +
         `unconfirmed payment intents (payments:write); leave out one or the other\n${usage}`,
     );
@@ -78,7 +85,7 @@ async function main(): Promise<number> {
   try {
     store = await createStore({ url: config.database.url, logger: pino({ level: 'silent' }) });
   } catch (err) {
-    console.error(`error: could not open the database: ${explainStartFailure(err, config)}`);
+    printError(`error: could not open the database: ${explainStartFailure(err, config)}`);
     return 1;
   }
   try {
@@ -115,11 +122,11 @@ async function main(): Promise<number> {
         return ok ? 0 : 1;
       }
       default:
-        console.error(usage);
+        printError(usage);
         return 2;
     }
   } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
+    printError(`error: ${(err as Error).message}`);
     return 1;
   } finally {
     await store.close();

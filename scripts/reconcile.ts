@@ -21,9 +21,16 @@ import {
   parseDatabaseUrl,
   redactDatabaseUrl,
 } from '../src/store/index.js';
+import { scrubSecrets } from '../src/logger.js';
 import { createStripeClient } from '../src/stripe/client.js';
 
 loadDotenv({ quiet: true });
+
+/**
+ * What the command prints on stderr, through the logger's filter: these lines bypass the logger, and Stripe's
+ * messages quote part of a key it refuses ("Invalid API Key provided: sk_test_****abcd").
+ */
+const printError = (text: string) => console.error(scrubSecrets(text));
 
 const usage = 'usage: npm run reconcile -- [--since 24h] [--json]';
 const help = `${usage}
@@ -47,7 +54,7 @@ async function main(): Promise<number> {
     }));
   } catch (err) {
     // Exit code 1 means drift: a mistyped option must not end that way (nor with a stack trace).
-    console.error(`error: ${(err as Error).message}\n${usage}`);
+    printError(`error: ${(err as Error).message}\n${usage}`);
     return 2;
   }
   if (values.help) {
@@ -60,11 +67,11 @@ async function main(): Promise<number> {
     config = loadConfig(process.env);
     windowMs = parseDuration(values.since!);
   } catch (err) {
-    console.error(err instanceof ConfigError ? err.message : `error: ${(err as Error).message}`);
+    printError(err instanceof ConfigError ? err.message : `error: ${(err as Error).message}`);
     return 2;
   }
   if (!config.stripe.secretKey) {
-    console.error(
+    printError(
       'error: reconcile needs STRIPE_SECRET_KEY (and STRIPE_API_BASE for a Stripe-compatible server)',
     );
     return 2;
@@ -74,7 +81,7 @@ async function main(): Promise<number> {
   // everything Stripe has as missing from the ledger, exit 1, as if the real ledger had drifted.
   const target = parseDatabaseUrl(config.database.url);
   if (target.dialect === 'sqlite' && (target.path === ':memory:' || !existsSync(target.path))) {
-    console.error(
+    printError(
       `error: no ledger at ${path.resolve(target.path)}; set DATABASE_URL to the service's (a relative sqlite: path is read from the current directory)`,
     );
     return 2;
@@ -87,7 +94,7 @@ async function main(): Promise<number> {
     store = await createStore({ url: config.database.url, logger, existingOnly: true });
   } catch (err) {
     if (err instanceof NoLedgerError) {
-      console.error(
+      printError(
         `error: no ledger in the database DATABASE_URL names (${redactDatabaseUrl(config.database.url)}): it has none of the service's tables; set DATABASE_URL to the service's database`,
       );
       return 2;
@@ -95,10 +102,10 @@ async function main(): Promise<number> {
     // A ledger of another version's schema: reconcile only reads, so it does not upgrade one (an older service may
     // still be running on it), and the version it needs is the operator's choice.
     if (err instanceof LedgerSchemaError) {
-      console.error(`error: ${err.message}`);
+      printError(`error: ${err.message}`);
       return 2;
     }
-    console.error(`error: reconcile could not finish: ${explainStartFailure(err, config)}`);
+    printError(`error: reconcile could not finish: ${explainStartFailure(err, config)}`);
     return 3;
   }
   const stripe = createStripeClient(
@@ -149,7 +156,7 @@ async function main(): Promise<number> {
     // Not drift: the comparison did not finish (Stripe or the database did not answer). A distinct code, so a
     // job alerting on drift can tell the two apart; the message only, as the stack says nothing to an operator.
     bar?.stop();
-    console.error(`error: reconcile could not finish: ${err instanceof Error ? err.message : String(err)}`);
+    printError(`error: reconcile could not finish: ${err instanceof Error ? err.message : String(err)}`);
     return 3;
   } finally {
     bar?.stop();

@@ -3,12 +3,14 @@
  * running service (see src/webhooks/trigger.ts and `--help`).
  */
 import { config as loadDotenv } from 'dotenv';
+import { scrubSecrets } from '../src/logger.js';
 import { runWebhookTrigger } from '../src/webhooks/trigger.js';
 
 loadDotenv({ quiet: true });
 
 const code = await runWebhookTrigger(process.argv.slice(2), process.env, {
   out: (line) => console.log(line),
-  err: (line) => console.error(line),
+  // Through the logger's filter: Stripe's message when it refuses the key quotes the key's last characters.
+  err: (line) => console.error(scrubSecrets(line)),
 });
 process.exitCode = code;

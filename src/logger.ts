@@ -41,7 +41,8 @@ const SECRET_PATTERNS: readonly [RegExp, string][] = [
   // The password in a connection URL (postgres://user:pass@host, amqp://guest:guest@host), whoever logs it. Tried
   // only where a run of scheme characters starts, not at each word boundary within it: from every "a" of a request
   // URL such as /a.a.a... (16 kB, logged for anyone's request) the run was scanned again, 140 ms of the event loop.
-  [/(?<![a-z0-9+.-])([0-9+.-]*[a-z][a-z0-9+.-]*:\/\/[^\s:@/"]*):[^\s@/"]+@/gi, '$1:[REDACTED]@'],
+  // A password already masked (`***`, as redactDatabaseUrl writes it) is left as it is.
+  [/(?<![a-z0-9+.-])([0-9+.-]*[a-z][a-z0-9+.-]*:\/\/[^\s:@/"]*):(?!\*+@)[^\s@/"]+@/gi, '$1:[REDACTED]@'],
 ];
 
 export function scrubSecrets(line: string): string {
