@@ -45,9 +45,21 @@ const SECRET_PATTERNS: readonly [RegExp, string][] = [
   [/(?<![a-z0-9+.-])([0-9+.-]*[a-z][a-z0-9+.-]*:\/\/[^\s:@/"]*):(?!\*+@)[^\s@/"]+@/gi, '$1:[REDACTED]@'],
 ];
 
+/**
+ * A query parameter named for a secret (?password=, &token=, ?api_key=, ?client_secret=, ?sslpassword= of a
+ * connection URL): a client may put its credentials in a request's query string, which the request's line logs.
+ * The name is tested apart from the search: one pattern for both scanned a long name once for each "pass" in it
+ * (57 ms for a 16 kB query of them).
+ */
+const QUERY_PARAMETER = /([?&])([A-Za-z0-9_.-]+)=([^&\s"#]*)/g;
+const SECRET_NAME = /pass|secret|token|api_?key|signature|credential/i;
+const redactSecretParameter = (whole: string, sep: string, name: string, value: string) =>
+  value !== '' && SECRET_NAME.test(name) ? `${sep}${name}=[REDACTED]` : whole;
+
 export function scrubSecrets(line: string): string {
   let out = line;
   for (const [re, replacement] of SECRET_PATTERNS) out = out.replace(re, replacement);
+  if (out.includes('=')) out = out.replace(QUERY_PARAMETER, redactSecretParameter);
   return out;
 }
 

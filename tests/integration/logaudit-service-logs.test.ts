@@ -1,7 +1,8 @@
 /**
- * What a running service logs when Stripe refuses its key and when a request's URL carries a client secret inside
- * an encoded return URL: Stripe quotes the key's last characters ("Invalid API Key provided: sk_test_****AIL9"),
- * and the request line held the client secret after `%3D`, where the logger's filter did not look.
+ * What a running service logs when Stripe refuses its key and when a request's URL carries secrets: Stripe quotes
+ * the key's last characters ("Invalid API Key provided: sk_test_****AIL9"), the request line held a client secret
+ * after `%3D` (an encoded return URL), where the logger's filter did not look, and any credential a client put in
+ * the query string under a name that says so (?api_key=, ?password=).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
@@ -54,5 +55,18 @@ describe('secrets in the logs of a running service', () => {
     );
     expect(line).toContain('pi_3Abc_secret_[REDACTED]');
     expect(line).not.toContain('Leak7QxZ');
+  });
+
+  it('logs a request whose query string carries credentials without them', async () => {
+    const answer = await getJson(`${service.url}/refund-status/r1?api_key=shopKey55&password=hunter2Q`);
+    expect(answer.status).toBe(400);
+    const line = await eventually(
+      async () =>
+        service.lines.find((l) => l.includes('request completed') && l.includes('/refund-status/r1')),
+      (l) => l !== undefined,
+    );
+    expect(line).toContain('/refund-status/r1?api_key=[REDACTED]&password=[REDACTED]');
+    expect(line).not.toContain('shopKey55');
+    expect(line).not.toContain('hunter2Q');
   });
 });

@@ -71,8 +71,27 @@ describe('the logger never writes', () => {
     expect(out.split(kept).length - 1).toBeGreaterThanOrEqual(3);
   });
 
+  it.each([
+    [
+      'secrets a client put in a query string',
+      'GET /refund-status/r1?password=hunter2&access_token=tok9Q&api_key=ak7Z&limit=5',
+      ['hunter2', 'tok9Q', 'ak7Z'],
+      '?password=[REDACTED]&access_token=[REDACTED]&api_key=[REDACTED]&limit=5',
+    ],
+    [
+      "a connection URL's password given as a parameter",
+      'connect failed: postgres://app@db:5432/pay?sslmode=require&sslpassword=pw8Q',
+      ['pw8Q'],
+      'postgres://app@db:5432/pay?sslmode=require&sslpassword=[REDACTED]',
+    ],
+  ])('%s', (_what, text, secrets, kept) => {
+    const out = written((logger) => logger.info({ req: { url: text } }, text));
+    for (const s of secrets) expect(out).not.toContain(s);
+    expect(out.split(kept).length - 1).toBe(2);
+  });
+
   it('leaves words that merely end like a key prefix as they are', () => {
-    const text = 'task_live_count=3 disk_test_ok spi_1_secret_word';
+    const text = 'task_live_count=3 disk_test_ok spi_1_secret_word /x?session_id=cs_1&key_count=2';
     const out = written((logger) => logger.info(text));
     expect(out).toContain(text);
   });
