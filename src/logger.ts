@@ -111,8 +111,15 @@ function withoutBodyText(message: string): string {
   return message.replace(JSON_EXCERPT, ' (request body text left out): not valid JSON');
 }
 
+/**
+ * Causes followed, at most: an error that is its own cause (or a cause's) was followed until the stack overflowed,
+ * so logging it threw. For an uncaught exception that throw came from the handler meant to log it, and Node then
+ * printed the error itself, all its fields and unfiltered, secrets included.
+ */
+const MAX_CAUSES = 8;
+
 /** Keeps what helps an operator and drops what may carry request data (raw bodies, headers). */
-export function serializeError(err: unknown): Record<string, unknown> {
+export function serializeError(err: unknown, depth = 0): Record<string, unknown> {
   if (!(err instanceof Error)) return { message: String(err) };
   const e = err as Error & Record<string, unknown>;
   // Such an error's stack would repeat its message in its first line, and says nothing useful about a parse.
@@ -123,6 +130,6 @@ export function serializeError(err: unknown): Record<string, unknown> {
   for (const k of ['code', 'type', 'statusCode', 'status', 'requestId', 'decline_code', 'param']) {
     if (e[k] !== undefined && typeof e[k] !== 'object') out[k === 'type' ? 'errorType' : k] = e[k];
   }
-  if (e.cause !== undefined) out.cause = serializeError(e.cause);
+  if (e.cause !== undefined && depth < MAX_CAUSES) out.cause = serializeError(e.cause, depth + 1);
   return out;
 }
