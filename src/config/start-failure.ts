@@ -9,7 +9,12 @@ import { StoreUnavailableError } from '../store/errors.js';
 /** An error's message and those of its causes, e.g. "no PostgreSQL connection (connect ECONNREFUSED 127.0.0.1:5432)". */
 export function describeError(err: unknown): string {
   const parts: string[] = [];
-  for (let e: unknown = err; e !== undefined && e !== null && parts.length < 4;) {
+  // Each error once, and at most 8 of them: an error can be its own cause (or one of a cycle), and a repeated
+  // message adds no part, so the bound on the parts alone let such a chain loop for ever.
+  const seen = new Set<unknown>();
+  for (let e: unknown = err; e !== undefined && e !== null && parts.length < 4 && seen.size < 8;) {
+    if (seen.has(e)) break;
+    seen.add(e);
     const message = e instanceof Error ? e.message : String(e);
     if (message && !parts.includes(message)) parts.push(message);
     e = e instanceof Error ? e.cause : undefined;
