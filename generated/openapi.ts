@@ -1139,8 +1139,10 @@ export interface components {
          *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
          *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
          *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
-         *     kept; after that the same key runs the request again. A 5xx is not stored, so that a retry
-         *     runs again: a
+         *     kept; after that the same key runs the request again. An answer that leaves the request to be
+         *     made again is not stored, so that a retry under the key runs again: a 5xx, one with
+         *     `Retry-After`, the service's own 400 (its checks of the body, before anything is done: the
+         *     corrected body may use the same key) and 422 `idempotency_key_reused`. A
          *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
          *     try gets the object the payment provider made for it, if it made one; a retry later than that
          *     makes a new one (and charges again). A refund request with a key but no
@@ -1293,8 +1295,10 @@ export interface operations {
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
                  *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
-                 *     kept; after that the same key runs the request again. A 5xx is not stored, so that a retry
-                 *     runs again: a
+                 *     kept; after that the same key runs the request again. An answer that leaves the request to be
+                 *     made again is not stored, so that a retry under the key runs again: a 5xx, one with
+                 *     `Retry-After`, the service's own 400 (its checks of the body, before anything is done: the
+                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. A
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
@@ -1390,8 +1394,10 @@ export interface operations {
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
                  *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
-                 *     kept; after that the same key runs the request again. A 5xx is not stored, so that a retry
-                 *     runs again: a
+                 *     kept; after that the same key runs the request again. An answer that leaves the request to be
+                 *     made again is not stored, so that a retry under the key runs again: a 5xx, one with
+                 *     `Retry-After`, the service's own 400 (its checks of the body, before anything is done: the
+                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. A
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
@@ -1487,8 +1493,10 @@ export interface operations {
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
                  *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
-                 *     kept; after that the same key runs the request again. A 5xx is not stored, so that a retry
-                 *     runs again: a
+                 *     kept; after that the same key runs the request again. An answer that leaves the request to be
+                 *     made again is not stored, so that a retry under the key runs again: a 5xx, one with
+                 *     `Retry-After`, the service's own 400 (its checks of the body, before anything is done: the
+                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. A
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
@@ -1547,8 +1555,10 @@ export interface operations {
                  *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
                  *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
-                 *     kept; after that the same key runs the request again. A 5xx is not stored, so that a retry
-                 *     runs again: a
+                 *     kept; after that the same key runs the request again. An answer that leaves the request to be
+                 *     made again is not stored, so that a retry under the key runs again: a 5xx, one with
+                 *     `Retry-After`, the service's own 400 (its checks of the body, before anything is done: the
+                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. A
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
