@@ -412,9 +412,10 @@ export interface components {
          *     `requires_action` → `succeeded`, `failed` or `canceled`. Two moves back, both on Stripe's word: a
          *     `succeeded` refund becomes `failed` when the customer's bank returns the money, and a refund the
          *     service gave up on before Stripe answered (`failed`, no `refund_id`) takes Stripe's status when Stripe
-         *     turns out to have made it. A refund stays `processing` (its amount reserved) for as long as Stripe
-         *     cannot be asked whether it made it, or its last call got no answer (Stripe may still be making it);
-         *     `failed` means Stripe refused it or, asked, has no such refund.
+         *     turns out to have made it. A refund stays `processing` (its amount reserved) while Stripe cannot be
+         *     asked whether it made it, when its last call got no answer (Stripe may still be making it), and while
+         *     Stripe refuses the service's key for it (it is made once the key is fixed); `failed` means
+         *     Stripe refused the refund itself or, asked, has no such refund.
          * @enum {string}
          */
         RefundState: "queued" | "processing" | "pending" | "requires_action" | "succeeded" | "failed" | "canceled";
