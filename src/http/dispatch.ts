@@ -25,7 +25,7 @@ import {
   type RequestContext,
 } from './operations.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from './problem.js';
-import { keyCheckFailure } from './security.js';
+import { keyCheckFailure, noteGeneratedRefundId } from './security.js';
 
 interface OpenApiRequestMeta {
   schema?: { operationId?: string };
@@ -47,6 +47,7 @@ export function contextOf(req: Request): RequestContext {
     caller: (req as Request & { caller?: Caller }).caller ?? ANONYMOUS,
     idempotencyKey: key === undefined ? undefined : key,
     keyCheckFailure: keyCheckFailure(req),
+    noteRefundRequestId: (id) => noteGeneratedRefundId(req, id),
   };
 }
 

@@ -65,6 +65,11 @@ export interface RequestContext {
   readonly idempotencyKey: string | undefined;
   /** Why the API key sent could not be checked, when the operation let the request in without one (/metrics). */
   readonly keyCheckFailure?: unknown;
+  /**
+   * Notes the request_id the service generated for a refund request that named none (and had no Idempotency-Key),
+   * for the request timeout's answer to name (see timeoutAdvice in security.ts).
+   */
+  readonly noteRefundRequestId?: (requestId: string) => void;
 }
 
 export interface Input<O extends OperationId> {

@@ -569,6 +569,13 @@ export function keyRequirements(document: Record<string, unknown>): ReadonlyMap<
  * result; without one, a retry is a new request and may make a second payment intent or refund, so the answer
  * neither says nor signals (Retry-After, which retrying HTTP clients follow by themselves) that retrying is safe.
  */
+const GENERATED_REFUND_ID = Symbol('generatedRefundId');
+
+/** Notes the request_id the service generated for a refund request that named none (see timeoutAdvice). */
+export function noteGeneratedRefundId(req: Request, requestId: string): void {
+  (req as Request & { [GENERATED_REFUND_ID]?: string })[GENERATED_REFUND_ID] = requestId;
+}
+
 function timeoutAdvice(req: Request): { detail: string; retrySafe: boolean } {
   if (req.method !== 'POST') return { detail: 'The request took too long. Retry later.', retrySafe: true };
   if (req.get('idempotency-key') !== undefined) {
@@ -588,6 +595,17 @@ function timeoutAdvice(req: Request): { detail: string; retrySafe: boolean } {
       detail:
         'The request took too long and may still complete. Retry later with the same request_id: the retry gets its result.',
       retrySafe: true,
+    };
+  }
+  // A refund request that named no request_id: the one the service gave it, under which it may still be made.
+  const generated = (req as Request & { [GENERATED_REFUND_ID]?: string })[GENERATED_REFUND_ID];
+  if (generated !== undefined) {
+    return {
+      detail:
+        'The request took too long and may still complete. It had no request_id or Idempotency-Key, so sending it ' +
+        `again as it was would refund a second time: check /refund-status/${generated}, or send it again with ` +
+        `request_id ${generated}, which refunds at most once.`,
+      retrySafe: false,
     };
   }
   return {

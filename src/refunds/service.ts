@@ -482,6 +482,7 @@ export function createRefundService(deps: RefundServiceDeps) {
     mode: 'sync' | 'async',
     idempotencyKey: string | undefined,
     reqId?: string,
+    onRequestId?: (requestId: string) => void,
   ): Promise<{ refund: Refund; created: boolean }> {
     requireMetadataFits(input.metadata);
     if (input.request_id?.startsWith(EXTERNAL_REQUEST_PREFIX)) {
@@ -496,6 +497,7 @@ export function createRefundService(deps: RefundServiceDeps) {
     const derived = input.request_id === undefined && idempotencyKey !== undefined;
     const requestId =
       input.request_id ?? (derived ? requestIdFromIdempotencyKey(idempotencyKey) : randomUUID());
+    if (input.request_id === undefined && !derived) onRequestId?.(requestId);
     try {
       return await acceptUnder(caller, input, mode, requestId, derived, reqId);
     } catch (err) {
@@ -1095,8 +1097,10 @@ export function createRefundService(deps: RefundServiceDeps) {
       input: RefundInput,
       idempotencyKey?: string,
       reqId?: string,
+      /** Told the request_id generated for a request sent with neither request_id nor Idempotency-Key. */
+      onRequestId?: (requestId: string) => void,
     ): Promise<Refund> {
-      const { refund, created } = await accept(caller, input, 'sync', idempotencyKey, reqId);
+      const { refund, created } = await accept(caller, input, 'sync', idempotencyKey, reqId, onRequestId);
       if (created) return makeNow(refund, input, idempotencyKey, reqId);
       // A synchronous refund no attempt is at work on: its request's accept committed with the answer lost (the
       // client got a 503), or the process making it died. Left so, it waits for the stuck-refund sweep (ten
@@ -1128,8 +1132,10 @@ export function createRefundService(deps: RefundServiceDeps) {
       input: RefundInput,
       idempotencyKey?: string,
       reqId?: string,
+      /** Told the request_id generated for a request sent with neither request_id nor Idempotency-Key. */
+      onRequestId?: (requestId: string) => void,
     ): Promise<Refund> {
-      const { refund, created } = await accept(caller, input, 'async', idempotencyKey, reqId);
+      const { refund, created } = await accept(caller, input, 'async', idempotencyKey, reqId, onRequestId);
       if (created) log.info({ ...idsOf(refund, reqId), amount: refund.amount }, 'refund queued');
       // A replay gets the answer the first request got, whatever the worker has done since (10 concurrent
       // retries of one request must all read the same); GET /refund-status is where progress shows.

@@ -6,7 +6,13 @@ export const QUEUED_MESSAGE = 'Refund request queued successfully';
 export const refundHandlers = (refunds: RefundService) =>
   ({
     async createRefund({ body, ctx }) {
-      const r = await refunds.refundNow(ctx.caller, body, ctx.idempotencyKey, ctx.requestId);
+      const r = await refunds.refundNow(
+        ctx.caller,
+        body,
+        ctx.idempotencyKey,
+        ctx.requestId,
+        ctx.noteRefundRequestId,
+      );
       return {
         status: 200,
         body: {
@@ -26,7 +32,13 @@ export const refundHandlers = (refunds: RefundService) =>
     },
 
     async createRefundAsync({ body, ctx }) {
-      const r = await refunds.refundLater(ctx.caller, body, ctx.idempotencyKey, ctx.requestId);
+      const r = await refunds.refundLater(
+        ctx.caller,
+        body,
+        ctx.idempotencyKey,
+        ctx.requestId,
+        ctx.noteRefundRequestId,
+      );
       return {
         status: 202,
         body: { success: true, message: QUEUED_MESSAGE, request_id: publicRequestId(r), status: r.status },
