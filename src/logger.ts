@@ -51,7 +51,9 @@ const SECRET_PATTERNS: readonly [RegExp, string][] = [
  * The name is tested apart from the search: one pattern for both scanned a long name once for each "pass" in it
  * (57 ms for a 16 kB query of them).
  */
-const QUERY_PARAMETER = /([?&])([A-Za-z0-9_.-]+)=([^&\s"#]*)/g;
+// A value runs over the line's JSON escapes (`\"`, `\\`): cut at one, its backslash went and the quote it escaped
+// ended the string, so the line no longer parsed and the rest of the value was written.
+const QUERY_PARAMETER = /([?&])([A-Za-z0-9_.-]+)=((?:[^&\s"#\\]|\\.)*)/g;
 const SECRET_NAME = /pass|secret|token|api_?key|signature|credential/i;
 const redactSecretParameter = (whole: string, sep: string, name: string, value: string) =>
   value !== '' && SECRET_NAME.test(name) ? `${sep}${name}=[REDACTED]` : whole;

@@ -90,6 +90,16 @@ describe('the logger never writes', () => {
     expect(out.split(kept).length - 1).toBe(2);
   });
 
+  it('keeps the line valid JSON when a redacted query value holds a quote (the JSON escape is redacted with it)', () => {
+    // Node takes a `"` in a request target; the line escapes it `\"`. Cut before the quote, the escape's backslash
+    // went with the value and the quote ended the string: the line no longer parsed, nor did anything read it.
+    const url = '/refund-status/r1?token=ab"cdSecret9&limit=5';
+    const out = written((logger) => logger.info({ req: { url } }, 'request completed'));
+    expect(out).not.toContain('cdSecret9');
+    const line = JSON.parse(out.trim()) as { req: { url: string } };
+    expect(line.req.url).toBe('/refund-status/r1?token=[REDACTED]&limit=5');
+  });
+
   it('leaves words that merely end like a key prefix as they are', () => {
     const text = 'task_live_count=3 disk_test_ok spi_1_secret_word /x?session_id=cs_1&key_count=2';
     const out = written((logger) => logger.info(text));
