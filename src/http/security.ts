@@ -558,17 +558,6 @@ export function keyRequirements(document: Record<string, unknown>): ReadonlyMap<
   return out;
 }
 
-/**
- * Answers 503 when a handler takes too long, so a client never waits on a hung upstream forever. A request
- * whose body has not all arrived by then is the client's delay, not ours: 408, and the connection is closed
- * rather than kept reading a body that may never come.
- */
-/**
- * What a timed-out request's client should do. Its handler keeps running (a Stripe call cannot be taken back), so
- * a POST may still complete: with an Idempotency-Key (or a refund's request_id) a retry is answered with that
- * result; without one, a retry is a new request and may make a second payment intent or refund, so the answer
- * neither says nor signals (Retry-After, which retrying HTTP clients follow by themselves) that retrying is safe.
- */
 const GENERATED_REFUND_ID = Symbol('generatedRefundId');
 
 /** Notes the request_id the service generated for a refund request that named none (see timeoutAdvice). */
@@ -576,6 +565,12 @@ export function noteGeneratedRefundId(req: Request, requestId: string): void {
   (req as Request & { [GENERATED_REFUND_ID]?: string })[GENERATED_REFUND_ID] = requestId;
 }
 
+/**
+ * What a timed-out request's client should do. Its handler keeps running (a Stripe call cannot be taken back), so
+ * a POST may still complete: with an Idempotency-Key (or a refund's request_id) a retry is answered with that
+ * result; without one, a retry is a new request and may make a second payment intent or refund, so the answer
+ * neither says nor signals (Retry-After, which retrying HTTP clients follow by themselves) that retrying is safe.
+ */
 function timeoutAdvice(req: Request): { detail: string; retrySafe: boolean } {
   if (req.method !== 'POST') return { detail: 'The request took too long. Retry later.', retrySafe: true };
   if (req.get('idempotency-key') !== undefined) {
@@ -615,6 +610,11 @@ function timeoutAdvice(req: Request): { detail: string; retrySafe: boolean } {
   };
 }
 
+/**
+ * Answers 503 when a handler takes too long, so a client never waits on a hung upstream forever. A request
+ * whose body has not all arrived by then is the client's delay, not ours: 408, and the connection is closed
+ * rather than kept reading a body that may never come.
+ */
 export function timeoutMiddleware(ms: number): RequestHandler {
   return (req, res, next) => {
     const timer = setTimeout(() => {
