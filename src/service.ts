@@ -606,6 +606,9 @@ export async function startService(
       housekeepingRun = (async () => {
         let failure: { err: unknown } | undefined;
         for (const step of steps) {
+          // A stop waits for this run before closing the store: the purges left are the next start's to do, or a
+          // database that stopped answering would hold the stop for each one's timeout in turn, past its budget.
+          if (stopping) break;
           try {
             await step();
           } catch (err) {
