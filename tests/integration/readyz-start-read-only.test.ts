@@ -49,6 +49,19 @@ describe.skipIf(!pgOk)('starting on a PostgreSQL that refuses writes', () => {
 
   const fresh = `${role}_new`;
 
+  /** Starts a service with `config`, expects the start to fail, and answers its "could not start" line. */
+  async function startFailureLine(config: ReturnType<typeof configFor>): Promise<string> {
+    const err = await startService(config, captureLogger('debug').logger).then(
+      async (svc) => {
+        await svc.close();
+        return null;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).not.toBeNull();
+    return explainStartFailure(err, { port: config.port, host: config.host, database: config.database });
+  }
+
   beforeAll(async () => {
     stripe = await startSharedStripe();
     // The role's own schema, first on its default search_path ("$user").
@@ -78,19 +91,7 @@ describe.skipIf(!pgOk)('starting on a PostgreSQL that refuses writes', () => {
   it('fails to start, advising to point DATABASE_URL at the primary or turn the setting off', async () => {
     // Provisioning a key is a write at start.
     const config = configFor({ API_KEYS: `shop|refunds:read|psk_${randomBytes(16).toString('hex')}` });
-    const err = await startService(config, captureLogger('debug').logger).then(
-      async (svc) => {
-        await svc.close();
-        return null;
-      },
-      (e: unknown) => e,
-    );
-    expect(err).not.toBeNull();
-    const line = explainStartFailure(err, {
-      port: config.port,
-      host: config.host,
-      database: config.database,
-    });
+    const line = await startFailureLine(config);
     expect(line).toMatch(/^the database refuses writes \(read-only\)/);
     expect(line).not.toMatch(/must be running and reachable/);
     expect(line).toMatch(/primary/);
@@ -101,19 +102,7 @@ describe.skipIf(!pgOk)('starting on a PostgreSQL that refuses writes', () => {
 
   it('with no ledger yet, says the database refuses writes (the first migration is the refused write)', async () => {
     const config = configFor({}, fresh);
-    const err = await startService(config, captureLogger('debug').logger).then(
-      async (svc) => {
-        await svc.close();
-        return null;
-      },
-      (e: unknown) => e,
-    );
-    expect(err).not.toBeNull();
-    const line = explainStartFailure(err, {
-      port: config.port,
-      host: config.host,
-      database: config.database,
-    });
+    const line = await startFailureLine(config);
     expect(line).toMatch(/^the database refuses writes \(read-only\)/);
     expect(line).toMatch(/default_transaction_read_only/);
   }, 30_000);

@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { requeueStuck } from '../../src/service.js';
-import { getJson, postJson } from '../helpers/http.js';
+import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { eventually, startSharedStripe, startTestService } from '../helpers/service.js';
 
 describe('the last attempt at a refund whose Stripe call outlasted STRIPE_TIMEOUT_MS', () => {
@@ -26,13 +26,7 @@ describe('the last attempt at a refund whose Stripe call outlasted STRIPE_TIMEOU
       LOG_LEVEL: 'warn',
     });
     try {
-      const paid = await postJson(`${svc.url}/payment-intent`, {
-        amount: 3000,
-        currency: 'usd',
-        payment_method: 'pm_card_visa',
-        confirm: true,
-      });
-      const pi = paid.json.paymentIntentId as string;
+      const pi = await paidIntent(svc.url, 3000);
       // Stripe takes 1.5 s to make a refund; the service waits 0.3 s for an answer.
       await stripe.faults({ latency_ms: 1_500, match: { method: 'POST', path_prefix: '/v1/refunds' } });
       const res = await postJson(`${svc.url}/refund-async`, {

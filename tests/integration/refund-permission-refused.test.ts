@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { requeueStuck } from '../../src/service.js';
-import { getJson, postJson } from '../helpers/http.js';
+import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { eventually, startSharedStripe, startTestService } from '../helpers/service.js';
 
 describe('a queued refund Stripe refuses for the key (403 permission_error) on every attempt', () => {
@@ -23,13 +23,7 @@ describe('a queued refund Stripe refuses for the key (403 permission_error) on e
       LOG_LEVEL: 'silent',
     });
     try {
-      const paid = await postJson(`${svc.url}/payment-intent`, {
-        amount: 3000,
-        currency: 'usd',
-        payment_method: 'pm_card_visa',
-        confirm: true,
-      });
-      const pi = paid.json.paymentIntentId as string;
+      const pi = await paidIntent(svc.url, 3000);
       await stripe.faults({
         permission_error_rate: 1,
         match: { method: 'POST', path_prefix: '/v1/refunds' },

@@ -6,7 +6,7 @@
  * the request again with safely; every other answer to such a request names it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getJson, postJson } from '../helpers/http.js';
+import { getJson, paidIntent, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -27,13 +27,7 @@ afterAll(async () => {
 
 describe('an unkeyed POST /refund answered by the request timeout', () => {
   it('names the request_id its refund is made under, which checks it and refunds at most once', async () => {
-    const paid = await postJson(`${svc.url}/payment-intent`, {
-      amount: 5000,
-      currency: 'usd',
-      payment_method: 'pm_card_visa',
-      confirm: true,
-    });
-    const pi = paid.json.paymentIntentId as string;
+    const pi = await paidIntent(svc.url, 5000);
     await svc.faults({ latency_ms: 2_000, match: { method: 'POST', path_prefix: '/v1/refunds' } });
     const res = await postJson(`${svc.url}/refund`, { payment_intent_id: pi, amount: 1500 });
     expect(res.status).toBe(503);
