@@ -3,6 +3,7 @@
  * on a laptop the suite skips with a loud message so a newcomer sees why.
  */
 import { Socket } from 'node:net';
+import pg from 'pg';
 
 export const RABBITMQ_URL = process.env.TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 export const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -37,3 +38,14 @@ async function available(name: string, url: string, defaultPort: number): Promis
 
 export const rabbitAvailable = () => available('RabbitMQ', RABBITMQ_URL, 5672);
 export const postgresAvailable = () => available('PostgreSQL', POSTGRES_URL, 5432);
+
+/** Runs `statements` in order as the shared PostgreSQL's admin user (test roles, settings, clean-up). */
+export async function pgAdmin(statements: string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    for (const s of statements) await client.query(s);
+  } finally {
+    await client.end();
+  }
+}

@@ -5,23 +5,12 @@
  * failover ends them.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paidIntent, postJson } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
-import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
+import { POSTGRES_URL, pgAdmin, postgresAvailable } from '../helpers/services.js';
 
 const pgOk = await postgresAvailable();
-
-async function admin(statements: string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL });
-  await client.connect();
-  try {
-    for (const s of statements) await client.query(s);
-  } finally {
-    await client.end();
-  }
-}
 
 interface ReadyAnswer {
   status: number;
@@ -34,7 +23,7 @@ describe.skipIf(!pgOk)('/readyz on a PostgreSQL that refuses writes', () => {
 
   beforeAll(async () => {
     // The role's own schema, first on its default search_path ("$user"), so the service needs no schema option.
-    await admin([`create role ${role} login`, `create schema ${role} authorization ${role}`]);
+    await pgAdmin([`create role ${role} login`, `create schema ${role} authorization ${role}`]);
     const url = new URL(POSTGRES_URL);
     url.username = role;
     svc = await startTestService('postgres', { DATABASE_URL: url.toString() }, { storeSchema: undefined });
@@ -42,7 +31,7 @@ describe.skipIf(!pgOk)('/readyz on a PostgreSQL that refuses writes', () => {
 
   afterAll(async () => {
     await svc?.stop();
-    await admin([
+    await pgAdmin([
       `drop schema if exists ${role} cascade`,
       `select pg_terminate_backend(pid) from pg_stat_activity where usename = '${role}'`,
       `drop role if exists ${role}`,
@@ -60,7 +49,7 @@ describe.skipIf(!pgOk)('/readyz on a PostgreSQL that refuses writes', () => {
     expect(before.status).toBe(200);
     expect(before.body.checks['store']).toBe('ok');
 
-    await admin([
+    await pgAdmin([
       `alter role ${role} set default_transaction_read_only = on`,
       `select pg_terminate_backend(pid) from pg_stat_activity where usename = '${role}'`,
     ]);
@@ -87,7 +76,7 @@ describe.skipIf(!pgOk)('/readyz on a PostgreSQL that refuses writes', () => {
     expect(refused.json).toMatchObject({ status: 503, code: 'store_unavailable' });
 
     // Writable again (the failover finished): ready again.
-    await admin([
+    await pgAdmin([
       `alter role ${role} reset default_transaction_read_only`,
       `select pg_terminate_backend(pid) from pg_stat_activity where usename = '${role}'`,
     ]);

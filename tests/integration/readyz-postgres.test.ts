@@ -7,20 +7,10 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
-import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
+import { POSTGRES_URL, pgAdmin, postgresAvailable } from '../helpers/services.js';
 import { proxyFor, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 const pgOk = await postgresAvailable();
-
-async function admin(statements: string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL });
-  await client.connect();
-  try {
-    for (const s of statements) await client.query(s);
-  } finally {
-    await client.end();
-  }
-}
 
 interface ReadyAnswer {
   status: number;
@@ -61,7 +51,7 @@ describe.skipIf(!pgOk)('/readyz says why PostgreSQL is down', () => {
   let svc: TestService | undefined;
   beforeAll(async () => {
     // The role's own schema, first on its default search_path ("$user"), so the service needs no schema option.
-    await admin([`create role ${role} login`, `create schema ${role} authorization ${role}`]);
+    await pgAdmin([`create role ${role} login`, `create schema ${role} authorization ${role}`]);
     // The shared PostgreSQL trusts every connection: the password is never checked, only carried in DATABASE_URL.
     const via = await proxyFor(POSTGRES_URL);
     proxy = via.proxy;
@@ -77,7 +67,7 @@ describe.skipIf(!pgOk)('/readyz says why PostgreSQL is down', () => {
   afterAll(async () => {
     await svc?.stop();
     await proxy?.close();
-    await admin([
+    await pgAdmin([
       `drop schema if exists ${role} cascade`,
       `select pg_terminate_backend(pid) from pg_stat_activity where usename = '${role}'`,
       `drop role if exists ${role}`,
@@ -124,7 +114,7 @@ describe.skipIf(!pgOk)('/readyz says why PostgreSQL is down', () => {
   }, 30_000);
 
   it('says the database refuses writes and which setting makes it so', async () => {
-    await admin([
+    await pgAdmin([
       `alter role ${role} set default_transaction_read_only = on`,
       `select pg_terminate_backend(pid) from pg_stat_activity where usename = '${role}'`,
     ]);
@@ -140,7 +130,7 @@ describe.skipIf(!pgOk)('/readyz says why PostgreSQL is down', () => {
         store: 'the database refuses writes (default_transaction_read_only is on)',
       });
     } finally {
-      await admin([
+      await pgAdmin([
         `alter role ${role} reset default_transaction_read_only`,
         `select pg_terminate_backend(pid) from pg_stat_activity where usename = '${role}'`,
       ]);

@@ -6,26 +6,15 @@
  * setting.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { explainStartFailure } from '../../src/config/start-failure.js';
 import { startService } from '../../src/service.js';
 import { captureLogger } from '../helpers/log-capture.js';
 import { startSharedStripe, type SharedStripe } from '../helpers/service.js';
-import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
+import { POSTGRES_URL, pgAdmin, postgresAvailable } from '../helpers/services.js';
 
 const pgOk = await postgresAvailable();
-
-async function admin(statements: string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL });
-  await client.connect();
-  try {
-    for (const s of statements) await client.query(s);
-  } finally {
-    await client.end();
-  }
-}
 
 describe.skipIf(!pgOk)('starting on a PostgreSQL that refuses writes', () => {
   const role = `start_ro_${randomBytes(4).toString('hex')}`;
@@ -65,9 +54,9 @@ describe.skipIf(!pgOk)('starting on a PostgreSQL that refuses writes', () => {
   beforeAll(async () => {
     stripe = await startSharedStripe();
     // The role's own schema, first on its default search_path ("$user").
-    await admin([`create role ${role} login`, `create schema ${role} authorization ${role}`]);
+    await pgAdmin([`create role ${role} login`, `create schema ${role} authorization ${role}`]);
     // And one with no ledger yet, read-only from the start.
-    await admin([
+    await pgAdmin([
       `create role ${fresh} login`,
       `create schema ${fresh} authorization ${fresh}`,
       `alter role ${fresh} set default_transaction_read_only = on`,
@@ -75,11 +64,11 @@ describe.skipIf(!pgOk)('starting on a PostgreSQL that refuses writes', () => {
     // Its ledger made while the role could write (a primary), as a standby's copy of it would be.
     const svc = await startService(configFor(), captureLogger('debug').logger);
     await svc.close();
-    await admin([`alter role ${role} set default_transaction_read_only = on`]);
+    await pgAdmin([`alter role ${role} set default_transaction_read_only = on`]);
   }, 30_000);
   afterAll(async () => {
     await stripe?.close();
-    await admin([
+    await pgAdmin([
       `drop schema if exists ${role} cascade`,
       `drop schema if exists ${fresh} cascade`,
       `select pg_terminate_backend(pid) from pg_stat_activity where usename in ('${role}', '${fresh}')`,
