@@ -7,6 +7,7 @@ import { hash as digest } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Request, RequestHandler, Response } from 'express';
 import Stripe from 'stripe';
+import { REQUEST_AS_TAKEN } from '../payments/as-taken.js';
 import {
   IN_PROGRESS_STALE_MS,
   StoreUnavailableError,
@@ -81,6 +82,25 @@ function canonical(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
+}
+
+/** What an Idempotency-Key remembers of a request: its operation and body (`body` as the service takes it). */
+function requestHash(operationId: OperationId, body: unknown): string {
+  return digest('sha256', `${operationId}\n${canonical(body)}`, 'hex');
+}
+
+/**
+ * The hash an Idempotency-Key keeps for this request, and the one it is also known by: the body is compared as the
+ * service takes it (REQUEST_AS_TAKEN: `"currency": "USD"` is `"usd"`), so that a retry of the same payment written
+ * otherwise is the same request. Versions before compared the body as sent: a key one of them kept, for a body the
+ * service takes otherwise, is known by the hash of that body as sent (as before, another spelling of it gets 422
+ * from such a key). Only such a body is hashed twice.
+ */
+function requestHashes(operationId: OperationId, body: unknown): string | readonly [string, string] {
+  const asTaken = REQUEST_AS_TAKEN[operationId];
+  const taken = asTaken ? asTaken(body as never) : body;
+  const hash = requestHash(operationId, taken);
+  return taken === body ? hash : [hash, requestHash(operationId, body)];
 }
 
 /** Waits between further tries of a key's last write that failed; the last one repeats. */
@@ -230,10 +250,10 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     // took over after this one went stale (a process paused for longer than IN_PROGRESS_STALE_MS).
     const claim = new Date();
     if (idemKey !== undefined) {
-      const hash = digest('sha256', `${operationId}\n${canonical(req.body)}`, 'hex');
+      const hashes = requestHashes(operationId, req.body);
       let begun: IdempotencyBegin;
       try {
-        begun = await store!.begin(idemScope, idemKey, hash, IDEMPOTENCY_TTL_MS, claim);
+        begun = await store!.begin(idemScope, idemKey, hashes, IDEMPOTENCY_TTL_MS, claim);
       } catch (err) {
         // The claim may have been written with its answer lost (the connection dropped at the commit). Left
         // so, the retry the 503 asks for would get 409 idempotency_key_in_use until the claim went stale, ten

@@ -22,6 +22,7 @@ import {
   type StripeLogContext,
 } from '../stripe/client.js';
 import { classifyStripeError, toCreateProblem, toProblem } from '../stripe/errors.js';
+import { checkoutAsTaken, paymentIntentAsTaken } from './as-taken.js';
 
 export interface LineItemInput {
   price_data: { currency: string; product_data: { name: string; description?: string }; unit_amount: number };
@@ -64,15 +65,6 @@ export function isOpenMode(caller: Caller): boolean {
 
 /** `line_items.0.price_data.currency` → `/body/line_items/0/price_data/currency`, as the validator names fields. */
 const bodyPath = (param: string) => `/body/${param.replace(/\./g, '/')}`;
-
-/**
- * A currency code as Stripe names it, in lower case. Stripe takes a code in any case, and the original service passed
- * the client's through, so its clients may send `SGD`: taken as `sgd` before its rules (idr's twelve digits, kwd's
- * steps of 10) are looked up by it.
- */
-function lowerCaseCurrency(currency: string): string {
-  return currency.toLowerCase();
-}
 
 export function requireSupportedCurrency(currency: string, param: string): void {
   if (!isSupportedCurrency(currency)) {
@@ -512,13 +504,8 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       idempotencyKey?: string,
       reqId?: string,
     ) {
-      const input: CheckoutInput = {
-        ...given,
-        line_items: given.line_items.map((li) => ({
-          ...li,
-          price_data: { ...li.price_data, currency: lowerCaseCurrency(li.price_data.currency) },
-        })),
-      };
+      // Currencies in lower case (as an Idempotency-Key compares the body: as-taken.ts).
+      const input: CheckoutInput = checkoutAsTaken(given);
       const currencies = new Set(input.line_items.map((li) => li.price_data.currency));
       if (currencies.size > 1) {
         throw new ProblemError(400, 'All line items of a checkout session must use the same currency.', {
@@ -623,7 +610,8 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       idempotencyKey?: string,
       reqId?: string,
     ) {
-      const input: PaymentIntentInput = { ...given, currency: lowerCaseCurrency(given.currency) };
+      // The currency in lower case (as an Idempotency-Key compares the body: as-taken.ts).
+      const input: PaymentIntentInput = paymentIntentAsTaken(given);
       requireSupportedCurrency(input.currency, 'currency');
       requireAmountWithinMax(input.amount, input.currency, 'amount');
       requireAmountFitsCurrency(input.amount, input.currency, 'amount');

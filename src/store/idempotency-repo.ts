@@ -16,15 +16,16 @@ export type IdempotencyBegin =
 
 export interface IdempotencyRepo {
   /**
-   * Claims `(owner, key)` for a request whose body hashes to `requestHash`, for `ttlMs`. Race-safe:
-   * of concurrent begins with one key exactly one gets 'started'. An expired row counts as absent.
+   * Claims `(owner, key)` for a request whose body hashes to `requestHash`, for `ttlMs`. Given several hashes, the
+   * first is kept, and a kept key matches any of them (the others: what versions before hashed the request as).
+   * Race-safe: of concurrent begins with one key exactly one gets 'started'. An expired row counts as absent.
    * The claim is known by `now` (its `created_at`): complete() and abandon() given it act only on that claim,
    * not on one a retry took over after this one went stale.
    */
   begin(
     owner: string,
     key: string,
-    requestHash: string,
+    requestHash: string | readonly [string, ...string[]],
     ttlMs: number,
     now?: TimeInput,
   ): Promise<IdempotencyBegin>;
@@ -83,8 +84,11 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
   const { db } = ctx;
 
   return {
-    async begin(owner, key, requestHash, ttlMs, now = new Date()) {
+    async begin(owner, key, hashes, ttlMs, now = new Date()) {
       const at = toIso(now);
+      const requestHash = typeof hashes === 'string' ? hashes : hashes[0];
+      const sameRequest = (kept: string) =>
+        typeof hashes === 'string' ? kept === hashes : hashes.includes(kept);
       const fresh = {
         request_hash: requestHash,
         state: 'in_progress' as const,
@@ -124,7 +128,7 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
           if (taken.numUpdatedRows > 0n) return { kind: 'started' };
           continue;
         }
-        if (row.request_hash !== requestHash) return { kind: 'mismatch' };
+        if (!sameRequest(row.request_hash)) return { kind: 'mismatch' };
         if (row.state === 'in_progress' || row.response_status === null) {
           const staleBefore = addMs(at, -IN_PROGRESS_STALE_MS);
           if (toIso(row.created_at) > staleBefore)
