@@ -577,6 +577,11 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
      * restored from an older backup) that names the caller as its owner (OWNER_METADATA_KEY) is recorded and
      * answered, so that the shop's success page still finds it. Any other (an unknown id, another owner's session,
      * one naming no owner) gets the same 404 after the same Stripe call.
+     * So an unknown id costs a Stripe call, and the ledger cannot spare it: an id the ledger has no row for may be
+     * exactly such a session (ids say nothing of their owner), and only Stripe's metadata tells. Nor is another
+     * owner's session (which the ledger does know) answered from the ledger: its 404 would then come without the
+     * round trip an unknown id waits for, and stay a 404 while Stripe fails and an unknown id gets 503, telling the
+     * caller that the session exists. Callers need a key with payments:read, and its rate limit bounds the calls.
      */
     async getCheckoutSession(caller: Caller, id: string, reqId?: string) {
       const row = await ownedRow(caller, id);
