@@ -3,47 +3,91 @@
  * are the same here. The service itself reads its input through these, and an Idempotency-Key compares bodies by
  * them (dispatch), so that a retry that writes the same payment differently (`USD` for `usd`) is the same request.
  * Each answers the body it was given, unchanged, when there is nothing to change (the usual case: no copy is made).
+ *
+ * What is taken otherwise than sent:
+ * - Currency codes, in lower case, as Stripe names them. Stripe takes a code in any case, and the original service
+ *   passed the client's through, so its clients may send `SGD`: taken as `sgd` before its rules (idr's twelve
+ *   digits, kwd's steps of 10) are looked up by it. (The contract allows only ASCII letters.)
+ * - An empty `description` (the intent's, or a product's), and empty `metadata`, as none: Stripe is sent none
+ *   (the SDK leaves an empty object out of the request), and nothing is kept of them. A refund's empty `metadata`
+ *   too: the refund ledger, which compares a request_id's bodies itself, takes it as none as well (src/refunds).
+ * Nothing else: strings are not trimmed (`"a "` is not `"a"` at Stripe), and metadata is passed on as sent.
  */
 import type { OperationId } from '../http/operations.js';
 
-/**
- * Currency codes are taken in lower case, as Stripe names them. Stripe takes a code in any case, and the original
- * service passed the client's through, so its clients may send `SGD`: taken as `sgd` before its rules (idr's twelve
- * digits, kwd's steps of 10) are looked up by it. (The contract allows only ASCII letters.)
- */
 const UPPER = /[A-Z]/;
 
-interface WithCurrency {
+interface PaymentIntentBody {
   currency: string;
+  description?: string;
+  metadata?: Record<string, string>;
 }
 
-interface WithLineItems {
-  line_items: { price_data: WithCurrency }[];
+interface CheckoutBody {
+  line_items: {
+    price_data: { currency: string; product_data: { description?: string } };
+  }[];
+  metadata?: Record<string, string>;
 }
 
-/** POST /payment-intent's body with its currency in lower case. */
-export function paymentIntentAsTaken<T extends WithCurrency>(given: T): T {
-  return UPPER.test(given.currency) ? { ...given, currency: given.currency.toLowerCase() } : given;
+function isEmpty(metadata: Record<string, string> | undefined): boolean {
+  if (metadata === undefined) return false;
+  for (const _ in metadata) return false;
+  return true;
 }
 
-/** POST /create-checkout-session's body with each line item's currency in lower case. */
-export function checkoutAsTaken<T extends WithLineItems>(given: T): T {
-  if (!given.line_items.some((li) => UPPER.test(li.price_data.currency))) return given;
+/** Whether a line item is taken otherwise than sent. */
+function lineItemChanges(li: CheckoutBody['line_items'][number]): boolean {
+  return UPPER.test(li.price_data.currency) || li.price_data.product_data.description === '';
+}
+
+/** POST /payment-intent's body as taken. */
+export function paymentIntentAsTaken<T extends PaymentIntentBody>(given: T): T {
+  const emptyMetadata = isEmpty(given.metadata);
+  if (!UPPER.test(given.currency) && given.description !== '' && !emptyMetadata) return given;
+  const { description, metadata, ...rest } = given;
   return {
-    ...given,
-    line_items: given.line_items.map((li) =>
-      UPPER.test(li.price_data.currency)
-        ? { ...li, price_data: { ...li.price_data, currency: li.price_data.currency.toLowerCase() } }
-        : li,
-    ),
-  };
+    ...rest,
+    currency: given.currency.toLowerCase(),
+    ...(description ? { description } : {}),
+    ...(emptyMetadata || metadata === undefined ? {} : { metadata }),
+  } as T;
 }
 
-/**
- * Per operation that takes an Idempotency-Key, its body as taken, where it can differ from the body as sent. The
- * refunds' bodies are taken as sent (no field of theirs is read in more than one spelling).
- */
+/** POST /create-checkout-session's body as taken. */
+export function checkoutAsTaken<T extends CheckoutBody>(given: T): T {
+  const emptyMetadata = isEmpty(given.metadata);
+  if (!given.line_items.some(lineItemChanges) && !emptyMetadata) return given;
+  const { metadata, ...rest } = given;
+  return {
+    ...rest,
+    line_items: given.line_items.map((li) => {
+      if (!lineItemChanges(li)) return li;
+      const { description, ...product } = li.price_data.product_data;
+      return {
+        ...li,
+        price_data: {
+          ...li.price_data,
+          currency: li.price_data.currency.toLowerCase(),
+          product_data: { ...product, ...(description ? { description } : {}) },
+        },
+      };
+    }),
+    ...(emptyMetadata || metadata === undefined ? {} : { metadata }),
+  } as T;
+}
+
+/** POST /refund's and POST /refund-async's body as taken. */
+function refundAsTaken<T extends { metadata?: Record<string, string> }>(given: T): T {
+  if (!isEmpty(given.metadata)) return given;
+  const { metadata: _empty, ...rest } = given;
+  return rest as T;
+}
+
+/** Per operation that takes an Idempotency-Key, its body as taken, where it can differ from the body as sent. */
 export const REQUEST_AS_TAKEN: Partial<Record<OperationId, (body: never) => unknown>> = {
-  createPaymentIntent: paymentIntentAsTaken<WithCurrency>,
-  createCheckoutSession: checkoutAsTaken<WithLineItems>,
+  createPaymentIntent: paymentIntentAsTaken<PaymentIntentBody>,
+  createCheckoutSession: checkoutAsTaken<CheckoutBody>,
+  createRefund: refundAsTaken,
+  createRefundAsync: refundAsTaken,
 };

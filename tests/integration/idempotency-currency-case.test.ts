@@ -7,7 +7,7 @@
  */
 import { hash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postJson } from '../helpers/http.js';
+import { paidIntent, postJson } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -59,13 +59,67 @@ describe('an Idempotency-Key compares the currency as the service takes it, in a
     expect(again.json.id).toBe(first.json.id);
   });
 
-  it('another currency, or another amount, under the key is still another request', async () => {
+  it('an empty description or metadata, which the service sends Stripe as none, is the body without it', async () => {
+    const key = { 'Idempotency-Key': 'empty-fields-intent' };
+    const body = { amount: 1600, currency: 'usd' };
+    const first = await postJson(
+      `${svc.url}/payment-intent`,
+      { ...body, description: '', metadata: {} },
+      key,
+    );
+    expect(first.status, first.text).toBe(200);
+    const bare = await postJson(`${svc.url}/payment-intent`, body, key);
+    expect(bare.status, bare.text).toBe(200);
+    expect(bare.headers.get('idempotent-replayed')).toBe('true');
+    expect(bare.json.paymentIntentId).toBe(first.json.paymentIntentId);
+
+    const sessionKey = { 'Idempotency-Key': 'empty-fields-session' };
+    const { metadata: _none, ...session } = checkout('unused', 'sgd');
+    const made = await postJson(`${svc.url}/create-checkout-session`, session, sessionKey);
+    expect(made.status, made.text).toBe(200);
+    const described = {
+      ...session,
+      line_items: session.line_items.map((li) => ({
+        ...li,
+        price_data: { ...li.price_data, product_data: { ...li.price_data.product_data, description: '' } },
+      })),
+      metadata: {},
+    };
+    const again = await postJson(`${svc.url}/create-checkout-session`, described, sessionKey);
+    expect(again.status, again.text).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.json.id).toBe(made.json.id);
+  });
+
+  it.each(['/refund', '/refund-async'])(
+    '%s: empty metadata, which the refund ledger takes as none too, is the body without it',
+    async (path) => {
+      const pi = await paidIntent(svc.url, 3000);
+      const key = { 'Idempotency-Key': `empty-metadata${path.replace('/', '-')}` };
+      const first = await postJson(
+        `${svc.url}${path}`,
+        { payment_intent_id: pi, amount: 700, metadata: {} },
+        key,
+      );
+      expect(first.status, first.text).toBe(path === '/refund' ? 200 : 202);
+      const bare = await postJson(`${svc.url}${path}`, { payment_intent_id: pi, amount: 700 }, key);
+      expect(bare.status, bare.text).toBe(first.status);
+      expect(bare.headers.get('idempotent-replayed')).toBe('true');
+      expect(bare.json.request_id).toBe(first.json.request_id);
+      const rows = await svc.deps.store.refunds.listForPaymentIntent(pi);
+      expect(rows.map((r) => r.amount)).toEqual([700]);
+    },
+  );
+
+  it('another currency, amount or description under the key is still another request', async () => {
     const key = { 'Idempotency-Key': 'currency-case-other' };
     const body = { amount: 1700, currency: 'EUR', metadata: { order: 'currency-case-other' } };
     expect((await postJson(`${svc.url}/payment-intent`, body, key)).status).toBe(200);
     for (const other of [
       { ...body, currency: 'usd' },
       { ...body, amount: 1800, currency: 'eur' },
+      { ...body, description: ' ' },
+      { ...body, metadata: { order: 'currency-case-other ' } },
     ]) {
       const reused = await postJson(`${svc.url}/payment-intent`, other, key);
       expect(reused.status, reused.text).toBe(422);
