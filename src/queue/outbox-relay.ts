@@ -167,6 +167,12 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
    * another relay's claim: renewLeases extends them in time.
    */
   const leases = new Map<number, string>();
+  /**
+   * The lease a renewal's statement is moving a held row to, until the relay hears back (row id → the new
+   * availableAt). Meanwhile the row may be under either lease: a failure recorded then goes by both (see leasesOf),
+   * or it found the row under the new one and took that for another relay's takeover.
+   */
+  const renewingTo = new Map<number, string>();
   /** A third of the lease: what is left of one when it is extended (5 s by default). */
   const renewAheadMs = Math.floor(leaseMs / 3);
   /** Armed while rows are held, for when the first of their leases gets within renewAheadMs of its end. */
@@ -266,12 +272,24 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   function letGo(ids: readonly number[]): () => void {
     const kept: HeldLease[] = [];
     for (const id of ids) {
+      renewingTo.delete(id);
       const availableAt = leases.get(id);
       if (availableAt === undefined) continue;
       kept.push({ id, availableAt });
       leases.delete(id);
     }
     return () => hold(kept);
+  }
+
+  /**
+   * The leases row `id` may be under while this relay holds it: the one it was given, and the one a renewal running
+   * now is moving it to. Empty once no longer held.
+   */
+  function leasesOf(id: number): string[] {
+    const held = leases.get(id);
+    if (held === undefined) return [];
+    const renewing = renewingTo.get(id);
+    return renewing === undefined || renewing === held ? [held] : [held, renewing];
   }
 
   function armRenewal(delayMs: number): void {
@@ -328,7 +346,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 
   async function renewBatch(batch: readonly HeldLease[]): Promise<void> {
     const until = new Date(dbNow() + leaseMs).toISOString();
+    for (const { id } of batch) renewingTo.set(id, until);
+    // On an error the statement may still have moved the rows: they stay in renewingTo until let go or renewed again.
     const renewed = new Set(await store.outbox.extendLeases(batch, until));
+    for (const { id } of batch) if (renewingTo.get(id) === until) renewingTo.delete(id);
     for (const { id, availableAt } of batch) {
       // Being marked sent or failed, or given back, meanwhile: no longer held.
       if (leases.get(id) !== availableAt) continue;
@@ -394,11 +415,12 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       const reason = r.reason instanceof Error ? r.reason.message : String(r.reason);
       // The failure is recorded under this relay's lease only: held past it (the process paused, the broker slow
       // to answer), the row may have been taken over by another relay, which is publishing it. Moving that relay's
-      // lease to the retry time made the row claimable by a third one meanwhile, and published once more.
-      const lease = leases.get(m.id);
+      // lease to the retry time made the row claimable by a third one meanwhile, and published once more. A
+      // renewal running meanwhile may have moved the row to this relay's next lease: that one is ours too.
+      const held = leasesOf(m.id);
       letGo([m.id]);
       const ours = (retryAt: number) =>
-        lease !== undefined && store.outbox.markFailed(m.id, reason, new Date(retryAt), lease);
+        held.length > 0 && store.outbox.markFailed(m.id, reason, new Date(retryAt), held);
       if (r.reason instanceof QueueError && r.reason.code === 'invalid') {
         // Its last try was refused the same way: it was set aside then, and counted and logged as an error once
         // (the counter would otherwise climb by one an hour for a single row, and read as more and more rows).
@@ -587,6 +609,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       // relay's claim once its lease ends, as before renewals; nothing here renews it any more.
       disarmRenewal();
       leases.clear();
+      renewingTo.clear();
       if (flushed > 0) log.info({ rows: flushed }, 'outbox flushed on stop');
     },
     async drain(timeoutMs = 30_000) {

@@ -79,10 +79,16 @@ export interface OutboxRepo {
   extendLeases(held: readonly HeldLease[], until: TimeInput): Promise<number[]>;
   /**
    * Records the failure and schedules the next try at `retryAt`. Given `lease` (the availableAt of the lease the
-   * caller held), only while the row is still under that lease: a relay that held the row past its lease (its
-   * process paused) does not move the lease of the relay that took the row over and is publishing it.
+   * caller held, or of each lease it may hold: one being renewed), only while the row is still under that lease: a
+   * relay that held the row past its lease (its process paused) does not move the lease of the relay that took the
+   * row over and is publishing it.
    */
-  markFailed(id: number, error: string, retryAt: TimeInput, lease?: TimeInput): Promise<boolean>;
+  markFailed(
+    id: number,
+    error: string,
+    retryAt: TimeInput,
+    lease?: TimeInput | readonly TimeInput[],
+  ): Promise<boolean>;
   pendingCount(): Promise<number>;
   /** When the oldest unsent row was written (by id, through the unsent-rows index); null when none waits. */
   oldestPendingCreatedAt(): Promise<string | null>;
@@ -297,7 +303,10 @@ export function createOutboxRepo(ctx: RepoContext): OutboxRepo {
         }))
         .where('id', '=', id)
         .where('sent_at', 'is', null);
-      if (lease !== undefined) q = q.where('available_at', '=', toIso(lease));
+      if (Array.isArray(lease)) {
+        if (lease.length === 0) return false;
+        q = q.where('available_at', 'in', lease.map(toIso));
+      } else if (lease !== undefined) q = q.where('available_at', '=', toIso(lease as TimeInput));
       const result = await q.executeTakeFirst();
       return result.numUpdatedRows > 0n;
     },
