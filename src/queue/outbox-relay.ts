@@ -124,6 +124,8 @@ const EXCHANGE_PREFIX = 'exchange:';
 const CLOCK_TOLERANCE_MS = 1_000;
 /** How often the relay reads the database's clock again (an NTP step, a virtual machine resumed). */
 const CLOCK_CHECK_MS = 60_000;
+/** How soon a read of the database's clock that failed after this process's clock was stepped is tried again. */
+const CLOCK_RETRY_MS = 1_000;
 /** Rows per lease-renewal statement (a relay holds up to maxHandedOff waiting, plus a batch in flight). */
 const RENEW_BATCH = 500;
 
@@ -184,34 +186,66 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
    * (their leases look ended to it), and one whose clock is behind would lease rows into the past.
    */
   let clockOffset = 0;
-  /** When the database's clock was last read (performance.now() time); -Infinity: not yet. */
+  /** When the database's clock was last read, or a read tried (performance.now() time); -Infinity: not yet. */
   let clockCheckedAt = -Infinity;
-  /** Date.now() - performance.now() when it was: moves when this process's clock is stepped (see clockStepped). */
-  let wallVsMonotonic = 0;
+  /**
+   * Date.now() - performance.now() when the database's clock was last read (null: not yet): moves when this
+   * process's clock is stepped (see clockStepped). Kept from the last read that answered: after a failed one, the
+   * step is still pending.
+   */
+  let wallVsMonotonic: number | null = null;
+  /** A read that failed after a step is tried again from then on (performance.now() time). */
+  let clockRetryAt = -Infinity;
   /** When renewTimer fires (dbNow() time). */
   let renewAt = Infinity;
   /** A renewal is running: the timer firing meanwhile leaves the next one to it. */
   let renewing = false;
 
-  /** Now, by the database's clock (see clockOffset). */
+  /** Now, by the database's clock (see clockOffset and currentOffset). */
   function dbNow(): number {
-    return Date.now() + clockOffset;
+    return Date.now() + currentOffset();
+  }
+
+  /**
+   * How far the database's clock is ahead of this process's now. Once this process's clock was stepped and before a
+   * read of the database's clock has answered since (it failed: a timeout, a lost connection), it is not known:
+   * either the step set this clock right or wrong, and the database's went on as before (the offset moved by the
+   * step), or it caught up with time this process did not see (a virtual machine resumed: the offset did not move).
+   * Meanwhile the relay claims no rows (runBatch; a claim by a "now" too late takes rows other relays hold, and they
+   * went out twice), and goes by the later of the two for the rest: leases written or renewed then end no sooner
+   * than they should (at worst later: rows of a process that dies meanwhile wait longer for another relay).
+   */
+  function currentOffset(): number {
+    if (!clockStepped()) return clockOffset;
+    const stepMs = Date.now() - performance.now() - wallVsMonotonic!;
+    return Math.max(clockOffset, clockOffset - stepMs);
   }
 
   /** Reads the database's clock; says when this process's differs from it by CLOCK_TOLERANCE_MS or more. */
   async function checkClock(): Promise<void> {
     clockCheckedAt = performance.now();
-    wallVsMonotonic = Date.now() - clockCheckedAt;
+    const baseline = Date.now() - clockCheckedAt;
     let measured: number;
     try {
       measured = await store.clockOffsetMs();
     } catch (err) {
-      log[failureLevel(err)](
-        { err },
-        "could not read the database's clock; the relay goes by the last reading",
-      );
+      if (clockStepped()) {
+        // The offset is not known (see currentOffset): read again soon rather than CLOCK_CHECK_MS later.
+        clockRetryAt = performance.now() + CLOCK_RETRY_MS;
+        log[failureLevel(err)](
+          { err, retryInMs: CLOCK_RETRY_MS },
+          "could not read the database's clock after this process's was stepped; the relay claims no outbox rows until it can",
+        );
+      } else {
+        log[failureLevel(err)](
+          { err },
+          "could not read the database's clock; the relay goes by the last reading",
+        );
+      }
       return;
     }
+    wallVsMonotonic = baseline;
+    clockRetryAt = -Infinity;
     const next = Math.abs(measured) >= CLOCK_TOLERANCE_MS ? measured : 0;
     if (next !== 0 && Math.abs(next - clockOffset) >= CLOCK_TOLERANCE_MS) {
       log.warn(
@@ -229,7 +263,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
    * offset is read again before the next claim rather than up to CLOCK_CHECK_MS later.
    */
   function clockStepped(): boolean {
-    return Math.abs(Date.now() - performance.now() - wallVsMonotonic) >= CLOCK_TOLERANCE_MS;
+    return (
+      wallVsMonotonic !== null &&
+      Math.abs(Date.now() - performance.now() - wallVsMonotonic) >= CLOCK_TOLERANCE_MS
+    );
   }
 
   function sleep(ms: number): Promise<void> {
@@ -491,6 +528,8 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     // A bounded broker (the in-process queue) that is full: the rows wait in the outbox for the next poll.
     const limit = Math.min(batchSize, broker.room?.() ?? batchSize);
     if (limit <= 0) return 0;
+    // The database's clock unknown since a step (see currentOffset): the rows wait for the next read, or another relay.
+    if (clockStepped()) return 0;
     const batch = await store.outbox.claimBatch(limit, new Date(dbNow()), leaseMs);
     if (batch.length > 0) {
       hold(batch);
@@ -515,8 +554,14 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     let servedHanded = false;
     while (running) {
       try {
-        // Before the first claim, every CLOCK_CHECK_MS after, and as soon as this process's clock is stepped.
-        if (performance.now() - clockCheckedAt >= CLOCK_CHECK_MS || clockStepped()) await checkClock();
+        // Before the first claim, every CLOCK_CHECK_MS after, and as soon as this process's clock is stepped (after a
+        // failed read, every CLOCK_RETRY_MS until one answers).
+        if (
+          performance.now() - clockCheckedAt >= CLOCK_CHECK_MS ||
+          (clockStepped() && performance.now() >= clockRetryAt)
+        ) {
+          await checkClock();
+        }
         await markUnmarked();
         const claimNow = claimDue || performance.now() - lastClaim >= idleMs;
         // Under steady load the hand-off list never empties; rows only a claim takes (written without a
@@ -563,7 +608,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       return running &&
         broker.isConnected() &&
         handed.length < Math.min(maxHandedOff, broker.room?.() ?? maxHandedOff)
-        ? leaseMs + clockOffset
+        ? leaseMs + currentOffset()
         : null;
     },
     handOff(message) {
