@@ -295,6 +295,14 @@ const getForOwner = queryTemplate<{ requestId: string; owner: string }, RefundRo
       .where('owner', '=', p('owner')),
 );
 
+/**
+ * PostgreSQL: the `updated_at` to write on a refund left in flight (`queued` or `processing` without a Stripe refund):
+ * `at` (this process's clock), but no earlier than PostgreSQL's clock says. The stuck-refund sweep judges a refund's
+ * age by PostgreSQL's clock: written by a process whose clock is behind, a refund looked that much older the moment it
+ * was written, and every sweep queued it again while it was in flight. (SQLite's clock is this machine's.)
+ */
+const notBeforeDbNow = (at: unknown) => sql<string>`greatest(cast(${at} as timestamptz), now())`;
+
 const insertRefund = queryTemplate<InsertRow, RefundRow>('refunds.insert', INSERT_COLUMNS, (db, p) =>
   db.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returning(REFUND_COLUMNS),
 );
@@ -365,7 +373,10 @@ const insertAnnouncedPg = queryTemplate<InsertRow & OutboxParams, RefundRow & { 
   (db, p) =>
     db
       .with('inserted', (qb) =>
-        qb.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returning(REFUND_COLUMNS),
+        qb
+          .insertInto('refunds')
+          .values({ ...placeholders(p, INSERT_COLUMNS), updated_at: notBeforeDbNow(p('updated_at')) })
+          .returning(REFUND_COLUMNS),
       )
       .with('announced', (qb) => announcedInsert(qb, p, 'inserted', 'created_at'))
       .selectFrom(['inserted', 'announced'])
@@ -385,31 +396,35 @@ const sumCommitted = queryTemplate<{ paymentIntentId: string }, { total: number 
 );
 
 type BeginParams = { requestId: string; now: string };
-const beginUpdate = (db: Kysely<Database>, p: Param<BeginParams>) =>
+/** `dbClock`: updated_at no earlier than PostgreSQL's clock (see notBeforeDbNow). */
+const beginUpdate = (db: Kysely<Database>, p: Param<BeginParams>, dbClock = false) =>
   db
     .updateTable('refunds')
     .set((eb) => ({
       status: eb.case().when('status', '=', 'queued').then('processing').else(eb.ref('status')).end(),
       attempts: eb('attempts', '+', 1),
-      updated_at: p('now'),
+      updated_at: dbClock ? notBeforeDbNow(p('now')) : p('now'),
     }))
     .where('request_id', '=', p('requestId'))
     .where('status', 'in', ['queued', 'processing'])
     .where('stripe_refund_id', 'is', null)
     .returning(REFUND_COLUMNS);
 
-const beginAttempt = queryTemplate<BeginParams, RefundRow>(
-  'refunds.beginAttempt',
-  ['requestId', 'now'],
-  beginUpdate,
-);
+/** The worker's attempt: the refund stays in flight until Stripe answers, judged by the stuck-refund sweep. */
+const beginAttemptTemplates = {
+  sqlite: queryTemplate<BeginParams, RefundRow>('refunds.beginAttempt', ['requestId', 'now'], beginUpdate),
+  postgres: queryTemplate<BeginParams, RefundRow>('refunds.beginAttempt', ['requestId', 'now'], (db, p) =>
+    beginUpdate(db, p, true),
+  ),
+};
 
 /**
  * beginAttempt's compare-and-set (a takeover): only a `processing` row with the attempts the caller read. The
  * attempt count is the token: every attempt begun adds one, and the only write that takes one back
  * (takeBackAttempt) does so for an attempt that sent nothing, leaving the row as idle as before. One statement,
  * so on PostgreSQL a concurrent takeover waits for the row lock and then finds the count moved on (READ COMMITTED
- * checks the WHERE again on the row it waited for).
+ * checks the WHERE again on the row it waited for). By this process's clock, as before: the takeover's own process
+ * judges by it when the attempt is idle (a synchronous refund's retry).
  */
 const beginAttemptFrom = queryTemplate<BeginParams & { attempts: number }, RefundRow>(
   'refunds.beginAttemptFrom',
@@ -743,7 +758,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       const now = nowIso();
       const row =
         expectedAttempts === undefined
-          ? await beginAttempt.first(db, ctx.dialect, { requestId, now })
+          ? await beginAttemptTemplates[ctx.dialect].first(db, ctx.dialect, { requestId, now })
           : await beginAttemptFrom.first(db, ctx.dialect, { requestId, now, attempts: expectedAttempts });
       return row ? toRefund(row) : null;
     },
