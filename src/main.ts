@@ -13,13 +13,19 @@ import { describeError, explainStartFailure } from './config/start-failure.js';
 import { pino } from 'pino';
 import { createLogger } from './logger.js';
 import { mountDemo } from './demo/mount.js';
-import { startService } from './service.js';
+import { startService, StartStopped } from './service.js';
 
 /**
  * Long enough for in-flight Stripe calls to finish (the SDK's own timeout is 20 s by default, and the brokers
  * wait at most that long for their handlers). Give the process a stop grace period above this (compose: 30 s).
  */
 export const SHUTDOWN_TIMEOUT_MS = 25_000;
+
+/**
+ * The exit code of a process stopped (SIGTERM, SIGINT) before it was ready: not a failure of the start, which exits
+ * 1. 75 is sysexits' EX_TEMPFAIL, next to 78 (EX_CONFIG) for bad configuration.
+ */
+export const EXIT_STOPPED_BEFORE_READY = 75;
 
 export interface MainOptions {
   /** Called once the service is up and listening, with its base URL. */
@@ -47,13 +53,37 @@ export async function main(opts: MainOptions = {}): Promise<void> {
     logger.debug({ codeCache: opts.codeCache }, 'code cache');
   }
 
-  // A signal during start-up is honoured once the service is up, so nothing is left half-opened. One listener
-  // for the whole life: removing the last listener of a signal closes Node's handle for it, and a signal that
-  // had arrived but not yet been dispatched (start-up runs without polling for it, e.g. SQLite's synchronous
+  // A signal during start-up stops the start (startService closes what it had opened) and the process exits
+  // EXIT_STOPPED_BEFORE_READY: a start can wait minutes (a database that does not answer, for up to
+  // DATABASE_TIMEOUT_MS; a long index build), and held until then the signal took the orchestrator's SIGKILL. One
+  // listener for the whole life: removing the last listener of a signal closes Node's handle for it, and a signal
+  // that had arrived but not yet been dispatched (start-up runs without polling for it, e.g. SQLite's synchronous
   // migrations) would be dropped, leaving the process deaf to the SIGTERM it was sent.
   let stopRequested: string | null = null;
+  const startAbort = new AbortController();
+  let startStopTimer: NodeJS.Timeout | undefined;
+  const stoppedBeforeReady = (how: string) => {
+    clearTimeout(startStopTimer);
+    if (exiting) return;
+    logger.warn(
+      { signal: stopRequested },
+      `stopped before ready: ${stopRequested} arrived during start-up; ${how}; exiting (code ${EXIT_STOPPED_BEFORE_READY})`,
+    );
+    exitAfterLogs(stdout, EXIT_STOPPED_BEFORE_READY);
+  };
   let onSignal = (signal: NodeJS.Signals) => {
-    stopRequested ??= signal;
+    if (stopRequested) {
+      logger.warn({ signal }, 'already stopping the start; send SIGKILL to stop at once');
+      return;
+    }
+    stopRequested = signal;
+    startAbort.abort();
+    // Closing what was opened is bounded as a stop is. Not unref'd: it also keeps the process from ending, code 0,
+    // when nothing else is left to wait for.
+    startStopTimer = setTimeout(
+      () => stoppedBeforeReady('closing what was opened took too long'),
+      SHUTDOWN_TIMEOUT_MS,
+    );
   };
   const listener = (signal: NodeJS.Signals) => onSignal(signal);
   process.on('SIGTERM', listener);
@@ -72,12 +102,17 @@ export async function main(opts: MainOptions = {}): Promise<void> {
   let service: Awaited<ReturnType<typeof startService>>;
   try {
     service = await startService(config, logger, {
+      signal: startAbort.signal,
       // The demo storefront only exists next to the embedded sandbox, where no real money can move.
       extraRoutes: (app, deps) => {
         if (deps.sandbox) mountDemo(app, { authRequired: deps.config.auth.enabled });
       },
     });
   } catch (err) {
+    if (stopRequested || err instanceof StartStopped) {
+      stoppedBeforeReady('what was opened is closed');
+      return;
+    }
     // Database unreachable, port taken, address unknown: exit so the orchestrator retries the start later.
     // The line names the setting to change, as the configuration check does for a bad value.
     logger.fatal(
@@ -117,6 +152,7 @@ export async function main(opts: MainOptions = {}): Promise<void> {
       exitAfterLogs(stdout, 1);
     }
   }
+  clearTimeout(startStopTimer);
   onSignal = (signal) => void shutdown(signal);
   if (stopRequested) void shutdown(stopRequested);
   opts.onStarted?.(service.url);

@@ -73,6 +73,58 @@ export interface ServiceOptions {
    * written before the store closes.
    */
   handlerDrainMs?: number;
+  /**
+   * Aborting it stops a start still under way (main.ts: a SIGTERM or SIGINT during start-up): startService closes
+   * what it had opened and rejects with {@link StartStopped}. What was still being opened when the signal came (a
+   * store waiting for its database, a server binding its port) is closed as soon as it is open.
+   */
+  signal?: AbortSignal;
+}
+
+/** startService's rejection when its `signal` stopped the start: everything it had opened is closed. */
+export class StartStopped extends Error {
+  override readonly name = 'StartStopped';
+  constructor() {
+    super('the start was stopped before the service was ready');
+  }
+}
+
+/**
+ * `work`, unless `signal` aborts first: then rejects with StartStopped at once, and what `work` opens later is handed
+ * to `closeLate` (a start stopped while its store waits for the database closes the store when it comes).
+ */
+function unlessStopped<T>(
+  work: Promise<T>,
+  signal: AbortSignal | undefined,
+  closeLate?: (value: T) => Promise<unknown>,
+): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) {
+    void work.then((v) => closeLate?.(v)).catch(() => undefined);
+    return Promise.reject(new StartStopped());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(new StartStopped());
+      void work.then((v) => closeLate?.(v)).catch(() => undefined);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
+}
+
+/** Throws StartStopped once `signal` has aborted (between the steps of a start). */
+function throwIfStopped(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new StartStopped();
 }
 
 export interface Deps {
@@ -118,6 +170,7 @@ const EMBEDDED_NOTICE =
 
 export async function createDeps(config: Config, logger: Logger, opts: ServiceOptions = {}): Promise<Deps> {
   const closers: (() => Promise<void>)[] = [];
+  const signal = opts.signal;
   if (config.stripe.mode === 'sandbox') {
     logger.warn(
       {
@@ -129,14 +182,21 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
     );
   }
   try {
-    const store = await createStore({
-      url: config.database.url,
-      poolSize: config.database.poolSize,
-      queryTimeoutMs: config.database.timeoutMs,
-      connectTimeoutMs: config.database.timeoutMs,
-      logger,
-      ...(opts.storeSchema ? { schema: opts.storeSchema } : {}),
-    });
+    // The longest wait of a start: connecting (up to DATABASE_TIMEOUT_MS), migrations, index builds. Stopped during
+    // it, the process exits with the store still opening: a migration is one transaction, which PostgreSQL rolls
+    // back with the session, and an index build left INVALID is dropped and built again by the next start.
+    const store = await unlessStopped(
+      createStore({
+        url: config.database.url,
+        poolSize: config.database.poolSize,
+        queryTimeoutMs: config.database.timeoutMs,
+        connectTimeoutMs: config.database.timeoutMs,
+        logger,
+        ...(opts.storeSchema ? { schema: opts.storeSchema } : {}),
+      }),
+      signal,
+      (late) => late.close(),
+    );
     closers.push(() => store.close());
 
     let sandbox: Sandbox | null = null;
@@ -154,13 +214,18 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       secretKey = `sk_test_embedded${randomBytes(16).toString('hex')}`;
       // Loaded only here: a deployment against real Stripe never pays for the sandbox's code.
       const { startSandbox } = await import('./sandbox/index.js');
-      sandbox = await startSandbox({
-        port: config.sandbox.port,
-        secretKey,
-        logger: logger.child({ component: 'sandbox' }),
-        // It lives in this process: keep its memory bounded however long the service runs.
-        maxObjects: EMBEDDED_SANDBOX_MAX_OBJECTS,
-      });
+      throwIfStopped(signal);
+      sandbox = await unlessStopped(
+        startSandbox({
+          port: config.sandbox.port,
+          secretKey,
+          logger: logger.child({ component: 'sandbox' }),
+          // It lives in this process: keep its memory bounded however long the service runs.
+          maxObjects: EMBEDDED_SANDBOX_MAX_OBJECTS,
+        }),
+        signal,
+        (late) => late.close(),
+      );
       closers.push(() => sandbox!.close());
       apiBase = new URL(sandbox.url);
       logger.info({ sandbox: sandbox.url }, 'embedded Stripe sandbox listening');
@@ -178,6 +243,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       (e) => metrics.observeStripe(e),
     );
 
+    throwIfStopped(signal);
     const topology = resolveTopology({ ...prefixedTopology(config.rabbitmq.queuePrefix), ...opts.topology });
     const broker = config.rabbitmq.url
       ? createRabbitBroker({
@@ -200,7 +266,10 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
     brokerStarted.catch(() => undefined); // awaited by startService; rejects only when closed meanwhile
     closers.push(() => broker.close());
 
-    const provisioned = await provisionKeys(store.apiKeys, config.auth.provisionedKeys);
+    const provisioned = await unlessStopped(
+      provisionKeys(store.apiKeys, config.auth.provisionedKeys),
+      signal,
+    );
     if (provisioned.added > 0)
       logger.info({ count: provisioned.added }, 'API keys provisioned from API_KEYS');
     for (const k of provisioned.changed) {
@@ -224,7 +293,10 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
         'API_KEYS lists an API key revoked with npm run keys -- revoke: it stays revoked (provision a new one)',
       );
     }
-    if (config.auth.enabled && !(await store.apiKeys.list()).some((k) => k.revokedAt === null)) {
+    if (
+      config.auth.enabled &&
+      !(await unlessStopped(store.apiKeys.list(), signal)).some((k) => k.revokedAt === null)
+    ) {
       logger.warn(
         'API keys are required but no API key exists: every request is refused with 401 until one is provisioned (API_KEYS, or npm run keys -- create)',
       );
@@ -284,6 +356,7 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       // by a secret of the other mode's endpoint listed by mistake, is stored but changes nothing.
       livemode: /^(sk|rk)_live_/.test(secretKey!),
     });
+    throwIfStopped(signal);
     logger.info(
       {
         database: redactDatabaseUrl(config.database.url),
@@ -491,12 +564,23 @@ export async function startService(
   logger: Logger,
   opts: ServiceOptions = {},
 ): Promise<RunningService> {
+  const signal = opts.signal;
   const deps = await createDeps(config, logger, opts);
   const runApi = config.role !== 'worker';
   const runWorker = config.role !== 'api';
   const timers: NodeJS.Timeout[] = [];
   let consumer: Consumer | null = null;
   let server: Server | null = null;
+  // Once the service is stopping, every response closes its connection (Connection: close): otherwise a client
+  // that keeps its connection busy holds server.close() open, and the process serves it until the shutdown
+  // timer kills it with the outbox unflushed. A response already under way when the stop begins keeps its
+  // connection; the client's next request on it is answered with Connection: close. Housekeeping and the sweeps
+  // begin no more work once it is set.
+  let stopping = false;
+  /** The housekeeping run under way, awaited before the store closes. */
+  let housekeepingRun: Promise<void> = Promise.resolve();
+  let relayStarted = false;
+  const work = workTracker();
   try {
     const handlers = createHandlers(
       deps,
@@ -516,7 +600,6 @@ export async function startService(
     // the same machine (HOST=127.0.0.1) passes the public name in Host.
     const hostCheck = loopbackHostCheck(config.host, config.allowedHosts);
     const hostCheckMiddleware = config.auth.enabled ? null : hostCheck.middleware;
-    const work = workTracker();
     // Only API processes load the contract validator and Swagger UI.
     const buildApp = runApi ? (await import('./http/app.js')).buildApp : null;
     const app = buildApp
@@ -541,11 +624,6 @@ export async function startService(
           onResponse,
           ...(hostCheckMiddleware ? { hostCheck: hostCheckMiddleware } : {}),
         });
-    // Once the service is stopping, every response closes its connection (Connection: close): otherwise a client
-    // that keeps its connection busy holds server.close() open, and the process serves it until the shutdown
-    // timer kills it with the outbox unflushed. A response already under way when the stop begins keeps its
-    // connection; the client's next request on it is answered with Connection: close.
-    let stopping = false;
     // Host is required of HTTP/1.1 all the same: the app answers its absence as problem+json (requireHost).
     server = createServer({ requireHostHeader: false }, (req, res) => {
       if (stopping) res.shouldKeepAlive = false;
@@ -567,7 +645,13 @@ export async function startService(
     server.on('clientError', answerMalformedRequest);
     server.on('checkExpectation', refuseExpectation);
     server.on('connect', refuseConnect);
-    const address = await listen(server, config.port, config.host);
+    throwIfStopped(signal);
+    const listening = server;
+    const address = await unlessStopped(
+      listen(listening, config.port, config.host),
+      signal,
+      () => new Promise<void>((resolve) => listening.close(() => resolve())),
+    );
     hostCheck.listeningOn(address.address);
     // ALLOWED_HOSTS only adds names to the loopback check: read as a list of the only names answered (as some
     // frameworks' setting of that name is), it would leave a deployment open that its operator believes closed.
@@ -583,16 +667,15 @@ export async function startService(
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
     if (deps.sandbox) deps.sandbox.addWebhookEndpoint({ url: `${url}/webhook`, secret: deps.webhookSecret });
     // Requests are already answered (an accepted refund waits in the outbox until the broker is up).
-    await deps.brokerStarted;
+    await unlessStopped(deps.brokerStarted, signal);
 
     deps.relay.start();
+    relayStarted = true;
     const sweepMs = opts.sweepIntervalMs ?? 5_000;
     // Housekeeping: idempotency keys expire after 24 h; sent outbox rows are kept a week for inspection;
     // applied webhook events 30 days (Stripe retries an event for 3 days; a later copy is applied again, safely).
     // And e-mail addresses a process of a version before migration 0006 wrote into the ledger beside this one:
     // it writes them on a checkout's events, which Stripe retries for 3 days, so a week of rows is read again.
-    /** The housekeeping run under way, awaited before the store closes. */
-    let housekeepingRun: Promise<void> = Promise.resolve();
     // One purge after the other: they all run on the store's background pool (BACKGROUND_POOL_SIZE connections),
     // which the outbox relay needs too, so housekeeping holds at most one of its connections at a time. Each runs
     // even when one before it failed; the first failure is logged.
@@ -630,18 +713,23 @@ export async function startService(
     // Also once at start: a rolling update starts processes of this version while earlier ones still run.
     housekeeping();
     if (runWorker) {
-      if (deps.broker.kind === 'memory') await requeueStuck(deps, 0);
-      consumer = await startRefundWorker({
-        broker: deps.broker,
-        refunds: deps.refunds,
-        logger,
-        queue: deps.topology.requests,
-        prefetch: config.worker.prefetch,
-        maxAttempts: config.worker.maxAttempts,
-        deliveryLimit: DEFAULT_DELIVERY_LIMIT,
-        limiter: createRateLimiter(config.worker.stripeMaxRps),
-        storePing: () => deps.store.ping(),
-      });
+      if (deps.broker.kind === 'memory') await unlessStopped(requeueStuck(deps, 0), signal);
+      throwIfStopped(signal);
+      consumer = await unlessStopped(
+        startRefundWorker({
+          broker: deps.broker,
+          refunds: deps.refunds,
+          logger,
+          queue: deps.topology.requests,
+          prefetch: config.worker.prefetch,
+          maxAttempts: config.worker.maxAttempts,
+          deliveryLimit: DEFAULT_DELIVERY_LIMIT,
+          limiter: createRateLimiter(config.worker.stripeMaxRps),
+          storePing: () => deps.store.ping(),
+        }),
+        signal,
+        (late) => late.cancel(),
+      );
       timers.push(
         setInterval(() => {
           requeueStuck(deps, 10 * 60_000)
@@ -651,6 +739,7 @@ export async function startService(
       );
     }
     for (const t of timers) t.unref();
+    throwIfStopped(signal);
     logger.info({ url, role: config.role, api: runApi, worker: runWorker }, 'service started');
 
     let closed = false;
@@ -702,9 +791,22 @@ export async function startService(
       },
     };
   } catch (err) {
+    stopping = true;
     for (const t of timers) clearInterval(t);
     await consumer?.cancel().catch(() => undefined);
-    server?.close();
+    // A start stopped once it listened may have requests under way: they finish (their connections close after
+    // their answer) and what their handlers do is written before the store closes, as in close(), within its bounds.
+    if (server?.listening) {
+      const drainBy = performance.now() + (opts.handlerDrainMs ?? 15_000);
+      const httpClosed = new Promise<void>((resolve) => server!.close(() => resolve()));
+      server.closeIdleConnections();
+      if (!(await waitBounded(httpClosed, opts.handlerDrainMs ?? 15_000))) server.closeAllConnections();
+      await waitBounded(work.idle(), Math.max(0, drainBy - performance.now()));
+    } else {
+      server?.close();
+    }
+    if (relayStarted) await deps.relay.stop().catch(() => undefined);
+    await housekeepingRun;
     await deps.close();
     throw err;
   }
