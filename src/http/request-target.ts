@@ -9,10 +9,13 @@
  * another host is refused (400 host_mismatch; RFC 9112, 3.2: a client sends a `Host` identical to the authority),
  * so neither name can stand in for the other past the check or in anything that reads `Host` later.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { RequestHandler } from 'express';
+import { API_HEADERS } from './api-headers.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError, problemBody } from './problem.js';
+import { isPlainRequestId } from './request-id.js';
 
 /** `http://` or `https://`, then the authority, up to the path, query or end. */
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)/i;
@@ -90,15 +93,25 @@ export const requireHost: RequestHandler = (req, _res, next) => {
 /**
  * A CONNECT request (authority-form, RFC 9110, 9.3.6) asks for a tunnel, which only a proxy makes. Node hands it
  * to the server's 'connect' listeners, and with none closed the connection without an answer; this answers
- * 405 problem+json naming the methods the service takes, and closes it.
+ * 405 problem+json naming the methods the service takes, and closes it. Written on the raw socket, so it carries
+ * by hand what the app sets on every other answer: the API's security headers and an X-Request-Id (the client's
+ * when it is plain, as requestIdFor keeps it, a new one otherwise).
  */
-export function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+export function refuseConnect(req: IncomingMessage, socket: Duplex): void {
   const body = JSON.stringify(
     problemBody(405, { detail: 'CONNECT is not supported: this service is not a proxy.' }),
   );
+  const given = req.headers['x-request-id'];
+  const requestId = isPlainRequestId(given) ? given : randomUUID();
+  const headers = [
+    'HTTP/1.1 405 Method Not Allowed',
+    'Allow: GET, HEAD, POST',
+    `Content-Type: ${PROBLEM_CONTENT_TYPE}`,
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...API_HEADERS.map(([name, value]) => `${name}: ${value}`),
+    `X-Request-Id: ${requestId}`,
+    'Connection: close',
+  ];
   socket.on('error', () => socket.destroy());
-  socket.end(
-    `HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
 }

@@ -1,0 +1,89 @@
+/**
+ * CONNECT is answered by the server's 'connect' listener, on the raw socket, before Express: its 405 went out without
+ * the headers every other answer carries (nosniff, the CSP, no-store, HSTS, X-Frame-Options) and without the
+ * X-Request-Id a client quotes when it reports a problem.
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+/** Sends raw bytes and answers everything the server wrote until it closed the connection (or 5 s passed). */
+function sendRaw(url: string, bytes: string): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1', () => socket.write(bytes, 'latin1'));
+    let data = '';
+    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+    socket.setTimeout(5000, () => {
+      socket.destroy();
+      resolve(data);
+    });
+  });
+}
+
+function headersOf(answer: string): Map<string, string[]> {
+  const lines = answer.split('\r\n\r\n')[0]!.split('\r\n').slice(1);
+  const headers = new Map<string, string[]>();
+  for (const line of lines) {
+    const at = line.indexOf(':');
+    const name = line.slice(0, at).toLowerCase();
+    headers.set(name, [...(headers.get(name) ?? []), line.slice(at + 1).trim()]);
+  }
+  return headers;
+}
+
+describe("CONNECT's 405", () => {
+  let svc: TestService;
+
+  beforeAll(async () => {
+    svc = await startTestService('sqlite', { API_AUTH: 'off' });
+  });
+  afterAll(async () => {
+    await svc?.stop();
+  });
+
+  it("carries the service's security headers, as a 405 Express answers does", async () => {
+    const connectAnswer = headersOf(
+      await sendRaw(svc.url, 'CONNECT stripe.com:443 HTTP/1.1\r\nHost: stripe.com:443\r\n\r\n'),
+    );
+    const expressAnswer = headersOf(
+      await sendRaw(svc.url, 'DELETE /refund HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'),
+    );
+    for (const name of [
+      'cache-control',
+      'content-security-policy',
+      'strict-transport-security',
+      'x-content-type-options',
+      'x-frame-options',
+    ]) {
+      expect(expressAnswer.get(name), name).toBeDefined();
+      expect(connectAnswer.get(name), name).toEqual(expressAnswer.get(name));
+    }
+  });
+
+  it('carries an X-Request-Id: the one the client sent when it is plain, a new one otherwise', async () => {
+    const kept = headersOf(
+      await sendRaw(
+        svc.url,
+        'CONNECT stripe.com:443 HTTP/1.1\r\nHost: stripe.com:443\r\nX-Request-Id: client-trace-42\r\n\r\n',
+      ),
+    );
+    expect(kept.get('x-request-id')).toEqual(['client-trace-42']);
+
+    const made = headersOf(
+      await sendRaw(
+        svc.url,
+        'CONNECT stripe.com:443 HTTP/1.1\r\nHost: stripe.com:443\r\nX-Request-Id: <script>\r\n\r\n',
+      ),
+    );
+    expect(made.get('x-request-id')).toHaveLength(1);
+    expect(made.get('x-request-id')![0]).toMatch(/^[0-9a-f-]{36}$/);
+    const other = headersOf(
+      await sendRaw(svc.url, 'CONNECT stripe.com:443 HTTP/1.1\r\nHost: stripe.com:443\r\n\r\n'),
+    );
+    expect(other.get('x-request-id')![0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(other.get('x-request-id')![0]).not.toBe(made.get('x-request-id')![0]);
+  });
+});
