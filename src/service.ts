@@ -511,8 +511,15 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
  * touch (RefundsRepo.touchIfStale, in the transaction that adds the message) finds it still stale, so it gets one
  * message a round, not one per worker. Ages are judged, and touches written, by the database's clock
  * (Store.clockOffsetMs; this machine's on SQLite): a worker whose clock ran ahead re-queued every refund in flight.
+ *
+ * Once `stopping` answers true (the service is stopping) it re-queues no more: the rows left are the next sweep's, and
+ * the store it would write them to is about to close.
  */
-export async function requeueStuck(deps: Deps, olderThanMs: number): Promise<number> {
+export async function requeueStuck(
+  deps: Deps,
+  olderThanMs: number,
+  stopping: () => boolean = () => false,
+): Promise<number> {
   // While RabbitMQ is unreachable the earlier messages are still waiting in the outbox; more copies of
   // them would only pile up.
   if (!deps.broker.isConnected()) return 0;
@@ -534,6 +541,7 @@ export async function requeueStuck(deps: Deps, olderThanMs: number): Promise<num
       stale.flatMap((r) => firstRequestMessageIds(r.requestId)),
     );
     for (const r of stale) {
+      if (stopping()) break;
       const reqId = firstRequestMessageIds(r.requestId)
         .map((id) => readRequestId(first.get(id) ?? {}))
         .find((id) => id !== undefined);
@@ -553,7 +561,7 @@ export async function requeueStuck(deps: Deps, olderThanMs: number): Promise<num
       if (requeued) n++;
     }
     // Oldest first, and touched rows move to the back: a page with nothing stale means we are done.
-    if (stale.length === 0 || page.length < pageSize) break;
+    if (stale.length === 0 || page.length < pageSize || stopping()) break;
   }
   if (n > 0) deps.logger.warn({ count: n }, 're-queued refunds that had no live message');
   return n;
@@ -701,12 +709,16 @@ export async function startService(
         if (failure) logger[failureLevel(failure.err)](failure, 'housekeeping failed');
       })();
     };
+    // A sweep still at work when a stop begins finishes the step it is in; what fails after that is the store closing
+    // under it, not an outage: said at debug level only. (A line at error level sent operators looking for one.)
+    const sweepFailed = (what: string) => (err: unknown) => {
+      if (stopping) logger.debug({ err }, `${what} cut short by the shutdown`);
+      else logger[failureLevel(err)]({ err }, `${what} failed`);
+    };
     timers.push(
       // Webhooks arrive at API processes; whichever process stored an event retries it if processing failed.
       setInterval(() => {
-        deps.webhooks
-          .retryPending()
-          .catch((err: unknown) => logger[failureLevel(err)]({ err }, 'webhook retry sweep failed'));
+        deps.webhooks.retryPending().catch(sweepFailed('webhook retry sweep'));
       }, sweepMs),
       setInterval(housekeeping, opts.housekeepingIntervalMs ?? 3_600_000),
     );
@@ -732,9 +744,9 @@ export async function startService(
       );
       timers.push(
         setInterval(() => {
-          requeueStuck(deps, 10 * 60_000)
+          requeueStuck(deps, 10 * 60_000, () => stopping)
             .then((n) => n > 0 && deps.relay.notify())
-            .catch((err: unknown) => logger[failureLevel(err)]({ err }, 'stuck refund sweep failed'));
+            .catch(sweepFailed('stuck refund sweep'));
         }, 12 * sweepMs),
       );
     }
