@@ -55,11 +55,11 @@ const SQLITE_PATH_CODES: ReadonlySet<string> = new Set([
 const PG_READ_ONLY = '25006';
 
 /**
- * A write PostgreSQL refused, or the store's own readiness finding that it would (its errors carry no code of their
- * own: told by their message, see src/store/store.ts ping()).
+ * A write PostgreSQL refused, or the store's own readiness finding that it would (Store.ping(), whose error carries the
+ * same SQLSTATE in its cause): told by the code, never by the words of a message.
  */
 function refusesWrites(e: SystemError): boolean {
-  return e.code === PG_READ_ONLY || (e instanceof StoreUnavailableError && /refuses writes/.test(e.message));
+  return e.code === PG_READ_ONLY;
 }
 
 export interface StartSettings {

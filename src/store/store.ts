@@ -276,10 +276,10 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
       );
       const row = rows[0];
       if (row?.recovery) {
-        throw new StoreUnavailableError('PostgreSQL refuses writes: the server is in recovery (a standby)');
+        throw refusesWrites('PostgreSQL refuses writes: the server is in recovery (a standby)');
       }
       if (row?.readOnly !== 'off') {
-        throw new StoreUnavailableError(
+        throw refusesWrites(
           'PostgreSQL refuses writes: transaction_read_only is on (default_transaction_read_only set for the server, database or role)',
         );
       }
@@ -332,6 +332,19 @@ function requireSchemaOfThisVersion(dialect: Dialect, applied: readonly string[]
 }
 
 /** Creates the schema if needed (unless `existingOnly`) and returns the one migrations and tables live in. */
+/** SQLSTATE read_only_sql_transaction: what PostgreSQL answers a write on a standby or a read-only session. */
+const PG_READ_ONLY = '25006';
+
+/**
+ * ping()'s finding that the database takes no writes, carrying the SQLSTATE PostgreSQL gives its own refusal (as the
+ * cause, with the same message, so that a description of the error says it once): what reads it tells it by the code.
+ */
+function refusesWrites(message: string): StoreUnavailableError {
+  return new StoreUnavailableError(message, {
+    cause: Object.assign(new Error(message), { code: PG_READ_ONLY }),
+  });
+}
+
 async function preparePostgresSchema(
   db: Kysely<Database>,
   schema: string | undefined,
