@@ -65,6 +65,11 @@ export interface Config {
     readonly requestTimeoutMs: number;
     /** Requests at work at once (a request's work counts until it ends, even once answered); 0 = no cap. */
     readonly maxConcurrentRequests: number;
+    /**
+     * Of those, how many may be requests with a publishable key, all such keys together (0 = no share of their
+     * own; absent, as in an app built by hand: half of maxConcurrentRequests). loadConfig always sets it.
+     */
+    readonly maxConcurrentPublishableRequests?: number;
     /** Open client connections at once (idle ones included); more are closed as they arrive. */
     readonly maxConnections: number;
     readonly validateResponses: boolean;
@@ -267,6 +272,16 @@ const schema = z.object({
   // Each request waiting on Stripe holds ~30 kB of heap and a socket: 3,500 of them (answered by the timeout but
   // still calling Stripe) exhausted the image's 128 MB heap. 1,000 leaves room for the worker and the store.
   MAX_CONCURRENT_REQUESTS: int(0, 100_000, 1000),
+  // Unset: half of MAX_CONCURRENT_REQUESTS (see loadConfig).
+  MAX_CONCURRENT_PUBLISHABLE_REQUESTS: z.preprocess(
+    blankToUndefined,
+    z.coerce
+      .number({ error: 'must be a whole number from 0 to 100000' })
+      .int({ error: 'must be a whole number from 0 to 100000' })
+      .min(0, { error: 'must be a whole number from 0 to 100000' })
+      .max(100_000, { error: 'must be a whole number from 0 to 100000' })
+      .optional(),
+  ),
   // Each open connection holds ~5 kB outside the heap and a file descriptor, idle or not: 20,000 idle ones took
   // the process from 88 to 186 MB RSS. Well above what a pool of clients behind a load balancer opens.
   MAX_CONNECTIONS: int(1, 1_000_000, 4096),
@@ -462,6 +477,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       'METRICS_PUBLIC: false needs API keys on (API_AUTH=on, or a STRIPE_SECRET_KEY): with authentication off no key is checked, and /metrics would answer 401 to every scrape',
     );
   }
+  // A publishable key is in the shop's pages: its requests, sending their bodies slowly, could hold every place and
+  // the back end's secret keys would be answered 503 overloaded. Their share must leave secret keys room.
+  const capped = e.MAX_CONCURRENT_REQUESTS > 0;
+  const publishableShare =
+    e.MAX_CONCURRENT_PUBLISHABLE_REQUESTS ?? (capped ? Math.floor(e.MAX_CONCURRENT_REQUESTS / 2) : 0);
+  if (capped && publishableShare >= e.MAX_CONCURRENT_REQUESTS) {
+    check(
+      ['MAX_CONCURRENT_PUBLISHABLE_REQUESTS', 'MAX_CONCURRENT_REQUESTS'],
+      `MAX_CONCURRENT_PUBLISHABLE_REQUESTS: must be below MAX_CONCURRENT_REQUESTS (${e.MAX_CONCURRENT_REQUESTS}), so that requests with a secret key always find a place; 0 = no share of their own`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const retryDelaysMs = e.WORKER_RETRY_DELAYS_MS.split(',').map(Number);
@@ -496,6 +522,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       jsonLimitBytes: e.JSON_BODY_LIMIT_BYTES,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
       maxConcurrentRequests: e.MAX_CONCURRENT_REQUESTS,
+      maxConcurrentPublishableRequests: publishableShare,
       maxConnections: e.MAX_CONNECTIONS,
       validateResponses: e.VALIDATE_RESPONSES ? e.VALIDATE_RESPONSES === 'true' : e.NODE_ENV === 'test',
       trustProxy: e.TRUST_PROXY,

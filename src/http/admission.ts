@@ -24,6 +24,7 @@ export interface Admission {
 }
 
 const RETRY_AFTER_S = 1;
+const SERVICE_FULL = 'The service is at its limit of requests in progress. Retry shortly.';
 
 /** A share of the cap per client: at most `max` of the requests at work come from one `keyOf(req)`. */
 export interface PerClientCap {
@@ -31,12 +32,23 @@ export interface PerClientCap {
   readonly keyOf: (req: Request) => string;
 }
 
+export interface AdmissionOptions {
+  /** One client has at most its share, so it cannot take all `max` places from the others. */
+  readonly perClient?: PerClientCap;
+  /** The refusal's detail when all `max` places are taken (by default the service's own limit). */
+  readonly fullDetail?: string;
+}
+
 /**
  * `max` 0 admits everything. Paths in `exempt` (the probes, a metrics scrape) are always admitted and not
- * counted: an orchestrator must see a busy process as alive, not restart it and lose its work. With `perClient`,
- * one client also has at most its share, so it cannot take all `max` places from the others.
+ * counted: an orchestrator must see a busy process as alive, not restart it and lose its work. Caps can be
+ * passed one after the other (a share of some requests, then all requests): a request holds a place in each.
  */
-export function admission(max: number, exempt: ReadonlySet<string>, perClient?: PerClientCap): Admission {
+export function admission(
+  max: number,
+  exempt: ReadonlySet<string>,
+  { perClient, fullDetail = SERVICE_FULL }: AdmissionOptions = {},
+): Admission {
   let inFlight = 0;
   const byClient = new Map<string, number>();
   const middleware: RequestHandler = (req, res, next) => {
@@ -53,9 +65,7 @@ export function admission(max: number, exempt: ReadonlySet<string>, perClient?: 
       sendProblem(res, {
         status: 503,
         body: problemBody(503, {
-          detail: full
-            ? 'The service is at its limit of requests in progress. Retry shortly.'
-            : 'This client is at its limit of requests in progress. Retry shortly.',
+          detail: full ? fullDetail : 'This client is at its limit of requests in progress. Retry shortly.',
           instance: req.path,
           requestId: String(req.id),
           code: 'overloaded',

@@ -72,6 +72,15 @@ export const MAX_WEBHOOKS_IN_PROGRESS = 64;
  */
 export const MAX_WEBHOOKS_PER_CLIENT = MAX_WEBHOOKS_IN_PROGRESS / 2;
 
+/**
+ * A request that reaches the caps with this Authorization (and not marked withoutValidKey) has an active publishable
+ * key: authenticateFirst has looked it up, and only `ppk_` keys are publishable by their form (apiKeySecurity).
+ */
+const PUBLISHABLE_BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] +ppk_/;
+
+const PUBLISHABLE_FULL =
+  'The service is at its limit of requests in progress with publishable keys. Retry shortly.';
+
 /** Never refused by the cap on requests at work: a busy process must still look alive to its orchestrator. */
 const UNCAPPED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -176,7 +185,21 @@ export function buildApp(deps: AppDeps): Express {
   // Before the cap and the body (see authenticateFirst): a request without a valid key holds neither a place nor
   // a body, so clients without a key cannot keep those with one out.
   if (authOptions) app.use(authenticateFirst(authOptions, requirementOf));
-  const cap = admission(config.http.maxConcurrentRequests, UNCAPPED_PATHS).middleware;
+  const maxInFlight = config.http.maxConcurrentRequests;
+  // First the share of publishable keys, then the cap on all: with a key anyone can read out of the shop's pages,
+  // slow bodies held every place, and the back end's secret keys were answered 503 overloaded.
+  const publishableShare = config.http.maxConcurrentPublishableRequests ?? Math.floor(maxInFlight / 2);
+  if (authOptions && publishableShare > 0) {
+    const publishableCap = admission(publishableShare, UNCAPPED_PATHS, {
+      fullDetail: PUBLISHABLE_FULL,
+    }).middleware;
+    app.use((req, res, next) => {
+      if (!withoutValidKey(req) && PUBLISHABLE_BEARER.test(req.get('authorization') ?? '')) {
+        publishableCap(req, res, next);
+      } else next();
+    });
+  }
+  const cap = admission(maxInFlight, UNCAPPED_PATHS).middleware;
   app.use((req, res, next) => {
     if (withoutValidKey(req)) next();
     else cap(req, res, next);
@@ -219,8 +242,7 @@ export function buildApp(deps: AppDeps): Express {
   app.post(
     '/webhook',
     admission(MAX_WEBHOOKS_IN_PROGRESS, new Set(), {
-      max: MAX_WEBHOOKS_PER_CLIENT,
-      keyOf: clientAddressKey,
+      perClient: { max: MAX_WEBHOOKS_PER_CLIENT, keyOf: clientAddressKey },
     }).middleware,
     (req, _res, next) => {
       // Where the validator, which never sees /webhook, would have put it: request logs and metrics label by
