@@ -32,6 +32,7 @@ import {
   rateLimitMiddleware,
   timeoutMiddleware,
   withoutValidKey,
+  withPublishableKey,
 } from './security.js';
 import type { LoadedSpec } from './spec.js';
 
@@ -71,12 +72,6 @@ export const MAX_WEBHOOKS_IN_PROGRESS = 64;
  * without TRUST_PROXY every request has the proxy's address, and half the places is then what anyone gets.
  */
 export const MAX_WEBHOOKS_PER_CLIENT = MAX_WEBHOOKS_IN_PROGRESS / 2;
-
-/**
- * A request that reaches the caps with this Authorization (and not marked withoutValidKey) has an active publishable
- * key: authenticateFirst has looked it up, and only `ppk_` keys are publishable by their form (apiKeySecurity).
- */
-const PUBLISHABLE_BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] +ppk_/;
 
 const PUBLISHABLE_FULL =
   'The service is at its limit of requests in progress with publishable keys. Retry shortly.';
@@ -194,7 +189,7 @@ export function buildApp(deps: AppDeps): Express {
       fullDetail: PUBLISHABLE_FULL,
     }).middleware;
     app.use((req, res, next) => {
-      if (!withoutValidKey(req) && PUBLISHABLE_BEARER.test(req.get('authorization') ?? '')) {
+      if (withPublishableKey(req)) {
         publishableCap(req, res, next);
       } else next();
     });

@@ -119,6 +119,7 @@ async function lookUpKey(req: Request, opts: AuthOptions): Promise<Authenticatio
 }
 
 const WITHOUT_VALID_KEY = Symbol('withoutValidKey');
+const PUBLISHABLE_KEY = Symbol('publishableKey');
 
 /**
  * Mounted before the cap on requests at work (admission) and before any body is read: looks up the key of every
@@ -147,6 +148,8 @@ export function authenticateFirst(
       if (!('record' in result)) {
         (req as Request & { [WITHOUT_VALID_KEY]?: true })[WITHOUT_VALID_KEY] = true;
         if (sendsBody(req)) res.shouldKeepAlive = false;
+      } else if (result.publishable || result.record.kind === 'publishable') {
+        (req as Request & { [PUBLISHABLE_KEY]?: true })[PUBLISHABLE_KEY] = true;
       }
       next();
     });
@@ -156,6 +159,14 @@ export function authenticateFirst(
 /** Whether authenticateFirst found that the request has no valid key (or could not look it up). */
 export function withoutValidKey(req: Request): boolean {
   return (req as Request & { [WITHOUT_VALID_KEY]?: true })[WITHOUT_VALID_KEY] === true;
+}
+
+/**
+ * Whether authenticateFirst found an active publishable key: a `ppk_` key, or one API_KEYS or `npm run keys` recorded
+ * as publishable (a hashed entry with the `publishable` scope), which apiKeySecurity restricts as publishable too.
+ */
+export function withPublishableKey(req: Request): boolean {
+  return (req as Request & { [PUBLISHABLE_KEY]?: true })[PUBLISHABLE_KEY] === true;
 }
 
 function sendsBody(req: Request): boolean {

@@ -10,7 +10,8 @@
  */
 import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createKey } from '../../src/auth/api-keys.js';
+import { randomBytes } from 'node:crypto';
+import { createKey, hashKey, PUBLISHABLE_SCOPES } from '../../src/auth/api-keys.js';
 import { postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
@@ -157,5 +158,34 @@ describe('requests with a publishable key', () => {
       (r) => r.status === 200,
       10_000,
     );
+  });
+
+  it('include a psk_ key recorded as publishable (API_KEYS: a hashed entry with the publishable scope)', async () => {
+    // Restricted as a publishable key by its record, whatever its form: its requests share the same places.
+    const key = `psk_${randomBytes(32).toString('base64url')}`;
+    await svc.deps.store.apiKeys.insert({
+      id: `key_${randomBytes(8).toString('hex')}`,
+      owner: 'shop',
+      name: 'shop pages',
+      kind: 'publishable',
+      prefix: key.slice(0, 12),
+      hash: hashKey(key),
+      scopes: [...PUBLISHABLE_SCOPES],
+    });
+    const held = Array.from({ length: CAP }, () =>
+      slowPost('/payment-intent', [`Authorization: Bearer ${key}`]),
+    );
+    try {
+      const answered = await eventually(
+        async () => held.filter((h) => h.answered()),
+        (a) => a.length === CAP / 2,
+        10_000,
+      );
+      for (const h of answered) expect(await h.head).toMatch(/^HTTP\/1\.1 503 /);
+      const served = await intent(secretKey);
+      expect(served.status).toBe(200);
+    } finally {
+      for (const h of held) h.close();
+    }
   });
 });
