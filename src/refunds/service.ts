@@ -700,8 +700,19 @@ export function createRefundService(deps: RefundServiceDeps) {
    * may have been given up on (failed without a Stripe id) while the call was in flight, by another delivery
    * or a sweep's: even the caller that began the call cannot rule that out, so Stripe's answer may correct it.
    */
-  async function recordStripeRefund(key: string, r: Stripe.Refund, reqId?: string): Promise<Refund> {
+  async function recordStripeRefund(
+    key: string,
+    r: Stripe.Refund,
+    reqId?: string,
+    /**
+     * A refund made outside the service, new to the ledger: inserted in the same transaction, so that no reader
+     * sees it before it stands at Stripe's status (a failed one holding its amount, say). DuplicateKeyError when
+     * another writer recorded it first.
+     */
+    external?: NewRefund,
+  ): Promise<Refund> {
     const { refund, moved } = await store.transaction(async (tx) => {
+      if (external) await tx.refunds.insert(external);
       // The row first, locked: a process giving up on the refund at this moment (its UPDATE to failed done, its
       // commit not yet) would otherwise be seen by the next statement as it was before (PostgreSQL, READ COMMITTED),
       // with nothing to put right, and the one after would tie Stripe's refund to the row it left failed: `failed`
@@ -865,11 +876,15 @@ export function createRefundService(deps: RefundServiceDeps) {
       }
       // The payment's events may not have come yet (a checkout payment's intent then has no row of its own).
       const owner = await payments.ownerOfIntent(piId);
+      // In the owner's namespace, like the owner's own requests: the outcome message names the request id
+      // `stripe:<refund id>`, and GET /refund-status/{request_id} with the owner's key finds it.
+      const key = requestKey(owner, `${EXTERNAL_REQUEST_PREFIX}${r.id}`);
       try {
-        row = await store.refunds.insert({
-          // In the owner's namespace, like the owner's own requests: the outcome message names the request id
-          // `stripe:<refund id>`, and GET /refund-status/{request_id} with the owner's key finds it.
-          requestId: requestKey(owner, `${EXTERNAL_REQUEST_PREFIX}${r.id}`),
+        // Inserted `processing` and moved to Stripe's status in the one transaction that records it: in two,
+        // a refund Stripe reports failed held its amount in between, and a refund asked for meanwhile was
+        // refused as exceeding what is left.
+        const recorded = await recordStripeRefund(key, r, undefined, {
+          requestId: key,
           owner,
           paymentIntentId: piId,
           amount: r.amount,
@@ -881,6 +896,7 @@ export function createRefundService(deps: RefundServiceDeps) {
           metadata: (r.metadata as Record<string, string> | null) ?? {},
         });
         log.info({ refund_id: r.id, payment_intent: piId }, 'recorded a refund made outside the service');
+        return recorded;
       } catch (err) {
         if (!(err instanceof DuplicateKeyError)) throw err;
         row = await store.refunds.getByStripeId(r.id);
