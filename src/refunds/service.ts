@@ -32,6 +32,7 @@ import {
 } from '../store/index.js';
 import { leased, type OutboxHandOff } from '../queue/outbox-relay.js';
 import { REQUEST_ID_HEADER } from '../queue/topology.js';
+import { minorUnitStep } from '../money/currencies.js';
 import { logContextOptions, withoutCallSite, type StripeClient } from '../stripe/client.js';
 import {
   classifyStripeError,
@@ -146,6 +147,31 @@ export interface ProcessOptions {
 const OWNER_SEPARATOR = '/';
 /** Request ids of refunds made outside the service (the Stripe dashboard): `stripe:<refund id>`. */
 const EXTERNAL_REQUEST_PREFIX = 'stripe:';
+
+/**
+ * The ledger-only metadata key of a refund asked for what is left whose amount was lowered after Stripe refused it
+ * for want of money left (lowerToWhatIsLeft): the amount fixed at its acceptance. Never sent to Stripe. While a
+ * row carries it, its Stripe idempotency keys name its amount (stripeKeySeed), so the lowered refund is asked for
+ * under keys of its own, never under the refused request's.
+ */
+export const LOWERED_FROM_METADATA_KEY = 'payment_service_lowered_from';
+
+/** The metadata a refund row keeps for its client: without the ledger's own LOWERED_FROM_METADATA_KEY. */
+function clientMetadata(refund: Pick<Refund, 'metadata'>): Record<string, string> {
+  const { [LOWERED_FROM_METADATA_KEY]: _lowered, ...metadata } = refund.metadata;
+  return metadata;
+}
+
+/**
+ * What refund `refund`'s Stripe idempotency keys are built from: its ledger key, and once its amount was lowered,
+ * that amount too (`<key>@<amount>`). A key Stripe saw with one amount is never sent with another (Stripe answers
+ * such a reuse with an idempotency error), and every attempt at the lowered amount shares its keys.
+ */
+export function stripeKeySeed(refund: Pick<Refund, 'requestId' | 'amount' | 'metadata'>): string {
+  return Object.hasOwn(refund.metadata, LOWERED_FROM_METADATA_KEY)
+    ? `${refund.requestId}@${refund.amount}`
+    : refund.requestId;
+}
 
 /** Request ids are chosen by clients, so they are namespaced by owner: two shops may both use "order-1". */
 export function requestKey(owner: string, requestId: string): string {
@@ -660,10 +686,10 @@ export function createRefundService(deps: RefundServiceDeps) {
               payment_intent: refund.paymentIntentId,
               amount: refund.amount,
               ...(refund.reason ? { reason: refund.reason as Stripe.RefundCreateParams.Reason } : {}),
-              metadata: { ...refund.metadata, request_id: refund.requestId },
+              metadata: { ...clientMetadata(refund), request_id: refund.requestId },
             },
             {
-              idempotencyKey: stripeIdempotencyKey(refund.requestId, generation),
+              idempotencyKey: stripeIdempotencyKey(stripeKeySeed(refund), generation),
               ...logContextOptions(idsOf(refund, reqId)),
             },
           ),
@@ -861,6 +887,89 @@ export function createRefundService(deps: RefundServiceDeps) {
   }
 
   /**
+   * Whether refund `refund` was asked for without an amount ("what is left"): its request hash is that of its body
+   * without one. A row the ledger made (a dashboard refund's) has no hash, and is not.
+   */
+  function askedForWhatIsLeft(refund: Refund): boolean {
+    if (refund.mode === 'external' || refund.requestHash === null) return false;
+    const input: RefundInput = {
+      payment_intent_id: refund.paymentIntentId,
+      ...(refund.reason !== null && { reason: refund.reason as NonNullable<RefundInput['reason']> }),
+      metadata: clientMetadata(refund),
+    };
+    return isHashOf(refund.requestHash, input, hashRequest(input));
+  }
+
+  /**
+   * A refund asked for what is left that Stripe refused for want of money left (a refund made in the dashboard
+   * meanwhile, its webhook not applied yet, when the amount was fixed at acceptance): what is left now is asked
+   * for instead. The refunds Stripe has are learnt first (learnRefundsAtStripe: one of them may even be this
+   * refund's, made by an earlier call, which ties the row to it and ends this); then the charge's refundable amount
+   * is read from Stripe, and the row's amount lowered to it (never raised, and never past what the ledger leaves
+   * beside the row's other refunds) in one conditional write that also marks the row (LOWERED_FROM_METADATA_KEY),
+   * so that its Stripe calls from then on go under new idempotency keys that name the amount (stripeKeySeed): the
+   * refused key is never sent with another amount, and every later attempt, delivery or sweep asks under the same
+   * key, so the money moves once. Answers the row to ask Stripe for, or null when there is nothing to lower it to
+   * (then the refusal stands).
+   */
+  async function lowerToWhatIsLeft(refund: Refund, reqId?: string): Promise<Refund | null> {
+    if (!askedForWhatIsLeft(refund)) return null;
+    await learnRefundsAtStripe(refund, reqId);
+    let refundable: number;
+    try {
+      const pi = await withoutCallSite(() =>
+        stripe.paymentIntents.retrieve(
+          refund.paymentIntentId,
+          { expand: ['latest_charge'] },
+          logContextOptions(idsOf(refund, reqId)),
+        ),
+      );
+      const charge = pi.latest_charge;
+      if (charge === null || typeof charge === 'string') return null;
+      refundable = charge.amount_captured - charge.amount_refunded;
+    } catch (err) {
+      log.warn(
+        { err, ...idsOf(refund, reqId) },
+        'could not read what is left to refund at Stripe; the refusal stands',
+      );
+      return null;
+    }
+    const [current, payment, committed] = await Promise.all([
+      store.refunds.get(refund.requestId),
+      store.payments.get(refund.paymentIntentId),
+      store.refunds.sumCommitted(refund.paymentIntentId),
+    ]);
+    if (!current || !payment || current.stripeRefundId || current.status !== 'processing') return null;
+    if (current.amount !== refund.amount) {
+      // Another delivery lowered it first: asked for under the same key as that one.
+      return current.amount < refund.amount && stripeKeySeed(current) !== current.requestId ? current : null;
+    }
+    // Beside what the ledger's other refunds hold, and in the currency's step (a three-decimal currency's tens).
+    const left = Math.min(refundable, payment.amount - (committed - current.amount));
+    const amount = left - (left % minorUnitStep(current.currency ?? payment.currency));
+    if (amount <= 0 || amount >= current.amount) return null;
+    const metadata = {
+      ...current.metadata,
+      [LOWERED_FROM_METADATA_KEY]: current.metadata[LOWERED_FROM_METADATA_KEY] ?? String(current.amount),
+    };
+    if (!(await store.refunds.lowerAmount(current.requestId, current.amount, amount, metadata))) {
+      const raced = await store.refunds.get(current.requestId);
+      return raced &&
+        raced.status === 'processing' &&
+        !raced.stripeRefundId &&
+        raced.amount < current.amount &&
+        stripeKeySeed(raced) !== raced.requestId
+        ? raced
+        : null;
+    }
+    log.info(
+      { ...idsOf(refund, reqId), from: current.amount, amount },
+      'Stripe has less left to refund than was fixed at acceptance; asking for what is left now',
+    );
+    return store.refunds.get(current.requestId);
+  }
+
+  /**
    * Applies Stripe's view of a refund (webhook or reconciliation). Finds our row by Stripe id, else by the
    * request key we put in its metadata (the webhook can beat our own write), else records a refund made
    * outside the service, e.g. in the Stripe dashboard, so it counts against what is left to refund.
@@ -1018,6 +1127,8 @@ export function createRefundService(deps: RefundServiceDeps) {
     input: RefundInput,
     idempotencyKey: string | undefined,
     reqId: string | undefined,
+    /** Whether this attempt already lowered the refund to what is left at Stripe (lowerToWhatIsLeft). */
+    lowered = false,
   ): Promise<Refund> {
     let stripeRefund: Stripe.Refund;
     let looking = false;
@@ -1062,6 +1173,11 @@ export function createRefundService(deps: RefundServiceDeps) {
           { ...problem.extras, code: problem.extras.code ?? 'upstream_unavailable' },
         );
         throw unkeyed ? unkeyedHandOver(handedOver, refund) : handedOver;
+      }
+      if (overRefundCode(err) && !lowered) {
+        // Asked for what is left, which was fixed at acceptance: Stripe has less left now (as in process()).
+        const lower = await lowerToWhatIsLeft(refund, reqId);
+        if (lower) return makeNow(lower, input, idempotencyKey, reqId, true);
       }
       await recordFailure(refund.requestId, failureReasonOf(err), reqId);
       log.info({ ...idsOf(refund, reqId), reason: failureReasonOf(err) }, 'refund refused by Stripe');
@@ -1183,11 +1299,12 @@ export function createRefundService(deps: RefundServiceDeps) {
     async process(key: string, isLastAttempt: boolean, opts: ProcessOptions = {}): Promise<ProcessResult> {
       const { reqId } = opts;
       // One statement: queued → processing, one more attempt; null when there is nothing left to send.
-      const refund = await store.refunds.beginAttempt(key);
-      if (!refund) {
+      const begun = await store.refunds.beginAttempt(key);
+      if (!begun) {
         const known = await store.refunds.get(key);
         return known ? { kind: 'done', refund: known } : { kind: 'failed', reason: 'unknown refund request' };
       }
+      let refund = begun;
       try {
         // Waited for here rather than before the ledger reads, so the ceiling holds at Stripe's end and
         // redeliveries of finished refunds do not spend it.
@@ -1200,98 +1317,111 @@ export function createRefundService(deps: RefundServiceDeps) {
         if (taken) log.debug(idsOf(refund, reqId), 'attempt taken back; nothing was sent to Stripe');
         throw err;
       }
-      try {
-        // An earlier call (a previous attempt, or the synchronous path's) may have reached Stripe with its
-        // answer lost. Stripe keeps idempotency keys for 24 hours only, and a retry can come later than that
-        // (workers or the database down that long): look for the refund first rather than make a second one.
-        if (refund.attempts > 1) {
-          const made = await findStripeRefund(refund, reqId);
-          if (made) {
-            const saved = await recordStripeRefund(key, made, reqId);
-            log.info(
-              { ...idsOf(refund, reqId), refund_id: made.id, status: saved.status },
-              'refund found at Stripe',
-            );
-            return { kind: 'done', refund: saved };
+      // Whether this attempt lowered the refund to what is left at Stripe (lowerToWhatIsLeft): once at most.
+      let lowered = false;
+      for (;;) {
+        try {
+          // An earlier call (a previous attempt, or the synchronous path's) may have reached Stripe with its
+          // answer lost. Stripe keeps idempotency keys for 24 hours only, and a retry can come later than that
+          // (workers or the database down that long): look for the refund first rather than make a second one.
+          if (refund.attempts > 1) {
+            const made = await findStripeRefund(refund, reqId);
+            if (made) {
+              const saved = await recordStripeRefund(key, made, reqId);
+              log.info(
+                { ...idsOf(refund, reqId), refund_id: made.id, status: saved.status },
+                'refund found at Stripe',
+              );
+              return { kind: 'done', refund: saved };
+            }
           }
-        }
-        const stripeRefund = await callStripe(refund, reqId);
-        const saved = await recordAttempt(refund, stripeRefund, reqId);
-        log.info(
-          { ...idsOf(refund, reqId), refund_id: stripeRefund.id, status: saved.status },
-          'queued refund made',
-        );
-        return { kind: 'done', refund: saved };
-      } catch (err) {
-        // The store, not Stripe, failed (maybe after Stripe made the refund): no attempt is spent on it and no
-        // failure is recorded; the worker runs the step again once the store answers.
-        if (err instanceof StoreUnavailableError) throw err;
-        const reason = failureReasonOf(err);
-        if (isLastAttempt && isIdempotencyKeyInUse(err)) {
-          // A request under the refund's key is running at Stripe right now: another delivery's, in this process or
-          // another (a relay's republish, a sweep's copy), whose answer settles the row, or the call of a POST
-          // /refund whose SDK gave up on it (its hand-over is this message), whose answer nobody records but a
-          // webhook. Giving up here would mark failed, and announce as failed, a refund Stripe is making. A refund
-          // still without a Stripe id is left to the stuck-refund sweep, which queues it again once untouched for
-          // ten minutes, and the worker then finds it at Stripe. (Reached only after every attempt of this message
-          // found the key in use: minutes, at the default WORKER_RETRY_DELAYS_MS.)
+          const stripeRefund = await callStripe(refund, reqId);
+          const saved = await recordAttempt(refund, stripeRefund, reqId);
           log.info(
-            idsOf(refund, reqId),
-            'refund is at Stripe through another delivery; leaving it to that one',
+            { ...idsOf(refund, reqId), refund_id: stripeRefund.id, status: saved.status },
+            'queued refund made',
           );
-          return { kind: 'done', refund };
-        }
-        if (isTransientStripeError(err) && !isLastAttempt) {
-          // With the error: Stripe's for an outage (no request data in it), else the service's own (the ledger's
-          // write refused, a bug), of which the reason alone would say nothing.
-          log.warn({ ...idsOf(refund, reqId), reason, err }, 'refund attempt failed; will retry');
-          return { kind: 'retry', reason };
-        }
-        if (isTransientStripeError(err)) {
-          // The last answer was lost, not refused: Stripe may have made the refund. Look before calling it failed.
-          let made: Stripe.Refund | null;
-          try {
-            made = await findStripeRefund(refund, reqId);
-          } catch {
-            // Stripe cannot say either (still unreachable). `failed` would release the amount for other refunds
-            // and tell other services the money did not move, while Stripe may have made this one.
-            return leftUnresolved(refund, reason, reqId);
-          }
-          if (made) {
-            const saved = await recordStripeRefund(key, made, reqId);
+          return { kind: 'done', refund: saved };
+        } catch (err) {
+          // The store, not Stripe, failed (maybe after Stripe made the refund): no attempt is spent on it and no
+          // failure is recorded; the worker runs the step again once the store answers.
+          if (err instanceof StoreUnavailableError) throw err;
+          const reason = failureReasonOf(err);
+          if (isLastAttempt && isIdempotencyKeyInUse(err)) {
+            // A request under the refund's key is running at Stripe right now: another delivery's, in this process or
+            // another (a relay's republish, a sweep's copy), whose answer settles the row, or the call of a POST
+            // /refund whose SDK gave up on it (its hand-over is this message), whose answer nobody records but a
+            // webhook. Giving up here would mark failed, and announce as failed, a refund Stripe is making. A refund
+            // still without a Stripe id is left to the stuck-refund sweep, which queues it again once untouched for
+            // ten minutes, and the worker then finds it at Stripe. (Reached only after every attempt of this message
+            // found the key in use: minutes, at the default WORKER_RETRY_DELAYS_MS.)
             log.info(
-              { ...idsOf(refund, reqId), refund_id: made.id, status: saved.status },
-              'refund found at Stripe after retries',
+              idsOf(refund, reqId),
+              'refund is at Stripe through another delivery; leaving it to that one',
             );
-            return { kind: 'done', refund: saved };
+            return { kind: 'done', refund };
           }
-          // The last call got no answer at all (STRIPE_TIMEOUT_MS passed, the connection dropped): it may still be at
-          // work at Stripe, whose list shows a refund only once it is made. `failed` would release the amount and
-          // tell the client the money did not move while Stripe is moving it. Left `processing` instead: the
-          // stuck-refund sweep's attempt looks at Stripe first, once no call of this one can still be running.
-          if (err instanceof Stripe.errors.StripeConnectionError)
-            return leftUnresolved(refund, reason, reqId);
-          // Stripe refused the service's key (revoked, or a restricted key without the refund permission, whose
-          // lists still answer): kept `processing`, its amount reserved, and made by the stuck-refund sweep's attempt
-          // once the key is fixed, as README promises. Marked failed, the client had to ask again.
-          if (classifyStripeError(err) === 'auth') {
-            log.error(
-              { ...idsOf(refund, reqId), reason },
-              "Stripe refuses the service's key for refunds; the refund is kept and tried again every ten minutes",
-            );
-            return { kind: 'failed', reason: `key_refused:${reason}` };
+          if (isTransientStripeError(err) && !isLastAttempt) {
+            // With the error: Stripe's for an outage (no request data in it), else the service's own (the ledger's
+            // write refused, a bug), of which the reason alone would say nothing.
+            log.warn({ ...idsOf(refund, reqId), reason, err }, 'refund attempt failed; will retry');
+            return { kind: 'retry', reason };
           }
+          if (isTransientStripeError(err)) {
+            // The last answer was lost, not refused: Stripe may have made the refund. Look before calling it failed.
+            let made: Stripe.Refund | null;
+            try {
+              made = await findStripeRefund(refund, reqId);
+            } catch {
+              // Stripe cannot say either (still unreachable). `failed` would release the amount for other refunds
+              // and tell other services the money did not move, while Stripe may have made this one.
+              return leftUnresolved(refund, reason, reqId);
+            }
+            if (made) {
+              const saved = await recordStripeRefund(key, made, reqId);
+              log.info(
+                { ...idsOf(refund, reqId), refund_id: made.id, status: saved.status },
+                'refund found at Stripe after retries',
+              );
+              return { kind: 'done', refund: saved };
+            }
+            // The last call got no answer at all (STRIPE_TIMEOUT_MS passed, the connection dropped): it may still be at
+            // work at Stripe, whose list shows a refund only once it is made. `failed` would release the amount and
+            // tell the client the money did not move while Stripe is moving it. Left `processing` instead: the
+            // stuck-refund sweep's attempt looks at Stripe first, once no call of this one can still be running.
+            if (err instanceof Stripe.errors.StripeConnectionError)
+              return leftUnresolved(refund, reason, reqId);
+            // Stripe refused the service's key (revoked, or a restricted key without the refund permission, whose
+            // lists still answer): kept `processing`, its amount reserved, and made by the stuck-refund sweep's attempt
+            // once the key is fixed, as README promises. Marked failed, the client had to ask again.
+            if (classifyStripeError(err) === 'auth') {
+              log.error(
+                { ...idsOf(refund, reqId), reason },
+                "Stripe refuses the service's key for refunds; the refund is kept and tried again every ten minutes",
+              );
+              return { kind: 'failed', reason: `key_refused:${reason}` };
+            }
+          }
+          if (overRefundCode(err) && !lowered) {
+            // Asked for what is left, which was fixed at acceptance: Stripe has less left now.
+            const lower = await lowerToWhatIsLeft(refund, reqId);
+            if (lower) {
+              refund = lower;
+              lowered = true;
+              continue;
+            }
+          }
+          const given = await recordFailure(
+            key,
+            isTransientStripeError(err) ? `retries_exhausted:${reason}` : reason,
+            reqId,
+          );
+          if (overRefundCode(err)) await learnRefundsAtStripe(refund, reqId);
+          // A webhook tied it to the refund Stripe made meanwhile: not failed, and its webhooks finish it.
+          if (given?.stripeRefundId) return { kind: 'done', refund: given };
+          log.warn({ ...idsOf(refund, reqId), reason }, 'refund failed');
+          return { kind: 'failed', reason };
         }
-        const given = await recordFailure(
-          key,
-          isTransientStripeError(err) ? `retries_exhausted:${reason}` : reason,
-          reqId,
-        );
-        if (overRefundCode(err)) await learnRefundsAtStripe(refund, reqId);
-        // A webhook tied it to the refund Stripe made meanwhile: not failed, and its webhooks finish it.
-        if (given?.stripeRefundId) return { kind: 'done', refund: given };
-        log.warn({ ...idsOf(refund, reqId), reason }, 'refund failed');
-        return { kind: 'failed', reason };
       }
     },
 

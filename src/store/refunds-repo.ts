@@ -170,6 +170,18 @@ export interface RefundsRepo {
   /** Sets non-status fields. Throws DuplicateKeyError if stripeRefundId is taken. */
   patch(requestId: string, fields: RefundFields): Promise<boolean>;
   /**
+   * Lowers the amount a refund reserves from `from` to `to` and sets its `metadata` in one conditional UPDATE:
+   * only while it is `processing` with no Stripe refund and its amount is still `from`, and only downwards (`to`
+   * positive and below `from`), so what the ledger reserves can only shrink. For a refund asked for what is left
+   * that Stripe refused for want of money left (RefundService.process). Returns whether it did.
+   */
+  lowerAmount(
+    requestId: string,
+    from: number,
+    to: number,
+    metadata: Record<string, string>,
+  ): Promise<boolean>;
+  /**
    * For the stuck-refund sweep: marks refund `requestId` as just looked at (updated_at = `now`) if it is still in
    * flight without a Stripe refund and unchanged since before `staleBefore`; true when it was. One conditional
    * UPDATE, so of several processes sweeping at once exactly one gets true for a given refund in a round (the
@@ -839,6 +851,19 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         .updateTable('refunds')
         .set({ ...columns, updated_at: nowIso() })
         .where('request_id', '=', requestId)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+
+    async lowerAmount(requestId, from, to, metadata) {
+      if (!Number.isSafeInteger(to) || to <= 0 || to >= from) return false;
+      const result = await db
+        .updateTable('refunds')
+        .set({ amount: to, metadata: toJson(metadata), updated_at: nowIso() })
+        .where('request_id', '=', requestId)
+        .where('amount', '=', from)
+        .where('status', '=', 'processing')
+        .where('stripe_refund_id', 'is', null)
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
     },
