@@ -48,16 +48,28 @@ export const CHARGE_REFUNDED_EVENT_TYPE = 'charge.refunded';
 const FINAL_REFUND_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'canceled']);
 
 /**
+ * Final statuses that release a refund's amount for good (the ledger never leaves them): a snapshot in one is read
+ * from Stripe before it is applied, so that only Stripe's own word releases money. A signed event need not be
+ * Stripe's: `npm run webhook -- refund.failed --refund re_...` (the development trigger) embeds a real refund with
+ * its status made up, and applied as it was, it marked a refund Stripe made `failed` in the ledger, its amount
+ * released and announced as not refunded, for good. Stripe's own such events are rare (a refund fails or is
+ * canceled once), so the extra read costs little.
+ */
+const RELEASING_REFUND_STATUSES: ReadonlySet<string> = new Set(['failed', 'canceled']);
+
+/**
  * Whether a final snapshot can be applied as it is: what the ledger records of it (amount, currency, payment
- * intent) has the shape of Stripe's. Anything else did not come from Stripe as such (a hand-made event signed with
- * the secret) and is read from Stripe instead: recorded as it is, a payment intent id too long for the ledger's
- * index failed on PostgreSQL every time the event was retried, for good.
+ * intent) has the shape of Stripe's, and its status does not release its amount (RELEASING_REFUND_STATUSES).
+ * Anything else did not come from Stripe as such (a hand-made event signed with the secret) and is read from
+ * Stripe instead: recorded as it is, a payment intent id too long for the ledger's index failed on PostgreSQL every
+ * time the event was retried, for good.
  */
 function appliesAsIs(r: Stripe.Refund): boolean {
   const pi = r.payment_intent as unknown;
   const piId = typeof pi === 'object' && pi !== null ? (pi as { id?: unknown }).id : pi;
   return (
     FINAL_REFUND_STATUSES.has(r.status ?? '') &&
+    !RELEASING_REFUND_STATUSES.has(r.status ?? '') &&
     Number.isSafeInteger(r.amount) &&
     r.amount >= 0 &&
     typeof r.currency === 'string' &&
@@ -143,24 +155,30 @@ export function createEventApplier(deps: EventApplierDeps) {
     }
   }
 
-  async function applyRefund(snapshot: Stripe.Refund, ids: EventLogIds): Promise<ApplyResult> {
-    const refund = appliesAsIs(snapshot)
-      ? snapshot
-      : await current(
-          () =>
-            withoutCallSite(() =>
-              stripe.refunds.retrieve(
-                snapshot.id,
-                {},
-                logContextOptions({
-                  ...stripeContextOf(ids),
-                  request_id: snapshot.metadata?.request_id ?? ids.request_id,
-                }),
+  /** `listed`: the refund as Stripe's list answered it just now, not an event's snapshot (applied as it is). */
+  async function applyRefund(
+    snapshot: Stripe.Refund,
+    ids: EventLogIds,
+    listed = false,
+  ): Promise<ApplyResult> {
+    const refund =
+      listed || appliesAsIs(snapshot)
+        ? snapshot
+        : await current(
+            () =>
+              withoutCallSite(() =>
+                stripe.refunds.retrieve(
+                  snapshot.id,
+                  {},
+                  logContextOptions({
+                    ...stripeContextOf(ids),
+                    request_id: snapshot.metadata?.request_id ?? ids.request_id,
+                  }),
+                ),
               ),
-            ),
-          snapshot.id,
-          ids,
-        );
+            snapshot.id,
+            ids,
+          );
     if (!refund) return 'object_missing';
     await refunds.applyStripeRefund(refund);
     return 'applied';
@@ -209,7 +227,7 @@ export function createEventApplier(deps: EventApplierDeps) {
         ids,
       );
       if (!listed) return 'object_missing';
-      for (const refund of listed) await applyRefund(refund, ids);
+      for (const refund of listed) await applyRefund(refund, ids, true);
       return listed.length > 0 ? 'applied' : 'ignored';
     }
 

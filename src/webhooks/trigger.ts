@@ -57,7 +57,13 @@ Options:
   -h, --help
 
 With STRIPE_SECRET_KEY (and optionally STRIPE_API_BASE) set, the real object is read and embedded
-before the overrides are applied. Set the same STRIPE_WEBHOOK_SECRET for the service and this command:
+before the overrides are applied.
+
+A made-up refund failure does not change the ledger: the service reads a refund event saying failed or
+canceled from Stripe before applying it, so refund.failed (or --status failed/canceled) about a refund
+Stripe made leaves it as Stripe has it, and one about a refund Stripe does not know changes nothing. Other
+statuses are applied as sent (--status succeeded moves a real pending refund on before Stripe does). To see
+a refund fail, refund a payment made with pm_card_refundFail. Set the same STRIPE_WEBHOOK_SECRET for the service and this command:
 an embedded-mode service otherwise makes up a random one at start.`;
 
 export class UsageError extends Error {}
