@@ -511,6 +511,25 @@ export function createRefundService(deps: RefundServiceDeps) {
     onRequestId?: (requestId: string) => void,
   ): Promise<{ refund: Refund; created: boolean }> {
     requireMetadataFits(input.metadata);
+    if (input.metadata !== undefined && Object.hasOwn(input.metadata, LOWERED_FROM_METADATA_KEY)) {
+      // The ledger's own mark of a refund lowered to what is left (never sent to Stripe): a client's would be
+      // dropped from what Stripe is sent, and taken for the mark.
+      throw new ProblemError(
+        400,
+        `The metadata key ${LOWERED_FROM_METADATA_KEY} is the service's own: it marks a refund lowered to what is ` +
+          'left at Stripe; choose another.',
+        {
+          code: 'metadata_key_reserved',
+          param: 'metadata',
+          errors: [
+            {
+              path: `/body/metadata/${LOWERED_FROM_METADATA_KEY}`,
+              message: "is reserved for the service's own use",
+            },
+          ],
+        },
+      );
+    }
     if (input.request_id?.startsWith(EXTERNAL_REQUEST_PREFIX)) {
       // The ids of refunds made outside the service: a client's own would take the place of the dashboard refund's
       // (its webhook could then never be applied) and GET /refund-status would answer for the wrong one.
