@@ -373,6 +373,9 @@ export interface components {
          * @description Up to 49 key/value pairs passed through to Stripe (keys up to 40 characters, values up to 500, counted
          *     in UTF-16 code units as for `Metadata`). The service adds its own `request_id` key to every refund it
          *     makes (Stripe allows 50 keys in all), by which it finds the refund at Stripe, so that key is reserved.
+         *     The key `payment_service_lowered_from` is the service's own too (the ledger's mark of a refund of what is
+         *     left that was lowered to what Stripe had left; never sent to Stripe): it is refused with 400
+         *     `metadata_key_reserved`.
          * @example {
          *       "order_id": "ord_1042"
          *     }
