@@ -6,11 +6,11 @@
  * Over a long alarm that buffer grows without bound (every waiting row, once per backoff), and when the
  * alarm clears every copy reaches the queue at once.
  *
- * RabbitMQ is shared, so its alarm is simulated: a proxy between the driver and RabbitMQ stops forwarding
- * what the driver sends (as RabbitMQ stops reading a blocked connection) and injects connection.blocked /
- * connection.unblocked frames at frame boundaries.
+ * RabbitMQ is shared, so its alarm is simulated (tests/queue/support/alarm-proxy.ts): a proxy between the driver
+ * and RabbitMQ stops forwarding what the driver sends (as RabbitMQ stops reading a blocked connection) and injects
+ * connection.blocked / connection.unblocked frames at frame boundaries. Here it blocks every connection of the
+ * driver at once, its consuming one too (RabbitMQ would not: tests/async/consume-connection.test.ts).
  */
-import { createServer, connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { queueFamily, type Delivery, type Outcome } from '../../src/queue/index.js';
 import {
@@ -22,6 +22,7 @@ import {
   relayRig,
   uniquePrefix,
 } from '../queue/support/rabbit.js';
+import { alarmProxy } from '../queue/support/alarm-proxy.js';
 
 const filePrefix = uniquePrefix('rq-blocked');
 const rabbit = await probeRabbit('blocked connection');
@@ -29,85 +30,6 @@ const rabbit = await probeRabbit('blocked connection');
 afterAll(async () => {
   if (rabbit.ok) await deleteEverything(filePrefix);
 });
-
-function methodFrame(classId: number, methodId: number, args: Buffer): Buffer {
-  const payload = Buffer.concat([
-    Buffer.from([classId >> 8, classId & 255, methodId >> 8, methodId & 255]),
-    args,
-  ]);
-  const header = Buffer.alloc(7);
-  header.writeUInt8(1, 0); // method frame
-  header.writeUInt16BE(0, 1); // channel 0
-  header.writeUInt32BE(payload.length, 3);
-  return Buffer.concat([header, payload, Buffer.from([0xce])]);
-}
-
-const BLOCKED = methodFrame(10, 60, Buffer.concat([Buffer.from([13]), Buffer.from('low on memory')]));
-const UNBLOCKED = methodFrame(10, 61, Buffer.alloc(0));
-
-/** A TCP proxy to RabbitMQ that can play a resource alarm on the connections through it. */
-async function alarmProxy(target: URL) {
-  const pairs: { client: Socket; upstream: Socket; held: Buffer[]; inject(frame: Buffer): void }[] = [];
-  let blocked = false;
-  const server: Server = createServer((client) => {
-    const upstream = tcpConnect(Number(target.port || 5672), target.hostname);
-    const held: Buffer[] = [];
-    // Server → client: forwarded frame by frame, so a frame can be injected between two.
-    let pending = Buffer.alloc(0);
-    const queued: Buffer[] = [];
-    const pair = {
-      client,
-      upstream,
-      held,
-      inject(frame: Buffer) {
-        if (pending.length === 0) client.write(frame);
-        else queued.push(frame);
-      },
-    };
-    upstream.on('data', (chunk: Buffer) => {
-      pending = Buffer.concat([pending, chunk]);
-      while (pending.length >= 7) {
-        const size = pending.readUInt32BE(3);
-        if (pending.length < 7 + size + 1) break;
-        client.write(pending.subarray(0, 8 + size));
-        pending = pending.subarray(8 + size);
-        if (pending.length === 0) for (const f of queued.splice(0)) client.write(f);
-      }
-    });
-    client.on('data', (chunk: Buffer) => {
-      if (blocked) held.push(chunk);
-      else upstream.write(chunk);
-    });
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-    pairs.push(pair);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `amqp://${target.username}:${target.password}@127.0.0.1:${port}`,
-    block() {
-      blocked = true;
-      for (const p of pairs) p.inject(BLOCKED);
-    },
-    unblock() {
-      blocked = false;
-      for (const p of pairs) {
-        for (const chunk of p.held.splice(0)) p.upstream.write(chunk);
-        p.inject(UNBLOCKED);
-      }
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const p of pairs) p.client.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', () => {
   it('the relay stops handing the broker copies of waiting rows, so nothing piles up in memory', async () => {
