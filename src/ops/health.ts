@@ -246,8 +246,10 @@ export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
       ),
       stripeCheck(),
     ]);
-    const broker: CheckState =
-      deps.broker.kind === 'memory' ? 'not_configured' : deps.broker.isConnected() ? 'ok' : 'down';
+    // Every connection of the process: a worker's consuming one too.
+    const connected =
+      deps.broker.isConnected() && Object.values(deps.broker.connections?.() ?? {}).every(Boolean);
+    const broker: CheckState = deps.broker.kind === 'memory' ? 'not_configured' : connected ? 'ok' : 'down';
     return readinessOf(
       { store, broker, stripe: stripe.state },
       stripe.refused ? optional.filter((k) => k !== 'stripe') : optional,

@@ -283,10 +283,25 @@ export function createMetrics(): Metrics {
   }
   new Gauge({
     name: 'payments_broker_connected',
-    help: '1 when the message broker is connected.',
+    help: "1 when every connection of this process to the message broker is up (a worker's consuming one too).",
     registers: [registry],
     collect() {
-      if (sources) this.set(sources.broker.isConnected() ? 1 : 0);
+      if (!sources) return;
+      const { broker } = sources;
+      const up = broker.isConnected() && Object.values(broker.connections?.() ?? {}).every(Boolean);
+      this.set(up ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'payments_broker_connection_up',
+    help: 'Per connection to RabbitMQ, 1 while it is up: `publish` (the outbox relay, retry and dead-letter copies), and `consume` in a process that runs the worker (deliveries and their acks).',
+    labelNames: ['connection'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const connections = sources?.broker.connections?.() ?? {};
+      for (const [connection, up] of Object.entries(connections))
+        if (up !== undefined) this.set({ connection }, up ? 1 : 0);
     },
   });
 

@@ -2,6 +2,13 @@
  * The RabbitMQ driver. amqplib's built-in recovery (connect with `recovery`) owns reconnecting
  * with backoff; its `setup` hook runs on every (re)connect and is where the topology, the publish
  * channel, bindings and consumers are (re)established on the fresh connection.
+ *
+ * Two connections, as RabbitMQ advises: during a resource alarm (memory, disk) it stops reading every connection
+ * that publishes, acks included, so a worker that acked on the connection it published on could not drain the
+ * backlog that would clear the alarm. One connection publishes (the outbox relay's messages, and the retry,
+ * dead-letter and release copies of the consumers' handlers) and declares the topology; the other, opened at the
+ * first consume(), only subscribes and acks, and never publishes. A process that never consumes (the API) opens only
+ * the first. Each reconnects on its own.
  */
 import {
   connect,
@@ -83,15 +90,23 @@ export interface RabbitBrokerOptions {
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
 }
 
+/** The publishing connection, while it is up. */
 interface Live {
   model: ChannelModel;
   publisher: ConfirmPublisher;
   reopening: Promise<ConfirmPublisher> | null;
-  /** Families (delay queues + DLQ) already declared on this connection. */
-  families: Set<string>;
   alarm: Alarm;
   /** Queues and exchanges of ours being declared again after a publish found them missing, by name. */
   restoring: Map<string, Promise<void>>;
+}
+
+/** The consuming connection, while it is up: consumer channels and their acks, never a publish. */
+interface Consuming {
+  model: ChannelModel;
+  /** RabbitMQ blocks only connections that publish, so never this one; kept should a broker block it all the same. */
+  alarm: Alarm;
+  /** Families (delay queues + DLQ) already declared on this connection. */
+  families: Set<string>;
 }
 
 /**
@@ -194,6 +209,12 @@ class RabbitBroker implements Broker {
   private starting: Promise<void> | null = null;
   private live: Live | null = null;
   private connected = false;
+  /** The consuming connection, opened by the first consume(). */
+  private consumeConnection: RecoveringChannelModel | null = null;
+  private startingConsume: Promise<void> | null = null;
+  private consuming: Consuming | null = null;
+  /** Settlements waiting for the publishing connection to come back (see untilPublishing). */
+  private readonly wakeups = new Set<() => void>();
   private closing: Promise<void> | null = null;
   private readonly stateListeners = new Set<(connected: boolean) => void>();
   private readonly consumers = new Set<ConsumerRecord>();
@@ -222,9 +243,60 @@ class RabbitBroker implements Broker {
   }
 
   private async doStart(): Promise<void> {
+    const opened = await this.open(
+      this.opts.connectionName ?? 'stripe-payment-service',
+      this.logger,
+      (model) => this.setup(model),
+    );
+    this.connection = opened.connection;
+    if (this.closing) {
+      await opened.connection.close();
+      return;
+    }
+    if (!(await this.firstConnect(opened.connection)) && !this.closing) {
+      this.logger.warn(
+        { broker: new URL(this.opts.url).host },
+        notConnectedYet(this.opts.url, opened.lastFailure()),
+      );
+    }
+  }
+
+  /** Opens the consuming connection, once; waits for its first connect as start() does. */
+  private startConsuming(): Promise<void> {
+    this.startingConsume ??= this.doStartConsuming();
+    return this.startingConsume;
+  }
+
+  private async doStartConsuming(): Promise<void> {
+    const log = this.logger.child({ connection: 'consume' });
+    // Its own name, so that operators (and rabbitmqctl list_connections) can tell the two apart.
+    const name = `${this.opts.connectionName ?? 'stripe-payment-service'}/consume`;
+    const opened = await this.open(name, log, (model) => this.setupConsuming(model, log));
+    this.consumeConnection = opened.connection;
+    if (this.closing) {
+      await opened.connection.close();
+      return;
+    }
+    if (!(await this.firstConnect(opened.connection)) && !this.closing) {
+      log.warn(
+        {
+          broker: new URL(this.opts.url).host,
+          reason: reasonOf(opened.lastFailure() ?? 'not connected yet'),
+        },
+        'the RabbitMQ connection to consume on is not up yet; consumers subscribe once it is, retrying in the background',
+      );
+    }
+  }
+
+  /** A recovering connection with its listeners; `setup` runs on each (re)connect. */
+  private async open(
+    connectionName: string,
+    logger: Logger,
+    setup: (model: ChannelModel) => Promise<void>,
+  ): Promise<{ connection: RecoveringChannelModel; lastFailure: () => unknown }> {
     const connection = await connect(this.opts.url, {
       credentials: credentialsOf(this.opts.url),
-      clientProperties: { connection_name: this.opts.connectionName ?? 'stripe-payment-service' },
+      clientProperties: { connection_name: connectionName },
       // Bounds a TCP connect or handshake to an unresponsive host, so recovery moves on to a retry.
       timeout: 10_000,
       // Without it Nagle's algorithm holds small frames back: ~40 ms per confirm or get round trip.
@@ -234,14 +306,13 @@ class RabbitBroker implements Broker {
         initialDelay: this.opts.reconnect?.initialDelayMs ?? 250,
         maxDelay: this.opts.reconnect?.maxDelayMs ?? 15_000,
         maxRetries: Infinity,
-        setup: (model: ChannelModel) => this.setup(model),
+        setup,
       },
     });
-    this.connection = connection;
     // The recovering connection re-emits connection errors; without a listener they would throw.
-    connection.on('error', (err: Error) => this.logger.warn({ err }, 'RabbitMQ connection error'));
+    connection.on('error', (err: Error) => logger.warn({ err }, 'RabbitMQ connection error'));
     connection.on('handler-error', (err: Error, event: string) =>
-      this.logger.error({ err, event }, 'a RabbitMQ event listener threw'),
+      logger.error({ err, event }, 'a RabbitMQ event listener threw'),
     );
     // The reason only (refused login, refused connection, timeout): a stack every retry would be noise. Under
     // `reason`, not `err`, which the logger's error serializer would render as "[object Object]".
@@ -250,23 +321,20 @@ class RabbitBroker implements Broker {
       lastFailure = err;
       if (err instanceof TopologyRefusedError) {
         // Connected, and the retries will not help until someone changes the broker (or the other service goes).
-        this.logger.error({ reason: err.message }, 'RabbitMQ refused to declare a queue or exchange of ours');
+        logger.error({ reason: err.message }, 'RabbitMQ refused to declare a queue or exchange of ours');
       } else {
-        this.logger.warn({ reason: reasonOf(err) }, 'RabbitMQ connection attempt failed');
+        logger.warn({ reason: reasonOf(err) }, 'RabbitMQ connection attempt failed');
       }
     });
     connection.on('reconnect-scheduled', (info: { attempt: number; delay: number }) =>
-      this.logger.info({ attempt: info.attempt, delayMs: info.delay }, 'RabbitMQ reconnect scheduled'),
+      logger.info({ attempt: info.attempt, delayMs: info.delay }, 'RabbitMQ reconnect scheduled'),
     );
-    connection.on('reconnect-failed', (err: Error) =>
-      this.logger.error({ err }, 'RabbitMQ recovery gave up'),
-    );
+    connection.on('reconnect-failed', (err: Error) => logger.error({ err }, 'RabbitMQ recovery gave up'));
+    return { connection, lastFailure: () => lastFailure };
+  }
 
-    if (this.closing) {
-      await connection.close();
-      return;
-    }
-
+  /** Whether the connection's first connect finished within startTimeoutMs. */
+  private async firstConnect(connection: RecoveringChannelModel): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const waited = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.startTimeoutMs);
@@ -279,12 +347,10 @@ class RabbitBroker implements Broker {
       waited,
     ]);
     clearTimeout(timer);
-    if (result !== 'connected' && !this.closing) {
-      this.logger.warn({ broker: new URL(this.opts.url).host }, notConnectedYet(this.opts.url, lastFailure));
-    }
+    return result === 'connected';
   }
 
-  /** Runs on every successful (re)connect, before amqplib reports the connection as up. */
+  /** Runs on every successful (re)connect of the publishing connection, before amqplib reports it as up. */
   private async setup(model: ChannelModel): Promise<void> {
     let lost = false;
     const alarm: Alarm = { blocked: false, onBlocked: new Set() };
@@ -319,52 +385,91 @@ class RabbitBroker implements Broker {
     const publisher = await ConfirmPublisher.open(model, this.logger);
     if (lost) throw new Error('connection lost during setup');
 
-    const live: Live = {
-      model,
-      publisher,
-      reopening: null,
-      families: new Set([this.topology.requests]),
-      alarm,
-      restoring: new Map(),
-    };
+    const live: Live = { model, publisher, reopening: null, alarm, restoring: new Map() };
     this.live = live;
 
     for (const binding of this.bindings.values()) {
       try {
-        await this.declareBinding(live, binding);
+        await this.declareBinding(model, binding);
       } catch (err) {
         this.logger.error({ err, ...binding }, 'could not re-declare a binding');
       }
     }
-    for (const record of this.consumers) {
-      if (!record.active) continue;
-      try {
-        await this.attach(record, live);
-      } catch (err) {
-        this.logger.error({ err, queue: record.queue }, 'could not re-establish a consumer; will retry');
-        this.scheduleReattach(record);
-      }
-    }
-    // A connection that died while consumers were attaching must not be handed to amqplib as
-    // healthy: it would never see the close and never reconnect.
+    // A connection that died during setup must not be handed to amqplib as healthy: it would never see the close
+    // and never reconnect.
     if (lost) throw new Error('connection lost during setup');
     this.logger.info('RabbitMQ connected and topology declared');
     this.setConnected(true);
     handedOver = true;
   }
 
+  /** Runs on every successful (re)connect of the consuming connection: subscribes every consumer on it again. */
+  private async setupConsuming(model: ChannelModel, log: Logger): Promise<void> {
+    let lost = false;
+    const alarm: Alarm = { blocked: false, onBlocked: new Set() };
+    let handedOver = false; // as in setup()
+    model.on('error', (err: Error) => {
+      if (!handedOver) log.warn({ err }, 'RabbitMQ connection error');
+    });
+    model.on('close', () => {
+      lost = true;
+      this.onConsumingLost(model, log);
+    });
+    model.on('blocked', (reason: string) => {
+      // RabbitMQ blocks only connections that publish: this one never does.
+      alarm.blocked = true;
+      for (const notify of [...alarm.onBlocked]) notify();
+      log.warn({ reason }, 'RabbitMQ blocked the connection consumers are on (resource alarm); acks wait');
+    });
+    model.on('unblocked', () => {
+      alarm.blocked = false;
+      log.info('RabbitMQ unblocked the connection consumers are on');
+    });
+    if (this.closing) throw new Error('broker is closing');
+
+    const consuming: Consuming = { model, alarm, families: new Set() };
+    this.consuming = consuming;
+    for (const record of this.consumers) {
+      if (!record.active) continue;
+      try {
+        await this.attach(record, consuming);
+      } catch (err) {
+        this.logger.error({ err, queue: record.queue }, 'could not re-establish a consumer; will retry');
+        this.scheduleReattach(record);
+      }
+    }
+    // As in setup(): a connection that died while consumers were attaching must not be handed over as healthy.
+    if (lost) throw new Error('connection lost during setup');
+    log.info('RabbitMQ connected to consume');
+    handedOver = true;
+  }
+
   private onConnectionLost(model: ChannelModel): void {
     if (this.live?.model !== model) return;
     this.live = null;
-    for (const record of this.consumers) {
-      record.channel = null;
-      record.tag = null;
-    }
     if (!this.closing) this.logger.warn('RabbitMQ connection lost; reconnecting in the background');
     this.setConnected(false);
   }
 
+  private onConsumingLost(model: ChannelModel, log: Logger): void {
+    if (this.consuming?.model !== model) return;
+    this.consuming = null;
+    for (const record of this.consumers) {
+      record.channel = null;
+      record.tag = null;
+    }
+    if (!this.closing) log.warn('RabbitMQ connection lost; reconnecting in the background');
+  }
+
+  /** Wakes the settlements waiting for the publishing connection (see untilPublishing). */
+  private wake(): void {
+    const waiting = [...this.wakeups];
+    this.wakeups.clear();
+    for (const wakeup of waiting) wakeup();
+  }
+
   private setConnected(connected: boolean): void {
+    if (connected) this.wake();
     if (this.connected === connected) return;
     this.connected = connected;
     for (const listener of this.stateListeners) {
@@ -376,8 +481,14 @@ class RabbitBroker implements Broker {
     }
   }
 
+  /** The publishing connection (what the outbox relay and the sweeps need); see connections() for both. */
   isConnected(): boolean {
     return this.connected;
+  }
+
+  connections(): { publish: boolean; consume?: boolean } {
+    if (!this.consumeConnection) return { publish: this.connected };
+    return { publish: this.connected, consume: this.consuming !== null };
   }
 
   onStateChange(fn: (connected: boolean) => void): void {
@@ -399,14 +510,17 @@ class RabbitBroker implements Broker {
   }
 
   private async doClose(): Promise<void> {
+    // A settlement waiting for the publishing connection to come back gives its message back instead.
+    this.wake();
     // Consumers first, while the publish channel still works: in-flight handlers may need it to
     // route their retries and dead letters before they ack.
     await Promise.all([...this.consumers].map((record) => this.cancelConsumer(record)));
     const live = this.live;
     this.live = null;
+    this.consuming = null;
     // Not during a resource alarm (see unlessBlocked): amqplib closes a blocked connection at once, channels and all.
     if (live) await unlessBlocked(live.alarm, () => live.publisher.close());
-    if (this.connection) await this.connection.close().catch(noop);
+    await Promise.all([this.connection?.close().catch(noop), this.consumeConnection?.close().catch(noop)]);
     this.setConnected(false);
   }
 
@@ -447,7 +561,7 @@ class RabbitBroker implements Broker {
     let restore: () => Promise<void>;
     if ('queue' in dest && err.code === 'unroutable') {
       key = `queue:${dest.queue}`;
-      restore = () => this.redeclare(live, dest.queue);
+      restore = () => this.redeclare(live.model, dest.queue);
     } else if (
       'exchange' in dest &&
       dest.exchange === this.topology.events &&
@@ -457,7 +571,7 @@ class RabbitBroker implements Broker {
       restore = async () => {
         await declareTopicExchange(live.model, dest.exchange, this.logger);
         for (const binding of this.bindings.values())
-          if (binding.exchange === dest.exchange) await this.declareBinding(live, binding);
+          if (binding.exchange === dest.exchange) await this.declareBinding(live.model, binding);
       };
     } else return;
     let running = live.restoring.get(key);
@@ -527,24 +641,32 @@ class RabbitBroker implements Broker {
       this.bindings.set(key, binding);
       return;
     }
-    await this.declareBinding(live, binding);
+    await this.declareBinding(live.model, binding);
     this.bindings.set(key, binding);
   }
 
-  private async declareBinding(live: Live, binding: BindingRecord): Promise<void> {
+  private async declareBinding(model: ChannelModel, binding: BindingRecord): Promise<void> {
     const family = queueFamily(binding.queue, this.topology, this.delays);
     await declareQueues(
-      live.model,
+      model,
       [workQueueSpec(binding.queue, family.deadLetter, this.deliveryLimit), { name: family.deadLetter }],
       this.logger,
     );
-    await bindQueue(live.model, binding, this.logger);
+    await bindQueue(model, binding, this.logger);
   }
 
-  private async declareFamily(live: Live, queue: string): Promise<void> {
-    if (live.families.has(queue)) return;
-    await declareQueues(live.model, familySpecs(queueFamily(queue, this.topology, this.delays)), this.logger);
-    live.families.add(queue);
+  /**
+   * Declares a consumed queue's delay and dead-letter queues, on the consuming connection: declaring is no publish,
+   * and goes on during a resource alarm there, where the publishing connection would not be read.
+   */
+  private async declareFamily(consuming: Consuming, queue: string): Promise<void> {
+    if (consuming.families.has(queue)) return;
+    await declareQueues(
+      consuming.model,
+      familySpecs(queueFamily(queue, this.topology, this.delays)),
+      this.logger,
+    );
+    consuming.families.add(queue);
   }
 
   async queueDepth(queue: string): Promise<number | null> {
@@ -572,6 +694,10 @@ class RabbitBroker implements Broker {
   async consume<T>(queue: string, handler: Handler<T>, opts: ConsumeOptions): Promise<Consumer> {
     validateConsumeOptions(opts);
     if (this.closing) throw new BrokerUnavailableError('broker is closed');
+    // Before the record is registered: the first connect's setup finds nothing to subscribe, and the attach below is
+    // the only one (a later reconnect subscribes it again).
+    await this.startConsuming();
+    if (this.closing) throw new BrokerUnavailableError('broker is closed');
     const record: ConsumerRecord = {
       queue,
       handler: handler as Handler<unknown>,
@@ -590,15 +716,16 @@ class RabbitBroker implements Broker {
     this.consumers.add(record);
     const consumer: Consumer = {
       cancel: () => this.cancelConsumer(record),
-      isSubscribed: () => record.active && record.tag !== null && this.live !== null,
+      isSubscribed: () => record.active && record.tag !== null && this.consuming !== null,
     };
-    const live = this.live;
-    if (!live) return consumer; // attached by setup() once a connection exists
+    const consuming = this.consuming;
+    if (!consuming) return consumer; // attached by setupConsuming() once the connection exists
     try {
       // Attaching now surfaces mistakes (unknown queue) to the caller instead of the logs.
-      await this.attach(record, live);
+      await this.attach(record, consuming);
     } catch (err) {
-      if (this.live !== live && !this.closing) return consumer; // the connection dropped; setup() retries
+      // The connection dropped; setupConsuming() retries.
+      if (this.consuming !== consuming && !this.closing) return consumer;
       record.active = false;
       this.consumers.delete(record);
       throw err;
@@ -606,28 +733,29 @@ class RabbitBroker implements Broker {
     return consumer;
   }
 
-  private async attach(record: ConsumerRecord, live: Live): Promise<void> {
+  private async attach(record: ConsumerRecord, consuming: Consuming): Promise<void> {
     const epoch = ++record.epoch;
     if (record.retryTimer) {
       clearTimeout(record.retryTimer);
       record.retryTimer = null;
     }
     if (record.redeclare) {
-      await this.redeclare(live, record.queue);
+      await this.redeclare(consuming.model, record.queue);
       record.redeclare = false;
     }
-    const channel = await live.model.createChannel();
+    const channel = await consuming.model.createChannel();
     channel.on('error', (err: Error) =>
       this.logger.warn({ err, queue: record.queue }, 'RabbitMQ consumer channel closed with an error'),
     );
     channel.on('close', () => {
       this.closedChannels.add(channel);
+      this.wake(); // a settlement of its waiting for the publishing connection leaves it to the redelivery
       this.onConsumerChannelClosed(record, epoch);
     });
     try {
       // Fails (404) before any retry or dead-letter queue is created for a queue that does not exist.
       await channel.checkQueue(record.queue);
-      await this.declareFamily(live, record.queue);
+      await this.declareFamily(consuming, record.queue);
       await channel.prefetch(record.opts.prefetch);
       if (!record.active || record.epoch !== epoch) {
         await closeQuietly(channel);
@@ -661,38 +789,38 @@ class RabbitBroker implements Broker {
    * so without this a consumer would wait for a reconnect that may never come, and every publish to the
    * queue would come back unroutable. A queue this broker does not know stays the caller's business.
    */
-  private async redeclare(live: Live, queue: string): Promise<void> {
+  private async redeclare(model: ChannelModel, queue: string): Promise<void> {
     const own = baseTopologySpecs(this.topology, this.delays, this.deliveryLimit).filter(
       (spec) => spec.name === queue,
     );
     const bound = [...this.bindings.values()].filter((binding) => binding.queue === queue);
     if (own.length === 0 && bound.length === 0) return;
     this.logger.warn({ queue }, 'a queue of ours is missing (deleted?); declaring it again');
-    if (own.length > 0) await declareQueues(live.model, own, this.logger);
-    for (const binding of bound) await this.declareBinding(live, binding);
+    if (own.length > 0) await declareQueues(model, own, this.logger);
+    for (const binding of bound) await this.declareBinding(model, binding);
     // Its delay and dead-letter queues may have gone with it: declared again by the attach.
-    live.families.delete(queue);
+    this.consuming?.families.delete(queue);
   }
 
   private onConsumerChannelClosed(record: ConsumerRecord, epoch: number): void {
     if (record.epoch !== epoch) return;
     record.channel = null;
     record.tag = null;
-    if (record.active && this.live && !this.closing) this.scheduleReattach(record);
+    if (record.active && this.consuming && !this.closing) this.scheduleReattach(record);
   }
 
-  /** Re-subscribes after a channel-level failure; after a lost connection, setup() does it instead. */
+  /** Re-subscribes after a channel-level failure; after a lost connection, setupConsuming() does it instead. */
   private scheduleReattach(record: ConsumerRecord): void {
     if (record.retryTimer || !record.active) return;
     const delay = Math.min(500 * 2 ** record.retryCount, 30_000);
     record.retryCount += 1;
-    const model = this.live?.model;
+    const model = this.consuming?.model;
     record.retryTimer = setTimeout(() => {
       record.retryTimer = null;
-      const live = this.live;
-      // A channel that closed with its connection is re-established by setup() on the next one.
-      if (!record.active || !live || live.model !== model || this.closing || record.channel) return;
-      this.attach(record, live).catch((err: unknown) => {
+      const consuming = this.consuming;
+      // A channel that closed with its connection is re-established by setupConsuming() on the next one.
+      if (!record.active || !consuming || consuming.model !== model || this.closing || record.channel) return;
+      this.attach(record, consuming).catch((err: unknown) => {
         this.logger.warn({ err, queue: record.queue }, 'could not re-establish a consumer; will retry');
         this.scheduleReattach(record);
       });
@@ -830,6 +958,28 @@ class RabbitBroker implements Broker {
       );
       return;
     }
+    if (decision.action !== 'ack' && !this.live) {
+      // The copy goes out on the publishing connection, down while the consuming one is up. A nack now would have
+      // RabbitMQ hand the message out again at once, each time a failed delivery against the delivery limit; the
+      // message waits unacked instead (its handler's slot of the prefetch), until the publishing connection is back.
+      // A release does not wait: its nack is what it means. Nor does a message whose consumer or broker is stopping.
+      const outcome = decision.action === 'release' ? 'stopped' : await this.untilPublishing(record, channel);
+      if (outcome === 'left') {
+        log.info(
+          { action: decision.action },
+          'its channel closed before it was settled; left to the redelivery',
+        );
+        return;
+      }
+      if (outcome === 'stopped') {
+        log.warn(
+          { action: decision.action },
+          'the RabbitMQ connection to publish on is down; message given back to its queue',
+        );
+        this.nack(channel, msg, log);
+        return;
+      }
+    }
     const family = queueFamily(record.queue, this.topology, this.delays);
     const props = {
       messageId,
@@ -882,11 +1032,11 @@ class RabbitBroker implements Broker {
     } catch (err) {
       // The copy is not safely stored elsewhere, so the original must stay in the queue.
       log.warn({ err }, 'could not route the message onwards; requeueing');
-      const live = this.live;
-      if (live && err instanceof PublishError && err.code === 'unroutable') {
+      const consuming = this.consuming;
+      if (consuming && err instanceof PublishError && err.code === 'unroutable') {
         // A delay or dead-letter queue deleted under us: declared again, so the redelivery can go on.
-        live.families.delete(record.queue);
-        await this.declareFamily(live, record.queue).catch((e: unknown) =>
+        consuming.families.delete(record.queue);
+        await this.declareFamily(consuming, record.queue).catch((e: unknown) =>
           log.warn({ err: e }, 'could not declare the retry and dead-letter queues again'),
         );
       }
@@ -898,6 +1048,22 @@ class RabbitBroker implements Broker {
     } catch (err) {
       // The channel died with the connection; the broker will redeliver (redelivered=true).
       log.debug({ err }, 'ack failed; the message will be redelivered');
+    }
+  }
+
+  /**
+   * Waits for the publishing connection: 'publishing' once it is up, 'left' once the message's channel closed
+   * (RabbitMQ hands it out again), 'stopped' once its consumer is cancelled or the broker closes.
+   */
+  private async untilPublishing(
+    record: ConsumerRecord,
+    channel: Channel,
+  ): Promise<'publishing' | 'left' | 'stopped'> {
+    for (;;) {
+      if (this.closedChannels.has(channel)) return 'left';
+      if (this.closing || !record.active) return 'stopped';
+      if (this.live) return 'publishing';
+      await new Promise<void>((resolve) => this.wakeups.add(resolve));
     }
   }
 
@@ -917,13 +1083,15 @@ class RabbitBroker implements Broker {
   private async doCancel(record: ConsumerRecord): Promise<void> {
     record.active = false;
     this.consumers.delete(record);
+    this.wake(); // its settlements waiting for the publishing connection give their messages back
+
     if (record.retryTimer) {
       clearTimeout(record.retryTimer);
       record.retryTimer = null;
     }
     const { channel, tag } = record;
-    // The connection's alarm, if the channel is on the live connection (a channel of a lost one answers at once).
-    const alarm = this.live?.alarm;
+    // The consuming connection's alarm (a channel of a lost connection answers at once).
+    const alarm = this.consuming?.alarm;
     if (channel && tag) {
       try {
         // During a resource alarm the broker would read the basic.cancel only once it ends: deliveries may go on

@@ -77,8 +77,15 @@ export interface Broker {
   readonly kind: 'rabbitmq' | 'memory';
   /** Begins connecting; resolves once connected or after a short wait, and keeps retrying in the background. */
   start(): Promise<void>;
+  /** Whether publishing can go on now: RabbitMQ's publishing connection is up (onStateChange tells its changes). */
   isConnected(): boolean;
   onStateChange(fn: (connected: boolean) => void): void;
+  /**
+   * Each connection to the broker this process has and whether it is up: `publish` (isConnected()), and `consume`
+   * once a consumer was asked for (RabbitMQ acks on a connection of its own, never blocked by a resource alarm).
+   * Absent for the in-process driver.
+   */
+  connections?(): { publish: boolean; consume?: boolean };
   /** Resolves only once the broker has confirmed the message; rejects on nack, timeout, outage or unroutable queue. */
   publish(dest: Destination, body: unknown, opts: PublishOptions): Promise<void>;
   consume<T>(queue: string, handler: Handler<T>, opts: ConsumeOptions): Promise<Consumer>;

@@ -35,13 +35,18 @@ async function ctlUsable(): Promise<boolean> {
   }
 }
 
-/** Force-closes this service's own connection(s) only; other test files share the broker. */
+/**
+ * Force-closes this service's own connections only (the one it publishes on, and the one it consumes on, named
+ * `<name>/consume`); other test files share the broker.
+ */
 async function closeOwnConnections(connectionName: string): Promise<number> {
   const out = await rabbitmqctl('--no-table-headers', 'list_connections', 'pid', 'client_properties');
-  const marker = `{"connection_name",${JSON.stringify(connectionName)}}`;
+  const markers = [connectionName, `${connectionName}/consume`].map(
+    (name) => `{"connection_name",${JSON.stringify(name)}}`,
+  );
   const pids = out
     .split('\n')
-    .filter((line) => line.includes(marker))
+    .filter((line) => markers.some((marker) => line.includes(marker)))
     .map((line) => line.split('\t')[0] ?? '');
   for (const pid of pids) await rabbitmqctl('close_connection', pid, 'async test: forced close');
   return pids.length;
@@ -80,7 +85,7 @@ describe.skipIf(!ready)('RabbitMQ connection and channel failures', () => {
       );
     }
     await posting;
-    expect(closed).toBe(2);
+    expect(closed).toBe(4); // twice both connections
 
     const counts = await waitFor(
       () => countsOf(rig.svc, keys),

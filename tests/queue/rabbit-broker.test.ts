@@ -262,7 +262,8 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver', () => {
 
     await broker.publish({ queue: names.requests }, { r: 1 }, { messageId: 'crash-1' });
     await eventually(() => seen.length === 3, 'the delivery of the released copy');
-    expect(await closeConnectionsNamed(prefix)).toBe(1);
+    // The connection consumers are on (the driver's other one only publishes).
+    expect(await closeConnectionsNamed(`${prefix}/consume`)).toBe(1);
 
     const [letter] = await eventually(() => dead.length === 1 && dead, 'the dead letter');
     stuck.open();
@@ -292,7 +293,7 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver', () => {
     );
     await broker.publish({ queue: names.requests }, { r: 1 }, { messageId: 'lost-1' });
     await eventually(() => seen.length === 1, 'the first delivery');
-    expect(await closeConnectionsNamed(prefix)).toBe(1);
+    expect(await closeConnectionsNamed(`${prefix}/consume`)).toBe(1);
     const [, again] = await eventually(() => seen.length === 2 && seen, 'the redelivery');
     expect(again).toMatchObject({ messageId: 'lost-1', redelivered: true, attempt: 0 });
 
@@ -478,7 +479,9 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver', () => {
       await admin.conn.close();
     }
 
+    // Both: the one it publishes on, and the one it consumes on.
     expect(await closeConnectionsNamed(prefix)).toBe(1);
+    expect(await closeConnectionsNamed(`${prefix}/consume`)).toBe(1);
 
     await eventually(() => states.includes(false), 'the broker to notice the outage');
     await expect(publishDuringOutage).rejects.toBeInstanceOf(BrokerUnavailableError);
