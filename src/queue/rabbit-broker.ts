@@ -670,12 +670,14 @@ class RabbitBroker implements Broker {
   }
 
   async queueDepth(queue: string): Promise<number | null> {
-    const live = this.live;
-    if (!live) return null;
+    // Asked on the consuming connection where there is one: during a resource alarm RabbitMQ still reads it.
+    const on =
+      this.consuming && !this.consuming.alarm.blocked ? this.consuming : (this.live ?? this.consuming);
+    if (!on) return null;
     try {
-      // During a resource alarm RabbitMQ cannot tell: it reads neither the channel's opening nor the question.
-      const reply = await unlessBlocked(live.alarm, async () => {
-        const channel = await openChannel(live.model, this.logger, 'queue-depth');
+      // On a blocked connection RabbitMQ cannot tell: it reads neither the channel's opening nor the question.
+      const reply = await unlessBlocked(on.alarm, async () => {
+        const channel = await openChannel(on.model, this.logger, 'queue-depth');
         try {
           return await channel.checkQueue(queue);
         } finally {

@@ -61,6 +61,12 @@ describe.skipIf(!rabbit.ok)('consuming during a resource alarm that blocks publi
       await eventually(() => seen.length === 3, 'all three delivered during the alarm');
       expect(seen).toEqual(['during-1', 'during-2', 'during-3']);
       expect(broker.room?.()).toBe(0); // still during the alarm
+      // The queue depth (/metrics) is asked on the connection RabbitMQ still reads: the backlog is seen draining.
+      ch.sendToQueue(names.responses, Buffer.from('{"n":4}'), { messageId: 'for-others-1' });
+      await eventually(
+        async () => (await broker.queueDepth(names.responses)) === 1,
+        'the depth of a queue during the alarm',
+      );
 
       // Closed during the alarm: had an ack not reached RabbitMQ, its message would be back in the queue.
       await broker.close();
