@@ -74,12 +74,18 @@ export interface RabbitBrokerOptions {
   deliveryLimit?: number;
   /** Delay per retry level (default 1 s, 5 s, 25 s, 2 min). */
   retryDelaysMs?: number[];
-  /** Shown by RabbitMQ (`connection_name`), so operators can tell instances apart. */
+  /**
+   * Shown by RabbitMQ (`connection_name`), so operators can tell instances apart: the publishing connection's; the
+   * consuming one's is this followed by `/consume`.
+   */
   connectionName?: string;
   logger?: Logger;
   /** How long a publish waits for the broker's confirm before rejecting (default 10 s). */
   confirmTimeoutMs?: number;
-  /** How long start() waits for the first connection before returning anyway (default 5 s). */
+  /**
+   * How long start() waits for the first connection before returning anyway (default 5 s); the first consume() waits
+   * as long for the consuming connection.
+   */
   startTimeoutMs?: number;
   /**
    * Bound on waiting for in-flight handlers in cancel() and close() (default 20 s: the Stripe SDK's default
