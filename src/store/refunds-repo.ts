@@ -590,7 +590,9 @@ const acceptAnnouncedPg = queryTemplate<AcceptFastParams, RefundRow & { outbox_i
                     ? sb.ref('fits.amount').as('amount')
                     : c === 'currency'
                       ? sb.ref('fits.currency').as('currency')
-                      : sb.val(p(c)).as(c),
+                      : c === 'updated_at'
+                        ? notBeforeDbNow(p('updated_at')).as('updated_at')
+                        : sb.val(p(c)).as(c),
                 ),
               )
               .where('fits.remaining', '>', 0)
@@ -859,7 +861,12 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       if (!Number.isSafeInteger(to) || to <= 0 || to >= from) return false;
       const result = await db
         .updateTable('refunds')
-        .set({ amount: to, metadata: toJson(metadata), updated_at: nowIso() })
+        .set({
+          amount: to,
+          metadata: toJson(metadata),
+          // Still in flight: judged by the stuck-refund sweep, as beginAttempt's write (notBeforeDbNow).
+          updated_at: ctx.dialect === 'postgres' ? notBeforeDbNow(nowIso()) : nowIso(),
+        })
         .where('request_id', '=', requestId)
         .where('amount', '=', from)
         .where('status', '=', 'processing')
