@@ -485,7 +485,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (capped && publishableShare >= e.MAX_CONCURRENT_REQUESTS) {
     check(
       ['MAX_CONCURRENT_PUBLISHABLE_REQUESTS', 'MAX_CONCURRENT_REQUESTS'],
-      `MAX_CONCURRENT_PUBLISHABLE_REQUESTS: must be below MAX_CONCURRENT_REQUESTS (${e.MAX_CONCURRENT_REQUESTS}), so that requests with a secret key always find a place; 0 = no share of their own`,
+      `MAX_CONCURRENT_PUBLISHABLE_REQUESTS: must be below MAX_CONCURRENT_REQUESTS (${e.MAX_CONCURRENT_REQUESTS}), so that requests with a secret key always find a place; 0 = no separate limit`,
     );
   }
   if (problems.length > 0) throw new ConfigError(problems);

@@ -39,7 +39,7 @@ describe('MAX_CONCURRENT_PUBLISHABLE_REQUESTS', () => {
     expect(
       problemsOf({ MAX_CONCURRENT_REQUESTS: '100', MAX_CONCURRENT_PUBLISHABLE_REQUESTS: '100' }),
     ).toEqual([
-      'MAX_CONCURRENT_PUBLISHABLE_REQUESTS: must be below MAX_CONCURRENT_REQUESTS (100), so that requests with a secret key always find a place; 0 = no share of their own',
+      'MAX_CONCURRENT_PUBLISHABLE_REQUESTS: must be below MAX_CONCURRENT_REQUESTS (100), so that requests with a secret key always find a place; 0 = no separate limit',
     ]);
     expect(problemsOf({ MAX_CONCURRENT_PUBLISHABLE_REQUESTS: '1500' })).toHaveLength(1);
     expect(problemsOf({ MAX_CONCURRENT_PUBLISHABLE_REQUESTS: 'half' })).toEqual([
