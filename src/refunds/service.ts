@@ -1198,13 +1198,18 @@ export function createRefundService(deps: RefundServiceDeps) {
         const lower = await lowerToWhatIsLeft(refund, reqId);
         if (lower) return makeNow(lower, input, idempotencyKey, reqId, true);
       }
-      await recordFailure(refund.requestId, failureReasonOf(err), reqId);
+      const given = await recordFailure(refund.requestId, failureReasonOf(err), reqId);
+      // Tied meanwhile to the refund Stripe made for it (another delivery's call, learnt from Stripe's list by
+      // lowerToWhatIsLeft, or applied by a webhook): made, not refused, as the worker takes it too.
+      if (given?.stripeRefundId) return given;
       log.info({ ...idsOf(refund, reqId), reason: failureReasonOf(err) }, 'refund refused by Stripe');
       const over = overRefundCode(err);
       if (over) {
         // The same refusal as the ledger's own check (409), made by Stripe because of refunds the ledger had
         // not heard of: not a malformed request (400), and worth telling apart from one.
         await learnRefundsAtStripe(refund, reqId);
+        const tied = await store.refunds.get(refund.requestId);
+        if (tied?.stripeRefundId) return tied;
         throw new ProblemError(
           409,
           `Stripe has less left to refund on ${refund.paymentIntentId} than ${refund.amount}: refunds were made ` +
