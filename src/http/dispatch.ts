@@ -14,6 +14,7 @@ import {
   type IdempotencyBegin,
   type IdempotencyRepo,
 } from '../store/index.js';
+import { newIdempotencyClaim } from '../store/idempotency-repo.js';
 import { holdWork } from './admission.js';
 import { renderAndLog, sendProblem } from './errors.js';
 import {
@@ -246,9 +247,10 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     // Elapsed time (performance.now()), not the wall clock: a step of the clock forward during an outage would end
     // settleKey's tries at once, leaving the key in progress and the client's retry refused until it goes stale.
     const claimedAt = performance.now();
-    // What the claim is known by: the key's last write acts on this request's claim only, not on one a retry
-    // took over after this one went stale (a process paused for longer than IN_PROGRESS_STALE_MS).
-    const claim = new Date();
+    // What the claim is known by (its time and a random token): the key's last write acts on this request's claim
+    // only, not on one a retry took over after this one went stale (a process paused for longer than
+    // IN_PROGRESS_STALE_MS), nor on one a retry made after this one's abandon, even in the same millisecond.
+    const claim = newIdempotencyClaim();
     if (idemKey !== undefined) {
       const hashes = requestHashes(operationId, req.body);
       let begun: IdempotencyBegin;

@@ -87,6 +87,12 @@ export interface IdempotencyKeysTable {
   response_body: JsonText | null;
   created_at: Timestamp;
   expires_at: Timestamp;
+  /**
+   * What the claim in progress is known by, with created_at (migration 0010): random, written by each begin() that
+   * claims the key. Null on a row a process of a version before 0010 claimed; such a process also leaves the token
+   * of the claim it took over in place (it matches by created_at alone).
+   */
+  claim_token: string | null;
 }
 
 /** The typed schema Kysely checks every query against. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { addMs, fromJson, toIso, toJson } from './codec.js';
 import { PG_PURGE_BATCH, purgeInSlices } from './purge.js';
 import type { TimeInput } from './codec.js';
@@ -14,28 +15,52 @@ export type IdempotencyBegin =
   /** The request was done before: answer with the stored response. */
   | { kind: 'replay'; status: number; body: unknown };
 
+/**
+ * What one claim of a key is known by: the time begin() was given (the row's `created_at`) and a token unique to the
+ * claim (`claim_token`; see newIdempotencyClaim). Two claims of a key in the same millisecond differ by their token.
+ */
+export interface IdempotencyClaim {
+  readonly at: TimeInput;
+  readonly token: string;
+}
+
+/** A new claim's identity, at `at` (now by default), with a random token. */
+export function newIdempotencyClaim(at: TimeInput = new Date()): IdempotencyClaim {
+  return { at, token: randomUUID() };
+}
+
 export interface IdempotencyRepo {
   /**
    * Claims `(owner, key)` for a request whose body hashes to `requestHash`, for `ttlMs`. Given several hashes, the
    * first is kept, and a kept key matches any of them (the others: what versions before hashed the request as).
    * Race-safe: of concurrent begins with one key exactly one gets 'started'. An expired row counts as absent.
-   * The claim is known by `now` (its `created_at`): complete() and abandon() given it act only on that claim,
-   * not on one a retry took over after this one went stale.
+   * `claim` is the time of the claim (now by default) and what it is known by: given as an IdempotencyClaim, its
+   * time and token, which complete() and abandon() given the same claim match, so they act only on that claim, not
+   * on one another request made since (a retry that took the key over after this one went stale, or claimed it
+   * after this one was abandoned), even in the same millisecond. Given as a time alone, the claim gets a random
+   * token and is known by its time alone.
    */
   begin(
     owner: string,
     key: string,
     requestHash: string | readonly [string, ...string[]],
     ttlMs: number,
-    now?: TimeInput,
+    claim?: TimeInput | IdempotencyClaim,
   ): Promise<IdempotencyBegin>;
   /**
-   * Stores the response to replay; false when the key has no in-progress row, or (given `claim`, the `now` its
-   * begin() was given) when the row in progress is another request's claim.
+   * Stores the response to replay; false when the key has no in-progress row, or (given `claim`, what its begin()
+   * was given) when the row in progress is another request's claim. A claim given as a time alone matches the row's
+   * `created_at` only (as versions before claim tokens did).
    */
-  complete(owner: string, key: string, status: number, body: unknown, claim?: TimeInput): Promise<boolean>;
+  complete(
+    owner: string,
+    key: string,
+    status: number,
+    body: unknown,
+    claim?: TimeInput | IdempotencyClaim,
+  ): Promise<boolean>;
   /** Forgets an in-progress key (e.g. after a 5xx) so the client may retry it; `claim` as for complete(). */
-  abandon(owner: string, key: string, claim?: TimeInput): Promise<boolean>;
+  abandon(owner: string, key: string, claim?: TimeInput | IdempotencyClaim): Promise<boolean>;
   /** Deletes expired keys; returns how many. In statements of about `batch` rows, as OutboxRepo.purgeSent. */
   purgeExpired(now?: TimeInput, batch?: number): Promise<number>;
 }
@@ -52,7 +77,7 @@ export const IN_PROGRESS_STALE_MS = 10 * 60_000;
 const MAX_BEGIN_ROUNDS = 5;
 
 // Every POST that carries an Idempotency-Key runs these two: built and compiled once, not per request.
-const CLAIM_COLUMNS = ['owner', 'key', 'request_hash', 'created_at', 'expires_at'] as const;
+const CLAIM_COLUMNS = ['owner', 'key', 'request_hash', 'created_at', 'expires_at', 'claim_token'] as const;
 type ClaimParams = Record<(typeof CLAIM_COLUMNS)[number], string>;
 
 const claim = queryTemplate<ClaimParams, never>('idempotency.claim', CLAIM_COLUMNS, (db, p) =>
@@ -68,24 +93,35 @@ const claim = queryTemplate<ClaimParams, never>('idempotency.claim', CLAIM_COLUM
 );
 
 const completeClaim = queryTemplate<
-  { owner: string; key: string; claim: string; status: number; body: string },
+  { owner: string; key: string; claim: string; token: string; status: number; body: string },
   never
->('idempotency.complete', ['owner', 'key', 'claim', 'status', 'body'], (db, p) =>
+>('idempotency.complete', ['owner', 'key', 'claim', 'token', 'status', 'body'], (db, p) =>
   db
     .updateTable('idempotency_keys')
     .set({ state: 'done', response_status: p('status'), response_body: p('body') })
     .where('owner', '=', p('owner'))
     .where('key', '=', p('key'))
     .where('state', '=', 'in_progress')
-    .where('created_at', '=', p('claim')),
+    .where('created_at', '=', p('claim'))
+    .where('claim_token', '=', p('token')),
 );
+
+/**
+ * A claim as given: its time, and its token when it has one. Both are matched: the token alone would also match a
+ * claim a process of a version before tokens took over from this one (it leaves the token in place).
+ */
+function claimOf(claim: TimeInput | IdempotencyClaim): { at: string; token?: string } {
+  return typeof claim === 'string' || claim instanceof Date
+    ? { at: toIso(claim) }
+    : { at: toIso(claim.at), token: claim.token };
+}
 
 export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
   const { db } = ctx;
 
   return {
-    async begin(owner, key, hashes, ttlMs, now = new Date()) {
-      const at = toIso(now);
+    async begin(owner, key, hashes, ttlMs, claimed = new Date()) {
+      const { at, token = randomUUID() } = claimOf(claimed);
       const requestHash = typeof hashes === 'string' ? hashes : hashes[0];
       const sameRequest = (kept: string) =>
         typeof hashes === 'string' ? kept === hashes : hashes.includes(kept);
@@ -96,6 +132,7 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
         response_body: null,
         created_at: at,
         expires_at: addMs(at, ttlMs),
+        claim_token: token,
       };
       for (let round = 0; round < MAX_BEGIN_ROUNDS; round++) {
         const inserted = await claim.run(db, ctx.dialect, {
@@ -104,6 +141,7 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
           request_hash: requestHash,
           created_at: fresh.created_at,
           expires_at: fresh.expires_at,
+          claim_token: token,
         });
         if ((inserted.numAffectedRows ?? 0n) > 0n) return { kind: 'started' };
 
@@ -151,34 +189,39 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
       return { kind: 'in_progress' };
     },
 
-    async complete(owner, key, status, body, claim) {
-      if (claim !== undefined) {
+    async complete(owner, key, status, body, claimed) {
+      const claim = claimed === undefined ? undefined : claimOf(claimed);
+      if (claim?.token !== undefined) {
         const result = await completeClaim.run(db, ctx.dialect, {
           owner,
           key,
-          claim: toIso(claim),
+          claim: claim.at,
+          token: claim.token,
           status,
           body: toJson(body),
         });
         return (result.numAffectedRows ?? 0n) > 0n;
       }
-      const result = await db
+      let query = db
         .updateTable('idempotency_keys')
         .set({ state: 'done', response_status: status, response_body: toJson(body) })
         .where('owner', '=', owner)
         .where('key', '=', key)
-        .where('state', '=', 'in_progress')
-        .executeTakeFirst();
+        .where('state', '=', 'in_progress');
+      if (claim !== undefined) query = query.where('created_at', '=', claim.at);
+      const result = await query.executeTakeFirst();
       return result.numUpdatedRows > 0n;
     },
 
-    async abandon(owner, key, claim) {
+    async abandon(owner, key, claimed) {
+      const claim = claimed === undefined ? undefined : claimOf(claimed);
       let query = db
         .deleteFrom('idempotency_keys')
         .where('owner', '=', owner)
         .where('key', '=', key)
         .where('state', '=', 'in_progress');
-      if (claim !== undefined) query = query.where('created_at', '=', toIso(claim));
+      if (claim !== undefined) query = query.where('created_at', '=', claim.at);
+      if (claim?.token !== undefined) query = query.where('claim_token', '=', claim.token);
       const result = await query.executeTakeFirst();
       return result.numDeletedRows > 0n;
     },

@@ -420,6 +420,20 @@ export function storeMigrations(dialect: Dialect): Record<string, StoreMigration
         await db.schema.dropIndex('refunds_in_flight_idx').execute();
       },
     },
+    '0010_idempotency_claim_token': {
+      // An Idempotency-Key's claim was known by its created_at alone, so the late last write (abandon or complete,
+      // retried in the background through an outage) of a request whose key was claimed again in the same
+      // millisecond acted on the new claim. Each claim now also writes a random token, which those writes match
+      // too. Nullable, no default: on PostgreSQL adding it rewrites nothing (a brief ACCESS EXCLUSIVE lock under
+      // MIGRATION_LOCK_TIMEOUT_MS); a process of an earlier version neither reads nor writes it (its statements
+      // name their columns), and its claims have none.
+      async up(db: AnyDb) {
+        await db.schema.alterTable('idempotency_keys').addColumn('claim_token', 'text').execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.alterTable('idempotency_keys').dropColumn('claim_token').execute();
+      },
+    },
   };
 }
 

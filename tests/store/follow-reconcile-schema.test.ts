@@ -86,8 +86,9 @@ async function olderLedger(h: {
   const store = await h.open(options);
   await store.close();
   await runSql(options, [
-    "delete from kysely_migration where name = '0009_refunds_in_flight_idx'",
+    "delete from kysely_migration where name >= '0009_refunds_in_flight_idx'",
     'drop index refunds_in_flight_idx',
+    'alter table idempotency_keys drop column claim_token',
   ]);
   return options;
 }

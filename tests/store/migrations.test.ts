@@ -68,6 +68,7 @@ async function backToBefore0006(options: StoreOptions): Promise<void> {
   await runSql(options, 'drop index payments_customer_email_idx');
   await runSql(options, 'drop index webhook_events_applied_idx');
   await runSql(options, 'drop index refunds_in_flight_idx');
+  await runSql(options, 'alter table idempotency_keys drop column claim_token');
 }
 
 /** PostgreSQL: resolves once a session waits for a lock the session `blocker` holds. */
@@ -152,6 +153,7 @@ describeStore('store lifecycle and migrations', (h) => {
       '0007_webhook_events_applied_idx',
       '0008_payments_customer_email_idx',
       '0009_refunds_in_flight_idx',
+      '0010_idempotency_claim_token',
     ]);
   });
 
@@ -194,6 +196,7 @@ describeStore('store lifecycle and migrations', (h) => {
       '0007_webhook_events_applied_idx',
       '0008_payments_customer_email_idx',
       '0009_refunds_in_flight_idx',
+      '0010_idempotency_claim_token',
     ]);
   });
 
