@@ -16,6 +16,13 @@ export interface PostgresOptions {
    * run long).
    */
   queryTimeoutMs?: number;
+  /**
+   * PostgreSQL 14 and later: how often the server checks, while a statement runs, that the client is still there
+   * (client_connection_check_interval), and ends the session when it is not. Unset: the server's setting (off by
+   * default), so a statement of a client that is gone runs on until it has something to send. Ignored by servers
+   * before 14, and where the server's platform cannot check.
+   */
+  clientCheckIntervalMs?: number;
   logger: Logger;
 }
 
@@ -149,6 +156,18 @@ export function createPostgresDialect(opts: PostgresOptions): { dialect: Postgre
         ]),
     // Only our schema, when one is given.
     ...(opts.schema === undefined ? [] : [`set search_path to ${quoteIdentifier(opts.schema)}`]),
+    // A server before 14 does not know the setting, and one on a platform without the check refuses it: both then
+    // go on as before rather than fail every connection.
+    ...(opts.clientCheckIntervalMs === undefined
+      ? []
+      : [
+          `do $check$ begin
+             if current_setting('server_version_num')::int >= 140000 then
+               perform set_config('client_connection_check_interval', '${Math.trunc(opts.clientCheckIntervalMs)}', false);
+             end if;
+           exception when others then null;
+           end $check$`,
+        ]),
   ].join('; ');
   // Connections that have run setUp. It runs here, not in Kysely's onCreateConnection: a connection whose setup
   // fails (the network drops it, the server ends the session) must be thrown away, and Kysely would keep it

@@ -104,6 +104,11 @@ export const BACKGROUND_POOL_SIZE = 2;
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_QUERY_TIMEOUT_MS = 10_000;
+/**
+ * PostgreSQL 14+: how often the server checks that the client migrating is still there (client_connection_check_interval,
+ * on the migration connection only), so a start killed mid-build frees the migration lock within seconds.
+ */
+const MIGRATION_CLIENT_CHECK_MS = 2_000;
 const DEFAULT_TRANSACTION_ATTEMPTS = 4;
 
 /** Opens the database named by `opts.url` and (unless `existingOnly`) brings its schema up to date before resolving. */
@@ -152,8 +157,15 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
       queryTimeoutMs,
     }));
     // Kysely waits up to an hour for another process's migration lock, and a migration may rightly take long:
-    // neither is an unanswered statement, so migrations get a connection without the timeouts.
-    ({ dialect: migrationDialect } = createPostgresDialect({ ...common, poolSize: 1 }));
+    // neither is an unanswered statement, so migrations get a connection without the timeouts. A process killed
+    // meanwhile (an index build CONCURRENTLY that waits for a long transaction, or reads a large table) leaves no
+    // build behind holding the migration lock for the next start: the server checks the client every
+    // MIGRATION_CLIENT_CHECK_MS and ends the session once it is gone.
+    ({ dialect: migrationDialect } = createPostgresDialect({
+      ...common,
+      poolSize: 1,
+      clientCheckIntervalMs: MIGRATION_CLIENT_CHECK_MS,
+    }));
     logger.info(
       { dialect, url: redactDatabaseUrl(target.connectionString), schema: opts.schema },
       'store opening PostgreSQL',
