@@ -510,14 +510,13 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   /**
    * Ends the leases of held rows this relay will not publish, so that the next claim takes them; only those still
    * under this relay's lease (extendLeases to now): a row another relay took over once the lease ran out (this
-   * process paused) is being published by that relay, and ending its lease let a third publish it too.
+   * process paused) is being published by that relay, and ending its lease let a third publish it too. A renewal
+   * running meanwhile may have moved a row to this relay's next lease: that one is ours too (see leasesOf), or the
+   * row stayed leased until the renewed lease ended.
    */
   async function release(rows: readonly OutboxMessage[]): Promise<void> {
     const held: HeldLease[] = [];
-    for (const m of rows) {
-      const availableAt = leases.get(m.id);
-      if (availableAt !== undefined) held.push({ id: m.id, availableAt });
-    }
+    for (const m of rows) for (const availableAt of leasesOf(m.id)) held.push({ id: m.id, availableAt });
     letGo(rows.map((m) => m.id));
     await store.outbox.extendLeases(held, new Date(dbNow()));
   }

@@ -74,7 +74,8 @@ export interface OutboxRepo {
    * Extends to `until` the leases a relay still holds: of `held` (each row with the availableAt its lease gave
    * it), those unsent whose availableAt is still that lease, in one statement. Answers the ids extended; a row
    * left out was sent or taken by another relay since (a later claim always gives a later availableAt). With
-   * `until` now, it ends those leases instead: `release` of only the rows still under the caller's lease.
+   * `until` now, it ends those leases instead: `release` of only the rows still under the caller's lease. A row may
+   * be given under several leases (one a renewal is moving it to): it is matched under whichever it is.
    */
   extendLeases(held: readonly HeldLease[], until: TimeInput): Promise<number[]>;
   /**
