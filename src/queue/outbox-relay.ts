@@ -124,7 +124,10 @@ const EXCHANGE_PREFIX = 'exchange:';
 const CLOCK_TOLERANCE_MS = 1_000;
 /** How often the relay reads the database's clock again (an NTP step, a virtual machine resumed). */
 const CLOCK_CHECK_MS = 60_000;
-/** How soon a read of the database's clock that failed after this process's clock was stepped is tried again. */
+/**
+ * How soon a read of the database's clock that failed after this process's clock was stepped, or before any read
+ * answered (at start), is tried again.
+ */
 const CLOCK_RETRY_MS = 1_000;
 /** Rows per lease-renewal statement (a relay holds up to maxHandedOff waiting, plus a batch in flight). */
 const RENEW_BATCH = 500;
@@ -194,8 +197,14 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
    * step is still pending.
    */
   let wallVsMonotonic: number | null = null;
-  /** A read that failed after a step is tried again from then on (performance.now() time). */
+  /** A read that failed after a step, or before any answered, is tried again from then on (performance.now() time). */
   let clockRetryAt = -Infinity;
+  /**
+   * A read of the database's clock has failed and none has answered yet (at start, PostgreSQL not answering): how
+   * far it is from this process's is not known at all. As after a step (see clockPending), the relay claims nothing,
+   * and takes no hand-offs (their leases would be by this process's clock), until a read answers.
+   */
+  let firstReadFailed = false;
   /** When renewTimer fires (dbNow() time). */
   let renewAt = Infinity;
   /** A renewal is running: the timer firing meanwhile leaves the next one to it. */
@@ -229,7 +238,16 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     try {
       measured = await store.clockOffsetMs();
     } catch (err) {
-      if (clockStepped()) {
+      if (wallVsMonotonic === null) {
+        // Said once; the tries after (every second while the database does not answer) at debug only.
+        const again = firstReadFailed;
+        firstReadFailed = true;
+        clockRetryAt = performance.now() + CLOCK_RETRY_MS;
+        log[again ? 'debug' : failureLevel(err)](
+          { err, retryInMs: CLOCK_RETRY_MS },
+          "could not read the database's clock; the relay claims no outbox rows until it can",
+        );
+      } else if (clockStepped()) {
         // The offset is not known (see currentOffset): read again soon rather than CLOCK_CHECK_MS later.
         clockRetryAt = performance.now() + CLOCK_RETRY_MS;
         log[failureLevel(err)](
@@ -246,6 +264,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     }
     wallVsMonotonic = baseline;
     clockRetryAt = -Infinity;
+    firstReadFailed = false;
     const next = Math.abs(measured) >= CLOCK_TOLERANCE_MS ? measured : 0;
     if (next !== 0 && Math.abs(next - clockOffset) >= CLOCK_TOLERANCE_MS) {
       log.warn(
@@ -267,6 +286,11 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       wallVsMonotonic !== null &&
       Math.abs(Date.now() - performance.now() - wallVsMonotonic) >= CLOCK_TOLERANCE_MS
     );
+  }
+
+  /** The database's clock is not known now (a step not read since, or no read answered yet): claim nothing. */
+  function clockPending(): boolean {
+    return firstReadFailed || clockStepped();
   }
 
   function sleep(ms: number): Promise<void> {
@@ -527,8 +551,9 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     // A bounded broker (the in-process queue) that is full: the rows wait in the outbox for the next poll.
     const limit = Math.min(batchSize, broker.room?.() ?? batchSize);
     if (limit <= 0) return 0;
-    // The database's clock unknown since a step (see currentOffset): the rows wait for the next read, or another relay.
-    if (clockStepped()) return 0;
+    // The database's clock unknown since a step (see currentOffset), or never read: the rows wait for the next read, or
+    // another relay.
+    if (clockPending()) return 0;
     const batch = await store.outbox.claimBatch(limit, new Date(dbNow()), leaseMs);
     if (batch.length > 0) {
       hold(batch);
@@ -554,10 +579,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     while (running) {
       try {
         // Before the first claim, every CLOCK_CHECK_MS after, and as soon as this process's clock is stepped (after a
-        // failed read, every CLOCK_RETRY_MS until one answers).
+        // failed read, there or at start, every CLOCK_RETRY_MS until one answers).
         if (
           performance.now() - clockCheckedAt >= CLOCK_CHECK_MS ||
-          (clockStepped() && performance.now() >= clockRetryAt)
+          (clockPending() && performance.now() >= clockRetryAt)
         ) {
           await checkClock();
         }
@@ -605,6 +630,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     leaseForHandOff() {
       // A soft bound: transactions that asked before the queue filled still hand their row over.
       return running &&
+        !firstReadFailed &&
         broker.isConnected() &&
         handed.length < Math.min(maxHandedOff, broker.room?.() ?? maxHandedOff)
         ? leaseMs + currentOffset()

@@ -110,6 +110,38 @@ describePostgres('outbox relay: the clock read after a clock step fails', (h) =>
     }
   }, 30_000);
 
+  it("claims nothing by offset 0 when its first read of the database's clock fails, and tries again every second", async () => {
+    const { base, other, clock, broker, open, sent, got, relay } = await rig(h);
+    // This process's clock is ten minutes behind PostgreSQL's from the start, and the relay's reads fail.
+    stepClock(STEP_MS);
+    clock.failReads = Infinity;
+    relay.start();
+    try {
+      expect(await until(() => clock.reads >= 1)).toBe(true);
+      // No hand-off meanwhile: its lease would be by this process's clock.
+      expect(relay.leaseForHandOff()).toBeNull();
+      const row = await other.outbox.add({ destination: QUEUE, messageId: uid('start'), payload: { n: 1 } });
+      relay.notify();
+      // Read again (a second later), failing again: still nothing claimed.
+      expect(await until(() => clock.reads >= 2)).toBe(true);
+      expect(sent.publishes).toBe(0);
+      clock.failReads = 0;
+      expect(await until(() => sent.publishes === 1)).toBe(true);
+      // Claimed only once a read answered: the lease is by PostgreSQL's clock, and another relay leaves the row alone.
+      expect(clock.answered).toBe(1);
+      const taken = await other.outbox.claimBatch(10, new Date(Date.now() - STEP_MS));
+      expect(taken.map((m) => m.id)).not.toContain(row.id);
+
+      open();
+      expect(await until(async () => (await base.outbox.pendingCount()) === 0)).toBe(true);
+      expect(got.map((d) => d.messageId)).toEqual([row.messageId]);
+    } finally {
+      open();
+      await relay.stop();
+      await broker.close();
+    }
+  }, 30_000);
+
   // The relay's loop waits for the broker meanwhile, so the clock is not read again (and would fail): the renewals go
   // by a step they cannot measure yet.
   it('renews the leases of the rows it holds into the future, before it could read the database clock again', async () => {
