@@ -124,11 +124,21 @@ function assertEventShape(value: unknown): asserts value is Stripe.Event {
   }
 }
 
+/** The header's timestamp (`t=`), read as the SDK reads it: the last `t=` item, in seconds. */
+function signedAt(header: string): number {
+  let t = Number.NaN;
+  for (const item of header.split(',')) {
+    const [key, value] = item.split('=');
+    if (key === 't') t = Number.parseInt(value ?? '', 10);
+  }
+  return t;
+}
+
 /**
  * Verifies `Stripe-Signature` over `rawBody` with the SDK and returns the parsed event. `secrets`: every secret
  * the endpoint may be signed with (two while one is being rolled); the event is accepted when one of the
  * header's v1 signatures matches one of them. Throws a 400 ProblemError that says why (missing, malformed,
- * wrong, stale) but never echoes the signature.
+ * wrong, outside the tolerance) but never echoes the signature.
  */
 export function verifyStripeEvent(
   rawBody: Buffer,
@@ -170,6 +180,13 @@ export function verifyStripeEvent(
   // Checked once a signature matched, so that a body signed with no secret of ours is refused the usual way; the
   // answer is the same: the signature does not match the bytes received.
   if (verified && !isCanonicalUtf8(rawBody)) verified = false;
+  // The SDK refuses only a timestamp too old; Stripe's tolerance is the difference from the current time either way
+  // (its PHP and .NET libraries refuse one too far ahead as well), so a signature dated more than the tolerance
+  // ahead is refused the same way.
+  if (verified && tolerance > 0) {
+    stale = signedAt(signature) - Math.floor((opts.nowMs ?? Date.now()) / 1000) > tolerance;
+    if (stale) verified = false;
+  }
   if (!verified) {
     throw stale
       ? reject(`The signature timestamp is outside the ${tolerance} second tolerance.`, 'signature_expired')

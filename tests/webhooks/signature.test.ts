@@ -60,6 +60,11 @@ describe.skipIf(!rabbit)('webhook signature checks', () => {
         () => ({ body: payload, signature: sign(payload, undefined, now() - 301) }),
         'signature_expired',
       ],
+      [
+        'a timestamp 3600 s ahead',
+        () => ({ body: payload, signature: sign(payload, undefined, now() + 3600) }),
+        'signature_expired',
+      ],
       ['an empty body', () => ({ body: '', signature: sign('') }), 'body_missing'],
       [
         'an empty body with the real signature',

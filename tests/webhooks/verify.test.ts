@@ -59,9 +59,15 @@ describe('verifyStripeEvent', () => {
     });
   });
 
-  it('accepts a timestamp ahead of its clock (a clock behind Stripe’s), as Stripe’s libraries do', () => {
-    // Only an old signature is a replay; refusing one from the future would refuse every event while the clock lags.
-    expect(verifyStripeEvent(Buffer.from(body), sign(body, T + 3600), [SECRET], at(T)).id).toBe('evt_1');
+  it('keeps the tolerance ahead too: 300 s ahead passes, 301 s ahead is refused as expired', () => {
+    // Stripe's tolerance is the difference from the current time either way (its PHP and .NET libraries check both);
+    // the Node SDK checks only the past.
+    expect(verifyStripeEvent(Buffer.from(body), sign(body, T + 300), [SECRET], at(T)).id).toBe('evt_1');
+    for (const ahead of [301, 3600]) {
+      expect(
+        rejection(() => verifyStripeEvent(Buffer.from(body), sign(body, T + ahead), [SECRET], at(T))),
+      ).toMatchObject({ status: 400, code: 'signature_expired' });
+    }
   });
 
   it('accepts a header carrying several v1 signatures when one matches (secret rotation)', () => {
