@@ -14,7 +14,7 @@ import type { StripeClient } from '../stripe/client.js';
 import { createEventApplier } from './apply.js';
 import { dropClientSecrets } from './client-secrets.js';
 import { createTaskLimiter } from './task-limiter.js';
-import { verifyStripeEvent } from './verify.js';
+import { verifyStripeDelivery, verifyStripeEvent, type ThinEvent, type VerifiedDelivery } from './verify.js';
 
 export { SIGNATURE_TOLERANCE_SECONDS } from './verify.js';
 
@@ -216,9 +216,25 @@ export function createWebhookService(deps: WebhookServiceDeps) {
   }
 
   return {
-    /** Verifies the signature and the event's shape; throws a 400 ProblemError. */
-    verify: (rawBody: Buffer, signature: string | string[] | undefined): Stripe.Event =>
-      verifyStripeEvent(rawBody, signature, deps.secrets),
+    /**
+     * Verifies the signature and the event's shape; throws a 400 ProblemError. A thin event comes back as such
+     * (`thin`), for ignoreThin.
+     */
+    verify: (rawBody: Buffer, signature: string | string[] | undefined): VerifiedDelivery =>
+      verifyStripeDelivery(rawBody, signature, deps.secrets),
+
+    /**
+     * A verified thin event (an event destination sending the thin payload, Stripe's v2 events): it carries no
+     * snapshot and the ledger learns nothing from it, so it is neither stored, published nor applied, and is
+     * acknowledged (refused, Stripe would send it again for days). One warning per delivery names its type.
+     */
+    ignoreThin(thin: ThinEvent, reqId?: string): void {
+      log.warn(
+        { reqId, eventId: thin.id, type: thin.type, object: thin.object },
+        'thin event (an event destination with the thin payload) acknowledged and not applied; the ledger ' +
+          'learns from snapshot events: point a webhook endpoint (snapshot payload) at /webhook instead',
+      );
+    },
 
     /**
      * Verifies and stores the event with its `stripe.events` outbox row in one transaction, once per

@@ -135,10 +135,41 @@ function signedAt(header: string): number {
 }
 
 /**
- * Verifies `Stripe-Signature` over `rawBody` with the SDK and returns the parsed event. `secrets`: every secret
- * the endpoint may be signed with (two while one is being rolled); the event is accepted when one of the
- * header's v1 signatures matches one of them. Throws a 400 ProblemError that says why (missing, malformed,
- * wrong, outside the tolerance) but never echoes the signature.
+ * A thin event (`object: "v2.core.event"`), as an event destination with the thin payload sends it: no snapshot,
+ * only the event's id, type and the object it names (`related_object`), to be read from Stripe's v2 events API.
+ * Stripe signs it like any other event.
+ */
+export interface ThinEvent {
+  id: string;
+  type: string;
+  object: string;
+}
+
+/** What a verified body is: a (snapshot) event the ledger stores and applies, or a thin event it does not use. */
+export type VerifiedDelivery =
+  { event: Stripe.Event; thin?: undefined } | { thin: ThinEvent; event?: undefined };
+
+const THIN_EVENT_OBJECT = 'v2.core.event';
+
+/** A thin event, named by its `object`, with an id and type that could be stored (see assertEventShape). */
+function thinEventOf(value: unknown): ThinEvent | null {
+  const e = value as { id?: unknown; type?: unknown; object?: unknown } | null;
+  if (typeof e !== 'object' || e === null || Array.isArray(e) || e.object !== THIN_EVENT_OBJECT) return null;
+  const { id, type } = e;
+  const valid =
+    typeof id === 'string' &&
+    id.length > 0 &&
+    Buffer.byteLength(id) <= MAX_EVENT_ID_BYTES &&
+    !hasControlCharacter(id) &&
+    typeof type === 'string' &&
+    type.length > 0 &&
+    Buffer.byteLength(type) <= MAX_EVENT_TYPE_BYTES &&
+    !hasControlCharacter(type);
+  return valid ? { id, type, object: THIN_EVENT_OBJECT } : null;
+}
+
+/**
+ * verifyStripeDelivery for a caller that takes snapshot events only: a thin event is refused as `event_invalid`.
  */
 export function verifyStripeEvent(
   rawBody: Buffer,
@@ -146,7 +177,29 @@ export function verifyStripeEvent(
   secrets: readonly string[],
   opts: VerifyOptions = {},
 ): Stripe.Event {
-  if (secrets.length === 0) throw new Error('verifyStripeEvent needs at least one secret');
+  const delivery = verifyStripeDelivery(rawBody, signature, secrets, opts);
+  if (delivery.thin) {
+    throw reject(
+      `The signed body is a thin event (${THIN_EVENT_OBJECT}), not a snapshot event.`,
+      'event_invalid',
+    );
+  }
+  return delivery.event;
+}
+
+/**
+ * Verifies `Stripe-Signature` over `rawBody` with the SDK and returns the parsed event, or the thin event it is. `secrets`: every secret
+ * the endpoint may be signed with (two while one is being rolled); the event is accepted when one of the
+ * header's v1 signatures matches one of them. Throws a 400 ProblemError that says why (missing, malformed,
+ * wrong, outside the tolerance) but never echoes the signature.
+ */
+export function verifyStripeDelivery(
+  rawBody: Buffer,
+  signature: string | string[] | undefined,
+  secrets: readonly string[],
+  opts: VerifyOptions = {},
+): VerifiedDelivery {
+  if (secrets.length === 0) throw new Error('verifyStripeDelivery needs at least one secret');
   if (signature === undefined || signature === '') {
     throw reject('The Stripe-Signature header is missing.', 'signature_missing');
   }
@@ -161,20 +214,20 @@ export function verifyStripeEvent(
   let stale = false;
   // The SDK compares each of the header's v1 signatures with the secret's in constant time. A secret it refuses
   // leaves the next one to try. It checks the timestamp only once a signature matched, and the header has one
-  // timestamp, so a stale answer from one secret would be the answer of every other.
+  // timestamp, so a stale answer from one secret would be the answer of every other. Only the signature
+  // (verifyHeader, what constructEvent checks before it parses): constructEvent throws for a thin event's body
+  // (`object: "v2.core.event"`), which Stripe signs the same way.
+  const check = Stripe.webhooks.signature;
+  if (!check) throw new Error("the Stripe SDK's webhook signature helper is missing");
   for (const secret of secrets) {
     try {
-      event = Stripe.webhooks.constructEvent(rawBody, signature, secret, tolerance, undefined, opts.nowMs);
+      check.verifyHeader(rawBody, signature, secret, tolerance, undefined, opts.nowMs);
       verified = true;
       break;
     } catch (err) {
-      if (err instanceof Stripe.errors.StripeSignatureVerificationError) {
-        stale = /tolerance/i.test(err.message);
-        if (stale) break;
-        continue;
-      }
-      // The signature matched, so Stripe (or someone holding the secret) sent a body that is not JSON.
-      throw reject('The signed body is not valid JSON.', 'event_invalid');
+      if (!(err instanceof Stripe.errors.StripeSignatureVerificationError)) throw err;
+      stale = /tolerance/i.test(err.message);
+      if (stale) break;
     }
   }
   // Checked once a signature matched, so that a body signed with no secret of ours is refused the usual way; the
@@ -192,12 +245,20 @@ export function verifyStripeEvent(
       ? reject(`The signature timestamp is outside the ${tolerance} second tolerance.`, 'signature_expired')
       : reject('The Stripe-Signature header does not match the body.', 'signature_invalid');
   }
+  try {
+    event = JSON.parse(rawBody.toString('utf8'));
+  } catch {
+    // The signature matched, so Stripe (or someone holding the secret) sent a body that is not JSON.
+    throw reject('The signed body is not valid JSON.', 'event_invalid');
+  }
   if (jsonNestedDeeperThan(rawBody, MAX_EVENT_DEPTH)) {
     throw reject(
       `The signed body is not a Stripe event (it nests more than ${MAX_EVENT_DEPTH} levels deep).`,
       'event_invalid',
     );
   }
+  const thin = thinEventOf(event);
+  if (thin) return { thin };
   assertEventShape(event);
-  return event;
+  return { event };
 }

@@ -10,13 +10,19 @@ export const webhookHandlers = (
     async handleStripeWebhook({ body, headers, ctx }) {
       // Node lower-cases incoming header names; the contract spells it the way Stripe documents it.
       const signature = (headers as Record<string, string | string[] | undefined>)['stripe-signature'];
-      let event: ReturnType<WebhookService['verify']>;
+      let delivery: ReturnType<WebhookService['verify']>;
       try {
-        event = webhooks.verify(body, signature);
+        delivery = webhooks.verify(body, signature);
       } catch (err) {
         metrics?.observeWebhook('unverified', 'rejected');
         throw err;
       }
+      if (delivery.thin) {
+        // Answered 2xx so that Stripe does not send it again for days; nothing is stored or applied.
+        webhooks.ignoreThin(delivery.thin, ctx.requestId);
+        return { status: 200, body: { success: true } };
+      }
+      const event = delivery.event;
       // A verified event the service could not store (the database unreachable: 503, and Stripe sends it again)
       // is not a rejected one.
       const result = await webhooks.store(event, ctx.requestId).catch((err: unknown) => {
