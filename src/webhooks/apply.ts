@@ -7,6 +7,7 @@ import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { PaymentsService } from '../payments/service.js';
 import type { RefundService } from '../refunds/service.js';
+import type { Payment, Store } from '../store/index.js';
 import {
   logContextOptions,
   withoutCallSite,
@@ -84,6 +85,11 @@ export interface EventApplierDeps {
   refunds: RefundService;
   logger: Logger;
   /**
+   * The ledger, read to tell whether an intent's row was written while its status was being read from Stripe
+   * (applyIntent). Unset, the read is applied as it came.
+   */
+  store?: Pick<Store, 'payments'>;
+  /**
    * The mode of the service's Stripe key (true for sk_live_/rk_live_): an event of the other mode is not applied
    * (isOtherMode). Unset, every event is applied whatever its mode.
    */
@@ -140,6 +146,17 @@ function isOtherMode(event: Stripe.Event, livemode: boolean | undefined): boolea
   return livemode !== undefined && typeof mode === 'boolean' && mode !== livemode;
 }
 
+/**
+ * How many times more an intent is read from Stripe when its row keeps being written while it is read (applyIntent).
+ * Past that the last read is applied: it began after the last write seen.
+ */
+const INTENT_REREADS = 3;
+
+/** Whether two reads of an intent's row saw the same write (none, or the same status written at the same time). */
+function sameWrite(a: Payment | null, b: Payment | null): boolean {
+  return a === null || b === null ? a === b : a.status === b.status && a.updatedAt === b.updatedAt;
+}
+
 export function createEventApplier(deps: EventApplierDeps) {
   const { stripe, payments, refunds } = deps;
   const log = deps.logger.child({ component: 'webhooks' });
@@ -181,6 +198,38 @@ export function createEventApplier(deps: EventApplierDeps) {
           );
     if (!refund) return 'object_missing';
     await refunds.applyStripeRefund(refund);
+    return 'applied';
+  }
+
+  /**
+   * Stripe's current view of payment intent `id`, recorded. Two events of one intent (`requires_action`, then
+   * `payment_failed` as the customer fails 3D Secure; `processing`, then `succeeded`) are applied at once, each
+   * reading the intent from Stripe: the one whose read came first could write last, and leave the ledger at the
+   * older status (the row's guard keeps only `succeeded` and `canceled`, which Stripe never leaves; an intent can
+   * go back from `requires_action` or `processing` to `requires_payment_method`). So the row is read before Stripe
+   * is asked and again before the answer is written: when another write came in between, its read may have been
+   * the newer, and the intent is read from Stripe again (a read that began after that write). Left: a write landing
+   * between the last look at the row and this write (one statement's time), which the next event or
+   * GET /payment-intent puts right.
+   */
+  async function applyIntent(id: string, ids: EventLogIds, context: Stripe.RequestOptions) {
+    const read = () =>
+      current(() => withoutCallSite(() => stripe.paymentIntents.retrieve(id, {}, context)), id, ids);
+    const row = () => deps.store?.payments.get(id) ?? Promise.resolve(null);
+    let seen = await row();
+    let pi = await read();
+    for (let again = 0; pi && deps.store && again < INTENT_REREADS; again++) {
+      const now = await row();
+      if (sameWrite(seen, now)) break;
+      log.debug(
+        { ...ids, read: pi.status, recorded: now?.status },
+        'payment intent written while it was read from Stripe; reading it again',
+      );
+      seen = now;
+      pi = await read();
+    }
+    if (!pi) return 'object_missing';
+    await payments.applyStripePaymentIntent(pi);
     return 'applied';
   }
 
@@ -231,16 +280,7 @@ export function createEventApplier(deps: EventApplierDeps) {
       return listed.length > 0 ? 'applied' : 'ignored';
     }
 
-    if (PAYMENT_INTENT_EVENT_TYPES.has(type)) {
-      const pi = await current(
-        () => withoutCallSite(() => stripe.paymentIntents.retrieve(id, {}, context)),
-        id,
-        ids,
-      );
-      if (!pi) return 'object_missing';
-      await payments.applyStripePaymentIntent(pi);
-      return 'applied';
-    }
+    if (PAYMENT_INTENT_EVENT_TYPES.has(type)) return applyIntent(id, ids, context);
 
     if (CHECKOUT_SESSION_EVENT_TYPES.has(type)) {
       // An older `completed` (unpaid) may arrive after `async_payment_succeeded`; the current session is the truth.
