@@ -576,6 +576,8 @@ export function createRefundService(deps: RefundServiceDeps) {
       mode,
       requestHash: hash,
       metadata: input.metadata ?? {},
+      // Kept for the x-request-id header of the outcomes a webhook settles (applyStripeRefund).
+      httpRequestId: reqId ?? null,
     } satisfies Omit<NewRefund, 'amount' | 'currency'>;
     const notRefundable = (status: string) =>
       new ProblemError(
@@ -1031,7 +1033,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         if (!row) throw err;
       }
     }
-    return recordStripeRefund(row.requestId, r);
+    return recordStripeRefund(row.requestId, r, row.httpRequestId ?? undefined);
   }
 
   /** POST /refund's answer for a request already recorded: its refund, or why there is none yet. */

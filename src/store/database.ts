@@ -37,6 +37,8 @@ export interface RefundsTable {
   metadata: JsonText;
   created_at: Timestamp;
   updated_at: Timestamp;
+  /** The X-Request-Id of the HTTP request that asked for the refund; null for one made elsewhere (migration 0010). */
+  http_request_id: string | null;
 }
 
 export interface OutboxTable {
@@ -149,6 +151,7 @@ export const REFUND_COLUMNS = everyColumnOf<RefundsTable>()([
   'metadata',
   'created_at',
   'updated_at',
+  'http_request_id',
 ]);
 
 /** The columns a new outbox message names (the rest have defaults). */

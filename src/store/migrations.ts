@@ -434,6 +434,21 @@ export function storeMigrations(dialect: Dialect): Record<string, StoreMigration
         await db.schema.alterTable('idempotency_keys').dropColumn('claim_token').execute();
       },
     },
+    '0011_refunds_http_request_id': {
+      // The id of the HTTP request that asked for a refund (its X-Request-Id), kept so that the outcome a webhook
+      // settles later carries it in its x-request-id header like the ones the request and the worker publish.
+      // Nullable, no default: on PostgreSQL a change of the catalogue only, and a row a process of an earlier
+      // version writes during a rolling update has none (its webhook outcomes go without, as before).
+      // IF NOT EXISTS on PostgreSQL: a ledger set back to before this migration by hand (its bookkeeping row
+      // deleted, as the migration tests do) keeps the column.
+      async up(db: AnyDb) {
+        if (pg) await sql`alter table refunds add column if not exists http_request_id text`.execute(db);
+        else await db.schema.alterTable('refunds').addColumn('http_request_id', 'text').execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.alterTable('refunds').dropColumn('http_request_id').execute();
+      },
+    },
   };
 }
 

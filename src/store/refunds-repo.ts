@@ -48,6 +48,11 @@ export interface Refund {
   metadata: Record<string, string>;
   createdAt: string;
   updatedAt: string;
+  /**
+   * The id (X-Request-Id) of the HTTP request that asked for the refund, for the x-request-id header of its outcome
+   * messages; null for a refund made outside the service, or accepted by a version before migration 0010.
+   */
+  httpRequestId: string | null;
 }
 
 export interface NewRefund {
@@ -65,6 +70,7 @@ export interface NewRefund {
   requestHash?: string | null;
   metadata?: Record<string, string>;
   createdAt?: TimeInput;
+  httpRequestId?: string | null;
 }
 
 /** Fields that may change without a status move. */
@@ -263,6 +269,7 @@ export function toRefund(row: Selectable<RefundsTable>): Refund {
     metadata: fromJson<Record<string, string>>(row.metadata) ?? {},
     createdAt: fromDbTime(row.created_at),
     updatedAt: fromDbTime(row.updated_at),
+    httpRequestId: row.http_request_id,
   };
 }
 
@@ -677,6 +684,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       metadata: toJson(r.metadata ?? {}),
       created_at: created,
       updated_at: created,
+      http_request_id: r.httpRequestId ?? null,
     };
   };
 

@@ -89,6 +89,7 @@ async function olderLedger(h: {
     "delete from kysely_migration where name >= '0009_refunds_in_flight_idx'",
     'drop index refunds_in_flight_idx',
     'alter table idempotency_keys drop column claim_token',
+    'alter table refunds drop column http_request_id',
   ]);
   return options;
 }

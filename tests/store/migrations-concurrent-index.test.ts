@@ -306,6 +306,7 @@ describePostgres('migrations build indexes concurrently', (h) => {
       '0008_payments_customer_email_idx',
       '0009_refunds_in_flight_idx',
       '0010_idempotency_claim_token',
+      '0011_refunds_http_request_id',
     ]);
     expect(await applied(options)).toEqual(Object.keys(buildMigrations('postgres')).sort());
     expect((await indexes(options)).every((i) => i.valid)).toBe(true);

@@ -69,6 +69,7 @@ async function backToBefore0006(options: StoreOptions): Promise<void> {
   await runSql(options, 'drop index webhook_events_applied_idx');
   await runSql(options, 'drop index refunds_in_flight_idx');
   await runSql(options, 'alter table idempotency_keys drop column claim_token');
+  await runSql(options, 'alter table refunds drop column http_request_id');
 }
 
 /** PostgreSQL: resolves once a session waits for a lock the session `blocker` holds. */
@@ -154,6 +155,7 @@ describeStore('store lifecycle and migrations', (h) => {
       '0008_payments_customer_email_idx',
       '0009_refunds_in_flight_idx',
       '0010_idempotency_claim_token',
+      '0011_refunds_http_request_id',
     ]);
   });
 
@@ -197,6 +199,7 @@ describeStore('store lifecycle and migrations', (h) => {
       '0008_payments_customer_email_idx',
       '0009_refunds_in_flight_idx',
       '0010_idempotency_claim_token',
+      '0011_refunds_http_request_id',
     ]);
   });
 
@@ -311,6 +314,9 @@ describeStore('store lifecycle and migrations', (h) => {
       // 0003 drops an index of refunds (ACCESS EXCLUSIVE on refunds), then one of payments, which waits for the
       // webhook transaction holding a payment row.
       await kyselyMigrateTo(options, '0002_refunds_reserved_covering_idx');
+      // `serving` is of this version, whose statements name the column 0010 adds (a process of the version before
+      // names none of it); 0010 adds it only if it is not there.
+      await runSql(options, 'alter table refunds add column http_request_id text');
       const { upgrading, release } = await startUpgradeBehindRowLock(options, 'cs_busy');
       try {
         // GET /refund-status meanwhile: answered (after the migration's lock timeout at worst), not a 503.
