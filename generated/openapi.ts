@@ -1674,7 +1674,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The event was verified and recorded (or had been already). */
+            /** @description The event was verified and recorded (or had been already). A verified thin event (`object: v2.core.event`, from an event destination with the thin payload) is answered 200 too, and neither recorded nor applied: the service uses snapshot events only. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
