@@ -16,7 +16,7 @@ const QUEUE_SCRAPE_TIMEOUT_MS = 3_000;
 type DepthLabel = 'requests' | 'dead_letter' | 'responses';
 
 /** processed: stored (to be applied); duplicate: stored before; rejected: failed verification; failed: not stored. */
-export type WebhookOutcome = 'processed' | 'duplicate' | 'rejected' | 'failed';
+export type WebhookOutcome = 'processed' | 'duplicate' | 'ignored' | 'rejected' | 'failed';
 
 export interface Metrics {
   readonly registry: Registry;
@@ -90,7 +90,7 @@ export function createMetrics(): Metrics {
   });
   const webhookEvents = new Counter({
     name: 'payments_webhook_events_total',
-    help: 'Stripe webhook deliveries by event type and outcome: processed (stored, to be applied), duplicate, rejected (failed verification, type unverified), failed (verified but not stored, answered 5xx).',
+    help: 'Stripe webhook deliveries by event type and outcome: processed (stored, to be applied), duplicate, ignored (a verified thin event, answered 200 and not stored), rejected (failed verification, type unverified), failed (verified but not stored, answered 5xx).',
     labelNames: ['type', 'outcome'] as const,
     registers: [registry],
   });

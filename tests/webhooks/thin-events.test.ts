@@ -56,6 +56,12 @@ describe.skipIf(!rabbit).each(dbs)('thin events, on %s', (db) => {
       const warned = rig.svc.lines.filter((l) => l.includes(thin.id));
       expect(warned).toHaveLength(1);
       expect(JSON.parse(warned[0]!)).toMatchObject({ level: 40, type: thin.type, eventId: thin.id });
+      // Counted, so that a destination sending thin events by mistake shows on a dashboard.
+      const metrics = await (await fetch(`${rig.svc.url}/metrics`)).text();
+      const counted = metrics
+        .split('\n')
+        .find((l) => l.startsWith('payments_webhook_events_total{') && l.includes(`type="${thin.type}"`));
+      expect(counted).toMatch(/outcome="ignored"\} 1$/);
     }
   });
 

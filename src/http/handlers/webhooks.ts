@@ -20,6 +20,7 @@ export const webhookHandlers = (
       if (delivery.thin) {
         // Answered 2xx so that Stripe does not send it again for days; nothing is stored or applied.
         webhooks.ignoreThin(delivery.thin, ctx.requestId);
+        metrics?.observeWebhook(delivery.thin.type, 'ignored');
         return { status: 200, body: { success: true } };
       }
       const event = delivery.event;
