@@ -227,6 +227,12 @@ class RabbitBroker implements Broker {
   private readonly bindings = new Map<string, BindingRecord>();
   /** Consumer channels that have closed: what they delivered and did not ack, RabbitMQ hands out again. */
   private readonly closedChannels = new WeakSet<Channel>();
+  /**
+   * Ends the socket of each connection's attempt under way (amqplib hands `signal` on to net.connect, for every
+   * attempt): close() aborts the one of a connection that is not up. An attempt to a RabbitMQ that takes the TCP
+   * connection and never answers otherwise waits for amqplib's own timeout (10 s), whatever close() says.
+   */
+  private readonly attempts = { publish: new AbortController(), consume: new AbortController() };
 
   constructor(private readonly opts: RabbitBrokerOptions) {
     // amqplib's recovery would otherwise retry a malformed URL forever in the background.
@@ -253,6 +259,7 @@ class RabbitBroker implements Broker {
       this.opts.connectionName ?? 'stripe-payment-service',
       this.logger,
       (model) => this.setup(model),
+      this.attempts.publish.signal,
     );
     this.connection = opened.connection;
     if (this.closing) {
@@ -277,7 +284,12 @@ class RabbitBroker implements Broker {
     const log = this.logger.child({ connection: 'consume' });
     // Its own name, so that operators (and rabbitmqctl list_connections) can tell the two apart.
     const name = `${this.opts.connectionName ?? 'stripe-payment-service'}/consume`;
-    const opened = await this.open(name, log, (model) => this.setupConsuming(model, log));
+    const opened = await this.open(
+      name,
+      log,
+      (model) => this.setupConsuming(model, log),
+      this.attempts.consume.signal,
+    );
     this.consumeConnection = opened.connection;
     if (this.closing) {
       await opened.connection.close();
@@ -294,13 +306,20 @@ class RabbitBroker implements Broker {
     }
   }
 
-  /** A recovering connection with its listeners; `setup` runs on each (re)connect. */
+  /**
+   * A recovering connection with its listeners; `setup` runs on each (re)connect. `signal` destroys the socket of
+   * every attempt, the one under way included (see `attempts`).
+   */
   private async open(
     connectionName: string,
     logger: Logger,
     setup: (model: ChannelModel) => Promise<void>,
+    signal: AbortSignal,
   ): Promise<{ connection: RecoveringChannelModel; lastFailure: () => unknown }> {
     const connection = await connect(this.opts.url, {
+      // Handed on to net.connect (tls.connect) with the rest, and so the socket's own; spread, as amqplib's types
+      // (tls.ConnectionOptions) do not name it.
+      ...{ signal },
       credentials: credentialsOf(this.opts.url),
       clientProperties: { connection_name: connectionName },
       // Bounds a TCP connect or handshake to an unresponsive host, so recovery moves on to a retry.
@@ -324,6 +343,8 @@ class RabbitBroker implements Broker {
     // `reason`, not `err`, which the logger's error serializer would render as "[object Object]".
     let lastFailure: unknown = null;
     connection.on('connect-failed', (err: unknown) => {
+      // An attempt that close() ended (aborted, or given up on since): no news.
+      if (this.closing) return;
       lastFailure = err;
       if (err instanceof TopologyRefusedError) {
         // Connected, and the retries will not help until someone changes the broker (or the other service goes).
@@ -453,7 +474,9 @@ class RabbitBroker implements Broker {
   private onConnectionLost(model: ChannelModel): void {
     if (this.live?.model !== model) return;
     this.live = null;
-    if (!this.closing) this.logger.warn('RabbitMQ connection lost; reconnecting in the background');
+    if (this.closing)
+      this.stopConnecting('publish'); // lost while consumers drain: not to be tried again
+    else this.logger.warn('RabbitMQ connection lost; reconnecting in the background');
     this.setConnected(false);
   }
 
@@ -464,7 +487,9 @@ class RabbitBroker implements Broker {
       record.channel = null;
       record.tag = null;
     }
-    if (!this.closing) log.warn('RabbitMQ connection lost; reconnecting in the background');
+    if (this.closing)
+      this.stopConnecting('consume'); // as in onConnectionLost
+    else log.warn('RabbitMQ connection lost; reconnecting in the background');
   }
 
   /** Wakes the settlements waiting for the publishing connection (see untilPublishing). */
@@ -516,6 +541,10 @@ class RabbitBroker implements Broker {
   }
 
   private async doClose(): Promise<void> {
+    // A connection that is not up is stopped first, whatever the rest waits for (consumers draining): its retries
+    // would go on meanwhile, and its attempt under way hold a socket to a RabbitMQ that does not answer.
+    if (!this.live) this.stopConnecting('publish');
+    if (!this.consuming) this.stopConnecting('consume');
     // A settlement waiting for the publishing connection to come back gives its message back instead.
     this.wake();
     // Consumers first, while the publish channel still works: in-flight handlers may need it to
@@ -527,7 +556,22 @@ class RabbitBroker implements Broker {
     // Not during a resource alarm (see unlessBlocked): amqplib closes a blocked connection at once, channels and all.
     if (live) await unlessBlocked(live.alarm, () => live.publisher.close());
     await Promise.all([this.connection?.close().catch(noop), this.consumeConnection?.close().catch(noop)]);
+    // An attempt still under way (a connection lost, and tried again, after the checks at the top): after the
+    // closes above, which stop the retries, so that no connection that is up loses its socket before it is closed.
+    this.attempts.publish.abort();
+    this.attempts.consume.abort();
     this.setConnected(false);
+  }
+
+  /**
+   * Stops a connection that is not up: no further attempt (amqplib's recovery stopped, a retry waiting cancelled),
+   * and the attempt under way ended, its socket destroyed. A connection not opened yet (start() or the first
+   * consume() still creating it) is closed where it is created, and its attempts are aborted already.
+   */
+  private stopConnecting(which: 'publish' | 'consume'): void {
+    const connection = which === 'publish' ? this.connection : this.consumeConnection;
+    connection?.close().catch(noop);
+    this.attempts[which].abort();
   }
 
   // ---- publishing ------------------------------------------------------------------------------
