@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Broker } from '../queue/index.js';
 import type { Store } from '../store/index.js';
 import { StoreUnavailableError } from '../store/errors.js';
+import type { ReadOnlyBecause } from '../store/store.js';
 import type { StripeClient } from '../stripe/client.js';
 
 export type CheckState = 'ok' | 'down' | 'not_configured';
@@ -91,17 +92,34 @@ function readinessOf(
 /** Raised by `within` when the answer is late (told apart from a dependency's own errors by identity). */
 class CheckTimeout extends Error {}
 
+/** SQLSTATE read_only_sql_transaction: PostgreSQL's refusal of a write, and what ping() says it would meet. */
+const PG_READ_ONLY = '25006';
+
+/** The refusal of writes among an error's causes: ping()'s finding, or PostgreSQL's own refusal of a write. */
+function readOnlyRefusal(err: unknown): { readOnlyBecause?: ReadOnlyBecause } | undefined {
+  let e: unknown = err;
+  // Bounded: a cause chain may loop.
+  for (let depth = 0; depth < 8 && typeof e === 'object' && e !== null; depth += 1) {
+    const { code, cause } = e as { code?: unknown; cause?: unknown };
+    if (code === PG_READ_ONLY) return e as { readOnlyBecause?: ReadOnlyBecause };
+    e = cause;
+  }
+  return undefined;
+}
+
 /**
- * Why the store check failed. The store's errors for a database refusing writes are told apart by their message
- * (the store gives them no code of their own); nothing of any message reaches the answer.
+ * Why the store check failed. A database refusing writes is told by the SQLSTATE its error carries and, for ping()'s
+ * finding, what made the database read-only: never by a message, which a PostgreSQL with other lc_messages words in
+ * its own language. Nothing of any message reaches the answer.
  */
-function storeReason(err: unknown): string {
+export function storeReason(err: unknown): string {
   if (err instanceof CheckTimeout) return REASONS.storeTimeout;
   if (!(err instanceof StoreUnavailableError)) return REASONS.storeFailed;
-  if (/in recovery/.test(err.message)) return REASONS.storeStandby;
-  if (/transaction_read_only/.test(err.message)) return REASONS.storeReadOnlySetting;
-  if (/refuses writes/.test(err.message)) return REASONS.storeReadOnly;
-  return REASONS.storeUnavailable;
+  const refusal = readOnlyRefusal(err);
+  if (!refusal) return REASONS.storeUnavailable;
+  if (refusal.readOnlyBecause === 'recovery') return REASONS.storeStandby;
+  if (refusal.readOnlyBecause === 'transaction_read_only') return REASONS.storeReadOnlySetting;
+  return REASONS.storeReadOnly;
 }
 
 function stripeReason(err: unknown): string {

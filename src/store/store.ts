@@ -288,11 +288,12 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
       );
       const row = rows[0];
       if (row?.recovery) {
-        throw refusesWrites('PostgreSQL refuses writes: the server is in recovery (a standby)');
+        throw refusesWrites('PostgreSQL refuses writes: the server is in recovery (a standby)', 'recovery');
       }
       if (row?.readOnly !== 'off') {
         throw refusesWrites(
           'PostgreSQL refuses writes: transaction_read_only is on (default_transaction_read_only set for the server, database or role)',
+          'transaction_read_only',
         );
       }
     },
@@ -348,12 +349,20 @@ function requireSchemaOfThisVersion(dialect: Dialect, applied: readonly string[]
 const PG_READ_ONLY = '25006';
 
 /**
- * ping()'s finding that the database takes no writes, carrying the SQLSTATE PostgreSQL gives its own refusal (as the
- * cause, with the same message, so that a description of the error says it once): what reads it tells it by the code.
+ * What ping() found makes the database refuse writes: the server is in recovery (`pg_is_in_recovery()`, a standby),
+ * or `transaction_read_only` is on (default_transaction_read_only set for the server, database or role). Carried as
+ * `readOnlyBecause` by the cause of its error.
  */
-function refusesWrites(message: string): StoreUnavailableError {
+export type ReadOnlyBecause = 'recovery' | 'transaction_read_only';
+
+/**
+ * ping()'s finding that the database takes no writes, carrying the SQLSTATE PostgreSQL gives its own refusal and
+ * what made the database read-only (as the cause, with the same message, so that a description of the error says it
+ * once): what reads it tells it by these, never by the message.
+ */
+function refusesWrites(message: string, readOnlyBecause: ReadOnlyBecause): StoreUnavailableError {
   return new StoreUnavailableError(message, {
-    cause: Object.assign(new Error(message), { code: PG_READ_ONLY }),
+    cause: Object.assign(new Error(message), { code: PG_READ_ONLY, readOnlyBecause }),
   });
 }
 
