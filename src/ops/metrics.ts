@@ -250,9 +250,10 @@ export function createMetrics(): Metrics {
   /**
    * The depths being read, shared by every scrape arriving meanwhile and kept until RabbitMQ answers (not until a
    * scrape gives up on it). Each scrape asked on its own, each question on a channel opened for it: a burst of
-   * scrapes (anyone may scrape, by default) opened three channels a scrape at once on the connection refunds are
-   * published and consumed on, and while RabbitMQ did not answer, each scrape waited for as long as the connection
-   * took to be given up on (its heartbeat: a minute or more) and opened three more channels behind the others.
+   * scrapes (anyone may scrape, by default) opened three channels a scrape at once on a connection the refunds go
+   * through (the consuming one in a process that runs the worker, where its deliveries and acks are, else the
+   * publishing one), and while RabbitMQ did not answer, each scrape waited for as long as the connection took to be
+   * given up on (its heartbeat: a minute or more) and opened three more channels behind the others.
    */
   let depthsReading: Promise<(readonly [DepthLabel, number | null])[]> | null = null;
   async function queueDepths(): Promise<(readonly [DepthLabel, number | null])[]> {
