@@ -474,8 +474,8 @@ class RabbitBroker implements Broker {
   private onConnectionLost(model: ChannelModel): void {
     if (this.live?.model !== model) return;
     this.live = null;
-    if (this.closing)
-      this.stopConnecting('publish'); // lost while consumers drain: not to be tried again
+    // Lost while close() drains the consumers: not to be tried again, the stop has begun.
+    if (this.closing) this.stopConnecting('publish');
     else this.logger.warn('RabbitMQ connection lost; reconnecting in the background');
     this.setConnected(false);
   }
@@ -487,8 +487,8 @@ class RabbitBroker implements Broker {
       record.channel = null;
       record.tag = null;
     }
-    if (this.closing)
-      this.stopConnecting('consume'); // as in onConnectionLost
+    // As in onConnectionLost.
+    if (this.closing) this.stopConnecting('consume');
     else log.warn('RabbitMQ connection lost; reconnecting in the background');
   }
 
