@@ -196,6 +196,30 @@ interface BindingRecord {
 
 const noop = (): void => {};
 
+/**
+ * How long close() and a consumer's cancel() wait for RabbitMQ to answer a goodbye (basic.cancel, a channel's close;
+ * close(): the publish channel's and both connections' close, together) before going on without the answer. A
+ * connection that went silent (a broker that hangs, a path that drops everything) answers nothing, and amqplib gives
+ * up on it only when its heartbeat runs out, a minute or more: past the 25 s a stop has, 20 of them for the handlers.
+ */
+const GOODBYE_TIMEOUT_MS = 2_000;
+
+const LATE = Symbol('late');
+
+/** `call`, waited for up to GOODBYE_TIMEOUT_MS: LATE if it has not settled by then (it goes on; its failure is no news). */
+async function unlessLate<T>(call: Promise<T>): Promise<T | typeof LATE> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<typeof LATE>((resolve) => {
+    timer = setTimeout(() => resolve(LATE), GOODBYE_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([call, late]);
+  } finally {
+    clearTimeout(timer);
+    call.catch(noop);
+  }
+}
+
 export function createRabbitBroker(opts: RabbitBrokerOptions): Broker {
   return new RabbitBroker(opts);
 }
@@ -553,13 +577,21 @@ class RabbitBroker implements Broker {
     const live = this.live;
     this.live = null;
     this.consuming = null;
-    // Not during a resource alarm (see unlessBlocked): amqplib closes a blocked connection at once, channels and all.
-    if (live) await unlessBlocked(live.alarm, () => live.publisher.close());
-    await Promise.all([this.connection?.close().catch(noop), this.consumeConnection?.close().catch(noop)]);
-    // An attempt still under way (a connection lost, and tried again, after the checks at the top): after the
-    // closes above, which stop the retries, so that no connection that is up loses its socket before it is closed.
-    this.attempts.publish.abort();
-    this.attempts.consume.abort();
+    const goodbyes = async (): Promise<void> => {
+      // Not during a resource alarm (see unlessBlocked): amqplib closes a blocked connection at once, channels and
+      // all.
+      if (live) await unlessBlocked(live.alarm, () => live.publisher.close());
+      await Promise.all([this.connection?.close().catch(noop), this.consumeConnection?.close().catch(noop)]);
+    };
+    if ((await unlessLate(goodbyes())) === LATE) {
+      this.logger.warn('RabbitMQ did not answer the close in time; the connections are dropped');
+    }
+    // Each connection stopped (its close above may not have been reached), then every socket still open ends: an
+    // attempt under way (a connection lost, and tried again, after the checks at the top), a connection whose close
+    // RabbitMQ did not answer. After the closes, so that no connection that is up loses its socket before it is
+    // closed.
+    this.stopConnecting('publish');
+    this.stopConnecting('consume');
     this.setConnected(false);
   }
 
@@ -1144,11 +1176,16 @@ class RabbitBroker implements Broker {
     const { channel, tag } = record;
     // The consuming connection's alarm (a channel of a lost connection answers at once).
     const alarm = this.consuming?.alarm;
+    let unanswered = false;
     if (channel && tag) {
       try {
-        // During a resource alarm the broker would read the basic.cancel only once it ends: deliveries may go on
-        // meanwhile (up to the prefetch, since it reads no ack either), handled as any other.
-        await unlessBlocked(alarm, () => channel.cancel(tag));
+        // During a resource alarm the broker would read the basic.cancel only once it ends, and a silent connection
+        // never: deliveries may go on meanwhile (up to the prefetch, since it reads no ack either), handled as any
+        // other.
+        unanswered = (await unlessLate(unlessBlocked(alarm, () => channel.cancel(tag)))) === LATE;
+        if (unanswered) {
+          this.logger.warn({ queue: record.queue }, 'RabbitMQ did not answer basic.cancel in time; going on');
+        }
       } catch (err) {
         this.logger.debug({ err, queue: record.queue }, 'basic.cancel failed');
       }
@@ -1162,7 +1199,10 @@ class RabbitBroker implements Broker {
     }
     record.channel = null;
     record.tag = null;
-    await unlessBlocked(alarm, () => closeQuietly(channel));
+    const closed = unlessBlocked(alarm, () => closeQuietly(channel));
+    // Not waited for again on a connection that left the cancel unanswered: the channel goes with the connection.
+    if (unanswered) closed.catch(noop);
+    else await unlessLate(closed);
   }
 }
 
