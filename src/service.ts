@@ -535,16 +535,21 @@ export async function requeueStuck(
     const stale = page.filter(
       (r) => !r.stripeRefundId && Date.parse(r.updatedAt) < cutoff && !done.has(r.requestId),
     );
-    // The copy carries the id of the HTTP request that asked for the refund, taken from the first message (kept
-    // in the outbox for a week), so the worker's lines about the refund still name it.
-    const first = await deps.store.outbox.headersOf(
-      stale.flatMap((r) => firstRequestMessageIds(r.requestId)),
-    );
+    // The copy carries the id of the HTTP request that asked for the refund, so the worker's lines about the
+    // refund still name it: kept with the refund (migration 0011), else (a refund an earlier version accepted)
+    // taken from its first message, which the outbox keeps for a week.
+    const lacking = stale.filter((r) => !r.httpRequestId);
+    const first =
+      lacking.length > 0
+        ? await deps.store.outbox.headersOf(lacking.flatMap((r) => firstRequestMessageIds(r.requestId)))
+        : new Map<string, Record<string, unknown>>();
     for (const r of stale) {
       if (stopping()) break;
-      const reqId = firstRequestMessageIds(r.requestId)
-        .map((id) => readRequestId(first.get(id) ?? {}))
-        .find((id) => id !== undefined);
+      const reqId =
+        r.httpRequestId ??
+        firstRequestMessageIds(r.requestId)
+          .map((id) => readRequestId(first.get(id) ?? {}))
+          .find((id) => id !== undefined);
       const requeued = await deps.store.transaction(async (tx) => {
         // Another process's sweep re-queued it first, or it moved since the page was read: nothing to add.
         if (
