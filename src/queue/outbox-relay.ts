@@ -629,8 +629,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     },
     leaseForHandOff() {
       // A soft bound: transactions that asked before the queue filled still hand their row over.
+      // Not before a read of the database's clock has answered (one still waiting, at start, as well as one that
+      // failed): its lease would be by this process's clock, and another relay could claim the row meanwhile.
       return running &&
-        !firstReadFailed &&
+        wallVsMonotonic !== null &&
         broker.isConnected() &&
         handed.length < Math.min(maxHandedOff, broker.room?.() ?? maxHandedOff)
         ? leaseMs + currentOffset()

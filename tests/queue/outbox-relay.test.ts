@@ -87,6 +87,15 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs = 5_000)
   }
 }
 
+/**
+ * Starts `relay` and waits until it offers hand-off leases: not before its first read of the database's clock has
+ * answered (a lease by this process's clock alone could end before the database's now).
+ */
+async function started(relay: OutboxRelay): Promise<void> {
+  relay.start();
+  await until(() => relay.leaseForHandOff() !== null);
+}
+
 describeStore('outbox relay hand-off', (h) => {
   it('publishes handed-over rows and marks them sent without a claim ever returning them', async () => {
     const store = await h.open(h.newDatabase());
@@ -101,7 +110,7 @@ describeStore('outbox relay hand-off', (h) => {
       return rows;
     });
     const relay = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
-    relay.start();
+    await started(relay);
     try {
       const written = await Promise.all([1, 2, 3].map((n) => writeAndHandOff(store, relay, `h${n}`)));
       await until(async () => (await store.outbox.pendingCount()) === 0);
@@ -164,7 +173,7 @@ describeStore('outbox relay hand-off', (h) => {
     await broker.start();
     const got = await collect(broker);
     const first = createOutboxRelay({ store, broker, logger: silentLogger });
-    first.start();
+    await started(first);
     const lease = first.leaseForHandOff();
     expect(lease).toBe(15_000);
     const written = await addLeased(store, 'after-stop', lease!);
@@ -195,7 +204,7 @@ describeStore('outbox relay hand-off', (h) => {
       return publish(...args);
     });
     const relay = createOutboxRelay({ store, broker, logger: silentLogger, maxHandedOff: 2, batchSize: 1 });
-    relay.start();
+    await started(relay);
     try {
       await writeAndHandOff(store, relay, 'a'); // taken by the loop, parked on the gate
       await until(() => vi.mocked(broker.publish).mock.calls.length === 1);
@@ -341,7 +350,7 @@ describeStore('outbox relay hand-off', (h) => {
     // Rows held over a third of it would be renewed: a generous bound for a publish on a busy machine.
     const leaseMs = 3_000;
     const relay = createOutboxRelay({ store, broker, logger: silentLogger, leaseMs, idleMs: 20 });
-    relay.start();
+    await started(relay);
     try {
       for (let n = 0; n < 5; n++) {
         await writeAndHandOff(store, relay, 'prompt');
@@ -366,7 +375,7 @@ describeStore('outbox relay hand-off', (h) => {
     const { gate, release } = gated();
     const slow = heldBack(broker, gate);
     const relay = createOutboxRelay({ store, broker: slow, logger: silentLogger, leaseMs, batchSize: 1 });
-    relay.start();
+    await started(relay);
     try {
       await writeAndHandOff(store, relay, 'first'); // taken by the loop, its publish held back
       await until(() => slow.publishes === 1);

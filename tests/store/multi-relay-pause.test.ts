@@ -158,6 +158,8 @@ describeStore('multi-process: an outbox relay paused past its lease', (h) => {
       // A's writer asks for a lease, and is paused before its commit is handed over, past the lease.
       const relayA = createOutboxRelay({ store: a, broker, logger: silentLogger, leaseMs: 300 });
       relayA.start();
+      // It offers leases once its first read of the database's clock has answered.
+      await until(() => relayA.leaseForHandOff() !== null);
       const writing = leased(
         { destination: QUEUE, messageId: uid('late'), payload: { n: 2 } },
         relayA.leaseForHandOff()!,
