@@ -250,8 +250,9 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     // What the claim is known by (its time and a random token): the key's last write acts on this request's claim
     // only, not on one a retry took over after this one went stale (a process paused for longer than
     // IN_PROGRESS_STALE_MS), nor on one a retry made after this one's abandon, even in the same millisecond.
-    const claim = newIdempotencyClaim();
-    if (idemKey !== undefined) {
+    // Made only for a request with a key (a random token a request costs).
+    const claim = idemKey !== undefined ? newIdempotencyClaim() : undefined;
+    if (idemKey !== undefined && claim !== undefined) {
       const hashes = requestHashes(operationId, req.body);
       let begun: IdempotencyBegin;
       try {
@@ -261,7 +262,7 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
         // so, the retry the 503 asks for would get 409 idempotency_key_in_use until the claim went stale, ten
         // minutes on; it is released once the database takes it, while the 503 goes out at once.
         if (err instanceof StoreUnavailableError)
-          void settleKey(() => store!.abandon(idemScope, idemKey, claim), req, claimedAt);
+          void settleKey(() => store!.abandon(idemScope, idemKey, claim!), req, claimedAt);
         throw err;
       }
       if (begun.kind === 'replay') {
@@ -305,7 +306,7 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     // Claiming the key waited on the database too.
     if (answeredAlready(req, res)) {
       if (idemKey !== undefined)
-        await settleKey(() => store!.abandon(idemScope, idemKey, claim), req, claimedAt);
+        await settleKey(() => store!.abandon(idemScope, idemKey, claim!), req, claimedAt);
       return;
     }
 
@@ -322,8 +323,8 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
           rendered.status >= 500 || rendered.body.retry_after !== undefined || doneNothing(err, rendered);
         await settleKey(
           retryable
-            ? () => store!.abandon(idemScope, idemKey, claim)
-            : () => store!.complete(idemScope, idemKey, rendered.status, rendered.body, claim),
+            ? () => store!.abandon(idemScope, idemKey, claim!)
+            : () => store!.complete(idemScope, idemKey, rendered.status, rendered.body, claim!),
           req,
           claimedAt,
         );
@@ -334,7 +335,7 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     // The work is done (money may have moved): its answer goes out even when storing it for replays fails.
     if (idemKey !== undefined)
       await settleKey(
-        () => store!.complete(idemScope, idemKey, reply.status, reply.replayBody ?? reply.body, claim),
+        () => store!.complete(idemScope, idemKey, reply.status, reply.replayBody ?? reply.body, claim!),
         req,
         claimedAt,
       );
