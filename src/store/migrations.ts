@@ -427,8 +427,11 @@ export function storeMigrations(dialect: Dialect): Record<string, StoreMigration
       // too. Nullable, no default: on PostgreSQL adding it rewrites nothing (a brief ACCESS EXCLUSIVE lock under
       // MIGRATION_LOCK_TIMEOUT_MS); a process of an earlier version neither reads nor writes it (its statements
       // name their columns), and its claims have none.
+      // IF NOT EXISTS on PostgreSQL, as 0011: a ledger set back to before this migration by hand (its bookkeeping
+      // row deleted, as README's rollback step does) keeps the column, and the next start runs it again.
       async up(db: AnyDb) {
-        await db.schema.alterTable('idempotency_keys').addColumn('claim_token', 'text').execute();
+        if (pg) await sql`alter table idempotency_keys add column if not exists claim_token text`.execute(db);
+        else await db.schema.alterTable('idempotency_keys').addColumn('claim_token', 'text').execute();
       },
       async down(db: AnyDb) {
         await db.schema.alterTable('idempotency_keys').dropColumn('claim_token').execute();
