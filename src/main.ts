@@ -21,11 +21,6 @@ import { startService, StartStopped } from './service.js';
  */
 export const SHUTDOWN_TIMEOUT_MS = 25_000;
 
-/**
- * The exit code of a process stopped (SIGTERM, SIGINT) before it was ready: not a failure of the start, which exits
- * 1. 75 is sysexits' EX_TEMPFAIL, next to 78 (EX_CONFIG) for bad configuration.
- */
-export const EXIT_STOPPED_BEFORE_READY = 75;
 
 export interface MainOptions {
   /** Called once the service is up and listening, with its base URL. */
@@ -53,8 +48,7 @@ export async function main(opts: MainOptions = {}): Promise<void> {
     logger.debug({ codeCache: opts.codeCache }, 'code cache');
   }
 
-  // A signal during start-up stops the start (startService closes what it had opened) and the process exits
-  // EXIT_STOPPED_BEFORE_READY: a start can wait minutes (a database that does not answer, for up to
+  // A signal during start-up stops the start (startService closes what it had opened) and the process exits: a start can wait minutes (a database that does not answer, for up to
   // DATABASE_TIMEOUT_MS; a long index build), and held until then the signal took the orchestrator's SIGKILL. One
   // listener for the whole life: removing the last listener of a signal closes Node's handle for it, and a signal
   // that had arrived but not yet been dispatched (start-up runs without polling for it, e.g. SQLite's synchronous
@@ -62,14 +56,17 @@ export async function main(opts: MainOptions = {}): Promise<void> {
   let stopRequested: string | null = null;
   const startAbort = new AbortController();
   let startStopTimer: NodeJS.Timeout | undefined;
-  const stoppedBeforeReady = (how: string) => {
+  // A stop asked for is a clean stop, exit 0, as one after start-up: the start may already have answered requests
+  // (an API process waiting for RabbitMQ listens, and is ready, degraded), and an orchestrator stopping it, or a
+  // supervisor (systemd), would take another code for a failure. 1 when closing ran out of time, as a stop's.
+  const stoppedBeforeReady = (how: string, code: 0 | 1) => {
     clearTimeout(startStopTimer);
     if (exiting) return;
     logger.warn(
       { signal: stopRequested },
-      `stopped before ready: ${stopRequested} arrived during start-up; ${how}; exiting (code ${EXIT_STOPPED_BEFORE_READY})`,
+      `stopped before ready: ${stopRequested} arrived during start-up; ${how}; exiting (code ${code})`,
     );
-    exitAfterLogs(stdout, EXIT_STOPPED_BEFORE_READY);
+    exitAfterLogs(stdout, code);
   };
   let onSignal = (signal: NodeJS.Signals) => {
     if (stopRequested) {
@@ -81,7 +78,7 @@ export async function main(opts: MainOptions = {}): Promise<void> {
     // Closing what was opened is bounded as a stop is. Not unref'd: it also keeps the process from ending, code 0,
     // when nothing else is left to wait for.
     startStopTimer = setTimeout(
-      () => stoppedBeforeReady('closing what was opened took too long'),
+      () => stoppedBeforeReady('closing what was opened took too long', 1),
       SHUTDOWN_TIMEOUT_MS,
     );
   };
@@ -110,7 +107,7 @@ export async function main(opts: MainOptions = {}): Promise<void> {
     });
   } catch (err) {
     if (stopRequested || err instanceof StartStopped) {
-      stoppedBeforeReady('what was opened is closed');
+      stoppedBeforeReady('what was opened is closed', 0);
       return;
     }
     // Database unreachable, port taken, address unknown: exit so the orchestrator retries the start later.

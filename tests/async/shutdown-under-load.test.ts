@@ -216,7 +216,7 @@ describe.skipIf(!ready)('SIGTERM under load (the built process)', () => {
       { msg: 'store migration applied', signal: 'SIGTERM' },
     );
     const exit = await Promise.race([proc.exited, sleep(SHUTDOWN_BUDGET_MS).then(() => null)]);
-    expect(exit?.code).toBe(75);
+    expect(exit?.code).toBe(0);
     // 'exit' can come before the last of stdout is read.
     const said = () =>
       proc.logs().some((l) => /^stopped before ready: SIGTERM arrived during start-up/.test(String(l.msg)));

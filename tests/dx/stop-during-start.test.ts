@@ -1,7 +1,7 @@
 /**
  * A SIGTERM (or SIGINT) that arrives while the service is still starting: a PostgreSQL that takes the connection
  * and never answers (DATABASE_TIMEOUT_MS lets that last up to 10 minutes), a RabbitMQ that does the same. The
- * process stops the start, closes what it had opened, says so in one line and exits 75 ("stopped before ready"),
+ * process stops the start, closes what it had opened, says so in one line and exits 0, as a stop after start-up does,
  * instead of holding the signal until the start is done (the orchestrator's SIGKILL, minutes later).
  */
 import { spawn } from 'node:child_process';
@@ -67,7 +67,7 @@ describe('a stop asked for during start-up', () => {
     if (cwd) rmSync(cwd, { recursive: true, force: true });
   });
 
-  it('stops a start waiting for a PostgreSQL that does not answer, and exits 75', async () => {
+  it('stops a start waiting for a PostgreSQL that does not answer, and exits 0', async () => {
     const pg = await silentServer();
     try {
       const run = await runSignalledOn(
@@ -83,11 +83,11 @@ describe('a stop asked for during start-up', () => {
       );
       expect(run.logged.filter((l) => 'unparsed' in l)).toEqual([]);
       expect(run.signal).toBeNull();
-      expect(run.code).toBe(75);
+      expect(run.code).toBe(0);
       const last = run.logged.at(-1)!;
       expect(last['signal']).toBe('SIGTERM');
       expect(String(last['msg'])).toBe(
-        'stopped before ready: SIGTERM arrived during start-up; what was opened is closed; exiting (code 75)',
+        'stopped before ready: SIGTERM arrived during start-up; what was opened is closed; exiting (code 0)',
       );
       // Not a failed start: nothing fatal, no "could not start".
       expect(run.logged.filter((l) => l['level'] === 60)).toEqual([]);
@@ -112,7 +112,7 @@ describe('a stop asked for during start-up', () => {
         'SIGINT',
       );
       expect(run.logged.filter((l) => 'unparsed' in l)).toEqual([]);
-      expect(run.code).toBe(75);
+      expect(run.code).toBe(0);
       expect(run.logged.at(-1)!['msg']).toMatch(/^stopped before ready: SIGINT arrived during start-up/);
       expect(run.logged.filter((l) => l['level'] === 60 || l['level'] === 50)).toEqual([]);
       expect(run.logged.some((l) => l['msg'] === 'service started')).toBe(false);
