@@ -7,8 +7,9 @@
  * that publishes, acks included, so a worker that acked on the connection it published on could not drain the
  * backlog that would clear the alarm. One connection publishes (the outbox relay's messages, and the retry,
  * dead-letter and release copies of the consumers' handlers) and declares the topology; the other, opened at the
- * first consume(), only subscribes and acks, and never publishes. A process that never consumes (the API) opens only
- * the first. Each reconnects on its own.
+ * first consume(), subscribes and acks, and never publishes. It declares the topology too (no publish), as it may be
+ * up before the first one has declared anything. A process that never consumes (the API) opens only the first. Each
+ * reconnects on its own.
  */
 import {
   connect,
@@ -478,6 +479,13 @@ class RabbitBroker implements Broker {
     });
     if (this.closing) throw new Error('broker is closing');
 
+    // The topology as setup() declares it, here too: this connection may come up before the publishing one has
+    // declared anything (a process started before RabbitMQ, a RabbitMQ that lost its queues in a restart), and a
+    // consumer's attach would then find no queue. Declaring is no publish (goes on during a resource alarm) and
+    // changes nothing that exists.
+    await this.declareForConsumers(model, log);
+    if (lost) throw new Error('connection lost during setup');
+
     const consuming: Consuming = { model, alarm, families: new Set() };
     this.consuming = consuming;
     for (const record of this.consumers) {
@@ -486,6 +494,7 @@ class RabbitBroker implements Broker {
         await this.attach(record, consuming);
       } catch (err) {
         this.logger.error({ err, queue: record.queue }, 'could not re-establish a consumer; will retry');
+        if (this.isOurs(record.queue) && isNotFound(err)) record.redeclare = true;
         this.scheduleReattach(record);
       }
     }
@@ -493,6 +502,32 @@ class RabbitBroker implements Broker {
     if (lost) throw new Error('connection lost during setup');
     log.info('RabbitMQ connected to consume');
     handedOver = true;
+  }
+
+  /**
+   * On the consuming connection: the work queues, the events exchange and the bindings, as setup() declares them. A
+   * refusal (a user who may not configure them) is logged, not thrown: consumers still subscribe to queues that
+   * exist, and the publishing connection reports it too. A lost connection is thrown.
+   */
+  private async declareForConsumers(model: ChannelModel, log: Logger): Promise<void> {
+    try {
+      await declareQueues(
+        model,
+        baseTopologySpecs(this.topology, this.delays, this.deliveryLimit),
+        this.logger,
+      );
+      await declareTopicExchange(model, this.topology.events, this.logger);
+    } catch (err) {
+      if (!(err instanceof TopologyRefusedError)) throw err;
+      log.error({ reason: err.message }, 'RabbitMQ refused to declare a queue or exchange of ours');
+    }
+    for (const binding of this.bindings.values()) {
+      try {
+        await this.declareBinding(model, binding);
+      } catch (err) {
+        this.logger.error({ err, ...binding }, 'could not re-declare a binding');
+      }
+    }
   }
 
   private onConnectionLost(model: ChannelModel): void {
@@ -810,6 +845,13 @@ class RabbitBroker implements Broker {
     } catch (err) {
       // The connection dropped; setupConsuming() retries.
       if (this.consuming !== consuming && !this.closing) return consumer;
+      if (!this.closing && record.active && this.isOurs(queue) && isNotFound(err)) {
+        // A queue of ours that is not there (deleted; bound by bind() while the publishing connection was down):
+        // no mistake of the caller's. The retry declares it again (redeclare() says so, once) and subscribes.
+        record.redeclare = true;
+        this.scheduleReattach(record);
+        return consumer;
+      }
       record.active = false;
       this.consumers.delete(record);
       throw err;
@@ -884,6 +926,14 @@ class RabbitBroker implements Broker {
     for (const binding of bound) await this.declareBinding(model, binding);
     // Its delay and dead-letter queues may have gone with it: declared again by the attach.
     this.consuming?.families.delete(queue);
+  }
+
+  /** A work queue of the topology, or a queue this broker bound: one redeclare() declares again. */
+  private isOurs(queue: string): boolean {
+    if (baseTopologySpecs(this.topology, this.delays, this.deliveryLimit).some((spec) => spec.name === queue))
+      return true;
+    for (const binding of this.bindings.values()) if (binding.queue === queue) return true;
+    return false;
   }
 
   private onConsumerChannelClosed(record: ConsumerRecord, epoch: number): void {
@@ -1231,6 +1281,11 @@ function notConnectedYet(url: string, failure: unknown): string {
     return `RabbitMQ at ${host} refused to open virtual host ${JSON.stringify(vhost)} (it does not exist, or the user may not use it); publishing fails until it opens it, retrying in the background (check RABBITMQ_VHOST, or the path of RABBITMQ_URL)`;
   }
   return `RabbitMQ is not reachable yet at ${host}; publishing fails until it is, retrying in the background (if it is elsewhere, set RABBITMQ_URL, or RABBITMQ_HOST and RABBITMQ_PORT)`;
+}
+
+/** RabbitMQ's 404 NOT_FOUND (amqplib's error for a channel the server closed with it). */
+function isNotFound(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 404;
 }
 
 function reasonOf(err: unknown): string {
