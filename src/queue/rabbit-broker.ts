@@ -19,6 +19,7 @@ import {
   type ConsumeMessage,
   type RecoveringChannelModel,
 } from 'amqplib';
+import { getEventListeners } from 'node:events';
 import { pino, type Logger } from 'pino';
 import { BrokerUnavailableError, PublishError } from './errors.js';
 import {
@@ -378,9 +379,13 @@ class RabbitBroker implements Broker {
         logger.warn({ reason: reasonOf(err) }, 'RabbitMQ connection attempt failed');
       }
     });
-    connection.on('reconnect-scheduled', (info: { attempt: number; delay: number }) =>
-      logger.info({ attempt: info.attempt, delayMs: info.delay }, 'RabbitMQ reconnect scheduled'),
-    );
+    connection.on('reconnect-scheduled', (info: { attempt: number; delay: number }) => {
+      // Between attempts no socket of this connection is open: the listener each attempt's socket added to
+      // `signal` goes. Node 20 never removes it (nor the socket it holds), so a long outage gathered one per retry.
+      for (const listener of getEventListeners(signal, 'abort'))
+        signal.removeEventListener('abort', listener as (event: Event) => void);
+      logger.info({ attempt: info.attempt, delayMs: info.delay }, 'RabbitMQ reconnect scheduled');
+    });
     connection.on('reconnect-failed', (err: Error) => logger.error({ err }, 'RabbitMQ recovery gave up'));
     return { connection, lastFailure: () => lastFailure };
   }
