@@ -76,6 +76,16 @@ export interface PaymentsRepo {
    */
   upsert(p: NewPayment, opts?: { finalStatuses?: readonly string[] }): Promise<Payment>;
   /**
+   * upsert, done only if the row is still as `seen` found it (compare-and-set, in the same one statement): the
+   * same status written at the same updatedAt, or no row at all when `seen` is null. Null when nothing was written:
+   * the row was written since (or inserted, when none was seen), or `finalStatuses` kept it.
+   */
+  upsertIfUnchanged(
+    p: NewPayment,
+    seen: Pick<Payment, 'status' | 'updatedAt'> | null,
+    opts?: { finalStatuses?: readonly string[] },
+  ): Promise<Payment | null>;
+  /**
    * Keyset page ordered by (createdAt, id). First page: rows created at or after `since`. Next
    * pages: pass the last row's createdAt as `since` and its id as `afterId`.
    */
@@ -181,13 +191,27 @@ const lockById = {
   ),
 };
 
-/** One template per shape: with or without amount_refunded, and per list of final statuses. */
+/**
+ * The row as a compare-and-set write expects it: its status and updated_at, both null for "no row" (which no
+ * existing row matches: `= NULL` is never true).
+ */
+interface SeenParams {
+  seen_status: string | null;
+  seen_updated_at: string | null;
+}
+
+type UpsertParams = NewPaymentRow & { now: string } & Partial<SeenParams>;
+
+/**
+ * One template per shape: with or without amount_refunded, per list of final statuses, and with or without the
+ * compare-and-set condition (`ifSeen`).
+ */
 const upserts = new Map<string, ReturnType<typeof upsertTemplate>>();
 
-function upsertTemplate(refreshRefunded: boolean, final: readonly string[]) {
-  return queryTemplate<NewPaymentRow & { now: string }, PaymentRow>(
-    `payments.upsert(${String(refreshRefunded)},${final.join('|')})`,
-    [...ROW_COLUMNS, 'now'],
+function upsertTemplate(refreshRefunded: boolean, final: readonly string[], ifSeen: boolean) {
+  return queryTemplate<UpsertParams, PaymentRow>(
+    `payments.upsert(${String(refreshRefunded)},${final.join('|')}${ifSeen ? ',ifSeen' : ''})`,
+    [...ROW_COLUMNS, 'now', ...(ifSeen ? (['seen_status', 'seen_updated_at'] as const) : [])],
     (db, p) =>
       db
         .insertInto('payments')
@@ -214,14 +238,20 @@ function upsertTemplate(refreshRefunded: boolean, final: readonly string[]) {
               .end(),
             updated_at: p('now'),
           }));
-          return final.length === 0
-            ? update
-            : update.where((eb) =>
-                eb.or([
-                  eb('payments.status', 'not in', final),
-                  eb('payments.status', '=', eb.ref('excluded.status')),
-                ]),
-              );
+          const guarded =
+            final.length === 0
+              ? update
+              : update.where((eb) =>
+                  eb.or([
+                    eb('payments.status', 'not in', final),
+                    eb('payments.status', '=', eb.ref('excluded.status')),
+                  ]),
+                );
+          return ifSeen
+            ? guarded
+                .where('payments.status', '=', p('seen_status'))
+                .where('payments.updated_at', '=', p('seen_updated_at'))
+            : guarded;
         })
         .returning(PAYMENT_COLUMNS),
   );
@@ -241,6 +271,15 @@ export function forgetCustomerEmailsQuery(db: Kysely<Database>, since: string) {
 
 export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
   const { db } = ctx;
+
+  /** The upsert statement; with `seen`, written only if the row is as seen. Undefined when nothing was written. */
+  function upsertWith(p: NewPayment, final: readonly string[], seen: SeenParams | undefined) {
+    const refreshRefunded = p.amountRefunded !== undefined;
+    const key = `${String(refreshRefunded)}:${final.join('|')}:${String(seen !== undefined)}`;
+    let template = upserts.get(key);
+    if (!template) upserts.set(key, (template = upsertTemplate(refreshRefunded, final, seen !== undefined)));
+    return template.first(db, ctx.dialect, { ...newRow(p), now: nowIso(), ...seen });
+  }
 
   return {
     async insert(p) {
@@ -291,16 +330,20 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
     },
 
     async upsert(p, opts) {
-      const final = opts?.finalStatuses ?? [];
-      const key = `${String(p.amountRefunded !== undefined)}:${final.join('|')}`;
-      let template = upserts.get(key);
-      if (!template) upserts.set(key, (template = upsertTemplate(p.amountRefunded !== undefined, final)));
-      const row = await template.first(db, ctx.dialect, { ...newRow(p), now: nowIso() });
+      const row = await upsertWith(p, opts?.finalStatuses ?? [], undefined);
       if (row) return toPayment(row);
       // The guard kept a final row as it was: return that row.
       const kept = await getById.first(db, ctx.dialect, { id: p.id });
       if (!kept) throw new Error(`payment ${p.id} vanished during upsert`);
       return toPayment(kept);
+    },
+
+    async upsertIfUnchanged(p, seen, opts) {
+      const row = await upsertWith(p, opts?.finalStatuses ?? [], {
+        seen_status: seen?.status ?? null,
+        seen_updated_at: seen === null ? null : toIso(seen.updatedAt),
+      });
+      return row ? toPayment(row) : null;
     },
 
     async forgetCustomerEmails(since) {
