@@ -732,9 +732,30 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
      * no owner for may be a checkout session's whose `checkout.session.completed` has not arrived yet (Stripe
      * sends the intent's events first): its session is asked for (ownerOfIntent), so that the session's owner
      * can read and refund the payment at once instead of getting 404 until the session's event is applied.
+     * `seen`: the intent's row as last read before Stripe was asked (null: no row), given by an event's applier
+     * (applyIntent); the row is then written only if it is still as seen (PaymentsRepo.upsertIfUnchanged), and
+     * null comes back when it was not (it was written since, maybe from a newer read, or a final row was kept).
      */
-    async applyStripePaymentIntent(pi: Stripe.PaymentIntent): Promise<Payment> {
-      return recordIntent(await ownerOfIntent(pi.id, {}, { intent: pi }), pi);
+    async applyStripePaymentIntent(
+      pi: Stripe.PaymentIntent,
+      seen?: Pick<Payment, 'status' | 'updatedAt'> | null,
+    ): Promise<Payment | null> {
+      const owner = await ownerOfIntent(pi.id, {}, { intent: pi });
+      if (seen === undefined) return recordIntent(owner, pi);
+      // As recordIntent writes it, the final-status guard included.
+      return store.payments.upsertIfUnchanged(
+        {
+          id: pi.id,
+          kind: 'payment_intent',
+          owner,
+          amount: pi.amount,
+          currency: pi.currency,
+          status: pi.status,
+          metadata: clientMetadata(pi.metadata),
+        },
+        seen,
+        { finalStatuses: FINAL_INTENT_STATUS_LIST },
+      );
     },
 
     ownerOfIntent,

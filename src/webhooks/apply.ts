@@ -7,7 +7,7 @@ import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { PaymentsService } from '../payments/service.js';
 import type { RefundService } from '../refunds/service.js';
-import type { Payment, Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import {
   logContextOptions,
   withoutCallSite,
@@ -148,14 +148,9 @@ function isOtherMode(event: Stripe.Event, livemode: boolean | undefined): boolea
 
 /**
  * How many times more an intent is read from Stripe when its row keeps being written while it is read (applyIntent).
- * Past that the last read is applied: it began after the last write seen.
+ * Past that it is left as the other writes made it: the next event or GET /payment-intent puts it right.
  */
 const INTENT_REREADS = 3;
-
-/** Whether two reads of an intent's row saw the same write (none, or the same status written at the same time). */
-function sameWrite(a: Payment | null, b: Payment | null): boolean {
-  return a === null || b === null ? a === b : a.status === b.status && a.updatedAt === b.updatedAt;
-}
 
 export function createEventApplier(deps: EventApplierDeps) {
   const { stripe, payments, refunds } = deps;
@@ -207,30 +202,37 @@ export function createEventApplier(deps: EventApplierDeps) {
    * reading the intent from Stripe: the one whose read came first could write last, and leave the ledger at the
    * older status (the row's guard keeps only `succeeded` and `canceled`, which Stripe never leaves; an intent can
    * go back from `requires_action` or `processing` to `requires_payment_method`). So the row is read before Stripe
-   * is asked and again before the answer is written: when another write came in between, its read may have been
-   * the newer, and the intent is read from Stripe again (a read that began after that write). Left: a write landing
-   * between the last look at the row and this write (one statement's time), which the next event or
-   * GET /payment-intent puts right.
+   * is asked, and the answer is written only if the row is still as read then (compare-and-set, one statement:
+   * PaymentsRepo.upsertIfUnchanged). When another write came in between, its read may have been the newer, and the
+   * row and the intent are read again (a read that began after that write), at most INTENT_REREADS times more.
    */
   async function applyIntent(id: string, ids: EventLogIds, context: Stripe.RequestOptions) {
     const read = () =>
       current(() => withoutCallSite(() => stripe.paymentIntents.retrieve(id, {}, context)), id, ids);
-    const row = () => deps.store?.payments.get(id) ?? Promise.resolve(null);
-    let seen = await row();
-    let pi = await read();
-    for (let again = 0; pi && deps.store && again < INTENT_REREADS; again++) {
-      const now = await row();
-      if (sameWrite(seen, now)) break;
+    const store = deps.store;
+    if (!store) {
+      const pi = await read();
+      if (!pi) return 'object_missing';
+      await payments.applyStripePaymentIntent(pi);
+      return 'applied';
+    }
+    for (let again = 0; ; again++) {
+      const seen = await store.payments.get(id);
+      const pi = await read();
+      if (!pi) return 'object_missing';
+      if (await payments.applyStripePaymentIntent(pi, seen)) return 'applied';
+      if (again >= INTENT_REREADS) {
+        log.info(
+          { ...ids, read: pi.status },
+          'payment intent kept being written while it was read from Stripe; left as those writes made it',
+        );
+        return 'applied';
+      }
       log.debug(
-        { ...ids, read: pi.status, recorded: now?.status },
+        { ...ids, read: pi.status, seen: seen?.status },
         'payment intent written while it was read from Stripe; reading it again',
       );
-      seen = now;
-      pi = await read();
     }
-    if (!pi) return 'object_missing';
-    await payments.applyStripePaymentIntent(pi);
-    return 'applied';
   }
 
   /**
