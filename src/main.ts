@@ -21,7 +21,6 @@ import { startService, StartStopped } from './service.js';
  */
 export const SHUTDOWN_TIMEOUT_MS = 25_000;
 
-
 export interface MainOptions {
   /** Called once the service is up and listening, with its base URL. */
   onStarted?: (url: string) => void;
