@@ -184,19 +184,15 @@ export function buildApp(deps: AppDeps): Express {
   // First the share of publishable keys, then the cap on all: with a key anyone can read out of the shop's pages,
   // slow bodies held every place, and the back end's secret keys were answered 503 overloaded.
   const publishableShare = config.http.maxConcurrentPublishableRequests ?? Math.floor(maxInFlight / 2);
-  if (authOptions && publishableShare > 0) {
-    const publishableCap = admission(publishableShare, UNCAPPED_PATHS, {
-      fullDetail: PUBLISHABLE_FULL,
-    }).middleware;
-    app.use((req, res, next) => {
-      if (withPublishableKey(req)) {
-        publishableCap(req, res, next);
-      } else next();
-    });
-  }
+  const publishableCap =
+    authOptions && publishableShare > 0
+      ? admission(publishableShare, UNCAPPED_PATHS, { fullDetail: PUBLISHABLE_FULL }).middleware
+      : null;
   const cap = admission(maxInFlight, UNCAPPED_PATHS).middleware;
+  // One layer for both: each layer a request passes costs it a match and closures.
   app.use((req, res, next) => {
     if (withoutValidKey(req)) next();
+    else if (publishableCap && withPublishableKey(req)) publishableCap(req, res, () => cap(req, res, next));
     else cap(req, res, next);
   });
   app.use(corsMiddleware(auth?.corsOrigins ?? []));
