@@ -410,21 +410,23 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     });
   }
 
+  /** The ledger's row of intent `pi`, owned by `owner`. */
+  function intentRow(owner: string, pi: Stripe.PaymentIntent) {
+    return {
+      id: pi.id,
+      kind: 'payment_intent' as const,
+      owner,
+      amount: pi.amount,
+      currency: pi.currency,
+      status: pi.status,
+      metadata: clientMetadata(pi.metadata),
+    };
+  }
+
   async function recordIntent(owner: string, pi: Stripe.PaymentIntent): Promise<Payment> {
     // Stripe never moves an intent out of succeeded or canceled: a different status is an older view,
     // and the one guarded statement keeps the final row (no transaction or row lock needed).
-    return store.payments.upsert(
-      {
-        id: pi.id,
-        kind: 'payment_intent',
-        owner,
-        amount: pi.amount,
-        currency: pi.currency,
-        status: pi.status,
-        metadata: clientMetadata(pi.metadata),
-      },
-      { finalStatuses: FINAL_INTENT_STATUS_LIST },
-    );
+    return store.payments.upsert(intentRow(owner, pi), { finalStatuses: FINAL_INTENT_STATUS_LIST });
   }
 
   /**
@@ -743,19 +745,9 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       const owner = await ownerOfIntent(pi.id, {}, { intent: pi });
       if (seen === undefined) return recordIntent(owner, pi);
       // As recordIntent writes it, the final-status guard included.
-      return store.payments.upsertIfUnchanged(
-        {
-          id: pi.id,
-          kind: 'payment_intent',
-          owner,
-          amount: pi.amount,
-          currency: pi.currency,
-          status: pi.status,
-          metadata: clientMetadata(pi.metadata),
-        },
-        seen,
-        { finalStatuses: FINAL_INTENT_STATUS_LIST },
-      );
+      return store.payments.upsertIfUnchanged(intentRow(owner, pi), seen, {
+        finalStatuses: FINAL_INTENT_STATUS_LIST,
+      });
     },
 
     ownerOfIntent,

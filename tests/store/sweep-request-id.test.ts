@@ -5,25 +5,10 @@
  * left for the sweep) was queued again without it. It is now read from the refund itself (refunds.http_request_id),
  * and from the first message for refunds that have none (accepted by an earlier version).
  */
-import { pino } from 'pino';
 import { expect, it } from 'vitest';
-import { requeueStuck, type Deps } from '../../src/service.js';
-import type { Store } from '../../src/store/index.js';
 import { REQUEST_ID_HEADER } from '../../src/queue/topology.js';
 import { describeStore, uid } from './harness.js';
-
-const QUEUE = 'stripe_refund_requests';
-
-function sweep(store: Store): Promise<number> {
-  const deps = {
-    store,
-    broker: { isConnected: () => true },
-    topology: { requests: QUEUE },
-    logger: pino({ level: 'silent' }),
-  } as unknown as Deps;
-  // Every refund in flight counts as stuck.
-  return requeueStuck(deps, 0);
-}
+import { sweepStuck } from './sweep-support.js';
 
 describeStore('stuck-refund sweep: the x-request-id of its copy', (h) => {
   it('comes from the refund when its first message is gone from the outbox', async () => {
@@ -50,7 +35,7 @@ describeStore('stuck-refund sweep: the x-request-id of its copy', (h) => {
       createdAt: new Date(Date.now() - 21 * 86_400_000),
     });
     await new Promise((r) => setTimeout(r, 5));
-    expect(await sweep(store)).toBe(1);
+    expect(await sweepStuck(store, 0)).toBe(1);
     const [copy] = await store.outbox.claimBatch(10);
     expect(copy?.payload).toMatchObject({ request_key: requestId });
     expect(copy?.headers?.[REQUEST_ID_HEADER]).toBe('req-weeks-ago');

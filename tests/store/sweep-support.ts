@@ -1,0 +1,31 @@
+/** The stuck-refund sweep run on a store alone, and a process clock set off, for the sweep's store tests. */
+import { pino } from 'pino';
+import { vi } from 'vitest';
+import { requeueStuck, type Deps } from '../../src/service.js';
+import type { Store } from '../../src/store/index.js';
+
+/** The queue refund request messages go to. */
+export const REQUESTS_QUEUE = 'stripe_refund_requests';
+/** The service's sweep: refunds unchanged for 10 minutes. */
+export const SERVICE_STALE_MS = 10 * 60_000;
+
+/** requeueStuck on `store` with a broker that is up: refunds in flight unchanged for `staleMs` are queued again. */
+export function sweepStuck(store: Store, staleMs = SERVICE_STALE_MS): Promise<number> {
+  const deps = {
+    store,
+    broker: { isConnected: () => true },
+    topology: { requests: REQUESTS_QUEUE },
+    logger: pino({ level: 'silent' }),
+  } as unknown as Deps;
+  return requeueStuck(deps, staleMs);
+}
+
+/**
+ * This process's clock is `skewMs` off from now on (PostgreSQL's, on the same machine, is not). Undo with
+ * vi.useRealTimers() after the test.
+ */
+export function skewClock(skewMs: number): void {
+  const real = Date.now();
+  vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+  vi.setSystemTime(real + skewMs);
+}
