@@ -172,6 +172,15 @@ describe('verifyStripeEvent', () => {
     });
   });
 
+  it('an empty v1 signature (a header the SDK cannot read) is signature_invalid, not a server error', () => {
+    for (const header of [`t=${T},v1=`, 't=,v1=']) {
+      expect(rejection(() => verifyStripeEvent(Buffer.from(body), header, [SECRET], at(T)))).toMatchObject({
+        status: 400,
+        code: 'signature_invalid',
+      });
+    }
+  });
+
   it('never puts the signature in what it says', () => {
     const header = sign(body, T, 'whsec_other000000000000000000000000');
     const r = rejection(() => verifyStripeEvent(Buffer.from(body), header, [SECRET], at(T)));
