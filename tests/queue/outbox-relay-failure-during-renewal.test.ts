@@ -7,15 +7,9 @@
 import { expect, it, vi } from 'vitest';
 import { createMemoryBroker } from '../../src/queue/memory-broker.js';
 import { createOutboxRelay } from '../../src/queue/outbox-relay.js';
-import { describeStore, silentLogger, uid, until } from '../store/harness.js';
+import { describeStore, gated, silentLogger, uid, until } from '../store/harness.js';
 
 const QUEUE = 'stripe_refund_requests';
-
-function gated(): { gate: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const gate = new Promise<void>((r) => (open = r));
-  return { gate, open };
-}
 
 describeStore('outbox relay: a publish failure during a lease renewal', (h) => {
   it('is recorded on the row (attempts, last error, next try) under the renewed lease', async () => {

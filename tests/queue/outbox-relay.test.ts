@@ -8,7 +8,7 @@ import { createMemoryBroker } from '../../src/queue/memory-broker.js';
 import { createOutboxRelay, leased, type OutboxRelay } from '../../src/queue/outbox-relay.js';
 import type { Broker, Delivery } from '../../src/queue/types.js';
 import type { OutboxMessage, Store } from '../../src/store/index.js';
-import { describeStore, silentLogger, uid } from '../store/harness.js';
+import { describeStore, gated, silentLogger, uid } from '../store/harness.js';
 
 const QUEUE = 'stripe_refund_requests';
 
@@ -67,12 +67,6 @@ function heldBack(broker: Broker, gate: Promise<void>): Broker & { readonly publ
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
   }) as Broker & { readonly publishes: number };
-}
-
-function gated(): { gate: Promise<void>; release: () => void } {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  return { gate, release };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -306,7 +300,7 @@ describeStore('outbox relay hand-off', (h) => {
     await broker.start();
     const got = await collect(broker);
     const leaseMs = 1_500;
-    const { gate, release } = gated();
+    const { gate, open: release } = gated();
     const slow = heldBack(broker, gate);
     const relay = createOutboxRelay({ store, broker: slow, logger: silentLogger, leaseMs, idleMs: 20 });
     const other = createOutboxRelay({ store: otherStore, broker, logger: silentLogger, leaseMs, idleMs: 20 });
@@ -372,7 +366,7 @@ describeStore('outbox relay hand-off', (h) => {
     await broker.start();
     const got = await collect(broker);
     const leaseMs = 1_500;
-    const { gate, release } = gated();
+    const { gate, open: release } = gated();
     const slow = heldBack(broker, gate);
     const relay = createOutboxRelay({ store, broker: slow, logger: silentLogger, leaseMs, batchSize: 1 });
     await started(relay);

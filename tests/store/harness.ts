@@ -152,6 +152,13 @@ export function uid(prefix: string): string {
 
 export const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
+/** A gate a test opens when it chooses: what waits on `gate` goes on once `open` is called. */
+export function gated(): { gate: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  return { gate, open };
+}
+
 /** Resolves when `n` callers have arrived; makes interleavings deterministic. */
 export function barrier(n: number): () => Promise<void> {
   let arrived = 0;

@@ -11,7 +11,7 @@ import { createMemoryBroker } from '../../src/queue/memory-broker.js';
 import { createOutboxRelay, leased, type OutboxRelay } from '../../src/queue/outbox-relay.js';
 import type { Broker, Delivery } from '../../src/queue/types.js';
 import type { Store } from '../../src/store/index.js';
-import { describeStore, silentLogger, uid } from './harness.js';
+import { describeStore, gated, silentLogger, uid } from './harness.js';
 
 const QUEUE = 'stripe_refund_requests';
 
@@ -21,12 +21,6 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs = 8_000)
     if (performance.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
-}
-
-function gated(): { gate: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const gate = new Promise<void>((r) => (open = r));
-  return { gate, open };
 }
 
 /** `broker` as one process's relay sees it: each publish first runs `before` (which may wait, or throw). */
