@@ -95,14 +95,16 @@ export const requireHost: RequestHandler = (req, _res, next) => {
  * to the server's 'connect' listeners, and with none closed the connection without an answer; this answers
  * 405 problem+json naming the methods the service takes, and closes it. Written on the raw socket, so it carries
  * by hand what the app sets on every other answer: the API's security headers and an X-Request-Id (the client's
- * when it is plain, as requestIdFor keeps it, a new one otherwise).
+ * when it is plain, as requestIdFor keeps it, a new one otherwise), which the body repeats as its request_id. The
+ * body has no instance: elsewhere that is the request's path, and an authority-form target (`stripe.com:443`) names
+ * a host and port, no path of this service (read as a URI reference it would even be the scheme `stripe.com`).
  */
 export function refuseConnect(req: IncomingMessage, socket: Duplex): void {
-  const body = JSON.stringify(
-    problemBody(405, { detail: 'CONNECT is not supported: this service is not a proxy.' }),
-  );
   const given = req.headers['x-request-id'];
   const requestId = isPlainRequestId(given) ? given : randomUUID();
+  const body = JSON.stringify(
+    problemBody(405, { detail: 'CONNECT is not supported: this service is not a proxy.', requestId }),
+  );
   const headers = [
     'HTTP/1.1 405 Method Not Allowed',
     'Allow: GET, HEAD, POST',

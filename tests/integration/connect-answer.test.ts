@@ -1,7 +1,8 @@
 /**
  * CONNECT is answered by the server's 'connect' listener, on the raw socket, before Express: its 405 went out without
  * the headers every other answer carries (nosniff, the CSP, no-store, HSTS, X-Frame-Options) and without the
- * X-Request-Id a client quotes when it reports a problem.
+ * X-Request-Id a client quotes when it reports a problem, and its body without the request_id every other problem body
+ * carries.
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +22,11 @@ function sendRaw(url: string, bytes: string): Promise<string> {
       resolve(data);
     });
   });
+}
+
+/** The body of a raw answer, parsed as JSON. */
+function bodyOf(answer: string): unknown {
+  return JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
 }
 
 function headersOf(answer: string): Map<string, string[]> {
@@ -85,5 +91,24 @@ describe("CONNECT's 405", () => {
     );
     expect(other.get('x-request-id')![0]).toMatch(/^[0-9a-f-]{36}$/);
     expect(other.get('x-request-id')![0]).not.toBe(made.get('x-request-id')![0]);
+  });
+
+  it("has the X-Request-Id as its body's request_id, as every other problem body has", async () => {
+    for (const given of ['X-Request-Id: client-trace-43\r\n', 'X-Request-Id: <script>\r\n', '']) {
+      const answer = await sendRaw(
+        svc.url,
+        `CONNECT stripe.com:443 HTTP/1.1\r\nHost: stripe.com:443\r\n${given}\r\n`,
+      );
+      const [requestId] = headersOf(answer).get('x-request-id') ?? [];
+      expect(requestId, given).toBeDefined();
+      // No instance: an authority-form target (stripe.com:443) names a host, not a path on this service.
+      expect(bodyOf(answer), given).toEqual({
+        type: 'about:blank',
+        title: 'Method Not Allowed',
+        status: 405,
+        detail: 'CONNECT is not supported: this service is not a proxy.',
+        request_id: requestId,
+      });
+    }
   });
 });
