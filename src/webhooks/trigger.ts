@@ -34,13 +34,47 @@ export interface TriggerIo {
   err(line: string): void;
 }
 
+/**
+ * The event types the trigger builds an object for (the service applies each), with the status it gives the
+ * object unless --status says otherwise (null: none, a charge's status is left as it is). --help lists exactly
+ * these; any other type is sent as is.
+ */
+const EVENT_STATUS: ReadonlyMap<string, string | null> = new Map([
+  ['refund.created', 'succeeded'],
+  ['refund.updated', 'succeeded'],
+  ['refund.failed', 'failed'],
+  ['charge.refund.updated', 'succeeded'],
+  ['charge.refunded', null],
+  ['payment_intent.succeeded', 'succeeded'],
+  ['payment_intent.payment_failed', 'requires_payment_method'],
+  ['payment_intent.canceled', 'canceled'],
+  ['payment_intent.processing', 'processing'],
+  ['payment_intent.requires_action', 'requires_action'],
+  ['checkout.session.completed', 'complete'],
+  ['checkout.session.async_payment_succeeded', 'complete'],
+  ['checkout.session.async_payment_failed', 'complete'],
+  ['checkout.session.expired', 'expired'],
+]);
+
+export const TRIGGER_EVENT_TYPES: readonly string[] = [...EVENT_STATUS.keys()];
+
+/** `words` joined by ", ", wrapped before `width` columns, lines after the first indented by two spaces. */
+function wrapList(first: string, words: readonly string[], width: number): string {
+  const lines = [first];
+  words.forEach((word, i) => {
+    const item = i < words.length - 1 ? `${word},` : word;
+    const line = lines[lines.length - 1]!;
+    if (line.length + 1 + item.length > width && line.trim() !== '') lines.push(`  ${item}`);
+    else lines[lines.length - 1] = `${line} ${item}`;
+  });
+  return lines.join('\n');
+}
+
 export const USAGE = `Usage: npm run webhook -- <event-type> [options]
 
 Sends a signed test event to a running service, like \`stripe trigger\`.
 
-Event types: refund.created, refund.updated, refund.failed, charge.refund.updated, charge.refunded,
-  payment_intent.succeeded, payment_intent.payment_failed, payment_intent.canceled,
-  checkout.session.completed, checkout.session.expired, or any other type (sent as is).
+${wrapList('Event types:', [...TRIGGER_EVENT_TYPES, 'or any other type (sent as is).'], 100)}
 
 Options:
   --refund <re_...>           refund the event is about
@@ -67,22 +101,6 @@ a refund fail, refund a payment made with pm_card_refundFail. Set the same STRIP
 an embedded-mode service otherwise makes up a random one at start.`;
 
 export class UsageError extends Error {}
-
-const DEFAULT_STATUS: Readonly<Record<string, string>> = {
-  'refund.created': 'succeeded',
-  'refund.updated': 'succeeded',
-  'refund.failed': 'failed',
-  'charge.refund.updated': 'succeeded',
-  'payment_intent.succeeded': 'succeeded',
-  'payment_intent.payment_failed': 'requires_payment_method',
-  'payment_intent.canceled': 'canceled',
-  'payment_intent.processing': 'processing',
-  'payment_intent.requires_action': 'requires_action',
-  'checkout.session.completed': 'complete',
-  'checkout.session.async_payment_succeeded': 'complete',
-  'checkout.session.async_payment_failed': 'complete',
-  'checkout.session.expired': 'expired',
-};
 
 type Kind = 'refund' | 'payment_intent' | 'checkout_session' | 'charge' | 'other';
 
@@ -270,7 +288,7 @@ function applyOverrides(
     previous[key] = out[key] ?? null;
     out[key] = value;
   };
-  const status = o.status ?? DEFAULT_STATUS[o.type];
+  const status = o.status ?? EVENT_STATUS.get(o.type) ?? undefined;
   if (status !== undefined && kind !== 'charge') set('status', status);
   if (o.amount !== undefined) set(kind === 'checkout_session' ? 'amount_total' : 'amount', o.amount);
   if (o.currency !== undefined) set('currency', o.currency);
