@@ -19,6 +19,7 @@ import {
 } from '../payments/service.js';
 import {
   DuplicateKeyError,
+  RELEASED_REFUND_STATUSES,
   StoreUnavailableError,
   isRefundStatus,
   isTerminalRefundStatus,
@@ -773,8 +774,12 @@ export function createRefundService(deps: RefundServiceDeps) {
         currency: r.currency,
       });
       if (!corrected) await tx.refunds.patch(key, { stripeRefundId: r.id, currency: r.currency });
-      // Failed at Stripe too: the row takes the Stripe id and reason, but its failure was announced and counted.
-      const moved = corrected ? to.status !== 'failed' : await tx.refunds.advance(key, to);
+      // Failed or canceled at Stripe too: the row takes Stripe's id, status and reason, but its failure was
+      // announced and counted, and either way no money moved. Announced again, a consumer saw one refund end twice
+      // (failed, then canceled); a refund Stripe made after all (succeeded, pending...) is news, and announced.
+      const moved = corrected
+        ? !RELEASED_REFUND_STATUSES.includes(to.status)
+        : await tx.refunds.advance(key, to);
       const refund = (await tx.refunds.get(key))!;
       if (moved) await announce(tx, refund, reqId);
       return { refund, moved };
