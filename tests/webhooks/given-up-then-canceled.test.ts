@@ -1,11 +1,11 @@
 /**
  * A refund the worker gave up on (its messages kept failing, and Stripe did not list it then) is marked failed and
  * announced so. Stripe may have made it after all, and a refund that waits for the customer can then be canceled
- * there. When that news came (a refund.updated event, or a charge.refunded whose refunds are read), the ledger put the refund right as it does for a refund
- * Stripe made, and announced the move failed → canceled: a second outcome message on `stripe_refund_responses`
- * for one refund, with another status, though no money moved either way (a consumer saw the refund "fail" twice),
- * and a second count in `payments_refunds_final_total`. The row still takes Stripe's id and status; nothing is
- * announced or counted again.
+ * there. When that news came (a refund.updated event, or a charge.refunded whose refunds are read), the ledger put
+ * the refund right as it does for a refund Stripe made, and announced the move failed → canceled: a second outcome
+ * message on `stripe_refund_responses` for one refund, with another status, though no money moved either way (a
+ * consumer saw the refund "fail" twice), and a second count in `payments_refunds_final_total`. The row still takes
+ * Stripe's id and status; nothing is announced or counted again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
