@@ -793,8 +793,10 @@ export interface components {
          *     moves forward (`RefundState`), so a consumer keeps the furthest one it has seen, with two moves back:
          *     `succeeded` to `failed` (the customer's bank returned the money), and a `failed` outcome with
          *     `refund_id: null` (given up before Stripe answered) to any outcome with a `refund_id` (Stripe had made
-         *     the refund after all). The AMQP header `x-request-id`, when present, is the `X-Request-Id` of the HTTP
-         *     request that asked for the refund (absent from outcomes a webhook settled).
+         *     the refund after all; announced only if Stripe's refund did not fail or get canceled too, since then no
+         *     money moved either way: `GET /refund-status` shows Stripe's status). The AMQP header `x-request-id`,
+         *     when present, is the `X-Request-Id` of the HTTP request that asked for the refund (absent for refunds
+         *     made elsewhere, such as in Stripe's dashboard).
          * @example {
          *       "success": true,
          *       "owner": "shop",
