@@ -257,7 +257,8 @@ const notFound = (what: string) => new ProblemError(404, `No such ${what}.`, { c
 /** Statuses Stripe never leaves. */
 const FINAL_INTENT_STATUS_LIST = ['succeeded', 'canceled'] as const;
 const FINAL_INTENT_STATUSES: ReadonlySet<string> = new Set(FINAL_INTENT_STATUS_LIST);
-const FINAL_SESSION_STATUSES: ReadonlySet<string> = new Set(['complete', 'expired']);
+const FINAL_SESSION_STATUS_LIST = ['complete', 'expired'] as const;
+const FINAL_SESSION_STATUSES: ReadonlySet<string> = new Set(FINAL_SESSION_STATUS_LIST);
 
 /**
  * The status of the intent a session names, as far as the session tells. Stripe names the intent from the first Pay
@@ -368,20 +369,26 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     return store.transaction(async (tx) => {
       const known = await tx.payments.lockForUpdate(session.id);
       const stale = known !== null && FINAL_SESSION_STATUSES.has(known.status) && known.status !== status;
+      // Guarded as well: a session the ledger has no row for yet has none to lock, and on PostgreSQL another
+      // transaction may insert it (complete, from a newer read) before this upsert, which then found an `open`
+      // from an older read written over it.
       const row = stale
         ? known
-        : await tx.payments.upsert({
-            id: session.id,
-            kind: 'checkout_session',
-            owner,
-            paymentIntentId: piId,
-            amount: session.amount_total ?? 0,
-            currency: session.currency ?? '',
-            status,
-            metadata: metadata ?? clientMetadata(session.metadata),
-            // No customer e-mail: nothing here reads it (GET /checkout-session asks Stripe), so the ledger keeps
-            // no customer's personal data.
-          });
+        : await tx.payments.upsert(
+            {
+              id: session.id,
+              kind: 'checkout_session',
+              owner,
+              paymentIntentId: piId,
+              amount: session.amount_total ?? 0,
+              currency: session.currency ?? '',
+              status,
+              metadata: metadata ?? clientMetadata(session.metadata),
+              // No customer e-mail: nothing here reads it (GET /checkout-session asks Stripe), so the ledger keeps
+              // no customer's personal data.
+            },
+            { finalStatuses: FINAL_SESSION_STATUS_LIST },
+          );
       if (piId) {
         const knownIntent = await tx.payments.lockForUpdate(piId);
         const derived = paymentIntentStatusOfSession(session);
