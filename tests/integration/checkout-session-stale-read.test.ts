@@ -51,14 +51,14 @@ describe.skipIf(!pgOk)('a checkout session the ledger lacks, recorded from two r
     await stripeSandbox?.close();
   });
 
-  /** The service's sessions waiting for a lock. */
-  const waitingForLock = async () =>
+  /** Whether one of the service's sessions waits for a lock in a statement matching `like`. */
+  const waitsIn = async (like: string) =>
     (
       await admin.query(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
-        [appName],
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' AND query ILIKE $2",
+        [appName, like],
       )
-    ).rows.length;
+    ).rows.length > 0;
 
   it('ends complete when the older, open view is written last', async () => {
     const stripe = svc.deps.stripe;
@@ -90,10 +90,10 @@ describe.skipIf(!pgOk)('a checkout session the ledger lacks, recorded from two r
       await holder.query(`SELECT 1 FROM "${String(schema!['s'])}".payments WHERE id = $1 FOR UPDATE`, [pi]);
       // The newer view: writes the session's row, then waits for the intent's row, its write uncommitted.
       writes.push(svc.deps.payments.applyStripeSession(newer));
-      expect(await eventually(waitingForLock, (n) => n === 1)).toBe(1);
+      expect(await eventually(() => waitsIn('%for update%'), Boolean)).toBe(true);
       // The older view: finds no row to lock, and its write waits for the newer view's transaction.
       writes.push(svc.deps.payments.applyStripeSession(older));
-      expect(await eventually(waitingForLock, (n) => n === 2)).toBe(2);
+      expect(await eventually(() => waitsIn('insert into%payments%'), Boolean)).toBe(true);
     } finally {
       await holder.query('ROLLBACK').catch(() => undefined);
       await holder.end();
