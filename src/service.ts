@@ -17,6 +17,12 @@ import { opsHandlers } from './http/handlers/ops.js';
 import { webhookHandlers } from './http/handlers/webhooks.js';
 import type { Handlers } from './http/operations.js';
 import { isLoopbackAddress } from './http/loopback-host.js';
+import {
+  endResponseWithProblem,
+  endSocketWithProblem,
+  logRawAnswer,
+  rawRequestId,
+} from './http/raw-answer.js';
 import { refuseConnect } from './http/request-target.js';
 import { loopbackHostCheck } from './http/security.js';
 import { loadSpec } from './http/spec.js';
@@ -427,51 +433,48 @@ export interface RunningService {
 }
 
 /** What Node itself would answer for each client error (its default clientError handling), as problem+json. */
-const CLIENT_ERROR_ANSWERS: Record<string, [number, string, string]> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'The request headers are too large.'],
-  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large', 'The chunk extensions are too large.'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'The request did not arrive in time.'],
+const CLIENT_ERROR_ANSWERS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'The request headers are too large.'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'The chunk extensions are too large.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request did not arrive in time.'],
 };
+
+type InFlight = { headersSent?: boolean; getHeader?: (name: string) => unknown } | null;
 
 /**
  * Node rejects malformed HTTP (bad header bytes, oversized headers) and requests that do not arrive in time
- * before Express; answer them as problem+json too. As Node does, nothing is written once a response on this
- * socket has started, so a second answer never corrupts the first.
+ * before Express; answer them as problem+json too, with an X-Request-Id and the security headers (raw-answer.ts).
+ * The id is a new one: the request's headers were not read, so the client's cannot be known; but when Node had
+ * read them and the app took the request (a body whose chunks are malformed), the id the app gave it, which its
+ * log lines carry. As Node does, nothing is written once a response on this socket has started, so a second
+ * answer never corrupts the first.
  */
-function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Duplex): void {
-  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Duplex, logger?: Logger): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: InFlight })._httpMessage;
   if (!socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }
-  const [status, title, detail] = CLIENT_ERROR_ANSWERS[err.code ?? ''] ?? [
-    400,
-    'Bad Request',
-    'The HTTP request is malformed.',
-  ];
-  const body = JSON.stringify({ type: 'about:blank', title, status, detail });
-  // The answer to a HEAD has no body: a client reads none, and took the problem's bytes for another answer.
+  const [status, detail] = CLIENT_ERROR_ANSWERS[err.code ?? ''] ?? [400, 'The HTTP request is malformed.'];
+  const requestId = rawRequestId(inFlight?.getHeader?.('x-request-id'));
   const rawPacket = (err as { rawPacket?: unknown }).rawPacket;
   const head = Buffer.isBuffer(rawPacket) && rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
-  socket.end(
-    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
-  );
+  endSocketWithProblem(socket, { status, detail, requestId }, { head });
+  logRawAnswer(logger, { requestId, status, ...(err.code ? { code: err.code } : {}) });
 }
 
-/** An `Expect` other than 100-continue: 417, as Node answers it by itself, but as problem+json. */
-function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
-  const body = JSON.stringify({
-    type: 'about:blank',
-    title: 'Expectation Failed',
+/**
+ * An `Expect` other than 100-continue: 417, as Node answers it by itself, but as problem+json, with the request's
+ * X-Request-Id (its headers were read) and the security headers.
+ */
+function refuseExpectation(req: IncomingMessage, res: ServerResponse, logger?: Logger): void {
+  const requestId = rawRequestId(req.headers['x-request-id']);
+  endResponseWithProblem(res, {
     status: 417,
     detail: 'Only "Expect: 100-continue" is supported.',
+    requestId,
   });
-  res.writeHead(417, {
-    'Content-Type': 'application/problem+json',
-    'Content-Length': Buffer.byteLength(body),
-    Connection: 'close',
-  });
-  res.end(body);
+  logRawAnswer(logger, { requestId, status: 417, ...(req.method ? { method: req.method } : {}) });
 }
 
 /** Counts work under way (request handlers), and says when there is none. */
@@ -655,9 +658,11 @@ export async function startService(
         'connection refused: MAX_CONNECTIONS connections are open',
       );
     });
-    server.on('clientError', answerMalformedRequest);
-    server.on('checkExpectation', refuseExpectation);
-    server.on('connect', refuseConnect);
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
+      answerMalformedRequest(err, socket, logger),
+    );
+    server.on('checkExpectation', (req, res) => refuseExpectation(req, res, logger));
+    server.on('connect', (req, socket) => refuseConnect(req, socket, logger));
     throwIfStopped(signal);
     const listening = server;
     const address = await unlessStopped(

@@ -9,13 +9,12 @@
  * another host is refused (400 host_mismatch; RFC 9112, 3.2: a client sends a `Host` identical to the authority),
  * so neither name can stand in for the other past the check or in anything that reads `Host` later.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { RequestHandler } from 'express';
-import { API_HEADERS } from './api-headers.js';
-import { PROBLEM_CONTENT_TYPE, ProblemError, problemBody } from './problem.js';
-import { isPlainRequestId } from './request-id.js';
+import type { Logger } from 'pino';
+import { ProblemError } from './problem.js';
+import { endSocketWithProblem, logRawAnswer, rawRequestId } from './raw-answer.js';
 
 /** `http://` or `https://`, then the authority, up to the path, query or end. */
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)/i;
@@ -93,27 +92,20 @@ export const requireHost: RequestHandler = (req, _res, next) => {
 /**
  * A CONNECT request (authority-form, RFC 9110, 9.3.6) asks for a tunnel, which only a proxy makes. Node hands it
  * to the server's 'connect' listeners, and with none closed the connection without an answer; this answers
- * 405 problem+json naming the methods the service takes, and closes it. Written on the raw socket, so it carries
- * by hand what the app sets on every other answer: the API's security headers and an X-Request-Id (the client's
- * when it is plain, as requestIdFor keeps it, a new one otherwise), which the body repeats as its request_id. The
- * body has no instance: elsewhere that is the request's path, and an authority-form target (`stripe.com:443`) names
- * a host and port, no path of this service (read as a URI reference it would even be the scheme `stripe.com`).
+ * 405 problem+json naming the methods the service takes, and closes it. Written on the raw socket (raw-answer.ts),
+ * so it carries by hand what the app sets on every other answer: the API's security headers and an X-Request-Id
+ * (the client's when it is plain, as requestIdFor keeps it, a new one otherwise), which the body repeats as its
+ * request_id. The body has no instance: elsewhere that is the request's path, and an authority-form target
+ * (`stripe.com:443`) names a host and port, no path of this service (read as a URI reference it would even be the
+ * scheme `stripe.com`).
  */
-export function refuseConnect(req: IncomingMessage, socket: Duplex): void {
-  const given = req.headers['x-request-id'];
-  const requestId = isPlainRequestId(given) ? given : randomUUID();
-  const body = JSON.stringify(
-    problemBody(405, { detail: 'CONNECT is not supported: this service is not a proxy.', requestId }),
-  );
-  const headers = [
-    'HTTP/1.1 405 Method Not Allowed',
-    'Allow: GET, HEAD, POST',
-    `Content-Type: ${PROBLEM_CONTENT_TYPE}`,
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    ...API_HEADERS.map(([name, value]) => `${name}: ${value}`),
-    `X-Request-Id: ${requestId}`,
-    'Connection: close',
-  ];
-  socket.on('error', () => socket.destroy());
-  socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+export function refuseConnect(req: IncomingMessage, socket: Duplex, logger?: Logger): void {
+  const requestId = rawRequestId(req.headers['x-request-id']);
+  endSocketWithProblem(socket, {
+    status: 405,
+    detail: 'CONNECT is not supported: this service is not a proxy.',
+    requestId,
+    headers: [['Allow', 'GET, HEAD, POST']],
+  });
+  logRawAnswer(logger, { requestId, status: 405, method: 'CONNECT' });
 }

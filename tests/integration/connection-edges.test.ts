@@ -88,6 +88,17 @@ describe('request bodies that do not arrive in time', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(answer.toLowerCase()).toContain('content-type: application/problem+json');
     expect(answer).toContain('"status":408');
+    // Answered on the connection before Express, with what every other answer carries (the request's headers
+    // were never read, so the id is a new one): an X-Request-Id the body repeats, and the security headers.
+    const [headBlock = '', problem = ''] = answer.split('\r\n\r\n');
+    const requestId = /^x-request-id: (.+)$/im.exec(headBlock)?.[1];
+    expect(requestId).toBeDefined();
+    expect((JSON.parse(problem) as { request_id?: string }).request_id).toBe(requestId);
+    expect(headBlock).toMatch(/^cache-control: no-store$/im);
+    expect(headBlock).toMatch(/^x-content-type-options: nosniff$/im);
+    expect(headBlock).toMatch(/^content-security-policy: /im);
+    expect(headBlock).toMatch(/^strict-transport-security: /im);
+    expect(headBlock).toMatch(/^x-frame-options: DENY$/im);
   }, 45_000);
 
   it('is not logged as a server error', async () => {
