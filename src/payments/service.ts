@@ -390,8 +390,28 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
             { finalStatuses: FINAL_SESSION_STATUS_LIST },
           );
       if (piId) {
-        const knownIntent = await tx.payments.lockForUpdate(piId);
         const derived = paymentIntentStatusOfSession(session);
+        const intent = {
+          id: piId,
+          kind: 'payment_intent' as const,
+          owner: row.owner,
+          amount: session.amount_total ?? 0,
+          currency: session.currency ?? '',
+          metadata: row.metadata,
+        };
+        let knownIntent = await tx.payments.lockForUpdate(piId);
+        if (!knownIntent) {
+          // No row to lock. On PostgreSQL the intent's own event may insert one (a newer status the session cannot
+          // tell: requires_action, processing) before this write, so the status told by the session only inserts
+          // a row that does not exist (the compare-and-set write with no row seen: a row found is left as it is).
+          const inserted = await tx.payments.upsertIfUnchanged({ ...intent, status: derived }, null, {
+            finalStatuses: FINAL_INTENT_STATUS_LIST,
+          });
+          if (inserted) return row;
+          // The intent's row was inserted meanwhile (committed now, as the insert waited for it): lock it and
+          // proceed as if it had been found.
+          knownIntent = await tx.payments.lockForUpdate(piId);
+        }
         // An open unpaid session says little about its intent: the intent's own status (from its events) wins,
         // unless the session tells a final one (paid: succeeded; expired: canceled).
         const intentStatus =
@@ -399,17 +419,8 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
           (FINAL_INTENT_STATUSES.has(knownIntent.status) || !FINAL_INTENT_STATUSES.has(derived))
             ? knownIntent.status
             : derived;
-        // Guarded as well: with no row to lock, the intent's own event may insert it (final) before this upsert.
         await tx.payments.upsert(
-          {
-            id: piId,
-            kind: 'payment_intent',
-            owner: row.owner,
-            amount: session.amount_total ?? 0,
-            currency: session.currency ?? '',
-            status: intentStatus,
-            metadata: row.metadata,
-          },
+          { ...intent, status: intentStatus },
           { finalStatuses: FINAL_INTENT_STATUS_LIST },
         );
       }
