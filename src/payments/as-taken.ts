@@ -11,7 +11,11 @@
  * - An empty `description` (the intent's, or a product's), and empty `metadata`, as none: Stripe is sent none
  *   (the SDK leaves an empty object out of the request), and nothing is kept of them. A refund's empty `metadata`
  *   too: the refund ledger, which compares a request_id's bodies itself, takes it as none as well (src/refunds).
- * Nothing else: strings are not trimmed (`"a "` is not `"a"` at Stripe), and metadata is passed on as sent.
+ * - An intent's or session's metadata key of empty value (`{"k": ""}`) as not given: on create Stripe takes an
+ *   empty value as a key not set (an empty value unsets a key), so its object has no `k`, and the ledger keeps the
+ *   metadata as Stripe does. (Not a refund's: the refund ledger compares and keeps its metadata as sent.)
+ * Nothing else: strings are not trimmed (`"a "` is not `"a"` at Stripe), and metadata values are passed on as
+ * sent.
  */
 import type { OperationId } from '../http/operations.js';
 
@@ -36,6 +40,22 @@ function isEmpty(metadata: Record<string, string> | undefined): boolean {
   return true;
 }
 
+/** Whether metadata is taken otherwise than sent: empty, or with a key of empty value. */
+function metadataChanges(metadata: Record<string, string> | undefined): boolean {
+  if (metadata === undefined) return false;
+  for (const key in metadata) if (metadata[key] === '') return true;
+  return isEmpty(metadata);
+}
+
+/** Metadata as taken: without keys of empty value; none when nothing is left. */
+function metadataAsTaken(metadata: Record<string, string> | undefined): {
+  metadata?: Record<string, string>;
+} {
+  if (metadata === undefined) return {};
+  const kept = Object.entries(metadata).filter(([, v]) => v !== '');
+  return kept.length === 0 ? {} : { metadata: Object.fromEntries(kept) };
+}
+
 /** Whether a line item is taken otherwise than sent. */
 function lineItemChanges(li: CheckoutBody['line_items'][number]): boolean {
   return UPPER.test(li.price_data.currency) || li.price_data.product_data.description === '';
@@ -43,21 +63,20 @@ function lineItemChanges(li: CheckoutBody['line_items'][number]): boolean {
 
 /** POST /payment-intent's body as taken. */
 export function paymentIntentAsTaken<T extends PaymentIntentBody>(given: T): T {
-  const emptyMetadata = isEmpty(given.metadata);
-  if (!UPPER.test(given.currency) && given.description !== '' && !emptyMetadata) return given;
+  if (!UPPER.test(given.currency) && given.description !== '' && !metadataChanges(given.metadata))
+    return given;
   const { description, metadata, ...rest } = given;
   return {
     ...rest,
     currency: given.currency.toLowerCase(),
     ...(description ? { description } : {}),
-    ...(emptyMetadata || metadata === undefined ? {} : { metadata }),
+    ...metadataAsTaken(metadata),
   } as T;
 }
 
 /** POST /create-checkout-session's body as taken. */
 export function checkoutAsTaken<T extends CheckoutBody>(given: T): T {
-  const emptyMetadata = isEmpty(given.metadata);
-  if (!given.line_items.some(lineItemChanges) && !emptyMetadata) return given;
+  if (!given.line_items.some(lineItemChanges) && !metadataChanges(given.metadata)) return given;
   const { metadata, ...rest } = given;
   return {
     ...rest,
@@ -73,7 +92,7 @@ export function checkoutAsTaken<T extends CheckoutBody>(given: T): T {
         },
       };
     }),
-    ...(emptyMetadata || metadata === undefined ? {} : { metadata }),
+    ...metadataAsTaken(metadata),
   } as T;
 }
 

@@ -537,8 +537,9 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       requireSupportedCurrency(currency, 'line_items.0.price_data.currency');
       requireLiteralSessionPlaceholder(input.success_url);
       requireMetadataFits(input.metadata);
-      // Passed on to the session's payment intent, where the key would name an owner.
-      requireNoReservedMetadata(input.metadata);
+      // Passed on to the session's payment intent, where the key would name an owner. Refused as sent, even with an
+      // empty value (which is taken as not given).
+      requireNoReservedMetadata(given.metadata);
       // With API keys on, the session and the intent it makes name their owner at Stripe (OWNER_METADATA_KEY), so
       // that a paid session the ledger lacks is still its owner's (ownerOfIntent). Stripe's idempotency key is
       // derived as before, on purpose: a request a version without the owner sent (its answer lost), retried here
@@ -641,7 +642,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       requireAmountWithinMax(input.amount, input.currency, 'amount');
       requireAmountFitsCurrency(input.amount, input.currency, 'amount');
       requireMetadataFits(input.metadata);
-      requireNoReservedMetadata(input.metadata);
+      requireNoReservedMetadata(given.metadata);
       // With API keys on, the intent names its owner at Stripe too (OWNER_METADATA_KEY), in one of Stripe's 50 keys.
       const metadata = withOwnerMetadata(
         input.metadata,
