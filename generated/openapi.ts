@@ -424,7 +424,9 @@ export interface components {
         RefundState: "queued" | "processing" | "pending" | "requires_action" | "succeeded" | "failed" | "canceled";
         /**
          * Url
-         * @description An absolute http(s) URL with a host. `{CHECKOUT_SESSION_ID}` may appear in it as a placeholder.
+         * @description An absolute http(s) URL with a host. The scheme is taken in any case (`HTTPS://`, as Stripe takes it: schemes
+         *     are case-insensitive, RFC 3986 3.1) and passed on as written; any other scheme is refused.
+         *     `{CHECKOUT_SESSION_ID}` may appear in it as a placeholder.
          */
         Url: string;
         /**
