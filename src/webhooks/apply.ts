@@ -286,7 +286,11 @@ export function createEventApplier(deps: EventApplierDeps) {
 
     if (CHECKOUT_SESSION_EVENT_TYPES.has(type)) {
       // An older `completed` (unpaid) may arrive after `async_payment_succeeded`; the current session is the truth.
-      const session = await current(() => stripe.checkout.sessions.retrieve(id, {}, context), id, ids);
+      const session = await current(
+        () => withoutCallSite(() => stripe.checkout.sessions.retrieve(id, {}, context)),
+        id,
+        ids,
+      );
       if (!session) return 'object_missing';
       await payments.applyStripeSession(session);
       return 'applied';
