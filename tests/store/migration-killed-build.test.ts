@@ -7,39 +7,14 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import pg from 'pg';
 import { expect, it } from 'vitest';
 import type { StoreOptions } from '../../src/store/index.js';
-import { PG_URL, describePostgres, uid, until } from './harness.js';
+import { describePostgres, uid, until } from './harness.js';
+import { backToBefore, connect, query, refundRow } from './pg-support.js';
 
 const require = createRequire(import.meta.url);
 const TSX = require.resolve('tsx');
 const root = path.resolve(import.meta.dirname, '../..');
-
-async function connect(options: StoreOptions): Promise<pg.Client & { pid: number }> {
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  await client.query(`set search_path to "${options.schema}"`);
-  const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
-  return Object.assign(client, { pid: rows[0]!.pid });
-}
-
-async function query<R extends pg.QueryResultRow>(
-  options: StoreOptions,
-  text: string,
-  values: unknown[] = [],
-): Promise<R[]> {
-  const client = await connect(options);
-  try {
-    return (await client.query<R>(text, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-const refundRow = (id: string) =>
-  `insert into refunds (request_id, owner, payment_intent_id, amount, status, mode, created_at, updated_at)
-   values ('${id}', '', 'pi_${id}', 700, 'queued', 'async', now(), now())`;
 
 /** A process of the service starting on `options`' database: it migrates, then exits. */
 function startProcess(options: StoreOptions) {
@@ -63,9 +38,7 @@ describePostgres('a start killed during an index build', (h) => {
     const options = h.newDatabase();
     await (await h.open(options)).close();
     // The next start runs 0009 again, which builds refunds_in_flight_idx CONCURRENTLY on a table holding rows.
-    await query(options, "delete from kysely_migration where name >= '0009'");
-    await query(options, 'drop index refunds_in_flight_idx');
-    await query(options, 'alter table idempotency_keys drop column claim_token');
+    await backToBefore(options, '0009', ['refunds_in_flight_idx']);
     await query(options, refundRow(uid('old')));
     // A refund accept in flight, its transaction open: the build waits for it (as for a long one on a big table).
     const accept = await connect(options);

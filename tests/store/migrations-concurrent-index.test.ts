@@ -1,10 +1,10 @@
-import pg from 'pg';
 import { expect, it } from 'vitest';
 import { createStore } from '../../src/store/index.js';
 import { buildMigrations } from '../../src/store/migrations.js';
 import type { StoreOptions } from '../../src/store/index.js';
 import { captureLogger } from '../helpers/log-capture.js';
-import { PG_URL, describePostgres, kyselyMigrateTo, uid } from './harness.js';
+import { describePostgres, kyselyMigrateTo, uid } from './harness.js';
+import { backToBefore, connect, query, refundRow } from './pg-support.js';
 
 /**
  * PostgreSQL: the migrations that build an index on a table that may hold data (0002, 0004, 0007–0009) build it
@@ -12,28 +12,6 @@ import { PG_URL, describePostgres, kyselyMigrateTo, uid } from './harness.js';
  * written while a new version starts. These tests look at what the database shows (locks, waits, pg_index, the
  * bookkeeping) while and after such a migration runs.
  */
-
-/** A client on `options`' schema; the caller ends it. */
-async function connect(options: StoreOptions): Promise<pg.Client & { pid: number }> {
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  await client.query(`set search_path to "${options.schema}"`);
-  const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
-  return Object.assign(client, { pid: rows[0]!.pid });
-}
-
-async function query<R extends pg.QueryResultRow>(
-  options: StoreOptions,
-  text: string,
-  values: unknown[] = [],
-): Promise<R[]> {
-  const client = await connect(options);
-  try {
-    return (await client.query<R>(text, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 const applied = async (options: StoreOptions) =>
   (await query<{ name: string }>(options, 'select name from kysely_migration order by name')).map(
@@ -51,19 +29,6 @@ async function indexes(options: StoreOptions): Promise<{ name: string; def: stri
   );
   return rows.map((r) => ({ ...r, def: r.def.replaceAll(`${options.schema}.`, '') }));
 }
-
-/** Takes a migrated schema back to before `name` (its bookkeeping and what followed it gone), dropping `indexes`. */
-async function backToBefore(options: StoreOptions, name: string, drop: string[]): Promise<void> {
-  await query(options, 'delete from kysely_migration where name >= $1', [name]);
-  for (const index of drop) await query(options, `drop index ${index}`);
-  // What the later migrations without indexes added.
-  if (name <= '0010_idempotency_claim_token')
-    await query(options, 'alter table idempotency_keys drop column claim_token');
-}
-
-const refundRow = (id: string) =>
-  `insert into refunds (request_id, owner, payment_intent_id, amount, status, mode, created_at, updated_at)
-   values ('${id}', '', 'pi_${id}', 700, 'queued', 'async', now(), now())`;
 
 /** The sessions `blocker` holds up (waiting for one of its locks or for its transaction to end). */
 async function waitingFor(options: StoreOptions, blocker: number): Promise<number[]> {
