@@ -11,32 +11,18 @@
  * connection.blocked / connection.unblocked frames at frame boundaries. Here it blocks every connection of the
  * driver at once, its consuming one too (RabbitMQ would not: tests/async/consume-connection.test.ts).
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { queueFamily, type Delivery, type Outcome } from '../../src/queue/index.js';
-import {
-  RABBIT_URL,
-  deleteEverything,
-  eventually,
-  openAdmin,
-  probeRabbit,
-  relayRig,
-  uniquePrefix,
-} from '../queue/support/rabbit.js';
-import { alarmProxy } from '../queue/support/alarm-proxy.js';
+import { eventually, openAdmin } from '../queue/support/rabbit.js';
+import { alarmRig, rabbitFile } from '../queue/support/rigs.js';
 
-const filePrefix = uniquePrefix('rq-blocked');
-const rabbit = await probeRabbit('blocked connection');
-
-afterAll(async () => {
-  if (rabbit.ok) await deleteEverything(filePrefix);
-});
+const rabbit = await rabbitFile('rq-blocked', 'blocked connection');
+const filePrefix = rabbit.prefix;
 
 describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', () => {
   it('the relay stops handing the broker copies of waiting rows, so nothing piles up in memory', async () => {
-    const proxy = await alarmProxy(new URL(RABBIT_URL));
-    const { names, store, broker, relay, close } = await relayRig(`${filePrefix}.1`, {
-      maxBackoffMs: 100,
-      broker: { url: proxy.url, confirmTimeoutMs: 200 },
+    const { proxy, names, store, broker, relay, close } = await alarmRig(`${filePrefix}.1`, {
+      broker: { confirmTimeoutMs: 200 },
     });
     try {
       await broker.start();
@@ -66,7 +52,6 @@ describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', ()
       expect(copies).toBe(1);
     } finally {
       await close();
-      await proxy.close();
     }
   }, 30_000);
 
@@ -74,11 +59,7 @@ describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', ()
   // basic.cancel, channel.close) waits for the alarm to end: a /metrics scrape (queue depth) or a SIGTERM would hang
   // for as long as the alarm lasts.
   it('queue depth is unknown during the alarm, not a wait for its end', async () => {
-    const proxy = await alarmProxy(new URL(RABBIT_URL));
-    const { names, broker, close } = await relayRig(`${filePrefix}.2`, {
-      maxBackoffMs: 100,
-      broker: { url: proxy.url },
-    });
+    const { proxy, names, broker, close } = await alarmRig(`${filePrefix}.2`);
     try {
       await broker.start();
       expect(await broker.queueDepth(names.requests)).toBe(0);
@@ -89,18 +70,12 @@ describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', ()
       await eventually(() => broker.room?.() !== 0, 'the end of the alarm');
       expect(await broker.queueDepth(names.requests)).toBe(0);
     } finally {
-      proxy.unblock();
       await close();
-      await proxy.close();
     }
   }, 30_000);
 
   it('close() during the alarm does not wait for its end; a message whose ack it could not send waits in the queue', async () => {
-    const proxy = await alarmProxy(new URL(RABBIT_URL));
-    const { names, broker, close } = await relayRig(`${filePrefix}.3`, {
-      maxBackoffMs: 100,
-      broker: { url: proxy.url },
-    });
+    const { proxy, names, broker, close } = await alarmRig(`${filePrefix}.3`);
     try {
       await broker.start();
       const seen: string[] = [];
@@ -131,19 +106,15 @@ describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', ()
         await admin.conn.close();
       }
     } finally {
-      proxy.unblock();
       await close();
-      await proxy.close();
     }
   }, 30_000);
   // A retry or dead-letter copy a handler routes during the alarm waits in the write buffer like any publish. Its
   // confirm used to time out: the message was then given back (nack) as well, and once the alarm ended RabbitMQ took
   // both, the copy and the message again: the refund went through the worker twice.
   it('a copy routed during the alarm waits for it to end; the message is not given back as well', async () => {
-    const proxy = await alarmProxy(new URL(RABBIT_URL));
-    const { names, broker, close } = await relayRig(`${filePrefix}.4`, {
-      maxBackoffMs: 100,
-      broker: { url: proxy.url, confirmTimeoutMs: 200, retryDelaysMs: [60_000] },
+    const { proxy, names, broker, close } = await alarmRig(`${filePrefix}.4`, {
+      broker: { confirmTimeoutMs: 200, retryDelaysMs: [60_000] },
     });
     const admin = await openAdmin();
     try {
@@ -178,10 +149,8 @@ describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', ()
       expect((await ch.checkQueue(delayQueue)).messageCount).toBe(1);
       expect((await ch.checkQueue(names.requests)).messageCount).toBe(0);
     } finally {
-      proxy.unblock();
       await admin.conn.close();
       await close();
-      await proxy.close();
     }
   }, 30_000);
 });

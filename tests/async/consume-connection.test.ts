@@ -8,33 +8,17 @@
  * The alarm is simulated by a proxy that, as RabbitMQ, blocks only a connection that publishes during it
  * (tests/queue/support/alarm-proxy.ts): a real one is machine-wide and would stop the other suites' publishers.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { queueFamily, type Delivery, type Outcome } from '../../src/queue/index.js';
-import { alarmProxy } from '../queue/support/alarm-proxy.js';
-import {
-  RABBIT_URL,
-  deleteEverything,
-  eventually,
-  openAdmin,
-  probeRabbit,
-  relayRig,
-  uniquePrefix,
-} from '../queue/support/rabbit.js';
+import { eventually, openAdmin } from '../queue/support/rabbit.js';
+import { alarmRig, rabbitFile } from '../queue/support/rigs.js';
 
-const filePrefix = uniquePrefix('rq-consume-conn');
-const rabbit = await probeRabbit('consume connection');
-
-afterAll(async () => {
-  if (rabbit.ok) await deleteEverything(filePrefix);
-});
+const rabbit = await rabbitFile('rq-consume-conn', 'consume connection');
+const filePrefix = rabbit.prefix;
 
 describe.skipIf(!rabbit.ok)('consuming during a resource alarm that blocks publishing', () => {
   it('messages are still delivered and acked while the publishing connection is blocked', async () => {
-    const proxy = await alarmProxy(new URL(RABBIT_URL), { blocks: 'publishers' });
-    const { names, broker, close } = await relayRig(`${filePrefix}.1`, {
-      maxBackoffMs: 100,
-      broker: { url: proxy.url },
-    });
+    const { proxy, names, broker, close } = await alarmRig(`${filePrefix}.1`, { blocks: 'publishers' });
     const admin = await openAdmin();
     try {
       await broker.start();
@@ -73,20 +57,17 @@ describe.skipIf(!rabbit.ok)('consuming during a resource alarm that blocks publi
       expect(proxy.blockedConnections()).toBe(0);
       expect((await ch.checkQueue(names.requests)).messageCount).toBe(0);
     } finally {
-      proxy.unblock();
       await admin.conn.close();
       await close();
-      await proxy.close();
     }
   }, 30_000);
 
   // A handler's retry copy goes out on the publishing connection and waits there for the alarm to end; the ack of its
   // message waits for the copy's confirm (else the message could be lost, or handled twice). Only that ack waits.
   it("a retry copy waiting for the alarm holds back its own message's ack, not the others'", async () => {
-    const proxy = await alarmProxy(new URL(RABBIT_URL), { blocks: 'publishers' });
-    const { names, broker, close } = await relayRig(`${filePrefix}.2`, {
-      maxBackoffMs: 100,
-      broker: { url: proxy.url, confirmTimeoutMs: 200, retryDelaysMs: [60_000] },
+    const { proxy, names, broker, close } = await alarmRig(`${filePrefix}.2`, {
+      blocks: 'publishers',
+      broker: { confirmTimeoutMs: 200, retryDelaysMs: [60_000] },
     });
     const admin = await openAdmin();
     try {
@@ -125,10 +106,8 @@ describe.skipIf(!rabbit.ok)('consuming during a resource alarm that blocks publi
       expect((await ch.checkQueue(names.requests)).messageCount).toBe(0);
       expect((await ch.checkQueue(delayQueue)).messageCount).toBe(1);
     } finally {
-      proxy.unblock();
       await admin.conn.close();
       await close();
-      await proxy.close();
     }
   }, 30_000);
 });

@@ -5,25 +5,13 @@
  * and every webhook event row (events exchange: 404, which also closes the publish channel under the other
  * publishes in flight) then stays in the outbox, retried forever, until the process happens to reconnect.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRabbitBroker } from '../../src/queue/index.js';
-import {
-  RABBIT_URL,
-  deleteEverything,
-  eventually,
-  openAdmin,
-  probeRabbit,
-  relayRig,
-  topologyFor,
-  uniquePrefix,
-} from '../queue/support/rabbit.js';
+import { RABBIT_URL, eventually, openAdmin, relayRig, topologyFor } from '../queue/support/rabbit.js';
+import { rabbitFile } from '../queue/support/rigs.js';
 
-const filePrefix = uniquePrefix('rq-topo');
-const rabbit = await probeRabbit('topology deleted');
-
-afterAll(async () => {
-  if (rabbit.ok) await deleteEverything(filePrefix);
-});
+const rabbit = await rabbitFile('rq-topo', 'topology deleted');
+const filePrefix = rabbit.prefix;
 
 describe.skipIf(!rabbit.ok)('the topology deleted under a live connection', () => {
   it('outcome and event rows still go out: the driver declares its own topology again', async () => {

@@ -9,56 +9,30 @@
  * RabbitMQ is made unreachable by a TCP proxy in front of it that refuses connections until the test lets them
  * through (the shared broker itself is never stopped).
  */
-import { createServer, connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRabbitBroker, type Broker } from '../../src/queue/index.js';
-import {
-  deleteEverything,
-  eventually,
-  openAdmin,
-  probeRabbit,
-  RABBIT_URL,
-  topologyFor,
-  uniquePrefix,
-} from './support/rabbit.js';
+import { eventually, openAdmin, RABBIT_URL, topologyFor } from './support/rabbit.js';
+import { frontProxy, rabbitFile } from './support/rigs.js';
 
-const prefix = uniquePrefix('consume-first');
-const rabbit = await probeRabbit('consume before the topology');
+const rabbit = await rabbitFile('consume-first', 'consume before the topology');
+const prefix = rabbit.prefix;
 
-afterAll(async () => {
-  if (rabbit.ok) await deleteEverything(prefix);
-});
-
+/** Refuses every connection until open() is called; passes them on from then. */
 async function gatedProxy(target: URL) {
   let up = false;
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
+  const proxy = await frontProxy(target, (client, open) => {
     if (!up) {
       client.destroy();
       return;
     }
-    const upstream = tcpConnect(Number(target.port || 5672), target.hostname);
-    sockets.add(client).add(upstream);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    client.pipe(upstream);
-    upstream.pipe(client);
+    client.pipe(open());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = new URL(target.href);
-  url.hostname = '127.0.0.1';
-  url.port = String((server.address() as AddressInfo).port);
   return {
-    url: url.href,
+    url: proxy.url,
     open: () => {
       up = true;
     },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: proxy.close,
   };
 }
 

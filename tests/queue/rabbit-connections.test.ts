@@ -3,33 +3,27 @@
  * resource alarm, which blocks connections that publish, never holds back the acks (tests/async/consume-connection
  * .test.ts). Each connection goes and comes back on its own; what a process that depends on both shows meanwhile.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { queueFamily, type Delivery, type Outcome } from '../../src/queue/index.js';
 import {
   closeConnectionsNamed,
-  deleteEverything,
   eventually,
   gate,
   openAdmin,
-  probeRabbit,
   rabbitctl,
   relayRig,
-  uniquePrefix,
   type RelayRig,
 } from './support/rabbit.js';
+import { rabbitFile } from './support/rigs.js';
 
-const filePrefix = uniquePrefix('rq-conns');
-const rabbit = await probeRabbit('rabbitmq connections', true);
+const rabbit = await rabbitFile('rq-conns', 'rabbitmq connections', true);
+const filePrefix = rabbit.prefix;
 let counter = 0;
 const rigs: RelayRig[] = [];
 
 afterEach(async () => {
   await Promise.all(rigs.splice(0).map((rig) => rig.close()));
-});
-
-afterAll(async () => {
-  if (rabbit.ok) await deleteEverything(filePrefix);
 });
 
 async function rig(retryDelaysMs = [60_000]) {

@@ -8,34 +8,23 @@
  * A TCP proxy in front of the real RabbitMQ drops both connections (the restart) and lets each back on its own: it
  * tells them apart by the connection_name the client sends in its handshake (the consuming one's ends in `/consume`).
  */
-import { createServer, connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRabbitBroker, prefixedTopology, type Broker } from '../../src/queue/index.js';
 import { resolveTopology } from '../../src/queue/topology.js';
-import { deleteEverything, eventually, probeRabbit, RABBIT_URL, uniquePrefix } from './support/rabbit.js';
+import { deleteEverything, eventually, RABBIT_URL } from './support/rabbit.js';
+import { frontProxy, rabbitFile } from './support/rigs.js';
 
-const prefix = uniquePrefix('reconnect-order');
 // rabbitmqctl lists the queues the restart deletes.
-const rabbit = await probeRabbit('reconnect order', true);
-
-afterAll(async () => {
-  if (rabbit.ok) await deleteEverything(prefix);
-});
+const rabbit = await rabbitFile('reconnect-order', 'reconnect order', true);
+const prefix = rabbit.prefix;
 
 type Which = 'publish' | 'consume';
 
 /** Refuses the connections of the kinds held (closed once their handshake names them); drop() ends every one. */
 async function sortingProxy(target: URL, connectionName: string) {
   const held = new Set<Which>();
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = tcpConnect(Number(target.port || 5672), target.hostname);
-    sockets.add(client).add(upstream);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    upstream.pipe(client);
+  const proxy = await frontProxy(target, (client, open) => {
+    const upstream = open();
     let seen = Buffer.alloc(0);
     const sort = (chunk: Buffer): void => {
       seen = Buffer.concat([seen, chunk]);
@@ -58,22 +47,12 @@ async function sortingProxy(target: URL, connectionName: string) {
     };
     client.on('data', sort);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = new URL(target.href);
-  url.hostname = '127.0.0.1';
-  url.port = String((server.address() as AddressInfo).port);
   return {
-    url: url.href,
+    url: proxy.url,
     hold: (...which: Which[]) => which.forEach((w) => held.add(w)),
     release: (which: Which) => held.delete(which),
-    drop: () => {
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    drop: proxy.drop,
+    close: proxy.close,
   };
 }
 
