@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { PaymentsService } from '../../src/payments/service.js';
 import { createEventApplier } from '../../src/webhooks/apply.js';
 import { captureLogger } from '../helpers/log-capture.js';
+import { intentNeeding3ds } from './support/intent-events.js';
 import { databases, getJson, rabbitReady, sandboxEvents, useRig } from './support/rig.js';
 
 const rabbit = await rabbitReady('payment intent events whose row keeps being written');
@@ -17,14 +18,7 @@ describe.skipIf(!rabbit).each(dbs)('payment intent event, its row rewritten mean
   const rig = useRig(db, `intent-rewritten.${db}`);
 
   it('tries 4 times in all, each after reading the intent again, writes over none of the other writes, logs that it left it', async () => {
-    const pi = await rig.dashboard.paymentIntents.create({
-      amount: 2500,
-      currency: 'usd',
-      payment_method: 'pm_card_threeDSecure2Required',
-      automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
-      confirm: true,
-    });
-    expect(pi.status).toBe('requires_action');
+    const pi = await intentNeeding3ds(rig);
     const event = (await sandboxEvents(rig, new Set(['payment_intent.requires_action']))).find(
       (e) => (e.data.object as { id: string }).id === pi.id,
     )!;
