@@ -5,25 +5,17 @@
  * last error, backoff) was lost, and the row went out again once the renewed lease ended.
  */
 import { expect, it, vi } from 'vitest';
-import { createMemoryBroker } from '../../src/queue/memory-broker.js';
 import { createOutboxRelay } from '../../src/queue/outbox-relay.js';
 import { describeStore, gated, silentLogger, uid, until } from '../store/harness.js';
+import { slowBroker } from '../store/relay-support.js';
 
 const QUEUE = 'stripe_refund_requests';
 
 describeStore('outbox relay: a publish failure during a lease renewal', (h) => {
   it('is recorded on the row (attempts, last error, next try) under the renewed lease', async () => {
     const store = await h.open(h.newDatabase());
-    const broker = createMemoryBroker();
-    await broker.start();
     // The broker holds the publish until told, then refuses it.
-    const refuse = gated();
-    let publishes = 0;
-    vi.spyOn(broker, 'publish').mockImplementation(async () => {
-      publishes++;
-      await refuse.gate;
-      throw new Error('broker refused the message');
-    });
+    const { broker, open: refuse, sent } = await slowBroker({ refuse: 'broker refused the message' });
     // The renewal's statement runs, but its answer reaches the relay only when told.
     const answer = gated();
     let renewed = 0;
@@ -48,14 +40,14 @@ describeStore('outbox relay: a publish failure during a lease renewal', (h) => {
     const row = await store.outbox.add({ destination: QUEUE, messageId: uid('renewed'), payload: { n: 1 } });
     relay.start();
     try {
-      expect(await until(() => publishes === 1)).toBe(true);
+      expect(await until(() => sent.publishes === 1)).toBe(true);
       // Two thirds into the lease the relay renews it: the row is under the new lease, the relay not told yet.
       expect(await until(() => renewed === 1)).toBe(true);
-      refuse.open();
+      refuse();
       expect(await until(() => failuresRecorded === 1)).toBe(true);
       answer.open();
     } finally {
-      refuse.open();
+      refuse();
       answer.open();
       await relay.stop();
     }

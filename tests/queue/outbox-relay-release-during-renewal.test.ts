@@ -5,25 +5,17 @@
  * row then waited for the renewed lease to end before any relay could take it.
  */
 import { expect, it, vi } from 'vitest';
-import { createMemoryBroker } from '../../src/queue/memory-broker.js';
 import { createOutboxRelay } from '../../src/queue/outbox-relay.js';
 import { describeStore, gated, silentLogger, uid, until } from '../store/harness.js';
+import { slowBroker } from '../store/relay-support.js';
 
 const QUEUE = 'stripe_refund_requests';
 
 describeStore('outbox relay: a row given back during a lease renewal', (h) => {
   it('is free for the next claim at once, not once the renewed lease ends', async () => {
     const store = await h.open(h.newDatabase());
-    const broker = createMemoryBroker();
-    await broker.start();
     // The broker holds the first publish until told, then refuses it: meanwhile the relay's loop is busy.
-    const refuse = gated();
-    let publishes = 0;
-    vi.spyOn(broker, 'publish').mockImplementation(async () => {
-      publishes++;
-      await refuse.gate;
-      throw new Error('broker went away');
-    });
+    const { broker, open: refuse, sent } = await slowBroker({ refuse: 'broker went away' });
     // A renewal's statement runs, but its answer reaches the relay only when told. A release (leases ended now)
     // goes through.
     const answer = gated();
@@ -55,7 +47,7 @@ describeStore('outbox relay: a row given back during a lease renewal', (h) => {
     relay.start();
     let released: number | undefined;
     try {
-      expect(await until(() => publishes === 1)).toBe(true);
+      expect(await until(() => sent.publishes === 1)).toBe(true);
       // A refund accepted meanwhile hands its row over, written under this relay's lease.
       const lease = relay.leaseForHandOff();
       expect(lease).not.toBeNull();
@@ -71,14 +63,14 @@ describeStore('outbox relay: a row given back during a lease renewal', (h) => {
       expect(await until(() => renewed.includes(row.id), 15_000)).toBe(true);
       // The broker goes away: the relay gives the handed-over row back instead of publishing it.
       vi.spyOn(broker, 'isConnected').mockReturnValue(false);
-      refuse.open();
+      refuse();
       expect(await until(() => releases >= 1)).toBe(true);
       // What another relay's claim finds now (well before the renewed lease would end): the row given back.
       const claimed = await store.outbox.claimBatch(10, new Date(Date.now() + 1_000), 1);
       expect(claimed.map((m) => m.id)).toEqual([released]);
       answer.open();
     } finally {
-      refuse.open();
+      refuse();
       answer.open();
       await relay.stop();
     }

@@ -9,6 +9,7 @@ import { createOutboxRelay, leased, type OutboxRelay } from '../../src/queue/out
 import type { Broker, Delivery } from '../../src/queue/types.js';
 import type { OutboxMessage, Store } from '../../src/store/index.js';
 import { describeStore, gated, silentLogger, uid } from '../store/harness.js';
+import { collect } from '../store/relay-support.js';
 
 const QUEUE = 'stripe_refund_requests';
 
@@ -25,19 +26,6 @@ async function writeAndHandOff(store: Store, relay: OutboxRelay, tag: string): P
   const written = await addLeased(store, tag, lease!);
   relay.handOff(written);
   return written;
-}
-
-async function collect(broker: Broker): Promise<Delivery[]> {
-  const got: Delivery[] = [];
-  await broker.consume(
-    QUEUE,
-    async (d) => {
-      got.push(d);
-      return { kind: 'ack' };
-    },
-    { prefetch: 10, maxAttempts: 1 },
-  );
-  return got;
 }
 
 /** `got` receives exactly `messageId`'s message, and the outbox is left with nothing unsent. */
@@ -95,7 +83,7 @@ describeStore('outbox relay hand-off', (h) => {
     const store = await h.open(h.newDatabase());
     const broker = createMemoryBroker();
     await broker.start();
-    const got = await collect(broker);
+    const got = await collect(broker, QUEUE);
     const claimed: number[] = [];
     const claim = store.outbox.claimBatch.bind(store.outbox);
     vi.spyOn(store.outbox, 'claimBatch').mockImplementation(async (...args) => {
@@ -132,7 +120,7 @@ describeStore('outbox relay hand-off', (h) => {
       // The lease is given back: the row is claimable now, not in a minute.
       await until(async () => (await store.outbox.claimBatch(10, new Date(), 1)).length === 1);
       // Once the broker is up, the relay publishes it.
-      const got = await collect(broker);
+      const got = await collect(broker, QUEUE);
       await broker.start();
       await publishedOnce(got, store, leased.messageId);
     } finally {
@@ -145,7 +133,7 @@ describeStore('outbox relay hand-off', (h) => {
     const store = await h.open(h.newDatabase());
     const broker = createMemoryBroker();
     await broker.start();
-    const got = await collect(broker);
+    const got = await collect(broker, QUEUE);
     const leaseMs = 400;
     // Written leased to a relay whose process dies before handOff().
     const written = await addLeased(store, 'orphan', leaseMs);
@@ -165,7 +153,7 @@ describeStore('outbox relay hand-off', (h) => {
     const store = await h.open(h.newDatabase());
     const broker = createMemoryBroker();
     await broker.start();
-    const got = await collect(broker);
+    const got = await collect(broker, QUEUE);
     const first = createOutboxRelay({ store, broker, logger: silentLogger });
     await started(first);
     const lease = first.leaseForHandOff();
@@ -233,7 +221,7 @@ describeStore('outbox relay hand-off', (h) => {
       // A full queue takes no hand-off either: an accept then writes its row available, for a claim.
       expect(relay.leaseForHandOff()).toBeNull();
 
-      const got = await collect(broker);
+      const got = await collect(broker, QUEUE);
       await until(() => got.length === 12);
       expect(got.map((d) => d.messageId).sort()).toEqual([...ids].sort());
       await until(async () => (await store.outbox.pendingCount()) === 0);
@@ -251,7 +239,7 @@ describeStore('outbox relay hand-off', (h) => {
     const store = await h.open(h.newDatabase());
     const broker = createMemoryBroker({ maxBacklog: 1_000_000 });
     await broker.start();
-    const got = await collect(broker);
+    const got = await collect(broker, QUEUE);
     const relay = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 100 });
     relay.start();
     let writing = true;
@@ -298,7 +286,7 @@ describeStore('outbox relay hand-off', (h) => {
     const otherStore = await h.open(options); // another process's connection to the same database
     const broker = createMemoryBroker();
     await broker.start();
-    const got = await collect(broker);
+    const got = await collect(broker, QUEUE);
     const leaseMs = 1_500;
     const { gate, open: release } = gated();
     const slow = heldBack(broker, gate);
@@ -339,7 +327,7 @@ describeStore('outbox relay hand-off', (h) => {
     const store = await h.open(h.newDatabase());
     const broker = createMemoryBroker();
     await broker.start();
-    const got = await collect(broker);
+    const got = await collect(broker, QUEUE);
     const extendLeases = vi.spyOn(store.outbox, 'extendLeases');
     // Rows held over a third of it would be renewed: a generous bound for a publish on a busy machine.
     const leaseMs = 3_000;
@@ -364,7 +352,7 @@ describeStore('outbox relay hand-off', (h) => {
     const store = await h.open(h.newDatabase());
     const broker = createMemoryBroker();
     await broker.start();
-    const got = await collect(broker);
+    const got = await collect(broker, QUEUE);
     const leaseMs = 1_500;
     const { gate, open: release } = gated();
     const slow = heldBack(broker, gate);

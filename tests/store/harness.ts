@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createStore } from '../../src/store/index.js';
 import type { Store, StoreOptions } from '../../src/store/index.js';
 import { buildMigrations, withOwnSchemaIntrospection } from '../../src/store/migrations.js';
@@ -208,6 +208,16 @@ export async function until(check: () => Promise<boolean> | boolean, timeoutMs =
     await new Promise((r) => setTimeout(r, 20));
   }
   return true;
+}
+
+/**
+ * This process's clock is `skewMs` off from now on (PostgreSQL's, on the same machine, is not). Undo with
+ * vi.useRealTimers() after the test.
+ */
+export function skewClock(skewMs: number): void {
+  const real = Date.now();
+  vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+  vi.setSystemTime(real + skewMs);
 }
 
 /**

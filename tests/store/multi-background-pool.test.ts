@@ -8,8 +8,8 @@
 import { expect, it } from 'vitest';
 import { createMemoryBroker } from '../../src/queue/memory-broker.js';
 import { createOutboxRelay } from '../../src/queue/outbox-relay.js';
-import type { Delivery } from '../../src/queue/types.js';
 import { describePostgres, holdEveryConnection, until, silentLogger, uid } from './harness.js';
+import { collect } from './relay-support.js';
 
 const QUEUE = 'stripe_refund_requests';
 /** Requests' connections, all taken below. */
@@ -21,15 +21,7 @@ describePostgres('multi-process: background work while requests hold every poole
     const written = await store.outbox.add({ destination: QUEUE, messageId: uid('busy'), payload: { n: 1 } });
     const broker = createMemoryBroker();
     await broker.start();
-    const got: Delivery[] = [];
-    await broker.consume(
-      QUEUE,
-      async (d) => {
-        got.push(d);
-        return { kind: 'ack' };
-      },
-      { prefetch: 10, maxAttempts: 1 },
-    );
+    const got = await collect(broker, QUEUE);
     const relay = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
     const release = await holdEveryConnection(h, 'payments', POOL_SIZE, (i) =>
       store.payments.get(`pi_busy_${i}`),

@@ -8,8 +8,8 @@
 import { afterEach, expect, it, vi } from 'vitest';
 import { createMemoryBroker } from '../../src/queue/memory-broker.js';
 import { createOutboxRelay, leased } from '../../src/queue/outbox-relay.js';
-import type { Broker, Delivery } from '../../src/queue/types.js';
-import { describePostgres, silentLogger, uid } from './harness.js';
+import { describePostgres, silentLogger, skewClock, uid } from './harness.js';
+import { collect } from './relay-support.js';
 
 const QUEUE = 'stripe_refund_requests';
 const SKEW_MS = 60_000;
@@ -22,26 +22,6 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs = 8_000)
     if (performance.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-async function collect(broker: Broker): Promise<Delivery[]> {
-  const got: Delivery[] = [];
-  await broker.consume(
-    QUEUE,
-    async (d) => {
-      got.push(d);
-      return { kind: 'ack' };
-    },
-    { prefetch: 10, maxAttempts: 1 },
-  );
-  return got;
-}
-
-/** This process's clock is `skewMs` off from now on (PostgreSQL's, on the same machine, is not). */
-function skewClock(skewMs: number): void {
-  const real = Date.now();
-  vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
-  vi.setSystemTime(real + skewMs);
 }
 
 afterEach(() => {
@@ -63,7 +43,7 @@ describePostgres('multi-process: outbox relays whose clocks differ', (h) => {
     skewClock(SKEW_MS);
     const broker = createMemoryBroker();
     await broker.start();
-    const got = await collect(broker);
+    const got = await collect(broker, QUEUE);
     let claims = 0;
     const claim = store.outbox.claimBatch.bind(store.outbox);
     vi.spyOn(store.outbox, 'claimBatch').mockImplementation(async (...args) => {
@@ -104,7 +84,7 @@ describePostgres('multi-process: outbox relays whose clocks differ', (h) => {
       await gate;
       return publish(...args);
     });
-    const got = await collect(broker);
+    const got = await collect(broker, QUEUE);
     let claims = 0;
     const claim = store.outbox.claimBatch.bind(store.outbox);
     vi.spyOn(store.outbox, 'claimBatch').mockImplementation(async (...args) => {
@@ -141,7 +121,7 @@ describePostgres('multi-process: outbox relays whose clocks differ', (h) => {
     const other = await h.open(options);
     const broker = createMemoryBroker();
     await broker.start();
-    const got = await collect(broker);
+    const got = await collect(broker, QUEUE);
     let claims = 0;
     const claim = store.outbox.claimBatch.bind(store.outbox);
     vi.spyOn(store.outbox, 'claimBatch').mockImplementation(async (...args) => {

@@ -12,6 +12,7 @@ import { createOutboxRelay, leased, type OutboxRelay } from '../../src/queue/out
 import type { Broker, Delivery } from '../../src/queue/types.js';
 import type { Store } from '../../src/store/index.js';
 import { describeStore, gated, silentLogger, uid } from './harness.js';
+import { collect } from './relay-support.js';
 
 const QUEUE = 'stripe_refund_requests';
 
@@ -55,15 +56,7 @@ describeStore('multi-process: an outbox relay paused past its lease', (h) => {
     const stores = [await h.open(options), await h.open(options), await h.open(options)] as const;
     const broker = createMemoryBroker();
     await broker.start();
-    const got: Delivery[] = [];
-    await broker.consume(
-      QUEUE,
-      async (d) => {
-        got.push(d);
-        return { kind: 'ack' };
-      },
-      { prefetch: 10, maxAttempts: 1 },
-    );
+    const got = await collect(broker, QUEUE);
     return { stores, broker, got };
   }
 

@@ -5,12 +5,11 @@
  * another relay (its clock right) claimed them too and published them a second time.
  */
 import { afterEach, expect, it, vi } from 'vitest';
-import { createMemoryBroker } from '../../src/queue/memory-broker.js';
 import { createOutboxRelay } from '../../src/queue/outbox-relay.js';
-import type { Delivery } from '../../src/queue/types.js';
 import type { Store } from '../../src/store/index.js';
 import { StoreUnavailableError } from '../../src/store/errors.js';
-import { describePostgres, silentLogger, uid, until, type StoreHarness } from './harness.js';
+import { describePostgres, silentLogger, skewClock, uid, until, type StoreHarness } from './harness.js';
+import { collect, slowBroker } from './relay-support.js';
 
 const QUEUE = 'stripe_refund_requests';
 const STEP_MS = -600_000;
@@ -21,7 +20,8 @@ afterEach(() => {
 
 /**
  * A relay whose reads of the database's clock fail while `failReads` says so (a number of reads, or Infinity), on
- * a broker slow to confirm (publishes wait for `open()`), and another process's store, whose clock is right.
+ * a broker slow to confirm (publishes wait for `open()`), and another process's store, whose clock is right;
+ * stop() ends them.
  */
 async function rig(h: StoreHarness, leaseMs?: number) {
   const options = h.newDatabase();
@@ -41,26 +41,8 @@ async function rig(h: StoreHarness, leaseMs?: number) {
       return offset;
     },
   };
-  const broker = createMemoryBroker();
-  await broker.start();
-  let open!: () => void;
-  const gate = new Promise<void>((r) => (open = r));
-  const publish = broker.publish.bind(broker);
-  const sent = { publishes: 0 };
-  vi.spyOn(broker, 'publish').mockImplementation(async (...args) => {
-    sent.publishes++;
-    await gate;
-    return publish(...args);
-  });
-  const got: Delivery[] = [];
-  await broker.consume(
-    QUEUE,
-    async (d) => {
-      got.push(d);
-      return { kind: 'ack' };
-    },
-    { prefetch: 10, maxAttempts: 1 },
-  );
+  const { broker, open, sent } = await slowBroker();
+  const got = await collect(broker, QUEUE);
   const relay = createOutboxRelay({
     store,
     broker,
@@ -68,25 +50,24 @@ async function rig(h: StoreHarness, leaseMs?: number) {
     idleMs: 20,
     ...(leaseMs && { leaseMs }),
   });
-  return { base, other, clock, broker, open, sent, got, relay };
-}
-
-/** This process's clock is stepped by `stepMs` (PostgreSQL's, on the same machine, is not). */
-function stepClock(stepMs: number): void {
-  const real = Date.now();
-  vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
-  vi.setSystemTime(real + stepMs);
+  /** Lets the publishes go, stops the relay and closes the broker. */
+  const stop = async () => {
+    open();
+    await relay.stop();
+    await broker.close();
+  };
+  return { base, other, clock, open, sent, got, relay, stop };
 }
 
 describePostgres('outbox relay: the clock read after a clock step fails', (h) => {
   it('claims nothing by the old offset: another relay does not publish the rows it takes', async () => {
-    const { base, other, clock, broker, open, sent, got, relay } = await rig(h);
+    const { base, other, clock, open, sent, got, relay, stop } = await rig(h);
     relay.start();
     try {
       expect(await until(() => clock.answered === 1)).toBe(true);
       // This process's clock is stepped ten minutes back, and the relay's next read of the database's clock fails.
       clock.failReads = 1;
-      stepClock(STEP_MS);
+      skewClock(STEP_MS);
       expect(await until(() => clock.reads >= 2)).toBe(true);
 
       const row = await other.outbox.add({
@@ -104,16 +85,14 @@ describePostgres('outbox relay: the clock read after a clock step fails', (h) =>
       expect(await until(async () => (await base.outbox.pendingCount()) === 0)).toBe(true);
       expect(got.map((d) => d.messageId)).toEqual([row.messageId]);
     } finally {
-      open();
-      await relay.stop();
-      await broker.close();
+      await stop();
     }
   }, 30_000);
 
   it("claims nothing by offset 0 when its first read of the database's clock fails, and tries again every second", async () => {
-    const { base, other, clock, broker, open, sent, got, relay } = await rig(h);
+    const { base, other, clock, open, sent, got, relay, stop } = await rig(h);
     // This process's clock is ten minutes behind PostgreSQL's from the start, and the relay's reads fail.
-    stepClock(STEP_MS);
+    skewClock(STEP_MS);
     clock.failReads = Infinity;
     relay.start();
     try {
@@ -136,9 +115,7 @@ describePostgres('outbox relay: the clock read after a clock step fails', (h) =>
       expect(await until(async () => (await base.outbox.pendingCount()) === 0)).toBe(true);
       expect(got.map((d) => d.messageId)).toEqual([row.messageId]);
     } finally {
-      open();
-      await relay.stop();
-      await broker.close();
+      await stop();
     }
   }, 30_000);
 
@@ -146,7 +123,7 @@ describePostgres('outbox relay: the clock read after a clock step fails', (h) =>
   // by a step they cannot measure yet.
   it('renews the leases of the rows it holds into the future, before it could read the database clock again', async () => {
     const leaseMs = 1_500;
-    const { base, other, clock, broker, open, sent, got, relay } = await rig(h, leaseMs);
+    const { base, other, clock, open, sent, got, relay, stop } = await rig(h, leaseMs);
     relay.start();
     try {
       expect(await until(() => clock.answered === 1)).toBe(true);
@@ -156,7 +133,7 @@ describePostgres('outbox relay: the clock read after a clock step fails', (h) =>
       // Held (the broker not confirming) when this process's clock is stepped ten minutes back, and the database's
       // clock cannot be read any more.
       clock.failReads = Infinity;
-      stepClock(STEP_MS);
+      skewClock(STEP_MS);
       // Two leases long: the lease the claim gave has ended, and the relay has renewed it (at least) once.
       await new Promise((r) => setTimeout(r, 2 * leaseMs));
       const taken = await other.outbox.claimBatch(10, new Date(Date.now() - STEP_MS));
@@ -167,9 +144,7 @@ describePostgres('outbox relay: the clock read after a clock step fails', (h) =>
       expect(await until(async () => (await base.outbox.pendingCount()) === 0)).toBe(true);
       expect(got.map((d) => d.messageId)).toEqual([row.messageId]);
     } finally {
-      open();
-      await relay.stop();
-      await broker.close();
+      await stop();
     }
   }, 30_000);
 });

@@ -6,10 +6,10 @@
  * the row this one holds and publishes it too.
  */
 import { afterEach, expect, it, vi } from 'vitest';
-import { createMemoryBroker } from '../../src/queue/memory-broker.js';
 import { createOutboxRelay, leased } from '../../src/queue/outbox-relay.js';
 import type { Store } from '../../src/store/index.js';
-import { describePostgres, silentLogger, uid, until } from './harness.js';
+import { describePostgres, silentLogger, skewClock, uid, until } from './harness.js';
+import { slowBroker } from './relay-support.js';
 
 const QUEUE = 'stripe_refund_requests';
 const STEP_MS = -600_000;
@@ -35,20 +35,10 @@ describePostgres("outbox relay: its first read of the database's clock not answe
         return base.clockOffsetMs();
       },
     };
-    const broker = createMemoryBroker();
-    await broker.start();
     // The broker slow to confirm: the relay holds the row meanwhile.
-    let open!: () => void;
-    const gate = new Promise<void>((r) => (open = r));
-    const publish = broker.publish.bind(broker);
-    vi.spyOn(broker, 'publish').mockImplementation(async (...args) => {
-      await gate;
-      return publish(...args);
-    });
+    const { broker, open } = await slowBroker();
     // This process's clock is ten minutes behind PostgreSQL's.
-    const real = Date.now();
-    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
-    vi.setSystemTime(real + STEP_MS);
+    skewClock(STEP_MS);
     const relay = createOutboxRelay({ store, broker, logger: silentLogger, idleMs: 20 });
     relay.start();
     try {

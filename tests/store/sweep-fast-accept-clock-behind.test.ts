@@ -7,8 +7,8 @@
  * and every sweep queues it again while it waits for the worker.
  */
 import { afterEach, expect, it, vi } from 'vitest';
-import { describePostgres, uid } from './harness.js';
-import { REQUESTS_QUEUE, skewClock, sweepStuck } from './sweep-support.js';
+import { describePostgres, skewClock, uid } from './harness.js';
+import { REQUESTS_QUEUE, sweepStuck } from './sweep-support.js';
 
 const BEHIND_MS = 15 * 60_000;
 

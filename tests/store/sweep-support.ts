@@ -1,6 +1,5 @@
-/** The stuck-refund sweep run on a store alone, and a process clock set off, for the sweep's store tests. */
+/** The stuck-refund sweep run on a store alone, for the sweep's store tests. */
 import { pino } from 'pino';
-import { vi } from 'vitest';
 import { requeueStuck, type Deps } from '../../src/service.js';
 import type { Store } from '../../src/store/index.js';
 
@@ -18,14 +17,4 @@ export function sweepStuck(store: Store, staleMs = SERVICE_STALE_MS): Promise<nu
     logger: pino({ level: 'silent' }),
   } as unknown as Deps;
   return requeueStuck(deps, staleMs);
-}
-
-/**
- * This process's clock is `skewMs` off from now on (PostgreSQL's, on the same machine, is not). Undo with
- * vi.useRealTimers() after the test.
- */
-export function skewClock(skewMs: number): void {
-  const real = Date.now();
-  vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
-  vi.setSystemTime(real + skewMs);
 }

@@ -6,8 +6,8 @@
  * PostgreSQL's clock says it is.
  */
 import { afterEach, expect, it, vi } from 'vitest';
-import { describePostgres, uid } from './harness.js';
-import { REQUESTS_QUEUE, skewClock, sweepStuck } from './sweep-support.js';
+import { describePostgres, skewClock, uid } from './harness.js';
+import { REQUESTS_QUEUE, sweepStuck } from './sweep-support.js';
 
 const BEHIND_MS = 15 * 60_000;
 
