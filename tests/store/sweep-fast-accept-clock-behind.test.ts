@@ -8,7 +8,7 @@
  */
 import { afterEach, expect, it, vi } from 'vitest';
 import { describePostgres, skewClock, uid } from './harness.js';
-import { REQUESTS_QUEUE, sweepStuck } from './sweep-support.js';
+import { REQUESTS_QUEUE, succeededIntent, sweepStuck } from './sweep-support.js';
 
 const BEHIND_MS = 15 * 60_000;
 
@@ -19,15 +19,7 @@ afterEach(() => {
 describePostgres('stuck-refund sweep: an async refund accepted by one statement, clock behind', (h) => {
   it('is not queued again by the sweep right after it is accepted', async () => {
     const store = await h.open(h.newDatabase());
-    const pi = uid('pi');
-    await store.payments.insert({
-      id: pi,
-      kind: 'payment_intent',
-      owner: 'acme',
-      amount: 1_000,
-      currency: 'eur',
-      status: 'succeeded',
-    });
+    const pi = await succeededIntent(store);
     skewClock(-BEHIND_MS);
     const requestId = uid('fast');
     const accepted = await store.refunds.acceptAnnounced!(

@@ -8,20 +8,12 @@
 import { expect, it } from 'vitest';
 import { REQUEST_ID_HEADER } from '../../src/queue/topology.js';
 import { describeStore, uid } from './harness.js';
-import { sweepStuck } from './sweep-support.js';
+import { succeededIntent, sweepStuck } from './sweep-support.js';
 
 describeStore('stuck-refund sweep: the x-request-id of its copy', (h) => {
   it('comes from the refund when its first message is gone from the outbox', async () => {
     const store = await h.open(h.newDatabase());
-    const pi = uid('pi');
-    await store.payments.insert({
-      id: pi,
-      kind: 'payment_intent',
-      owner: 'acme',
-      amount: 1_000,
-      currency: 'eur',
-      status: 'succeeded',
-    });
+    const pi = await succeededIntent(store);
     const requestId = uid('stuck');
     // Accepted weeks ago: its first message was published and purged since, so the outbox has none for it.
     await store.refunds.insert({

@@ -2,6 +2,7 @@
 import { pino } from 'pino';
 import { requeueStuck, type Deps } from '../../src/service.js';
 import type { Store } from '../../src/store/index.js';
+import { uid } from './harness.js';
 
 /** The queue refund request messages go to. */
 export const REQUESTS_QUEUE = 'stripe_refund_requests';
@@ -17,4 +18,18 @@ export function sweepStuck(store: Store, staleMs = SERVICE_STALE_MS): Promise<nu
     logger: pino({ level: 'silent' }),
   } as unknown as Deps;
   return requeueStuck(deps, staleMs);
+}
+
+/** A succeeded payment intent of owner `acme` (1 000 eur) in `store`, refunds can be asked of: its id. */
+export async function succeededIntent(store: Store): Promise<string> {
+  const pi = uid('pi');
+  await store.payments.insert({
+    id: pi,
+    kind: 'payment_intent',
+    owner: 'acme',
+    amount: 1_000,
+    currency: 'eur',
+    status: 'succeeded',
+  });
+  return pi;
 }
