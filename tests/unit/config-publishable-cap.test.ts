@@ -4,17 +4,8 @@
  * leave secret keys room: a share as large as the cap would let a key anyone can read hold every place again.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
-    throw err;
-  }
-  return [];
-}
+import { loadConfig } from '../../src/config/index.js';
+import { problemsOf } from './config-support.js';
 
 const share = (env: Record<string, string>) => loadConfig(env).http.maxConcurrentPublishableRequests;
 

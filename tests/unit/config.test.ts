@@ -1,16 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../src/config/index.js';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
-    throw err;
-  }
-  return [];
-}
+import { CONFIG_VARIABLES, loadConfig } from '../../src/config/index.js';
+import { problemsOf } from './config-support.js';
 
 describe('config', () => {
   it('needs nothing for the embedded default: port 5000, SQLite, in-process sandbox and queue', () => {

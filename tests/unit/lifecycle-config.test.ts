@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
-    throw err;
-  }
-  return [];
-}
+import { loadConfig } from '../../src/config/index.js';
+import { problemsOf } from './config-support.js';
 
 const variables = (problems: string[]) => problems.map((p) => p.split(/[: ]/)[0]);
 
