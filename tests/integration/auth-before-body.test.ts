@@ -9,11 +9,11 @@
  * the cap and the body; a request without a valid one is answered at once (401, or the 404 or 405 of a path or
  * method the contract does not have, as before), and the key's lookup is the only one of the request.
  */
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
+import { slowPost } from '../helpers/slow-post.js';
 
 const CAP = 4;
 let svc: TestService;
@@ -45,39 +45,6 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-/**
- * Sends a request's head announcing a 1,000-byte JSON body, and 10 bytes of it, then nothing: resolves with the
- * answer's head, if one comes while the rest of the body is never sent.
- */
-function slowPost(path: string, headers: string[] = []): { head: Promise<string>; close(): void } {
-  const { port } = new URL(svc.url);
-  const socket = connect(Number(port), '127.0.0.1');
-  socket.on('error', () => undefined);
-  const head = new Promise<string>((resolve) => {
-    let text = '';
-    socket.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-      if (text.includes('\r\n\r\n')) resolve(text.slice(0, text.indexOf('\r\n\r\n')));
-    });
-    socket.on('close', () => resolve(text));
-  });
-  socket.on('connect', () => {
-    socket.write(
-      [
-        `POST ${path} HTTP/1.1`,
-        'Host: 127.0.0.1',
-        'Content-Type: application/json',
-        'Content-Length: 1000',
-        ...headers,
-        '',
-        '',
-      ].join('\r\n'),
-    );
-    socket.write('{"amount":');
-  });
-  return { head, close: () => socket.destroy() };
-}
-
 /** The answer heads of `held`, once each has one (or 'still reading' for those that have none after 5 s). */
 async function headsOf(held: { head: Promise<string> }[]): Promise<string[]> {
   const heads: (string | undefined)[] = held.map(() => undefined);
@@ -101,10 +68,10 @@ describe('a request without a valid key', () => {
   it('takes no place under MAX_CONCURRENT_REQUESTS and is answered 401 before its body is read', async () => {
     const unknownKey = `psk_${'x'.repeat(43)}`;
     const keyless = [
-      ...Array.from({ length: 2 * CAP }, () => slowPost('/payment-intent')),
-      slowPost('/refund', [`Authorization: Bearer ${unknownKey}`]),
-      slowPost('/refund-async', ['Authorization: Bearer not-a-key']),
-      slowPost('/payment-intent', [`Authorization: Bearer ${key}`, `Authorization: Bearer ${key}`]),
+      ...Array.from({ length: 2 * CAP }, () => slowPost(svc.url, '/payment-intent')),
+      slowPost(svc.url, '/refund', [`Authorization: Bearer ${unknownKey}`]),
+      slowPost(svc.url, '/refund-async', ['Authorization: Bearer not-a-key']),
+      slowPost(svc.url, '/payment-intent', [`Authorization: Bearer ${key}`, `Authorization: Bearer ${key}`]),
     ];
     try {
       const heads = await headsOf(keyless);
@@ -123,7 +90,7 @@ describe('a request without a valid key', () => {
   });
 
   it('is still answered 404 on a path, and 405 for a method, the contract does not have, body unread', async () => {
-    const held = [slowPost('/no-such-path'), slowPost('/refund-status/abc')];
+    const held = [slowPost(svc.url, '/no-such-path'), slowPost(svc.url, '/refund-status/abc')];
     try {
       const heads = await headsOf(held);
       expect(heads[0]).toMatch(/^HTTP\/1\.1 404 /);
@@ -149,7 +116,7 @@ describe('a request without a valid key', () => {
 describe('a request with a valid key', () => {
   it('still waits its turn under MAX_CONCURRENT_REQUESTS while it sends its body', async () => {
     const held = Array.from({ length: CAP }, () =>
-      slowPost('/payment-intent', [`Authorization: Bearer ${key}`]),
+      slowPost(svc.url, '/payment-intent', [`Authorization: Bearer ${key}`]),
     );
     try {
       // Each holds a place until its body arrives: the next keyed request finds none.

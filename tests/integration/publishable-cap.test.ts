@@ -8,12 +8,12 @@
  * long as they were kept open. Now the publishable requests beyond their share are answered 503 `overloaded` at
  * once, and a secret key's request is served.
  */
-import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { createKey, hashKey, PUBLISHABLE_SCOPES } from '../../src/auth/api-keys.js';
 import { postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
+import { slowPost } from '../helpers/slow-post.js';
 
 const CAP = 4;
 let svc: TestService;
@@ -38,43 +38,6 @@ afterEach(async () => {
   await svc?.stop();
 });
 
-/**
- * Sends a request's head announcing a 1,000-byte JSON body, and 10 bytes of it, then nothing: `head` resolves with
- * the answer's head (and `answered` turns true), if one comes while the rest of the body is never sent.
- */
-function slowPost(
-  path: string,
-  headers: string[],
-): { head: Promise<string>; answered(): boolean; close(): void } {
-  const { port } = new URL(svc.url);
-  const socket = connect(Number(port), '127.0.0.1');
-  socket.on('error', () => undefined);
-  let done = false;
-  const head = new Promise<string>((resolve) => {
-    let text = '';
-    socket.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-      if (text.includes('\r\n\r\n')) resolve(text.slice(0, text.indexOf('\r\n\r\n')));
-    });
-    socket.on('close', () => resolve(text));
-  }).finally(() => (done = true));
-  socket.on('connect', () => {
-    socket.write(
-      [
-        `POST ${path} HTTP/1.1`,
-        'Host: 127.0.0.1',
-        'Content-Type: application/json',
-        'Content-Length: 1000',
-        ...headers,
-        '',
-        '',
-      ].join('\r\n'),
-    );
-    socket.write('{"amount":');
-  });
-  return { head, answered: () => done, close: () => socket.destroy() };
-}
-
 const intent = (key: string) =>
   postJson(
     `${svc.url}/payment-intent`,
@@ -86,7 +49,7 @@ describe('requests with a publishable key', () => {
   it('hold at most half of MAX_CONCURRENT_REQUESTS: a secret key is served while they send their bodies slowly', async () => {
     const paths = ['/payment-intent', '/create-checkout-session'];
     const held = Array.from({ length: 2 * CAP }, (_, i) =>
-      slowPost(paths[i % 2]!, [`Authorization: Bearer ${publishableKey}`]),
+      slowPost(svc.url, paths[i % 2]!, [`Authorization: Bearer ${publishableKey}`]),
     );
     try {
       // However many of them the service let in, those it did not are answered at once.
@@ -132,10 +95,10 @@ describe('requests with a publishable key', () => {
   it('still count under MAX_CONCURRENT_REQUESTS: their share adds no place to it', async () => {
     const held = [
       ...Array.from({ length: CAP / 2 }, () =>
-        slowPost('/payment-intent', [`Authorization: Bearer ${publishableKey}`]),
+        slowPost(svc.url, '/payment-intent', [`Authorization: Bearer ${publishableKey}`]),
       ),
       ...Array.from({ length: CAP / 2 }, () =>
-        slowPost('/payment-intent', [`Authorization: Bearer ${secretKey}`]),
+        slowPost(svc.url, '/payment-intent', [`Authorization: Bearer ${secretKey}`]),
       ),
     ];
     try {
@@ -173,7 +136,7 @@ describe('requests with a publishable key', () => {
       scopes: [...PUBLISHABLE_SCOPES],
     });
     const held = Array.from({ length: CAP }, () =>
-      slowPost('/payment-intent', [`Authorization: Bearer ${key}`]),
+      slowPost(svc.url, '/payment-intent', [`Authorization: Bearer ${key}`]),
     );
     try {
       const answered = await eventually(
