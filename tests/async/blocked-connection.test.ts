@@ -14,7 +14,7 @@
 import { describe, expect, it } from 'vitest';
 import { queueFamily, type Delivery, type Outcome } from '../../src/queue/index.js';
 import { eventually, openAdmin } from '../queue/support/rabbit.js';
-import { alarmRig, rabbitFile } from '../queue/support/rigs.js';
+import { alarmRig, noteAndAck, rabbitFile } from '../queue/support/rigs.js';
 
 const rabbit = await rabbitFile('rq-blocked', 'blocked connection');
 const filePrefix = rabbit.prefix;
@@ -79,14 +79,7 @@ describe.skipIf(!rabbit.ok)('a RabbitMQ resource alarm (connection.blocked)', ()
     try {
       await broker.start();
       const seen: string[] = [];
-      await broker.consume(
-        names.requests,
-        async (d) => {
-          seen.push(d.messageId);
-          return { kind: 'ack' };
-        },
-        { prefetch: 1, maxAttempts: 1 },
-      );
+      await broker.consume(names.requests, noteAndAck(seen), { prefetch: 1, maxAttempts: 1 });
       proxy.block();
       await eventually(() => broker.room?.() === 0, 'the notice to reach the driver');
       // Another service's publish (its connection is not blocked) is delivered; the ack waits with the rest.

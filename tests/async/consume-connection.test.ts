@@ -11,7 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import { queueFamily, type Delivery, type Outcome } from '../../src/queue/index.js';
 import { eventually, openAdmin } from '../queue/support/rabbit.js';
-import { alarmRig, rabbitFile } from '../queue/support/rigs.js';
+import { alarmRig, noteAndAck, rabbitFile } from '../queue/support/rigs.js';
 
 const rabbit = await rabbitFile('rq-consume-conn', 'consume connection');
 const filePrefix = rabbit.prefix;
@@ -23,14 +23,7 @@ describe.skipIf(!rabbit.ok)('consuming during a resource alarm that blocks publi
     try {
       await broker.start();
       const seen: string[] = [];
-      await broker.consume(
-        names.requests,
-        async (d) => {
-          seen.push(d.messageId);
-          return { kind: 'ack' };
-        },
-        { prefetch: 1, maxAttempts: 1 },
-      );
+      await broker.consume(names.requests, noteAndAck(seen), { prefetch: 1, maxAttempts: 1 });
       proxy.block();
       // What the relay would do meanwhile: an outcome message, the publish RabbitMQ blocks the connection for.
       const publishing = broker.publish({ queue: names.responses }, { n: 0 }, { messageId: 'outcome-1' });

@@ -12,7 +12,7 @@
 import { describe, expect, it } from 'vitest';
 import { createRabbitBroker, type Broker } from '../../src/queue/index.js';
 import { eventually, openAdmin, RABBIT_URL, topologyFor } from './support/rabbit.js';
-import { frontProxy, rabbitFile } from './support/rigs.js';
+import { frontProxy, noteAndAck, rabbitFile } from './support/rigs.js';
 
 const rabbit = await rabbitFile('consume-first', 'consume before the topology');
 const prefix = rabbit.prefix;
@@ -59,10 +59,7 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver: a worker started before RabbitMQ i
       // The worker subscribes (src/refunds/worker.ts awaits this in the service's start).
       const consumer = await broker.consume(
         names.requests,
-        (d) => {
-          seen.push(d.body);
-          return Promise.resolve({ kind: 'ack' } as const);
-        },
+        noteAndAck(seen, (d) => d.body),
         { prefetch: 1, maxAttempts: 3 },
       );
       await eventually(() => broker!.isConnected(), 'the publishing connection to come back');
@@ -100,10 +97,7 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver: a worker started before RabbitMQ i
       const seen: unknown[] = [];
       const consumer = await broker.consume(
         names.requests,
-        (d) => {
-          seen.push(d.body);
-          return Promise.resolve({ kind: 'ack' } as const);
-        },
+        noteAndAck(seen, (d) => d.body),
         { prefetch: 1, maxAttempts: 3 },
       );
       await eventually(() => consumer.isSubscribed(), 'the consumer to subscribe');

@@ -15,7 +15,7 @@ import {
   relayRig,
   type RelayRig,
 } from './support/rabbit.js';
-import { rabbitFile } from './support/rigs.js';
+import { noteAndAck, rabbitFile } from './support/rigs.js';
 
 const rabbit = await rabbitFile('rq-conns', 'rabbitmq connections', true);
 const filePrefix = rabbit.prefix;
@@ -70,14 +70,7 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver: a connection to publish, another t
     expect(await scrape()).toEqual({ connected: 1, publish: 1, consume: NaN });
 
     const seen: string[] = [];
-    await broker.consume(
-      names.requests,
-      async (d) => {
-        seen.push(d.messageId);
-        return { kind: 'ack' };
-      },
-      { prefetch: 1, maxAttempts: 1 },
-    );
+    await broker.consume(names.requests, noteAndAck(seen), { prefetch: 1, maxAttempts: 1 });
     await eventually(() => seen.includes('one-1'), 'the delivery');
     expect(await connectionsNamed(prefix)).toBe(1);
     expect(await connectionsNamed(`${prefix}/consume`)).toBe(1);
@@ -152,14 +145,7 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver: a connection to publish, another t
     broker.onStateChange((connected) => states.push(connected));
     await broker.start();
     const seen: string[] = [];
-    const consumer = await broker.consume(
-      names.requests,
-      async (d) => {
-        seen.push(d.messageId);
-        return { kind: 'ack' };
-      },
-      { prefetch: 1, maxAttempts: 1 },
-    );
+    const consumer = await broker.consume(names.requests, noteAndAck(seen), { prefetch: 1, maxAttempts: 1 });
     expect(consumer.isSubscribed()).toBe(true);
 
     expect(await closeConnectionsNamed(`${prefix}/consume`)).toBe(1);

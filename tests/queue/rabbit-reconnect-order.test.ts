@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { createRabbitBroker, prefixedTopology, type Broker } from '../../src/queue/index.js';
 import { resolveTopology } from '../../src/queue/topology.js';
 import { deleteEverything, eventually, RABBIT_URL } from './support/rabbit.js';
-import { frontProxy, rabbitFile } from './support/rigs.js';
+import { frontProxy, noteAndAck, rabbitFile } from './support/rigs.js';
 
 // rabbitmqctl lists the queues the restart deletes.
 const rabbit = await rabbitFile('reconnect-order', 'reconnect order', true);
@@ -74,10 +74,7 @@ describe.skipIf(!rabbit.ok)(
         const seen: unknown[] = [];
         const consumer = await broker.consume(
           names.requests,
-          (d) => {
-            seen.push(d.body);
-            return Promise.resolve({ kind: 'ack' } as const);
-          },
+          noteAndAck(seen, (d) => d.body),
           { prefetch: 1, maxAttempts: 3 },
         );
         expect(consumer.isSubscribed()).toBe(true);

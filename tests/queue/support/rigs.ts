@@ -1,11 +1,11 @@
 /**
  * Set-up the RabbitMQ suites share beyond rabbit.ts: a test file's own corner of the shared broker, a relay rig whose
- * broker reaches RabbitMQ through a proxy that plays a resource alarm, and a TCP proxy in front of RabbitMQ whose
- * connections a test steers (refuses, sorts, drops).
+ * broker reaches RabbitMQ through a proxy that plays a resource alarm, a TCP proxy in front of RabbitMQ whose
+ * connections a test steers (refuses, sorts, drops), and a handler that acks what it is given.
  */
 import { createServer, connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
 import { afterAll } from 'vitest';
-import type { RabbitBrokerOptions } from '../../../src/queue/index.js';
+import type { Delivery, Outcome, RabbitBrokerOptions } from '../../../src/queue/index.js';
 import { alarmProxy, type AlarmProxy } from './alarm-proxy.js';
 import {
   RABBIT_URL,
@@ -111,5 +111,18 @@ export async function frontProxy(
       drop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+/** A handler that acks every delivery, once it has noted in `seen` what `note` takes of it (its messageId). */
+export function noteAndAck(seen: string[]): (d: Delivery) => Promise<Outcome>;
+export function noteAndAck<T>(seen: T[], note: (d: Delivery) => T): (d: Delivery) => Promise<Outcome>;
+export function noteAndAck(
+  seen: unknown[],
+  note: (d: Delivery) => unknown = (d) => d.messageId,
+): (d: Delivery) => Promise<Outcome> {
+  return async (d) => {
+    seen.push(note(d));
+    return { kind: 'ack' };
   };
 }
