@@ -441,6 +441,26 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     };
   }
 
+  /**
+   * Records `pi` as read from Stripe by a request (GET /payment-intent/{id}) that looked at the intent's row (`seen`,
+   * null: none) before it asked. A final status is written as recordIntent writes it (Stripe never leaves it, so
+   * no write can be newer). Any other is written only if the row is still as seen (compare-and-set, one
+   * statement): an event's applier may have written a newer read meanwhile (the customer tried another card after
+   * failing 3D Secure), and this older one written over it left the ledger behind Stripe with no event to come.
+   * Null when it was not written; the other write stands (an event's applier reads the intent again when the row
+   * changed under its own read).
+   */
+  async function recordIntentRead(
+    owner: string,
+    pi: Stripe.PaymentIntent,
+    seen: Pick<Payment, 'status' | 'updatedAt'> | null,
+  ): Promise<Payment | null> {
+    if (FINAL_INTENT_STATUSES.has(pi.status)) return recordIntent(owner, pi);
+    return store.payments.upsertIfUnchanged(intentRow(owner, pi), seen, {
+      finalStatuses: FINAL_INTENT_STATUS_LIST,
+    });
+  }
+
   async function recordIntent(owner: string, pi: Stripe.PaymentIntent): Promise<Payment> {
     // Stripe never moves an intent out of succeeded or canceled: a different status is an older view,
     // and the one guarded statement keeps the final row (no transaction or row lock needed).
@@ -731,6 +751,8 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       const direct = await store.payments.getForOwnerWithCommitted(id, caller.owner);
       const row = direct?.payment ?? (await ownedRowOrLearnt(caller, id, reqId));
       if (!row && !isOpenMode(caller)) throw notFound('payment intent');
+      // The intent's own row as it was before Stripe was asked (the session's row may be what made it visible).
+      const seen = row?.id === id ? row : await store.payments.get(id);
       let pi: Stripe.PaymentIntent;
       try {
         pi = await withoutCallSite(() =>
@@ -739,9 +761,8 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       } catch (err) {
         throw toProblem(err, 'payment_intent');
       }
-      const own = row?.id === pi.id ? row : await store.payments.get(pi.id);
-      if (!own || own.status !== pi.status || own.amount !== pi.amount)
-        await recordIntent(row?.owner ?? caller.owner, pi);
+      if (!seen || seen.status !== pi.status || seen.amount !== pi.amount)
+        await recordIntentRead(row?.owner ?? caller.owner, pi, seen);
       // What the refunds held when the row was read (before the Stripe call): as of that read, as any answer is.
       const amountRefunded =
         direct?.payment.id === pi.id ? direct.committed : await store.refunds.sumCommitted(pi.id);
