@@ -442,13 +442,13 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
   }
 
   /**
-   * Records `pi` as read from Stripe by a request (GET /payment-intent/{id}) that looked at the intent's row (`seen`,
-   * null: none) before it asked. A final status is written as recordIntent writes it (Stripe never leaves it, so
-   * no write can be newer). Any other is written only if the row is still as seen (compare-and-set, one
-   * statement): an event's applier may have written a newer read meanwhile (the customer tried another card after
-   * failing 3D Secure), and this older one written over it left the ledger behind Stripe with no event to come.
-   * Null when it was not written; the other write stands (an event's applier reads the intent again when the row
-   * changed under its own read).
+   * Records `pi` as read from Stripe by a request (GET /payment-intent/{id}, a refund's resolveForRefund) that
+   * looked at the intent's row (`seen`, null: none) before it asked. A final status is written as recordIntent
+   * writes it (Stripe never leaves it, so no write can be newer). Any other is written only if the row is still as
+   * seen (compare-and-set, one statement): an event's applier may have written a newer read meanwhile (the
+   * customer tried another card after failing 3D Secure), and this older one written over it left the ledger
+   * behind Stripe with no event to come. Null when it was not written; the other write stands (an event's applier
+   * reads the intent again when the row changed under its own read).
    */
   async function recordIntentRead(
     owner: string,
@@ -826,7 +826,13 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       } catch (err) {
         throw toProblem(err, 'payment_intent');
       }
-      return recordIntent(row?.owner ?? caller.owner, pi);
+      const recorded = await recordIntentRead(row?.owner ?? caller.owner, pi, own);
+      if (recorded) return recorded;
+      // The row was written meanwhile (an event's newer read): left so, and the refund is checked against the status
+      // Stripe answered (not succeeded: recordIntentRead always writes a final status).
+      const now = await store.payments.get(pi.id);
+      if (!now) return recordIntent(row?.owner ?? caller.owner, pi);
+      return { ...now, status: pi.status, amount: pi.amount, currency: pi.currency };
     },
   };
 }

@@ -1,13 +1,14 @@
 /**
- * GET /payment-intent/{id} and a payment intent event at once, the GET's older read written last: the GET reads the
- * intent from Stripe (`requires_action`, the customer has yet to authenticate), and its answer is held on its way
- * back (a slow network, a busy pool) while the customer fails 3D Secure and `payment_failed` is applied
- * (`requires_payment_method`). The GET, let go, answers what it read, but must not write that older status over the
- * ledger's newer one: README (Webhooks) promises that an intent's row ends at Stripe's later status, and no event
- * comes later to put it right.
+ * A request that reads a payment intent from Stripe and records what it read (GET /payment-intent/{id}, and POST
+ * /refund of an intent the ledger does not know as paid), beside an event of the same intent: the customer failed
+ * 3D Secure (Stripe: `requires_payment_method`; its event not applied yet, the ledger still `requires_action`), the
+ * request reads that, and its answer is held on the way back (a slow network, a busy pool) while the customer tries
+ * another card that asks for 3D Secure and that attempt's `requires_action` event is applied. The request, let go,
+ * answers what it read, but must not write that older status over the ledger's newer one: README (Webhooks) says
+ * an intent's row ends at Stripe's later status, and no event comes later to put it right.
  */
 import { describe, expect, it } from 'vitest';
-import { databases, getJson, rabbitReady, sandboxEvents, until, useRig, type Rig } from './support/rig.js';
+import { databases, getJson, postJson, rabbitReady, sandboxEvents, useRig, type Rig } from './support/rig.js';
 
 const rabbit = await rabbitReady('GET /payment-intent and an event at once');
 const dbs = await databases();
@@ -53,7 +54,8 @@ async function authenticate(rig: Rig, pi: string, outcome: 'fail' | 'succeed'): 
 describe.skipIf(!rabbit).each(dbs)('GET /payment-intent/{id} beside an event, on %s', (db) => {
   const rig = useRig(db, `intent-get-stale.${db}`);
 
-  it("the GET's older read, written after a newer event was applied, leaves the ledger where Stripe is", async () => {
+  /** An intent confirmed with a card that asks for 3D Secure, whose customer then fails it (no event applied yet). */
+  async function failedOnce(): Promise<string> {
     const created = await fetch(`${rig.svc.url}/payment-intent`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -70,28 +72,33 @@ describe.skipIf(!rabbit).each(dbs)('GET /payment-intent/{id} beside an event, on
       status: string;
     };
     expect(status).toBe('requires_action');
-    // The customer fails 3D Secure; its event has not come yet (the ledger still says requires_action).
     await authenticate(rig, pi, 'fail');
+    return pi;
+  }
 
+  /** The customer tries again with another card that asks for 3D Secure; that attempt's event is applied. */
+  async function triedAgain(pi: string): Promise<void> {
+    const again = await rig.dashboard.paymentIntents.confirm(pi, {
+      payment_method: 'pm_card_threeDSecure2Required',
+    });
+    expect(again.status).toBe('requires_action');
+    const events = (await sandboxEvents(rig, new Set(['payment_intent.requires_action']))).filter(
+      (e) => (e.data.object as { id: string }).id === pi,
+    );
+    expect(events).toHaveLength(2);
+    expect((await rig.send(JSON.stringify(events[1]))).status).toBe(200);
+    await rig.settled();
+    expect(await rig.svc.deps.store.payments.get(pi)).toMatchObject({ status: 'requires_action' });
+  }
+
+  it('GET: its older read, written after a newer event was applied, leaves the ledger where Stripe is', async () => {
+    const pi = await failedOnce();
     const hold = holdNextRead(rig, pi);
     let answer: Promise<Awaited<ReturnType<typeof getJson>>>;
     try {
       answer = getJson(`${rig.svc.url}/payment-intent/${pi}`);
       expect(await hold.held).toBe('requires_payment_method');
-
-      // The customer tries again with another card that asks for 3D Secure; that attempt's event is applied.
-      const again = await rig.dashboard.paymentIntents.confirm(pi, {
-        payment_method: 'pm_card_threeDSecure2Required',
-      });
-      expect(again.status).toBe('requires_action');
-      const events = (await sandboxEvents(rig, new Set(['payment_intent.requires_action']))).filter(
-        (e) => (e.data.object as { id: string }).id === pi,
-      );
-      expect(events).toHaveLength(2);
-      expect((await rig.send(JSON.stringify(events[0]))).status).toBe(200);
-      await until(async () => (await rig.counts()).webhook_events >= 1, 'event stored');
-      await rig.settled();
-      expect(await rig.svc.deps.store.payments.get(pi)).toMatchObject({ status: 'requires_action' });
+      await triedAgain(pi);
     } finally {
       hold.restore();
     }
@@ -99,6 +106,26 @@ describe.skipIf(!rabbit).each(dbs)('GET /payment-intent/{id} beside an event, on
     const got = await answer;
     expect(got.status).toBe(200);
     expect(got.json).toMatchObject({ id: pi, status: 'requires_payment_method' });
+    await rig.settled();
+
+    expect((await rig.dashboard.paymentIntents.retrieve(pi)).status).toBe('requires_action');
+    expect(await rig.svc.deps.store.payments.get(pi)).toMatchObject({ status: 'requires_action' });
+  });
+
+  it('POST /refund: the read it refuses with, written after a newer event was applied, leaves the ledger where Stripe is', async () => {
+    const pi = await failedOnce();
+    const hold = holdNextRead(rig, pi);
+    let answer: Promise<Awaited<ReturnType<typeof postJson>>>;
+    try {
+      answer = postJson(`${rig.svc.url}/refund`, { payment_intent_id: pi });
+      expect(await hold.held).toBe('requires_payment_method');
+      await triedAgain(pi);
+    } finally {
+      hold.restore();
+    }
+    const got = await answer;
+    expect(got.status).toBe(409);
+    expect(got.json).toMatchObject({ code: 'payment_not_refundable' });
     await rig.settled();
 
     expect((await rig.dashboard.paymentIntents.retrieve(pi)).status).toBe('requires_action');
