@@ -501,6 +501,10 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     const session = sessions.data[0];
     const ours = session ? await store.payments.get(session.id) : null;
     const sessionOwner = ours?.owner || ownerNamedBy(session);
+    // Nothing to learn from a session the ledger holds, already naming this intent, that names no owner (made in the
+    // dashboard, a Payment Link): recorded again, it rewrote the intent's row on every read, under an event's
+    // applier's compare-and-set, which then read the intent again and again and never wrote what it read.
+    if (ours && !sessionOwner && ours.paymentIntentId === id) return '';
     if (session && (ours || sessionOwner)) {
       const recorded = await recordSession(sessionOwner, session);
       if (!ours?.owner && recorded.owner) {
