@@ -494,7 +494,9 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     if (!ownersMatter || (known?.owner && !opts.askStripe)) return known?.owner ?? '';
     const logContext = { ...context, payment_intent: id };
     const [sessions, intent] = await Promise.all([
-      stripe.checkout.sessions.list({ payment_intent: id, limit: 1 }, logContextOptions(logContext)),
+      withoutCallSite(() =>
+        stripe.checkout.sessions.list({ payment_intent: id, limit: 1 }, logContextOptions(logContext)),
+      ),
       opts.intent ?? retrieveIntentOrNull(id, logContext),
     ]);
     if (known?.owner) return known.owner;
@@ -582,28 +584,33 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       });
       let session: Stripe.Checkout.Session;
       try {
-        session = await stripe.checkout.sessions.create(
-          {
-            mode: 'payment',
-            line_items: input.line_items.map((li) => ({
-              quantity: li.quantity,
-              price_data: {
-                currency: li.price_data.currency,
-                unit_amount: li.price_data.unit_amount,
-                product_data: {
-                  name: li.price_data.product_data.name,
-                  ...(li.price_data.product_data.description
-                    ? { description: li.price_data.product_data.description }
-                    : {}),
+        session = await withoutCallSite(() =>
+          stripe.checkout.sessions.create(
+            {
+              mode: 'payment',
+              line_items: input.line_items.map((li) => ({
+                quantity: li.quantity,
+                price_data: {
+                  currency: li.price_data.currency,
+                  unit_amount: li.price_data.unit_amount,
+                  product_data: {
+                    name: li.price_data.product_data.name,
+                    ...(li.price_data.product_data.description
+                      ? { description: li.price_data.product_data.description }
+                      : {}),
+                  },
                 },
-              },
-            })),
-            success_url: input.success_url,
-            cancel_url: input.cancel_url,
-            ...(input.customer_email ? { customer_email: input.customer_email } : {}),
-            ...(metadata ? { metadata, payment_intent_data: { metadata } } : {}),
-          },
-          { idempotencyKey: stripeKey('checkout', caller, idempotencyKey), ...logContextOptions({ reqId }) },
+              })),
+              success_url: input.success_url,
+              cancel_url: input.cancel_url,
+              ...(input.customer_email ? { customer_email: input.customer_email } : {}),
+              ...(metadata ? { metadata, payment_intent_data: { metadata } } : {}),
+            },
+            {
+              idempotencyKey: stripeKey('checkout', caller, idempotencyKey),
+              ...logContextOptions({ reqId }),
+            },
+          ),
         );
       } catch (err) {
         throw toCreateProblem(err, 'checkout_session', idempotencyKey !== undefined);
@@ -634,7 +641,9 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       if (learn && !ownersMatter) throw notFound('checkout session');
       let session: Stripe.Checkout.Session;
       try {
-        session = await stripe.checkout.sessions.retrieve(id, {}, logContextOptions({ reqId }));
+        session = await withoutCallSite(() =>
+          stripe.checkout.sessions.retrieve(id, {}, logContextOptions({ reqId })),
+        );
       } catch (err) {
         if (learn && classifyStripeError(err) === 'not_found') throw notFound('checkout session');
         throw toProblem(err, 'checkout_session');
