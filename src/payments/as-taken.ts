@@ -10,10 +10,12 @@
  *   digits, kwd's steps of 10) are looked up by it. (The contract allows only ASCII letters.)
  * - An empty `description` (the intent's, or a product's), and empty `metadata`, as none: Stripe is sent none
  *   (the SDK leaves an empty object out of the request), and nothing is kept of them. A refund's empty `metadata`
- *   too: the refund ledger, which compares a request_id's bodies itself, takes it as none as well (src/refunds).
- * - An intent's or session's metadata key of empty value (`{"k": ""}`) as not given: on create Stripe takes an
- *   empty value as a key not set (an empty value unsets a key), so its object has no `k`, and the ledger keeps the
- *   metadata as Stripe does. (Not a refund's: the refund ledger compares and keeps its metadata as sent.)
+ *   too.
+ * - A metadata key of empty value (`{"k": ""}`: an intent's, a session's or a refund's) as not given: on create
+ *   Stripe takes an empty value as a key not set (an empty value unsets a key), so its object has no `k`, and the
+ *   ledger keeps the metadata as Stripe does.
+ * The refund ledger, which compares a request_id's bodies itself, takes a refund's body through refundAsTaken as
+ * well (src/refunds), so that its request_id and an Idempotency-Key compare it alike.
  * Nothing else: strings are not trimmed (`"a "` is not `"a"` at Stripe), and metadata values are passed on as
  * sent.
  */
@@ -96,11 +98,11 @@ export function checkoutAsTaken<T extends CheckoutBody>(given: T): T {
   } as T;
 }
 
-/** POST /refund's and POST /refund-async's body as taken. */
-function refundAsTaken<T extends { metadata?: Record<string, string> }>(given: T): T {
-  if (!isEmpty(given.metadata)) return given;
-  const { metadata: _empty, ...rest } = given;
-  return rest as T;
+/** POST /refund's and POST /refund-async's body as taken (the refund ledger's too: src/refunds). */
+export function refundAsTaken<T extends { metadata?: Record<string, string> }>(given: T): T {
+  if (!metadataChanges(given.metadata)) return given;
+  const { metadata, ...rest } = given;
+  return { ...rest, ...metadataAsTaken(metadata) } as T;
 }
 
 /** Per operation that takes an Idempotency-Key, its body as taken, where it can differ from the body as sent. */

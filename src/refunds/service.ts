@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { components } from '../../generated/openapi.js';
 import type { Caller } from '../http/operations.js';
 import { ProblemError } from '../http/problem.js';
+import { refundAsTaken } from '../payments/as-taken.js';
 import {
   isOpenMode,
   requireAmountFitsCurrency,
@@ -327,14 +328,23 @@ export function refundRequestHash(input: RefundInput): string {
 }
 
 /**
- * Whether `stored` is the hash of this body (`current`, hashRequest's): also as versions before the en-US order
- * hashed it, in this process's locale, which differs only under a LANG that sorts ASCII otherwise (da_DK), so that
- * a request made there before the upgrade is still its own when retried there.
+ * Whether `stored` is the hash of this body (`current`, hashRequest's of `input`, the body as taken): also as
+ * versions before the en-US order hashed it, in this process's locale, which differs only under a LANG that sorts
+ * ASCII otherwise (da_DK), so that a request made there before the upgrade is still its own when retried there.
+ * And, for a body the service takes otherwise than `sent` (a metadata key of empty value: refundAsTaken), as
+ * versions before hashed it, as sent: the row one of them wrote for it (keeping `k: ""`) is still the request of
+ * that exact body (as before, the body spelt otherwise, without `k`, is not).
  */
-function isHashOf(stored: string | null, input: RefundInput, current: string): boolean {
-  return (
-    stored === current || (stored !== null && stored === hashRequest(input, (a, b) => a.localeCompare(b)))
-  );
+function isHashOf(
+  stored: string | null,
+  input: RefundInput,
+  current: string,
+  sent: RefundInput = input,
+): boolean {
+  if (stored === null) return false;
+  const inLocale = (a: string, b: string) => a.localeCompare(b);
+  if (stored === current || stored === hashRequest(input, inLocale)) return true;
+  return sent !== input && (stored === hashRequest(sent) || stored === hashRequest(sent, inLocale));
 }
 
 export function toRefundStatus(stripeStatus: string | null | undefined): RefundStatus {
@@ -439,6 +449,7 @@ export function createRefundService(deps: RefundServiceDeps) {
   function sameRequestOrConflict(
     existing: Refund,
     input: RefundInput,
+    sent: RefundInput,
     hash: string,
     caller: Caller,
     derived: boolean,
@@ -447,7 +458,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       // Cannot happen with owner-namespaced keys; never reveal another owner's refund if it somehow did.
       throw new ProblemError(409, 'This request_id is already in use.', { code: 'request_id_conflict' });
     }
-    const same = isHashOf(existing.requestHash, input, hash);
+    const same = isHashOf(existing.requestHash, input, hash, sent);
     if (!same && derived) {
       // The client named no request_id, only the key: the refusal is the one the key store gives within the key's
       // day (422), not a conflict over a request_id the client never sent.
@@ -502,19 +513,23 @@ export function createRefundService(deps: RefundServiceDeps) {
     await tx.outbox.add(announcement(refund, reqId));
   }
 
-  /** Validates and reserves the amount in the ledger (and, when queued, writes the outbox row) in one transaction. */
+  /**
+   * Validates and reserves the amount in the ledger (and, when queued, writes the outbox row) in one transaction.
+   * The body `sent` is compared and kept as the service takes it (refundAsTaken: a metadata key of empty value is
+   * not set, as at Stripe), as an Idempotency-Key compares it; its reserved metadata keys are refused as sent.
+   */
   async function accept(
     caller: Caller,
-    input: RefundInput,
+    sent: RefundInput,
     mode: 'sync' | 'async',
     idempotencyKey: string | undefined,
     reqId?: string,
     onRequestId?: (requestId: string) => void,
   ): Promise<{ refund: Refund; created: boolean }> {
-    requireMetadataFits(input.metadata);
-    if (input.metadata !== undefined && Object.hasOwn(input.metadata, LOWERED_FROM_METADATA_KEY)) {
+    requireMetadataFits(sent.metadata);
+    if (sent.metadata !== undefined && Object.hasOwn(sent.metadata, LOWERED_FROM_METADATA_KEY)) {
       // The ledger's own mark of a refund lowered to what is left (never sent to Stripe): a client's would be
-      // dropped from what Stripe is sent, and taken for the mark.
+      // dropped from what Stripe is sent, and taken for the mark. Refused as sent, even with an empty value.
       throw new ProblemError(
         400,
         `The metadata key ${LOWERED_FROM_METADATA_KEY} is the service's own: it marks a refund lowered to what is ` +
@@ -531,6 +546,7 @@ export function createRefundService(deps: RefundServiceDeps) {
         },
       );
     }
+    const input = refundAsTaken(sent);
     if (input.request_id?.startsWith(EXTERNAL_REQUEST_PREFIX)) {
       // The ids of refunds made outside the service: a client's own would take the place of the dashboard refund's
       // (its webhook could then never be applied) and GET /refund-status would answer for the wrong one.
@@ -545,7 +561,7 @@ export function createRefundService(deps: RefundServiceDeps) {
       input.request_id ?? (derived ? requestIdFromIdempotencyKey(idempotencyKey) : randomUUID());
     if (input.request_id === undefined && !derived) onRequestId?.(requestId);
     try {
-      return await acceptUnder(caller, input, mode, requestId, derived, reqId);
+      return await acceptUnder(caller, input, sent, mode, requestId, derived, reqId);
     } catch (err) {
       if (input.request_id !== undefined || derived)
         throw unconfirmedKeyedAcceptProblem(err, mode, attemptWindow);
@@ -553,10 +569,14 @@ export function createRefundService(deps: RefundServiceDeps) {
     }
   }
 
-  /** accept, once the request's id is known (given, derived from its Idempotency-Key, or generated). */
+  /**
+   * accept, once the request's id is known (given, derived from its Idempotency-Key, or generated): `input` is the
+   * body as taken, `sent` as sent.
+   */
   async function acceptUnder(
     caller: Caller,
     input: RefundInput,
+    sent: RefundInput,
     mode: 'sync' | 'async',
     requestId: string,
     derived: boolean,
@@ -620,7 +640,10 @@ export function createRefundService(deps: RefundServiceDeps) {
         outcome = await store.transaction(async (tx) => {
           const { existing, payment: locked, committed } = await tx.refunds.lockForAccept(key, piId);
           if (existing)
-            return { refund: sameRequestOrConflict(existing, input, hash, caller, derived), created: false };
+            return {
+              refund: sameRequestOrConflict(existing, input, sent, hash, caller, derived),
+              created: false,
+            };
           // Usually the intent's own row says whose it is; otherwise it may be visible through its session.
           const visible = locked?.owner === caller.owner ? locked : await payments.ownedRow(caller, piId, tx);
           if (!visible && !isOpenMode(caller)) {
@@ -668,8 +691,12 @@ export function createRefundService(deps: RefundServiceDeps) {
       } catch (err) {
         if (err instanceof DuplicateKeyError) {
           const raced = await store.refunds.get(key);
-          if (raced)
-            return { refund: sameRequestOrConflict(raced, input, hash, caller, derived), created: false };
+          if (raced) {
+            return {
+              refund: sameRequestOrConflict(raced, input, sent, hash, caller, derived),
+              created: false,
+            };
+          }
         }
         throw err;
       }
