@@ -1144,7 +1144,10 @@ export interface components {
     parameters: {
         /**
          * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
-         *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
+         *     `Idempotent-Replayed: true`; with a different body it is refused (422). Bodies are compared as the
+         *     service takes them: a currency's letter case, an empty `description` or `metadata`, and a metadata
+         *     key of empty value (not set, as at Stripe) make no difference (so for a refund's `request_id`
+         *     too). While the first request
          *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
          *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
          *     kept; after that the same key runs the request again. An answer that leaves the request to be
@@ -1300,7 +1303,10 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
-                 *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
+                 *     `Idempotent-Replayed: true`; with a different body it is refused (422). Bodies are compared as the
+                 *     service takes them: a currency's letter case, an empty `description` or `metadata`, and a metadata
+                 *     key of empty value (not set, as at Stripe) make no difference (so for a refund's `request_id`
+                 *     too). While the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
                  *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
                  *     kept; after that the same key runs the request again. An answer that leaves the request to be
@@ -1399,7 +1405,10 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
-                 *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
+                 *     `Idempotent-Replayed: true`; with a different body it is refused (422). Bodies are compared as the
+                 *     service takes them: a currency's letter case, an empty `description` or `metadata`, and a metadata
+                 *     key of empty value (not set, as at Stripe) make no difference (so for a refund's `request_id`
+                 *     too). While the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
                  *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
                  *     kept; after that the same key runs the request again. An answer that leaves the request to be
@@ -1498,7 +1507,10 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
-                 *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
+                 *     `Idempotent-Replayed: true`; with a different body it is refused (422). Bodies are compared as the
+                 *     service takes them: a currency's letter case, an empty `description` or `metadata`, and a metadata
+                 *     key of empty value (not set, as at Stripe) make no difference (so for a refund's `request_id`
+                 *     too). While the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
                  *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
                  *     kept; after that the same key runs the request again. An answer that leaves the request to be
@@ -1560,7 +1572,10 @@ export interface operations {
             header?: {
                 /**
                  * @description Makes a POST safe to retry. The same key with the same body returns the stored response with
-                 *     `Idempotent-Replayed: true`; with a different body it is refused (422); while the first request
+                 *     `Idempotent-Replayed: true`; with a different body it is refused (422). Bodies are compared as the
+                 *     service takes them: a currency's letter case, an empty `description` or `metadata`, and a metadata
+                 *     key of empty value (not set, as at Stripe) make no difference (so for a refund's `request_id`
+                 *     too). While the first request
                  *     is still running, 409 (a request in progress for 10 minutes is taken to have died, and a retry
                  *     runs it again). Keys are kept for 24 hours from the start of the request whose answer is
                  *     kept; after that the same key runs the request again. An answer that leaves the request to be
