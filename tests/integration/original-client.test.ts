@@ -2,11 +2,13 @@
  * A client written for the Python service, in embedded mode (no API keys, the in-process queue): the refund its
  * README's front-end example queues (`payment_intent_id` alone) and the status check its README shows
  * (`GET /refund-status/{request_id}?payment_intent_id=...`), read as that client parses them, from the first answer
- * on; and what it sees when it sends a field the contract does not name (the README's "Moving from the Python
- * service" says so).
+ * on; what it sees when it sends a field the contract does not name; and the payments the Python service took
+ * before the switch (made at Stripe, naming no owner there): served without API keys, 404 with them (the README's
+ * "Moving from the Python service" says both).
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
 import { getJson, postJson } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
@@ -83,5 +85,69 @@ describe('a client of the original service, in embedded mode', () => {
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(JSON.stringify(res.json.errors)).toContain('customer_id');
     expect((await svc.deps.stripe.paymentIntents.list({ limit: 100 })).data).toHaveLength(before);
+  });
+});
+
+/** A payment as the Python service took it: made at Stripe directly, naming no owner of this service's. */
+async function paymentTakenBefore(svc: TestService, amount: number) {
+  const pi = await svc.deps.stripe.paymentIntents.create({
+    amount,
+    currency: 'sgd',
+    payment_method: 'pm_card_visa',
+    allowed_payment_method_types: ['card'],
+    confirm: true,
+  });
+  expect(pi.status).toBe('succeeded');
+  const session = await svc.deps.stripe.checkout.sessions.create({
+    mode: 'payment',
+    line_items: [
+      {
+        price_data: { currency: 'sgd', product_data: { name: 'Product' }, unit_amount: amount },
+        quantity: 1,
+      },
+    ],
+    success_url: 'http://yourdomain.com/success?session_id={CHECKOUT_SESSION_ID}',
+    cancel_url: 'http://yourdomain.com/cancel',
+  });
+  return { pi: pi.id, session: session.id };
+}
+
+describe('payments the Python service took before the switch', () => {
+  it('are read and refunded without API keys', async () => {
+    const svc = await startTestService('sqlite');
+    try {
+      const { pi, session } = await paymentTakenBefore(svc, 8_000);
+      const read = await getJson(`${svc.url}/payment-intent/${pi}`);
+      expect(read.status).toBe(200);
+      expect(read.json).toMatchObject({ id: pi, amount: 8_000, status: 'succeeded' });
+      expect((await getJson(`${svc.url}/checkout-session?session_id=${session}`)).status).toBe(200);
+      const refund = await postJson(`${svc.url}/refund`, { payment_intent_id: pi, amount: 5_000 });
+      expect(refund.status).toBe(200);
+      expect(refund.json.refund).toMatchObject({ amount: 5_000, status: 'succeeded' });
+    } finally {
+      await svc.stop();
+    }
+  });
+
+  it('answer 404 with API keys, as any payment made outside the service, and nothing is refunded', async () => {
+    const svc = await startTestService('sqlite', { API_AUTH: 'on' });
+    try {
+      const key = (await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key;
+      const auth = { authorization: `Bearer ${key}` };
+      const { pi, session } = await paymentTakenBefore(svc, 8_000);
+      expect((await getJson(`${svc.url}/payment-intent/${pi}`, auth)).status).toBe(404);
+      expect((await getJson(`${svc.url}/checkout-session?session_id=${session}`, auth)).status).toBe(404);
+      for (const path of ['/refund', '/refund-async']) {
+        const res = await postJson(`${svc.url}${path}`, { payment_intent_id: pi, amount: 5_000 }, auth);
+        expect(res.status, path).toBe(404);
+        expect(res.json.code, path).toBe('resource_missing');
+      }
+      expect((await svc.deps.stripe.refunds.list({ payment_intent: pi })).data).toEqual([]);
+      // The key itself works: the service's own payments are its owner's.
+      const own = await postJson(`${svc.url}/payment-intent`, { amount: 100, currency: 'sgd' }, auth);
+      expect(own.status).toBe(200);
+    } finally {
+      await svc.stop();
+    }
   });
 });
