@@ -15,6 +15,7 @@ import { refundAsTaken } from '../payments/as-taken.js';
 import {
   isOpenMode,
   requireAmountFitsCurrency,
+  requireAmountWithinMax,
   requireMetadataFits,
   type PaymentsService,
 } from '../payments/service.js';
@@ -668,6 +669,9 @@ export function createRefundService(deps: RefundServiceDeps) {
             );
           }
           const amount = input.amount ?? remaining;
+          // More digits than Stripe takes in the currency (eight; twelve in idr): refused as for a payment (400, nothing
+          // reserved), rather than as more than is left (409), which is true but not why Stripe would refuse it.
+          requireAmountWithinMax(amount, locked.currency, 'amount');
           // What is left stays a multiple of 10 when every refund was one.
           requireAmountFitsCurrency(amount, locked.currency, 'amount');
           if (amount > remaining) {

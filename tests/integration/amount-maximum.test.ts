@@ -78,6 +78,28 @@ describe('amounts of more than eight digits', () => {
     ]);
   });
 
+  it('usd: a refund of nine digits is refused with 400 amount_too_large on the field, on both paths, and Stripe is not asked', async () => {
+    const paid = await postJson(`${svc.url}/payment-intent`, {
+      amount: 5_000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      confirm: true,
+    });
+    expect(paid.status, paid.text).toBe(200);
+    const pi = paid.json.paymentIntentId as string;
+    for (const path of ['/refund', '/refund-async']) {
+      const res = await postJson(`${svc.url}${path}`, { payment_intent_id: pi, amount: 100_000_000 });
+      expect(res.status, `${path}: ${res.text}`).toBe(400);
+      expect(res.json).toMatchObject({ code: 'amount_too_large', param: 'amount' });
+      expect(res.json.errors).toEqual([expect.objectContaining({ path: '/body/amount' })]);
+    }
+    expect((await svc.deps.stripe.refunds.list({ payment_intent: pi })).data).toEqual([]);
+    // Nothing was reserved: the whole payment can still be refunded.
+    const all = await postJson(`${svc.url}/refund`, { payment_intent_id: pi });
+    expect(all.status, all.text).toBe(200);
+    expect(all.json.refund).toMatchObject({ amount: 5_000 });
+  });
+
   it('idr: thirteen digits are refused by the contract', async () => {
     const res = await postJson(`${svc.url}/payment-intent`, { amount: 1_000_000_000_000, currency: 'idr' });
     expect(res.status).toBe(400);
