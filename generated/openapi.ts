@@ -686,8 +686,12 @@ export interface components {
             /** @description Stripe's refund id, once Stripe has created the refund. */
             refund_id: string | null;
             status: components["schemas"]["RefundState"];
-            /** @description Amount to refund (null only while the worker has not resolved "refund what is left"). */
-            amount: number | null;
+            /**
+             * @description Amount refunded or to be refunded, in the currency's smallest unit. Fixed when the request is
+             *     accepted (for a refund of what is left: what was left then), and lowered only when Stripe had
+             *     less left to refund than the ledger knew (a refund made elsewhere meanwhile).
+             */
+            amount: number;
             /** @description Currency of the amount (the payment's, lower case), as `POST /refund` and the outcome message name it. */
             currency?: string | null;
             /** @description The request id. */

@@ -207,7 +207,8 @@ const schema = z.object({
   ),
   STRIPE_TIMEOUT_MS: int(100, 120_000, 20_000),
   STRIPE_MAX_NETWORK_RETRIES: int(0, 10, 2),
-  // At most 40 characters: Stripe takes keys of up to 255, and the longest the service makes (a refund's) has 202.
+  // At most 40 characters: Stripe takes keys of up to 255; the few keys longer with it (a refund's, with a long owner,
+  // request_id and lowered amount) are sent shortened, with a digest of the whole key (src/stripe/client.ts).
   STRIPE_IDEMPOTENCY_PREFIX: z.preprocess(
     blankToUndefined,
     z

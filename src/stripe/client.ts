@@ -2,6 +2,7 @@
  * The one place that builds the Stripe SDK client. Host, port and protocol come from configuration so the
  * same code talks to api.stripe.com, the standalone sandbox, or the in-process sandbox.
  */
+import { createHash } from 'node:crypto';
 import Stripe from 'stripe';
 import type { Logger } from 'pino';
 
@@ -85,6 +86,23 @@ function contextOf(raw: string | undefined): Record<string, unknown> {
   }
 }
 
+/** The longest idempotency key Stripe takes. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+const KEY_DIGEST_LENGTH = 64;
+
+/**
+ * `key` as sent to Stripe: as it is when it fits, else its first characters, `~` and the SHA-256 (hex) of the whole
+ * key, 255 characters in all. The service's keys are made of parts clients and operators choose
+ * (STRIPE_IDEMPOTENCY_PREFIX up to 40, an owner up to 63, a request_id up to 128, a lowered refund's amount and
+ * generation), whose longest sum is just over 255: Stripe refused such a call (400) on every try. The same key is
+ * always shortened alike, and keys differing anywhere stay two; a key that fits, every key today, is unchanged.
+ */
+export function fitIdempotencyKey(key: string): string {
+  if (key.length <= MAX_IDEMPOTENCY_KEY_LENGTH) return key;
+  const head = key.slice(0, MAX_IDEMPOTENCY_KEY_LENGTH - KEY_DIGEST_LENGTH - 1);
+  return `${head}~${createHash('sha256').update(key).digest('hex')}`;
+}
+
 export function createStripeClient(
   opts: StripeClientOptions,
   logger: Logger,
@@ -103,10 +121,11 @@ export function createStripeClient(
     // Here rather than at each call site, so that no call (the SDK's own keys for its retries included) is missed.
     // On a new object: the SDK's own is not ours to change.
     const key = sent[IDEMPOTENCY_HEADER];
-    const headers =
-      opts.idempotencyPrefix && typeof key === 'string'
-        ? { ...sent, [IDEMPOTENCY_HEADER]: `${opts.idempotencyPrefix}:${key}` }
-        : sent;
+    const sentKey =
+      typeof key === 'string'
+        ? fitIdempotencyKey(opts.idempotencyPrefix ? `${opts.idempotencyPrefix}:${key}` : key)
+        : key;
+    const headers = sentKey === key ? sent : { ...sent, [IDEMPOTENCY_HEADER]: sentKey };
     return send(host, port, path, method, headers as typeof allHeaders, body, protocol, timeout).then(
       (res) => {
         const requestId = res.getHeaders()['request-id'];
