@@ -841,10 +841,13 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       }
       const recorded = await recordIntentRead(row?.owner ?? caller.owner, pi, own);
       if (recorded) return recorded;
-      // The row was written meanwhile (an event's newer read): left so, and the refund is checked against the status
-      // Stripe answered (not succeeded: recordIntentRead always writes a final status).
+      // The row was written meanwhile (an event's newer read): left so. A final status written so is newer than this
+      // read (Stripe never leaves one): the refund is checked against it (an intent paid meanwhile is refunded, not
+      // refused with the older read); otherwise against the status Stripe answered (not succeeded: recordIntentRead
+      // always writes a final status).
       const now = await store.payments.get(pi.id);
       if (!now) return recordIntent(row?.owner ?? caller.owner, pi);
+      if (FINAL_INTENT_STATUSES.has(now.status)) return now;
       return { ...now, status: pi.status, amount: pi.amount, currency: pi.currency };
     },
   };

@@ -131,4 +131,31 @@ describe.skipIf(!rabbit).each(dbs)('GET /payment-intent/{id} beside an event, on
     expect((await rig.dashboard.paymentIntents.retrieve(pi)).status).toBe('requires_action');
     expect(await rig.svc.deps.store.payments.get(pi)).toMatchObject({ status: 'requires_action' });
   });
+
+  it('POST /refund: an event applied meanwhile that says succeeded is refunded, not refused with the older read', async () => {
+    const pi = await failedOnce();
+    const hold = holdNextRead(rig, pi);
+    let answer: Promise<Awaited<ReturnType<typeof postJson>>>;
+    try {
+      answer = postJson(`${rig.svc.url}/refund`, { payment_intent_id: pi });
+      expect(await hold.held).toBe('requires_payment_method');
+      // The customer pays with another card; that payment's event is applied while the refund's read is held.
+      const paid = await rig.dashboard.paymentIntents.confirm(pi, { payment_method: 'pm_card_visa' });
+      expect(paid.status).toBe('succeeded');
+      const events = (await sandboxEvents(rig, new Set(['payment_intent.succeeded']))).filter(
+        (e) => (e.data.object as { id: string }).id === pi,
+      );
+      expect(events).toHaveLength(1);
+      expect((await rig.send(JSON.stringify(events[0]))).status).toBe(200);
+      await rig.settled();
+      expect(await rig.svc.deps.store.payments.get(pi)).toMatchObject({ status: 'succeeded' });
+    } finally {
+      hold.restore();
+    }
+    const got = await answer;
+    expect(got.status, got.text).toBe(200);
+    expect(got.json).toMatchObject({ success: true, refund: { amount: 2500, payment_intent: pi } });
+    const refunds = await rig.dashboard.refunds.list({ payment_intent: pi });
+    expect(refunds.data.map((r) => r.amount)).toEqual([2500]);
+  });
 });
