@@ -5,7 +5,7 @@
 // A namespace import, not `import { z }`: esbuild then keeps only what is used here, where the `z` object
 // would bring all of zod into the bundle (its ~40 locales alone are ~0.45 MB that every start parses).
 import * as z from 'zod';
-import { parseProvisionedKeys, type ProvisionedKey } from '../auth/api-keys.js';
+import { parseProvisionedKeys, validateOwner, type ProvisionedKey } from '../auth/api-keys.js';
 import { parseAllowedHosts } from '../http/loopback-host.js';
 import { rabbitUrlFromEnv } from '../queue/rabbit-url.js';
 import { parseWebhookSecrets } from '../webhooks/signing-secrets.js';
@@ -90,6 +90,12 @@ export interface Config {
     /** Answers 401 per minute per client address before it must present a key known to work; 0 = no limit. */
     readonly authFailuresPerMinute: number;
     readonly metricsPublic: boolean;
+    /**
+     * UNOWNED_PAYMENTS_OWNER: the owner (as an API key names one) a payment intent or checkout session naming no
+     * owner at Stripe is taken as, with API keys on (the Python service's payments, the dashboard's, a Payment
+     * Link's); null: such payments are nobody's (404 to every key).
+     */
+    readonly unownedPaymentsOwner: string | null;
   };
 }
 
@@ -303,6 +309,21 @@ const schema = z.object({
   SANDBOX_PORT: int(0, 65535, 0),
   API_AUTH: z.preprocess(blankToUndefined, z.enum(['on', 'off']).optional()),
   API_KEYS: str(),
+  // An owner's name, shaped as API keys' owners are (validateOwner); unset: payments naming no owner are nobody's.
+  UNOWNED_PAYMENTS_OWNER: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .transform((v, ctx) => {
+        try {
+          return validateOwner(v);
+        } catch (err) {
+          ctx.addIssue((err as Error).message);
+          return z.NEVER;
+        }
+      })
+      .optional(),
+  ),
   CORS_ORIGINS: z.preprocess(
     blankToUndefined,
     z
@@ -536,6 +557,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
       authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
       metricsPublic: e.METRICS_PUBLIC,
+      unownedPaymentsOwner: e.UNOWNED_PAYMENTS_OWNER ?? null,
     },
   });
 }

@@ -336,6 +336,21 @@ describe('config', () => {
     expect(problemsOf({ API_KEYS: 'garbage' })).toEqual(['API_KEYS entry 1: expected owner|scopes|key']);
   });
 
+  it('UNOWNED_PAYMENTS_OWNER names an owner, as API keys name theirs; unset (or blank) names none', () => {
+    expect(loadConfig({}).auth.unownedPaymentsOwner).toBeNull();
+    expect(loadConfig({ UNOWNED_PAYMENTS_OWNER: ' ' }).auth.unownedPaymentsOwner).toBeNull();
+    expect(
+      loadConfig({ UNOWNED_PAYMENTS_OWNER: 'shop.eu-1', API_AUTH: 'on' }).auth.unownedPaymentsOwner,
+    ).toBe('shop.eu-1');
+    const shape =
+      'UNOWNED_PAYMENTS_OWNER: owner must be 1-63 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit';
+    for (const bad of ['Shop', 'shop/eu', '-shop', 'a'.repeat(64)]) {
+      expect(problemsOf({ UNOWNED_PAYMENTS_OWNER: bad }), bad).toEqual([shape]);
+    }
+    // Reported with the other problems of the same start.
+    expect(problemsOf({ UNOWNED_PAYMENTS_OWNER: 'Shop', TRUST_PROXY: 'all' })).toHaveLength(2);
+  });
+
   it('says once that a publishable key is not a secret key', () => {
     expect(problemsOf({ STRIPE_SECRET_KEY: 'pk_test_51Secretish' })).toEqual([
       'STRIPE_SECRET_KEY: is a publishable key (pk_...); a secret key (sk_... or rk_...) belongs here',
