@@ -337,7 +337,13 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
       onUnpublishable: () => metrics.observeOutboxUnpublishable(),
       bodyOf: (row) => (row.destination === topology.responses ? outcomeBodyOf(store, row) : row.payload),
     });
-    const payments = createPaymentsService({ store, stripe, logger, ownersMatter: config.auth.enabled });
+    const payments = createPaymentsService({
+      store,
+      stripe,
+      logger,
+      ownersMatter: config.auth.enabled,
+      unownedOwner: config.auth.unownedPaymentsOwner,
+    });
     const refunds = createRefundService({
       store,
       stripe,

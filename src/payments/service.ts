@@ -56,6 +56,12 @@ export interface PaymentsDeps {
    * caller and no lookup is worth a Stripe call).
    */
   ownersMatter?: boolean;
+  /**
+   * UNOWNED_PAYMENTS_OWNER (API keys on only): the owner a payment intent or checkout session is taken as when it
+   * names no owner at Stripe and the ledger knows none for it (the Python service's payments, the dashboard's, a
+   * Payment Link's). Null or unset: such a payment is nobody's, and every owner gets 404 for it.
+   */
+  unownedOwner?: string | null;
 }
 
 /** Without API keys configured everyone is the same anonymous caller, as in the original service. */
@@ -305,8 +311,34 @@ function stripeKey(kind: string, caller: Caller, idempotencyKey: string | undefi
 
 export type PaymentsService = ReturnType<typeof createPaymentsService>;
 
-export function createPaymentsService({ store, stripe, logger, ownersMatter = false }: PaymentsDeps) {
+export function createPaymentsService({
+  store,
+  stripe,
+  logger,
+  ownersMatter = false,
+  unownedOwner = null,
+}: PaymentsDeps) {
   const log = logger.child({ component: 'payments' });
+  /** The owner of a payment naming none ('': nobody); API keys off, every caller sees every payment anyway. */
+  const unowned = ownersMatter ? (unownedOwner ?? '') : '';
+  if (unowned) {
+    log.info(
+      { owner: unowned },
+      'payments naming no owner at Stripe are taken as this owner (UNOWNED_PAYMENTS_OWNER)',
+    );
+  } else if (unownedOwner) {
+    log.warn(
+      'UNOWNED_PAYMENTS_OWNER is set but API keys are off: every caller sees every payment, so it changes nothing',
+    );
+  }
+
+  /**
+   * The owner of `object` (an intent or session Stripe has; null or undefined: none) as its metadata names it
+   * (OWNER_METADATA_KEY), else UNOWNED_PAYMENTS_OWNER's ('' when unset).
+   */
+  function ownerNamedOrUnowned(object: { metadata: Stripe.Metadata | null } | null | undefined): string {
+    return ownerNamedBy(object) || (object ? unowned : '');
+  }
 
   /** Finds the ledger row that makes `id` visible to the caller: its own row, or the session that led to it. */
   async function ownedRow(
@@ -476,8 +508,10 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
    * names the intent on a session from its first confirmation attempt (the first Pay, even a declined one,
    * which sends the intent's events and none of the session's), and sends the intent's own events (and its
    * refunds') in no set order with the session's, so an event may come when the ledger knows only the session.
-   * An intent naming no owner, from a session naming none (made in the dashboard, or before sessions named their
-   * owner), has none.
+   * An intent naming no owner, from a session naming none (made in the dashboard, a Payment Link, the Python service,
+   * or before sessions named their owner), has none, unless UNOWNED_PAYMENTS_OWNER names one (`unownedOwner`): it
+   * is then that owner's, recorded so (a ledger row with owner '' is rewritten to name it, by the upsert's rule
+   * that fills in a row's missing owner), so that every later check of the ledger finds it as the owner's own.
    */
   /** `context`: what the Stripe calls' lines carry besides the payment intent (the request's or event's ids). */
   /**
@@ -502,7 +536,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
     if (known?.owner) return known.owner;
     const session = sessions.data[0];
     const ours = session ? await store.payments.get(session.id) : null;
-    const sessionOwner = ours?.owner || ownerNamedBy(session);
+    const sessionOwner = ours?.owner || ownerNamedOrUnowned(session);
     // Nothing to learn from a session the ledger holds, already naming this intent, that names no owner (made in the
     // dashboard, a Payment Link): recorded again, it rewrote the intent's row on every read, under an event's
     // applier's compare-and-set, which then read the intent again and again and never wrote what it read.
@@ -512,18 +546,23 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
       if (!ours?.owner && recorded.owner) {
         log.info(
           { ...context, paymentIntentId: id, sessionId: session.id },
-          'recorded a checkout session the ledger lacked, for its owner',
+          ownerNamedBy(session)
+            ? 'recorded a checkout session the ledger lacked, for its owner'
+            : 'recorded a checkout session naming no owner, for UNOWNED_PAYMENTS_OWNER',
         );
       }
       return recorded.owner;
     }
-    const named = ownerNamedBy(intent);
+    const named = ownerNamedOrUnowned(intent);
     if (named && intent) {
-      await recordIntent(named, intent);
+      const recorded = await recordIntent(named, intent);
       log.info(
         { ...context, paymentIntentId: id },
-        'recorded a payment intent the ledger lacked, for its owner',
+        ownerNamedBy(intent)
+          ? 'recorded a payment intent the ledger lacked, for its owner'
+          : 'recorded a payment intent naming no owner, for UNOWNED_PAYMENTS_OWNER',
       );
+      return recorded.owner;
     }
     return named;
   }
@@ -627,8 +666,9 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
      * `reqId`: the HTTP request's, for the Stripe call's line. With API keys on, a session the ledger does not give
      * the caller is asked of Stripe all the same: one the ledger lacks (its write failed, or the database was
      * restored from an older backup) that names the caller as its owner (OWNER_METADATA_KEY) is recorded and
-     * answered, so that the shop's success page still finds it. Any other (an unknown id, another owner's session,
-     * one naming no owner) gets the same 404 after the same Stripe call.
+     * answered, so that the shop's success page still finds it; so is one naming no owner (nor the ledger any) when
+     * UNOWNED_PAYMENTS_OWNER names the caller's owner. Any other (an unknown id, another owner's session, one naming
+     * no owner) gets the same 404 after the same Stripe call.
      * So an unknown id costs a Stripe call, and the ledger cannot spare it: an id the ledger has no row for may be
      * exactly such a session (ids say nothing of their owner), and only Stripe's metadata tells. Nor is another
      * owner's session (which the ledger does know) answered from the ledger: its 404 would then come without the
@@ -649,12 +689,18 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
         throw toProblem(err, 'checkout_session');
       }
       if (learn) {
-        const named = ownerNamedBy(session);
+        // A session naming no owner (and none in the ledger) is UNOWNED_PAYMENTS_OWNER's, if set.
+        const named = ownerNamedOrUnowned(session);
         if (named !== caller.owner || (await store.payments.get(id))?.owner)
           throw notFound('checkout session');
         const recorded = await recordSession(named, session);
         if (recorded.owner !== caller.owner) throw notFound('checkout session');
-        log.info({ reqId, sessionId: id }, 'recorded a checkout session the ledger lacked, for its owner');
+        log.info(
+          { reqId, sessionId: id },
+          ownerNamedBy(session)
+            ? 'recorded a checkout session the ledger lacked, for its owner'
+            : 'recorded a checkout session naming no owner, for UNOWNED_PAYMENTS_OWNER',
+        );
         return session;
       }
       await recordSession(row?.owner ?? caller.owner, session);
@@ -811,7 +857,7 @@ export function createPaymentsService({ store, stripe, logger, ownersMatter = fa
      */
     async applyStripeSession(session: Stripe.Checkout.Session): Promise<Payment> {
       const known = await store.payments.get(session.id);
-      return recordSession(known?.owner || (ownersMatter ? ownerNamedBy(session) : ''), session);
+      return recordSession(known?.owner || (ownersMatter ? ownerNamedOrUnowned(session) : ''), session);
     },
 
     /** The ledger row that makes `id` visible to the caller (read with `repos`, e.g. inside a transaction). */

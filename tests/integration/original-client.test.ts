@@ -3,8 +3,9 @@
  * README's front-end example queues (`payment_intent_id` alone) and the status check its README shows
  * (`GET /refund-status/{request_id}?payment_intent_id=...`), read as that client parses them, from the first answer
  * on; what it sees when it sends a field the contract does not name; and the payments the Python service took
- * before the switch (made at Stripe, naming no owner there): served without API keys, 404 with them (the README's
- * "Moving from the Python service" says both).
+ * before the switch (made at Stripe, naming no owner there): served without API keys, 404 with them unless
+ * UNOWNED_PAYMENTS_OWNER names their owner, and then that owner's alone (the README's "Moving from the Python
+ * service" says so).
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -146,6 +147,65 @@ describe('payments the Python service took before the switch', () => {
       // The key itself works: the service's own payments are its owner's.
       const own = await postJson(`${svc.url}/payment-intent`, { amount: 100, currency: 'sgd' }, auth);
       expect(own.status).toBe(200);
+    } finally {
+      await svc.stop();
+    }
+  });
+
+  it('are the owner UNOWNED_PAYMENTS_OWNER names with API keys: read and refunded once, 404 to other owners', async () => {
+    const svc = await startTestService('sqlite', { API_AUTH: 'on', UNOWNED_PAYMENTS_OWNER: 'shop' });
+    try {
+      const shop = {
+        authorization: `Bearer ${(await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key}`,
+      };
+      const other = {
+        authorization: `Bearer ${(await createKey(svc.deps.store.apiKeys, { owner: 'other', kind: 'secret' })).key}`,
+      };
+      const first = await paymentTakenBefore(svc, 8_000);
+      const second = await paymentTakenBefore(svc, 6_000);
+
+      // Another owner first: 404 everywhere, and nothing refunded.
+      for (const { pi, session } of [first, second]) {
+        expect((await getJson(`${svc.url}/payment-intent/${pi}`, other)).status).toBe(404);
+        expect((await getJson(`${svc.url}/checkout-session?session_id=${session}`, other)).status).toBe(404);
+        for (const path of ['/refund', '/refund-async']) {
+          const res = await postJson(`${svc.url}${path}`, { payment_intent_id: pi, amount: 1_000 }, other);
+          expect(res.status, path).toBe(404);
+          expect(res.json.code, path).toBe('resource_missing');
+        }
+        expect((await svc.deps.stripe.refunds.list({ payment_intent: pi })).data).toEqual([]);
+      }
+
+      const read = await getJson(`${svc.url}/payment-intent/${first.pi}`, shop);
+      expect(read.status).toBe(200);
+      expect(read.json).toMatchObject({ id: first.pi, amount: 8_000, status: 'succeeded' });
+      expect((await getJson(`${svc.url}/checkout-session?session_id=${first.session}`, shop)).status).toBe(
+        200,
+      );
+      const refund = await postJson(
+        `${svc.url}/refund`,
+        { payment_intent_id: first.pi, amount: 5_000 },
+        shop,
+      );
+      expect(refund.status).toBe(200);
+      expect(refund.json.refund).toMatchObject({ amount: 5_000, status: 'succeeded' });
+      expect((await svc.deps.stripe.refunds.list({ payment_intent: first.pi })).data).toHaveLength(1);
+
+      const queued = await postJson(`${svc.url}/refund-async`, { payment_intent_id: second.pi }, shop);
+      expect(queued.status).toBe(202);
+      const done = await eventually(
+        () => getJson(`${svc.url}/refund-status/${queued.json.request_id}`, shop),
+        (r) => r.json.status === 'succeeded',
+      );
+      expect(done.json).toMatchObject({ status: 'succeeded', amount: 6_000 });
+      const atStripe = await svc.deps.stripe.refunds.list({ payment_intent: second.pi });
+      expect(atStripe.data.map((r) => r.amount)).toEqual([6_000]);
+
+      // Still nobody else's once their owner has used them.
+      expect((await getJson(`${svc.url}/payment-intent/${first.pi}`, other)).status).toBe(404);
+      expect((await getJson(`${svc.url}/checkout-session?session_id=${first.session}`, other)).status).toBe(
+        404,
+      );
     } finally {
       await svc.stop();
     }

@@ -56,3 +56,49 @@ describe.skipIf(!rabbit).each(dbs)(
     });
   },
 );
+
+describe.skipIf(!rabbit).each(dbs)(
+  'an intent event of a session naming no owner, API keys on and UNOWNED_PAYMENTS_OWNER set, on %s',
+  (db) => {
+    const rig = useRig(db, `intent-ownerless-checkout-owned.${db}`, {
+      env: { API_AUTH: 'on', UNOWNED_PAYMENTS_OWNER: 'shop' },
+    });
+
+    it("records the session and its intent under that owner, and the intent's event reads it once", async () => {
+      const session = await rig.dashboard.checkout.sessions.create({
+        mode: 'payment',
+        line_items: [
+          { quantity: 1, price_data: { currency: 'usd', unit_amount: 1500, product_data: { name: 'Mug' } } },
+        ],
+        success_url: 'https://shop.example/ok',
+        cancel_url: 'https://shop.example/no',
+      });
+      expect((await payOnHostedPage(session.url!)).status).toBeLessThan(400);
+      const completed = (await sandboxEvents(rig, new Set(['checkout.session.completed']))).find(
+        (e) => (e.data.object as { id: string }).id === session.id,
+      )!;
+      expect((await rig.send(JSON.stringify(completed))).status).toBe(200);
+      await rig.settled();
+      expect(await rig.svc.deps.store.payments.get(session.id)).toMatchObject({ owner: 'shop' });
+      const pi = (await rig.svc.deps.store.payments.get(session.id))!.paymentIntentId!;
+      expect(pi).toMatch(/^pi_/);
+      expect(await rig.svc.deps.store.payments.get(pi)).toMatchObject({ owner: 'shop', status: 'succeeded' });
+
+      const before = rig.sandbox.capturedRequests().length;
+      const linesBefore = rig.svc.lines.length;
+      const succeeded = (await sandboxEvents(rig, new Set(['payment_intent.succeeded']))).find(
+        (e) => (e.data.object as { id: string }).id === pi,
+      )!;
+      expect((await rig.send(JSON.stringify(succeeded))).status).toBe(200);
+      await rig.settled();
+
+      const calls = rig.sandbox
+        .capturedRequests()
+        .slice(before)
+        .map((r) => `${r.method} ${r.route ?? r.path}`);
+      expect(calls.filter((c) => c === 'GET /v1/payment_intents/:intent')).toHaveLength(1);
+      expect(rig.svc.lines.slice(linesBefore).filter((l) => l.includes('kept being written'))).toEqual([]);
+      expect(await rig.svc.deps.store.payments.get(pi)).toMatchObject({ owner: 'shop', status: 'succeeded' });
+    });
+  },
+);
