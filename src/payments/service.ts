@@ -536,7 +536,10 @@ export function createPaymentsService({
     if (known?.owner) return known.owner;
     const session = sessions.data[0];
     const ours = session ? await store.payments.get(session.id) : null;
-    const sessionOwner = ours?.owner || ownerNamedOrUnowned(session);
+    // UNOWNED_PAYMENTS_OWNER's only when the intent names no owner either (it never names another than its session's
+    // when the service made both; one that does is left to the intent's own branch below, as without the setting).
+    const sessionOwner =
+      ours?.owner || (ownerNamedBy(intent) ? ownerNamedBy(session) : ownerNamedOrUnowned(session));
     // Nothing to learn from a session the ledger holds, already naming this intent, that names no owner (made in the
     // dashboard, a Payment Link): recorded again, it rewrote the intent's row on every read, under an event's
     // applier's compare-and-set, which then read the intent again and again and never wrote what it read.
