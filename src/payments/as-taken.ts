@@ -14,6 +14,8 @@
  * - A metadata key of empty value (`{"k": ""}`: an intent's, a session's or a refund's) as not given: on create
  *   Stripe takes an empty value as a key not set (an empty value unsets a key), so its object has no `k`, and the
  *   ledger keeps the metadata as Stripe does.
+ *   Stripe is sent the metadata as taken; only a retry under a Stripe idempotency key an earlier version used with
+ *   the keys as sent (before 92d2648) sends them again (metadataAsSent, src/payments/service.ts).
  * The refund ledger, which compares a request_id's bodies itself, takes a refund's body through refundAsTaken as
  * well (src/refunds), so that its request_id and an Idempotency-Key compare it alike.
  * Nothing else: strings are not trimmed (`"a "` is not `"a"` at Stripe), and metadata values are passed on as
@@ -56,6 +58,18 @@ function metadataAsTaken(metadata: Record<string, string> | undefined): {
   if (metadata === undefined) return {};
   const kept = Object.entries(metadata).filter(([, v]) => v !== '');
   return kept.length === 0 ? {} : { metadata: Object.fromEntries(kept) };
+}
+
+/**
+ * The metadata as sent when it is taken otherwise for its keys of empty value (the keys dropped as taken), else
+ * undefined: empty metadata is none either way (the SDK leaves an empty object out of the request).
+ */
+export function metadataWithEmptyValues(
+  metadata: Record<string, string> | undefined,
+): Record<string, string> | undefined {
+  if (metadata === undefined) return undefined;
+  for (const key in metadata) if (metadata[key] === '') return metadata;
+  return undefined;
 }
 
 /** Whether a line item is taken otherwise than sent. */

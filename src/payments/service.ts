@@ -22,7 +22,7 @@ import {
   type StripeLogContext,
 } from '../stripe/client.js';
 import { classifyStripeError, toCreateProblem, toProblem } from '../stripe/errors.js';
-import { checkoutAsTaken, paymentIntentAsTaken } from './as-taken.js';
+import { checkoutAsTaken, metadataWithEmptyValues, paymentIntentAsTaken } from './as-taken.js';
 
 export interface LineItemInput {
   price_data: { currency: string; product_data: { name: string; description?: string }; unit_amount: number };
@@ -250,6 +250,45 @@ function withOwnerMetadata(
     );
   }
   return { ...metadata, [OWNER_METADATA_KEY]: owner };
+}
+
+/**
+ * The client's metadata as sent, keys of empty value included, with the owner's key as withOwnerMetadata adds it:
+ * what versions before 92d2648 sent Stripe. Null when that is the metadata as taken (no key of empty value), or
+ * when with the owner's key it is over Stripe's 50 keys (those versions refused such a body before asking Stripe).
+ */
+function metadataAsSent(
+  given: Record<string, string> | undefined,
+  owner: string | null,
+): Record<string, string> | null {
+  const sent = metadataWithEmptyValues(given);
+  if (sent === undefined) return null;
+  if (owner === null) return sent;
+  if (Object.keys(sent).length >= METADATA_KEYS_MAX) return null;
+  return { ...sent, [OWNER_METADATA_KEY]: owner };
+}
+
+/**
+ * A create call (`create`, under one Stripe idempotency key) with the metadata as taken (`asTaken`) and, when Stripe
+ * answers that its key was used with other parameters (idempotency_error) and the client's metadata as sent differs
+ * (`asSent`, metadataAsSent), once more with that. Both make the same object (on create Stripe takes an empty value
+ * as a key not set), but Stripe compares parameters as sent, and versions before 92d2648 sent the keys of empty
+ * value: a request such a version made (its answer lost in the update), retried identically here under the same
+ * Idempotency-Key, gets what Stripe made, instead of 422 idempotency_key_reused and then a second payment under a
+ * new key. As taken first, so that a retry spelt without those keys after a lost answer is the same request at
+ * Stripe too (the service compares bodies as taken). Another body under the key is refused both times (422).
+ */
+async function createWithMetadata<T>(
+  create: (metadata: Record<string, string> | undefined) => Promise<T>,
+  asTaken: Record<string, string> | undefined,
+  asSent: Record<string, string> | null,
+): Promise<T> {
+  try {
+    return await create(asTaken);
+  } catch (err) {
+    if (asSent === null || classifyStripeError(err) !== 'idempotency') throw err;
+    return create(asSent);
+  }
 }
 
 /** The owner an intent's or session's metadata names (OWNER_METADATA_KEY), '' when none. */
@@ -613,46 +652,49 @@ export function createPaymentsService({
       // derived as before, on purpose: a request a version without the owner sent (its answer lost), retried here
       // with the same Idempotency-Key, is then refused by Stripe as other parameters under the same key (422
       // idempotency_key_reused) instead of making a second session for one order.
-      const metadata = withOwnerMetadata(
-        input.metadata,
-        ownersMatter && !isOpenMode(caller) ? caller.owner : null,
-        'checkout session',
-      );
+      const owner = ownersMatter && !isOpenMode(caller) ? caller.owner : null;
+      const metadata = withOwnerMetadata(input.metadata, owner, 'checkout session');
       // Each unit amount in the currency's step (10 for kwd, 100 for isk), so the total is too.
       input.line_items.forEach((li, i) => {
         const param = `line_items.${i}.price_data.unit_amount`;
         requireAmountWithinMax(li.price_data.unit_amount, currency, param);
         requireAmountFitsCurrency(li.price_data.unit_amount, currency, param);
       });
+      const options = {
+        idempotencyKey: stripeKey('checkout', caller, idempotencyKey),
+        ...logContextOptions({ reqId }),
+      };
       let session: Stripe.Checkout.Session;
       try {
-        session = await withoutCallSite(() =>
-          stripe.checkout.sessions.create(
-            {
-              mode: 'payment',
-              line_items: input.line_items.map((li) => ({
-                quantity: li.quantity,
-                price_data: {
-                  currency: li.price_data.currency,
-                  unit_amount: li.price_data.unit_amount,
-                  product_data: {
-                    name: li.price_data.product_data.name,
-                    ...(li.price_data.product_data.description
-                      ? { description: li.price_data.product_data.description }
-                      : {}),
-                  },
+        session = await createWithMetadata(
+          (sent) =>
+            withoutCallSite(() =>
+              stripe.checkout.sessions.create(
+                {
+                  mode: 'payment',
+                  line_items: input.line_items.map((li) => ({
+                    quantity: li.quantity,
+                    price_data: {
+                      currency: li.price_data.currency,
+                      unit_amount: li.price_data.unit_amount,
+                      product_data: {
+                        name: li.price_data.product_data.name,
+                        ...(li.price_data.product_data.description
+                          ? { description: li.price_data.product_data.description }
+                          : {}),
+                      },
+                    },
+                  })),
+                  success_url: input.success_url,
+                  cancel_url: input.cancel_url,
+                  ...(input.customer_email ? { customer_email: input.customer_email } : {}),
+                  ...(sent ? { metadata: sent, payment_intent_data: { metadata: sent } } : {}),
                 },
-              })),
-              success_url: input.success_url,
-              cancel_url: input.cancel_url,
-              ...(input.customer_email ? { customer_email: input.customer_email } : {}),
-              ...(metadata ? { metadata, payment_intent_data: { metadata } } : {}),
-            },
-            {
-              idempotencyKey: stripeKey('checkout', caller, idempotencyKey),
-              ...logContextOptions({ reqId }),
-            },
-          ),
+                options,
+              ),
+            ),
+          metadata,
+          metadataAsSent(given.metadata, owner),
         );
       } catch (err) {
         throw toCreateProblem(err, 'checkout_session', idempotencyKey !== undefined);
@@ -726,11 +768,8 @@ export function createPaymentsService({
       requireMetadataFits(input.metadata);
       requireNoReservedMetadata(given.metadata);
       // With API keys on, the intent names its owner at Stripe too (OWNER_METADATA_KEY), in one of Stripe's 50 keys.
-      const metadata = withOwnerMetadata(
-        input.metadata,
-        ownersMatter && !isOpenMode(caller) ? caller.owner : null,
-        'payment intent',
-      );
+      const owner = ownersMatter && !isOpenMode(caller) ? caller.owner : null;
+      const metadata = withOwnerMetadata(input.metadata, owner, 'payment intent');
       // Stripe refuses to confirm an intent without a payment method; dropping `confirm` would answer 200 with
       // an intent the caller believes confirmed.
       if (input.confirm && !input.payment_method) {
@@ -740,10 +779,10 @@ export function createPaymentsService({
           errors: [{ path: '/body/payment_method', message: 'is required when confirm is true' }],
         });
       }
-      const params: Stripe.PaymentIntentCreateParams = {
+      const params = (sent: Record<string, string> | undefined): Stripe.PaymentIntentCreateParams => ({
         amount: input.amount,
         currency: input.currency,
-        ...(metadata ? { metadata } : {}),
+        ...(sent ? { metadata: sent } : {}),
         ...(input.description ? { description: input.description } : {}),
         ...(input.receipt_email ? { receipt_email: input.receipt_email } : {}),
         // Card only, so that confirming needs no return_url. The pinned API version (2026-10-28.endive) refuses
@@ -756,14 +795,18 @@ export function createPaymentsService({
               confirm: input.confirm ?? false,
             }
           : { automatic_payment_methods: { enabled: true } }),
+      });
+      const options = {
+        idempotencyKey: stripeKey('payment_intent', caller, idempotencyKey),
+        ...logContextOptions({ reqId }),
       };
       let pi: Stripe.PaymentIntent;
       try {
-        pi = await withoutCallSite(() =>
-          stripe.paymentIntents.create(params, {
-            idempotencyKey: stripeKey('payment_intent', caller, idempotencyKey),
-            ...logContextOptions({ reqId }),
-          }),
+        // The metadata as taken; as sent too, for a key an earlier version used so (createWithMetadata).
+        pi = await createWithMetadata(
+          (sent) => withoutCallSite(() => stripe.paymentIntents.create(params(sent), options)),
+          metadata,
+          metadataAsSent(given.metadata, owner),
         );
       } catch (err) {
         // A declined confirmation still created the intent; remember it, and name it in the 402, so the caller can
