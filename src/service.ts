@@ -18,10 +18,14 @@ import { webhookHandlers } from './http/handlers/webhooks.js';
 import type { Handlers } from './http/operations.js';
 import { isLoopbackAddress } from './http/loopback-host.js';
 import {
+  afterResponsesInFlight,
   endResponseWithProblem,
+  endSocket,
   endSocketWithProblem,
+  lastResponse,
   logRawAnswer,
   rawRequestId,
+  responseInFlight,
 } from './http/raw-answer.js';
 import { refuseConnect } from './http/request-target.js';
 import { loopbackHostCheck } from './http/security.js';
@@ -445,28 +449,67 @@ const CLIENT_ERROR_ANSWERS: Record<string, [number, string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request did not arrive in time.'],
 };
 
-type InFlight = { headersSent?: boolean; getHeader?: (name: string) => unknown } | null;
+/** Connections whose answers in flight go out before they close (answerMalformedRequest). */
+const closingAfterAnswers = new WeakSet<Duplex>();
 
 /**
  * Node rejects malformed HTTP (bad header bytes, oversized headers) and requests that do not arrive in time
  * before Express; answer them as problem+json too, with an X-Request-Id and the security headers (raw-answer.ts).
  * The id is a new one: the request's headers were not read, so the client's cannot be known; but when Node had
  * read them and the app took the request (a body whose chunks are malformed), the id the app gave it, which its
- * log lines carry. As Node does, nothing is written once a response on this socket has started, so a second
+ * log lines carry; nothing is written once its response has started (the connection is closed), so a second
  * answer never corrupts the first.
+ *
+ * HTTP/1.1 pipelining: the first answer on a connection is its first request's (RFC 9112, 9.3.2). When requests
+ * read whole before the bad bytes are still being answered, no raw answer is written (it would be read as theirs,
+ * with their id): their answers go out, the last one saying `Connection: close`, and the connection closes, since
+ * the parser is in error and nothing more can be read; the bad bytes get no answer and no log line. Only a request
+ * whose body is incomplete (the malformed chunk is in it) is answered the raw problem, with its id, once the
+ * answers before it have gone out.
  */
 function answerMalformedRequest(err: NodeJS.ErrnoException, socket: Duplex, logger?: Logger): void {
-  const inFlight = (socket as Duplex & { _httpMessage?: InFlight })._httpMessage;
-  if (!socket.writable || inFlight?.headersSent) {
-    socket.destroy();
+  // Node reports the parser's error again for every further chunk: the first report was answered or is waited on.
+  if (closingAfterAnswers.has(socket)) {
+    if (!socket.writable) socket.destroy();
     return;
   }
   const [status, detail] = CLIENT_ERROR_ANSWERS[err.code ?? ''] ?? [400, 'The HTTP request is malformed.'];
-  const requestId = rawRequestId(inFlight?.getHeader?.('x-request-id'));
-  const rawPacket = (err as { rawPacket?: unknown }).rawPacket;
-  const head = Buffer.isBuffer(rawPacket) && rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
-  endSocketWithProblem(socket, { status, detail, requestId }, { head });
-  logRawAnswer(logger, { requestId, status, ...(err.code ? { code: err.code } : {}) });
+  const answer = (res?: ServerResponse): void => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const requestId = rawRequestId(res?.getHeader('x-request-id'));
+    const rawPacket = (err as { rawPacket?: unknown }).rawPacket;
+    const head = res
+      ? res.req.method === 'HEAD'
+      : Buffer.isBuffer(rawPacket) && rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
+    endSocketWithProblem(socket, { status, detail, requestId }, { head });
+    logRawAnswer(logger, { requestId, status, ...(err.code ? { code: err.code } : {}) });
+  };
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  if (!responseInFlight(socket)) {
+    answer();
+    return;
+  }
+  closingAfterAnswers.add(socket);
+  // The last answer to go out says the connection closes (one already under way cannot say so; it closes all the same).
+  const last = lastResponse(socket);
+  if (last?.req.complete && !last.headersSent) last.shouldKeepAlive = false;
+  afterResponsesInFlight(
+    socket,
+    (res) => {
+      if (res.req.complete) return true;
+      // The malformed bytes are in this request's body: the raw problem is its answer, unless it has one started.
+      if (res.headersSent) socket.destroy();
+      else answer(res);
+      return false;
+    },
+    () => endSocket(socket),
+  );
 }
 
 /**

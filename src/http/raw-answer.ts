@@ -6,7 +6,7 @@
  * answer with the service's log line for it. Each closes its connection.
  */
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { API_HEADERS } from './api-headers.js';
@@ -66,6 +66,51 @@ export function endSocketWithProblem(
   ];
   socket.on('error', () => socket.destroy());
   socket.end(`${lines.join('\r\n')}\r\n\r\n${opts.head ? '' : body}`);
+}
+
+/** The response Node has in flight on `socket`: the one to the oldest request on it not answered yet. */
+export function responseInFlight(socket: Duplex): ServerResponse | undefined {
+  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/**
+ * The response to the last request Node read on `socket` (the one queued last, behind those in flight), when the
+ * app took that request: Express links each request to its response (`req.res`).
+ */
+export function lastResponse(socket: Duplex): ServerResponse | undefined {
+  const parser = (socket as Duplex & { parser?: { incoming?: IncomingMessage | null } | null }).parser;
+  return (parser?.incoming as (IncomingMessage & { res?: ServerResponse }) | null | undefined)?.res;
+}
+
+/**
+ * HTTP/1.1 pipelining: answers go out in the order their requests came (RFC 9112, 9.3.2), so a raw answer to a
+ * request read after others must not be written before theirs. Calls `each` with every response Node has in flight
+ * on `socket`, oldest first (the next one is in flight once the one before has finished); `each` answers false to
+ * stop waiting (it has dealt with the connection). Then calls `done`, once none is left. A response that never
+ * finishes (its connection closed first) ends the wait: there is nothing more to write.
+ */
+export function afterResponsesInFlight(
+  socket: Duplex,
+  each: (res: ServerResponse) => boolean,
+  done: () => void,
+): void {
+  const next = (): void => {
+    const res = responseInFlight(socket);
+    if (!res) {
+      done();
+      return;
+    }
+    // Node's own 'finish' listener (added first, so run first) hands the socket to the next response, or ends it.
+    if (each(res)) res.once('finish', next);
+  };
+  next();
+}
+
+/** Ends a connection once what was written on it has gone out. */
+export function endSocket(socket: Duplex): void {
+  const net = socket as Duplex & { destroySoon?: () => void };
+  if (typeof net.destroySoon === 'function') net.destroySoon();
+  else socket.end();
 }
 
 /** Answers a request Node hands over with its response (as 'checkExpectation' does), and closes the connection. */

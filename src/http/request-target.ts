@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { ProblemError } from './problem.js';
-import { endSocketWithProblem, logRawAnswer, rawRequestId } from './raw-answer.js';
+import { afterResponsesInFlight, endSocketWithProblem, logRawAnswer, rawRequestId } from './raw-answer.js';
 
 /** `http://` or `https://`, then the authority, up to the path, query or end. */
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)/i;
@@ -100,12 +100,26 @@ export const requireHost: RequestHandler = (req, _res, next) => {
  * scheme `stripe.com`).
  */
 export function refuseConnect(req: IncomingMessage, socket: Duplex, logger?: Logger): void {
+  // Node's HTTP server no longer looks after this socket (its error listener is gone too).
+  socket.on('error', () => socket.destroy());
   const requestId = rawRequestId(req.headers['x-request-id']);
-  endSocketWithProblem(socket, {
-    status: 405,
-    detail: 'CONNECT is not supported: this service is not a proxy.',
-    requestId,
-    headers: [['Allow', 'GET, HEAD, POST']],
-  });
-  logRawAnswer(logger, { requestId, status: 405, method: 'CONNECT' });
+  // HTTP/1.1 pipelining: requests read before this one are answered first, in order (RFC 9112, 9.3.2); the 405 is
+  // written after their answers, unless the last of them closed the connection (`Connection: close`).
+  afterResponsesInFlight(
+    socket,
+    () => true,
+    () => {
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      endSocketWithProblem(socket, {
+        status: 405,
+        detail: 'CONNECT is not supported: this service is not a proxy.',
+        requestId,
+        headers: [['Allow', 'GET, HEAD, POST']],
+      });
+      logRawAnswer(logger, { requestId, status: 405, method: 'CONNECT' });
+    },
+  );
 }
