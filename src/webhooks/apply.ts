@@ -6,7 +6,7 @@
 import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { PaymentsService } from '../payments/service.js';
-import type { RefundService } from '../refunds/service.js';
+import { ledgerRowOf, type RefundService } from '../refunds/service.js';
 import type { Store } from '../store/index.js';
 import {
   logContextOptions,
@@ -86,9 +86,10 @@ export interface EventApplierDeps {
   logger: Logger;
   /**
    * The ledger, read to tell whether an intent's row was written while its status was being read from Stripe
-   * (applyIntent). Unset, the read is applied as it came.
+   * (applyIntent), and to tell whether a refund snapshot is of a refund it knows (applyRefund). Unset, the read is
+   * applied as it came, and so is a final refund snapshot that does not release its amount.
    */
-  store?: Pick<Store, 'payments'>;
+  store?: Pick<Store, 'payments'> & Partial<Pick<Store, 'refunds'>>;
   /**
    * The mode of the service's Stripe key (true for sk_live_/rk_live_): an event of the other mode is not applied
    * (isOtherMode). Unset, every event is applied whatever its mode.
@@ -167,6 +168,21 @@ export function createEventApplier(deps: EventApplierDeps) {
     }
   }
 
+  /**
+   * Whether a final snapshot (appliesAsIs) may be applied without asking Stripe: only for a refund the ledger
+   * knows (its own, by Stripe id or the request_id it tagged it with, or one it learnt before). One it does not know
+   * would be recorded as a refund made outside the service, its amount counted as refunded for good and announced:
+   * a signed event need not be Stripe's (`npm run webhook -- refund.updated --payment-intent pi_...` makes one up,
+   * `succeeded`, with an id Stripe never gave), and recorded so, the payment's real refund of what is left was
+   * refused. Such a refund (a dashboard refund's first event, say) is read from Stripe: only Stripe's word records
+   * money moved outside the service.
+   */
+  async function knownToLedger(snapshot: Stripe.Refund): Promise<boolean> {
+    const refunds = deps.store?.refunds;
+    if (!refunds) return true;
+    return (await ledgerRowOf({ refunds }, snapshot)) !== null;
+  }
+
   /** `listed`: the refund as Stripe's list answered it just now, not an event's snapshot (applied as it is). */
   async function applyRefund(
     snapshot: Stripe.Refund,
@@ -174,7 +190,7 @@ export function createEventApplier(deps: EventApplierDeps) {
     listed = false,
   ): Promise<ApplyResult> {
     const refund =
-      listed || appliesAsIs(snapshot)
+      listed || (appliesAsIs(snapshot) && (await knownToLedger(snapshot)))
         ? snapshot
         : await current(
             () =>

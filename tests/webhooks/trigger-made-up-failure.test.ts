@@ -96,4 +96,36 @@ describe.skipIf(!rabbit)('a refund failure the webhook trigger makes up', () => 
     expect(await rig.svc.deps.store.refunds.getByStripeId('re_madeUpFailure1')).toBeNull();
     expect(await rig.svc.deps.store.refunds.listForPaymentIntent(pi)).toEqual([]);
   });
+
+  // The trigger's refund.updated says succeeded by default: applied as it came, a refund Stripe never made was
+  // recorded as one made in the dashboard, its amount counted as refunded for good, and the payment's real refund
+  // of what is left refused with 409.
+  it('records nothing for a made-up succeeded refund Stripe does not know: the payment is refunded in full', async () => {
+    const pi = await paidThroughService(rig, 'pm_card_visa', 2500);
+    const sent = await trigger(
+      [
+        'refund.updated',
+        '--refund',
+        're_madeUpSuccess1',
+        '--payment-intent',
+        pi,
+        '--amount',
+        '2500',
+        '--offline',
+      ],
+      { STRIPE_WEBHOOK_SECRET: rig.secret },
+    );
+    expect(sent.code).toBe(0);
+    await rig.settled();
+    expect(await rig.svc.deps.store.refunds.getByStripeId('re_madeUpSuccess1')).toBeNull();
+    expect((await getJson(`${rig.svc.url}/payment-intent/${pi}`)).json.amount_refunded ?? 0).toBe(0);
+    const all = await postJson(`${rig.svc.url}/refund`, {
+      payment_intent_id: pi,
+      request_id: 'after-made-up',
+    });
+    expect({ status: all.status, refund: all.json.refund }).toMatchObject({
+      status: 200,
+      refund: { status: 'succeeded', amount: 2500 },
+    });
+  });
 });
