@@ -169,18 +169,24 @@ export function createEventApplier(deps: EventApplierDeps) {
   }
 
   /**
-   * Whether a final snapshot (appliesAsIs) may be applied without asking Stripe: only for a refund the ledger
-   * knows (its own, by Stripe id or the request_id it tagged it with, or one it learnt before). One it does not know
-   * would be recorded as a refund made outside the service, its amount counted as refunded for good and announced:
-   * a signed event need not be Stripe's (`npm run webhook -- refund.updated --payment-intent pi_...` makes one up,
-   * `succeeded`, with an id Stripe never gave), and recorded so, the payment's real refund of what is left was
-   * refused. Such a refund (a dashboard refund's first event, say) is read from Stripe: only Stripe's word records
-   * money moved outside the service.
+   * Whether a final snapshot (appliesAsIs) may be applied without asking Stripe: only for a refund the ledger knows
+   * (its own, by Stripe id or the request_id it tagged it with, or one it learnt before), and only as the ledger has
+   * it (its amount, and its currency once known). One it does not know would be recorded as a refund made outside
+   * the service, its amount counted as refunded for good and announced: a signed event need not be Stripe's (`npm run
+   * webhook -- refund.updated --payment-intent pi_...` makes one up, `succeeded`, with an id Stripe never gave), and
+   * recorded so, the payment's real refund of what is left was refused. A known one's currency was written over with
+   * the snapshot's (`--currency eur` on a usd refund), and shown and announced so. Anything else (a dashboard
+   * refund's first event, say) is read from Stripe: only Stripe's word records money moved.
    */
   async function knownToLedger(snapshot: Stripe.Refund): Promise<boolean> {
     const refunds = deps.store?.refunds;
     if (!refunds) return true;
-    return (await ledgerRowOf({ refunds }, snapshot)) !== null;
+    const row = await ledgerRowOf({ refunds }, snapshot);
+    return (
+      row !== null &&
+      row.amount === snapshot.amount &&
+      (row.currency === null || row.currency === snapshot.currency)
+    );
   }
 
   /** `listed`: the refund as Stripe's list answered it just now, not an event's snapshot (applied as it is). */

@@ -97,7 +97,8 @@ A made-up refund failure does not change the ledger: the service reads a refund 
 canceled from Stripe before applying it, so refund.failed (or --status failed/canceled) about a refund
 Stripe made leaves it as Stripe has it, and one about a refund Stripe does not know changes nothing. Other
 statuses are applied as sent to a refund the service knows (--status succeeded moves a real pending refund on
-before Stripe does); a refund it does not know yet is read from Stripe first, so a made-up one changes nothing.
+before Stripe does); a refund it does not know yet, or another amount or currency than it has, is read from
+Stripe first, so a made-up refund or currency changes nothing.
 To see a refund fail, refund a payment made with pm_card_refundFail. Set the same STRIPE_WEBHOOK_SECRET for the service and this command:
 an embedded-mode service otherwise makes up a random one at start.`;
 

@@ -97,6 +97,33 @@ describe.skipIf(!rabbit)('a refund failure the webhook trigger makes up', () => 
     expect(await rig.svc.deps.store.refunds.listForPaymentIntent(pi)).toEqual([]);
   });
 
+  // The snapshot of a refund the ledger knows was applied as it came, its currency included: a made-up one was
+  // written to the ledger's row and shown by /refund-status and in what the service announces.
+  it("keeps a known refund's currency when a made-up event names another", async () => {
+    const pi = await paidThroughService(rig, 'pm_card_visa', 2500);
+    const made = await postJson(`${rig.svc.url}/refund`, {
+      payment_intent_id: pi,
+      amount: 1000,
+      request_id: 'made-up-currency',
+    });
+    const refundId = (made.json.refund as { id: string }).id;
+    const before = (await getJson(`${rig.svc.url}/refund-status/made-up-currency`)).json;
+    expect(before).toMatchObject({ status: 'succeeded', currency: 'usd' });
+
+    const sent = await trigger(['refund.updated', '--refund', refundId, '--currency', 'eur'], {
+      STRIPE_SECRET_KEY: rig.secretKey,
+      STRIPE_API_BASE: rig.sandbox.url,
+      STRIPE_WEBHOOK_SECRET: rig.secret,
+    });
+    expect(sent.code).toBe(0);
+    await rig.settled();
+    expect((await getJson(`${rig.svc.url}/refund-status/made-up-currency`)).json).toMatchObject({
+      status: 'succeeded',
+      currency: 'usd',
+      amount: 1000,
+    });
+  });
+
   // The trigger's refund.updated says succeeded by default: applied as it came, a refund Stripe never made was
   // recorded as one made in the dashboard, its amount counted as refunded for good, and the payment's real refund
   // of what is left refused with 409.
