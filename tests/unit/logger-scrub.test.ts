@@ -17,6 +17,10 @@ describe('scrubSecrets', () => {
     ['amqps://svc:p4ss@mq.example.com/vhost', 'p4ss', 'amqps://svc:[REDACTED]@mq.example.com'],
     ['sk_test_51abcDEF', 'abcDEF', 'sk_test_[REDACTED]'],
     ['pi_123_secret_456xyz', '456xyz', 'pi_123_secret_[REDACTED]'],
+    // A key glued to an id by an underscore (a key sent as a checkout session id).
+    ['cs_test_sk_test_51abcDEF', 'abcDEF', 'cs_test_sk_test_[REDACTED]'],
+    ['pi_psk_abcdefghijklmnopqrstuvwxyz', 'abcdefghij', 'pi_psk_[REDACTED]'],
+    ['key_whsec_abcDEF123', 'abcDEF123', 'key_whsec_[REDACTED]'],
     ['.postgres://app:pw7@db', 'pw7', '.postgres://app:[REDACTED]@db'],
     ['url=redis+tls://app:pw8@cache', 'pw8', 'url=redis+tls://app:[REDACTED]@cache'],
   ])('%s loses its secret', (input, secret, kept) => {
