@@ -118,7 +118,8 @@ async function main(): Promise<number> {
       case 'revoke': {
         if (!arg) throw new Error('revoke needs a key id');
         const ok = await store.apiKeys.revoke(arg);
-        console.log(ok ? `revoked ${arg}` : `no active key ${arg}`);
+        // Through the filter: given the key itself rather than its id (a common slip), this printed the key back.
+        console.log(scrubSecrets(ok ? `revoked ${arg}` : `no active key ${arg}`));
         return ok ? 0 : 1;
       }
       default:

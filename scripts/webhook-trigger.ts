@@ -9,7 +9,8 @@ import { runWebhookTrigger } from '../src/webhooks/trigger.js';
 loadDotenv({ quiet: true });
 
 const code = await runWebhookTrigger(process.argv.slice(2), process.env, {
-  out: (line) => console.log(line),
+  // Through the filter too: the `→ POST <url>` line quoted a --url with a password or a ?token= in it.
+  out: (line) => console.log(scrubSecrets(line)),
   // Through the logger's filter: Stripe's message when it refuses the key quotes the key's last characters.
   err: (line) => console.error(scrubSecrets(line)),
 });
