@@ -7,6 +7,7 @@
 import * as z from 'zod';
 import { parseProvisionedKeys, validateOwner, type ProvisionedKey } from '../auth/api-keys.js';
 import { parseAllowedHosts } from '../http/loopback-host.js';
+import { scrubSecrets } from '../logger.js';
 import { rabbitUrlFromEnv } from '../queue/rabbit-url.js';
 import { parseWebhookSecrets } from '../webhooks/signing-secrets.js';
 
@@ -568,7 +569,8 @@ export function loadConfigOrExit(env: Record<string, string | undefined>): Confi
     return loadConfig(env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(err.message);
+      // Through the logger's filter: a value may be quoted (ALLOWED_HOSTS given a URL with a password in it).
+      console.error(scrubSecrets(err.message));
       process.exit(78);
     }
     throw err;
