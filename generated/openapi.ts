@@ -1008,10 +1008,15 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request body is not `application/json`, or its charset or Content-Encoding is not supported. */
+        /**
+         * @description The request body is not `application/json` (no `code`), or its charset is not supported (no `code`), or
+         *     `content_encoding_unsupported`: its `Content-Encoding` is not one the service decodes, and `Accept-Encoding`
+         *     lists those it does.
+         */
         UnsupportedMediaType: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
+                "Accept-Encoding": components["headers"]["AcceptEncoding"];
                 RateLimit: components["headers"]["RateLimit"];
                 "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                 [name: string]: unknown;
@@ -1204,6 +1209,12 @@ export interface components {
          * @example limit=600, remaining=598, reset=42
          */
         RateLimit: string;
+        /**
+         * @description Sent with `415` `content_encoding_unsupported`: the content codings the service decodes in a request body
+         *     (`gzip`, `deflate`, `br`, and `zstd` where the service runs on Node 22.15 or later), besides none.
+         * @example gzip, deflate, br
+         */
+        AcceptEncoding: string;
         /**
          * @description The limit and its window in seconds, sent with `RateLimit`.
          * @example 600;w=60
@@ -1710,10 +1721,11 @@ export interface operations {
             400: components["responses"]["BadRequestNoReplay"];
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
-            /** @description The body's `Content-Encoding` is not one the service decodes (`gzip`, `deflate`, `br`, or none; Stripe sends its events uncompressed). Any `Content-Type` is taken: the signature covers the bytes as sent. */
+            /** @description `content_encoding_unsupported`: the body's `Content-Encoding` is not one the service decodes (`gzip`, `deflate`, `br`, `zstd` on Node 22.15 or later, or none; Stripe sends its events uncompressed), and `Accept-Encoding` lists those it does. Any `Content-Type` is taken: the signature covers the bytes as sent. */
             415: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
+                    "Accept-Encoding": components["headers"]["AcceptEncoding"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -2,6 +2,7 @@
  * The one error path: whatever failed (validator, body parser, domain, Stripe, a bug), the client gets
  * application/problem+json with a stable shape, and a 500 never shows an internal message.
  */
+import zlib from 'node:zlib';
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import { StoreUnavailableError } from '../store/errors.js';
 import { API_HEADERS } from './api-headers.js';
@@ -75,6 +76,25 @@ const BODY_PARSER_MAP: Record<string, [number, string]> = {
   'stream.encoding.set': [500, 'The server could not read the request body.'],
 };
 
+/**
+ * The content codings body-parser inflates (identity aside): gzip, deflate and br, and zstd where Node has it
+ * (22.15 and later). Any other is answered 415 with these in Accept-Encoding (RFC 9110, 12.5.3 and 15.5.16).
+ */
+export const ACCEPTED_CONTENT_CODINGS: readonly string[] = [
+  'gzip',
+  'deflate',
+  'br',
+  ...(typeof (zlib as { createZstdDecompress?: unknown }).createZstdDecompress === 'function'
+    ? ['zstd']
+    : []),
+];
+
+/**
+ * zlib's error for a body that is not what its Content-Encoding says, passed on by body-parser without a `type`:
+ * `Z_…` from gzip and deflate (and from brotli for a body that ends too soon), `ERR__ERROR_…` from brotli's decoder.
+ */
+const DECODING_ERROR_CODE = /^(Z_|ERR__ERROR_)/;
+
 const JSON_ERROR_POSITION = /\bat position (\d+)/;
 
 export interface Rendered {
@@ -122,10 +142,15 @@ export function renderError(err: unknown, req: Request): Rendered {
     const detail = position
       ? `The request body is not valid JSON: it goes wrong at character ${Number(position[1]) + 1}.`
       : known;
+    const unsupportedCoding = err.type === 'encoding.unsupported';
     return {
       status,
-      body: problemBody(status, { ...base, detail }),
-      headers: {},
+      body: problemBody(status, {
+        ...base,
+        detail,
+        ...(unsupportedCoding ? { code: 'content_encoding_unsupported' } : {}),
+      }),
+      headers: unsupportedCoding ? { 'Accept-Encoding': ACCEPTED_CONTENT_CODINGS.join(', ') } : {},
       serverFault: status >= 500,
     };
   }
@@ -172,7 +197,7 @@ export function renderError(err: unknown, req: Request): Rendered {
     };
   }
   if (isExposedClientError(err)) {
-    const compressed = typeof err.code === 'string' && err.code.startsWith('Z_');
+    const compressed = typeof err.code === 'string' && DECODING_ERROR_CODE.test(err.code);
     const detail = compressed
       ? 'The request body is not valid data for its Content-Encoding.'
       : 'The request could not be read.';

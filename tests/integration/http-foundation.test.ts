@@ -1,4 +1,4 @@
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
 import { notImplemented, type Handlers } from '../../src/http/operations.js';
@@ -178,6 +178,35 @@ describe('error path', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ success: true, paymentIntentId: 'pi_123' });
   });
+
+  it('a body labelled br that is not brotli → 400 naming Content-Encoding, and a brotli body is read', async () => {
+    const body = JSON.stringify({ amount: 100, currency: 'usd' });
+    const broken = await postJson(`${served.url}/payment-intent`, body, { 'content-encoding': 'br' });
+    expectProblem(broken, 400);
+    expect(broken.json.detail).toBe('The request body is not valid data for its Content-Encoding.');
+    const res = await fetch(`${served.url}/payment-intent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'br' },
+      body: brotliCompressSync(body),
+    });
+    expect(res.status).toBe(200);
+  });
+
+  it.each(['/payment-intent', '/webhook'])(
+    'a Content-Encoding the service does not decode → 415 content_encoding_unsupported with Accept-Encoding (%s)',
+    async (path) => {
+      const body = JSON.stringify({ amount: 100, currency: 'usd' });
+      for (const coding of ['compress', 'x-snappy', 'gzip, gzip']) {
+        const res = await postJson(`${served.url}${path}`, body, { 'content-encoding': coding });
+        expectProblem(res, 415);
+        expect(res.json.code).toBe('content_encoding_unsupported');
+        expect(res.json.detail).toBe('The request body encoding is not supported.');
+        const accepted = (res.headers.get('accept-encoding') ?? '').split(/\s*,\s*/);
+        expect(accepted).toEqual(expect.arrayContaining(['gzip', 'deflate', 'br']));
+        expect(accepted).not.toContain(coding);
+      }
+    },
+  );
 
   it('an unexpected failure → 500 that never shows the internal message, and the server stays up', async () => {
     const res = await postJson(`${served.url}/payment-intent`, { amount: 4242, currency: 'usd' });
