@@ -3,6 +3,7 @@
  * filter on every written line for anything shaped like a Stripe key, client secret, webhook secret,
  * signature or password in a URL, so a secret that slips into a message or error still never reaches the logs.
  */
+import { inspect } from 'node:util';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger } from 'pino';
@@ -71,6 +72,16 @@ export function scrubSecrets(line: string): string {
   for (const [re, replacement] of SECRET_PATTERNS) out = out.replace(re, replacement);
   if (out.includes('=')) out = out.replace(QUERY_PARAMETER, redactSecretParameter);
   return out;
+}
+
+/**
+ * An error for an entry point's last-resort report on stderr, where no logger is left to filter it: as
+ * console.error shows it (stack, properties, cause), or only its message, through {@link scrubSecrets}.
+ */
+export function errorForStderr(err: unknown, opts: { messageOnly?: boolean } = {}): string {
+  const text =
+    opts.messageOnly && err instanceof Error ? err.message : typeof err === 'string' ? err : inspect(err);
+  return scrubSecrets(text);
 }
 
 export const REDACT_PATHS = [

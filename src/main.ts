@@ -11,7 +11,7 @@ import { config as loadDotenv } from 'dotenv';
 import { loadConfigOrExit } from './config/index.js';
 import { describeError, explainStartFailure } from './config/start-failure.js';
 import { pino } from 'pino';
-import { createLogger } from './logger.js';
+import { createLogger, errorForStderr } from './logger.js';
 import { mountDemo } from './demo/mount.js';
 import { startService, StartStopped } from './service.js';
 
@@ -183,7 +183,7 @@ function runDirectly(): boolean {
 
 if (runDirectly()) {
   main().catch((err: unknown) => {
-    console.error(err);
+    console.error(errorForStderr(err));
     process.exit(1);
   });
 }

@@ -7,7 +7,7 @@
  * (keep only the newest that many of each kind of object; default 0, all), LOG_LEVEL (default info).
  */
 import { pino } from 'pino';
-import { scrubSecrets } from '../logger.js';
+import { errorForStderr, scrubSecrets } from '../logger.js';
 import { signingSecretOf } from '../webhooks/signing-secrets.js';
 import { startSandbox, type SandboxOptions } from './index.js';
 
@@ -85,6 +85,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  console.error(errorForStderr(err, { messageOnly: true }));
   process.exit(1);
 });

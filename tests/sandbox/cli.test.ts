@@ -140,6 +140,25 @@ describe('sandbox CLI', () => {
     expect(stderr).toContain('SANDBOX_PORT');
   });
 
+  it('refuses a key given as a number without printing the key', async () => {
+    // A value pasted into the wrong variable: the refusal quotes what it got, through the logger's filter.
+    const key = 'sk_test_pastedInThePort_123456789';
+    for (const name of ['SANDBOX_PORT', 'SANDBOX_REFUND_SETTLE_DELAY_MS', 'SANDBOX_MAX_OBJECTS']) {
+      const child = spawn(process.execPath, ['--import', TSX, CLI], {
+        env: { ...process.env, SANDBOX_PORT: '0', [name]: key },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      expect(code, name).toBe(1);
+      expect(output, name).toContain(`${name} must be an integer`);
+      expect(output, name).toContain('sk_test_[REDACTED]');
+      expect(output, name).not.toContain('pastedInThePort');
+    }
+  });
+
   it('refuses a webhook URL it cannot use without printing its password', async () => {
     // Not http(s), and not a URL at all (a "/" in the password ends the host part).
     for (const url of [

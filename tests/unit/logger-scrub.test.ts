@@ -4,7 +4,7 @@
  */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, scrubSecrets } from '../../src/logger.js';
+import { createLogger, errorForStderr, scrubSecrets } from '../../src/logger.js';
 
 describe('scrubSecrets', () => {
   it.each([
@@ -57,5 +57,34 @@ describe('scrubSecrets', () => {
     expect(written).not.toContain('hunter2');
     expect(written).not.toContain('pw9');
     expect(written).toContain('postgres://app:[REDACTED]@db');
+  });
+});
+
+/**
+ * What an entry point's last-resort catch prints on stderr (src/main.ts, the sandbox CLI), where no logger is left
+ * to filter it. No start found reaches src/main.ts's catch with a secret (the configuration's refusals print through
+ * the filter already), so the function is tested here; the sandbox CLI's is tested by running it.
+ */
+describe('errorForStderr', () => {
+  it('prints an error as console.error would, without the secrets in its message, stack, properties or cause', () => {
+    const cause = new Error('auth failed for amqp://svc:mqPassw0rd@mq:5672');
+    const err = Object.assign(new Error('start failed with sk_test_51mainCatchKey', { cause }), {
+      url: 'postgres://app:pgPassw0rd@db/payments',
+    });
+    const out = errorForStderr(err);
+    expect(out).toContain('Error: start failed with sk_test_[REDACTED]');
+    expect(out).toContain('postgres://app:[REDACTED]@db/payments');
+    expect(out).toContain('amqp://svc:[REDACTED]@mq:5672');
+    expect(out).toMatch(/\n\s+at /); // the stack, as console.error(err) showed it
+    expect(out).not.toMatch(/mainCatchKey|pgPassw0rd|mqPassw0rd/);
+  });
+
+  it('prints only the message when asked, and anything thrown that is not an Error', () => {
+    const err = new TypeError('SANDBOX_PORT must be an integer, got "sk_test_51cliKey"');
+    expect(errorForStderr(err, { messageOnly: true })).toBe(
+      'SANDBOX_PORT must be an integer, got "sk_test_[REDACTED]"',
+    );
+    expect(errorForStderr('whsec_thrownAsString')).toBe('whsec_[REDACTED]');
+    expect(errorForStderr({ key: 'rk_live_thrownInAnObject' })).toBe("{ key: 'rk_live_[REDACTED]' }");
   });
 });
