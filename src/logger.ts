@@ -64,8 +64,14 @@ const SECRET_PATTERNS: readonly [RegExp, string][] = [
 // ended the string, so the line no longer parsed and the rest of the value was written.
 const QUERY_PARAMETER = /([?&])([A-Za-z0-9_.-]+)=((?:[^&\s"#\\]|\\.)*)/g;
 const SECRET_NAME = /pass|secret|token|api_?key|signature|credential/i;
+/**
+ * A value masked already (`***`, as redactDatabaseUrl writes it, or `[REDACTED]`), with at most the closing
+ * punctuation of the text around it: left as it is. Redacted again, it took that punctuation with it, and the advice
+ * of a refused start read `(postgres://app@db/payments?password=[REDACTED] PostgreSQL must ...`, its `):` gone.
+ */
+const MASKED_VALUE = /^(?:\*{3}|\[REDACTED\])[)\]}>'.,;:!?]*$/;
 const redactSecretParameter = (whole: string, sep: string, name: string, value: string) =>
-  value !== '' && SECRET_NAME.test(name) ? `${sep}${name}=[REDACTED]` : whole;
+  value !== '' && SECRET_NAME.test(name) && !MASKED_VALUE.test(value) ? `${sep}${name}=[REDACTED]` : whole;
 
 export function scrubSecrets(line: string): string {
   let out = line;

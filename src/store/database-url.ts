@@ -29,7 +29,9 @@ export function redactDatabaseUrl(url: string): string {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
     parsed.searchParams.forEach((_v, k) => {
-      if (/pass|secret|key/i.test(k)) parsed.searchParams.set(k, '***');
+      // The names the logger's filter redacts too (token, signature, credential): where it found one unmasked, its
+      // [REDACTED] took the text after the URL with it.
+      if (/pass|secret|key|token|signature|credential/i.test(k)) parsed.searchParams.set(k, '***');
     });
     return parsed.toString();
   } catch {

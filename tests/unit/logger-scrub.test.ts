@@ -4,7 +4,9 @@
  */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { explainStartFailure } from '../../src/config/start-failure.js';
 import { createLogger, errorForStderr, scrubSecrets } from '../../src/logger.js';
+import { StoreUnavailableError } from '../../src/store/errors.js';
 
 describe('scrubSecrets', () => {
   it.each([
@@ -57,6 +59,47 @@ describe('scrubSecrets', () => {
     expect(written).not.toContain('hunter2');
     expect(written).not.toContain('pw9');
     expect(written).toContain('postgres://app:[REDACTED]@db');
+  });
+
+  it('a query value masked already keeps the text after it; any other is still redacted', () => {
+    expect(scrubSecrets('(db?password=***): next')).toBe('(db?password=***): next');
+    expect(scrubSecrets(scrubSecrets('(db?token=abc) next'))).toBe('(db?token=[REDACTED] next');
+    for (const value of ['hunter2):', '***hunter2', '***)hunter2', '*', '****']) {
+      const out = scrubSecrets(`(db?password=${value} next`);
+      expect(out, value).toBe('(db?password=[REDACTED] next');
+    }
+  });
+
+  it('a start refused for a DATABASE_URL with ?password= reads as written, the password masked once', () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString('utf8'));
+        cb();
+      },
+    });
+    const logger = createLogger({ level: 'info' }, sink);
+    for (const url of [
+      'postgres://app@db.internal/payments?password=pgQueryPw1',
+      'postgres://app:pgUserPw2@db.internal/payments?sslmode=require&sslpassword=pgSslPw3',
+      'postgres://app@db.internal/payments?token=pgTokenPw4',
+    ]) {
+      const advice = explainStartFailure(new StoreUnavailableError('connect ECONNREFUSED 10.0.0.7:5432'), {
+        port: 5000,
+        database: { url },
+      });
+      // As src/main.ts writes it.
+      logger.fatal(`could not start: ${advice}; exiting`);
+    }
+    const messages = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(messages.join('\n')).not.toMatch(/pgQueryPw1|pgUserPw2|pgSslPw3|pgTokenPw4/);
+    const advice =
+      ': PostgreSQL must be running and reachable there, and its user, password and database must exist; exiting';
+    expect(messages).toEqual([
+      `could not start: connect ECONNREFUSED 10.0.0.7:5432. Check DATABASE_URL (postgres://app@db.internal/payments?password=***)${advice}`,
+      `could not start: connect ECONNREFUSED 10.0.0.7:5432. Check DATABASE_URL (postgres://app:***@db.internal/payments?sslmode=require&sslpassword=***)${advice}`,
+      `could not start: connect ECONNREFUSED 10.0.0.7:5432. Check DATABASE_URL (postgres://app@db.internal/payments?token=***)${advice}`,
+    ]);
   });
 });
 
