@@ -19,6 +19,9 @@ import { startService, StartStopped } from './service.js';
  * Long enough for in-flight Stripe calls to finish (the SDK's own timeout is 20 s by default, and the brokers
  * wait at most that long for their handlers). Give the process a stop grace period above this (compose: 30 s).
  */
+/** For the launcher (src/launch/start.ts), which has no logger of its own outside the bundle. */
+export { errorForStderr };
+
 export const SHUTDOWN_TIMEOUT_MS = 25_000;
 
 export interface MainOptions {

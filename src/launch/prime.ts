@@ -61,6 +61,8 @@ try {
   });
 } catch (err) {
   // What the modules compiled is still worth caching; the build goes on either way.
-  console.warn(`warning: the embedded service did not start for the code cache: ${String(err)}`);
+  console.warn(
+    `warning: the embedded service did not start for the code cache: ${(bundle.exports['errorForStderr'] as (e: unknown, o: { messageOnly: boolean }) => string)(err, { messageOnly: true })}`,
+  );
   finish(bundle.saveCache() ? 'code cache: written (modules only)' : 'no code cache written');
 }

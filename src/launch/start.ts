@@ -16,8 +16,15 @@ const bundle = loadBundle(path.join(path.dirname(fileURLToPath(import.meta.url))
   useCache: process.env['PAYMENTS_CODE_CACHE'] !== 'off',
 });
 const main = bundle.exports['main'] as (opts: MainOptions) => Promise<void>;
-await main({
-  codeCache: bundle.cache,
-  // A no-op when the cache was used or is off.
-  onStarted: () => setTimeout(() => bundle.saveCache(), SAVE_CACHE_AFTER_MS).unref(),
-});
+const errorForStderr = bundle.exports['errorForStderr'] as (err: unknown) => string;
+try {
+  await main({
+    codeCache: bundle.cache,
+    // A no-op when the cache was used or is off.
+    onStarted: () => setTimeout(() => bundle.saveCache(), SAVE_CACHE_AFTER_MS).unref(),
+  });
+} catch (err) {
+  // As src/main.ts does when run directly: through the secret filter, not Node's own report of a rejection.
+  console.error(errorForStderr(err));
+  process.exit(1);
+}
