@@ -80,6 +80,13 @@ export function buildOpsApp(deps: OpsAppDeps): Express {
   app.get('/healthz', route('getHealth'));
   app.get('/readyz', route('getReadiness'));
   app.get('/metrics', route('getMetrics'));
+  // Another method on a probe's path is the API's 405 naming GET (HEAD is a GET: the routes above answer it), not
+  // the catch-all's 404 saying the path is served elsewhere.
+  app.all(['/healthz', '/readyz', '/metrics'], (req, _res, next) => {
+    next(
+      new ProblemError(405, `${req.method} is not allowed on ${req.path}.`, { headers: { Allow: 'GET' } }),
+    );
+  });
   app.use((req, _res, next) => {
     next(
       new ProblemError(
