@@ -35,13 +35,19 @@ export interface Metrics {
 // Whatever follows a Stripe id prefix: ids reach Stripe as callers spelt them (the contract allows `.` and `-`),
 // and each distinct label value would be new series for as long as the process runs.
 const ID_SEGMENT = /^(pi|ch|re|cs|evt|pm|cus|py|txn|seti)_[^/]+$/;
+/**
+ * The API's own words (`payment_intents`, `line_items`, `cancel`) and its version: lowercase letters and
+ * underscores only. Any other segment is an id, whatever its prefix: Stripe gives some refunds `pyr_` ids, and the
+ * service reads a refund by the id a webhook names, so a list of prefixes alone let each such refund become a label.
+ */
+const WORD_SEGMENT = /^(?:[a-z_]+|v\d+)$/;
 
 /** `/v1/refunds/re_123` → `POST /v1/refunds/:id`, so labels stay few. */
 export function stripeOperation(method: string, path: string): string {
   const clean = path.split('?')[0]!;
   return `${method.toUpperCase()} ${clean
     .split('/')
-    .map((seg) => (ID_SEGMENT.test(seg) ? ':id' : seg))
+    .map((seg) => (seg === '' || (WORD_SEGMENT.test(seg) && !ID_SEGMENT.test(seg)) ? seg : ':id'))
     .join('/')}`;
 }
 
