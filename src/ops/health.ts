@@ -89,6 +89,12 @@ function readinessOf(
   };
 }
 
+/**
+ * How long a probe waits for Stripe's fresh answer when it has an earlier one to give (see stripeCheck): well under a
+ * probe's usual 1 s timeout, and long enough for a Stripe that answers, even with an error, to be heard at once.
+ */
+const STRIPE_STALE_AFTER_MS = 500;
+
 /** Raised by `within` when the answer is late (told apart from a dependency's own errors by identity). */
 class CheckTimeout extends Error {}
 
@@ -204,7 +210,17 @@ export function createReadiness(deps: ReadinessDeps): () => Promise<Readiness> {
     stripeAsking ??= askStripe().finally(() => {
       stripeAsking = null;
     });
-    return stripeAsking;
+    // With an answer to give, a probe waits for Stripe's fresh one only briefly, then gives the last one: waiting out
+    // a Stripe that does not answer (timeoutMs) made every probe past the cache time out at a 1 s probe timeout
+    // (Kubernetes' default), and so took every API process out of its load balancer, which a Stripe outage must not.
+    // The question goes on; its answer is cached and given as soon as it is in.
+    const last = stripeCache;
+    if (!last) return stripeAsking;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<StripeCheck>((resolve) => {
+      timer = setTimeout(() => resolve(last), STRIPE_STALE_AFTER_MS);
+    });
+    return Promise.race([stripeAsking, late]).finally(() => clearTimeout(timer));
   }
 
   async function askStripe(): Promise<StripeCheck> {
