@@ -688,6 +688,7 @@ export async function startService(
             : {}),
           onResponse,
           ...(hostCheckMiddleware ? { hostCheck: hostCheckMiddleware } : {}),
+          trustProxy: config.http.trustProxy,
         });
     // Host is required of HTTP/1.1 all the same: the app answers its absence as problem+json (requireHost).
     server = createServer({ requireHostHeader: false }, (req, res) => {

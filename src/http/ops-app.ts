@@ -23,6 +23,8 @@ export interface OpsAppDeps {
   authFailuresPerMinute?: number;
   onResponse?: AppDeps['onResponse'];
   hostCheck?: AppDeps['hostCheck'];
+  /** TRUST_PROXY, as the API takes it: the proxies whose X-Forwarded-For names the client (0: none). */
+  trustProxy?: number;
 }
 
 /**
@@ -36,6 +38,8 @@ export function buildOpsApp(deps: OpsAppDeps): Express {
   app.set('case sensitive routing', true);
   app.disable('x-powered-by');
   app.set('etag', false);
+  // As the API (buildApp): behind a proxy, the client's address (per-address limits, logs) is the one it names.
+  app.set('trust proxy', (deps.trustProxy ?? 0) > 0 ? deps.trustProxy : false);
   app.use(requestLog(deps.logger, deps.onResponse));
   app.use(requireHost);
   app.use(originForm);

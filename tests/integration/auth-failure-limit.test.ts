@@ -268,3 +268,40 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', ()
     }
   });
 });
+
+describe.skipIf(!(await rabbitAvailable()))('a worker process behind a proxy (TRUST_PROXY)', () => {
+  it('counts refused keys by the client address the proxy names, as the API does', async () => {
+    // The worker's ops app did not take TRUST_PROXY: every client behind the proxy was one address, so one client's
+    // wrong keys got another's first scrape with a valid key refused 429.
+    const prefix = uniquePrefix('authwp');
+    const stripe = await startSharedStripe();
+    const worker = await startTestService(
+      'sqlite',
+      {
+        RABBITMQ_URL,
+        ROLE: 'worker',
+        ...stripe.env,
+        AUTH_FAILURES_PER_MINUTE: String(LIMIT),
+        METRICS_PUBLIC: 'false',
+        TRUST_PROXY: 'true',
+        LOG_LEVEL: 'warn',
+      },
+      { topology: topologyFor(prefix) },
+    );
+    try {
+      const scrape = (key: string, client: string) =>
+        fetch(`${worker.url}/metrics`, {
+          headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': client },
+        });
+      for (let i = 0; i < LIMIT + 2; i++) await scrape(`psk_${'x'.repeat(40)}${i}`, '203.0.113.9');
+      expect((await scrape(`psk_${'x'.repeat(43)}`, '203.0.113.9')).status).toBe(429);
+      const known = (await createKey(worker.deps.store.apiKeys, { owner: 'ops', kind: 'secret' })).key;
+      const other = await scrape(known, '198.51.100.7');
+      expect(other.status, await other.clone().text()).toBe(200);
+    } finally {
+      await worker.stop();
+      await stripe.close();
+      await deleteEverything(prefix);
+    }
+  });
+});
