@@ -1,0 +1,105 @@
+/**
+ * Review of d5921ba/5fda00a (UNOWNED_PAYMENTS_OWNER). 5fda00a: "a session naming no owner whose intent names one is
+ * not taken as UNOWNED_PAYMENTS_OWNER's (the intent's owner is learnt as without the setting)". That holds when
+ * the intent is asked for first (ownerOfIntent). But getCheckoutSession's learning path and applyStripeSession (the
+ * session's own events) look at the session's metadata only (ownerNamedOrUnowned(session)): the session is recorded
+ * as UNOWNED_PAYMENTS_OWNER's and, by recordSession, a row for its intent under that owner, so that owner reads and
+ * refunds a payment whose intent names another owner at Stripe. Which comes first is up to Stripe's event order and
+ * the clients. FAILS on 1076686 (the second and third cases).
+ */
+import { randomBytes } from 'node:crypto';
+import type Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
+import { OWNER_METADATA_KEY } from '../../src/payments/service.js';
+import { getJson, payOnHostedPage, postJson, postSignedWebhook } from '../helpers/http.js';
+import {
+  startSharedStripe,
+  startTestService,
+  type SharedStripe,
+  type TestService,
+} from '../helpers/service.js';
+
+const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+const WEBHOOK_SECRET = `whsec_${randomBytes(24).toString('hex')}`;
+
+describe('UNOWNED_PAYMENTS_OWNER and a session naming no owner whose intent names another', () => {
+  let stripe: SharedStripe;
+  let svc: TestService;
+  const keys: Record<string, string> = {};
+  beforeAll(async () => {
+    // A Stripe that sends the service no webhooks: each test decides what the service hears first.
+    stripe = await startSharedStripe();
+    svc = await startTestService('sqlite', {
+      API_AUTH: 'on',
+      RATE_LIMIT_PER_MINUTE: '0',
+      STRIPE_MAX_NETWORK_RETRIES: '0',
+      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      UNOWNED_PAYMENTS_OWNER: 'shop',
+      ...stripe.env,
+    });
+    keys.shop = (await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key;
+    keys.rival = (await createKey(svc.deps.store.apiKeys, { owner: 'rival', kind: 'secret' })).key;
+  });
+  afterAll(async () => {
+    await svc?.stop();
+    await stripe?.close();
+  });
+
+  /** A paid session made at Stripe naming no owner, its intent naming rival (payment_intent_data.metadata). */
+  async function paidSession(): Promise<{ cs: string; pi: string }> {
+    const made = await svc.deps.stripe.checkout.sessions.create({
+      mode: 'payment',
+      line_items: [
+        { price_data: { currency: 'usd', product_data: { name: 'Lamp' }, unit_amount: 2500 }, quantity: 1 },
+      ],
+      success_url: 'https://shop.example.com/ok?session_id={CHECKOUT_SESSION_ID}',
+      cancel_url: 'https://shop.example.com/no',
+      payment_intent_data: { metadata: { [OWNER_METADATA_KEY]: 'rival' } },
+    });
+    expect((await payOnHostedPage(made.url!)).status).toBe(303);
+    const session = await svc.deps.stripe.checkout.sessions.retrieve(made.id);
+    const pi = session.payment_intent as string;
+    expect(session.metadata ?? {}).toEqual({});
+    expect((await svc.deps.stripe.paymentIntents.retrieve(pi)).metadata).toEqual({
+      [OWNER_METADATA_KEY]: 'rival',
+    });
+    return { cs: session.id, pi };
+  }
+
+  /** Shop may neither read nor refund `pi`; rival reads it. */
+  async function rivalsNotShops(pi: string): Promise<void> {
+    expect.soft((await getJson(`${svc.url}/payment-intent/${pi}`, auth(keys.shop!))).status).toBe(404);
+    const refund = await postJson(
+      `${svc.url}/refund`,
+      { payment_intent_id: pi, amount: 100 },
+      auth(keys.shop!),
+    );
+    expect.soft(refund.status).toBe(404);
+    expect
+      .soft((await svc.deps.stripe.refunds.list({ payment_intent: pi })).data.map((r) => r.amount))
+      .toEqual([]);
+    expect((await getJson(`${svc.url}/payment-intent/${pi}`, auth(keys.rival!))).status).toBe(200);
+  }
+
+  it("the intent asked for first: rival's, not shop's (as 5fda00a says)", async () => {
+    const { pi } = await paidSession();
+    await rivalsNotShops(pi);
+  });
+
+  it("the session asked for first (GET /checkout-session by shop): still not shop's", async () => {
+    const { cs, pi } = await paidSession();
+    await getJson(`${svc.url}/checkout-session?session_id=${cs}`, auth(keys.shop!));
+    await rivalsNotShops(pi);
+  });
+
+  it("the session's checkout.session.completed applied first: still not shop's", async () => {
+    const { cs, pi } = await paidSession();
+    const events = await svc.deps.stripe.events.list({ type: 'checkout.session.completed', limit: 100 });
+    const event = events.data.find((e) => (e.data.object as Stripe.Checkout.Session).id === cs);
+    expect(event).toBeDefined();
+    expect((await postSignedWebhook(svc.url, WEBHOOK_SECRET, JSON.stringify(event))).status).toBe(200);
+    await svc.deps.webhooks.idle();
+    await rivalsNotShops(pi);
+  });
+});
