@@ -1,0 +1,98 @@
+/**
+ * Review of d5921ba (UNOWNED_PAYMENTS_OWNER). README, "Moving from the Python service": "A ledger row with no owner
+ * (a Stripe event applied before the setting, ...) is taken as that owner's too, and rewritten to name that owner at
+ * its first use, so that refunds and their status checks find it as the owner's own." That is done for payment
+ * rows. A dashboard refund whose event was applied before the setting is a refund row with owner '' (request id
+ * `stripe:<refund id>`), and nothing rewrites it: after the setting, the owner reads the payment with that refund
+ * counted, yet GET /refund-status/stripe:<refund id> answers it 404, also after the refund's next event.
+ * FAILS on 1076686.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
+import { getJson, postSignedWebhook } from '../helpers/http.js';
+import {
+  startSharedStripe,
+  startTestService,
+  type SharedStripe,
+  type TestService,
+} from '../helpers/service.js';
+
+const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+const WEBHOOK_SECRET = `whsec_${randomBytes(24).toString('hex')}`;
+
+describe('a dashboard refund recorded before UNOWNED_PAYMENTS_OWNER was set', () => {
+  let stripe: SharedStripe;
+  let dir: string;
+  let svc: TestService | undefined;
+  beforeAll(async () => {
+    stripe = await startSharedStripe();
+    dir = mkdtempSync(path.join(tmpdir(), 'review-unowned-refund-'));
+  });
+  afterAll(async () => {
+    await svc?.stop();
+    await stripe?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The service on the one ledger file, with API keys on, and the setting if given. */
+  const start = (extra: Record<string, string> = {}) =>
+    startTestService('sqlite', {
+      API_AUTH: 'on',
+      RATE_LIMIT_PER_MINUTE: '0',
+      STRIPE_MAX_NETWORK_RETRIES: '0',
+      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}`,
+      ...stripe.env,
+      ...extra,
+    });
+
+  async function eventOf(type: string, id: string): Promise<Stripe.Event> {
+    const events = await svc!.deps.stripe.events.list({ type, limit: 100 });
+    const event = events.data.find((e) => (e.data.object as { id: string }).id === id);
+    expect(event, `${type} of ${id}`).toBeDefined();
+    return event!;
+  }
+
+  async function deliver(event: Stripe.Event): Promise<void> {
+    expect((await postSignedWebhook(svc!.url, WEBHOOK_SECRET, JSON.stringify(event))).status).toBe(200);
+    await svc!.deps.webhooks.idle();
+  }
+
+  it("is the owner's to follow once the setting names it", async () => {
+    // Before the setting: a dashboard payment and refund, their events applied (recorded with no owner).
+    svc = await start();
+    const pi = await svc.deps.stripe.paymentIntents.create({
+      amount: 3000,
+      currency: 'usd',
+      payment_method: 'pm_card_visa',
+      allowed_payment_method_types: ['card'],
+      confirm: true,
+    });
+    const refund = await svc.deps.stripe.refunds.create({ payment_intent: pi.id, amount: 700 });
+    await deliver(await eventOf('payment_intent.succeeded', pi.id));
+    await deliver(await eventOf('refund.created', refund.id));
+    expect((await svc.deps.store.refunds.getByStripeId(refund.id))?.owner).toBe('');
+    await svc.stop();
+    svc = undefined;
+
+    // The setting on, same ledger.
+    svc = await start({ UNOWNED_PAYMENTS_OWNER: 'shop' });
+    const shop = (await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key;
+    const read = await getJson(`${svc.url}/payment-intent/${pi.id}`, auth(shop));
+    expect(read.status).toBe(200);
+    expect(read.json).toMatchObject({ id: pi.id, amount_refunded: 700 });
+
+    expect.soft((await getJson(`${svc.url}/refund-status/stripe:${refund.id}`, auth(shop))).status).toBe(200);
+    // Its next event (Stripe's own redelivery, say) does not put it right either.
+    await deliver({
+      ...(await eventOf('refund.created', refund.id)),
+      id: `evt_again_${randomBytes(6).toString('hex')}`,
+    });
+    expect((await getJson(`${svc.url}/refund-status/stripe:${refund.id}`, auth(shop))).status).toBe(200);
+  });
+});
