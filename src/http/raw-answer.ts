@@ -65,7 +65,11 @@ export function endSocketWithProblem(
     ...headers.map(([name, value]) => `${name}: ${value}`),
   ];
   socket.on('error', () => socket.destroy());
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${opts.head ? '' : body}`);
+  socket.write(`${lines.join('\r\n')}\r\n\r\n${opts.head ? '' : body}`);
+  // Destroyed once written, not only half-closed: Node's server is half-open and no longer reads or times out a
+  // socket it handed over (CONNECT), so a client keeping its side open held the connection, and a place under
+  // MAX_CONNECTIONS, for as long as it liked.
+  endSocket(socket);
 }
 
 /** The response Node has in flight on `socket`: the one to the oldest request on it not answered yet. */

@@ -1,12 +1,9 @@
 /**
- * Review of b86f15e (refuseConnect waits for the answers before it): the CONNECT's 405 is written with
- * endSocketWithProblem (src/http/raw-answer.ts), a plain socket.end(). Node's HTTP server is half-open
- * (allowHalfOpen) and, once it has handed a CONNECT's socket over, reads nothing more from it and no longer times it
- * out: a client that keeps its side open after reading the 405 (allowHalfOpen, or one that simply never closes)
- * keeps the connection, and one of MAX_CONNECTIONS, for as long as it likes. Pre-existing for a lone CONNECT (the
- * 405 was written so before), and the pipelined path kept it; the malformed-HTTP path of the same commit ends with
- * destroySoon (endSocket) and frees its connection. Bounded by a generous wait, not a speed goal.
- * FAILS on 1076686.
+ * Found by review of b86f15e (refuseConnect waits for the answers before it): the CONNECT's 405 was written with a
+ * plain socket.end(). Node's HTTP server is half-open (allowHalfOpen) and, once it has handed a CONNECT's socket over,
+ * reads nothing more from it and no longer times it out: a client that kept its side open after reading the 405
+ * (allowHalfOpen, or one that simply never closes) kept the connection, and one of MAX_CONNECTIONS, for as long as
+ * it liked. Raw answers now destroy the socket once written (endSocket). Bounded by a generous wait, not a speed goal.
  */
 import { connect, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
