@@ -1,6 +1,6 @@
 /**
  * Compares the ledger with Stripe for a time window and reports every difference: payments whose status
- * or amount disagree, payments Stripe has that the ledger lacks, refunds Stripe has that the ledger lacks (made in the dashboard while webhooks were
+ * or amount (with its currency) disagree, payments Stripe has that the ledger lacks, refunds Stripe has that the ledger lacks (made in the dashboard while webhooks were
  * down), refunds the ledger has that Stripe does not, and refunds stuck in flight (made in the window or before).
  */
 import type Stripe from 'stripe';
@@ -124,12 +124,32 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
       drifts.push({ kind, id, detail: `ledger says ${String(ledger)}, Stripe says ${String(atStripe)}` });
   }
 
+  /**
+   * An amount is money only with its currency: one that differs is an amount drift too, said with both currencies
+   * (a ledger currency not known yet, a refund's before Stripe answered, is not compared).
+   */
+  function disagreeOnMoney(
+    kind: DriftKind,
+    id: string,
+    ledger: { amount: number; currency: string | null },
+    atStripe: { amount: number; currency: string },
+  ): void {
+    if (ledger.currency === null || ledger.currency.toLowerCase() === atStripe.currency.toLowerCase())
+      disagree(kind, id, ledger.amount, atStripe.amount);
+    else
+      drifts.push({
+        kind,
+        id,
+        detail: `ledger says ${ledger.amount} ${ledger.currency}, Stripe says ${atStripe.amount} ${atStripe.currency}`,
+      });
+  }
+
   let done = 0;
   await inBatches(payments, concurrency, async (p) => {
     try {
       const pi = await stripe.paymentIntents.retrieve(p.id);
       disagree('payment_status', p.id, p.status, pi.status);
-      disagree('payment_amount', p.id, p.amount, pi.amount);
+      disagreeOnMoney('payment_amount', p.id, p, pi);
     } catch (err) {
       if (!isMissing(err)) throw err;
       drifts.push({
@@ -164,7 +184,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
 
   function compareRefund(row: Refund, r: Stripe.Refund): void {
     disagree('refund_status', r.id, row.status, r.status);
-    disagree('refund_amount', r.id, row.amount, r.amount);
+    disagreeOnMoney('refund_amount', r.id, row, r);
   }
 
   // 3. Every Stripe refund of the window must be in the ledger, with the same status and amount.
