@@ -36,7 +36,8 @@ const usage = 'usage: npm run reconcile -- [--since 24h] [--json]';
 const help = `${usage}
 
 Compares the ledger (DATABASE_URL) with Stripe (STRIPE_SECRET_KEY, and STRIPE_API_BASE for a Stripe-compatible
-server) over the window --since gives (s, m, h or d; default 24h) and lists every drift. Read-only.
+server) over the window --since gives (s, m, h or d; default 24h) and lists every drift: what was made in the
+window, and what was made earlier that Stripe's events say changed in it. Read-only.
 Exit codes: 0 no drift, 1 drift, 2 bad arguments or configuration, 3 Stripe or the database did not answer.
 A DATABASE_URL with no ledger, or with one of another version's schema (older or newer), is exit 2: reconcile
 never migrates it.`;
@@ -146,7 +147,7 @@ async function main(): Promise<number> {
     else {
       const c = report.checked;
       console.log(
-        `checked since ${report.since}: ${c.payments} payments, ${c.stripePayments} Stripe payments, ${c.stripeRefunds} Stripe refunds, ${c.ledgerRefunds} ledger refunds`,
+        `checked since ${report.since}: ${c.payments} payments, ${c.stripePayments} Stripe payments, ${c.stripeRefunds} Stripe refunds, ${c.stripeChanged} made earlier and changed since, ${c.ledgerRefunds} ledger refunds`,
       );
       if (report.drifts.length === 0) console.log('no drift');
       for (const d of report.drifts) console.log(`DRIFT ${d.kind} ${d.id}: ${d.detail}`);

@@ -1,7 +1,8 @@
 /**
  * Compares the ledger with Stripe for a time window and reports every difference: payments whose status
  * or amount (with its currency) disagree, payments Stripe has that the ledger lacks, refunds Stripe has that the ledger lacks (made in the dashboard while webhooks were
- * down), refunds the ledger has that Stripe does not, and refunds stuck in flight (made in the window or before).
+ * down), refunds the ledger has that Stripe does not, refunds and payments made earlier that Stripe changed in the
+ * window, and refunds stuck in flight (made in the window or before).
  */
 import type Stripe from 'stripe';
 import {
@@ -14,6 +15,7 @@ import {
 import { OWNER_METADATA_KEY } from '../payments/service.js';
 import { ledgerRowOf, paymentIntentOf } from '../refunds/service.js';
 import type { StripeClient } from '../stripe/client.js';
+import { PAYMENT_INTENT_EVENT_TYPES } from '../webhooks/apply.js';
 
 export type DriftKind =
   | 'payment_missing_in_stripe'
@@ -34,7 +36,7 @@ export interface Drift {
 }
 
 export interface ReconcileProgress {
-  phase: 'payments' | 'stripe payments' | 'stripe refunds' | 'ledger refunds';
+  phase: 'payments' | 'stripe payments' | 'stripe refunds' | 'stripe changes' | 'ledger refunds';
   done: number;
   total: number | null;
 }
@@ -51,11 +53,20 @@ export interface ReconcileOptions {
 
 export interface ReconcileReport {
   since: string;
-  checked: { payments: number; stripePayments: number; stripeRefunds: number; ledgerRefunds: number };
+  checked: {
+    payments: number;
+    stripePayments: number;
+    stripeRefunds: number;
+    /** Refunds and payment intents made before the window that Stripe's events say changed in it. */
+    stripeChanged: number;
+    ledgerRefunds: number;
+  };
   drifts: Drift[];
 }
 
 const PAGE = 200;
+/** Events of a refund's change after its creation (refund.created comes with a refund the window's list holds). */
+const REFUND_CHANGE_EVENT_TYPES = ['refund.updated', 'refund.failed'];
 /** Refunds not final read for the stuck check beyond the window, those unchanged longest first. */
 const STUCK_LIMIT = 1_000;
 
@@ -165,6 +176,8 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
   // make, so one still missing was made while they did not arrive, or by a create whose ledger write failed.
   const created = { gte: Math.floor(since.getTime() / 1000) };
   const known = new Set(payments.map((p) => p.id));
+  /** Stripe payment intents of the window the ledger lacks (reported already). */
+  const missing = new Set<string>();
   let stripePayments = 0;
   for await (const pi of stripe.paymentIntents.list({
     created,
@@ -173,6 +186,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     stripePayments++;
     // Made before the window's ledger rows, or known so far only through its checkout session's row.
     if (!known.has(pi.id) && !(await store.payments.findByPaymentIntent(pi.id))) {
+      missing.add(pi.id);
       drifts.push({
         kind: 'payment_missing_in_ledger',
         id: pi.id,
@@ -205,7 +219,59 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
     progress({ phase: 'stripe refunds', done: stripeRefunds, total: null });
   }
 
-  // 4. Ledger refunds Stripe did not list, and refunds stuck in flight.
+  // 4. Refunds and payment intents made before the window that Stripe changed in it, as its events of the window name
+  // them: run from cron with `--since 24h`, a refund that failed days after it succeeded (the customer's bank sent
+  // it back), or a payment confirmed a day after it was made, whose webhook never came, was compared by no run.
+  // Compared as they are now, when the ledger has them; one the ledger lacks is the concern of the runs whose window
+  // holds its creation.
+  const changedRefunds = new Set<string>();
+  const changedPayments = new Set<string>();
+  const comparedPayments = new Set([...known, ...missing]);
+  for await (const ev of stripe.events.list({
+    created,
+    types: [...REFUND_CHANGE_EVENT_TYPES, ...PAYMENT_INTENT_EVENT_TYPES],
+    limit: 100,
+  }) as AsyncIterable<Stripe.Event>) {
+    const id = (ev.data.object as { id?: unknown }).id;
+    if (typeof id !== 'string') continue;
+    if (ev.type.startsWith('refund.')) {
+      if (!seen.has(id)) changedRefunds.add(id);
+    } else if (!comparedPayments.has(id)) changedPayments.add(id);
+  }
+  let stripeChanged = 0;
+  done = 0;
+  const changedTotal = changedRefunds.size + changedPayments.size;
+  /** Stripe's object, or null when it no longer has it (a sandbox keeping only its newest objects). */
+  async function current<T>(read: Promise<T>): Promise<T | null> {
+    try {
+      return await read;
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+  await inBatches([...changedRefunds], concurrency, async (id) => {
+    const r = await current(stripe.refunds.retrieve(id));
+    seen.add(id);
+    const row = r && (await ledgerRowOf(store, r));
+    if (r && row) {
+      stripeChanged++;
+      compareRefund(row, r);
+    }
+    progress({ phase: 'stripe changes', done: ++done, total: changedTotal });
+  });
+  await inBatches([...changedPayments], concurrency, async (id) => {
+    const row = await store.payments.get(id);
+    const pi = row?.kind === 'payment_intent' ? await current(stripe.paymentIntents.retrieve(id)) : null;
+    if (row && pi) {
+      stripeChanged++;
+      disagree('payment_status', id, row.status, pi.status);
+      disagreeOnMoney('payment_amount', id, row, pi);
+    }
+    progress({ phase: 'stripe changes', done: ++done, total: changedTotal });
+  });
+
+  // 5. Ledger refunds Stripe did not list, and refunds stuck in flight.
   const ledger: Refund[] = [];
   for await (const r of ledgerRefunds(store, since)) ledger.push(r);
   done = 0;
@@ -241,7 +307,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
       detail: `${r.status} since ${r.updatedAt}`,
     });
   }
-  // 5. Refunds stuck that were made before the window: run from cron with `--since 24h`, one stuck for longer was
+  // 6. Refunds stuck that were made before the window: run from cron with `--since 24h`, one stuck for longer was
   // reported by the runs whose window held its creation, then by none, though it was still not final. Unchanged
   // longest first, so the read stops at the first one that is not stuck (at most STUCK_LIMIT of them).
   const inWindow = new Set(ledger.map((r) => r.requestId));
@@ -252,7 +318,13 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
 
   return {
     since: since.toISOString(),
-    checked: { payments: payments.length, stripePayments, stripeRefunds, ledgerRefunds: ledger.length },
+    checked: {
+      payments: payments.length,
+      stripePayments,
+      stripeRefunds,
+      stripeChanged,
+      ledgerRefunds: ledger.length,
+    },
     drifts,
   };
 }

@@ -1,0 +1,146 @@
+/**
+ * `npm run reconcile -- --since 24h` from cron compares what was made in the window. A refund or payment made before
+ * it that Stripe changed in it, while its webhook never came, was compared by no run: a refund that succeeded and
+ * failed two days later (the customer's bank sent it back) stayed `succeeded` in the ledger, and a payment confirmed
+ * a day after it was made stayed `requires_payment_method`, each "no drift" on every run. Reconcile now also
+ * compares the refunds and payment intents Stripe's events say changed in the window, whenever they were made.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import type Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reconcile } from '../../src/reconcile/index.js';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { createStore, type Store } from '../../src/store/index.js';
+import { createStripeClient, type StripeClient } from '../../src/stripe/client.js';
+import { captureLogger } from '../helpers/log-capture.js';
+import { PG_URL, skipPostgres } from '../store/harness.js';
+
+const stores = ['sqlite', ...(skipPostgres ? [] : ['postgres'])] as const;
+const DAY = 86_400_000;
+
+describe.each(stores)('reconcile on %s: made before the window, changed in it', (dialect) => {
+  let dir: string;
+  let schema: string | undefined;
+  let sandbox: Sandbox;
+  let store: Store;
+  let stripe: StripeClient;
+  const secret = `sk_test_reconcilechanged${randomBytes(6).toString('hex')}`;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'reconcile-changed-'));
+    // Refunds settle only when the test says so.
+    sandbox = await startSandbox({ secretKey: secret, refundSettleDelayMs: 3_600_000 });
+    if (dialect === 'postgres') {
+      schema = `recchg_${process.pid}_${randomBytes(4).toString('hex')}`;
+      store = await createStore({ url: PG_URL, schema });
+    } else store = await createStore({ url: `sqlite:${path.join(dir, 'ledger.db')}` });
+    stripe = createStripeClient(
+      { secretKey: secret, apiBase: new URL(sandbox.url), timeoutMs: 5_000, maxNetworkRetries: 0 },
+      captureLogger().logger,
+    );
+  });
+  afterAll(async () => {
+    await store?.close();
+    await sandbox?.close();
+    if (schema) {
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      await client.query(`drop schema if exists "${schema}" cascade`);
+      await client.end();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const intent = (card: string | null) =>
+    stripe.paymentIntents.create({
+      amount: 2000,
+      currency: 'usd',
+      automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+      ...(card && { payment_method: card, confirm: true }),
+    });
+
+  /** The ledger's row of `pi` as its webhooks left it, written two days ago. */
+  const recordPayment = (pi: Stripe.PaymentIntent) =>
+    store.payments.insert({
+      id: pi.id,
+      kind: 'payment_intent',
+      amount: pi.amount,
+      currency: pi.currency,
+      status: pi.status,
+      createdAt: new Date(Date.now() - 2 * DAY),
+    });
+  const recordRefund = (re: Stripe.Refund) =>
+    store.refunds.insert({
+      requestId: `stripe:${re.id}`,
+      paymentIntentId: re.payment_intent as string,
+      amount: re.amount,
+      currency: re.currency,
+      status: re.status as 'succeeded',
+      stripeRefundId: re.id,
+      mode: 'external',
+      createdAt: new Date(Date.now() - 2 * DAY),
+    });
+
+  /** The start of a window after everything made so far (Stripe's `created` counts whole seconds). */
+  async function windowFromNow(): Promise<Date> {
+    const since = new Date((Math.floor(Date.now() / 1000) + 1) * 1000 + 100);
+    await new Promise((r) => setTimeout(r, since.getTime() - Date.now() + 50));
+    return since;
+  }
+
+  it('reports a refund that failed after it succeeded, and a payment confirmed after it was made', async () => {
+    const bounced = await intent('pm_card_refundFail');
+    const bouncedRefund = await stripe.refunds.create({ payment_intent: bounced.id });
+    expect(bouncedRefund.status).toBe('succeeded');
+    const later = await intent(null);
+    expect(later.status).toBe('requires_payment_method');
+    // Made before the window too, and changed in it, but the ledger heard of it: no drift.
+    const heard = await intent(null);
+    // Made before the window and not changed since: nothing to compare.
+    const quiet = await intent('pm_card_visa');
+    const quietRefund = await stripe.refunds.create({ payment_intent: quiet.id, amount: 500 });
+    for (const pi of [bounced, later, heard, quiet]) await recordPayment(pi);
+    for (const re of [bouncedRefund, quietRefund]) await recordRefund(re);
+
+    const since = await windowFromNow();
+    expect((await reconcile({ store, stripe, since })).drifts).toEqual([]);
+
+    // In the window: the bank sends the refund back, the customers pay; no webhook reaches the ledger.
+    const settled = await fetch(`${sandbox.url}/_sandbox/refunds/${bouncedRefund.id}/settle`, {
+      method: 'POST',
+    });
+    expect(settled.status).toBe(200);
+    expect((await stripe.refunds.retrieve(bouncedRefund.id)).status).toBe('failed');
+    await stripe.paymentIntents.confirm(later.id, { payment_method: 'pm_card_visa' });
+    const heardNow = await stripe.paymentIntents.confirm(heard.id, { payment_method: 'pm_card_visa' });
+    await store.payments.update(heard.id, { status: heardNow.status });
+
+    const report = await reconcile({ store, stripe, since });
+    expect(report.drifts).toEqual(
+      expect.arrayContaining([
+        {
+          kind: 'refund_status',
+          id: bouncedRefund.id,
+          detail: 'ledger says succeeded, Stripe says failed',
+        },
+        {
+          kind: 'payment_status',
+          id: later.id,
+          detail: 'ledger says requires_payment_method, Stripe says succeeded',
+        },
+      ]),
+    );
+    expect(report.drifts).toHaveLength(2);
+    expect(report.checked).toEqual({
+      payments: 0,
+      stripePayments: 0,
+      stripeRefunds: 0,
+      stripeChanged: 3,
+      ledgerRefunds: 0,
+    });
+  });
+});
