@@ -143,4 +143,19 @@ describe.each(stores)('reconcile on %s: made before the window, changed in it', 
       ledgerRefunds: 0,
     });
   });
+
+  // Stripe lists 100 events a page at most: the changes past the first page are compared too.
+  it('reads every page of the events of the window', async () => {
+    const made: Stripe.PaymentIntent[] = [];
+    for (let i = 0; i < 105; i++) made.push(await intent(null));
+    for (const pi of made) await recordPayment(pi);
+    const since = await windowFromNow();
+    for (const pi of made) await stripe.paymentIntents.confirm(pi.id, { payment_method: 'pm_card_visa' });
+    const ids = new Set(made.map((pi) => pi.id));
+    const report = await reconcile({ store, stripe, since });
+    const drifted = report.drifts.filter((d) => ids.has(d.id));
+    expect(drifted).toHaveLength(105);
+    expect(new Set(drifted.map((d) => d.id))).toEqual(ids);
+    expect(drifted.every((d) => d.kind === 'payment_status')).toBe(true);
+  }, 60_000);
 });
