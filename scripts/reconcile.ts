@@ -32,6 +32,16 @@ loadDotenv({ quiet: true });
  */
 const printError = (text: string) => console.error(scrubSecrets(text));
 
+/**
+ * Its reader gone (`npm run reconcile | head -1`), a write failed with EPIPE, unhandled: a stack trace and exit code
+ * 1, "drift", whatever the comparison found. The lines left are dropped and the exit code stays the comparison's;
+ * a report that could not be written otherwise (a full disk) is exit 3.
+ */
+let reportUnwritten: Error | null = null;
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') reportUnwritten ??= err;
+});
+
 const usage = 'usage: npm run reconcile -- [--since 24h] [--json]';
 const help = `${usage}
 
@@ -165,4 +175,6 @@ async function main(): Promise<number> {
   }
 }
 
-process.exitCode = await main();
+const code = await main();
+if (reportUnwritten) printError(`error: could not write the report: ${(reportUnwritten as Error).message}`);
+process.exitCode = reportUnwritten ? 3 : code;

@@ -12,6 +12,9 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Stripe from 'stripe';
+import { startSandbox } from '../../src/sandbox/index.js';
+import { createStore } from '../../src/store/index.js';
 import { freePort } from '../helpers/processes.js';
 import { PG_URL, skipPostgres } from '../store/harness.js';
 
@@ -111,6 +114,39 @@ describe('npm run reconcile', () => {
     expect(res.stderr).not.toContain('hunter2secret');
     expect(res.stderr).not.toMatch(STACK_LINE);
   }, 30_000);
+
+  // `npm run reconcile | head -1`: its reader gone, the next line's write failed with EPIPE, which ended the process
+  // with a stack trace and exit code 1, "drift", though nothing had drifted. The exit code is the comparison's.
+  it("exits with the comparison's code, quietly, when its reader closes the pipe early", async () => {
+    const secret = 'sk_test_climistakespipe';
+    const sandbox = await startSandbox({ secretKey: secret });
+    const file = path.join(cwd, 'reconcile-pipe.db');
+    await (await createStore({ url: `sqlite:${file}` })).close();
+    try {
+      const env = { STRIPE_SECRET_KEY: secret, STRIPE_API_BASE: sandbox.url, DATABASE_URL: `sqlite:${file}` };
+      for (const args of [
+        ['--since', '1h'],
+        ['--since', '1h', '--json'],
+      ]) {
+        const clean = await run('scripts/reconcile.ts', args, env, { closeStdout: true });
+        expect(clean.stderr, args.join(' ')).not.toMatch(STACK_LINE);
+        expect(clean.stderr).not.toContain('EPIPE');
+        expect(clean.code, args.join(' ')).toBe(0);
+      }
+      // A payment the ledger lacks: drift, exit 1, as with a reader that reads it all.
+      const stripeApi = new Stripe(secret, {
+        host: '127.0.0.1',
+        port: Number(new URL(sandbox.url).port),
+        protocol: 'http',
+      });
+      await stripeApi.paymentIntents.create({ amount: 1000, currency: 'usd' });
+      const drift = await run('scripts/reconcile.ts', ['--since', '1h'], env, { closeStdout: true });
+      expect(drift.stderr).not.toMatch(STACK_LINE);
+      expect(drift.code).toBe(1);
+    } finally {
+      await sandbox.close();
+    }
+  }, 60_000);
 
   // Reconcile only reads: it used to create an empty ledger there and go on comparing it with Stripe.
   it('exits 2 naming the path when the SQLite ledger is not there, and creates none', async () => {
