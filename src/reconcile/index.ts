@@ -111,7 +111,10 @@ async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<v
  */
 function ownerOf(pi: Stripe.PaymentIntent): string {
   const owner = pi.metadata?.[OWNER_METADATA_KEY];
-  return typeof owner === 'string' && owner !== '' ? `owner ${owner}` : 'no owner (made outside the service)';
+  // With API_AUTH=off the service names no owner either: "outside the service" alone was false for its own intents.
+  return typeof owner === 'string' && owner !== ''
+    ? `owner ${owner}`
+    : 'no owner (made outside the service, or by it with API_AUTH=off)';
 }
 
 function isMissing(err: unknown): boolean {

@@ -815,7 +815,8 @@ describe('reconciliation', () => {
   });
 
   // Reconcile only looked up the ledger's payments at Stripe: a payment Stripe had and the ledger lacked (its
-  // webhooks lost, or the ledger write after Stripe's create failed) was never reported.
+  // webhooks lost, or the ledger write after Stripe's create failed) was never reported. One naming no owner was
+  // said to be made outside the service, though with API_AUTH=off (as here) the service names none either.
   it('finds a payment made directly in Stripe that the ledger lacks', async () => {
     const since = new Date(Date.now() - 60_000);
     const sneaky = await direct.paymentIntents.create({
@@ -844,7 +845,7 @@ describe('reconciliation', () => {
           kind: 'payment_missing_in_ledger',
           id: sneaky.id,
           detail:
-            'Stripe has a succeeded payment of 4200 usd that the ledger lacks; no owner (made outside the service)',
+            'Stripe has a succeeded payment of 4200 usd that the ledger lacks; no owner (made outside the service, or by it with API_AUTH=off)',
         },
         {
           kind: 'payment_missing_in_ledger',
