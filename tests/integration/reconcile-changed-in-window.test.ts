@@ -158,4 +158,48 @@ describe.each(stores)('reconcile on %s: made before the window, changed in it', 
     expect(new Set(drifted.map((d) => d.id))).toEqual(ids);
     expect(drifted.every((d) => d.kind === 'payment_status')).toBe(true);
   }, 60_000);
+
+  // A refund its events name that Stripe no longer has (a sandbox keeping only its newest objects) is still said
+  // to be missing at Stripe when the ledger has it.
+  it('still reports a refund of the ledger that Stripe no longer has, though events name it', async () => {
+    const small = await startSandbox({ secretKey: secret, refundSettleDelayMs: 3_600_000, maxObjects: 5 });
+    try {
+      const client = createStripeClient(
+        { secretKey: secret, apiBase: new URL(small.url), timeoutMs: 5_000, maxNetworkRetries: 0 },
+        captureLogger().logger,
+      );
+      const pay = () =>
+        client.paymentIntents.create({
+          amount: 2000,
+          currency: 'usd',
+          automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+          payment_method: 'pm_card_pendingRefund',
+          confirm: true,
+        });
+      const gone = await client.refunds.create({ payment_intent: (await pay()).id });
+      expect(gone.status).toBe('pending');
+      const since = await windowFromNow();
+      // Learnt late, as a webhook that came in the window would record it.
+      await store.refunds.insert({
+        requestId: `stripe:${gone.id}`,
+        paymentIntentId: gone.payment_intent as string,
+        amount: gone.amount,
+        currency: gone.currency,
+        status: 'pending',
+        stripeRefundId: gone.id,
+        mode: 'external',
+      });
+      const settled = await fetch(`${small.url}/_sandbox/refunds/${gone.id}/settle`, { method: 'POST' });
+      expect(settled.status).toBe(200);
+      for (let i = 0; i < 6; i++) await client.refunds.create({ payment_intent: (await pay()).id });
+      await expect(client.refunds.retrieve(gone.id)).rejects.toMatchObject({ statusCode: 404 });
+
+      const report = await reconcile({ store, stripe: client, since });
+      expect(report.drifts.filter((d) => d.id === gone.id)).toEqual([
+        { kind: 'refund_missing_in_stripe', id: gone.id, detail: `ledger request stripe:${gone.id}` },
+      ]);
+    } finally {
+      await small.close();
+    }
+  });
 });
