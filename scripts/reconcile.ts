@@ -13,7 +13,7 @@ import { config as loadDotenv } from 'dotenv';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../src/config/index.js';
 import { explainStartFailure } from '../src/config/start-failure.js';
-import { parseDuration, reconcile } from '../src/reconcile/index.js';
+import { driftLine, parseDuration, reconcile } from '../src/reconcile/index.js';
 import {
   LedgerSchemaError,
   NoLedgerError,
@@ -160,7 +160,7 @@ async function main(): Promise<number> {
         `checked since ${report.since}: ${c.payments} payments, ${c.stripePayments} Stripe payments, ${c.stripeRefunds} Stripe refunds, ${c.stripeChanged} made earlier and changed since, ${c.ledgerRefunds} ledger refunds`,
       );
       if (report.drifts.length === 0) console.log('no drift');
-      for (const d of report.drifts) console.log(`DRIFT ${d.kind} ${d.id}: ${d.detail}`);
+      for (const d of report.drifts) console.log(driftLine(d));
     }
     return report.drifts.length > 0 ? 1 : 0;
   } catch (err) {

@@ -329,8 +329,32 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
       stripeChanged,
       ledgerRefunds: ledger.length,
     },
-    drifts,
+    drifts: sortDrifts(drifts),
   };
+}
+
+/** Drifts by kind, then id (code-point order, whatever the locale): two runs of one ledger list them alike. */
+export function sortDrifts(drifts: Drift[]): Drift[] {
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return drifts.sort((a, b) => cmp(a.kind, b.kind) || cmp(a.id, b.id));
+}
+
+/** Control characters, and the line and paragraph separators some terminals and readers break lines at. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is matched
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/**
+ * The text report's line for a drift, on one line: a detail quotes what Stripe holds (the owner a payment's metadata
+ * names, which whoever makes a payment in the dashboard sets), so its control characters are escaped as JSON escapes
+ * them (`\n`, `\u001b`), and no detail can add a line (a made-up `DRIFT`) or a terminal escape to the report.
+ */
+export function driftLine(d: Drift): string {
+  const escape = (text: string) =>
+    text.replace(UNPRINTABLE, (c) => {
+      const json = JSON.stringify(c).slice(1, -1);
+      return json.startsWith('\\') ? json : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+    });
+  return `DRIFT ${d.kind} ${escape(d.id)}: ${escape(d.detail)}`;
 }
 
 /** `24h`, `30m`, `7d`, `90s` → milliseconds. */
