@@ -379,6 +379,34 @@ export function createPaymentsService({
     return ownerNamedBy(object) || (object ? unowned : '');
   }
 
+  /**
+   * The owner of checkout session `session` as Stripe's metadata tells, given Stripe's view of its payment intent
+   * (`intent`; null or undefined: none, or not asked for): the owner the session names, else UNOWNED_PAYMENTS_OWNER's
+   * only when the intent names no owner either. An intent naming one (the service never makes such a session; the
+   * Stripe API can) leaves the session with none, as without the setting, and the intent to the owner it names.
+   */
+  function ownerOfSessionNamed(
+    session: Stripe.Checkout.Session,
+    intent: { metadata: Stripe.Metadata | null } | null | undefined,
+  ): string {
+    return ownerNamedBy(intent) ? ownerNamedBy(session) : ownerNamedOrUnowned(session);
+  }
+
+  /**
+   * ownerOfSessionNamed for a session as Stripe answered it, its payment intent an id or expanded: the intent is
+   * retrieved only when its metadata can change the answer (UNOWNED_PAYMENTS_OWNER set, the session naming no
+   * owner, and an intent named by id).
+   */
+  async function ownerOfSessionAtStripe(
+    session: Stripe.Checkout.Session,
+    context: StripeLogContext = {},
+  ): Promise<string> {
+    const pi = session.payment_intent;
+    if (typeof pi !== 'string') return ownerOfSessionNamed(session, pi);
+    if (!unowned || ownerNamedBy(session)) return ownerOfSessionNamed(session, null);
+    return ownerOfSessionNamed(session, await retrieveIntentOrNull(pi, { ...context, payment_intent: pi }));
+  }
+
   /** Finds the ledger row that makes `id` visible to the caller: its own row, or the session that led to it. */
   async function ownedRow(
     caller: Caller,
@@ -577,12 +605,12 @@ export function createPaymentsService({
     const ours = session ? await store.payments.get(session.id) : null;
     // UNOWNED_PAYMENTS_OWNER's only when the intent names no owner either (it never names another than its session's
     // when the service made both; one that does is left to the intent's own branch below, as without the setting).
-    const sessionOwner =
-      ours?.owner || (ownerNamedBy(intent) ? ownerNamedBy(session) : ownerNamedOrUnowned(session));
+    const sessionOwner = ours?.owner || (session ? ownerOfSessionNamed(session, intent) : '');
     // Nothing to learn from a session the ledger holds, already naming this intent, that names no owner (made in the
     // dashboard, a Payment Link): recorded again, it rewrote the intent's row on every read, under an event's
-    // applier's compare-and-set, which then read the intent again and again and never wrote what it read.
-    if (ours && !sessionOwner && ours.paymentIntentId === id) return '';
+    // applier's compare-and-set, which then read the intent again and again and never wrote what it read. An
+    // intent that names an owner is that owner's, learnt below (its row then names it, so this is asked once).
+    if (ours && !sessionOwner && ours.paymentIntentId === id && !ownerNamedBy(intent)) return '';
     if (session && (ours || sessionOwner)) {
       const recorded = await recordSession(sessionOwner, session);
       if (!ours?.owner && recorded.owner) {
@@ -593,7 +621,8 @@ export function createPaymentsService({
             : 'recorded a checkout session naming no owner, for UNOWNED_PAYMENTS_OWNER',
         );
       }
-      return recorded.owner;
+      // A session of nobody's whose intent names an owner: the intent is that owner's, learnt below.
+      if (recorded.owner || !ownerNamedBy(intent)) return recorded.owner;
     }
     const named = ownerNamedOrUnowned(intent);
     if (named && intent) {
@@ -726,16 +755,21 @@ export function createPaymentsService({
       if (learn && !ownersMatter) throw notFound('checkout session');
       let session: Stripe.Checkout.Session;
       try {
+        // Learning with UNOWNED_PAYMENTS_OWNER set, its payment intent expanded (whose metadata may name an owner:
+        // ownerOfSessionNamed), in the one call every caller learning a session makes, whoever's it is.
+        const params: Stripe.Checkout.SessionRetrieveParams =
+          learn && unowned ? { expand: ['payment_intent'] } : {};
         session = await withoutCallSite(() =>
-          stripe.checkout.sessions.retrieve(id, {}, logContextOptions({ reqId })),
+          stripe.checkout.sessions.retrieve(id, params, logContextOptions({ reqId })),
         );
       } catch (err) {
         if (learn && classifyStripeError(err) === 'not_found') throw notFound('checkout session');
         throw toProblem(err, 'checkout_session');
       }
       if (learn) {
-        // A session naming no owner (and none in the ledger) is UNOWNED_PAYMENTS_OWNER's, if set.
-        const named = ownerNamedOrUnowned(session);
+        // A session naming no owner (and none in the ledger), whose intent names none either, is
+        // UNOWNED_PAYMENTS_OWNER's, if set.
+        const named = await ownerOfSessionAtStripe(session, { reqId });
         if (named !== caller.owner || (await store.payments.get(id))?.owner)
           throw notFound('checkout session');
         const recorded = await recordSession(named, session);
@@ -899,11 +933,16 @@ export function createPaymentsService({
 
     /**
      * Records Stripe's current view of a session (from a webhook), keeping the owner we know, else (API keys on) the
-     * owner the session names at Stripe (OWNER_METADATA_KEY: a session whose row the ledger lacks).
+     * owner the session names at Stripe (OWNER_METADATA_KEY: a session whose row the ledger lacks), else
+     * UNOWNED_PAYMENTS_OWNER's when its intent names no owner either (ownerOfSessionAtStripe, which asks Stripe for
+     * the intent of a session naming no owner when the setting is on).
      */
     async applyStripeSession(session: Stripe.Checkout.Session): Promise<Payment> {
       const known = await store.payments.get(session.id);
-      return recordSession(known?.owner || (ownersMatter ? ownerNamedOrUnowned(session) : ''), session);
+      return recordSession(
+        known?.owner || (ownersMatter ? await ownerOfSessionAtStripe(session) : ''),
+        session,
+      );
     },
 
     /** The ledger row that makes `id` visible to the caller (read with `repos`, e.g. inside a transaction). */

@@ -1,11 +1,10 @@
 /**
- * Review of d5921ba/5fda00a (UNOWNED_PAYMENTS_OWNER). 5fda00a: "a session naming no owner whose intent names one is
- * not taken as UNOWNED_PAYMENTS_OWNER's (the intent's owner is learnt as without the setting)". That holds when
- * the intent is asked for first (ownerOfIntent). But getCheckoutSession's learning path and applyStripeSession (the
- * session's own events) look at the session's metadata only (ownerNamedOrUnowned(session)): the session is recorded
- * as UNOWNED_PAYMENTS_OWNER's and, by recordSession, a row for its intent under that owner, so that owner reads and
- * refunds a payment whose intent names another owner at Stripe. Which comes first is up to Stripe's event order and
- * the clients. FAILS on 1076686 (the second and third cases).
+ * UNOWNED_PAYMENTS_OWNER and a checkout session naming no owner whose payment intent names another
+ * (payment_intent_data.metadata): the session is not the unowned owner's, whichever the service learns first (the
+ * intent, the session by GET /checkout-session, or the session's checkout.session.completed). That owner neither
+ * reads nor refunds the intent; the owner the intent names reads it. (Before, the session's learning path and its
+ * events looked at the session's metadata only and recorded session and intent under the unowned owner; and once
+ * the session was in the ledger with no owner, the intent's named owner got 404.)
  */
 import { randomBytes } from 'node:crypto';
 import type Stripe from 'stripe';
@@ -89,7 +88,14 @@ describe('UNOWNED_PAYMENTS_OWNER and a session naming no owner whose intent name
 
   it("the session asked for first (GET /checkout-session by shop): still not shop's", async () => {
     const { cs, pi } = await paidSession();
-    await getJson(`${svc.url}/checkout-session?session_id=${cs}`, auth(keys.shop!));
+    // Shop is answered as for a session Stripe never made.
+    const answer = async (id: string) => {
+      const res = await getJson(`${svc.url}/checkout-session?session_id=${id}`, auth(keys.shop!));
+      return { status: res.status, body: { ...res.json, instance: 0, request_id: 0 } };
+    };
+    const unknown = await answer('cs_test_neverexisted0000000000');
+    expect(unknown.status).toBe(404);
+    expect(await answer(cs)).toEqual(unknown);
     await rivalsNotShops(pi);
   });
 
