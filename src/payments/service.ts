@@ -506,7 +506,10 @@ export function createPaymentsService({
           const inserted = await tx.payments.upsertIfUnchanged({ ...intent, status: derived }, null, {
             finalStatuses: FINAL_INTENT_STATUS_LIST,
           });
-          if (inserted) return row;
+          if (inserted) {
+            await giveRefundsOwnerless(tx, null, inserted);
+            return row;
+          }
           // The intent's row was inserted meanwhile (committed now, as the insert waited for it): lock it and
           // proceed as if it had been found.
           knownIntent = await tx.payments.lockForUpdate(piId);
@@ -518,13 +521,31 @@ export function createPaymentsService({
           (FINAL_INTENT_STATUSES.has(knownIntent.status) || !FINAL_INTENT_STATUSES.has(derived))
             ? knownIntent.status
             : derived;
-        await tx.payments.upsert(
+        const written = await tx.payments.upsert(
           { ...intent, status: intentStatus },
           { finalStatuses: FINAL_INTENT_STATUS_LIST },
         );
+        await giveRefundsOwnerless(tx, knownIntent, written);
       }
       return row;
     });
+  }
+
+  /**
+   * Inside the transaction that wrote intent row `written` over `before` (null: none): when the row has been given an
+   * owner (it had none: UNOWNED_PAYMENTS_OWNER's, or a learnt one), the intent's refunds recorded with no owner (a
+   * dashboard refund whose event came first) are given that owner too, so that its refunds and their status checks
+   * (`stripe:<refund id>`) find them as the owner's own, as they find the payment.
+   */
+  async function giveRefundsOwnerless(
+    tx: Pick<Repos, 'refunds'>,
+    before: Pick<Payment, 'owner'> | null,
+    written: Pick<Payment, 'id' | 'owner'>,
+  ): Promise<void> {
+    if (!written.owner || before?.owner) return;
+    const given = await tx.refunds.giveOwnerless(written.id, written.owner);
+    if (given > 0)
+      log.info({ paymentIntentId: written.id, refunds: given }, "gave a payment's refunds its owner");
   }
 
   /** The ledger's row of intent `pi`, owned by `owner`. */
@@ -626,7 +647,14 @@ export function createPaymentsService({
     }
     const named = ownerNamedOrUnowned(intent);
     if (named && intent) {
-      const recorded = await recordIntent(named, intent);
+      // The intent's row had no owner, or there was none: its refunds recorded with no owner follow it.
+      const recorded = await store.transaction(async (tx) => {
+        const written = await tx.payments.upsert(intentRow(named, intent), {
+          finalStatuses: FINAL_INTENT_STATUS_LIST,
+        });
+        await giveRefundsOwnerless(tx, null, written);
+        return written;
+      });
       log.info(
         { ...context, paymentIntentId: id },
         ownerNamedBy(intent)

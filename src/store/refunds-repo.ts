@@ -114,6 +114,13 @@ export interface RefundsRepo {
   getForOwner(requestId: string, owner: string): Promise<Refund | null>;
   getByStripeId(stripeRefundId: string): Promise<Refund | null>;
   /**
+   * Gives the refunds of payment intent `paymentIntentId` recorded with no owner ('': a dashboard refund whose event
+   * was applied before its payment had an owner) to `owner`, in one UPDATE, their request ids and everything else
+   * as they were: for a payment given an owner (UNOWNED_PAYMENTS_OWNER), so that its refunds follow it. Returns how
+   * many it gave.
+   */
+  giveOwnerless(paymentIntentId: string, owner: string): Promise<number>;
+  /**
    * Moves the refund forward (see REFUND_STATUS_RANK) and sets the given fields, in one conditional
    * UPDATE. Returns false, changing nothing, when the refund is unknown or already at or past
    * `to.status`, so a late or repeated event can never move it back.
@@ -748,6 +755,16 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
     async getByStripeId(stripeRefundId) {
       const row = await find('stripe_refund_id', stripeRefundId).executeTakeFirst();
       return row ? toRefund(row) : null;
+    },
+
+    async giveOwnerless(paymentIntentId, owner) {
+      const result = await db
+        .updateTable('refunds')
+        .set({ owner })
+        .where('payment_intent_id', '=', paymentIntentId)
+        .where('owner', '=', '')
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
     },
 
     async advance(requestId, to) {

@@ -264,6 +264,50 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
     );
   });
 
+  it("a dashboard refund recorded with no owner before the setting follows its payment to it, at the payment's event", async () => {
+    const id = await ownerlessIntent();
+    const refund = await svc.deps.stripe.refunds.create({ payment_intent: id, amount: 700 });
+    // As the events applied before the setting recorded them: the payment and its dashboard refund, with no owner.
+    await svc.deps.store.payments.upsert({
+      id,
+      kind: 'payment_intent',
+      owner: '',
+      amount: 2500,
+      currency: 'usd',
+      status: 'succeeded',
+      metadata: {},
+    });
+    await svc.deps.store.refunds.insert({
+      requestId: `stripe:${refund.id}`,
+      owner: '',
+      paymentIntentId: id,
+      amount: 700,
+      currency: 'usd',
+      status: 'succeeded',
+      stripeRefundId: refund.id,
+      mode: 'external',
+    });
+    const events = await svc.deps.stripe.events.list({ type: 'payment_intent.succeeded', limit: 100 });
+    const event = events.data.find((e) => (e.data.object as Stripe.PaymentIntent).id === id);
+    expect(event).toBeDefined();
+    expect((await postSignedWebhook(svc.url, WEBHOOK_SECRET, JSON.stringify(event))).status).toBe(200);
+    await svc.deps.webhooks.idle();
+    expect(await ledgerOwner(id)).toBe('shop');
+
+    const status = await getJson(`${svc.url}/refund-status/stripe:${refund.id}`, auth(keys.shop!));
+    expect(status.status).toBe(200);
+    expect(status.json).toMatchObject({
+      request_id: `stripe:${refund.id}`,
+      amount: 700,
+      status: 'succeeded',
+    });
+    expect((await getJson(`${svc.url}/refund-status/stripe:${refund.id}`, auth(keys.rival!))).status).toBe(
+      404,
+    );
+    const read = await getJson(`${svc.url}/payment-intent/${id}`, auth(keys.shop!));
+    expect(read.json).toMatchObject({ id, amount_refunded: 700 });
+  });
+
   it("a payment naming another owner stays that owner's", async () => {
     const made = await postJson(
       `${svc.url}/payment-intent`,

@@ -1,11 +1,10 @@
 /**
- * Review of d5921ba (UNOWNED_PAYMENTS_OWNER). README, "Moving from the Python service": "A ledger row with no owner
- * (a Stripe event applied before the setting, ...) is taken as that owner's too, and rewritten to name that owner at
- * its first use, so that refunds and their status checks find it as the owner's own." That is done for payment
- * rows. A dashboard refund whose event was applied before the setting is a refund row with owner '' (request id
- * `stripe:<refund id>`), and nothing rewrites it: after the setting, the owner reads the payment with that refund
- * counted, yet GET /refund-status/stripe:<refund id> answers it 404, also after the refund's next event.
- * FAILS on 1076686.
+ * UNOWNED_PAYMENTS_OWNER set on a ledger that recorded a dashboard payment and its dashboard refund with no owner
+ * (their events applied before the setting, SQLite): once the payment is given to that owner at its first use (here
+ * the owner's GET), its refunds recorded with no owner are given to it too, in the same transaction, so that
+ * GET /refund-status/stripe:<refund id> answers the owner, also after the refund's next event. (Before, only the
+ * payment row was rewritten: the owner read the payment with the refund counted, and the refund's status was 404.)
+ * The PostgreSQL store, with the payment's event as the first use: unowned-payments-owner.test.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -31,7 +30,7 @@ describe('a dashboard refund recorded before UNOWNED_PAYMENTS_OWNER was set', ()
   let svc: TestService | undefined;
   beforeAll(async () => {
     stripe = await startSharedStripe();
-    dir = mkdtempSync(path.join(tmpdir(), 'review-unowned-refund-'));
+    dir = mkdtempSync(path.join(tmpdir(), 'unowned-refund-'));
   });
   afterAll(async () => {
     await svc?.stop();
