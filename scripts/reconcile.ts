@@ -48,6 +48,8 @@ const help = `${usage}
 Compares the ledger (DATABASE_URL) with Stripe (STRIPE_SECRET_KEY, and STRIPE_API_BASE for a Stripe-compatible
 server) over the window --since gives (s, m, h or d; default 24h) and lists every drift: what was made in the
 window, and what was made earlier that Stripe's events say changed in it. Read-only.
+Prints a "checked since ..." line, then one "DRIFT <kind> <id>: <detail>" line per drift; --json prints the same
+as one JSON document (since, checked, drifts).
 Exit codes: 0 no drift, 1 drift, 2 bad arguments or configuration, 3 Stripe or the database did not answer.
 A DATABASE_URL with no ledger, or with one of another version's schema (older or newer), is exit 2: reconcile
 never migrates it.`;
