@@ -99,8 +99,10 @@ Stripe made leaves it as Stripe has it, and one about a refund Stripe does not k
 statuses are applied as sent to a refund the service knows (--status succeeded moves a real pending refund on
 before Stripe does); a refund it does not know yet, or another amount or currency than it has, is read from
 Stripe first, so a made-up refund or currency changes nothing.
-To see a refund fail, refund a payment made with pm_card_refundFail. Set the same STRIPE_WEBHOOK_SECRET for the service and this command:
-an embedded-mode service otherwise makes up a random one at start.`;
+To see a refund fail, refund a payment made with pm_card_refundFail.
+
+Set the same STRIPE_WEBHOOK_SECRET for the service and this command: an embedded-mode service otherwise
+makes up a random one at start.`;
 
 export class UsageError extends Error {}
 
