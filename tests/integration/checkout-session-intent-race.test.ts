@@ -11,66 +11,22 @@
  * inserts the intent's row (as the intent's event does) and stays open, so the session's transaction does not see
  * the row when it looks for one to lock and waits for it at its write; the test's transaction then commits.
  */
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { payOnHostedPage } from '../helpers/http.js';
-import {
-  eventually,
-  startSharedStripe,
-  startTestService,
-  type SharedStripe,
-  type TestService,
-} from '../helpers/service.js';
-import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
+import { eventually } from '../helpers/service.js';
+import { usePgLockRig } from '../helpers/pg-lock-rig.js';
+import { postgresAvailable } from '../helpers/services.js';
 
 const pgOk = await postgresAvailable();
 
 describe.skipIf(!pgOk)("a session's guess at its intent's status, recorded as the intent's event is", () => {
-  const appName = `cs_pi_race_${randomBytes(4).toString('hex')}`;
-  let stripeSandbox: SharedStripe;
-  let svc: TestService;
-  let admin: pg.Client;
-  beforeAll(async () => {
-    const url = new URL(POSTGRES_URL);
-    url.searchParams.set('application_name', appName);
-    // A Stripe of the test's own that sends the service no webhooks: the test applies each view itself.
-    stripeSandbox = await startSharedStripe();
-    svc = await startTestService('postgres', {
-      DATABASE_URL: url.toString(),
-      API_AUTH: 'off',
-      STRIPE_MAX_NETWORK_RETRIES: '0',
-      ...stripeSandbox.env,
-    });
-    admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-    await svc?.stop();
-    await stripeSandbox?.close();
-  });
-
-  /** Whether one of the service's sessions waits for a lock in a statement matching `like`. */
-  const waitsIn = async (like: string) =>
-    (
-      await admin.query(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' AND query ILIKE $2",
-        [appName, like],
-      )
-    ).rows.length > 0;
+  const rig = usePgLockRig('cs_pi_race');
+  const { waitsIn } = rig;
 
   it("keeps the intent's own newer status, which its event inserted after the session's transaction looked", async () => {
+    const svc = rig.svc;
     const stripe = svc.deps.stripe;
-    const made = await stripe.checkout.sessions.create({
-      mode: 'payment',
-      line_items: [
-        { price_data: { currency: 'usd', product_data: { name: 'Lamp' }, unit_amount: 4200 }, quantity: 1 },
-      ],
-      success_url: 'https://shop.example.com/ok',
-      cancel_url: 'https://shop.example.com/no',
-      metadata: { order: 'race-1' },
-    });
+    const made = await rig.lampSession({ order: 'race-1' });
     // A declined Pay: the session stays open and unpaid, and names the intent Stripe made for the attempt.
     await payOnHostedPage(made.url!, 'pm_card_chargeDeclined');
     const session = await stripe.checkout.sessions.retrieve(made.id);

@@ -11,66 +11,24 @@
  * newer view's transaction locks after writing the session's row, so that transaction waits with that write not yet
  * committed while the older view's transaction, finding no row to lock, writes after it.
  */
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { getJson, payOnHostedPage } from '../helpers/http.js';
-import {
-  eventually,
-  startSharedStripe,
-  startTestService,
-  type SharedStripe,
-  type TestService,
-} from '../helpers/service.js';
+import { eventually } from '../helpers/service.js';
+import { usePgLockRig } from '../helpers/pg-lock-rig.js';
 import { POSTGRES_URL, postgresAvailable } from '../helpers/services.js';
 
 const pgOk = await postgresAvailable();
 
 describe.skipIf(!pgOk)('a checkout session the ledger lacks, recorded from two reads at once', () => {
-  const appName = `stale_cs_${randomBytes(4).toString('hex')}`;
-  let stripeSandbox: SharedStripe;
-  let svc: TestService;
-  let admin: pg.Client;
-  beforeAll(async () => {
-    const url = new URL(POSTGRES_URL);
-    url.searchParams.set('application_name', appName);
-    // A Stripe of the test's own that sends the service no webhooks: the test applies each view itself.
-    stripeSandbox = await startSharedStripe();
-    svc = await startTestService('postgres', {
-      DATABASE_URL: url.toString(),
-      API_AUTH: 'off',
-      STRIPE_MAX_NETWORK_RETRIES: '0',
-      ...stripeSandbox.env,
-    });
-    admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-    await svc?.stop();
-    await stripeSandbox?.close();
-  });
-
-  /** Whether one of the service's sessions waits for a lock in a statement matching `like`. */
-  const waitsIn = async (like: string) =>
-    (
-      await admin.query(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' AND query ILIKE $2",
-        [appName, like],
-      )
-    ).rows.length > 0;
+  const rig = usePgLockRig('stale_cs');
+  const { waitsIn } = rig;
 
   it('ends complete when the older, open view is written last', async () => {
+    const svc = rig.svc;
     const stripe = svc.deps.stripe;
     // Made at Stripe, not through the service (a Payment Link's, say): the ledger has no row for it.
-    const made = await stripe.checkout.sessions.create({
-      mode: 'payment',
-      line_items: [
-        { price_data: { currency: 'usd', product_data: { name: 'Lamp' }, unit_amount: 4200 }, quantity: 1 },
-      ],
-      success_url: 'https://shop.example.com/ok',
-      cancel_url: 'https://shop.example.com/no',
-    });
+    const made = await rig.lampSession();
     const older = await stripe.checkout.sessions.retrieve(made.id);
     expect(older.status).toBe('open');
     expect((await payOnHostedPage(made.url!)).status).toBe(303);
