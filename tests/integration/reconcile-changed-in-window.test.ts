@@ -5,58 +5,22 @@
  * a day after it was made stayed `requires_payment_method`, each "no drift" on every run. Reconcile now also
  * compares the refunds and payment intents Stripe's events say changed in the window, whenever they were made.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { reconcile } from '../../src/reconcile/index.js';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
-import { createStore, type Store } from '../../src/store/index.js';
-import { createStripeClient, type StripeClient } from '../../src/stripe/client.js';
+import { startSandbox } from '../../src/sandbox/index.js';
+import { createStripeClient } from '../../src/stripe/client.js';
 import { captureLogger } from '../helpers/log-capture.js';
-import { PG_URL, skipPostgres } from '../store/harness.js';
+import { reconcileStores, useReconcileRig } from '../helpers/reconcile-rig.js';
 
-const stores = ['sqlite', ...(skipPostgres ? [] : ['postgres'])] as const;
 const DAY = 86_400_000;
 
-describe.each(stores)('reconcile on %s: made before the window, changed in it', (dialect) => {
-  let dir: string;
-  let schema: string | undefined;
-  let sandbox: Sandbox;
-  let store: Store;
-  let stripe: StripeClient;
-  const secret = `sk_test_reconcilechanged${randomBytes(6).toString('hex')}`;
-
-  beforeAll(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'reconcile-changed-'));
-    // Refunds settle only when the test says so.
-    sandbox = await startSandbox({ secretKey: secret, refundSettleDelayMs: 3_600_000 });
-    if (dialect === 'postgres') {
-      schema = `recchg_${process.pid}_${randomBytes(4).toString('hex')}`;
-      store = await createStore({ url: PG_URL, schema });
-    } else store = await createStore({ url: `sqlite:${path.join(dir, 'ledger.db')}` });
-    stripe = createStripeClient(
-      { secretKey: secret, apiBase: new URL(sandbox.url), timeoutMs: 5_000, maxNetworkRetries: 0 },
-      captureLogger().logger,
-    );
-  });
-  afterAll(async () => {
-    await store?.close();
-    await sandbox?.close();
-    if (schema) {
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      await client.query(`drop schema if exists "${schema}" cascade`);
-      await client.end();
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+describe.each(reconcileStores)('reconcile on %s: made before the window, changed in it', (dialect) => {
+  // Refunds settle only when the test says so.
+  const rig = useReconcileRig(dialect, 'recchg', { refundSettleDelayMs: 3_600_000 });
 
   const intent = (card: string | null) =>
-    stripe.paymentIntents.create({
+    rig.stripe.paymentIntents.create({
       amount: 2000,
       currency: 'usd',
       automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
@@ -65,7 +29,7 @@ describe.each(stores)('reconcile on %s: made before the window, changed in it', 
 
   /** The ledger's row of `pi` as its webhooks left it, written two days ago. */
   const recordPayment = (pi: Stripe.PaymentIntent) =>
-    store.payments.insert({
+    rig.store.payments.insert({
       id: pi.id,
       kind: 'payment_intent',
       amount: pi.amount,
@@ -74,7 +38,7 @@ describe.each(stores)('reconcile on %s: made before the window, changed in it', 
       createdAt: new Date(Date.now() - 2 * DAY),
     });
   const recordRefund = (re: Stripe.Refund) =>
-    store.refunds.insert({
+    rig.store.refunds.insert({
       requestId: `stripe:${re.id}`,
       paymentIntentId: re.payment_intent as string,
       amount: re.amount,
@@ -94,7 +58,7 @@ describe.each(stores)('reconcile on %s: made before the window, changed in it', 
 
   it('reports a refund that failed after it succeeded, and a payment confirmed after it was made', async () => {
     const bounced = await intent('pm_card_refundFail');
-    const bouncedRefund = await stripe.refunds.create({ payment_intent: bounced.id });
+    const bouncedRefund = await rig.stripe.refunds.create({ payment_intent: bounced.id });
     expect(bouncedRefund.status).toBe('succeeded');
     const later = await intent(null);
     expect(later.status).toBe('requires_payment_method');
@@ -102,24 +66,24 @@ describe.each(stores)('reconcile on %s: made before the window, changed in it', 
     const heard = await intent(null);
     // Made before the window and not changed since: nothing to compare.
     const quiet = await intent('pm_card_visa');
-    const quietRefund = await stripe.refunds.create({ payment_intent: quiet.id, amount: 500 });
+    const quietRefund = await rig.stripe.refunds.create({ payment_intent: quiet.id, amount: 500 });
     for (const pi of [bounced, later, heard, quiet]) await recordPayment(pi);
     for (const re of [bouncedRefund, quietRefund]) await recordRefund(re);
 
     const since = await windowFromNow();
-    expect((await reconcile({ store, stripe, since })).drifts).toEqual([]);
+    expect((await reconcile({ store: rig.store, stripe: rig.stripe, since })).drifts).toEqual([]);
 
     // In the window: the bank sends the refund back, the customers pay; no webhook reaches the ledger.
-    const settled = await fetch(`${sandbox.url}/_sandbox/refunds/${bouncedRefund.id}/settle`, {
+    const settled = await fetch(`${rig.sandbox.url}/_sandbox/refunds/${bouncedRefund.id}/settle`, {
       method: 'POST',
     });
     expect(settled.status).toBe(200);
-    expect((await stripe.refunds.retrieve(bouncedRefund.id)).status).toBe('failed');
-    await stripe.paymentIntents.confirm(later.id, { payment_method: 'pm_card_visa' });
-    const heardNow = await stripe.paymentIntents.confirm(heard.id, { payment_method: 'pm_card_visa' });
-    await store.payments.update(heard.id, { status: heardNow.status });
+    expect((await rig.stripe.refunds.retrieve(bouncedRefund.id)).status).toBe('failed');
+    await rig.stripe.paymentIntents.confirm(later.id, { payment_method: 'pm_card_visa' });
+    const heardNow = await rig.stripe.paymentIntents.confirm(heard.id, { payment_method: 'pm_card_visa' });
+    await rig.store.payments.update(heard.id, { status: heardNow.status });
 
-    const report = await reconcile({ store, stripe, since });
+    const report = await reconcile({ store: rig.store, stripe: rig.stripe, since });
     expect(report.drifts).toEqual(
       expect.arrayContaining([
         {
@@ -150,9 +114,9 @@ describe.each(stores)('reconcile on %s: made before the window, changed in it', 
     for (let i = 0; i < 105; i++) made.push(await intent(null));
     for (const pi of made) await recordPayment(pi);
     const since = await windowFromNow();
-    for (const pi of made) await stripe.paymentIntents.confirm(pi.id, { payment_method: 'pm_card_visa' });
+    for (const pi of made) await rig.stripe.paymentIntents.confirm(pi.id, { payment_method: 'pm_card_visa' });
     const ids = new Set(made.map((pi) => pi.id));
-    const report = await reconcile({ store, stripe, since });
+    const report = await reconcile({ store: rig.store, stripe: rig.stripe, since });
     const drifted = report.drifts.filter((d) => ids.has(d.id));
     expect(drifted).toHaveLength(105);
     expect(new Set(drifted.map((d) => d.id))).toEqual(ids);
@@ -162,10 +126,14 @@ describe.each(stores)('reconcile on %s: made before the window, changed in it', 
   // A refund its events name that Stripe no longer has (a sandbox keeping only its newest objects) is still said
   // to be missing at Stripe when the ledger has it.
   it('still reports a refund of the ledger that Stripe no longer has, though events name it', async () => {
-    const small = await startSandbox({ secretKey: secret, refundSettleDelayMs: 3_600_000, maxObjects: 5 });
+    const small = await startSandbox({
+      secretKey: rig.secret,
+      refundSettleDelayMs: 3_600_000,
+      maxObjects: 5,
+    });
     try {
       const client = createStripeClient(
-        { secretKey: secret, apiBase: new URL(small.url), timeoutMs: 5_000, maxNetworkRetries: 0 },
+        { secretKey: rig.secret, apiBase: new URL(small.url), timeoutMs: 5_000, maxNetworkRetries: 0 },
         captureLogger().logger,
       );
       const pay = () =>
@@ -180,7 +148,7 @@ describe.each(stores)('reconcile on %s: made before the window, changed in it', 
       expect(gone.status).toBe('pending');
       const since = await windowFromNow();
       // Learnt late, as a webhook that came in the window would record it.
-      await store.refunds.insert({
+      await rig.store.refunds.insert({
         requestId: `stripe:${gone.id}`,
         paymentIntentId: gone.payment_intent as string,
         amount: gone.amount,
@@ -194,7 +162,7 @@ describe.each(stores)('reconcile on %s: made before the window, changed in it', 
       for (let i = 0; i < 6; i++) await client.refunds.create({ payment_intent: (await pay()).id });
       await expect(client.refunds.retrieve(gone.id)).rejects.toMatchObject({ statusCode: 404 });
 
-      const report = await reconcile({ store, stripe: client, since });
+      const report = await reconcile({ store: rig.store, stripe: client, since });
       expect(report.drifts.filter((d) => d.id === gone.id)).toEqual([
         { kind: 'refund_missing_in_stripe', id: gone.id, detail: `ledger request stripe:${gone.id}` },
       ]);

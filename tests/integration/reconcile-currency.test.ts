@@ -4,75 +4,35 @@
  * "no drift". The amount a row holds is only money with its currency, so a currency that differs is an amount
  * drift, reported with both currencies.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { reconcile } from '../../src/reconcile/index.js';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
-import { createStore, type Store } from '../../src/store/index.js';
-import { createStripeClient, type StripeClient } from '../../src/stripe/client.js';
-import { captureLogger } from '../helpers/log-capture.js';
-import { PG_URL, skipPostgres } from '../store/harness.js';
+import { reconcileStores, useReconcileRig } from '../helpers/reconcile-rig.js';
 
-const stores = ['sqlite', ...(skipPostgres ? [] : ['postgres'])] as const;
-
-describe.each(stores)('reconcile on %s: currencies', (dialect) => {
-  let dir: string;
-  let schema: string | undefined;
-  let sandbox: Sandbox;
-  let store: Store;
-  let stripe: StripeClient;
-  const secret = `sk_test_reconcilecurrency${randomBytes(6).toString('hex')}`;
-
-  beforeAll(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'reconcile-currency-'));
-    sandbox = await startSandbox({ secretKey: secret, refundSettleDelayMs: 3_600_000 });
-    if (dialect === 'postgres') {
-      schema = `reccur_${process.pid}_${randomBytes(4).toString('hex')}`;
-      store = await createStore({ url: PG_URL, schema });
-    } else store = await createStore({ url: `sqlite:${path.join(dir, 'ledger.db')}` });
-    stripe = createStripeClient(
-      { secretKey: secret, apiBase: new URL(sandbox.url), timeoutMs: 5_000, maxNetworkRetries: 0 },
-      captureLogger().logger,
-    );
-  });
-  afterAll(async () => {
-    await store?.close();
-    await sandbox?.close();
-    if (schema) {
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      await client.query(`drop schema if exists "${schema}" cascade`);
-      await client.end();
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+describe.each(reconcileStores)('reconcile on %s: currencies', (dialect) => {
+  const rig = useReconcileRig(dialect, 'reccur', { refundSettleDelayMs: 3_600_000 });
 
   /** A paid intent of 2000 usd at Stripe and a refund of 500 of it, both in the ledger as `ledgerCurrency`. */
   async function paidAndRefunded(
     ledgerCurrency: string,
     refundCurrency: string | null,
   ): Promise<{ pi: Stripe.PaymentIntent; re: Stripe.Refund }> {
-    const pi = await stripe.paymentIntents.create({
+    const pi = await rig.stripe.paymentIntents.create({
       amount: 2000,
       currency: 'usd',
       payment_method: 'pm_card_visa',
       automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
       confirm: true,
     });
-    const re = await stripe.refunds.create({ payment_intent: pi.id, amount: 500 });
-    await store.payments.insert({
+    const re = await rig.stripe.refunds.create({ payment_intent: pi.id, amount: 500 });
+    await rig.store.payments.insert({
       id: pi.id,
       kind: 'payment_intent',
       amount: 2000,
       currency: ledgerCurrency,
       status: 'succeeded',
     });
-    await store.refunds.insert({
+    await rig.store.refunds.insert({
       requestId: `stripe:${re.id}`,
       paymentIntentId: pi.id,
       amount: 500,
@@ -90,7 +50,7 @@ describe.each(stores)('reconcile on %s: currencies', (dialect) => {
     // A refund row whose currency is not known yet (a refund queued before Stripe answered) is no drift.
     const unknown = await paidAndRefunded('usd', null);
     const other = await paidAndRefunded('eur', 'eur');
-    const report = await reconcile({ store, stripe, since });
+    const report = await reconcile({ store: rig.store, stripe: rig.stripe, since });
     expect(report.checked).toMatchObject({
       payments: 3,
       stripePayments: 3,
@@ -118,21 +78,21 @@ describe.each(stores)('reconcile on %s: currencies', (dialect) => {
 
   it('still says an amount that differs in the same currency as before', async () => {
     const since = new Date(Date.now() - 60_000);
-    const pi = await stripe.paymentIntents.create({
+    const pi = await rig.stripe.paymentIntents.create({
       amount: 3000,
       currency: 'usd',
       payment_method: 'pm_card_visa',
       automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
       confirm: true,
     });
-    await store.payments.insert({
+    await rig.store.payments.insert({
       id: pi.id,
       kind: 'payment_intent',
       amount: 2500,
       currency: 'usd',
       status: 'succeeded',
     });
-    const report = await reconcile({ store, stripe, since });
+    const report = await reconcile({ store: rig.store, stripe: rig.stripe, since });
     expect(report.drifts.filter((d) => d.id === pi.id)).toEqual([
       { kind: 'payment_amount', id: pi.id, detail: 'ledger says 2500, Stripe says 3000' },
     ]);

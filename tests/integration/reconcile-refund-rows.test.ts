@@ -4,138 +4,103 @@
  * was left (payment_service_lowered_from, a ledger-only mark Stripe never sees), and a refund tagged with a row's
  * request id for another amount, which is not that row's.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { reconcile } from '../../src/reconcile/index.js';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
-import { createStore, type Store } from '../../src/store/index.js';
-import { createStripeClient, type StripeClient } from '../../src/stripe/client.js';
-import { captureLogger } from '../helpers/log-capture.js';
-import { PG_URL, skipPostgres } from '../store/harness.js';
+import { reconcileStores, useReconcileRig } from '../helpers/reconcile-rig.js';
 
-const stores = ['sqlite', ...(skipPostgres ? [] : ['postgres'])] as const;
+describe.each(reconcileStores)(
+  'reconcile on %s: refunds the ledger did not record an answer for',
+  (dialect) => {
+    const rig = useReconcileRig(dialect, 'recrows');
 
-describe.each(stores)('reconcile on %s: refunds the ledger did not record an answer for', (dialect) => {
-  let dir: string;
-  let schema: string | undefined;
-  let sandbox: Sandbox;
-  let store: Store;
-  let stripe: StripeClient;
-  const secret = `sk_test_reconcilerows${randomBytes(6).toString('hex')}`;
-
-  beforeAll(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'reconcile-rows-'));
-    sandbox = await startSandbox({ secretKey: secret });
-    if (dialect === 'postgres') {
-      schema = `recrows_${process.pid}_${randomBytes(4).toString('hex')}`;
-      store = await createStore({ url: PG_URL, schema });
-    } else store = await createStore({ url: `sqlite:${path.join(dir, 'ledger.db')}` });
-    stripe = createStripeClient(
-      { secretKey: secret, apiBase: new URL(sandbox.url), timeoutMs: 5_000, maxNetworkRetries: 0 },
-      captureLogger().logger,
-    );
-  });
-  afterAll(async () => {
-    await store?.close();
-    await sandbox?.close();
-    if (schema) {
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      await client.query(`drop schema if exists "${schema}" cascade`);
-      await client.end();
+    /** A paid intent of 2000 usd, at Stripe and in the ledger, owned by shop. */
+    async function paid(): Promise<string> {
+      const pi = await rig.stripe.paymentIntents.create({
+        amount: 2000,
+        currency: 'usd',
+        payment_method: 'pm_card_visa',
+        automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+        confirm: true,
+      });
+      await rig.store.payments.insert({
+        id: pi.id,
+        kind: 'payment_intent',
+        owner: 'shop',
+        amount: 2000,
+        currency: 'usd',
+        status: 'succeeded',
+      });
+      return pi.id;
     }
-    rmSync(dir, { recursive: true, force: true });
-  });
 
-  /** A paid intent of 2000 usd, at Stripe and in the ledger, owned by shop. */
-  async function paid(): Promise<string> {
-    const pi = await stripe.paymentIntents.create({
-      amount: 2000,
-      currency: 'usd',
-      payment_method: 'pm_card_visa',
-      automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
-      confirm: true,
-    });
-    await store.payments.insert({
-      id: pi.id,
-      kind: 'payment_intent',
-      owner: 'shop',
-      amount: 2000,
-      currency: 'usd',
-      status: 'succeeded',
-    });
-    return pi.id;
-  }
+    it('compares the row Stripe made the refund for, and takes no other refund for it', async () => {
+      const since = new Date(Date.now() - 60_000);
+      // Given up on (failed, its amount released), then made by Stripe after all.
+      const givenUp = await paid();
+      await rig.store.refunds.insert({
+        requestId: 'shop/order-given-up',
+        owner: 'shop',
+        paymentIntentId: givenUp,
+        amount: 700,
+        currency: 'usd',
+        status: 'failed',
+        mode: 'async',
+      });
+      const made = await rig.stripe.refunds.create({
+        payment_intent: givenUp,
+        amount: 700,
+        metadata: { request_id: 'shop/order-given-up' },
+      });
+      // Lowered from 2000 to what was left, made at Stripe, the answer not recorded (the process died).
+      const lowered = await paid();
+      await rig.store.refunds.insert({
+        requestId: 'shop/order-lowered',
+        owner: 'shop',
+        paymentIntentId: lowered,
+        amount: 1500,
+        currency: 'usd',
+        status: 'processing',
+        mode: 'async',
+        metadata: { note: 'n', payment_service_lowered_from: '2000' },
+      });
+      const madeLowered = await rig.stripe.refunds.create({
+        payment_intent: lowered,
+        amount: 1500,
+        metadata: { note: 'n', request_id: 'shop/order-lowered' },
+      });
+      // Tagged with a row's request id, of its payment, for another amount: not that row's refund.
+      const tagged = await rig.stripe.refunds.create({
+        payment_intent: lowered,
+        amount: 300,
+        metadata: { request_id: 'shop/order-lowered' },
+      });
 
-  it('compares the row Stripe made the refund for, and takes no other refund for it', async () => {
-    const since = new Date(Date.now() - 60_000);
-    // Given up on (failed, its amount released), then made by Stripe after all.
-    const givenUp = await paid();
-    await store.refunds.insert({
-      requestId: 'shop/order-given-up',
-      owner: 'shop',
-      paymentIntentId: givenUp,
-      amount: 700,
-      currency: 'usd',
-      status: 'failed',
-      mode: 'async',
-    });
-    const made = await stripe.refunds.create({
-      payment_intent: givenUp,
-      amount: 700,
-      metadata: { request_id: 'shop/order-given-up' },
-    });
-    // Lowered from 2000 to what was left, made at Stripe, the answer not recorded (the process died).
-    const lowered = await paid();
-    await store.refunds.insert({
-      requestId: 'shop/order-lowered',
-      owner: 'shop',
-      paymentIntentId: lowered,
-      amount: 1500,
-      currency: 'usd',
-      status: 'processing',
-      mode: 'async',
-      metadata: { note: 'n', payment_service_lowered_from: '2000' },
-    });
-    const madeLowered = await stripe.refunds.create({
-      payment_intent: lowered,
-      amount: 1500,
-      metadata: { note: 'n', request_id: 'shop/order-lowered' },
-    });
-    // Tagged with a row's request id, of its payment, for another amount: not that row's refund.
-    const tagged = await stripe.refunds.create({
-      payment_intent: lowered,
-      amount: 300,
-      metadata: { request_id: 'shop/order-lowered' },
-    });
+      const report = await reconcile({ store: rig.store, stripe: rig.stripe, since });
+      expect(report.drifts).toEqual(
+        expect.arrayContaining([
+          { kind: 'refund_status', id: made.id, detail: 'ledger says failed, Stripe says succeeded' },
+          {
+            kind: 'refund_status',
+            id: madeLowered.id,
+            detail: 'ledger says processing, Stripe says succeeded',
+          },
+          expect.objectContaining({ kind: 'refund_missing_in_ledger', id: tagged.id }),
+        ]),
+      );
+      expect(report.drifts).toHaveLength(3);
 
-    const report = await reconcile({ store, stripe, since });
-    expect(report.drifts).toEqual(
-      expect.arrayContaining([
-        { kind: 'refund_status', id: made.id, detail: 'ledger says failed, Stripe says succeeded' },
-        {
-          kind: 'refund_status',
-          id: madeLowered.id,
-          detail: 'ledger says processing, Stripe says succeeded',
-        },
-        expect.objectContaining({ kind: 'refund_missing_in_ledger', id: tagged.id }),
-      ]),
-    );
-    expect(report.drifts).toHaveLength(3);
-
-    // Recorded as Stripe has them, only the stray refund is left.
-    await store.refunds.patch('shop/order-lowered', { stripeRefundId: madeLowered.id });
-    await store.refunds.advance('shop/order-lowered', { status: 'succeeded' });
-    expect(await store.refunds.get('shop/order-lowered')).toMatchObject({
-      status: 'succeeded',
-      amount: 1500,
+      // Recorded as Stripe has them, only the stray refund is left.
+      await rig.store.refunds.patch('shop/order-lowered', { stripeRefundId: madeLowered.id });
+      await rig.store.refunds.advance('shop/order-lowered', { status: 'succeeded' });
+      expect(await rig.store.refunds.get('shop/order-lowered')).toMatchObject({
+        status: 'succeeded',
+        amount: 1500,
+      });
+      expect(
+        (await reconcile({ store: rig.store, stripe: rig.stripe, since })).drifts.filter(
+          (d) => d.id !== made.id,
+        ),
+      ).toEqual([expect.objectContaining({ kind: 'refund_missing_in_ledger', id: tagged.id })]);
     });
-    expect((await reconcile({ store, stripe, since })).drifts.filter((d) => d.id !== made.id)).toEqual([
-      expect.objectContaining({ kind: 'refund_missing_in_ledger', id: tagged.id }),
-    ]);
-  });
-});
+  },
+);
