@@ -6,48 +6,20 @@
  * events looked at the session's metadata only and recorded session and intent under the unowned owner; and once
  * the session was in the ledger with no owner, the intent's named owner got 404.)
  */
-import { randomBytes } from 'node:crypto';
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKey } from '../../src/auth/api-keys.js';
+import { describe, expect, it } from 'vitest';
 import { OWNER_METADATA_KEY } from '../../src/payments/service.js';
 import { getJson, payOnHostedPage, postJson, postSignedWebhook } from '../helpers/http.js';
-import {
-  startSharedStripe,
-  startTestService,
-  type SharedStripe,
-  type TestService,
-} from '../helpers/service.js';
-
-const auth = (key: string) => ({ authorization: `Bearer ${key}` });
-const WEBHOOK_SECRET = `whsec_${randomBytes(24).toString('hex')}`;
+import { auth, useOwnerRig } from '../helpers/owner-rig.js';
 
 describe('UNOWNED_PAYMENTS_OWNER and a session naming no owner whose intent names another', () => {
-  let stripe: SharedStripe;
-  let svc: TestService;
-  const keys: Record<string, string> = {};
-  beforeAll(async () => {
-    // A Stripe that sends the service no webhooks: each test decides what the service hears first.
-    stripe = await startSharedStripe();
-    svc = await startTestService('sqlite', {
-      API_AUTH: 'on',
-      RATE_LIMIT_PER_MINUTE: '0',
-      STRIPE_MAX_NETWORK_RETRIES: '0',
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      UNOWNED_PAYMENTS_OWNER: 'shop',
-      ...stripe.env,
-    });
-    keys.shop = (await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key;
-    keys.rival = (await createKey(svc.deps.store.apiKeys, { owner: 'rival', kind: 'secret' })).key;
-  });
-  afterAll(async () => {
-    await svc?.stop();
-    await stripe?.close();
-  });
+  // Each test decides what the service hears first.
+  const rig = useOwnerRig('sqlite', { RATE_LIMIT_PER_MINUTE: '0', UNOWNED_PAYMENTS_OWNER: 'shop' });
+  const { keys } = rig;
 
   /** A paid session made at Stripe naming no owner, its intent naming rival (payment_intent_data.metadata). */
   async function paidSession(): Promise<{ cs: string; pi: string }> {
-    const made = await svc.deps.stripe.checkout.sessions.create({
+    const made = await rig.svc.deps.stripe.checkout.sessions.create({
       mode: 'payment',
       line_items: [
         { price_data: { currency: 'usd', product_data: { name: 'Lamp' }, unit_amount: 2500 }, quantity: 1 },
@@ -57,10 +29,10 @@ describe('UNOWNED_PAYMENTS_OWNER and a session naming no owner whose intent name
       payment_intent_data: { metadata: { [OWNER_METADATA_KEY]: 'rival' } },
     });
     expect((await payOnHostedPage(made.url!)).status).toBe(303);
-    const session = await svc.deps.stripe.checkout.sessions.retrieve(made.id);
+    const session = await rig.svc.deps.stripe.checkout.sessions.retrieve(made.id);
     const pi = session.payment_intent as string;
     expect(session.metadata ?? {}).toEqual({});
-    expect((await svc.deps.stripe.paymentIntents.retrieve(pi)).metadata).toEqual({
+    expect((await rig.svc.deps.stripe.paymentIntents.retrieve(pi)).metadata).toEqual({
       [OWNER_METADATA_KEY]: 'rival',
     });
     return { cs: session.id, pi };
@@ -68,17 +40,17 @@ describe('UNOWNED_PAYMENTS_OWNER and a session naming no owner whose intent name
 
   /** Shop may neither read nor refund `pi`; rival reads it. */
   async function rivalsNotShops(pi: string): Promise<void> {
-    expect.soft((await getJson(`${svc.url}/payment-intent/${pi}`, auth(keys.shop!))).status).toBe(404);
+    expect.soft((await getJson(`${rig.svc.url}/payment-intent/${pi}`, auth(keys.shop!))).status).toBe(404);
     const refund = await postJson(
-      `${svc.url}/refund`,
+      `${rig.svc.url}/refund`,
       { payment_intent_id: pi, amount: 100 },
       auth(keys.shop!),
     );
     expect.soft(refund.status).toBe(404);
     expect
-      .soft((await svc.deps.stripe.refunds.list({ payment_intent: pi })).data.map((r) => r.amount))
+      .soft((await rig.svc.deps.stripe.refunds.list({ payment_intent: pi })).data.map((r) => r.amount))
       .toEqual([]);
-    expect((await getJson(`${svc.url}/payment-intent/${pi}`, auth(keys.rival!))).status).toBe(200);
+    expect((await getJson(`${rig.svc.url}/payment-intent/${pi}`, auth(keys.rival!))).status).toBe(200);
   }
 
   it("the intent asked for first: rival's, not shop's (as 5fda00a says)", async () => {
@@ -90,7 +62,7 @@ describe('UNOWNED_PAYMENTS_OWNER and a session naming no owner whose intent name
     const { cs, pi } = await paidSession();
     // Shop is answered as for a session Stripe never made.
     const answer = async (id: string) => {
-      const res = await getJson(`${svc.url}/checkout-session?session_id=${id}`, auth(keys.shop!));
+      const res = await getJson(`${rig.svc.url}/checkout-session?session_id=${id}`, auth(keys.shop!));
       return { status: res.status, body: { ...res.json, instance: 0, request_id: 0 } };
     };
     const unknown = await answer('cs_test_neverexisted0000000000');
@@ -101,11 +73,11 @@ describe('UNOWNED_PAYMENTS_OWNER and a session naming no owner whose intent name
 
   it("the session's checkout.session.completed applied first: still not shop's", async () => {
     const { cs, pi } = await paidSession();
-    const events = await svc.deps.stripe.events.list({ type: 'checkout.session.completed', limit: 100 });
+    const events = await rig.svc.deps.stripe.events.list({ type: 'checkout.session.completed', limit: 100 });
     const event = events.data.find((e) => (e.data.object as Stripe.Checkout.Session).id === cs);
     expect(event).toBeDefined();
-    expect((await postSignedWebhook(svc.url, WEBHOOK_SECRET, JSON.stringify(event))).status).toBe(200);
-    await svc.deps.webhooks.idle();
+    expect((await postSignedWebhook(rig.svc.url, rig.webhookSecret, JSON.stringify(event))).status).toBe(200);
+    await rig.svc.deps.webhooks.idle();
     await rivalsNotShops(pi);
   });
 });

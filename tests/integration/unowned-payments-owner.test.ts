@@ -5,57 +5,47 @@
  * (sync and async), the ledger records it under that owner, and every other owner still gets the answer an id
  * Stripe never made gets. A payment that names an owner stays that owner's.
  */
-import { randomBytes } from 'node:crypto';
 import type Stripe from 'stripe';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { getJson, payOnHostedPage, postJson, postSignedWebhook } from '../helpers/http.js';
-import {
-  eventually,
-  startSharedStripe,
-  startTestService,
-  type SharedStripe,
-  type TestService,
-} from '../helpers/service.js';
+import { eventually } from '../helpers/service.js';
+import { auth, useOwnerRig } from '../helpers/owner-rig.js';
 import { postgresAvailable } from '../helpers/services.js';
 
 const pgOk = await postgresAvailable();
 
-const WEBHOOK_SECRET = `whsec_${randomBytes(24).toString('hex')}`;
 const UNKNOWN = 'pi_neverexisted0000000000';
 const UNKNOWN_SESSION = 'cs_test_neverexisted0000000000';
 
-const auth = (key: string) => ({ authorization: `Bearer ${key}` });
-
 describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () => {
-  let stripe: SharedStripe;
-  let svc: TestService;
-  const keys: Record<string, string> = {};
+  const rig = useOwnerRig('postgres', { UNOWNED_PAYMENTS_OWNER: 'shop' });
+  const { keys } = rig;
   beforeAll(async () => {
-    // A Stripe of its own that sends the service no webhooks: the service learns what it is asked about, when
-    // asked (a test that wants an event delivers it itself).
-    stripe = await startSharedStripe();
-    svc = await startTestService('postgres', {
-      API_AUTH: 'on',
-      STRIPE_MAX_NETWORK_RETRIES: '0',
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      UNOWNED_PAYMENTS_OWNER: 'shop',
-      ...stripe.env,
-    });
-    keys.shop = (await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret' })).key;
-    keys.rival = (await createKey(svc.deps.store.apiKeys, { owner: 'rival', kind: 'secret' })).key;
     keys.shopReader = (
-      await createKey(svc.deps.store.apiKeys, { owner: 'shop', kind: 'secret', scopes: ['payments:read'] })
+      await createKey(rig.svc.deps.store.apiKeys, {
+        owner: 'shop',
+        kind: 'secret',
+        scopes: ['payments:read'],
+      })
     ).key;
   });
-  afterAll(async () => {
-    await svc?.stop();
-    await stripe?.close();
-  });
+
+  /** The ledger's row of paid intent `id` (2500 usd) with no owner, as a webhook applied before the setting wrote it. */
+  const recordedWithNoOwner = (id: string) =>
+    rig.svc.deps.store.payments.upsert({
+      id,
+      kind: 'payment_intent',
+      owner: '',
+      amount: 2500,
+      currency: 'usd',
+      status: 'succeeded',
+      metadata: {},
+    });
 
   /** A payment made at Stripe directly (the Python service, the dashboard), naming no owner. */
   async function ownerlessIntent(amount = 2500): Promise<string> {
-    const pi = await svc.deps.stripe.paymentIntents.create({
+    const pi = await rig.svc.deps.stripe.paymentIntents.create({
       amount,
       currency: 'usd',
       payment_method: 'pm_card_visa',
@@ -69,7 +59,7 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
 
   /** A checkout session made at Stripe directly (a Payment Link, the Python service), paid on the hosted page. */
   async function ownerlessPaidCheckout(): Promise<{ cs: string; pi: string }> {
-    const made = await svc.deps.stripe.checkout.sessions.create({
+    const made = await rig.svc.deps.stripe.checkout.sessions.create({
       mode: 'payment',
       line_items: [
         { price_data: { currency: 'usd', product_data: { name: 'Lamp' }, unit_amount: 2500 }, quantity: 1 },
@@ -79,7 +69,7 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
     });
     const paid = await payOnHostedPage(made.url!);
     expect(paid.status).toBe(303);
-    const session = await svc.deps.stripe.checkout.sessions.retrieve(made.id);
+    const session = await rig.svc.deps.stripe.checkout.sessions.retrieve(made.id);
     expect(session.payment_status).toBe('paid');
     expect(session.metadata ?? {}).toEqual({});
     return { cs: session.id, pi: session.payment_intent as string };
@@ -87,10 +77,10 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
 
   /** What `key` is answered for GET /payment-intent/{id} and refunds of it, with the per-request fields blanked. */
   async function answersFor(key: string, id: string) {
-    const get = await getJson(`${svc.url}/payment-intent/${id}`, auth(key));
-    const refund = await postJson(`${svc.url}/refund`, { payment_intent_id: id, amount: 100 }, auth(key));
+    const get = await getJson(`${rig.svc.url}/payment-intent/${id}`, auth(key));
+    const refund = await postJson(`${rig.svc.url}/refund`, { payment_intent_id: id, amount: 100 }, auth(key));
     const queued = await postJson(
-      `${svc.url}/refund-async`,
+      `${rig.svc.url}/refund-async`,
       { payment_intent_id: id, amount: 100 },
       auth(key),
     );
@@ -108,7 +98,7 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
   async function stripeCallsDuring(fn: () => Promise<unknown>): Promise<string[]> {
     type Captured = { requestId: string; method: string; route: string | null };
     const log = async () => {
-      const res = await fetch(`${stripe.env.STRIPE_API_BASE}/_sandbox/requests`);
+      const res = await fetch(`${rig.stripe.env.STRIPE_API_BASE}/_sandbox/requests`);
       return ((await res.json()) as { data: Captured[] }).data;
     };
     const marker = (await log()).at(-1)?.requestId;
@@ -119,32 +109,32 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
   }
 
   async function sessionAnswerFor(key: string, id: string) {
-    const res = await getJson(`${svc.url}/checkout-session?session_id=${id}`, auth(key));
+    const res = await getJson(`${rig.svc.url}/checkout-session?session_id=${id}`, auth(key));
     return { status: res.status, body: { ...res.json, instance: 0, request_id: 0 } };
   }
 
   async function ledgerOwner(id: string): Promise<unknown> {
-    const rows = await svc.sql(`SELECT owner FROM payments WHERE id = '${id}'`);
+    const rows = await rig.svc.sql(`SELECT owner FROM payments WHERE id = '${id}'`);
     return rows[0]?.owner;
   }
 
   async function refundsAtStripe(pi: string): Promise<number[]> {
-    return (await svc.deps.stripe.refunds.list({ payment_intent: pi })).data.map((r) => r.amount);
+    return (await rig.svc.deps.stripe.refunds.list({ payment_intent: pi })).data.map((r) => r.amount);
   }
 
   /** Shop reads the intent, refunds part of it (POST /refund), and sees the refund counted. */
   async function shopReadsAndRefunds(id: string) {
-    const read = await getJson(`${svc.url}/payment-intent/${id}`, auth(keys.shop!));
+    const read = await getJson(`${rig.svc.url}/payment-intent/${id}`, auth(keys.shop!));
     expect(read.status).toBe(200);
     expect(read.json).toMatchObject({ id, amount: 2500, status: 'succeeded', amount_refunded: 0 });
     const refund = await postJson(
-      `${svc.url}/refund`,
+      `${rig.svc.url}/refund`,
       { payment_intent_id: id, amount: 1000 },
       auth(keys.shop!),
     );
     expect(refund.status).toBe(200);
     expect(refund.json).toMatchObject({ success: true, refund: { amount: 1000, payment_intent: id } });
-    const refunded = await getJson(`${svc.url}/payment-intent/${id}`, auth(keys.shop!));
+    const refunded = await getJson(`${rig.svc.url}/payment-intent/${id}`, auth(keys.shop!));
     expect(refunded.json.amount_refunded).toBe(1000);
     expect(await refundsAtStripe(id)).toEqual([1000]);
     expect(await ledgerOwner(id)).toBe('shop');
@@ -173,24 +163,24 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
 
   it('refunds one asynchronously (POST /refund-async), once', async () => {
     const id = await ownerlessIntent();
-    const queued = await postJson(`${svc.url}/refund-async`, { payment_intent_id: id }, auth(keys.shop!));
+    const queued = await postJson(`${rig.svc.url}/refund-async`, { payment_intent_id: id }, auth(keys.shop!));
     expect(queued.status).toBe(202);
     const requestId = queued.json.request_id as string;
     const done = await eventually(
-      () => getJson(`${svc.url}/refund-status/${requestId}`, auth(keys.shop!)),
+      () => getJson(`${rig.svc.url}/refund-status/${requestId}`, auth(keys.shop!)),
       (r) => r.json.status === 'succeeded',
     );
     expect(done.json).toMatchObject({ status: 'succeeded', amount: 2500 });
     expect(await refundsAtStripe(id)).toEqual([2500]);
     expect(await ledgerOwner(id)).toBe('shop');
-    const theirs = await getJson(`${svc.url}/refund-status/${requestId}`, auth(keys.rival!));
+    const theirs = await getJson(`${rig.svc.url}/refund-status/${requestId}`, auth(keys.rival!));
     expect(theirs.status).toBe(404);
   });
 
   it('scopes apply as usual: a read-only key of its reads, and may not refund', async () => {
     const id = await ownerlessIntent();
-    expect((await getJson(`${svc.url}/payment-intent/${id}`, auth(keys.shopReader!))).status).toBe(200);
-    const refund = await postJson(`${svc.url}/refund`, { payment_intent_id: id }, auth(keys.shopReader!));
+    expect((await getJson(`${rig.svc.url}/payment-intent/${id}`, auth(keys.shopReader!))).status).toBe(200);
+    const refund = await postJson(`${rig.svc.url}/refund`, { payment_intent_id: id }, auth(keys.shopReader!));
     expect(refund.status).toBe(403);
     expect(await refundsAtStripe(id)).toEqual([]);
   });
@@ -203,7 +193,7 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
     const unknown = await answersFor(keys.rival!, UNKNOWN);
     expect(await answersFor(keys.rival!, pi)).toEqual(unknown);
 
-    const read = await getJson(`${svc.url}/checkout-session?session_id=${cs}`, auth(keys.shop!));
+    const read = await getJson(`${rig.svc.url}/checkout-session?session_id=${cs}`, auth(keys.shop!));
     expect(read.status).toBe(200);
     expect(read.json).toMatchObject({ id: cs, payment_intent: pi });
     expect(await ledgerOwner(cs)).toBe('shop');
@@ -223,15 +213,7 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
   it('a row recorded with no owner before the setting is taken as its, and rewritten so on first use', async () => {
     const id = await ownerlessIntent();
     // As a webhook applied before the setting recorded it.
-    await svc.deps.store.payments.upsert({
-      id,
-      kind: 'payment_intent',
-      owner: '',
-      amount: 2500,
-      currency: 'usd',
-      status: 'succeeded',
-      metadata: {},
-    });
+    await recordedWithNoOwner(id);
     expect(await ledgerOwner(id)).toBe('');
     const unknown = await answersFor(keys.rival!, UNKNOWN);
     expect(await answersFor(keys.rival!, id)).toEqual(unknown);
@@ -241,43 +223,37 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
 
   it('its events are recorded under it, and a dashboard refund of it is its to follow', async () => {
     const id = await ownerlessIntent();
-    const events = await svc.deps.stripe.events.list({ type: 'payment_intent.succeeded', limit: 100 });
+    const events = await rig.svc.deps.stripe.events.list({ type: 'payment_intent.succeeded', limit: 100 });
     const event = events.data.find((e) => (e.data.object as Stripe.PaymentIntent).id === id);
     expect(event).toBeDefined();
-    expect((await postSignedWebhook(svc.url, WEBHOOK_SECRET, JSON.stringify(event))).status).toBe(200);
-    await svc.deps.webhooks.idle();
+    expect((await postSignedWebhook(rig.svc.url, rig.webhookSecret, JSON.stringify(event))).status).toBe(200);
+    await rig.svc.deps.webhooks.idle();
     expect(await ledgerOwner(id)).toBe('shop');
 
-    const refund = await svc.deps.stripe.refunds.create({ payment_intent: id, amount: 700 });
-    const refundEvents = await svc.deps.stripe.events.list({ type: 'refund.created', limit: 100 });
+    const refund = await rig.svc.deps.stripe.refunds.create({ payment_intent: id, amount: 700 });
+    const refundEvents = await rig.svc.deps.stripe.events.list({ type: 'refund.created', limit: 100 });
     const refundEvent = refundEvents.data.find((e) => (e.data.object as Stripe.Refund).id === refund.id);
     expect(refundEvent).toBeDefined();
-    expect((await postSignedWebhook(svc.url, WEBHOOK_SECRET, JSON.stringify(refundEvent))).status).toBe(200);
-    await svc.deps.webhooks.idle();
-    const status = await getJson(`${svc.url}/refund-status/stripe:${refund.id}`, auth(keys.shop!));
+    expect(
+      (await postSignedWebhook(rig.svc.url, rig.webhookSecret, JSON.stringify(refundEvent))).status,
+    ).toBe(200);
+    await rig.svc.deps.webhooks.idle();
+    const status = await getJson(`${rig.svc.url}/refund-status/stripe:${refund.id}`, auth(keys.shop!));
     expect(status.status).toBe(200);
     expect(status.json).toMatchObject({ request_id: `stripe:${refund.id}`, amount: 700 });
-    const read = await getJson(`${svc.url}/payment-intent/${id}`, auth(keys.shop!));
+    const read = await getJson(`${rig.svc.url}/payment-intent/${id}`, auth(keys.shop!));
     expect(read.json).toMatchObject({ id, amount_refunded: 700 });
-    expect((await getJson(`${svc.url}/refund-status/stripe:${refund.id}`, auth(keys.rival!))).status).toBe(
-      404,
-    );
+    expect(
+      (await getJson(`${rig.svc.url}/refund-status/stripe:${refund.id}`, auth(keys.rival!))).status,
+    ).toBe(404);
   });
 
   it("a dashboard refund recorded with no owner before the setting follows its payment to it, at the payment's event", async () => {
     const id = await ownerlessIntent();
-    const refund = await svc.deps.stripe.refunds.create({ payment_intent: id, amount: 700 });
+    const refund = await rig.svc.deps.stripe.refunds.create({ payment_intent: id, amount: 700 });
     // As the events applied before the setting recorded them: the payment and its dashboard refund, with no owner.
-    await svc.deps.store.payments.upsert({
-      id,
-      kind: 'payment_intent',
-      owner: '',
-      amount: 2500,
-      currency: 'usd',
-      status: 'succeeded',
-      metadata: {},
-    });
-    await svc.deps.store.refunds.insert({
+    await recordedWithNoOwner(id);
+    await rig.svc.deps.store.refunds.insert({
       requestId: `stripe:${refund.id}`,
       owner: '',
       paymentIntentId: id,
@@ -287,30 +263,30 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
       stripeRefundId: refund.id,
       mode: 'external',
     });
-    const events = await svc.deps.stripe.events.list({ type: 'payment_intent.succeeded', limit: 100 });
+    const events = await rig.svc.deps.stripe.events.list({ type: 'payment_intent.succeeded', limit: 100 });
     const event = events.data.find((e) => (e.data.object as Stripe.PaymentIntent).id === id);
     expect(event).toBeDefined();
-    expect((await postSignedWebhook(svc.url, WEBHOOK_SECRET, JSON.stringify(event))).status).toBe(200);
-    await svc.deps.webhooks.idle();
+    expect((await postSignedWebhook(rig.svc.url, rig.webhookSecret, JSON.stringify(event))).status).toBe(200);
+    await rig.svc.deps.webhooks.idle();
     expect(await ledgerOwner(id)).toBe('shop');
 
-    const status = await getJson(`${svc.url}/refund-status/stripe:${refund.id}`, auth(keys.shop!));
+    const status = await getJson(`${rig.svc.url}/refund-status/stripe:${refund.id}`, auth(keys.shop!));
     expect(status.status).toBe(200);
     expect(status.json).toMatchObject({
       request_id: `stripe:${refund.id}`,
       amount: 700,
       status: 'succeeded',
     });
-    expect((await getJson(`${svc.url}/refund-status/stripe:${refund.id}`, auth(keys.rival!))).status).toBe(
-      404,
-    );
-    const read = await getJson(`${svc.url}/payment-intent/${id}`, auth(keys.shop!));
+    expect(
+      (await getJson(`${rig.svc.url}/refund-status/stripe:${refund.id}`, auth(keys.rival!))).status,
+    ).toBe(404);
+    const read = await getJson(`${rig.svc.url}/payment-intent/${id}`, auth(keys.shop!));
     expect(read.json).toMatchObject({ id, amount_refunded: 700 });
   });
 
   it("a payment naming another owner stays that owner's", async () => {
     const made = await postJson(
-      `${svc.url}/payment-intent`,
+      `${rig.svc.url}/payment-intent`,
       { amount: 2500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true },
       auth(keys.rival!),
     );
@@ -319,10 +295,10 @@ describe.skipIf(!pgOk)('UNOWNED_PAYMENTS_OWNER (PostgreSQL, API keys on)', () =>
     const unknown = await answersFor(keys.shop!, UNKNOWN);
     expect(await answersFor(keys.shop!, id)).toEqual(unknown);
     // Also when the ledger lacks it: Stripe's metadata names rival.
-    await svc.sql(`DELETE FROM payments WHERE id = '${id}'`);
+    await rig.svc.sql(`DELETE FROM payments WHERE id = '${id}'`);
     expect(await answersFor(keys.shop!, id)).toEqual(unknown);
     expect(await refundsAtStripe(id)).toEqual([]);
-    expect((await getJson(`${svc.url}/payment-intent/${id}`, auth(keys.rival!))).status).toBe(200);
+    expect((await getJson(`${rig.svc.url}/payment-intent/${id}`, auth(keys.rival!))).status).toBe(200);
     expect(await ledgerOwner(id)).toBe('rival');
   });
 });
