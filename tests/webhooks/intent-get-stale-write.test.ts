@@ -91,19 +91,35 @@ describe.skipIf(!rabbit).each(dbs)('GET /payment-intent/{id} beside an event, on
     expect(await rig.svc.deps.store.payments.get(pi)).toMatchObject({ status: 'requires_action' });
   }
 
-  it('GET: its older read, written after a newer event was applied, leaves the ledger where Stripe is', async () => {
-    const pi = await failedOnce();
+  /**
+   * Sends `request`; while the service's read of `pi` it makes is held (having read requires_payment_method), runs
+   * `meanwhile`; then lets the read go and gives the request's answer.
+   */
+  async function heldBeside<T>(
+    pi: string,
+    request: () => Promise<T>,
+    meanwhile: () => Promise<void>,
+  ): Promise<T> {
     const hold = holdNextRead(rig, pi);
-    let answer: Promise<Awaited<ReturnType<typeof getJson>>>;
+    let answer: Promise<T>;
     try {
-      answer = getJson(`${rig.svc.url}/payment-intent/${pi}`);
+      answer = request();
       expect(await hold.held).toBe('requires_payment_method');
-      await triedAgain(pi);
+      await meanwhile();
     } finally {
       hold.restore();
     }
+    return answer;
+  }
+
+  it('GET: its older read, written after a newer event was applied, leaves the ledger where Stripe is', async () => {
+    const pi = await failedOnce();
+    const got = await heldBeside(
+      pi,
+      () => getJson(`${rig.svc.url}/payment-intent/${pi}`),
+      () => triedAgain(pi),
+    );
     // Answered as read: the intent as Stripe had it when the GET asked.
-    const got = await answer;
     expect(got.status).toBe(200);
     expect(got.json).toMatchObject({ id: pi, status: 'requires_payment_method' });
     await rig.settled();
@@ -114,16 +130,11 @@ describe.skipIf(!rabbit).each(dbs)('GET /payment-intent/{id} beside an event, on
 
   it('POST /refund: the read it refuses with, written after a newer event was applied, leaves the ledger where Stripe is', async () => {
     const pi = await failedOnce();
-    const hold = holdNextRead(rig, pi);
-    let answer: Promise<Awaited<ReturnType<typeof postJson>>>;
-    try {
-      answer = postJson(`${rig.svc.url}/refund`, { payment_intent_id: pi });
-      expect(await hold.held).toBe('requires_payment_method');
-      await triedAgain(pi);
-    } finally {
-      hold.restore();
-    }
-    const got = await answer;
+    const got = await heldBeside(
+      pi,
+      () => postJson(`${rig.svc.url}/refund`, { payment_intent_id: pi }),
+      () => triedAgain(pi),
+    );
     expect(got.status).toBe(409);
     expect(got.json).toMatchObject({ code: 'payment_not_refundable' });
     await rig.settled();
@@ -134,25 +145,22 @@ describe.skipIf(!rabbit).each(dbs)('GET /payment-intent/{id} beside an event, on
 
   it('POST /refund: an event applied meanwhile that says succeeded is refunded, not refused with the older read', async () => {
     const pi = await failedOnce();
-    const hold = holdNextRead(rig, pi);
-    let answer: Promise<Awaited<ReturnType<typeof postJson>>>;
-    try {
-      answer = postJson(`${rig.svc.url}/refund`, { payment_intent_id: pi });
-      expect(await hold.held).toBe('requires_payment_method');
-      // The customer pays with another card; that payment's event is applied while the refund's read is held.
-      const paid = await rig.dashboard.paymentIntents.confirm(pi, { payment_method: 'pm_card_visa' });
-      expect(paid.status).toBe('succeeded');
-      const events = (await sandboxEvents(rig, new Set(['payment_intent.succeeded']))).filter(
-        (e) => (e.data.object as { id: string }).id === pi,
-      );
-      expect(events).toHaveLength(1);
-      expect((await rig.send(JSON.stringify(events[0]))).status).toBe(200);
-      await rig.settled();
-      expect(await rig.svc.deps.store.payments.get(pi)).toMatchObject({ status: 'succeeded' });
-    } finally {
-      hold.restore();
-    }
-    const got = await answer;
+    const got = await heldBeside(
+      pi,
+      () => postJson(`${rig.svc.url}/refund`, { payment_intent_id: pi }),
+      async () => {
+        // The customer pays with another card; that payment's event is applied while the refund's read is held.
+        const paid = await rig.dashboard.paymentIntents.confirm(pi, { payment_method: 'pm_card_visa' });
+        expect(paid.status).toBe('succeeded');
+        const events = (await sandboxEvents(rig, new Set(['payment_intent.succeeded']))).filter(
+          (e) => (e.data.object as { id: string }).id === pi,
+        );
+        expect(events).toHaveLength(1);
+        expect((await rig.send(JSON.stringify(events[0]))).status).toBe(200);
+        await rig.settled();
+        expect(await rig.svc.deps.store.payments.get(pi)).toMatchObject({ status: 'succeeded' });
+      },
+    );
     expect(got.status, got.text).toBe(200);
     expect(got.json).toMatchObject({ success: true, refund: { amount: 2500, payment_intent: pi } });
     const refunds = await rig.dashboard.refunds.list({ payment_intent: pi });
