@@ -220,24 +220,43 @@ describe('the default', () => {
   });
 });
 
+/**
+ * Runs `body` with a worker process (ROLE=worker, AUTH_FAILURES_PER_MINUTE=LIMIT, queues named after `tag` and a
+ * Stripe of its own), `env` added; stops it and deletes its queues after.
+ */
+async function withWorker(
+  tag: string,
+  env: Record<string, string>,
+  body: (worker: TestService) => Promise<void>,
+): Promise<void> {
+  const prefix = uniquePrefix(tag);
+  const stripe = await startSharedStripe();
+  const worker = await startTestService(
+    'sqlite',
+    {
+      RABBITMQ_URL,
+      ROLE: 'worker',
+      ...stripe.env,
+      AUTH_FAILURES_PER_MINUTE: String(LIMIT),
+      ...env,
+      LOG_LEVEL: 'warn',
+    },
+    { topology: topologyFor(prefix) },
+  );
+  try {
+    await body(worker);
+  } finally {
+    await worker.stop();
+    await stripe.close();
+    await deleteEverything(prefix);
+  }
+}
+
 describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', () => {
   it('limits keys tried on its /metrics as the API does', async () => {
     // A worker serves /metrics itself (ops-app.ts), where a key is looked up too: it had no limit, so anyone could
     // try keys there as fast as it answered, each a lookup in the store.
-    const prefix = uniquePrefix('authw');
-    const stripe = await startSharedStripe();
-    const worker = await startTestService(
-      'sqlite',
-      {
-        RABBITMQ_URL,
-        ROLE: 'worker',
-        ...stripe.env,
-        AUTH_FAILURES_PER_MINUTE: String(LIMIT),
-        LOG_LEVEL: 'warn',
-      },
-      { topology: topologyFor(prefix) },
-    );
-    try {
+    await withWorker('authw', {}, async (worker) => {
       const known = (await createKey(worker.deps.store.apiKeys, { owner: 'ops', kind: 'secret' })).key;
       const scrape = (key?: string) =>
         fetch(
@@ -261,11 +280,7 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process (ROLE=worker)', ()
       expect((await scrape(known)).status).toBe(200);
       expect((await scrape()).status).toBe(200);
       expect((await fetch(`${worker.url}/healthz`)).status).toBe(200);
-    } finally {
-      await worker.stop();
-      await stripe.close();
-      await deleteEverything(prefix);
-    }
+    });
   });
 });
 
@@ -273,22 +288,7 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process behind a proxy (TR
   it('counts refused keys by the client address the proxy names, as the API does', async () => {
     // The worker's ops app did not take TRUST_PROXY: every client behind the proxy was one address, so one client's
     // wrong keys got another's first scrape with a valid key refused 429.
-    const prefix = uniquePrefix('authwp');
-    const stripe = await startSharedStripe();
-    const worker = await startTestService(
-      'sqlite',
-      {
-        RABBITMQ_URL,
-        ROLE: 'worker',
-        ...stripe.env,
-        AUTH_FAILURES_PER_MINUTE: String(LIMIT),
-        METRICS_PUBLIC: 'false',
-        TRUST_PROXY: 'true',
-        LOG_LEVEL: 'warn',
-      },
-      { topology: topologyFor(prefix) },
-    );
-    try {
+    await withWorker('authwp', { METRICS_PUBLIC: 'false', TRUST_PROXY: 'true' }, async (worker) => {
       const scrape = (key: string, client: string) =>
         fetch(`${worker.url}/metrics`, {
           headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': client },
@@ -298,10 +298,6 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process behind a proxy (TR
       const known = (await createKey(worker.deps.store.apiKeys, { owner: 'ops', kind: 'secret' })).key;
       const other = await scrape(known, '198.51.100.7');
       expect(other.status, await other.clone().text()).toBe(200);
-    } finally {
-      await worker.stop();
-      await stripe.close();
-      await deleteEverything(prefix);
-    }
+    });
   });
 });
