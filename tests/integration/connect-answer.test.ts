@@ -4,25 +4,9 @@
  * X-Request-Id a client quotes when it reports a problem, and its body without the request_id every other problem body
  * carries.
  */
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../helpers/service.js';
-
-/** Sends raw bytes and answers everything the server wrote until it closed the connection (or 5 s passed). */
-function sendRaw(url: string, bytes: string): Promise<string> {
-  const { port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), '127.0.0.1', () => socket.write(bytes, 'latin1'));
-    let data = '';
-    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
-    socket.on('end', () => resolve(data));
-    socket.on('error', reject);
-    socket.setTimeout(5000, () => {
-      socket.destroy();
-      resolve(data);
-    });
-  });
-}
+import { sendRaw } from '../helpers/raw-http.js';
 
 /** The body of a raw answer, parsed as JSON. */
 function bodyOf(answer: string): unknown {

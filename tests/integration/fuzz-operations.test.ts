@@ -13,13 +13,13 @@
  * those are held to the Problem schema. The run takes well under a minute on an idle machine.
  */
 import { Agent, request } from 'node:http';
-import { connect } from 'node:net';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { answerViolations, operations, spec, validate, type Answer } from '../helpers/contract.js';
 import { paidIntent } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
+import { sendRaw } from '../helpers/raw-http.js';
 
 /** mulberry32: a small PRNG, so that every run sends the same requests. */
 function prng(seed: number): () => number {
@@ -524,22 +524,6 @@ function send(url: string, req: Req): Promise<Got> {
     );
     r.on('error', reject);
     r.end(req.body);
-  });
-}
-
-/** Sends raw bytes and answers everything the server wrote until it closed the connection (or 5 s passed). */
-function sendRaw(url: string, bytes: string): Promise<string> {
-  const { port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), '127.0.0.1', () => socket.write(bytes, 'latin1'));
-    let data = '';
-    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
-    socket.on('end', () => resolve(data));
-    socket.on('error', reject);
-    socket.setTimeout(5000, () => {
-      socket.destroy();
-      resolve(data);
-    });
   });
 }
 

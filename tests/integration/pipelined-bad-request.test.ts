@@ -8,10 +8,10 @@
  * read, is answered its 405 after them. Only when the request in flight is itself incomplete (a malformed chunk in
  * its body) is the raw 400 its answer, with its id (also tests/integration/raw-answers.test.ts).
  */
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
+import { sendRawUntilClosed } from '../helpers/raw-http.js';
 
 let svc: TestService;
 
@@ -22,21 +22,7 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-/** Sends raw bytes; answers everything the server wrote and whether it closed the connection (within 5 s). */
-function sendRaw(bytes: string): Promise<{ data: string; closed: boolean }> {
-  const { port } = new URL(svc.url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), '127.0.0.1', () => socket.write(bytes, 'latin1'));
-    let data = '';
-    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
-    socket.on('end', () => resolve({ data, closed: true }));
-    socket.on('error', reject);
-    socket.setTimeout(5000, () => {
-      socket.destroy();
-      resolve({ data, closed: false });
-    });
-  });
-}
+const sendRaw = (bytes: string) => sendRawUntilClosed(svc.url, bytes);
 
 interface Answer {
   status: number;

@@ -5,9 +5,9 @@
  * carries an X-Request-Id that its problem body repeats as request_id, and the API's security headers; these went
  * out with none of them (but the 405), so a client or an operator had nothing to match a 400 or 431 with the logs.
  */
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../helpers/service.js';
+import { sendRaw as sendRawTo } from '../helpers/raw-http.js';
 
 let svc: TestService;
 
@@ -18,21 +18,7 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-/** Sends raw bytes and answers everything the server wrote until it closed the connection (or 5 s passed). */
-function sendRaw(bytes: string): Promise<string> {
-  const { port } = new URL(svc.url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), '127.0.0.1', () => socket.write(bytes, 'latin1'));
-    let data = '';
-    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
-    socket.on('end', () => resolve(data));
-    socket.on('error', reject);
-    socket.setTimeout(5000, () => {
-      socket.destroy();
-      resolve(data);
-    });
-  });
-}
+const sendRaw = (bytes: string) => sendRawTo(svc.url, bytes);
 
 interface RawAnswer {
   statusLine: string;
