@@ -146,6 +146,17 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
         log.info({ request_id: key, reqId }, 'refund given back to the queue at shutdown; nothing was sent');
         return { kind: 'release' };
       }
+      if (stopping.signal.aborted && err instanceof StoreUnavailableError) {
+        // Stopping while it waited for the store (processThroughOutage): given back as it came too, not as a failed
+        // delivery, as an outage spends no delivery (a process restarted during a long one would otherwise count one
+        // per restart, and a few restarts dead-letter the refund). Stripe may have made it: the next delivery's
+        // attempt looks there first.
+        log.info(
+          { request_id: key, reqId },
+          'refund given back to the queue at shutdown while the store is unavailable',
+        );
+        return { kind: 'release' };
+      }
       // An unexpected failure (store down, unreadable ledger row, bug): the broker redelivers it and its
       // delivery limit stops a poison message. The broker dead-letters once the delivery count (x-delivery-count,
       // plus the failures before a release at shutdown) would pass the limit, so the delivery whose count equals
