@@ -97,7 +97,7 @@ describe.skipIf(!rabbitOk).each(stores)('on $store', ({ store, sqlite }) => {
     }
 
     await expectExactlyOnce(rig.stripe, [requestId], 1_500);
-    // Exactly one outcome: waited for, then a moment more in which a second would have arrived (the relay's pass).
+    // One outcome: waited for, then the outbox drained, so that a second would have been published by now.
     await waitFor(
       () => rig.peek.depth(rig.topology.responses),
       (n) => n >= 1,
@@ -105,8 +105,10 @@ describe.skipIf(!rabbitOk).each(stores)('on $store', ({ store, sqlite }) => {
     );
     await rig.svc.deps.relay.drain();
     const outcomes = (await rig.peek.drain(rig.topology.responses)).filter((m) => m.body.includes(requestId));
-    expect(outcomes).toHaveLength(1);
-    expect(JSON.parse(outcomes[0]!.body)).toMatchObject({ request_id: requestId, status: 'succeeded' });
+    // At least once is the contract (repeats share a message_id): one announcement is one message_id.
+    expect(new Set(outcomes.map((m) => m.messageId)).size).toBe(1);
+    for (const m of outcomes)
+      expect(JSON.parse(m.body)).toMatchObject({ request_id: requestId, status: 'succeeded' });
     for (const q of [rig.topology.requests, rig.topology.deadLetter, ...retryQueues(rig.topology)])
       expect(await rig.peek.depth(q), q).toBe(0);
     // Each handler settled on its own channel: an ack of the old delivery tag on the new channel would have acked
