@@ -1236,18 +1236,19 @@ export function createRefundService(deps: RefundServiceDeps) {
         const lower = await lowerToWhatIsLeft(refund, reqId);
         if (lower) return makeNow(lower, input, idempotencyKey, reqId, true);
       }
+      const over = overRefundCode(err);
+      // Refused for want of money left: the refunds Stripe has are learnt before the refusal is recorded. One of them
+      // may be this request's (an earlier call's, its answer lost), and learnt after, the refund was first recorded,
+      // announced and counted as failed, then put right as made.
+      if (over) await learnRefundsAtStripe(refund, reqId);
       const given = await recordFailure(refund.requestId, failureReasonOf(err), reqId);
-      // Tied meanwhile to the refund Stripe made for it (another delivery's call, learnt from Stripe's list by
-      // lowerToWhatIsLeft, or applied by a webhook): made, not refused, as the worker takes it too.
+      // Tied meanwhile to the refund Stripe made for it (another delivery's call, learnt from Stripe's list just now
+      // or by lowerToWhatIsLeft, or applied by a webhook): made, not refused, as the worker takes it too.
       if (given?.stripeRefundId) return given;
       log.info({ ...idsOf(refund, reqId), reason: failureReasonOf(err) }, 'refund refused by Stripe');
-      const over = overRefundCode(err);
       if (over) {
         // The same refusal as the ledger's own check (409), made by Stripe because of refunds the ledger had
         // not heard of: not a malformed request (400), and worth telling apart from one.
-        await learnRefundsAtStripe(refund, reqId);
-        const tied = await store.refunds.get(refund.requestId);
-        if (tied?.stripeRefundId) return tied;
         throw new ProblemError(
           409,
           `Stripe has less left to refund on ${refund.paymentIntentId} than ${refund.amount}: refunds were made ` +
@@ -1473,13 +1474,17 @@ export function createRefundService(deps: RefundServiceDeps) {
               continue;
             }
           }
+          // Refused for want of money left: the refunds Stripe has are learnt before the refusal is recorded, as in
+          // makeNow. One of them may be this refund's, and then it is made: learnt after, the row was failed and
+          // announced so first, and this attempt, reading the row from before, dead-lettered a refund Stripe made.
+          if (overRefundCode(err)) await learnRefundsAtStripe(refund, reqId);
           const given = await recordFailure(
             key,
             isTransientStripeError(err) ? `retries_exhausted:${reason}` : reason,
             reqId,
           );
-          if (overRefundCode(err)) await learnRefundsAtStripe(refund, reqId);
-          // A webhook tied it to the refund Stripe made meanwhile: not failed, and its webhooks finish it.
+          // Tied to the refund Stripe made (learnt just now, or applied by a webhook meanwhile): not failed, and its
+          // webhooks finish it.
           if (given?.stripeRefundId) return { kind: 'done', refund: given };
           log.warn({ ...idsOf(refund, reqId), reason }, 'refund failed');
           return { kind: 'failed', reason };
