@@ -2,7 +2,8 @@
  * An HTTP front for a Stripe sandbox that reports chosen refunds as `canceled`, as Stripe does for a refund that
  * waited for customer action and was canceled. The sandbox refunds only cards, which Stripe never cancels, so it
  * cannot get there itself. Every request goes to the sandbox as it came; only the refund objects named by
- * cancel() (on their own or in a list) come back with status `canceled`. The service's SDK talks to it over HTTP
+ * cancel() (on their own or in a list) come back with status `canceled` and, as Stripe reports a canceled refund,
+ * `failure_reason: merchant_request`. The service's SDK talks to it over HTTP
  * like to any Stripe (STRIPE_API_BASE).
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -48,8 +49,18 @@ export async function startStripeCancelProxy(): Promise<StripeCancelProxy> {
 
   function rewrite(value: unknown): void {
     if (typeof value !== 'object' || value === null) return;
-    const o = value as { object?: unknown; id?: unknown; status?: unknown; data?: unknown };
-    if (o.object === 'refund' && typeof o.id === 'string' && canceled.has(o.id)) o.status = 'canceled';
+    const o = value as {
+      object?: unknown;
+      id?: unknown;
+      status?: unknown;
+      failure_reason?: unknown;
+      data?: unknown;
+    };
+    if (o.object === 'refund' && typeof o.id === 'string' && canceled.has(o.id)) {
+      o.status = 'canceled';
+      // As Stripe's canceled refund reads (docs.stripe.com/api/refunds/cancel): canceled at the merchant's request.
+      o.failure_reason = 'merchant_request';
+    }
     if (o.object === 'list' && Array.isArray(o.data)) o.data.forEach(rewrite);
   }
 
