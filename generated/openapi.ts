@@ -640,7 +640,10 @@ export interface components {
             payment_intent?: string;
             /** @description The reason given. */
             reason?: string | null;
-            /** @description Why the refund failed, when it did. */
+            /**
+             * @description Why the refund failed or was canceled, when it did: Stripe's `failure_reason` (`merchant_request` for a
+             *     refund canceled at Stripe), or the service's own reason for a refund Stripe refused or never made.
+             */
             failure_reason?: string | null;
         };
         /**
@@ -698,7 +701,10 @@ export interface components {
             request_id: string;
             /** @description The refunded payment intent. */
             payment_intent_id?: string;
-            /** @description Why the refund failed, when it did. */
+            /**
+             * @description Why the refund failed or was canceled, when it did: Stripe's `failure_reason` (`merchant_request` for a
+             *     refund canceled at Stripe), or the service's own reason for a refund Stripe refused or never made.
+             */
             failure_reason?: string | null;
             /**
              * Format: date-time
@@ -838,7 +844,10 @@ export interface components {
             currency?: string | null;
             /** @description The refunded payment intent. */
             payment_intent_id: string;
-            /** @description Why the refund failed, when it did. */
+            /**
+             * @description Why the refund failed or was canceled, when it did: Stripe's `failure_reason` (`merchant_request` for a
+             *     refund canceled at Stripe), or the service's own reason for a refund Stripe refused or never made.
+             */
             failure_reason: string | null;
         };
         /**
