@@ -329,6 +329,16 @@ const getForOwner = queryTemplate<{ requestId: string; owner: string }, RefundRo
  */
 const notBeforeDbNow = (at: unknown) => sql<string>`greatest(cast(${at} as timestamptz), now())`;
 
+/**
+ * PostgreSQL: the `updated_at` to write on any other change to a refund (Stripe's answer, a refusal, a webhook): `at`
+ * (this process's clock), but no earlier than PostgreSQL's clock nor than the row's own `updated_at`. By this
+ * process's clock alone, a change after one stamped by notBeforeDbNow (its acceptance to the queue, an attempt begun)
+ * was dated before it whenever this clock was behind PostgreSQL's: GET /refund-status showed a refund `processing`
+ * at one time and `succeeded` earlier, by the skew.
+ */
+const notBeforeLastChange = (at: unknown) =>
+  sql<string>`greatest(cast(${at} as timestamptz), now(), ${sql.ref('updated_at')})`;
+
 const insertRefund = queryTemplate<InsertRow, RefundRow>('refunds.insert', INSERT_COLUMNS, (db, p) =>
   db.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returning(REFUND_COLUMNS),
 );
@@ -467,6 +477,12 @@ type SettleParams = {
   now: string;
 };
 const SETTLE_NAMES = ['requestId', 'status', 'stripeRefundId', 'currency', 'failureReason', 'now'] as const;
+
+/** `now`, or, when it is not later than `last` (an earlier change's time), one millisecond after `last`. */
+function justAfter(now: string, last: string): string {
+  const lastMs = Date.parse(last);
+  return Number.isNaN(lastMs) || Date.parse(now) > lastMs ? now : new Date(lastMs + 1).toISOString();
+}
 
 /** Records Stripe's answer on a refund this worker has in flight (`processing`, no Stripe id yet). */
 const settleUpdate = (db: Pick<Kysely<Database>, 'updateTable'>, p: Param<SettleParams>) =>
@@ -671,6 +687,8 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
   const { db } = ctx;
   const find = (column: 'request_id' | 'stripe_refund_id', value: string) =>
     db.selectFrom('refunds').select(REFUND_COLUMNS).where(column, '=', value);
+  /** The `updated_at` of a change made now: on PostgreSQL, never before its clock or the row's last change. */
+  const changedAt = () => (ctx.dialect === 'postgres' ? notBeforeLastChange(nowIso()) : nowIso());
 
   const insertRow = (r: NewRefund): InsertRow => {
     if (!isRefundStatus(r.status)) throw new TypeError(`unknown refund status ${String(r.status)}`);
@@ -775,7 +793,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       // statement: two racing updates cannot both pass a stale check.
       const result = await db
         .updateTable('refunds')
-        .set({ ...fieldColumns(to), status: to.status, updated_at: nowIso() })
+        .set({ ...fieldColumns(to), status: to.status, updated_at: changedAt() })
         .where('request_id', '=', requestId)
         .where('status', 'in', from)
         .executeTakeFirst();
@@ -785,7 +803,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
     async giveUp(requestId, failureReason) {
       const result = await db
         .updateTable('refunds')
-        .set({ status: 'failed', failure_reason: failureReason, updated_at: nowIso() })
+        .set({ status: 'failed', failure_reason: failureReason, updated_at: changedAt() })
         .where('request_id', '=', requestId)
         .where('status', 'in', OPEN_REFUND_STATUSES)
         .where('stripe_refund_id', 'is', null)
@@ -824,7 +842,10 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
 
     async settleAttemptAnnounced(current, to, message) {
       if (!isRefundStatus(to.status)) throw new TypeError(`unknown refund status ${String(to.status)}`);
-      const now = nowIso();
+      // Not dated before the change the caller read (its attempt begun, stamped no earlier than PostgreSQL's clock):
+      // just after it while this process's clock is behind (see notBeforeLastChange). Chosen here, not in the
+      // statement, because the message describing the row is made before it, with this time in its id.
+      const now = justAfter(nowIso(), current.updatedAt);
       const settled: Refund = {
         ...current,
         status: to.status,
@@ -862,7 +883,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       if (!isRefundStatus(to.status)) throw new TypeError(`unknown refund status ${String(to.status)}`);
       const result = await db
         .updateTable('refunds')
-        .set({ ...fieldColumns(to), status: to.status, updated_at: nowIso() })
+        .set({ ...fieldColumns(to), status: to.status, updated_at: changedAt() })
         .where('request_id', '=', requestId)
         .where('status', '=', 'failed')
         .where('stripe_refund_id', 'is', null)
@@ -876,7 +897,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         return (await find('request_id', requestId).executeTakeFirst()) !== undefined;
       const result = await db
         .updateTable('refunds')
-        .set({ ...columns, updated_at: nowIso() })
+        .set({ ...columns, updated_at: changedAt() })
         .where('request_id', '=', requestId)
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
