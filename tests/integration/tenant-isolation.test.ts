@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { getJson, paidIntent, postJson } from '../helpers/http.js';
+import { getJson, paidIntent, payOnHostedPage, postJson } from '../helpers/http.js';
 import { auth, useOwnerRig } from '../helpers/owner-rig.js';
 import { sendRaw } from '../helpers/raw-http.js';
 import type { Db } from '../helpers/service.js';
@@ -30,6 +30,23 @@ function comparable(res: { status: number; headers: Headers; json: Record<string
     ),
   );
   return { status: res.status, headers, body: { ...res.json, request_id: 0, instance: 0 } };
+}
+
+/**
+ * The Stripe calls (method and route, sorted: some are made at once) the service made while `fn` ran, from the
+ * sandbox's request log.
+ */
+async function stripeCallsDuring(stripeBase: string, fn: () => Promise<unknown>): Promise<string[]> {
+  type Captured = { requestId: string; method: string; route: string | null };
+  const log = async () => {
+    const res = await fetch(`${stripeBase}/_sandbox/requests`);
+    return ((await res.json()) as { data: Captured[] }).data;
+  };
+  const marker = (await log()).at(-1)?.requestId;
+  await fn();
+  const after = await log();
+  const since = after.slice(after.findIndex((c) => c.requestId === marker) + 1);
+  return since.map((c) => `${c.method} ${c.route}`).sort();
 }
 
 describe.each(dbs)('tenant isolation (%s, API keys on)', (db) => {
@@ -156,6 +173,17 @@ describe.each(dbs)('tenant isolation (%s, API keys on)', (db) => {
         { payment_intent_id: pi, amount: 100, request_id: 'r-1' },
         auth(keys.shop!),
       );
+      // A paid checkout session, and its intent, which shop reads through the session (no webhooks here).
+      const paidCs = await postJson(`${svc.url}/create-checkout-session`, CHECKOUT, auth(keys.shop!));
+      expect((await payOnHostedPage(paidCs.json.url as string)).status).toBe(303);
+      const read = await getJson(
+        `${svc.url}/checkout-session?session_id=${paidCs.json.id as string}`,
+        auth(keys.shop!),
+      );
+      expect(read.json.payment_status).toBe('paid');
+      const sessionPi = read.json.payment_intent as string;
+      expect((await getJson(`${svc.url}/payment-intent/${sessionPi}`, auth(keys.shop!))).status).toBe(200);
+
       const probes = (ids: { pi: string; cs: string; rid: string }) => [
         () => getJson(`${svc.url}/payment-intent/${ids.pi}`, auth(keys.rival!)),
         () => getJson(`${svc.url}/checkout-session?session_id=${ids.cs}`, auth(keys.rival!)),
@@ -163,23 +191,47 @@ describe.each(dbs)('tenant isolation (%s, API keys on)', (db) => {
         () => postJson(`${svc.url}/refund`, { payment_intent_id: ids.pi }, auth(keys.rival!)),
         () => postJson(`${svc.url}/refund-async`, { payment_intent_id: ids.pi }, auth(keys.rival!)),
       ];
-      const theirs = probes({ pi, cs: cs.json.id as string, rid: 'r-1' });
       const unknown = probes({
         pi: 'pi_neverexisted0000000000',
         cs: 'cs_test_neverexisted000000',
         rid: 'r-nope',
       });
-      for (const faults of [{}, { error_rate: 1 }]) {
-        await rig.stripe.faults(faults);
-        try {
-          for (let i = 0; i < theirs.length; i++) {
-            const t = comparable(await theirs[i]!());
-            const u = comparable(await unknown[i]!());
-            expect(t, `probe ${i} with faults ${JSON.stringify(faults)}`).toEqual(u);
+      for (const theirs of [
+        probes({ pi, cs: cs.json.id as string, rid: 'r-1' }),
+        probes({ pi: sessionPi, cs: paidCs.json.id as string, rid: 'r-1' }),
+      ]) {
+        for (const faults of [{}, { error_rate: 1 }]) {
+          await rig.stripe.faults(faults);
+          try {
+            for (let i = 0; i < theirs.length; i++) {
+              let t: ReturnType<typeof comparable> | undefined;
+              let u: ReturnType<typeof comparable> | undefined;
+              const theirCalls = await stripeCallsDuring(
+                rig.stripe.env.STRIPE_API_BASE,
+                async () => (t = comparable(await theirs[i]!())),
+              );
+              const unknownCalls = await stripeCallsDuring(
+                rig.stripe.env.STRIPE_API_BASE,
+                async () => (u = comparable(await unknown[i]!())),
+              );
+              const what = `probe ${i} with faults ${JSON.stringify(faults)}`;
+              expect(t, what).toEqual(u);
+              expect(theirCalls, what).toEqual(unknownCalls);
+              // An unknown intent is asked of Stripe (the log works): so is another owner's.
+              if (i === 0) expect(unknownCalls.length, what).toBeGreaterThan(0);
+            }
+          } finally {
+            await rig.stripe.faults({});
           }
-        } finally {
-          await rig.stripe.faults({});
         }
+      }
+      // Nothing of shop's was refunded by any of it.
+      for (const id of [pi, sessionPi]) {
+        const refunds = await svc.deps.stripe.refunds.list({ payment_intent: id });
+        expect(
+          refunds.data.map((r) => r.amount),
+          id,
+        ).toEqual(id === pi ? [100] : []);
       }
     });
   });
