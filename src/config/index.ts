@@ -8,6 +8,7 @@ import * as z from 'zod';
 import { parseProvisionedKeys, validateOwner, type ProvisionedKey } from '../auth/api-keys.js';
 import { parseAllowedHosts } from '../http/loopback-host.js';
 import { scrubSecrets } from '../logger.js';
+import { parseOwnerOrigins, type OwnerOrigins } from './owner-origins.js';
 import { rabbitUrlFromEnv } from '../queue/rabbit-url.js';
 import { parseWebhookSecrets } from '../webhooks/signing-secrets.js';
 
@@ -85,7 +86,13 @@ export interface Config {
     /** Off only where no real money can move (embedded sandbox, not production), unless asked for. */
     readonly enabled: boolean;
     readonly provisionedKeys: readonly ProvisionedKey[];
+    /** Origins browsers may call from: CORS_ORIGINS and every origin OWNER_ORIGINS lists. */
     readonly corsOrigins: readonly string[];
+    /**
+     * OWNER_ORIGINS: each owner's origins, the only ones its publishable keys' checkouts may return to (an owner not
+     * listed: none); null when unset, where every publishable key's checkouts may return to any of CORS_ORIGINS.
+     */
+    readonly ownerOrigins: OwnerOrigins | null;
     /** Requests per minute per API key (or per client address when auth is off); 0 = no limit. */
     readonly rateLimitPerMinute: number;
     /** Answers 401 per minute per client address before it must present a key known to work; 0 = no limit. */
@@ -335,6 +342,21 @@ const schema = z.object({
       )
       .optional(),
   ),
+  // Each owner's origins (see parseOwnerOrigins); names the entry at fault.
+  OWNER_ORIGINS: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .transform((v, ctx) => {
+        try {
+          return parseOwnerOrigins(v);
+        } catch (err) {
+          ctx.addIssue((err as Error).message);
+          return z.NEVER;
+        }
+      })
+      .optional(),
+  ),
   RATE_LIMIT_PER_MINUTE: int(0, 1_000_000, 600),
   AUTH_FAILURES_PER_MINUTE: int(0, 1_000_000, 30),
   METRICS_PUBLIC: bool(true),
@@ -554,7 +576,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     auth: {
       enabled: authEnabled,
       provisionedKeys,
-      corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()) : [],
+      corsOrigins: [
+        ...new Set([
+          ...(e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()) : []),
+          ...[...(e.OWNER_ORIGINS?.values() ?? [])].flat(),
+        ]),
+      ],
+      ownerOrigins: e.OWNER_ORIGINS ?? null,
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
       authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
       metricsPublic: e.METRICS_PUBLIC,

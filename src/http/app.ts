@@ -175,6 +175,7 @@ export function buildApp(deps: AppDeps): Express {
       ? {
           apiKeys: deps.store.apiKeys,
           ...(failureLimit ? { onAuthenticated: failureLimit.authenticated } : {}),
+          ownerOrigins: auth?.ownerOrigins ?? null,
         }
       : null;
   // Before the cap and the body (see authenticateFirst): a request without a valid key holds neither a place nor

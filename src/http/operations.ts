@@ -39,6 +39,11 @@ export interface Caller {
   readonly kind?: 'secret' | 'publishable';
   /** A publishable key's caller: the client's address, as the rate limiter keys it (IPv6 by its /56). */
   readonly client?: string;
+  /**
+   * A publishable key's caller when OWNER_ORIGINS is set: its owner's origins, the only ones its checkouts may send
+   * customers back to (empty: the owner is not listed). Absent: CORS_ORIGINS, the same for every owner.
+   */
+  readonly origins?: readonly string[];
 }
 
 /**

@@ -52,6 +52,11 @@ export interface AuthOptions {
   touchEveryMs?: number;
   /** Told the hash of every key that is found active (see authFailureLimit). */
   onAuthenticated?: (keyHash: string) => void;
+  /**
+   * OWNER_ORIGINS: each owner's origins, which its publishable keys' callers carry (Caller.origins; an owner not
+   * listed has none). Absent or null: no caller carries any.
+   */
+  ownerOrigins?: ReadonlyMap<string, readonly string[]> | null;
 }
 
 /** How many `Authorization` fields the request has (Node keeps the first as req.headers.authorization). */
@@ -207,6 +212,9 @@ export function apiKeySecurity(opts: AuthOptions) {
         scopes: record.scopes,
         kind,
         ...(kind === 'publishable' ? { client: clientAddressKey(req) } : {}),
+        ...(kind === 'publishable' && opts.ownerOrigins
+          ? { origins: opts.ownerOrigins.get(record.owner) ?? [] }
+          : {}),
       };
       const now = Date.now();
       if ((lastTouched.get(record.id) ?? 0) + touchEveryMs < now) {

@@ -3,7 +3,10 @@ import type { Caller, Handlers, OperationId, ReplayBuilder } from '../operations
 import { ProblemError } from '../problem.js';
 
 export interface PaymentHandlerOptions {
-  /** The shop's browser origins (CORS_ORIGINS): where a publishable key may send customers after checkout. */
+  /**
+   * The shop's browser origins (CORS_ORIGINS): where a publishable key may send customers after checkout, unless
+   * its caller carries its owner's own (Caller.origins, from OWNER_ORIGINS).
+   */
   shopOrigins?: readonly string[];
 }
 
@@ -21,7 +24,9 @@ function redirectOrigin(url: string): string | null {
  * A publishable key is public (it sits in the shop's pages), so anyone can create checkout sessions with it. Were
  * its `success_url` and `cancel_url` free, anyone could send a customer through a genuine checkout page of the shop
  * and then on to a site of their own, which the customer would take for the shop's (an open redirect behind a
- * trusted page). A publishable key may only send customers back to the shop's own origins.
+ * trusted page). A publishable key may only send customers back to the shop's own origins: its owner's
+ * (OWNER_ORIGINS, Caller.origins) where they are listed, else CORS_ORIGINS. With two shops on one service
+ * CORS_ORIGINS lists both, and one shop's key could send its customers on to the other's site.
  */
 function requireShopRedirects(
   caller: Caller,
@@ -29,23 +34,25 @@ function requireShopRedirects(
   shopOrigins: ReadonlySet<string>,
 ): void {
   if (caller.kind !== 'publishable') return;
+  const ownOrigins = caller.origins;
   const foreign = (['success_url', 'cancel_url'] as const).filter((param) => {
     const origin = redirectOrigin(urls[param]);
-    return origin === null || !shopOrigins.has(origin);
+    return origin === null || !(ownOrigins ? ownOrigins.includes(origin) : shopOrigins.has(origin));
   });
   if (foreign.length === 0) return;
-  throw new ProblemError(
-    400,
-    `With a publishable key, ${foreign.join(' and ')} must be on one of the shop's origins (CORS_ORIGINS).`,
-    {
-      code: 'redirect_not_allowed',
-      param: foreign[0],
-      errors: foreign.map((param) => ({
-        path: `/body/${param}`,
-        message: "is not on one of the shop's origins",
-      })),
-    },
-  );
+  const which = !ownOrigins
+    ? "one of the shop's origins (CORS_ORIGINS)"
+    : ownOrigins.length > 0
+      ? "one of the origins OWNER_ORIGINS lists for this key's owner"
+      : "one of the key's owner's origins, and OWNER_ORIGINS lists none for it";
+  throw new ProblemError(400, `With a publishable key, ${foreign.join(' and ')} must be on ${which}.`, {
+    code: 'redirect_not_allowed',
+    param: foreign[0],
+    errors: foreign.map((param) => ({
+      path: `/body/${param}`,
+      message: "is not on one of the shop's origins",
+    })),
+  });
 }
 
 /**
