@@ -72,6 +72,11 @@ export interface Config {
      * own; absent, as in an app built by hand: half of maxConcurrentRequests). loadConfig always sets it.
      */
     readonly maxConcurrentPublishableRequests?: number;
+    /**
+     * Of those, how many one owner's requests with secret keys may hold, and (within the publishable share) how many
+     * its requests with publishable keys may; 0 or absent: no share per owner.
+     */
+    readonly maxConcurrentRequestsPerOwner?: number;
     /** Open client connections at once (idle ones included); more are closed as they arrive. */
     readonly maxConnections: number;
     readonly validateResponses: boolean;
@@ -297,6 +302,8 @@ const schema = z.object({
       .max(100_000, { error: 'must be a whole number from 0 to 100000' })
       .optional(),
   ),
+  // 0: none. Opt-in: a service with one owner keeps every place for it.
+  MAX_CONCURRENT_REQUESTS_PER_OWNER: int(0, 100_000, 0),
   // Each open connection holds ~5 kB outside the heap and a file descriptor, idle or not: 20,000 idle ones took
   // the process from 88 to 186 MB RSS. Well above what a pool of clients behind a load balancer opens.
   MAX_CONNECTIONS: int(1, 1_000_000, 4096),
@@ -533,6 +540,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       `MAX_CONCURRENT_PUBLISHABLE_REQUESTS: must be below MAX_CONCURRENT_REQUESTS (${e.MAX_CONCURRENT_REQUESTS}), so that requests with a secret key always find a place; 0 = no separate limit`,
     );
   }
+  // One owner's requests (secret keys' whose bodies come slowly, say) must not be able to hold every place.
+  const perOwner = e.MAX_CONCURRENT_REQUESTS_PER_OWNER;
+  if (capped && perOwner >= e.MAX_CONCURRENT_REQUESTS) {
+    check(
+      ['MAX_CONCURRENT_REQUESTS_PER_OWNER', 'MAX_CONCURRENT_REQUESTS'],
+      `MAX_CONCURRENT_REQUESTS_PER_OWNER: must be below MAX_CONCURRENT_REQUESTS (${e.MAX_CONCURRENT_REQUESTS}), so that one owner's requests cannot hold every place; 0 = no share per owner`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const retryDelaysMs = e.WORKER_RETRY_DELAYS_MS.split(',').map(Number);
@@ -568,6 +583,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
       maxConcurrentRequests: e.MAX_CONCURRENT_REQUESTS,
       maxConcurrentPublishableRequests: publishableShare,
+      maxConcurrentRequestsPerOwner: perOwner,
       maxConnections: e.MAX_CONNECTIONS,
       validateResponses: e.VALIDATE_RESPONSES ? e.VALIDATE_RESPONSES === 'true' : e.NODE_ENV === 'test',
       trustProxy: e.TRUST_PROXY,

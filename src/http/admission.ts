@@ -25,11 +25,17 @@ export interface Admission {
 
 const RETRY_AFTER_S = 1;
 const SERVICE_FULL = 'The service is at its limit of requests in progress. Retry shortly.';
+const CLIENT_FULL = 'This client is at its limit of requests in progress. Retry shortly.';
 
-/** A share of the cap per client: at most `max` of the requests at work come from one `keyOf(req)`. */
+/**
+ * A share of the cap per client: at most `max` of the requests at work come from one `keyOf(req)` (a request it
+ * gives no key for has no share to keep to).
+ */
 export interface PerClientCap {
   readonly max: number;
-  readonly keyOf: (req: Request) => string;
+  readonly keyOf: (req: Request) => string | undefined;
+  /** The refusal's detail when a client holds its share (by default: this client is at its limit). */
+  readonly detail?: string;
 }
 
 export interface AdmissionOptions {
@@ -40,9 +46,10 @@ export interface AdmissionOptions {
 }
 
 /**
- * `max` 0 admits everything. Paths in `exempt` (the probes, a metrics scrape) are always admitted and not
- * counted: an orchestrator must see a busy process as alive, not restart it and lose its work. Caps can be
- * passed one after the other (a share of some requests, then all requests): a request holds a place in each.
+ * `max` 0 is no cap on all requests together (then only `perClient` shares, if any, are kept to). Paths in `exempt`
+ * (the probes, a metrics scrape) are always admitted and not counted: an orchestrator must see a busy process as
+ * alive, not restart it and lose its work. Caps can be passed one after the other (a share of some requests, then
+ * all requests): a request holds a place in each.
  */
 export function admission(
   max: number,
@@ -55,17 +62,22 @@ export function admission(
     // As routed: a probe set up as /healthz/ is GET /healthz, and was refused 503 under load.
     // A request answered (by the timeout) or given up by its client before it got here, while its key was looked
     // up, is not run: counted, it would hold its place for good, its 'close' being already past.
-    if (max <= 0 || exempt.has(routedPath(req.path)) || res.headersSent || req.socket.destroyed) {
+    if (
+      (max <= 0 && !perClient) ||
+      exempt.has(routedPath(req.path)) ||
+      res.headersSent ||
+      req.socket.destroyed
+    ) {
       next();
       return;
     }
     const client = perClient?.keyOf(req);
-    const full = inFlight >= max;
+    const full = max > 0 && inFlight >= max;
     if (full || (client !== undefined && (byClient.get(client) ?? 0) >= perClient!.max)) {
       sendProblem(res, {
         status: 503,
         body: problemBody(503, {
-          detail: full ? fullDetail : 'This client is at its limit of requests in progress. Retry shortly.',
+          detail: full ? fullDetail : (perClient?.detail ?? CLIENT_FULL),
           instance: req.path,
           requestId: String(req.id),
           code: 'overloaded',

@@ -1,7 +1,7 @@
 /**
  * Builds the Express app without listening, so tests start it on port 0 and main.ts decides where it runs.
  */
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express, type Request, type RequestHandler } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import swaggerUi from 'swagger-ui-express';
 import type { Logger } from 'pino';
@@ -24,6 +24,7 @@ import {
   clientAddressKey,
   corsMiddleware,
   keyCheckFailures,
+  keyOwner,
   keyRequirementOf,
   keyRequirements,
   type KeyRequirement,
@@ -75,6 +76,15 @@ export const MAX_WEBHOOKS_PER_CLIENT = MAX_WEBHOOKS_IN_PROGRESS / 2;
 
 const PUBLISHABLE_FULL =
   'The service is at its limit of requests in progress with publishable keys. Retry shortly.';
+
+const OWNER_FULL = "This owner's API keys are at their limit of requests in progress. Retry shortly.";
+
+/** Whose share of the places a request holds: its key's owner's, a publishable key's apart (owners have no space). */
+function ownerShareOf(req: Request): string | undefined {
+  const owner = keyOwner(req);
+  if (owner === undefined) return undefined;
+  return withPublishableKey(req) ? `${owner} publishable` : owner;
+}
 
 /** Never refused by the cap on requests at work: a busy process must still look alive to its orchestrator. */
 const UNCAPPED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
@@ -189,7 +199,17 @@ export function buildApp(deps: AppDeps): Express {
     authOptions && publishableShare > 0
       ? admission(publishableShare, UNCAPPED_PATHS, { fullDetail: PUBLISHABLE_FULL }).middleware
       : null;
-  const cap = admission(maxInFlight, UNCAPPED_PATHS).middleware;
+  // And each owner's share (opt-in), keyed by the owner authenticateFirst found from the headers, before the body:
+  // one owner's secret keys sending their bodies slowly held every place, and every other owner was answered 503.
+  // A publishable key's requests count apart, per owner too: one owner's publishable key, which anyone can read out
+  // of its pages, then uses up neither that owner's back end's share nor (with a share below theirs) every
+  // publishable place, which other owners' checkouts need.
+  const perOwner = authOptions ? (config.http.maxConcurrentRequestsPerOwner ?? 0) : 0;
+  const cap = admission(
+    maxInFlight,
+    UNCAPPED_PATHS,
+    perOwner > 0 ? { perClient: { max: perOwner, keyOf: ownerShareOf, detail: OWNER_FULL } } : {},
+  ).middleware;
   // One layer for both: each layer a request passes costs it a match and closures.
   app.use((req, res, next) => {
     if (withoutValidKey(req)) next();

@@ -125,6 +125,7 @@ async function lookUpKey(req: Request, opts: AuthOptions): Promise<Authenticatio
 
 const WITHOUT_VALID_KEY = Symbol('withoutValidKey');
 const PUBLISHABLE_KEY = Symbol('publishableKey');
+const KEY_OWNER = Symbol('keyOwner');
 
 /**
  * Mounted before the cap on requests at work (admission) and before any body is read: looks up the key of every
@@ -153,8 +154,11 @@ export function authenticateFirst(
       if (!('record' in result)) {
         (req as Request & { [WITHOUT_VALID_KEY]?: true })[WITHOUT_VALID_KEY] = true;
         if (sendsBody(req)) res.shouldKeepAlive = false;
-      } else if (result.publishable || result.record.kind === 'publishable') {
-        (req as Request & { [PUBLISHABLE_KEY]?: true })[PUBLISHABLE_KEY] = true;
+      } else {
+        (req as Request & { [KEY_OWNER]?: string })[KEY_OWNER] = result.record.owner;
+        if (result.publishable || result.record.kind === 'publishable') {
+          (req as Request & { [PUBLISHABLE_KEY]?: true })[PUBLISHABLE_KEY] = true;
+        }
       }
       next();
     });
@@ -172,6 +176,11 @@ export function withoutValidKey(req: Request): boolean {
  */
 export function withPublishableKey(req: Request): boolean {
   return (req as Request & { [PUBLISHABLE_KEY]?: true })[PUBLISHABLE_KEY] === true;
+}
+
+/** The owner of the active key authenticateFirst found, if it found one (before the body is read). */
+export function keyOwner(req: Request): string | undefined {
+  return (req as Request & { [KEY_OWNER]?: string })[KEY_OWNER];
 }
 
 function sendsBody(req: Request): boolean {
