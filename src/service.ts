@@ -303,13 +303,25 @@ export async function createDeps(config: Config, logger: Logger, opts: ServiceOp
         'API_KEYS lists an API key revoked with npm run keys -- revoke: it stays revoked (provision a new one)',
       );
     }
-    if (
-      config.auth.enabled &&
-      !(await unlessStopped(store.apiKeys.list(), signal)).some((k) => k.revokedAt === null)
-    ) {
-      logger.warn(
-        'API keys are required but no API key exists: every request is refused with 401 until one is provisioned (API_KEYS, or npm run keys -- create)',
-      );
+    if (config.auth.enabled) {
+      const active = (await unlessStopped(store.apiKeys.list(), signal)).filter((k) => k.revokedAt === null);
+      if (active.length === 0) {
+        logger.warn(
+          'API keys are required but no API key exists: every request is refused with 401 until one is provisioned (API_KEYS, or npm run keys -- create)',
+        );
+      }
+      // CORS_ORIGINS is then every owner's list of where its publishable keys' checkouts may send customers back to.
+      const browserOwners = [...new Set(active.filter((k) => k.kind === 'publishable').map((k) => k.owner))];
+      if (
+        browserOwners.length > 1 &&
+        config.auth.ownerOrigins === null &&
+        config.auth.corsOrigins.length > 0
+      ) {
+        logger.warn(
+          { owners: browserOwners.sort() },
+          "several owners hold publishable keys and OWNER_ORIGINS is unset: each owner's checkouts may send customers back to any origin in CORS_ORIGINS, another owner's too; set OWNER_ORIGINS to give each owner its own",
+        );
+      }
     }
     if (!config.auth.enabled) {
       logger.warn(
