@@ -65,19 +65,24 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
   const beforeStripeCall = () => limiter.acquire(stopping.signal);
   // Two messages for one refund (a relay republish after a crash, a sweep) would otherwise call Stripe at
   // the same moment with the same idempotency key and earn a 409 and a pointless retry. The second waits.
+  // So does a second message while the refund is given up on at the delivery limit (handle()): it would call
+  // Stripe while the refund is marked failed, and other services would read `failed` and then `succeeded`.
   const running = new Map<string, Promise<unknown>>();
 
-  async function processOnce(key: string, isLastAttempt: boolean, reqId: string | undefined) {
+  /** Runs `task` after everything already queued for the refund `key` has finished (well or not). */
+  async function inLine<T>(key: string, task: () => Promise<T>): Promise<T> {
     const previous = running.get(key) ?? Promise.resolve();
-    const work = previous
-      .catch(() => undefined)
-      .then(() => refunds.process(key, isLastAttempt, { beforeStripeCall, reqId }));
+    const work = previous.catch(() => undefined).then(task);
     running.set(key, work);
     try {
       return await work;
     } finally {
       if (running.get(key) === work) running.delete(key);
     }
+  }
+
+  function processOnce(key: string, isLastAttempt: boolean, reqId: string | undefined) {
+    return inLine(key, () => refunds.process(key, isLastAttempt, { beforeStripeCall, reqId }));
   }
 
   /**
@@ -164,7 +169,7 @@ export async function startRefundWorker(opts: RefundWorkerOptions): Promise<Cons
       const deliveryCount = d.deliveryCount ?? 0;
       log.error({ err, request_id: key, reqId, deliveryCount }, 'refund worker failed on a message');
       if (deliveryCount >= opts.deliveryLimit) {
-        await refunds.giveUpUnlessMade(key, 'worker_error', reqId).catch((e: unknown) => {
+        await inLine(key, () => refunds.giveUpUnlessMade(key, 'worker_error', reqId)).catch((e: unknown) => {
           log.error({ err: e, request_id: key, reqId }, 'could not record the failure of a poison message');
         });
       } else {
