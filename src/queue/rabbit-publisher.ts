@@ -9,8 +9,18 @@ import { PublishError } from './errors.js';
 
 export class ConfirmPublisher {
   private closed = false;
-  /** Returned messages by messageId/exchange/routingKey; a return always precedes its own ack. */
+  /**
+   * Returned messages by messageId/exchange/routingKey; a return always precedes its own ack. basic.return carries no
+   * delivery tag (nor does amqplib tell a publish its sequence number), and an ack may be a `multiple` one confirming
+   * earlier messages with it, whose callbacks amqplib calls first: with two copies of one message in flight, the
+   * return of the later (the queue deleted in between) would go to the earlier, which a queue took. Hence `inFlight`.
+   */
   private readonly returned = new Map<string, number>();
+  /**
+   * Per messageId/exchange/routingKey of a mandatory publish: settles once the last copy sent has its confirm (or
+   * was never sent). A further copy waits for it, so at most one copy a return could belong to is in flight.
+   */
+  private readonly inFlight = new Map<string, Promise<void>>();
 
   private constructor(
     private readonly channel: ConfirmChannel,
@@ -59,6 +69,19 @@ export class ConfirmPublisher {
         reject(new PublishError('channel-closed', 'publish channel is closed'));
         return;
       }
+      // A copy of this message still unconfirmed (mandatory only: nothing else is returned): this one goes out after
+      // its confirm. Rare (two deliveries of one refund sent to one delay queue at once), and costs one confirm's wait.
+      const previous = mandatory ? this.inFlight.get(key) : undefined;
+      let confirmed!: () => void;
+      if (mandatory) {
+        const own = new Promise<void>((r) => (confirmed = r));
+        this.inFlight.set(key, own);
+        void own.then(() => {
+          if (this.inFlight.get(key) === own) this.inFlight.delete(key);
+        });
+      } else {
+        confirmed = () => undefined;
+      }
       let settled = false;
       const onTimeout = (): void => {
         if (waitWhile?.()) {
@@ -73,6 +96,7 @@ export class ConfirmPublisher {
       const onConfirm = (err: unknown): void => {
         clearTimeout(timer);
         const wasReturned = this.takeReturned(key);
+        confirmed();
         if (settled) return;
         settled = true;
         if (err) {
@@ -93,22 +117,29 @@ export class ConfirmPublisher {
         }
       };
 
-      try {
-        this.channel.publish(exchange, routingKey, content, { ...options, mandatory }, onConfirm);
-      } catch (err) {
-        clearTimeout(timer);
-        settled = true;
-        reject(
-          // amqplib throws IllegalOperationError once the channel is closing or closed; anything else it throws
-          // while encoding the frames, before writing any (a message id, routing key or exchange over 255 bytes,
-          // headers too large): nothing went out and the channel is fine, but this message will never go out.
-          isIllegalOperation(err)
-            ? new PublishError('channel-closed', 'publish channel is closed', { cause: err })
-            : new PublishError('invalid', `the message cannot be published: ${reasonOf(err)}`, {
-                cause: err,
-              }),
-        );
-      }
+      const send = (): void => {
+        if (settled) {
+          confirmed(); // timed out while it waited for the copy before it: never sent
+          return;
+        }
+        if (this.closed) {
+          confirmed();
+          clearTimeout(timer);
+          settled = true;
+          reject(new PublishError('channel-closed', 'publish channel is closed'));
+          return;
+        }
+        try {
+          this.channel.publish(exchange, routingKey, content, { ...options, mandatory }, onConfirm);
+        } catch (err) {
+          confirmed();
+          clearTimeout(timer);
+          settled = true;
+          reject(publishFailure(err));
+        }
+      };
+      if (previous) void previous.then(send);
+      else send();
     });
   }
 
@@ -132,6 +163,17 @@ export class ConfirmPublisher {
 
 function returnKey(messageId: unknown, exchange: string, routingKey: string): string {
   return JSON.stringify([messageId ?? null, exchange, routingKey]);
+}
+
+/**
+ * Why channel.publish threw. amqplib throws IllegalOperationError once the channel is closing or closed; anything
+ * else it throws while encoding the frames, before writing any (a message id, routing key or exchange over 255 bytes,
+ * headers too large): nothing went out and the channel is fine, but this message will never go out.
+ */
+function publishFailure(err: unknown): PublishError {
+  return isIllegalOperation(err)
+    ? new PublishError('channel-closed', 'publish channel is closed', { cause: err })
+    : new PublishError('invalid', `the message cannot be published: ${reasonOf(err)}`, { cause: err });
 }
 
 function isIllegalOperation(err: unknown): boolean {
