@@ -288,8 +288,22 @@ export function helmetMiddleware(): RequestHandler {
   });
 }
 
+/**
+ * An origin as a browser sends it in `Origin` (RFC 6454 serialization): host in lower case, no default port.
+ * CORS_ORIGINS=https://Shop.example.com:443 names the origin https://shop.example.com, which the checkout's
+ * redirect check already took as the shop's, yet no browser's Origin was ever equal to it as written.
+ */
+function serializedOrigin(origin: string): string {
+  try {
+    const serialized = new URL(origin).origin;
+    return serialized === 'null' ? origin : serialized;
+  } catch {
+    return origin;
+  }
+}
+
 export function corsMiddleware(origins: readonly string[]): RequestHandler {
-  const allowed = new Set(origins);
+  const allowed = new Set(origins.map(serializedOrigin));
   const handler = cors({
     origin: (origin, cb) => cb(null, origin !== undefined && allowed.has(origin)),
     methods: ['GET', 'POST'],
