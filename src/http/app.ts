@@ -170,6 +170,11 @@ export function buildApp(deps: AppDeps): Express {
   app.use(originForm);
   app.use(securityHeaders());
   if (deps.hostCheck) app.use(deps.hostCheck);
+  // Before every answer a page of a listed origin may get: the limits' 429, the caps' 503 and the timeouts were
+  // answered without CORS headers, so the browser gave the page a network error instead of them (and their
+  // Retry-After); and a preflight, which never carries a key, was refused 429 by the limit of failed
+  // authentication, failing the requests of customers whose key works.
+  app.use(corsMiddleware(auth?.corsOrigins ?? []));
   // Before the key's lookup: one waiting on a busy database is answered in time all the same (and then not run).
   app.use(timeoutMiddleware(config.http.requestTimeoutMs));
 
@@ -216,7 +221,6 @@ export function buildApp(deps: AppDeps): Express {
     else if (publishableCap && withPublishableKey(req)) publishableCap(req, res, () => cap(req, res, next));
     else cap(req, res, next);
   });
-  app.use(corsMiddleware(auth?.corsOrigins ?? []));
 
   app.get('/openapi.json', (_req, res) => {
     res.type('application/json').send(spec.json);
