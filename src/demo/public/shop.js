@@ -48,6 +48,8 @@ async function buy(event) {
     status.textContent = '';
     showError(err);
     buyButton.disabled = false;
+    // Disabling it took the keyboard's focus away; give it back for another try.
+    buyButton.focus();
   }
 }
 

@@ -129,10 +129,14 @@ async function refund(paymentIntentId) {
       body: { payment_intent_id: paymentIntentId, request_id: refundRequestId(paymentIntentId) },
     });
     showRefundStatus(queued.status ?? 'queued', null);
+    // The pressed button is disabled from now on, which drops the keyboard's focus to nowhere (a screen reader
+    // starts again from the top of the page): it goes to the refund's status instead.
+    $('refund-status-line').focus();
     await follow(queued.request_id);
   } catch (err) {
     showError(err);
     button.disabled = false;
+    button.focus();
   }
 }
 
