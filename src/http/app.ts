@@ -125,6 +125,44 @@ function withoutIdempotencyKeyExample(components: unknown): unknown {
 }
 
 /**
+ * What the API reference's page loads. swagger-ui-dist holds more (its own index.html, the Swagger Petstore, which
+ * the page's policy does not let it load; its initializer, source maps, a README), and Swagger UI's page was the
+ * answer to any other path under /docs: /docs/index.html showed "Failed to load API definition", and at
+ * /docs/a/b the page's relative files were that HTML too. Any other path is the API's 404.
+ */
+const DOCS_FILES = [
+  '/swagger-ui.css',
+  '/swagger-ui-bundle.js',
+  '/swagger-ui-standalone-preset.js',
+  '/swagger-ui-init.js',
+  '/favicon-32x32.png',
+  '/favicon-16x16.png',
+];
+
+function docsRouter(document: Record<string, unknown>): express.Router {
+  const page = swaggerUi.setup(docsDocument(document), { customSiteTitle: 'Stripe Payment Service API' });
+  // Case-sensitive like the app's own routing (see buildApp); strict, so /docs/swagger-ui.css/ is no file.
+  const router = express.Router({ caseSensitive: true, strict: true });
+  // The page's files are relative (./swagger-ui.css): only at /docs/ do they resolve under /docs.
+  const toPage: RequestHandler = (req, res) => {
+    const query = req.originalUrl.indexOf('?');
+    res.redirect(301, `/docs/${query === -1 ? '' : req.originalUrl.slice(query)}`);
+  };
+  router.get('/', (req, res, next) => {
+    if (pathEndsWithSlash(req.originalUrl)) page(req, res, next);
+    else toPage(req, res, next);
+  });
+  router.get('/index.html', toPage);
+  router.get(DOCS_FILES, ...swaggerUi.serve);
+  return router;
+}
+
+function pathEndsWithSlash(originalUrl: string): boolean {
+  const query = originalUrl.indexOf('?');
+  return (query === -1 ? originalUrl : originalUrl.slice(0, query)).endsWith('/');
+}
+
+/**
  * Whether a request path (as routed: see routedPath) is one of the contract's paths with a POST operation. A
  * template's parameter matches one segment, as the validator matches it.
  */
@@ -231,11 +269,7 @@ export function buildApp(deps: AppDeps): Express {
   app.get('/openapi.yaml', (_req, res) => {
     res.type('application/yaml').send(spec.yaml);
   });
-  app.use(
-    '/docs',
-    swaggerUi.serve,
-    swaggerUi.setup(docsDocument(spec.document), { customSiteTitle: 'Stripe Payment Service API' }),
-  );
+  app.use('/docs', docsRouter(spec.document));
 
   deps.extraRoutes?.(app);
 
