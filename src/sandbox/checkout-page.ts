@@ -111,7 +111,11 @@ function renderSessionPage(
   // A session made with customer_email shows it and does not ask (see checkoutPagePost).
   const fixed = session.customer_email !== null;
   const email = session.customer_email ?? options.email ?? '';
-  const error = options.error ? `<p role="alert" id="error">${escapeHtml(options.error)}</p>` : '';
+  // The answer to Pay is a new page: focused, the reason is what a screen reader says first, and Tab goes on to
+  // the form from there. Without it the focus started at the top of the page, and the reason was not read out.
+  const error = options.error
+    ? `<div tabindex="-1" autofocus><p role="alert" id="error">${escapeHtml(options.error)}</p></div>`
+    : '';
   const cancel = session.cancel_url
     ? `<p><a id="cancel" href="${escapeHtml(session.cancel_url)}">Cancel and return</a></p>`
     : '';

@@ -88,6 +88,29 @@ describe.skipIf(!haveChromium)('demo storefront with the keyboard', () => {
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
+  it('puts the focus on the reason when the checkout page refuses a card, so it is read out first', async () => {
+    await page.goto(`${svc.url}/demo/`);
+    await page.locator('body[data-ready="true"]').waitFor();
+    await tabTo(page, '#buy');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/checkout\/cs_[^/]+$/);
+    await tabTo(page, '#email');
+    await page.keyboard.type('declined@example.com');
+    await tabTo(page, '#payment_method');
+    await page.selectOption('#payment_method', 'pm_card_chargeDeclined');
+    await tabTo(page, '#pay');
+    await page.keyboard.press('Enter');
+    await page.getByRole('alert').waitFor();
+    // The answer is a new page: without a focus of its own, the keyboard starts again from its top, and a screen
+    // reader does not say why the payment failed.
+    const after = await focused(page);
+    expect(after?.text).toMatch(/declined/i);
+    expect(after?.text).toBe(((await page.getByRole('alert').textContent()) ?? '').trim());
+    // From there the next Tab reaches the form again, to try another card.
+    await tabTo(page, '#payment_method', 3);
+    expect(await page.locator('#email').inputValue()).toBe('declined@example.com');
+  }, 60_000);
+
   it('gives the focus back to Buy now when the purchase failed, so it can be tried again', async () => {
     await page.goto(`${svc.url}/demo/`);
     await page.locator('body[data-ready="true"]').waitFor();
