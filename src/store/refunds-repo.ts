@@ -331,13 +331,16 @@ const notBeforeDbNow = (at: unknown) => sql<string>`greatest(cast(${at} as times
 
 /**
  * PostgreSQL: the `updated_at` to write on any other change to a refund (Stripe's answer, a refusal, a webhook): `at`
- * (this process's clock), but no earlier than PostgreSQL's clock nor than the row's own `updated_at`. By this
- * process's clock alone, a change after one stamped by notBeforeDbNow (its acceptance to the queue, an attempt begun)
- * was dated before it whenever this clock was behind PostgreSQL's: GET /refund-status showed a refund `processing`
- * at one time and `succeeded` earlier, by the skew.
+ * (this process's clock), but no earlier than PostgreSQL's clock and at least a millisecond after the row's own
+ * `updated_at`. By this process's clock alone, a change after one stamped by notBeforeDbNow (its acceptance to the
+ * queue, an attempt begun) was dated before it whenever this clock was behind PostgreSQL's: GET /refund-status
+ * showed a refund `processing` at one time and `succeeded` earlier, by the skew. Strictly after (as justAfter): a row
+ * dated ahead of both clocks (by an instance whose clock is ahead) otherwise kept that time through every later
+ * change, and a refund back at a status (pending -> requires_action -> pending) announced it under the id of its
+ * first announcement (`<request>#<status>#<updated_at>`, unique in the outbox): the change was refused.
  */
 const notBeforeLastChange = (at: unknown) =>
-  sql<string>`greatest(cast(${at} as timestamptz), now(), ${sql.ref('updated_at')})`;
+  sql<string>`greatest(cast(${at} as timestamptz), now(), ${sql.ref('updated_at')} + interval '1 millisecond')`;
 
 const insertRefund = queryTemplate<InsertRow, RefundRow>('refunds.insert', INSERT_COLUMNS, (db, p) =>
   db.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returning(REFUND_COLUMNS),
