@@ -22,6 +22,18 @@ export async function serve(app: Express): Promise<Served> {
   };
 }
 
+/** What a browser sends from a page of `origin` before a POST with a key and a JSON body to `url`. */
+export function preflight(url: string, origin: string): Promise<Response> {
+  return fetch(url, {
+    method: 'OPTIONS',
+    headers: {
+      origin,
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'authorization,content-type',
+    },
+  });
+}
+
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(url, {
     method: 'POST',

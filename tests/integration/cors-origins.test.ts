@@ -4,20 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { postJson } from '../helpers/http.js';
+import { postJson, preflight } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
-
-/** What a browser sends before a POST with a key and a JSON body from `origin`. */
-function preflight(url: string, origin: string): Promise<Response> {
-  return fetch(url, {
-    method: 'OPTIONS',
-    headers: {
-      origin,
-      'access-control-request-method': 'POST',
-      'access-control-request-headers': 'authorization,content-type',
-    },
-  });
-}
 
 describe('CORS_ORIGINS written otherwise than a browser writes its Origin', () => {
   let svc: TestService;

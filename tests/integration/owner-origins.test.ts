@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { postJson } from '../helpers/http.js';
+import { postJson, preflight as preflightTo } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -120,15 +120,7 @@ describe("a publishable key's checkout redirects, with two owners' origins liste
 });
 
 describe('CORS with OWNER_ORIGINS', () => {
-  const preflight = (origin: string) =>
-    fetch(`${svc.url}/create-checkout-session`, {
-      method: 'OPTIONS',
-      headers: {
-        origin,
-        'access-control-request-method': 'POST',
-        'access-control-request-headers': 'authorization,content-type',
-      },
-    });
+  const preflight = (origin: string) => preflightTo(`${svc.url}/create-checkout-session`, origin);
 
   it('allows every origin it lists, and those of CORS_ORIGINS, and no other', async () => {
     for (const origin of [

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { PUBLISHABLE_KEY_CLIENTS } from '../../src/http/security.js';
 import { operations } from '../helpers/contract.js';
-import { getJson, postJson } from '../helpers/http.js';
+import { getJson, postJson, preflight as preflightTo } from '../helpers/http.js';
 import { eventually, startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -460,15 +460,7 @@ describe('publishable (browser) keys', () => {
   });
 
   it('CORS preflight is allowed only for listed origins', async () => {
-    const preflight = (origin: string) =>
-      fetch(`${svc.url}/create-checkout-session`, {
-        method: 'OPTIONS',
-        headers: {
-          origin,
-          'access-control-request-method': 'POST',
-          'access-control-request-headers': 'authorization,content-type',
-        },
-      });
+    const preflight = (origin: string) => preflightTo(`${svc.url}/create-checkout-session`, origin);
     const ok = await preflight('https://shop.example.com');
     expect(ok.status).toBe(204);
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://shop.example.com');
