@@ -18,6 +18,7 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process: other methods on 
   const prefix = uniquePrefix('opsm');
   let stripe: SharedStripe;
   let svc: TestService;
+  let api: TestService;
   beforeAll(async () => {
     stripe = await startSharedStripe();
     svc = await startTestService(
@@ -25,9 +26,15 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process: other methods on 
       { RABBITMQ_URL, ROLE: 'worker', ...stripe.env },
       { topology: topologyFor(prefix) },
     );
+    api = await startTestService(
+      'sqlite',
+      { RABBITMQ_URL, ROLE: 'api', ...stripe.env },
+      { topology: topologyFor(prefix) },
+    );
   });
   afterAll(async () => {
     await svc?.stop();
+    await api?.stop();
     await stripe?.close();
     await deleteEverything(prefix);
   });
@@ -60,4 +67,19 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process: other methods on 
     const metrics = await (await fetch(`${svc.url}/metrics`)).text();
     expect(metrics).toMatch(/^payments_http_requests_total\{operation="none",status="405"\} \d+$/m);
   });
+
+  for (const path of ['/healthz', '/readyz', '/metrics']) {
+    it(`GET ${path} with a query parameter the contract does not name is the API's 400`, async () => {
+      const query = '?format=json';
+      const [worker, fromApi] = await Promise.all(
+        [svc, api].map(async (s) => {
+          const res = await fetch(`${s.url}${path}${query}`);
+          const { request_id: _id, ...problem } = (await res.json()) as Record<string, unknown>;
+          return { status: res.status, type: res.headers.get('content-type'), problem };
+        }),
+      );
+      expect(fromApi?.status).toBe(400);
+      expect(worker).toEqual(fromApi);
+    });
+  }
 });
