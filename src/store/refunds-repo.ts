@@ -24,6 +24,8 @@ import { placeholders, queryTemplate, type Param } from './query-template.js';
 import { committedOfPayment } from './committed.js';
 import { THREE_DECIMAL_CURRENCIES, WHOLE_HUNDREDS_CURRENCIES } from '../money/currencies.js';
 import { atomically, requireTransaction } from './repo-context.js';
+import { afterLastChange } from './changed-at.js';
+import type { Dialect } from './migrations.js';
 import { toPayment } from './payments-repo.js';
 import type { Payment } from './payments-repo.js';
 import type { RepoContext } from './repo-context.js';
@@ -330,17 +332,14 @@ const getForOwner = queryTemplate<{ requestId: string; owner: string }, RefundRo
 const notBeforeDbNow = (at: unknown) => sql<string>`greatest(cast(${at} as timestamptz), now())`;
 
 /**
- * PostgreSQL: the `updated_at` to write on any other change to a refund (Stripe's answer, a refusal, a webhook): `at`
- * (this process's clock), but no earlier than PostgreSQL's clock and at least a millisecond after the row's own
- * `updated_at`. By this process's clock alone, a change after one stamped by notBeforeDbNow (its acceptance to the
- * queue, an attempt begun) was dated before it whenever this clock was behind PostgreSQL's: GET /refund-status
- * showed a refund `processing` at one time and `succeeded` earlier, by the skew. Strictly after (as justAfter): a row
- * dated ahead of both clocks (by an instance whose clock is ahead) otherwise kept that time through every later
- * change, and a refund back at a status (pending -> requires_action -> pending) announced it under the id of its
- * first announcement (`<request>#<status>#<updated_at>`, unique in the outbox): the change was refused.
+ * The `updated_at` to write on a change of a refund (Stripe's answer, a refusal, a webhook, an attempt begun): `at`
+ * (this process's clock), but at least a millisecond after the row's own `updated_at` (see afterLastChange) and, on
+ * PostgreSQL, no earlier than its clock. By this process's clock alone, a change after one stamped by notBeforeDbNow
+ * (its acceptance to the queue) was dated before it whenever this clock was behind PostgreSQL's: GET /refund-status
+ * showed a refund `processing` at one time and `succeeded` earlier, by the skew.
  */
-const notBeforeLastChange = (at: unknown) =>
-  sql<string>`greatest(cast(${at} as timestamptz), now(), ${sql.ref('updated_at')} + interval '1 millisecond')`;
+const notBeforeLastChange = (dialect: Dialect, at: unknown) =>
+  afterLastChange(dialect, at, { dbClock: true });
 
 const insertRefund = queryTemplate<InsertRow, RefundRow>('refunds.insert', INSERT_COLUMNS, (db, p) =>
   db.insertInto('refunds').values(placeholders(p, INSERT_COLUMNS)).returning(REFUND_COLUMNS),
@@ -435,14 +434,17 @@ const sumCommitted = queryTemplate<{ paymentIntentId: string }, { total: number 
 );
 
 type BeginParams = { requestId: string; now: string };
-/** `dbClock`: updated_at no earlier than PostgreSQL's clock (see notBeforeDbNow). */
-const beginUpdate = (db: Kysely<Database>, p: Param<BeginParams>, dbClock = false) =>
+/**
+ * After the row's last change; with `dbClock` also no earlier than PostgreSQL's clock (see notBeforeDbNow). Before,
+ * by the clocks alone: a refund whose last change was dated ahead of them went back in time as an attempt began.
+ */
+const beginUpdate = (db: Kysely<Database>, p: Param<BeginParams>, dialect: Dialect, dbClock: boolean) =>
   db
     .updateTable('refunds')
     .set((eb) => ({
       status: eb.case().when('status', '=', 'queued').then('processing').else(eb.ref('status')).end(),
       attempts: eb('attempts', '+', 1),
-      updated_at: dbClock ? notBeforeDbNow(p('now')) : p('now'),
+      updated_at: afterLastChange(dialect, p('now'), { dbClock }),
     }))
     .where('request_id', '=', p('requestId'))
     .where('status', 'in', ['queued', 'processing'])
@@ -451,9 +453,11 @@ const beginUpdate = (db: Kysely<Database>, p: Param<BeginParams>, dbClock = fals
 
 /** The worker's attempt: the refund stays in flight until Stripe answers, judged by the stuck-refund sweep. */
 const beginAttemptTemplates = {
-  sqlite: queryTemplate<BeginParams, RefundRow>('refunds.beginAttempt', ['requestId', 'now'], beginUpdate),
+  sqlite: queryTemplate<BeginParams, RefundRow>('refunds.beginAttempt', ['requestId', 'now'], (db, p) =>
+    beginUpdate(db, p, 'sqlite', false),
+  ),
   postgres: queryTemplate<BeginParams, RefundRow>('refunds.beginAttempt', ['requestId', 'now'], (db, p) =>
-    beginUpdate(db, p, true),
+    beginUpdate(db, p, 'postgres', true),
   ),
 };
 
@@ -462,14 +466,24 @@ const beginAttemptTemplates = {
  * attempt count is the token: every attempt begun adds one, and the only write that takes one back
  * (takeBackAttempt) does so for an attempt that sent nothing, leaving the row as idle as before. One statement,
  * so on PostgreSQL a concurrent takeover waits for the row lock and then finds the count moved on (READ COMMITTED
- * checks the WHERE again on the row it waited for). By this process's clock, as before: the takeover's own process
- * judges by it when the attempt is idle (a synchronous refund's retry).
+ * checks the WHERE again on the row it waited for). By this process's clock (not PostgreSQL's): the takeover's own
+ * process judges by it when the attempt is idle (a synchronous refund's retry); but after the row's last change.
  */
-const beginAttemptFrom = queryTemplate<BeginParams & { attempts: number }, RefundRow>(
-  'refunds.beginAttemptFrom',
-  ['requestId', 'now', 'attempts'],
-  (db, p) => beginUpdate(db, p).where('status', '=', 'processing').where('attempts', '=', p('attempts')),
-);
+type BeginFromParams = BeginParams & { attempts: number };
+const beginFromUpdate = (db: Kysely<Database>, p: Param<BeginFromParams>, dialect: Dialect) =>
+  beginUpdate(db, p, dialect, false).where('status', '=', 'processing').where('attempts', '=', p('attempts'));
+const beginAttemptFromTemplates = {
+  sqlite: queryTemplate<BeginFromParams, RefundRow>(
+    'refunds.beginAttemptFrom',
+    ['requestId', 'now', 'attempts'],
+    (db, p) => beginFromUpdate(db, p, 'sqlite'),
+  ),
+  postgres: queryTemplate<BeginFromParams, RefundRow>(
+    'refunds.beginAttemptFrom',
+    ['requestId', 'now', 'attempts'],
+    (db, p) => beginFromUpdate(db, p, 'postgres'),
+  ),
+};
 
 type SettleParams = {
   requestId: string;
@@ -487,7 +501,12 @@ function justAfter(now: string, last: string): string {
   return Number.isNaN(lastMs) || Date.parse(now) > lastMs ? now : new Date(lastMs + 1).toISOString();
 }
 
-/** Records Stripe's answer on a refund this worker has in flight (`processing`, no Stripe id yet). */
+/**
+ * Records Stripe's answer on a refund this worker has in flight (`processing`, no Stripe id yet), at `now`, chosen
+ * before the statement (its outcome message's id holds it): only while the row's last change is earlier, so that a
+ * change made since the caller read the row (the sweep's touch, a field), dated after `now`, is never followed by one
+ * dated before it. Otherwise nothing is written and the caller takes the general path, which dates in SQL.
+ */
 const settleUpdate = (db: Pick<Kysely<Database>, 'updateTable'>, p: Param<SettleParams>) =>
   db
     .updateTable('refunds')
@@ -501,6 +520,7 @@ const settleUpdate = (db: Pick<Kysely<Database>, 'updateTable'>, p: Param<Settle
     .where('request_id', '=', p('requestId'))
     .where('status', '=', 'processing')
     .where('stripe_refund_id', 'is', null)
+    .where('updated_at', '<', p('now'))
     .returning(REFUND_COLUMNS);
 
 const settleAttempt = queryTemplate<SettleParams, RefundRow>(
@@ -690,8 +710,8 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
   const { db } = ctx;
   const find = (column: 'request_id' | 'stripe_refund_id', value: string) =>
     db.selectFrom('refunds').select(REFUND_COLUMNS).where(column, '=', value);
-  /** The `updated_at` of a change made now: on PostgreSQL, never before its clock or the row's last change. */
-  const changedAt = () => (ctx.dialect === 'postgres' ? notBeforeLastChange(nowIso()) : nowIso());
+  /** The `updated_at` of a change made now: after the row's last change and, on PostgreSQL, never before its clock. */
+  const changedAt = () => notBeforeLastChange(ctx.dialect, nowIso());
 
   const insertRow = (r: NewRefund): InsertRow => {
     if (!isRefundStatus(r.status)) throw new TypeError(`unknown refund status ${String(r.status)}`);
@@ -819,7 +839,11 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       const row =
         expectedAttempts === undefined
           ? await beginAttemptTemplates[ctx.dialect].first(db, ctx.dialect, { requestId, now })
-          : await beginAttemptFrom.first(db, ctx.dialect, { requestId, now, attempts: expectedAttempts });
+          : await beginAttemptFromTemplates[ctx.dialect].first(db, ctx.dialect, {
+              requestId,
+              now,
+              attempts: expectedAttempts,
+            });
       return row ? toRefund(row) : null;
     },
 
@@ -847,7 +871,8 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       if (!isRefundStatus(to.status)) throw new TypeError(`unknown refund status ${String(to.status)}`);
       // Not dated before the change the caller read (its attempt begun, stamped no earlier than PostgreSQL's clock):
       // just after it while this process's clock is behind (see notBeforeLastChange). Chosen here, not in the
-      // statement, because the message describing the row is made before it, with this time in its id.
+      // statement, because the message describing the row is made before it, with this time in its id; the statement
+      // writes nothing if the row changed since at a time not before it (see settleUpdate).
       const now = justAfter(nowIso(), current.updatedAt);
       const settled: Refund = {
         ...current,
@@ -913,8 +938,8 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
         .set({
           amount: to,
           metadata: toJson(metadata),
-          // Still in flight: judged by the stuck-refund sweep, as beginAttempt's write (notBeforeDbNow).
-          updated_at: ctx.dialect === 'postgres' ? notBeforeDbNow(nowIso()) : nowIso(),
+          // Still in flight: judged by the stuck-refund sweep, as beginAttempt's write (no earlier than PostgreSQL's clock).
+          updated_at: changedAt(),
         })
         .where('request_id', '=', requestId)
         .where('amount', '=', from)
@@ -939,7 +964,7 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
     async incrementAttempts(requestId) {
       const row = await db
         .updateTable('refunds')
-        .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: nowIso() }))
+        .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: changedAt() }))
         .where('request_id', '=', requestId)
         .returning('attempts')
         .executeTakeFirst();
