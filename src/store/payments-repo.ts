@@ -6,6 +6,8 @@ import { placeholders, queryTemplate } from './query-template.js';
 import { committedOfPayment } from './committed.js';
 import type { RepoContext } from './repo-context.js';
 import { requireTransaction } from './repo-context.js';
+import { afterLastChange } from './changed-at.js';
+import type { Dialect } from './migrations.js';
 
 export type PaymentKind = PaymentsTable['kind'];
 
@@ -208,9 +210,14 @@ type UpsertParams = NewPaymentRow & { now: string } & Partial<SeenParams>;
  */
 const upserts = new Map<string, ReturnType<typeof upsertTemplate>>();
 
-function upsertTemplate(refreshRefunded: boolean, final: readonly string[], ifSeen: boolean) {
+function upsertTemplate(
+  dialect: Dialect,
+  refreshRefunded: boolean,
+  final: readonly string[],
+  ifSeen: boolean,
+) {
   return queryTemplate<UpsertParams, PaymentRow>(
-    `payments.upsert(${String(refreshRefunded)},${final.join('|')}${ifSeen ? ',ifSeen' : ''})`,
+    `payments.upsert(${dialect},${String(refreshRefunded)},${final.join('|')}${ifSeen ? ',ifSeen' : ''})`,
     [...ROW_COLUMNS, 'now', ...(ifSeen ? (['seen_status', 'seen_updated_at'] as const) : [])],
     (db, p) =>
       db
@@ -236,7 +243,10 @@ function upsertTemplate(refreshRefunded: boolean, final: readonly string[], ifSe
               .then(eb.ref('excluded.metadata'))
               .else(eb.ref('payments.metadata'))
               .end(),
-            updated_at: p('now'),
+            // After the row's last change: upsertIfUnchanged's compare-and-set takes (status, updated_at) for
+            // "unchanged", so a write within the millisecond of the one before (or after one dated ahead of this
+            // clock) must not leave the row at a time it already had (see afterLastChange).
+            updated_at: afterLastChange(dialect, p('now'), { column: 'payments.updated_at' }),
           }));
           const guarded =
             final.length === 0
@@ -275,9 +285,10 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
   /** The upsert statement; with `seen`, written only if the row is as seen. Undefined when nothing was written. */
   function upsertWith(p: NewPayment, final: readonly string[], seen: SeenParams | undefined) {
     const refreshRefunded = p.amountRefunded !== undefined;
-    const key = `${String(refreshRefunded)}:${final.join('|')}:${String(seen !== undefined)}`;
+    const key = `${ctx.dialect}:${String(refreshRefunded)}:${final.join('|')}:${String(seen !== undefined)}`;
     let template = upserts.get(key);
-    if (!template) upserts.set(key, (template = upsertTemplate(refreshRefunded, final, seen !== undefined)));
+    if (!template)
+      upserts.set(key, (template = upsertTemplate(ctx.dialect, refreshRefunded, final, seen !== undefined)));
     return template.first(db, ctx.dialect, { ...newRow(p), now: nowIso(), ...seen });
   }
 
@@ -322,7 +333,7 @@ export function createPaymentsRepo(ctx: RepoContext): PaymentsRepo {
     async update(id, patch) {
       const row = await db
         .updateTable('payments')
-        .set({ ...patchColumns(patch), updated_at: nowIso() })
+        .set({ ...patchColumns(patch), updated_at: afterLastChange(ctx.dialect, nowIso()) })
         .where('id', '=', id)
         .returning(PAYMENT_COLUMNS)
         .executeTakeFirst();
