@@ -324,7 +324,7 @@ const getForOwner = queryTemplate<{ requestId: string; owner: string }, RefundRo
 );
 
 /**
- * PostgreSQL: the `updated_at` to write on a refund left in flight (`queued` or `processing` without a Stripe refund):
+ * PostgreSQL: the `updated_at` of a refund accepted to the queue (an insert; its later changes, notBeforeLastChange):
  * `at` (this process's clock), but no earlier than PostgreSQL's clock says. The stuck-refund sweep judges a refund's
  * age by PostgreSQL's clock: written by a process whose clock is behind, a refund looked that much older the moment it
  * was written, and every sweep queued it again while it was in flight. (SQLite's clock is this machine's.)
