@@ -19,6 +19,7 @@ import {
   type ConsumeMessage,
   type RecoveringChannelModel,
 } from 'amqplib';
+import { createHash } from 'node:crypto';
 import { getEventListeners } from 'node:events';
 import { pino, type Logger } from 'pino';
 import { BrokerUnavailableError, PublishError } from './errors.js';
@@ -997,7 +998,7 @@ class RabbitBroker implements Broker {
   private async handle(record: ConsumerRecord, channel: Channel, msg: ConsumeMessage): Promise<void> {
     const headers: Record<string, unknown> = { ...(msg.properties.headers ?? {}) };
     const attempt = readAttempt(headers);
-    const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
+    const messageId = nameMessage(msg);
     const log = this.logger.child({ queue: record.queue, messageId, attempt, reqId: readRequestId(headers) });
     // The copy of a released message that had failed before (PRIOR_DELIVERIES_HEADER): RabbitMQ counts its failed
     // deliveries from 0 again, so the delivery limit of its queue is enforced here on the whole count, at the
@@ -1085,7 +1086,7 @@ class RabbitBroker implements Broker {
     outcome: Outcome,
   ): Promise<void> {
     const decision = decideSettlement(outcome, attempt, record.opts.maxAttempts);
-    const messageId = typeof msg.properties.messageId === 'string' ? msg.properties.messageId : '';
+    const messageId = nameMessage(msg);
     const log = this.logger.child({ queue: record.queue, messageId, attempt, reqId: readRequestId(headers) });
     if (decision.action !== 'ack' && this.closedChannels.has(channel)) {
       // Its channel closed (the connection was lost) while the handler ran: RabbitMQ has taken the message back and
@@ -1286,6 +1287,21 @@ function notConnectedYet(url: string, failure: unknown): string {
     return `RabbitMQ at ${host} refused to open virtual host ${JSON.stringify(vhost)} (it does not exist, or the user may not use it); publishing fails until it opens it, retrying in the background (check RABBITMQ_VHOST, or the path of RABBITMQ_URL)`;
   }
   return `RabbitMQ is not reachable yet at ${host}; publishing fails until it is, retrying in the background (if it is elsewhere, set RABBITMQ_URL, or RABBITMQ_HOST and RABBITMQ_PORT)`;
+}
+
+/**
+ * The message's id: its `message_id`, or for one another producer published without one (pika's and most clients'
+ * default) `sha256:<first 32 hex digits of the body's SHA-256>`, set on the message so that its retry, release and
+ * dead-letter copies carry it. Copied with an empty id, every id-less copy to one delay queue would share one key of
+ * the publisher's (ConfirmPublisher's `inFlight`), each held until the one before was confirmed, and the copies in
+ * the dead-letter queue could not be told apart. A body sent twice is named the same both times: the same request.
+ */
+function nameMessage(msg: ConsumeMessage): string {
+  const given: unknown = msg.properties.messageId;
+  if (typeof given === 'string' && given !== '') return given;
+  const name = `sha256:${createHash('sha256').update(msg.content).digest('hex').slice(0, 32)}`;
+  msg.properties.messageId = name;
+  return name;
 }
 
 /** RabbitMQ's 404 NOT_FOUND (amqplib's error for a channel the server closed with it). */
