@@ -47,6 +47,7 @@ import {
   validateConsumeOptions,
 } from './settlement.js';
 import {
+  DELIVERY_COUNT_HEADER,
   baseTopologySpecs,
   familySpecs,
   jitteredDelay,
@@ -56,6 +57,7 @@ import {
   validateDeliveryLimit,
   validateRetryDelays,
   workQueueSpec,
+  type QueueSpec,
 } from './topology.js';
 import { waitBounded } from './wait-bounded.js';
 import type {
@@ -208,6 +210,8 @@ const noop = (): void => {};
 const GOODBYE_TIMEOUT_MS = 2_000;
 
 const LATE = Symbol('late');
+/** Messages whose failed deliveries the driver counts itself at most (see `failures`): about 1 MB. */
+const MAX_COUNTED_FAILURES = 10_000;
 
 /** `call`, waited for up to GOODBYE_TIMEOUT_MS: LATE if it has not settled by then (it goes on; its failure is no news). */
 async function unlessLate<T>(call: Promise<T>): Promise<T | typeof LATE> {
@@ -254,6 +258,17 @@ class RabbitBroker implements Broker {
   private readonly bindings = new Map<string, BindingRecord>();
   /** Consumer channels that have closed: what they delivered and did not ack, RabbitMQ hands out again. */
   private readonly closedChannels = new WeakSet<Channel>();
+  /**
+   * Queues of ours with a delivery limit that exist with other arguments and are used as they are (the Python
+   * service's classic queue): RabbitMQ enforces no delivery limit on them, so the driver does (see handle()).
+   */
+  private readonly unlimited = new Set<string>();
+  /**
+   * Failed deliveries this process saw of each message of an `unlimited` queue that keeps no x-delivery-count (a
+   * classic queue), by queue and message id; forgotten once the message is settled, the oldest first past
+   * MAX_COUNTED_FAILURES.
+   */
+  private readonly failures = new Map<string, number>();
   /**
    * Ends the socket of each connection's attempt under way (amqplib hands `signal` on to net.connect, for every
    * attempt): close() aborts the one of a connection that is not up. An attempt to a RabbitMQ that takes the TCP
@@ -434,11 +449,7 @@ class RabbitBroker implements Broker {
     });
     if (this.closing) throw new Error('broker is closing');
 
-    await declareQueues(
-      model,
-      baseTopologySpecs(this.topology, this.delays, this.deliveryLimit),
-      this.logger,
-    );
+    await this.declareQueues(model, baseTopologySpecs(this.topology, this.delays, this.deliveryLimit));
     await declareTopicExchange(model, this.topology.events, this.logger);
     const publisher = await ConfirmPublisher.open(model, this.logger);
     if (lost) throw new Error('connection lost during setup');
@@ -517,11 +528,7 @@ class RabbitBroker implements Broker {
    */
   private async declareForConsumers(model: ChannelModel, log: Logger): Promise<void> {
     try {
-      await declareQueues(
-        model,
-        baseTopologySpecs(this.topology, this.delays, this.deliveryLimit),
-        this.logger,
-      );
+      await this.declareQueues(model, baseTopologySpecs(this.topology, this.delays, this.deliveryLimit));
       await declareTopicExchange(model, this.topology.events, this.logger);
     } catch (err) {
       if (!(err instanceof TopologyRefusedError)) throw err;
@@ -768,13 +775,22 @@ class RabbitBroker implements Broker {
     this.bindings.set(key, binding);
   }
 
+  /** declareQueues, noting which queues with a delivery limit RabbitMQ does not enforce it on (`unlimited`). */
+  private async declareQueues(model: ChannelModel, specs: readonly QueueSpec[]): Promise<void> {
+    const asTheyAre = new Set(await declareQueues(model, specs, this.logger));
+    for (const spec of specs) {
+      if (spec.deliveryLimit === undefined) continue;
+      if (asTheyAre.has(spec.name)) this.unlimited.add(spec.name);
+      else this.unlimited.delete(spec.name);
+    }
+  }
+
   private async declareBinding(model: ChannelModel, binding: BindingRecord): Promise<void> {
     const family = queueFamily(binding.queue, this.topology, this.delays);
-    await declareQueues(
-      model,
-      [workQueueSpec(binding.queue, family.deadLetter, this.deliveryLimit), { name: family.deadLetter }],
-      this.logger,
-    );
+    await this.declareQueues(model, [
+      workQueueSpec(binding.queue, family.deadLetter, this.deliveryLimit),
+      { name: family.deadLetter },
+    ]);
     await bindQueue(model, binding, this.logger);
   }
 
@@ -928,7 +944,7 @@ class RabbitBroker implements Broker {
     const bound = [...this.bindings.values()].filter((binding) => binding.queue === queue);
     if (own.length === 0 && bound.length === 0) return;
     this.logger.warn({ queue }, 'a queue of ours is missing (deleted?); declaring it again');
-    if (own.length > 0) await declareQueues(model, own, this.logger);
+    if (own.length > 0) await this.declareQueues(model, own);
     for (const binding of bound) await this.declareBinding(model, binding);
     // Its delay and dead-letter queues may have gone with it: declared again by the attach.
     this.consuming?.families.delete(queue);
@@ -1005,10 +1021,18 @@ class RabbitBroker implements Broker {
     // delivery where RabbitMQ would have dead-lettered the message had it not been released. A message never released
     // is left to RabbitMQ, which records the death in x-death.
     const released = readPriorDeliveries(headers) > 0;
-    const deliveryLimit = released ? this.deliveryLimitOf(record.queue) : undefined;
+    // A queue used as it is (the old service's classic queue) enforces no delivery limit, and a classic queue counts
+    // no deliveries either: the driver counts the failures it sees and stops the message where a quorum queue would.
+    const unlimited = this.unlimited.has(record.queue);
+    const failureKey = `${record.queue}\u0000${messageId}`;
+    const ownCount = unlimited && headers[DELIVERY_COUNT_HEADER] === undefined;
+    const seen = ownCount ? (this.failures.get(failureKey) ?? 0) : 0;
+    if (seen > 0) headers[DELIVERY_COUNT_HEADER] = seen;
+    const deliveryLimit = released || unlimited ? this.deliveryLimitOf(record.queue) : undefined;
     if (deliveryLimit !== undefined && (readDeliveryCount(headers) ?? 0) > deliveryLimit) {
       // It failed once more without a handler saying so (a crash, a lost connection), which RabbitMQ counted: past
       // the limit, as RabbitMQ would, it is not handed out again.
+      this.failures.delete(failureKey);
       await this.settle(record, channel, msg, headers, attempt, {
         kind: 'dead-letter',
         reason: DELIVERY_LIMIT_REASON,
@@ -1054,6 +1078,7 @@ class RabbitBroker implements Broker {
       if (atDeliveryLimit(headers, deliveryLimit)) {
         // The failure RabbitMQ would have dead-lettered the message for, but for the release (see above). The handler
         // was told it was the last delivery (Delivery.deliveryCount), as for any message at the limit.
+        this.failures.delete(failureKey);
         await this.settle(record, channel, msg, headers, attempt, {
           kind: 'dead-letter',
           reason: DELIVERY_LIMIT_REASON,
@@ -1061,10 +1086,22 @@ class RabbitBroker implements Broker {
         return;
       }
       log.debug('message handler failed; requeueing');
+      if (ownCount) this.countFailure(failureKey, seen);
       this.nack(channel, msg, log);
       return;
     }
+    this.failures.delete(failureKey);
     await this.settle(record, channel, msg, headers, attempt, outcome);
+  }
+
+  /** Notes one more failed delivery of a message of an `unlimited` queue (`before`: its failures until now). */
+  private countFailure(key: string, before: number): void {
+    this.failures.delete(key);
+    this.failures.set(key, before + 1);
+    if (this.failures.size > MAX_COUNTED_FAILURES) {
+      const oldest = this.failures.keys().next().value;
+      if (oldest !== undefined) this.failures.delete(oldest);
+    }
   }
 
   /** The delivery limit a queue of ours is declared with (x-delivery-limit); undefined for any other queue. */

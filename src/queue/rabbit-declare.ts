@@ -61,11 +61,16 @@ function isPreconditionFailed(err: unknown): boolean {
   return replyCode(err) === PRECONDITION_FAILED;
 }
 
+/**
+ * Declares `specs`; answers the names of those that exist with other arguments and are used as they are (RabbitMQ
+ * then enforces none of the spec's arguments: a classic queue counts no deliveries and stops no poison message).
+ */
 export async function declareQueues(
   model: ChannelModel,
   specs: readonly QueueSpec[],
   logger: Logger,
-): Promise<void> {
+): Promise<string[]> {
+  const asTheyAre: string[] = [];
   let channel = await openChannel(model, logger, 'declare');
   try {
     for (const spec of specs) {
@@ -90,11 +95,13 @@ export async function declareQueues(
         );
         channel = await openChannel(model, logger, 'declare');
         await channel.checkQueue(spec.name);
+        asTheyAre.push(spec.name);
       }
     }
   } finally {
     await closeQuietly(channel);
   }
+  return asTheyAre;
 }
 
 export async function declareTopicExchange(

@@ -7,7 +7,7 @@
  */
 import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createRabbitBroker, type Broker } from '../../src/queue/index.js';
+import { DEFAULT_DELIVERY_LIMIT, createRabbitBroker, type Broker } from '../../src/queue/index.js';
 import {
   RABBIT_URL,
   deleteEverything,
@@ -74,6 +74,58 @@ describe.skipIf(!rabbit.ok)('queues of the original service', () => {
     );
     await broker.publish({ queue: names.requests }, { request_key: 'r-1' }, { messageId: 'r-1#accepted' });
     await eventually(() => seen.includes('r-1#accepted'), 'delivery from the non-durable queue');
+  });
+
+  it('dead-letters a message that fails every delivery from a classic requests queue, which counts no deliveries', async () => {
+    const { broker, names, prefix } = startBroker();
+    const admin = await openAdmin();
+    try {
+      // The old service's queue, as pika declares it: RabbitMQ keeps no x-delivery-count on a classic queue, and no
+      // delivery limit stops a message that crashes its consumer every time.
+      await (await admin.channel()).assertQueue(names.requests, { durable: false });
+    } finally {
+      await admin.conn.close();
+    }
+    await broker.start();
+    const deliveries: (number | undefined)[] = [];
+    const fine: string[] = [];
+    await broker.consume(
+      names.requests,
+      async (d) => {
+        if ((d.body as { poison?: boolean }).poison) {
+          deliveries.push(d.deliveryCount);
+          throw new Error('fails every time');
+        }
+        fine.push(d.messageId);
+        return { kind: 'ack' };
+      },
+      { prefetch: 2, maxAttempts: 3 },
+    );
+    await broker.publish({ queue: names.requests }, { poison: true }, { messageId: 'poison-1' });
+    await broker.publish({ queue: names.requests }, { request_key: 'r-2' }, { messageId: 'r-2#accepted' });
+
+    const admin2 = await openAdmin();
+    try {
+      const ch = await admin2.channel();
+      await eventually(
+        async () => (await ch.checkQueue(names.deadLetter)).messageCount === 1,
+        'the poison message in the dead-letter queue',
+      );
+      const dead = await ch.get(names.deadLetter, { noAck: true });
+      expect(dead && dead.properties.messageId).toBe('poison-1');
+      expect(dead && dead.properties.headers?.['x-dead-letter-reason']).toBe('delivery_limit');
+    } finally {
+      await admin2.conn.close();
+    }
+    // As on a quorum queue: the first delivery and DEFAULT_DELIVERY_LIMIT redeliveries, each told its failures so far.
+    expect(deliveries).toEqual([
+      undefined,
+      ...Array.from({ length: DEFAULT_DELIVERY_LIMIT }, (_, i) => i + 1),
+    ]);
+    expect(fine).toEqual(['r-2#accepted']);
+    expect((await listQueues(prefix)).find((q) => q.name === names.requests)).toMatchObject({
+      type: 'classic',
+    });
   });
 
   it('an outcome consumer that declares the responses queue passively reads it; a plain durable declare is refused', async () => {
