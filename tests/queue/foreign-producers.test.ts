@@ -110,4 +110,26 @@ describe.skipIf(!rabbit.ok)('messages of other producers, without a message id',
       await admin.conn.close();
     }
   });
+
+  it('one whose expiration runs out before a worker takes it is dead-lettered, with reason expired', async () => {
+    const { broker, names } = makeBroker();
+    await broker.start();
+    // No consumer yet: the message waits in the queue past its expiration.
+    await publishBare(names.requests, ['{"request_key":"late"}'], { expiration: '1' });
+    const admin = await openAdmin();
+    try {
+      const ch = await admin.channel();
+      await eventually(
+        async () => (await ch.checkQueue(names.deadLetter)).messageCount === 1,
+        'the expired message in the dead-letter queue',
+      );
+      const dead = await ch.get(names.deadLetter, { noAck: true });
+      const deaths = dead && (dead.properties.headers?.['x-death'] as { reason: string; queue: string }[]);
+      expect(deaths && deaths[0]).toMatchObject({ reason: 'expired', queue: names.requests });
+      expect(dead && JSON.parse(dead.content.toString())).toEqual({ request_key: 'late' });
+      expect((await ch.checkQueue(names.requests)).messageCount).toBe(0);
+    } finally {
+      await admin.conn.close();
+    }
+  });
 });
