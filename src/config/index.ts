@@ -339,12 +339,14 @@ const schema = z.object({
       })
       .optional(),
   ),
+  // The scheme and host in any case (RFC 3986 3.1, 3.2.2): HTTPS://Shop.Example.com names the origin a browser
+  // sends as https://shop.example.com (corsMiddleware compares serialized origins).
   CORS_ORIGINS: z.preprocess(
     blankToUndefined,
     z
       .string()
       .regex(
-        /^https?:\/\/[^\s,/]+(,\s*https?:\/\/[^\s,/]+)*$/,
+        /^https?:\/\/[^\s,/]+(,\s*https?:\/\/[^\s,/]+)*$/i,
         'must be a comma-separated list of origins such as https://shop.example.com',
       )
       .optional(),

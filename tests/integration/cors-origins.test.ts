@@ -61,3 +61,33 @@ describe('CORS_ORIGINS written otherwise than a browser writes its Origin', () =
     }
   });
 });
+
+describe('CORS_ORIGINS and OWNER_ORIGINS with the scheme in capitals', () => {
+  let svc: TestService;
+
+  beforeAll(async () => {
+    // A URL's scheme and host are case-insensitive (RFC 3986 3.1, 3.2.2): HTTPS://Shop.Example.com is the origin
+    // https://shop.example.com. CORS_ORIGINS took only a lower-case scheme, and the service refused to start.
+    svc = await startTestService('sqlite', {
+      API_AUTH: 'on',
+      CORS_ORIGINS: 'HTTPS://Shop.Example.com',
+      OWNER_ORIGINS: 'partner=HTTP://Partner.Example.NET:8080',
+    });
+  });
+  afterAll(async () => {
+    await svc?.stop();
+  });
+
+  it("allows the browser's Origin of each, and no other", async () => {
+    for (const origin of ['https://shop.example.com', 'http://partner.example.net:8080']) {
+      const pre = await preflight(`${svc.url}/create-checkout-session`, origin);
+      expect(pre.status, origin).toBe(204);
+      expect(pre.headers.get('access-control-allow-origin'), origin).toBe(origin);
+    }
+    for (const origin of ['http://shop.example.com', 'https://partner.example.net:8080']) {
+      const other = await preflight(`${svc.url}/create-checkout-session`, origin);
+      expect(other.status, origin).toBe(403);
+      expect(other.headers.get('access-control-allow-origin'), origin).toBeNull();
+    }
+  });
+});

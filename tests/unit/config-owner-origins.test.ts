@@ -33,6 +33,10 @@ describe('OWNER_ORIGINS', () => {
     expect(
       owners('shop=https://Shop.Example.com:443,http://shop.example.com:80,https://shop.example.com'),
     ).toEqual({ shop: ['https://shop.example.com', 'http://shop.example.com'] });
+    // The scheme too is case-insensitive (RFC 3986 3.1).
+    expect(owners('shop=HTTPS://SHOP.EXAMPLE.COM,Http://Shop.Example.com:8080')).toEqual({
+      shop: ['https://shop.example.com', 'http://shop.example.com:8080'],
+    });
   });
 
   it('adds every origin it lists to those browsers may call from', () => {
@@ -76,5 +80,22 @@ describe('OWNER_ORIGINS', () => {
     }
     // Reported with the other problems of the same start.
     expect(problemsOf({ OWNER_ORIGINS: 'shop', CORS_ORIGINS: 'nope' })).toHaveLength(2);
+  });
+});
+
+describe('CORS_ORIGINS', () => {
+  it('takes the scheme and host in any case (RFC 3986 3.1, 3.2.2): they name the origin a browser writes', () => {
+    expect(problemsOf({ CORS_ORIGINS: 'HTTPS://Shop.Example.com' })).toEqual([]);
+    expect(problemsOf({ CORS_ORIGINS: 'https://shop.example.com, Http://LOCALHOST:8080' })).toEqual([]);
+    // Still origins only, in any case.
+    for (const value of [
+      'FTP://shop.example.com',
+      'HTTPS://shop.example.com/cart',
+      'HTTPS:shop.example.com',
+    ]) {
+      expect(problemsOf({ CORS_ORIGINS: value }), value).toEqual([
+        'CORS_ORIGINS: must be a comma-separated list of origins such as https://shop.example.com',
+      ]);
+    }
   });
 });
