@@ -43,19 +43,55 @@ function money(amount: number, currency: string): string {
 const PAGE_HEADERS: Readonly<Record<string, string>> = {
   'Content-Type': 'text/html; charset=utf-8',
   'Cache-Control': 'no-store',
-  'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
 };
 
-function page(status: number, title: string, content: string): PageResponse {
+/**
+ * default-src covers neither base-uri nor form-action: markup injected into the page could otherwise set a <base>
+ * that moves where the form posts, or add a form of its own that sends the customer's details to another site.
+ * The page's own form posts to the sandbox ('self'), but Chromium applies form-action to the redirects that follow
+ * a form's submission too, and Pay answers 303 to the shop's success_url: with 'self' alone the payment was made
+ * and the customer left on a blank refusal. So a session's page also allows its success_url's origin
+ * (formActionSources).
+ */
+function contentSecurityPolicy(formAction: readonly string[]): string {
+  return (
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; " +
+    `form-action ${["'self'", ...formAction].join(' ')}`
+  );
+}
+
+/**
+ * Where the page's form may lead besides the sandbox itself: the origin of the session's success_url, written as
+ * a CSP source. A URL's host may hold characters that mean something in a policy (`https://a;b` parses, and a
+ * host with `;` would start a directive of its own), and CSP has no way to write an IPv6 address: for any such
+ * host the success_url's scheme (`https:`) is given instead, which lets the redirect through.
+ */
+function formActionSources(session: CheckoutSessionObject): string[] {
+  let url: URL;
+  try {
+    url = new URL(successLocation(session));
+  } catch {
+    return [];
+  }
+  if (!/^[a-z0-9.-]+$/.test(url.hostname)) return [url.protocol];
+  return [url.origin];
+}
+
+function page(
+  status: number,
+  title: string,
+  content: string,
+  formAction: readonly string[] = [],
+): PageResponse {
   const body =
     `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
     `<meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(title)}</title>` +
     `<style>${STYLE}</style></head><body><main>${content}</main></body></html>`;
   return {
     status,
-    headers: { ...PAGE_HEADERS },
+    headers: { ...PAGE_HEADERS, 'Content-Security-Policy': contentSecurityPolicy(formAction) },
     body,
   };
 }
@@ -129,6 +165,7 @@ function renderSessionPage(
     status,
     'Pay · Stripe sandbox',
     `${summary}${error}${form}${cancel}<p class="note">Offline Stripe sandbox: no real card is charged.</p>`,
+    formActionSources(session),
   );
 }
 
