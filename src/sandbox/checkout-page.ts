@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { getSession, payCheckoutSession, refreshExpiry, sessionExtras } from './checkout-sessions.js';
 import type { SandboxContext } from './context.js';
 import { formatAmount } from './currencies.js';
@@ -198,6 +199,37 @@ export function checkoutPageGet(ctx: SandboxContext, sessionId: string): PageRes
  */
 function successLocation(session: CheckoutSessionObject): string {
   return new URL(session.success_url.split('{CHECKOUT_SESSION_ID}').join(session.id)).href;
+}
+
+/**
+ * Whether a POST to the page was sent by another origin's page: a form there that posts to the checkout (the
+ * session's id is in its URL, which reaches the shop's pages and logs) would pay with the customer's browser, which
+ * reaches a sandbox on loopback that the other site cannot. The browser says where the form was: `Sec-Fetch-Site`
+ * (its own verdict, trusted as it is: a proxy that rewrites `Host` does not change it), else `Origin` (`null` from
+ * a sandboxed frame or a data: URL), compared with the `Host` the request names. Test code and curl send neither,
+ * and are answered.
+ */
+export function postedFromElsewhere(headers: IncomingHttpHeaders): boolean {
+  const site = headers['sec-fetch-site'];
+  if (site !== undefined) return site !== 'same-origin' && site !== 'none';
+  if (headers.origin === undefined) return false;
+  try {
+    const origin = new URL(headers.origin);
+    return new URL(`${origin.protocol}//${headers.host ?? ''}`).host !== origin.host;
+  } catch {
+    return true;
+  }
+}
+
+/** The answer to a form another site's page sent (postedFromElsewhere): nothing paid, and the way to the page. */
+export function postedFromElsewherePage(sessionId: string): PageResponse {
+  return page(
+    403,
+    'Payment not accepted',
+    `<h1>Payment not accepted</h1><p id="status">This payment form was sent from another site, so nothing was ` +
+      `charged. To pay, open the checkout page itself.</p>` +
+      `<p><a id="return" href="/checkout/${encodeURIComponent(sessionId)}">Open the checkout page</a></p>`,
+  );
 }
 
 /** The Pay button: 303 to `success_url` on success, the page again with the error otherwise. */

@@ -1,7 +1,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { checkoutPageGet, checkoutPagePost, type PageResponse } from './checkout-page.js';
+import {
+  checkoutPageGet,
+  checkoutPagePost,
+  postedFromElsewhere,
+  postedFromElsewherePage,
+  type PageResponse,
+} from './checkout-page.js';
 import type { RequestInfo, RouteResult, SandboxContext } from './context.js';
 import { parseFaultConfig, type FaultConfig, type FaultInjector } from './faults.js';
 import { parseForm, type FormObject } from './form-parser.js';
@@ -519,6 +525,7 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
   }
 
   function handleCheckout(
+    req: IncomingMessage,
     res: ServerResponse,
     requestId: string,
     method: string,
@@ -529,6 +536,7 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
     const id = segments?.length === 2 ? (segments[1] ?? '') : '';
     if (method === 'GET' || method === 'HEAD') return sendPage(res, requestId, checkoutPageGet(ctx, id));
     if (method === 'POST') {
+      if (postedFromElsewhere(req.headers)) return sendPage(res, requestId, postedFromElsewherePage(id));
       return sendPage(res, requestId, checkoutPagePost(ctx, id, body.tooLarge ? '\u0000' : body.text));
     }
     res.writeHead(405, {
@@ -567,7 +575,7 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
       }
       return handleControl(res, requestId, method, pathname, body);
     }
-    if (pathname.startsWith('/checkout/')) return handleCheckout(res, requestId, method, pathname, body);
+    if (pathname.startsWith('/checkout/')) return handleCheckout(req, res, requestId, method, pathname, body);
     return handleApi(req, res, requestId, method, pathname, query, body);
   }
 

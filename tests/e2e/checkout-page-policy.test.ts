@@ -1,11 +1,13 @@
 /**
  * The sandbox's hosted checkout page in Chromium against what another site, or markup injected into the page, can
- * make it do: its form posts only to the sandbox itself, and Pay still leads on to the shop's success_url.
+ * make it do: its form posts only to the sandbox itself, and Pay still leads on to the shop's success_url; a form
+ * on another site that posts to it pays nothing.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { escapeHtml } from '../../src/sandbox/checkout-page.js';
 import { postJson } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { chromiumAvailable, launchChromium, watchPageErrors } from './browser.js';
@@ -137,5 +139,28 @@ describe.skipIf(!haveChromium)("the hosted checkout page's form, in Chromium", (
     })()`);
     expect(await Promise.race([refused, attacker.posted])).toBe('refused: form-action');
     expect(attacker.requests.filter((r) => r.startsWith('POST'))).toEqual([]);
+  }, 60_000);
+
+  it('a form on another site that posts to the page is refused and pays nothing', async () => {
+    const session = await createSession();
+    // What a customer lured onto another site's page gets: a form that submits itself to the checkout.
+    attacker.html =
+      `<!doctype html><title>prize</title><form id="f" method="post" action="${escapeHtml(session.url)}">` +
+      `<input name="email" value="victim@example.com"><input name="payment_method" value="pm_card_visa">` +
+      `</form><script>document.getElementById('f').submit()</script>`;
+    const answer = page.waitForResponse((r) => r.url() === session.url && r.request().method() === 'POST');
+    await page.goto(`${attacker.url}/prize`);
+    const refused = await answer;
+    expect(refused.status()).toBe(403);
+    await page.waitForURL(session.url);
+    expect(await page.locator('#status').textContent()).toMatch(/another site/);
+    expect(await stateAtStripe(session.id)).toEqual({ status: 'open', payment_status: 'unpaid' });
+
+    // The customer who then opens the page itself can still pay.
+    await page.goto(session.url);
+    await page.getByLabel('Email').fill('customer@example.com');
+    await page.locator('#pay').click();
+    await page.waitForURL((u) => u.origin === shop.url && u.pathname === '/thanks');
+    expect(await stateAtStripe(session.id)).toEqual({ status: 'complete', payment_status: 'paid' });
   }, 60_000);
 });

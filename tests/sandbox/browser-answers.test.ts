@@ -1,6 +1,6 @@
 /**
  * What the sandbox answers a browser with: the hosted checkout page's form may post only to the sandbox and lead
- * on only to the session's success_url.
+ * on only to the session's success_url, and a form another site's page posts to the checkout is refused.
  */
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,14 @@ const session = (success_url = 'https://shop.example/thanks?session={CHECKOUT_SE
     ],
   });
 
+const pay = (url: string, headers: Record<string, string> = {}) =>
+  fetch(url, {
+    method: 'POST',
+    headers,
+    body: new URLSearchParams({ email: 'ann@example.com', payment_method: 'pm_card_visa' }),
+    redirect: 'manual',
+  });
+
 describe("the checkout page's Content-Security-Policy", () => {
   const formAction = async (success_url?: string) => {
     const open = await session(success_url);
@@ -42,5 +50,51 @@ describe("the checkout page's Content-Security-Policy", () => {
     // A host may hold `;` and `'`, which would end the directive and start one of the URL's choosing.
     expect(await formAction("https://a;script-src'unsafe-inline'/ok")).toBe("'self' https:");
     expect(await formAction('http://[::1]:8080/ok')).toBe("'self' http:");
+  });
+});
+
+describe('a form posted to the checkout page from another origin', () => {
+  it('is refused with a page that says so, and pays nothing', async () => {
+    const cases: Record<string, string>[] = [
+      { origin: 'https://evil.example' },
+      { origin: 'null' },
+      { origin: `http://127.0.0.1:${sandbox.port + 1}` },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+      { 'sec-fetch-site': 'same-site', origin: sandbox.url },
+    ];
+    for (const headers of cases) {
+      const open = await session();
+      const res = await pay(open.url!, headers);
+      const what = JSON.stringify(headers);
+      expect(res.status, what).toBe(403);
+      expect(res.headers.get('content-type'), what).toBe('text/html; charset=utf-8');
+      expect(res.headers.get('location'), what).toBeNull();
+      expect(await res.text(), what).toContain(
+        'This payment form was sent from another site, so nothing was charged',
+      );
+      const after = await stripe.checkout.sessions.retrieve(open.id);
+      expect([after.status, after.payment_status, after.payment_intent], what).toEqual([
+        'open',
+        'unpaid',
+        null,
+      ]);
+    }
+  });
+
+  it('is answered when it comes from the page itself, or from no page (test code, curl)', async () => {
+    const cases: Record<string, string>[] = [
+      {},
+      { origin: sandbox.url },
+      { 'sec-fetch-site': 'same-origin', origin: sandbox.url },
+      // A proxy in front that rewrites Host: the browser's own verdict stands.
+      { 'sec-fetch-site': 'same-origin', origin: 'https://pay.example' },
+    ];
+    for (const headers of cases) {
+      const open = await session();
+      const res = await pay(open.url!, headers);
+      expect(res.status, JSON.stringify(headers)).toBe(303);
+      expect((await stripe.checkout.sessions.retrieve(open.id)).payment_status).toBe('paid');
+    }
   });
 });
