@@ -211,6 +211,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     });
     socket.end(
       `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        'X-Content-Type-Options: nosniff\r\n' +
         `Request-Id: req_${ids.random(14)}\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );

@@ -581,6 +581,9 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
 
   return (req, res) => {
     const requestId = `req_${ctx.ids.random(14)}`;
+    // On every answer, as on the service's own (src/http/api-headers.ts): a browser that sniffed a JSON answer
+    // quoting what a request sent (an unknown path, an email) as HTML would run it as the sandbox's own page.
+    res.setHeader('X-Content-Type-Options', 'nosniff');
     handle(req, res, requestId).catch((err: unknown) => {
       logger.error({ err, requestId }, 'sandbox failed to handle a request');
       if (!res.headersSent) {

@@ -1,10 +1,12 @@
 /**
- * What the sandbox answers a browser with: the hosted checkout page's form may post only to the sandbox and lead
- * on only to the session's success_url, and a form another site's page posts to the checkout is refused.
+ * What the sandbox answers a browser with: every answer says it is what its Content-Type says (nosniff), the hosted
+ * checkout page's form may post only to the sandbox and lead on only to the session's success_url, and a form
+ * another site's page posts to the checkout is refused.
  */
 import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSandbox, stripeFor, type Sandbox } from './helpers/fixtures.js';
+import { sendRaw } from '../helpers/raw-http.js';
+import { startSandbox, stripeFor, TEST_KEY, type Sandbox } from './helpers/fixtures.js';
 
 let sandbox: Sandbox;
 let stripe: Stripe;
@@ -32,6 +34,41 @@ const pay = (url: string, headers: Record<string, string> = {}) =>
     body: new URLSearchParams({ email: 'ann@example.com', payment_method: 'pm_card_visa' }),
     redirect: 'manual',
   });
+
+describe('X-Content-Type-Options: nosniff', () => {
+  it('is on every answer: the API, its errors, the control API, the checkout page, refusals', async () => {
+    const open = await session();
+    const auth = { authorization: `Bearer ${TEST_KEY}` };
+    const answers: [string, Response][] = [
+      ['API 200', await fetch(`${sandbox.url}/v1/checkout/sessions/${open.id}`, { headers: auth })],
+      ['API 401', await fetch(`${sandbox.url}/v1/checkout/sessions/${open.id}`)],
+      ['API 404', await fetch(`${sandbox.url}/v1/nothing`, { headers: auth })],
+      ['control 200', await fetch(`${sandbox.url}/_sandbox/stats`)],
+      ['control 404', await fetch(`${sandbox.url}/_sandbox/nothing`)],
+      [
+        'control 403',
+        await fetch(`${sandbox.url}/_sandbox/stats`, { headers: { origin: 'https://a.example' } }),
+      ],
+      ['checkout page', await fetch(open.url!)],
+      ['checkout 405', await fetch(open.url!, { method: 'PUT' })],
+    ];
+    for (const [what, res] of answers) {
+      expect(res.headers.get('x-content-type-options'), `${what} (${res.status})`).toBe('nosniff');
+    }
+    expect(answers.map(([, res]) => res.status)).toEqual([200, 401, 404, 200, 404, 403, 200, 405]);
+
+    // fetch sends its own Host: a name other than loopback's (DNS rebinding) is refused before anything else.
+    const misdirected = await sendRaw(
+      sandbox.url,
+      'GET /v1/charges HTTP/1.1\r\nHost: rebound.example\r\nConnection: close\r\n\r\n',
+    );
+    expect(misdirected).toMatch(/^HTTP\/1\.1 421 /);
+    expect(misdirected).toMatch(/^X-Content-Type-Options: nosniff\r$/im);
+    const unparsable = await sendRaw(sandbox.url, 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n');
+    expect(unparsable).toMatch(/^HTTP\/1\.1 400 /);
+    expect(unparsable).toMatch(/^X-Content-Type-Options: nosniff\r$/im);
+  });
+});
 
 describe("the checkout page's Content-Security-Policy", () => {
   const formAction = async (success_url?: string) => {
