@@ -1,7 +1,7 @@
 /**
  * The behaviour both drivers promise, run against the real RabbitMQ and the in-process driver.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ATTEMPT_HEADER,
   BrokerUnavailableError,
@@ -18,12 +18,12 @@ import {
 } from '../../src/queue/index.js';
 import {
   RABBIT_URL,
-  deleteEverything,
   eventually,
   gate,
   probeRabbit,
   topologyFor,
   uniquePrefix,
+  brokersOfFile,
 } from './support/rabbit.js';
 
 const filePrefix = uniquePrefix('contract');
@@ -65,16 +65,7 @@ const drivers: Driver[] = [
   },
 ];
 
-let counter = 0;
-const opened: Broker[] = [];
-
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((broker) => broker.close()));
-});
-
-afterAll(async () => {
-  if (rabbit.ok) await deleteEverything(filePrefix);
-});
+const brokers = brokersOfFile(filePrefix, rabbit);
 
 /** Consumes `queue`, records every delivery, and answers with `decide` (ack by default). */
 async function record<T = unknown>(
@@ -97,10 +88,10 @@ async function record<T = unknown>(
 
 describe.each(drivers)('$kind broker', (driver) => {
   async function startBroker(): Promise<{ broker: Broker; names: TopologyNames; prefix: string }> {
-    const prefix = `${filePrefix}.${driver.kind}.${++counter}`;
+    const prefix = brokers.prefix(driver.kind);
     const names = topologyFor(prefix);
     const broker = driver.make(names, prefix);
-    opened.push(broker);
+    brokers.keep(broker);
     await broker.start();
     return { broker, names, prefix };
   }
@@ -161,7 +152,7 @@ describe.each(drivers)('$kind broker', (driver) => {
     });
 
     it('rejects publishing before start and after close', async () => {
-      const prefix = `${filePrefix}.${driver.kind}.${++counter}`;
+      const prefix = brokers.prefix(driver.kind);
       const names = topologyFor(prefix);
       const broker = driver.make(names, prefix);
       await expect(
@@ -485,7 +476,7 @@ describe.each(drivers)('$kind broker', (driver) => {
   async function depthSeenByAFreshBroker(closed: Broker, names: TopologyNames): Promise<number | null> {
     if (driver.kind === 'memory') return closed.queueDepth(names.requests);
     const fresh = driver.make(names, `${names.requests}.fresh`);
-    opened.push(fresh);
+    brokers.keep(fresh);
     await fresh.start();
     return fresh.queueDepth(names.requests);
   }

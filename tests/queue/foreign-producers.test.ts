@@ -5,34 +5,25 @@
  * id: one a consumer of the dead-letter queue can tell copies apart by, and not one shared by every id-less copy
  * (the publisher holds each copy with the same id, exchange and routing key until the one before is confirmed).
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createRabbitBroker, type Broker, type Delivery } from '../../src/queue/index.js';
+import { describe, expect, it } from 'vitest';
+import { createRabbitBroker, type Delivery } from '../../src/queue/index.js';
 import {
   RABBIT_URL,
-  deleteEverything,
   eventually,
   openAdmin,
   probeRabbit,
   topologyFor,
   uniquePrefix,
+  brokersOfFile,
 } from './support/rabbit.js';
 
 const filePrefix = uniquePrefix('foreign');
 const rabbit = await probeRabbit('messages of other producers');
 
-let counter = 0;
-const opened: Broker[] = [];
-
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((broker) => broker.close()));
-});
-
-afterAll(async () => {
-  if (rabbit.ok) await deleteEverything(filePrefix);
-});
+const brokers = brokersOfFile(filePrefix, rabbit);
 
 function makeBroker() {
-  const prefix = `${filePrefix}.${++counter}`;
+  const prefix = brokers.prefix();
   const names = topologyFor(prefix);
   const broker = createRabbitBroker({
     url: RABBIT_URL,
@@ -41,7 +32,7 @@ function makeBroker() {
     retryDelaysMs: [200, 400],
     connectionName: prefix,
   });
-  opened.push(broker);
+  brokers.keep(broker);
   return { broker, names };
 }
 

@@ -6,39 +6,30 @@
  * "Moving from the Python service" tells such consumers).
  */
 import { pino } from 'pino';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_DELIVERY_LIMIT, createRabbitBroker, type Broker } from '../../src/queue/index.js';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_DELIVERY_LIMIT, createRabbitBroker } from '../../src/queue/index.js';
 import {
   RABBIT_URL,
-  deleteEverything,
   eventually,
   listQueues,
   openAdmin,
   probeRabbit,
   topologyFor,
   uniquePrefix,
+  brokersOfFile,
 } from './support/rabbit.js';
 
 const filePrefix = uniquePrefix('legacy');
 const rabbit = await probeRabbit('queues of the original service', true);
 
-let counter = 0;
-const opened: Broker[] = [];
-
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((broker) => broker.close()));
-});
-
-afterAll(async () => {
-  if (rabbit.ok) await deleteEverything(filePrefix);
-});
+const brokers = brokersOfFile(filePrefix, rabbit);
 
 function startBroker(logs: { level: number; msg?: string; queue?: string }[] = []) {
-  const prefix = `${filePrefix}.${++counter}`;
+  const prefix = brokers.prefix();
   const names = topologyFor(prefix);
   const logger = pino({ level: 'error' }, { write: (line: string) => logs.push(JSON.parse(line)) });
   const broker = createRabbitBroker({ url: RABBIT_URL, topology: names, connectionName: prefix, logger });
-  opened.push(broker);
+  brokers.keep(broker);
   return { broker, names, prefix };
 }
 

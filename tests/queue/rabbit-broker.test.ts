@@ -6,13 +6,12 @@ import { pino } from 'pino';
 import { captureLogger } from '../helpers/log-capture.js';
 import { freePort } from '../helpers/processes.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   BrokerUnavailableError,
   createRabbitBroker,
   deadLetterReason,
   queueFamily,
-  type Broker,
   type Delivery,
   type Outcome,
   type RabbitBrokerOptions,
@@ -20,7 +19,6 @@ import {
 import {
   RABBIT_URL,
   closeConnectionsNamed,
-  deleteEverything,
   eventually,
   gate,
   listExchanges,
@@ -29,24 +27,16 @@ import {
   probeRabbit,
   topologyFor,
   uniquePrefix,
+  brokersOfFile,
 } from './support/rabbit.js';
 
 const filePrefix = uniquePrefix('rabbit');
 const rabbit = await probeRabbit('rabbitmq driver', true);
 
-let counter = 0;
-const opened: Broker[] = [];
-
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((broker) => broker.close()));
-});
-
-afterAll(async () => {
-  if (rabbit.ok) await deleteEverything(filePrefix);
-});
+const brokers = brokersOfFile(filePrefix, rabbit);
 
 function makeBroker(overrides: Partial<RabbitBrokerOptions> = {}) {
-  const prefix = `${filePrefix}.${++counter}`;
+  const prefix = brokers.prefix();
   const names = topologyFor(prefix);
   const broker = createRabbitBroker({
     url: RABBIT_URL,
@@ -57,7 +47,7 @@ function makeBroker(overrides: Partial<RabbitBrokerOptions> = {}) {
     reconnect: { initialDelayMs: 100, maxDelayMs: 1_000 },
     ...overrides,
   });
-  opened.push(broker);
+  brokers.keep(broker);
   return { broker, names, prefix };
 }
 
@@ -374,7 +364,7 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver', () => {
   });
 
   it('keeps working when a queue already exists with other arguments', async () => {
-    const prefix = `${filePrefix}.${++counter}`;
+    const prefix = brokers.prefix();
     const names = topologyFor(prefix);
     const admin = await openAdmin();
     try {
@@ -390,7 +380,7 @@ describe.skipIf(!rabbit.ok)('rabbitmq driver', () => {
       { write: (line: string) => logs.push(JSON.parse(line) as (typeof logs)[0]) },
     );
     const broker = createRabbitBroker({ url: RABBIT_URL, topology: names, connectionName: prefix, logger });
-    opened.push(broker);
+    brokers.keep(broker);
     await broker.start();
     expect(broker.isConnected()).toBe(true);
     // ...and says loudly that the queue is not what the configuration asks for.

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect, type Channel, type ChannelModel } from 'amqplib';
 import { pino } from 'pino';
-import { it } from 'vitest';
+import { afterAll, afterEach, it } from 'vitest';
 import {
   createRabbitBroker,
   type Broker,
@@ -241,4 +241,27 @@ export function gate(): { promise: Promise<void>; open: () => void } {
     open = resolve;
   });
   return { promise, open };
+}
+
+/**
+ * The brokers of one test file: `prefix()` names a fresh topology under `filePrefix` (`part` between, when given),
+ * `keep(broker)` closes it after the test that opened it, and what the file declared is deleted after its last test
+ * (when RabbitMQ was reached at all).
+ */
+export function brokersOfFile(filePrefix: string, rabbit: RabbitProbe) {
+  let counter = 0;
+  const opened: Broker[] = [];
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((broker) => broker.close()));
+  });
+  afterAll(async () => {
+    if (rabbit.ok) await deleteEverything(filePrefix);
+  });
+  return {
+    prefix: (part?: string) => `${filePrefix}.${part === undefined ? '' : `${part}.`}${++counter}`,
+    keep<B extends Broker>(broker: B): B {
+      opened.push(broker);
+      return broker;
+    },
+  };
 }
