@@ -8,7 +8,7 @@ import * as z from 'zod';
 import { parseProvisionedKeys, validateOwner, type ProvisionedKey } from '../auth/api-keys.js';
 import { parseAllowedHosts } from '../http/loopback-host.js';
 import { scrubSecrets } from '../logger.js';
-import { parseOwnerOrigins, type OwnerOrigins } from './owner-origins.js';
+import { parseOrigin, parseOwnerOrigins, type OwnerOrigins } from './owner-origins.js';
 import { rabbitUrlFromEnv } from '../queue/rabbit-url.js';
 import { parseWebhookSecrets } from '../webhooks/signing-secrets.js';
 
@@ -349,6 +349,18 @@ const schema = z.object({
         /^https?:\/\/[^\s,/]+(,\s*https?:\/\/[^\s,/]+)*$/i,
         'must be a comma-separated list of origins such as https://shop.example.com',
       )
+      // Each as a browser writes it in Origin, or refused naming it: the regex let through a user name (the URL
+      // parser cut it off, so another origin was allowed than the one written) and a port that is no number
+      // (kept as written, it matched no browser's Origin), as OWNER_ORIGINS does not.
+      .transform((v, ctx) => {
+        const raw = v.split(',').map((o) => o.trim());
+        try {
+          return [...new Set(raw.map((o, i) => parseOrigin(o, `origin ${i + 1} of ${raw.length}`)))];
+        } catch (err) {
+          ctx.addIssue((err as Error).message);
+          return z.NEVER;
+        }
+      })
       .optional(),
   ),
   // Each owner's origins (see parseOwnerOrigins); names the entry at fault.
@@ -595,10 +607,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       enabled: authEnabled,
       provisionedKeys,
       corsOrigins: [
-        ...new Set([
-          ...(e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()) : []),
-          ...[...(e.OWNER_ORIGINS?.values() ?? [])].flat(),
-        ]),
+        ...new Set([...(e.CORS_ORIGINS ?? []), ...[...(e.OWNER_ORIGINS?.values() ?? [])].flat()]),
       ],
       ownerOrigins: e.OWNER_ORIGINS ?? null,
       rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,

@@ -11,8 +11,11 @@ export type OwnerOrigins = ReadonlyMap<string, readonly string[]>;
 
 const EXAMPLE = 'shop=https://shop.example.com,https://www.shop.example.com rival=https://rival.example.org';
 
-/** An origin as the URL standard serializes it (what a browser's `Origin` and a redirect URL's origin are). */
-function parseOrigin(raw: string, which: string): string {
+/**
+ * An origin as the URL standard serializes it (what a browser's `Origin` and a redirect URL's origin are); throws an
+ * Error starting with `which` for anything else (a path, a user name, a port that is no number).
+ */
+export function parseOrigin(raw: string, which: string): string {
   if (raw === '') {
     throw new Error(
       `${which} has an empty origin: separate an owner's origins with single commas (no spaces), with nothing after the last`,

@@ -98,4 +98,30 @@ describe('CORS_ORIGINS', () => {
       ]);
     }
   });
+
+  it('refuses what is no origin though it looks like one, naming it, as OWNER_ORIGINS does', () => {
+    // A user name (cut off by the URL parser: the origin allowed would be another than the one written), a port
+    // that is no number (kept as written, it matched no browser's Origin), a query, a fragment.
+    for (const value of [
+      'https://user@shop.example.com',
+      'https://user:pass@shop.example.com',
+      'https://shop.example.com:port',
+      'https://shop.example.com?x=1',
+      'https://shop.example.com#top',
+      'https://shop.example.com,https://a:b',
+    ]) {
+      const problems = problemsOf({ CORS_ORIGINS: value });
+      expect(problems, value).toHaveLength(1);
+      expect(problems[0], value).toMatch(
+        /^CORS_ORIGINS: .* is not an origin: give a scheme, host and port only/,
+      );
+    }
+  });
+
+  it('is kept as browsers write origins: lower-case, no default port, each once', () => {
+    expect(
+      auth({ CORS_ORIGINS: 'HTTPS://Shop.Example.com:443, http://localhost:80,https://shop.example.com' })
+        .corsOrigins,
+    ).toEqual(['https://shop.example.com', 'http://localhost']);
+  });
 });
