@@ -850,15 +850,23 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
     async takeBackAttempt(requestId, attempts) {
       const result = await db
         .updateTable('refunds')
-        .set((eb) => ({
-          status: eb
-            .case()
-            .when(eb.and([eb('mode', '=', 'async'), eb('attempts', '=', 1)]))
-            .then('queued')
-            .else(eb.ref('status'))
-            .end(),
-          attempts: eb('attempts', '-', 1),
-        }))
+        .set((eb) => {
+          // An async refund's first attempt goes back to `queued`: a change GET /refund-status shows, dated after the
+          // attempt it takes back (it showed `processing` at that time). Otherwise the refund stays `processing` and
+          // keeps its time, by which a synchronous retry judges the attempt idle (beginAttemptFrom).
+          const backToQueued = eb.and([eb('mode', '=', 'async'), eb('attempts', '=', 1)]);
+          return {
+            status: eb.case().when(backToQueued).then('queued').else(eb.ref('status')).end(),
+            attempts: eb('attempts', '-', 1),
+            updated_at: eb
+              .case()
+              .when(backToQueued)
+              .then(changedAt())
+              .else(eb.ref('updated_at'))
+              .end()
+              .$castTo<string>(),
+          };
+        })
         .where('request_id', '=', requestId)
         .where('attempts', '=', attempts)
         .where('status', '=', 'processing')

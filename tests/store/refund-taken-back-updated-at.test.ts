@@ -14,7 +14,7 @@
  * synchronous retry judge the attempt idle (see beginAttemptFrom).
  */
 import { expect, it } from 'vitest';
-import { describeStore, uid } from '../store/harness.js';
+import { describeStore, uid } from './harness.js';
 
 describeStore('an attempt taken back moves the refund back to queued', (h) => {
   it('is dated after the attempt it took back, as every other change of a refund is', async () => {
