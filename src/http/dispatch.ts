@@ -67,12 +67,58 @@ interface Reply {
 
 export function sendReply(res: Response, reply: Reply) {
   if (res.headersSent) return; // a timeout answered already
-  for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
+  if (reply.headers) for (const k in reply.headers) res.setHeader(k, reply.headers[k]!);
   if (reply.body === undefined) res.status(reply.status).end();
   else if (typeof reply.body === 'string') {
     if (!res.getHeader('content-type')) res.type('text/plain');
     res.status(reply.status).send(reply.body);
-  } else res.status(reply.status).json(reply.body);
+  } else if (!sendJson(res, reply.status, reply.body)) res.status(reply.status).json(reply.body);
+}
+
+/** What res.json's Content-Type becomes (mime-types' contentType of 'application/json'). */
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * Writes a JSON answer as res.json writes it (the same Content-Type, Content-Length in bytes, no body for HEAD),
+ * without res.json's and res.send's work: each looks the app's settings up, sets Content-Type twice (parsing it
+ * and looking the charset up each time) and checks the request's freshness. Only for an answer res.json would
+ * write so: the app has no JSON settings nor ETags (buildApp), the answer no Content-Type yet, its status has a
+ * body, and the request is not conditional (res.send could answer it 304). Anything else answers false, and
+ * res.json writes it.
+ */
+function sendJson(res: Response, status: number, body: unknown): boolean {
+  const req = res.req;
+  if (
+    status < 200 ||
+    status === 204 ||
+    status === 205 ||
+    status === 304 ||
+    req.headers['if-none-match'] !== undefined ||
+    req.headers['if-modified-since'] !== undefined ||
+    res.hasHeader('content-type') ||
+    res.hasHeader('transfer-encoding') ||
+    !plainJsonApp(res.app)
+  )
+    return false;
+  const json = JSON.stringify(body);
+  if (typeof json !== 'string') return false;
+  res.status(status);
+  res.setHeader('Content-Type', JSON_CONTENT_TYPE);
+  res.setHeader('Content-Length', Buffer.byteLength(json));
+  // As res.send: HEAD is routed as GET (buildApp), and Node leaves a HEAD answer's body out itself.
+  if (req.method === 'HEAD') res.end();
+  else res.end(json, 'utf8');
+  return true;
+}
+
+/** Whether res.json would write the answer as sendJson does: the app has no JSON settings and no ETags. */
+function plainJsonApp(app: Response['app']): boolean {
+  return (
+    !app.get('json replacer') &&
+    !app.get('json spaces') &&
+    !app.get('json escape') &&
+    typeof app.get('etag fn') !== 'function'
+  );
 }
 
 /** Stable JSON (sorted keys) so the same body always hashes the same. */
