@@ -45,6 +45,59 @@ export interface AdmissionOptions {
   readonly fullDetail?: string;
 }
 
+interface Counts {
+  inFlight: number;
+  readonly byClient: Map<string, number>;
+}
+
+/**
+ * One request's place under a cap, taken when it is made. Its response's 'close' releases it, and so does each
+ * hold (a handler's work) when it ends: the place is left once all have. A class rather than closures made for
+ * each request: the bundle names every such closure (esbuild's keepNames), a defineProperty each.
+ */
+class Place {
+  #holds = 1;
+  constructor(
+    private readonly counts: Counts,
+    private readonly client: string | undefined,
+  ) {
+    this.#enter();
+  }
+
+  #enter(): void {
+    this.counts.inFlight++;
+    const { client, counts } = this;
+    if (client !== undefined) counts.byClient.set(client, (counts.byClient.get(client) ?? 0) + 1);
+  }
+
+  #leave(): void {
+    this.counts.inFlight--;
+    const { client, counts } = this;
+    if (client === undefined) return;
+    const left = (counts.byClient.get(client) ?? 1) - 1;
+    if (left === 0) counts.byClient.delete(client);
+    else counts.byClient.set(client, left);
+  }
+
+  release(): void {
+    if (--this.#holds === 0) this.#leave();
+  }
+
+  /** Holds the place (and the outer caps' `outer` gives) until the returned function is called. */
+  hold(outer: (() => () => void) | undefined): () => void {
+    const releaseOuter = outer?.();
+    // A handler starting after the answer went out counts again for as long as it runs.
+    if (this.#holds++ === 0) this.#enter();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.release();
+      releaseOuter?.();
+    };
+  }
+}
+
 /**
  * `max` 0 is no cap on all requests together (then only `perClient` shares, if any, are kept to). Paths in `exempt`
  * (the probes, a metrics scrape) are always admitted and not counted: an orchestrator must see a busy process as
@@ -56,8 +109,7 @@ export function admission(
   exempt: ReadonlySet<string>,
   { perClient, fullDetail = SERVICE_FULL }: AdmissionOptions = {},
 ): Admission {
-  let inFlight = 0;
-  const byClient = new Map<string, number>();
+  const counts: Counts = { inFlight: 0, byClient: new Map() };
   const middleware: RequestHandler = (req, res, next) => {
     // As routed: a probe set up as /healthz/ is GET /healthz, and was refused 503 under load.
     // A request answered (by the timeout) or given up by its client before it got here, while its key was looked
@@ -72,8 +124,8 @@ export function admission(
       return;
     }
     const client = perClient?.keyOf(req);
-    const full = max > 0 && inFlight >= max;
-    if (full || (client !== undefined && (byClient.get(client) ?? 0) >= perClient!.max)) {
+    const full = max > 0 && counts.inFlight >= max;
+    if (full || (client !== undefined && (counts.byClient.get(client) ?? 0) >= perClient!.max)) {
       sendProblem(res, {
         status: 503,
         body: problemBody(503, {
@@ -87,40 +139,14 @@ export function admission(
       });
       return;
     }
-    const enter = () => {
-      inFlight++;
-      if (client !== undefined) byClient.set(client, (byClient.get(client) ?? 0) + 1);
-    };
-    const leave = () => {
-      inFlight--;
-      if (client === undefined) return;
-      const left = (byClient.get(client) ?? 1) - 1;
-      if (left === 0) byClient.delete(client);
-      else byClient.set(client, left);
-    };
-    enter();
-    let holds = 1;
-    const release = () => {
-      if (--holds === 0) leave();
-    };
+    const place = new Place(counts, client);
     // A request can pass more than one cap (all requests, then webhooks): a hold holds it in each.
     const outer = (req as Admitted)[HOLD];
-    (req as Admitted)[HOLD] = () => {
-      const releaseOuter = outer?.();
-      // A handler starting after the answer went out counts again for as long as it runs.
-      if (holds++ === 0) enter();
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        release();
-        releaseOuter?.();
-      };
-    };
-    res.on('close', release); // emitted once (see request-log.ts)
+    (req as Admitted)[HOLD] = () => place.hold(outer);
+    res.on('close', () => place.release()); // emitted once (see request-log.ts)
     next();
   };
-  return { middleware, inFlight: () => inFlight };
+  return { middleware, inFlight: () => counts.inFlight };
 }
 
 /** Keeps the request counted until the returned function is called (a handler's work). */

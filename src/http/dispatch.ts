@@ -49,8 +49,16 @@ export function contextOf(req: Request): RequestContext {
     caller: (req as Request & { caller?: Caller }).caller ?? ANONYMOUS,
     idempotencyKey: key === undefined ? undefined : key,
     keyCheckFailure: keyCheckFailure(req),
-    noteRefundRequestId: (id) => noteGeneratedRefundId(req, id),
+    noteRefundRequestId: refundIdNoter(req),
   };
+}
+
+/**
+ * Made apart so that the function is anonymous: the bundle (esbuild's keepNames) gives a function literal named by
+ * its property a defineProperty on every request.
+ */
+function refundIdNoter(req: Request): (id: string) => void {
+  return (id) => noteGeneratedRefundId(req, id);
 }
 
 export function operationIdOf(req: Request): OperationId | undefined {
