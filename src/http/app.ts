@@ -347,7 +347,8 @@ export function buildApp(deps: AppDeps): Express {
   );
   app.use(keyCheckFailures);
   app.use(refuseLoneSurrogates);
-  app.use(rateLimitMiddleware(auth?.rateLimitPerMinute ?? 0));
+  const rateLimit = rateLimitMiddleware(auth?.rateLimitPerMinute ?? 0);
+  if (rateLimit) app.use(rateLimit);
   app.use(
     dispatch(handlers, {
       ...(deps.store ? { idempotency: deps.store.idempotency } : {}),

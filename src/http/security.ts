@@ -457,8 +457,9 @@ export const PUBLISHABLE_KEY_CLIENTS = 5;
 
 type Limited = Request & { rateLimit?: { resetTime?: Date }; publishableRateLimit?: { resetTime?: Date } };
 
-export function rateLimitMiddleware(perMinute: number): RequestHandler {
-  if (perMinute <= 0) return (_req, _res, next) => next();
+/** Null when there is no limit (RATE_LIMIT_PER_MINUTE=0): nothing to mount, so requests pass no layer for it. */
+export function rateLimitMiddleware(perMinute: number): RequestHandler | null {
+  if (perMinute <= 0) return null;
   const skip = (req: Request) =>
     UNLIMITED_OPERATIONS.has((req as WithCaller).openapi?.schema?.operationId ?? '');
   const perCaller = rateLimit({
