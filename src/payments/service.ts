@@ -291,6 +291,33 @@ async function createWithMetadata<T>(
   }
 }
 
+/**
+ * What POST /payment-intent asks Stripe to create, with `sent` as its metadata. A function of the module rather than
+ * a closure made for each request: the bundle names every such closure (esbuild's keepNames), a defineProperty each.
+ */
+function intentCreateParams(
+  input: PaymentIntentInput,
+  sent: Record<string, string> | undefined,
+): Stripe.PaymentIntentCreateParams {
+  return {
+    amount: input.amount,
+    currency: input.currency,
+    ...(sent ? { metadata: sent } : {}),
+    ...(input.description ? { description: input.description } : {}),
+    ...(input.receipt_email ? { receipt_email: input.receipt_email } : {}),
+    // Card only, so that confirming needs no return_url. The pinned API version (2026-10-28.endive) refuses
+    // payment_method_types (400 payment_method_types_no_longer_supported, since 2026-09-30.endive);
+    // allowed_payment_method_types takes its place.
+    ...(input.payment_method
+      ? {
+          payment_method: input.payment_method,
+          allowed_payment_method_types: ['card'],
+          confirm: input.confirm ?? false,
+        }
+      : { automatic_payment_methods: { enabled: true } }),
+  };
+}
+
 /** The owner an intent's or session's metadata names (OWNER_METADATA_KEY), '' when none. */
 function ownerNamedBy(object: { metadata: Stripe.Metadata | null } | null | undefined): string {
   const named = object?.metadata?.[OWNER_METADATA_KEY];
@@ -841,23 +868,6 @@ export function createPaymentsService({
           errors: [{ path: '/body/payment_method', message: 'is required when confirm is true' }],
         });
       }
-      const params = (sent: Record<string, string> | undefined): Stripe.PaymentIntentCreateParams => ({
-        amount: input.amount,
-        currency: input.currency,
-        ...(sent ? { metadata: sent } : {}),
-        ...(input.description ? { description: input.description } : {}),
-        ...(input.receipt_email ? { receipt_email: input.receipt_email } : {}),
-        // Card only, so that confirming needs no return_url. The pinned API version (2026-10-28.endive) refuses
-        // payment_method_types (400 payment_method_types_no_longer_supported, since 2026-09-30.endive);
-        // allowed_payment_method_types takes its place.
-        ...(input.payment_method
-          ? {
-              payment_method: input.payment_method,
-              allowed_payment_method_types: ['card'],
-              confirm: input.confirm ?? false,
-            }
-          : { automatic_payment_methods: { enabled: true } }),
-      });
       const options = {
         idempotencyKey: stripeKey('payment_intent', caller, idempotencyKey),
         ...logContextOptions({ reqId }),
@@ -866,7 +876,8 @@ export function createPaymentsService({
       try {
         // The metadata as taken; as sent too, for a key an earlier version used so (createWithMetadata).
         pi = await createWithMetadata(
-          (sent) => withoutCallSite(() => stripe.paymentIntents.create(params(sent), options)),
+          (sent) =>
+            withoutCallSite(() => stripe.paymentIntents.create(intentCreateParams(input, sent), options)),
           metadata,
           metadataAsSent(given.metadata, owner),
         );
