@@ -91,8 +91,8 @@ const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
  * without res.json's and res.send's work: each looks the app's settings up, sets Content-Type twice (parsing it
  * and looking the charset up each time) and checks the request's freshness. Only for an answer res.json would
  * write so: the app has no JSON settings nor ETags (buildApp), the answer no Content-Type yet, its status has a
- * body, and the request is not conditional (res.send could answer it 304). Anything else answers false, and
- * res.json writes it.
+ * body, the request is not conditional (res.send could answer it 304), and nothing has replaced res.json on this
+ * response. Anything else answers false, and res.json writes it.
  */
 function sendJson(res: Response, status: number, body: unknown): boolean {
   const req = res.req;
@@ -105,6 +105,9 @@ function sendJson(res: Response, status: number, body: unknown): boolean {
     req.headers['if-modified-since'] !== undefined ||
     res.hasHeader('content-type') ||
     res.hasHeader('transfer-encoding') ||
+    // res.json replaced on this response: something checks or changes what it answers (express-openapi-validator's
+    // response validation, VALIDATE_RESPONSES, hooks it so), which writing the answer here would go around.
+    Object.prototype.hasOwnProperty.call(res, 'json') ||
     !plainJsonApp(res.app)
   )
     return false;
