@@ -63,6 +63,8 @@ export function buildOpsApp(deps: OpsAppDeps): Express {
     (operationId: keyof OpsAppDeps['handlers']): RequestHandler =>
     async (req, res, next) => {
       try {
+        // Where the validator would have put it: request logs and metrics label by operationId.
+        (req as { openapi?: unknown }).openapi = { schema: { operationId } };
         // The contract names no query parameter on these: the API's validator refuses the first unknown one with a
         // 400 (a probe or scraper misconfigured against a worker would otherwise pass here and fail on the API).
         const unknown = Object.keys(req.query as object)[0];
@@ -75,8 +77,6 @@ export function buildOpsApp(deps: OpsAppDeps): Express {
           );
           return;
         }
-        // Where the validator would have put it: request logs and metrics label by operationId.
-        (req as { openapi?: unknown }).openapi = { schema: { operationId } };
         // /metrics accepts no key or a valid one ({} or ApiKey); an invalid key leaves the caller anonymous.
         if (security && operationId === 'getMetrics' && req.get('authorization')) {
           await security.ApiKey(req, []).catch(() => false);

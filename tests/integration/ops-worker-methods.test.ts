@@ -82,4 +82,14 @@ describe.skipIf(!(await rabbitAvailable()))('a worker process: other methods on 
       expect(worker).toEqual(fromApi);
     });
   }
+
+  it('counts those 400s under their operation, as the API does', async () => {
+    await (await fetch(`${svc.url}/healthz?verbose=1`)).arrayBuffer();
+    const labelled = async (s: TestService) =>
+      /^payments_http_requests_total\{operation="getHealth",status="400"\} \d+$/m.test(
+        await (await fetch(`${s.url}/metrics`)).text(),
+      );
+    expect(await labelled(api)).toBe(true);
+    expect(await labelled(svc)).toBe(true);
+  });
 });
