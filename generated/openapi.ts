@@ -775,7 +775,10 @@ export interface components {
              *     (unreachable or failing; calls that need it answer their own problem meanwhile).
              */
             degraded?: string[];
-            /** @description Each dependency: `ok`, `down`, or `not_configured`. */
+            /**
+             * @description Each dependency: `ok`, `down`, or `not_configured`. `broker` is `not_configured` in a process with no
+             *     RabbitMQ (embedded mode): its refunds go through the in-process queue, which has no check of its own.
+             */
             checks: {
                 [key: string]: "ok" | "down" | "not_configured";
             };
