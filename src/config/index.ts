@@ -239,7 +239,7 @@ const schema = z.object({
     blankToUndefined,
     z
       .string()
-      .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'must be sqlite:<path> or postgres://...')
+      .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/i, 'must be sqlite:<path> or postgres://...')
       .default('sqlite:./data/payments.db'),
   ),
   DATABASE_POOL_SIZE: int(1, 1000, 10),
@@ -250,7 +250,7 @@ const schema = z.object({
     blankToUndefined,
     z
       .string()
-      .regex(/^amqps?:\/\/.+/, 'must be an amqp:// or amqps:// URL')
+      .regex(/^amqps?:\/\/.+/i, 'must be an amqp:// or amqps:// URL')
       .optional(),
   ),
   RABBITMQ_HOST: str(),
@@ -346,12 +346,13 @@ const schema = z.object({
     z
       .string()
       .regex(
-        /^https?:\/\/[^\s,/]+(,\s*https?:\/\/[^\s,/]+)*$/i,
+        /^https?:\/\/[^\s,]+(,\s*https?:\/\/[^\s,]+)*$/i,
         'must be a comma-separated list of origins such as https://shop.example.com',
       )
       // Each as a browser writes it in Origin, or refused naming it: the regex let through a user name (the URL
       // parser cut it off, so another origin was allowed than the one written) and a port that is no number
-      // (kept as written, it matched no browser's Origin), as OWNER_ORIGINS does not.
+      // (kept as written, it matched no browser's Origin), as OWNER_ORIGINS does not. A path too is refused by
+      // parseOrigin, which names the origin: the regex refused it without saying which.
       .transform((v, ctx) => {
         const raw = v.split(',').map((o) => o.trim());
         try {
@@ -495,7 +496,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   // The drivers parse these as WHATWG URLs when they first connect: a URL they refuse (a port that is not a
   // number, a space in the host, an unencoded "/" or "@" in the password) would otherwise surface as a failed
   // start or, for RabbitMQ, as reconnect attempts that never end. pg reads "user@/db" (no host) as a socket path.
-  if (/^postgres/.test(e.DATABASE_URL) && !isUrl(e.DATABASE_URL.replace('@/', '@localhost/'))) {
+  if (/^postgres/i.test(e.DATABASE_URL) && !isUrl(e.DATABASE_URL.replace('@/', '@localhost/'))) {
     check(
       ['DATABASE_URL'],
       'DATABASE_URL: is not a valid URL: postgres://user:password@host:5432/database, with special characters in the password percent-encoded',

@@ -31,7 +31,9 @@ export function parseOrigin(raw: string, which: string): string {
   if (
     url === null ||
     !/^https?:$/.test(url.protocol) ||
-    !/^https?:\/\/[^\s/?#@]+$/i.test(raw) ||
+    // A backslash too: the URL parser reads it as "/" (https://shop.example.com\evil is https://shop.example.com
+    // with a path), so the origin allowed would not be the text written.
+    !/^https?:\/\/[^\s/\\?#@]+$/i.test(raw) ||
     url.username !== '' ||
     url.password !== ''
   ) {

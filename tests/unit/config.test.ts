@@ -282,6 +282,25 @@ describe('config', () => {
     expect(loadConfig({ RABBITMQ_HOST: '::1' }).rabbitmq.url).toBe('amqp://guest:guest@[::1]:5672');
   });
 
+  it('takes a URL scheme in any case, as the drivers do, and still checks the rest of the URL', () => {
+    // URL schemes are case-insensitive (RFC 3986); amqplib and pg read AMQP:// and POSTGRES:// as the lower-case
+    // ones, and so did the part of the service that picks the driver, but the variables' checks refused them.
+    expect(loadConfig({ RABBITMQ_URL: 'AMQP://guest:guest@127.0.0.1:5672' }).rabbitmq.url).toBe(
+      'AMQP://guest:guest@127.0.0.1:5672',
+    );
+    expect(loadConfig({ RABBITMQ_URL: 'Amqps://rabbit.internal' }).rabbitmq.url).toBe(
+      'Amqps://rabbit.internal',
+    );
+    expect(loadConfig({ DATABASE_URL: 'PostgreSQL://db.internal/payments' }).database.url).toBe(
+      'PostgreSQL://db.internal/payments',
+    );
+    expect(loadConfig({ DATABASE_URL: 'SQLite:./data/x.db' }).database.url).toBe('SQLite:./data/x.db');
+    expect(problemsOf({ DATABASE_URL: 'POSTGRES://payments:hunter2@127.0.0.1:notaport/payments' })).toEqual([
+      expect.stringMatching(/^DATABASE_URL: is not a valid URL/),
+    ]);
+    expect(problemsOf({ RABBITMQ_URL: 'AMQPX://rabbit.internal' })[0]).toMatch(/^RABBITMQ_URL/);
+  });
+
   it('refuses a retry delay the brokers cannot wait, naming WORKER_RETRY_DELAYS_MS', () => {
     expect(loadConfig({ WORKER_RETRY_DELAYS_MS: '1,2147483647' }).worker.retryDelaysMs).toEqual([
       1, 2147483647,
