@@ -182,7 +182,10 @@ export interface RefundsRepo {
     },
     message: (settled: Refund) => NewOutboxMessage,
   ): Promise<{ refund: Refund; outboxId: number } | null>;
-  /** Sets non-status fields. Throws DuplicateKeyError if stripeRefundId is taken. */
+  /**
+   * Sets non-status fields, leaving the row (and its updated_at) as it is when they already hold these values.
+   * Whether the refund exists. Throws DuplicateKeyError if stripeRefundId is taken.
+   */
   patch(requestId: string, fields: RefundFields): Promise<boolean>;
   /**
    * Lowers the amount a refund reserves from `from` to `to` and sets its `metadata` in one conditional UPDATE:
@@ -931,12 +934,22 @@ export function createRefundsRepo(ctx: RepoContext): RefundsRepo {
       const columns = fieldColumns(fields);
       if (Object.keys(columns).length === 0)
         return (await find('request_id', requestId).executeTakeFirst()) !== undefined;
+      // Written only where a field differs: every charge.refunded event re-applies each refund of the charge, and
+      // a refund that ended long ago had its updated_at moved to the event's time with nothing changed.
       const result = await db
         .updateTable('refunds')
         .set({ ...columns, updated_at: changedAt() })
         .where('request_id', '=', requestId)
+        .where((eb) =>
+          eb.or(
+            Object.entries(columns).map(([column, value]) =>
+              eb(column as keyof typeof columns, 'is distinct from', value),
+            ),
+          ),
+        )
         .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
+      if (result.numUpdatedRows > 0n) return true;
+      return (await find('request_id', requestId).executeTakeFirst()) !== undefined;
     },
 
     async lowerAmount(requestId, from, to, metadata) {

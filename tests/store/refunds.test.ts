@@ -171,6 +171,13 @@ describeStore('refunds repository', (h) => {
       status: 'queued',
     });
     expect(await h.store.refunds.patch(r.requestId, {})).toBe(true);
+    // The same values again: the refund exists, and nothing changed, its updated_at included.
+    const unchanged = (await h.store.refunds.get(r.requestId))!;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await h.store.refunds.patch(r.requestId, { stripeRefundId: reId, currency: 'usd' })).toBe(true);
+    expect(await h.store.refunds.get(r.requestId)).toEqual(unchanged);
+    expect(await h.store.refunds.patch(r.requestId, { failureReason: null })).toBe(true);
+    expect((await h.store.refunds.get(r.requestId))!.updatedAt).not.toBe(unchanged.updatedAt);
     expect(await h.store.refunds.patch(uid('req'), { attempts: 3 })).toBe(false);
     expect(await h.store.refunds.incrementAttempts(uid('req'))).toBeNull();
   });
