@@ -1,13 +1,14 @@
 /**
- * Review finding: POST /webhook/ (one trailing slash) through a tunnel is refused 421 host_not_allowed.
+ * POST /webhook/ (one trailing slash) through a tunnel is answered as POST /webhook (it was refused 421 host_not_allowed).
  *
  * README: "One trailing slash is ignored (`/healthz/` is `GET /healthz`)", and a service on loopback without API keys
  * answers any `Host` on POST /webhook, "which answers only what Stripe signed, so a tunnel can forward Stripe's events
  * to it as they are". The webhook route itself takes /webhook/ (a signed event sent there with a loopback Host is
  * stored), and every other check that singles out a path compares it as routed (routedPath: the probes' exemption
- * from the caps, the key requirements). The loopback host check alone compares `req.path === '/webhook'`, so a Stripe
+ * from the caps, the key requirements). The loopback host check alone compared `req.path === '/webhook'`, so a Stripe
  * endpoint set up as `https://<tunnel>/webhook/` gets 421 for every event (a status the webhook's contract does not
  * list), Stripe retries for days and then disables the endpoint, while the same endpoint reached on localhost works.
+ * The check now compares the path as routed.
  */
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
