@@ -1,11 +1,12 @@
 /**
- * Review finding: a lone UTF-16 surrogate sent in a JSON body of another charset than UTF-8 gets past the
- * `invalid_unicode` check, and is answered 502 upstream_error, or 202 for a refund that can never be made.
+ * A lone UTF-16 surrogate sent in a JSON body of another charset than UTF-8 is refused 400 `invalid_unicode`, as
+ * one written as a `\u` escape is. It got past the check, and was answered 502 upstream_error, or 202 for a refund
+ * that could never be made.
  *
  * README (400 row): `invalid_unicode` (a lone UTF-16 surrogate escape in a string); tests/integration/
  * unicode-and-stripe-params.test.ts: such a string "must be refused as a 400 before anything is stored or reserved,
  * not answered 502, and a refund must not be reserved, queued and retried for minutes over it". The check
- * (src/http/well-formed.ts) walks a body only when its raw bytes hold a `\u` escape, taking that "only a `\u` escape
+ * (src/http/well-formed.ts) walked a body only when its raw bytes held a `\u` escape, taking that "only a `\u` escape
  * can make one (bytes that are not UTF-8 decode to U+FFFD)". But body-parser takes every `utf-*` charset the
  * Content-Type names (`application/json; charset=utf-16le`, `charset=utf-7`) and decodes the body with it, and
  * such bytes decode to a lone surrogate without any `\u` escape (UTF-16LE `00 D8`, UTF-7 `+2AA-`). The string then
@@ -14,6 +15,7 @@
  *   unexpectedly"), logged as Stripe's failure;
  * - POST /refund-async: 202 "Refund request queued successfully", the amount reserved, the worker failing on every
  *   try until the refund ends `failed` (`retries_exhausted:unknown`).
+ * A body decoded from any charset but UTF-8 is now always walked.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, paidIntent } from '../helpers/http.js';
@@ -59,6 +61,13 @@ describe('a lone surrogate in a JSON body of another charset than UTF-8', () => 
     expect(res.contentType).toMatch(/^application\/problem\+json/);
     expect(res.json).toMatchObject({ status: 400, code: 'invalid_unicode' });
     expect(res.status).toBe(400);
+  });
+
+  it('POST /payment-intent, UTF-16LE, well-formed text (an emoji): taken as before', async () => {
+    const body = utf16le('{"amount":1000,"currency":"usd","description":"mug \\ud83d\\ude00"}');
+    const res = await post('/payment-intent', body, 'utf-16le');
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ success: true });
   });
 
   it('POST /create-checkout-session, UTF-7, one in a product name: 400 invalid_unicode, not 502', async () => {
