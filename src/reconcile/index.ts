@@ -65,8 +65,17 @@ export interface ReconcileReport {
 }
 
 const PAGE = 200;
-/** Events of a refund's change after its creation (refund.created comes with a refund the window's list holds). */
-const REFUND_CHANGE_EVENT_TYPES = ['refund.updated', 'refund.failed'];
+/**
+ * Events of a refund's change after its creation (refund.created comes with a refund the window's list holds).
+ * charge.refund.updated too: Stripe sends the refund.* events for a refund of a charge (every card refund) only from
+ * API version 2024-10-28.acacia on, so an account on an earlier version learns such a refund's change (a bank sending
+ * it back) from charge.refund.updated alone, as the webhooks do (REFUND_EVENT_TYPES in src/webhooks/apply.ts).
+ */
+const REFUND_CHANGE_EVENT_TYPES: readonly string[] = [
+  'refund.updated',
+  'refund.failed',
+  'charge.refund.updated',
+];
 /** Refunds not final read for the stuck check beyond the window, those unchanged longest first. */
 const STUCK_LIMIT = 1_000;
 
@@ -237,7 +246,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileReport
   }) as AsyncIterable<Stripe.Event>) {
     const id = (ev.data.object as { id?: unknown }).id;
     if (typeof id !== 'string') continue;
-    if (ev.type.startsWith('refund.')) {
+    if (REFUND_CHANGE_EVENT_TYPES.includes(ev.type)) {
       if (!seen.has(id)) changedRefunds.add(id);
     } else if (!comparedPayments.has(id)) changedPayments.add(id);
   }

@@ -1,17 +1,17 @@
 /**
- * Review finding: `npm run reconcile` compares a refund made before its window when Stripe's events of the window
- * say it changed (README: "a refund that failed days after it succeeded ... whose webhook never came, is a
- * `refund_status` ... drift on the next run"). It asks Stripe only for `refund.updated` and `refund.failed` events
- * (REFUND_CHANGE_EVENT_TYPES in src/reconcile/index.ts), not for `charge.refund.updated`.
+ * `npm run reconcile` compares a refund made before its window when Stripe's events of the window say it changed
+ * (README: "a refund that failed days after it succeeded ... whose webhook never came, is a `refund_status` ... drift
+ * on the next run"). It asked Stripe only for `refund.updated` and `refund.failed` events, not for
+ * `charge.refund.updated`.
  *
  * Stripe sends `refund.created`, `refund.updated` and `refund.failed` for a refund of a charge (every card refund)
  * only from API version 2024-10-28.acacia on (docs.stripe.com/changelog/acacia/2024-10-28/refund-webhook-update:
  * "Previously, these events were only sent for refunds without a corresponding charge"). An account on an earlier
  * version learns that a card refund changed, a bank sending it back included, from `charge.refund.updated` alone.
- * The webhook side knows that: README lists `charge.refund.updated` among the events to select, and apply.ts
- * applies it as a refund event. Reconcile does not look at it, so for such an account a refund that succeeded and
- * failed in the window, its webhook lost, stays `succeeded` in the ledger (its amount counted as refunded, so what
- * is left to refund is too small) while every run says "no drift", exit 0.
+ * The webhook side knew that (README lists `charge.refund.updated` among the events to select, and apply.ts applies
+ * it as a refund event); reconcile did not, so for such an account a refund that succeeded and failed in the window,
+ * its webhook lost, stayed `succeeded` in the ledger (its amount counted as refunded) while every run said "no
+ * drift", exit 0. It now reads `charge.refund.updated` too.
  *
  * The sandbox speaks the newest version and sends both; the Stripe client below lists the window's events as Stripe
  * lists them for an account on a version before 2024-10-28.acacia: no refund.* event about a refund of a charge.
