@@ -9,9 +9,9 @@
  * `Accept: application/json` alone is what the clients README tells other teams to generate send: the
  * openapi-generator Python and Java clients pick the first JSON type of an operation's media types
  * (`select_header_accept` / `selectHeaderAccept`), which is the 2xx's `application/json`. So a Python team asking
- * the mock for `Prefer: code=404` on GET /payment-intent/{id} gets `200` and a payment intent; asking for `409` on
+ * the mock for `Prefer: code=404` on GET /payment-intent/{id} got `200` and a payment intent; asking for `409` on
  * POST /refund, a refund that succeeded. The real service ignores `Accept` and answers these statuses as
- * problem+json whatever the client accepts.
+ * problem+json whatever the client accepts; scripts/mock.ts now leaves `Accept` out before Prism sees it.
  */
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -62,7 +62,7 @@ const cases = [
   },
 ] as const;
 
-describe('the mock answers the status Prefer: code asks for, whatever JSON the client accepts', () => {
+describe('npm run mock answers the status Prefer: code asks for, whatever JSON the client accepts', () => {
   it.each(cases)('$method $url with Accept: application/json and Prefer: code=$status', async (c) => {
     const res = await fetch(base + c.url, {
       method: c.method,
@@ -81,5 +81,12 @@ describe('the mock answers the status Prefer: code asks for, whatever JSON the c
     expect(validateResponse(c.operationId, c.status, JSON.parse(text), 'application/problem+json')).toEqual(
       [],
     );
+  });
+
+  it('answers /metrics in text/plain to Accept: application/json, as the service does (Prism alone: 406)', async () => {
+    const res = await fetch(`${base}/metrics`, { headers: { accept: 'application/json' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await res.text()).toMatch(/^# HELP /);
   });
 });
