@@ -658,6 +658,23 @@ export async function startService(
   let housekeepingRun: Promise<void> = Promise.resolve();
   let relayStarted = false;
   const work = workTracker();
+  /** Each open connection, with the requests on it the app has taken and not yet finished answering. */
+  const requestsOn = new Map<Duplex, Set<IncomingMessage>>();
+  /**
+   * Once server.close() is called Node no longer enforces requestTimeout or headersTimeout, so a connection that has
+   * sent part of a request would hold the close for ever. Closes the connections with no request the app has taken
+   * (part of a head, or nothing since their last answer) and, with `partialBodies`, those whose every request still
+   * lacks part of its body: none of them has a handler at work. Answers how many it closed.
+   */
+  const closeUntaken = (partialBodies: boolean): number => {
+    let n = 0;
+    for (const [socket, requests] of requestsOn) {
+      if ([...requests].some((req) => req.complete || !partialBodies)) continue;
+      socket.destroy();
+      n++;
+    }
+    return n;
+  };
   try {
     const handlers = createHandlers(
       deps,
@@ -705,7 +722,14 @@ export async function startService(
     // Host is required of HTTP/1.1 all the same: the app answers its absence as problem+json (requireHost).
     server = createServer({ requireHostHeader: false }, (req, res) => {
       if (stopping) res.shouldKeepAlive = false;
+      const requests = requestsOn.get(req.socket);
+      requests?.add(req);
+      res.once('close', () => requests?.delete(req));
       app(req, res);
+    });
+    server.on('connection', (socket: Duplex) => {
+      requestsOn.set(socket, new Set());
+      socket.once('close', () => requestsOn.delete(socket));
     });
     server.requestTimeout = config.http.requestTimeoutMs;
     // Idle connections cost memory and descriptors too, and MAX_CONCURRENT_REQUESTS only counts requests: past
@@ -844,16 +868,28 @@ export async function startService(
         // Stop taking requests and stop consuming at once, then wait for both to drain: a request accepted
         // while the queue drains (up to 20 s at a slow Stripe) could outlast the process's 25 s budget.
         stopping = true;
+        const drainBy = began + (opts.handlerDrainMs ?? 15_000);
         const httpClosed = new Promise<void>((resolve) => server!.close(() => resolve()));
+        // A connection that has sent part of a head held the close (and so the stop) until the shutdown timer ended the
+        // process, exit 1, with the outbox unflushed and the store open: closed at once, as an idle one is. One whose
+        // request's body is still arriving gets until the handlers' deadline; a request taken whole is answered.
+        closeUntaken(false);
+        const httpDone = waitBounded(httpClosed, Math.max(0, drainBy - performance.now())).then(
+          async (inTime) => {
+            if (!inTime && closeUntaken(true) > 0)
+              logger.warn('connections whose request had not all arrived are closed at shutdown');
+            await httpClosed;
+          },
+        );
         // Once no connection is left no request can begin: then wait for those whose handlers outlived their
         // answer (the request timeout answered 503 while the Stripe call went on), so that what Stripe did is written
         // (and their Idempotency-Key settled) before the store closes. Closed under them, a refund Stripe made stayed
         // `processing` and its key in progress, and the client's retry got 409 for ten minutes. Bounded, as webhooks.
-        const handlersDone = httpClosed.then(() =>
-          waitBounded(work.idle(), Math.max(0, began + (opts.handlerDrainMs ?? 15_000) - performance.now())),
+        const handlersDone = httpDone.then(() =>
+          waitBounded(work.idle(), Math.max(0, drainBy - performance.now())),
         );
         await step('consumer cancelled', async () => consumer?.cancel());
-        await step('http server closed', () => httpClosed);
+        await step('http server closed', () => httpDone);
         await step('request handlers done', async () => {
           if (!(await handlersDone))
             logger.warn(
