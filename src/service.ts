@@ -39,6 +39,7 @@ import {
   createRateLimiter,
   DEFAULT_DELIVERY_LIMIT,
   prefixedTopology,
+  queueFamily,
   resolveTopology,
   type Broker,
   type Consumer,
@@ -174,6 +175,12 @@ const OPTIONAL_CHECKS_FOR: Record<Config['role'], readonly string[]> = {
   all: ['broker', 'stripe'],
   worker: [],
 };
+
+/**
+ * How long after a stop begins an embedded process (its Stripe the in-process sandbox) lets its worker empty the
+ * in-process queue before it stops consuming (see close()).
+ */
+const EMBEDDED_QUEUE_DRAIN_MS = 10_000;
 
 const EMBEDDED_NOTICE =
   'EMBEDDED MODE: Stripe is an in-process sandbox (no real money moves); set STRIPE_SECRET_KEY for real Stripe';
@@ -850,6 +857,24 @@ export async function startService(
     throwIfStopped(signal);
     logger.info({ url, role: config.role, api: runApi, worker: runWorker }, 'service started');
 
+    /** Waits until no refund request waits in the outbox or the in-process queue (its retry delays included). */
+    const emptyInProcessQueue = async (until: number): Promise<boolean> => {
+      const family = queueFamily(deps.topology.requests, deps.topology, config.worker.retryDelaysMs);
+      const queues = [family.queue, ...family.levels.map((level) => level.queue)];
+      for (;;) {
+        deps.relay.notify();
+        try {
+          const depths = await Promise.all(queues.map((q) => deps.broker.queueDepth(q)));
+          if (depths.every((d) => !d) && (await deps.store.outbox.pendingCount()) === 0) return true;
+        } catch {
+          // The store not answering: what is left waits for the next start, as before.
+          return false;
+        }
+        if (performance.now() >= until) return false;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+
     let closed = false;
     return {
       url,
@@ -888,8 +913,23 @@ export async function startService(
         const handlersDone = httpDone.then(() =>
           waitBounded(work.idle(), Math.max(0, drainBy - performance.now())),
         );
-        await step('consumer cancelled', async () => consumer?.cancel());
-        await step('http server closed', () => httpDone);
+        if (deps.sandbox && deps.broker.kind === 'memory' && consumer) {
+          // Embedded mode: the ledger outlives the process, but the sandbox that made its payments does not. A refund
+          // left in the in-process queue is queued again from the ledger at the next start, where a new sandbox has
+          // never heard of its payment intent: it ended failed (resource_missing), though it was answered 202. So the
+          // worker goes on until the requests taken are queued and made (each a local call), for a while.
+          await step('http server closed', () => httpDone);
+          await step('in-process queue emptied', async () => {
+            if (!(await emptyInProcessQueue(began + EMBEDDED_QUEUE_DRAIN_MS)))
+              logger.warn(
+                'refunds still in the in-process queue at shutdown; the next start queues them again, but its sandbox will not know their payments',
+              );
+          });
+          await step('consumer cancelled', async () => consumer?.cancel());
+        } else {
+          await step('consumer cancelled', async () => consumer?.cancel());
+          await step('http server closed', () => httpDone);
+        }
         await step('request handlers done', async () => {
           if (!(await handlersDone))
             logger.warn(
