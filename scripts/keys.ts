@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { config as loadDotenv } from 'dotenv';
 import { pino } from 'pino';
-import { createKey, SCOPES } from '../src/auth/api-keys.js';
+import { createKey, revokeKey, SCOPES } from '../src/auth/api-keys.js';
 import { loadConfigOrExit } from '../src/config/index.js';
 import { explainStartFailure } from '../src/config/start-failure.js';
 import { scrubSecrets } from '../src/logger.js';
@@ -117,7 +117,8 @@ async function main(): Promise<number> {
       }
       case 'revoke': {
         if (!arg) throw new Error('revoke needs a key id');
-        const ok = await store.apiKeys.revoke(arg);
+        // revokeKey: also a provisioned key API_KEYS left out, which a start listing it again would make active.
+        const ok = await revokeKey(store.apiKeys, arg);
         // Through the filter: given the key itself rather than its id (a common slip), this printed the key back.
         console.log(scrubSecrets(ok ? `revoked ${arg}` : `no active key ${arg}`));
         return ok ? 0 : 1;

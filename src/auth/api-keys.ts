@@ -178,6 +178,28 @@ export interface ProvisionReport {
   stillRevoked: string[];
 }
 
+/** Whether `record` is a provisioned key revoked for being left out of API_KEYS (which listing it again undoes). */
+const revokedAsLeftOut = (record: ApiKey) =>
+  record.revokedAt !== null &&
+  record.id.startsWith(PROVISIONED_KEY_ID_PREFIX) &&
+  record.name === leftOutName(record.owner);
+
+/**
+ * `npm run keys -- revoke`: revokes key `id` for good, listed in API_KEYS or not. A provisioned key API_KEYS left out
+ * is revoked already, but only until a start lists it again (provisionKeys): the first thing done with a leaked key
+ * is to take it out of API_KEYS, and the revoke README asks for then answered `no active key` and changed nothing, so
+ * a process started with the earlier list (a rollback, an old replica during the update) made it active again. Such a
+ * key is now marked revoked by hand. True when the key was active, or revoked only for being left out.
+ */
+export async function revokeKey(repo: ApiKeysRepo, id: string, now: Date = new Date()): Promise<boolean> {
+  if (await repo.revoke(id, now)) return true;
+  const record = (await repo.list()).find((r) => r.id === id);
+  if (!record || !revokedAsLeftOut(record)) return false;
+  // Revoked at the time it was left out (again, should a start have listed it meanwhile), under the name a key
+  // revoked by hand keeps: provisionKeys then leaves it revoked.
+  return repo.update(id, { name: provisionedName(record.owner), revokedAt: record.revokedAt });
+}
+
 const sameScopes = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && [...a].sort().join(',') === [...b].sort().join(',');
 
@@ -216,7 +238,7 @@ export async function provisionKeys(
         if (!(err instanceof DuplicateKeyError)) throw err;
       }
     } else if (record.revokedAt !== null) {
-      if (record.id.startsWith(PROVISIONED_KEY_ID_PREFIX) && record.name === leftOutName(record.owner)) {
+      if (revokedAsLeftOut(record)) {
         await repo.update(record.id, { ...grant, name: provisionedName(k.owner), revokedAt: null });
         report.reinstated.push({ ...record, ...grant, revokedAt: null });
       } else {
