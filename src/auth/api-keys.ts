@@ -119,17 +119,31 @@ export function parseProvisionedKeys(spec: string): ProvisionedKey[] {
     let kind: KeyKind;
     let hash: string;
     let prefix: string;
+    // `publishable` marks a browser key, which has one grant: with a scope beside it, or on a key that is secret by
+    // its form, the entry says two things. Each was taken as a secret key (a psk_ key with no other scope listed: all
+    // four), so the key its operator meant for the shop's pages confirmed intents and refunded.
+    const publishable = scopes.includes('publishable');
     if (key.startsWith('sha256:')) {
       hash = key.slice('sha256:'.length).toLowerCase();
       if (!/^[0-9a-f]{64}$/.test(hash))
         throw new Error(`API_KEYS entry ${i + 1}: sha256 must be 64 hex digits`);
-      kind = scopes.length === 1 && scopes[0] === 'publishable' ? 'publishable' : 'secret';
+      if (publishable && scopes.length > 1) {
+        throw new Error(
+          `API_KEYS entry ${i + 1}: publishable is a browser key's whole grant: list it alone (a ppk_ key's hash), or a secret key's scopes without it`,
+        );
+      }
+      kind = publishable ? 'publishable' : 'secret';
       prefix = `sha256:${hash.slice(0, 8)}`;
     } else {
       const k = kindOfKey(key);
       if (!k)
         throw new Error(`API_KEYS entry ${i + 1}: key must look like psk_... or ppk_... (32+ characters)`);
       kind = k;
+      if (publishable && kind === 'secret') {
+        throw new Error(
+          `API_KEYS entry ${i + 1}: publishable names a browser key, but this key is a secret one (psk_): give a ppk_ key, or list the secret key's scopes`,
+        );
+      }
       hash = hashKey(key);
       prefix = key.slice(0, 12);
     }
