@@ -1,0 +1,82 @@
+/**
+ * A key made with `npm run keys -- create` and then listed in API_KEYS (a deployment moving to containers keeps its
+ * clients' keys) is taken over by API_KEYS (its owner, scopes and name become what API_KEYS says, "API key changed
+ * to what API_KEYS now says"), yet taking it out of API_KEYS again leaves it active, with no warning.
+ *
+ * README (API keys): "`API_KEYS` is the whole list of provisioned keys: at start each listed key gets the owner and
+ * scopes listed ..., and a key it provisioned before and no longer lists is revoked (each change a warning)."
+ * provisionKeys revokes only keys whose id starts with key_cfg_, the ids of keys it inserted itself; a key it found by
+ * its hash keeps its key_ id, so it is never among the keys left out. An operator who takes a leaked key out of the
+ * list (as for any provisioned key) sees the service start without the "API key revoked" warning, and the key pays
+ * and refunds on.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/auth/api-keys.js';
+import { postJson } from '../helpers/http.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+const OTHER = 'psk_other_secret_key_for_adopted_key_left_out_001';
+const ALL_SCOPES = 'payments:write,payments:read,refunds:write,refunds:read';
+const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+let dir: string;
+let svc: TestService | undefined;
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'adopted-key-'));
+});
+afterEach(async () => {
+  await svc?.stop();
+  svc = undefined;
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(apiKeys: string | undefined): Promise<TestService> {
+  svc = await startTestService('sqlite', {
+    API_AUTH: 'on',
+    DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}`,
+    ...(apiKeys === undefined ? {} : { API_KEYS: apiKeys }),
+  });
+  return svc;
+}
+
+async function stop(): Promise<void> {
+  await svc?.stop();
+  svc = undefined;
+}
+
+const createIntent = (s: TestService, key: string) =>
+  postJson(`${s.url}/payment-intent`, { amount: 1000, currency: 'usd' }, bearer(key));
+
+const warnings = (s: TestService) =>
+  s.lines
+    .map((l) => JSON.parse(l) as { level: number; msg: string })
+    .filter((l) => l.level === 40 && /API_KEYS/.test(l.msg))
+    .map((l) => l.msg);
+
+describe('a key made with npm run keys, then listed in API_KEYS', () => {
+  it('is revoked once API_KEYS no longer lists it', async () => {
+    let s = await start(undefined);
+    // As `npm run keys -- create shop` makes it.
+    const { key } = await createKey(s.deps.store.apiKeys, { owner: 'shop', kind: 'secret' });
+    await stop();
+
+    // Listed in API_KEYS (with fewer scopes): API_KEYS takes it over.
+    s = await start(`shop|payments:write|${key} shop|${ALL_SCOPES}|${OTHER}`);
+    expect(warnings(s)).toEqual(['API key changed to what API_KEYS now says']);
+    expect((await createIntent(s, key)).status).toBe(200);
+    await stop();
+
+    // Taken out of API_KEYS (it leaked).
+    s = await start(`shop|${ALL_SCOPES}|${OTHER}`);
+    expect
+      .soft(warnings(s), 'warnings at the start without it')
+      .toEqual(['API key revoked: API_KEYS no longer lists it']);
+    expect((await createIntent(s, key)).status, 'the key taken out of API_KEYS').toBe(401);
+  }, 60_000);
+});
