@@ -184,7 +184,7 @@ export interface ProvisionReport {
   added: number;
   /** Active keys whose owner, kind or scopes were not what API_KEYS now says, as they are now. */
   changed: ApiKey[];
-  /** Active keys API_KEYS provisioned before and no longer lists, now revoked. */
+  /** Active keys API_KEYS provisioned (or took over) before and no longer lists, now revoked. */
   revoked: ApiKey[];
   /** Keys revoked for being left out of API_KEYS that it lists again, active again as listed. */
   reinstated: ApiKey[];
@@ -192,11 +192,17 @@ export interface ProvisionReport {
   stillRevoked: string[];
 }
 
-/** Whether `record` is a provisioned key revoked for being left out of API_KEYS (which listing it again undoes). */
+/**
+ * Whether API_KEYS manages `record`: a key it provisioned (its id), or one made otherwise (`npm run keys -- create`)
+ * that it lists and so took over (its name). Taking such a key out of API_KEYS revokes it: one taken over kept its
+ * key_ id, and taken out it stayed active, with the owner and scopes API_KEYS had given it and no warning.
+ */
+const managedByApiKeys = (record: ApiKey) =>
+  record.id.startsWith(PROVISIONED_KEY_ID_PREFIX) || record.name === provisionedName(record.owner);
+
+/** Whether `record` is a key revoked for being left out of API_KEYS (which listing it again undoes). */
 const revokedAsLeftOut = (record: ApiKey) =>
-  record.revokedAt !== null &&
-  record.id.startsWith(PROVISIONED_KEY_ID_PREFIX) &&
-  record.name === leftOutName(record.owner);
+  record.revokedAt !== null && record.name === leftOutName(record.owner);
 
 /**
  * `npm run keys -- revoke`: revokes key `id` for good, listed in API_KEYS or not. A provisioned key API_KEYS left out
@@ -219,8 +225,8 @@ const sameScopes = (a: readonly string[], b: readonly string[]) =>
 
 /**
  * Makes the keys API_KEYS provisions what it says (idempotent across restarts and replicas): each listed key
- * exists, active, with the owner, kind and scopes listed, and a key it provisioned before and no longer lists is
- * revoked. Only adding was done before, so a scope taken away, a key moved to another owner or a key taken out (a
+ * exists, active, with the owner, kind and scopes listed, and a key it provisioned (or took over: one made with
+ * `npm run keys` that it lists) before and no longer lists is revoked. Only adding was done before, so a scope taken away, a key moved to another owner or a key taken out (a
  * leaked one) went on working as before. The database follows the API_KEYS of the process that started last: a
  * key left out and listed again (a process restarted with the previous list during an update) is active again,
  * but a key revoked with `npm run keys -- revoke` stays revoked. With no keys listed (API_KEYS unset, say in a
@@ -261,12 +267,14 @@ export async function provisionKeys(
     } else if (record.owner !== k.owner || record.kind !== k.kind || !sameScopes(record.scopes, k.scopes)) {
       await repo.update(record.id, { ...grant, name: provisionedName(k.owner) });
       report.changed.push({ ...record, ...grant });
+    } else if (record.name !== provisionedName(k.owner)) {
+      // A key made with `npm run keys`, listed as it is: taken over all the same (see managedByApiKeys).
+      await repo.update(record.id, { name: provisionedName(k.owner) });
     }
   }
   const listed = new Set(keys.map((k) => k.hash));
   for (const record of known.values()) {
-    if (!record.id.startsWith(PROVISIONED_KEY_ID_PREFIX) || record.revokedAt || listed.has(record.hash))
-      continue;
+    if (!managedByApiKeys(record) || record.revokedAt || listed.has(record.hash)) continue;
     await repo.update(record.id, { name: leftOutName(record.owner), revokedAt: now });
     report.revoked.push(record);
   }

@@ -1,14 +1,11 @@
 /**
  * A key made with `npm run keys -- create` and then listed in API_KEYS (a deployment moving to containers keeps its
- * clients' keys) is taken over by API_KEYS (its owner, scopes and name become what API_KEYS says, "API key changed
- * to what API_KEYS now says"), yet taking it out of API_KEYS again leaves it active, with no warning.
+ * clients' keys) is taken over by API_KEYS, and taking it out of API_KEYS again revokes it, with the warning.
  *
- * README (API keys): "`API_KEYS` is the whole list of provisioned keys: at start each listed key gets the owner and
- * scopes listed ..., and a key it provisioned before and no longer lists is revoked (each change a warning)."
- * provisionKeys revokes only keys whose id starts with key_cfg_, the ids of keys it inserted itself; a key it found by
- * its hash keeps its key_ id, so it is never among the keys left out. An operator who takes a leaked key out of the
- * list (as for any provisioned key) sees the service start without the "API key revoked" warning, and the key pays
- * and refunds on.
+ * README (API keys): a key API_KEYS provisioned before and no longer lists is revoked (each change a warning).
+ * provisionKeys revoked only keys whose id starts with key_cfg_, those it inserted itself: a key it found by its hash
+ * kept its key_ id, so once API_KEYS had set its owner and scopes ("API key changed to what API_KEYS now says"),
+ * taking it out (a leaked key) left it active, with no warning. Failed before: no warning, 200.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
