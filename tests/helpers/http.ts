@@ -141,3 +141,10 @@ export function requestAs(
     req.end(init.body);
   });
 }
+
+/** An answer of requestAs as the contract helper (answerViolations) takes it. */
+export function asAnswer(r: Awaited<ReturnType<typeof requestAs>>) {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(r.headers)) if (typeof v === 'string') headers.set(k, v);
+  return { status: r.status, headers, text: r.text };
+}

@@ -9,20 +9,13 @@ import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { answerViolations } from '../helpers/contract.js';
-import { getJson, paidIntent, postJson, requestAs } from '../helpers/http.js';
+import { asAnswer, getJson, paidIntent, postJson, requestAs } from '../helpers/http.js';
 import { startSharedStripe, startTestService, type TestService } from '../helpers/service.js';
 import { RABBITMQ_URL, rabbitAvailable } from '../helpers/services.js';
 import { deleteEverything, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
 
 const PAYMENT = { amount: 10000, currency: 'sgd', payment_method: 'pm_card_visa', confirm: true };
 const json = { 'content-type': 'application/json' };
-
-/** An answer of requestAs as the contract helper takes it. */
-function asAnswer(r: Awaited<ReturnType<typeof requestAs>>) {
-  const headers = new Headers();
-  for (const [k, v] of Object.entries(r.headers)) if (typeof v === 'string') headers.set(k, v);
-  return { status: r.status, headers, text: r.text };
-}
 
 describe('a service listening on 127.0.0.1 without API keys (embedded mode)', () => {
   let svc: TestService;

@@ -13,7 +13,7 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answerViolations } from '../helpers/contract.js';
-import { requestAs } from '../helpers/http.js';
+import { asAnswer, requestAs } from '../helpers/http.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 function event(id: string): string {
@@ -26,12 +26,6 @@ function event(id: string): string {
     livemode: false,
     data: { object: { id: 'cus_slash', object: 'customer' } },
   });
-}
-
-function asAnswer(r: Awaited<ReturnType<typeof requestAs>>) {
-  const headers = new Headers();
-  for (const [k, v] of Object.entries(r.headers)) if (typeof v === 'string') headers.set(k, v);
-  return { status: r.status, headers, text: r.text };
 }
 
 describe('a service on 127.0.0.1 without API keys, its webhook endpoint written with a trailing slash', () => {
