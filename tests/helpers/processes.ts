@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
+import path from 'node:path';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -59,4 +61,42 @@ export async function spawnUntil(
       return exited;
     },
   };
+}
+
+export interface ScriptRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const TSX_LOADER = createRequire(import.meta.url).resolve('tsx');
+const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+
+/**
+ * Runs a TypeScript script of the repository (`script`, relative to its root, or absolute) through tsx to its end,
+ * in `cwd` and with `env` alone (nothing inherited: a developer's settings cannot leak in). Answers its exit code
+ * and what it wrote.
+ */
+export function runScript(
+  script: string,
+  args: string[],
+  opts: { cwd: string; env: Record<string, string> },
+): Promise<ScriptRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', TSX_LOADER, path.resolve(REPO_ROOT, script), ...args],
+      {
+        cwd: opts.cwd,
+        env: opts.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
 }

@@ -7,48 +7,14 @@
  * kept its key_ id, so once API_KEYS had set its owner and scopes ("API key changed to what API_KEYS now says"),
  * taking it out (a leaked key) left it active, with no warning. Failed before: no warning, 200.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
-import { postJson } from '../helpers/http.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { ALL_SCOPES, apiKeysRig } from '../helpers/api-keys-rig.js';
+import type { TestService } from '../helpers/service.js';
 
 const OTHER = 'psk_other_secret_key_for_adopted_key_left_out_001';
-const ALL_SCOPES = 'payments:write,payments:read,refunds:write,refunds:read';
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
-let dir: string;
-let svc: TestService | undefined;
-
-beforeAll(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'adopted-key-'));
-});
-afterEach(async () => {
-  await svc?.stop();
-  svc = undefined;
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function start(apiKeys: string | undefined): Promise<TestService> {
-  svc = await startTestService('sqlite', {
-    API_AUTH: 'on',
-    DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}`,
-    ...(apiKeys === undefined ? {} : { API_KEYS: apiKeys }),
-  });
-  return svc;
-}
-
-async function stop(): Promise<void> {
-  await svc?.stop();
-  svc = undefined;
-}
-
-const createIntent = (s: TestService, key: string) =>
-  postJson(`${s.url}/payment-intent`, { amount: 1000, currency: 'usd' }, bearer(key));
+const { start, stop, createIntent } = apiKeysRig('adopted-key');
 
 const warnings = (s: TestService) =>
   s.lines

@@ -3,45 +3,17 @@
  * do: a scope taken away, a key moved to another owner or a key taken out (a leaked one) stop working at once.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseProvisionedKeys } from '../../src/auth/api-keys.js';
+import { ALL_SCOPES, apiKeysRig, bearer } from '../helpers/api-keys-rig.js';
 import { getJson, paidIntent, postJson } from '../helpers/http.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import type { TestService } from '../helpers/service.js';
 
 const SECRET = 'psk_provisioned_secret_key_for_api_keys_test_01';
 const BROWSER = 'ppk_provisioned_browser_key_for_api_keys_test_1';
-const ALL_SCOPES = 'payments:write,payments:read,refunds:write,refunds:read';
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
-
-let dir: string;
-let svc: TestService | undefined;
-
-beforeAll(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'api-keys-provisioned-'));
-});
-afterEach(async () => {
-  await svc?.stop();
-  svc = undefined;
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
 
 /** The service on one ledger file that outlives each start, as a process restarted with new settings. */
-async function start(apiKeys: string | undefined): Promise<TestService> {
-  svc = await startTestService('sqlite', {
-    API_AUTH: 'on',
-    DATABASE_URL: `sqlite:${path.join(dir, 'ledger.db')}`,
-    ...(apiKeys === undefined ? {} : { API_KEYS: apiKeys }),
-  });
-  return svc;
-}
-
-const createIntent = (s: TestService, key: string) =>
-  postJson(`${s.url}/payment-intent`, { amount: 1000, currency: 'usd' }, bearer(key));
+const { start, createIntent } = apiKeysRig('api-keys-provisioned');
 
 const warnings = (s: TestService) =>
   s.lines

@@ -9,68 +9,13 @@
  * key), so a rollback or an old replica restarted during the update made the leaked key active again (it paid: 200).
  * Failed before on both steps.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { postJson } from '../helpers/http.js';
-import { startTestService, type TestService } from '../helpers/service.js';
-
-const require = createRequire(import.meta.url);
-const TSX = require.resolve('tsx');
-const root = path.resolve(import.meta.dirname, '../..');
+import { describe, expect, it } from 'vitest';
+import { ALL_SCOPES, apiKeysRig } from '../helpers/api-keys-rig.js';
 
 const LEAKED = 'psk_leaked_secret_key_for_revoke_left_out_test_01';
 const OTHER = 'psk_other_secret_key_for_revoke_left_out_test_001';
-const ALL_SCOPES = 'payments:write,payments:read,refunds:write,refunds:read';
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
-let dir: string;
-let svc: TestService | undefined;
-const ledger = () => `sqlite:${path.join(dir, 'ledger.db')}`;
-
-beforeAll(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'revoke-left-out-'));
-});
-afterEach(async () => {
-  await svc?.stop();
-  svc = undefined;
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function start(apiKeys: string): Promise<TestService> {
-  svc = await startTestService('sqlite', { API_AUTH: 'on', DATABASE_URL: ledger(), API_KEYS: apiKeys });
-  return svc;
-}
-
-async function stop(): Promise<void> {
-  await svc?.stop();
-  svc = undefined;
-}
-
-/** `npm run keys -- <args>` on the service's ledger (the service stopped: it holds its SQLite file). */
-function keysCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, path.join(root, 'scripts/keys.ts'), ...args], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? '', HOME: dir, DATABASE_URL: ledger() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-const createIntent = (s: TestService, key: string) =>
-  postJson(`${s.url}/payment-intent`, { amount: 1000, currency: 'usd' }, bearer(key));
+const { start, stop, createIntent, keysCli } = apiKeysRig('revoke-left-out');
 
 describe('a leaked provisioned key, taken out of API_KEYS, then revoked with npm run keys -- revoke', () => {
   it('stays revoked when a process starts with the earlier API_KEYS again', async () => {

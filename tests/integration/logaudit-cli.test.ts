@@ -2,32 +2,15 @@
  * The commands print to the terminal, not through the logger, so its filter never saw their lines: given a key
  * Stripe refuses, `npm run reconcile` and `npm run webhook` printed Stripe's message with the key's last characters.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
-
-const require = createRequire(import.meta.url);
-const TSX = require.resolve('tsx');
-const root = path.resolve(import.meta.dirname, '../..');
+import { runScript } from '../helpers/processes.js';
 
 function run(script: string, args: string[], env: Record<string, string>) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, path.join(root, script), ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '', HOME: cwd, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runScript(script, args, { cwd, env: { PATH: process.env.PATH ?? '', HOME: cwd, ...env } });
 }
 
 let cwd: string;

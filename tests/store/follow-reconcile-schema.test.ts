@@ -3,9 +3,7 @@
  * run that build's migrations on a ledger an older service was still running on. A ledger whose schema is not the
  * one this build expects (older or newer) is refused with LedgerSchemaError, and left exactly as it was.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -13,11 +11,8 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { LedgerSchemaError, createStore } from '../../src/store/index.js';
 import type { StoreOptions } from '../../src/store/index.js';
+import { runScript } from '../helpers/processes.js';
 import { PG_URL, describeStore } from './harness.js';
-
-const require = createRequire(import.meta.url);
-const TSX = require.resolve('tsx');
-const root = path.resolve(import.meta.dirname, '../..');
 
 /** Runs `statements` straight on the database, as an earlier version of the service would have left it. */
 async function runSql(options: StoreOptions, statements: string[]): Promise<void> {
@@ -142,31 +137,16 @@ describe('npm run reconcile on an older ledger', () => {
         },
       });
       const before = await schemaOf(options);
-      const res = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-        (resolve, reject) => {
-          const child = spawn(
-            process.execPath,
-            ['--import', TSX, path.join(root, 'scripts/reconcile.ts'), '--since', '1h'],
-            {
-              cwd: dir,
-              env: {
-                PATH: process.env.PATH ?? '',
-                HOME: dir,
-                DATABASE_URL: options.url,
-                STRIPE_SECRET_KEY: 'sk_test_followschema',
-                STRIPE_API_BASE: 'http://127.0.0.1:9',
-              },
-              stdio: ['ignore', 'pipe', 'pipe'],
-            },
-          );
-          let stdout = '';
-          let stderr = '';
-          child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-          child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-          child.on('error', reject);
-          child.on('exit', (code) => resolve({ code, stdout, stderr }));
+      const res = await runScript('scripts/reconcile.ts', ['--since', '1h'], {
+        cwd: dir,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: dir,
+          DATABASE_URL: options.url,
+          STRIPE_SECRET_KEY: 'sk_test_followschema',
+          STRIPE_API_BASE: 'http://127.0.0.1:9',
         },
-      );
+      });
       expect(res.code).toBe(2);
       expect(res.stdout).toBe('');
       expect(res.stderr).toMatch(/^error: .*older than this version/m);

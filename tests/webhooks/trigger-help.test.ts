@@ -3,9 +3,7 @@
  * (payment_intent.processing, the checkout session's async payment events), so a developer reading it did not
  * know the trigger sends them. Run as a developer runs it; no service is needed for --help.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,10 +14,7 @@ import {
   REFUND_EVENT_TYPES,
 } from '../../src/webhooks/apply.js';
 import { TRIGGER_EVENT_TYPES } from '../../src/webhooks/trigger.js';
-
-const require = createRequire(import.meta.url);
-const TSX = require.resolve('tsx');
-const SCRIPT = path.resolve(import.meta.dirname, '../../scripts/webhook-trigger.ts');
+import { runScript, type ScriptRun } from '../helpers/processes.js';
 
 let cwd: string;
 beforeAll(() => {
@@ -30,19 +25,10 @@ afterAll(() => {
   if (cwd) rmSync(cwd, { recursive: true, force: true });
 });
 
-function help(): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, SCRIPT, '--help'], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '', HOME: cwd },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+function help(): Promise<ScriptRun> {
+  return runScript('scripts/webhook-trigger.ts', ['--help'], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: cwd },
   });
 }
 

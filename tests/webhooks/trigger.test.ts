@@ -3,17 +3,12 @@
  * against a running service: signed events are accepted and applied, the answer is printed, and the
  * exit code says whether the service took it.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runScript } from '../helpers/processes.js';
 import { getJson, paidThroughService, postJson, rabbitReady, useRig, until } from './support/rig.js';
-
-const require = createRequire(import.meta.url);
-const TSX = require.resolve('tsx');
-const SCRIPT = path.resolve(import.meta.dirname, '../../scripts/webhook-trigger.ts');
 
 const rabbit = await rabbitReady('webhook trigger command');
 
@@ -35,18 +30,9 @@ describe.skipIf(!rabbit)('the webhook trigger command', () => {
   });
 
   function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', TSX, SCRIPT, ...args], {
-        cwd,
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? cwd, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    return runScript('scripts/webhook-trigger.ts', args, {
+      cwd,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? cwd, ...env },
     });
   }
 
