@@ -148,3 +148,16 @@ export function asAnswer(r: Awaited<ReturnType<typeof requestAs>>) {
   for (const [k, v] of Object.entries(r.headers)) if (typeof v === 'string') headers.set(k, v);
   return { status: r.status, headers, text: r.text };
 }
+
+/** A `customer.created` event's body as Stripe sends it: an event the service stores and applies to nothing. */
+export function customerCreatedEvent(id: string, customerId: string): string {
+  return JSON.stringify({
+    id,
+    object: 'event',
+    type: 'customer.created',
+    api_version: '2026-10-28.endive',
+    created: Math.floor(Date.now() / 1000),
+    livemode: false,
+    data: { object: { id: customerId, object: 'customer' } },
+  });
+}

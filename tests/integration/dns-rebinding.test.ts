@@ -9,7 +9,7 @@ import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/auth/api-keys.js';
 import { answerViolations } from '../helpers/contract.js';
-import { asAnswer, getJson, paidIntent, postJson, requestAs } from '../helpers/http.js';
+import { asAnswer, customerCreatedEvent, getJson, paidIntent, postJson, requestAs } from '../helpers/http.js';
 import { startSharedStripe, startTestService, type TestService } from '../helpers/service.js';
 import { RABBITMQ_URL, rabbitAvailable } from '../helpers/services.js';
 import { deleteEverything, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
@@ -86,16 +86,7 @@ describe('a service listening on 127.0.0.1 without API keys (embedded mode)', ()
   // event got 421, and Stripe, retrying in vain, would disable the endpoint.
   it("answers Stripe's webhooks under any name: a signed event is stored, an unsigned one is a 400", async () => {
     const tunnel = 'c0ffee.tunnel.example';
-    const event = (id: string) =>
-      JSON.stringify({
-        id,
-        object: 'event',
-        type: 'customer.created',
-        api_version: '2026-10-28.endive',
-        created: Math.floor(Date.now() / 1000),
-        livemode: false,
-        data: { object: { id: 'cus_tunnel', object: 'customer' } },
-      });
+    const event = (id: string) => customerCreatedEvent(id, 'cus_tunnel');
     const sendSigned = (path: string, body: string) =>
       requestAs(`${svc.url}${path}`, tunnel, {
         method: 'POST',
@@ -204,15 +195,7 @@ describe('ALLOWED_HOSTS on a service listening on 127.0.0.1 without API keys', (
   });
 
   it("takes Stripe's webhooks under a listed name to the webhook handler: signed stored, unsigned 400", async () => {
-    const body = JSON.stringify({
-      id: 'evt_through_an_allowed_tunnel',
-      object: 'event',
-      type: 'customer.created',
-      api_version: '2026-10-28.endive',
-      created: Math.floor(Date.now() / 1000),
-      livemode: false,
-      data: { object: { id: 'cus_allowed_tunnel', object: 'customer' } },
-    });
+    const body = customerCreatedEvent('evt_through_an_allowed_tunnel', 'cus_allowed_tunnel');
     const signature = Stripe.webhooks.generateTestHeaderString({
       payload: body,
       secret: svc.deps.webhookSecret,

@@ -8,7 +8,7 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountDemo } from '../../src/demo/mount.js';
-import { requestAs } from '../helpers/http.js';
+import { customerCreatedEvent, requestAs } from '../helpers/http.js';
 import { startSharedStripe, startTestService, type TestService } from '../helpers/service.js';
 import { RABBITMQ_URL, rabbitAvailable } from '../helpers/services.js';
 import { deleteEverything, topologyFor, uniquePrefix } from '../queue/support/rabbit.js';
@@ -96,16 +96,7 @@ describe('paths spelt in another case than the contract', () => {
 
   it('POST /Webhook is not the webhook: a signed event is not stored, and through a tunnel it is refused like any path', async () => {
     const secret = svc.deps.webhookSecret;
-    const event = (id: string) =>
-      JSON.stringify({
-        id,
-        object: 'event',
-        type: 'customer.created',
-        api_version: '2026-10-28.endive',
-        created: Math.floor(Date.now() / 1000),
-        livemode: false,
-        data: { object: { id: 'cus_case', object: 'customer' } },
-      });
+    const event = (id: string) => customerCreatedEvent(id, 'cus_case');
     const body = event('evt_casevariant1');
     await expectNoOperation(
       await fetch(`${svc.url}/Webhook`, { method: 'POST', headers: signed(body, secret), body }),
