@@ -327,6 +327,35 @@ describe.skipIf(!haveChromium)('demo storefront in Chromium', () => {
     expect(pageErrors.filter((e) => !/status of 429/.test(e))).toEqual([]);
   }, 60_000);
 
+  it('waits out a 503 on its read of the paid session instead of saying "Order not found"', async () => {
+    // As the service answers when Stripe does not: the customer has just paid, and the page told them no such order.
+    let blips = 0;
+    await page.route('**/checkout-session?**', async (route) => {
+      if (blips >= 1) return route.fallback();
+      blips++;
+      await route.fulfill({
+        status: 503,
+        headers: { 'content-type': 'application/problem+json', 'retry-after': '1' },
+        body: JSON.stringify({
+          type: 'about:blank',
+          title: 'Service Unavailable',
+          status: 503,
+          detail: 'Stripe did not answer; retry later.',
+          code: 'upstream_unavailable',
+          retry_after: 1,
+        }),
+      });
+    });
+    await checkout('pm_card_visa', 'blip@example.com', 'checkoutVisa');
+    await page.waitForURL((u) => u.pathname === '/demo/success.html');
+    await page.locator('#payment-status[data-status="paid"]').waitFor({ timeout: 10_000 });
+    expect(blips).toBe(1);
+    expect(await page.locator('h1').textContent()).toBe('Thank you for your order');
+    await page.locator('#refund:enabled').waitFor();
+    expect(await page.locator('#error').isHidden()).toBe(true);
+    expect(pageErrors.filter((e) => !/status of 503/.test(e))).toEqual([]);
+  }, 60_000);
+
   it('keeps the quantity and the amount of a line apart on the checkout page of a phone', async () => {
     await page.setViewportSize({ width: 360, height: 740 });
     await page.goto(`${svc.url}/demo/`);

@@ -161,6 +161,33 @@ async function resume(paymentIntentId) {
   return true;
 }
 
+/**
+ * The paid session, read as many times as it takes to get past a blip (no answer, a 5xx such as Stripe not
+ * answering, the rate limit's 429), waiting as Retry-After says: the customer has just paid, and a blip is no
+ * missing order. Any other error (a 404 for an unknown id, a 401) is thrown as it is.
+ */
+async function loadSession(sessionId) {
+  let delay = 1000;
+  for (;;) {
+    try {
+      const session = await api(`/checkout-session?session_id=${encodeURIComponent(sessionId)}`);
+      clearError();
+      return session;
+    } catch (err) {
+      if (!isTransient(err)) throw err;
+      showError(err);
+      const wait =
+        err instanceof ApiError && err.retryAfter !== undefined
+          ? Math.max(delay, err.retryAfter * 1000)
+          : delay;
+      setText('load-status', `The order could not be loaded yet; trying again in ${spanOf(wait)}…`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      setText('load-status', 'Loading the checkout session…');
+      delay = Math.min(30_000, delay * 2);
+    }
+  }
+}
+
 async function init() {
   const config = await loadConfig();
   const sessionId = new URL(window.location.href).searchParams.get('session_id');
@@ -176,7 +203,7 @@ async function init() {
   }
   let session;
   try {
-    session = await api(`/checkout-session?session_id=${encodeURIComponent(sessionId)}`);
+    session = await loadSession(sessionId);
   } catch (err) {
     setText('load-status', '');
     setText('title', 'Order not found');
