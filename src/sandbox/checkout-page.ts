@@ -187,9 +187,49 @@ function findSession(ctx: SandboxContext, id: string): CheckoutSessionObject | u
   }
 }
 
-export function checkoutPageGet(ctx: SandboxContext, sessionId: string): PageResponse {
+/**
+ * `query`: the request's query string. `attempt=<n>` names the refused Pay whose POST redirected here: while the
+ * session is open and that refusal is its latest, the page shows it (its reason, the email and card sent) with its
+ * status (402 for a decline, 400 for a form in error).
+ */
+export function checkoutPageGet(ctx: SandboxContext, sessionId: string, query = ''): PageResponse {
   const session = findSession(ctx, sessionId);
-  return session ? renderSessionPage(ctx, session, 200) : notFound(sessionId);
+  if (!session) return notFound(sessionId);
+  const attempt = new URLSearchParams(query).get('attempt');
+  const refusal = ctx.state.sessionExtras.get(session.id)?.lastRefusal;
+  if (session.status === 'open' && refusal && attempt === String(refusal.number)) {
+    const { status, error, email, selected } = refusal;
+    return renderSessionPage(ctx, session, status, {
+      error,
+      ...(email === undefined ? {} : { email }),
+      ...(selected === undefined ? {} : { selected }),
+    });
+  }
+  return renderSessionPage(ctx, session, 200);
+}
+
+/**
+ * A refused Pay answers 303 to the page (Post/Redirect/Get), which shows why: answered by the POST itself, the
+ * refusal was a history entry only a second POST could show, so Back to it (after paying with another card) was the
+ * browser's "Confirm Form Resubmission" error, and a reload sent the refused form again.
+ */
+function refused(
+  ctx: SandboxContext,
+  session: CheckoutSessionObject,
+  status: number,
+  options: { error: string; email?: string; selected?: string },
+): PageResponse {
+  const extras = sessionExtras(ctx, session);
+  const number = (extras.lastRefusal?.number ?? 0) + 1;
+  extras.lastRefusal = { number, status, ...options };
+  const location = `/checkout/${encodeURIComponent(session.id)}?attempt=${number}`;
+  const response = page(
+    303,
+    'Payment not completed',
+    `<p>The payment was not completed. <a href="${escapeHtml(location)}">Back to the checkout page</a></p>`,
+  );
+  response.headers['Location'] = location;
+  return response;
 }
 
 /**
@@ -232,7 +272,7 @@ export function postedFromElsewherePage(sessionId: string): PageResponse {
   );
 }
 
-/** The Pay button: 303 to `success_url` on success, the page again with the error otherwise. */
+/** The Pay button: 303 to `success_url` on success, 303 to the page showing the error otherwise (refused). */
 export function checkoutPagePost(ctx: SandboxContext, sessionId: string, body: string): PageResponse {
   const session = findSession(ctx, sessionId);
   if (!session) return notFound(sessionId);
@@ -243,7 +283,7 @@ export function checkoutPagePost(ctx: SandboxContext, sessionId: string, body: s
   try {
     form = parseForm(body);
   } catch {
-    return renderSessionPage(ctx, session, 400, { error: 'The form could not be read. Please try again.' });
+    return refused(ctx, session, 400, { error: 'The form could not be read. Please try again.' });
   }
   // Stripe asks for an address only when the session was made without one: "If not provided, customers will be
   // asked to enter their email address" (docs.stripe.com/api/checkout/sessions/create#customer_email). A session's
@@ -252,14 +292,14 @@ export function checkoutPagePost(ctx: SandboxContext, sessionId: string, body: s
   const email = session.customer_email ?? rawEmail;
   const paymentMethod = typeof form['payment_method'] === 'string' ? form['payment_method'] : '';
   if (!EMAIL.test(email)) {
-    return renderSessionPage(ctx, session, 400, {
+    return refused(ctx, session, 400, {
       error: 'Enter a valid email address.',
       email: rawEmail,
       selected: paymentMethod,
     });
   }
   if (!findTestCard(paymentMethod)) {
-    return renderSessionPage(ctx, session, 400, { error: 'Choose one of the test cards.', email });
+    return refused(ctx, session, 400, { error: 'Choose one of the test cards.', email });
   }
   // Worked out before the charge: nothing may fail once the customer has paid.
   const location = successLocation(session);
@@ -267,7 +307,7 @@ export function checkoutPagePost(ctx: SandboxContext, sessionId: string, body: s
     payCheckoutSession(ctx, session, email, paymentMethod);
   } catch (err) {
     if (err instanceof SandboxError) {
-      return renderSessionPage(ctx, session, err.status === 402 ? 402 : 400, {
+      return refused(ctx, session, err.status === 402 ? 402 : 400, {
         error: err.fields.message,
         email,
         selected: paymentMethod,

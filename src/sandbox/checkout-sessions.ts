@@ -446,6 +446,7 @@ function createSession(ctx: SandboxContext, params: Params): CheckoutSessionObje
       statement_descriptor_suffix: (pid['statement_descriptor_suffix'] as string | undefined) ?? null,
     },
     attemptIntentId: null,
+    lastRefusal: null,
   });
   return session;
 }

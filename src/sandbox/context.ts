@@ -26,6 +26,20 @@ export interface SessionExtras {
   };
   /** The PaymentIntent of an earlier, declined attempt; reused for the next one. */
   attemptIntentId: string | null;
+  /**
+   * The hosted page's latest refused Pay (a declined card, an invalid email), shown by the GET its POST redirects
+   * to (`?attempt=<number>`); `number` counts the refusals of the session.
+   */
+  lastRefusal: PageRefusal | null;
+}
+
+/** A Pay the hosted page refused, as the page shows it again. */
+export interface PageRefusal {
+  number: number;
+  status: number;
+  error: string;
+  email?: string;
+  selected?: string;
 }
 
 /**

@@ -530,11 +530,13 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
     requestId: string,
     method: string,
     pathname: string,
+    query: string,
     body: Body,
   ): void {
     const segments = splitPath(pathname);
     const id = segments?.length === 2 ? (segments[1] ?? '') : '';
-    if (method === 'GET' || method === 'HEAD') return sendPage(res, requestId, checkoutPageGet(ctx, id));
+    if (method === 'GET' || method === 'HEAD')
+      return sendPage(res, requestId, checkoutPageGet(ctx, id, query));
     if (method === 'POST') {
       if (postedFromElsewhere(req.headers)) return sendPage(res, requestId, postedFromElsewherePage(id));
       return sendPage(res, requestId, checkoutPagePost(ctx, id, body.tooLarge ? '\u0000' : body.text));
@@ -575,7 +577,8 @@ export function createRequestListener(deps: ServerDeps): (req: IncomingMessage, 
       }
       return handleControl(res, requestId, method, pathname, body);
     }
-    if (pathname.startsWith('/checkout/')) return handleCheckout(req, res, requestId, method, pathname, body);
+    if (pathname.startsWith('/checkout/'))
+      return handleCheckout(req, res, requestId, method, pathname, query, body);
     return handleApi(req, res, requestId, method, pathname, query, body);
   }
 

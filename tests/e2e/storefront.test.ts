@@ -199,6 +199,34 @@ describe.skipIf(!haveChromium)('demo storefront in Chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
+  it('Back from the success page after a declined card and then a payment reaches the paid checkout page', async () => {
+    // The decline was the answer to a POST: Back to it was Chromium's "Confirm Form Resubmission" (ERR_CACHE_MISS).
+    const sessionId = await checkout(
+      'pm_card_chargeDeclined',
+      'declined-then-paid@example.com',
+      'checkoutDeclined',
+    );
+    await page.getByRole('alert').waitFor();
+    expect(new URL(page.url()).pathname).toBe(`/checkout/${sessionId}`);
+    await page.getByLabel('Test card').selectOption('pm_card_visa');
+    await page.locator('#pay').click();
+    await page.waitForURL((u) => u.pathname === '/demo/success.html');
+    await page.locator('#payment-status[data-status="paid"]').waitFor();
+
+    await page.goBack();
+    expect(new URL(page.url()).pathname).toBe(`/checkout/${sessionId}`);
+    expect(visible(await page.locator('#status').textContent())).toMatch(/payment has already been made/);
+    expect(await page.locator('#error').count()).toBe(0);
+    await page.getByRole('link', { name: 'Return to the shop' }).click();
+    await page.waitForURL((u) => u.pathname === '/demo/success.html');
+    await page.locator('#payment-status[data-status="paid"]').waitFor();
+    const charges = await svc.deps.stripe.charges.list({
+      payment_intent: (await page.locator('#payment-intent').textContent())!,
+    });
+    expect(charges.data.map((c) => c.status)).toEqual(['succeeded', 'failed']);
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
   it('follows a refund that succeeded and then failed (pm_card_refundFail) to its failure', async () => {
     await checkout('pm_card_refundFail', 'refund-fails@example.com', 'checkoutVisa');
     await page.waitForURL((u) => u.pathname === '/demo/success.html');

@@ -10,6 +10,19 @@ async function pay(url: string, fields: Record<string, string>): Promise<Respons
   return fetch(url, { method: 'POST', body: new URLSearchParams(fields), redirect: 'manual' });
 }
 
+/**
+ * A Pay the page refuses: 303 to the page itself (Post/Redirect/Get), whose GET shows why. Answers that GET, its
+ * `url` the page's address with the attempt's number.
+ */
+async function payRefused(url: string, fields: Record<string, string>): Promise<Response> {
+  const res = await pay(url, fields);
+  expect(res.status).toBe(303);
+  const location = new URL(res.headers.get('location') ?? '', url);
+  expect(`${location.origin}${location.pathname}`).toBe(url);
+  expect(location.search).toMatch(/^\?attempt=\d+$/);
+  return fetch(location, { redirect: 'manual' });
+}
+
 describe('Checkout Sessions and the hosted page', () => {
   let sandbox: Sandbox;
   let stripe: Stripe;
@@ -210,7 +223,7 @@ describe('Checkout Sessions and the hosted page', () => {
 
   it('re-renders the page with the decline message and keeps the session open', async () => {
     const session = await stripe.checkout.sessions.create(sessionParams());
-    const res = await pay(session.url as string, {
+    const res = await payRefused(session.url as string, {
       email: 'cat@example.com',
       payment_method: 'pm_card_chargeDeclinedInsufficientFunds',
     });
@@ -229,7 +242,10 @@ describe('Checkout Sessions and the hosted page', () => {
     const byIntent = await stripe.checkout.sessions.list({ payment_intent: attempt.id });
     expect(byIntent.data.map((s) => s.id)).toEqual([session.id]);
 
-    const badEmail = await pay(session.url as string, { email: 'nope', payment_method: 'pm_card_visa' });
+    const badEmail = await payRefused(session.url as string, {
+      email: 'nope',
+      payment_method: 'pm_card_visa',
+    });
     expect(badEmail.status).toBe(400);
     expect(alertText(await badEmail.text())).toBe('Enter a valid email address.');
 
@@ -239,11 +255,17 @@ describe('Checkout Sessions and the hosted page', () => {
     expect(paid.payment_intent).toBe(attempt.id);
     const charges = await stripe.charges.list({ payment_intent: paid.payment_intent as string });
     expect(charges.data.map((c) => c.status)).toEqual(['succeeded', 'failed']);
+    // Back (or a reload) to the page that showed the decline reads it again: the paid session's page, no second Pay.
+    const again = await fetch(res.url, { redirect: 'manual' });
+    expect(again.status).toBe(200);
+    const backHtml = await again.text();
+    expect(backHtml).toContain('the payment has already been made');
+    expect(alertText(backHtml)).toBeUndefined();
   });
 
   it('keeps naming the declined attempt on a session that expires, its intent canceled', async () => {
     const session = await stripe.checkout.sessions.create(sessionParams());
-    const declined = await pay(session.url as string, {
+    const declined = await payRefused(session.url as string, {
       email: 'ann@example.com',
       payment_method: 'pm_card_chargeDeclined',
     });
@@ -263,7 +285,7 @@ describe('Checkout Sessions and the hosted page', () => {
     // Stripe: "You cannot perform this action on PaymentIntents created by Checkout." Confirming the declined
     // attempt's intent, then paying on the page, charged one intent twice.
     const session = await stripe.checkout.sessions.create(sessionParams());
-    const declined = await pay(session.url as string, {
+    const declined = await payRefused(session.url as string, {
       email: 'eve@example.com',
       payment_method: 'pm_card_chargeDeclined',
     });
