@@ -373,18 +373,18 @@ export function dispatch(handlers: Handlers, opts: DispatchOptions): RequestHand
     } catch (err) {
       const rendered = renderAndLog(err, req);
       if (idemKey !== undefined) {
-        // A 5xx may be retried by the client, and so may an answer that says when to retry (another request is
-        // still running); nor is an answer kept that says nothing was done (see doneNothing); a definite answer
-        // (any other 4xx) is kept like a success.
-        const retryable =
-          rendered.status >= 500 || rendered.body.retry_after !== undefined || doneNothing(err, rendered);
-        await settleKey(
-          retryable
-            ? () => store!.abandon(idemScope, idemKey, claim!)
-            : () => store!.complete(idemScope, idemKey, rendered.status, rendered.body, claim!),
-          req,
-          claimedAt,
-        );
+        // An answer that says nothing was done is not kept, and the key is free for any body (see doneNothing). A
+        // 5xx may be retried by the client, and so may an answer that says when to retry (another request is still
+        // running): not kept either, but something may have been done under the key (a refund handed to the
+        // worker), so the key stays bound to this body, as Stripe keeps a key bound to its first parameters: the
+        // same body retried runs again, another gets 422 (freed, a retry that rebuilt its body with a new
+        // request_id made a second refund). A definite answer (any other 4xx) is kept like a success.
+        const write = doneNothing(err, rendered)
+          ? () => store!.abandon(idemScope, idemKey, claim!)
+          : rendered.status >= 500 || rendered.body.retry_after !== undefined
+            ? () => store!.release(idemScope, idemKey, claim!)
+            : () => store!.complete(idemScope, idemKey, rendered.status, rendered.body, claim!);
+        await settleKey(write, req, claimedAt);
       }
       if (!res.headersSent) sendProblem(res, rendered);
       return;

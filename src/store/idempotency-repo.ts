@@ -59,8 +59,15 @@ export interface IdempotencyRepo {
     body: unknown,
     claim?: TimeInput | IdempotencyClaim,
   ): Promise<boolean>;
-  /** Forgets an in-progress key (e.g. after a 5xx) so the client may retry it; `claim` as for complete(). */
+  /** Forgets an in-progress key (nothing was done under it) so that any request may use it; `claim` as for complete(). */
   abandon(owner: string, key: string, claim?: TimeInput | IdempotencyClaim): Promise<boolean>;
+  /**
+   * Frees an in-progress key for a retry of the same request (e.g. after a 5xx, when something may have been done
+   * under it), while the key stays bound to that request until it expires: the next begin() with its body takes it
+   * over at once, and one with another body gets 'mismatch'. The claim is left as a stale one (RELEASED_AT);
+   * `claim` as for complete().
+   */
+  release(owner: string, key: string, claim: TimeInput | IdempotencyClaim): Promise<boolean>;
   /** Deletes expired keys; returns how many. In statements of about `batch` rows, as OutboxRepo.purgeSent. */
   purgeExpired(now?: TimeInput, batch?: number): Promise<number>;
 }
@@ -72,6 +79,12 @@ export interface IdempotencyRepo {
  * the one derived from the key) and a create call reuses the Stripe idempotency key derived from it.
  */
 export const IN_PROGRESS_STALE_MS = 10 * 60_000;
+
+/**
+ * The `created_at` of a released claim (IdempotencyRepo.release): older than any claim, so begin() (this version's
+ * and earlier ones') takes it over as stale at once, after checking the request's hash.
+ */
+export const RELEASED_AT = '1970-01-01T00:00:00.000Z';
 
 /** A concurrent abandon/purge can delete the row between our insert and read; go round again. */
 const MAX_BEGIN_ROUNDS = 5;
@@ -224,6 +237,20 @@ export function createIdempotencyRepo(ctx: RepoContext): IdempotencyRepo {
       if (claim?.token !== undefined) query = query.where('claim_token', '=', claim.token);
       const result = await query.executeTakeFirst();
       return result.numDeletedRows > 0n;
+    },
+
+    async release(owner, key, claimed) {
+      const claim = claimOf(claimed);
+      let query = db
+        .updateTable('idempotency_keys')
+        .set({ created_at: RELEASED_AT })
+        .where('owner', '=', owner)
+        .where('key', '=', key)
+        .where('state', '=', 'in_progress')
+        .where('created_at', '=', claim.at);
+      if (claim.token !== undefined) query = query.where('claim_token', '=', claim.token);
+      const result = await query.executeTakeFirst();
+      return result.numUpdatedRows > 0n;
     },
 
     async purgeExpired(now = new Date(), batch) {
