@@ -304,27 +304,33 @@ describe.skipIf(!haveChromium)('demo storefront in Chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
-  /** Answers the next `count` status reads of the page with the rate limiter's 429, as the service would. */
-  async function rateLimitStatusReads(count: number): Promise<string[]> {
-    const limited: string[] = [];
-    await page.route('**/refund-status/**', async (route) => {
-      if (limited.length >= count) return route.fallback();
-      limited.push(route.request().url());
+  /** Answers the next `count` requests of the page to `pattern` with `problem` (Retry-After: 1), as the service would. */
+  async function answerWithProblem(
+    pattern: string,
+    count: number,
+    problem: { status: number; title: string; detail: string; code: string },
+  ): Promise<string[]> {
+    const answered: string[] = [];
+    await page.route(pattern, async (route) => {
+      if (answered.length >= count) return route.fallback();
+      answered.push(route.request().url());
       await route.fulfill({
-        status: 429,
+        status: problem.status,
         headers: { 'content-type': 'application/problem+json', 'retry-after': '1' },
-        body: JSON.stringify({
-          type: 'about:blank',
-          title: 'Too Many Requests',
-          status: 429,
-          detail: 'Rate limit reached; retry later.',
-          code: 'rate_limited',
-          retry_after: 1,
-        }),
+        body: JSON.stringify({ type: 'about:blank', ...problem, retry_after: 1 }),
       });
     });
-    return limited;
+    return answered;
   }
+
+  /** Answers the next `count` status reads of the page with the rate limiter's 429. */
+  const rateLimitStatusReads = (count: number) =>
+    answerWithProblem('**/refund-status/**', count, {
+      status: 429,
+      title: 'Too Many Requests',
+      detail: 'Rate limit reached; retry later.',
+      code: 'rate_limited',
+    });
 
   it('follows a refund through a 429 on a status read instead of stopping short of its outcome', async () => {
     await checkout('pm_card_visa', 'limited@example.com', 'checkoutVisa');
@@ -357,27 +363,16 @@ describe.skipIf(!haveChromium)('demo storefront in Chromium', () => {
 
   it('waits out a 503 on its read of the paid session instead of saying "Order not found"', async () => {
     // As the service answers when Stripe does not: the customer has just paid, and the page told them no such order.
-    let blips = 0;
-    await page.route('**/checkout-session?**', async (route) => {
-      if (blips >= 1) return route.fallback();
-      blips++;
-      await route.fulfill({
-        status: 503,
-        headers: { 'content-type': 'application/problem+json', 'retry-after': '1' },
-        body: JSON.stringify({
-          type: 'about:blank',
-          title: 'Service Unavailable',
-          status: 503,
-          detail: 'Stripe did not answer; retry later.',
-          code: 'upstream_unavailable',
-          retry_after: 1,
-        }),
-      });
+    const blips = await answerWithProblem('**/checkout-session?**', 1, {
+      status: 503,
+      title: 'Service Unavailable',
+      detail: 'Stripe did not answer; retry later.',
+      code: 'upstream_unavailable',
     });
     await checkout('pm_card_visa', 'blip@example.com', 'checkoutVisa');
     await page.waitForURL((u) => u.pathname === '/demo/success.html');
     await page.locator('#payment-status[data-status="paid"]').waitFor({ timeout: 10_000 });
-    expect(blips).toBe(1);
+    expect(blips).toHaveLength(1);
     expect(await page.locator('h1').textContent()).toBe('Thank you for your order');
     await page.locator('#refund:enabled').waitFor();
     expect(await page.locator('#error').isHidden()).toBe(true);
