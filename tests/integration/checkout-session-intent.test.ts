@@ -46,7 +46,10 @@ async function declinedSession(order: string): Promise<{ id: string; url: string
   const made = await postJson(`${svc.url}/create-checkout-session`, checkout(order), auth);
   expect(made.status).toBe(200);
   const { id, url } = made.json as { id: string; url: string };
-  expect((await payOnHostedPage(url, 'pm_card_chargeDeclined')).status).toBe(402);
+  // Refused, the page answers 303 to itself (Post/Redirect/Get), which shows the decline with its 402.
+  const declined = await payOnHostedPage(url, 'pm_card_chargeDeclined');
+  expect(declined.status).toBe(303);
+  expect((await fetch(new URL(declined.headers.get('location')!, url))).status).toBe(402);
   const session = await getJson(`${svc.url}/checkout-session?session_id=${id}`, auth);
   expect(session.status).toBe(200);
   expect(session.json).toMatchObject({ status: 'open', payment_status: 'unpaid' });
