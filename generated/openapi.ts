@@ -1174,7 +1174,10 @@ export interface components {
          *     kept; after that the same key runs the request again. An answer that leaves the request to be
          *     made again is not stored, so that a retry under the key runs again: a 5xx, one with
          *     `Retry-After`, the service's own 400 (its checks of the body, before anything is done: the
-         *     corrected body may use the same key) and 422 `idempotency_key_reused`. A
+         *     corrected body may use the same key) and 422 `idempotency_key_reused`. After a 5xx or an answer
+         *     with `Retry-After` the key stays bound to its body until it expires: the same body runs again, a
+         *     different one gets 422 (a refund rebuilt with a new `request_id`, or none, would be a second
+         *     refund); only after a 400 or 422 that says nothing was done may the key carry another body. A
          *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
          *     try gets the object the payment provider made for it, if it made one; a retry later than that
          *     makes a new one (and charges again). A refund request with a key but no
@@ -1339,7 +1342,10 @@ export interface operations {
                  *     kept; after that the same key runs the request again. An answer that leaves the request to be
                  *     made again is not stored, so that a retry under the key runs again: a 5xx, one with
                  *     `Retry-After`, the service's own 400 (its checks of the body, before anything is done: the
-                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. A
+                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. After a 5xx or an answer
+                 *     with `Retry-After` the key stays bound to its body until it expires: the same body runs again, a
+                 *     different one gets 422 (a refund rebuilt with a new `request_id`, or none, would be a second
+                 *     refund); only after a 400 or 422 that says nothing was done may the key carry another body. A
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
@@ -1441,7 +1447,10 @@ export interface operations {
                  *     kept; after that the same key runs the request again. An answer that leaves the request to be
                  *     made again is not stored, so that a retry under the key runs again: a 5xx, one with
                  *     `Retry-After`, the service's own 400 (its checks of the body, before anything is done: the
-                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. A
+                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. After a 5xx or an answer
+                 *     with `Retry-After` the key stays bound to its body until it expires: the same body runs again, a
+                 *     different one gets 422 (a refund rebuilt with a new `request_id`, or none, would be a second
+                 *     refund); only after a 400 or 422 that says nothing was done may the key carry another body. A
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
@@ -1543,7 +1552,10 @@ export interface operations {
                  *     kept; after that the same key runs the request again. An answer that leaves the request to be
                  *     made again is not stored, so that a retry under the key runs again: a 5xx, one with
                  *     `Retry-After`, the service's own 400 (its checks of the body, before anything is done: the
-                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. A
+                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. After a 5xx or an answer
+                 *     with `Retry-After` the key stays bound to its body until it expires: the same body runs again, a
+                 *     different one gets 422 (a refund rebuilt with a new `request_id`, or none, would be a second
+                 *     refund); only after a 400 or 422 that says nothing was done may the key carry another body. A
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
@@ -1608,7 +1620,10 @@ export interface operations {
                  *     kept; after that the same key runs the request again. An answer that leaves the request to be
                  *     made again is not stored, so that a retry under the key runs again: a 5xx, one with
                  *     `Retry-After`, the service's own 400 (its checks of the body, before anything is done: the
-                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. A
+                 *     corrected body may use the same key) and 422 `idempotency_key_reused`. After a 5xx or an answer
+                 *     with `Retry-After` the key stays bound to its body until it expires: the same body runs again, a
+                 *     different one gets 422 (a refund rebuilt with a new `request_id`, or none, would be a second
+                 *     refund); only after a 400 or 422 that says nothing was done may the key carry another body. A
                  *     `POST /payment-intent` or `POST /create-checkout-session` retried within 24 hours of its first
                  *     try gets the object the payment provider made for it, if it made one; a retry later than that
                  *     makes a new one (and charges again). A refund request with a key but no
