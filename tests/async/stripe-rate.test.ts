@@ -27,13 +27,17 @@ interface Hop {
   url: string;
   /** Arrival times (ms) of POST /v1/refunds. */
   refundPosts: number[];
+  /** Arrival times (ms) of every /v1 request (refund lists included). */
+  apiCalls: number[];
   close(): Promise<void>;
 }
 
 async function passThrough(target: string): Promise<Hop> {
   const to = new URL(target);
   const refundPosts: number[] = [];
+  const apiCalls: number[] = [];
   const server: Server = createServer((req, res) => {
+    if (req.url?.startsWith('/v1/')) apiCalls.push(performance.now());
     if (req.method === 'POST' && req.url?.startsWith('/v1/refunds')) refundPosts.push(performance.now());
     const upstream = request(
       { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers },
@@ -50,6 +54,7 @@ async function passThrough(target: string): Promise<Hop> {
   return {
     url: `http://127.0.0.1:${port}`,
     refundPosts,
+    apiCalls,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -72,6 +77,8 @@ describe.skipIf(!ready)('STRIPE_MAX_RPS', () => {
   let hop: Hop;
   const rig = useCluster('rate', {}, { stripeVia: async (stripe) => (hop = await passThrough(stripe.url)) });
   const { tag, topology } = rig;
+  /** Request keys of the refunds made so far in this describe (one sandbox for all of them). */
+  const made: string[] = [];
 
   it(`keeps POST /v1/refunds at or under ${MAX_RPS} per second however many are queued`, async () => {
     const intents = await paidIntents(rig.svc.url, 10, 10_000);
@@ -93,6 +100,7 @@ describe.skipIf(!ready)('STRIPE_MAX_RPS', () => {
     expect(counts.succeeded).toBe(orders.length);
     expect((await worker.kill('SIGTERM')).code).toBe(0);
     await expectExactlyOnce(rig.stripe, keys, 1_000);
+    made.push(...keys);
 
     const times = hop.refundPosts;
     expect(times).toHaveLength(orders.length);
@@ -109,4 +117,52 @@ describe.skipIf(!ready)('STRIPE_MAX_RPS', () => {
     expect(busiest).toBeLessThanOrEqual(MAX_RPS + 2);
     expect(average).toBeLessThanOrEqual(MAX_RPS * 1.05);
   }, 60_000);
+
+  it(`counts a retry's look at Stripe's refunds too: every call to Stripe stays at or under ${MAX_RPS} per second`, async () => {
+    const intents = await paidIntents(rig.svc.url, 10, 10_000);
+    const orders = refundOrders(`${tag}-retry`, intents, 4, 1_000);
+    const keys = orders.map((o) => o.request_id);
+    await pool(orders, 25, (o) => postRefundAsync(rig.svc.url, o));
+    await waitFor(
+      () => rig.peek.depth(topology.requests),
+      (n) => n === orders.length,
+      10_000,
+    );
+    // Every first attempt is refused (403, which the worker retries): each refund then goes again, and a
+    // retry first lists the payment's refunds at Stripe (a GET) before it sends its POST.
+    await rig.stripe.faults({
+      permission_error_rate: 1,
+      match: { method: 'POST', path_prefix: '/v1/refunds' },
+    });
+    const worker = await spawnWorker('worker-rate-retry', {
+      ...rig.env,
+      STRIPE_MAX_RPS: String(MAX_RPS),
+      WORKER_RETRY_DELAYS_MS: '2000',
+    });
+    const firstTries = hop.refundPosts.length;
+    await waitFor(
+      () => Promise.resolve(hop.refundPosts.length - firstTries),
+      (n) => n >= orders.length,
+      30_000,
+    );
+    await rig.stripe.faults({});
+    const from = hop.apiCalls.length;
+    const counts = await waitFor(
+      () => countsOf(rig.svc, keys),
+      (c) => c.succeeded === orders.length,
+      45_000,
+    );
+    expect(counts.succeeded).toBe(orders.length);
+    expect((await worker.kill('SIGTERM')).code).toBe(0);
+    await expectExactlyOnce(rig.stripe, [...made, ...keys], 1_000);
+
+    const retries = hop.apiCalls.slice(from);
+    // At least a list and a POST for each refund's second attempt.
+    expect(retries.length).toBeGreaterThanOrEqual(2 * orders.length);
+    const busiest = busiestSecond(retries);
+    console.info(
+      `[async] STRIPE_MAX_RPS=${MAX_RPS}, retries: ${retries.length} calls, busiest second ${busiest}`,
+    );
+    expect(busiest).toBeLessThanOrEqual(MAX_RPS + 2);
+  }, 120_000);
 });
