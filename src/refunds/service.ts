@@ -138,7 +138,8 @@ export type ProcessResult =
 
 export interface ProcessOptions {
   /**
-   * Awaited right before the Stripe call (the worker's rate limiter). When it rejects (the worker stopping while
+   * Awaited right before each Stripe call an attempt makes (the worker's rate limiter): on a retry, before its look at
+   * Stripe's refunds and again before the refund itself. When it rejects (the worker stopping while
    * it waits), nothing was sent: the attempt just begun is taken back and the rejection passes on, so the message
    * can be given back to the queue as it came.
    */
@@ -1368,20 +1369,29 @@ export function createRefundService(deps: RefundServiceDeps) {
         return known ? { kind: 'done', refund: known } : { kind: 'failed', reason: 'unknown refund request' };
       }
       let refund = begun;
-      try {
-        // Waited for here rather than before the ledger reads, so the ceiling holds at Stripe's end and
-        // redeliveries of finished refunds do not spend it.
-        await opts.beforeStripeCall?.();
-      } catch (err) {
-        const taken = await store.refunds.takeBackAttempt(key, refund.attempts).catch((e: unknown) => {
-          log.warn({ err: e, ...idsOf(refund, reqId) }, 'could not take back an attempt that sent nothing');
-          return false;
-        });
-        if (taken) log.debug(idsOf(refund, reqId), 'attempt taken back; nothing was sent to Stripe');
-        throw err;
-      }
+      // Set when a wait for the ceiling was given up (the worker stopping): its rejection passes on as it came.
+      let stoppedWaiting = false;
+      // Waited for before each of the attempt's calls (on a retry: the look at Stripe's refunds, then the refund),
+      // rather than before the ledger reads, so the ceiling holds at Stripe's end and redeliveries of finished
+      // refunds do not spend it. Given up before any refund was sent, the attempt is taken back.
+      const nextTurn = async () => {
+        try {
+          await opts.beforeStripeCall?.();
+        } catch (err) {
+          stoppedWaiting = true;
+          const taken = await store.refunds.takeBackAttempt(key, refund.attempts).catch((e: unknown) => {
+            log.warn({ err: e, ...idsOf(refund, reqId) }, 'could not take back an attempt that sent nothing');
+            return false;
+          });
+          if (taken) log.debug(idsOf(refund, reqId), 'attempt taken back; no refund was sent to Stripe');
+          throw err;
+        }
+      };
+      await nextTurn();
       // Whether this attempt lowered the refund to what is left at Stripe (lowerToWhatIsLeft): once at most.
       let lowered = false;
+      // Whether this attempt has sent Stripe the refund itself (a POST) yet.
+      let sent = false;
       for (;;) {
         try {
           // An earlier call (a previous attempt, or the synchronous path's) may have reached Stripe with its
@@ -1397,7 +1407,10 @@ export function createRefundService(deps: RefundServiceDeps) {
               );
               return { kind: 'done', refund: saved };
             }
+            // The look took the turn; the refund waits for the next one.
+            if (!sent) await nextTurn();
           }
+          sent = true;
           const stripeRefund = await callStripe(refund, reqId);
           const saved = await recordAttempt(refund, stripeRefund, reqId);
           log.info(
@@ -1406,6 +1419,8 @@ export function createRefundService(deps: RefundServiceDeps) {
           );
           return { kind: 'done', refund: saved };
         } catch (err) {
+          // Stopped while waiting for the ceiling's next turn: nothing but a look was sent, and the attempt is back.
+          if (stoppedWaiting) throw err;
           // The store, not Stripe, failed (maybe after Stripe made the refund): no attempt is spent on it and no
           // failure is recorded; the worker runs the step again once the store answers.
           if (err instanceof StoreUnavailableError) throw err;
