@@ -6,15 +6,16 @@
  * The key is printed once on creation; only its hash is stored.
  */
 import { parseArgs } from 'node:util';
-import { config as loadDotenv } from 'dotenv';
 import { pino } from 'pino';
 import { createKey, revokeKey, SCOPES } from '../src/auth/api-keys.js';
+import { loadDotenvOrExit, skippedStatementsWarning } from '../src/config/dotenv.js';
 import { loadConfigOrExit } from '../src/config/index.js';
 import { explainStartFailure } from '../src/config/start-failure.js';
 import { scrubSecrets } from '../src/logger.js';
 import { createStore } from '../src/store/index.js';
 
-loadDotenv({ quiet: true });
+const skippedInDotenv = skippedStatementsWarning(loadDotenvOrExit());
+if (skippedInDotenv) console.error(`warning: ${skippedInDotenv}`);
 
 /**
  * What the command prints on stderr, through the logger's filter: these lines bypass the logger, and a database's

@@ -9,8 +9,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
-import { config as loadDotenv } from 'dotenv';
 import { pino } from 'pino';
+import { loadDotenvOrExit, skippedStatementsWarning } from '../src/config/dotenv.js';
 import { ConfigError, loadConfig } from '../src/config/index.js';
 import { explainStartFailure } from '../src/config/start-failure.js';
 import { driftLine, parseDuration, reconcile } from '../src/reconcile/index.js';
@@ -24,7 +24,8 @@ import {
 import { scrubSecrets } from '../src/logger.js';
 import { createStripeClient } from '../src/stripe/client.js';
 
-loadDotenv({ quiet: true });
+const skippedInDotenv = skippedStatementsWarning(loadDotenvOrExit(2));
+if (skippedInDotenv) console.error(`warning: ${skippedInDotenv}`);
 
 /**
  * What the command prints on stderr, through the logger's filter: these lines bypass the logger, and Stripe's

@@ -7,7 +7,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { config as loadDotenv } from 'dotenv';
+import { loadDotenvOrExit, skippedStatementsWarning } from './config/dotenv.js';
 import { loadConfigOrExit } from './config/index.js';
 import { describeError, explainStartFailure } from './config/start-failure.js';
 import { pino } from 'pino';
@@ -33,7 +33,8 @@ export interface MainOptions {
 
 /** Starts the service from the environment (and .env) and stops it cleanly on SIGTERM/SIGINT. */
 export async function main(opts: MainOptions = {}): Promise<void> {
-  loadDotenv({ quiet: true });
+  // .env as python-dotenv read it for the Python service; the environment wins over it (src/config/dotenv.ts).
+  const dotenv = loadDotenvOrExit();
   const config = loadConfigOrExit(process.env);
   // Pino's default stdout stream, held here so that an exit can wait for its last line (exitAfterLogs).
   const stdout = pino.destination({ dest: 1, sync: false });
@@ -41,6 +42,8 @@ export async function main(opts: MainOptions = {}): Promise<void> {
   // still in flight it writes the fatal line first, so the line saying why the process stopped was not the last.
   // exitAfterLogs is what waits for the lines to be out.
   const logger = createLogger({ level: config.logLevel }, { write: (line: string) => stdout.write(line) });
+  const skipped = skippedStatementsWarning(dotenv);
+  if (skipped) logger.warn({ dotenv: dotenv.path, lines: dotenv.invalidLines }, skipped);
   if (opts.codeCache === 'none' || opts.codeCache === 'rejected') {
     logger.info(
       { codeCache: opts.codeCache },
