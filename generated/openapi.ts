@@ -399,7 +399,9 @@ export interface components {
          * RequestId
          * @description Client-chosen id that makes a refund request idempotent (letters, digits, `-`, `_`, `.`, `:`). Ids starting
          *     with `stripe:` name refunds made in the Stripe dashboard: a refund request that sends one is
-         *     `400 request_id_reserved`.
+         *     `400 request_id_reserved`. `.` and `..` alone are refused (400): as a URL path segment they are
+         *     dot-segments, which clients, proxies and servers remove, so `GET /refund-status/{request_id}` could never
+         *     reach such a refund (ids that only hold dots, such as `...` or `.a`, are taken).
          * @example unique-id-123
          */
         RequestId: string;
@@ -1210,8 +1212,8 @@ export interface components {
         RetryAfter: number;
         /**
          * @description This answer's request id, also in a problem's `request_id` and on the service's log lines: quote it to
-         *     support. A request that sends an `X-Request-Id` of 1 to 128 characters from `A-Z a-z 0-9 . _ : -` gets
-         *     that one back; any other is replaced by a new UUID.
+         *     support. A request that sends an `X-Request-Id` of 1 to 128 characters from `A-Z a-z 0-9 . _ : -`, other
+         *     than `.` and `..`, gets that one back; any other is replaced by a new UUID.
          * @example 7f3c2a10-5b8e-4f21-9d3a-0c6e2b1f4a77
          */
         RequestId: string;
