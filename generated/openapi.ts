@@ -326,6 +326,7 @@ export interface components {
         };
         /**
          * Amount
+         * Format: int64
          * @description An amount in the currency's smallest unit (for example 1000 = 10.00 SGD, 1000 JPY, or 1000 = 1.000 KWD).
          *     In the three-decimal currencies (`bhd`, `jod`, `kwd`, `omr`, `tnd`) Stripe requires the last digit to be 0
          *     (docs.stripe.com/currencies#three-decimal), and in `isk` and `ugx`, whole units written with two decimals
@@ -337,6 +338,7 @@ export interface components {
         Amount: number;
         /**
          * UnitAmount
+         * Format: int64
          * @description The price of one unit of a checkout line item, as an `Amount` but 0 allowed, as Stripe allows it: a free item
          *     beside paid ones. The session's total must still reach Stripe's minimum (a session of free items only is
          *     refused with 400 from Stripe, `param: line_items`).
@@ -494,11 +496,17 @@ export interface components {
              * @example unpaid
              */
             payment_status?: string;
-            /** @description Total in the currency's smallest unit. */
+            /**
+             * Format: int64
+             * @description Total in the currency's smallest unit.
+             */
             amount_total?: number;
             /** @description Currency of the session. */
             currency?: string;
-            /** @description Unix time at which the session expires. */
+            /**
+             * Format: int64
+             * @description Unix time at which the session expires.
+             */
             expires_at?: number;
         };
         /**
@@ -510,7 +518,10 @@ export interface components {
             id?: string;
             /** @description The payment intent, made by the customer's first attempt to pay and named from then on: after a declined attempt too (the session still `open`, `unpaid`), and after the session expires (the intent canceled); null before any attempt. The payment is made only when `payment_status` is `paid`. */
             payment_intent: string | null;
-            /** @description Total in the currency's smallest unit. */
+            /**
+             * Format: int64
+             * @description Total in the currency's smallest unit.
+             */
             amount_total: number | null;
             /** @description Currency of the session. */
             currency: string | null;
@@ -583,7 +594,10 @@ export interface components {
         PaymentIntent: {
             /** @description The payment intent id. */
             id: string;
-            /** @description Amount in the currency's smallest unit. */
+            /**
+             * Format: int64
+             * @description Amount in the currency's smallest unit.
+             */
             amount: number;
             /** @description Currency. */
             currency: string;
@@ -597,11 +611,20 @@ export interface components {
             metadata: {
                 [key: string]: string;
             };
-            /** @description Amount collected. */
+            /**
+             * Format: int64
+             * @description Amount collected.
+             */
             amount_received?: number;
-            /** @description Amount refunded or being refunded, as known to this service. */
+            /**
+             * Format: int64
+             * @description Amount refunded or being refunded, as known to this service.
+             */
             amount_refunded?: number;
-            /** @description Unix time of creation. */
+            /**
+             * Format: int64
+             * @description Unix time of creation.
+             */
             created?: number;
         };
         /**
@@ -633,7 +656,10 @@ export interface components {
         Refund: {
             /** @description Stripe's refund id (`re_...`). */
             id: string;
-            /** @description Amount refunded in the currency's smallest unit. */
+            /**
+             * Format: int64
+             * @description Amount refunded in the currency's smallest unit.
+             */
             amount: number;
             status: components["schemas"]["RefundState"];
             /** @description Currency. */
@@ -692,6 +718,7 @@ export interface components {
             refund_id: string | null;
             status: components["schemas"]["RefundState"];
             /**
+             * Format: int64
              * @description Amount refunded or to be refunded, in the currency's smallest unit. Fixed when the request is
              *     accepted (for a refund of what is left: what was left then), and lowered only when Stripe had
              *     less left to refund than the ledger knew (a refund made elsewhere meanwhile).
@@ -736,7 +763,10 @@ export interface components {
             type: string;
             /** @description Stripe API version the event was rendered with. */
             api_version?: string | null;
-            /** @description Unix time of the event. */
+            /**
+             * Format: int64
+             * @description Unix time of the event.
+             */
             created?: number;
             /** @description Whether the event happened in live mode. */
             livemode?: boolean;
@@ -843,7 +873,10 @@ export interface components {
             /** @description Stripe's refund id, once known. */
             refund_id: string | null;
             status: components["schemas"]["RefundState"];
-            /** @description Amount in the currency's smallest unit. */
+            /**
+             * Format: int64
+             * @description Amount in the currency's smallest unit.
+             */
             amount: number;
             /** @description Currency of the refund. */
             currency?: string | null;
