@@ -1056,9 +1056,9 @@ export interface components {
             };
         };
         /**
-         * @description The request body is not `application/json` (no `code`), or its charset is not supported (no `code`), or
-         *     `content_encoding_unsupported`: its `Content-Encoding` is not one the service decodes, and `Accept-Encoding`
-         *     lists those it does.
+         * @description The request body is not `application/json` (no `code`), or its charset is not supported (no `code`; UTF-8
+         *     is, named `utf-8` or `utf8` in any letter case, or not named at all), or `content_encoding_unsupported`:
+         *     its `Content-Encoding` is not one the service decodes, and `Accept-Encoding` lists those it does.
          */
         UnsupportedMediaType: {
             headers: {

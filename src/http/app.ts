@@ -15,6 +15,7 @@ import type { Handlers } from './operations.js';
 import { requestLog } from './request-log.js';
 import { originForm, requireHost, routedPath } from './request-target.js';
 import { noteUnicodeEscapes, refuseLoneSurrogates } from './well-formed.js';
+import { spellUtf8Charset } from './charset.js';
 import './validator-tuning.js';
 import {
   apiKeySecurity,
@@ -327,8 +328,10 @@ export function buildApp(deps: AppDeps): Express {
   // answered 400, 413 or 415 instead of 405 (with Allow), and an unknown path instead of 404.
   const takesBody = postPaths(spec.document);
   app.use((req, res, next) => {
-    if (req.method === 'POST' && !withoutValidKey(req) && takesBody(req.path)) json(req, res, next);
-    else next();
+    if (req.method === 'POST' && !withoutValidKey(req) && takesBody(req.path)) {
+      spellUtf8Charset(req);
+      json(req, res, next);
+    } else next();
   });
   app.use(
     OpenApiValidator.middleware({
