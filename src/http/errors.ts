@@ -6,6 +6,7 @@ import zlib from 'node:zlib';
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import { StoreUnavailableError } from '../store/errors.js';
 import { API_HEADERS } from './api-headers.js';
+import { methodAsSent } from './head.js';
 import { ProblemError, PROBLEM_CONTENT_TYPE, problemBody, type FieldError } from './problem.js';
 
 interface ValidatorError extends Error {
@@ -173,9 +174,9 @@ export function renderError(err: unknown, req: Request): Rendered {
         ? (errors.map((e) => `${e.path.slice(1) || 'request'} ${e.message}`).join('; ') ||
             'The request is invalid.') + (unlisted > 0 ? `; and ${unlisted} more` : '')
         : err.status === 404
-          ? `No operation at ${req.method} ${req.path}.`
+          ? `No operation at ${methodAsSent(req)} ${req.path}.`
           : err.status === 405
-            ? `${req.method} is not allowed on ${req.path}.`
+            ? `${methodAsSent(req)} is not allowed on ${req.path}.`
             : err.status === 415
               ? 'Unsupported Content-Type; send application/json.'
               : err.message;
@@ -246,5 +247,5 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
 };
 
 export const notFound: RequestHandler = (req, _res, next) => {
-  next(new ProblemError(404, `No operation at ${req.method} ${req.path}.`));
+  next(new ProblemError(404, `No operation at ${methodAsSent(req)} ${req.path}.`));
 };
