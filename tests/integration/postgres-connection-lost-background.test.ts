@@ -324,12 +324,13 @@ describe.skipIf(!pgOk).each(brokers)(
       const pi = await paidIntent(svc.url, 5000);
       const requestId = `bg-sweep-${randomBytes(4).toString('hex')}`;
       // A refund whose message is gone (say, dead-lettered while the ledger could not be told): queued, untouched
-      // for an hour. Written directly, with no outbox row, so only the sweep can move it.
+      // for two minutes. Written directly, with no outbox row, so only the sweep can move it: the test's sweeps (one
+      // minute) see it stale, the service's own (every 6 s here, ten minutes) do not, and cannot take it first.
       await svc.sql(
         `INSERT INTO refunds (request_id, owner, payment_intent_id, amount, currency, reason, status, attempts, mode,
          request_hash, metadata, created_at, updated_at)
        VALUES ('${requestId}', '', '${pi}', 900, 'usd', NULL, 'queued', 0, 'async', 'x', '{}',
-         now() - interval '1 hour', now() - interval '1 hour')`,
+         now() - interval '2 minutes', now() - interval '2 minutes')`,
       );
       const holder = await lockHolder();
       let first: unknown;
