@@ -75,7 +75,16 @@ function busiestSecond(times: number[]): number {
 
 describe.skipIf(!ready)('STRIPE_MAX_RPS', () => {
   let hop: Hop;
-  const rig = useCluster('rate', {}, { stripeVia: async (stripe) => (hop = await passThrough(stripe.url)) });
+  // The retry case's worker waits this long before a retry: one level of its own, whose queue the rig deletes after.
+  const RETRY_DELAY_MS = 2000;
+  const rig = useCluster(
+    'rate',
+    {},
+    {
+      stripeVia: async (stripe) => (hop = await passThrough(stripe.url)),
+      extraRetryDelaysMs: [RETRY_DELAY_MS],
+    },
+  );
   const { tag, topology } = rig;
   /** Request keys of the refunds made so far in this describe (one sandbox for all of them). */
   const made: string[] = [];
@@ -137,7 +146,7 @@ describe.skipIf(!ready)('STRIPE_MAX_RPS', () => {
     const worker = await spawnWorker('worker-rate-retry', {
       ...rig.env,
       STRIPE_MAX_RPS: String(MAX_RPS),
-      WORKER_RETRY_DELAYS_MS: '2000',
+      WORKER_RETRY_DELAYS_MS: String(RETRY_DELAY_MS),
     });
     const firstTries = hop.refundPosts.length;
     await waitFor(

@@ -201,6 +201,8 @@ export interface ClusterOptions {
   sqlite?: boolean;
   /** Something the service reaches the sandbox through (a proxy of the test's), started after the sandbox. */
   stripeVia?: (stripe: StripeStandIn) => Promise<{ url: string; close(): Promise<void> }>;
+  /** Retry levels (ms) that workers of the test declare beyond TEST_RETRY_DELAYS_MS: their queues are deleted too. */
+  extraRetryDelaysMs?: number[];
 }
 
 /**
@@ -235,7 +237,7 @@ export function useCluster(
   afterAll(async () => {
     await killAllWorkers();
     await rig.svc?.close();
-    await rig.peek?.deleteAll(rig.topology);
+    await rig.peek?.deleteAll(rig.topology, [...TEST_RETRY_DELAYS_MS, ...(opts.extraRetryDelaysMs ?? [])]);
     await rig.peek?.close();
     if (!opts.sqlite) await rig.db?.drop();
     if (dir) rmSync(dir, { recursive: true, force: true });
